@@ -1,0 +1,237 @@
+"""Importing one file into the store: read, check, stage, reconcile, apply.
+
+1. The file is read in bounded batches (`_sources`), each converted and checked
+   row by row in Arrow (`_convert`); good rows stream into a staging table in the
+   store, problems stream into the rejects file.
+2. Checks that need the whole file or the store run there, as set operations:
+   the same key twice with different data, references to unknown customers,
+   orders or products.
+3. The surviving rows are compared with the store on the natural key: new rows
+   are added, changed rows replaced (an order now cancelled is updated, not
+   duplicated), identical rows left alone, so importing a file twice changes
+   nothing. Columns the file does not have keep their stored values.
+
+The target table changes in one step at the end; a failure before it leaves the
+store as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import ibis
+import pyarrow as pa
+
+from kizuna.importing._convert import REJECT_SCHEMA, convert_batch
+from kizuna.importing._mapping import ColumnMapping, resolve_headers
+from kizuna.importing._sources import ROW, open_source
+from kizuna.store import Store, TableSpec, table_for_kind
+
+__all__ = ["ImportSummary", "import_file"]
+
+STAGE = "_kizuna_stage"
+VALID = "_kizuna_valid"
+CHANGES = "_kizuna_changes"
+
+
+@dataclass
+class ImportSummary:
+    """What one import did. `accepted` rows are all stored (added, updated or unchanged)."""
+
+    kind: str
+    path: Path
+    format: str
+    encoding: str | None
+    rows_read: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0  # repeated rows identical to an earlier row of the same file
+    rejected: int = 0
+    rejects_path: Path | None = None
+    ignored_columns: list[str] = field(default_factory=list)
+    reasons: Counter = field(default_factory=Counter)
+
+    @property
+    def accepted(self) -> int:
+        return self.added + self.updated + self.unchanged
+
+
+class _RejectsWriter:
+    """Streams rejects to a CSV that Excel opens correctly (UTF-8 with BOM)."""
+
+    def __init__(self, path: Path, source: Path) -> None:
+        self.path = path
+        self.source = str(source)
+        self.rows: set[int] = set()
+        self.reasons: Counter = Counter()
+        self._handle = None
+
+    def write(self, rejects: pa.Table) -> None:
+        if rejects.num_rows == 0:
+            return
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("w", encoding="utf-8-sig", newline="")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(["file", "row", "column", "value", "reason"])
+        data = rejects.to_pydict()
+        for row, column, value, reason in zip(
+            data["row"], data["column"], data["value"], data["reason"], strict=True
+        ):
+            self._writer.writerow([self.source, row, column, value, reason])
+            self.rows.add(row)
+            self.reasons[_reason_family(reason)] += 1
+
+    def close(self) -> Path | None:
+        if self._handle is None:
+            return None
+        self._handle.close()
+        return self.path
+
+
+def _reason_family(reason: str) -> str:
+    # "not a date (write e.g. …)" and "… (row 12 kept)": the part before "(" names the problem
+    return reason.split(" (", 1)[0]
+
+
+def import_file(
+    store: Store,
+    kind: str,
+    path: Path | str,
+    *,
+    timezone: str = "Asia/Tokyo",
+    mapping: ColumnMapping | None = None,
+    rejects_dir: Path | str = "rejects",
+    encoding: str | None = None,
+    batch_rows: int = 200_000,
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> ImportSummary:
+    """Import `path` as `kind` (customers, orders, order-items, products, nps, support, events).
+
+    `on_progress(rows_done, rows_expected)` is called after every batch.
+    """
+    spec = table_for_kind(kind)
+    path = Path(path)
+    mapping = mapping or ColumnMapping()
+    mapping.check(spec, path)
+    source = open_source(path, batch_rows=batch_rows, encoding=encoding)
+    headers, ignored = resolve_headers(source.headers, spec, mapping, path)
+    present = list(dict.fromkeys(headers.values()))
+    summary = ImportSummary(kind, path, source.format, source.encoding, ignored_columns=ignored)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    rejects = _RejectsWriter(Path(rejects_dir) / f"{spec.kind}-{stamp}.csv", path)
+    expected = source.estimated_rows()
+
+    stage_schema = ibis.schema({**dict(spec.schema.items()), ROW: "int64"})
+    store.create(STAGE, schema=stage_schema)
+    try:
+        for batch in source.batches():
+            result = convert_batch(batch, spec, headers, mapping, timezone)
+            summary.rows_read += batch.num_rows
+            if result.accepted.num_rows:
+                store.append(STAGE, result.accepted)
+            rejects.write(result.rejects)
+            if on_progress:
+                on_progress(summary.rows_read, expected)
+        if source.malformed:
+            summary.rows_read += len(source.malformed)
+            rejects.write(pa.table(
+                {"row": [r for r, _ in source.malformed],
+                 "column": [None] * len(source.malformed),
+                 "value": [None] * len(source.malformed),
+                 "reason": [f"cannot split the row into columns: {t}" for _, t in source.malformed]},
+                schema=REJECT_SCHEMA,
+            ))
+        _reconcile(store, spec, present, rejects, summary)
+    finally:
+        for name in (STAGE, VALID, CHANGES):
+            store.drop(name)
+        summary.rejects_path = rejects.close()
+    summary.rejected = len(rejects.rows)
+    summary.reasons = rejects.reasons
+    return summary
+
+
+def _reconcile(
+    store: Store, spec: TableSpec, present: list[str], rejects: _RejectsWriter,
+    summary: ImportSummary,
+) -> None:
+    key = list(spec.key)
+    data_cols = [c for c in present if c not in key]
+    stage = store.table(STAGE)
+
+    kept = _drop_duplicates(store, stage, key, data_cols, rejects, summary)
+    for column, table in spec.references:
+        known = store.table(table).select(column).distinct()
+        unknown = kept.anti_join(known, column)
+        _reject(rejects, unknown, column, f"unknown {column}: not in {table}; import {table} first")
+        kept = kept.semi_join(known, column)
+    valid = store.create(VALID, kept)
+
+    target = store.table(spec.name)
+    stored = target.mutate(_stored=ibis.literal(True))
+    joined = valid.left_join(stored, key, rname="{name}__stored")
+    is_new = joined["_stored"].isnull()
+    same = ibis.literal(True)
+    for column in data_cols:
+        same = same & joined[column].identical_to(joined[f"{column}__stored"])
+    counts = joined.aggregate(
+        added=is_new.sum(), unchanged=(~is_new & same).sum(), total=joined.count()
+    ).to_pyarrow().to_pylist()[0]
+    summary.added = int(counts["added"] or 0)
+    summary.unchanged = int(counts["unchanged"] or 0)
+    summary.updated = int(counts["total"]) - summary.added - summary.unchanged
+    if summary.added + summary.updated == 0:
+        return
+    # Columns the file lacks keep what the store has; the file's columns win.
+    changed = joined.filter(is_new | ~same).select(
+        *[joined[c] if c in present else joined[f"{c}__stored"].name(c)
+          for c in spec.column_names]
+    )
+    if summary.updated == 0:
+        store.append(spec.name, changed)
+    else:
+        store.replace_rows(spec.name, store.create(CHANGES, changed), key)
+
+
+def _drop_duplicates(
+    store: Store, stage: ibis.Table, key: list[str], data_cols: list[str],
+    rejects: _RejectsWriter, summary: ImportSummary,
+) -> ibis.Table:
+    firsts = stage.group_by(key).aggregate(_first=stage[ROW].min())
+    if int(firsts.count().to_pyarrow().as_py()) == int(stage.count().to_pyarrow().as_py()):
+        return stage
+    first_data = stage.select(
+        _first_row=stage[ROW], **{f"{c}__first": stage[c] for c in key + data_cols}
+    )
+    with_first = stage.inner_join(firsts, key)
+    paired = with_first.inner_join(first_data, with_first["_first"] == first_data["_first_row"])
+    same = ibis.literal(True)
+    for column in data_cols:
+        same = same & paired[column].identical_to(paired[f"{column}__first"])
+    repeats = paired.filter(paired[ROW] != paired["_first"])
+    conflicts = repeats.filter(~same)
+    key_text = ibis.literal("duplicate ") + ibis.literal(", ".join(key))
+    _reject(
+        rejects,
+        conflicts.mutate(_why=key_text + " with different data (row "
+                         + conflicts["_first"].cast("string") + " kept)"),
+        key[0], None,
+    )
+    summary.duplicates = int(repeats.filter(same).count().to_pyarrow().as_py())
+    return stage.semi_join(firsts.rename(**{ROW: "_first"}), [*key, ROW])
+
+
+def _reject(rejects: _RejectsWriter, rows: ibis.Table, column: str, reason: str | None) -> None:
+    why = rows["_why"] if reason is None else ibis.literal(reason)
+    problems = rows.select(
+        row=rows[ROW], column=ibis.literal(column), value=rows[column].cast("string"), reason=why
+    ).order_by("row")
+    for batch in problems.to_pyarrow_batches(chunk_size=100_000):
+        rejects.write(pa.Table.from_batches([batch]).cast(REJECT_SCHEMA))

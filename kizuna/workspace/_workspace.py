@@ -1,0 +1,94 @@
+"""A workspace: a folder with kizuna.toml, the store, and the rejects of past imports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from kizuna._errors import WorkspaceError
+from kizuna.importing import ColumnMapping, ImportSummary, import_file
+from kizuna.store import TABLES, Store
+from kizuna.workspace._settings import SETTINGS_FILE, Settings
+
+__all__ = ["Workspace"]
+
+STORE_FILE = "kizuna.duckdb"
+
+
+class Workspace:
+    """The Python API under the CLI and the web app.
+
+    >>> ws = Workspace.init("shop")                              # doctest: +SKIP
+    >>> ws.import_file("customers", "customers.csv")             # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, settings: Settings, store: Store) -> None:
+        self.path = path
+        self.settings = settings
+        self.store = store
+
+    @classmethod
+    def init(cls, path: Path | str, *, store_url: str = "", exist_ok: bool = False) -> Workspace:
+        """Create the folder, a kizuna.toml with the default settings, and the store."""
+        path = Path(path)
+        settings_path = path / SETTINGS_FILE
+        if settings_path.exists() and not exist_ok:
+            raise WorkspaceError(
+                f"{path} is already a kizuna workspace ({SETTINGS_FILE} exists). "
+                "Use it with --dir, or choose another folder."
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        if not settings_path.exists():
+            settings_path.write_text(Settings(store_url=store_url).to_toml(), encoding="utf-8")
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path: Path | str = ".", *, store_url: str | None = None) -> Workspace:
+        """Open an existing workspace; `store_url` overrides [store] url for this session."""
+        path = Path(path)
+        settings_path = path / SETTINGS_FILE
+        if not settings_path.exists():
+            raise WorkspaceError(
+                f"{path.resolve()} is not a kizuna workspace (no {SETTINGS_FILE}). "
+                "Create one with `kizuna init DIR`, or pass --dir to an existing one."
+            )
+        settings = Settings.load(settings_path)
+        url = store_url if store_url is not None else settings.store_url
+        store = Store.connect(url or str(path / STORE_FILE))
+        return cls(path, settings, store)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- importing --------------------------------------------------------------------
+    def import_file(
+        self,
+        kind: str,
+        path: Path | str,
+        *,
+        mapping: Path | str | ColumnMapping | None = None,
+        encoding: str | None = None,
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> ImportSummary:
+        """Import one file; see `kizuna.importing.import_file`."""
+        if mapping is not None and not isinstance(mapping, ColumnMapping):
+            mapping = ColumnMapping.load(Path(mapping))
+        return import_file(
+            self.store, kind, path,
+            timezone=self.settings.timezone,
+            mapping=mapping,
+            rejects_dir=self.path / "rejects",
+            encoding=encoding,
+            batch_rows=self.settings.import_batch_rows,
+            on_progress=on_progress,
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Rows per canonical table."""
+        return {name: self.store.count(name) for name in TABLES}
