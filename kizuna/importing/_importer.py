@@ -61,6 +61,17 @@ class ImportSummary:
     def accepted(self) -> int:
         return self.added + self.updated + self.unchanged
 
+    def to_dict(self) -> dict[str, object]:
+        """Plain values, for --format json and scripts."""
+        return {
+            "kind": self.kind, "path": str(self.path), "format": self.format,
+            "encoding": self.encoding, "rows_read": self.rows_read, "accepted": self.accepted,
+            "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+            "duplicates": self.duplicates, "rejected": self.rejected,
+            "rejects_path": str(self.rejects_path) if self.rejects_path else None,
+            "ignored_columns": self.ignored_columns, "reasons": dict(self.reasons),
+        }
+
 
 class _RejectsWriter:
     """Streams rejects to a CSV that Excel opens correctly (UTF-8 with BOM)."""
@@ -170,7 +181,7 @@ def _reconcile(
     for column, table in spec.references:
         known = store.table(table).select(column).distinct()
         unknown = kept.anti_join(known, column)
-        _reject(rejects, unknown, column, f"unknown {column}: not in {table}; import {table} first")
+        _reject(rejects, unknown, column, f"unknown {column} (not in {table}: import {table} first)")
         kept = kept.semi_join(known, column)
     valid = store.create(VALID, kept)
 
@@ -197,7 +208,8 @@ def _reconcile(
     if summary.updated == 0:
         store.append(spec.name, changed)
     else:
-        store.replace_rows(spec.name, store.create(CHANGES, changed), key)
+        store.create(CHANGES, changed)
+        store.replace_rows(spec.name, CHANGES, key)
 
 
 def _drop_duplicates(

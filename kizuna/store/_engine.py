@@ -114,14 +114,14 @@ class Store:
     def drop(self, name: str) -> None:
         self.backend.drop_table(name, force=True)
 
-    def replace_rows(self, target: str, rows: ibis.Table, key: Sequence[str]) -> None:
-        """Delete the rows of `target` whose key is in `rows`, then insert `rows`; atomically.
+    def replace_rows(self, target: str, rows_name: str, key: Sequence[str]) -> None:
+        """Delete the rows of `target` whose key is in table `rows_name`, then insert those rows.
 
-        `rows` must be a table already stored on this engine (not an expression that
-        reads `target`), with the columns of `target`.
+        Atomic where the engine has transactions. `rows_name` is a table stored on this
+        engine with the columns of `target`.
         """
         dialect = self.backend.dialect
-        rows_name = rows.get_name()
+        rows = self.table(rows_name)
         match = sg.and_(
             *(sg.column(k, table="r").eq(sg.column(k, table="t")) for k in key)
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import ibis
+
 from kizuna._errors import WorkspaceError
 from kizuna.importing import ColumnMapping, ImportSummary, import_file
 from kizuna.store import TABLES, Store
@@ -88,6 +90,10 @@ class Workspace:
             batch_rows=self.settings.import_batch_rows,
             on_progress=on_progress,
         )
+
+    def tables(self) -> dict[str, ibis.Table]:
+        """The canonical tables as Ibis expressions, for the analytics."""
+        return {name: self.store.table(name) for name in TABLES}
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""

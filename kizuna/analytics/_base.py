@@ -1,0 +1,61 @@
+"""Shared building blocks: the as-of cut and the orders that count (SPEC §1 'order')."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+from ibis import _
+
+__all__ = ["AsOf", "counted_orders", "latest_nps"]
+
+
+class AsOf:
+    """Everything is computed as of the end of a day in the workspace's local time."""
+
+    def __init__(self, day: dt.date) -> None:
+        self.day = day
+        # Timestamps are local wall-clock: the day ends at midnight of the next one.
+        self.end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+
+    @property
+    def end_literal(self) -> ibis.Value:
+        return ibis.literal(self.end, type="timestamp")
+
+    def before_end(self, column: ibis.Value) -> ibis.Value:
+        return column < self.end_literal
+
+    def days_since(self, column: ibis.Value) -> ibis.Value:
+        """Whole days from the date of `column` to the as-of date."""
+        return (ibis.literal(self.day) - column.date()).cast("int64")
+
+
+def counted_orders(orders: ibis.Table, as_of: AsOf) -> ibis.Table:
+    """Orders up to the as-of date that were not cancelled, with `revenue` after refunds.
+
+    A returned order counts, its amount reduced by the refund (the whole amount when
+    the export gives no refund figure).
+    """
+    status = orders.status.fill_null("completed")
+    refund = ibis.cases(
+        (status == "returned", orders.refund_amount.fill_null(orders.amount)),
+        else_=orders.refund_amount.fill_null(0),
+    )
+    return orders.filter(as_of.before_end(orders.ordered_at), status != "cancelled").mutate(
+        revenue=(orders.amount - refund).cast("int64")
+    )
+
+
+def latest_nps(answers: ibis.Table, as_of: AsOf, validity_days: int) -> ibis.Table:
+    """Each customer's latest answer within the validity window: customer_id, score, answered_at, nps_class."""
+    start = ibis.literal(as_of.end - dt.timedelta(days=validity_days), type="timestamp")
+    valid = answers.filter(as_of.before_end(answers.answered_at), answers.answered_at >= start)
+    ranked = valid.mutate(
+        _n=ibis.row_number().over(group_by=_.customer_id, order_by=[ibis.desc(_.answered_at), ibis.desc(_.score)])
+    )
+    latest = ranked.filter(ranked._n == 0).select("customer_id", "score", "answered_at")
+    return latest.mutate(nps_class=nps_class(latest.score))
+
+
+def nps_class(score: ibis.Value) -> ibis.Value:
+    return ibis.cases((score <= 6, "detractor"), (score <= 8, "passive"), else_="promoter")

@@ -1,0 +1,57 @@
+"""Printing results: a Rich table for people, CSV or JSON for scripts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["FORMATS", "console", "error_console", "print_json", "show_rows"]
+
+FORMATS = ("table", "csv", "json")
+console = Console()
+error_console = Console(stderr=True)
+
+
+def show_rows(
+    rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], fmt: str = "table",
+    title: str | None = None,
+) -> None:
+    """Print `rows` with `columns` as (key, header label)."""
+    if fmt == "json":
+        print_json([{k: r.get(k) for k, _ in columns} for r in rows])
+        return
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow([label for _, label in columns])
+        for r in rows:
+            writer.writerow([r.get(k) for k, _ in columns])
+        return
+    table = Table(title=title, title_justify="left")
+    for index, (_, label) in enumerate(columns):
+        table.add_column(label, justify="left" if index == 0 else "right")
+    for r in rows:
+        table.add_row(*[_cell(r.get(k)) for k, _ in columns])
+    console.print(table)
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, default=str, indent=1)
+    sys.stdout.write("\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "✓" if value else ""
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
