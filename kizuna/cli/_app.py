@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from kizuna.analytics import basic_kpis
 from kizuna.cli._render import FORMATS, console, print_json, show_rows
-from kizuna.importing import ImportSummary
 from kizuna.i18n import LANGS, label
+from kizuna.importing import ImportSummary
 from kizuna.store import KINDS
 from kizuna.workspace import Workspace
 
@@ -165,7 +165,6 @@ def _show_kpis(ws: Workspace, as_of: dt.date, start: dt.date | None, lang: str, 
     k = basic_kpis(ws.tables(), as_of, start=start,
                    nps_validity_days=ws.settings.nps_validity_days,
                    top_share_of_customers=ws.settings.high_ltv_top_share)
-    pct = (lambda x: None if x is None else round(100 * x, 1))
     rows = [
         ("period", f"{k.start} – {k.end}"),
         ("customers", k.customers), ("ordering_customers", k.ordering_customers),
@@ -187,6 +186,10 @@ def _show_kpis(ws: Workspace, as_of: dt.date, start: dt.date | None, lang: str, 
         if fmt == "table" else [("key", "measure"), ("value", "value")],
         fmt,
     )
+
+
+def pct(x: float | None) -> float | None:
+    return None if x is None else round(100 * x, 1)
 
 
 def _progress(fmt: str) -> Progress:
