@@ -1,11 +1,35 @@
 """Measures and segments of SPEC §1-§2 as Ibis expressions, on any engine."""
 
 from kizuna.analytics._base import AsOf, counted_orders, latest_nps, nps_class
-from kizuna.analytics._kpi import BasicKpis, basic_kpis, nps_summary, top_share
+from kizuna.analytics._kpi import nps_summary, top_share
+from kizuna.analytics._reports import (
+    LTV_BUCKETS,
+    KpiReport,
+    cohort_retention,
+    concentration_curve,
+    f2_conversion,
+    kpi_by,
+    kpi_report,
+    ltv_distribution,
+    nps_by_channel,
+    subscription_churn,
+)
 from kizuna.analytics._scores import MATRIX_CELLS, RFM_SEGMENTS, customer_scores, order_summary, quintile
+from kizuna.analytics._segments import (
+    EXPORT_COLUMNS,
+    SEGMENTS,
+    matrix_table,
+    rank_table,
+    rfm_segment_table,
+    segment_filter,
+    segment_members,
+)
 
 __all__ = [
-    "MATRIX_CELLS", "RFM_SEGMENTS", "customer_scores", "order_summary", "quintile",
-    "AsOf", "BasicKpis", "basic_kpis", "counted_orders", "latest_nps", "nps_class", "nps_summary",
-    "top_share",
+    "EXPORT_COLUMNS", "SEGMENTS", "matrix_table", "rank_table", "rfm_segment_table", "segment_filter",
+    "segment_members",
+    "LTV_BUCKETS", "MATRIX_CELLS", "RFM_SEGMENTS", "AsOf", "KpiReport", "cohort_retention",
+    "concentration_curve", "counted_orders", "customer_scores", "f2_conversion", "kpi_by", "kpi_report",
+    "latest_nps", "ltv_distribution", "nps_by_channel", "nps_class", "nps_summary", "order_summary",
+    "quintile", "subscription_churn", "top_share",
 ]

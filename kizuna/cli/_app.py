@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kizuna.analytics import basic_kpis
 from kizuna.cli._render import FORMATS, console, print_json, show_rows
-from kizuna.i18n import LANGS, label
+from kizuna.i18n import LANGS, label, segment_label
 from kizuna.importing import ImportSummary
 from kizuna.store import KINDS
 from kizuna.workspace import Workspace
@@ -138,22 +137,86 @@ def demo(
         if fmt == "table":
             console.print(f"[bold]{label('demo_ready', lang)}[/bold]: {directory}")
         _show_counts(ws, lang, fmt)
-        _show_kpis(ws, day, None, lang, fmt)
+        with _progress(fmt) as progress:
+            progress.add_task(label("analyzing", lang), total=None)
+            ws.analyze(day)
+        show_kpi_report(ws.kpis(day), "month", lang, fmt)
+        _show_segments(ws, lang, fmt)
+        if fmt == "table":
+            console.print(label("demo_next", lang).format(dir=directory))
 
 
 @app.command()
-def kpi(
-    start: Annotated[str | None, typer.Option("--from", help="Period start (YYYY-MM-DD).")] = None,
+def analyze(
     as_of: AsOfOption = None,
     directory: DirOption = Path("."),
     db: DbOption = None,
     lang: LangOption = "ja",
     fmt: FormatOption = "table",
 ) -> None:
-    """Headline measures: AOV, repeat rate, purchase frequency, NPS, 2:8 share."""
+    """Build customer_scores: RFM, LTV, NPS cell, ranks, loyalty, lapse and lost reasons per customer."""
+    _check(lang, fmt)
+    day = _as_of(as_of)
+    with Workspace.open(directory, store_url=db) as ws:
+        with _progress(fmt) as progress:
+            progress.add_task(label("analyzing", lang), total=None)
+            count = ws.analyze(day)
+        if fmt == "table":
+            console.print(f"customer_scores: {count:,} {label('customers', lang)} ({label('as_of', lang)} {day})")
+        _show_segments(ws, lang, fmt)
+
+
+@app.command()
+def kpi(
+    start: Annotated[str | None, typer.Option("--from", help="Period start (YYYY-MM-DD); default a year back.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Period end (YYYY-MM-DD); same as --as-of.")] = None,
+    by: Annotated[str, typer.Option("--by", help="Break figures down by month or channel.")] = "month",
+    as_of: AsOfOption = None,
+    directory: DirOption = Path("."),
+    db: DbOption = None,
+    lang: LangOption = "ja",
+    fmt: FormatOption = "table",
+) -> None:
+    """SPEC §1: NPS, repeat rate, frequency, AOV, LTV, 2:8 curve, cohorts, F2, NPS by channel."""
+    _check(lang, fmt)
+    if by not in ("month", "channel"):
+        raise typer.BadParameter("--by must be month or channel")
+    day = _as_of(to or as_of)
+    with Workspace.open(directory, store_url=db) as ws:
+        report = ws.kpis(day, start=_as_of(start) if start else None, by=by)
+    show_kpi_report(report, by, lang, fmt)
+
+
+@app.command()
+def segments(
+    directory: DirOption = Path("."),
+    db: DbOption = None,
+    lang: LangOption = "ja",
+    fmt: FormatOption = "table",
+) -> None:
+    """The NPS × LTV matrix and the RFM rank table (from the last `kizuna analyze`)."""
     _check(lang, fmt)
     with Workspace.open(directory, store_url=db) as ws:
-        _show_kpis(ws, _as_of(as_of), _as_of(start) if start else None, lang, fmt)
+        _show_segments(ws, lang, fmt)
+
+
+@app.command()
+def export(
+    segment: Annotated[
+        str, typer.Argument(help="A cell, rank, RFM segment or flag, e.g. churn_candidate or 離脱候補者.")
+    ],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+    export_format: Annotated[str, typer.Option("--format", "-f", help="csv or xlsx.")] = "csv",
+    directory: DirOption = Path("."),
+    db: DbOption = None,
+    lang: LangOption = "ja",
+) -> None:
+    """Write a segment's customer list with contact details, LTV, last order, NPS and the reason."""
+    _check(lang)
+    path = output or Path(f"{segment}.{export_format}")
+    with Workspace.open(directory, store_url=db) as ws:
+        count = ws.export_segment(segment, path, fmt=export_format, lang=lang)
+    console.print(f"{path}: {count:,} {label('customers', lang)}")
 
 
 def _show_counts(ws: Workspace, lang: str, fmt: str) -> None:
@@ -161,35 +224,97 @@ def _show_counts(ws: Workspace, lang: str, fmt: str) -> None:
     show_rows(rows, [("table", label("table", lang)), ("rows", label("rows", lang))], fmt)
 
 
-def _show_kpis(ws: Workspace, as_of: dt.date, start: dt.date | None, lang: str, fmt: str) -> None:
-    k = basic_kpis(ws.tables(), as_of, start=start,
-                   nps_validity_days=ws.settings.nps_validity_days,
-                   top_share_of_customers=ws.settings.high_ltv_top_share)
-    rows = [
-        ("period", f"{k.start} – {k.end}"),
-        ("customers", k.customers), ("ordering_customers", k.ordering_customers),
-        ("orders", k.orders), ("revenue", k.revenue),
-        ("aov", None if k.aov is None else round(k.aov)),
-        ("repeat_rate", pct(k.repeat_rate)),
-        ("purchase_frequency", None if k.purchase_frequency is None else round(k.purchase_frequency, 2)),
-        ("nps", None if k.nps is None else round(k.nps, 1)),
-        ("promoters", k.promoters), ("passives", k.passives), ("detractors", k.detractors),
-        ("top20_revenue_share", pct(k.top20_revenue_share)),
-        ("mean_ltv", None if k.mean_ltv is None else round(k.mean_ltv)),
+def _segment_rows(table, lang: str) -> list[dict]:
+    return [
+        {**row, "label": segment_label(row["segment"], lang), "revenue_share": round(100 * row["revenue_share"], 1)}
+        for row in table.to_pylist()
     ]
-    suffix = {"repeat_rate": " %", "top20_revenue_share": " %", "revenue": " (¥)", "aov": " (¥)",
-              "mean_ltv": " (¥)"}
-    show_rows(
-        [{"measure": label(key, lang) + suffix.get(key, ""), "key": key, "value": value}
-         for key, value in rows],
-        [("measure", label("measure", lang)), ("value", label("value", lang))]
-        if fmt == "table" else [("key", "measure"), ("value", "value")],
-        fmt,
-    )
 
 
-def pct(x: float | None) -> float | None:
+def _show_segments(ws: Workspace, lang: str, fmt: str) -> None:
+    tables = ws.segments()
+    if fmt == "json":
+        print_json({name: _segment_rows(t, lang) for name, t in tables.items()})
+        return
+    columns = [("label", label("segment", lang)), ("customers", label("customers", lang)),
+               ("revenue", label("revenue", lang) + " (¥)"), ("revenue_share", label("revenue_share", lang) + " %")]
+    if fmt == "csv":  # one table for scripts: which table each row belongs to is a column
+        rows = [{**r, "table": name} for name in ("matrix", "ranks") for r in _segment_rows(tables[name], lang)]
+        show_rows(rows, [("table", "table"), ("segment", "segment"), *columns], fmt)
+        return
+    for name in ("matrix", "ranks"):
+        show_rows(_segment_rows(tables[name], lang), columns, fmt, title=label(f"title_{name}", lang))
+
+
+def _pct(x: float | None) -> float | None:
     return None if x is None else round(100 * x, 1)
+
+
+def show_kpi_report(report, by: str, lang: str, fmt: str) -> None:
+    h, n, f2 = report.headline, report.nps, report.f2
+    figures = [
+        ("period", f"{report.start} – {report.as_of}"),
+        ("customers", h["customers"]), ("ordering_customers", h["ordering_customers"]),
+        ("orders", h["orders"]), ("revenue", h["revenue"]),
+        ("aov", None if h["aov"] is None else round(h["aov"])),
+        ("repeat_rate", _pct(h["repeat_rate"])),
+        ("purchase_frequency", None if h["purchase_frequency"] is None else round(h["purchase_frequency"], 2)),
+        ("nps", None if n["score"] is None else round(n["score"], 1)),
+        ("promoters", f"{n['promoter']:,} ({_pct(n['promoter'] / n['answered']) if n['answered'] else '-'} %)"),
+        ("passives", f"{n['passive']:,} ({_pct(n['passive'] / n['answered']) if n['answered'] else '-'} %)"),
+        ("detractors", f"{n['detractor']:,} ({_pct(n['detractor'] / n['answered']) if n['answered'] else '-'} %)"),
+        ("top20_revenue_share", _pct(h["top20_revenue_share"])),
+        ("mean_ltv", None if h["mean_ltv"] is None else round(h["mean_ltv"])),
+        ("f2_conversion", _pct(f2["conversion"])),
+        ("f2_median_days", f2["median_days_to_second"]),
+    ]
+    if fmt == "json":
+        print_json({
+            "as_of": report.as_of, "start": report.start, "headline": h, "nps": n, "f2": f2,
+            "by": report.by.to_pylist(), "ltv_distribution": report.ltv_distribution.to_pylist(),
+            "concentration": report.concentration.to_pylist(), "cohorts": report.cohorts.to_pylist(),
+            "nps_by_channel": report.nps_by_channel.to_pylist(),
+            "subscription_churn": report.subscription_churn.to_pylist(),
+        })
+        return
+    suffix = {"repeat_rate": " %", "top20_revenue_share": " %", "f2_conversion": " %", "revenue": " (¥)",
+              "aov": " (¥)", "mean_ltv": " (¥)"}
+    show_rows(
+        [{"measure": label(k, lang) + suffix.get(k, ""), "key": k, "value": v} for k, v in figures],
+        [("measure", label("measure", lang)), ("value", label("value", lang))] if fmt == "table"
+        else [("key", "measure"), ("value", "value")],
+        fmt, title=label("title_kpi", lang),
+    )
+    if fmt == "csv":
+        return  # one table per call for scripts; --format json gives everything
+    by_rows = [
+        {**r, "repeat_rate": _pct(r["repeat_rate"]), "month": str(r.get("month", ""))[:7]}
+        for r in report.by.to_pylist()
+    ]
+    show_rows(by_rows, [(by, label(by, lang)), ("ordering_customers", label("ordering_customers", lang)),
+                        ("orders", label("orders", lang)), ("revenue", label("revenue", lang)),
+                        ("aov", label("aov", lang)), ("repeat_rate", label("repeat_rate", lang) + " %"),
+                        ("purchase_frequency", label("purchase_frequency", lang))], fmt,
+              title=label(f"title_by_{by}", lang))
+    curve = [{"customers": f"{round(100 * r['customer_share'])} %", "revenue": _pct(r["revenue_share"])}
+             for r in report.concentration.to_pylist()]
+    show_rows(curve, [("customers", label("top_customers", lang)), ("revenue", label("cumulative_revenue", lang))],
+              fmt, title=label("title_concentration", lang))
+    cohorts = [{**r, "share": _pct(r["share"]), "cohort": str(r["cohort"])[:7]}
+               for r in report.cohorts.to_pylist() if r["k"] in (1, 3, 6, 12)]
+    show_rows(cohorts,
+              [("cohort", label("cohort", lang)), ("cohort_size", label("cohort_size", lang)),
+               ("k", label("months_after", lang)), ("share", label("retention", lang) + " %")],
+              fmt, title=label("title_cohorts", lang))
+    channels = report.nps_by_channel.to_pylist()
+    show_rows([{**r, "nps": None if r["nps"] is None else round(r["nps"], 1)} for r in channels],
+              [("channel", label("support_channel", lang)), ("answered", label("answered", lang)),
+               ("nps", "NPS")], fmt, title=label("title_nps_by_channel", lang))
+    show_rows([{**r, "churn_rate": _pct(r["churn_rate"]), "month": str(r["month"])[:7]}
+               for r in report.subscription_churn.to_pylist()],
+              [("month", label("month", lang)), ("active_at_start", label("active_subscriptions", lang)),
+               ("cancellations", label("cancellations", lang)), ("churn_rate", label("churn_rate", lang) + " %")],
+              fmt, title=label("title_subscription_churn", lang))
 
 
 def _progress(fmt: str) -> Progress:

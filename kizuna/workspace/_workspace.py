@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
 import ibis
+import pyarrow as pa
 
-from kizuna._errors import WorkspaceError
+from kizuna import analytics
+from kizuna._errors import NoDataError, WorkspaceError
+from kizuna.exporting import write_customer_list
 from kizuna.importing import ColumnMapping, ImportSummary, import_file
 from kizuna.store import TABLES, Store
 from kizuna.workspace._settings import SETTINGS_FILE, Settings
@@ -15,6 +19,8 @@ from kizuna.workspace._settings import SETTINGS_FILE, Settings
 __all__ = ["Workspace"]
 
 STORE_FILE = "kizuna.duckdb"
+SCORES = "customer_scores"
+SUMMARY = "_kizuna_order_summary"
 
 
 class Workspace:
@@ -94,6 +100,58 @@ class Workspace:
     def tables(self) -> dict[str, ibis.Table]:
         """The canonical tables as Ibis expressions, for the analytics."""
         return {name: self.store.table(name) for name in TABLES}
+
+    # -- analytics --------------------------------------------------------------------
+    def analyze(self, as_of: dt.date) -> int:
+        """Build `customer_scores` in the store as of `as_of`; returns its number of rows.
+
+        The orders are read once, into a per-customer summary; everything else is computed
+        from that summary and the small tables, in the engine.
+        """
+        tables = self.tables()
+        cut = analytics.AsOf(as_of)
+        summary = self.store.create(
+            SUMMARY, analytics.order_summary(tables["orders"], cut, self.settings.rfm_window_days)
+        )
+        try:
+            scores = analytics.customer_scores(tables, self.settings, as_of, summary=summary)
+            self.store.create(SCORES, scores)
+        finally:
+            self.store.drop(SUMMARY)
+        return self.store.count(SCORES)
+
+    def scores(self) -> ibis.Table:
+        """The `customer_scores` table written by the last `analyze`."""
+        if not self.store.has_table(SCORES):
+            raise NoDataError(SCORES, "Run `kizuna analyze` first.")
+        return self.store.table(SCORES)
+
+    def scores_as_of(self) -> dt.date | None:
+        value = self.scores().as_of.max().to_pyarrow().as_py()
+        return value
+
+    def kpis(self, as_of: dt.date, *, start: dt.date | None = None, by: str = "month") -> analytics.KpiReport:
+        """The KPI report of SPEC §1 for `start` … `as_of`."""
+        if self.store.count("orders") == 0:
+            raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
+        return analytics.kpi_report(
+            self.tables(), as_of, start=start, by=by,
+            nps_validity_days=self.settings.nps_validity_days, f2_window_days=self.settings.f2_window_days,
+        )
+
+    def segments(self) -> dict[str, pa.Table]:
+        """The NPS × LTV matrix, the RFM rank table and the named RFM segments."""
+        scores = self.scores()
+        return {
+            "matrix": analytics.matrix_table(scores),
+            "ranks": analytics.rank_table(scores, tuple(r.label for r in self.settings.rfm_ranks)),
+            "rfm_segments": analytics.rfm_segment_table(scores),
+        }
+
+    def export_segment(self, segment: str, path: Path | str, *, fmt: str = "csv", lang: str = "ja") -> int:
+        """Write the customer list of a segment (cell, rank, named segment or flag)."""
+        key, members = analytics.segment_members(self.scores(), self.store.table("customers"), segment)
+        return write_customer_list(members.to_pyarrow(), key, Path(path), fmt, lang)
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""

@@ -1,0 +1,224 @@
+"""The KPI report of `kizuna kpi`: SPEC §1 over a period, as small Arrow tables.
+
+Every figure is computed in the engine and comes back already aggregated; medians and
+shares use integer rank arithmetic so that DuckDB, PostgreSQL and Spark agree exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import pyarrow as pa
+from ibis import _
+
+from kizuna.analytics._base import AsOf, counted_orders, latest_nps
+from kizuna.analytics._kpi import nps_summary, top_share
+
+__all__ = [
+    "LTV_BUCKETS", "KpiReport", "cohort_retention", "concentration_curve", "f2_conversion",
+    "kpi_by", "kpi_report", "ltv_distribution", "nps_by_channel", "subscription_churn",
+]
+
+LTV_BUCKETS = (0, 10_000, 30_000, 50_000, 100_000, 300_000, 500_000, 1_000_000)
+
+
+@dataclass
+class KpiReport:
+    """What `kizuna kpi` shows. Tables are small (one row per month, channel, cohort …)."""
+
+    as_of: dt.date
+    start: dt.date
+    headline: dict[str, float | int | None]
+    nps: dict[str, float | int | None]
+    by: pa.Table  # per month or channel
+    ltv_distribution: pa.Table
+    concentration: pa.Table  # Lorenz curve by decile of customers
+    cohorts: pa.Table
+    f2: dict[str, float | int | None]
+    nps_by_channel: pa.Table
+    subscription_churn: pa.Table
+
+
+def _month(ts: ibis.Value) -> ibis.Value:
+    return ts.truncate("M").date()
+
+
+def _period_orders(tables: dict[str, ibis.Table], cut: AsOf, start: dt.date) -> ibis.Table:
+    orders = counted_orders(tables["orders"], cut)
+    return orders.filter(orders.ordered_at >= ibis.literal(start, type="timestamp"))
+
+
+def headline(period: ibis.Table) -> dict[str, float | int | None]:
+    """Repeat rate and purchase frequency exactly as SPEC §1, with AOV, over one period."""
+    per_customer = period.group_by("customer_id").aggregate(n=_.count(), revenue=_.revenue.sum())
+    row = per_customer.aggregate(
+        ordering_customers=_.count(), repeaters=(_.n >= 2).sum(), orders=_.n.sum(), revenue=_.revenue.sum()
+    ).to_pyarrow().to_pylist()[0]
+    ordering, orders = int(row["ordering_customers"] or 0), int(row["orders"] or 0)
+    revenue = int(row["revenue"] or 0)
+    return {
+        "ordering_customers": ordering, "orders": orders, "revenue": revenue,
+        "aov": revenue / orders if orders else None,
+        "repeat_rate": int(row["repeaters"] or 0) / ordering if ordering else None,
+        "purchase_frequency": orders / ordering if ordering else None,
+    }
+
+
+def kpi_by(period: ibis.Table, by: str) -> pa.Table:
+    """Orders, customers, revenue, AOV, repeat rate and purchase frequency per month or channel."""
+    key = _month(period.ordered_at) if by == "month" else period.channel.fill_null("(none)")
+    keyed = period.mutate(key=key)
+    per_customer = keyed.group_by(["key", "customer_id"]).aggregate(n=_.count(), revenue=_.revenue.sum())
+    out = per_customer.group_by("key").aggregate(
+        ordering_customers=_.count(), repeaters=(_.n >= 2).sum(), orders=_.n.sum(), revenue=_.revenue.sum()
+    )
+    out = out.mutate(
+        aov=out.revenue / out.orders,
+        repeat_rate=out.repeaters / out.ordering_customers,
+        purchase_frequency=out.orders / out.ordering_customers,
+    ).order_by("key")
+    return out.rename({by: "key"}).to_pyarrow()
+
+
+def ltv_distribution(lifetime: ibis.Table) -> pa.Table:
+    """Customers and revenue per lifetime-revenue band (yen lower bounds of LTV_BUCKETS)."""
+    band = ibis.literal(LTV_BUCKETS[0])
+    for bound in LTV_BUCKETS[1:]:
+        band = ibis.cases((lifetime.ltv >= bound, bound), else_=band)
+    counts = lifetime.mutate(band=band).group_by("band").aggregate(customers=_.count(), revenue=_.ltv.sum())
+    return counts.order_by("band").to_pyarrow()
+
+
+def concentration_curve(lifetime: ibis.Table, points: int = 10) -> pa.Table:
+    """Lorenz curve: cumulative revenue share of the top 10 %, 20 % … of customers by revenue."""
+    ranked = lifetime.mutate(
+        _pos=ibis.row_number().over(order_by=[ibis.desc(lifetime.ltv), lifetime.customer_id]),
+        _n=lifetime.count().over(),
+    )
+    # customer at 0-based position p falls in decile ceil((p + 1) * points / n)
+    ranked = ranked.mutate(decile=((ranked._pos + 1) * points + ranked._n - 1) // ranked._n)
+    per = ranked.group_by("decile").aggregate(revenue=_.ltv.sum(), customers=_.count()).order_by("decile")
+    table = per.to_pyarrow()
+    total = sum(v or 0 for v in table["revenue"].to_pylist()) or 1
+    running, shares = 0, []
+    for value in table["revenue"].to_pylist():
+        running += value or 0
+        shares.append(running / total)
+    return pa.table({
+        "customer_share": [d / points for d in table["decile"].to_pylist()],
+        "revenue_share": shares,
+    })
+
+
+def cohort_retention(orders: ibis.Table, months: int = 12) -> pa.Table:
+    """Share of each first-order-month cohort ordering again in month k (k = 1 … months)."""
+    firsts = orders.group_by("customer_id").aggregate(first=_.ordered_at.min())
+    joined = orders.inner_join(firsts, "customer_id")
+    index = lambda ts: ts.year() * 12 + ts.month()  # noqa: E731 - a month number, on any engine
+    active = joined.mutate(cohort=_month(joined.first), k=index(joined.ordered_at) - index(joined.first))
+    sizes = active.group_by("cohort").aggregate(cohort_size=_.customer_id.nunique())
+    back = active.filter((active.k >= 1) & (active.k <= months)).group_by(["cohort", "k"]).aggregate(
+        customers=_.customer_id.nunique()
+    )
+    out = back.inner_join(sizes, "cohort")
+    return out.mutate(share=out.customers / out.cohort_size).order_by(["cohort", "k"]).to_pyarrow()
+
+
+def f2_conversion(orders: ibis.Table, start: dt.date, window_days: int) -> dict[str, float | int | None]:
+    """Of customers whose first order falls in the period, the share ordering again within N days."""
+    ranked = orders.mutate(
+        _nth=ibis.row_number().over(group_by=orders.customer_id, order_by=[orders.ordered_at, orders.order_id])
+    )
+    firsts = ranked.filter(ranked._nth == 0).select("customer_id", first=_.ordered_at)
+    seconds = ranked.filter(ranked._nth == 1).select("customer_id", second=_.ordered_at)
+    pairs = firsts.filter(firsts.first >= ibis.literal(start, type="timestamp")).left_join(seconds, "customer_id")
+    days = pairs.second.date().epoch_days() - pairs.first.date().epoch_days()
+    pairs = pairs.mutate(days=days, converted=pairs.second.notnull() & (days <= window_days))
+    row = pairs.aggregate(
+        first_time_buyers=_.count(), converted=_.converted.sum(), mean_days=_.days.mean(where=_.converted),
+    ).to_pyarrow().to_pylist()[0]
+    buyers, converted = int(row["first_time_buyers"] or 0), int(row["converted"] or 0)
+    ordered = pairs.filter(pairs.converted).mutate(_pos=ibis.row_number().over(order_by=_.days), _n=_.count().over())
+    median = ordered.filter(ordered._pos == (ordered._n - 1) // 2).days.max().to_pyarrow().as_py()
+    return {
+        "first_time_buyers": buyers, "converted": converted,
+        "conversion": converted / buyers if buyers else None,
+        "mean_days_to_second": row["mean_days"], "median_days_to_second": median,
+        "window_days": window_days,
+    }
+
+
+def nps_by_channel(tables: dict[str, ibis.Table], cut: AsOf, validity_days: int) -> pa.Table:
+    """NPS of customers grouped by the support channel of their last contact."""
+    contacts = tables["support_contacts"].filter(cut.before_end(tables["support_contacts"].opened_at))
+    last = contacts.mutate(
+        _n=ibis.row_number().over(group_by=_.customer_id, order_by=[ibis.desc(_.opened_at), ibis.desc(_.contact_id)])
+    )
+    last = last.filter(last._n == 0).select("customer_id", "channel")
+    answers = latest_nps(tables["nps_answers"], cut, validity_days).inner_join(last, "customer_id")
+    out = answers.group_by("channel").aggregate(
+        answered=_.count(),
+        promoters=(_.nps_class == "promoter").sum(),
+        passives=(_.nps_class == "passive").sum(),
+        detractors=(_.nps_class == "detractor").sum(),
+    )
+    out = out.mutate(nps=100.0 * (out.promoters - out.detractors) / out.answered)
+    return out.order_by("channel").to_pyarrow()
+
+
+def subscription_churn(events: ibis.Table, cut: AsOf, months: int = 12) -> pa.Table:
+    """Cancellations in the month ÷ subscriptions active at the start of the month."""
+    first_month = dt.date(cut.day.year, cut.day.month, 1)
+    starts = []
+    for _i in range(months):
+        starts.append(first_month)
+        first_month = (first_month - dt.timedelta(days=1)).replace(day=1)
+    calendar = ibis.memtable({"month": sorted(starts)})
+    subs = events.filter(events.kind.isin(["subscription_start", "cancellation"]), cut.before_end(events.occurred_at))
+    grid = subs.cross_join(calendar)
+    month_start = grid.month.cast("timestamp")
+    month_end = (grid.month + ibis.interval(months=1)).cast("timestamp")
+    before = grid.occurred_at < month_start
+    per = grid.group_by(["month", "customer_id"]).aggregate(
+        last_start=grid.occurred_at.max(where=before & (grid.kind == "subscription_start")),
+        last_cancel=grid.occurred_at.max(where=before & (grid.kind == "cancellation")),
+        cancelled_in_month=((grid.kind == "cancellation") & (grid.occurred_at >= month_start)
+                            & (grid.occurred_at < month_end)).max(),
+    )
+    active = per.last_start.notnull() & (per.last_cancel.isnull() | (per.last_cancel < per.last_start))
+    out = per.group_by("month").aggregate(
+        active_at_start=active.sum(),
+        cancellations=(active & per.cancelled_in_month).sum(),
+    )
+    out = out.mutate(churn_rate=ibis.cases((out.active_at_start > 0, out.cancellations / out.active_at_start)))
+    return out.order_by("month").to_pyarrow()
+
+
+def kpi_report(
+    tables: dict[str, ibis.Table], as_of: dt.date, *, start: dt.date | None = None, by: str = "month",
+    nps_validity_days: int = 365, f2_window_days: int = 90, cohort_months: int = 12,
+) -> KpiReport:
+    """All of SPEC §1 for the period `start` … `as_of` (default: the year up to `as_of`)."""
+    cut = AsOf(as_of)
+    start = start or as_of - dt.timedelta(days=365)
+    orders = counted_orders(tables["orders"], cut)
+    period = _period_orders(tables, cut, start)
+    lifetime = orders.group_by("customer_id").aggregate(ltv=_.revenue.sum())
+    figures = headline(period)
+    figures["customers"] = int(tables["customers"].count().to_pyarrow().as_py())
+    figures["top20_revenue_share"] = top_share(lifetime.ltv, 0.2)
+    figures["mean_ltv"] = lifetime.ltv.mean().to_pyarrow().as_py()
+    return KpiReport(
+        as_of=as_of, start=start,
+        headline=figures,
+        nps=nps_summary(latest_nps(tables["nps_answers"], cut, nps_validity_days)),
+        by=kpi_by(period, by),
+        ltv_distribution=ltv_distribution(lifetime),
+        concentration=concentration_curve(lifetime),
+        cohorts=cohort_retention(orders, cohort_months),
+        f2=f2_conversion(orders, start, f2_window_days),
+        nps_by_channel=nps_by_channel(tables, cut, nps_validity_days),
+        subscription_churn=subscription_churn(tables["events"], cut),
+    )

@@ -1,0 +1,91 @@
+"""Segment tables (`kizuna segments`) and segment members (`kizuna export`) from customer_scores."""
+
+from __future__ import annotations
+
+import ibis
+import pyarrow as pa
+from ibis import _
+
+from kizuna._errors import KizunaError
+from kizuna.analytics._scores import MATRIX_CELLS, RFM_SEGMENTS
+from kizuna.i18n import segment_key
+
+__all__ = ["EXPORT_COLUMNS", "matrix_table", "rank_table", "rfm_segment_table", "segment_filter",
+           "segment_members", "SEGMENTS"]
+
+_FLAGS = {
+    "near_loyal": lambda t: t.near_loyal,
+    "dormant": lambda t: t.dormant,
+    "lapsing": lambda t: t.lapsing,
+    "lost_customers": lambda t: t.lost,
+    "good_customer": lambda t: t.loyalty == "good_customer",
+    "loyal_customer": lambda t: t.loyalty == "loyal",
+    "lost_unresolved": lambda t: t.lost_reason == "unresolved",
+    "lost_situation_changed": lambda t: t.lost_reason == "situation_changed",
+    "lost_drifted": lambda t: t.lost_reason == "drifted",
+}
+
+SEGMENTS = (
+    *MATRIX_CELLS, "rank_loyal", "rank_a", "rank_b", "rank_other", *RFM_SEGMENTS, *_FLAGS,
+)
+
+EXPORT_COLUMNS = (
+    "customer_id", "name", "name_kana", "email", "phone", "postal_code", "address", "ltv_revenue",
+    "orders", "last_order_at", "recency_days", "nps_score", "nps_class", "matrix_cell", "rfm_rank",
+    "near_loyal_missing", "lost_reason", "mean_interval_days",
+)
+
+
+def segment_filter(scores: ibis.Table, name: str) -> tuple[str, ibis.Value]:
+    """(segment id, boolean expression) for a segment given by id or label, e.g. 離脱候補者."""
+    key = segment_key(name)
+    if key is None or key not in SEGMENTS:
+        raise KizunaError(
+            f"unknown segment {name!r}. Choose one of: {', '.join(SEGMENTS)} "
+            "(Japanese names such as 離脱候補者 work too)."
+        )
+    if key in MATRIX_CELLS:
+        return key, scores.matrix_cell == key
+    if key.startswith("rank_"):
+        return key, scores.rfm_rank == key.removeprefix("rank_")
+    if key in RFM_SEGMENTS:
+        return key, scores.rfm_segment == key
+    return key, _FLAGS[key](scores).fill_null(False)
+
+
+def _shares(table: ibis.Table, key: str, order: tuple[str, ...]) -> pa.Table:
+    counts = table.group_by(key).aggregate(customers=_.count(), revenue=_.ltv_revenue.sum()).to_pyarrow()
+    found = {r[key]: r for r in counts.to_pylist()}
+    total = sum(int(r["revenue"] or 0) for r in found.values()) or 1
+    rows = [
+        {"segment": k, "customers": int(found.get(k, {}).get("customers") or 0),
+         "revenue": int(found.get(k, {}).get("revenue") or 0)}
+        for k in order
+    ]
+    for row in rows:
+        row["revenue_share"] = row["revenue"] / total
+    return pa.Table.from_pylist(rows)
+
+
+def matrix_table(scores: ibis.Table) -> pa.Table:
+    """The NPS × LTV matrix: customers, revenue and revenue share per cell (unanswered too)."""
+    return _shares(scores, "matrix_cell", MATRIX_CELLS)
+
+
+def rank_table(scores: ibis.Table, labels: tuple[str, ...]) -> pa.Table:
+    """Customers and revenue per RFM rank, best first."""
+    table = _shares(scores, "rfm_rank", (*labels, "other"))
+    return table.set_column(0, "segment", pa.array([f"rank_{s}" for s in table["segment"].to_pylist()]))
+
+
+def rfm_segment_table(scores: ibis.Table) -> pa.Table:
+    return _shares(scores.filter(scores.rfm_segment.notnull()), "rfm_segment", RFM_SEGMENTS)
+
+
+def segment_members(scores: ibis.Table, customers: ibis.Table, name: str) -> tuple[str, ibis.Table]:
+    """The customers of one segment with what a call centre or warehouse needs, best LTV first."""
+    key, condition = segment_filter(scores, name)
+    members = scores.filter(condition).inner_join(customers, "customer_id")
+    return key, members.select(*EXPORT_COLUMNS).order_by([ibis.desc("ltv_revenue"), "customer_id"])
+
+

@@ -1,0 +1,90 @@
+"""Customer lists for people outside kizuna: CSV (Excel-friendly) or .xlsx, labelled in ja or en."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from kizuna._errors import KizunaError
+from kizuna.i18n import label, segment_label
+
+__all__ = ["EXPORT_FORMATS", "reason_text", "write_customer_list"]
+
+EXPORT_FORMATS = ("csv", "xlsx")
+
+_HEADERS = {
+    "customer_id": ("顧客ID", "customer id"), "name": ("氏名", "name"), "name_kana": ("フリガナ", "name (kana)"),
+    "email": ("メールアドレス", "e-mail"), "phone": ("電話番号", "phone"), "postal_code": ("郵便番号", "postal code"),
+    "address": ("住所", "address"), "ltv_revenue": ("LTV (円)", "LTV (yen)"), "orders": ("購入回数", "orders"),
+    "last_order_at": ("最終購入日", "last order"), "recency_days": ("最終購入からの日数", "days since last order"),
+    "nps_score": ("NPS回答", "NPS answer"), "nps_class": ("NPS区分", "NPS class"),
+    "matrix_cell": ("NPS×LTV", "NPS x LTV cell"), "rfm_rank": ("RFMランク", "RFM rank"),
+    "reason": ("リスト掲載理由", "why on this list"),
+}
+_SHOWN = ("customer_id", "name", "name_kana", "email", "phone", "postal_code", "address", "ltv_revenue",
+          "orders", "last_order_at", "recency_days", "nps_score", "nps_class", "matrix_cell", "rfm_rank", "reason")
+
+
+def reason_text(segment: str, row: dict[str, Any], lang: str) -> str:
+    """Why a customer is on the list, in words a call-centre agent can read out."""
+    ja = lang == "ja"
+    parts = [segment_label(segment, lang)]
+    if row.get("near_loyal_missing"):
+        missing = "・".join(segment_label(m, lang) for m in row["near_loyal_missing"].split(","))
+        parts.append(f"不足: {missing}" if ja else f"missing: {missing}")
+    if row.get("lost_reason"):
+        parts.append(segment_label(row["lost_reason"], lang))
+    if segment == "lapsing" and row.get("mean_interval_days"):
+        parts.append(
+            f"最終購入から{row['recency_days']}日 (平均間隔{row['mean_interval_days']:.0f}日)" if ja
+            else f"{row['recency_days']} days since last order (usual interval {row['mean_interval_days']:.0f})"
+        )
+    if row.get("nps_score") is not None:
+        parts.append(f"NPS {row['nps_score']}")
+    return " / ".join(dict.fromkeys(p for p in parts if p))
+
+
+def _value(key: str, value: Any, lang: str) -> Any:
+    if key == "matrix_cell" or key == "nps_class":
+        return segment_label(value, lang)
+    if key == "rfm_rank" and value is not None:
+        return segment_label(f"rank_{value}", lang)
+    if isinstance(value, dt.datetime):
+        return value.date() if key == "last_order_at" else value
+    return value
+
+
+def _rows(table: pa.Table, segment: str, lang: str) -> Iterable[list[Any]]:
+    for batch in table.to_batches(max_chunksize=50_000):
+        for row in batch.to_pylist():
+            row["reason"] = reason_text(segment, row, lang)
+            yield [_value(k, row.get(k), lang) for k in _SHOWN]
+
+
+def write_customer_list(table: pa.Table, segment: str, path: Path, fmt: str, lang: str = "ja") -> int:
+    """Write the members of `segment` to `path` (csv or xlsx); returns the number of customers."""
+    if fmt not in EXPORT_FORMATS:
+        raise KizunaError(f"unknown export format {fmt!r}; choose csv or xlsx.")
+    headers = [_HEADERS[k][0 if lang == "ja" else 1] for k in _SHOWN]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        # UTF-8 with BOM: Excel in Japan opens it without garbling the names
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(headers)
+            writer.writerows(_rows(table, segment, lang))
+        return table.num_rows
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet(segment_label(segment, lang)[:31] or label("customers", lang))
+    sheet.append(headers)
+    for row in _rows(table, segment, lang):
+        sheet.append(row)
+    book.save(path)
+    return table.num_rows
