@@ -6,9 +6,10 @@ import dataclasses
 import datetime as dt
 
 import pytest
-from factories import day, days_before, orders_for, workspace_with
 
 from kizuna.analytics import customer_scores
+
+from factories import day, days_before, orders_for, workspace_with
 
 AS_OF = "2026-06-30"
 
