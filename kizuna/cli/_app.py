@@ -296,6 +296,13 @@ def show_kpi_report(report, by: str, lang: str, fmt: str) -> None:
                         ("aov", label("aov", lang)), ("repeat_rate", label("repeat_rate", lang) + " %"),
                         ("purchase_frequency", label("purchase_frequency", lang))], fmt,
               title=label(f"title_by_{by}", lang))
+    bands = report.ltv_distribution.to_pylist()
+    total = sum(r["customers"] for r in bands) or 1
+    show_rows([{"band": f"¥{r['band']:,} –", "customers": r["customers"], "share": _pct(r["customers"] / total),
+                "revenue": r["revenue"]} for r in bands],
+              [("band", label("ltv_band", lang)), ("customers", label("customers", lang)),
+               ("share", label("share", lang) + " %"), ("revenue", label("revenue", lang) + " (¥)")],
+              fmt, title=label("title_ltv_distribution", lang))
     curve = [{"customers": f"{round(100 * r['customer_share'])} %", "revenue": _pct(r["revenue_share"])}
              for r in report.concentration.to_pylist()]
     show_rows(curve, [("customers", label("top_customers", lang)), ("revenue", label("cumulative_revenue", lang))],
