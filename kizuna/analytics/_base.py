@@ -7,7 +7,7 @@ import datetime as dt
 import ibis
 from ibis import _
 
-__all__ = ["AsOf", "counted_orders", "latest_nps"]
+__all__ = ["AsOf", "counted_orders", "latest_nps", "ratio"]
 
 
 class AsOf:
@@ -59,3 +59,8 @@ def latest_nps(answers: ibis.Table, as_of: AsOf, validity_days: int) -> ibis.Tab
 
 def nps_class(score: ibis.Value) -> ibis.Value:
     return ibis.cases((score <= 6, "detractor"), (score <= 8, "passive"), else_="promoter")
+
+
+def ratio(numerator: ibis.Value, denominator: ibis.Value) -> ibis.Value:
+    """A float division on every engine (PostgreSQL would divide integers, or return numeric)."""
+    return numerator.cast("float64") / denominator.cast("float64")

@@ -13,7 +13,7 @@ import ibis
 import pyarrow as pa
 from ibis import _
 
-from kizuna.analytics._base import AsOf, counted_orders, latest_nps
+from kizuna.analytics._base import AsOf, counted_orders, latest_nps, ratio
 from kizuna.analytics._kpi import nps_summary, top_share
 
 __all__ = [
@@ -75,9 +75,9 @@ def kpi_by(period: ibis.Table, by: str) -> pa.Table:
         ordering_customers=_.count(), repeaters=(_.n >= 2).sum(), orders=_.n.sum(), revenue=_.revenue.sum()
     )
     out = out.mutate(
-        aov=out.revenue / out.orders,
-        repeat_rate=out.repeaters / out.ordering_customers,
-        purchase_frequency=out.orders / out.ordering_customers,
+        aov=ratio(out.revenue, out.orders),
+        repeat_rate=ratio(out.repeaters, out.ordering_customers),
+        purchase_frequency=ratio(out.orders, out.ordering_customers),
     ).order_by("key")
     return out.rename({by: "key"}).to_pyarrow()
 
@@ -123,7 +123,7 @@ def cohort_retention(orders: ibis.Table, months: int = 12) -> pa.Table:
         customers=_.customer_id.nunique()
     )
     out = back.inner_join(sizes, "cohort")
-    return out.mutate(share=out.customers / out.cohort_size).order_by(["cohort", "k"]).to_pyarrow()
+    return out.mutate(share=ratio(out.customers, out.cohort_size)).order_by(["cohort", "k"]).to_pyarrow()
 
 
 def f2_conversion(orders: ibis.Table, start: dt.date, window_days: int) -> dict[str, float | int | None]:
@@ -137,7 +137,8 @@ def f2_conversion(orders: ibis.Table, start: dt.date, window_days: int) -> dict[
     days = pairs.second.date().epoch_days() - pairs.first.date().epoch_days()
     pairs = pairs.mutate(days=days, converted=pairs.second.notnull() & (days <= window_days))
     row = pairs.aggregate(
-        first_time_buyers=_.count(), converted=_.converted.sum(), mean_days=_.days.mean(where=_.converted),
+        first_time_buyers=_.count(), converted=_.converted.sum(),
+        mean_days=_.days.cast("float64").mean(where=_.converted),
     ).to_pyarrow().to_pylist()[0]
     buyers, converted = int(row["first_time_buyers"] or 0), int(row["converted"] or 0)
     ordered = pairs.filter(pairs.converted).mutate(_pos=ibis.row_number().over(order_by=_.days), _n=_.count().over())
@@ -164,7 +165,7 @@ def nps_by_channel(tables: dict[str, ibis.Table], cut: AsOf, validity_days: int)
         passives=(_.nps_class == "passive").sum(),
         detractors=(_.nps_class == "detractor").sum(),
     )
-    out = out.mutate(nps=100.0 * (out.promoters - out.detractors) / out.answered)
+    out = out.mutate(nps=100.0 * ratio(out.promoters - out.detractors, out.answered))
     return out.order_by("channel").to_pyarrow()
 
 
@@ -192,7 +193,7 @@ def subscription_churn(events: ibis.Table, cut: AsOf, months: int = 12) -> pa.Ta
         active_at_start=active.sum(),
         cancellations=(active & per.cancelled_in_month).sum(),
     )
-    out = out.mutate(churn_rate=ibis.cases((out.active_at_start > 0, out.cancellations / out.active_at_start)))
+    out = out.mutate(churn_rate=ibis.cases((out.active_at_start > 0, ratio(out.cancellations, out.active_at_start))))
     return out.order_by("month").to_pyarrow()
 
 
@@ -209,7 +210,7 @@ def kpi_report(
     figures = headline(period)
     figures["customers"] = int(tables["customers"].count().to_pyarrow().as_py())
     figures["top20_revenue_share"] = top_share(lifetime.ltv, 0.2)
-    figures["mean_ltv"] = lifetime.ltv.mean().to_pyarrow().as_py()
+    figures["mean_ltv"] = lifetime.ltv.cast("float64").mean().to_pyarrow().as_py()
     return KpiReport(
         as_of=as_of, start=start,
         headline=figures,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import ibis
 from ibis import _
 
-from kizuna.analytics._base import AsOf, counted_orders, latest_nps
+from kizuna.analytics._base import AsOf, counted_orders, latest_nps, ratio
 
 if TYPE_CHECKING:  # the workspace imports analytics, not the other way round
     from kizuna.workspace import Settings
@@ -100,9 +100,9 @@ def customer_scores(
     # -- per ordering customer: R, F, M, LTV, quintiles, rank ---------------------------
     scored = summary.mutate(
         recency_days=(today - last_day).cast("int64"),
-        aov=summary.revenue / summary.orders,
+        aov=ratio(summary.revenue, summary.orders),
         mean_interval_days=ibis.cases(
-            (summary.orders >= 2, (last_day - first_day) / (summary.orders - 1)), else_=ibis.null("float64")
+            (summary.orders >= 2, ratio(last_day - first_day, summary.orders - 1)), else_=ibis.null("float64")
         ),
         r_score=quintile(last_day, n),
         f_score=quintile(summary.frequency, n),
@@ -161,7 +161,7 @@ def customer_scores(
     behavioural = high_ltv | t.rfm_rank.isin([r.label for r in settings.rfm_ranks[:2]])
     # one step from loyal: all but one condition of the loyal rank, or of the loyal cell
     # (high LTV and promoter); the missing dimensions are listed in a fixed order
-    rank_met = sum(hit.cast("int64") for _, hit in rank_hits)
+    rank_met = sum(ibis.cases((hit, 1), else_=0) for _, hit in rank_hits)
     near_rank = rank_met == len(rank_hits) - 1
     cell_missing_nps = high_ltv & ~promoter.fill_null(False)
     cell_missing_monetary = ~high_ltv & promoter.fill_null(False) & ordered
