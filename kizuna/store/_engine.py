@@ -12,12 +12,14 @@ default, PostgreSQL or Spark by URL. Everything else works on Ibis tables.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import ibis
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlglot as sg
 import sqlglot.expressions as sge
 
@@ -93,23 +95,67 @@ class Store:
                schema: ibis.Schema | None = None, overwrite: bool = True) -> ibis.Table:
         if overwrite:
             self.drop(name)  # Ibis' overwrite of a schema-only table is broken on DuckDB
+        if isinstance(obj, pa.Table) and self.engine != "duckdb":
+            table = self.backend.create_table(name, schema=schema or ibis.Schema.from_pyarrow(obj.schema))
+            self.append(name, obj)
+            return table
         return self.backend.create_table(name, obj, schema=schema)
 
     def append(self, name: str, rows: ibis.Table | pa.Table) -> None:
-        if isinstance(rows, pa.Table):
-            if self.engine == "duckdb":
-                # Straight from Arrow: no memtable bookkeeping on the hot import path.
-                self.backend.con.register("_kizuna_batch", rows)
-                try:
-                    cols = ", ".join(f'"{c}"' for c in rows.column_names)
-                    self.backend.con.execute(
-                        f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM _kizuna_batch'
-                    )
-                finally:
-                    self.backend.con.unregister("_kizuna_batch")
-                return
-            rows = ibis.memtable(rows)
-        self.backend.insert(name, rows)
+        """Insert rows into table `name`; Arrow rows go through each engine's exact bulk path.
+
+        Not through an Ibis memtable: that passes through pandas, which stores an int64
+        column holding any null as all nulls on Spark, and float nulls as NaN.
+        """
+        if not isinstance(rows, pa.Table):
+            self.backend.insert(name, rows)
+        elif rows.num_rows == 0:
+            return
+        elif self.engine == "duckdb":
+            self._duckdb_insert(name, rows)
+        elif self.engine == "postgres":
+            self._postgres_copy(name, rows)
+        elif self.engine == "pyspark":
+            self._spark_insert(name, rows)
+        else:
+            self.backend.insert(name, ibis.memtable(rows))
+
+    def _duckdb_insert(self, name: str, rows: pa.Table) -> None:
+        self.backend.con.register("_kizuna_batch", rows)
+        try:
+            cols = ", ".join(f'"{c}"' for c in rows.column_names)
+            self.backend.con.execute(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM _kizuna_batch')
+        finally:
+            self.backend.con.unregister("_kizuna_batch")
+
+    def _postgres_copy(self, name: str, rows: pa.Table) -> None:
+        """``COPY … FROM STDIN`` fed CSV that Arrow writes (no Python loop over rows).
+
+        In PostgreSQL's CSV an unquoted empty field is NULL and a quoted one is the empty
+        string; Arrow quotes every string, so the two stay apart.
+        """
+        columns = ", ".join(sg.to_identifier(c, quoted=True).sql("postgres") for c in rows.column_names)
+        table = sg.to_identifier(name, quoted=True).sql("postgres")
+        buffer = io.BytesIO()
+        pa_csv.write_csv(rows, buffer, pa_csv.WriteOptions(include_header=False))
+        with self.backend.con.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)"
+        ) as copy:
+            copy.write(buffer.getbuffer())
+
+    def _spark_insert(self, name: str, rows: pa.Table) -> None:
+        from ibis.backends.pyspark.datatypes import PySparkSchema
+
+        session = self.backend._session
+        zone = session.conf.get("spark.sql.session.timeZone")
+        if zone != "UTC":  # Ibis sets UTC; any other zone would shift every timestamp written below
+            raise StoreError(f"the Spark session's time zone is {zone}; kizuna needs UTC (set by Ibis).")
+        # Naive Arrow timestamps are read as UTC: with the session in UTC the wall-clock time
+        # (and its date) stays as it was. Columns follow the table's order for insertInto.
+        target = self.table(name).schema()
+        rows = rows.select(target.names)
+        schema = PySparkSchema.from_ibis(ibis.schema({c: target[c] for c in target.names}))
+        session.createDataFrame(rows, schema=schema).write.insertInto(name)
 
     def drop(self, name: str) -> None:
         self.backend.drop_table(name, force=True)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# System packages the tests need, from Debian 12's archive: the PostgreSQL 15 server (the
+# tests start their own throwaway cluster) and Java 17 for Spark. (Chromium joins with the
+# web app's browser tests.) Idempotent: installs only what is missing, and runs apt-get only then.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+
+# Debian keeps initdb off the PATH, in /usr/lib/postgresql/VERSION/bin.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null; then
+    missing+=(postgresql-15)
+fi
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-system.sh: missing ${missing[*]}; run as root (e.g. sudo bash .ci/install-system.sh)" >&2
+    exit 1
+fi
+
+# The tests make their own clusters: no need for the package's default one (or its server).
+if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+    mkdir -p /etc/postgresql-common
+    conf=/etc/postgresql-common/createcluster.conf
+    if ! grep -qs '^create_main_cluster' "$conf"; then
+        echo 'create_main_cluster = false' >>"$conf"
+    fi
+fi
+
+echo "install-system.sh: installing ${missing[*]}"
+apt-get update -qq
+# Keep a createcluster.conf written above (dpkg conffile or ucf-managed alike).
+UCF_FORCE_CONFFOLD=1 apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
