@@ -58,7 +58,8 @@ _LABELS: dict[str, tuple[str, str]] = {
     "title_by_month": ("月別", "By month"),
     "title_by_channel": ("販売チャネル別", "By sales channel"),
     "title_concentration": ("売上集中度 (ローレンツ曲線)", "Revenue concentration (Lorenz curve)"),
-    "title_cohorts": ("初回購入月コホートの継続率", "Retention by first-order month"),
+    "title_cohorts": ("初回購入月コホートの継続率 (%: k か月後に購入した割合)",
+                      "Retention by first-order month (% ordering k months later)"),
     "title_nps_by_channel": ("問い合わせチャネル別NPS", "NPS by support channel"),
     "title_subscription_churn": ("定期解約率", "Subscription churn"),
     "month": ("月", "month"),
@@ -73,6 +74,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "cohort": ("コホート", "cohort"),
     "cohort_size": ("人数", "size"),
     "months_after": ("経過月", "months after"),
+    "months_after_n": ("{k}か月後", "+{k} mo"),
     "retention": ("継続率", "retention"),
     "support_channel": ("問い合わせチャネル", "support channel"),
     "answered": ("回答数", "answers"),
@@ -143,6 +145,14 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {
     "detractor": ("批判者", "detractor"),
     "passive": ("中立者", "passive"),
     "promoter": ("推薦者", "promoter"),
+    # support channels (support_contacts.channel)
+    "phone": ("電話", "phone"),
+    "chat": ("チャット", "chat"),
+    "email": ("メール", "e-mail"),
+    "chatbot": ("チャットボット", "chatbot"),
+    "faq": ("FAQ", "FAQ"),
+    "sms": ("SMS", "SMS"),
+    "ivr": ("自動音声 (IVR)", "IVR"),
 }
 
 

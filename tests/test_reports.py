@@ -13,6 +13,7 @@ import pytest
 
 from kizuna import KizunaError
 from kizuna.analytics import kpi_report
+from kizuna.analytics._reports import last_complete_month
 
 from factories import day, orders_for, workspace_with
 
@@ -75,8 +76,17 @@ def test_cohort_retention_and_f2_conversion(tmp_path):
     ws = workspace_with(tmp_path / "ws", orders=orders)
     report = kpi_report(ws.tables(), AS_OF, start=dt.date(2026, 1, 1))
     jan = {r["k"]: r for r in report.cohorts.to_pylist() if r["cohort"] == dt.date(2026, 1, 1)}
-    assert {k: (r["customers"], r["cohort_size"]) for k, r in jan.items()} == {1: (2, 3), 3: (1, 3)}
+    # Every month up to June (closed by the as-of date 30 June) has a row, 0 where nobody came back.
+    assert {k: (r["customers"], r["cohort_size"]) for k, r in jan.items()} == {
+        1: (2, 3), 2: (0, 3), 3: (1, 3), 4: (0, 3), 5: (0, 3)
+    }
     assert jan[1]["share"] == pytest.approx(2 / 3)
+    march = {r["k"]: r["customers"] for r in report.cohorts.to_pylist() if r["cohort"] == dt.date(2026, 3, 1)}
+    assert march == {1: 0, 2: 0, 3: 1}  # D's June order
+    # As of 29 June, June is still running: no cohort shows it.
+    running = kpi_report(ws.tables(), dt.date(2026, 6, 29), start=dt.date(2026, 1, 1)).cohorts.to_pylist()
+    assert max(r["k"] for r in running if r["cohort"] == dt.date(2026, 1, 1)) == 4
+    assert not [r for r in running if r["cohort"] == dt.date(2026, 3, 1) and r["k"] == 3]
     f2 = report.f2
     # four first-time buyers; A (31 days) and B (36 days) reorder within 90 days; D's 111 days is too late
     assert (f2["first_time_buyers"], f2["converted"]) == (4, 2)
@@ -113,6 +123,18 @@ def test_subscription_churn_per_month(tmp_path):
     assert (may["active_at_start"], may["cancellations"], may["churn_rate"]) == (4, 1, 0.25)
     assert (june["active_at_start"], june["cancellations"]) == (3, 2)
     assert june["churn_rate"] == pytest.approx(2 / 3)
+    assert len(rows) == 12 and min(rows) == dt.date(2025, 7, 1)  # the last twelve whole months
+    # On 15 July, July is not over: the table still ends with June.
+    mid_july = kpi_report(ws.tables(), dt.date(2026, 7, 15)).subscription_churn.to_pylist()
+    assert mid_july[-1]["month"] == dt.date(2026, 6, 1)
+
+
+@pytest.mark.parametrize(("day", "month"), [
+    ("2026-06-30", "2026-06-01"), ("2026-06-29", "2026-05-01"), ("2026-01-01", "2025-12-01"),
+    ("2024-02-29", "2024-02-01"), ("2025-12-31", "2025-12-01"),
+])
+def test_last_complete_month(day, month):
+    assert last_complete_month(dt.date.fromisoformat(day)) == dt.date.fromisoformat(month)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from kizuna.analytics._kpi import nps_summary, top_share
 
 __all__ = [
     "LTV_BUCKETS", "KpiReport", "cohort_retention", "concentration_curve", "f2_conversion",
-    "kpi_by", "kpi_report", "ltv_distribution", "nps_by_channel", "subscription_churn",
+    "kpi_by", "kpi_report", "last_complete_month", "ltv_distribution", "nps_by_channel", "subscription_churn",
 ]
 
 LTV_BUCKETS = (0, 10_000, 30_000, 50_000, 100_000, 300_000, 500_000, 1_000_000)
@@ -112,17 +112,36 @@ def concentration_curve(lifetime: ibis.Table, points: int = 10) -> pa.Table:
     })
 
 
-def cohort_retention(orders: ibis.Table, months: int = 12) -> pa.Table:
-    """Share of each first-order-month cohort ordering again in month k (k = 1 … months)."""
+def last_complete_month(day: dt.date) -> dt.date:
+    """The first day of the last calendar month that has fully ended by the end of `day`."""
+    this_month = day.replace(day=1)
+    if (day + dt.timedelta(days=1)).month != day.month:  # `day` closes its month
+        return this_month
+    return (this_month - dt.timedelta(days=1)).replace(day=1)
+
+
+def _month_number(value: ibis.Value) -> ibis.Value:
+    return value.year() * 12 + value.month()  # counts months on any engine
+
+
+def cohort_retention(orders: ibis.Table, cut: AsOf, months: int = 12) -> pa.Table:
+    """Share of each first-order-month cohort ordering again in month k (k = 1 … months).
+
+    Every cohort gets a row for each k whose month has fully ended by the as-of date (a
+    month still running would understate retention), with 0 where nobody came back.
+    """
     firsts = orders.group_by("customer_id").aggregate(first=_.ordered_at.min())
     joined = orders.inner_join(firsts, "customer_id")
-    index = lambda ts: ts.year() * 12 + ts.month()  # noqa: E731 - a month number, on any engine
-    active = joined.mutate(cohort=_month(joined.first), k=index(joined.ordered_at) - index(joined.first))
+    active = joined.mutate(cohort=_month(joined.first),
+                           k=_month_number(joined.ordered_at) - _month_number(joined.first))
     sizes = active.group_by("cohort").aggregate(cohort_size=_.customer_id.nunique())
     back = active.filter((active.k >= 1) & (active.k <= months)).group_by(["cohort", "k"]).aggregate(
         customers=_.customer_id.nunique()
     )
-    out = back.inner_join(sizes, "cohort")
+    complete = last_complete_month(cut.day)
+    grid = sizes.cross_join(ibis.memtable({"k": list(range(1, months + 1))}))
+    grid = grid.filter(_month_number(grid.cohort) + grid.k <= complete.year * 12 + complete.month)
+    out = grid.left_join(back, ["cohort", "k"]).select("cohort", "k", "cohort_size", customers=_.customers.fill_null(0))
     return out.mutate(share=ratio(out.customers, out.cohort_size)).order_by(["cohort", "k"]).to_pyarrow()
 
 
@@ -170,8 +189,11 @@ def nps_by_channel(tables: dict[str, ibis.Table], cut: AsOf, validity_days: int)
 
 
 def subscription_churn(events: ibis.Table, cut: AsOf, months: int = 12) -> pa.Table:
-    """Cancellations in the month ÷ subscriptions active at the start of the month."""
-    first_month = dt.date(cut.day.year, cut.day.month, 1)
+    """Cancellations in the month ÷ subscriptions active at the start of the month.
+
+    For the last `months` calendar months that have fully ended by the as-of date.
+    """
+    first_month = last_complete_month(cut.day)
     starts = []
     for _i in range(months):
         starts.append(first_month)
@@ -218,7 +240,7 @@ def kpi_report(
         by=kpi_by(period, by),
         ltv_distribution=ltv_distribution(lifetime),
         concentration=concentration_curve(lifetime),
-        cohorts=cohort_retention(orders, cohort_months),
+        cohorts=cohort_retention(orders, cut, cohort_months),
         f2=f2_conversion(orders, start, f2_window_days),
         nps_by_channel=nps_by_channel(tables, cut, nps_validity_days),
         subscription_churn=subscription_churn(tables["events"], cut),

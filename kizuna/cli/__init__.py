@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from kizuna._errors import KizunaError
 from kizuna.cli._app import app
 from kizuna.cli._render import error_console
@@ -18,12 +20,12 @@ def main() -> None:
     except KizunaError as exc:
         error_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.Abort:  # Ctrl-C at a prompt
+        sys.exit(130)
+    except typer.TyperException as exc:  # a usage mistake: Typer prints it with the usage line
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            error_console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False)
+        sys.exit(exc.exit_code)

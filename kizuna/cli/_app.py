@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kizuna.cli._render import FORMATS, console, print_json, show_rows
+from kizuna.cli._render import FORMATS, Percent, console, print_json, show_rows
 from kizuna.i18n import LANGS, label, segment_label
 from kizuna.importing import ImportSummary
 from kizuna.store import KINDS
@@ -27,7 +27,8 @@ DirOption = Annotated[Path, typer.Option("--dir", "-d", help="Workspace folder."
 LangOption = Annotated[str, typer.Option("--lang", help="Label language: ja or en.")]
 FormatOption = Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")]
 AsOfOption = Annotated[
-    str | None, typer.Option("--as-of", help="Compute as of this date (YYYY-MM-DD); default today.")
+    str | None,
+    typer.Option("--as-of", help="Compute as of this date (YYYY-MM-DD); default [analysis] as_of, else today."),
 ]
 DbOption = Annotated[
     str | None, typer.Option("--db", help="Store URL for this run (overrides [store] url).")
@@ -41,9 +42,9 @@ def _check(lang: str, fmt: str = "table") -> None:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
 
 
-def _as_of(value: str | None) -> dt.date:
+def _as_of(value: str | None) -> dt.date | None:
     if value is None:
-        return dt.date.today()
+        return None
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
@@ -128,7 +129,7 @@ def demo(
     from kizuna.demo import build_demo
 
     _check(lang, fmt)
-    day = _as_of(as_of)
+    day = _as_of(as_of) or dt.date.today()
     with _progress(fmt) as progress:
         task = progress.add_task("demo", total=None)
         result = build_demo(directory, customers=customers, seed=seed, as_of=day,
@@ -156,8 +157,8 @@ def analyze(
 ) -> None:
     """Build customer_scores: RFM, LTV, NPS cell, ranks, loyalty, lapse and lost reasons per customer."""
     _check(lang, fmt)
-    day = _as_of(as_of)
     with Workspace.open(directory, store_url=db) as ws:
+        day = ws.as_of(_as_of(as_of))
         with _progress(fmt) as progress:
             progress.add_task(label("analyzing", lang), total=None)
             count = ws.analyze(day)
@@ -181,9 +182,8 @@ def kpi(
     _check(lang, fmt)
     if by not in ("month", "channel"):
         raise typer.BadParameter("--by must be month or channel")
-    day = _as_of(to or as_of)
     with Workspace.open(directory, store_url=db) as ws:
-        report = ws.kpis(day, start=_as_of(start) if start else None, by=by)
+        report = ws.kpis(_as_of(to or as_of), start=_as_of(start), by=by)
     show_kpi_report(report, by, lang, fmt)
 
 
@@ -226,7 +226,7 @@ def _show_counts(ws: Workspace, lang: str, fmt: str) -> None:
 
 def _segment_rows(table, lang: str) -> list[dict]:
     return [
-        {**row, "label": segment_label(row["segment"], lang), "revenue_share": round(100 * row["revenue_share"], 1)}
+        {**row, "label": segment_label(row["segment"], lang), "revenue_share": _pct(row["revenue_share"])}
         for row in table.to_pylist()
     ]
 
@@ -246,8 +246,8 @@ def _show_segments(ws: Workspace, lang: str, fmt: str) -> None:
         show_rows(_segment_rows(tables[name], lang), columns, fmt, title=label(f"title_{name}", lang))
 
 
-def _pct(x: float | None) -> float | None:
-    return None if x is None else round(100 * x, 1)
+def _pct(x: float | None) -> Percent | None:
+    return None if x is None else Percent(round(100 * x, 1))
 
 
 def show_kpi_report(report, by: str, lang: str, fmt: str) -> None:
@@ -259,7 +259,7 @@ def show_kpi_report(report, by: str, lang: str, fmt: str) -> None:
         ("aov", None if h["aov"] is None else round(h["aov"])),
         ("repeat_rate", _pct(h["repeat_rate"])),
         ("purchase_frequency", None if h["purchase_frequency"] is None else round(h["purchase_frequency"], 2)),
-        ("nps", None if n["score"] is None else round(n["score"], 1)),
+        ("nps", None if n["score"] is None else Percent(round(n["score"], 1))),
         ("promoters", f"{n['promoter']:,} ({_pct(n['promoter'] / n['answered']) if n['answered'] else '-'} %)"),
         ("passives", f"{n['passive']:,} ({_pct(n['passive'] / n['answered']) if n['answered'] else '-'} %)"),
         ("detractors", f"{n['detractor']:,} ({_pct(n['detractor'] / n['answered']) if n['answered'] else '-'} %)"),
@@ -288,7 +288,8 @@ def show_kpi_report(report, by: str, lang: str, fmt: str) -> None:
     if fmt == "csv":
         return  # one table per call for scripts; --format json gives everything
     by_rows = [
-        {**r, "repeat_rate": _pct(r["repeat_rate"]), "month": str(r.get("month", ""))[:7]}
+        {**r, "repeat_rate": _pct(r["repeat_rate"]), "month": str(r.get("month", ""))[:7],
+         "aov": None if r["aov"] is None else round(r["aov"])}
         for r in report.by.to_pylist()
     ]
     show_rows(by_rows, [(by, label(by, lang)), ("ordering_customers", label("ordering_customers", lang)),
@@ -307,14 +308,10 @@ def show_kpi_report(report, by: str, lang: str, fmt: str) -> None:
              for r in report.concentration.to_pylist()]
     show_rows(curve, [("customers", label("top_customers", lang)), ("revenue", label("cumulative_revenue", lang))],
               fmt, title=label("title_concentration", lang))
-    cohorts = [{**r, "share": _pct(r["share"]), "cohort": str(r["cohort"])[:7]}
-               for r in report.cohorts.to_pylist() if r["k"] in (1, 3, 6, 12)]
-    show_rows(cohorts,
-              [("cohort", label("cohort", lang)), ("cohort_size", label("cohort_size", lang)),
-               ("k", label("months_after", lang)), ("share", label("retention", lang) + " %")],
-              fmt, title=label("title_cohorts", lang))
+    show_rows(*_cohort_pivot(report.cohorts.to_pylist(), lang), fmt, title=label("title_cohorts", lang))
     channels = report.nps_by_channel.to_pylist()
-    show_rows([{**r, "nps": None if r["nps"] is None else round(r["nps"], 1)} for r in channels],
+    show_rows([{**r, "nps": None if r["nps"] is None else Percent(round(r["nps"], 1)),
+                "channel": segment_label(r["channel"], lang)} for r in channels],
               [("channel", label("support_channel", lang)), ("answered", label("answered", lang)),
                ("nps", "NPS")], fmt, title=label("title_nps_by_channel", lang))
     show_rows([{**r, "churn_rate": _pct(r["churn_rate"]), "month": str(r["month"])[:7]}
@@ -322,6 +319,24 @@ def show_kpi_report(report, by: str, lang: str, fmt: str) -> None:
               [("month", label("month", lang)), ("active_at_start", label("active_subscriptions", lang)),
                ("cancellations", label("cancellations", lang)), ("churn_rate", label("churn_rate", lang) + " %")],
               fmt, title=label("title_subscription_churn", lang))
+
+
+COHORT_MONTHS_SHOWN = (1, 2, 3, 6, 12)
+COHORTS_SHOWN = 24
+
+
+def _cohort_pivot(rows: list[dict], lang: str) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Cohorts as rows and months-after as columns, the last two years; `--format json` has all."""
+    by_cohort: dict[str, dict] = {}
+    for r in rows:
+        cohort = str(r["cohort"])[:7]
+        entry = by_cohort.setdefault(cohort, {"cohort": cohort, "cohort_size": r["cohort_size"]})
+        if r["k"] in COHORT_MONTHS_SHOWN:
+            entry[f"k{r['k']}"] = _pct(r["share"])
+    shown = [by_cohort[c] for c in sorted(by_cohort)[-COHORTS_SHOWN:]]
+    columns = [("cohort", label("cohort", lang)), ("cohort_size", label("cohort_size", lang))]
+    columns += [(f"k{k}", label("months_after_n", lang).format(k=k)) for k in COHORT_MONTHS_SHOWN]
+    return shown, columns
 
 
 def _progress(fmt: str) -> Progress:

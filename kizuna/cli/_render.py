@@ -11,10 +11,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["FORMATS", "console", "error_console", "print_json", "show_rows"]
+__all__ = ["FORMATS", "Percent", "console", "error_console", "print_json", "show_rows"]
 
 FORMATS = ("table", "csv", "json")
-console = Console()
+# Piped or captured output would be cut at 80 columns, clipping Japanese labels and yen amounts.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 error_console = Console(stderr=True)
 
 
@@ -40,6 +41,10 @@ def show_rows(
     console.print(table)
 
 
+class Percent(float):
+    """A percentage, shown with one decimal (a plain float in CSV and JSON)."""
+
+
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, ensure_ascii=False, default=str, indent=1)
     sys.stdout.write("\n")
@@ -52,6 +57,8 @@ def _cell(value: Any) -> str:
         return "✓" if value else ""
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, Percent):
+        return f"{value:,.1f}"
     if isinstance(value, float):
         return f"{value:,.2f}"
     return str(value)

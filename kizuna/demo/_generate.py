@@ -21,6 +21,7 @@ events         events.csv                   UTF-8, 定期開始/解約/引越し
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -173,7 +174,8 @@ def build_demo(
 
     The files go to ``directory / "demo-data"`` and are imported with
     `Workspace.import_file`, exactly as a user's files would be, in dependency order.
-    `on_progress(step)` is called before each step ("generating 10,000 customers",
+    The workspace's ``as_of`` setting becomes `as_of`, so its reports stop where the
+    business does. `on_progress(step)` is called before each step ("generating 10,000 customers",
     "importing orders", …). The workspace is returned open; close it (or use ``with``).
 
     >>> result = build_demo("kizuna-demo", customers=2_000)      # doctest: +SKIP
@@ -183,6 +185,8 @@ def build_demo(
     report = on_progress or (lambda step: None)
     workspace = Workspace.init(directory, exist_ok=True)
     try:
+        # The business stops on `as_of`: reports default to that day, not to today.
+        workspace.save_settings(dataclasses.replace(workspace.settings, as_of=as_of.isoformat()))
         report(f"generating {customers:,} customers")
         files = generate_demo_files(Path(directory) / "demo-data", customers=customers, seed=seed,
                                     as_of=as_of, with_bad_rows=with_bad_rows)

@@ -9,6 +9,7 @@ ignored.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ class Settings:
     # [store]; empty means kizuna.duckdb inside the workspace
     store_url: str = ""
     # [analysis]
+    as_of: str = ""  # YYYY-MM-DD: every report as of this day; empty means today
     rfm_window_days: int = 3 * 365
     nps_validity_days: int = 365
     dormant_days: int = 90
@@ -81,7 +83,7 @@ class Settings:
             "business": {"currency", "timezone", "gross_margin_rate"},
             "store": {"url"},
             "analysis": {
-                "rfm_window_days", "nps_validity_days", "dormant_days", "lapse_factor",
+                "as_of", "rfm_window_days", "nps_validity_days", "dormant_days", "lapse_factor",
                 "lost_lookback_days", "f2_window_days", "high_ltv_top_share",
                 "high_ltv_min_yen", "rfm_ranks",
             },
@@ -111,7 +113,22 @@ class Settings:
                 raise WorkspaceError(
                     f"{source}: setting {name} must be {expected.__name__}, got {value!r}."
                 )
-        return dataclasses.replace(defaults, **values)
+        settings = dataclasses.replace(defaults, **values)
+        if settings.as_of:
+            try:
+                dt.date.fromisoformat(settings.as_of)
+            except ValueError:
+                raise WorkspaceError(
+                    f"{source}: analysis.as_of must be a date written YYYY-MM-DD (or empty for today), "
+                    f"got {settings.as_of!r}."
+                ) from None
+        return settings
+
+    def as_of_date(self, override: dt.date | None = None) -> dt.date:
+        """The day reports are computed as of: `override`, else the as_of setting, else today."""
+        if override is not None:
+            return override
+        return dt.date.fromisoformat(self.as_of) if self.as_of else dt.date.today()
 
     def to_toml(self) -> str:
         """The settings as a commented kizuna.toml."""
@@ -134,6 +151,7 @@ gross_margin_rate = {self.gross_margin_rate}        # LTV (profit) = revenue LTV
 url = "{self.store_url}"
 
 [analysis]
+as_of = "{self.as_of}"                  # every report as of this day (YYYY-MM-DD); empty = today
 rfm_window_days = {self.rfm_window_days}        # Frequency / Monetary window (3 years)
 nps_validity_days = {self.nps_validity_days}      # an NPS answer older than this no longer counts
 dormant_days = {self.dormant_days}            # dormant: no order for this many days

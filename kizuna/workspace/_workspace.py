@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
@@ -36,8 +37,9 @@ class Workspace:
         self.store = store
 
     @classmethod
-    def init(cls, path: Path | str, *, store_url: str = "", exist_ok: bool = False) -> Workspace:
-        """Create the folder, a kizuna.toml with the default settings, and the store."""
+    def init(cls, path: Path | str, *, store_url: str = "", exist_ok: bool = False,
+             settings: Settings | None = None) -> Workspace:
+        """Create the folder, a kizuna.toml (default settings unless given), and the store."""
         path = Path(path)
         settings_path = path / SETTINGS_FILE
         if settings_path.exists() and not exist_ok:
@@ -47,7 +49,10 @@ class Workspace:
             )
         path.mkdir(parents=True, exist_ok=True)
         if not settings_path.exists():
-            settings_path.write_text(Settings(store_url=store_url).to_toml(), encoding="utf-8")
+            settings = settings or Settings()
+            if store_url:
+                settings = dataclasses.replace(settings, store_url=store_url)
+            settings_path.write_text(settings.to_toml(), encoding="utf-8")
         return cls.open(path)
 
     @classmethod
@@ -67,6 +72,15 @@ class Workspace:
 
     def close(self) -> None:
         self.store.close()
+
+    def save_settings(self, settings: Settings) -> None:
+        """Write `settings` to kizuna.toml (comments are rewritten) and use them from now on."""
+        (self.path / SETTINGS_FILE).write_text(settings.to_toml(), encoding="utf-8")
+        self.settings = settings
+
+    def as_of(self, override: dt.date | None = None) -> dt.date:
+        """The day reports are computed as of: `override`, else the as_of setting, else today."""
+        return self.settings.as_of_date(override)
 
     def __enter__(self) -> Workspace:
         return self
@@ -102,12 +116,13 @@ class Workspace:
         return {name: self.store.table(name) for name in TABLES}
 
     # -- analytics --------------------------------------------------------------------
-    def analyze(self, as_of: dt.date) -> int:
-        """Build `customer_scores` in the store as of `as_of`; returns its number of rows.
+    def analyze(self, as_of: dt.date | None = None) -> int:
+        """Build `customer_scores` in the store as of `as_of` (see `as_of`); returns its number of rows.
 
         The orders are read once, into a per-customer summary; everything else is computed
         from that summary and the small tables, in the engine.
         """
+        as_of = self.as_of(as_of)
         tables = self.tables()
         cut = analytics.AsOf(as_of)
         summary = self.store.create(
@@ -130,12 +145,13 @@ class Workspace:
         value = self.scores().as_of.max().to_pyarrow().as_py()
         return value
 
-    def kpis(self, as_of: dt.date, *, start: dt.date | None = None, by: str = "month") -> analytics.KpiReport:
-        """The KPI report of SPEC §1 for `start` … `as_of`."""
+    def kpis(self, as_of: dt.date | None = None, *, start: dt.date | None = None,
+             by: str = "month") -> analytics.KpiReport:
+        """The KPI report of SPEC §1 for `start` … `as_of` (default: the year up to `as_of`)."""
         if self.store.count("orders") == 0:
             raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
         return analytics.kpi_report(
-            self.tables(), as_of, start=start, by=by,
+            self.tables(), self.as_of(as_of), start=start, by=by,
             nps_validity_days=self.settings.nps_validity_days, f2_window_days=self.settings.f2_window_days,
         )
 

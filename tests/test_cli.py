@@ -1,0 +1,101 @@
+"""The README's path through the CLI, as a user runs it: demo, kpi, analyze, segments, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from kizuna.workspace import Workspace
+
+KIZUNA = [sys.executable, "-m", "kizuna"]
+
+
+def kizuna(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*KIZUNA, *args], capture_output=True, text=True, cwd=cwd, check=False)
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cwd = tmp_path_factory.mktemp("cli")
+    done = kizuna("demo", "--customers", "1500", "--as-of", "2026-06-30", cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return cwd
+
+
+def test_demo_prints_counts_kpis_and_segments_and_freezes_its_as_of_date(demo_dir: Path):
+    with Workspace.open(demo_dir / "kizuna-demo") as ws:
+        counts = ws.counts()
+        assert ws.settings.as_of == "2026-06-30"  # later reports stop where the business does
+        assert ws.scores().count().to_pyarrow().as_py() == 1_500
+    assert counts["customers"] == 1_500 and counts["orders"] > 1_500
+    # `kpi` without --as-of uses the workspace's date, not today's.
+    report = json.loads(kizuna("kpi", "--dir", "kizuna-demo", "--format", "json", cwd=demo_dir).stdout)
+    assert (report["as_of"], report["start"]) == ("2026-06-30", "2025-06-30")
+    assert report["headline"]["customers"] == 1_500
+    assert report["subscription_churn"][-1]["month"] == "2026-06-01"  # June is complete on 30 June
+    nps = report["nps"]
+    assert nps["promoter"] + nps["passive"] + nps["detractor"] == nps["answered"] > 0
+
+
+def test_demo_output_names_what_it_found(demo_dir: Path, tmp_path: Path):
+    done = kizuna("demo", "--customers", "300", "--dir", str(tmp_path / "small"), "--lang", "en", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for words in ("customers", "orders", "NPS", "repeat rate", "Retention by first-order month",
+                  "NPS x LTV matrix", "churn candidate", "kizuna export"):
+        assert words in done.stdout, words
+    assert "300" in done.stdout
+
+
+def test_segments_and_export_agree_on_the_churn_candidates(demo_dir: Path):
+    matrix = json.loads(kizuna("segments", "--dir", "kizuna-demo", "--format", "json", cwd=demo_dir).stdout)["matrix"]
+    expected = next(r["customers"] for r in matrix if r["segment"] == "churn_candidate")
+    assert expected > 0  # the demo's heavy-buying detractors
+    done = kizuna("export", "離脱候補者", "--dir", "kizuna-demo", "-o", "churn.xlsx", "-f", "xlsx", cwd=demo_dir)
+    assert done.returncode == 0, done.stderr
+    sheet = openpyxl.load_workbook(demo_dir / "churn.xlsx", read_only=True).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert len(rows) - 1 == expected
+    done = kizuna("export", "churn_candidate", "--dir", "kizuna-demo", "-o", "churn.csv", "--lang", "en",
+                  cwd=demo_dir)
+    assert done.returncode == 0, done.stderr
+    with (demo_dir / "churn.csv").open(encoding="utf-8-sig", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == expected
+
+
+def test_analyze_as_of_an_earlier_day_sees_fewer_customers_buying(demo_dir: Path):
+    done = kizuna("analyze", "--dir", "kizuna-demo", "--as-of", "2025-06-30", "--format", "json", cwd=demo_dir)
+    assert done.returncode == 0, done.stderr
+    with Workspace.open(demo_dir / "kizuna-demo") as ws:
+        scores = ws.scores()
+        assert scores.as_of.max().to_pyarrow().as_py().isoformat() == "2025-06-30"
+        last = scores.last_order_at.max().to_pyarrow().as_py()
+    assert last is not None and last.date().isoformat() <= "2025-06-30"
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("kpi", "--as-of", "30/06/2026"), "YYYY-MM-DD"),
+    (("kpi", "--by", "weekday"), "month or channel"),
+    (("export", "no_such_segment"), "no_such_segment"),
+    (("kpi", "--dir", "nowhere"), "kizuna init"),
+])
+def test_mistakes_get_one_clear_line_and_no_traceback(demo_dir: Path, args: tuple[str, ...], words: str):
+    argv = list(args) if "--dir" in args else [*args, "--dir", "kizuna-demo"]
+    done = kizuna(*argv, cwd=demo_dir)
+    assert done.returncode != 0
+    assert words in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bad_as_of_setting_names_the_file_and_the_fix(tmp_path: Path):
+    Workspace.init(tmp_path / "ws").close()
+    settings = tmp_path / "ws" / "kizuna.toml"
+    settings.write_text(settings.read_text(encoding="utf-8").replace('as_of = ""', 'as_of = "yesterday"'),
+                        encoding="utf-8")
+    done = kizuna("kpi", "--dir", "ws", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "kizuna.toml" in done.stderr and "analysis.as_of" in done.stderr and "YYYY-MM-DD" in done.stderr
