@@ -56,10 +56,15 @@ def test_segments_and_export_agree_on_the_churn_candidates(demo_dir: Path):
     matrix = json.loads(kizuna("segments", "--dir", "kizuna-demo", "--format", "json", cwd=demo_dir).stdout)["matrix"]
     expected = next(r["customers"] for r in matrix if r["segment"] == "churn_candidate")
     assert expected > 0  # the demo's heavy-buying detractors
+    with Workspace.open(demo_dir / "kizuna-demo") as ws:  # the Python API finds the same customers
+        members = ws.segment("離脱候補者").to_pyarrow()
+        assert members.num_rows == expected
+        assert set(members["nps_score"].to_pylist()) <= set(range(7))  # all detractors
     done = kizuna("export", "離脱候補者", "--dir", "kizuna-demo", "-o", "churn.xlsx", "-f", "xlsx", cwd=demo_dir)
     assert done.returncode == 0, done.stderr
-    sheet = openpyxl.load_workbook(demo_dir / "churn.xlsx", read_only=True).active
-    rows = list(sheet.iter_rows(values_only=True))
+    book = openpyxl.load_workbook(demo_dir / "churn.xlsx", read_only=True)
+    rows = list(book.active.iter_rows(values_only=True))
+    book.close()
     assert len(rows) - 1 == expected
     done = kizuna("export", "churn_candidate", "--dir", "kizuna-demo", "-o", "churn.csv", "--lang", "en",
                   cwd=demo_dir)

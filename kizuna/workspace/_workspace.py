@@ -164,6 +164,11 @@ class Workspace:
             "rfm_segments": analytics.rfm_segment_table(scores),
         }
 
+    def segment(self, segment: str) -> ibis.Table:
+        """The customers of a segment (cell, rank, named segment or flag, by id or label) with
+        contact details, LTV, last order and NPS, best LTV first."""
+        return analytics.segment_members(self.scores(), self.store.table("customers"), segment)[1]
+
     def export_segment(self, segment: str, path: Path | str, *, fmt: str = "csv", lang: str = "ja") -> int:
         """Write the customer list of a segment (cell, rank, named segment or flag)."""
         key, members = analytics.segment_members(self.scores(), self.store.table("customers"), segment)
