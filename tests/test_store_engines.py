@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ import pytest
 from kizuna._errors import StoreError
 from kizuna.store import TABLES, Store, copy_store
 from kizuna.store._copy import same_dtype
-from kizuna.workspace import Workspace
+from kizuna.workspace import Settings, Workspace
 
 from factories import arrow_rows
 
@@ -321,3 +324,30 @@ def test_import_on_spark_keeps_nulls_and_nullable_amounts(spark_store, tmp_path)
         assert [(r["ordered_at"], r["refund_amount"]) for r in rows(ws.store, "orders")] == [
             (LATE, 300), (dt.datetime(2024, 2, 1), None)
         ]
+
+
+@pytest.mark.spark
+def test_local_spark_workspace_keeps_its_tables_between_commands(tmp_path):
+    # Each `kizuna` command is a new process with a new Spark session: the workspace's
+    # warehouse and metastore must carry the tables from one to the next.
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "kizuna.toml").write_text(Settings(store_url="pyspark://local").to_toml(), encoding="utf-8")
+    orders = ("受注番号,顧客ID,購入日,金額,返金額\n"
+              "O1,C1,2024/1/5 23:30,1200,300\nO2,C2,2024/2/1,3000,\nO3,C1,2024/3/1,5000,\n")
+    steps = [
+        ("import", "customers", str(write(tmp_path / "customers.csv", CUSTOMERS_CSV))),
+        ("import", "orders", str(write(tmp_path / "orders.csv", orders))),
+        ("kpi", "--as-of", "2024-06-30"),
+    ]
+    outputs = []
+    for step in steps:
+        done = subprocess.run([sys.executable, "-m", "kizuna", *step, "--dir", str(ws), "--format", "json"],
+                              capture_output=True, text=True, cwd=tmp_path, check=False)
+        assert done.returncode == 0, done.stderr
+        outputs.append(json.loads(done.stdout))
+    assert outputs[0]["added"] == 3 and outputs[1]["added"] == 3
+    headline = outputs[2]["headline"]
+    assert (headline["customers"], headline["orders"], headline["revenue"]) == (3, 3, 900 + 3_000 + 5_000)
+    assert (ws / "spark-warehouse").is_dir() and (ws / "spark-metastore").is_dir()
+    assert not (tmp_path / "derby.log").exists()  # Derby's log stays in the workspace

@@ -38,11 +38,14 @@ class Store:
 
     # -- connecting -------------------------------------------------------------------
     @classmethod
-    def connect(cls, url: str) -> Store:
-        """Connect by URL or DuckDB file path and make sure the canonical tables exist."""
+    def connect(cls, url: str, *, home: Path | None = None) -> Store:
+        """Connect by URL or DuckDB file path and make sure the canonical tables exist.
+
+        `home` is the workspace folder: a local Spark store keeps its tables there.
+        """
         try:
             if url.startswith("pyspark://"):
-                backend = ibis.pyspark.connect(local_spark_session())
+                backend = ibis.pyspark.connect(local_spark_session(home))
             elif url.startswith(("postgres://", "postgresql://")):
                 backend = ibis.connect(url.replace("postgresql://", "postgres://", 1))
             else:
@@ -229,14 +232,21 @@ def redact(url: str) -> str:
 _spark_session = None
 
 
-def local_spark_session():
-    """One local Spark session per process, listening on loopback only (~10 s to start)."""
+def local_spark_session(home: Path | None = None):
+    """One local Spark session per process, listening on loopback only (~10 s to start).
+
+    With `home` (a workspace folder) the tables outlive the process: they are kept in
+    ``home/spark-warehouse`` and catalogued in an embedded Derby metastore in
+    ``home/spark-metastore``, so the next ``kizuna`` command finds them. Without it the
+    catalog is in memory (tests, notebooks that bring their own session). The first call
+    in a process decides; later calls get the same session.
+    """
     global _spark_session
     if _spark_session is None:
         from pyspark.sql import SparkSession
 
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        _spark_session = (
+        builder = (
             SparkSession.builder.master("local[2]")
             .appName("kizuna")
             .config("spark.driver.bindAddress", "127.0.0.1")
@@ -244,7 +254,22 @@ def local_spark_session():
             .config("spark.ui.enabled", "false")
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.sql.ansi.enabled", "false")
-            .getOrCreate()
+            .config("spark.ui.showConsoleProgress", "false")
         )
+        if home is not None:
+            home = Path(home).resolve()
+            metastore = home / "spark-metastore"
+            builder = (
+                builder.enableHiveSupport()
+                .config("spark.sql.warehouse.dir", str(home / "spark-warehouse"))
+                .config("spark.hadoop.javax.jdo.option.ConnectionURL",
+                        f"jdbc:derby:;databaseName={metastore};create=true")
+            )
+            # Derby writes derby.log into the current folder unless told otherwise, and Spark's
+            # own logging would bury the command's output.
+            java_options = (f"-Dderby.stream.error.file={home / 'derby.log'} "
+                            f"-Dlog4j2.configurationFile={Path(__file__).with_name('spark-log4j2.properties')}")
+            os.environ.setdefault("PYSPARK_SUBMIT_ARGS", f'--driver-java-options "{java_options}" pyspark-shell')
+        _spark_session = builder.getOrCreate()
         _spark_session.sparkContext.setLogLevel("ERROR")
     return _spark_session
