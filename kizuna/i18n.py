@@ -48,6 +48,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "rows": ("件数", "rows"),
     "demo_ready": ("デモ企業のワークスペースを作成しました", "Demo business workspace ready"),
     "importing": ("取り込み中", "importing"),
+    "reconcile": ("重複・参照を確認して保存中", "checking duplicates and references, saving"),
     "analyzing": ("顧客スコアを計算中", "computing customer scores"),
     "as_of": ("基準日", "as of"),
     "segment": ("セグメント", "segment"),

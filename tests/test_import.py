@@ -223,10 +223,21 @@ def test_small_batches_find_duplicates_across_batch_boundaries(tmp_path):
     ws.close()
     with Workspace.open(tmp_path / "ws") as ws:
         assert ws.settings.import_batch_rows == 2
-        lines = "".join(f"C{i},name{i}\n" for i in range(7)) + "C1,changed\nC2,name2\n"
-        summary = ws.import_file("customers", write(tmp_path / "c.csv", "customer_id,name\n" + lines))
-        assert (summary.added, summary.duplicates, summary.rejected) == (7, 1, 1)
-        assert [r["row"] for r in rejects_of(summary)] == ["9"]
+        # ~2.5 MB of rows: the CSV reader's 1 MiB blocks (its minimum) split it into three batches
+        # the repeats of C1 (conflicting) and C2 (identical) come two batches after the originals
+        lines = "".join(f"C{i},name{i}\n" for i in range(80))
+        lines += "".join(f"X{i:06d},name of customer {i:06d}\n" for i in range(80_000))
+        lines += "C1,changed\nC2,name2\n"
+        events: list[tuple] = []
+        summary = ws.import_file("customers", write(tmp_path / "c.csv", "customer_id,name\n" + lines),
+                                 on_progress=lambda done, expected: events.append(("rows", done)),
+                                 on_phase=lambda name: events.append(("phase", name)))
+        assert (summary.added, summary.duplicates, summary.rejected) == (80_080, 1, 1)
+        assert [r["row"] for r in rejects_of(summary)] == ["80082"]
+        # the progress bar moves batch by batch, then says the rows are being reconciled
+        rows = [n for what, n in events if what == "rows"]
+        assert len(rows) >= 3 and rows == sorted(rows) and rows[-1] == 80_082
+        assert events[-1] == ("phase", "reconcile")
 
 
 def test_profile_events_and_support_contacts_with_japanese_values(ws_with_customers, tmp_path):

@@ -87,7 +87,11 @@ def import_(
         def update(done: int, expected: int | None) -> None:
             progress.update(task, completed=done, total=max(expected or 0, done) or None)
 
-        summary = ws.import_file(kind, file, mapping=mapping, encoding=encoding, on_progress=update)
+        def phase(name: str) -> None:
+            progress.update(task, description=f"{label(name, lang)} {file.name}")
+
+        summary = ws.import_file(kind, file, mapping=mapping, encoding=encoding, on_progress=update,
+                                 on_phase=phase)
     show_import_summary(summary, lang, fmt)
 
 

@@ -122,10 +122,13 @@ def import_file(
     encoding: str | None = None,
     batch_rows: int = 200_000,
     on_progress: Callable[[int, int | None], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> ImportSummary:
     """Import `path` as `kind` (customers, orders, order-items, products, nps, support, events).
 
-    `on_progress(rows_done, rows_expected)` is called after every batch.
+    `on_progress(rows_done, rows_expected)` is called after every batch; `on_phase("reconcile")`
+    once the file is read, when duplicates, references and the stored rows are compared (on a
+    large file, a good part of the time).
     """
     spec = table_for_kind(kind)
     path = Path(path)
@@ -159,6 +162,8 @@ def import_file(
                  "reason": [f"cannot split the row into columns: {t}" for _, t in source.malformed]},
                 schema=REJECT_SCHEMA,
             ))
+        if on_phase:
+            on_phase("reconcile")
         _reconcile(store, spec, present, rejects, summary)
     finally:
         for name in (STAGE, VALID, CHANGES):

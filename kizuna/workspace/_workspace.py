@@ -97,6 +97,7 @@ class Workspace:
         mapping: Path | str | ColumnMapping | None = None,
         encoding: str | None = None,
         on_progress: Callable[[int, int | None], None] | None = None,
+        on_phase: Callable[[str], None] | None = None,
     ) -> ImportSummary:
         """Import one file; see `kizuna.importing.import_file`."""
         if mapping is not None and not isinstance(mapping, ColumnMapping):
@@ -109,6 +110,7 @@ class Workspace:
             encoding=encoding,
             batch_rows=self.settings.import_batch_rows,
             on_progress=on_progress,
+            on_phase=on_phase,
         )
 
     def tables(self) -> dict[str, ibis.Table]:
