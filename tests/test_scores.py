@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import random
 
+import ibis
 import pytest
 
-from kizuna.analytics import customer_scores
+from kizuna.analytics import AsOf, customer_scores, order_summary, quintile
 
 from factories import day, days_before, orders_for, workspace_with
 
@@ -209,3 +211,30 @@ def test_as_of_reproduces_the_past(tmp_path):
     ws = workspace_with(tmp_path / "ws", orders=orders, nps_answers=[_nps("C1", 2, "2026-06-20")])
     past = scores(ws, "2026-03-31")["C1"]
     assert (past["orders"], past["ltv_revenue"], past["recency_days"], past["nps_class"]) == (2, 20_000, 21, None)
+
+
+def test_cut_value_scores_equal_rank_quintiles_with_many_ties(tmp_path):
+    # customer_scores scores R, F, M and high LTV against a few cut values instead of ranking
+    # every customer: the result must be the rank-based definition (`quintile`), ties included
+    rng = random.Random(3)
+    orders = []
+    for k in range(203):
+        n = rng.choice([1, 1, 1, 2, 3, 5, 8])
+        dates = days_before(AS_OF, *rng.sample(range(1, 60), n))
+        orders += orders_for(f"C{k:03}", dates, [rng.choice([1_000, 2_000, 5_000]) for _ in dates])
+    ws = workspace_with(tmp_path / "ws", orders=orders)
+    s = order_summary(ws.tables()["orders"], AsOf(dt.date.fromisoformat(AS_OF)), ws.settings.rfm_window_days)
+    n = s.count().over()
+    expected = s.select(
+        "customer_id",
+        r_score=quintile(s.last_order_at.date().epoch_days(), n),
+        f_score=quintile(s.frequency, n),
+        m_score=quintile(s.monetary, n),
+        high_ltv=ibis.rank().over(order_by=ibis.desc(s.revenue)) < (n * 0.2).ceil(),
+    ).to_pyarrow().to_pylist()
+    rows = scores(ws)
+    assert len(expected) == 203
+    for e in expected:
+        row = rows[e["customer_id"]]
+        assert {k: row[k] for k in e} == e
+    assert {r["r_score"] for r in rows.values()} == {1, 2, 3, 4, 5}

@@ -3,13 +3,16 @@
 Built as one Ibis expression: one pass over orders gives first/last order, lifetime and
 window counts and revenue (so R, F, M, LTV, tenure and the customer's own mean interval
 all come from the same aggregate); small tables (NPS, support, events) are joined on.
-Quantile scores use integer rank arithmetic, so that every engine gives the same
-answer, ties included.
+Quintile scores and the top-20 % LTV flag follow the integer rank definition (`quintile`),
+ties included, so that every engine gives the same answer; they are computed by comparing
+each customer with a few cut values taken from the distinct values, not by ranking (sorting)
+all customers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import ibis
@@ -48,10 +51,10 @@ def order_summary(orders: ibis.Table, as_of: AsOf, window_days: int) -> ibis.Tab
         last_order_at=counted.ordered_at.max(),
         orders=counted.count(),
         revenue=counted.revenue.sum(),
-        frequency=in_window.sum(),
+        frequency=counted.count(where=in_window),  # COUNT(*) FILTER: cheaper than summing a cast
         monetary=counted.revenue.sum(where=in_window),
     )
-    return summary.mutate(monetary=summary.monetary.fill_null(0), frequency=summary.frequency.cast("int64"))
+    return summary.mutate(monetary=summary.monetary.fill_null(0))
 
 
 def quintile(value: ibis.Value, n: ibis.Value) -> ibis.Value:
@@ -62,6 +65,42 @@ def quintile(value: ibis.Value, n: ibis.Value) -> ibis.Value:
     """
     better = ibis.rank().over(order_by=ibis.desc(value))  # customers strictly better
     return (5 - (better * 5) // n).cast("int64")
+
+
+# Quintile score s (2..5) needs a value at least as good as the one at this position from the top
+# (1-based, ties counted), n being the number of ordering customers: ceil((6 - s) * n / 5).
+_QUINTILE_CUTS: dict[str, Callable[[ibis.Value], ibis.Value]] = {
+    str(s): (lambda n, s=s: ((6 - s) * n + 4) // 5) for s in (2, 3, 4, 5)
+}
+
+
+def _top_values(
+    table: ibis.Table, value: ibis.Value, prefix: str, positions: dict[str, Callable[[ibis.Value], ibis.Value]]
+) -> ibis.Table:
+    """One row: for each `positions` item, `value`'s k-th largest over the rows of `table`.
+
+    k = position(n) with n the number of rows, 1-based with ties counted (the 3rd largest of
+    9, 7, 7, 5 is 7); NULL when k < 1. "v >= the k-th largest" is the same as "fewer than k
+    rows are strictly larger than v", i.e. `rank() < k`, without sorting the rows: one
+    aggregate by distinct value, and a running count over the (few) distinct values.
+    """
+    counts = table.group_by(_v=value).aggregate(_c=_.count())
+    counts = counts.mutate(
+        _at_least=counts._c.sum().over(order_by=ibis.desc(counts._v), rows=(None, 0)),
+        _n=counts._c.sum().over(),
+    )
+    return counts.aggregate(**{
+        prefix + name: counts._v.max(where=(counts._at_least >= k) & (k >= 1))
+        for name, k in ((name, position(counts._n)) for name, position in positions.items())
+    })
+
+
+def _score(value: ibis.Value, cuts: ibis.Table, prefix: str) -> ibis.Value:
+    """1-5: one plus the number of quintile cuts (from `_top_values`) that `value` reaches.
+
+    The same as `quintile`: 5 - floor(5 * better / n) >= s exactly when better < (6 - s) * n / 5.
+    """
+    return (1 + sum(ibis.cases((value >= cuts[prefix + name], 1), else_=0) for name in _QUINTILE_CUTS)).cast("int64")
 
 
 def _rfm_segment(r: ibis.Value, fm: ibis.Value) -> ibis.Value:
@@ -87,50 +126,45 @@ def customer_scores(
 
     `summary` is `order_summary(...)` for the same as-of date and window, when the caller
     has already materialised it (so the orders are read exactly once).
+
+    Built flat, so that it compiles fast and the engine runs few operators: the ordering
+    customers' figures in one select, then one chain of joins (customers ← figures, NPS,
+    lost signals) selecting the stored columns, then one select deriving the segments.
     """
     cut = AsOf(as_of)
     today = ibis.literal(as_of).epoch_days()
-    customers = tables["customers"]
     if summary is None:
         summary = order_summary(tables["orders"], cut, settings.rfm_window_days)
-    first_day = summary.first_order_at.date().epoch_days()
-    last_day = summary.last_order_at.date().epoch_days()
-    n = summary.count().over()
-
-    # -- per ordering customer: R, F, M, LTV, quintiles, rank ---------------------------
-    scored = summary.mutate(
-        recency_days=(today - last_day).cast("int64"),
-        aov=ratio(summary.revenue, summary.orders),
-        mean_interval_days=ibis.cases(
-            (summary.orders >= 2, ratio(last_day - first_day, summary.orders - 1)), else_=ibis.null("float64")
-        ),
-        r_score=quintile(last_day, n),
-        f_score=quintile(summary.frequency, n),
-        m_score=quintile(summary.monetary, n),
-        ltv_rank=ibis.rank().over(order_by=ibis.desc(summary.revenue)),
-        ordering_customers=n,
-    )
-    if settings.high_ltv_min_yen > 0:
-        high = scored.revenue >= settings.high_ltv_min_yen
-    else:
-        high = scored.ltv_rank < (scored.ordering_customers * settings.high_ltv_top_share).ceil()
-    scored = scored.mutate(high_ltv=high)
+    scored = _ordering_customers(summary, settings, today)
 
     # -- the small tables -----------------------------------------------------------------
-    nps = latest_nps(tables["nps_answers"], cut, settings.nps_validity_days).rename(
-        nps_score="score", nps_answered_at="answered_at"
-    )
-    base = customers.select("customer_id", "signed_up_at").left_join(scored, "customer_id")
-    base = base.drop(*[c for c in base.columns if c.endswith("_right")])
-    base = base.left_join(nps, "customer_id")
-    base = base.drop(*[c for c in base.columns if c.endswith("_right")])
-    base = _with_lost_signals(base, summary.select("customer_id", "last_order_at"), tables, cut, settings)
+    nps = latest_nps(tables["nps_answers"], cut, settings.nps_validity_days)
+    cancelled, unresolved, situation = _lost_signals(summary.select("customer_id", "last_order_at"), tables, cut,
+                                                     settings)
 
-    t = base
+    # -- one row per customer: every customer, with or without orders ----------------------
+    c = tables["customers"]
+    t = (
+        c.left_join(scored, c.customer_id == scored.customer_id)
+        .left_join(nps, c.customer_id == nps.customer_id)
+        .left_join(cancelled, c.customer_id == cancelled.customer_id)
+        .left_join(unresolved, c.customer_id == unresolved.customer_id)
+        .left_join(situation, c.customer_id == situation.customer_id)
+        .select(
+            customer_id=c.customer_id, signed_up_at=c.signed_up_at,
+            **{name: scored[name] for name in scored.columns if name != "customer_id"},
+            nps_score=nps.score, nps_class=nps.nps_class, nps_answered_at=nps.answered_at,
+            cancelled=cancelled.cancelled.fill_null(False),
+            unresolved_signal=unresolved.unresolved_signal.fill_null(False),
+            situation_signal=situation.situation_signal.fill_null(False),
+        )
+    )
+
+    # -- segments (SPEC §2) -----------------------------------------------------------------
     ordered = t.orders.notnull()
-    promoter = t.nps_class == "promoter"
+    promoter = (t.nps_class == "promoter").fill_null(False)
     high_ltv = t.high_ltv.fill_null(False)
-    rank_expr = ibis.cases(
+    rfm_rank = ibis.cases(
         *[
             (
                 ordered & (t.recency_days <= r.max_recency_days) & (t.frequency >= r.min_orders)
@@ -147,7 +181,7 @@ def customer_scores(
         ("frequency", ordered & (t.frequency >= top.min_orders)),
         ("monetary", ordered & (t.monetary >= top.min_revenue)),
     ]
-    cell = ibis.cases(
+    matrix_cell = ibis.cases(
         (t.nps_class.isnull() & high_ltv, "unanswered_high"),
         (t.nps_class.isnull(), "unanswered_low"),
         (high_ltv & (t.nps_class == "detractor"), "churn_candidate"),
@@ -157,73 +191,105 @@ def customer_scores(
         (t.nps_class == "passive", "indifferent"),
         else_="advocate",
     )
-    t = t.mutate(rfm_rank=rank_expr, matrix_cell=cell)
-    behavioural = high_ltv | t.rfm_rank.isin([r.label for r in settings.rfm_ranks[:2]])
+    behavioural = high_ltv | rfm_rank.isin([r.label for r in settings.rfm_ranks[:2]])
     # one step from loyal: all but one condition of the loyal rank, or of the loyal cell
     # (high LTV and promoter); the missing dimensions are listed in a fixed order
     rank_met = sum(ibis.cases((hit, 1), else_=0) for _, hit in rank_hits)
     near_rank = rank_met == len(rank_hits) - 1
-    cell_missing_nps = high_ltv & ~promoter.fill_null(False)
-    cell_missing_monetary = ~high_ltv & promoter.fill_null(False) & ordered
-    already_loyal = (t.matrix_cell == "loyal") | (t.rfm_rank == top.label)
+    already_loyal = (matrix_cell == "loyal") | (rfm_rank == top.label)
     missing_flags = {name: near_rank & ~hit for name, hit in rank_hits}
-    missing_flags["monetary"] = missing_flags["monetary"] | cell_missing_monetary
-    missing_flags["nps"] = cell_missing_nps
-    t = t.mutate(
-        **{f"_miss_{name}": ~already_loyal & flag.fill_null(False) for name, flag in missing_flags.items()}
-    )
+    missing_flags["monetary"] = missing_flags["monetary"] | (~high_ltv & promoter & ordered)
+    missing_flags["nps"] = high_ltv & ~promoter
+    misses = {name: ~already_loyal & flag.fill_null(False) for name, flag in missing_flags.items()}
+    near_loyal = ibis.or_(*misses.values())
     listed = ibis.literal("")
-    for name in missing_flags:
-        listed = listed + ibis.cases((t[f"_miss_{name}"], name + ","), else_="")
-    t = t.mutate(_missing=listed)
-    missing = ibis.cases((t._missing == "", ""), else_=t._missing.substr(0, t._missing.length() - 1))
+    for name, miss in misses.items():
+        listed = listed + ibis.cases((miss, name + ","), else_="")
     dormant = ordered & (t.recency_days > settings.dormant_days)
-    lapsing = (
-        ordered & (t.orders >= 2) & (t.recency_days > settings.lapse_factor * t.mean_interval_days)
-    )
-    lost = dormant | t.cancelled
-    t = t.mutate(
+    lapsing = ordered & (t.orders >= 2) & (t.recency_days > settings.lapse_factor * t.mean_interval_days)
+    lost = (dormant | t.cancelled).fill_null(False)
+    fm_score = ((t.f_score + t.m_score + 1) // 2).cast("int64")
+    return t.select(
+        "customer_id",
         as_of=ibis.literal(as_of),
+        first_order_at=t.first_order_at,
+        last_order_at=t.last_order_at,
+        recency_days=t.recency_days,
+        frequency=t.frequency.fill_null(0),
+        monetary=t.monetary.fill_null(0),
+        orders=t.orders.fill_null(0),
+        aov=t.aov,
         ltv_revenue=t.revenue.fill_null(0),
-        ltv_profit=(t.revenue.fill_null(0) * settings.gross_margin_rate),
+        ltv_profit=t.revenue.fill_null(0) * settings.gross_margin_rate,
         tenure_days=(today - ibis.least(
             t.first_order_at.date().epoch_days(), t.signed_up_at.date().epoch_days()
         )).cast("int64"),
-        fm_score=((t.f_score + t.m_score + 1) // 2).cast("int64"),
-        loyalty=ibis.cases(
-            (behavioural & promoter.fill_null(False), "loyal"), (behavioural, "good_customer"), else_=None
-        ),
-        near_loyal=missing != "",
-        near_loyal_missing=ibis.cases((missing != "", missing), else_=None),
+        nps_score=t.nps_score,
+        nps_class=t.nps_class,
+        nps_answered_at=t.nps_answered_at,
+        r_score=t.r_score,
+        f_score=t.f_score,
+        m_score=t.m_score,
+        fm_score=fm_score,
+        rfm_segment=ibis.cases((ordered, _rfm_segment(t.r_score, fm_score)), else_=None),
+        rfm_rank=rfm_rank,
+        high_ltv=high_ltv,
+        matrix_cell=matrix_cell,
+        loyalty=ibis.cases((behavioural & promoter, "loyal"), (behavioural, "good_customer"), else_=None),
+        near_loyal=near_loyal,
+        # the list is only built for the few customers it names
+        near_loyal_missing=ibis.cases((near_loyal, listed.substr(0, listed.length() - 1)), else_=None),
+        mean_interval_days=t.mean_interval_days,
         dormant=dormant.fill_null(False),
         lapsing=lapsing.fill_null(False),
-        lost=lost.fill_null(False),
+        lost=lost,
         lost_reason=ibis.cases(
-            (~lost.fill_null(False), None),
+            (~lost, None),
             (t.unresolved_signal, "unresolved"),
             (t.situation_signal, "situation_changed"),
             else_="drifted",
         ),
     )
-    t = t.mutate(rfm_segment=ibis.cases((ordered, _rfm_segment(t.r_score, t.fm_score)), else_=None))
-    return t.select(
-        "customer_id", "as_of", "first_order_at", "last_order_at", "recency_days", "frequency",
-        "monetary", "orders", "aov", "ltv_revenue", "ltv_profit", "tenure_days",
-        "nps_score", "nps_class", "nps_answered_at", "r_score", "f_score", "m_score", "fm_score",
-        "rfm_segment", "rfm_rank", "high_ltv", "matrix_cell", "loyalty", "near_loyal",
-        "near_loyal_missing", "mean_interval_days", "dormant", "lapsing", "lost", "lost_reason",
-    ).mutate(
-        orders=_.orders.fill_null(0), frequency=_.frequency.fill_null(0), monetary=_.monetary.fill_null(0),
-        high_ltv=_.high_ltv.fill_null(False),
+
+
+def _ordering_customers(summary: ibis.Table, settings: Settings, today: ibis.Value) -> ibis.Table:
+    """Per ordering customer: R, F, M, LTV, AOV, own mean interval, quintile scores, high LTV.
+
+    The scores compare each customer with a few cut values (one row, from the distinct
+    values): no sort of the customers and no join back, unlike rank() over all of them.
+    """
+    first_day = summary.first_order_at.date().epoch_days()
+    last_day = summary.last_order_at.date().epoch_days()
+    cuts = _top_values(summary, last_day, "_r", _QUINTILE_CUTS)
+    cuts = cuts.cross_join(_top_values(summary, summary.frequency, "_f", _QUINTILE_CUTS))
+    cuts = cuts.cross_join(_top_values(summary, summary.monetary, "_m", _QUINTILE_CUTS))
+    if settings.high_ltv_min_yen <= 0:  # else an absolute threshold replaces the 2:8 rule
+        share = settings.high_ltv_top_share
+        cuts = cuts.cross_join(_top_values(summary, summary.revenue, "_ltv", {"": lambda n: (n * share).ceil()}))
+    s = summary.cross_join(cuts)
+    high_cut = ibis.literal(settings.high_ltv_min_yen, type="int64") if settings.high_ltv_min_yen > 0 else s._ltv
+    return s.select(
+        "customer_id", "first_order_at", "last_order_at", "orders", "revenue", "frequency", "monetary",
+        recency_days=(today - last_day).cast("int64"),
+        aov=ratio(s.revenue, s.orders),
+        mean_interval_days=ibis.cases(
+            (s.orders >= 2, ratio(last_day - first_day, s.orders - 1)), else_=ibis.null("float64")
+        ),
+        r_score=_score(last_day, s, "_r"),
+        f_score=_score(s.frequency, s, "_f"),
+        m_score=_score(s.monetary, s, "_m"),
+        high_ltv=(s.revenue >= high_cut).fill_null(False),
     )
 
 
-def _with_lost_signals(
-    base: ibis.Table, anchor: ibis.Table, tables: dict[str, ibis.Table], cut: AsOf, settings: Settings
-) -> ibis.Table:
+def _lost_signals(
+    anchor: ibis.Table, tables: dict[str, ibis.Table], cut: AsOf, settings: Settings
+) -> tuple[ibis.Table, ibis.Table, ibis.Table]:
     """Cancelled subscriptions and the signals behind the lost reasons (SPEC §2, 004).
 
     Each reason looks from `lost_lookback_days` before the last order up to the as-of date.
+    Returns (customer_id, cancelled), (customer_id, unresolved_signal) and
+    (customer_id, situation_signal), one row per customer concerned.
     """
     lookback = ibis.interval(days=settings.lost_lookback_days)
     events = tables["events"].filter(cut.before_end(tables["events"].occurred_at))
@@ -258,13 +324,4 @@ def _with_lost_signals(
     unresolved = unresolved_contacts.union(detractor_answers).distinct().mutate(unresolved_signal=True)
     situation = since_anchor(events.filter(events.kind.isin(SITUATION_EVENTS)), "occurred_at")
     situation = situation.select("customer_id").distinct().mutate(situation_signal=True)
-
-    out = base
-    for extra in (cancelled, unresolved, situation):
-        out = out.left_join(extra, "customer_id")
-        out = out.drop(*[c for c in out.columns if c.endswith("_right")])
-    return out.mutate(
-        cancelled=out.cancelled.fill_null(False),
-        unresolved_signal=out.unresolved_signal.fill_null(False),
-        situation_signal=out.situation_signal.fill_null(False),
-    )
+    return cancelled, unresolved, situation

@@ -1,0 +1,558 @@
+"""Customer-table benchmark: `kizuna analyze` against a hand-written DuckDB query, pandas and lifetimes.
+
+    python bench/customer_table.py --repeat 3               # 10M orders / 1M customers (bench/data/10m)
+    python bench/customer_table.py --orders 100_000_000 --repeat 3 --only kizuna,api,duckdb,duckdb-all
+
+Every tool runs in its own process, so peak RSS is that process's own (DuckDB runs inside the
+process: its buffers and hash tables are counted):
+
+* ``kizuna analyze --as-of DAY`` (the CLI, as a user runs it: it also prints the segment tables)
+  and ``Workspace.analyze(DAY)`` (the API call alone, timed inside the process too);
+* (a) the reference: one hand-written DuckDB SQL statement over the same store file that
+  computes the RFM/LTV columns (first/last order, recency, frequency and monetary over the
+  window, orders, AOV, LTV revenue and profit, R/F/M quintiles with kizuna's exact rules) into
+  a table, with DuckDB's default settings; (a') the same with a row for every customer, as
+  customer_scores has;
+* (b) pandas done well: the orders' needed columns from Parquet (ids as Arrow-backed strings,
+  statuses as categoricals, ``ordered_at`` as datetime64), vectorised filters and one groupby;
+* (c) lifetimes' ``summary_data_from_transaction_data`` (needs pandas<3: it runs in its own venv,
+  bench/.venv-lifetimes, made by this script when missing) on the same orders with revenue
+  computed the same way; it gives frequency/recency/T/monetary in its own definitions.
+
+The data is loaded once into a workspace (``kizuna init``, then DuckDB inserts the CSV or
+Parquet from make_data.py straight into the canonical tables, with the same conversions as
+``kizuna import``; much faster than the importer, which bench/import_orders.py measures), and
+the orders are exported to Parquet for (b) and (c). Results are checked: (a), (a') and (b) must
+give the same per-customer sums as kizuna's customer_scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+TIME = "/usr/bin/time"
+LIFETIMES_VENV = BENCH / ".venv-lifetimes"
+LIFETIMES_PACKAGES = ["lifetimes==0.11.3", "pandas<3", "pyarrow"]
+
+# Runs `argv` and writes {"maxrss_kib": ...} of that child alone to the file named first
+# (the same wrapper as bench/import_orders.py, when /usr/bin/time is missing).
+RUSAGE_WRAPPER = """
+import json, resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "w") as f:
+    json.dump({"maxrss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}, f)
+sys.exit(code)
+"""
+
+# The API call alone, timed inside the process (no CLI, no segment tables afterwards).
+KIZUNA_API = """
+import datetime as dt, json, sys, time
+from kizuna.workspace import Workspace
+ws = Workspace.open(sys.argv[1])
+start = time.perf_counter()
+rows = ws.analyze(dt.date.fromisoformat(sys.argv[2]))
+core = time.perf_counter() - start
+ws.close()
+print(json.dumps({"rows": rows, "core_s": core}))
+"""
+
+# (a) One statement: orders -> per-customer aggregate -> R/F/M quintiles, into a table. Sums are cast
+# back to BIGINT (DuckDB sums BIGINT into HUGEINT), as kizuna's tables have them. {rows} is either
+# the ordering customers (the reference proper) or every customer, as customer_scores has them.
+REFERENCE_SQL = """
+CREATE OR REPLACE TABLE {table} AS
+WITH counted AS (
+    SELECT customer_id, ordered_at,
+           amount - CASE WHEN coalesce(status, 'completed') = 'returned' THEN coalesce(refund_amount, amount)
+                         ELSE coalesce(refund_amount, 0) END AS revenue
+    FROM orders
+    WHERE ordered_at < TIMESTAMP '{end}' AND coalesce(status, 'completed') <> 'cancelled'
+), summary AS (
+    SELECT customer_id,
+           min(ordered_at) AS first_order_at,
+           max(ordered_at) AS last_order_at,
+           count(*) AS orders,
+           CAST(sum(revenue) AS BIGINT) AS revenue,
+           count(*) FILTER (WHERE ordered_at >= TIMESTAMP '{window_start}') AS frequency,
+           CAST(coalesce(sum(revenue) FILTER (WHERE ordered_at >= TIMESTAMP '{window_start}'), 0) AS BIGINT) AS monetary
+    FROM counted
+    GROUP BY customer_id
+), scored AS (
+    SELECT customer_id, first_order_at, last_order_at,
+           DATE '{as_of}' - CAST(last_order_at AS DATE) AS recency_days,
+           frequency, monetary, orders,
+           revenue / orders AS aov,
+           revenue AS ltv_revenue,
+           revenue * {margin} AS ltv_profit,
+           5 - (rank() OVER (ORDER BY CAST(last_order_at AS DATE) DESC) - 1) * 5 // count(*) OVER () AS r_score,
+           5 - (rank() OVER (ORDER BY frequency DESC) - 1) * 5 // count(*) OVER () AS f_score,
+           5 - (rank() OVER (ORDER BY monetary DESC) - 1) * 5 // count(*) OVER () AS m_score
+    FROM summary
+)
+{rows}
+"""
+ORDERING_CUSTOMERS = "SELECT * FROM scored"
+EVERY_CUSTOMER = """SELECT c.customer_id, s.* EXCLUDE (customer_id, frequency, monetary, orders, ltv_revenue),
+       coalesce(s.frequency, 0) AS frequency, coalesce(s.monetary, 0) AS monetary,
+       coalesce(s.orders, 0) AS orders, coalesce(s.ltv_revenue, 0) AS ltv_revenue
+FROM customers AS c LEFT JOIN scored AS s ON s.customer_id = c.customer_id"""
+
+REFERENCE = """
+import json, sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("SET enable_progress_bar = false")
+start = time.perf_counter()
+con.execute(sys.argv[3])
+core = time.perf_counter() - start
+rows = con.execute(f"SELECT count(*) FROM {sys.argv[2]}").fetchone()[0]
+con.close()
+print(json.dumps({"rows": rows, "core_s": core}))
+"""
+
+# (b) and (c) read the same Parquet export of the orders table; revenue as in SPEC §1 'order'.
+PANDAS_READ = """
+import json, sys, time
+import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
+path, as_of, window_days, margin = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+day = pd.Timestamp(as_of)
+end = day + pd.Timedelta(days=1)
+window_start = end - pd.Timedelta(days=window_days)
+
+def counted_orders():
+    # ids as Arrow-backed strings (the fastest of object, categorical and Arrow strings to read and
+    # group by, here), status as a categorical, ordered_at as datetime64
+    table = pq.read_table(path, columns=["customer_id", "ordered_at", "amount", "status", "refund_amount"],
+                          read_dictionary=["status"])
+    df = table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    del table
+    read = time.perf_counter() - start
+    status = df["status"]
+    keep = (df["ordered_at"] < end) & (status != "cancelled").to_numpy()
+    df = df[keep]
+    amount = df["amount"].to_numpy()
+    refund = df["refund_amount"]
+    returned = (df["status"] == "returned").to_numpy()
+    refund = np.where(returned, refund.fillna(df["amount"]).to_numpy(), refund.fillna(0).to_numpy())
+    df = pd.DataFrame({"customer_id": df["customer_id"], "ordered_at": df["ordered_at"],
+                       "revenue": (amount - refund).astype("int64")})
+    return df, read
+"""
+
+PANDAS = PANDAS_READ + """
+start = time.perf_counter()
+df, read = counted_orders()
+in_window = (df["ordered_at"] >= window_start).to_numpy()
+df["frequency"] = in_window
+df["monetary"] = np.where(in_window, df["revenue"].to_numpy(), 0)
+s = df.groupby("customer_id", observed=True, sort=False).agg(
+    first_order_at=("ordered_at", "min"), last_order_at=("ordered_at", "max"), orders=("revenue", "size"),
+    revenue=("revenue", "sum"), frequency=("frequency", "sum"), monetary=("monetary", "sum"),
+)
+del df
+n = len(s)
+last_day = s["last_order_at"].dt.normalize()
+s["recency_days"] = (day - last_day).dt.days
+s["aov"] = s["revenue"] / s["orders"]
+s["ltv_revenue"] = s["revenue"]
+s["ltv_profit"] = s["revenue"] * margin
+def quintile(values):
+    better = values.rank(method="min", ascending=False).astype("int64") - 1
+    return 5 - better * 5 // n
+s["r_score"] = quintile(last_day)
+s["f_score"] = quintile(s["frequency"])
+s["m_score"] = quintile(s["monetary"])
+core = time.perf_counter() - start - read
+print(json.dumps({"rows": n, "core_s": core, "read_s": read, "check": {
+    "orders": int(s["orders"].sum()), "revenue": int(s["revenue"].sum()), "frequency": int(s["frequency"].sum()),
+    "monetary": int(s["monetary"].sum()), "recency_days": int(s["recency_days"].sum()),
+    "r_score": int(s["r_score"].sum()), "f_score": int(s["f_score"].sum()), "m_score": int(s["m_score"].sum()),
+    "first_order_at": str(s["first_order_at"].min()), "last_order_at": str(s["last_order_at"].max()),
+}}))
+"""
+
+LIFETIMES = PANDAS_READ + """
+from lifetimes.utils import summary_data_from_transaction_data
+start = time.perf_counter()
+df, read = counted_orders()
+summary = summary_data_from_transaction_data(df, "customer_id", "ordered_at", monetary_value_col="revenue",
+                                             observation_period_end=as_of, freq="D")
+core = time.perf_counter() - start - read
+print(json.dumps({"rows": len(summary), "core_s": core, "read_s": read}))
+"""
+
+CHECK_SQL = {
+    "kizuna": "SELECT {cols} FROM customer_scores WHERE orders > 0",
+    "duckdb": "SELECT {cols} FROM bench_reference_rfm",
+    "duckdb-all": "SELECT {cols} FROM bench_reference_rfm_all WHERE orders > 0",
+}
+CHECK_COLUMNS = (
+    "count(*)::BIGINT AS rows, sum(orders)::BIGINT AS orders, sum(ltv_revenue)::BIGINT AS revenue, "
+    "sum(frequency)::BIGINT AS frequency, sum(monetary)::BIGINT AS monetary, "
+    "sum(recency_days)::BIGINT AS recency_days, sum(r_score)::BIGINT AS r_score, "
+    "sum(f_score)::BIGINT AS f_score, sum(m_score)::BIGINT AS m_score, "
+    "min(first_order_at)::VARCHAR AS first_order_at, max(last_order_at)::VARCHAR AS last_order_at"
+)
+
+
+@dataclass
+class Run:
+    """One measured process."""
+
+    tool: str
+    seconds: float  # wall clock of the whole process
+    cpu_seconds: float
+    peak_rss_mib: float
+    command: list[str]
+    core_seconds: float | None = None  # the work itself, timed inside the process
+    read_seconds: float | None = None  # reading the Parquet export into pandas
+    rows: int | None = None
+    output: str = field(default="", repr=False)
+
+
+def measure(tool: str, argv: list[str], scratch: Path, method: str) -> Run:
+    """Run `argv` to completion; wall time from here, CPU time and peak RSS of that process alone."""
+    report = scratch / f"rss-{re.sub(r'[^a-z0-9]+', '-', tool.lower()).strip('-')}.txt"
+    if method == "time":
+        wrapped = [TIME, "-v", "-o", str(report), *argv]
+    else:
+        wrapped = [sys.executable, "-c", RUSAGE_WRAPPER, str(report), *argv]
+    start = time.perf_counter()
+    done = subprocess.run(wrapped, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"{tool} failed ({done.returncode}): {' '.join(argv)}")
+    text = report.read_text()
+    if method == "time":
+        def field_of(name: str) -> str:
+            return re.search(rf"{re.escape(name)}: ([0-9.]+)", text).group(1)
+
+        kib = int(field_of("Maximum resident set size (kbytes)"))
+        cpu = float(field_of("User time (seconds)")) + float(field_of("System time (seconds)"))
+    else:
+        usage = json.loads(text)
+        kib, cpu = usage["maxrss_kib"], usage["cpu_s"]
+    run = Run(tool, seconds, cpu, kib / 1024, argv, output=done.stdout)
+    last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    if last.startswith("{") and '"core_s"' in last:
+        reported = json.loads(last)
+        run.core_seconds, run.read_seconds, run.rows = reported["core_s"], reported.get("read_s"), reported["rows"]
+    return run
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The runs of one tool as one: median times, highest peak RSS."""
+    first = runs[0]
+
+    def med(values: list[float | None]) -> float | None:
+        return None if values[0] is None else statistics.median(values)
+
+    return Run(first.tool, statistics.median(r.seconds for r in runs), statistics.median(r.cpu_seconds for r in runs),
+               max(r.peak_rss_mib for r in runs), first.command, med([r.core_seconds for r in runs]),
+               med([r.read_seconds for r in runs]), first.rows, first.output)
+
+
+# -- data -------------------------------------------------------------------------------------
+def ensure_data(data: Path, orders: int, customers: int, seed: int, fmt: str) -> None:
+    """Make the files with make_data.py unless files made with the same arguments are there."""
+    manifest = data / "manifest.json"
+    if manifest.exists() and all((data / f"{n}.{fmt}").exists() for n in ("orders", "customers")):
+        made = json.loads(manifest.read_text())
+        if (made.get("orders"), made.get("customers"), made.get("seed"), made.get("format"),
+                made.get("only")) == (orders, customers, seed, fmt, None):
+            return
+    print(f"making {orders:,} orders / {customers:,} customers ({fmt}) in {data} …", file=sys.stderr)
+    subprocess.run(
+        [sys.executable, str(BENCH / "make_data.py"), "--orders", str(orders), "--customers",
+         str(customers), "--seed", str(seed), "--format", fmt, "--out", str(data)],
+        check=True,
+    )
+
+
+def load_sql(data: Path, fmt: str) -> list[str]:
+    """INSERTs of customers and orders into the canonical tables, converted as `kizuna import` does.
+
+    CSV: make_data.py's text as shops export it ("2024/01/05 13:45:10", "¥12,800", 1/0 flags);
+    Parquet: make_data.py's typed columns. Timestamps are local wall-clock time either way.
+    """
+    customers, orders = data / f"customers.{fmt}", data / f"orders.{fmt}"
+    if fmt == "csv":
+        customers_src = f"""read_csv('{customers}', header = true, timestampformat = '%Y/%m/%d %H:%M:%S',
+            dateformat = '%Y/%m/%d', columns = {{'customer_id': 'VARCHAR', 'name': 'VARCHAR',
+            'name_kana': 'VARCHAR', 'email': 'VARCHAR', 'phone': 'VARCHAR', 'postal_code': 'VARCHAR',
+            'address': 'VARCHAR', 'signed_up_at': 'TIMESTAMP', 'birthday': 'DATE', 'email_opt_in': 'INTEGER',
+            'dm_opt_in': 'INTEGER'}})"""
+        orders_src = f"""read_csv('{orders}', header = true, timestampformat = '%Y/%m/%d %H:%M:%S',
+            columns = {{'order_id': 'VARCHAR', 'customer_id': 'VARCHAR', 'ordered_at': 'TIMESTAMP',
+            'amount': 'VARCHAR', 'status': 'VARCHAR', 'refund_amount': 'BIGINT', 'channel': 'VARCHAR'}})"""
+        amount = "CAST(replace(replace(amount, '¥', ''), ',', '') AS BIGINT)"
+        flag = "CAST({} AS BOOLEAN)"
+    else:
+        customers_src, orders_src = f"read_parquet('{customers}')", f"read_parquet('{orders}')"
+        amount, flag = "amount", "{}"
+    return [
+        f"""INSERT INTO customers (customer_id, name, name_kana, email, phone, postal_code, address,
+                                   signed_up_at, email_opt_in, dm_opt_in, birthday)
+            SELECT customer_id, name, name_kana, email, phone, postal_code, address,
+                   CAST(signed_up_at AS TIMESTAMP), {flag.format('email_opt_in')}, {flag.format('dm_opt_in')},
+                   CAST(birthday AS DATE)
+            FROM {customers_src}""",
+        f"""INSERT INTO orders (order_id, customer_id, ordered_at, amount, status, refund_amount, channel)
+            SELECT order_id, customer_id, CAST(ordered_at AS TIMESTAMP), {amount}, status, refund_amount, channel
+            FROM {orders_src}""",
+    ]
+
+
+def ensure_workspace(kizuna: str, data: Path, fmt: str, scratch: Path, reload: bool) -> tuple[Path, Path, str]:
+    """The workspace with the data loaded (made once), and the Parquet export of its orders."""
+    import duckdb
+
+    workspace, export = scratch / "ws", scratch / "orders.parquet"
+    marker = scratch / "loaded.json"
+    wanted = {"data": str(data.resolve()), "format": fmt,
+              "manifest": json.loads((data / "manifest.json").read_text())}
+    if not reload and marker.exists() and json.loads(marker.read_text()).get("wanted") == wanted and export.exists():
+        return workspace, export, json.loads(marker.read_text())["how"]
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    subprocess.run([kizuna, "init", str(workspace)], check=True, capture_output=True)
+    print(f"loading {data} into {workspace} with DuckDB …", file=sys.stderr)
+    began = time.perf_counter()
+    con = duckdb.connect(str(workspace / "kizuna.duckdb"))
+    con.execute("SET enable_progress_bar = false")
+    for sql in load_sql(data, fmt):
+        con.execute(sql)
+    con.execute("CHECKPOINT")
+    loaded = time.perf_counter() - began
+    con.execute(f"COPY orders TO '{export}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)")
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("customers", "orders")}
+    con.close()
+    how = (f"DuckDB INSERT … SELECT from {fmt.upper()} straight into kizuna.store.TABLES "
+           f"({counts['orders']:,} orders, {counts['customers']:,} customers, {loaded:.0f} s)")
+    marker.write_text(json.dumps({"wanted": wanted, "how": how, "counts": counts}, indent=1) + "\n")
+    print(f"  {how}", file=sys.stderr)
+    return workspace, export, how
+
+
+def ensure_lifetimes_venv(create: bool) -> Path | None:
+    python = LIFETIMES_VENV / "bin" / "python"
+    if python.exists():
+        return python
+    if not create:
+        return None
+    print(f"making {LIFETIMES_VENV} (python3.11 -m venv; pip install {' '.join(LIFETIMES_PACKAGES)}) …",
+          file=sys.stderr)
+    base = shutil.which("python3.11") or sys.executable
+    subprocess.run([base, "-m", "venv", str(LIFETIMES_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *LIFETIMES_PACKAGES], check=True)
+    return python
+
+
+def checksums(db: Path, tools: list[str]) -> dict[str, dict]:
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        out = {}
+        for tool in tools:
+            cur = con.execute(CHECK_SQL[tool].format(cols=CHECK_COLUMNS))
+            names = [d[0] for d in cur.description]
+            out[tool] = dict(zip(names, cur.fetchone(), strict=True))
+        return out
+    finally:
+        con.close()
+
+
+# -- output -------------------------------------------------------------------------------------
+def table(runs: list[Run], reference: Run | None) -> str:
+    head = ("tool", "wall s", "work s", "CPU s", "peak RSS MiB", "wall × (a)", "work × (a)", "RSS × (a)")
+    lines = [head]
+    for r in runs:
+        def ratio(mine: float | None, theirs: float | None) -> str:
+            return f"{mine / theirs:.2f}" if reference is not None and mine and theirs else "–"
+
+        lines.append((
+            r.tool, f"{r.seconds:.1f}",
+            "–" if r.core_seconds is None else f"{r.core_seconds:.1f}",
+            f"{r.cpu_seconds:.1f}", f"{r.peak_rss_mib:,.0f}",
+            ratio(r.seconds, reference and reference.seconds),
+            ratio(r.core_seconds, reference and reference.core_seconds),
+            ratio(r.peak_rss_mib, reference and reference.peak_rss_mib),
+        ))
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    out = []
+    for n, row in enumerate(lines):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        out.append("| " + " | ".join(cells) + " |")
+        if n == 0:
+            out.append("|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":"
+                                      for i, w in enumerate(widths)) + "|")
+    return "\n".join(out)
+
+
+TOOLS = ("kizuna", "api", "duckdb", "duckdb-all", "pandas", "lifetimes")
+
+
+def main(argv: list[str] | None = None) -> int:
+    number = lambda s: int(s.replace("_", ""))  # noqa: E731
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=number, default=10_000_000)
+    parser.add_argument("--customers", type=number, default=None, help="default: orders / 10")
+    parser.add_argument("--seed", type=int, default=20240105)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder with make_data.py's files (default bench/data/<size>, or <size>-parquet "
+                             "from 100M orders on; made if missing)")
+    parser.add_argument("--format", choices=("auto", "csv", "parquet"), default="auto",
+                        help="the data files' format (auto: csv below 100M orders, parquet from 100M on)")
+    parser.add_argument("--as-of", default="2025-12-30", help="the as-of day (make_data.py's last day of orders)")
+    parser.add_argument("--runs", type=Path, default=BENCH / "data" / "customer-table",
+                        help="folder for the loaded workspace and the Parquet export (kept between runs)")
+    parser.add_argument("--only", default=",".join(TOOLS),
+                        help=f"comma-separated tools to run, of {','.join(TOOLS)} (default all)")
+    parser.add_argument("--reload", action="store_true", help="load the workspace again even if it is there")
+    parser.add_argument("--no-venv", action="store_true",
+                        help="do not make bench/.venv-lifetimes when missing (skip lifetimes instead)")
+    parser.add_argument("--rss", choices=("auto", "time", "rusage"), default="auto",
+                        help="how to measure peak RSS (auto: /usr/bin/time -v if present)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every step, interleaved; the table shows medians (the machine is noisy)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    customers = args.customers if args.customers is not None else max(1, args.orders // 10)
+    label = _size_label(args.orders)
+    fmt = args.format if args.format != "auto" else ("parquet" if args.orders >= 100_000_000 else "csv")
+    data = args.data or BENCH / "data" / (label if fmt == "csv" else f"{label}-parquet")
+    method = args.rss if args.rss != "auto" else ("time" if os.access(TIME, os.X_OK) else "rusage")
+    tools = [t.strip() for t in args.only.split(",") if t.strip()]
+    unknown = set(tools) - set(TOOLS)
+    if unknown:
+        parser.error(f"unknown tools {sorted(unknown)}; choose from {', '.join(TOOLS)}")
+    kizuna = str(Path(sys.executable).with_name("kizuna"))
+    if not os.access(kizuna, os.X_OK):
+        kizuna = shutil.which("kizuna") or "kizuna"
+    as_of = dt.date.fromisoformat(args.as_of)
+
+    from kizuna.workspace import Settings
+
+    settings = Settings()  # the workspace is made by `kizuna init`: the defaults
+    ensure_data(data, args.orders, customers, args.seed, fmt)
+    scratch = args.runs / f"scores-{label}"
+    workspace, export, how = ensure_workspace(kizuna, data, fmt, scratch, args.reload)
+    db = workspace / "kizuna.duckdb"
+    lifetimes_python = ensure_lifetimes_venv(not args.no_venv) if "lifetimes" in tools else None
+    if "lifetimes" in tools and lifetimes_python is None:
+        print(f"lifetimes skipped: no {LIFETIMES_VENV}; make it with\n  python3.11 -m venv {LIFETIMES_VENV} && "
+              f"{LIFETIMES_VENV}/bin/pip install {' '.join(repr(p) for p in LIFETIMES_PACKAGES)}", file=sys.stderr)
+        tools.remove("lifetimes")
+
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+
+    def reference_sql(table: str, rows: str) -> str:
+        return REFERENCE_SQL.format(
+            table=table, rows=rows, end=end, window_start=end - dt.timedelta(days=settings.rfm_window_days),
+            as_of=as_of, margin=settings.gross_margin_rate,
+        )
+
+    py_args = [str(export), str(as_of), str(settings.rfm_window_days), str(settings.gross_margin_rate)]
+    commands = {
+        "kizuna": ("kizuna analyze (CLI)",
+                   [kizuna, "analyze", "--as-of", str(as_of), "--dir", str(workspace), "--format", "json"]),
+        "api": ("Workspace.analyze (API)", [sys.executable, "-c", KIZUNA_API, str(workspace), str(as_of)]),
+        "duckdb": ("(a) DuckDB SQL, one query", [sys.executable, "-c", REFERENCE, str(db), "bench_reference_rfm",
+                                                 reference_sql("bench_reference_rfm", ORDERING_CUSTOMERS)]),
+        "duckdb-all": ("(a') the same, a row for every customer",
+                       [sys.executable, "-c", REFERENCE, str(db), "bench_reference_rfm_all",
+                        reference_sql("bench_reference_rfm_all", EVERY_CUSTOMER)]),
+        "pandas": ("(b) pandas groupby", [sys.executable, "-c", PANDAS, *py_args]),
+        "lifetimes": ("(c) lifetimes summary_data_from_transaction_data",
+                      [str(lifetimes_python), "-c", LIFETIMES, *py_args]),
+    }
+    rounds: list[dict[str, Run]] = []
+    for n in range(1, args.repeat + 1):
+        if args.repeat > 1:
+            print(f"round {n} of {args.repeat}", file=sys.stderr)
+        # interleaved: each round runs every tool once, in the same order
+        one = {}
+        for tool in tools:
+            name, argv = commands[tool]
+            run = measure(name, argv, scratch, method)
+            extra = "" if run.core_seconds is None else f" (work {run.core_seconds:.1f} s)"
+            print(f"  {name}: {run.seconds:.1f} s{extra}, CPU {run.cpu_seconds:.1f} s, "
+                  f"{run.peak_rss_mib:,.0f} MiB", file=sys.stderr)
+            one[tool] = run
+        rounds.append(one)
+    runs = {tool: median_run([r[tool] for r in rounds]) for tool in tools}
+
+    # the same answers: customer_scores (ordering customers) = the reference = pandas
+    checked = checksums(db, [t for t in ("kizuna", "duckdb", "duckdb-all") if t in runs])
+    if "kizuna" not in checked and "api" in runs:
+        checked = {**checksums(db, ["kizuna"]), **checked}
+    if "pandas" in runs:
+        reported = json.loads(runs["pandas"].output.strip().splitlines()[-1])
+        checked["pandas"] = {"rows": reported["rows"], **reported["check"]}
+    agreed = all(c == next(iter(checked.values())) for c in checked.values())
+
+    reference = runs.get("duckdb")
+    size = sum(f.stat().st_size for f in data.iterdir() if f.name.startswith("orders.")) / 2**20
+    print(f"\n{args.orders:,} orders ({size:,.0f} MiB {fmt.upper()}), {customers:,} customers, as of {as_of}; "
+          f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB; peak RSS by {method}; "
+          f"{'median of ' + str(args.repeat) + ' interleaved rounds; ' if args.repeat > 1 else ''}"
+          f"{time.strftime('%Y-%m-%d')}")
+    print(f"workspace loaded by {how}")
+    print(table(list(runs.values()), reference))
+    print("wall: the whole process (Python start, imports, connect); work: the analysis alone, timed inside "
+          "the process (pandas/lifetimes: after reading the Parquet export"
+          + "".join(f"; {r.tool.split(' ')[0]} read it in {r.read_seconds:.1f} s" for r in runs.values()
+                    if r.read_seconds is not None) + ")")
+    if checked:
+        first = next(iter(checked.values()))
+        print(f"same results ({', '.join(checked)}): {'yes' if agreed else 'NO'} — {first['rows']:,} ordering "
+              f"customers, {first['orders']:,} orders, ¥{first['revenue']:,} revenue")
+        if not agreed:
+            for tool, values in checked.items():
+                print(f"  {tool}: {values}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "date": time.strftime("%Y-%m-%d"), "machine": platform.platform(), "cores": os.cpu_count(),
+            "orders": args.orders, "customers": customers, "as_of": str(as_of), "rss_method": method,
+            "rounds": args.repeat, "loaded_by": how, "checks": checked, "agreed": agreed,
+            "runs": [{"tool": r.tool, "seconds": r.seconds, "work_seconds": r.core_seconds,
+                      "read_seconds": r.read_seconds, "cpu_seconds": r.cpu_seconds,
+                      "peak_rss_mib": r.peak_rss_mib, "command": r.command[:3]} for r in runs.values()],
+            "all_rounds": [{t: {"seconds": r.seconds, "work_seconds": r.core_seconds, "cpu_seconds": r.cpu_seconds,
+                                "peak_rss_mib": r.peak_rss_mib} for t, r in one.items()} for one in rounds],
+        }, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    return 0 if agreed else 1
+
+
+def _size_label(orders: int) -> str:
+    for unit, suffix in ((1_000_000_000, "g"), (1_000_000, "m"), (1_000, "k")):
+        if orders >= unit and orders % unit == 0:
+            return f"{orders // unit}{suffix}"
+    return str(orders)
+
+
+def _memory_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return float("nan")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
