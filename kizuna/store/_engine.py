@@ -95,7 +95,15 @@ class Store:
 
     # -- writing ----------------------------------------------------------------------
     def create(self, name: str, obj: ibis.Table | pa.Table | None = None, *,
-               schema: ibis.Schema | None = None, overwrite: bool = True) -> ibis.Table:
+               schema: ibis.Schema | None = None, overwrite: bool = True, scratch: bool = False) -> ibis.Table:
+        """Create table `name` from an expression, Arrow rows or a schema (replacing it by default).
+
+        `scratch`: an intermediate result used within this connection only, made a temporary
+        table (DuckDB keeps it in memory instead of compressing it into the file); Spark has
+        no temporary tables and stores it like any other.
+        """
+        if scratch and self.engine in ("duckdb", "postgres"):
+            return self.backend.create_table(name, obj, schema=schema, temp=True, overwrite=True)
         if overwrite:
             self.drop(name)  # Ibis' overwrite of a schema-only table is broken on DuckDB
         if isinstance(obj, pa.Table) and self.engine != "duckdb":

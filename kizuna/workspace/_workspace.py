@@ -128,7 +128,7 @@ class Workspace:
         tables = self.tables()
         cut = analytics.AsOf(as_of)
         summary = self.store.create(
-            SUMMARY, analytics.order_summary(tables["orders"], cut, self.settings.rfm_window_days)
+            SUMMARY, analytics.order_summary(tables["orders"], cut, self.settings.rfm_window_days), scratch=True
         )
         try:
             scores = analytics.customer_scores(tables, self.settings, as_of, summary=summary)
