@@ -33,7 +33,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -42,21 +41,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _measure import default_method, run_measured
+
 BENCH = Path(__file__).resolve().parent
-TIME = "/usr/bin/time"
 LIFETIMES_VENV = BENCH / ".venv-lifetimes"
 LIFETIMES_PACKAGES = ["lifetimes==0.11.3", "pandas<3", "pyarrow"]
 
-# Runs `argv` and writes {"maxrss_kib": ...} of that child alone to the file named first
-# (the same wrapper as bench/import_orders.py, when /usr/bin/time is missing).
-RUSAGE_WRAPPER = """
-import json, resource, subprocess, sys
-code = subprocess.call(sys.argv[2:])
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-with open(sys.argv[1], "w") as f:
-    json.dump({"maxrss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}, f)
-sys.exit(code)
-"""
 
 # The API call alone, timed inside the process (no CLI, no segment tables afterwards).
 KIZUNA_API = """
@@ -224,30 +214,10 @@ class Run:
 
 
 def measure(tool: str, argv: list[str], scratch: Path, method: str) -> Run:
-    """Run `argv` to completion; wall time from here, CPU time and peak RSS of that process alone."""
-    report = scratch / f"rss-{re.sub(r'[^a-z0-9]+', '-', tool.lower()).strip('-')}.txt"
-    if method == "time":
-        wrapped = [TIME, "-v", "-o", str(report), *argv]
-    else:
-        wrapped = [sys.executable, "-c", RUSAGE_WRAPPER, str(report), *argv]
-    start = time.perf_counter()
-    done = subprocess.run(wrapped, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout + done.stderr)
-        raise SystemExit(f"{tool} failed ({done.returncode}): {' '.join(argv)}")
-    text = report.read_text()
-    if method == "time":
-        def field_of(name: str) -> str:
-            return re.search(rf"{re.escape(name)}: ([0-9.]+)", text).group(1)
-
-        kib = int(field_of("Maximum resident set size (kbytes)"))
-        cpu = float(field_of("User time (seconds)")) + float(field_of("System time (seconds)"))
-    else:
-        usage = json.loads(text)
-        kib, cpu = usage["maxrss_kib"], usage["cpu_s"]
-    run = Run(tool, seconds, cpu, kib / 1024, argv, output=done.stdout)
-    last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    """Run `argv` in its own process (see _measure.py); read the work time it reports, if any."""
+    got = run_measured(tool, argv, scratch, method)
+    run = Run(tool, got.seconds, got.cpu_seconds, got.peak_rss_mib, argv, output=got.stdout)
+    last = got.stdout.strip().splitlines()[-1] if got.stdout.strip() else ""
     if last.startswith("{") and '"core_s"' in last:
         reported = json.loads(last)
         run.core_seconds, run.read_seconds, run.rows = reported["core_s"], reported.get("read_s"), reported["rows"]
@@ -437,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     label = _size_label(args.orders)
     fmt = args.format if args.format != "auto" else ("parquet" if args.orders >= 100_000_000 else "csv")
     data = args.data or BENCH / "data" / (label if fmt == "csv" else f"{label}-parquet")
-    method = args.rss if args.rss != "auto" else ("time" if os.access(TIME, os.X_OK) else "rusage")
+    method = args.rss if args.rss != "auto" else default_method()
     tools = [t.strip() for t in args.only.split(",") if t.strip()]
     unknown = set(tools) - set(TOOLS)
     if unknown:

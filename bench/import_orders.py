@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -33,18 +32,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-TIME = "/usr/bin/time"
+from _measure import default_method, run_measured
 
-# Runs `argv` and writes {"maxrss_kib": ...} of that child alone to the file named first.
-RUSAGE_WRAPPER = """
-import json, resource, subprocess, sys
-code = subprocess.call(sys.argv[2:])
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-with open(sys.argv[1], "w") as f:
-    json.dump({"maxrss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}, f)
-sys.exit(code)
-"""
+BENCH = Path(__file__).resolve().parent
 
 # The reference: DuckDB alone loads the CSV into the orders table's schema.
 DUCKDB_LOAD = """
@@ -92,29 +82,9 @@ class Run:
 
 
 def measure(tool: str, argv: list[str], file: Path | None, rows: int, scratch: Path, method: str) -> Run:
-    """Run `argv` to completion; wall time from here, CPU time and peak RSS of that process alone."""
-    report = scratch / f"rss-{re.sub(r'[^a-z0-9]+', '-', tool.lower())}.txt"
-    if method == "time":
-        wrapped = [TIME, "-v", "-o", str(report), *argv]
-    else:
-        wrapped = [sys.executable, "-c", RUSAGE_WRAPPER, str(report), *argv]
-    start = time.perf_counter()
-    done = subprocess.run(wrapped, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout + done.stderr)
-        raise SystemExit(f"{tool} failed ({done.returncode}): {' '.join(argv)}")
-    text = report.read_text()
-    if method == "time":
-        def field_of(name: str) -> str:
-            return re.search(rf"{re.escape(name)}: ([0-9.]+)", text).group(1)
-
-        kib = int(field_of("Maximum resident set size (kbytes)"))
-        cpu = float(field_of("User time (seconds)")) + float(field_of("System time (seconds)"))
-    else:
-        usage = json.loads(text)
-        kib, cpu = usage["maxrss_kib"], usage["cpu_s"]
-    return Run(tool, rows, seconds, cpu, kib / 1024, argv, str(file), done.stdout)
+    """Run `argv` in its own process (see _measure.py)."""
+    got = run_measured(tool, argv, scratch, method)
+    return Run(tool, rows, got.seconds, got.cpu_seconds, got.peak_rss_mib, argv, str(file), got.stdout)
 
 
 def median_run(runs: list[Run]) -> Run:
@@ -208,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     customers = args.customers if args.customers is not None else max(1, args.orders // 10)
     label = _size_label(args.orders)
     data = args.data or BENCH / "data" / label
-    method = args.rss if args.rss != "auto" else ("time" if os.access(TIME, os.X_OK) else "rusage")
+    method = args.rss if args.rss != "auto" else default_method()
     kizuna = str(Path(sys.executable).with_name("kizuna"))
     if not os.access(kizuna, os.X_OK):
         kizuna = shutil.which("kizuna") or "kizuna"

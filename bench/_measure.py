@@ -1,0 +1,69 @@
+"""Measuring one command in its own process: wall time, CPU time and peak RSS of that process alone.
+
+Shared by the benchmarks. Peak RSS and CPU come from ``/usr/bin/time -v`` (method "time") or,
+where it is missing, from ``getrusage`` in a wrapper process whose only child is the command
+(method "rusage"); both gave the same figures here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["TIME", "Measured", "default_method", "run_measured"]
+
+TIME = "/usr/bin/time"
+
+# Runs `argv` and writes {"maxrss_kib": ..., "cpu_s": ...} of that child alone to the file named first.
+RUSAGE_WRAPPER = """
+import json, resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "w") as f:
+    json.dump({"maxrss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}, f)
+sys.exit(code)
+"""
+
+
+@dataclass
+class Measured:
+    seconds: float  # wall clock, from here
+    cpu_seconds: float  # user + system of the process
+    peak_rss_mib: float
+    stdout: str
+
+
+def default_method() -> str:
+    return "time" if os.access(TIME, os.X_OK) else "rusage"
+
+
+def run_measured(tool: str, argv: list[str], scratch: Path, method: str) -> Measured:
+    """Run `argv` to completion; stop the benchmark with the command's output if it fails."""
+    report = scratch / f"rss-{re.sub(r'[^a-z0-9]+', '-', tool.lower()).strip('-')}.txt"
+    if method == "time":
+        wrapped = [TIME, "-v", "-o", str(report), *argv]
+    else:
+        wrapped = [sys.executable, "-c", RUSAGE_WRAPPER, str(report), *argv]
+    start = time.perf_counter()
+    done = subprocess.run(wrapped, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"{tool} failed ({done.returncode}): {' '.join(argv)}")
+    text = report.read_text()
+    if method == "time":
+        def field_of(name: str) -> str:
+            return re.search(rf"{re.escape(name)}: ([0-9.]+)", text).group(1)
+
+        kib = int(field_of("Maximum resident set size (kbytes)"))
+        cpu = float(field_of("User time (seconds)")) + float(field_of("System time (seconds)"))
+    else:
+        usage = json.loads(text)
+        kib, cpu = usage["maxrss_kib"], usage["cpu_s"]
+    return Measured(seconds, cpu, kib / 1024, done.stdout)
