@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TIME", "Measured", "default_method", "run_measured"]
+__all__ = ["TIME", "Measured", "default_method", "memory_gib", "run_measured", "size_label"]
 
 TIME = "/usr/bin/time"
 
@@ -67,3 +67,19 @@ def run_measured(tool: str, argv: list[str], scratch: Path, method: str) -> Meas
         usage = json.loads(text)
         kib, cpu = usage["maxrss_kib"], usage["cpu_s"]
     return Measured(seconds, cpu, kib / 1024, done.stdout)
+
+
+def size_label(orders: int) -> str:
+    """10_000_000 -> "10m": the name of a data size's folder."""
+    for unit, suffix in ((1_000_000_000, "g"), (1_000_000, "m"), (1_000, "k")):
+        if orders >= unit and orders % unit == 0:
+            return f"{orders // unit}{suffix}"
+    return str(orders)
+
+
+def memory_gib() -> float:
+    """The machine's RAM, for the heading of a figures table."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return float("nan")

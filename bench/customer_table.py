@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _measure import default_method, run_measured
+from _measure import default_method, memory_gib, run_measured, size_label
 
 BENCH = Path(__file__).resolve().parent
 LIFETIMES_VENV = BENCH / ".venv-lifetimes"
@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     customers = args.customers if args.customers is not None else max(1, args.orders // 10)
-    label = _size_label(args.orders)
+    label = size_label(args.orders)
     fmt = args.format if args.format != "auto" else ("parquet" if args.orders >= 100_000_000 else "csv")
     data = args.data or BENCH / "data" / (label if fmt == "csv" else f"{label}-parquet")
     method = args.rss if args.rss != "auto" else default_method()
@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = runs.get("duckdb")
     size = sum(f.stat().st_size for f in data.iterdir() if f.name.startswith("orders.")) / 2**20
     print(f"\n{args.orders:,} orders ({size:,.0f} MiB {fmt.upper()}), {customers:,} customers, as of {as_of}; "
-          f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB; peak RSS by {method}; "
+          f"{os.cpu_count()} cores, {memory_gib():.0f} GiB; peak RSS by {method}; "
           f"{'median of ' + str(args.repeat) + ' interleaved rounds; ' if args.repeat > 1 else ''}"
           f"{time.strftime('%Y-%m-%d')}")
     print(f"workspace loaded by {how}")
@@ -508,20 +508,6 @@ def main(argv: list[str] | None = None) -> int:
                                 "peak_rss_mib": r.peak_rss_mib} for t, r in one.items()} for one in rounds],
         }, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     return 0 if agreed else 1
-
-
-def _size_label(orders: int) -> str:
-    for unit, suffix in ((1_000_000_000, "g"), (1_000_000, "m"), (1_000, "k")):
-        if orders >= unit and orders % unit == 0:
-            return f"{orders // unit}{suffix}"
-    return str(orders)
-
-
-def _memory_gib() -> float:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        return float("nan")
 
 
 if __name__ == "__main__":

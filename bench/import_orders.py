@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from _measure import default_method, run_measured
+from _measure import default_method, memory_gib, run_measured, size_label
 
 BENCH = Path(__file__).resolve().parent
 
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     customers = args.customers if args.customers is not None else max(1, args.orders // 10)
-    label = _size_label(args.orders)
+    label = size_label(args.orders)
     data = args.data or BENCH / "data" / label
     method = args.rss if args.rss != "auto" else default_method()
     kizuna = str(Path(sys.executable).with_name("kizuna"))
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
     size = orders_csv.stat().st_size / 2**20
     print(f"\n{args.orders:,} orders ({size:,.0f} MiB CSV), {customers:,} customers; "
-          f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB; peak RSS by {method}; "
+          f"{os.cpu_count()} cores, {memory_gib():.0f} GiB; peak RSS by {method}; "
           f"{'median of ' + str(args.repeat) + ' rounds; ' if args.repeat > 1 else ''}"
           f"{time.strftime('%Y-%m-%d')}")
     print(table(runs, reference))
@@ -254,20 +254,6 @@ def one_round(kizuna: str, orders_csv: Path, customers_csv: Path, orders: int, c
                          orders_csv, orders))
     runs.append(step("python + kizuna imports", [sys.executable, "-c", "import kizuna.cli"], None, 0))
     return runs
-
-
-def _size_label(orders: int) -> str:
-    for unit, suffix in ((1_000_000_000, "g"), (1_000_000, "m"), (1_000, "k")):
-        if orders >= unit and orders % unit == 0:
-            return f"{orders // unit}{suffix}"
-    return str(orders)
-
-
-def _memory_gib() -> float:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        return float("nan")
 
 
 if __name__ == "__main__":

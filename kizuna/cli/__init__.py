@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from kizuna._errors import KizunaError
 from kizuna.cli._app import app
@@ -18,7 +19,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except KizunaError as exc:
-        error_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # escape: messages quote TOML like [columns], which Rich would take for markup and drop
+        error_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Abort:  # Ctrl-C at a prompt
         sys.exit(130)
@@ -27,5 +29,5 @@ def main() -> None:
         if show is not None:
             show()
         else:
-            error_console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False)
+            error_console.print(f"[red]error:[/red] {escape(exc.format_message())}", highlight=False)
         sys.exit(exc.exit_code)
