@@ -485,6 +485,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.strftime('%Y-%m-%d')}")
     print(f"workspace loaded by {how}")
     print(table(list(runs.values()), reference))
+    if reference is not None and len(rounds) > 1:
+        # paired within each round, so a slow spell of the machine moves both sides of a ratio
+        for tool in tools:
+            if tool == "duckdb" or rounds[0][tool].core_seconds is None:
+                continue
+            paired = sorted(r[tool].core_seconds / r["duckdb"].core_seconds for r in rounds)
+            print(f"{runs[tool].tool}: work × (a) round by round: median {statistics.median(paired):.2f}, "
+                  f"range {paired[0]:.2f}–{paired[-1]:.2f}")
     print("wall: the whole process (Python start, imports, connect); work: the analysis alone, timed inside "
           "the process (pandas/lifetimes: after reading the Parquet export"
           + "".join(f"; {r.tool.split(' ')[0]} read it in {r.read_seconds:.1f} s" for r in runs.values()

@@ -14,7 +14,14 @@ from kizuna.analytics._reports import (
     nps_by_channel,
     subscription_churn,
 )
-from kizuna.analytics._scores import MATRIX_CELLS, RFM_SEGMENTS, customer_scores, order_summary, quintile
+from kizuna.analytics._scores import (
+    MATRIX_CELLS,
+    RFM_SEGMENTS,
+    customer_scores,
+    order_summary,
+    quintile,
+    score_categories,
+)
 from kizuna.analytics._segments import (
     EXPORT_COLUMNS,
     SEGMENTS,
@@ -31,5 +38,5 @@ __all__ = [
     "LTV_BUCKETS", "MATRIX_CELLS", "RFM_SEGMENTS", "AsOf", "KpiReport", "cohort_retention",
     "concentration_curve", "counted_orders", "customer_scores", "f2_conversion", "kpi_by", "kpi_report",
     "latest_nps", "ltv_distribution", "nps_by_channel", "nps_class", "nps_summary", "order_summary",
-    "quintile", "subscription_churn", "top_share",
+    "quintile", "score_categories", "subscription_churn", "top_share",
 ]

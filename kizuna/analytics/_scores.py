@@ -12,6 +12,7 @@ all customers.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # the workspace imports analytics, not the other way round
     from kizuna.workspace import Settings
 
 __all__ = [
-    "MATRIX_CELLS", "RFM_SEGMENTS", "customer_scores", "order_summary", "quintile",
+    "MATRIX_CELLS", "RFM_SEGMENTS", "customer_scores", "order_summary", "quintile", "score_categories",
 ]
 
 MATRIX_CELLS = (
@@ -39,6 +40,37 @@ RFM_SEGMENTS = (
 )
 
 SITUATION_EVENTS = ("moved", "married", "plan_change", "household_change")
+
+# The stored columns, in order.
+SCORE_COLUMNS = (
+    "customer_id", "as_of", "first_order_at", "last_order_at", "recency_days", "frequency", "monetary", "orders",
+    "aov", "ltv_revenue", "ltv_profit", "tenure_days", "nps_score", "nps_class", "nps_answered_at",
+    "r_score", "f_score", "m_score", "fm_score", "rfm_segment", "rfm_rank", "high_ltv", "matrix_cell", "loyalty",
+    "near_loyal", "near_loyal_missing", "mean_interval_days", "dormant", "lapsing", "lost", "lost_reason",
+)
+
+# What a near-loyal customer lacks, in the order `near_loyal_missing` lists it.
+NEAR_LOYAL_DIMENSIONS = ("recency", "frequency", "monetary", "nps")
+
+
+def score_categories(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Every value each text column of `customer_scores` can hold (NULL aside).
+
+    The store keeps these columns as categories where the engine has them (DuckDB ENUMs),
+    which makes `kizuna analyze` write them several times faster.
+    """
+    return {
+        "nps_class": ("detractor", "passive", "promoter"),
+        "rfm_segment": RFM_SEGMENTS,
+        "rfm_rank": (*(r.label for r in settings.rfm_ranks), "other"),
+        "matrix_cell": MATRIX_CELLS,
+        "loyalty": ("loyal", "good_customer"),
+        "near_loyal_missing": tuple(
+            ",".join(names) for k in range(1, len(NEAR_LOYAL_DIMENSIONS) + 1)
+            for names in itertools.combinations(NEAR_LOYAL_DIMENSIONS, k)
+        ),
+        "lost_reason": ("unresolved", "situation_changed", "drifted"),
+    }
 
 
 def order_summary(orders: ibis.Table, as_of: AsOf, window_days: int) -> ibis.Table:
@@ -143,7 +175,34 @@ def customer_scores(
                                                      settings)
 
     # -- one row per customer: every customer, with or without orders ----------------------
+    # The join selects the stored figures and every flag the segments need, straight from the
+    # joined tables; the final select only names the segments. Two levels, each expression
+    # written once: this compiles fast and the engine evaluates each flag once.
     c = tables["customers"]
+    top = settings.rfm_ranks[0]
+    ordered = scored.orders.notnull()
+    high_ltv = scored.high_ltv.fill_null(False)
+    promoter = (nps.nps_class == "promoter").fill_null(False)
+
+    def meets(rank) -> ibis.Value:  # noqa: ANN001 - an RfmRank
+        return (
+            (scored.recency_days <= rank.max_recency_days) & (scored.frequency >= rank.min_orders)
+            & (scored.monetary >= rank.min_revenue)
+        ).fill_null(False)
+
+    hits = {  # the loyal rank's three conditions, one by one
+        "recency": (scored.recency_days <= top.max_recency_days).fill_null(False),
+        "frequency": (scored.frequency >= top.min_orders).fill_null(False),
+        "monetary": (scored.monetary >= top.min_revenue).fill_null(False),
+    }
+    # one step from loyal: all but one condition of the loyal rank, or of the loyal cell
+    # (high LTV and promoter); the missing dimensions are listed in NEAR_LOYAL_DIMENSIONS' order
+    near_rank = sum(ibis.cases((hit, 1), else_=0) for hit in hits.values()) == len(hits) - 1
+    already_loyal = (high_ltv & promoter) | meets(top)
+    missing = {name: near_rank & ~hit for name, hit in hits.items()}
+    missing["monetary"] = missing["monetary"] | (~high_ltv & promoter & ordered)
+    missing["nps"] = high_ltv & ~promoter
+    dormant = ordered & (scored.recency_days > settings.dormant_days)
     t = (
         c.left_join(scored, c.customer_id == scored.customer_id)
         .left_join(nps, c.customer_id == nps.customer_id)
@@ -151,105 +210,76 @@ def customer_scores(
         .left_join(unresolved, c.customer_id == unresolved.customer_id)
         .left_join(situation, c.customer_id == situation.customer_id)
         .select(
-            customer_id=c.customer_id, signed_up_at=c.signed_up_at,
-            **{name: scored[name] for name in scored.columns if name != "customer_id"},
-            nps_score=nps.score, nps_class=nps.nps_class, nps_answered_at=nps.answered_at,
-            cancelled=cancelled.cancelled.fill_null(False),
-            unresolved_signal=unresolved.unresolved_signal.fill_null(False),
-            situation_signal=situation.situation_signal.fill_null(False),
+            customer_id=c.customer_id,
+            first_order_at=scored.first_order_at,
+            last_order_at=scored.last_order_at,
+            recency_days=scored.recency_days,
+            frequency=scored.frequency.fill_null(0),
+            monetary=scored.monetary.fill_null(0),
+            orders=scored.orders.fill_null(0),
+            aov=scored.aov,
+            ltv_revenue=scored.revenue.fill_null(0),
+            ltv_profit=scored.revenue.fill_null(0) * settings.gross_margin_rate,
+            tenure_days=(today - ibis.least(
+                scored.first_order_at.date().epoch_days(), c.signed_up_at.date().epoch_days()
+            )).cast("int64"),
+            nps_score=nps.score,
+            nps_class=nps.nps_class,
+            nps_answered_at=nps.answered_at,
+            r_score=scored.r_score,
+            f_score=scored.f_score,
+            m_score=scored.m_score,
+            fm_score=((scored.f_score + scored.m_score + 1) // 2).cast("int64"),
+            rfm_rank=ibis.cases(*[(meets(r), r.label) for r in settings.rfm_ranks], else_="other"),
+            high_ltv=high_ltv,
+            mean_interval_days=scored.mean_interval_days,
+            dormant=dormant.fill_null(False),
+            lapsing=(
+                ordered & (scored.orders >= 2)
+                & (scored.recency_days > settings.lapse_factor * scored.mean_interval_days)
+            ).fill_null(False),
+            lost=(dormant.fill_null(False) | cancelled.cancelled.fill_null(False)),
+            # helpers for the final select, not stored
+            _ordered=ordered,
+            _promoter=promoter,
+            _unresolved=unresolved.unresolved_signal.fill_null(False),
+            _situation=situation.situation_signal.fill_null(False),
+            **{"_miss_" + name: ~already_loyal & flag.fill_null(False) for name, flag in missing.items()},
         )
     )
 
     # -- segments (SPEC §2) -----------------------------------------------------------------
-    ordered = t.orders.notnull()
-    promoter = (t.nps_class == "promoter").fill_null(False)
-    high_ltv = t.high_ltv.fill_null(False)
-    rfm_rank = ibis.cases(
-        *[
-            (
-                ordered & (t.recency_days <= r.max_recency_days) & (t.frequency >= r.min_orders)
-                & (t.monetary >= r.min_revenue),
-                r.label,
-            )
-            for r in settings.rfm_ranks
-        ],
-        else_="other",
-    )
-    top = settings.rfm_ranks[0]
-    rank_hits = [
-        ("recency", ordered & (t.recency_days <= top.max_recency_days)),
-        ("frequency", ordered & (t.frequency >= top.min_orders)),
-        ("monetary", ordered & (t.monetary >= top.min_revenue)),
-    ]
-    matrix_cell = ibis.cases(
-        (t.nps_class.isnull() & high_ltv, "unanswered_high"),
-        (t.nps_class.isnull(), "unanswered_low"),
-        (high_ltv & (t.nps_class == "detractor"), "churn_candidate"),
-        (high_ltv & (t.nps_class == "passive"), "loyal_candidate"),
-        (high_ltv, "loyal"),
-        (t.nps_class == "detractor", "non_cooperative"),
-        (t.nps_class == "passive", "indifferent"),
-        else_="advocate",
-    )
-    behavioural = high_ltv | rfm_rank.isin([r.label for r in settings.rfm_ranks[:2]])
-    # one step from loyal: all but one condition of the loyal rank, or of the loyal cell
-    # (high LTV and promoter); the missing dimensions are listed in a fixed order
-    rank_met = sum(ibis.cases((hit, 1), else_=0) for _, hit in rank_hits)
-    near_rank = rank_met == len(rank_hits) - 1
-    already_loyal = (matrix_cell == "loyal") | (rfm_rank == top.label)
-    missing_flags = {name: near_rank & ~hit for name, hit in rank_hits}
-    missing_flags["monetary"] = missing_flags["monetary"] | (~high_ltv & promoter & ordered)
-    missing_flags["nps"] = high_ltv & ~promoter
-    misses = {name: ~already_loyal & flag.fill_null(False) for name, flag in missing_flags.items()}
-    near_loyal = ibis.or_(*misses.values())
+    misses = [t["_miss_" + name] for name in NEAR_LOYAL_DIMENSIONS]
+    near_loyal = ibis.or_(*misses)
     listed = ibis.literal("")
-    for name, miss in misses.items():
+    for name, miss in zip(NEAR_LOYAL_DIMENSIONS, misses, strict=True):
         listed = listed + ibis.cases((miss, name + ","), else_="")
-    dormant = ordered & (t.recency_days > settings.dormant_days)
-    lapsing = ordered & (t.orders >= 2) & (t.recency_days > settings.lapse_factor * t.mean_interval_days)
-    lost = (dormant | t.cancelled).fill_null(False)
-    fm_score = ((t.f_score + t.m_score + 1) // 2).cast("int64")
-    return t.select(
-        "customer_id",
-        as_of=ibis.literal(as_of),
-        first_order_at=t.first_order_at,
-        last_order_at=t.last_order_at,
-        recency_days=t.recency_days,
-        frequency=t.frequency.fill_null(0),
-        monetary=t.monetary.fill_null(0),
-        orders=t.orders.fill_null(0),
-        aov=t.aov,
-        ltv_revenue=t.revenue.fill_null(0),
-        ltv_profit=t.revenue.fill_null(0) * settings.gross_margin_rate,
-        tenure_days=(today - ibis.least(
-            t.first_order_at.date().epoch_days(), t.signed_up_at.date().epoch_days()
-        )).cast("int64"),
-        nps_score=t.nps_score,
-        nps_class=t.nps_class,
-        nps_answered_at=t.nps_answered_at,
-        r_score=t.r_score,
-        f_score=t.f_score,
-        m_score=t.m_score,
-        fm_score=fm_score,
-        rfm_segment=ibis.cases((ordered, _rfm_segment(t.r_score, fm_score)), else_=None),
-        rfm_rank=rfm_rank,
-        high_ltv=high_ltv,
-        matrix_cell=matrix_cell,
-        loyalty=ibis.cases((behavioural & promoter, "loyal"), (behavioural, "good_customer"), else_=None),
-        near_loyal=near_loyal,
+    behavioural = t.high_ltv | t.rfm_rank.isin([r.label for r in settings.rfm_ranks[:2]])
+    segments = {
+        "rfm_segment": ibis.cases((t._ordered, _rfm_segment(t.r_score, t.fm_score)), else_=None),
+        "matrix_cell": ibis.cases(
+            (t.nps_class.isnull() & t.high_ltv, "unanswered_high"),
+            (t.nps_class.isnull(), "unanswered_low"),
+            (t.high_ltv & (t.nps_class == "detractor"), "churn_candidate"),
+            (t.high_ltv & (t.nps_class == "passive"), "loyal_candidate"),
+            (t.high_ltv, "loyal"),
+            (t.nps_class == "detractor", "non_cooperative"),
+            (t.nps_class == "passive", "indifferent"),
+            else_="advocate",
+        ),
+        "loyalty": ibis.cases((behavioural & t._promoter, "loyal"), (behavioural, "good_customer"), else_=None),
+        "near_loyal": near_loyal,
         # the list is only built for the few customers it names
-        near_loyal_missing=ibis.cases((near_loyal, listed.substr(0, listed.length() - 1)), else_=None),
-        mean_interval_days=t.mean_interval_days,
-        dormant=dormant.fill_null(False),
-        lapsing=lapsing.fill_null(False),
-        lost=lost,
-        lost_reason=ibis.cases(
-            (~lost, None),
-            (t.unresolved_signal, "unresolved"),
-            (t.situation_signal, "situation_changed"),
+        "near_loyal_missing": ibis.cases((near_loyal, listed.substr(0, listed.length() - 1)), else_=None),
+        "lost_reason": ibis.cases(
+            (~t.lost, None),
+            (t._unresolved, "unresolved"),
+            (t._situation, "situation_changed"),
             else_="drifted",
         ),
-    )
+    }
+    segments["as_of"] = ibis.literal(as_of)
+    return t.select(*[segments[name].name(name) if name in segments else t[name] for name in SCORE_COLUMNS])
 
 
 def _ordering_customers(summary: ibis.Table, settings: Settings, today: ibis.Value) -> ibis.Table:

@@ -126,15 +126,12 @@ class Workspace:
         """
         as_of = self.as_of(as_of)
         tables = self.tables()
-        cut = analytics.AsOf(as_of)
-        summary = self.store.create(
-            SUMMARY, analytics.order_summary(tables["orders"], cut, self.settings.rfm_window_days), scratch=True
+        summary = analytics.order_summary(tables["orders"], analytics.AsOf(as_of), self.settings.rfm_window_days)
+        self.store.create_from_intermediate(
+            SCORES, (SUMMARY, summary),
+            lambda stored: analytics.customer_scores(tables, self.settings, as_of, summary=stored),
+            categories=analytics.score_categories(self.settings),
         )
-        try:
-            scores = analytics.customer_scores(tables, self.settings, as_of, summary=summary)
-            self.store.create(SCORES, scores)
-        finally:
-            self.store.drop(SUMMARY)
         return self.store.count(SCORES)
 
     def scores(self) -> ibis.Table:
