@@ -22,7 +22,7 @@ from ibis import _
 from kizuna.analytics._base import AsOf, counted_orders, latest_nps, ratio
 
 if TYPE_CHECKING:  # the workspace imports analytics, not the other way round
-    from kizuna.workspace import Settings
+    from kizuna.workspace import RankRule, Settings
 
 __all__ = [
     "MATRIX_CELLS", "RFM_SEGMENTS", "customer_scores", "order_summary", "quintile", "score_categories",
@@ -161,7 +161,8 @@ def customer_scores(
 
     Built flat, so that it compiles fast and the engine runs few operators: the ordering
     customers' figures in one select, then one chain of joins (customers ← figures, NPS,
-    lost signals) selecting the stored columns, then one select deriving the segments.
+    lost signals) selecting the stored figures and the flags the segments need, then one
+    select naming the segments.
     """
     cut = AsOf(as_of)
     today = ibis.literal(as_of).epoch_days()
@@ -184,7 +185,7 @@ def customer_scores(
     high_ltv = scored.high_ltv.fill_null(False)
     promoter = (nps.nps_class == "promoter").fill_null(False)
 
-    def meets(rank) -> ibis.Value:  # noqa: ANN001 - an RfmRank
+    def meets(rank: RankRule) -> ibis.Value:
         return (
             (scored.recency_days <= rank.max_recency_days) & (scored.frequency >= rank.min_orders)
             & (scored.monetary >= rank.min_revenue)

@@ -112,7 +112,9 @@ class Store:
         back as the same strings); other engines store text.
         """
         if self.engine == "duckdb" and isinstance(obj, ibis.Table):
-            return self._duckdb_create(name, obj, temp=scratch, categories=categories or {})
+            return self._duckdb_run(name, obj, self._duckdb_create_statements(
+                name, obj, schema=schema, temp=scratch, replace=overwrite or scratch, categories=categories or {},
+            ), temp=scratch)
         if scratch and self.engine == "postgres":
             return self.backend.create_table(name, obj, schema=schema, temp=True, overwrite=True)
         if overwrite:
@@ -143,46 +145,45 @@ class Store:
                 return self.create(name, build(self.create(step_name, step_expr, scratch=True)),
                                    categories=categories)
             with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kizuna-store") as pool:
-                computing = pool.submit(self._duckdb_create, step_name, step_expr, temp=True, categories={})
+                computing = pool.submit(self.create, step_name, step_expr, scratch=True)
                 try:
                     # unqualified, the name finds the temporary table once it exists
-                    statements = self._duckdb_create_statements(
-                        name, build(ibis.table(step_expr.schema(), name=step_name)), temp=False,
-                        categories=categories or {},
-                    )
+                    expr = build(ibis.table(step_expr.schema(), name=step_name))
+                    statements = self._duckdb_create_statements(name, expr, categories=categories or {})
                 finally:
                     computing.result()
-            return self._duckdb_run(name, statements, temp=False)
+            return self._duckdb_run(name, expr, statements, temp=False)
         finally:
             self.drop(step_name)
 
-    def _duckdb_create(self, name: str, expr: ibis.Table, *, temp: bool,
-                       categories: Mapping[str, Sequence[str]]) -> ibis.Table:
-        return self._duckdb_run(name, self._duckdb_create_statements(name, expr, temp=temp, categories=categories),
-                                temp=temp)
+    def _duckdb_create_statements(
+        self, name: str, expr: ibis.Table, *, categories: Mapping[str, Sequence[str]],
+        schema: ibis.Schema | None = None, temp: bool = False, replace: bool = True,
+    ) -> list[str]:
+        """CREATE [OR REPLACE] TABLE with the columns' types, then INSERT the query (to run in one
+        transaction, so that a failed query leaves the previous table as it was).
 
-    def _duckdb_create_statements(self, name: str, expr: ibis.Table, *, temp: bool,
-                                  categories: Mapping[str, Sequence[str]]) -> list[str]:
-        """CREATE OR REPLACE, then INSERT the query (to run in one transaction).
-
-        Ibis' own create_table with overwrite writes the rows twice for a temporary table
-        (once under a made-up name, then copied) and knows no ENUM.
+        Not Ibis' create_table: with overwrite it writes a temporary table's rows twice (under
+        a made-up name, then copied), and it knows no ENUM.
         """
-        columns = expr.schema().to_sqlglot_column_defs("duckdb")
+        columns = (schema or expr.schema()).to_sqlglot_column_defs("duckdb")
         for column in columns:
             if column.name in categories:
                 values = ", ".join(sge.convert(v).sql("duckdb") for v in dict.fromkeys(categories[column.name]))
                 column.set("kind", sg.parse_one(f"ENUM({values})", into=sge.DataType, read="duckdb"))
         table = sg.table(name, quoted=True)
         create = sge.Create(
-            kind="TABLE", this=sge.Schema(this=table, expressions=columns), replace=True,
+            kind="TABLE", this=sge.Schema(this=table, expressions=columns), replace=replace,
             properties=sge.Properties(expressions=[sge.TemporaryProperty()]) if temp else None,
         )
         insert = sge.insert(self.backend.compiler.to_sqlglot(expr), into=table,
                             columns=[sg.to_identifier(c, quoted=True) for c in expr.columns])
         return [create.sql("duckdb"), insert.sql("duckdb")]
 
-    def _duckdb_run(self, name: str, statements: Sequence[str], *, temp: bool) -> ibis.Table:
+    def _duckdb_run(self, name: str, expr: ibis.Table, statements: Sequence[str], *, temp: bool) -> ibis.Table:
+        # in-memory tables (ibis.memtable) in `expr` are registered with DuckDB as Ibis does before
+        # running a query; not while compiling, which may run beside a query on the same connection
+        self.backend._run_pre_execute_hooks(expr)
         with self._transaction():
             for statement in statements:
                 self._execute(statement)

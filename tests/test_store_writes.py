@@ -1,0 +1,113 @@
+"""Creating derived tables: categories (DuckDB ENUMs), replacing atomically, and the
+two-step create that `kizuna analyze` uses (an intermediate table, then the result)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import ibis
+import pytest
+
+from kizuna.store import Store
+
+CELLS = ("advocate", "loyal", "indifferent")
+
+
+@pytest.fixture
+def store(tmp_path) -> Iterator[Store]:
+    store = Store.connect(str(tmp_path / "kizuna.duckdb"))
+    yield store
+    store.close()
+
+
+def cells(*values: str | None) -> ibis.Table:
+    return ibis.memtable({"id": list(range(1, len(values) + 1)), "cell": list(values)})
+
+
+def column_type(store: Store, table: str, column: str) -> str:
+    return store.backend.con.execute(
+        "SELECT data_type FROM information_schema.columns WHERE table_name = ? AND column_name = ?", [table, column]
+    ).fetchone()[0]
+
+
+def test_category_columns_are_enums_on_duckdb_and_read_back_as_the_same_text(store):
+    table = store.create("cells", cells("loyal", None, "advocate"), categories={"cell": CELLS})
+
+    assert column_type(store, "cells", "cell") == "ENUM('advocate', 'loyal', 'indifferent')"
+    assert table.schema()["cell"] == ibis.dtype("string")
+    got = table.order_by("id").to_pyarrow()
+    assert got.schema.field("cell").type == "string"
+    assert got.column("cell").to_pylist() == ["loyal", None, "advocate"]
+    # comparing with a label that is a category but unused, or not one at all, is no error
+    assert table.filter(table.cell == "indifferent").count().to_pyarrow().as_py() == 0
+    assert table.filter(table.cell == "未知").count().to_pyarrow().as_py() == 0
+    assert table.filter(table.cell.isin(["loyal", "未知"])).count().to_pyarrow().as_py() == 1
+    assert store.count("cells") == 3
+
+
+def test_a_value_outside_the_categories_fails_and_keeps_the_previous_table(store):
+    store.create("cells", cells("loyal", "advocate"), categories={"cell": CELLS})
+
+    with pytest.raises(duckdb.ConversionException, match="churn"):
+        store.create("cells", cells("loyal", "churn"), categories={"cell": CELLS})
+
+    assert store.count("cells") == 2
+    assert store.table("cells").order_by("id").cell.to_pyarrow().to_pylist() == ["loyal", "advocate"]
+
+
+def test_create_without_overwrite_refuses_an_existing_table(store):
+    store.create("cells", cells("loyal"))
+    with pytest.raises(duckdb.CatalogException):
+        store.create("cells", cells("advocate", "loyal"), overwrite=False)
+    assert store.count("cells") == 1
+
+
+def test_create_from_intermediate_builds_on_the_stored_step_and_drops_it(store):
+    orders = ibis.memtable({"customer_id": ["C1", "C1", "C2"], "amount": [100, 250, 40]})
+    step = orders.group_by("customer_id").aggregate(revenue=orders.amount.sum(), orders=orders.count())
+    seen = []
+
+    def build(summary: ibis.Table) -> ibis.Table:
+        seen.append(summary.get_name())
+        return summary.mutate(
+            cell=ibis.cases((summary.revenue >= 300, "loyal"), else_="advocate"),
+            share=summary.revenue / summary.revenue.sum(),
+        )
+
+    result = store.create_from_intermediate("result", ("_step", step), build, categories={"cell": CELLS})
+
+    assert seen == ["_step"]
+    assert "_step" not in store.backend.list_tables()
+    assert column_type(store, "result", "cell").startswith("ENUM(")
+    rows = sorted(result.to_pyarrow().to_pylist(), key=lambda r: r["customer_id"])
+    assert rows == [
+        {"customer_id": "C1", "revenue": 350, "orders": 2, "cell": "loyal", "share": pytest.approx(350 / 390)},
+        {"customer_id": "C2", "revenue": 40, "orders": 1, "cell": "advocate", "share": pytest.approx(40 / 390)},
+    ]
+
+
+def test_create_from_intermediate_that_fails_drops_the_step_and_keeps_the_previous_result(store):
+    store.create("result", cells("loyal"))
+    step = cells("loyal", "advocate")
+
+    with pytest.raises(duckdb.ConversionException):
+        store.create_from_intermediate("result", ("_step", step), lambda s: s, categories={"cell": ("loyal",)})
+
+    assert "_step" not in store.backend.list_tables()
+    assert store.table("result").cell.to_pyarrow().to_pylist() == ["loyal"]
+
+
+@pytest.mark.postgres
+def test_create_from_intermediate_on_postgres_stores_text(postgres_database):
+    store = Store.connect(postgres_database)
+    try:
+        step = cells("loyal", None)
+        result = store.create_from_intermediate("result", ("_step", step), lambda s: s.mutate(twice=s.id * 2),
+                                                categories={"cell": CELLS})
+        assert "_step" not in store.backend.list_tables()
+        assert result.schema()["cell"] == ibis.dtype("string")
+        rows = sorted(result.to_pyarrow().to_pylist(), key=lambda r: r["id"])
+        assert rows == [{"id": 1, "cell": "loyal", "twice": 2}, {"id": 2, "cell": None, "twice": 4}]
+    finally:
+        store.close()
