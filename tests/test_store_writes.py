@@ -111,3 +111,10 @@ def test_create_from_intermediate_on_postgres_stores_text(postgres_database):
         assert rows == [{"id": 1, "cell": "loyal", "twice": 2}, {"id": 2, "cell": None, "twice": 4}]
     finally:
         store.close()
+
+
+def test_duckdb_draws_no_progress_bar(store):
+    # DuckDB draws a bar on stdout for any query over 2 s, into the middle of a command's JSON
+    # output (and setting `progress_bar_time` would switch it back on, so the setting is checked)
+    enabled = store.backend.con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
+    assert enabled is False

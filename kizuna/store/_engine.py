@@ -53,6 +53,9 @@ class Store:
                 path = url.removeprefix("duckdb://")
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 backend = ibis.duckdb.connect(path)
+                # DuckDB draws its own progress bar on stdout for queries over 2 s, which would
+                # corrupt `--format json` output; kizuna's commands show their own progress.
+                backend.con.execute("SET enable_progress_bar = false")
         except StoreError:
             raise
         except Exception as exc:  # the driver's own message is the useful part
