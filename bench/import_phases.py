@@ -17,6 +17,7 @@ and prints for the orders import:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import shutil
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from kizuna.importing import _importer
 from kizuna.store import Store
-from kizuna.workspace import Workspace
+from kizuna.workspace import Settings, Workspace
 
 WORK = Path(__file__).resolve().parent / "data" / "runs" / "phases"
 
@@ -120,18 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=WORK,
                         help="scratch workspace (deleted first)")
     parser.add_argument("--batch-rows", type=int, default=None, help="[import] batch_rows for this run")
-    parser.add_argument("--duckdb-memory-limit", default=None, help="e.g. 1GB (default: 80%% of RAM)")
+    parser.add_argument("--duckdb-memory-limit", default=None,
+                        help="[store] memory_limit, e.g. 1GB (default: 80%% of RAM)")
     parser.add_argument("--again", action="store_true", help="import the orders a second time too")
     args = parser.parse_args(argv)
 
     shutil.rmtree(args.work, ignore_errors=True)
-    ws = Workspace.init(args.work)
+    settings = Settings()
     if args.batch_rows:
-        import dataclasses
-
-        ws.settings = dataclasses.replace(ws.settings, import_batch_rows=args.batch_rows)
-    if args.duckdb_memory_limit:
-        ws.store.backend.con.execute(f"SET memory_limit = '{args.duckdb_memory_limit}'")
+        settings = dataclasses.replace(settings, import_batch_rows=args.batch_rows)
+    if args.duckdb_memory_limit:  # the workspace setting, as a user would write it
+        settings = dataclasses.replace(settings, store_memory_limit=args.duckdb_memory_limit)
+    ws = Workspace.init(args.work, settings=settings)
     limit = ws.store.backend.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     print(f"DuckDB memory_limit {limit}, batch_rows {ws.settings.import_batch_rows:,}", file=sys.stderr)
     start = time.perf_counter()

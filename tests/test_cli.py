@@ -104,3 +104,20 @@ def test_a_bad_as_of_setting_names_the_file_and_the_fix(tmp_path: Path):
     done = kizuna("kpi", "--dir", "ws", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "kizuna.toml" in done.stderr and "analysis.as_of" in done.stderr and "YYYY-MM-DD" in done.stderr
+
+
+def test_a_memory_limit_setting_caps_duckdb_and_a_bad_one_names_the_fix(tmp_path: Path):
+    Workspace.init(tmp_path / "ws").close()
+    settings = tmp_path / "ws" / "kizuna.toml"
+    text = settings.read_text(encoding="utf-8")
+    assert 'memory_limit = ""' in text  # written, commented, by `kizuna init`
+    settings.write_text(text.replace('memory_limit = ""', 'memory_limit = "1GB"'), encoding="utf-8")
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert ws.settings.store_memory_limit == "1GB"
+        limit = ws.store.backend.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit == "953.6 MiB"  # DuckDB shows 1 GB (10^9 bytes) in MiB
+
+    settings.write_text(text.replace('memory_limit = ""', 'memory_limit = "lots"'), encoding="utf-8")
+    done = kizuna("kpi", "--dir", "ws", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "memory_limit" in done.stderr and "kizuna.toml" in done.stderr and '"2GB"' in done.stderr

@@ -118,3 +118,19 @@ def test_duckdb_draws_no_progress_bar(store):
     # output (and setting `progress_bar_time` would switch it back on, so the setting is checked)
     enabled = store.backend.con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
     assert enabled is False
+
+
+def test_create_from_intermediate_whose_build_fails_stops_and_cleans_up(store):
+    store.create("result", cells("loyal"))
+    big = ibis.memtable({"n": list(range(200_000))})
+    step = big.group_by(k=big.n % 1000).aggregate(total=big.n.sum())
+
+    def build(summary: ibis.Table) -> ibis.Table:
+        raise ValueError("no such measure")
+
+    with pytest.raises(ValueError, match="no such measure"):
+        store.create_from_intermediate("result", ("_step", step), build)
+
+    assert "_step" not in store.backend.list_tables()
+    assert store.table("result").cell.to_pyarrow().to_pylist() == ["loyal"]
+    assert store.count("result") == 1  # the connection still works after the interrupted query

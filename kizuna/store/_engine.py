@@ -39,10 +39,12 @@ class Store:
 
     # -- connecting -------------------------------------------------------------------
     @classmethod
-    def connect(cls, url: str, *, home: Path | None = None) -> Store:
+    def connect(cls, url: str, *, home: Path | None = None, memory_limit: str = "") -> Store:
         """Connect by URL or DuckDB file path and make sure the canonical tables exist.
 
         `home` is the workspace folder: a local Spark store keeps its tables there.
+        `memory_limit` ("2GB"; empty for the engine's default) caps DuckDB's memory; beyond it
+        DuckDB spills to a temporary folder beside the file. Other engines manage their own.
         """
         try:
             if url.startswith("pyspark://"):
@@ -56,6 +58,8 @@ class Store:
                 # DuckDB draws its own progress bar on stdout for queries over 2 s, which would
                 # corrupt `--format json` output; kizuna's commands show their own progress.
                 backend.con.execute("SET enable_progress_bar = false")
+                if memory_limit:
+                    _set_memory_limit(backend, memory_limit)
         except StoreError:
             raise
         except Exception as exc:  # the driver's own message is the useful part
@@ -153,8 +157,11 @@ class Store:
                     # unqualified, the name finds the temporary table once it exists
                     expr = build(ibis.table(step_expr.schema(), name=step_name))
                     statements = self._duckdb_create_statements(name, expr, categories=categories or {})
-                finally:
-                    computing.result()
+                except BaseException:  # Ctrl-C included: stop the query rather than wait for it
+                    self.backend.con.interrupt()
+                    concurrent.futures.wait([computing])
+                    raise
+                computing.result()
             return self._duckdb_run(name, expr, statements, temp=False)
         finally:
             self.drop(step_name)
@@ -305,6 +312,17 @@ class Store:
         else:
             with self.backend._safe_raw_sql(sql):
                 pass
+
+
+def _set_memory_limit(backend: ibis.BaseBackend, limit: str) -> None:
+    try:
+        backend.con.execute("SET memory_limit = ?", [limit])
+    except Exception as exc:  # DuckDB's message says which units it takes
+        backend.disconnect()
+        raise StoreError(
+            f"[store] memory_limit = {limit!r} in kizuna.toml is not a memory size DuckDB accepts "
+            f"({str(exc).splitlines()[0]}). Write it like \"2GB\" or \"512MB\", or leave it empty."
+        ) from None
 
 
 def redact(url: str) -> str:

@@ -49,6 +49,8 @@ class Settings:
     gross_margin_rate: float = 0.4
     # [store]; empty means kizuna.duckdb inside the workspace
     store_url: str = ""
+    # DuckDB's memory ceiling, e.g. "2GB"; empty means DuckDB's own (80 % of the machine's RAM)
+    store_memory_limit: str = ""
     # [analysis]
     as_of: str = ""  # YYYY-MM-DD: every report as of this day; empty means today
     rfm_window_days: int = 3 * 365
@@ -81,7 +83,7 @@ class Settings:
         values: dict[str, Any] = {}
         sections = {
             "business": {"currency", "timezone", "gross_margin_rate"},
-            "store": {"url"},
+            "store": {"url", "memory_limit"},
             "analysis": {
                 "as_of", "rfm_window_days", "nps_validity_days", "dormant_days", "lapse_factor",
                 "lost_lookback_days", "f2_window_days", "high_ltv_top_share",
@@ -100,7 +102,8 @@ class Settings:
                         f"{source}: unknown setting {section}.{key}; known in [{section}]: "
                         f"{', '.join(sorted(sections[section]))}."
                     )
-                name = {"url": "store_url", "batch_rows": "import_batch_rows"}.get(key, key)
+                name = {"url": "store_url", "memory_limit": "store_memory_limit",
+                        "batch_rows": "import_batch_rows"}.get(key, key)
                 values[name] = value
         if "rfm_ranks" in values:
             values["rfm_ranks"] = tuple(_rank_rule(r, source) for r in values["rfm_ranks"])
@@ -149,6 +152,9 @@ gross_margin_rate = {self.gross_margin_rate}        # LTV (profit) = revenue LTV
 # Empty: kizuna.duckdb in this folder. Or a connection URL, e.g.
 # "postgres://user:pass@127.0.0.1:5432/kizuna" or "pyspark://local"
 url = "{self.store_url}"
+# DuckDB only: the most memory it may use, e.g. "2GB" (beyond it, large imports and analyses
+# spill to disk). Empty: DuckDB's default, 80 % of this machine's RAM.
+memory_limit = "{self.store_memory_limit}"
 
 [analysis]
 as_of = "{self.as_of}"                  # every report as of this day (YYYY-MM-DD); empty = today

@@ -67,7 +67,7 @@ class Workspace:
             )
         settings = Settings.load(settings_path)
         url = store_url if store_url is not None else settings.store_url
-        store = Store.connect(url or str(path / STORE_FILE), home=path)
+        store = Store.connect(url or str(path / STORE_FILE), home=path, memory_limit=settings.store_memory_limit)
         return cls(path, settings, store)
 
     def close(self) -> None:
