@@ -83,3 +83,16 @@ def memory_gib() -> float:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
         return float("nan")
+
+
+def markdown_table(lines: list[tuple[str, ...]]) -> str:
+    """A Markdown table: the first line is the header, the first column left-aligned, the rest right."""
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    out = []
+    for n, row in enumerate(lines):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        out.append("| " + " | ".join(cells) + " |")
+        if n == 0:
+            out.append("|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":"
+                                      for i, w in enumerate(widths)) + "|")
+    return "\n".join(out)

@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _measure import default_method, memory_gib, run_measured, size_label
+from _measure import default_method, markdown_table, memory_gib, run_measured, size_label
 
 BENCH = Path(__file__).resolve().parent
 LIFETIMES_VENV = BENCH / ".venv-lifetimes"
@@ -350,7 +350,7 @@ def checksums(db: Path, tools: list[str]) -> dict[str, dict]:
 # -- output -------------------------------------------------------------------------------------
 def table(runs: list[Run], reference: Run | None) -> str:
     head = ("tool", "wall s", "work s", "CPU s", "peak RSS MiB", "wall × (a)", "work × (a)", "RSS × (a)")
-    lines = [head]
+    lines: list[tuple[str, ...]] = [head]
     for r in runs:
         def ratio(mine: float | None, theirs: float | None) -> str:
             return f"{mine / theirs:.2f}" if reference is not None and mine and theirs else "–"
@@ -363,15 +363,7 @@ def table(runs: list[Run], reference: Run | None) -> str:
             ratio(r.core_seconds, reference and reference.core_seconds),
             ratio(r.peak_rss_mib, reference and reference.peak_rss_mib),
         ))
-    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-    out = []
-    for n, row in enumerate(lines):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        out.append("| " + " | ".join(cells) + " |")
-        if n == 0:
-            out.append("|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":"
-                                      for i, w in enumerate(widths)) + "|")
-    return "\n".join(out)
+    return markdown_table(lines)
 
 
 TOOLS = ("kizuna", "api", "duckdb", "duckdb-all", "pandas", "lifetimes")

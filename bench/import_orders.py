@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from _measure import default_method, memory_gib, run_measured, size_label
+from _measure import default_method, markdown_table, memory_gib, run_measured, size_label
 
 BENCH = Path(__file__).resolve().parent
 
@@ -136,7 +136,7 @@ def check(run: Run, **expected: int) -> None:
 def table(runs: list[Run], reference: Run) -> str:
     head = ("tool", "rows", "seconds", "rows/s", "CPU s", "peak RSS MiB", "time × ref", "CPU × ref",
             "RSS × ref")
-    lines = [head]
+    lines: list[tuple[str, ...]] = [head]
     for r in runs:
         same_file = r.file == reference.file  # a ratio to a load of another file means nothing
         lines.append((
@@ -146,15 +146,7 @@ def table(runs: list[Run], reference: Run) -> str:
             f"{r.cpu_seconds / reference.cpu_seconds:.2f}" if same_file else "–",
             f"{r.peak_rss_mib / reference.peak_rss_mib:.2f}" if same_file else "–",
         ))
-    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-    out = []
-    for n, row in enumerate(lines):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        out.append("| " + " | ".join(cells) + " |")
-        if n == 0:
-            out.append("|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":"
-                                      for i, w in enumerate(widths)) + "|")
-    return "\n".join(out)
+    return markdown_table(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
