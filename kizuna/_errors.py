@@ -66,16 +66,40 @@ class FileFormatError(SourceImportError):
 
 
 class MissingColumnsError(SourceImportError):
-    """Required canonical columns are not in the file, even after the mapping."""
+    """Required canonical columns are not in the file, even after the mapping.
 
-    def __init__(self, path: Path | str, kind: str, missing: list[str], found: list[str]) -> None:
+    `found` is None when the first row is data rather than a header: its cells are a
+    customer's data, so the message does not quote them.
+    """
+
+    SHOWN = 20
+
+    def __init__(self, path: Path | str, kind: str, missing: list[str], found: list[str] | None,
+                 sheets: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.missing = missing
         self.found = found
+        hint = (f'Map your headers onto kizuna\'s columns with --mapping FILE.toml ([columns] "your header" = '
+                f'"{missing[0]}").')
+        if sheets:
+            super().__init__(
+                f"no sheet of the workbook ({', '.join(sheets)}) has the column(s) {', '.join(missing)} "
+                f"for {kind}. Name the sheet with --sheet, and map its headers if they differ. {hint}",
+                path=path,
+            )
+            return
+        if found is None:
+            super().__init__(
+                f"the first row looks like data, not a header: kizuna needs a header row naming the "
+                f"columns ({', '.join(missing)} for {kind}). Add one, or export the file with headers.",
+                path=path,
+            )
+            return
+        listed = ", ".join(found[:self.SHOWN]) or "no header"
+        if len(found) > self.SHOWN:
+            listed += f" … and {len(found) - self.SHOWN} more"
         super().__init__(
-            f"required column(s) {', '.join(missing)} for {kind} not found; the file has "
-            f"{', '.join(found) or 'no header'}. Map your headers onto kizuna's columns with "
-            f'--mapping FILE.toml ([columns] "your header" = "{missing[0]}").',
+            f"required column(s) {', '.join(missing)} for {kind} not found; the file has {listed}. {hint}",
             path=path,
         )
 

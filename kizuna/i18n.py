@@ -19,6 +19,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "file": ("ファイル", "file"),
     "kind": ("種類", "kind"),
     "encoding": ("文字コード", "encoding"),
+    "sheet": ("シート", "sheet"),
     "rows_read": ("読込行数", "rows read"),
     "accepted": ("受理", "accepted"),
     "added": ("新規", "added"),
@@ -28,6 +29,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "rejected": ("却下", "rejected"),
     "rejects_file": ("却下行の一覧", "rejects file"),
     "ignored_columns": ("取り込まなかった列", "ignored columns"),
+    "and_n_more": ("… ほか {n} 列", "… and {n} more"),
     "top_reasons": ("主な却下理由", "main reasons"),
     # KPIs
     "measure": ("指標", "measure"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -54,3 +55,22 @@ def orders_for(customer: str, dates: list[str], amount: int | list[int], **extra
         {"order_id": f"{customer}-{i}", "customer_id": customer, "ordered_at": day(d), "amount": a, **extra}
         for i, (d, a) in enumerate(zip(dates, amounts, strict=True))
     ]
+
+
+def write(path: Path, text: str | bytes, encoding: str = "utf-8") -> Path:
+    """A file with `text` in `encoding` (bytes as they are), as a user's export would be."""
+    path.write_bytes(text if isinstance(text, bytes) else text.encode(encoding))
+    return path
+
+
+def rejects_of(summary) -> list[dict[str, str]]:
+    """The rows of an import's rejects file (none when nothing was rejected)."""
+    if summary.rejects_path is None:
+        return []
+    with summary.rejects_path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def stored(ws: Workspace, table: str, order_by: str) -> list[dict]:
+    """Every row of a store table, in `order_by` order."""
+    return ws.store.table(table).order_by(order_by).to_pyarrow().to_pylist()

@@ -194,9 +194,9 @@ def test_customers_sign_up_no_later_than_their_first_order(demo: DemoResult):
 # -- the business story --------------------------------------------------------------------------
 def test_customers_look_japanese_with_line_ids_and_opt_ins(demo: DemoResult):
     customers = rows(demo.workspace, "customers").to_pylist()
-    # The file writes 佐藤　花子 with an ideographic space; the import's NFKC makes it a plain one.
-    assert all(re.fullmatch(r"\S+ \S+", c["name"]) for c in customers)
-    assert all(re.fullmatch(r"[ァ-ヶー]+ [ァ-ヶー]+", c["name_kana"]) for c in customers)
+    # The file writes 佐藤　花子 with an ideographic space; names are stored as written.
+    assert all(re.fullmatch(r"\S+\u3000\S+", c["name"]) for c in customers)
+    assert all(re.fullmatch(r"[ァ-ヶー]+[ \u3000][ァ-ヶー]+", c["name_kana"]) for c in customers)
     assert all(re.fullmatch(r"\d{3}-\d{4}", c["postal_code"]) for c in customers)
     line = [c for c in customers if c["line_user_id"] is not None]
     assert 0.35 < len(line) / len(customers) < 0.45

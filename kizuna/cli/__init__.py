@@ -15,19 +15,41 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Entry point: a user's mistake is one line on stderr and exit status 1, never a traceback."""
+    """Entry point: a user's mistake is one line on stderr, never a traceback.
+
+    Exit status 1 for what kizuna refuses (`KizunaError`), 2 for a usage mistake (an unknown
+    option, a value that is not a date), as click does, 130 for Ctrl-C.
+    """
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False, prog_name="kizuna")
     except KizunaError as exc:
-        # escape: messages quote TOML like [columns], which Rich would take for markup and drop
-        error_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         sys.exit(1)
     except typer.Abort:  # Ctrl-C at a prompt
         sys.exit(130)
-    except typer.TyperException as exc:  # a usage mistake: Typer prints it with the usage line
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show()
-        else:
-            error_console.print(f"[red]error:[/red] {escape(exc.format_message())}", highlight=False)
+    except typer.TyperException as exc:
+        _usage_error(exc)
+    # without standalone mode, click returns the status of an early exit (Ctrl-C: 130) instead
+    if isinstance(status, int) and status:
+        sys.exit(status)
+
+
+def _usage_error(exc: typer.TyperException) -> None:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `kizuna` alone: the help is the answer
+        exc.show()  # type: ignore[attr-defined]
         sys.exit(exc.exit_code)
+    # our own checks raise BadParameter without a parameter: their message names the option
+    own = isinstance(exc, typer.BadParameter) and exc.param is None and exc.param_hint is None
+    message = exc.message if own else exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message = f"{message.rstrip('.')}. See `{ctx.command_path} --help`."
+    _error(message)
+    sys.exit(getattr(exc, "exit_code", 2))
+
+
+def _error(message: str) -> None:
+    # escape: messages quote TOML like [columns] and the user's own values, which Rich would
+    # take for markup; one line however long (soft_wrap), as scripts and logs expect
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    error_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kizuna.cli._render import FORMATS, Percent, console, print_json, show_rows
@@ -42,13 +43,13 @@ def _check(lang: str, fmt: str = "table") -> None:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
 
 
-def _as_of(value: str | None) -> dt.date | None:
+def _as_of(value: str | None, option: str = "--as-of") -> dt.date | None:
     if value is None:
         return None
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"--as-of {value!r} is not a date; write YYYY-MM-DD.") from None
+        raise typer.BadParameter(f"{option} {value!r} is not a date; write YYYY-MM-DD.") from None
 
 
 @app.command()
@@ -61,7 +62,7 @@ def init(
     _check(lang)
     with Workspace.init(directory, store_url=db or ""):
         pass
-    console.print(f"{directory / 'kizuna.toml'} ✓")
+    console.print(f"{directory / 'kizuna.toml'} ✓", markup=False)
 
 
 @app.command("import")
@@ -74,6 +75,9 @@ def import_(
     encoding: Annotated[
         str | None, typer.Option("--encoding", help="Force the encoding (default: detected).")
     ] = None,
+    sheet: Annotated[
+        str | None, typer.Option("--sheet", help="Excel: the sheet to read (default: the first with the columns).")
+    ] = None,
     directory: DirOption = Path("."),
     db: DbOption = None,
     lang: LangOption = "ja",
@@ -81,7 +85,7 @@ def import_(
 ) -> None:
     """Import a file; rejected rows go to a rejects file with row, column and reason."""
     _check(lang, fmt)
-    with Workspace.open(directory, store_url=db) as ws, _progress(fmt) as progress:
+    with Workspace.open(directory, store_url=db, create=True) as ws, _progress(fmt) as progress:
         task = progress.add_task(f"{label('importing', lang)} {file.name}", total=None)
 
         def update(done: int, expected: int | None) -> None:
@@ -90,7 +94,7 @@ def import_(
         def phase(name: str) -> None:
             progress.update(task, description=f"{label(name, lang)} {file.name}")
 
-        summary = ws.import_file(kind, file, mapping=mapping, encoding=encoding, on_progress=update,
+        summary = ws.import_file(kind, file, mapping=mapping, encoding=encoding, sheet=sheet, on_progress=update,
                                  on_phase=phase)
     show_import_summary(summary, lang, fmt)
 
@@ -103,6 +107,7 @@ def show_import_summary(summary: ImportSummary, lang: str, fmt: str) -> None:
         {"k": label("file", lang), "v": str(summary.path)},
         {"k": label("kind", lang), "v": summary.kind},
         {"k": label("encoding", lang), "v": summary.encoding or summary.format},
+        *([{"k": label("sheet", lang), "v": summary.sheet}] if summary.sheet else []),
         {"k": label("rows_read", lang), "v": summary.rows_read},
         {"k": label("accepted", lang), "v": summary.accepted},
         {"k": "  " + label("added", lang), "v": summary.added},
@@ -116,8 +121,18 @@ def show_import_summary(summary: ImportSummary, lang: str, fmt: str) -> None:
         for reason, count in summary.reasons.most_common(5):
             rows.append({"k": "  " + label("top_reasons", lang), "v": f"{reason}: {count:,}"})
     if summary.ignored_columns:
-        rows.append({"k": label("ignored_columns", lang), "v": ", ".join(summary.ignored_columns)})
+        rows.append({"k": label("ignored_columns", lang), "v": _some(summary.ignored_columns, lang)})
     show_rows(rows, [("k", label("measure", lang)), ("v", label("value", lang))], fmt)
+
+
+IGNORED_SHOWN = 10
+
+
+def _some(names: list[str], lang: str) -> str:
+    """The first few names and how many more (a wide export can have thousands of columns)."""
+    shown = ", ".join(names[:IGNORED_SHOWN])
+    more = len(names) - IGNORED_SHOWN
+    return shown if more <= 0 else f"{shown} {label('and_n_more', lang).format(n=f'{more:,}')}"
 
 
 @app.command()
@@ -133,14 +148,14 @@ def demo(
     from kizuna.demo import build_demo
 
     _check(lang, fmt)
-    day = _as_of(as_of) or dt.date.today()
+    day = Workspace.check_day(_as_of(as_of)) or dt.date.today()
     with _progress(fmt) as progress:
         task = progress.add_task("demo", total=None)
         result = build_demo(directory, customers=customers, seed=seed, as_of=day,
                             on_progress=lambda step: progress.update(task, description=step))
     with result.workspace as ws:
         if fmt == "table":
-            console.print(f"[bold]{label('demo_ready', lang)}[/bold]: {directory}")
+            console.print(f"[bold]{label('demo_ready', lang)}[/bold]: {escape(str(directory))}")
         _show_counts(ws, lang, fmt)
         with _progress(fmt) as progress:
             progress.add_task(label("analyzing", lang), total=None)
@@ -148,7 +163,7 @@ def demo(
         show_kpi_report(ws.kpis(day), "month", lang, fmt)
         _show_segments(ws, lang, fmt)
         if fmt == "table":
-            console.print(label("demo_next", lang).format(dir=directory))
+            console.print(label("demo_next", lang).format(dir=directory), markup=False)
 
 
 @app.command()
@@ -161,7 +176,7 @@ def analyze(
 ) -> None:
     """Build customer_scores: RFM, LTV, NPS cell, ranks, loyalty, lapse and lost reasons per customer."""
     _check(lang, fmt)
-    with Workspace.open(directory, store_url=db) as ws:
+    with Workspace.open(directory, store_url=db, create=False) as ws:
         day = ws.as_of(_as_of(as_of))
         with _progress(fmt) as progress:
             progress.add_task(label("analyzing", lang), total=None)
@@ -186,8 +201,9 @@ def kpi(
     _check(lang, fmt)
     if by not in ("month", "channel"):
         raise typer.BadParameter("--by must be month or channel")
-    with Workspace.open(directory, store_url=db) as ws:
-        report = ws.kpis(_as_of(to or as_of), start=_as_of(start), by=by)
+    day, first = _as_of(to or as_of, "--to" if to else "--as-of"), _as_of(start, "--from")
+    with Workspace.open(directory, store_url=db, create=False) as ws:
+        report = ws.kpis(day, start=first, by=by)
     show_kpi_report(report, by, lang, fmt)
 
 
@@ -200,7 +216,7 @@ def segments(
 ) -> None:
     """The NPS × LTV matrix and the RFM rank table (from the last `kizuna analyze`)."""
     _check(lang, fmt)
-    with Workspace.open(directory, store_url=db) as ws:
+    with Workspace.open(directory, store_url=db, create=False) as ws:
         _show_segments(ws, lang, fmt)
 
 
@@ -218,9 +234,9 @@ def export(
     """Write a segment's customer list with contact details, LTV, last order, NPS and the reason."""
     _check(lang)
     path = output or Path(f"{segment}.{export_format}")
-    with Workspace.open(directory, store_url=db) as ws:
+    with Workspace.open(directory, store_url=db, create=False) as ws:
         count = ws.export_segment(segment, path, fmt=export_format, lang=lang)
-    console.print(f"{path}: {count:,} {label('customers', lang)}")
+    console.print(f"{path}: {count:,} {label('customers', lang)}", markup=False)
 
 
 def _show_counts(ws: Workspace, lang: str, fmt: str) -> None:
@@ -345,6 +361,7 @@ def _cohort_pivot(rows: list[dict], lang: str) -> tuple[list[dict], list[tuple[s
 
 def _progress(fmt: str) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True, disable=fmt != "table",
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        # not when piped or captured: there it would only leave an empty line behind
+        console=console, transient=True, disable=fmt != "table" or not console.is_terminal,
     )

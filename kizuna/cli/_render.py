@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["FORMATS", "Percent", "console", "error_console", "print_json", "show_rows"]
 
@@ -23,7 +24,11 @@ def show_rows(
     rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], fmt: str = "table",
     title: str | None = None,
 ) -> None:
-    """Print `rows` with `columns` as (key, header label)."""
+    """Print `rows` with `columns` as (key, header label).
+
+    Cells are `Text`, never markup: a customer's channel `[/bad]` or name `[red]x` is data
+    (Rich would fail on the first and colour the second). Titles and labels are kizuna's own.
+    """
     if fmt == "json":
         print_json([{k: r.get(k) for k, _ in columns} for r in rows])
         return
@@ -50,7 +55,11 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
+    return Text(_cell_text(value))
+
+
+def _cell_text(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,11 +10,12 @@ from typing import Any
 import pyarrow as pa
 
 from kizuna._errors import KizunaError
+from kizuna._sheets import SHEET_FORMATS, write_table
 from kizuna.i18n import label, segment_label
 
 __all__ = ["EXPORT_FORMATS", "reason_text", "write_customer_list"]
 
-EXPORT_FORMATS = ("csv", "xlsx")
+EXPORT_FORMATS = SHEET_FORMATS
 
 _HEADERS = {
     "customer_id": ("顧客ID", "customer id"), "name": ("氏名", "name"), "name_kana": ("フリガナ", "name (kana)"),
@@ -67,24 +67,13 @@ def _rows(table: pa.Table, segment: str, lang: str) -> Iterable[list[Any]]:
 
 
 def write_customer_list(table: pa.Table, segment: str, path: Path, fmt: str, lang: str = "ja") -> int:
-    """Write the members of `segment` to `path` (csv or xlsx); returns the number of customers."""
+    """Write the members of `segment` to `path` (csv or xlsx); returns the number of customers.
+
+    Through `kizuna._sheets`: a name such as ``=HYPERLINK(…)`` is written as text, not a formula.
+    """
     if fmt not in EXPORT_FORMATS:
         raise KizunaError(f"unknown export format {fmt!r}; choose csv or xlsx.")
     headers = [_HEADERS[k][0 if lang == "ja" else 1] for k in _SHOWN]
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        # UTF-8 with BOM: Excel in Japan opens it without garbling the names
-        with path.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(headers)
-            writer.writerows(_rows(table, segment, lang))
-        return table.num_rows
-    import openpyxl
-
-    book = openpyxl.Workbook(write_only=True)
-    sheet = book.create_sheet(segment_label(segment, lang)[:31] or label("customers", lang))
-    sheet.append(headers)
-    for row in _rows(table, segment, lang):
-        sheet.append(row)
-    book.save(path)
-    return table.num_rows
+    sheet = segment_label(segment, lang) or label("customers", lang)
+    return write_table(path, headers, _rows(table, segment, lang), fmt=fmt, sheet=sheet)

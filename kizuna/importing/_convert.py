@@ -31,6 +31,7 @@ def convert_batch(
     batch: pa.RecordBatch, spec: TableSpec, headers: dict[str, str],
     mapping: ColumnMapping, timezone: str,
 ) -> BatchResult:
+    """`headers`: batch column name -> canonical column (see `resolve_headers`)."""
     rows = batch.column(ROW)
     typed: dict[str, pa.Array] = {}
     raw_by_column: dict[str, pa.Array] = {}
@@ -41,7 +42,8 @@ def convert_batch(
         if not pa.types.is_string(raw.type):
             raw = raw.cast(pa.string())
         raw_by_column[name] = raw
-        text = _parse.clean_text(raw)
+        kind = spec.column(name).kind
+        text = _parse.clean_prose(raw) if kind == "prose" else _parse.clean_text(raw)
         text = _map_values(text, mapping.values.get(name))
         text_by_column[name] = text
         values, reasons = _parse_column(text, spec.column(name), timezone)
@@ -88,7 +90,7 @@ def _map_values(text: pa.Array, table: dict[str, str] | None) -> pa.Array:
 
 def _parse_column(text: pa.Array, column: Column, timezone: str) -> tuple[pa.Array, pa.Array]:
     kind = column.kind
-    if kind in ("id", "text"):
+    if kind in ("id", "text", "prose"):
         return text, pa.nulls(len(text), pa.string())
     if kind == "timestamp":
         return _parse.parse_timestamp(text, timezone)
@@ -96,7 +98,9 @@ def _parse_column(text: pa.Array, column: Column, timezone: str) -> tuple[pa.Arr
         return _parse.parse_date(text)
     if kind == "yen":
         return _parse.parse_int(text, "an amount in whole yen")
-    if kind in ("int", "score"):
+    if kind == "score":
+        return _parse.parse_score(text)
+    if kind == "int":
         return _parse.parse_int(text)
     if kind == "float":
         return _parse.parse_float(text)

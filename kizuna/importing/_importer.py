@@ -17,7 +17,8 @@ store as it was.
 
 from __future__ import annotations
 
-import csv
+import os
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,9 +28,11 @@ from pathlib import Path
 import ibis
 import pyarrow as pa
 
+from kizuna._errors import FileFormatError, MissingColumnsError
+from kizuna._sheets import CsvSheet
 from kizuna.importing._convert import REJECT_SCHEMA, convert_batch
 from kizuna.importing._mapping import ColumnMapping, resolve_headers
-from kizuna.importing._sources import ROW, open_source
+from kizuna.importing._sources import ROW, Source, open_source
 from kizuna.store import Store, TableSpec, table_for_kind
 
 __all__ = ["ImportSummary", "import_file"]
@@ -47,6 +50,7 @@ class ImportSummary:
     path: Path
     format: str
     encoding: str | None
+    sheet: str | None = None  # xlsx: the sheet read
     rows_read: int = 0
     added: int = 0
     updated: int = 0
@@ -65,7 +69,7 @@ class ImportSummary:
         """Plain values, for --format json and scripts."""
         return {
             "kind": self.kind, "path": str(self.path), "format": self.format,
-            "encoding": self.encoding, "rows_read": self.rows_read, "accepted": self.accepted,
+            "encoding": self.encoding, "sheet": self.sheet, "rows_read": self.rows_read, "accepted": self.accepted,
             "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
             "duplicates": self.duplicates, "rejected": self.rejected,
             "rejects_path": str(self.rejects_path) if self.rejects_path else None,
@@ -74,41 +78,47 @@ class ImportSummary:
 
 
 class _RejectsWriter:
-    """Streams rejects to a CSV that Excel opens correctly (UTF-8 with BOM)."""
+    """Streams rejects to a CSV that Excel opens correctly (UTF-8 with BOM).
+
+    Written under a temporary name and renamed when the import ends, so that a rejects
+    file under its real name is always complete.
+    """
 
     def __init__(self, path: Path, source: Path) -> None:
         self.path = path
+        self.partial = path.with_name(path.name + ".partial")
         self.source = str(source)
         self.rows: set[int] = set()
         self.reasons: Counter = Counter()
-        self._handle = None
+        self._sheet: CsvSheet | None = None
 
     def write(self, rejects: pa.Table) -> None:
         if rejects.num_rows == 0:
             return
-        if self._handle is None:
+        if self._sheet is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("w", encoding="utf-8-sig", newline="")
-            self._writer = csv.writer(self._handle)
-            self._writer.writerow(["file", "row", "column", "value", "reason"])
+            # a value a spreadsheet would run (a name "=HYPERLINK(…)") is written as text
+            self._sheet = CsvSheet(self.partial, ["file", "row", "column", "value", "reason"], shown_as=self.path)
         data = rejects.to_pydict()
         for row, column, value, reason in zip(
             data["row"], data["column"], data["value"], data["reason"], strict=True
         ):
-            self._writer.writerow([self.source, row, column, value, reason])
+            self._sheet.writerow([self.source, row, column, value, reason])
             self.rows.add(row)
             self.reasons[_reason_family(reason)] += 1
 
     def close(self) -> Path | None:
-        if self._handle is None:
+        if self._sheet is None:
             return None
-        self._handle.close()
+        self._sheet.close()
+        os.replace(self.partial, self.path)
         return self.path
 
 
 def _reason_family(reason: str) -> str:
-    # "not a date (write e.g. …)" and "… (row 12 kept)": the part before "(" names the problem
-    return reason.split(" (", 1)[0]
+    # "not a date (write e.g. …)", "stray quote: … row 12 …": the part before " (" or ": " names
+    # the problem (the rest holds row numbers, so each row would be a family of its own)
+    return re.split(r" \(|: ", reason, maxsplit=1)[0]
 
 
 def import_file(
@@ -120,6 +130,7 @@ def import_file(
     mapping: ColumnMapping | None = None,
     rejects_dir: Path | str = "rejects",
     encoding: str | None = None,
+    sheet: str | None = None,
     batch_rows: int = 200_000,
     on_progress: Callable[[int, int | None], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
@@ -128,21 +139,25 @@ def import_file(
 
     `on_progress(rows_done, rows_expected)` is called after every batch; `on_phase("reconcile")`
     once the file is read, when duplicates, references and the stored rows are compared (on a
-    large file, a good part of the time).
+    large file, a good part of the time). An Excel workbook is read from `sheet`, else from
+    its first sheet that has the columns `kind` needs.
     """
     spec = table_for_kind(kind)
     path = Path(path)
     mapping = mapping or ColumnMapping()
-    mapping.check(spec, path)
-    source = open_source(path, batch_rows=batch_rows, encoding=encoding)
-    headers, ignored = resolve_headers(source.headers, spec, mapping, path)
+    mapping.check(spec)
+    source = open_source(path, batch_rows=batch_rows, encoding=encoding, sheet=sheet)
+    source, headers, ignored = _choose_columns(source, spec, mapping, path, sheet_given=sheet is not None)
     present = list(dict.fromkeys(headers.values()))
-    summary = ImportSummary(kind, path, source.format, source.encoding, ignored_columns=ignored)
+    summary = ImportSummary(kind, path, source.format, source.encoding, sheet=source.sheet,
+                            ignored_columns=ignored)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     rejects = _RejectsWriter(Path(rejects_dir) / f"{spec.kind}-{stamp}.csv", path)
     expected = source.estimated_rows()
 
     stage_schema = ibis.schema({**dict(spec.schema.items()), ROW: "int64"})
+    for name in (VALID, CHANGES):  # left behind by an import that was killed
+        store.drop(name)
     store.create(STAGE, schema=stage_schema)
     try:
         for batch in source.batches():
@@ -153,13 +168,11 @@ def import_file(
             rejects.write(result.rejects)
             if on_progress:
                 on_progress(summary.rows_read, expected)
-        if source.malformed:
-            summary.rows_read += len(source.malformed)
+        if source.problems:
+            summary.rows_read += len({p.row for p in source.problems})
             rejects.write(pa.table(
-                {"row": [r for r, _ in source.malformed],
-                 "column": [None] * len(source.malformed),
-                 "value": [None] * len(source.malformed),
-                 "reason": [f"cannot split the row into columns: {t}" for _, t in source.malformed]},
+                {"row": [p.row for p in source.problems], "column": [p.column for p in source.problems],
+                 "value": [p.value for p in source.problems], "reason": [p.reason for p in source.problems]},
                 schema=REJECT_SCHEMA,
             ))
         if on_phase:
@@ -172,6 +185,30 @@ def import_file(
     summary.rejected = len(rejects.rows)
     summary.reasons = rejects.reasons
     return summary
+
+
+def _choose_columns(
+    source: Source, spec: TableSpec, mapping: ColumnMapping, path: Path, *, sheet_given: bool
+) -> tuple[Source, dict[str, str], list[str]]:
+    """The file's columns mapped onto `spec`; in a workbook, the first sheet that has them."""
+    candidates = [source] if sheet_given or len(source.sheets) < 2 else [
+        source if name == source.sheet else source.with_sheet(name) for name in source.sheets
+    ]
+    first_error: MissingColumnsError | None = None
+    for candidate in candidates:
+        try:
+            headers, ignored = resolve_headers(
+                candidate.headers, candidate.names, spec, mapping, path, candidate.unreadable
+            )
+            return candidate, headers, ignored
+        except MissingColumnsError as exc:
+            first_error = first_error or exc
+        except FileFormatError:
+            continue  # an empty sheet beside the data
+    assert first_error is not None
+    if len(candidates) > 1:
+        raise MissingColumnsError(path, spec.kind, first_error.missing, None, sheets=source.sheets)
+    raise first_error
 
 
 def _reconcile(

@@ -15,6 +15,7 @@ Headers are compared after NFKC normalisation, trimming and lower-casing, so
 
 from __future__ import annotations
 
+import re
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ def normalise_header(header: str) -> str:
 class ColumnMapping:
     columns: dict[str, str] = field(default_factory=dict)  # normalised header -> column
     values: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> {value: value}
+    path: Path | None = None  # the mapping file, for messages about it
 
     @classmethod
     def load(cls, path: Path) -> ColumnMapping:
@@ -65,9 +67,10 @@ class ColumnMapping:
             columns={normalise_header(k): v for k, v in columns.items()},
             values={col: {unicodedata.normalize("NFKC", k).strip(): v for k, v in table.items()}
                     for col, table in values.items()},
+            path=Path(path),
         )
 
-    def check(self, spec: TableSpec, path: Path | None = None) -> None:
+    def check(self, spec: TableSpec) -> None:
         """Fail early when the mapping names a column this kind does not have."""
         known = set(spec.column_names)
         wrong = sorted({c for c in self.columns.values() if c not in known}
@@ -76,32 +79,52 @@ class ColumnMapping:
             raise MappingError(
                 f"the mapping names {', '.join(wrong)}, which {spec.kind} does not have; "
                 f"columns of {spec.kind}: {', '.join(spec.column_names)}.",
-                path=path,
+                path=self.path,
             )
 
 
 def resolve_headers(
-    headers: list[str], spec: TableSpec, mapping: ColumnMapping, path: Path
+    headers: list[str], names: list[str], spec: TableSpec, mapping: ColumnMapping, path: Path,
+    unreadable: list[str] = (),
 ) -> tuple[dict[str, str], list[str]]:
-    """Map each header onto a canonical column; return (header -> column, ignored headers).
+    """Map each header onto a canonical column; return (batch name -> column, ignored headers).
 
-    Order of preference: the mapping file, the canonical name itself, then the
-    common Japanese headers kizuna knows for this kind.
+    `names` are the batch column names of `headers` (see `Source.names`). Order of
+    preference: the mapping file, the canonical name itself, then the common Japanese
+    headers kizuna knows for this kind. Blank headers are not data and not listed.
     """
     known = set(spec.column_names)
     aliases = HEADER_ALIASES.get(spec.kind, {})
     resolved: dict[str, str] = {}
     ignored: list[str] = []
-    taken: dict[str, str] = {}
-    for header in headers:
+    taken: set[str] = set()
+    for header, name in zip(headers, names, strict=True):
         key = normalise_header(header)
+        if not key:
+            continue
         column = mapping.columns.get(key) or (key if key in known else None) or aliases.get(key)
         if column is None or column in taken:
             ignored.append(header)
             continue
-        resolved[header] = column
-        taken[column] = header
+        resolved[name] = column
+        taken.add(column)
+    ignored.extend(unreadable)
     missing = [c for c in spec.required if c not in taken]
     if missing:
-        raise MissingColumnsError(path, spec.kind, missing, headers)
+        shown = [h for h in headers if h.strip()]
+        if _looks_like_data(shown):
+            raise MissingColumnsError(path, spec.kind, missing, None)
+        raise MissingColumnsError(path, spec.kind, missing, shown + list(unreadable))
     return resolved, ignored
+
+
+_DATA_LIKE = re.compile(r"^[-+¥\\$]?[\d.,/:\- ]+$|@|^\d{4}[-/年]")
+
+
+def _looks_like_data(headers: list[str]) -> bool:
+    """A first row of amounts, dates or e-mail addresses is data: the file has no header row.
+
+    (Its cells are a customer's data, so the message must not quote them.)
+    """
+    cells = [unicodedata.normalize("NFKC", h).strip() for h in headers]
+    return sum(bool(_DATA_LIKE.search(c)) for c in cells) >= max(1, len(cells) // 3)

@@ -4,6 +4,16 @@ Every source yields `pyarrow.RecordBatch`es whose columns are all strings (empty
 cells are null) plus ``_row``: the row number as a spreadsheet shows it (the
 header is row 1), so that a reject can point at the cell a user must fix.
 Batches are bounded, so memory stays flat however large the file.
+
+Batch columns are named by `Source.names`: the header itself, or ``#N`` (its
+position) for a blank header or a repeated one, so that neither stops a file.
+
+A file is never read through a wrong guess. CSV goes through Arrow's fast reader
+while every batch is plainly one line a row; a ragged row, a value holding a line
+break, or a byte the encoding cannot decode switches to Python's csv module,
+which reads the rest exactly: a stray quote that would swallow the rows after it,
+or a row with undecodable bytes, becomes rejects with its row number, and the
+rows around it are still read (`Source.problems`).
 """
 
 from __future__ import annotations
@@ -11,8 +21,9 @@ from __future__ import annotations
 import codecs
 import csv
 import os
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -23,10 +34,25 @@ import pyarrow.parquet as pq
 
 from kizuna._errors import FileFormatError
 
-__all__ = ["Source", "detect_encoding", "open_source"]
+__all__ = ["Problem", "Source", "detect_encoding", "open_source"]
 
 ROW = "_row"
 _SAMPLE = 1 << 20
+# Encodings Japanese shops' exports come in, most common first. A file that none of them
+# decodes except for a few bytes is read in the best of them, and those rows are rejected.
+JAPANESE_ENCODINGS = ("utf-8", "cp932", "euc_jp")
+# Lone surrogates: bytes that did not decode (errors="surrogateescape").
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A row the source could not turn into values: it becomes a reject."""
+
+    row: int
+    column: str | None
+    value: str | None
+    reason: str
 
 
 @dataclass
@@ -34,10 +60,22 @@ class Source:
     path: Path
     format: str  # csv, xlsx, parquet
     encoding: str | None
-    headers: list[str]
+    headers: list[str]  # as the file writes them (maybe blank or repeated)
     batch_rows: int
-    # rows that cannot be split into the header's columns: (row, text)
-    malformed: list[tuple[int, str]] = field(default_factory=list)
+    delimiter: str = ","
+    sheet: str | None = None  # xlsx: the sheet read
+    sheets: tuple[str, ...] = ()  # xlsx: every sheet of the workbook
+    unreadable: list[str] = field(default_factory=list)  # Parquet columns of types kizuna cannot read
+    problems: list[Problem] = field(default_factory=list)  # rows not yielded, to reject
+
+    @property
+    def names(self) -> list[str]:
+        """Batch column names: the header, or #N for a blank or repeated one."""
+        return _unique_names(self.headers)
+
+    def with_sheet(self, sheet: str) -> Source:
+        """The same workbook, reading another sheet."""
+        return replace(self, sheet=sheet, headers=_xlsx_headers(self.path, sheet), problems=[])
 
     def estimated_rows(self) -> int | None:
         """Rows to expect, for a progress bar (CSV: from the size of the first rows)."""
@@ -56,60 +94,88 @@ class Source:
         if self.format == "csv":
             yield from self._csv_batches()
         elif self.format == "xlsx":
-            yield from _xlsx_batches(self.path, self.headers, self.batch_rows)
+            yield from _xlsx_batches(self.path, self.sheet, self.names, self.batch_rows)
         else:
-            yield from _parquet_batches(self.path, self.batch_rows)
+            yield from _parquet_batches(self.path, self.names, self.batch_rows)
 
     def _csv_batches(self) -> Iterator[pa.RecordBatch]:
-        # Fast path: Arrow's streaming reader. A ragged row stops it; then the file is read
-        # again by Python's csv module, which knows every row's number (slower, but exact).
         emitted = 0
         try:
-            for batch in _arrow_csv_batches(self.path, self.encoding, self.headers, self.batch_rows):
+            for batch in _arrow_csv_batches(self):
                 emitted += batch.num_rows
                 yield batch
             return
-        except pa.ArrowInvalid as exc:
-            if "columns, got" not in str(exc):
-                raise FileFormatError(f"cannot parse as CSV ({exc}).", path=self.path) from None
-        except UnicodeDecodeError as exc:
-            raise FileFormatError(
-                f"the file is not all {self.encoding} ({exc.reason} at byte {exc.start} of a "
-                "block). Save it in one encoding (UTF-8 or Shift_JIS) and import it again.",
-                path=self.path,
-            ) from None
-        yield from _python_csv_batches(self, skip_rows=emitted)
+        except (pa.ArrowInvalid, UnicodeDecodeError, _NotOneLineARow):
+            pass  # the exact reader takes over where the fast one stopped
+        yield from _python_csv_batches(self, skip_records=emitted)
 
 
-def open_source(path: Path, batch_rows: int = 200_000, encoding: str | None = None) -> Source:
+def open_source(
+    path: Path, batch_rows: int = 200_000, encoding: str | None = None, sheet: str | None = None
+) -> Source:
     """Open a file for import, detecting its format from the suffix and its encoding."""
     path = Path(path)
     if not path.is_file():
         raise FileFormatError("file not found. Check the path.", path=path)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".tsv"):
-        encoding = encoding or detect_encoding(path)
-        headers = _csv_headers(path, encoding)
-        return Source(path, "csv", encoding, headers, batch_rows)
+        encoding = _known_encoding(encoding, path) if encoding else detect_encoding(path)
+        delimiter = "\t" if suffix == ".tsv" else None
+        headers, delimiter = _csv_headers(path, encoding, delimiter)
+        return Source(path, "csv", encoding, headers, batch_rows, delimiter=delimiter)
     if suffix in (".xlsx", ".xlsm"):
-        return Source(path, "xlsx", None, _xlsx_headers(path), batch_rows)
+        sheets = _xlsx_sheet_names(path)
+        if sheet is not None and sheet not in sheets:
+            raise FileFormatError(
+                f"no sheet named {sheet!r}; the workbook has {', '.join(sheets)}.", path=path
+            )
+        chosen = sheet or sheets[0]
+        return Source(path, "xlsx", None, _xlsx_headers(path, chosen), batch_rows,
+                      sheet=chosen, sheets=tuple(sheets))
     if suffix in (".parquet", ".pq"):
         try:
-            names = pq.ParquetFile(path).schema_arrow.names
+            schema = pq.ParquetFile(path).schema_arrow
         except Exception as exc:
             raise FileFormatError(f"not a readable Parquet file ({exc}).", path=path) from None
-        return Source(path, "parquet", None, list(names), batch_rows)
+        readable = [f.name for f in schema if _readable_type(f.type)]
+        unreadable = [f"{f.name} ({f.type})" for f in schema if not _readable_type(f.type)]
+        return Source(path, "parquet", None, readable, batch_rows, unreadable=unreadable)
     raise FileFormatError(
-        f"unknown file type {suffix or '(none)'}; kizuna imports .csv, .xlsx and .parquet.",
+        f"unknown file type {suffix or '(none)'}; kizuna imports .csv, .tsv, .txt, .xlsx and .parquet.",
         path=path,
     )
 
 
+def _known_encoding(encoding: str, path: Path) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise FileFormatError(
+            f"unknown encoding {encoding!r} (--encoding); use utf-8, cp932 (Shift_JIS) or euc_jp, "
+            "or leave it out to detect it.",
+            path=path,
+        ) from None
+
+
+def _unique_names(headers: list[str]) -> list[str]:
+    names: list[str] = []
+    seen: set[str] = set()
+    for index, header in enumerate(headers, 1):
+        name = header if header.strip() and header not in seen else f"#{index}"
+        seen.add(header)
+        names.append(name)
+    return names
+
+
+# -- encodings ------------------------------------------------------------------------
+
 def detect_encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM) or Shift_JIS/CP932, told from samples of the file.
+    """UTF-8 (with or without BOM), Shift_JIS/CP932 or EUC-JP, told from samples of the file.
 
     Samples are taken at the start and at three places further in, so that a file
-    whose first megabyte is plain ASCII is still recognised.
+    whose first megabyte is plain ASCII is still recognised. A Japanese file with a
+    few undecodable bytes is still read as Japanese (those rows are rejected); only
+    a file that is not Japanese text at all is left to charset detection.
     """
     size = path.stat().st_size
     with path.open("rb") as handle:
@@ -124,113 +190,199 @@ def detect_encoding(path: Path) -> str:
             samples.append(handle.read(_SAMPLE))
             if offset + _SAMPLE >= size:
                 break
-    texts = [s for s in samples if any(b >= 0x80 for b in s)]
+    texts = [(s, s is samples[0]) for s in samples if any(b >= 0x80 for b in s)]
     if not texts:
         return "utf-8"
-    for candidate in ("utf-8", "cp932"):
-        if all(_decodes(s, candidate, first=(s is samples[0])) for s in texts):
-            return candidate
+    errors = {enc: sum(_undecodable(s, enc, first) for s, first in texts) for enc in JAPANESE_ENCODINGS}
+    best = min(JAPANESE_ENCODINGS, key=lambda enc: errors[enc])  # ties: the earlier, more common one
+    high_bytes = sum(sum(b >= 0x80 for b in s) for s, _ in texts)
+    if errors[best] <= max(2, high_bytes // 100):
+        return best
     from charset_normalizer import from_bytes
 
-    best = from_bytes(texts[0]).best()
-    if best is None:
+    guess = from_bytes(texts[0][0]).best()
+    if guess is None:
         raise FileFormatError(
             "cannot tell the file's character encoding. Save it as UTF-8 (or Shift_JIS) "
             "and import it again, or pass --encoding.",
             path=path,
         )
-    return best.encoding
+    return guess.encoding
 
 
-def _decodes(sample: bytes, encoding: str, first: bool) -> bool:
-    # A sample may start and end in the middle of a character: forgive the edges.
-    decoder = codecs.getincrementaldecoder(encoding)()
-    body = sample if first else sample[4:]
-    try:
-        decoder.decode(body, final=False)
-    except UnicodeDecodeError as exc:
-        return not first and exc.start < 4
-    return True
-
-
-def _csv_headers(path: Path, encoding: str) -> list[str]:
-    with path.open("r", encoding=_py_encoding(encoding), newline="") as handle:
-        try:
-            header = next(csv.reader(handle), None)
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise FileFormatError(f"cannot read the header row ({exc}).", path=path) from None
-    if not header or not any(h.strip() for h in header):
-        raise FileFormatError("the file is empty or has no header row.", path=path)
-    _check_unique(header, path)
-    return header
-
-
-def _check_unique(headers: list[str], path: Path) -> None:
-    seen: set[str] = set()
-    for header in headers:
-        if header in seen:
-            raise FileFormatError(
-                f"the header {header!r} appears twice; rename one of the columns.", path=path
-            )
-        seen.add(header)
+def _undecodable(sample: bytes, encoding: str, first: bool) -> int:
+    """Bytes of `sample` that do not decode; a sample cut mid-character is forgiven its edges."""
+    text = sample.decode(encoding, errors="surrogateescape")
+    bad = [m.start() for m in _UNDECODED.finditer(text)]
+    if not first:
+        bad = [i for i in bad if i >= 4]
+    return sum(1 for i in bad if i < len(text) - 4)
 
 
 def _py_encoding(encoding: str) -> str:
-    return "utf-8-sig" if encoding == "utf-8" else encoding
+    return "utf-8-sig" if encoding in ("utf-8", "utf_8") else encoding
 
 
-def _arrow_csv_batches(
-    path: Path, encoding: str, headers: list[str], batch_rows: int
-) -> Iterator[pa.RecordBatch]:
+def _undecoded_text(value: str) -> str:
+    """A value holding undecodable bytes, printable in the rejects file (bytes as \\xNN)."""
+    return _UNDECODED.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", value)
+
+
+# -- CSV ----------------------------------------------------------------------------
+
+def _csv_headers(path: Path, encoding: str, delimiter: str | None) -> tuple[list[str], str]:
+    with path.open("r", encoding=_py_encoding(encoding), errors="surrogateescape", newline="") as handle:
+        first_line = handle.readline()
+        if delimiter is None:  # a .csv or .txt that Excel saved as "Unicode text" is tab-separated
+            delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
+        handle.seek(0)
+        try:
+            header = next(csv.reader(handle, delimiter=delimiter), None)
+        except csv.Error as exc:
+            raise FileFormatError(f"cannot read the header row ({exc}).", path=path) from None
+    if not header or not any(h.strip() for h in header):
+        raise FileFormatError("the file is empty or has no header row.", path=path)
+    if any(_UNDECODED.search(h) for h in header):
+        raise FileFormatError(
+            f"the header row (row 1) is not {encoding} text. Save the file as UTF-8 or Shift_JIS, "
+            "or pass --encoding.",
+            path=path,
+        )
+    # Blank headers (Excel leaves empty cells after the last column) are kept as unnamed
+    # columns, so that the rows still have as many fields as the header; they are not read.
+    return header, delimiter
+
+
+class _NotOneLineARow(Exception):
+    """A value holds a line break: the exact reader must check for a stray quote."""
+
+
+def _arrow_csv_batches(source: Source) -> Iterator[pa.RecordBatch]:
     # Roughly 100 bytes a row: a block of this size parses into about batch_rows rows.
-    block = max(1 << 20, min(batch_rows * 100, 256 << 20))
+    block = max(1 << 20, min(source.batch_rows * 100, 256 << 20))
+    names = source.names
     reader = pa_csv.open_csv(
-        path,
-        read_options=pa_csv.ReadOptions(encoding=encoding, block_size=block),
+        source.path,
+        read_options=pa_csv.ReadOptions(
+            encoding=source.encoding or "utf-8", block_size=block, column_names=names, skip_rows=1
+        ),
+        parse_options=pa_csv.ParseOptions(delimiter=source.delimiter),
         convert_options=pa_csv.ConvertOptions(
-            column_types={h: pa.string() for h in headers}, strings_can_be_null=True
+            column_types={n: pa.string() for n in names}, strings_can_be_null=True
         ),
     )
     next_row = 2
     for batch in reader:
+        for column in batch.columns:
+            # A quoted value across lines is legal CSV, but also what a stray quote looks like.
+            if pc.any(pc.match_substring(column, "\n")).as_py() or pc.any(pc.match_substring(column, "\r")).as_py():
+                raise _NotOneLineARow
         rows = pa.array(range(next_row, next_row + batch.num_rows), pa.int64())
         next_row += batch.num_rows
         yield batch.append_column(ROW, rows)
 
 
-def _python_csv_batches(source: Source, skip_rows: int) -> Iterator[pa.RecordBatch]:
-    width = len(source.headers)
+def _python_csv_batches(source: Source, skip_records: int) -> Iterator[pa.RecordBatch]:
+    """The exact reader: every record checked, row numbers kept, the rest of the file still read.
+
+    A record whose quoted value holds lines that are themselves rows of this file, or
+    that runs to the end of the file, is a stray quote: each line it swallowed is
+    rejected under its own row number, naming the row and column the quote opened in.
+    """
+    names = source.names
+    width = len(names)
+    encoding = source.encoding or "utf-8"
     columns: list[list[str | None]] = [[] for _ in range(width)]
     rows: list[int] = []
-    with source.path.open("r", encoding=_py_encoding(source.encoding or "utf-8"), newline="") as f:
-        reader = csv.reader(f)
+    with source.path.open("r", encoding=_py_encoding(encoding), errors="surrogateescape", newline="") as f:
+        reader = csv.reader(f, delimiter=source.delimiter, strict=True)
         next(reader)
-        for index, record in enumerate(reader):
-            if index < skip_rows:
+        row = 1  # the spreadsheet row of the last record read
+        record_index = -1
+        while True:
+            first_line = reader.line_num + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                record_index += 1
+                lines = max(reader.line_num - first_line + 1, 1)
+                if record_index >= skip_records:
+                    source.problems.extend(_swallowed(row + 1, lines, None, _quote_reason(exc, row + 1)))
+                row += lines
                 continue
-            row = reader.line_num
-            if len(record) != width:
+            record_index += 1
+            if record_index < skip_records:  # read by the fast reader already: one line a row
+                row += 1
+                continue
+            lines = reader.line_num - first_line + 1
+            stray = _stray_quote_column(record, width, source.delimiter) if lines > 1 else None
+            if stray is not None:
+                column = source.headers[stray] if stray < len(source.headers) else None
+                reason = (f"stray quote: a quote (\") opened in column {column or stray + 1} of row {row + 1} "
+                          f"runs over {lines} lines that look like rows; close or remove it")
+                pieces = record[stray].splitlines()  # each swallowed row's text, kept for the user
+                source.problems.extend(
+                    Problem(p.row, column, _undecoded_text(pieces[i]) if i < len(pieces) else None, p.reason)
+                    for i, p in enumerate(_swallowed(row + 1, lines, column, reason))
+                )
+                row += lines
+                continue
+            row += 1
+            if len(record) != width and not (len(record) > width and not any(v.strip() for v in record[width:])):
                 if any(v.strip() for v in record):
-                    text = ",".join(record)
-                    source.malformed.append(
-                        (row, f"{len(record)} fields where the header has {width}: {text[:80]}")
-                    )
+                    source.problems.append(Problem(
+                        row, None, _undecoded_text(source.delimiter.join(record)),
+                        f"wrong number of fields ({len(record)} where the header has {width})",
+                    ))
                 continue
-            for values, value in zip(columns, record, strict=True):
+            undecoded = [i for i, v in enumerate(record[:width]) if _UNDECODED.search(v)]
+            if undecoded:
+                for i in undecoded:
+                    source.problems.append(Problem(
+                        row, source.headers[i], _undecoded_text(record[i]),
+                        f"undecodable bytes: not {encoding} text (the file is read as {encoding})",
+                    ))
+                continue
+            for values, value in zip(columns, record, strict=False):
                 values.append(value if value != "" else None)
             rows.append(row)
             if len(rows) >= source.batch_rows:
-                yield _text_batch(source.headers, columns, rows)
+                yield _text_batch(names, columns, rows)
                 columns = [[] for _ in range(width)]
                 rows = []
     if rows:
-        yield _text_batch(source.headers, columns, rows)
+        yield _text_batch(names, columns, rows)
 
 
-def _text_batch(headers: list[str], columns: list[list], rows: list[int]) -> pa.RecordBatch:
+def _stray_quote_column(record: list[str], width: int, delimiter: str) -> int | None:
+    """The field whose line breaks hide whole rows of the file (a stray quote), if any."""
+    for index, value in enumerate(record):
+        if "\n" not in value and "\r" not in value:
+            continue
+        for line in value.splitlines()[1:]:
+            if line.count(delimiter) >= max(width - 1, 1):
+                return index
+    return None
+
+
+def _quote_reason(exc: csv.Error, row: int) -> str:
+    if "unexpected end of data" in str(exc):
+        return f"unclosed quote: a quote (\") opened in row {row} is never closed; close or remove it"
+    return f"quote inside a value: row {row} ({exc}); quote the whole value or remove the quote"
+
+
+def _swallowed(first_row: int, lines: int, column: str | None, reason: str) -> list[Problem]:
+    return [Problem(first_row + i, column, None, reason) for i in range(lines)]
+
+
+def _text_batch(names: list[str], columns: list[list], rows: list[int]) -> pa.RecordBatch:
     arrays = [pa.array(values, pa.string()) for values in columns]
-    return pa.RecordBatch.from_arrays([*arrays, pa.array(rows, pa.int64())], [*headers, ROW])
+    return pa.RecordBatch.from_arrays([*arrays, pa.array(rows, pa.int64())], [*names, ROW])
 
+
+# -- Excel --------------------------------------------------------------------------
 
 def _open_workbook(path: Path):
     import openpyxl
@@ -241,29 +393,36 @@ def _open_workbook(path: Path):
         raise FileFormatError(f"not a readable Excel workbook ({exc}).", path=path) from None
 
 
-def _xlsx_headers(path: Path) -> list[str]:
+def _xlsx_sheet_names(path: Path) -> list[str]:
     book = _open_workbook(path)
     try:
-        first = next(book.worksheets[0].iter_rows(max_row=1, values_only=True), None)
+        return list(book.sheetnames)
+    finally:
+        book.close()
+
+
+def _xlsx_headers(path: Path, sheet: str) -> list[str]:
+    book = _open_workbook(path)
+    try:
+        first = next(book[sheet].iter_rows(max_row=1, values_only=True), None)
     finally:
         book.close()
     headers = [str(v).strip() if v is not None else "" for v in (first or ())]
     while headers and headers[-1] == "":
         headers.pop()
     if not headers:
-        raise FileFormatError("the first sheet has no header row.", path=path)
-    _check_unique(headers, path)
+        raise FileFormatError(f"the sheet {sheet!r} has no header row.", path=path)
     return headers
 
 
-def _xlsx_batches(path: Path, headers: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _xlsx_batches(path: Path, sheet: str | None, names: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
     book = _open_workbook(path)
-    width = len(headers)
+    width = len(names)
     try:
         columns: list[list[str | None]] = [[] for _ in range(width)]
         rows: list[int] = []
-        sheet = book.worksheets[0]
-        for row_number, record in enumerate(sheet.iter_rows(min_row=2, values_only=True), 2):
+        records = book[sheet or book.sheetnames[0]].iter_rows(min_row=2, values_only=True)
+        for row_number, record in enumerate(records, 2):
             cells = [_cell_text(v) for v in record[:width]]
             if not any(cells):
                 continue  # Excel keeps formatted but empty rows; they are not data
@@ -272,11 +431,11 @@ def _xlsx_batches(path: Path, headers: list[str], batch_rows: int) -> Iterator[p
                 values.append(value)
             rows.append(row_number)
             if len(rows) >= batch_rows:
-                yield _text_batch(headers, columns, rows)
+                yield _text_batch(names, columns, rows)
                 columns = [[] for _ in range(width)]
                 rows = []
         if rows:
-            yield _text_batch(headers, columns, rows)
+            yield _text_batch(names, columns, rows)
     finally:
         book.close()
 
@@ -292,13 +451,22 @@ def _cell_text(value: object) -> str | None:
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    text = str(value).strip()
-    return text or None
+    text = str(value)
+    return text if text.strip() else None
 
 
-def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+# -- Parquet ------------------------------------------------------------------------
+
+def _readable_type(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        return _readable_type(kind.value_type)
+    return not (pa.types.is_nested(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+                or pa.types.is_fixed_size_binary(kind))
+
+
+def _parquet_batches(path: Path, names: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
     next_row = 1
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=names):
         arrays = [_as_text(column) for column in batch.columns]
         rows = pa.array(range(next_row, next_row + batch.num_rows), pa.int64())
         next_row += batch.num_rows
@@ -307,6 +475,8 @@ def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
 
 def _as_text(column: pa.Array) -> pa.Array:
     kind = column.type
+    if pa.types.is_dictionary(kind):
+        return _as_text(column.cast(kind.value_type))
     if pa.types.is_timestamp(kind):
         if kind.tz is not None:
             # Keep the instant: written with its offset, read back by the date parser.
@@ -314,12 +484,8 @@ def _as_text(column: pa.Array) -> pa.Array:
         return pc.strftime(column, format="%Y-%m-%d %H:%M:%S")
     if pa.types.is_boolean(kind):
         return pc.if_else(column, "true", "false")
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return column.cast(pa.string())
     return column.cast(pa.string())
 
 
 def file_size(path: Path) -> int:
     return os.stat(path).st_size
-
-

@@ -7,6 +7,11 @@ default, PostgreSQL or Spark by URL. Everything else works on Ibis tables.
 * ``postgres://user:password@127.0.0.1:5432/dbname``
 * ``pyspark://local`` (a local Spark session; an existing session can be wrapped
   with `Store.from_backend`)
+
+Any other ``scheme://`` is refused (it is not a file name: taken as one it would
+create folders named after the URL, password included). An engine's own errors
+that a user can act on (out of memory, a file locked by another command) become a
+`StoreError` in one line here.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import concurrent.futures
 import contextlib
 import io
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -29,31 +35,54 @@ from kizuna.store._schema import TABLES
 
 __all__ = ["Store"]
 
+SCHEMES = ("duckdb://", "postgres://", "postgresql://", "pyspark://")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
 
 class Store:
     """The tables of one workspace on one engine."""
 
-    def __init__(self, backend: ibis.BaseBackend, url: str) -> None:
+    def __init__(self, backend: ibis.BaseBackend, url: str, *, memory_limit: str = "") -> None:
         self.backend = backend
         self.url = url
+        self.memory_limit = memory_limit
 
     # -- connecting -------------------------------------------------------------------
+    @staticmethod
+    def check_url(url: str) -> None:
+        """Refuse a URL whose scheme kizuna has no engine for (before anything is created)."""
+        match = _SCHEME.match(url)
+        if match and not url.startswith(SCHEMES):
+            raise StoreError(
+                f"cannot open the store at {redact(url)}: kizuna does not store in {match.group(1)}. "
+                "Give a DuckDB file (a path, or duckdb:///path), postgres://user:password@host/db or "
+                "pyspark://local, with --db or [store] url in kizuna.toml."
+            )
+
     @classmethod
-    def connect(cls, url: str, *, home: Path | None = None, memory_limit: str = "") -> Store:
+    def connect(cls, url: str, *, home: Path | None = None, memory_limit: str = "", create: bool = True) -> Store:
         """Connect by URL or DuckDB file path and make sure the canonical tables exist.
 
         `home` is the workspace folder: a local Spark store keeps its tables there.
         `memory_limit` ("2GB"; empty for the engine's default) caps DuckDB's memory; beyond it
         DuckDB spills to a temporary folder beside the file. Other engines manage their own.
+        `create=False` refuses a DuckDB file that does not exist rather than create an empty one.
         """
+        cls.check_url(url)
         try:
             if url.startswith("pyspark://"):
                 backend = ibis.pyspark.connect(local_spark_session(home))
             elif url.startswith(("postgres://", "postgresql://")):
                 backend = ibis.connect(url.replace("postgresql://", "postgres://", 1))
             else:
-                path = url.removeprefix("duckdb://")
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                path = _duckdb_path(url)
+                if not create and path != ":memory:" and not Path(path).exists():
+                    raise StoreError(
+                        f"no store at {path}; run `kizuna init` or `kizuna import` to create one there, "
+                        "or check --db and [store] url in kizuna.toml."
+                    )
+                if path != ":memory:":
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
                 backend = ibis.duckdb.connect(path)
                 # DuckDB draws its own progress bar on stdout for queries over 2 s, which would
                 # corrupt `--format json` output; kizuna's commands show their own progress.
@@ -63,12 +92,19 @@ class Store:
         except StoreError:
             raise
         except Exception as exc:  # the driver's own message is the useful part
+            if "Could not set lock on file" in str(exc):  # DuckDB: one process at a time opens a file
+                pid = re.search(r"\(PID (\d+)\)", str(exc))
+                who = f"another kizuna command (PID {pid.group(1)})" if pid else "another kizuna command"
+                raise StoreError(
+                    f"{who} is using this workspace's store {redact(url)}; wait for it to finish, or stop it."
+                ) from None
             raise StoreError(
-                f"cannot open the store at {redact(url)}: {exc}. Check [store] url in "
+                f"cannot open the store at {redact(url)}: {_first_line(exc)}. Check [store] url in "
                 "kizuna.toml (empty means kizuna.duckdb in the workspace)."
             ) from None
-        store = cls(backend, url)
-        store.ensure_tables()
+        store = cls(backend, url, memory_limit=memory_limit)
+        with store.engine_errors():
+            store.ensure_tables()
         return store
 
     @classmethod
@@ -84,6 +120,42 @@ class Store:
     @property
     def engine(self) -> str:
         return self.backend.name
+
+    def files(self) -> list[Path]:
+        """The local files this store lives in (a DuckDB file, its WAL and spill folder), if any."""
+        if self.engine != "duckdb":
+            return []
+        row = self.backend.con.execute(
+            "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()
+        if row is None or row[0] is None:  # in memory
+            return []
+        path = Path(row[0])
+        return [path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".tmp")]
+
+    @contextlib.contextmanager
+    def engine_errors(self) -> Iterator[None]:
+        """Turn the engine's errors that a user can act on into a one-line `StoreError`.
+
+        DuckDB out of memory: within its limit DuckDB spills to disk, but some steps of a query
+        cannot; the message says which limit was too small and how to raise it.
+        """
+        try:
+            yield
+        except Exception as exc:
+            if self.engine != "duckdb":
+                raise
+            import duckdb  # loaded already by the DuckDB backend
+
+            if not isinstance(exc, duckdb.OutOfMemoryException):
+                raise
+            if self.memory_limit:
+                advice = (f"the memory limit of {self.memory_limit} was too small. Raise [store] memory_limit "
+                          "in kizuna.toml, or empty it for DuckDB's default (80% of this computer's memory).")
+            else:
+                advice = ("this computer's memory was too small. Close other programs, or set [store] "
+                          "memory_limit in kizuna.toml below the free memory so that DuckDB spills to disk sooner.")
+            raise StoreError(f"DuckDB ran out of memory: {advice}") from None
 
     def ensure_tables(self) -> None:
         existing = set(self.backend.list_tables())
@@ -101,7 +173,8 @@ class Store:
     def count(self, name: str) -> int:
         if self.engine == "duckdb":  # straight from DuckDB: Ibis' result conversion loads pandas (0.2 s)
             table = sg.to_identifier(name, quoted=True).sql("duckdb")
-            return int(self.backend.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            with self.engine_errors():
+                return int(self.backend.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
         return int(self.backend.table(name).count().to_pyarrow().as_py())
 
     # -- writing ----------------------------------------------------------------------
@@ -194,7 +267,7 @@ class Store:
         # in-memory tables (ibis.memtable) in `expr` are registered with DuckDB as Ibis does before
         # running a query; not while compiling, which may run beside a query on the same connection
         self.backend._run_pre_execute_hooks(expr)
-        with self._transaction():
+        with self.engine_errors(), self._transaction():
             for statement in statements:
                 self._execute(statement)
         return self.backend.table(name, database=("temp", "main")) if temp else self.table(name)
@@ -222,7 +295,8 @@ class Store:
         self.backend.con.register("_kizuna_batch", rows)
         try:
             cols = ", ".join(f'"{c}"' for c in rows.column_names)
-            self.backend.con.execute(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM _kizuna_batch')
+            with self.engine_errors():
+                self.backend.con.execute(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM _kizuna_batch')
         finally:
             self.backend.con.unregister("_kizuna_batch")
 
@@ -276,7 +350,7 @@ class Store:
         if self.engine == "pyspark":
             self._rewrite_without(target, rows, key)
             return
-        with self._transaction():
+        with self.engine_errors(), self._transaction():
             self._execute(delete)
             self.backend.insert(target, rows.select(*self.table(target).columns))
 
@@ -323,6 +397,16 @@ def _set_memory_limit(backend: ibis.BaseBackend, limit: str) -> None:
             f"[store] memory_limit = {limit!r} in kizuna.toml is not a memory size DuckDB accepts "
             f"({str(exc).splitlines()[0]}). Write it like \"2GB\" or \"512MB\", or leave it empty."
         ) from None
+
+
+def _duckdb_path(url: str) -> str:
+    # duckdb:///abs/path and duckdb://relative/path, as Ibis reads them; a plain path as it is
+    return url.removeprefix("duckdb://") or ":memory:"
+
+
+def _first_line(exc: BaseException) -> str:
+    # DuckDB appends advice and links on further lines; the first says what happened
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def redact(url: str) -> str:

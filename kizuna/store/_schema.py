@@ -18,7 +18,9 @@ __all__ = ["Column", "TableSpec", "TABLES", "KINDS", "table_for_kind"]
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # id, text, timestamp, date, yen, int, float, bool, score, one of ENUMS' keys
+    # id, text, prose, timestamp, date, yen, int, float, bool, score, one of ENUMS' keys.
+    # prose: what a customer wrote (names, addresses, comments), stored as given; text is normalised
+    kind: str
     required: bool = False
 
     @property
@@ -65,9 +67,9 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "customers", "customers",
             (
-                _c("customer_id", "id", True), _c("name", "text"), _c("name_kana", "text"),
+                _c("customer_id", "id", True), _c("name", "prose"), _c("name_kana", "prose"),
                 _c("email", "text"), _c("phone", "text"), _c("line_user_id", "text"),
-                _c("postal_code", "text"), _c("address", "text"),
+                _c("postal_code", "text"), _c("address", "prose"),
                 _c("signed_up_at", "timestamp"), _c("email_opt_in", "bool"),
                 _c("line_opt_in", "bool"), _c("dm_opt_in", "bool"), _c("birthday", "date"),
             ),
@@ -76,7 +78,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "products", "products",
             (
-                _c("product_id", "id", True), _c("name", "text", True), _c("category", "text"),
+                _c("product_id", "id", True), _c("name", "prose", True), _c("category", "text"),
                 _c("price", "yen"), _c("cycle_days", "int"), _c("volume_l", "float"),
             ),
             key=("product_id",),
@@ -105,7 +107,7 @@ TABLES: dict[str, TableSpec] = {
             "nps_answers", "nps",
             (
                 _c("customer_id", "id", True), _c("answered_at", "timestamp", True),
-                _c("score", "score", True), _c("comment", "text"), _c("touchpoint", "text"),
+                _c("score", "score", True), _c("comment", "prose"), _c("touchpoint", "text"),
             ),
             key=("customer_id", "answered_at"),
             references=(("customer_id", "customers"),),
@@ -125,7 +127,7 @@ TABLES: dict[str, TableSpec] = {
             "events", "events",
             (
                 _c("customer_id", "id", True), _c("occurred_at", "timestamp", True),
-                _c("kind", "event_kind", True), _c("detail", "text"),
+                _c("kind", "event_kind", True), _c("detail", "prose"),
             ),
             key=("customer_id", "occurred_at", "kind"),
             references=(("customer_id", "customers"),),

@@ -3,14 +3,21 @@
 Every threshold and window of the analyses lives here, so that a business can
 tune them without touching code. `Settings.load` merges a file over the
 defaults and rejects unknown keys, naming them, so a typo is not silently
-ignored.
+ignored; every value is checked for its type and range when the file is read,
+so a wrong one stops the command in one line instead of changing every segment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import json
+import math
+import re
 import tomllib
+import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +27,12 @@ from kizuna._errors import WorkspaceError
 __all__ = ["RankRule", "Settings", "SETTINGS_FILE"]
 
 SETTINGS_FILE = "kizuna.toml"
+# The days kizuna computes on: DuckDB and Arrow overflow near year 1 and 9999 (a year before
+# 0001-01-01 does not exist), and no shop's data lies outside.
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
+
+# The rank every customer takes who meets none of the configured ones.
+FALLBACK_RANK = "other"
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,8 @@ class Settings:
     f2_window_days: int = 90
     high_ltv_top_share: float = 0.2
     high_ltv_min_yen: int = 0  # > 0 replaces the top-share rule by an absolute threshold
+    # Best first; at least one: the first is the loyal rank that near-loyal and loyalty measure
+    # against. Customers who meet none take the rank "other", which no configured rank may be named.
     rfm_ranks: tuple[RankRule, ...] = field(default=DEFAULT_RANKS)
     # [import]
     import_batch_rows: int = 200_000
@@ -74,27 +89,39 @@ class Settings:
                 f"{path} not found. Create a workspace with `kizuna init DIR` "
                 "or pass --dir to an existing one."
             ) from None
+        except UnicodeDecodeError as exc:
+            raise WorkspaceError(
+                f"{path}: not UTF-8 text (byte {exc.start} cannot be read); save the file as UTF-8."
+            ) from None
+        except OSError as exc:
+            raise WorkspaceError(f"{path}: cannot be read ({exc.strerror}).") from None
         except tomllib.TOMLDecodeError as exc:
             raise WorkspaceError(f"{path}: not valid TOML ({exc}). Fix the file.") from None
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], source: str = "settings") -> Settings:
+    def from_dict(cls, raw: dict[str, Any], source: str = SETTINGS_FILE) -> Settings:
+        """Settings from a parsed kizuna.toml: the defaults, with every given value checked.
+
+        >>> Settings.from_dict({"analysis": {"dormant_days": 120}}).dormant_days
+        120
+        >>> Settings.from_dict({"analysis": {"dormant_days": -1}})
+        Traceback (most recent call last):
+        kizuna._errors.WorkspaceError: kizuna.toml: analysis.dormant_days must be an integer from 1 to 36,500, got -1.
+        """
+        sections: dict[str, dict[str, tuple[str, _Check]]] = {}
+        for (section, key), entry in _SETTINGS.items():
+            sections.setdefault(section, {})[key] = entry
         values: dict[str, Any] = {}
-        sections = {
-            "business": {"currency", "timezone", "gross_margin_rate"},
-            "store": {"url", "memory_limit"},
-            "analysis": {
-                "as_of", "rfm_window_days", "nps_validity_days", "dormant_days", "lapse_factor",
-                "lost_lookback_days", "f2_window_days", "high_ltv_top_share",
-                "high_ltv_min_yen", "rfm_ranks",
-            },
-            "import": {"batch_rows"},
-        }
         for section, body in raw.items():
-            if section not in sections or not isinstance(body, dict):
+            if section not in sections:
                 raise WorkspaceError(
                     f"{source}: unknown section [{section}]; known: {', '.join(sections)}."
+                )
+            if not isinstance(body, dict):
+                raise WorkspaceError(
+                    f"{source}: [{section}] must be a section of settings (key = value lines), "
+                    f"got {section} = {_show(body)}."
                 )
             for key, value in body.items():
                 if key not in sections[section]:
@@ -102,30 +129,12 @@ class Settings:
                         f"{source}: unknown setting {section}.{key}; known in [{section}]: "
                         f"{', '.join(sorted(sections[section]))}."
                     )
-                name = {"url": "store_url", "memory_limit": "store_memory_limit",
-                        "batch_rows": "import_batch_rows"}.get(key, key)
-                values[name] = value
-        if "rfm_ranks" in values:
-            values["rfm_ranks"] = tuple(_rank_rule(r, source) for r in values["rfm_ranks"])
-        defaults = cls()
-        for name, value in values.items():
-            expected = type(getattr(defaults, name))
-            if expected is float and isinstance(value, int):
-                values[name] = float(value)
-            elif expected is not tuple and not isinstance(value, expected):
-                raise WorkspaceError(
-                    f"{source}: setting {name} must be {expected.__name__}, got {value!r}."
-                )
-        settings = dataclasses.replace(defaults, **values)
-        if settings.as_of:
-            try:
-                dt.date.fromisoformat(settings.as_of)
-            except ValueError:
-                raise WorkspaceError(
-                    f"{source}: analysis.as_of must be a date written YYYY-MM-DD (or empty for today), "
-                    f"got {settings.as_of!r}."
-                ) from None
-        return settings
+                name, check = sections[section][key]
+                try:
+                    values[name] = check(f"{section}.{key}", value)
+                except _Invalid as exc:
+                    raise WorkspaceError(f"{source}: {exc}") from None
+        return dataclasses.replace(cls(), **values)
 
     def as_of_date(self, override: dt.date | None = None) -> dt.date:
         """The day reports are computed as of: `override`, else the as_of setting, else today."""
@@ -135,8 +144,9 @@ class Settings:
 
     def to_toml(self) -> str:
         """The settings as a commented kizuna.toml."""
+        q = _quote
         ranks = "\n".join(
-            f'  {{ label = "{r.label}", max_recency_days = {r.max_recency_days}, '
+            f"  {{ label = {q(r.label)}, max_recency_days = {r.max_recency_days}, "
             f"min_orders = {r.min_orders}, min_revenue = {r.min_revenue} }},"
             for r in self.rfm_ranks
         )
@@ -144,20 +154,20 @@ class Settings:
 # kizuna workspace settings. Defaults follow the product SPEC; change them to fit your business.
 
 [business]
-currency = "{self.currency}"
-timezone = "{self.timezone}"          # order times without a zone are read as local time here
-gross_margin_rate = {self.gross_margin_rate}        # LTV (profit) = revenue LTV x this rate
+currency = {q(self.currency)}          # 3-letter currency code
+timezone = {q(self.timezone)}          # order times without a zone are read as local time here
+gross_margin_rate = {self.gross_margin_rate}        # LTV (profit) = revenue LTV x this rate (0 to 1)
 
 [store]
 # Empty: kizuna.duckdb in this folder. Or a connection URL, e.g.
 # "postgres://user:pass@127.0.0.1:5432/kizuna" or "pyspark://local"
-url = "{self.store_url}"
+url = {q(self.store_url)}
 # DuckDB only: the most memory it may use, e.g. "2GB" (beyond it, large imports and analyses
 # spill to disk). Empty: DuckDB's default, 80 % of this machine's RAM.
-memory_limit = "{self.store_memory_limit}"
+memory_limit = {q(self.store_memory_limit)}
 
 [analysis]
-as_of = "{self.as_of}"                  # every report as of this day (YYYY-MM-DD); empty = today
+as_of = {q(self.as_of)}                  # every report as of this day (YYYY-MM-DD); empty = today
 rfm_window_days = {self.rfm_window_days}        # Frequency / Monetary window (3 years)
 nps_validity_days = {self.nps_validity_days}      # an NPS answer older than this no longer counts
 dormant_days = {self.dormant_days}            # dormant: no order for this many days
@@ -166,7 +176,8 @@ lost_lookback_days = {self.lost_lookback_days}     # lost reason: look back this
 f2_window_days = {self.f2_window_days}          # F2 conversion: second order within this many days
 high_ltv_top_share = {self.high_ltv_top_share}     # high LTV = top 20 % of ordering customers (2:8 rule)
 high_ltv_min_yen = {self.high_ltv_min_yen}         # > 0: high LTV = lifetime revenue >= this many yen instead
-# RFM ranks, best first: a customer takes the first rank whose three conditions all hold.
+# RFM ranks, best first: a customer takes the first rank whose three conditions all hold, and
+# "{FALLBACK_RANK}" if none does. At least one rank: the first is the loyal rank.
 rfm_ranks = [
 {ranks}
 ]
@@ -176,16 +187,151 @@ batch_rows = {self.import_batch_rows}      # rows read per batch; bounds memory 
 """
 
 
-def _rank_rule(raw: Any, source: str) -> RankRule:
-    try:
-        return RankRule(
-            label=str(raw["label"]),
-            max_recency_days=int(raw["max_recency_days"]),
-            min_orders=int(raw["min_orders"]),
-            min_revenue=int(raw["min_revenue"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        raise WorkspaceError(
-            f"{source}: each rfm_ranks entry needs label, max_recency_days, min_orders and "
-            f"min_revenue; got {raw!r}."
-        ) from None
+# -- validation ---------------------------------------------------------------------------
+# Each setting has a check: (its name as written, e.g. "analysis.dormant_days", the value read
+# from TOML) -> the value to store, or _Invalid with the sentence to show after the file name.
+
+_Check = Callable[[str, Any], Any]
+
+MAX_DAYS = 36_500  # a hundred years: any window beyond it is a typo
+MAX_YEN = 10**15  # fits int64 in every engine, with room to sum
+
+
+class _Invalid(ValueError):
+    """A value outside its allowed type or range; str() is the message, without the file."""
+
+
+def _show(value: Any) -> str:
+    # TOML-like spelling (true, "text", inf, [..]) on one line, shortened
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # inf, -inf, nan as TOML writes them
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _must(name: str, allowed: str, value: Any) -> _Invalid:
+    return _Invalid(f"{name} must be {allowed}, got {_show(value)}.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # TOML true is not 1
+
+
+def _integer(low: int, high: int) -> _Check:
+    def check(name: str, value: Any) -> int:
+        if _is_int(value) and low <= value <= high:
+            return value
+        raise _must(name, f"an integer from {low:,} to {high:,}", value)
+
+    return check
+
+
+def _number(low: float, high: float, *, above_low: bool = False) -> _Check:
+    allowed = f"a number between {low} and {high}" + (f" (exclusive of {low})" if above_low else "")
+
+    def check(name: str, value: Any) -> float:
+        # NaN fails both comparisons; infinity fails the upper bound
+        if (_is_int(value) or isinstance(value, float)) and (
+            low < value if above_low else low <= value
+        ) and value <= high:
+            return float(value)
+        raise _must(name, allowed, value)
+
+    return check
+
+
+def _text(name: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise _must(name, "text in quotes", value)
+
+
+def _currency(name: str, value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[A-Z]{3}", value):
+        return value
+    raise _must(name, 'a 3-letter currency code in capitals, such as "JPY"', value)
+
+
+def _timezone(name: str, value: Any) -> str:
+    if isinstance(value, str) and value:
+        try:
+            zoneinfo.ZoneInfo(value)
+            return value
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            pass  # not a zone; e.g. "Asia" names a folder of zones
+    raise _must(name, 'an IANA time zone such as "Asia/Tokyo" (names are case-sensitive)', value)
+
+
+def _as_of(name: str, value: Any) -> str:
+    day = None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):  # as_of = 2025-01-31
+        day = value
+    elif isinstance(value, str):
+        if not value:
+            return ""
+        with contextlib.suppress(ValueError):
+            day = dt.date.fromisoformat(value)
+    if day is None or not FIRST_DAY <= day <= LAST_DAY:
+        raise _must(name, f"a date written YYYY-MM-DD from {FIRST_DAY} to {LAST_DAY} (or empty for today)", value)
+    return day.isoformat()
+
+
+_RANK_FIELDS = {
+    "max_recency_days": _integer(0, MAX_DAYS),
+    "min_orders": _integer(0, 10**9),
+    "min_revenue": _integer(0, MAX_YEN),
+}
+
+
+def _ranks(name: str, value: Any) -> tuple[RankRule, ...]:
+    fields = ("label", *_RANK_FIELDS)
+    if not isinstance(value, list) or not value:
+        raise _must(name, f"a list of one or more ranks, best first, each {{ {' = …, '.join(fields)} = … }}",
+                    value)
+    ranks: list[RankRule] = []
+    for position, raw in enumerate(value, start=1):
+        where = f"rank {position} in {name}"
+        if not isinstance(raw, dict):
+            raise _must(where, f"a table {{ {' = …, '.join(fields)} = … }}", raw)
+        missing = [f for f in fields if f not in raw]
+        unknown = [str(k) for k in raw if k not in fields]
+        if missing or unknown:
+            problem = f"missing {', '.join(missing)}" if missing else f"unknown: {', '.join(unknown)}"
+            raise _Invalid(f"{where} must have exactly {', '.join(fields)}; {problem}.")
+        label = raw["label"]
+        if not isinstance(label, str) or not label.strip() or label.casefold() == FALLBACK_RANK:
+            raise _must(f"label of {where}",
+                        f'a non-empty name other than "{FALLBACK_RANK}" (the rank of customers who meet none)',
+                        label)
+        same = [i for i, r in enumerate(ranks, start=1) if r.label.casefold() == label.casefold()]
+        if same:
+            raise _must(f"label of {where}", f"different from the label of rank {same[0]}", label)
+        numbers = {f: check(f"{f} of {where}", raw[f]) for f, check in _RANK_FIELDS.items()}
+        ranks.append(RankRule(label=label, **numbers))
+    return tuple(ranks)
+
+
+# (section, key) -> (Settings field, check), in the order of kizuna.toml
+_SETTINGS: dict[tuple[str, str], tuple[str, _Check]] = {
+    ("business", "currency"): ("currency", _currency),
+    ("business", "timezone"): ("timezone", _timezone),
+    ("business", "gross_margin_rate"): ("gross_margin_rate", _number(0, 1)),
+    ("store", "url"): ("store_url", _text),
+    ("store", "memory_limit"): ("store_memory_limit", _text),  # DuckDB checks the format when it connects
+    ("analysis", "as_of"): ("as_of", _as_of),
+    ("analysis", "rfm_window_days"): ("rfm_window_days", _integer(1, MAX_DAYS)),
+    ("analysis", "nps_validity_days"): ("nps_validity_days", _integer(1, MAX_DAYS)),
+    ("analysis", "dormant_days"): ("dormant_days", _integer(1, MAX_DAYS)),
+    ("analysis", "lapse_factor"): ("lapse_factor", _number(0, 100, above_low=True)),
+    ("analysis", "lost_lookback_days"): ("lost_lookback_days", _integer(1, MAX_DAYS)),
+    ("analysis", "f2_window_days"): ("f2_window_days", _integer(1, MAX_DAYS)),
+    ("analysis", "high_ltv_top_share"): ("high_ltv_top_share", _number(0, 1, above_low=True)),
+    ("analysis", "high_ltv_min_yen"): ("high_ltv_min_yen", _integer(0, MAX_YEN)),
+    ("analysis", "rfm_ranks"): ("rfm_ranks", _ranks),
+    ("import", "batch_rows"): ("import_batch_rows", _integer(1, 10_000_000)),
+}
+
+
+def _quote(text: str) -> str:
+    # a TOML basic string: JSON's escapes (\" \\ \n \uXXXX) are all valid TOML
+    return json.dumps(text, ensure_ascii=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,17 +12,20 @@ import ibis
 import pyarrow as pa
 
 from kizuna import analytics
-from kizuna._errors import NoDataError, WorkspaceError
-from kizuna.exporting import write_customer_list
+from kizuna._errors import KizunaError, NoDataError, WorkspaceError
+from kizuna.exporting import EXPORT_FORMATS, write_customer_list
 from kizuna.importing import ColumnMapping, ImportSummary, import_file
 from kizuna.store import TABLES, Store
-from kizuna.workspace._settings import SETTINGS_FILE, Settings
+from kizuna.workspace._settings import FIRST_DAY, LAST_DAY, SETTINGS_FILE, Settings
 
 __all__ = ["Workspace"]
 
 STORE_FILE = "kizuna.duckdb"
 SCORES = "customer_scores"
 SUMMARY = "_kizuna_order_summary"
+# What kizuna keeps in a workspace folder besides kizuna.toml and the store; an export never
+# writes over them (nor inside the folders).
+WORKSPACE_ENTRIES = ("rejects", "spark-warehouse", "spark-metastore", "derby.log")
 
 
 class Workspace:
@@ -42,12 +46,22 @@ class Workspace:
         """Create the folder, a kizuna.toml (default settings unless given), and the store."""
         path = Path(path)
         settings_path = path / SETTINGS_FILE
+        if path.exists() and not path.is_dir():
+            raise WorkspaceError(
+                f"{path} is a file, not a folder. Give a new or empty folder for the workspace."
+            )
         if settings_path.exists() and not exist_ok:
             raise WorkspaceError(
                 f"{path} is already a kizuna workspace ({SETTINGS_FILE} exists). "
                 "Use it with --dir, or choose another folder."
             )
-        path.mkdir(parents=True, exist_ok=True)
+        Store.check_url(store_url or (settings.store_url if settings else ""))  # before writing the file
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(
+                f"cannot create the folder {path} ({exc.strerror}). Choose a folder you can write in."
+            ) from None
         if not settings_path.exists():
             settings = settings or Settings()
             if store_url:
@@ -56,8 +70,13 @@ class Workspace:
         return cls.open(path)
 
     @classmethod
-    def open(cls, path: Path | str = ".", *, store_url: str | None = None) -> Workspace:
-        """Open an existing workspace; `store_url` overrides [store] url for this session."""
+    def open(cls, path: Path | str = ".", *, store_url: str | None = None, create: bool = True) -> Workspace:
+        """Open an existing workspace; `store_url` overrides [store] url for this session.
+
+        `create=False` (for commands that only read) refuses a DuckDB file named by `store_url`
+        or [store] url that does not exist, instead of creating an empty store there; the
+        workspace's own kizuna.duckdb is created either way.
+        """
         path = Path(path)
         settings_path = path / SETTINGS_FILE
         if not settings_path.exists():
@@ -67,7 +86,8 @@ class Workspace:
             )
         settings = Settings.load(settings_path)
         url = store_url if store_url is not None else settings.store_url
-        store = Store.connect(url or str(path / STORE_FILE), home=path, memory_limit=settings.store_memory_limit)
+        store = Store.connect(url or str(path / STORE_FILE), home=path, memory_limit=settings.store_memory_limit,
+                              create=create or not url)
         return cls(path, settings, store)
 
     def close(self) -> None:
@@ -80,7 +100,19 @@ class Workspace:
 
     def as_of(self, override: dt.date | None = None) -> dt.date:
         """The day reports are computed as of: `override`, else the as_of setting, else today."""
-        return self.settings.as_of_date(override)
+        day = self.settings.as_of_date(self.check_day(override))
+        self.check_day(day)  # [analysis] as_of too
+        return day
+
+    @staticmethod
+    def check_day(day: dt.date | None) -> dt.date | None:
+        """`day`, if kizuna can compute on it (1900-01-01 … 2999-12-31); a one-line error otherwise."""
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise KizunaError(
+                f"the date {day} is outside {FIRST_DAY} … {LAST_DAY}, the days kizuna computes on; "
+                "give a date in that range."
+            )
+        return day
 
     def __enter__(self) -> Workspace:
         return self
@@ -96,22 +128,25 @@ class Workspace:
         *,
         mapping: Path | str | ColumnMapping | None = None,
         encoding: str | None = None,
+        sheet: str | None = None,
         on_progress: Callable[[int, int | None], None] | None = None,
         on_phase: Callable[[str], None] | None = None,
     ) -> ImportSummary:
         """Import one file; see `kizuna.importing.import_file`."""
         if mapping is not None and not isinstance(mapping, ColumnMapping):
             mapping = ColumnMapping.load(Path(mapping))
-        return import_file(
-            self.store, kind, path,
-            timezone=self.settings.timezone,
-            mapping=mapping,
-            rejects_dir=self.path / "rejects",
-            encoding=encoding,
-            batch_rows=self.settings.import_batch_rows,
-            on_progress=on_progress,
-            on_phase=on_phase,
-        )
+        with self.store.engine_errors():
+            return import_file(
+                self.store, kind, path,
+                timezone=self.settings.timezone,
+                mapping=mapping,
+                rejects_dir=self.path / "rejects",
+                encoding=encoding,
+                sheet=sheet,
+                batch_rows=self.settings.import_batch_rows,
+                on_progress=on_progress,
+                on_phase=on_phase,
+            )
 
     def tables(self) -> dict[str, ibis.Table]:
         """The canonical tables as Ibis expressions, for the analytics."""
@@ -127,11 +162,12 @@ class Workspace:
         as_of = self.as_of(as_of)
         tables = self.tables()
         summary = analytics.order_summary(tables["orders"], analytics.AsOf(as_of), self.settings.rfm_window_days)
-        self.store.create_from_intermediate(
-            SCORES, (SUMMARY, summary),
-            lambda stored: analytics.customer_scores(tables, self.settings, as_of, summary=stored),
-            categories=analytics.score_categories(self.settings),
-        )
+        with self.store.engine_errors():
+            self.store.create_from_intermediate(
+                SCORES, (SUMMARY, summary),
+                lambda stored: analytics.customer_scores(tables, self.settings, as_of, summary=stored),
+                categories=analytics.score_categories(self.settings),
+            )
         return self.store.count(SCORES)
 
     def scores(self) -> ibis.Table:
@@ -147,21 +183,24 @@ class Workspace:
     def kpis(self, as_of: dt.date | None = None, *, start: dt.date | None = None,
              by: str = "month") -> analytics.KpiReport:
         """The KPI report of SPEC §1 for `start` … `as_of` (default: the year up to `as_of`)."""
+        as_of, start = self.as_of(as_of), self.check_day(start)
         if self.store.count("orders") == 0:
             raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
-        return analytics.kpi_report(
-            self.tables(), self.as_of(as_of), start=start, by=by,
-            nps_validity_days=self.settings.nps_validity_days, f2_window_days=self.settings.f2_window_days,
-        )
+        with self.store.engine_errors():
+            return analytics.kpi_report(
+                self.tables(), as_of, start=start, by=by,
+                nps_validity_days=self.settings.nps_validity_days, f2_window_days=self.settings.f2_window_days,
+            )
 
     def segments(self) -> dict[str, pa.Table]:
         """The NPS × LTV matrix, the RFM rank table and the named RFM segments."""
         scores = self.scores()
-        return {
-            "matrix": analytics.matrix_table(scores),
-            "ranks": analytics.rank_table(scores, tuple(r.label for r in self.settings.rfm_ranks)),
-            "rfm_segments": analytics.rfm_segment_table(scores),
-        }
+        with self.store.engine_errors():
+            return {
+                "matrix": analytics.matrix_table(scores),
+                "ranks": analytics.rank_table(scores, tuple(r.label for r in self.settings.rfm_ranks)),
+                "rfm_segments": analytics.rfm_segment_table(scores),
+            }
 
     def segment(self, segment: str) -> ibis.Table:
         """The customers of a segment (cell, rank, named segment or flag, by id or label) with
@@ -169,9 +208,42 @@ class Workspace:
         return analytics.segment_members(self.scores(), self.store.table("customers"), segment)[1]
 
     def export_segment(self, segment: str, path: Path | str, *, fmt: str = "csv", lang: str = "ja") -> int:
-        """Write the customer list of a segment (cell, rank, named segment or flag)."""
+        """Write the customer list of a segment (cell, rank, named segment or flag).
+
+        The output path is checked before anything is computed: not a folder, somewhere one
+        can write, and not one of the workspace's own files (its store, kizuna.toml, rejects).
+        """
+        path = Path(path)
+        if fmt not in EXPORT_FORMATS:
+            raise KizunaError(f"unknown export format {fmt!r}; choose {' or '.join(EXPORT_FORMATS)}.")
+        self._check_output(path)
         key, members = analytics.segment_members(self.scores(), self.store.table("customers"), segment)
-        return write_customer_list(members.to_pyarrow(), key, Path(path), fmt, lang)
+        with self.store.engine_errors():
+            rows = members.to_pyarrow()
+        try:
+            return write_customer_list(rows, key, path, fmt, lang)
+        except OSError as exc:  # disk full, or the folder changed since the check
+            raise KizunaError(f"cannot write {path} ({exc.strerror}). Choose another file with -o.") from None
+
+    def _check_output(self, path: Path) -> None:
+        target = path.resolve()
+        own = [self.path / SETTINGS_FILE, *(self.path / e for e in WORKSPACE_ENTRIES), *self.store.files()]
+        for entry in (p.resolve() for p in own):  # resolved: ws/../ws/kizuna.duckdb is the store too
+            if target == entry or entry in target.parents:
+                what = (f"this workspace's {entry.name}" if target == entry
+                        else f"in this workspace's {entry.name} folder")
+                raise KizunaError(
+                    f"{path} is {what}, which kizuna keeps for itself; an export must not write over it. "
+                    "Write the list elsewhere with -o FILE."
+                )
+        if target.is_dir():
+            raise KizunaError(f"{path} is a folder; give a file name with -o, e.g. -o {path / 'list.csv'}.")
+        folder = next((p for p in target.parents if p.exists()), None)
+        if folder is None or not folder.is_dir():
+            raise KizunaError(f"cannot write {path}: {folder} is a file, not a folder. Choose another path with -o.")
+        writable = os.access(target, os.W_OK) if target.exists() else os.access(folder, os.W_OK | os.X_OK)
+        if not writable:
+            raise KizunaError(f"cannot write {path}: permission denied. Choose another path with -o.")
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""
