@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TIME", "Measured", "default_method", "memory_gib", "run_measured", "size_label"]
+__all__ = [
+    "LIFETIMES_PACKAGES", "LIFETIMES_VENV", "TIME", "Measured", "default_method", "ensure_lifetimes_venv",
+    "markdown_table", "memory_gib", "run_measured", "size_label",
+]
 
 TIME = "/usr/bin/time"
 
@@ -96,3 +100,23 @@ def markdown_table(lines: list[tuple[str, ...]]) -> str:
             out.append("|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":"
                                       for i, w in enumerate(widths)) + "|")
     return "\n".join(out)
+
+
+# lifetimes (the reference of the model benchmarks) needs pandas < 3 and setuptools < 82 (it imports
+# pkg_resources): it gets a venv of its own, made once, beside these scripts.
+LIFETIMES_VENV = Path(__file__).resolve().parent / ".venv-lifetimes"
+LIFETIMES_PACKAGES = ["lifetimes==0.11.3", "pandas<3", "setuptools<82", "pyarrow"]
+
+
+def ensure_lifetimes_venv(create: bool) -> Path | None:
+    python = LIFETIMES_VENV / "bin" / "python"
+    if python.exists():
+        return python
+    if not create:
+        return None
+    print(f"making {LIFETIMES_VENV} (python3.11 -m venv; pip install {' '.join(LIFETIMES_PACKAGES)}) …",
+          file=sys.stderr)
+    base = shutil.which("python3.11") or sys.executable
+    subprocess.run([base, "-m", "venv", str(LIFETIMES_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *LIFETIMES_PACKAGES], check=True)
+    return python

@@ -41,11 +41,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _measure import default_method, markdown_table, memory_gib, run_measured, size_label
+from _measure import (
+    LIFETIMES_PACKAGES,
+    LIFETIMES_VENV,
+    default_method,
+    ensure_lifetimes_venv,
+    markdown_table,
+    memory_gib,
+    run_measured,
+    size_label,
+)
 
 BENCH = Path(__file__).resolve().parent
-LIFETIMES_VENV = BENCH / ".venv-lifetimes"
-LIFETIMES_PACKAGES = ["lifetimes==0.11.3", "pandas<3", "pyarrow"]
 
 
 # The API call alone, timed inside the process (no CLI, no segment tables afterwards).
@@ -316,20 +323,6 @@ def ensure_workspace(kizuna: str, data: Path, fmt: str, scratch: Path, reload: b
     marker.write_text(json.dumps({"wanted": wanted, "how": how, "counts": counts}, indent=1) + "\n")
     print(f"  {how}", file=sys.stderr)
     return workspace, export, how
-
-
-def ensure_lifetimes_venv(create: bool) -> Path | None:
-    python = LIFETIMES_VENV / "bin" / "python"
-    if python.exists():
-        return python
-    if not create:
-        return None
-    print(f"making {LIFETIMES_VENV} (python3.11 -m venv; pip install {' '.join(LIFETIMES_PACKAGES)}) …",
-          file=sys.stderr)
-    base = shutil.which("python3.11") or sys.executable
-    subprocess.run([base, "-m", "venv", str(LIFETIMES_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *LIFETIMES_PACKAGES], check=True)
-    return python
 
 
 def checksums(db: Path, tools: list[str]) -> dict[str, dict]:

@@ -1,0 +1,26 @@
+"""Customer-base models: who is still a customer, how much they will buy, and what it is worth.
+
+Estimators in the scikit-learn style (``Model().fit(...)`` returns the model; learned parameters
+in ``params_``; ``predict_*`` after fitting), fitted by maximum likelihood on sufficient
+statistics:
+
+* :class:`BetaGeo` — BG/NBD: repeat purchases and drop-out (P(alive), expected orders);
+  :class:`ModifiedBetaGeo` — MBG/NBD, the same where customers may drop out after the first order;
+* :class:`GammaGamma` — expected order value of each customer;
+* :class:`ShiftedBetaGeo` — sBG: retention of a subscription cohort.
+"""
+
+from kizuna.models._base import ConvergenceWarning, ModelFitWarning, ModelNotFittedError
+from kizuna.models._beta_geo import BetaGeo, ModifiedBetaGeo
+from kizuna.models._gamma_gamma import GammaGamma
+from kizuna.models._shifted_beta_geo import ShiftedBetaGeo
+
+__all__ = [
+    "BetaGeo",
+    "ConvergenceWarning",
+    "GammaGamma",
+    "ModelFitWarning",
+    "ModelNotFittedError",
+    "ModifiedBetaGeo",
+    "ShiftedBetaGeo",
+]
