@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the tests need, from Debian 12's archive: the PostgreSQL 15 server (the
-# tests start their own throwaway cluster) and Java 17 for Spark. (Chromium joins with the
-# web app's browser tests.) Idempotent: installs only what is missing, and runs apt-get only then.
+# tests start their own throwaway cluster), Java 17 for Spark and a Japanese font for the
+# charts. (Chromium joins with the web app's browser tests.) Idempotent: installs only what is
+# missing, and runs apt-get only then.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -12,6 +13,9 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v in
     missing+=(postgresql-15)
 fi
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+# A Japanese font for the charts' labels: vl-convert draws text with the system's fonts and
+# ships no CJK glyphs. IPAex Gothic is one 6 MB package.
+compgen -G '/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf' >/dev/null || missing+=(fonts-ipaexfont-gothic)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from kizuna._errors import KizunaError
+from kizuna.cli import _predict  # noqa: F401  (registers predict, priority, backtest)
 from kizuna.cli._app import app
 from kizuna.cli._render import error_console
 

@@ -191,6 +191,8 @@ class Store:
         DuckDB stores them as ENUMs (one byte a row instead of compressing strings; they read
         back as the same strings); other engines store text.
         """
+        if self.engine == "duckdb" and isinstance(obj, pa.Table):
+            obj = ibis.memtable(obj)  # replaced in one transaction, like any other table below
         if self.engine == "duckdb" and isinstance(obj, ibis.Table):
             return self._duckdb_run(name, obj, self._duckdb_create_statements(
                 name, obj, schema=schema, temp=scratch, replace=overwrite or scratch, categories=categories or {},

@@ -79,6 +79,12 @@ class Settings:
     rfm_ranks: tuple[RankRule, ...] = field(default=DEFAULT_RANKS)
     # [import]
     import_batch_rows: int = 200_000
+    # [prediction] (SPEC §3)
+    horizon_days: int = 90  # churn risk and expected orders: the next this many days
+    clv_horizon_days: int = 365  # predicted CLV: expected revenue over this many days
+    discount_rate: float = 0.1  # yearly rate that discounts future revenue in the CLV
+    high_risk: float = 0.5  # churn risk from which a customer counts as at high risk
+    call_capacity: int = 100  # rows of the call list: the calls a contact centre makes in a day
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -184,6 +190,13 @@ rfm_ranks = [
 
 [import]
 batch_rows = {self.import_batch_rows}      # rows read per batch; bounds memory on large files
+
+[prediction]
+horizon_days = {self.horizon_days}          # churn risk = no order (or a cancellation) in the next this many days
+clv_horizon_days = {self.clv_horizon_days}     # predicted CLV: expected revenue over this many days
+discount_rate = {self.discount_rate}        # yearly rate discounting future revenue in the CLV
+high_risk = {self.high_risk}            # churn risk from which a customer counts as at high risk
+call_capacity = {self.call_capacity}        # rows of `kizuna priority`: the calls the contact centre makes in a day
 """
 
 
@@ -329,6 +342,11 @@ _SETTINGS: dict[tuple[str, str], tuple[str, _Check]] = {
     ("analysis", "high_ltv_min_yen"): ("high_ltv_min_yen", _integer(0, MAX_YEN)),
     ("analysis", "rfm_ranks"): ("rfm_ranks", _ranks),
     ("import", "batch_rows"): ("import_batch_rows", _integer(1, 10_000_000)),
+    ("prediction", "horizon_days"): ("horizon_days", _integer(7, 3650)),
+    ("prediction", "clv_horizon_days"): ("clv_horizon_days", _integer(7, 3650)),
+    ("prediction", "discount_rate"): ("discount_rate", _number(0, 1)),
+    ("prediction", "high_risk"): ("high_risk", _number(0, 1, above_low=True)),
+    ("prediction", "call_capacity"): ("call_capacity", _integer(1, 1_000_000)),
 }
 
 

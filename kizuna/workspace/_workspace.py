@@ -7,6 +7,7 @@ import datetime as dt
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ibis
 import pyarrow as pa
@@ -14,15 +15,20 @@ import pyarrow as pa
 from kizuna import analytics
 from kizuna._errors import KizunaError, NoDataError, WorkspaceError
 from kizuna.exporting import EXPORT_FORMATS, write_customer_list
+from kizuna.i18n import label
 from kizuna.importing import ColumnMapping, ImportSummary, import_file
 from kizuna.store import TABLES, Store
 from kizuna.workspace._settings import FIRST_DAY, LAST_DAY, SETTINGS_FILE, Settings
+
+if TYPE_CHECKING:  # prediction loads scikit-learn: only the commands that predict pay for it
+    from kizuna.prediction import Backtest, Predictions
 
 __all__ = ["Workspace"]
 
 STORE_FILE = "kizuna.duckdb"
 SCORES = "customer_scores"
 SUMMARY = "_kizuna_order_summary"
+PREDICTIONS = "customer_predictions"
 # What kizuna keeps in a workspace folder besides kizuna.toml and the store; an export never
 # writes over them (nor inside the folders).
 WORKSPACE_ENTRIES = ("rejects", "spark-warehouse", "spark-metastore", "derby.log")
@@ -244,6 +250,93 @@ class Workspace:
         writable = os.access(target, os.W_OK) if target.exists() else os.access(folder, os.W_OK | os.X_OK)
         if not writable:
             raise KizunaError(f"cannot write {path}: permission denied. Choose another path with -o.")
+
+    # -- prediction ---------------------------------------------------------------------
+    def predict(self, as_of: dt.date | None = None, *, horizon_days: int | None = None) -> Predictions:
+        """Fit the models of SPEC §3 on the data up to `as_of` and store `customer_predictions`.
+
+        One row per customer who has ordered: P(alive), expected orders and next order date,
+        expected order value, CLV, churn risk with its three main reasons (ja and en), value at
+        risk; see `kizuna.prediction.predict_customers`. Horizons and rates are [prediction]
+        settings; `horizon_days` overrides the churn horizon for this call.
+        """
+        from kizuna.prediction import predict_customers
+
+        as_of = self.as_of(as_of)
+        if self.store.count("orders") == 0:
+            raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
+        settings = self.settings
+        with self.store.engine_errors():
+            result = predict_customers(
+                self.tables(), as_of, horizon_days=horizon_days or settings.horizon_days,
+                clv_horizon_days=settings.clv_horizon_days, discount_rate=settings.discount_rate,
+                gross_margin_rate=settings.gross_margin_rate,
+            )
+            self.store.create(PREDICTIONS, result.table)
+        return result
+
+    def predictions(self) -> ibis.Table:
+        """The `customer_predictions` table written by the last `predict` (joins customer_scores on customer_id)."""
+        if not self.store.has_table(PREDICTIONS):
+            raise NoDataError(PREDICTIONS, "Run `kizuna predict` first.")
+        return self.store.table(PREDICTIONS)
+
+    def backtest(self, as_of: dt.date, *, horizon_days: int | None = None, report_dir: Path | str | None = None,
+                 lang: str = "ja") -> tuple[Backtest, Path]:
+        """Calibrate on the data up to `as_of`, predict the next `horizon_days`, compare with what happened.
+
+        Writes the report as JSON and the calibration/holdout chart as PNG into `report_dir`
+        (default: the workspace's reports/ folder); returns the figures and the chart's path.
+        """
+        import json
+
+        from kizuna.prediction import backtest, write_holdout_chart
+
+        as_of = self.check_day(as_of)
+        settings = self.settings
+        with self.store.engine_errors():
+            result = backtest(
+                self.tables(), as_of, horizon_days=horizon_days or settings.horizon_days,
+                clv_horizon_days=settings.clv_horizon_days, discount_rate=settings.discount_rate,
+                gross_margin_rate=settings.gross_margin_rate,
+            )
+        folder = Path(report_dir) if report_dir is not None else self.path / "reports"
+        stem = f"backtest-{as_of.isoformat()}-{result.horizon_days}d"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{stem}.json").write_text(
+                json.dumps(result.to_dict(), ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8"
+            )
+            chart = write_holdout_chart(result.holdout, folder / f"{stem}.png", lang)
+        except OSError as exc:
+            raise KizunaError(f"cannot write the backtest report into {folder} ({exc.strerror}).") from None
+        return result, chart
+
+    def priority(self, capacity: int | None = None) -> pa.Table:
+        """The call list: the `capacity` customers (default [prediction] call_capacity) with the highest
+        value at risk, with contact details, segment, reasons and a `suggested_action` (see
+        `kizuna.prediction.ACTIONS`). Segments come from the last `analyze`, when there is one."""
+        from kizuna.prediction import priority_list, suggested_action
+
+        scores = self.scores() if self.store.has_table(SCORES) else None
+        with self.store.engine_errors():
+            rows = priority_list(self.predictions(), self.store.table("customers"), scores,
+                                 capacity or self.settings.call_capacity)
+        actions = [suggested_action(row) for row in rows.to_pylist()]
+        return rows.append_column("suggested_action", pa.array(actions, pa.string()))
+
+    def write_priority(self, path: Path | str, *, fmt: str = "csv", lang: str = "ja",
+                       capacity: int | None = None) -> int:
+        """Write the call list to a CSV or .xlsx file for the contact centre; returns its rows."""
+        from kizuna._sheets import write_table
+        from kizuna.prediction import call_list_rows
+
+        path = Path(path)
+        if fmt not in EXPORT_FORMATS:
+            raise KizunaError(f"unknown format {fmt!r} for a file; choose {' or '.join(EXPORT_FORMATS)}.")
+        self._check_output(path)
+        headers, rows = call_list_rows(self.priority(capacity), lang)
+        return write_table(path, headers, rows, fmt=fmt, sheet=label("title_priority", lang)[:31])
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""

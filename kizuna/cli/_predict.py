@@ -1,0 +1,170 @@
+"""`kizuna predict`, `kizuna priority` and `kizuna backtest`: SPEC §3 from the command line.
+
+Thin: each command calls one `Workspace` method and prints what it returns. scikit-learn and
+the models load inside the commands, so `kizuna --help` does not pay for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kizuna.cli._app import AsOfOption, DbOption, DirOption, LangOption, _as_of, _check, _progress, app
+from kizuna.cli._render import Percent, console, print_json, show_rows
+from kizuna.i18n import label, segment_label
+from kizuna.workspace import Workspace
+
+HorizonOption = Annotated[
+    int | None,
+    typer.Option("--horizon", help="Days ahead: churn = no order (or a cancellation) within them."),
+]
+PRIORITY_FORMATS = ("table", "csv", "xlsx", "json")
+
+
+@app.command()
+def predict(
+    as_of: AsOfOption = None,
+    horizon: HorizonOption = None,
+    directory: DirOption = Path("."),
+    db: DbOption = None,
+    lang: LangOption = "ja",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
+) -> None:
+    """Predict P(alive), next order, order value, CLV and churn risk with its reasons for every customer."""
+    from kizuna.prediction import high_risk_count, value_at_risk_by
+
+    _check(lang, "json" if fmt == "json" else "table")
+    with Workspace.open(directory, store_url=db, create=False) as ws:
+        with _progress(fmt) as progress:
+            progress.add_task(label("predicting", lang), total=None)
+            result = ws.predict(_as_of(as_of), horizon_days=horizon)
+        threshold = ws.settings.high_risk
+        scores = ws.scores().select("customer_id", "matrix_cell").to_pyarrow() if ws.store.has_table(
+            "customer_scores") else None
+    table = result.table
+    by_segment = value_at_risk_by(table, scores, "matrix_cell") if scores is not None else []
+    high = high_risk_count(table, threshold)
+    if fmt == "json":
+        print_json({
+            "as_of": result.as_of, "horizon_days": result.horizon_days, "clv_horizon_days": result.clv_horizon_days,
+            "customers": table.num_rows, "high_risk": high, "high_risk_threshold": threshold,
+            "value_at_risk": sum(table["value_at_risk"].to_pylist()), "model_fit": result.model_fit(),
+            "value_at_risk_by_segment": by_segment, "notes": result.notes,
+        })
+        return
+    fit = result.model_fit()
+    show_rows([
+        {"model": "BG/NBD", "params": _params(fit["bg_nbd"])},
+        {"model": "Gamma-Gamma", "params": _params(fit["gamma_gamma"])},
+        {"model": "sBG", "params": _params(fit["shifted_beta_geo"]) if fit["shifted_beta_geo"] else "-"},
+        {"model": label("validation_auc", lang) + " (churn)",
+         "params": f"{fit['churn']['validation_auc']:.3f} ({label('training_customers', lang)} "
+                   f"{fit['churn']['training_customers']:,})"},
+    ], [("model", label("model", lang)), ("params", label("parameters", lang))], title=label("title_model_fit", lang))
+    show_rows([
+        {"k": label("predicted_customers", lang), "v": table.num_rows},
+        {"k": label("high_risk_customers", lang).format(p=round(100 * threshold)), "v": high},
+        {"k": label("value_at_risk", lang), "v": round(sum(table["value_at_risk"].to_pylist()))},
+    ], [("k", label("measure", lang)), ("v", label("value", lang))])
+    if by_segment:
+        show_rows([{**r, "segment": segment_label(r["segment"], lang), "value_at_risk": round(r["value_at_risk"])}
+                   for r in by_segment],
+                  [("segment", label("segment", lang)), ("customers", label("customers", lang)),
+                   ("value_at_risk", label("value_at_risk", lang))], title=label("title_value_at_risk", lang))
+    for note in result.notes:
+        console.print(f"{label('note', lang)}: {note}", markup=False)
+
+
+def _params(fit: dict) -> str:
+    errors = fit.get("standard_errors") or {}
+    return ", ".join(
+        f"{k} {v:.3f}" + (f" ({errors[k]:.3f})" if errors.get(k) is not None else "") for k, v in fit["params"].items()
+    )
+
+
+@app.command()
+def priority(
+    top: Annotated[int | None, typer.Option("--top", help="Show at most this many rows.")] = None,
+    capacity: Annotated[
+        int | None, typer.Option("--capacity", help="A day's calls: the list's length (default [prediction]).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File for csv / xlsx.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, xlsx or json.")] = "table",
+    directory: DirOption = Path("."),
+    db: DbOption = None,
+    lang: LangOption = "ja",
+) -> None:
+    """The contact centre's call list: by value at risk, with reasons and the suggested action."""
+    from kizuna.prediction import call_list_rows
+
+    _check(lang)
+    if fmt not in PRIORITY_FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(PRIORITY_FORMATS)}")
+    rows = min(n for n in (top, capacity) if n is not None) if (top or capacity) else None
+    with Workspace.open(directory, store_url=db, create=False) as ws:
+        if fmt in ("csv", "xlsx"):
+            path = output or Path(f"call-list.{fmt}")
+            count = ws.write_priority(path, fmt=fmt, lang=lang, capacity=rows)
+            console.print(f"{path}: {count:,} {label('customers', lang)}", markup=False)
+            return
+        listed = ws.priority(rows)
+    if fmt == "json":
+        print_json(listed.to_pylist())
+        return
+    headers, lines = call_list_rows(listed, lang)
+    # on screen: who, how much is at risk, what to do and why (the file has every column)
+    shown = (0, 2, 3, 4, 6, 7, 10, 9, 11)
+    rows = [{f"c{i}": Percent(line[i]) if i == 6 else line[i] for i in shown} for line in lines]
+    show_rows(rows, [(f"c{i}", headers[i]) for i in shown], title=label("title_priority", lang))
+
+
+@app.command()
+def backtest(
+    as_of: Annotated[str, typer.Option("--as-of", help="End of the calibration period (YYYY-MM-DD).")],
+    horizon: HorizonOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for the report (JSON) and chart (PNG).")
+    ] = None,
+    directory: DirOption = Path("."),
+    db: DbOption = None,
+    lang: LangOption = "ja",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
+) -> None:
+    """Calibrate before --as-of, predict the next --horizon days, and compare with what happened."""
+    _check(lang, "json" if fmt == "json" else "table")
+    day = _as_of(as_of)
+    with Workspace.open(directory, store_url=db, create=False) as ws, _progress(fmt) as progress:
+        progress.add_task(label("predicting", lang), total=None)
+        result, chart = ws.backtest(day, horizon_days=horizon, report_dir=output, lang=lang)
+    if fmt == "json":
+        print_json({**result.to_dict(), "chart": str(chart)})
+        return
+    p = result.purchases
+    show_rows([
+        {"k": label("period", lang), "v": f"{result.as_of} + {result.horizon_days} {label('days', lang)}"},
+        {"k": label("customers", lang), "v": result.customers},
+        {"k": label("actual_churn_rate", lang), "v": Percent(round(100 * result.churn_rate, 1))},
+        {"k": label("predicted_purchases", lang), "v": round(p["predicted"])},
+        {"k": label("actual_purchases", lang), "v": round(p["actual"])},
+    ], [("k", label("measure", lang)), ("v", label("value", lang))], title=label("title_backtest", lang))
+    show_rows([{"score": label(f"score_{name}", lang), "auc": _round(f["auc"], 3),
+                "lift": _round(f["top_decile_lift"], 2)} for name, f in result.churn.items()],
+              [("score", label("churn_score", lang)), ("auc", "ROC AUC"), ("lift", label("top_decile_lift", lang))],
+              title=label("title_churn_ranking", lang))
+    show_rows([{**r, "mean_predicted": _round(r["mean_predicted"], 3), "mean_actual": _round(r["mean_actual"], 3)}
+               for r in result.holdout],
+              [("label", label("repeat_purchases_before", lang)), ("customers", label("customers", lang)),
+               ("mean_predicted", label("predicted", lang)), ("mean_actual", label("actual", lang))],
+              title=label("title_holdout", lang))
+    show_rows([{"bin": r["bin"], "customers": r["customers"], "predicted": Percent(round(100 * r["mean_predicted"], 1)),
+                "actual": Percent(round(100 * r["actual_rate"], 1))} for r in result.calibration],
+              [("bin", label("risk_decile", lang)), ("customers", label("customers", lang)),
+               ("predicted", label("predicted", lang) + " %"), ("actual", label("actual", lang) + " %")],
+              title=label("title_calibration", lang))
+    console.print(f"{label('chart', lang)}: {chart}", markup=False)
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

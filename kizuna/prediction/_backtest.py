@@ -1,0 +1,107 @@
+"""`backtest`: calibrate on the data before a date, predict the period after it, and compare with what
+happened (SPEC §3) — the figures that say whether to trust `predict`.
+
+* purchases: BG/NBD's expected purchase days per customer against the actual ones, by the number
+  of repeat purchases in the calibration period (the calibration/holdout chart of Fader, Hardie &
+  Lee 2005), and in total;
+* churn: how well the churn risk ranks who left (ROC AUC, top-decile lift) and how well it is
+  calibrated (predicted vs actual churn rate by decile), side by side with two baselines that
+  need no model of ours: the days since the last order, and BG/NBD's 1 − P(alive).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import numpy as np
+
+from kizuna.prediction._evaluation import (
+    calibration_table,
+    holdout_aggregate,
+    holdout_table,
+    roc_auc,
+    top_decile_lift,
+)
+from kizuna.prediction._features import churn_labels
+from kizuna.prediction._predict import PredictionError, Predictions, predict_customers
+
+__all__ = ["Backtest", "backtest"]
+
+
+@dataclass
+class Backtest:
+    """The figures of one backtest; `to_dict` gives them all, for `--format json`."""
+
+    as_of: dt.date  # the end of the calibration period
+    horizon_days: int
+    customers: int
+    churn_rate: float
+    purchases: dict[str, Any]  # aggregate: predicted vs actual purchase days in the holdout
+    holdout: list[dict[str, Any]]  # by calibration frequency 0..7+
+    churn: dict[str, dict[str, Any]]  # model / recency / bg_nbd: auc, top_decile_lift
+    calibration: list[dict[str, Any]]  # the model's risk by decile
+    model_fit: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(), "horizon_days": self.horizon_days, "customers": self.customers,
+            "churn_rate": self.churn_rate, "purchases": self.purchases, "holdout": self.holdout,
+            "churn": self.churn, "calibration": self.calibration, "model_fit": self.model_fit, "notes": self.notes,
+        }
+
+
+def backtest(
+    tables: dict[str, ibis.Table], as_of: dt.date, *, horizon_days: int = 90, clv_horizon_days: int = 365,
+    discount_rate: float = 0.1, gross_margin_rate: float = 0.4,
+) -> Backtest:
+    """Predict as of `as_of` from the data before it, then score against the `horizon_days` after it."""
+    last = _last_order_day(tables)
+    end = as_of + dt.timedelta(days=horizon_days)
+    if last is None or last < end:
+        raise PredictionError(
+            f"The holdout period {as_of + dt.timedelta(days=1)} – {end} runs past the last order in the data "
+            f"({last or 'none'}): what happened in it is not known yet. Choose --as-of at least {horizon_days} "
+            "days before the last order, or a shorter --horizon."
+        )
+    result = predict_customers(tables, as_of, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
+                               discount_rate=discount_rate, gross_margin_rate=gross_margin_rate)
+    actual = churn_labels(tables, as_of, horizon_days).to_pyarrow()
+    return _score(result, actual)
+
+
+def _last_order_day(tables: dict[str, ibis.Table]) -> dt.date | None:
+    orders = tables["orders"]
+    value = orders.ordered_at.max().to_pyarrow().as_py()
+    return None if value is None else value.date()
+
+
+def _score(result: Predictions, actual) -> Backtest:
+    # one row per predicted customer, in the prediction's order (customer_features' customers are
+    # the customers of churn_labels at the same date)
+    order = {customer: i for i, customer in enumerate(actual["customer_id"].to_pylist())}
+    index = np.array([order[c] for c in result.table["customer_id"].to_pylist()])
+    churned = actual["churned"].to_numpy()[index]
+    bought = actual["purchase_days_after"].to_numpy()[index].astype(float)
+
+    table, features = result.table, result.features
+    expected = table["expected_orders"].to_numpy()
+    risk = table["churn_risk"].to_numpy()
+    recency = features["days_since_last_order"].to_numpy().astype(float)
+    dead = 1 - table["p_alive"].to_numpy()
+    churn = {
+        name: {"auc": roc_auc(churned, score), "top_decile_lift": top_decile_lift(churned, score)}
+        for name, score in (("model", risk), ("recency", recency), ("bg_nbd", dead))
+    }
+    return Backtest(
+        as_of=result.as_of, horizon_days=result.horizon_days, customers=table.num_rows,
+        churn_rate=float(churned.mean()),
+        purchases=holdout_aggregate(expected, bought),
+        holdout=holdout_table(features["frequency"].to_numpy(), expected, bought),
+        churn=churn, calibration=calibration_table(churned, risk), model_fit=result.model_fit(),
+        notes=result.notes,
+    )
+

@@ -1,0 +1,152 @@
+"""Backtest figures: how well risks rank and match what happened, and how predicted purchases
+compare with actual ones (plain NumPy / scikit-learn on arrays, one value per customer).
+
+* :func:`roc_auc` — the chance that a customer who churned got a higher score than one who stayed;
+* :func:`top_decile_lift` — churn rate among the 10 % highest scores ÷ the overall churn rate;
+* :func:`calibration_table` — per decile of predicted risk: mean predicted vs actual churn rate;
+* :func:`holdout_table` and :func:`holdout_aggregate` — the calibration/holdout comparison of
+  Fader, Hardie & Lee (2005, figure 4): mean predicted vs mean actual holdout purchases by the
+  number of repeat purchases in the calibration period (0, 1, …, 7+), and the totals.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["calibration_table", "holdout_aggregate", "holdout_table", "roc_auc", "top_decile_lift"]
+
+
+def _vectors(**arrays: Any) -> list[np.ndarray]:
+    out = [np.asarray(a, dtype=np.float64).ravel() for a in arrays.values()]
+    lengths = {name: len(a) for name, a in zip(arrays, out, strict=True)}
+    if len(set(lengths.values())) > 1:
+        raise ValueError("one value per customer is needed in each input, but the lengths differ: "
+                         + ", ".join(f"{k} {v:,}" for k, v in lengths.items()) + ".")
+    for name, a in zip(arrays, out, strict=True):
+        if np.isnan(a).any():
+            raise ValueError(f"{name} has missing values; fill or drop those customers first.")
+    return out
+
+
+def roc_auc(y_true: Any, score: Any) -> float | None:
+    """ROC AUC of `score` for the outcome `y_true` (1/0); None when only one outcome occurs.
+
+    >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y, s = _vectors(y_true=y_true, score=score)
+    positives = int(y.sum())
+    if positives == 0 or positives == len(y):
+        return None
+    return float(roc_auc_score(y, s))
+
+
+def top_decile_lift(y_true: Any, score: Any, fraction: float = 0.1) -> float | None:
+    """Churn rate among the `fraction` highest scores ÷ the overall churn rate (1: no better than
+    picking at random); None without customers or without a churner.
+
+    The top group holds ceil(fraction × customers) customers; ties at its edge are broken by
+    position (a stable sort), so the result does not depend on chance.
+
+    >>> top_decile_lift([1, 0, 0, 0, 0, 0, 0, 0, 0, 1], [9, 1, 2, 3, 4, 5, 6, 7, 8, 0])
+    5.0
+    """
+    y, s = _vectors(y_true=y_true, score=score)
+    if not len(y) or y.sum() == 0:
+        return None
+    top = max(1, math.ceil(fraction * len(y)))
+    highest = np.argsort(-s, kind="stable")[:top]
+    return float(y[highest].mean() / y.mean())
+
+
+def calibration_table(y_true: Any, risk: Any, bins: int = 10) -> list[dict[str, Any]]:
+    """Per group of predicted risk (deciles by default, lowest risk first): customers, mean
+    predicted risk, actual churn rate, and the group's risk range.
+
+    Groups are by rank (equal sizes up to one customer; customers with equal risks may fall
+    in adjacent groups), so every group has customers even when risks bunch up.
+
+    >>> [(r["customers"], r["mean_predicted"], r["actual_rate"]) for r in
+    ...  calibration_table([0, 0, 1, 1], [0.1, 0.2, 0.7, 0.9], bins=2)]
+    [(2, 0.15000000000000002, 0.0), (2, 0.8, 1.0)]
+    """
+    y, r = _vectors(y_true=y_true, risk=risk)
+    n = len(y)
+    if bins < 1:
+        raise ValueError("bins must be at least 1.")
+    order = np.argsort(r, kind="stable")
+    group = np.empty(n, dtype=np.int64)
+    group[order] = np.arange(n) * bins // max(n, 1)
+    rows = []
+    for g in range(bins):
+        members = group == g
+        count = int(members.sum())
+        if not count:
+            continue
+        rows.append({
+            "bin": g + 1,
+            "customers": count,
+            "mean_predicted": float(r[members].mean()),
+            "actual_rate": float(y[members].mean()),
+            "min_risk": float(r[members].min()),
+            "max_risk": float(r[members].max()),
+        })
+    return rows
+
+
+def holdout_table(calibration_frequency: Any, predicted: Any, actual: Any,
+                  max_frequency: int = 7) -> list[dict[str, Any]]:
+    """The calibration/holdout table: per number of repeat purchases in the calibration period
+    (0, 1, …, `max_frequency` and more), the customers, their mean predicted and mean actual
+    purchases in the holdout period.
+
+    Every frequency from 0 to `max_frequency` has a row (customers 0 and NaN means when nobody
+    has it), so charts of different backtests line up; the last row, labelled "7+", holds
+    everyone at or above `max_frequency`.
+
+    >>> [(r["label"], r["customers"], r["mean_predicted"], r["mean_actual"])
+    ...  for r in holdout_table([0, 0, 1, 3], [0.2, 0.4, 1.0, 2.5], [0, 1, 1, 2], max_frequency=2)]
+    [('0', 2, 0.30000000000000004, 0.5), ('1', 1, 1.0, 1.0), ('2+', 1, 2.5, 2.0)]
+    """
+    f, p, a = _vectors(calibration_frequency=calibration_frequency, predicted=predicted, actual=actual)
+    if max_frequency < 1:
+        raise ValueError("max_frequency must be at least 1.")
+    group = np.minimum(np.floor(f), max_frequency).astype(np.int64)
+    if (group < 0).any():
+        raise ValueError("calibration_frequency must not be negative.")
+    counts = np.bincount(group, minlength=max_frequency + 1)
+    sum_p = np.bincount(group, weights=p, minlength=max_frequency + 1)
+    sum_a = np.bincount(group, weights=a, minlength=max_frequency + 1)
+    rows = []
+    for k in range(max_frequency + 1):
+        count = int(counts[k])
+        rows.append({
+            "frequency": k,
+            "label": f"{k}+" if k == max_frequency else str(k),
+            "customers": count,
+            "mean_predicted": float(sum_p[k] / count) if count else math.nan,
+            "mean_actual": float(sum_a[k] / count) if count else math.nan,
+        })
+    return rows
+
+
+def holdout_aggregate(predicted: Any, actual: Any) -> dict[str, Any]:
+    """Total predicted vs actual holdout purchases over all customers, and the error in percent
+    of the actual total (None when nothing was bought).
+
+    >>> holdout_aggregate([0.5, 1.5, 2.0], [1, 1, 1])
+    {'customers': 3, 'predicted': 4.0, 'actual': 3.0, 'error_pct': 33.333333333333336}
+    """
+    p, a = _vectors(predicted=predicted, actual=actual)
+    total_p, total_a = float(p.sum()), float(a.sum())
+    return {
+        "customers": len(p),
+        "predicted": total_p,
+        "actual": total_a,
+        "error_pct": 100.0 * (total_p - total_a) / total_a if total_a else None,
+    }

@@ -1,0 +1,229 @@
+"""Per-customer inputs of the prediction models, as one Ibis expression (any engine).
+
+Two families of columns, one row per customer who has ordered by the as-of date:
+
+* the statistics of the customer-base models, in days, as lifetimes defines them (orders on
+  the same day count as one purchase): `frequency` (repeat purchase days), `recency` (days
+  from the first to the last purchase day), `T` (days from the first purchase day to the
+  as-of date), `monetary_value` (mean revenue of the repeat purchase days; 0 without one);
+* the churn model's features (`CHURN_FEATURES`), and the context its reasons quote
+  (`REASON_CONTEXT`): the date an unresolved complaint was opened, the latest NPS answer …
+
+`churn_labels` gives what happened next: for each customer, whether they ordered (and
+whether a subscriber cancelled) in a window after a cut-off date; the churn model is trained
+on features as of one date and the labels of the window that follows it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+from ibis import _
+
+from kizuna.analytics import AsOf, counted_orders
+
+__all__ = ["CHURN_FEATURES", "LIFE_EVENTS", "MODEL_COLUMNS", "REASON_CONTEXT", "churn_labels", "customer_features"]
+
+# Features of the churn model, in the order of its matrix. Nulls are "unknown" (no NPS answer,
+# a single order): the model takes missing values as they are.
+CHURN_FEATURES = (
+    "days_since_last_order",    # days from the last order to the as-of date
+    "orders",                   # orders over the customer's life
+    "orders_365d",              # orders in the last 365 days
+    "revenue",                  # lifetime revenue (yen, after refunds)
+    "revenue_365d",
+    "mean_interval_days",       # the customer's usual days between purchase days (null: one purchase day)
+    "overdue_ratio",            # days since the last order / the usual interval
+    "tenure_days",              # days since sign-up or the first order, whichever is earlier
+    "nps_score",                # the latest answer (0-10) within the last 365 days
+    "nps_change",               # the latest answer minus the one before it
+    "contacts_365d",            # support contacts opened in the last 365 days
+    "open_contacts",            # contacts still unresolved on the as-of date
+    "complaints_365d",
+    "resolution_hours",         # mean hours to resolve a contact, last 365 days
+    "days_since_contact",       # days since the last support contact
+    "is_subscriber",            # 1: a subscription started and not cancelled by the as-of date
+    "subscription_days",        # days since that subscription started
+    "days_since_life_event",    # days since a move, marriage, household or plan change (last 365 days)
+)
+
+# What reasons quote besides the features (dates and words a call-centre agent can read out).
+REASON_CONTEXT = (
+    "last_order_at",            # date of the last order
+    "open_complaint_since",     # date the oldest unresolved complaint (or contact) was opened
+    "life_event",               # kind of the latest life event (moved, married, …)
+)
+
+# The customer-base models' statistics (days).
+MODEL_COLUMNS = ("frequency", "recency", "T", "monetary_value")
+
+LIFE_EVENTS = ("moved", "married", "household_change", "plan_change")
+_YEAR = dt.timedelta(days=365)
+
+
+def customer_features(tables: dict[str, ibis.Table], as_of: dt.date) -> ibis.Table:
+    """customer_id, MODEL_COLUMNS, CHURN_FEATURES and REASON_CONTEXT for customers who ordered by `as_of`.
+
+    Only what happened by the end of `as_of` is seen, so the same call gives the features of
+    any past date (the training rows of the churn model, the calibration of a backtest).
+    """
+    cut = AsOf(as_of)
+    year_ago = ibis.literal(cut.end - _YEAR, type="timestamp")
+    orders = counted_orders(tables["orders"], cut)
+
+    # purchase days: the customer-base models count a day's orders as one purchase
+    days = orders.group_by(customer_id=orders.customer_id, day=orders.ordered_at.date()).aggregate(
+        day_revenue=orders.revenue.sum()
+    )
+    days = days.mutate(first_day=days.day.min().over(group_by=days.customer_id))
+    by_day = days.group_by("customer_id").aggregate(
+        first_day=days.day.min(),
+        last_day=days.day.max(),
+        purchase_days=days.count(),
+        repeat_revenue=days.day_revenue.sum(where=days.day != days.first_day),
+    )
+    by_order = orders.group_by("customer_id").aggregate(
+        last_order_at=orders.ordered_at.max(),
+        orders=orders.count(),
+        orders_365d=orders.count(where=orders.ordered_at >= year_ago),
+        revenue=orders.revenue.sum(),
+        revenue_365d=orders.revenue.sum(where=orders.ordered_at >= year_ago),
+    )
+    frequency = (by_day.purchase_days - 1).cast("int64")
+    recency = (by_day.last_day - by_day.first_day).cast("int64")
+    base = by_day.select(
+        "customer_id", "first_day",
+        frequency=frequency,
+        recency=recency,
+        T=(ibis.literal(as_of) - by_day.first_day).cast("int64"),
+        monetary_value=ibis.cases(
+            (frequency > 0, by_day.repeat_revenue.cast("float64") / frequency.cast("float64")), else_=0.0
+        ),
+        mean_interval_days=ibis.cases((frequency > 0, recency.cast("float64") / frequency.cast("float64")),
+                                      else_=ibis.null("float64")),
+    )
+
+    nps = _nps(tables["nps_answers"], cut)
+    support = _support(tables["support_contacts"], cut, year_ago)
+    events = _events(tables["events"], cut, year_ago)
+    customers = tables["customers"].select("customer_id", "signed_up_at")
+
+    joined = (
+        base.inner_join(by_order, "customer_id")
+        .left_join(customers, "customer_id")
+        .left_join(nps, "customer_id")
+        .left_join(support, "customer_id")
+        .left_join(events, "customer_id")
+    )
+    t = joined
+    since_last = cut.days_since(t.last_order_at)
+    first_seen = ibis.least(t.first_day, t.signed_up_at.date().fill_null(t.first_day))
+    return t.select(
+        "customer_id", *MODEL_COLUMNS,
+        days_since_last_order=since_last,
+        orders=t.orders.cast("int64"),
+        orders_365d=t.orders_365d.cast("int64"),
+        revenue=t.revenue.cast("int64"),
+        revenue_365d=t.revenue_365d.fill_null(0).cast("int64"),
+        mean_interval_days=t.mean_interval_days,
+        overdue_ratio=ibis.cases(
+            (t.mean_interval_days > 0, since_last.cast("float64") / t.mean_interval_days), else_=ibis.null("float64")
+        ),
+        tenure_days=(ibis.literal(as_of) - first_seen).cast("int64"),
+        nps_score=t.nps_score,
+        nps_change=t.nps_change,
+        contacts_365d=t.contacts_365d.fill_null(0).cast("int64"),
+        open_contacts=t.open_contacts.fill_null(0).cast("int64"),
+        complaints_365d=t.complaints_365d.fill_null(0).cast("int64"),
+        resolution_hours=t.resolution_hours,
+        days_since_contact=cut.days_since(t.last_contact_at),
+        is_subscriber=t.is_subscriber.fill_null(0).cast("int64"),
+        subscription_days=ibis.cases((t.is_subscriber == 1, cut.days_since(t.subscribed_at)),
+                                     else_=ibis.null("int64")),
+        days_since_life_event=cut.days_since(t.life_event_at),
+        last_order_at=t.last_order_at.date(),
+        open_complaint_since=t.open_since.date(),
+        life_event=t.life_event,
+    )
+
+
+def _nps(answers: ibis.Table, cut: AsOf) -> ibis.Table:
+    """The latest answer of the last 365 days and the change from the answer before it."""
+    start = ibis.literal(cut.end - _YEAR, type="timestamp")
+    seen = answers.filter(cut.before_end(answers.answered_at))
+    ranked = seen.mutate(
+        _n=ibis.row_number().over(group_by=_.customer_id, order_by=[ibis.desc(_.answered_at), ibis.desc(_.score)])
+    )
+    latest = ranked.filter(ranked._n == 0, ranked.answered_at >= start).select("customer_id", nps_score=_.score)
+    previous = ranked.filter(ranked._n == 1).select("customer_id", _previous=_.score)
+    both = latest.left_join(previous, "customer_id")
+    return both.select(
+        "customer_id", nps_score=both.nps_score.cast("int64"),
+        nps_change=(both.nps_score - both._previous).cast("int64"),
+    )
+
+
+def _support(contacts: ibis.Table, cut: AsOf, year_ago: ibis.Value) -> ibis.Table:
+    seen = contacts.filter(cut.before_end(contacts.opened_at))
+    resolved = seen.resolved_at.notnull() & cut.before_end(seen.resolved_at)
+    is_open = ~resolved & (seen.status.fill_null("open") != "resolved")
+    recent = seen.opened_at >= year_ago
+    complaint = seen.is_complaint.fill_null(False)
+    hours = (seen.resolved_at.epoch_seconds() - seen.opened_at.epoch_seconds()).cast("float64") / 3600.0
+    return seen.group_by("customer_id").aggregate(
+        contacts_365d=seen.count(where=recent),
+        open_contacts=seen.count(where=is_open),
+        complaints_365d=seen.count(where=recent & complaint),
+        resolution_hours=hours.mean(where=recent & resolved),
+        last_contact_at=seen.opened_at.max(),
+        # what a reason quotes: the oldest open complaint, else the oldest open contact
+        open_since=ibis.coalesce(seen.opened_at.min(where=is_open & complaint), seen.opened_at.min(where=is_open)),
+    )
+
+
+def _events(events: ibis.Table, cut: AsOf, year_ago: ibis.Value) -> ibis.Table:
+    seen = events.filter(cut.before_end(events.occurred_at))
+    latest_start = seen.occurred_at.max(where=seen.kind == "subscription_start")
+    latest_cancel = seen.occurred_at.max(where=seen.kind == "cancellation")
+    life = seen.filter(seen.kind.isin(LIFE_EVENTS), seen.occurred_at >= year_ago)
+    ranked = life.mutate(_n=ibis.row_number().over(group_by=_.customer_id, order_by=ibis.desc(_.occurred_at)))
+    latest_life = ranked.filter(ranked._n == 0).select("customer_id", life_event_at=_.occurred_at, life_event=_.kind)
+    subscriptions = seen.group_by("customer_id").aggregate(_start=latest_start, _cancel=latest_cancel)
+    s = subscriptions
+    active = s._start.notnull() & (s._cancel.isnull() | (s._cancel < s._start))
+    subscriptions = s.select("customer_id", subscribed_at=s._start, is_subscriber=ibis.cases((active, 1), else_=0))
+    return subscriptions.outer_join(latest_life, "customer_id").select(
+        customer_id=ibis.coalesce(_.customer_id, _.customer_id_right),
+        subscribed_at=_.subscribed_at, is_subscriber=_.is_subscriber,
+        life_event_at=_.life_event_at, life_event=_.life_event,
+    )
+
+
+def churn_labels(tables: dict[str, ibis.Table], cutoff: dt.date, horizon_days: int) -> ibis.Table:
+    """What happened next, for customers who had ordered by `cutoff`: customer_id, ordered (1 when
+    the customer ordered in the `horizon_days` after `cutoff`), orders_after (how many),
+    purchase_days_after (on how many days), cancelled (1 when a subscription was cancelled in that
+    window) and churned (no order, or a cancellation).
+    """
+    start = AsOf(cutoff)
+    end = AsOf(cutoff + dt.timedelta(days=horizon_days))
+    before = counted_orders(tables["orders"], start).select("customer_id").distinct()
+    after = counted_orders(tables["orders"], end)
+    after = after.filter(after.ordered_at >= start.end_literal)
+    counts = after.group_by("customer_id").aggregate(
+        orders_after=after.count(), purchase_days_after=after.ordered_at.date().nunique()
+    )
+    events = tables["events"]
+    cancels = events.filter(
+        events.kind == "cancellation", events.occurred_at >= start.end_literal, end.before_end(events.occurred_at)
+    ).select("customer_id").distinct().mutate(_cancelled=1)
+    joined = before.left_join(counts, "customer_id").left_join(cancels, "customer_id")
+    orders_after = joined.orders_after.fill_null(0).cast("int64")
+    cancelled = joined._cancelled.fill_null(0).cast("int64")
+    return joined.select(
+        "customer_id", orders_after=orders_after,
+        purchase_days_after=joined.purchase_days_after.fill_null(0).cast("int64"),
+        ordered=(orders_after > 0).cast("int64"), cancelled=cancelled,
+        churned=((orders_after == 0) | (cancelled == 1)).cast("int64"),
+    )

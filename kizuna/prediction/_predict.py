@@ -1,0 +1,283 @@
+"""`predict`: every customer's P(alive), expected orders, next order, order value, CLV, churn risk and
+its reasons, and value at risk, as of a date (SPEC §3).
+
+The engine does the per-customer work (`customer_features`) and the aggregation to sufficient
+statistics; the models are fitted in NumPy on what comes back:
+
+* BG/NBD on (frequency, recency, T) counts: P(alive), expected orders, the next order's date;
+* Gamma-Gamma on the repeat buyers: expected order value, hence the CLV over `clv_horizon_days`,
+  discounted month by month;
+* the churn model on the features of `horizon_days` before the as-of date and what happened in
+  the `horizon_days` after them (no order, or a cancelled subscription): the churn risk now, and
+  the three features that raise each customer's risk most, in words;
+* the shifted-beta-geometric model on the subscriptions' monthly survival: each subscriber's
+  probability of cancelling within the horizon, for the summary and the call list.
+
+`PredictionError` says plainly when the data cannot carry a model (too few repeat buyers, too
+short a history) instead of producing numbers nobody should act on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from dataclasses import dataclass, field
+
+import ibis
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy import special
+
+from kizuna._errors import KizunaError
+from kizuna.analytics import AsOf
+from kizuna.models import BetaGeo, GammaGamma, ModelFitWarning, ShiftedBetaGeo
+from kizuna.prediction._churn import ChurnModel
+from kizuna.prediction._features import CHURN_FEATURES, churn_labels, customer_features
+from kizuna.prediction._reasons import reason_texts
+
+__all__ = ["PREDICTION_COLUMNS", "PredictionError", "Predictions", "predict_customers"]
+
+# The stored columns of customer_predictions, in order.
+PREDICTION_COLUMNS = (
+    "customer_id", "as_of", "horizon_days", "p_alive", "expected_orders", "expected_next_order_on",
+    "expected_order_value", "clv", "clv_profit", "churn_risk", "value_at_risk", "cancel_probability",
+    "churn_reasons_ja", "churn_reasons_en", "open_contacts", "days_since_life_event",
+)
+MIN_REPEAT_BUYERS = 30  # fewer cannot pin the BG/NBD and Gamma-Gamma parameters down
+MIN_TRAINING_CUSTOMERS = 200
+NEXT_ORDER_SEARCH_DAYS = 3 * 365  # an order not expected within three years has no date
+MONTH_DAYS = 365.25 / 12
+
+
+class PredictionError(KizunaError):
+    """The workspace's data cannot support a prediction model; the message says why and what to do."""
+
+
+@dataclass
+class Predictions:
+    """What `predict_customers` found: the per-customer table and the models behind it."""
+
+    as_of: dt.date
+    horizon_days: int
+    clv_horizon_days: int
+    table: pa.Table  # PREDICTION_COLUMNS, one row per customer who has ordered
+    beta_geo: BetaGeo
+    gamma_gamma: GammaGamma
+    churn: ChurnModel
+    shifted_beta_geo: ShiftedBetaGeo | None
+    training_customers: int
+    repeat_buyers: int
+    features: pa.Table  # the inputs (customer_features), row for row with `table`
+    notes: list[str] = field(default_factory=list)  # plain-language caveats about the fit
+
+    def model_fit(self) -> dict[str, object]:
+        """The fitted parameters, their standard errors and how well each model did, for reports."""
+        def described(model, extra: dict | None = None) -> dict[str, object]:
+            return {"params": model.params_, "standard_errors": getattr(model, "standard_errors_", None),
+                    "converged": getattr(model, "converged_", None), **(extra or {})}
+
+        return {
+            "bg_nbd": described(self.beta_geo, {"repeat_buyers": self.repeat_buyers}),
+            "gamma_gamma": described(self.gamma_gamma),
+            "churn": {"validation_auc": self.churn.validation_auc_, "training_customers": self.training_customers},
+            "shifted_beta_geo": described(self.shifted_beta_geo) if self.shifted_beta_geo is not None else None,
+        }
+
+
+def predict_customers(
+    tables: dict[str, ibis.Table], as_of: dt.date, *, horizon_days: int = 90, clv_horizon_days: int = 365,
+    discount_rate: float = 0.1, gross_margin_rate: float = 0.4,
+) -> Predictions:
+    """Fit the models on the data up to `as_of` and predict every customer who has ordered."""
+    notes: list[str] = []
+    features_expr = customer_features(tables, as_of)
+    features = features_expr.to_pyarrow()
+    if features.num_rows == 0:
+        raise PredictionError("No orders up to the as-of date: nothing to predict. Run `kizuna import orders FILE`.")
+    f, r, t, m = (features[c].to_numpy(zero_copy_only=False).astype(float)
+                  for c in ("frequency", "recency", "T", "monetary_value"))
+    repeat_buyers = int((f > 0).sum())
+    if repeat_buyers < MIN_REPEAT_BUYERS:
+        raise PredictionError(
+            f"Only {repeat_buyers} customers have ordered on more than one day: too few repeat buyers to learn "
+            "how often customers buy. Import more order history."
+        )
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ModelFitWarning)
+        beta_geo = _fit_beta_geo(features_expr)
+        gamma_gamma = GammaGamma().fit(f[(f > 0) & (m > 0)], m[(f > 0) & (m > 0)])
+        shifted = _fit_shifted_beta_geo(tables, as_of)
+    notes += [str(w.message) for w in caught if issubclass(w.category, ModelFitWarning)]
+
+    p_alive = beta_geo.predict_alive(f, r, t)
+    expected_orders = beta_geo.predict_purchases(horizon_days, f, r, t)
+    # repeat orders all refunded (no spend to learn from): the population's mean order value
+    spends = (f > 0) & (m > 0)
+    spend = gamma_gamma.predict_spend(np.where(spends, f, 0), np.where(spends, m, 0.0))
+    clv = _discounted_value(beta_geo, spend, f, r, t, clv_horizon_days, discount_rate)
+    next_order = _next_order_days(beta_geo, f, r, t)
+
+    churn, training = _fit_churn(tables, as_of, horizon_days, notes)
+    matrix = _matrix(features)
+    risk = churn.predict_risk(matrix)
+    top = churn.top_reasons(matrix, k=3)
+    cancel = _cancel_probability(shifted, features, horizon_days)
+
+    as_of_days = np.datetime64(as_of, "D")
+    ahead = np.ceil(np.nan_to_num(next_order)).astype("timedelta64[D]")
+    next_on = np.where(np.isnan(next_order), np.datetime64("NaT"), as_of_days + ahead)
+    table = pa.table({
+        "customer_id": features["customer_id"],
+        "as_of": pa.array([as_of] * features.num_rows, pa.date32()),
+        "horizon_days": pa.array(np.full(features.num_rows, horizon_days), pa.int64()),
+        "p_alive": p_alive,
+        "expected_orders": expected_orders,
+        "expected_next_order_on": pa.array(next_on, pa.date32()),
+        "expected_order_value": spend,
+        "clv": clv,
+        "clv_profit": clv * gross_margin_rate,
+        "churn_risk": risk,
+        "value_at_risk": risk * clv,
+        "cancel_probability": pa.array(cancel, pa.float64(), from_pandas=True),
+        "churn_reasons_ja": reason_texts(features, top, CHURN_FEATURES, "ja"),
+        "churn_reasons_en": reason_texts(features, top, CHURN_FEATURES, "en"),
+        # what the call list's suggested action looks at, besides customer_scores
+        "open_contacts": features["open_contacts"],
+        "days_since_life_event": features["days_since_life_event"],
+    })
+    return Predictions(as_of, horizon_days, clv_horizon_days, table, beta_geo, gamma_gamma, churn, shifted,
+                       training, repeat_buyers, features, notes)
+
+
+def _fit_beta_geo(features: ibis.Table) -> BetaGeo:
+    # the engine counts the customers of each (frequency, recency, T): one likelihood term each
+    stats = features.group_by("frequency", "recency", "T").aggregate(customers=features.count()).to_pyarrow()
+    column = {c: stats[c].to_numpy().astype(float) for c in ("frequency", "recency", "T", "customers")}
+    return BetaGeo().fit(column["frequency"], column["recency"], column["T"], weights=column["customers"])
+
+
+def _discounted_value(
+    model: BetaGeo, spend: np.ndarray, f: np.ndarray, r: np.ndarray, t: np.ndarray, days: int, yearly_rate: float,
+) -> np.ndarray:
+    """Expected revenue over `days`, month by month, each month discounted at `yearly_rate`."""
+    steps = max(1, round(days / MONTH_DAYS))
+    ends = np.linspace(0, days, steps + 1)
+    cumulative = [np.zeros_like(f)] + [model.predict_purchases(end, f, r, t) for end in ends[1:]]
+    value = np.zeros_like(f)
+    for k in range(1, steps + 1):
+        discount = (1 + yearly_rate) ** (-ends[k] / 365.25)
+        value += (cumulative[k] - cumulative[k - 1]) * spend * discount
+    return value
+
+
+def _next_order_days(model: BetaGeo, f: np.ndarray, r: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Days until the expected number of orders reaches one (NaN: not within three years)."""
+    low = np.zeros_like(f)
+    high = np.full_like(f, float(NEXT_ORDER_SEARCH_DAYS))
+    reachable = model.predict_purchases(NEXT_ORDER_SEARCH_DAYS, f, r, t) >= 1
+    for _ in range(20):  # bisection: to well under a day over three years
+        middle = (low + high) / 2
+        below = model.predict_purchases(middle, f, r, t) < 1
+        low = np.where(below, middle, low)
+        high = np.where(below, high, middle)
+    return np.where(reachable, high, np.nan)
+
+
+def _matrix(features: pa.Table) -> np.ndarray:
+    return np.column_stack([
+        features[c].cast(pa.float64()).to_numpy(zero_copy_only=False) for c in CHURN_FEATURES
+    ])
+
+
+def _fit_churn(
+    tables: dict[str, ibis.Table], as_of: dt.date, horizon_days: int, notes: list[str]
+) -> tuple[ChurnModel, int]:
+    """Train on the features of `horizon_days` before `as_of` and what happened since."""
+    cutoff = as_of - dt.timedelta(days=horizon_days)
+    past = customer_features(tables, cutoff)
+    labels = churn_labels(tables, cutoff, horizon_days)
+    training = past.inner_join(labels, "customer_id").select(*CHURN_FEATURES, "churned").to_pyarrow()
+    if training.num_rows < MIN_TRAINING_CUSTOMERS:
+        raise PredictionError(
+            f"Only {training.num_rows} customers had ordered by {cutoff} ({horizon_days} days before {as_of}): "
+            "too short a history to learn who leaves. Import more order history, or shorten --horizon."
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ModelFitWarning)
+        model = ChurnModel().fit(_matrix(training), training["churned"].to_numpy(), CHURN_FEATURES)
+    notes += [str(w.message) for w in caught if issubclass(w.category, ModelFitWarning)]
+    return model, training.num_rows
+
+
+def subscription_periods(tables: dict[str, ibis.Table], as_of: dt.date) -> pa.Table:
+    """customer_id, months (whole months from the latest subscription start to its cancellation, or to
+    `as_of`) and cancelled (1/0): each subscription's observed life, for the shifted-beta-geometric model."""
+    cut = AsOf(as_of)
+    events = tables["events"].filter(cut.before_end(tables["events"].occurred_at))
+    starts = events.filter(events.kind == "subscription_start").group_by("customer_id").aggregate(
+        started_at=events.occurred_at.max()
+    )
+    cancels = events.filter(events.kind == "cancellation").select("customer_id", cancelled_at=events.occurred_at)
+    joined = starts.left_join(cancels, [starts.customer_id == cancels.customer_id,
+                                        cancels.cancelled_at >= starts.started_at])
+    per = joined.group_by(customer_id=joined.customer_id).aggregate(
+        started_at=joined.started_at.min(), cancelled_at=joined.cancelled_at.min()
+    )
+    end = ibis.coalesce(per.cancelled_at.date(), ibis.literal(as_of))
+    days = (end - per.started_at.date()).cast("int64")
+    return per.select("customer_id", days=days, cancelled=per.cancelled_at.notnull().cast("int64")).to_pyarrow()
+
+
+def _fit_shifted_beta_geo(tables: dict[str, ibis.Table], as_of: dt.date) -> ShiftedBetaGeo | None:
+    """sBG on the subscriptions' pooled monthly survival (None without enough subscriptions).
+
+    Subscriptions start in different months, so their survival is pooled as a life table: the
+    share that stays through month k among those observed for all of it, chained into the
+    survival of one cohort (the Kaplan-Meier estimate), which the model is then fitted to.
+    """
+    periods = subscription_periods(tables, as_of)
+    if periods.num_rows < 50:
+        return None
+    months = np.floor(periods["days"].to_numpy() / MONTH_DAYS).astype(int)
+    cancelled = periods["cancelled"].to_numpy().astype(bool)
+    alive = [float(periods.num_rows)]
+    for k in range(int(months.max())):
+        # observed through month k: still subscribed after it, or cancelled within it (a subscription
+        # that started less than k + 1 months ago has not been seen through month k yet)
+        at_risk = int(((months > k) | (cancelled & (months == k))).sum())
+        lost = int((cancelled & (months == k)).sum())
+        if at_risk < 20:
+            break
+        alive.append(alive[-1] * (1 - lost / at_risk))
+    if len(alive) < 3:
+        return None
+    return ShiftedBetaGeo().fit(np.array(alive))
+
+
+def _cancel_probability(model: ShiftedBetaGeo | None, features: pa.Table, horizon_days: int) -> np.ndarray:
+    """P(a subscriber cancels within the horizon | still subscribed after t months); NaN for non-subscribers."""
+    subscriber = features["is_subscriber"].to_numpy(zero_copy_only=False) == 1
+    if model is None:
+        return np.full(features.num_rows, np.nan)
+    days = features["subscription_days"].cast(pa.float64()).to_numpy(zero_copy_only=False)
+    age = np.floor(np.nan_to_num(days) / MONTH_DAYS)
+    alpha, beta = model.params_["alpha"], model.params_["beta"]
+    ahead = horizon_days / MONTH_DAYS
+    # S(t) = B(alpha, beta + t) / B(alpha, beta): the chance to stay `ahead` more months is S(t + ahead) / S(t)
+    stay = np.exp(special.betaln(alpha, beta + age + ahead) - special.betaln(alpha, beta + age))
+    return np.where(subscriber, 1 - stay, np.nan)
+
+
+def value_at_risk_by(predictions: pa.Table, scores: pa.Table, column: str) -> list[dict]:
+    """Customers, high-risk customers and value at risk per value of a customer_scores column."""
+    joined = predictions.join(scores.select(["customer_id", column]), "customer_id")
+    grouped = joined.group_by(column).aggregate([("customer_id", "count"), ("value_at_risk", "sum")])
+    rows = [{"segment": r[column], "customers": r["customer_id_count"], "value_at_risk": r["value_at_risk_sum"]}
+            for r in grouped.to_pylist()]
+    return sorted(rows, key=lambda r: -(r["value_at_risk"] or 0))
+
+
+def high_risk_count(predictions: pa.Table, threshold: float) -> int:
+    return int(pc.sum(pc.greater_equal(predictions["churn_risk"], threshold)).as_py() or 0)

@@ -1,0 +1,112 @@
+"""The contact centre's call list (SPEC §3, 002 §6-5): customers in order of value at risk, each with
+what to say — the suggested action of SPEC §2 / §4 — and the reasons behind the risk.
+
+The list is one Ibis expression (predictions ⋈ customers ⋈ customer_scores, ordered and cut in
+the engine); only the rows of the list come back to Python, to be given their action.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+import pyarrow as pa
+
+__all__ = ["ACTIONS", "PRIORITY_COLUMNS", "priority_list", "suggested_action"]
+
+# Suggested actions, most specific first (SPEC §2 lost reasons, §4 scenarios).
+ACTIONS = (
+    "detractor_follow_up",   # NPS detractor: call within 48 hours, close the loop (002 §3-2)
+    "hearing_call",          # an unresolved problem: ヒアリング, solve it before anything else (004)
+    "new_offer",             # the customer's situation changed: a new offer, channel and frequency (004)
+    "loyal_programme",       # churn candidate: the seed-000 programme to make them loyal (000)
+    "near_loyal_treatment",  # one step from loyal: special treatment (002 §6-5)
+    "reminder",              # drifted away or lapsing: a reminder by e-mail or phone (004)
+    "check_in",              # anyone else at risk: a thank-you and check-in call
+)
+
+PRIORITY_COLUMNS = (
+    "customer_id", "name", "phone", "email", "matrix_cell", "rfm_rank", "churn_risk", "value_at_risk", "clv",
+    "p_alive", "cancel_probability", "nps_score", "lost_reason", "near_loyal", "open_contacts",
+    "days_since_life_event", "churn_reasons_ja", "churn_reasons_en", "opted_out",
+)
+
+
+def priority_list(
+    predictions: ibis.Table, customers: ibis.Table, scores: ibis.Table | None, capacity: int
+) -> pa.Table:
+    """The `capacity` customers with the highest value at risk, with contact details and segments.
+
+    `opted_out` lists the channels a customer declined (email, line, dm): they stay on the list,
+    marked, so that the agent knows before calling.
+    """
+    p = predictions
+    c = customers.select("customer_id", "name", "phone", "email", "email_opt_in", "line_opt_in", "dm_opt_in")
+    joined = p.left_join(c, "customer_id")
+    if scores is not None:
+        s = scores.select("customer_id", "matrix_cell", "rfm_rank", "nps_score", "lost_reason", "near_loyal")
+        joined = joined.left_join(s, "customer_id")
+    j = joined
+    opted = [ibis.cases((j[flag] == False, name), else_=ibis.null("string"))  # noqa: E712 (SQL: NULL is unknown)
+             for flag, name in (("email_opt_in", "email"), ("line_opt_in", "line"), ("dm_opt_in", "dm"))]
+    listed = j.select(
+        "customer_id", "name", "phone", "email",
+        matrix_cell=j.matrix_cell.cast("string") if scores is not None else ibis.null("string"),
+        rfm_rank=j.rfm_rank.cast("string") if scores is not None else ibis.null("string"),
+        churn_risk=j.churn_risk, value_at_risk=j.value_at_risk, clv=j.clv, p_alive=j.p_alive,
+        cancel_probability=j.cancel_probability,
+        nps_score=j.nps_score if scores is not None else ibis.null("int64"),
+        lost_reason=j.lost_reason.cast("string") if scores is not None else ibis.null("string"),
+        near_loyal=j.near_loyal if scores is not None else ibis.null("boolean"),
+        open_contacts=j.open_contacts, days_since_life_event=j.days_since_life_event,
+        churn_reasons_ja=j.churn_reasons_ja, churn_reasons_en=j.churn_reasons_en,
+        opted_out=_join_names(opted),
+    )
+    return listed.order_by([ibis.desc("value_at_risk"), "customer_id"]).limit(capacity).to_pyarrow()
+
+
+def _join_names(parts: list[ibis.Value]) -> ibis.Value:
+    # "email,dm": concat_ws-like on every engine (a NULL part is left out)
+    text = ibis.literal("")
+    for part in parts:
+        text = ibis.cases(
+            (part.isnull(), text), (text == "", part), else_=text + ibis.literal(",") + part
+        )
+    return ibis.cases((text == "", ibis.null("string")), else_=text)
+
+
+def suggested_action(row: dict[str, Any]) -> str:
+    """The first action of `ACTIONS` whose condition holds for a call-list row."""
+    score = row.get("nps_score")
+    if score is not None and score <= 6:
+        return "detractor_follow_up"
+    if row.get("lost_reason") == "unresolved" or (row.get("open_contacts") or 0) > 0:
+        return "hearing_call"
+    if row.get("lost_reason") == "situation_changed" or row.get("days_since_life_event") is not None:
+        return "new_offer"
+    if row.get("matrix_cell") == "churn_candidate":
+        return "loyal_programme"
+    if row.get("near_loyal"):
+        return "near_loyal_treatment"
+    if row.get("lost_reason") == "drifted" or (row.get("churn_risk") or 0) >= 0.5:
+        return "reminder"
+    return "check_in"
+
+
+def call_list_rows(listed: pa.Table, lang: str = "ja") -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of the call list as people read it (labels in `lang`, risk in %, yen rounded)."""
+    from kizuna.i18n import label, segment_label
+
+    headers = ["#", label("customer_id", lang), label("name", lang), label("phone_number", lang),
+               label("segment", lang), "RFM",
+               label("churn_risk", lang), label("value_at_risk", lang), label("clv", lang),
+               label("reasons", lang), label("suggested_action", lang), label("opted_out", lang)]
+    rows = []
+    for rank, row in enumerate(listed.to_pylist(), start=1):
+        rows.append([
+            rank, row["customer_id"], row["name"], row["phone"], segment_label(row["matrix_cell"], lang),
+            segment_label(f"rank_{row['rfm_rank']}", lang) if row["rfm_rank"] else None,
+            round(100 * row["churn_risk"], 1), round(row["value_at_risk"]), round(row["clv"]),
+            row[f"churn_reasons_{lang}"], label(f"action_{row['suggested_action']}", lang), row["opted_out"],
+        ])
+    return headers, rows
