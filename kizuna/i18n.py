@@ -134,8 +134,10 @@ _LABELS: dict[str, tuple[str, str]] = {
     "action_reminder": ("リマインド (メール・電話)", "reminder by e-mail or phone"),
     "action_check_in": ("お礼と近況確認の電話", "thank-you and check-in call"),
     "demo_next": (
-        "次の一手: kizuna export 離脱候補者 --dir {dir} -o churn.xlsx -f xlsx で架電リストを作成",
-        "Next: kizuna export churn_candidate --dir {dir} -o churn.xlsx -f xlsx writes a call list",
+        "次の一手: kizuna priority --dir {dir} -f xlsx -o call-list.xlsx で架電リスト (リスク金額順) を作成、"
+        "kizuna export 離脱候補者 --dir {dir} -f xlsx -o churn.xlsx でセグメントの顧客一覧",
+        "Next: kizuna priority --dir {dir} -f xlsx -o call-list.xlsx writes the call list (by value at risk); "
+        "kizuna export churn_candidate --dir {dir} -f xlsx -o churn.xlsx a segment's customers",
     ),
 }
 

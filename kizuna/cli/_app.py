@@ -162,6 +162,14 @@ def demo(
             ws.analyze(day)
         show_kpi_report(ws.kpis(day), "month", lang, fmt)
         _show_segments(ws, lang, fmt)
+        # SPEC §3: who leaves next, and whom the contact centre calls first
+        from kizuna.cli._predict import show_call_list, show_prediction
+
+        with _progress(fmt) as progress:
+            progress.add_task(label("predicting", lang), total=None)
+            predicted = ws.predict(day)
+        show_prediction(ws, predicted, lang, fmt)
+        show_call_list(ws.priority(DEMO_CALLS_SHOWN), lang, fmt)
         if fmt == "table":
             console.print(label("demo_next", lang).format(dir=directory), markup=False)
 
@@ -342,6 +350,7 @@ def show_kpi_report(report, by: str, lang: str, fmt: str) -> None:
 
 
 COHORT_MONTHS_SHOWN = (1, 2, 3, 6, 12)
+DEMO_CALLS_SHOWN = 10
 COHORTS_SHOWN = 24
 
 

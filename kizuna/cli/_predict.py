@@ -33,16 +33,21 @@ def predict(
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
 ) -> None:
     """Predict P(alive), next order, order value, CLV and churn risk with its reasons for every customer."""
-    from kizuna.prediction import high_risk_count, value_at_risk_by
-
     _check(lang, "json" if fmt == "json" else "table")
     with Workspace.open(directory, store_url=db, create=False) as ws:
         with _progress(fmt) as progress:
             progress.add_task(label("predicting", lang), total=None)
             result = ws.predict(_as_of(as_of), horizon_days=horizon)
-        threshold = ws.settings.high_risk
-        scores = ws.scores().select("customer_id", "matrix_cell").to_pyarrow() if ws.store.has_table(
-            "customer_scores") else None
+        show_prediction(ws, result, lang, fmt)
+
+
+def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
+    """The model fit, how many customers are at high risk, and the value at risk by segment."""
+    from kizuna.prediction import high_risk_count, value_at_risk_by
+
+    threshold = ws.settings.high_risk
+    scores = (ws.scores().select("customer_id", "matrix_cell").to_pyarrow()
+              if ws.store.has_table("customer_scores") else None)
     table = result.table
     by_segment = value_at_risk_by(table, scores, "matrix_cell") if scores is not None else []
     high = high_risk_count(table, threshold)
@@ -97,8 +102,6 @@ def priority(
     lang: LangOption = "ja",
 ) -> None:
     """The contact centre's call list: by value at risk, with reasons and the suggested action."""
-    from kizuna.prediction import call_list_rows
-
     _check(lang)
     if fmt not in PRIORITY_FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(PRIORITY_FORMATS)}")
@@ -110,11 +113,17 @@ def priority(
             console.print(f"{path}: {count:,} {label('customers', lang)}", markup=False)
             return
         listed = ws.priority(rows)
+    show_call_list(listed, lang, fmt)
+
+
+def show_call_list(listed, lang: str, fmt: str = "table") -> None:
+    """The call list on screen: who, how much is at risk, what to do and why (a file has every column)."""
+    from kizuna.prediction import call_list_rows
+
     if fmt == "json":
         print_json(listed.to_pylist())
         return
     headers, lines = call_list_rows(listed, lang)
-    # on screen: who, how much is at risk, what to do and why (the file has every column)
     shown = (0, 2, 3, 4, 6, 7, 10, 9, 11)
     rows = [{f"c{i}": Percent(line[i]) if i == 6 else line[i] for i in shown} for line in lines]
     show_rows(rows, [(f"c{i}", headers[i]) for i in shown], title=label("title_priority", lang))

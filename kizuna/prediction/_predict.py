@@ -141,14 +141,25 @@ def predict_customers(
         "churn_risk": risk,
         "value_at_risk": risk * clv,
         "cancel_probability": pa.array(cancel, pa.float64(), from_pandas=True),
-        "churn_reasons_ja": reason_texts(features, top, CHURN_FEATURES, "ja"),
-        "churn_reasons_en": reason_texts(features, top, CHURN_FEATURES, "en"),
+        "churn_reasons_ja": _or_typical(reason_texts(features, top, CHURN_FEATURES, "ja"), "ja"),
+        "churn_reasons_en": _or_typical(reason_texts(features, top, CHURN_FEATURES, "en"), "en"),
         # what the call list's suggested action looks at, besides customer_scores
         "open_contacts": features["open_contacts"],
         "days_since_life_event": features["days_since_life_event"],
     })
     return Predictions(as_of, horizon_days, clv_horizon_days, table, beta_geo, gamma_gamma, churn, shifted,
                        training, repeat_buyers, features, notes)
+
+
+# A customer none of whose features raises the risk above what it is for a typical customer.
+_TYPICAL = {
+    "ja": "目立つ要因なし (似た顧客と同程度のリスク)",
+    "en": "no single factor stands out (a risk typical of similar customers)",
+}
+
+
+def _or_typical(texts: list[str], lang: str) -> list[str]:
+    return [text or _TYPICAL[lang] for text in texts]
 
 
 def _fit_beta_geo(features: ibis.Table) -> BetaGeo:

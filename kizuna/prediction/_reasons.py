@@ -242,8 +242,9 @@ def _resolution(c: _Columns, ja: bool) -> list[str]:
     for v in c["resolution_hours"]:
         if not _known(v):
             out.append("解決済みの問い合わせなし" if ja else "no support request resolved")
-        elif v < 0.5:
-            out.append("問い合わせの解決に平均1時間未満" if ja else "support resolved within the hour")
+        elif v < 24:  # a quick answer is no complaint: what raises the risk is having needed support
+            out.append(f"問い合わせあり (平均{_n(max(v, 1))}時間で解決)" if ja
+                       else f"needed support (resolved in {_plural(max(round(v), 1), 'hour')} on average)")
         else:
             out.append(f"問い合わせの解決に平均{_n(v)}時間" if ja
                        else f"support took {_plural(v, 'hour')} on average to resolve")

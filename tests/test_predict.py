@@ -1,0 +1,187 @@
+"""Issue #10 end to end on real DuckDB workspaces: hand-computed features and labels on tiny stores,
+then predict, backtest and the call list on the demo business, through the API and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pyarrow.compute as pc
+import pytest
+
+from kizuna.demo import build_demo
+from kizuna.prediction import (
+    ACTIONS,
+    PREDICTION_COLUMNS,
+    PredictionError,
+    churn_labels,
+    customer_features,
+    suggested_action,
+)
+from kizuna.workspace import Workspace
+
+from factories import day, orders_for, workspace_with
+
+KIZUNA = [sys.executable, "-m", "kizuna"]
+AS_OF = dt.date(2026, 11, 1)
+
+
+def kizuna(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*KIZUNA, *args], capture_output=True, text=True, cwd=cwd, check=False)
+
+
+# -- features and labels, by hand --------------------------------------------------------------------
+
+def test_features_count_purchase_days_and_read_support_nps_and_events_as_of_the_date(tmp_path):
+    # K1: orders on 2026-01-01 (two that day), 2026-03-01 and 2026-05-01; an order after the as-of
+    # date and a cancelled one do not count.
+    orders = orders_for("K1", ["2026-01-01", "2026-01-01", "2026-03-01", "2026-05-01"], [1000, 500, 2000, 4000])
+    orders += [{"order_id": "late", "customer_id": "K1", "ordered_at": day("2026-07-01"), "amount": 9},
+               {"order_id": "void", "customer_id": "K1", "ordered_at": day("2026-04-01"), "amount": 9,
+                "status": "cancelled"}]
+    support = [
+        {"contact_id": "S1", "customer_id": "K1", "opened_at": day("2026-04-10"), "channel": "phone",
+         "is_complaint": True},  # never resolved
+        {"contact_id": "S2", "customer_id": "K1", "opened_at": day("2026-02-01", 10), "channel": "chat",
+         "resolved_at": day("2026-02-01", 16), "status": "resolved"},
+    ]
+    nps = [{"customer_id": "K1", "answered_at": day("2026-02-01"), "score": 9},
+           {"customer_id": "K1", "answered_at": day("2026-05-10"), "score": 3}]
+    events = [{"customer_id": "K1", "occurred_at": day("2025-12-20"), "kind": "subscription_start"},
+              {"customer_id": "K1", "occurred_at": day("2026-05-20"), "kind": "moved"}]
+    with workspace_with(tmp_path / "ws", orders=orders, support_contacts=support, nps_answers=nps,
+                        events=events) as ws:
+        (row,) = customer_features(ws.tables(), dt.date(2026, 6, 1)).to_pyarrow().to_pylist()
+    assert (row["frequency"], row["recency"], row["T"]) == (2, 120, 151)  # days 01-01, 03-01, 05-01
+    assert row["monetary_value"] == (2000 + 4000) / 2  # the repeat days, not the first
+    assert (row["orders"], row["revenue"], row["days_since_last_order"]) == (4, 7500, 31)
+    assert row["mean_interval_days"] == 60.0 and math.isclose(row["overdue_ratio"], 31 / 60)
+    assert row["tenure_days"] == 151  # no sign-up date: from the first order
+    assert (row["nps_score"], row["nps_change"]) == (3, -6)
+    assert (row["contacts_365d"], row["open_contacts"], row["complaints_365d"]) == (2, 1, 1)
+    assert row["resolution_hours"] == 6.0 and row["days_since_contact"] == 52
+    assert row["open_complaint_since"] == dt.date(2026, 4, 10)
+    assert (row["is_subscriber"], row["subscription_days"]) == (1, 163)
+    assert (row["life_event"], row["days_since_life_event"]) == ("moved", 12)
+
+
+def test_churn_labels_say_who_ordered_or_cancelled_in_the_window(tmp_path):
+    orders = (orders_for("A", ["2026-01-10", "2026-02-10", "2026-02-10"], 100)  # ordered twice on one day after
+              + orders_for("B", ["2026-01-10"], 100)  # nothing after: churned
+              + orders_for("C", ["2026-01-10", "2026-02-15"], 100)  # ordered, but cancelled too
+              + orders_for("D", ["2026-02-20"], 100))  # first order after the cut-off: not labelled
+    events = [{"customer_id": "C", "occurred_at": day("2026-03-01"), "kind": "cancellation"}]
+    with workspace_with(tmp_path / "ws", orders=orders, events=events) as ws:
+        labels = churn_labels(ws.tables(), dt.date(2026, 1, 31), 60).to_pyarrow().to_pylist()
+    rows = {r["customer_id"]: r for r in labels}
+    assert set(rows) == {"A", "B", "C"}
+    assert (rows["A"]["orders_after"], rows["A"]["purchase_days_after"], rows["A"]["churned"]) == (2, 1, 0)
+    assert (rows["B"]["ordered"], rows["B"]["churned"]) == (0, 1)
+    assert (rows["C"]["ordered"], rows["C"]["cancelled"], rows["C"]["churned"]) == (1, 1, 1)
+
+
+def test_too_little_data_is_said_plainly(tmp_path):
+    orders = [o for i in range(10) for o in orders_for(f"K{i}", ["2026-01-01", "2026-02-01"], 100)]
+    with workspace_with(tmp_path / "ws", orders=orders) as ws, pytest.raises(PredictionError) as caught:
+        ws.predict(dt.date(2026, 6, 1))
+    assert str(caught.value).startswith("Only 10 customers have ordered on more than one day: too few repeat buyers")
+
+
+def test_suggested_actions_follow_the_spec_order():
+    assert suggested_action({"nps_score": 4, "open_contacts": 2}) == "detractor_follow_up"
+    assert suggested_action({"nps_score": 8, "open_contacts": 1}) == "hearing_call"
+    assert suggested_action({"lost_reason": "situation_changed"}) == "new_offer"
+    assert suggested_action({"matrix_cell": "churn_candidate", "churn_risk": 0.9}) == "loyal_programme"
+    assert suggested_action({"near_loyal": True}) == "near_loyal_treatment"
+    assert suggested_action({"churn_risk": 0.7}) == "reminder"
+    assert suggested_action({"churn_risk": 0.1}) == "check_in"
+    assert len(ACTIONS) == 7
+
+
+# -- the demo business ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    result = build_demo(tmp_path_factory.mktemp("predict") / "ws", customers=3000, as_of=AS_OF)
+    with result.workspace as ws:
+        ws.analyze(AS_OF)
+        ws.predict(AS_OF)
+    return result.workspace.path
+
+
+def test_predictions_are_stored_one_row_per_ordering_customer_and_consistent(demo: Path):
+    with Workspace.open(demo) as ws:
+        table = ws.predictions().to_pyarrow()
+        ordering = ws.scores().filter(lambda t: t.orders > 0).count().to_pyarrow().as_py()
+    assert tuple(table.column_names) == PREDICTION_COLUMNS
+    assert table.num_rows == ordering and pc.count_distinct(table["customer_id"]).as_py() == ordering
+    rows = table.to_pylist()
+    assert all(0 <= r["p_alive"] <= 1 and 0 <= r["churn_risk"] <= 1 and r["expected_orders"] >= 0 for r in rows)
+    assert all(math.isclose(r["value_at_risk"], r["churn_risk"] * r["clv"]) for r in rows)
+    assert all(math.isclose(r["clv_profit"], 0.4 * r["clv"]) for r in rows)
+    assert all(r["expected_next_order_on"] is None or r["expected_next_order_on"] > AS_OF for r in rows)
+    risky = [r for r in rows if r["churn_risk"] >= 0.5]
+    assert risky and all(r["churn_reasons_ja"] and r["churn_reasons_en"] for r in risky)
+    # subscribers (and only they) get the sBG probability of cancelling
+    assert any(r["cancel_probability"] is not None for r in rows)
+    assert all(r["cancel_probability"] is None or 0 <= r["cancel_probability"] <= 1 for r in rows)
+
+
+def test_backtest_beats_both_baselines_on_the_demo_and_writes_the_chart(demo: Path, tmp_path: Path):
+    with Workspace.open(demo) as ws:
+        result, chart = ws.backtest(dt.date(2026, 8, 1), horizon_days=90, report_dir=tmp_path, lang="en")
+    auc = {name: figures["auc"] for name, figures in result.churn.items()}
+    assert auc["model"] > auc["recency"] and auc["model"] > auc["bg_nbd"], auc
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((tmp_path / "backtest-2026-08-01-90d.json").read_text(encoding="utf-8"))
+    assert report["churn"]["model"]["auc"] == auc["model"]
+    purchases = result.purchases
+    assert abs(purchases["predicted"] - purchases["actual"]) < 0.15 * purchases["actual"]
+    assert sum(r["customers"] for r in result.holdout) == result.customers
+
+
+def test_a_backtest_whose_holdout_runs_past_the_data_is_refused(demo: Path):
+    with Workspace.open(demo) as ws, pytest.raises(PredictionError, match="runs past the last order in the data"):
+        ws.backtest(dt.date(2026, 10, 1), horizon_days=90)
+
+
+def test_the_call_list_is_ordered_by_value_at_risk_and_marks_opted_out_customers(demo: Path, tmp_path: Path):
+    with Workspace.open(demo) as ws:
+        listed = ws.priority(50).to_pylist()
+        everyone = ws.predictions().to_pyarrow()
+        opted_out = {r["customer_id"] for r in ws.store.table("customers").filter(
+            lambda t: t.email_opt_in == False).select("customer_id").to_pyarrow().to_pylist()}  # noqa: E712
+        written = ws.write_priority(tmp_path / "calls.xlsx", fmt="xlsx", lang="ja", capacity=20)
+    risks = [r["value_at_risk"] for r in listed]
+    assert len(listed) == 50 and risks == sorted(risks, reverse=True)
+    assert risks[0] == max(everyone["value_at_risk"].to_pylist())
+    assert all(r["suggested_action"] in ACTIONS for r in listed)
+    marked = [r for r in listed if r["customer_id"] in opted_out]
+    assert all("email" in (r["opted_out"] or "") for r in marked)
+    sheet = openpyxl.load_workbook(tmp_path / "calls.xlsx").active
+    cells = list(sheet.iter_rows(values_only=False))
+    assert written == 20 and len(cells) == 21 and cells[0][1].value == "顧客ID"
+    assert not any(c.data_type == "f" for row in cells for c in row)
+
+
+def test_cli_predict_priority_and_backtest(demo: Path, tmp_path: Path):
+    done = kizuna("predict", "--dir", str(demo), "--format", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["customers"] > 0 and summary["model_fit"]["bg_nbd"]["params"]["r"] > 0
+    assert {r["segment"] for r in summary["value_at_risk_by_segment"]} >= {"churn_candidate", "loyal"}
+    done = kizuna("priority", "--dir", str(demo), "-f", "csv", "-o", "calls.csv", "--capacity", "5", "--lang", "en",
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "calls.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][:3] == ["#", "customer id", "name"] and len(rows) == 6
+    done = kizuna("backtest", "--dir", str(demo), "--as-of", "2026-10-15", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: The holdout period 2026-10-16 – 2027-01-13 runs past the last order")
