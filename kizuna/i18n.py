@@ -116,6 +116,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "score_model": ("kizuna離脱モデル", "kizuna churn model"),
     "score_recency": ("最終購入からの日数のみ", "days since last order only"),
     "score_bg_nbd": ("BG/NBD 1 − P(稼働)", "BG/NBD 1 − P(alive)"),
+    "score_bg_nbd_orders": ("BG/NBD 期待購入回数 (少ないほど高リスク)", "BG/NBD expected orders (fewer: riskier)"),
     "top_decile_lift": ("上位10%リフト", "top-decile lift"),
     "title_holdout": ("予測と実績: 期間内の購入日数 (較正期間のリピート回数別)",
                       "Predicted vs actual purchase days (by repeat purchases before)"),

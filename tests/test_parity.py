@@ -1,7 +1,9 @@
-"""The same analysis on DuckDB, PostgreSQL and Spark gives the same answers (issue #3).
+"""The same analysis and prediction on DuckDB, PostgreSQL and Spark give the same answers (issues #3, #10).
 
 One demo business is built on DuckDB, copied to a real PostgreSQL server and to a local
-Spark session, and `analyze` + the KPI report run on each with the same code.
+Spark session, and `analyze` + the KPI report run on each with the same code; then the
+prediction's engine work (`customer_features`, BG/NBD's sufficient statistics, `churn_labels`)
+and `predict` itself.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import pyarrow as pa
 import pytest
 
 from kizuna.demo import build_demo
+from kizuna.prediction import churn_labels, customer_features
 from kizuna.store import Store, copy_store
 from kizuna.workspace import Workspace
 
 AS_OF = dt.date(2026, 11, 1)
+HORIZON = 90
+CUTOFF = AS_OF - dt.timedelta(days=HORIZON)  # where predict trains its churn model
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +91,92 @@ def test_the_demo_has_every_segment_to_compare(duckdb_demo):
     assert {r["lost_reason"] for r in lost} >= {"unresolved", "situation_changed", "drifted"}
 
 
-@pytest.mark.postgres
-def test_postgres_gives_the_same_scores_and_kpis(duckdb_demo, postgres_url):
-    store = Store.connect(postgres_url)
+# Known engine gaps of the prediction, declared as strict xfails (as Ibis' own suite does): the
+# test fails the day a gap closes, so that the declaration is removed with it.
+#  * PostgreSQL has no CAST(boolean AS bigint): `(...).cast("int64")` on a comparison fails in
+#    churn_labels (`ordered`, `churned`, kizuna/prediction/_features.py) and in subscription_periods
+#    (`cancelled`, kizuna/prediction/_predict.py). Fix: `ibis.cases((condition, 1), else_=0)`.
+#  * _fit_churn (kizuna/prediction/_predict.py) trains the churn model on `past.inner_join(labels)`
+#    fetched without order_by; Spark returns the join's rows in another order than DuckDB, the
+#    model's validation split and binning follow the rows' order, and churn_risk (and reasons)
+#    differ by ~1e-3. Fix: `.order_by("customer_id")` before `.to_pyarrow()`.
+# (test, engine) -> (exception, reason): a gap declared as a strict xfail, so that its fix is noticed.
+KNOWN_GAPS: dict[tuple[str, str], tuple[type[BaseException], str]] = {}
+
+
+def _declare_known_gap(request, test: str, ws: Workspace) -> None:
+    gap = KNOWN_GAPS.get((test, ws.store.engine))
+    if gap is not None:
+        raises, reason = gap
+        request.applymarker(pytest.mark.xfail(strict=True, raises=raises, reason=reason))
+
+
+@pytest.fixture(scope="module", params=[pytest.param("postgres", marks=pytest.mark.postgres),
+                                        pytest.param("spark", marks=pytest.mark.spark)])
+def other(request, duckdb_demo):
+    """The demo copied to the engine, analysed there: a Workspace on PostgreSQL, then on Spark."""
+    if request.param == "postgres":
+        store = Store.connect(request.getfixturevalue("postgres_url"))
+    else:
+        store = Store.from_backend(request.getfixturevalue("spark_backend"))
     try:
-        _compare(duckdb_demo, _same_figures(duckdb_demo, store))
+        yield _same_figures(duckdb_demo, store)
     finally:
-        store.close()
+        if request.param == "postgres":
+            store.close()
 
 
-@pytest.mark.spark
-def test_spark_gives_the_same_scores_and_kpis(duckdb_demo, spark_backend):
-    _compare(duckdb_demo, _same_figures(duckdb_demo, Store.from_backend(spark_backend)))
+@pytest.fixture(scope="module")
+def duckdb_predictions(duckdb_demo):
+    return duckdb_demo.predict(AS_OF, horizon_days=HORIZON)
+
+
+def test_the_same_scores_and_kpis(duckdb_demo, other):
+    _compare(duckdb_demo, other)
+
+
+@pytest.mark.parametrize("day", [AS_OF, CUTOFF], ids=["as_of", "cutoff"])
+def test_the_same_customer_features(duckdb_demo, other, day):
+    expected = _rows(customer_features(duckdb_demo.tables(), day).to_pyarrow(), "customer_id")
+    actual = _rows(customer_features(other.tables(), day).to_pyarrow(), "customer_id")
+    assert len(expected) > 1_000
+    _assert_rows_equal(expected, actual, f"customer_features({day}) on {other.store.engine}")
+
+
+def test_the_same_sufficient_statistics(duckdb_demo, other):
+    def statistics(ws: Workspace) -> list[dict]:
+        # what predict hands BG/NBD: the customers of each (frequency, recency, T)
+        features = customer_features(ws.tables(), AS_OF)
+        stats = features.group_by("frequency", "recency", "T").aggregate(customers=features.count())
+        return _rows(stats.to_pyarrow(), ["frequency", "recency", "T"])
+
+    expected = statistics(duckdb_demo)
+    assert any(r["frequency"] > 0 for r in expected)
+    _assert_rows_equal(expected, statistics(other), f"sufficient statistics on {other.store.engine}")
+
+
+def test_the_same_churn_labels(duckdb_demo, other, request):
+    _declare_known_gap(request, "churn_labels", other)
+    expected = _rows(churn_labels(duckdb_demo.tables(), CUTOFF, HORIZON).to_pyarrow(), "customer_id")
+    actual = _rows(churn_labels(other.tables(), CUTOFF, HORIZON).to_pyarrow(), "customer_id")
+    assert {r["churned"] for r in expected} == {0, 1}
+    assert any(r["cancelled"] for r in expected)
+    _assert_rows_equal(expected, actual, f"churn_labels on {other.store.engine}")
+
+
+def test_the_same_predictions(duckdb_predictions, other, request):
+    _declare_known_gap(request, "predict", other)
+    result = other.predict(AS_OF, horizon_days=HORIZON)
+    engine = other.store.engine
+    for model in ("beta_geo", "gamma_gamma", "shifted_beta_geo"):
+        want, got = getattr(duckdb_predictions, model), getattr(result, model)
+        assert (want is None) == (got is None), model
+        if want is not None:
+            assert got.params_ == pytest.approx(want.params_, rel=1e-9), f"{model} on {engine}"
+    assert result.training_customers == duckdb_predictions.training_customers
+    expected = _rows(duckdb_predictions.table, "customer_id")
+    assert any(r["churn_reasons_en"] for r in expected)
+    _assert_rows_equal(expected, _rows(result.table, "customer_id"), f"predict on {engine}")
+    # and as stored in the engine, for customer_scores readers
+    stored = _rows(other.predictions().to_pyarrow(), "customer_id")
+    _assert_rows_equal(expected, stored, f"customer_predictions stored on {engine}")

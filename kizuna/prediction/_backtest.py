@@ -92,9 +92,11 @@ def _score(result: Predictions, actual) -> Backtest:
     risk = table["churn_risk"].to_numpy()
     recency = features["days_since_last_order"].to_numpy().astype(float)
     dead = 1 - table["p_alive"].to_numpy()
+    # BG/NBD's P(alive) is 1 for every customer without a repeat purchase, often the likeliest to
+    # leave: its expected purchases in the horizon (fewer: more likely to churn) is shown too
     churn = {
         name: {"auc": roc_auc(churned, score), "top_decile_lift": top_decile_lift(churned, score)}
-        for name, score in (("model", risk), ("recency", recency), ("bg_nbd", dead))
+        for name, score in (("model", risk), ("recency", recency), ("bg_nbd", dead), ("bg_nbd_orders", -expected))
     }
     return Backtest(
         as_of=result.as_of, horizon_days=result.horizon_days, customers=table.num_rows,

@@ -224,6 +224,7 @@ def churn_labels(tables: dict[str, ibis.Table], cutoff: dt.date, horizon_days: i
     return joined.select(
         "customer_id", orders_after=orders_after,
         purchase_days_after=joined.purchase_days_after.fill_null(0).cast("int64"),
-        ordered=(orders_after > 0).cast("int64"), cancelled=cancelled,
-        churned=((orders_after == 0) | (cancelled == 1)).cast("int64"),
+        # a CASE, not a cast of a boolean: PostgreSQL cannot cast boolean to bigint
+        ordered=ibis.cases((orders_after > 0, 1), else_=0).cast("int64"), cancelled=cancelled,
+        churned=ibis.cases(((orders_after == 0) | (cancelled == 1), 1), else_=0).cast("int64"),
     )

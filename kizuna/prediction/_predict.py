@@ -46,6 +46,7 @@ PREDICTION_COLUMNS = (
 )
 MIN_REPEAT_BUYERS = 30  # fewer cannot pin the BG/NBD and Gamma-Gamma parameters down
 MIN_TRAINING_CUSTOMERS = 200
+MIN_TRAINING_WINDOW = 30  # days: the shortest window the churn model is trained on
 NEXT_ORDER_SEARCH_DAYS = 3 * 365  # an order not expected within three years has no date
 MONTH_DAYS = 365.25 / 12
 
@@ -91,8 +92,14 @@ def predict_customers(
 ) -> Predictions:
     """Fit the models on the data up to `as_of` and predict every customer who has ordered."""
     notes: list[str] = []
-    features_expr = customer_features(tables, as_of)
-    features = features_expr.to_pyarrow()
+    # kept in the engine (a temporary table) while it is read twice, for the rows and for the BG/NBD
+    # counts: the counts would otherwise compute every customer's features again
+    cached = customer_features(tables, as_of).cache()
+    try:
+        features = cached.to_pyarrow()
+        counts = _beta_geo_counts(cached)
+    finally:
+        cached.release()
     if features.num_rows == 0:
         raise PredictionError("No orders up to the as-of date: nothing to predict. Run `kizuna import orders FILE`.")
     f, r, t, m = (features[c].to_numpy(zero_copy_only=False).astype(float)
@@ -106,18 +113,22 @@ def predict_customers(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelFitWarning)
-        beta_geo = _fit_beta_geo(features_expr)
+        beta_geo = _fit_beta_geo(counts)
         gamma_gamma = GammaGamma().fit(f[(f > 0) & (m > 0)], m[(f > 0) & (m > 0)])
         shifted = _fit_shifted_beta_geo(tables, as_of)
     notes += [str(w.message) for w in caught if issubclass(w.category, ModelFitWarning)]
 
-    p_alive = beta_geo.predict_alive(f, r, t)
-    expected_orders = beta_geo.predict_purchases(horizon_days, f, r, t)
+    # BG/NBD's predictions depend on (frequency, recency, T) alone, which many customers share:
+    # each is computed once per distinct row and spread back to its customers
+    first, spread = _distinct_rows(f, r, t)
+    fu, ru, tu = f[first], r[first], t[first]
+    p_alive = beta_geo.predict_alive(fu, ru, tu)[spread]
+    expected_orders = beta_geo.predict_purchases(horizon_days, fu, ru, tu)[spread]
     # repeat orders all refunded (no spend to learn from): the population's mean order value
     spends = (f > 0) & (m > 0)
     spend = gamma_gamma.predict_spend(np.where(spends, f, 0), np.where(spends, m, 0.0))
-    clv = _discounted_value(beta_geo, spend, f, r, t, clv_horizon_days, discount_rate)
-    next_order = _next_order_days(beta_geo, f, r, t)
+    clv = _discounted_value(beta_geo, spend, (fu, ru, tu), spread, clv_horizon_days, discount_rate)
+    next_order = _next_order_days(beta_geo, fu, ru, tu)[spread]
 
     churn, training = _fit_churn(tables, as_of, horizon_days, notes)
     matrix = _matrix(features)
@@ -130,7 +141,7 @@ def predict_customers(
     next_on = np.where(np.isnan(next_order), np.datetime64("NaT"), as_of_days + ahead)
     table = pa.table({
         "customer_id": features["customer_id"],
-        "as_of": pa.array([as_of] * features.num_rows, pa.date32()),
+        "as_of": pa.array(np.full(features.num_rows, np.datetime64(as_of, "D")), pa.date32()),
         "horizon_days": pa.array(np.full(features.num_rows, horizon_days), pa.int64()),
         "p_alive": p_alive,
         "expected_orders": expected_orders,
@@ -162,38 +173,71 @@ def _or_typical(texts: list[str], lang: str) -> list[str]:
     return [text or _TYPICAL[lang] for text in texts]
 
 
-def _fit_beta_geo(features: ibis.Table) -> BetaGeo:
+def _beta_geo_counts(features: ibis.Table) -> pa.Table:
     # the engine counts the customers of each (frequency, recency, T): one likelihood term each
-    stats = features.group_by("frequency", "recency", "T").aggregate(customers=features.count()).to_pyarrow()
+    return features.group_by("frequency", "recency", "T").aggregate(customers=features.count()).to_pyarrow()
+
+
+def _fit_beta_geo(stats: pa.Table) -> BetaGeo:
     column = {c: stats[c].to_numpy().astype(float) for c in ("frequency", "recency", "T", "customers")}
     return BetaGeo().fit(column["frequency"], column["recency"], column["T"], weights=column["customers"])
 
 
+def _distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index of one row of each distinct combination of `columns`, index of each row's combination).
+
+    ``values_of(columns[first])[spread]`` gives every row the value computed for its combination;
+    the arithmetic of each value is the same as on all rows, so the results are too, bit for bit.
+    Each column becomes integer codes, the codes one int64 key: one sort of int64, none of rows.
+    """
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    key_space = 1
+    for column in columns:
+        values, code = np.unique(column, return_inverse=True)
+        key_space *= max(len(values), 1)
+        if key_space >= 2**62:  # too many distinct values to pack into one integer: sort the rows
+            _, first, spread = np.unique(np.column_stack(columns), axis=0, return_index=True, return_inverse=True)
+            return first, spread.reshape(-1)
+        key = key * len(values) + code.reshape(-1)
+    _, first, spread = np.unique(key, return_index=True, return_inverse=True)
+    return first, spread.reshape(-1)
+
+
 def _discounted_value(
-    model: BetaGeo, spend: np.ndarray, f: np.ndarray, r: np.ndarray, t: np.ndarray, days: int, yearly_rate: float,
+    model: BetaGeo, spend: np.ndarray, distinct: tuple[np.ndarray, np.ndarray, np.ndarray], spread: np.ndarray,
+    days: int, yearly_rate: float,
 ) -> np.ndarray:
-    """Expected revenue over `days`, month by month, each month discounted at `yearly_rate`."""
+    """Expected revenue over `days`, month by month, each month discounted at `yearly_rate`.
+
+    `distinct`: the distinct (frequency, recency, T) rows, `spread`: each customer's row in them.
+    """
+    f, r, t = distinct
     steps = max(1, round(days / MONTH_DAYS))
     ends = np.linspace(0, days, steps + 1)
-    cumulative = [np.zeros_like(f)] + [model.predict_purchases(end, f, r, t) for end in ends[1:]]
-    value = np.zeros_like(f)
+    value = np.zeros(len(spread))
+    previous = np.zeros(len(spread))
     for k in range(1, steps + 1):
+        cumulative = model.predict_purchases(ends[k], f, r, t)[spread]
         discount = (1 + yearly_rate) ** (-ends[k] / 365.25)
-        value += (cumulative[k] - cumulative[k - 1]) * spend * discount
+        value += (cumulative - previous) * spend * discount
+        previous = cumulative
     return value
 
 
 def _next_order_days(model: BetaGeo, f: np.ndarray, r: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Days until the expected number of orders reaches one (NaN: not within three years)."""
+    out = np.full_like(f, np.nan)
+    reachable = np.flatnonzero(model.predict_purchases(NEXT_ORDER_SEARCH_DAYS, f, r, t) >= 1)
+    f, r, t = f[reachable], r[reachable], t[reachable]  # the others get no date: no need to search
     low = np.zeros_like(f)
     high = np.full_like(f, float(NEXT_ORDER_SEARCH_DAYS))
-    reachable = model.predict_purchases(NEXT_ORDER_SEARCH_DAYS, f, r, t) >= 1
     for _ in range(20):  # bisection: to well under a day over three years
         middle = (low + high) / 2
         below = model.predict_purchases(middle, f, r, t) < 1
         low = np.where(below, middle, low)
         high = np.where(below, high, middle)
-    return np.where(reachable, high, np.nan)
+    out[reachable] = high
+    return out
 
 
 def _matrix(features: pa.Table) -> np.ndarray:
@@ -205,15 +249,34 @@ def _matrix(features: pa.Table) -> np.ndarray:
 def _fit_churn(
     tables: dict[str, ibis.Table], as_of: dt.date, horizon_days: int, notes: list[str]
 ) -> tuple[ChurnModel, int]:
-    """Train on the features of `horizon_days` before `as_of` and what happened since."""
-    cutoff = as_of - dt.timedelta(days=horizon_days)
-    past = customer_features(tables, cutoff)
-    labels = churn_labels(tables, cutoff, horizon_days)
-    training = past.inner_join(labels, "customer_id").select(*CHURN_FEATURES, "churned").to_pyarrow()
-    if training.num_rows < MIN_TRAINING_CUSTOMERS:
+    """Train on the features of `horizon_days` before `as_of` and what happened since.
+
+    When the history before that date is too short (CDNOW's 273-day calibration period, say),
+    shorter training windows are tried, down to 30 days, and a note says which was used: the
+    model then learns who stops ordering for that long, the nearest question the data can answer.
+    """
+    window = horizon_days
+    while True:
+        cutoff = as_of - dt.timedelta(days=window)
+        joined = customer_features(tables, cutoff).inner_join(churn_labels(tables, cutoff, window), "customer_id")
+        # in customer order: the model's validation split and binning must see the rows in the same
+        # order on every engine
+        training = joined.order_by("customer_id").select(*CHURN_FEATURES, "churned").to_pyarrow()
+        churned = int(pc.sum(training["churned"]).as_py() or 0)
+        enough = training.num_rows >= MIN_TRAINING_CUSTOMERS and 0 < churned < training.num_rows
+        if enough or window // 2 < MIN_TRAINING_WINDOW:
+            break
+        window //= 2
+    if not enough:
         raise PredictionError(
-            f"Only {training.num_rows} customers had ordered by {cutoff} ({horizon_days} days before {as_of}): "
+            f"Only {training.num_rows} customers had ordered by {cutoff} ({window} days before {as_of}): "
             "too short a history to learn who leaves. Import more order history, or shorten --horizon."
+        )
+    if window != horizon_days:
+        notes.append(
+            f"The history before {as_of - dt.timedelta(days=horizon_days)} is too short to train the churn model "
+            f"on a {horizon_days}-day window; it was trained on {window} days (who stopped ordering for {window} "
+            f"days after {cutoff}), so its risk is of no order within about {window} days."
         )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelFitWarning)
@@ -238,7 +301,8 @@ def subscription_periods(tables: dict[str, ibis.Table], as_of: dt.date) -> pa.Ta
     )
     end = ibis.coalesce(per.cancelled_at.date(), ibis.literal(as_of))
     days = (end - per.started_at.date()).cast("int64")
-    return per.select("customer_id", days=days, cancelled=per.cancelled_at.notnull().cast("int64")).to_pyarrow()
+    cancelled = ibis.cases((per.cancelled_at.notnull(), 1), else_=0).cast("int64")  # PostgreSQL: no bool cast
+    return per.select("customer_id", days=days, cancelled=cancelled).to_pyarrow()
 
 
 def _fit_shifted_beta_geo(tables: dict[str, ibis.Table], as_of: dt.date) -> ShiftedBetaGeo | None:
