@@ -10,8 +10,20 @@ from kizuna._errors import (
     StoreError,
     WorkspaceError,
 )
-from kizuna.importing import ColumnMapping, ImportSummary
-from kizuna.workspace import Settings, Workspace
+
+# The rest loads on first use (PEP 562): `import kizuna` and `kizuna --help` do not pay for Ibis.
+_LAZY = {
+    "ColumnMapping": "kizuna.importing", "ImportSummary": "kizuna.importing",
+    "Settings": "kizuna.workspace", "Workspace": "kizuna.workspace",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kizuna' has no attribute {name!r}")
 
 __all__ = [
     "ColumnMapping", "FileFormatError", "ImportSummary", "KizunaError", "MappingError",

@@ -121,3 +121,11 @@ def test_a_memory_limit_setting_caps_duckdb_and_a_bad_one_names_the_fix(tmp_path
     done = kizuna("kpi", "--dir", "ws", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "memory_limit" in done.stderr and "kizuna.toml" in done.stderr and '"2GB"' in done.stderr
+
+
+def test_the_cli_starts_without_loading_ibis_pandas_or_scikit_learn():
+    # `kizuna --help` must be instant: heavy libraries load inside the commands that use them
+    heavy = "('ibis', 'pandas', 'sklearn', 'pyarrow')"
+    code = f"import sys, kizuna.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,9 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from kizuna.cli._render import FORMATS, Percent, console, print_json, show_rows
 from kizuna.i18n import LANGS, label, segment_label
-from kizuna.importing import ImportSummary
 from kizuna.store import KINDS
-from kizuna.workspace import Workspace
+
+if TYPE_CHECKING:  # loaded inside the commands: `kizuna --help` does not pay for Ibis
+    from kizuna.importing import ImportSummary
+    from kizuna.workspace import Workspace
 
 app = typer.Typer(
     name="kizuna",
@@ -59,6 +61,7 @@ def init(
     lang: LangOption = "ja",
 ) -> None:
     """Create a workspace: kizuna.toml with the default settings, and the store."""
+    from kizuna.workspace import Workspace
     _check(lang)
     with Workspace.init(directory, store_url=db or ""):
         pass
@@ -84,6 +87,7 @@ def import_(
     fmt: FormatOption = "table",
 ) -> None:
     """Import a file; rejected rows go to a rejects file with row, column and reason."""
+    from kizuna.workspace import Workspace
     _check(lang, fmt)
     with Workspace.open(directory, store_url=db, create=True) as ws, _progress(fmt) as progress:
         task = progress.add_task(f"{label('importing', lang)} {file.name}", total=None)
@@ -146,6 +150,7 @@ def demo(
 ) -> None:
     """Generate a demo water-server business, import it, and show what kizuna finds."""
     from kizuna.demo import build_demo
+    from kizuna.workspace import Workspace
 
     _check(lang, fmt)
     day = Workspace.check_day(_as_of(as_of)) or dt.date.today()
@@ -183,6 +188,7 @@ def analyze(
     fmt: FormatOption = "table",
 ) -> None:
     """Build customer_scores: RFM, LTV, NPS cell, ranks, loyalty, lapse and lost reasons per customer."""
+    from kizuna.workspace import Workspace
     _check(lang, fmt)
     with Workspace.open(directory, store_url=db, create=False) as ws:
         day = ws.as_of(_as_of(as_of))
@@ -206,6 +212,7 @@ def kpi(
     fmt: FormatOption = "table",
 ) -> None:
     """SPEC §1: NPS, repeat rate, frequency, AOV, LTV, 2:8 curve, cohorts, F2, NPS by channel."""
+    from kizuna.workspace import Workspace
     _check(lang, fmt)
     if by not in ("month", "channel"):
         raise typer.BadParameter("--by must be month or channel")
@@ -223,6 +230,7 @@ def segments(
     fmt: FormatOption = "table",
 ) -> None:
     """The NPS × LTV matrix and the RFM rank table (from the last `kizuna analyze`)."""
+    from kizuna.workspace import Workspace
     _check(lang, fmt)
     with Workspace.open(directory, store_url=db, create=False) as ws:
         _show_segments(ws, lang, fmt)
@@ -240,6 +248,7 @@ def export(
     lang: LangOption = "ja",
 ) -> None:
     """Write a segment's customer list with contact details, LTV, last order, NPS and the reason."""
+    from kizuna.workspace import Workspace
     _check(lang)
     path = output or Path(f"{segment}.{export_format}")
     with Workspace.open(directory, store_url=db, create=False) as ws:

@@ -7,14 +7,16 @@ the models load inside the commands, so `kizuna --help` does not pay for them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kizuna.cli._app import AsOfOption, DbOption, DirOption, LangOption, _as_of, _check, _progress, app
 from kizuna.cli._render import Percent, console, print_json, show_rows
 from kizuna.i18n import label, segment_label
-from kizuna.workspace import Workspace
+
+if TYPE_CHECKING:  # loaded inside the commands: `kizuna --help` does not pay for Ibis
+    from kizuna.workspace import Workspace
 
 HorizonOption = Annotated[
     int | None,
@@ -33,6 +35,7 @@ def predict(
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
 ) -> None:
     """Predict P(alive), next order, order value, CLV and churn risk with its reasons for every customer."""
+    from kizuna.workspace import Workspace
     _check(lang, "json" if fmt == "json" else "table")
     with Workspace.open(directory, store_url=db, create=False) as ws:
         with _progress(fmt) as progress:
@@ -102,6 +105,7 @@ def priority(
     lang: LangOption = "ja",
 ) -> None:
     """The contact centre's call list: by value at risk, with reasons and the suggested action."""
+    from kizuna.workspace import Workspace
     _check(lang)
     if fmt not in PRIORITY_FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(PRIORITY_FORMATS)}")
@@ -142,6 +146,7 @@ def backtest(
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
 ) -> None:
     """Calibrate before --as-of, predict the next --horizon days, and compare with what happened."""
+    from kizuna.workspace import Workspace
     _check(lang, "json" if fmt == "json" else "table")
     day = _as_of(as_of)
     with Workspace.open(directory, store_url=db, create=False) as ws, _progress(fmt) as progress:

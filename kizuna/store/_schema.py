@@ -9,8 +9,10 @@ sessions to UTC). Amounts are integer yen.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import ibis
+if TYPE_CHECKING:
+    import ibis
 
 __all__ = ["Column", "TableSpec", "TABLES", "KINDS", "table_for_kind"]
 
@@ -43,6 +45,8 @@ class TableSpec:
 
     @property
     def schema(self) -> ibis.Schema:
+        import ibis  # here: the table definitions alone load without Ibis
+
         return ibis.schema({c.name: c.dtype for c in self.columns})
 
     @property
