@@ -185,3 +185,14 @@ def test_cli_predict_priority_and_backtest(demo: Path, tmp_path: Path):
     done = kizuna("backtest", "--dir", str(demo), "--as-of", "2026-10-15", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: The holdout period 2026-10-16 – 2027-01-13 runs past the last order")
+
+
+def test_segment_exports_carry_the_predictions(demo: Path, tmp_path: Path):
+    with Workspace.open(demo) as ws:
+        count = ws.export_segment("churn_candidate", tmp_path / "churn.csv", fmt="csv", lang="en")
+        risk = {r["customer_id"]: r["churn_risk"] for r in ws.predictions().to_pyarrow().to_pylist()}
+    with (tmp_path / "churn.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert count == len(rows) > 0
+    assert all(float(r["churn risk %"]) == round(100 * risk[r["customer id"]], 1) for r in rows)
+    assert all(r["main reasons for the risk"] for r in rows)

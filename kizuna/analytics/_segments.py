@@ -10,8 +10,8 @@ from kizuna._errors import KizunaError
 from kizuna.analytics._scores import MATRIX_CELLS, RFM_SEGMENTS
 from kizuna.i18n import segment_key
 
-__all__ = ["EXPORT_COLUMNS", "matrix_table", "rank_table", "rfm_segment_table", "segment_filter",
-           "segment_members", "SEGMENTS"]
+__all__ = ["EXPORT_COLUMNS", "PREDICTION_EXPORT_COLUMNS", "matrix_table", "rank_table", "rfm_segment_table",
+           "segment_filter", "segment_members", "SEGMENTS"]
 
 _FLAGS = {
     "near_loyal": lambda t: t.near_loyal,
@@ -82,10 +82,21 @@ def rfm_segment_table(scores: ibis.Table) -> pa.Table:
     return _shares(scores.filter(scores.rfm_segment.notnull()), "rfm_segment", RFM_SEGMENTS)
 
 
-def segment_members(scores: ibis.Table, customers: ibis.Table, name: str) -> tuple[str, ibis.Table]:
-    """The customers of one segment with what a call centre or warehouse needs, best LTV first."""
+# From customer_predictions, when there are predictions (SPEC §3): the list shows them too.
+PREDICTION_EXPORT_COLUMNS = ("churn_risk", "value_at_risk", "churn_reasons_ja", "churn_reasons_en")
+
+
+def segment_members(
+    scores: ibis.Table, customers: ibis.Table, name: str, predictions: ibis.Table | None = None
+) -> tuple[str, ibis.Table]:
+    """The customers of one segment with what a call centre or warehouse needs, best LTV first
+    (with their churn risk, value at risk and its reasons when `predictions` are given)."""
     key, condition = segment_filter(scores, name)
     members = scores.filter(condition).inner_join(customers, "customer_id")
-    return key, members.select(*EXPORT_COLUMNS).order_by([ibis.desc("ltv_revenue"), "customer_id"])
+    columns: list[str] = list(EXPORT_COLUMNS)
+    if predictions is not None:
+        members = members.left_join(predictions.select("customer_id", *PREDICTION_EXPORT_COLUMNS), "customer_id")
+        columns += PREDICTION_EXPORT_COLUMNS
+    return key, members.select(*columns).order_by([ibis.desc("ltv_revenue"), "customer_id"])
 
 

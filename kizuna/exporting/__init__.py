@@ -25,6 +25,8 @@ _HEADERS = {
     "nps_score": ("NPS回答", "NPS answer"), "nps_class": ("NPS区分", "NPS class"),
     "matrix_cell": ("NPS×LTV", "NPS x LTV cell"), "rfm_rank": ("RFMランク", "RFM rank"),
     "reason": ("リスト掲載理由", "why on this list"),
+    "churn_risk": ("離脱確率 %", "churn risk %"), "value_at_risk": ("離脱リスク金額 (円)", "value at risk (yen)"),
+    "churn_reasons": ("離脱リスクの主な理由", "main reasons for the risk"),
 }
 _SHOWN = ("customer_id", "name", "name_kana", "email", "phone", "postal_code", "address", "ltv_revenue",
           "orders", "last_order_at", "recency_days", "nps_score", "nps_class", "matrix_cell", "rfm_rank", "reason")
@@ -59,11 +61,24 @@ def _value(key: str, value: Any, lang: str) -> Any:
     return value
 
 
+# Shown after the others when the list carries predictions (kizuna predict was run).
+_PREDICTED = ("churn_risk", "value_at_risk", "churn_reasons")
+
+
+def _shown(table: pa.Table) -> tuple[str, ...]:
+    return _SHOWN + (_PREDICTED if "churn_risk" in table.column_names else ())
+
+
 def _rows(table: pa.Table, segment: str, lang: str) -> Iterable[list[Any]]:
+    shown = _shown(table)
     for batch in table.to_batches(max_chunksize=50_000):
         for row in batch.to_pylist():
             row["reason"] = reason_text(segment, row, lang)
-            yield [_value(k, row.get(k), lang) for k in _SHOWN]
+            if row.get("churn_risk") is not None:
+                row["churn_risk"] = round(100 * row["churn_risk"], 1)
+                row["value_at_risk"] = round(row["value_at_risk"])
+            row["churn_reasons"] = row.get(f"churn_reasons_{lang}")
+            yield [_value(k, row.get(k), lang) for k in shown]
 
 
 def write_customer_list(table: pa.Table, segment: str, path: Path, fmt: str, lang: str = "ja") -> int:
@@ -73,7 +88,7 @@ def write_customer_list(table: pa.Table, segment: str, path: Path, fmt: str, lan
     """
     if fmt not in EXPORT_FORMATS:
         raise KizunaError(f"unknown export format {fmt!r}; choose csv or xlsx.")
-    headers = [_HEADERS[k][0 if lang == "ja" else 1] for k in _SHOWN]
+    headers = [_HEADERS[k][0 if lang == "ja" else 1] for k in _shown(table)]
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet = segment_label(segment, lang) or label("customers", lang)
     return write_table(path, headers, _rows(table, segment, lang), fmt=fmt, sheet=sheet)

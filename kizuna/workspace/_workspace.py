@@ -223,7 +223,8 @@ class Workspace:
         if fmt not in EXPORT_FORMATS:
             raise KizunaError(f"unknown export format {fmt!r}; choose {' or '.join(EXPORT_FORMATS)}.")
         self._check_output(path)
-        key, members = analytics.segment_members(self.scores(), self.store.table("customers"), segment)
+        predictions = self.store.table(PREDICTIONS) if self.store.has_table(PREDICTIONS) else None
+        key, members = analytics.segment_members(self.scores(), self.store.table("customers"), segment, predictions)
         with self.store.engine_errors():
             rows = members.to_pyarrow()
         try:
