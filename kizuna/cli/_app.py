@@ -62,6 +62,7 @@ def init(
 ) -> None:
     """Create a workspace: kizuna.toml with the default settings, and the store."""
     from kizuna.workspace import Workspace
+
     _check(lang)
     with Workspace.init(directory, store_url=db or ""):
         pass
@@ -88,6 +89,7 @@ def import_(
 ) -> None:
     """Import a file; rejected rows go to a rejects file with row, column and reason."""
     from kizuna.workspace import Workspace
+
     _check(lang, fmt)
     with Workspace.open(directory, store_url=db, create=True) as ws, _progress(fmt) as progress:
         task = progress.add_task(f"{label('importing', lang)} {file.name}", total=None)
@@ -189,6 +191,7 @@ def analyze(
 ) -> None:
     """Build customer_scores: RFM, LTV, NPS cell, ranks, loyalty, lapse and lost reasons per customer."""
     from kizuna.workspace import Workspace
+
     _check(lang, fmt)
     with Workspace.open(directory, store_url=db, create=False) as ws:
         day = ws.as_of(_as_of(as_of))
@@ -213,6 +216,7 @@ def kpi(
 ) -> None:
     """SPEC §1: NPS, repeat rate, frequency, AOV, LTV, 2:8 curve, cohorts, F2, NPS by channel."""
     from kizuna.workspace import Workspace
+
     _check(lang, fmt)
     if by not in ("month", "channel"):
         raise typer.BadParameter("--by must be month or channel")
@@ -231,6 +235,7 @@ def segments(
 ) -> None:
     """The NPS × LTV matrix and the RFM rank table (from the last `kizuna analyze`)."""
     from kizuna.workspace import Workspace
+
     _check(lang, fmt)
     with Workspace.open(directory, store_url=db, create=False) as ws:
         _show_segments(ws, lang, fmt)
@@ -249,6 +254,7 @@ def export(
 ) -> None:
     """Write a segment's customer list with contact details, LTV, last order, NPS and the reason."""
     from kizuna.workspace import Workspace
+
     _check(lang)
     path = output or Path(f"{segment}.{export_format}")
     with Workspace.open(directory, store_url=db, create=False) as ws:

@@ -36,6 +36,7 @@ def predict(
 ) -> None:
     """Predict P(alive), next order, order value, CLV and churn risk with its reasons for every customer."""
     from kizuna.workspace import Workspace
+
     _check(lang, "json" if fmt == "json" else "table")
     with Workspace.open(directory, store_url=db, create=False) as ws:
         with _progress(fmt) as progress:
@@ -106,6 +107,7 @@ def priority(
 ) -> None:
     """The contact centre's call list: by value at risk, with reasons and the suggested action."""
     from kizuna.workspace import Workspace
+
     _check(lang)
     if fmt not in PRIORITY_FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(PRIORITY_FORMATS)}")
@@ -147,6 +149,7 @@ def backtest(
 ) -> None:
     """Calibrate before --as-of, predict the next --horizon days, and compare with what happened."""
     from kizuna.workspace import Workspace
+
     _check(lang, "json" if fmt == "json" else "table")
     day = _as_of(as_of)
     with Workspace.open(directory, store_url=db, create=False) as ws, _progress(fmt) as progress:
