@@ -330,7 +330,8 @@ def _python_csv_batches(source: Source, skip_records: int) -> Iterator[pa.Record
                 row += lines
                 continue
             row += 1
-            if len(record) != width and not (len(record) > width and not any(v.strip() for v in record[width:])):
+            blank_tail = not any(v.strip() for v in record[width:])  # Excel's empty cells after the last column
+            if len(record) < width or not blank_tail:
                 if any(v.strip() for v in record):
                     source.problems.append(Problem(
                         row, None, _undecoded_text(source.delimiter.join(record)),

@@ -5,8 +5,8 @@ happened (SPEC §3) — the figures that say whether to trust `predict`.
   of repeat purchases in the calibration period (the calibration/holdout chart of Fader, Hardie &
   Lee 2005), and in total;
 * churn: how well the churn risk ranks who left (ROC AUC, top-decile lift) and how well it is
-  calibrated (predicted vs actual churn rate by decile), side by side with two baselines that
-  need no model of ours: the days since the last order, and BG/NBD's 1 − P(alive).
+  calibrated (predicted vs actual churn rate by decile), side by side with baselines that need no
+  model of ours: the days since the last order, BG/NBD's 1 − P(alive) and its expected purchases.
 """
 
 from __future__ import annotations

@@ -42,26 +42,17 @@ def priority_list(
     """
     p = predictions
     c = customers.select("customer_id", "name", "phone", "email", "email_opt_in", "line_opt_in", "dm_opt_in")
-    joined = p.left_join(c, "customer_id")
-    if scores is not None:
-        s = scores.select("customer_id", "matrix_cell", "rfm_rank", "nps_score", "lost_reason", "near_loyal")
-        joined = joined.left_join(s, "customer_id")
-    j = joined
+    if scores is None:  # no `analyze` yet: the segment columns stay empty
+        s = p.select("customer_id", matrix_cell=ibis.null("string"), rfm_rank=ibis.null("string"),
+                     nps_score=ibis.null("int64"), lost_reason=ibis.null("string"), near_loyal=ibis.null("boolean"))
+    else:  # text, not DuckDB's ENUMs, so that the list has one type on every engine
+        s = scores.select("customer_id", matrix_cell=scores.matrix_cell.cast("string"),
+                          rfm_rank=scores.rfm_rank.cast("string"), nps_score=scores.nps_score,
+                          lost_reason=scores.lost_reason.cast("string"), near_loyal=scores.near_loyal)
+    j = p.left_join(c, "customer_id").left_join(s, "customer_id")
     opted = [ibis.cases((j[flag] == False, name), else_=ibis.null("string"))  # noqa: E712 (SQL: NULL is unknown)
              for flag, name in (("email_opt_in", "email"), ("line_opt_in", "line"), ("dm_opt_in", "dm"))]
-    listed = j.select(
-        "customer_id", "name", "phone", "email",
-        matrix_cell=j.matrix_cell.cast("string") if scores is not None else ibis.null("string"),
-        rfm_rank=j.rfm_rank.cast("string") if scores is not None else ibis.null("string"),
-        churn_risk=j.churn_risk, value_at_risk=j.value_at_risk, clv=j.clv, p_alive=j.p_alive,
-        cancel_probability=j.cancel_probability,
-        nps_score=j.nps_score if scores is not None else ibis.null("int64"),
-        lost_reason=j.lost_reason.cast("string") if scores is not None else ibis.null("string"),
-        near_loyal=j.near_loyal if scores is not None else ibis.null("boolean"),
-        open_contacts=j.open_contacts, days_since_life_event=j.days_since_life_event,
-        churn_reasons_ja=j.churn_reasons_ja, churn_reasons_en=j.churn_reasons_en,
-        opted_out=_join_names(opted),
-    )
+    listed = j.select(*(col for col in PRIORITY_COLUMNS if col != "opted_out"), opted_out=_join_names(opted))
     return listed.order_by([ibis.desc("value_at_risk"), "customer_id"]).limit(capacity).to_pyarrow()
 
 

@@ -30,6 +30,8 @@ SETTINGS_FILE = "kizuna.toml"
 # The days kizuna computes on: DuckDB and Arrow overflow near year 1 and 9999 (a year before
 # 0001-01-01 does not exist), and no shop's data lies outside.
 FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
+# Prediction horizons, in days: a week to ten years.
+HORIZON_DAYS = (7, 3650)
 
 # The rank every customer takes who meets none of the configured ones.
 FALLBACK_RANK = "other"
@@ -342,8 +344,8 @@ _SETTINGS: dict[tuple[str, str], tuple[str, _Check]] = {
     ("analysis", "high_ltv_min_yen"): ("high_ltv_min_yen", _integer(0, MAX_YEN)),
     ("analysis", "rfm_ranks"): ("rfm_ranks", _ranks),
     ("import", "batch_rows"): ("import_batch_rows", _integer(1, 10_000_000)),
-    ("prediction", "horizon_days"): ("horizon_days", _integer(7, 3650)),
-    ("prediction", "clv_horizon_days"): ("clv_horizon_days", _integer(7, 3650)),
+    ("prediction", "horizon_days"): ("horizon_days", _integer(*HORIZON_DAYS)),
+    ("prediction", "clv_horizon_days"): ("clv_horizon_days", _integer(*HORIZON_DAYS)),
     ("prediction", "discount_rate"): ("discount_rate", _number(0, 1)),
     ("prediction", "high_risk"): ("high_risk", _number(0, 1, above_low=True)),
     ("prediction", "call_capacity"): ("call_capacity", _integer(1, 1_000_000)),

@@ -18,7 +18,7 @@ from kizuna.exporting import EXPORT_FORMATS, write_customer_list
 from kizuna.i18n import label
 from kizuna.importing import ColumnMapping, ImportSummary, import_file
 from kizuna.store import TABLES, Store
-from kizuna.workspace._settings import FIRST_DAY, LAST_DAY, SETTINGS_FILE, Settings
+from kizuna.workspace._settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, Settings
 
 if TYPE_CHECKING:  # prediction loads scikit-learn: only the commands that predict pay for it
     from kizuna.prediction import Backtest, Predictions
@@ -269,12 +269,21 @@ class Workspace:
         settings = self.settings
         with self.store.engine_errors():
             result = predict_customers(
-                self.tables(), as_of, horizon_days=horizon_days or settings.horizon_days,
+                self.tables(), as_of, horizon_days=self._horizon(horizon_days),
                 clv_horizon_days=settings.clv_horizon_days, discount_rate=settings.discount_rate,
                 gross_margin_rate=settings.gross_margin_rate,
             )
             self.store.create(PREDICTIONS, result.table)
         return result
+
+    def _horizon(self, days: int | None) -> int:
+        """`days`, or the [prediction] setting; held to the setting's own range."""
+        if days is None:
+            return self.settings.horizon_days
+        low, high = HORIZON_DAYS
+        if not low <= days <= high:
+            raise KizunaError(f"--horizon {days} is outside {low} … {high:,} days; give a number of days within them.")
+        return days
 
     def predictions(self) -> ibis.Table:
         """The `customer_predictions` table written by the last `predict` (joins customer_scores on customer_id)."""
@@ -297,7 +306,7 @@ class Workspace:
         settings = self.settings
         with self.store.engine_errors():
             result = backtest(
-                self.tables(), as_of, horizon_days=horizon_days or settings.horizon_days,
+                self.tables(), as_of, horizon_days=self._horizon(horizon_days),
                 clv_horizon_days=settings.clv_horizon_days, discount_rate=settings.discount_rate,
                 gross_margin_rate=settings.gross_margin_rate,
             )
@@ -337,7 +346,7 @@ class Workspace:
             raise KizunaError(f"unknown format {fmt!r} for a file; choose {' or '.join(EXPORT_FORMATS)}.")
         self._check_output(path)
         headers, rows = call_list_rows(self.priority(capacity), lang)
-        return write_table(path, headers, rows, fmt=fmt, sheet=label("title_priority", lang)[:31])
+        return write_table(path, headers, rows, fmt=fmt, sheet=label("title_priority", lang))
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""
