@@ -142,6 +142,31 @@ _LABELS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# segment migration (`kizuna migration`, SPEC §2 and §5)
+_LABELS |= {
+    "migration_new": ("新規 (開始日に未登録)", "new (joined after the start)"),
+    "title_migration_cell": ("セグメント移動 (NPS × LTV マトリクス): {d1} → {d2}",
+                             "Segment migration (NPS x LTV matrix): {d1} -> {d2}"),
+    "title_migration_rank": ("ランク移動 (RFMランク): {d1} → {d2}", "Rank migration (RFM ranks): {d1} -> {d2}"),
+    "title_migration_headline": ("移動のまとめ", "Migration summary"),
+    "migration_from_to": ("開始日 \\ 終了日", "from \\ to"),
+    "migration_total": ("合計", "total"),
+    "migration_customers": ("顧客数 (終了日)", "customers (end date)"),
+    "migration_customers_before": ("顧客数 (開始日)", "customers (start date)"),
+    "migration_stayed": ("同じセグメントに留まった", "stayed in the same segment"),
+    "migration_moved": ("別のセグメントへ移動", "moved to another segment"),
+    "migration_churn_candidates_before": ("離脱候補者 (開始日)", "churn candidates (start date)"),
+    "migration_churn_candidates_after": ("離脱候補者 (終了日)", "churn candidates (end date)"),
+    "migration_loyal_before": ("ロイヤルカスタマー (開始日)", "loyal customers (start date)"),
+    "migration_loyal_after": ("ロイヤルカスタマー (終了日)", "loyal customers (end date)"),
+    "migration_churn_candidate_to_loyal": ("離脱候補者 → ロイヤルカスタマー", "churn candidates -> loyal"),
+    "migration_churn_candidate_to_loyal_share": ("離脱候補者のうちロイヤル化した割合 %",
+                                                 "share of churn candidates who became loyal %"),
+    "migration_moved_up": ("ランクアップ", "moved up a rank"),
+    "migration_moved_down": ("ランクダウン", "moved down a rank"),
+    "migration_reached_top": ("最上位ランクに到達", "reached the top rank"),
+}
+
 
 def label(key: str, lang: str = "ja") -> str:
     """The label for `key` in `lang`; the key itself when none is defined."""

@@ -71,8 +71,11 @@ def init(
 
 @app.command("import")
 def import_(
-    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}.")],
-    file: Annotated[Path, typer.Argument(help="CSV, Excel (.xlsx) or Parquet file.")],
+    what: Annotated[list[str], typer.Argument(
+        help=f"[KIND] FILE, or a FOLDER. KIND is one of {', '.join(KINDS)}; without it the kind is told "
+             "from the headers, and platform exports (EC-CUBE, Shopify, 楽天, Yahoo!, Next Engine, BASE, "
+             "MakeShop, futureshop) need no mapping. A folder imports every file, customers first.",
+        metavar="[KIND] FILE|FOLDER", show_default=False)],
     mapping: Annotated[
         Path | None, typer.Option("--mapping", "-m", help="TOML mapping of your headers and values.")
     ] = None,
@@ -87,22 +90,51 @@ def import_(
     lang: LangOption = "ja",
     fmt: FormatOption = "table",
 ) -> None:
-    """Import a file; rejected rows go to a rejects file with row, column and reason."""
+    """Import a file or a folder; rejected rows go to a rejects file with row, column and reason."""
     from kizuna.workspace import Workspace
 
     _check(lang, fmt)
+    if len(what) > 2:
+        raise typer.BadParameter("give [KIND] FILE, or a folder.", param_hint="[KIND] FILE|FOLDER")
+    kind, file = (what[0], Path(what[1])) if len(what) == 2 else (None, Path(what[0]))
+    if kind is not None and kind not in KINDS:
+        raise typer.BadParameter(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}, or leave it out.",
+                                 param_hint="KIND")
     with Workspace.open(directory, store_url=db, create=True) as ws, _progress(fmt) as progress:
         task = progress.add_task(f"{label('importing', lang)} {file.name}", total=None)
+        current = [file]
 
         def update(done: int, expected: int | None) -> None:
             progress.update(task, completed=done, total=max(expected or 0, done) or None)
 
         def phase(name: str) -> None:
-            progress.update(task, description=f"{label(name, lang)} {file.name}")
+            progress.update(task, description=f"{label(name, lang)} {current[0].name}")
 
-        summary = ws.import_file(kind, file, mapping=mapping, encoding=encoding, sheet=sheet, on_progress=update,
-                                 on_phase=phase)
-    show_import_summary(summary, lang, fmt)
+        def next_file(_kind: str, path: Path) -> None:
+            current[0] = path
+            progress.update(task, completed=0, total=None, description=f"{label('importing', lang)} {path.name}")
+
+        if file.is_dir() and kind is None:
+            summaries = ws.import_folder(file, mapping=mapping, on_file=next_file, on_progress=update,
+                                         on_phase=phase)
+        else:
+            summaries = [ws.import_file(kind, file, mapping=mapping, encoding=encoding, sheet=sheet,
+                                        on_progress=update, on_phase=phase)]
+    if fmt == "json" and len(summaries) > 1:
+        print_json([s.to_dict() for s in summaries])
+        return
+    for summary in summaries:
+        show_import_summary(summary, lang, fmt)
+
+
+# labels of the import summary that kizuna/i18n.py does not have yet
+_IMPORT_LABELS = {"preset": ("形式", "export"), "table_counts": ("新規 {a} / 更新 {u} / 変更なし {n}",
+                                                               "added {a} / updated {u} / unchanged {n}")}
+
+
+def _import_label(key: str, lang: str) -> str:
+    ja, en = _IMPORT_LABELS[key]
+    return ja if lang == "ja" else en
 
 
 def show_import_summary(summary: ImportSummary, lang: str, fmt: str) -> None:
@@ -112,6 +144,7 @@ def show_import_summary(summary: ImportSummary, lang: str, fmt: str) -> None:
     rows = [
         {"k": label("file", lang), "v": str(summary.path)},
         {"k": label("kind", lang), "v": summary.kind},
+        *([{"k": _import_label("preset", lang), "v": summary.preset}] if summary.preset else []),
         {"k": label("encoding", lang), "v": summary.encoding or summary.format},
         *([{"k": label("sheet", lang), "v": summary.sheet}] if summary.sheet else []),
         {"k": label("rows_read", lang), "v": summary.rows_read},
@@ -122,6 +155,10 @@ def show_import_summary(summary: ImportSummary, lang: str, fmt: str) -> None:
         {"k": label("duplicates", lang), "v": summary.duplicates},
         {"k": label("rejected", lang), "v": summary.rejected},
     ]
+    if len(summary.tables) > 1:  # an export that filled several tables: what each one got
+        for table, counts in summary.tables.items():
+            rows.append({"k": label(table, lang), "v": _import_label("table_counts", lang).format(
+                a=f"{counts.added:,}", u=f"{counts.updated:,}", n=f"{counts.unchanged:,}")})
     if summary.rejects_path:
         rows.append({"k": label("rejects_file", lang), "v": str(summary.rejects_path)})
         for reason, count in summary.reasons.most_common(5):

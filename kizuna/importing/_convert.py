@@ -29,9 +29,15 @@ class BatchResult:
 
 def convert_batch(
     batch: pa.RecordBatch, spec: TableSpec, headers: dict[str, str],
-    mapping: ColumnMapping, timezone: str,
+    mapping: ColumnMapping, timezone: str, *,
+    problems: list[tuple[str, pa.Array]] = (), keep: tuple[str, ...] = (),
 ) -> BatchResult:
-    """`headers`: batch column name -> canonical column (see `resolve_headers`)."""
+    """`headers`: batch column name -> canonical column (see `_presets.plan_import`).
+
+    `problems`: (column, reason or null per row) found before parsing; `keep`: batch
+    columns passed through as they are (for the accepted rows).
+    """
+    found = list(problems)
     rows = batch.column(ROW)
     typed: dict[str, pa.Array] = {}
     raw_by_column: dict[str, pa.Array] = {}
@@ -53,6 +59,7 @@ def convert_batch(
         missing = pc.is_null(text_by_column[name])
         problems.append((name, pc.if_else(missing, f"missing {name}", pa.scalar(None, pa.string()))))
     problems.extend(_row_rules(typed))
+    problems.extend(found)
 
     bad = pa.repeat(pa.scalar(False), batch.num_rows)
     reject_parts = []
@@ -74,6 +81,8 @@ def convert_batch(
         else pa.nulls(n_good, _arrow_type(c))
         for c in spec.columns
     }
+    for name in keep:
+        columns[name] = pc.filter(batch.column(name), good)
     columns[ROW] = pc.filter(rows, good)
     accepted = pa.table(columns)
     rejects = (pa.concat_tables(reject_parts) if reject_parts

@@ -31,15 +31,36 @@ import pyarrow as pa
 from kizuna._errors import FileFormatError, MissingColumnsError
 from kizuna._sheets import CsvSheet
 from kizuna.importing._convert import REJECT_SCHEMA, convert_batch
-from kizuna.importing._mapping import ColumnMapping, resolve_headers
+from kizuna.importing._mapping import ColumnMapping
+from kizuna.importing._prepare import Preparer
+from kizuna.importing._presets import HELPER_FIELDS, Plan, plan_import
 from kizuna.importing._sources import ROW, Source, open_source
-from kizuna.store import Store, TableSpec, table_for_kind
+from kizuna.importing._targets import Target, targets
+from kizuna.store import Store, table_for_kind
 
 __all__ = ["ImportSummary", "import_file"]
 
 STAGE = "_kizuna_stage"
 VALID = "_kizuna_valid"
 CHANGES = "_kizuna_changes"
+ROWS = "_kizuna_rows"
+# per-table scratch tables of a file that fills several tables
+SCRATCH = [f"{prefix}_{table}" for prefix in (VALID, CHANGES, ROWS)
+           for table in ("customers", "products", "orders", "order_items")]
+
+
+@dataclass
+class TableCounts:
+    """What one import did to one table."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+                "duplicates": self.duplicates}
 
 
 @dataclass
@@ -60,6 +81,8 @@ class ImportSummary:
     rejects_path: Path | None = None
     ignored_columns: list[str] = field(default_factory=list)
     reasons: Counter = field(default_factory=Counter)
+    preset: str | None = None  # the platform export recognised, e.g. "EC-CUBE 4 受注CSV"
+    tables: dict[str, TableCounts] = field(default_factory=dict)  # every table the file filled
 
     @property
     def accepted(self) -> int:
@@ -74,6 +97,7 @@ class ImportSummary:
             "duplicates": self.duplicates, "rejected": self.rejected,
             "rejects_path": str(self.rejects_path) if self.rejects_path else None,
             "ignored_columns": self.ignored_columns, "reasons": dict(self.reasons),
+            "preset": self.preset, "tables": {name: c.to_dict() for name, c in self.tables.items()},
         }
 
 
@@ -123,7 +147,7 @@ def _reason_family(reason: str) -> str:
 
 def import_file(
     store: Store,
-    kind: str,
+    kind: str | None,
     path: Path | str,
     *,
     timezone: str = "Asia/Tokyo",
@@ -137,31 +161,42 @@ def import_file(
 ) -> ImportSummary:
     """Import `path` as `kind` (customers, orders, order-items, products, nps, support, events).
 
+    With `kind` None, the kind and the platform export are told from the headers
+    (`_presets`). An orders export may fill several tables in one import: the customers
+    it names, products and order items from its lines (`_targets`); they change
+    together at the end, in one transaction where the engine has them.
+
     `on_progress(rows_done, rows_expected)` is called after every batch; `on_phase("reconcile")`
     once the file is read, when duplicates, references and the stored rows are compared (on a
     large file, a good part of the time). An Excel workbook is read from `sheet`, else from
     its first sheet that has the columns `kind` needs.
     """
-    spec = table_for_kind(kind)
+    if kind is not None:
+        table_for_kind(kind)
     path = Path(path)
     mapping = mapping or ColumnMapping()
-    mapping.check(spec)
+    mapping.check()
     source = open_source(path, batch_rows=batch_rows, encoding=encoding, sheet=sheet)
-    source, headers, ignored = _choose_columns(source, spec, mapping, path, sheet_given=sheet is not None)
-    present = list(dict.fromkeys(headers.values()))
-    summary = ImportSummary(kind, path, source.format, source.encoding, sheet=source.sheet,
-                            ignored_columns=ignored)
+    source, plan = _choose_plan(source, kind, mapping, path, sheet_given=sheet is not None)
+    prepare = Preparer(plan, mapping)
+    spec = prepare.spec
+    summary = ImportSummary(plan.kind, path, source.format, source.encoding, sheet=source.sheet,
+                            ignored_columns=plan.ignored, preset=plan.preset)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     rejects = _RejectsWriter(Path(rejects_dir) / f"{spec.kind}-{stamp}.csv", path)
     expected = source.estimated_rows()
 
-    stage_schema = ibis.schema({**dict(spec.schema.items()), ROW: "int64"})
-    for name in (VALID, CHANGES):  # left behind by an import that was killed
+    keep = prepare.keep
+    stage_schema = ibis.schema({**dict(spec.schema.items()), **{k: "string" for k in keep}, ROW: "int64"})
+    for name in (VALID, CHANGES, *SCRATCH):  # left behind by an import that was killed
         store.drop(name)
     store.create(STAGE, schema=stage_schema)
     try:
         for batch in source.batches():
-            result = convert_batch(batch, spec, headers, mapping, timezone)
+            prepared = prepare(batch)
+            headers = {c: c for c in prepared.batch.schema.names if c in spec.column_names}
+            result = convert_batch(prepared.batch, spec, headers, mapping, timezone,
+                                   problems=prepared.problems, keep=keep)
             summary.rows_read += batch.num_rows
             if result.accepted.num_rows:
                 store.append(STAGE, result.accepted)
@@ -177,9 +212,9 @@ def import_file(
             ))
         if on_phase:
             on_phase("reconcile")
-        _reconcile(store, spec, present, rejects, summary)
+        _reconcile_all(store, targets(store, plan, store.table(STAGE), _given(plan)), rejects, summary)
     finally:
-        for name in (STAGE, VALID, CHANGES):
+        for name in (STAGE, VALID, CHANGES, *SCRATCH):
             store.drop(name)
         summary.rejects_path = rejects.close()
     summary.rejected = len(rejects.rows)
@@ -187,76 +222,107 @@ def import_file(
     return summary
 
 
-def _choose_columns(
-    source: Source, spec: TableSpec, mapping: ColumnMapping, path: Path, *, sheet_given: bool
-) -> tuple[Source, dict[str, str], list[str]]:
-    """The file's columns mapped onto `spec`; in a workbook, the first sheet that has them."""
+def _given(plan: Plan) -> set[str]:
+    """The fields the file gives values for (joined parts and derived status included)."""
+    fields = plan.fields
+    if fields & {"cancel_flag", "cancelled_at"}:
+        fields = fields | {"status"}
+    return fields - set(HELPER_FIELDS)
+
+
+def _choose_plan(
+    source: Source, kind: str | None, mapping: ColumnMapping, path: Path, *, sheet_given: bool
+) -> tuple[Source, Plan]:
+    """What the file holds; in a workbook, the first sheet that holds something kizuna reads."""
     candidates = [source] if sheet_given or len(source.sheets) < 2 else [
         source if name == source.sheet else source.with_sheet(name) for name in source.sheets
     ]
     first_error: MissingColumnsError | None = None
     for candidate in candidates:
         try:
-            headers, ignored = resolve_headers(
-                candidate.headers, candidate.names, spec, mapping, path, candidate.unreadable
-            )
-            return candidate, headers, ignored
+            plan = plan_import(candidate.headers, candidate.names, kind, mapping, path, candidate.unreadable)
+            return candidate, plan
         except MissingColumnsError as exc:
             first_error = first_error or exc
         except FileFormatError:
             continue  # an empty sheet beside the data
     assert first_error is not None
     if len(candidates) > 1:
-        raise MissingColumnsError(path, spec.kind, first_error.missing, None, sheets=source.sheets)
+        raise MissingColumnsError(path, first_error.kind, first_error.missing, None, sheets=source.sheets)
     raise first_error
 
 
+def _reconcile_all(store: Store, found: list[Target], rejects: _RejectsWriter, summary: ImportSummary) -> None:
+    """Check every table's rows, then write all changes at once (referenced tables first)."""
+    pending: dict[str, str] = {}  # table -> its valid rows of this file, for references
+    changes: list[tuple[str, ibis.Table, list[str] | None]] = []
+    several = len(found) > 1
+    for target in found:
+        counts = TableCounts()
+        change = _reconcile(store, target, rejects, counts, pending, several=several)
+        if change is not None:
+            changes.append(change)
+        summary.tables[target.spec.name] = counts
+        if target.main:
+            summary.added, summary.updated, summary.unchanged = counts.added, counts.updated, counts.unchanged
+            summary.duplicates = counts.duplicates if target.duplicates_shown else 0
+    if changes:
+        store.apply_changes(changes)
+
+
 def _reconcile(
-    store: Store, spec: TableSpec, present: list[str], rejects: _RejectsWriter,
-    summary: ImportSummary,
-) -> None:
+    store: Store, target: Target, rejects: _RejectsWriter, counts: TableCounts, pending: dict[str, str],
+    *, several: bool,
+) -> tuple[str, ibis.Table, list[str] | None] | None:
+    spec, present = target.spec, target.present
     key = list(spec.key)
     data_cols = [c for c in present if c not in key]
-    stage = store.table(STAGE)
+    suffix = f"_{spec.name}" if several else ""
+    stage = store.create(ROWS + suffix, target.rows) if several else target.rows
 
-    kept = _drop_duplicates(store, stage, key, data_cols, rejects, summary)
+    kept = _drop_duplicates(store, stage, key, data_cols, rejects, counts)
     for column, table in spec.references:
-        known = store.table(table).select(column).distinct()
+        known = store.table(table).select(column)
+        if table in pending:
+            known = known.union(store.table(pending[table]).select(column))
+        known = known.distinct()
         unknown = kept.anti_join(known, column)
         _reject(rejects, unknown, column, f"unknown {column} (not in {table}: import {table} first)")
         kept = kept.semi_join(known, column)
-    valid = store.create(VALID, kept)
+    valid = store.create(VALID + suffix, kept)
+    pending[spec.name] = VALID + suffix
 
-    target = store.table(spec.name)
-    stored = target.mutate(_stored=ibis.literal(True))
+    stored = store.table(spec.name).mutate(_stored=ibis.literal(True))
     joined = valid.left_join(stored, key, rname="{name}__stored")
     is_new = joined["_stored"].isnull()
+    # merge: a value the file leaves blank keeps the stored one
+    value = {c: joined[c].coalesce(joined[f"{c}__stored"]) if target.merge else joined[c] for c in data_cols}
     same = ibis.literal(True)
     for column in data_cols:
-        same = same & joined[column].identical_to(joined[f"{column}__stored"])
-    counts = joined.aggregate(
+        same = same & value[column].identical_to(joined[f"{column}__stored"])
+    if target.insert_only:
+        same = ibis.literal(True)
+    counts_row = joined.aggregate(
         added=is_new.sum(), unchanged=(~is_new & same).sum(), total=joined.count()
     ).to_pyarrow().to_pylist()[0]
-    summary.added = int(counts["added"] or 0)
-    summary.unchanged = int(counts["unchanged"] or 0)
-    summary.updated = int(counts["total"]) - summary.added - summary.unchanged
-    if summary.added + summary.updated == 0:
-        return
+    counts.added = int(counts_row["added"] or 0)
+    counts.unchanged = int(counts_row["unchanged"] or 0)
+    counts.updated = int(counts_row["total"]) - counts.added - counts.unchanged
+    if counts.added + counts.updated == 0:
+        return None
     # Columns the file lacks keep what the store has; the file's columns win.
     changed = joined.filter(is_new | ~same).select(
-        *[joined[c] if c in present else joined[f"{c}__stored"].name(c)
-          for c in spec.column_names]
+        *[value[c].name(c) if c in data_cols else joined[c] if c in present
+          else joined[f"{c}__stored"].name(c) for c in spec.column_names]
     )
-    if summary.updated == 0:
-        store.append(spec.name, changed)
-    else:
-        store.create(CHANGES, changed)
-        store.replace_rows(spec.name, CHANGES, key)
+    if counts.updated == 0:
+        return spec.name, changed, None
+    return spec.name, store.create(CHANGES + suffix, changed), key
 
 
 def _drop_duplicates(
     store: Store, stage: ibis.Table, key: list[str], data_cols: list[str],
-    rejects: _RejectsWriter, summary: ImportSummary,
+    rejects: _RejectsWriter, counts: TableCounts,
 ) -> ibis.Table:
     firsts = stage.group_by(key).aggregate(_first=stage[ROW].min())
     if int(firsts.count().to_pyarrow().as_py()) == int(stage.count().to_pyarrow().as_py()):
@@ -278,7 +344,7 @@ def _drop_duplicates(
                          + conflicts["_first"].cast("string") + " kept)"),
         key[0], None,
     )
-    summary.duplicates = int(repeats.filter(same).count().to_pyarrow().as_py())
+    counts.duplicates = int(repeats.filter(same).count().to_pyarrow().as_py())
     return stage.semi_join(firsts.rename(**{ROW: "_first"}), [*key, ROW])
 
 

@@ -1,16 +1,23 @@
 """Column mappings: from a file's own headers (顧客ID, 受注番号 …) to kizuna's columns.
 
-A mapping file is TOML::
+A mapping file is TOML; one file can serve every export of a shop::
 
-    [columns]
-    "受注番号" = "order_id"
+    [columns]                 # every kind
     "購入日" = "ordered_at"
+
+    [columns.orders]          # only when the file is imported as orders
+    "受注番号" = "order_id"
+
+    [columns.products]
+    "商品名" = "name"
 
     [values.status]
     "キャンセル済" = "cancelled"
 
-Headers are compared after NFKC normalisation, trimming and lower-casing, so
-"顧客ＩＤ" and "顧客ID" are the same header.
+Entries for headers a file does not have are ignored, and so are shared entries whose
+column the kind being imported does not have; only a column that no kind has is an
+error (a typo). Headers are compared after NFKC normalisation, trimming and
+lower-casing, so "顧客ＩＤ" and "顧客ID" are the same header.
 """
 
 from __future__ import annotations
@@ -21,22 +28,34 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kizuna._errors import MappingError, MissingColumnsError
-from kizuna.importing._values import HEADER_ALIASES
-from kizuna.store import TableSpec
+from kizuna._errors import MappingError
+from kizuna.store import KINDS, TABLES
 
-__all__ = ["ColumnMapping", "normalise_header", "resolve_headers"]
+__all__ = ["ColumnMapping", "looks_like_data", "normalise_header"]
+
+# Parts that the import joins (see _platforms.COMPOSED) and steering fields: a mapping may name them.
+EXTRA_TARGETS = ("product_name", "name_last", "name_first", "kana_last", "kana_first", "phone1", "phone2",
+                 "phone3", "postal1", "postal2", "prefecture", "city", "address1", "address2",
+                 "ordered_date", "ordered_time", "cancelled_at", "cancel_flag", "line_kind")
 
 
 def normalise_header(header: str) -> str:
     return unicodedata.normalize("NFKC", header).strip().strip("\ufeff").lower()
 
 
+def _kind_of(name: str) -> str | None:
+    """A [columns.X] table name: a kind (order-items) or a table name (order_items)."""
+    if name in KINDS:
+        return name
+    return TABLES[name].kind if name in TABLES else None
+
+
 @dataclass(frozen=True)
 class ColumnMapping:
-    columns: dict[str, str] = field(default_factory=dict)  # normalised header -> column
+    columns: dict[str, str] = field(default_factory=dict)  # normalised header -> column, every kind
     values: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> {value: value}
     path: Path | None = None  # the mapping file, for messages about it
+    by_kind: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> {header: column}
 
     @classmethod
     def load(cls, path: Path) -> ColumnMapping:
@@ -49,79 +68,74 @@ class ColumnMapping:
         unknown = set(raw) - {"columns", "values"}
         if unknown:
             raise MappingError(
-                f"unknown table(s) {', '.join(sorted(unknown))}; a mapping has [columns] "
-                "and [values.COLUMN].",
+                f"unknown table(s) {', '.join(sorted(unknown))}; a mapping has [columns], "
+                "[columns.KIND] and [values.COLUMN].",
                 path=path,
             )
-        columns = raw.get("columns", {})
+        columns = {k: v for k, v in raw.get("columns", {}).items() if not isinstance(v, dict)}
+        per_kind = {k: v for k, v in raw.get("columns", {}).items() if isinstance(v, dict)}
         values = raw.get("values", {})
-        if not all(isinstance(v, str) for v in columns.values()) or not all(
+        wrong_kinds = sorted(k for k in per_kind if _kind_of(k) is None)
+        if wrong_kinds:
+            raise MappingError(
+                f"[columns.{wrong_kinds[0]}]: no such kind; use one of {', '.join(KINDS)}.", path=path
+            )
+        tables = [columns, *per_kind.values()]
+        if not all(isinstance(v, str) for t in tables for v in t.values()) or not all(
             isinstance(t, dict) and all(isinstance(x, str) for x in t.values())
             for t in values.values()
         ):
             raise MappingError(
-                'every entry must be "source" = "kizuna name", in [columns] and [values.COLUMN].',
+                'every entry must be "source" = "kizuna name", in [columns], [columns.KIND] and '
+                "[values.COLUMN].",
                 path=path,
             )
-        return cls(
+        mapping = cls(
             columns={normalise_header(k): v for k, v in columns.items()},
             values={col: {unicodedata.normalize("NFKC", k).strip(): v for k, v in table.items()}
                     for col, table in values.items()},
             path=Path(path),
+            by_kind={_kind_of(kind): {normalise_header(k): v for k, v in table.items()}
+                     for kind, table in per_kind.items()},
         )
+        mapping.check()
+        return mapping
 
-    def check(self, spec: TableSpec) -> None:
-        """Fail early when the mapping names a column this kind does not have."""
-        known = set(spec.column_names)
-        wrong = sorted({c for c in self.columns.values() if c not in known}
-                       | {c for c in self.values if c not in known})
+    def columns_for(self, kind: str) -> dict[str, str]:
+        """Header -> column for a file of `kind`: its own table over the shared one."""
+        return {**self.columns, **self.by_kind.get(kind, {})}
+
+    def check(self, spec: object = None) -> None:
+        """Fail early when the mapping names a column that no kind has (a typo).
+
+        (`spec` is accepted for callers of the one-kind mappings of before.)
+        """
+        known = {c for table in TABLES.values() for c in table.column_names} | set(EXTRA_TARGETS)
+        named = set(self.columns.values()) | set(self.values)
+        for kind, table in self.by_kind.items():
+            allowed = set(KINDS[kind].column_names) | set(EXTRA_TARGETS)
+            if kind == "orders":  # an orders export names its buyers and lines too
+                allowed |= set(TABLES["customers"].column_names) | set(TABLES["order_items"].column_names)
+            wrong = sorted(c for c in table.values() if c not in allowed)
+            if wrong:
+                raise MappingError(
+                    f"the mapping names {', '.join(wrong)} in [columns.{kind}], which {kind} does not have; "
+                    f"columns of {kind}: {', '.join(KINDS[kind].column_names)}.",
+                    path=self.path,
+                )
+        wrong = sorted(c for c in named if c not in known)
         if wrong:
             raise MappingError(
-                f"the mapping names {', '.join(wrong)}, which {spec.kind} does not have; "
-                f"columns of {spec.kind}: {', '.join(spec.column_names)}.",
+                f"the mapping names {', '.join(wrong)}, which no kind has; kizuna's columns are listed "
+                "in SPEC §7 (e.g. customer_id, order_id, ordered_at, amount, product_id).",
                 path=self.path,
             )
-
-
-def resolve_headers(
-    headers: list[str], names: list[str], spec: TableSpec, mapping: ColumnMapping, path: Path,
-    unreadable: list[str] = (),
-) -> tuple[dict[str, str], list[str]]:
-    """Map each header onto a canonical column; return (batch name -> column, ignored headers).
-
-    `names` are the batch column names of `headers` (see `Source.names`). Order of
-    preference: the mapping file, the canonical name itself, then the common Japanese
-    headers kizuna knows for this kind. Blank headers are not data and not listed.
-    """
-    known = set(spec.column_names)
-    aliases = HEADER_ALIASES.get(spec.kind, {})
-    resolved: dict[str, str] = {}
-    ignored: list[str] = []
-    taken: set[str] = set()
-    for header, name in zip(headers, names, strict=True):
-        key = normalise_header(header)
-        if not key:
-            continue
-        column = mapping.columns.get(key) or (key if key in known else None) or aliases.get(key)
-        if column is None or column in taken:
-            ignored.append(header)
-            continue
-        resolved[name] = column
-        taken.add(column)
-    ignored.extend(unreadable)
-    missing = [c for c in spec.required if c not in taken]
-    if missing:
-        shown = [h for h in headers if h.strip()]
-        if _looks_like_data(shown):
-            raise MissingColumnsError(path, spec.kind, missing, None)
-        raise MissingColumnsError(path, spec.kind, missing, shown + list(unreadable))
-    return resolved, ignored
 
 
 _DATA_LIKE = re.compile(r"^[-+¥\\$]?[\d.,/:\- ]+$|@|^\d{4}[-/年]")
 
 
-def _looks_like_data(headers: list[str]) -> bool:
+def looks_like_data(headers: list[str]) -> bool:
     """A first row of amounts, dates or e-mail addresses is data: the file has no header row.
 
     (Its cells are a customer's data, so the message must not quote them.)

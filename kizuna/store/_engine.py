@@ -21,6 +21,7 @@ import contextlib
 import io
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -60,13 +61,17 @@ class Store:
             )
 
     @classmethod
-    def connect(cls, url: str, *, home: Path | None = None, memory_limit: str = "", create: bool = True) -> Store:
+    def connect(cls, url: str, *, home: Path | None = None, memory_limit: str = "", create: bool = True,
+                read_only: bool = False, lock_wait: float = 0.0) -> Store:
         """Connect by URL or DuckDB file path and make sure the canonical tables exist.
 
         `home` is the workspace folder: a local Spark store keeps its tables there.
         `memory_limit` ("2GB"; empty for the engine's default) caps DuckDB's memory; beyond it
         DuckDB spills to a temporary folder beside the file. Other engines manage their own.
         `create=False` refuses a DuckDB file that does not exist rather than create an empty one.
+        `read_only` opens a DuckDB file for reading only: several processes may read it at once
+        (the web app, `kizuna run`), though none while another process writes it. `lock_wait`
+        seconds: how long to wait for such a process to let go of the file before giving up.
         """
         cls.check_url(url)
         try:
@@ -83,7 +88,7 @@ class Store:
                     )
                 if path != ":memory:":
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
-                backend = ibis.duckdb.connect(path)
+                backend = _duckdb_connect(path, read_only=read_only and path != ":memory:", wait=lock_wait)
                 # DuckDB draws its own progress bar on stdout for queries over 2 s, which would
                 # corrupt `--format json` output; kizuna's commands show their own progress.
                 backend.con.execute("SET enable_progress_bar = false")
@@ -103,8 +108,9 @@ class Store:
                 "kizuna.toml (empty means kizuna.duckdb in the workspace)."
             ) from None
         store = cls(backend, url, memory_limit=memory_limit)
-        with store.engine_errors():
-            store.ensure_tables()
+        if not read_only:
+            with store.engine_errors():
+                store.ensure_tables()
         return store
 
     @classmethod
@@ -334,6 +340,22 @@ class Store:
     def drop(self, name: str) -> None:
         self.backend.drop_table(name, force=True)
 
+    def upsert_rows(self, target: str, rows: pa.Table, key: Sequence[str]) -> None:
+        """Insert Arrow `rows` into `target`, replacing the rows with the same key (idempotent)."""
+        staging = f"_kizuna_upsert_{target}"
+        schema = self.table(target).schema()
+        columns = [c for c in schema.names if c in rows.column_names]
+        rows = rows.select(columns).cast(ibis.Schema({c: schema[c] for c in columns}).to_pyarrow())
+        self.create(staging, schema=schema)
+        try:
+            missing = [c for c in schema.names if c not in columns]
+            for column in missing:  # the staging table has every column of the target
+                rows = rows.append_column(column, pa.nulls(rows.num_rows, schema[column].to_pyarrow()))
+            self.append(staging, rows.select(schema.names))
+            self.replace_rows(target, staging, key)
+        finally:
+            self.drop(staging)
+
     def replace_rows(self, target: str, rows_name: str, key: Sequence[str]) -> None:
         """Delete the rows of `target` whose key is in table `rows_name`, then insert those rows.
 
@@ -355,6 +377,30 @@ class Store:
         with self.engine_errors(), self._transaction():
             self._execute(delete)
             self.backend.insert(target, rows.select(*self.table(target).columns))
+
+    def apply_changes(self, changes: Sequence[tuple[str, ibis.Table, Sequence[str] | None]]) -> None:
+        """Write rows into several tables as one change (an import that fills customers, orders
+        and their items): all or nothing where the engine has transactions.
+
+        Each change is (target, rows, key). With a key, the stored rows with the same key are
+        replaced (`rows` must then be a stored table, as for `replace_rows`); without, `rows`
+        (any expression) are appended. Changes run in the order given.
+        """
+        if self.engine == "pyspark":
+            for target, rows, key in changes:
+                if key:
+                    self._rewrite_without(target, rows, key)
+                else:
+                    self.backend.insert(target, rows)
+            return
+        dialect = self.backend.dialect
+        with self.engine_errors(), self._transaction():
+            for target, rows, key in changes:
+                if key:
+                    match = sg.and_(*(sg.column(k, table="r").eq(sg.column(k, table="t")) for k in key))
+                    exists = sge.Exists(this=sg.select("1").from_(sg.table(rows.get_name()).as_("r")).where(match))
+                    self._execute(sge.delete(sg.table(target).as_("t"), where=exists).sql(dialect))
+                self.backend.insert(target, rows.select(*self.table(target).columns))
 
     def _rewrite_without(self, target: str, rows: ibis.Table, key: Sequence[str]) -> None:
         # Spark tables have no DELETE: build the new table aside, then swap it in.
@@ -388,6 +434,21 @@ class Store:
         else:
             with self.backend._safe_raw_sql(sql):
                 pass
+
+
+def _duckdb_connect(path: str, *, read_only: bool, wait: float) -> ibis.BaseBackend:
+    # DuckDB locks the whole file per process: a writer excludes everyone, readers exclude a
+    # writer. Commands from cron and the web app hold it for seconds, so wait a little for them.
+    deadline = time.monotonic() + wait
+    pause = 0.02
+    while True:
+        try:
+            return ibis.duckdb.connect(path, read_only=read_only)
+        except Exception as exc:
+            if "Could not set lock on file" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 def _set_memory_limit(backend: ibis.BaseBackend, limit: str) -> None:

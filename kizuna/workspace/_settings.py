@@ -66,6 +66,8 @@ class Settings:
     store_url: str = ""
     # DuckDB's memory ceiling, e.g. "2GB"; empty means DuckDB's own (80 % of the machine's RAM)
     store_memory_limit: str = ""
+    # DuckDB: seconds to wait for another process (the web app, a cron run) to let go of the file
+    store_lock_wait: int = 30
     # [analysis]
     as_of: str = ""  # YYYY-MM-DD: every report as of this day; empty means today
     rfm_window_days: int = 3 * 365
@@ -87,6 +89,30 @@ class Settings:
     discount_rate: float = 0.1  # yearly rate that discounts future revenue in the CLV
     high_risk: float = 0.5  # churn risk from which a customer counts as at high risk
     call_capacity: int = 100  # rows of the call list: the calls a contact centre makes in a day
+    # [delivery] (SPEC §4): rules every scenario's messages follow
+    quiet_start: str = "21:00"  # no e-mail or LINE from this local time …
+    quiet_end: str = "09:00"  # … to this one (the next day when it is earlier)
+    skip_holidays: bool = True  # Japanese public holidays are quiet all day
+    cap_messages: int = 2  # at most this many marketing messages per customer …
+    cap_days: int = 7  # … within this many days, across channels; more are deferred
+    holdout_share: float = 0.1  # each scenario's control group (a scenario may set its own)
+    global_control_share: float = 0.05  # customers no scenario contacts, to measure kizuna itself
+    min_effect: float = 0.02  # the smallest uplift worth detecting: sizes "not enough data yet"
+    alternative_name: str = "ボトル入りの水"  # what the product saves money against (money_saved)
+    alternative_yen_per_l: int = 100  # its price per litre
+    # [email]; the password comes from KIZUNA_SMTP_PASSWORD, never from this file
+    smtp_url: str = ""  # smtp://host:port, smtps://user@host:465; empty: no e-mail is sent
+    smtp_starttls: bool = False
+    sender: str = ""  # From: "Shop name <info@example.jp>"
+    sender_address: str = ""  # the sender's postal address (特定電子メール法)
+    sender_contact: str = ""  # a telephone number or e-mail address for questions
+    dkim_domain: str = ""  # sign with DKIM when these three are set
+    dkim_selector: str = ""
+    dkim_key_file: str = ""  # PEM private key; relative paths are inside the workspace
+    # [line]; the channel token comes from KIZUNA_LINE_TOKEN, the secret from KIZUNA_LINE_SECRET
+    line_api_base: str = "https://api.line.me"
+    # [web]
+    public_url: str = "http://127.0.0.1:8000"  # where customers reach `kizuna serve` (links in messages)
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -173,6 +199,8 @@ url = {q(self.store_url)}
 # DuckDB only: the most memory it may use, e.g. "2GB" (beyond it, large imports and analyses
 # spill to disk). Empty: DuckDB's default, 80 % of this machine's RAM.
 memory_limit = {q(self.store_memory_limit)}
+# DuckDB only: seconds a command waits for another kizuna process using the file to finish.
+lock_wait = {self.store_lock_wait}
 
 [analysis]
 as_of = {q(self.as_of)}                  # every report as of this day (YYYY-MM-DD); empty = today
@@ -199,6 +227,36 @@ clv_horizon_days = {self.clv_horizon_days}     # predicted CLV: expected revenue
 discount_rate = {self.discount_rate}        # yearly rate discounting future revenue in the CLV
 high_risk = {self.high_risk}            # churn risk from which a customer counts as at high risk
 call_capacity = {self.call_capacity}        # rows of `kizuna priority`: the calls the contact centre makes in a day
+
+[delivery]
+quiet_start = {q(self.quiet_start)}       # no e-mail or LINE from this local time ...
+quiet_end = {q(self.quiet_end)}         # ... to this one; such messages wait for the morning
+skip_holidays = {_bool(self.skip_holidays)}      # Japanese public holidays are quiet all day
+cap_messages = {self.cap_messages}          # at most this many marketing messages per customer ...
+cap_days = {self.cap_days}              # ... within this many days, across channels (more wait)
+holdout_share = {self.holdout_share}        # each scenario's control group: evaluated, never contacted
+global_control_share = {self.global_control_share} # customers no scenario contacts: the effect of kizuna itself
+min_effect = {self.min_effect}          # smallest uplift worth detecting (sizes "not enough data yet")
+alternative_name = {q(self.alternative_name)}  # what customers would buy instead (money_saved)
+alternative_yen_per_l = {self.alternative_yen_per_l}  # its price per litre
+
+[email]
+# The password is read from the environment variable KIZUNA_SMTP_PASSWORD.
+smtp_url = {q(self.smtp_url)}             # e.g. "smtp://127.0.0.1:2525" or "smtps://user@mail.example.jp:465"
+starttls = {_bool(self.smtp_starttls)}
+sender = {q(self.sender)}               # "Shop <info@example.jp>"
+sender_address = {q(self.sender_address)}       # postal address shown in every e-mail (特定電子メール法)
+sender_contact = {q(self.sender_contact)}       # telephone or e-mail for questions
+dkim_domain = {q(self.dkim_domain)}          # DKIM signing when domain, selector and key file are set
+dkim_selector = {q(self.dkim_selector)}
+dkim_key_file = {q(self.dkim_key_file)}
+
+[line]
+# The channel access token is read from KIZUNA_LINE_TOKEN, the channel secret from KIZUNA_LINE_SECRET.
+api_base = {q(self.line_api_base)}
+
+[web]
+public_url = {q(self.public_url)}  # where customers reach `kizuna serve`: unsubscribe and survey links
 """
 
 
@@ -326,6 +384,34 @@ def _ranks(name: str, value: Any) -> tuple[RankRule, ...]:
     return tuple(ranks)
 
 
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _must(name, "true or false", value)
+
+
+def _clock(name: str, value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+        return value
+    raise _must(name, 'a time of day written "HH:MM" (24-hour clock)', value)
+
+
+def _smtp_url(name: str, value: Any) -> str:
+    if isinstance(value, str) and (not value or re.fullmatch(r"smtps?://[^/\s]+(:[0-9]{1,5})?/?", value)):
+        return value
+    raise _must(name, 'smtp://host:port or smtps://user@host:port (or empty for no e-mail)', value)
+
+
+def _http_url(name: str, value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+        return value.rstrip("/")
+    raise _must(name, "an http:// or https:// address", value)
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
 # (section, key) -> (Settings field, check), in the order of kizuna.toml
 _SETTINGS: dict[tuple[str, str], tuple[str, _Check]] = {
     ("business", "currency"): ("currency", _currency),
@@ -333,6 +419,7 @@ _SETTINGS: dict[tuple[str, str], tuple[str, _Check]] = {
     ("business", "gross_margin_rate"): ("gross_margin_rate", _number(0, 1)),
     ("store", "url"): ("store_url", _text),
     ("store", "memory_limit"): ("store_memory_limit", _text),  # DuckDB checks the format when it connects
+    ("store", "lock_wait"): ("store_lock_wait", _integer(0, 3600)),
     ("analysis", "as_of"): ("as_of", _as_of),
     ("analysis", "rfm_window_days"): ("rfm_window_days", _integer(1, MAX_DAYS)),
     ("analysis", "nps_validity_days"): ("nps_validity_days", _integer(1, MAX_DAYS)),
@@ -349,6 +436,26 @@ _SETTINGS: dict[tuple[str, str], tuple[str, _Check]] = {
     ("prediction", "discount_rate"): ("discount_rate", _number(0, 1)),
     ("prediction", "high_risk"): ("high_risk", _number(0, 1, above_low=True)),
     ("prediction", "call_capacity"): ("call_capacity", _integer(1, 1_000_000)),
+    ("delivery", "quiet_start"): ("quiet_start", _clock),
+    ("delivery", "quiet_end"): ("quiet_end", _clock),
+    ("delivery", "skip_holidays"): ("skip_holidays", _boolean),
+    ("delivery", "cap_messages"): ("cap_messages", _integer(1, 1000)),
+    ("delivery", "cap_days"): ("cap_days", _integer(1, 365)),
+    ("delivery", "holdout_share"): ("holdout_share", _number(0, 0.9)),
+    ("delivery", "global_control_share"): ("global_control_share", _number(0, 0.5)),
+    ("delivery", "min_effect"): ("min_effect", _number(0, 1, above_low=True)),
+    ("delivery", "alternative_name"): ("alternative_name", _text),
+    ("delivery", "alternative_yen_per_l"): ("alternative_yen_per_l", _integer(0, 1_000_000)),
+    ("email", "smtp_url"): ("smtp_url", _smtp_url),
+    ("email", "starttls"): ("smtp_starttls", _boolean),
+    ("email", "sender"): ("sender", _text),
+    ("email", "sender_address"): ("sender_address", _text),
+    ("email", "sender_contact"): ("sender_contact", _text),
+    ("email", "dkim_domain"): ("dkim_domain", _text),
+    ("email", "dkim_selector"): ("dkim_selector", _text),
+    ("email", "dkim_key_file"): ("dkim_key_file", _text),
+    ("line", "api_base"): ("line_api_base", _http_url),
+    ("web", "public_url"): ("public_url", _http_url),
 }
 
 

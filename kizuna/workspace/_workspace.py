@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from kizuna._errors import KizunaError, NoDataError, WorkspaceError
 from kizuna.exporting import EXPORT_FORMATS, write_customer_list
 from kizuna.i18n import label
 from kizuna.importing import ColumnMapping, ImportSummary, import_file
+from kizuna.operations import OPERATIONS_FILE, Links, Operations
 from kizuna.store import TABLES, Store
 from kizuna.workspace._settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, Settings
 
@@ -31,7 +33,8 @@ SUMMARY = "_kizuna_order_summary"
 PREDICTIONS = "customer_predictions"
 # What kizuna keeps in a workspace folder besides kizuna.toml and the store; an export never
 # writes over them (nor inside the folders).
-WORKSPACE_ENTRIES = ("rejects", "spark-warehouse", "spark-metastore", "derby.log")
+WORKSPACE_ENTRIES = ("rejects", "spark-warehouse", "spark-metastore", "derby.log", OPERATIONS_FILE,
+                     OPERATIONS_FILE + "-wal", OPERATIONS_FILE + "-shm", "scenarios", "outbox")
 
 
 class Workspace:
@@ -45,6 +48,7 @@ class Workspace:
         self.path = path
         self.settings = settings
         self.store = store
+        self._operations: Operations | None = None
 
     @classmethod
     def init(cls, path: Path | str, *, store_url: str = "", exist_ok: bool = False,
@@ -73,15 +77,18 @@ class Workspace:
             if store_url:
                 settings = dataclasses.replace(settings, store_url=store_url)
             settings_path.write_text(settings.to_toml(), encoding="utf-8")
+        _install_example_scenarios(path)
         return cls.open(path)
 
     @classmethod
-    def open(cls, path: Path | str = ".", *, store_url: str | None = None, create: bool = True) -> Workspace:
+    def open(cls, path: Path | str = ".", *, store_url: str | None = None, create: bool = True,
+             read_only: bool = False) -> Workspace:
         """Open an existing workspace; `store_url` overrides [store] url for this session.
 
         `create=False` (for commands that only read) refuses a DuckDB file named by `store_url`
         or [store] url that does not exist, instead of creating an empty store there; the
-        workspace's own kizuna.duckdb is created either way.
+        workspace's own kizuna.duckdb is created either way. `read_only` opens the DuckDB
+        store for reading, beside other readers (the web app, `kizuna run`).
         """
         path = Path(path)
         settings_path = path / SETTINGS_FILE
@@ -93,11 +100,50 @@ class Workspace:
         settings = Settings.load(settings_path)
         url = store_url if store_url is not None else settings.store_url
         store = Store.connect(url or str(path / STORE_FILE), home=path, memory_limit=settings.store_memory_limit,
-                              create=create or not url)
+                              create=(create or not url) and not read_only, read_only=read_only,
+                              lock_wait=settings.store_lock_wait)
         return cls(path, settings, store)
 
     def close(self) -> None:
         self.store.close()
+        if self._operations is not None:
+            self._operations.close()
+
+    # -- operational records ------------------------------------------------------------
+    @property
+    def operations(self) -> Operations:
+        """The send ledger, consents, surveys, webhook events and users (SQLite beside the store)."""
+        if self._operations is None:
+            self._operations = Operations(self.path / OPERATIONS_FILE)
+        return self._operations
+
+    @property
+    def links(self) -> Links:
+        """The signed unsubscribe and survey links of this workspace ([web] public_url)."""
+        return Links(self.settings.public_url, self.operations.secret())
+
+    def merge_survey_answers(self) -> int:
+        """Copy the survey answers given through the web app into nps_answers; how many.
+
+        Idempotent: a merge interrupted after the store's write and before the marks is done
+        again, replacing the same rows (nps_answers is keyed by customer and answer time).
+        """
+        answers = self.operations.unmerged_answers()
+        if not answers:
+            return 0
+        zone = zoneinfo.ZoneInfo(self.settings.timezone)  # the store keeps local wall-clock times
+        rows = pa.table({
+            "customer_id": [a["customer_id"] for a in answers],
+            "answered_at": pa.array(
+                [dt.datetime.fromtimestamp(a["answered_ts"], zone).replace(tzinfo=None) for a in answers],
+                pa.timestamp("us")),
+            "score": pa.array([a["score"] for a in answers], pa.int64()),
+            "comment": [a["comment"] for a in answers],
+            "touchpoint": [a["touchpoint"] for a in answers],
+        })
+        self.store.upsert_rows("nps_answers", rows, key=("customer_id", "answered_at"))
+        self.operations.mark_merged(a["ref"] for a in answers)
+        return len(answers)
 
     def save_settings(self, settings: Settings) -> None:
         """Write `settings` to kizuna.toml (comments are rewritten) and use them from now on."""
@@ -129,8 +175,8 @@ class Workspace:
     # -- importing --------------------------------------------------------------------
     def import_file(
         self,
-        kind: str,
-        path: Path | str,
+        kind: str | None,
+        path: Path | str | None = None,
         *,
         mapping: Path | str | ColumnMapping | None = None,
         encoding: str | None = None,
@@ -138,7 +184,13 @@ class Workspace:
         on_progress: Callable[[int, int | None], None] | None = None,
         on_phase: Callable[[str], None] | None = None,
     ) -> ImportSummary:
-        """Import one file; see `kizuna.importing.import_file`."""
+        """Import one file; see `kizuna.importing.import_file`.
+
+        `kind` None (or the file alone: ``ws.import_file("orders_export.csv")``) tells the
+        kind and the platform export from the headers.
+        """
+        if path is None:
+            kind, path = None, kind
         if mapping is not None and not isinstance(mapping, ColumnMapping):
             mapping = ColumnMapping.load(Path(mapping))
         with self.store.engine_errors():
@@ -153,6 +205,32 @@ class Workspace:
                 on_progress=on_progress,
                 on_phase=on_phase,
             )
+
+    def import_folder(
+        self,
+        folder: Path | str,
+        *,
+        mapping: Path | str | ColumnMapping | None = None,
+        on_file: Callable[[str, Path], None] | None = None,
+        on_progress: Callable[[int, int | None], None] | None = None,
+        on_phase: Callable[[str], None] | None = None,
+    ) -> list[ImportSummary]:
+        """Import every export in `folder`, referenced kinds first (customers, products, orders, …).
+
+        Each file's kind is told from its headers before the first import starts;
+        `on_file(kind, path)` is called as each file begins.
+        """
+        from kizuna.importing import files_in_order
+
+        if mapping is not None and not isinstance(mapping, ColumnMapping):
+            mapping = ColumnMapping.load(Path(mapping))
+        summaries = []
+        for kind, path in files_in_order(folder, mapping):
+            if on_file:
+                on_file(kind, path)
+            summaries.append(self.import_file(kind, path, mapping=mapping, on_progress=on_progress,
+                                              on_phase=on_phase))
+        return summaries
 
     def tables(self) -> dict[str, ibis.Table]:
         """The canonical tables as Ibis expressions, for the analytics."""
@@ -212,6 +290,23 @@ class Workspace:
         """The customers of a segment (cell, rank, named segment or flag, by id or label) with
         contact details, LTV, last order and NPS, best LTV first."""
         return analytics.segment_members(self.scores(), self.store.table("customers"), segment)[1]
+
+    def migration(self, from_day: dt.date, to_day: dt.date, *, by: str = "cell") -> pa.Table:
+        """Customers per (segment at `from_day`, segment at `to_day`): the segment migration of SPEC §2.
+
+        `by` is "cell" (NPS × LTV matrix) or "rank" (RFM rank, ids `rank_<label>`); both days are
+        computed as of their end with this workspace's settings, whatever the last `analyze`.
+        Columns from_segment, to_segment, customers; `from_segment` "new" for customers who were
+        not customers yet at `from_day`. `kizuna.analytics._migration.migration_headline(table)`
+        gives the headline figures (churn candidates → loyal).
+        """
+        from kizuna.analytics._migration import segment_migration
+
+        from_day, to_day = self.check_day(from_day), self.check_day(to_day)
+        if self.store.count("orders") == 0:
+            raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
+        with self.store.engine_errors():
+            return segment_migration(self.tables(), self.settings, from_day, to_day, by=by)
 
     def export_segment(self, segment: str, path: Path | str, *, fmt: str = "csv", lang: str = "ja") -> int:
         """Write the customer list of a segment (cell, rank, named segment or flag).
@@ -351,3 +446,65 @@ class Workspace:
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""
         return {name: self.store.count(name) for name in TABLES}
+
+    # -- scenarios (SPEC §4-§5) ---------------------------------------------------------
+    def scenarios(self) -> list:
+        """The scenarios in the workspace's scenarios/ folder, checked (ScenarioError names file and line)."""
+        from kizuna.scenarios import SCENARIO_FOLDER, load_scenarios
+
+        folder = self.path / SCENARIO_FOLDER
+        return load_scenarios(folder) if folder.is_dir() else []
+
+    def run(self, as_of: dt.date | None = None, *, now: dt.datetime | None = None, dry_run: bool = False,
+            only: str | None = None, transports=None, release_store: bool = False, lang: str | None = None,
+            progress=None):
+        """Evaluate every scenario and deliver what is due (see `kizuna.scenarios.run_scenarios`)."""
+        from kizuna.scenarios import run_scenarios
+
+        return run_scenarios(self, as_of=self.as_of(as_of), now=now, dry_run=dry_run, only=only,
+                             transports=transports, release_store=release_store, lang=lang, progress=progress)
+
+    def results(self, name: str | None = None, *, as_of: dt.date | None = None, lang: str = "ja") -> list[dict]:
+        """Per scenario and step: due, sent, delivered, failed, deferred, suppressed; the uplift."""
+        from kizuna.scenarios import scenario_results
+
+        return scenario_results(self, name, as_of=self.check_day(as_of), lang=lang)
+
+    def preview(self, name: str, customer_id: str, *, step: int = 1, as_of: dt.date | None = None,
+                lang: str | None = None) -> dict[str, str]:
+        """One step's message for one customer, rendered as it would be sent (nothing is recorded)."""
+        from kizuna.scenarios import scenario_fields
+        from kizuna.scenarios._render import render, text_to_html
+
+        scenario = next((s for s in self.scenarios() if s.name == name), None)
+        if scenario is None:
+            known = ", ".join(s.name for s in self.scenarios()) or "none"
+            raise KizunaError(f"no scenario named {name!r} in {self.path / 'scenarios'} (there are: {known}).")
+        if not 1 <= step <= len(scenario.steps):
+            raise KizunaError(f"scenario {name} has steps 1 to {len(scenario.steps)}; there is no step {step}.")
+        fields = scenario_fields(self, [customer_id], self.as_of(as_of), lang or scenario.lang).get(customer_id)
+        if fields is None:
+            raise KizunaError(f"no customer {customer_id!r} in this workspace.")
+        chosen = scenario.steps[step - 1]
+        language = lang or scenario.lang
+        values = {k: ("" if v is None else v) for k, v in fields.items()}
+        values.update(detail="", occasion="preview", occasion_at=str(self.as_of(as_of)),
+                      unsubscribe_url=self.links.unsubscribe_url("0" * 32),
+                      survey_url=self.links.survey_url("0" * 32))
+        text = render(chosen.body[language], values, scenario=name, step=step)
+        subject = render(chosen.subject[language], values, scenario=name, step=step).strip()
+        return {"scenario": name, "step": str(step), "channel": chosen.channel, "subject": subject, "text": text,
+                "html": text_to_html(text)}
+
+
+def _install_example_scenarios(path: Path) -> None:
+    """A new workspace starts with the SPEC's example scenarios (ja + en), to edit or delete."""
+    import shutil
+
+    folder = path / "scenarios"
+    if folder.exists():
+        return
+    examples = Path(__file__).resolve().parent.parent / "scenarios" / "examples"
+    folder.mkdir()
+    for example in sorted(examples.glob("*.yaml")):
+        shutil.copyfile(example, folder / example.name)

@@ -1,0 +1,165 @@
+"""`kizuna run`, `kizuna scenario preview` and `kizuna results`: SPEC §4–§5 from the command line.
+
+Thin: each command calls one `Workspace` method and prints what it returns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kizuna.cli._app import AsOfOption, DbOption, DirOption, FormatOption, LangOption, _as_of, _check, app
+from kizuna.cli._render import Percent, console, print_json, show_rows
+
+scenario_app = typer.Typer(help="Look at one scenario: render its message for a customer.", no_args_is_help=True)
+app.add_typer(scenario_app, name="scenario")
+
+# (ja, en) labels of these commands' output
+_LABELS = {
+    "scenario": ("シナリオ", "Scenario"), "step": ("ステップ", "Step"), "channel": ("チャネル", "Channel"),
+    "enrolled": ("対象", "Enrolled"), "holdout": ("対照群", "Control"), "sent": ("送信", "Sent"),
+    "would_send": ("送信予定", "Would send"), "failed": ("失敗", "Failed"), "deferred": ("保留", "Deferred"),
+    "suppressed": ("配信停止等", "Suppressed"), "cancelled": ("目標達成", "Goal reached"),
+    "waiting": ("待機", "Waiting"), "unconfirmed": ("未確認", "Unconfirmed"), "due": ("配信時期", "Due"),
+    "delivered": ("到達", "Delivered"), "treated_rate": ("施策群CVR", "Treated rate"),
+    "control_rate": ("対照群CVR", "Control rate"), "uplift": ("差 (95%区間)", "Uplift (95% CI)"),
+    "verdict": ("判定", "Verdict"), "incremental_revenue": ("増分売上", "Incremental revenue"),
+    "title_run": ("シナリオ実行", "Scenario run"), "title_dry": ("シナリオ実行 (ドライラン: 送信なし)",
+                                                             "Scenario run (dry run: nothing sent)"),
+    "title_results": ("シナリオの結果", "Scenario results"), "total": ("合計", "total"),
+    "not_enough": ("データ不足: 各群あと{n:,}人必要", "not enough data yet: {n:,} per group needed"),
+    "significant": ("効果あり", "effect shown"), "files": ("作成したリスト", "Lists written"),
+    "no_runs": ("まだ実行されたシナリオはありません。`kizuna run` で実行してください。",
+                "No scenario has run yet. Run `kizuna run`."),
+}
+CHANNEL_LABELS = {"email": ("メール", "e-mail"), "line": ("LINE", "LINE"), "insert": ("同梱物", "parcel insert"),
+                  "dm": ("DM", "direct mail"), "call": ("架電", "call")}
+
+
+def _l(key: str, lang: str) -> str:
+    ja, en = _LABELS[key]
+    return en if lang == "en" else ja
+
+
+def _channel(channel: str, lang: str) -> str:
+    ja, en = CHANNEL_LABELS.get(channel, (channel, channel))
+    return en if lang == "en" else ja
+
+
+@app.command()
+def run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show who gets what; send and record nothing.")] = False,
+    as_of: AsOfOption = None,
+    only: Annotated[str | None, typer.Option("--scenario", help="Run only this scenario.")] = None,
+    directory: DirOption = Path("."),
+    db: DbOption = None,
+    lang: LangOption = "ja",
+    fmt: FormatOption = "table",
+) -> None:
+    """Evaluate every scenario and deliver what is due (e-mail, LINE, lists), exactly once."""
+    from kizuna.workspace import Workspace
+
+    _check(lang, fmt)
+    with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
+        report = ws.run(_as_of(as_of), dry_run=dry_run, only=only, release_store=True)
+    done = "would_send" if dry_run else "sent"
+    columns = ["enrolled", "holdout", done, "deferred", "suppressed", "cancelled", "failed"]
+    if not dry_run:
+        columns += ["unconfirmed", "waiting"]
+    rows = [{"scenario": t.scenario, "step": t.step, "channel": _channel(t.channel, lang),
+             **{c: t.counts.get(c, 0) for c in columns}} for _, t in sorted(report.tallies.items())]
+    if fmt == "json":
+        print_json({"as_of": report.as_of, "now": report.now, "dry_run": dry_run, "steps": rows,
+                    "files": [str(p) for p in report.files], "problems": report.problems,
+                    "samples": report.samples})
+        return
+    show_rows(rows, [(c, _l(c, lang)) for c in ("scenario", "step", "channel", *columns)], fmt,
+              title=_l("title_dry" if dry_run else "title_run", lang))
+    if fmt != "table":
+        return
+    for path in report.files:
+        console.print(f"{_l('files', lang)}: {path}", highlight=False, markup=False)
+    for problem in report.problems:
+        console.print(f"! {problem}", highlight=False, markup=False, style="yellow")
+    for sample in report.samples[:6] if dry_run else []:
+        console.rule(f"{sample['scenario']} #{sample['step']} {_channel(sample['channel'], lang)} "
+                     f"→ {sample['customer_id']}", style="dim")
+        if sample["subject"]:
+            console.print(sample["subject"], markup=False, highlight=False, style="bold")
+        console.print(sample["text"].rstrip(), markup=False, highlight=False)
+
+
+@scenario_app.command("preview")
+def preview(
+    name: Annotated[str, typer.Argument(help="The scenario's name (its file name without .yaml).")],
+    customer: Annotated[str, typer.Option("--customer", help="The customer id to render it for.")],
+    step: Annotated[int, typer.Option("--step", help="Which step (1 = the first).")] = 1,
+    as_of: AsOfOption = None,
+    directory: DirOption = Path("."),
+    db: DbOption = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="Message language: ja or en (default: the scenario's).")]
+    = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output: text, html or json.")] = "text",
+) -> None:
+    """Render one step's message for one customer, as it would be sent."""
+    from kizuna.workspace import Workspace
+
+    if lang is not None:
+        _check(lang)
+    if fmt not in ("text", "html", "json"):
+        raise typer.BadParameter("--format must be one of text, html, json")
+    with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
+        message = ws.preview(name, customer, step=step, as_of=_as_of(as_of), lang=lang)
+    if fmt == "json":
+        print_json(message)
+    elif fmt == "html":
+        console.print(message["html"], markup=False, highlight=False, soft_wrap=True)
+    else:
+        if message["subject"]:
+            console.print(message["subject"], markup=False, highlight=False, style="bold")
+        console.print(message["text"].rstrip(), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def results(
+    name: Annotated[str | None, typer.Argument(help="One scenario (default: all).")] = None,
+    as_of: AsOfOption = None,
+    directory: DirOption = Path("."),
+    db: DbOption = None,
+    lang: LangOption = "ja",
+    fmt: FormatOption = "table",
+) -> None:
+    """Per scenario and step: sent, delivered, failed, deferred, suppressed; the uplift against the control."""
+    from kizuna.workspace import Workspace
+
+    _check(lang, fmt)
+    with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
+        rows = ws.results(name, as_of=_as_of(as_of), lang=lang)
+    if fmt == "json":
+        print_json(rows)
+        return
+    if not rows:
+        console.print(_l("no_runs", lang), markup=False, highlight=False)
+        return
+    shown = [_shown(row, lang) for row in rows]
+    columns = ["scenario", "step", "channel", "due", "sent", "delivered", "failed", "deferred", "suppressed",
+               "holdout", "treated_rate", "control_rate", "uplift", "verdict", "incremental_revenue"]
+    show_rows(shown, [(c, _l(c, lang)) for c in columns], fmt, title=_l("title_results", lang))
+
+
+def _shown(row: dict[str, Any], lang: str) -> dict[str, Any]:
+    shown = dict(row)
+    shown["channel"] = _channel(row["channel"], lang) if row["channel"] else ""
+    if row["step"] is None:
+        shown["step"] = _l("total", lang)
+        for rate in ("treated_rate", "control_rate"):
+            shown[rate] = Percent(100 * row[rate]) if row[rate] is not None else None
+        if row["uplift"] is not None:
+            shown["uplift"] = f"{100 * row['uplift']:+.1f}pt ({100 * row['low']:+.1f} … {100 * row['high']:+.1f})"
+            shown["verdict"] = (_l("significant", lang) if row["enough_data"]
+                                else _l("not_enough", lang).format(n=row["needed_per_group"] or 0))
+        if row["incremental_revenue"] is not None:
+            shown["incremental_revenue"] = round(row["incremental_revenue"])
+    return shown

@@ -1,0 +1,87 @@
+"""`kizuna serve` and `kizuna user add`: the web app from the command line.
+
+Starlette, uvicorn and argon2 load inside the commands, so `kizuna --help` does not pay for them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kizuna.cli._app import DirOption, LangOption, _check, app
+from kizuna.cli._render import console
+
+user_app = typer.Typer(help="Users of the web app (kizuna serve).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+ROLE_HELP = "viewer: sees figures and lists with contact data hidden; operator: sees contact data too."
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    forwarded_allow_ips: Annotated[
+        str, typer.Option("--forwarded-allow-ips",
+                          help="Proxies trusted for X-Forwarded-Proto/For (comma-separated IPs, or *): behind "
+                               "such a proxy with https, the session cookie is marked Secure.")
+    ] = "127.0.0.1",
+    directory: DirOption = Path("."),
+    lang: LangOption = "ja",
+) -> None:
+    """Start the web dashboard on this workspace (log in with a user from `kizuna user add`)."""
+    import logging
+
+    import uvicorn
+
+    from kizuna.web import create_app
+
+    _check(lang)
+    application = create_app(directory)
+    if application.state.kizuna.operations.query("SELECT count(*) AS n FROM users")[0]["n"] == 0:
+        console.print("no users yet: add one with `kizuna user add NAME --role operator`", markup=False)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # uvicorn's access log prints paths and query strings (customer ids, search text): ours names the page
+    uvicorn.run(application, host=host, port=port, access_log=False, proxy_headers=True,
+                forwarded_allow_ips=forwarded_allow_ips, log_level="info", server_header=False)
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="User name to log in with.")],
+    role: Annotated[str, typer.Option("--role", help=ROLE_HELP)] = "viewer",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input.")
+    ] = False,
+    directory: DirOption = Path("."),
+    lang: LangOption = "ja",
+) -> None:
+    """Add a user of the web app, or change an existing user's role and password."""
+    from kizuna.operations import OPERATIONS_FILE, Operations
+    from kizuna.web import ROLES, hash_password
+    from kizuna.workspace._settings import SETTINGS_FILE
+
+    _check(lang)
+    if role not in ROLES:
+        raise typer.BadParameter(f"--role must be one of {', '.join(ROLES)}")
+    if not name.strip() or len(name) > 64:
+        raise typer.BadParameter("the user name must be 1 to 64 characters")
+    if not (directory / SETTINGS_FILE).exists():
+        from kizuna._errors import WorkspaceError
+
+        raise WorkspaceError(f"{directory.resolve()} is not a kizuna workspace (no {SETTINGS_FILE}). "
+                             "Pass --dir to an existing one.")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    hashed = hash_password(password)
+    operations = Operations(directory / OPERATIONS_FILE)
+    try:
+        operations.add_user(name.strip(), role, hashed)
+    finally:
+        operations.close()
+    console.print(f"{name.strip()} ({role}) ✓", markup=False)

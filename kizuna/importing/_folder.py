@@ -1,0 +1,40 @@
+"""A folder of exports, imported in dependency order (customers before their orders …)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kizuna._errors import FileFormatError
+from kizuna.importing._importer import _choose_plan
+from kizuna.importing._mapping import ColumnMapping
+from kizuna.importing._sources import open_source
+from kizuna.store import KINDS
+
+__all__ = ["READABLE", "files_in_order"]
+
+READABLE = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet", ".pq")
+
+
+def files_in_order(folder: Path | str, mapping: ColumnMapping | None = None) -> list[tuple[str, Path]]:
+    """(kind, file) for every export in `folder`, referenced kinds first, then by file name.
+
+    Every file's kind is told from its headers before anything is imported, so that a
+    file kizuna cannot read stops the folder before the store changes.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileFormatError("not a folder.", path=folder)
+    mapping = mapping or ColumnMapping()
+    found: list[tuple[str, Path]] = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.suffix.lower() not in READABLE or path.name.startswith((".", "~$")):
+            continue
+        source = open_source(path)
+        _, plan = _choose_plan(source, None, mapping, path, sheet_given=False)
+        found.append((plan.kind, path))
+    if not found:
+        raise FileFormatError(
+            f"no file to import here; kizuna imports {', '.join(READABLE)} files.", path=folder
+        )
+    order = list(KINDS)
+    return sorted(found, key=lambda item: (order.index(item[0]), item[1].name))

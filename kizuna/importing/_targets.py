@@ -1,0 +1,111 @@
+"""From the staged rows of one file to the rows of each table it fills (Ibis, any engine).
+
+A customers, products or other one-table file fills its table. An orders export may
+also fill customers (the buyers it names), products and order items (its lines):
+
+* **customers without an id** (guests; Shopify writes none) take the id of the stored
+  or member customer with the same normalised e-mail, else the same phone digits, else
+  an id derived from the e-mail (or phone), so members and guests with one e-mail are
+  one customer and a guest who orders twice is one customer (`_prepare.guest_id`);
+* **buyers** are taken from each customer's latest order in the file; a value the
+  export leaves blank keeps the stored one;
+* **products** named by lines are added when new (a products file stays the
+  reference for names and prices); a line without a product name names it by its id;
+* **order items**: lines of one order with the same product and price are one item
+  with their quantities summed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+
+from kizuna.importing._prepare import EMAIL_KEY, GUEST_ID, PHONE_KEY
+from kizuna.importing._presets import BUYER_FIELDS, Plan
+from kizuna.importing._sources import ROW
+from kizuna.store import TABLES, Store, TableSpec
+
+__all__ = ["Target", "targets"]
+
+
+@dataclass
+class Target:
+    spec: TableSpec
+    rows: ibis.Table  # every column of spec (null where the file has none) + ROW
+    present: list[str]  # the columns the file gives
+    main: bool = False  # the table the summary's counts are about
+    merge: bool = False  # a null in the file keeps the stored value
+    insert_only: bool = False  # stored rows are left as they are
+    duplicates_shown: bool = True  # repeats are news (not in a line-item file: every line repeats its order)
+
+
+def targets(store: Store, plan: Plan, stage: ibis.Table, given: set[str]) -> list[Target]:
+    """Targets in the order they must be applied (referenced tables first).
+
+    `given`: the fields the file gives (after joining parts and deriving the status).
+    """
+    if not plan.rich:
+        spec = TABLES[_table(plan.kind)]
+        return [Target(spec, stage, [c for c in spec.column_names if c in given], main=True)]
+    if plan.identity:
+        stage = _resolve_customers(store, stage)
+        given = given | {"customer_id"}
+    found: list[Target] = []
+    customers = TABLES["customers"]
+    if plan.kind == "customers":
+        found.append(_target(customers, stage, given, main=True))
+    elif plan.buyers:
+        ranked = stage.mutate(_rank=ibis.row_number().over(
+            group_by=stage.customer_id, order_by=[ibis.desc(stage.ordered_at), ibis.desc(stage[ROW])]))
+        latest = ranked.filter((ranked._rank == 0) & ranked.customer_id.notnull())
+        found.append(_target(customers, latest, given & ({"customer_id"} | set(BUYER_FIELDS)), merge=True))
+    lines = stage.filter(stage.product_id.notnull()) if plan.lines else None
+    if lines is not None:
+        ranked = lines.mutate(_rank=ibis.row_number().over(group_by=lines.product_id, order_by=lines[ROW]))
+        first = ranked.filter(ranked._rank == 0)
+        name = first.product_name.coalesce(first.product_id) if "product_name" in first.columns else first.product_id
+        found.append(_target(TABLES["products"], first.mutate(name=name), {"product_id", "name"}, insert_only=True))
+    if plan.kind == "orders":
+        orders = TABLES["orders"]
+        found.append(_target(orders, stage, given & set(orders.column_names), main=True,
+                             duplicates_shown=not plan.lines))
+    if lines is not None:
+        items = lines.group_by(["order_id", "product_id", "unit_price"]).aggregate(
+            quantity=lines.quantity.sum(), **{ROW: lines[ROW].min()})
+        found.append(_target(TABLES["order_items"], items, {"order_id", "product_id", "quantity", "unit_price"},
+                             main=plan.kind == "order-items"))
+    return found
+
+
+def _table(kind: str) -> str:
+    from kizuna.store import KINDS
+
+    return KINDS[kind].name
+
+
+def _target(spec: TableSpec, rows: ibis.Table, given: set[str], **flags: bool) -> Target:
+    present = [c for c in spec.column_names if c in given]
+    schema = spec.schema
+    columns = {c: rows[c] if c in present else ibis.null(schema[c]) for c in spec.column_names}
+    return Target(spec, rows.select(**columns, **{ROW: rows[ROW]}), present, **flags)
+
+
+def _resolve_customers(store: Store, stage: ibis.Table) -> ibis.Table:
+    """customer_id for rows without one: by e-mail, then phone, among stored and member customers."""
+    stored = store.table("customers")
+    phone_digits = stored.phone.re_replace(r"[^0-9]", "")
+    pairs = {
+        "_by_email": (stored.filter(stored.email.notnull()).select(_key=stored.email.lower(), _id=stored.customer_id),
+                      EMAIL_KEY),
+        "_by_phone": (stored.filter(phone_digits.notnull() & (phone_digits != ""))
+                      .select(_key=phone_digits, _id=stored.customer_id), PHONE_KEY),
+    }
+    resolved = stage
+    for found, (known, column) in pairs.items():
+        members = stage.filter(stage.customer_id.notnull() & stage[column].notnull()).select(
+            _key=stage[column], _id=stage.customer_id)
+        lookup = known.union(members).group_by("_key").aggregate(**{found: ibis._["_id"].min()})
+        resolved = resolved.left_join(lookup, resolved[column] == lookup["_key"]).drop("_key")
+    customer_id = resolved.customer_id.coalesce(resolved._by_email, resolved._by_phone, resolved[GUEST_ID])
+    return resolved.mutate(customer_id=customer_id).drop("_by_email", "_by_phone")

@@ -1,0 +1,197 @@
+"""The send ledger: every message of every channel, from enrolment to its last state.
+
+States of a row::
+
+    scheduled ──► sending ──► (committing) ──► sent
+        │ ▲          │                 └──► unconfirmed   killed after the point of no return
+        ▼ │          └──► failed                          (the channel said no, for good)
+      deferred   (quiet hours, a holiday, the frequency cap: tried again later, never dropped)
+    suppressed   (opted out, no address)      holdout   (control group: evaluated, never sent)
+    cancelled    (the goal was reached before this step)
+
+A row is marked `sending` (committed) before the channel is called and `sent` after, so a
+run killed in between finds it at the next start: an e-mail still `sending` never reached the
+final "." of DATA and is sent again; one in `committing` may have and is not (it is counted
+`unconfirmed`); a LINE message is sent again with the same retry key, which LINE answers with
+409 if it had accepted it; an offline list row is sent when its batch file exists.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from kizuna.operations._store import Operations, now_ts
+
+__all__ = ["DueRow", "Enrolment", "Ledger", "RECOVERABLE", "WAITING"]
+
+WAITING = ("scheduled", "deferred")
+RECOVERABLE = ("sending", "committing")
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    key: str
+    ref: str
+    scenario: str
+    step: int
+    customer_id: str
+    occasion: str
+    occasion_ts: int
+    detail: str | None
+    channel: str
+    grp: str
+    transactional: bool
+    due_ts: int
+
+
+@dataclass(frozen=True)
+class DueRow:
+    key: str
+    ref: str
+    scenario: str
+    step: int
+    customer_id: str
+    occasion: str
+    occasion_ts: int
+    detail: str | None
+    channel: str
+    transactional: bool
+    status: str
+    due_ts: int
+    batch: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> DueRow:
+        return cls(row["key"], row["ref"], row["scenario"], row["step"], row["customer_id"], row["occasion"],
+                   row["occasion_ts"], row["detail"], row["channel"], bool(row["transactional"]), row["status"], row["due_ts"],
+                   row["batch"])
+
+
+class Ledger:
+    """The ledger's reads and writes; each write is one short transaction."""
+
+    def __init__(self, operations: Operations) -> None:
+        self.ops = operations
+
+    def known_keys(self, keys: Sequence[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            rows = self.ops.db.execute(
+                f"SELECT key FROM deliveries WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            known.update(r[0] for r in rows)
+        return known
+
+    def enrol(self, rows: Iterable[Enrolment]) -> int:
+        """Record the messages of new occasions (those already known are left as they are)."""
+        now = now_ts()
+        values = [(e.key, e.ref, e.scenario, e.step, e.customer_id, e.occasion, e.occasion_ts, e.detail, e.channel,
+                   e.grp,
+                   int(e.transactional), "holdout" if e.grp != "treated" else "scheduled", e.due_ts, now, now)
+                  for e in rows]
+        with self.ops.write() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO deliveries (key, ref, scenario, step, customer_id, occasion, occasion_ts, "
+                "detail, channel, grp, transactional, status, due_ts, created_ts, updated_ts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+            return db.total_changes - before
+
+    def due(self, now: int, *, limit: int | None = None) -> list[DueRow]:
+        """Rows to act on now: waiting and due, and those a killed run left in flight."""
+        sql = ("SELECT * FROM deliveries WHERE (status IN ('scheduled', 'deferred') AND due_ts <= ?) "
+               "OR status IN ('sending', 'committing') ORDER BY due_ts, key")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [DueRow.from_row(r) for r in self.ops.query(sql, (now,))]
+
+    def states(self, keys: Sequence[str]) -> dict[str, tuple[str, int, int | None]]:
+        """key -> (status, due_ts, sent_ts) for the rows that exist."""
+        found: dict[str, tuple[str, int, int | None]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            rows = self.ops.db.execute(
+                f"SELECT key, status, due_ts, sent_ts FROM deliveries WHERE key IN ({','.join('?' * len(chunk))})",
+                chunk)
+            found.update({key: (status, due, sent) for key, status, due, sent in rows})
+        return found
+
+    def recent_sends(self, customer_ids: Iterable[str], since: int) -> dict[str, list[int]]:
+        """customer -> times of marketing messages sent since `since` (the frequency cap's count)."""
+        ids = list(set(customer_ids))
+        sent: dict[str, list[int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = self.ops.db.execute(
+                "SELECT customer_id, sent_ts FROM deliveries WHERE status IN ('sent', 'unconfirmed') "
+                "AND transactional = 0 AND channel != 'insert' AND sent_ts > ? "
+                f"AND customer_id IN ({','.join('?' * len(chunk))})", (since, *chunk))
+            for customer, at in rows:
+                sent.setdefault(customer, []).append(at)
+        return sent
+
+    # -- transitions ----------------------------------------------------------------------
+    def sending(self, key: str, *, batch: str | None = None) -> None:
+        with self.ops.write() as db:
+            db.execute("UPDATE deliveries SET status = 'sending', attempts = attempts + 1, batch = ?, "
+                       "updated_ts = ? WHERE key = ?", (batch, now_ts(), key))
+
+    def sending_many(self, keys: Sequence[str], batch: str) -> None:
+        now = now_ts()
+        with self.ops.write() as db:
+            db.executemany("UPDATE deliveries SET status = 'sending', attempts = attempts + 1, batch = ?, "
+                           "updated_ts = ? WHERE key = ?", [(batch, now, k) for k in keys])
+
+    def committing(self, key: str) -> None:
+        with self.ops.write() as db:
+            db.execute("UPDATE deliveries SET status = 'committing', updated_ts = ? WHERE key = ?", (now_ts(), key))
+
+    def sent(self, keys: Sequence[str], *, provider_id: str | None = None, note: str | None = None,
+             at: int | None = None) -> None:
+        """Mark rows sent at `at` (the run's clock; now by default)."""
+        now = now_ts() if at is None else at
+        with self.ops.write() as db:
+            db.executemany("UPDATE deliveries SET status = 'sent', sent_ts = ?, provider_id = COALESCE(?, "
+                           "provider_id), note = ?, updated_ts = ? WHERE key = ?",
+                           [(now, provider_id, note, now, k) for k in keys])
+
+    def settle(self, key: str, status: str, note: str | None = None, *, due_ts: int | None = None,
+               at: int | None = None) -> None:
+        """Move a row to `status` (failed, suppressed, cancelled, deferred, unconfirmed, scheduled)."""
+        now = now_ts() if at is None else at
+        with self.ops.write() as db:
+            if status == "deferred":
+                db.execute("UPDATE deliveries SET status = 'deferred', deferrals = deferrals + 1, due_ts = ?, "
+                           "note = ?, updated_ts = ? WHERE key = ?", (due_ts, note, now, key))
+            else:
+                db.execute("UPDATE deliveries SET status = ?, note = ?, updated_ts = ?, "
+                           "sent_ts = CASE WHEN ? = 'unconfirmed' THEN ? ELSE sent_ts END WHERE key = ?",
+                           (status, note, now, status, now, key))
+
+    # -- reading for results --------------------------------------------------------------
+    def counts(self, scenario: str | None = None) -> list[sqlite3.Row]:
+        """Per scenario, step, channel and status: rows, and rows ever deferred."""
+        where, params = ("WHERE scenario = ?", (scenario,)) if scenario else ("", ())
+        return self.ops.query(
+            "SELECT scenario, step, channel, status, COUNT(*) AS n, SUM(deferrals > 0) AS ever_deferred "
+            f"FROM deliveries {where} GROUP BY scenario, step, channel, status ORDER BY scenario, step", params)
+
+    def enrolments(self, scenario: str | None = None) -> list[sqlite3.Row]:
+        """One row per (scenario, customer, occasion): its group and when the occasion was."""
+        where, params = ("AND scenario = ?", (scenario,)) if scenario else ("", ())
+        return self.ops.query(
+            f"SELECT scenario, customer_id, occasion, occasion_ts, grp FROM deliveries WHERE step = 1 {where}",
+            params)
+
+    def members(self, scenario: str) -> set[str]:
+        return {r[0] for r in self.ops.db.execute("SELECT customer_id FROM memberships WHERE scenario = ?",
+                                                  (scenario,))}
+
+    def update_members(self, scenario: str, entered: Sequence[str], left: Sequence[str], day: str) -> None:
+        with self.ops.write() as db:
+            db.executemany("INSERT OR IGNORE INTO memberships VALUES (?, ?, ?, ?)",
+                           [(scenario, c, day, day) for c in entered])
+            db.executemany("DELETE FROM memberships WHERE scenario = ? AND customer_id = ?",
+                           [(scenario, c) for c in left])

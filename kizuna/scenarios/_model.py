@@ -1,0 +1,351 @@
+"""Scenarios as the workspace's YAML files describe them (SPEC §4), checked when read.
+
+A scenario = trigger + audience + goal + steps; a step = channel + wait + template::
+
+    name: thank-you                       # optional: the file name without .yaml
+    title: {ja: 購入直後のお礼, en: Thank-you after purchase}
+    trigger: {after_order: {days: 1}}
+    audience:
+      segments: [loyal_candidate, churn_candidate]   # any of them (ids or Japanese labels)
+      where: ["churn_risk >= 0.3", "rfm_rank in [a, b]"]   # all of them
+    goal: {kind: order, days: 30}
+    holdout: 0.1                           # optional; [delivery] holdout_share otherwise
+    steps:
+      - channel: email                     # email, line, insert, dm, call
+        wait_days: 0                       # after the occasion (step 1) or the step before
+        subject: {ja: "…", en: "…"}
+        body: {ja: "…{{ name }}…", en: "…"}
+
+A mistake is one `ScenarioError` naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kizuna._errors import KizunaError
+from kizuna.delivery._base import CHANNELS
+
+__all__ = ["GOALS", "TRIGGERS", "Condition", "Goal", "Scenario", "ScenarioError", "Step", "Trigger",
+           "load_scenario", "load_scenarios"]
+
+# trigger kind -> its parameters and their defaults
+TRIGGERS: dict[str, dict[str, Any]] = {
+    # the yearly return of a date: subscription_start / first_delivery / review (profile events),
+    # signed_up (customers.signed_up_at) or first_order
+    "anniversary": {"of": None, "catch_up_days": 3},
+    "after_order": {"days": 0, "catch_up_days": 3},  # days after each completed order
+    "replenishment": {"days_before": 3, "catch_up_days": 3},  # a product's cycle_days after buying it
+    "lapse": {},  # the customer became lapsing (late by lapse_factor × their own interval)
+    "segment": {"name": None},  # the customer entered a segment, rank or matrix cell
+    "nps": {"min": 0, "max": 10, "catch_up_days": 3},  # an NPS answer with a score in [min, max]
+    "churn_risk": {"above": None},  # predicted churn risk rose above this
+}
+ANNIVERSARY_DATES = ("subscription_start", "first_delivery", "review", "signed_up", "first_order")
+GOALS = ("order", "stays_subscribed", "referral", "nps_answer")
+LANGS = ("ja", "en")
+_OPERATORS = ("<=", ">=", "!=", "==", "<", ">", " not in ", " in ")
+
+
+class ScenarioError(KizunaError):
+    """A scenario file is wrong: `path`, `line` (1-based) and `field` say where."""
+
+    def __init__(self, path: Path, line: int | None, field_name: str, problem: str) -> None:
+        self.path, self.line, self.field = path, line, field_name
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {field_name}: {problem}")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`column op value`, e.g. churn_risk >= 0.5 or rfm_rank in [a, b]."""
+
+    column: str
+    op: str
+    value: Any
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Goal:
+    kind: str
+    days: int
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    channel: str
+    wait_days: int
+    subject: dict[str, str]  # lang -> template (e-mail)
+    body: dict[str, str]  # lang -> template
+    transactional: bool = False
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: dict[str, str]
+    trigger: Trigger
+    segments: tuple[str, ...]
+    conditions: tuple[Condition, ...]
+    goal: Goal
+    holdout: float | None
+    steps: tuple[Step, ...]
+    path: Path
+    enabled: bool = True
+    lang: str = "ja"
+    lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def label(self, lang: str = "ja") -> str:
+        return self.title.get(lang) or self.title.get("ja") or self.name
+
+
+# -- reading -------------------------------------------------------------------------------
+
+def load_scenarios(folder: Path) -> list[Scenario]:
+    """Every `*.yaml` / `*.yml` in `folder`, sorted by file name; names must be unique."""
+    scenarios: list[Scenario] = []
+    seen: dict[str, Path] = {}
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        scenario = load_scenario(path)
+        if scenario.name in seen:
+            raise ScenarioError(path, scenario.lines.get("name"), "name",
+                                f"{scenario.name!r} is also the name of {seen[scenario.name]}; names must be unique.")
+        seen[scenario.name] = path
+        scenarios.append(scenario)
+    return scenarios
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(path, None, "file", "not UTF-8 text; save it as UTF-8.") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(path, mark.line + 1 if mark else None, "YAML", f"{problem}.") from None
+    if not isinstance(node, yaml.MappingNode):
+        raise ScenarioError(path, 1, "file", "a scenario is a mapping of name, trigger, audience, goal and steps.")
+    return _Reader(path).scenario(node)
+
+
+class _Reader:
+    """Turns the YAML node tree into a Scenario, keeping each node's line for the messages."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, node: yaml.Node | None, field_name: str, problem: str) -> ScenarioError:
+        return ScenarioError(self.path, node.start_mark.line + 1 if node is not None else None, field_name, problem)
+
+    def mapping(self, node: yaml.Node, field_name: str, allowed: tuple[str, ...],
+                required: tuple[str, ...] = ()) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, field_name, f"must be a mapping with {', '.join(allowed)}.")
+        items: dict[str, yaml.Node] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            if name not in allowed:
+                raise self.fail(key, f"{field_name}.{name}" if field_name else name,
+                                f"unknown field; known: {', '.join(allowed)}.")
+            items[name] = value
+        for name in required:
+            if name not in items:
+                raise self.fail(node, f"{field_name}.{name}" if field_name else name, "is required.")
+        return items
+
+    def scalar(self, node: yaml.Node, field_name: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, field_name, "must be a single value.")
+        return yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+
+    def number(self, node: yaml.Node, field_name: str, low: float, high: float, *, integer: bool = False) -> Any:
+        value = self.scalar(node, field_name)
+        kind = int if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+            raise self.fail(node, field_name, f"must be {'an integer' if integer else 'a number'} "
+                                              f"from {low} to {high}, got {value!r}.")
+        return value
+
+    def text(self, node: yaml.Node, field_name: str) -> dict[str, str]:
+        """A text in both languages ({ja: …, en: …}) or one text for both."""
+        if isinstance(node, yaml.ScalarNode):
+            value = str(node.value)
+            return {"ja": value, "en": value}
+        items = self.mapping(node, field_name, LANGS)
+        texts = {lang: str(self.scalar(value, f"{field_name}.{lang}")) for lang, value in items.items()}
+        return {"ja": texts.get("ja") or texts.get("en", ""), "en": texts.get("en") or texts.get("ja", "")}
+
+    def scenario(self, node: yaml.MappingNode) -> Scenario:
+        fields = self.mapping(node, "", ("name", "title", "enabled", "lang", "trigger", "audience", "goal",
+                                         "holdout", "steps"), required=("trigger", "goal", "steps"))
+        name = str(self.scalar(fields["name"], "name")) if "name" in fields else self.path.stem
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+            raise self.fail(fields.get("name"), "name", f"{name!r}: use letters, digits, - _ . (up to 64).")
+        lang = str(self.scalar(fields["lang"], "lang")) if "lang" in fields else "ja"
+        if lang not in LANGS:
+            raise self.fail(fields["lang"], "lang", f"must be one of {', '.join(LANGS)}, got {lang!r}.")
+        enabled = self.scalar(fields["enabled"], "enabled") if "enabled" in fields else True
+        if not isinstance(enabled, bool):
+            raise self.fail(fields["enabled"], "enabled", "must be true or false.")
+        segments, conditions = self.audience(fields.get("audience"))
+        steps_node = fields["steps"]
+        if not isinstance(steps_node, yaml.SequenceNode) or not steps_node.value:
+            raise self.fail(steps_node, "steps", "must be a list of one or more steps.")
+        return Scenario(
+            name=name,
+            title=self.text(fields["title"], "title") if "title" in fields else {"ja": name, "en": name},
+            trigger=self.trigger(fields["trigger"]),
+            segments=segments,
+            conditions=conditions,
+            goal=self.goal(fields["goal"]),
+            holdout=self.number(fields["holdout"], "holdout", 0, 0.9) if "holdout" in fields else None,
+            steps=tuple(self.step(i, n) for i, n in enumerate(steps_node.value, start=1)),
+            path=self.path,
+            enabled=enabled,
+            lang=lang,
+            lines={k: v.start_mark.line + 1 for k, v in fields.items()},
+        )
+
+    def trigger(self, node: yaml.Node) -> Trigger:
+        if not isinstance(node, yaml.MappingNode) or len(node.value) != 1:
+            raise self.fail(node, "trigger", f"must name exactly one of: {', '.join(TRIGGERS)}.")
+        kind_node, params_node = node.value[0]
+        kind = str(kind_node.value)
+        if kind not in TRIGGERS:
+            raise self.fail(kind_node, "trigger", f"unknown trigger {kind!r}; known: {', '.join(TRIGGERS)}.")
+        defaults = TRIGGERS[kind]
+        params = dict(defaults)
+        where = f"trigger.{kind}"
+        if isinstance(params_node, yaml.ScalarNode) and params_node.value not in ("", "~", "null"):
+            first = next(iter(defaults), None)  # the shorthand `anniversary: subscription_start`
+            if first is None:
+                raise self.fail(params_node, where, "takes no value.")
+            params[first] = self.scalar(params_node, f"{where}.{first}")
+        elif isinstance(params_node, yaml.MappingNode):
+            for key, value in self.mapping(params_node, where, tuple(defaults)).items():
+                if key in ("of", "name"):
+                    params[key] = str(self.scalar(value, f"{where}.{key}"))
+                elif key == "above":
+                    params[key] = self.number(value, f"{where}.{key}", 0, 1)
+                elif key in ("min", "max"):
+                    params[key] = self.number(value, f"{where}.{key}", 0, 10, integer=True)
+                else:
+                    params[key] = self.number(value, f"{where}.{key}", 0, 3650, integer=True)
+        missing = [k for k, v in params.items() if v is None]
+        if missing:
+            raise self.fail(params_node, f"{where}.{missing[0]}", "is required.")
+        if kind == "anniversary" and params["of"] not in ANNIVERSARY_DATES:
+            raise self.fail(params_node, f"{where}.of",
+                            f"must be one of {', '.join(ANNIVERSARY_DATES)}, got {params['of']!r}.")
+        if kind == "nps" and params["min"] > params["max"]:
+            raise self.fail(params_node, f"{where}.min", "must not exceed max.")
+        return Trigger(kind, params)
+
+    def audience(self, node: yaml.Node | None) -> tuple[tuple[str, ...], tuple[Condition, ...]]:
+        if node is None:
+            return (), ()
+        items = self.mapping(node, "audience", ("segments", "where"))
+        segments: list[str] = []
+        if "segments" in items:
+            seg = items["segments"]
+            nodes = seg.value if isinstance(seg, yaml.SequenceNode) else [seg]
+            segments = [str(self.scalar(n, "audience.segments")) for n in nodes]
+        conditions: list[Condition] = []
+        if "where" in items:
+            where = items["where"]
+            nodes = where.value if isinstance(where, yaml.SequenceNode) else [where]
+            conditions = [self.condition(n) for n in nodes]
+        return tuple(segments), tuple(conditions)
+
+    def condition(self, node: yaml.Node) -> Condition:
+        text = str(self.scalar(node, "audience.where")).strip()
+        for op in _OPERATORS:
+            column, found, value = text.partition(op)
+            if found and re.fullmatch(r"[a-z_][a-z0-9_]*", column.strip()):
+                raw = value.strip()
+                if op.strip() in ("in", "not in"):
+                    if not (raw.startswith("[") and raw.endswith("]")):
+                        raise self.fail(node, "audience.where", f"{text!r}: write a list, e.g. rfm_rank in [a, b].")
+                    parsed: Any = [_literal(v) for v in raw[1:-1].split(",") if v.strip()]
+                else:
+                    parsed = _literal(raw)
+                return Condition(column.strip(), op.strip(), parsed, node.start_mark.line + 1)
+        raise self.fail(node, "audience.where",
+                        f"{text!r} is not a condition; write `column op value` with op one of "
+                        "== != < <= > >= in, not in (e.g. churn_risk >= 0.5).")
+
+    def goal(self, node: yaml.Node) -> Goal:
+        items = self.mapping(node, "goal", ("kind", "days"), required=("kind",))
+        kind = str(self.scalar(items["kind"], "goal.kind"))
+        if kind not in GOALS:
+            raise self.fail(items["kind"], "goal.kind", f"must be one of {', '.join(GOALS)}, got {kind!r}.")
+        days = self.number(items["days"], "goal.days", 1, 3650, integer=True) if "days" in items else 30
+        return Goal(kind, days)
+
+    def step(self, number: int, node: yaml.Node) -> Step:
+        where = f"steps[{number}]"
+        items = self.mapping(node, where, ("channel", "wait_days", "subject", "body", "transactional"),
+                             required=("channel", "body"))
+        channel = str(self.scalar(items["channel"], f"{where}.channel"))
+        if channel not in CHANNELS:
+            raise self.fail(items["channel"], f"{where}.channel", f"must be one of {', '.join(CHANNELS)}, got {channel!r}.")
+        if channel == "email" and "subject" not in items:
+            raise self.fail(node, f"{where}.subject", "an e-mail step needs a subject.")
+        transactional = self.scalar(items["transactional"], f"{where}.transactional") \
+            if "transactional" in items else False
+        if not isinstance(transactional, bool):
+            raise self.fail(items["transactional"], f"{where}.transactional", "must be true or false.")
+        subject = self.text(items["subject"], f"{where}.subject") if "subject" in items else {"ja": "", "en": ""}
+        body = self.text(items["body"], f"{where}.body")
+        for lang in LANGS:  # a template that cannot be parsed is a mistake in the file, found now
+            for part, texts in (("subject", subject), ("body", body)):
+                _check_template(self, items.get(part), f"{where}.{part}.{lang}", texts[lang])
+        return Step(
+            number=number, channel=channel,
+            wait_days=self.number(items["wait_days"], f"{where}.wait_days", 0, 3650, integer=True)
+            if "wait_days" in items else 0,
+            subject=subject, body=body, transactional=transactional, line=node.start_mark.line + 1,
+        )
+
+
+def _check_template(reader: _Reader, node: yaml.Node | None, field_name: str, text: str) -> None:
+    import jinja2
+
+    from kizuna.scenarios._render import template_environment
+
+    try:
+        template_environment().parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        line = node.start_mark.line + 1 + (exc.lineno or 1) if node is not None else None
+        raise ScenarioError(reader.path, line, field_name, f"template error: {exc.message}.") from None
+
+
+def _literal(text: str) -> Any:
+    text = text.strip().strip("'\"") if text.strip()[:1] in "'\"" else text.strip()
+    if text in ("true", "false"):
+        return text == "true"
+    if text in ("null", "none", "~"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

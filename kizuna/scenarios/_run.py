@@ -1,0 +1,594 @@
+"""`kizuna run`: evaluate every scenario and deliver what is due, exactly once.
+
+Two phases, so that the analytics store is held only while reading it:
+
+1. **Evaluate** (store, read-only): each scenario's occasions and audience give new
+   enrolments, written to the ledger in one transaction (a message is enrolled once: its key
+   is scenario / step / customer / occasion); then the rows due now, and what rendering and the
+   rules need about their customers (contacts, consents, personalisation fields, goals reached).
+2. **Deliver** (operational records only): each due row passes the rules — goal reached →
+   cancelled, no consent or address → suppressed, quiet hours, holidays and the frequency cap →
+   deferred — is rendered and handed to its channel, marked `sending` before and `sent` after.
+   E-mail and LINE go one by one; the offline channels (parcel inserts, direct mail, calls) go
+   into one list file per channel and run, written whole before their rows are marked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import zoneinfo
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import pyarrow as pa
+
+from kizuna._errors import KizunaError
+from kizuna._sheets import write_table
+from kizuna.delivery._base import ONLINE_CHANNELS, DeliveryError, Message, Transport
+from kizuna.delivery._rules import SendingRules
+from kizuna.operations._ledger import DueRow, Enrolment, Ledger
+from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
+from kizuna.scenarios._fields import personal_fields, related_products
+from kizuna.scenarios._model import Scenario, load_scenarios
+from kizuna.scenarios._render import RenderError, render, template_fields, text_to_html
+
+if TYPE_CHECKING:
+    from kizuna.workspace import Workspace
+
+__all__ = ["OUTBOX", "SCENARIO_FOLDER", "RunReport", "StepTally", "group_of", "run_scenarios", "scenario_fields"]
+
+SCENARIO_FOLDER = "scenarios"
+OUTBOX = "outbox"
+SAMPLES_PER_STEP = 3
+MAX_TROUBLES = 3  # channel errors in a row after which a run leaves that channel's rows for the next
+# The columns of the offline lists, by channel.
+LIST_COLUMNS = {
+    "insert": ("customer_id", "name", "postal_code", "address", "next_order_id", "scenario", "step", "content"),
+    "dm": ("customer_id", "name", "postal_code", "address", "scenario", "step", "content"),
+    "call": ("customer_id", "name", "phone", "churn_risk", "value_at_risk", "scenario", "step", "script"),
+}
+_CONTACT_COLUMNS = ("customer_id", "name", "email", "phone", "line_user_id", "postal_code", "address",
+                    "email_opt_in", "line_opt_in", "dm_opt_in")
+_SCORE_FIELDS = ("matrix_cell", "rfm_rank", "ltv_revenue", "nps_score", "nps_class", "recency_days", "lost_reason")
+_PREDICTION_FIELDS = ("churn_risk", "value_at_risk", "p_alive", "clv", "expected_next_order_on")
+
+
+@dataclass
+class StepTally:
+    """What a run did with one scenario step (and, dry, what it would do)."""
+
+    scenario: str
+    step: int
+    channel: str
+    counts: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class RunReport:
+    as_of: dt.date
+    now: dt.datetime
+    dry_run: bool
+    tallies: dict[tuple[str, int], StepTally] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def count(self, scenario: Scenario, step: int, what: str, n: int = 1) -> None:
+        key = (scenario.name, step)
+        if key not in self.tallies:
+            self.tallies[key] = StepTally(scenario.name, step, scenario.steps[step - 1].channel)
+        self.tallies[key].counts[what] += n
+
+    def total(self, what: str) -> int:
+        return sum(t.counts[what] for t in self.tallies.values())
+
+
+def group_of(customer_id: str, scenario: str, *, secret: str, holdout: float, global_control: float) -> str:
+    """treated, holdout or global_control: stable for a customer whatever the day or the run.
+
+    A hash of the customer id (with the workspace secret, for the global group; with the
+    scenario's name, for its holdout) read as a number in [0, 1).
+    """
+    def share(salt: str) -> float:
+        digest = hashlib.sha256(f"{salt}\0{customer_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    if share(f"global\0{secret}") < global_control:
+        return "global_control"
+    if share(f"scenario\0{scenario}") < holdout:
+        return "holdout"
+    return "treated"
+
+
+def _ts(local: dt.datetime, zone: zoneinfo.ZoneInfo) -> int:
+    return int(local.replace(tzinfo=zone).timestamp())
+
+
+def run_scenarios(
+    ws: Workspace,
+    *,
+    as_of: dt.date,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    only: str | None = None,
+    transports: Mapping[str, Callable[[], Transport]] | None = None,
+    release_store: bool = False,
+    lang: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> RunReport:
+    """Evaluate the workspace's scenarios as of `as_of` and deliver what is due at `now`.
+
+    `transports`: channel -> factory of its transport (default: from kizuna.toml). A channel
+    without one keeps its rows waiting, with a line in the report's problems. `release_store`
+    closes the store after the evaluation, so that other processes may write it while messages go.
+    """
+    settings = ws.settings
+    zone = zoneinfo.ZoneInfo(settings.timezone)
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(zone)
+    report = RunReport(as_of, now, dry_run)
+    scenarios = [s for s in load_scenarios(ws.path / SCENARIO_FOLDER) if s.enabled and (only in (None, s.name))]
+    if only is not None and not scenarios:
+        raise KizunaError(f"no enabled scenario named {only!r} in {ws.path / SCENARIO_FOLDER}.")
+    ledger = Ledger(ws.operations)
+    secret = ws.operations.secret()
+    tables = ws.tables()
+    audience = _audience(ws)
+    survey = _survey_answers(ws, zone)
+    by_name = {s.name: s for s in scenarios}
+
+    # 1. evaluate: new enrolments, and the memberships of entering triggers
+    planned: list[Enrolment] = []
+    for scenario in scenarios:
+        def members(kind: str, ids: pa.Array, scenario: Scenario = scenario) -> pa.Table:
+            entered, left = entering_members(ledger.members(scenario.name), ids, as_of)
+            if not dry_run:
+                ledger.update_members(scenario.name, entered.column("customer_id").to_pylist(), left,
+                                      as_of.isoformat())
+            return entered
+
+        found = occasions(scenario, tables, as_of, members=members, scores=audience.get("scores"),
+                          predictions=audience.get("predictions"), survey_answers=survey)
+        if (scenario.segments or scenario.conditions) and found.num_rows:
+            if audience.get("table") is None:
+                raise KizunaError(f"scenario {scenario.name} has an audience, which needs customer scores; "
+                                  "run `kizuna analyze` first.")
+            wanted = ibis.memtable(pa.table({"customer_id": found.column("customer_id").unique()}))
+            chosen = audience_filter(scenario, audience["table"]).select("customer_id").semi_join(wanted, "customer_id")
+            keep = set(chosen.to_pyarrow().column("customer_id").to_pylist())
+            found = found.filter(pa.array([c in keep for c in found.column("customer_id").to_pylist()]))
+        planned.extend(_enrolments(scenario, found, zone, secret, settings))
+    known = ledger.known_keys([e.key for e in planned])
+    new = [e for e in planned if e.key not in known]
+    for e in new:
+        report.count(by_name[e.scenario], e.step, "enrolled")
+        if e.grp != "treated":
+            report.count(by_name[e.scenario], e.step, "holdout")
+    if not dry_run:
+        ledger.enrol(new)
+
+    # 2. what is due now, and what the rules and templates need about those customers
+    now_unix = int(now.timestamp())
+    due = [r for r in ledger.due(now_unix) if r.scenario in by_name]
+    if dry_run:
+        due += [_as_due(e) for e in new if e.grp == "treated" and e.due_ts <= now_unix]
+    ids = sorted({r.customer_id for r in due})
+    people = _customer_data(ws, ids, as_of, audience, lang or "ja") if ids else {}
+    reached = _goals_reached(tables, [r for r in due if r.step > 1], by_name, zone)
+    if release_store:
+        ws.store.close()
+
+    Dispatcher(ws, report, ledger, by_name, people, reached, now, dry_run, transports, lang, progress).run(due)
+    return report
+
+
+def _audience(ws: Workspace) -> dict[str, ibis.Table]:
+    """customer_scores, with the prediction columns when `kizuna predict` has run."""
+    result: dict[str, ibis.Table] = {}
+    if ws.store.has_table("customer_scores"):
+        scores = ws.store.table("customer_scores")
+        result["scores"] = result["table"] = scores
+        if ws.store.has_table("customer_predictions"):
+            predictions = ws.store.table("customer_predictions")
+            result["predictions"] = predictions
+            extra = [c for c in predictions.columns if c not in scores.columns or c == "customer_id"]
+            result["table"] = scores.left_join(predictions.select(extra), "customer_id").drop("customer_id_right")
+    elif ws.store.has_table("customer_predictions"):
+        result["predictions"] = ws.store.table("customer_predictions")
+    return result
+
+
+def _survey_answers(ws: Workspace, zone: zoneinfo.ZoneInfo) -> pa.Table:
+    """Web survey answers not yet merged into nps_answers, as local wall-clock times."""
+    rows = ws.operations.unmerged_answers()
+    return pa.table({
+        "customer_id": pa.array([r["customer_id"] for r in rows], pa.string()),
+        "answered_at": pa.array([dt.datetime.fromtimestamp(r["answered_ts"], zone).replace(tzinfo=None)
+                                 for r in rows], pa.timestamp("us")),
+        "score": pa.array([r["score"] for r in rows], pa.int64()),
+    })
+
+
+def _enrolments(scenario: Scenario, found: pa.Table, zone: zoneinfo.ZoneInfo, secret: str,
+                settings) -> list[Enrolment]:
+    holdout = scenario.holdout if scenario.holdout is not None else settings.holdout_share
+    rows: list[Enrolment] = []
+    for customer_id, occasion, occasion_at, detail in zip(found.column("customer_id").to_pylist(),
+                                                          found.column("occasion").to_pylist(),
+                                                          found.column("occasion_at").to_pylist(),
+                                                          found.column("detail").to_pylist(), strict=True):
+        grp = group_of(customer_id, scenario.name, secret=secret, holdout=holdout,
+                       global_control=settings.global_control_share)
+        at = _ts(occasion_at, zone)
+        wait = 0
+        for step in scenario.steps:
+            wait += step.wait_days
+            rows.append(Enrolment(
+                key=f"{scenario.name}/{step.number}/{customer_id}/{occasion}", ref=secrets.token_hex(16),
+                scenario=scenario.name, step=step.number, customer_id=customer_id, occasion=occasion,
+                occasion_ts=at, detail=detail, channel=step.channel, grp=grp, transactional=step.transactional,
+                due_ts=at + wait * 86_400,
+            ))
+    return rows
+
+
+def _as_due(e: Enrolment) -> DueRow:
+    return DueRow(e.key, e.ref, e.scenario, e.step, e.customer_id, e.occasion, e.occasion_ts, e.detail, e.channel,
+                  e.transactional, "scheduled", e.due_ts, None)
+
+
+def scenario_fields(ws: Workspace, customer_ids: list[str], as_of: dt.date, lang: str = "ja") -> dict[str, dict]:
+    """customer -> the fields a template may use (without the per-message ones); for preview too."""
+    return _customer_data(ws, customer_ids, as_of, _audience(ws), lang)
+
+
+def _customer_data(ws: Workspace, ids: list[str], as_of: dt.date, audience: dict[str, ibis.Table],
+                   lang: str) -> dict[str, dict]:
+    tables = ws.tables()
+    wanted = ibis.memtable(pa.table({"customer_id": pa.array(ids, pa.string())}))
+    customers = tables["customers"]
+    contacts = customers.select(*_CONTACT_COLUMNS).semi_join(wanted, "customer_id").to_pyarrow().to_pylist()
+    people: dict[str, dict] = {row["customer_id"]: dict(row) for row in contacts}
+    fields = personal_fields(tables, as_of, alternative_yen_per_l=ws.settings.alternative_yen_per_l)
+    for row in fields.semi_join(wanted, "customer_id").drop("name").to_pyarrow().to_pylist():
+        people.setdefault(row["customer_id"], {"customer_id": row["customer_id"]}).update(row)
+    related = related_products(tables, as_of).semi_join(wanted, "customer_id").to_pyarrow().to_pylist()
+    for row in sorted(related, key=lambda r: (r["customer_id"], r["rank"])):
+        if row["customer_id"] in people:
+            people[row["customer_id"]].setdefault("related_products", []).append(row["name"])
+    if "scores" in audience:
+        cols = [c for c in _SCORE_FIELDS if c in audience["scores"].columns]
+        for row in audience["scores"].select("customer_id", *cols).semi_join(wanted, "customer_id").to_pyarrow().to_pylist():
+            if row["customer_id"] in people:
+                people[row["customer_id"]].update(row)
+    if "predictions" in audience:
+        p = audience["predictions"]
+        reasons = "churn_reasons_en" if lang == "en" else "churn_reasons_ja"
+        cols = [c for c in (*_PREDICTION_FIELDS, reasons) if c in p.columns]
+        for row in p.select("customer_id", *cols).semi_join(wanted, "customer_id").to_pyarrow().to_pylist():
+            if row["customer_id"] in people:
+                row["churn_reasons"] = row.pop(reasons, None)
+                people[row["customer_id"]].update(row)
+    for person in people.values():
+        person.setdefault("related_products", [])
+        person["alternative_name"] = ws.settings.alternative_name
+    if "next_order_id" not in LIST_COLUMNS["insert"]:  # pragma: no cover
+        return people
+    orders = tables["orders"]
+    pending = orders.filter(orders.shipped_at.isnull() & (orders.status.isnull() | (orders.status == "completed")))
+    pending = pending.semi_join(wanted, "customer_id").group_by("customer_id").aggregate(
+        next_order_id=pending.order_id.cast("string").max())
+    for row in pending.to_pyarrow().to_pylist():
+        if row["customer_id"] in people:
+            people[row["customer_id"]]["next_order_id"] = row["next_order_id"]
+    return people
+
+
+def _goals_reached(tables: dict[str, ibis.Table], rows: list[DueRow], scenarios: dict[str, Scenario],
+                   zone: zoneinfo.ZoneInfo) -> set[str]:
+    """Keys of later-step rows whose customer reached the scenario's goal after the occasion."""
+    rows = [r for r in rows if scenarios[r.scenario].goal.kind in ("order", "referral", "nps_answer")]
+    if not rows:
+        return set()
+    ids = ibis.memtable(pa.table({"customer_id": pa.array(sorted({r.customer_id for r in rows}), pa.string())}))
+    orders = tables["orders"]
+    completed = orders.filter(orders.status.isnull() | (orders.status == "completed"))
+    latest = {
+        "order": completed.semi_join(ids, "customer_id").group_by("customer_id").aggregate(at=completed.ordered_at.max()),
+        "referral": (lambda e: e.filter(e.kind == "referral").semi_join(ids, "customer_id").group_by("customer_id")
+                     .aggregate(at=e.occurred_at.max()))(tables["events"]),
+        "nps_answer": (lambda n: n.semi_join(ids, "customer_id").group_by("customer_id")
+                       .aggregate(at=n.answered_at.max()))(tables["nps_answers"]),
+    }
+    kinds = {scenarios[r.scenario].goal.kind for r in rows}
+    last: dict[str, dict[str, dt.datetime]] = {
+        kind: {row["customer_id"]: row["at"] for row in latest[kind].to_pyarrow().to_pylist()} for kind in kinds
+    }
+    reached: set[str] = set()
+    for r in rows:
+        at = last[scenarios[r.scenario].goal.kind].get(r.customer_id)
+        # the store keeps local wall-clock times: compare with the occasion's local time
+        if at is not None and at > dt.datetime.fromtimestamp(r.occasion_ts, zone).replace(tzinfo=None):
+            reached.add(r.key)
+    return reached
+
+
+class Dispatcher:
+    """Phase 2: the rules, rendering and the channels for the rows due now."""
+
+    def __init__(self, ws: Workspace, report: RunReport, ledger: Ledger, scenarios: dict[str, Scenario],
+                 people: dict[str, dict], reached: set[str], now: dt.datetime, dry_run: bool,
+                 transports: Mapping[str, Callable[[], Transport]] | None, lang: str | None,
+                 progress: Callable[[str, int, int], None] | None) -> None:
+        self.ws, self.report, self.ledger, self.scenarios = ws, report, ledger, scenarios
+        self.people, self.reached, self.now, self.dry_run = people, reached, now, dry_run
+        self.now_unix = int(now.timestamp())
+        self.rules = SendingRules.from_settings(ws.settings)
+        self.transports = transports if transports is not None else default_transports(ws, lang or "ja")
+        self.lang = lang
+        self.progress = progress
+        self.links = ws.links
+        self.consents = {channel: ws.operations.consents(channel) for channel in ("email", "line", "dm", "call",
+                                                                                    "insert")}
+        self.recent = ledger.recent_sends(people, self.now_unix - ws.settings.cap_days * 86_400)
+        self.samples: Counter = Counter()
+
+    # -- rules ----------------------------------------------------------------------------
+    def address(self, row: DueRow, person: dict | None) -> tuple[str | None, str | None]:
+        """(address, None) if the customer may get this row's message, else (None, why not)."""
+        if person is None:
+            return None, "customer not in the store"
+        channel = row.channel
+        own = self.consents[channel].get(row.customer_id)
+        if own is False:
+            return None, "opted out"
+        if channel == "email":
+            if not person.get("email"):
+                return None, "no e-mail address"
+            if not row.transactional and not (person.get("email_opt_in") or own):
+                return None, "no e-mail consent recorded"  # 特定電子メール法: opt-in only
+            return person["email"], None
+        if channel == "line":
+            user = person.get("line_user_id")
+            if not user:
+                return None, "no LINE user id"
+            line_own = self.consents["line"].get(user)
+            if line_own is False:
+                return None, "unfollowed on LINE"
+            if person.get("line_opt_in") is False and not line_own:
+                return None, "opted out of LINE"
+            return user, None
+        if channel in ("dm", "insert"):
+            if channel == "dm" and person.get("dm_opt_in") is False:
+                return None, "opted out of direct mail"
+            if not person.get("address"):
+                return None, "no postal address"
+            return person["address"], None
+        if not person.get("phone"):
+            return None, "no telephone number"
+        return person["phone"], None
+
+    def hold(self, row: DueRow) -> int | None:
+        """None if the row may go now, else when it may (quiet hours, holiday, frequency cap)."""
+        if row.transactional:
+            return None
+        later = self.now_unix
+        if row.channel in ONLINE_CHANNELS:
+            later = max(later, int(self.rules.next_allowed(self.now).timestamp()))
+        if row.channel != "insert":
+            frees = self.rules.cap_frees_at(self.recent.get(row.customer_id, []), self.now_unix)
+            if frees is not None:
+                later = max(later, frees)
+        return None if later <= self.now_unix else later
+
+    # -- rendering ------------------------------------------------------------------------
+    def message(self, row: DueRow, person: dict, address: str) -> Message:
+        scenario = self.scenarios[row.scenario]
+        step = scenario.steps[row.step - 1]
+        lang = self.lang or scenario.lang
+        fields = {k: ("" if v is None else v) for k, v in person.items()}
+        fields.update(
+            detail=row.detail or "", occasion=row.occasion,
+            occasion_at=dt.datetime.fromtimestamp(row.occasion_ts, self.rules.zone).strftime("%Y-%m-%d"),
+            unsubscribe_url=self.links.unsubscribe_url(row.ref),
+            survey_url="",
+        )
+        uses = template_fields(step.body[lang]) | template_fields(step.subject[lang])
+        if "survey_url" in uses:
+            if not self.dry_run:
+                self.ws.operations.survey_link(row.customer_id, row.channel, scenario=scenario.name, ref=row.ref)
+            fields["survey_url"] = self.links.survey_url(row.ref)
+        text = render(step.body[lang], fields, scenario=scenario.name, step=step.number)
+        subject = render(step.subject[lang], fields, scenario=scenario.name, step=step.number).strip()
+        marketing = not step.transactional
+        return Message(
+            key=row.key, ref=row.ref, customer_id=row.customer_id, channel=row.channel, address=address,
+            subject=subject, text=text, html=text_to_html(text) if row.channel == "email" else None,
+            unsubscribe_url=fields["unsubscribe_url"] if marketing and row.channel == "email" else None,
+            transactional=step.transactional, fields=fields,
+        )
+
+    # -- the loop -------------------------------------------------------------------------
+    def previous_step(self, row: DueRow) -> int | None:
+        """None if the step before `row` is done with, else when `row` may go at the earliest.
+
+        A step follows the one before it by its wait_days: a deferred first e-mail holds back
+        the second; one that was suppressed or failed does not.
+        """
+        if row.step == 1:
+            return None
+        before = self.previous.get(_step_key(row, row.step - 1))
+        if before is None:
+            return None
+        status, due_ts, sent_ts = before
+        wait = self.scenarios[row.scenario].steps[row.step - 1].wait_days * 86_400
+        if status in ("scheduled", "deferred", "sending", "committing"):
+            return max(due_ts, self.now_unix) + max(wait, 1)
+        if status in ("sent", "unconfirmed") and sent_ts is not None and sent_ts + wait > self.now_unix:
+            return sent_ts + wait
+        return None
+
+    def run(self, due: list[DueRow]) -> None:
+        offline: dict[str, list[tuple[DueRow, Message]]] = defaultdict(list)
+        online: dict[str, list[tuple[DueRow, Message]]] = defaultdict(list)
+        self.previous = self.ledger.states([_step_key(r, r.step - 1) for r in due if r.step > 1])
+        for row in due:
+            scenario = self.scenarios[row.scenario]
+            if row.status == "committing":  # killed after the point of no return: never twice
+                self.settle(scenario, row, "unconfirmed", "the run stopped while the server took it")
+                continue
+            if row.status == "sending" and row.channel not in ONLINE_CHANNELS and row.batch:
+                if self.batch_written(row):
+                    if not self.dry_run:
+                        self.ledger.sent([row.key], note=row.batch, at=self.now_unix)
+                    self.report.count(scenario, row.step, "sent")
+                    continue
+            if row.key in self.reached:
+                self.settle(scenario, row, "cancelled", "goal reached")
+                continue
+            person = self.people.get(row.customer_id)
+            address, why_not = self.address(row, person)
+            if address is None:
+                self.settle(scenario, row, "suppressed", why_not)
+                continue
+            if row.status in ("scheduled", "deferred"):
+                after = self.previous_step(row)
+                if after is not None:
+                    self.settle(scenario, row, "deferred", f"waits for step {row.step - 1}", due_ts=after)
+                    self.previous[row.key] = ("deferred", after, None)
+                    continue
+                later = self.hold(row)
+                if later is not None:
+                    self.settle(scenario, row, "deferred", "quiet hours, holiday or frequency cap", due_ts=later)
+                    self.previous[row.key] = ("deferred", later, None)
+                    continue
+            try:
+                message = self.message(row, person, address)
+            except RenderError as exc:
+                self.settle(scenario, row, "failed", str(exc))
+                self.report.problems.append(str(exc))
+                continue
+            if not row.transactional and row.channel != "insert":
+                self.recent.setdefault(row.customer_id, []).append(self.now_unix)
+            self.previous[row.key] = ("sent", row.due_ts, self.now_unix)  # goes in this run
+            if self.dry_run:
+                self.report.count(scenario, row.step, "would_send")
+                self.sample(scenario, row, message)
+                continue
+            (online if row.channel in ONLINE_CHANNELS else offline)[row.channel].append((row, message))
+        for channel, items in offline.items():
+            self.write_list(channel, items)
+        for channel, items in online.items():
+            self.push(channel, items)
+
+    def settle(self, scenario: Scenario, row: DueRow, status: str, note: str | None, *,
+               due_ts: int | None = None) -> None:
+        self.report.count(scenario, row.step, status)
+        self.previous[row.key] = (status, due_ts or row.due_ts, None)
+        if not self.dry_run:
+            self.ledger.settle(row.key, status, note, due_ts=due_ts, at=self.now_unix)
+
+    def sample(self, scenario: Scenario, row: DueRow, message: Message) -> None:
+        if self.samples[(row.scenario, row.step)] < SAMPLES_PER_STEP:
+            self.samples[(row.scenario, row.step)] += 1
+            self.report.samples.append({"scenario": scenario.name, "step": row.step, "channel": row.channel,
+                                        "customer_id": row.customer_id, "subject": message.subject,
+                                        "text": message.text})
+
+    def push(self, channel: str, items: list[tuple[DueRow, Message]]) -> None:
+        factory = self.transports.get(channel)
+        if factory is None:
+            self.report.problems.append(_NO_TRANSPORT[channel].format(n=len(items)))
+            for row, _ in items:
+                self.report.count(self.scenarios[row.scenario], row.step, "waiting")
+            return
+        troubles = 0  # channel errors in a row: the server is away, or the credentials are wrong
+        with factory() as transport:
+            for done, (row, message) in enumerate(items, start=1):
+                scenario = self.scenarios[row.scenario]
+                if troubles >= MAX_TROUBLES:
+                    self.report.count(scenario, row.step, "waiting")
+                    continue
+                self.ledger.sending(row.key)
+                committed: list[bool] = []
+
+                def committing(key: str = row.key, committed: list[bool] = committed) -> None:
+                    self.ledger.committing(key)
+                    committed.append(True)
+
+                try:
+                    receipt = transport.send(message, committing=committing)
+                except DeliveryError as exc:
+                    refused_us = exc.status in (401, 403)  # our token or login, not this message
+                    if committed and channel != "line":  # past the point of no return: never twice
+                        self.settle(scenario, row, "unconfirmed", exc.reason)
+                    elif exc.permanent and not refused_us:
+                        self.settle(scenario, row, "failed", exc.reason)
+                        troubles = 0
+                    else:  # the row goes back to wait for the next run
+                        self.settle(scenario, row, "scheduled", exc.reason)
+                        self.report.count(scenario, row.step, "waiting")
+                        troubles = MAX_TROUBLES if refused_us else troubles + 1
+                        if troubles >= MAX_TROUBLES:
+                            self.report.problems.append(f"{channel}: {exc.reason} (the rest wait for the next run)")
+                    continue
+                troubles = 0
+                self.ledger.sent([row.key], provider_id=receipt.provider_id, at=self.now_unix,
+                                 note="accepted earlier (409)" if receipt.already_accepted else None)
+                self.report.count(scenario, row.step, "sent")
+                if self.progress:
+                    self.progress(channel, done, len(items))
+
+    def batch_written(self, row: DueRow) -> bool:
+        folder = self.ws.path / OUTBOX / row.channel
+        return all((folder / f"{row.batch}.{fmt}").exists() for fmt in ("csv", "xlsx"))
+
+    def write_list(self, channel: str, items: list[tuple[DueRow, Message]]) -> None:
+        """One list file (csv and xlsx) per channel and run; rows marked sent once both exist."""
+        folder = self.ws.path / OUTBOX / channel
+        folder.mkdir(parents=True, exist_ok=True)
+        batch = f"{self.now.strftime('%Y%m%d-%H%M%S')}-{channel}-{secrets.token_hex(3)}"
+        keys = [row.key for row, _ in items]
+        self.ledger.sending_many(keys, batch)
+        columns = LIST_COLUMNS[channel]
+        rows = []
+        for row, message in items:
+            values = {**message.fields, "scenario": row.scenario, "step": row.step,
+                      "content": message.text, "script": message.text}
+            rows.append([values.get(c, "") for c in columns])
+        for fmt in ("csv", "xlsx"):
+            write_table(folder / f"{batch}.{fmt}", columns, rows, fmt=fmt)
+        self.ledger.sent(keys, note=batch, at=self.now_unix)
+        self.report.files.extend(folder / f"{batch}.{fmt}" for fmt in ("csv", "xlsx"))
+        for row, _ in items:
+            self.report.count(self.scenarios[row.scenario], row.step, "sent")
+
+
+_NO_TRANSPORT = {
+    "email": "{n} e-mails wait: no SMTP server is set; fill in [email] smtp_url in kizuna.toml.",
+    "line": "{n} LINE messages wait: set KIZUNA_LINE_TOKEN to the channel access token.",
+}
+
+
+def _step_key(row: DueRow, step: int) -> str:
+    return f"{row.scenario}/{step}/{row.customer_id}/{row.occasion}"
+
+
+def default_transports(ws: Workspace, lang: str) -> dict[str, Callable[[], Transport]]:
+    """The channels kizuna.toml and the environment configure."""
+    import os
+
+    from kizuna.delivery._email import SmtpTransport
+    from kizuna.delivery._line import LineTransport
+
+    result: dict[str, Callable[[], Transport]] = {}
+    if ws.settings.smtp_url:
+        result["email"] = lambda: SmtpTransport.from_settings(ws.settings, ws.path, lang=lang)
+    if os.environ.get("KIZUNA_LINE_TOKEN"):
+        result["line"] = lambda: LineTransport.from_settings(ws.settings)
+    return result

@@ -1,0 +1,295 @@
+"""The Starlette application: `create_app(workspace_dir)`, sessions, login, and the page wrapper.
+
+Every page of the dashboard goes through `page`: it reads the signed session, sends a visitor
+who has not logged in to the login page, checks the CSRF token of every POST (403 without or
+with a wrong one), runs the (blocking) page function in a worker thread and writes the session
+cookie back — HttpOnly, SameSite=Lax, and Secure when the request came over https (directly, or
+through a proxy that uvicorn trusts with --forwarded-allow-ips).
+
+Logs carry no personal data: the access log names the page (its endpoint), not the path, so no
+customer id, search text or name reaches it; uvicorn's own access log is off (see `kizuna serve`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from kizuna._errors import KizunaError, NoDataError
+from kizuna.web._auth import COOKIE, SESSION_SECONDS, Session, SessionCodec, check_password, dummy_check, valid_csrf
+from kizuna.web._labels import Words
+from kizuna.web._store import Pending, Reader, StoreBusy
+
+__all__ = ["create_app", "page"]
+
+HERE = Path(__file__).parent
+access_log = logging.getLogger("kizuna.web.access")
+
+# The browser may load nothing from elsewhere; charts are inline SVG, styles our own file.
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+     b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class WebState:
+    """What the pages share: the workspace reader, the operational records, the session codec."""
+
+    def __init__(self, workspace_dir: Path, *, secure_cookies: bool | None, reader: Reader) -> None:
+        from kizuna.operations import OPERATIONS_FILE, Operations
+
+        self.path = workspace_dir
+        self.reader = reader
+        self.operations = Operations(workspace_dir / OPERATIONS_FILE)
+        self.codec = SessionCodec(self.operations.secret())
+        self.secure_cookies = secure_cookies
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        from jinja2 import StrictUndefined
+
+        self.templates.env.undefined = StrictUndefined
+        self.templates.env.globals["fmt"] = _formatters()
+
+    def session(self, request: Request) -> Session:
+        """The request's session; a new anonymous one when the cookie is missing, forged or expired."""
+        session = self.codec.load(request.cookies.get(COOKIE))
+        if session is None:
+            return Session(changed=True)
+        if session.user is not None:
+            user = self.operations.user(session.user)
+            if user is None:  # removed since: log out
+                return Session(lang=session.lang, changed=True)
+            session.role = user["role"]
+        return session
+
+    def save(self, request: Request, response: Response, session: Session) -> None:
+        secure = self.secure_cookies if self.secure_cookies is not None else request.url.scheme == "https"
+        response.set_cookie(COOKIE, self.codec.dump(session), max_age=SESSION_SECONDS, httponly=True,
+                            samesite="lax", secure=secure, path="/")
+
+
+def _formatters() -> dict[str, Callable[..., str]]:
+    def yen(value: Any) -> str:
+        return "" if value is None else f"¥{round(value):,}"
+
+    def num(value: Any, digits: int = 0) -> str:
+        return "" if value is None else f"{value:,.{digits}f}"
+
+    def pct(value: Any, digits: int = 1) -> str:
+        return "" if value is None else f"{100 * value:.{digits}f}%"
+
+    def day(value: Any) -> str:
+        if value is None:
+            return ""
+        return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "hour") else value.isoformat()
+
+    return {"yen": yen, "num": num, "pct": pct, "day": day}
+
+
+def render(request: Request, session: Session, template: str, context: dict[str, Any] | None = None, *,
+           status: int = 200) -> Response:
+    state: WebState = request.app.state.kizuna
+    words = Words(session.lang)
+    full = {"t": words, "session": session, "csrf": session.csrf, "lang": session.lang,
+            "path": request.url.path, "query": str(request.url.query), **(context or {})}
+    response = state.templates.TemplateResponse(request, template, full, status_code=status)
+    response.headers["cache-control"] = "no-store"  # pages carry customer data
+    return response
+
+
+def page(*, login: bool = True) -> Callable[[Callable[..., Response]], Callable[[Request], Any]]:
+    """Wrap a blocking page function `fn(request, session) -> Response` (see the module docstring)."""
+
+    def wrap(fn: Callable[..., Response]) -> Callable[[Request], Any]:
+        @functools.wraps(fn)
+        async def endpoint(request: Request) -> Response:
+            state: WebState = request.app.state.kizuna
+            session = await run_in_threadpool(state.session, request)
+            if login and session.user is None:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                response: Response = RedirectResponse("/login?next=" + urllib.parse.quote(target, safe=""), 303)
+            elif request.method == "POST" and not valid_csrf(session, (await request.form()).get("csrf")):
+                response = render(request, session, "error.html", {"message": Words(session.lang)("csrf_failed")},
+                                  status=403)
+            else:
+                response = await run_in_threadpool(_guarded, fn, request, session)
+            if session.changed:
+                state.save(request, response, session)
+            return response
+
+        return endpoint
+
+    return wrap
+
+
+def _guarded(fn: Callable[..., Response], request: Request, session: Session) -> Response:
+    words = Words(session.lang)
+    try:
+        return fn(request, session)
+    except StoreBusy:
+        return render(request, session, "error.html", {"message": words("busy"), "refresh": 5}, status=503)
+    except Pending:
+        return render(request, session, "error.html", {"message": words("computing"), "refresh": 3}, status=202)
+    except NoDataError as exc:
+        message = words("no_predictions") if "predictions" in str(exc) else words("no_scores")
+        return render(request, session, "error.html", {"message": message}, status=200)
+    except KizunaError as exc:
+        return render(request, session, "error.html", {"message": str(exc)}, status=400)
+
+
+# -- login, logout, language -------------------------------------------------------------------
+def _safe_next(target: str | None) -> str:
+    # only a path of this site: never an absolute or scheme-relative URL (open redirect)
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@page(login=False)
+def login_form(request: Request, session: Session) -> Response:
+    if session.user is not None:
+        return RedirectResponse(_safe_next(request.query_params.get("next")), 303)
+    return render(request, session, "login.html", {"error": None, "next": _safe_next(request.query_params.get("next")),
+                                                   "name": ""})
+
+
+async def login_submit(request: Request) -> Response:
+    state: WebState = request.app.state.kizuna
+    session = await run_in_threadpool(state.session, request)
+    form = await request.form()
+    if not valid_csrf(session, form.get("csrf")):
+        response = render(request, session, "error.html", {"message": Words(session.lang)("csrf_failed")}, status=403)
+        if session.changed:
+            state.save(request, response, session)
+        return response
+    name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+    user = await run_in_threadpool(state.operations.user, name) if name else None
+    if user is None:
+        await run_in_threadpool(dummy_check)  # as slow as a wrong password: names cannot be probed
+        ok = False
+    else:
+        ok = await run_in_threadpool(check_password, user["password_hash"], password)
+    if not ok:
+        access_log.info("login failed")
+        response = render(request, session, "login.html",
+                          {"error": Words(session.lang)("login_failed"), "next": _safe_next(str(form.get("next", ""))),
+                           "name": name}, status=401)
+        return response
+    fresh = Session(user=name, lang=session.lang, role=user["role"], changed=True)  # a new token after login
+    response = RedirectResponse(_safe_next(str(form.get("next", ""))), 303)
+    state.save(request, response, fresh)
+    return response
+
+
+@page()
+def logout(request: Request, session: Session) -> Response:
+    session.user, session.role = None, None
+    session.changed = True
+    return RedirectResponse("/login", 303)
+
+
+@page(login=False)
+def set_language(request: Request, session: Session) -> Response:
+    lang = request.path_params["lang"]
+    if lang in ("ja", "en"):
+        session.lang = lang
+        session.changed = True
+    return RedirectResponse(_safe_next(request.query_params.get("next")), 303)
+
+
+# -- middleware ---------------------------------------------------------------------------------
+class Hardening:
+    """Security headers on every response, and an access log line without personal data."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [0]
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            endpoint = scope.get("endpoint")
+            name = getattr(endpoint, "__name__", None) or ("static" if scope["path"].startswith("/static/") else "-")
+            access_log.info("%s %s %s %.0fms", scope["method"], name, status[0], 1000 * (time.perf_counter() - started))
+
+
+# -- the application ----------------------------------------------------------------------------
+def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None, lock_wait: float = 5.0,
+               max_hold: float = 10.0, release: float = 0.6, warm: bool = True) -> Starlette:
+    """The web app on the workspace in `workspace_dir`.
+
+    `secure_cookies`: None marks the session cookie Secure when the request came over https
+    (uvicorn rewrites the scheme from X-Forwarded-Proto for trusted proxies); True or False force it.
+    `lock_wait`, `max_hold`, `release`: how the app shares the DuckDB file with cron (see
+    `kizuna.web._store`). `warm` computes the dashboard's figures in the background at start.
+
+    >>> import uvicorn                                                    # doctest: +SKIP
+    >>> uvicorn.run(create_app("shop"), host="127.0.0.1", port=8000)      # doctest: +SKIP
+    """
+    from kizuna.web import _dashboard
+    from kizuna.workspace._settings import SETTINGS_FILE
+
+    path = Path(workspace_dir)
+    if not (path / SETTINGS_FILE).exists():
+        raise KizunaError(f"{path.resolve()} is not a kizuna workspace (no {SETTINGS_FILE}). "
+                          "Pass --dir to an existing one, or create one with `kizuna init DIR`.")
+    reader = Reader(path, lock_wait=lock_wait, max_hold=max_hold, release=release)
+    state = WebState(path, secure_cookies=secure_cookies, reader=reader)
+    routes: list[Any] = [
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login_submit, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/lang/{lang}", set_language, methods=["GET"]),
+        *_dashboard.routes(),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    routes[:0] = _public_routes(state)
+    app = Starlette(routes=routes)
+    app.state.kizuna = state
+    app.add_middleware(Hardening)
+    if warm:
+        reader.warm("dashboard", _dashboard.dashboard_figures)
+        reader.warm("priority", _dashboard.priority_rows)
+    return app
+
+
+def _public_routes(state: WebState) -> list[Any]:
+    """The public pages (survey, unsubscribe, LINE webhook) when this version has them."""
+    try:
+        from kizuna.web import _public  # type: ignore[attr-defined]
+    except ModuleNotFoundError as exc:
+        if exc.name != "kizuna.web._public":  # a module it needs is missing: say so
+            raise
+        return []
+    # its own state (operations, links, LINE secret, rate limiter) when it defines one
+    maker = getattr(getattr(_public, "PublicState", None), "from_workspace", None)
+    return list(_public.public_routes(maker(state.path) if maker else state))

@@ -1,0 +1,245 @@
+"""The dashboard's pages: overview, RFM, cohorts, customer lists and exports, one customer, the
+call list, segment migration and scenario results. Each is a thin shell over the Workspace API
+and `kizuna.web._figures`; contact data is masked for viewers before it reaches a template or a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from kizuna._errors import KizunaError
+from kizuna.web import _charts, _figures
+from kizuna.web._app import page, render
+from kizuna.web._auth import Session, mask_row
+from kizuna.web._labels import Words
+
+__all__ = ["dashboard_figures", "priority_rows", "routes"]
+
+MATRIX_ROWS = (("ltv_high", ("churn_candidate", "loyal_candidate", "loyal", "unanswered_high")),
+               ("ltv_low", ("non_cooperative", "indifferent", "advocate", "unanswered_low")))
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
+                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _month(value: Any) -> str:
+    return value.strftime("%Y-%m") if value is not None else ""
+
+
+def dashboard_figures(ws: Any) -> dict[str, Any]:
+    """The overview's figures and charts (cached per store version by the caller)."""
+    data = _figures.dashboard(ws)
+    by_month, churn = data["by_month"], data["churn_by_month"]
+    latest_churn = churn[-1]["churn_rate"] if churn else None
+    kpis = [
+        ("nps", data["nps"]["score"], "num1", [(_month(r["month"]), r["nps"]) for r in data["nps_by_month"]], False),
+        ("repeat_rate", data["headline"]["repeat_rate"], "pct",
+         [(_month(r["month"]), r["repeat_rate"]) for r in by_month], True),
+        ("purchase_frequency", data["headline"]["purchase_frequency"], "num2",
+         [(_month(r["month"]), r["purchase_frequency"]) for r in by_month], False),
+        ("aov", data["headline"]["aov"], "yen", [(_month(r["month"]), r["aov"]) for r in by_month], False),
+        ("ltv", data["headline"]["mean_ltv"], "yen", [(_month(r["month"]), r["ltv"]) for r in data["ltv_by_month"]],
+         False),
+        ("subscription_churn", latest_churn, "pct", [(_month(r["month"]), r["churn_rate"]) for r in churn], True),
+    ]
+    data["kpis"] = [{"key": key, "value": value, "format": fmt, "svg": _charts.sparkline_svg(points, percent=pct),
+                     "first": points[0][0] if points else "", "last": points[-1][0] if points else ""}
+                    for key, value, fmt, points, pct in kpis]
+    data["lorenz_svg"] = _charts.lorenz_svg(data["concentration"])
+    top20 = next((r["revenue_share"] for r in data["concentration"] if abs(r["customer_share"] - 0.2) < 1e-9), None)
+    data["top20"] = top20
+    return data
+
+
+def _figures_or_busy(request: Request) -> tuple[dict[str, Any], bool]:
+    return request.app.state.kizuna.reader.cached("dashboard", dashboard_figures)
+
+
+@page()
+def overview(request: Request, session: Session) -> Response:
+    data, stale = _figures_or_busy(request)
+    cells = {r["segment"]: r for r in data["matrix"]}
+    return render(request, session, "overview.html", {"d": data, "stale": stale, "cells": cells,
+                                                      "matrix_rows": MATRIX_ROWS})
+
+
+@page()
+def rfm(request: Request, session: Session) -> Response:
+    data, stale = _figures_or_busy(request)
+    grid = {(r["r_score"], r["f_score"]): r for r in data["rf"]}
+    top = max((r["customers"] for r in data["rf"]), default=0) or 1
+    return render(request, session, "rfm.html", {"d": data, "stale": stale, "grid": grid, "top": top})
+
+
+@page()
+def cohorts(request: Request, session: Session) -> Response:
+    data, stale = _figures_or_busy(request)
+    rows: dict[Any, dict[str, Any]] = {}
+    for r in data["cohorts"]:
+        row = rows.setdefault(r["cohort"], {"cohort": r["cohort"], "size": r["cohort_size"], "k": {}})
+        row["k"][r["k"]] = r["share"]
+    shown = list(rows.values())[-12:]
+    months = sorted({k for row in shown for k in row["k"]})
+    return render(request, session, "cohorts.html", {"d": data, "stale": stale, "rows": shown, "months": months})
+
+
+# -- lists ------------------------------------------------------------------------------------------
+def _list_params(request: Request) -> dict[str, Any]:
+    q = request.query_params
+
+    def score(name: str) -> int | None:
+        value = q.get(name, "")
+        return int(value) if value.isdigit() and 1 <= int(value) <= 5 else None
+
+    page_no = q.get("page", "1")
+    return {"segment": q.get("segment") or None, "r": score("r"), "f": score("f"), "q": q.get("q", "")[:100],
+            "sort": q.get("sort") if q.get("sort") in _figures.SORTS else "ltv_revenue",
+            "descending": q.get("desc", "1") != "0",
+            "page": max(1, int(page_no)) if page_no.isdigit() and len(page_no) < 7 else 1}
+
+
+def _query(ws: Any, params: dict[str, Any], session: Session) -> tuple[str, Any]:
+    if not params["segment"] and (params["r"] is None or params["f"] is None):
+        raise KizunaError("choose a segment or an R × F cell")
+    return _figures.list_query(ws, segment=params["segment"], r=params["r"], f=params["f"], q=params["q"],
+                               sort=params["sort"], descending=params["descending"], operator=session.operator)
+
+
+@page()
+def customer_list(request: Request, session: Session) -> Response:
+    params = _list_params(request)
+    with request.app.state.kizuna.reader.workspace() as ws:
+        key, expr = _query(ws, params, session)
+        total, rows = _figures.member_page(expr, params["page"], session.operator)
+        as_of = ws.scores_as_of()
+    pages = max(1, math.ceil(total / _figures.PAGE_SIZE))
+    title = Words(session.lang).segment(key) if params["segment"] else f"R{params['r']} × F{params['f']}"
+    keep = {k: v for k, v in (("segment", params["segment"]), ("r", params["r"]), ("f", params["f"]),
+                              ("q", params["q"]), ("sort", params["sort"]),
+                              ("desc", "1" if params["descending"] else "0")) if v not in (None, "")}
+    return render(request, session, "list.html", {
+        "key": key, "title": title, "rows": rows, "total": total, "page": params["page"], "pages": pages,
+        "params": params, "keep": keep, "sorts": _figures.SORTS, "as_of": as_of,
+        "has_predictions": bool(rows) and "churn_risk" in rows[0],
+    })
+
+
+@page()
+def export(request: Request, session: Session) -> Response:
+    from kizuna.exporting import write_customer_list
+
+    fmt = request.path_params["fmt"]
+    if fmt not in EXPORT_TYPES:
+        return render(request, session, "error.html", {"message": Words(session.lang)("not_found")}, status=404)
+    params = _list_params(request)
+    with request.app.state.kizuna.reader.workspace() as ws:
+        key, expr = _query(ws, params, session)
+        table = _figures.mask_table(expr.to_pyarrow(), session.operator)
+    handle, name = tempfile.mkstemp(prefix="kizuna-export-", suffix=f".{fmt}")
+    os.close(handle)
+    try:
+        write_customer_list(table, key, Path(name), fmt, session.lang)
+    except BaseException:
+        os.unlink(name)
+        raise
+    filename = f"kizuna-{key}-{dt.date.today().isoformat()}.{fmt}"
+    return FileResponse(name, media_type=EXPORT_TYPES[fmt], filename=filename,
+                        background=BackgroundTask(os.unlink, name), headers={"cache-control": "no-store"})
+
+
+# -- one customer --------------------------------------------------------------------------------------
+@page()
+def customer(request: Request, session: Session) -> Response:
+    state = request.app.state.kizuna
+    customer_id = request.path_params["customer_id"]
+    with state.reader.workspace() as ws:
+        detail = _figures.customer_detail(ws, customer_id, session.operator, state.operations)
+    if detail is None:
+        return render(request, session, "error.html", {"message": Words(session.lang)("not_found")}, status=404)
+    return render(request, session, "customer.html", {"c": detail, "customer_id": customer_id})
+
+
+# -- the call list, migration, results -------------------------------------------------------------------
+def priority_rows(ws: Any) -> list[dict[str, Any]]:
+    return ws.priority().to_pylist()
+
+
+@page()
+def priority(request: Request, session: Session) -> Response:
+    rows, stale = request.app.state.kizuna.reader.cached("priority", priority_rows)
+    shown = [mask_row(r, session.operator) for r in rows]
+    return render(request, session, "priority.html", {"rows": shown, "stale": stale})
+
+
+def _day(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+@page()
+def migration(request: Request, session: Session) -> Response:
+    from kizuna.analytics import MATRIX_CELLS
+    from kizuna.workspace import Workspace
+
+    reader = request.app.state.kizuna.reader
+    available = hasattr(Workspace, "migration")
+    q = request.query_params
+    by = q.get("by") if q.get("by") in ("cell", "rank") else "cell"
+    context: dict[str, Any] = {"available": available, "by": by, "rows": [], "svg": "", "grid": {}, "keys": []}
+    if available:
+        data, _stale = reader.cached("dashboard", dashboard_figures)
+        to_day = _day(q.get("to")) or data["as_of"]
+        from_day = _day(q.get("from")) or to_day - dt.timedelta(days=90)
+        key = f"migration:{from_day}:{to_day}:{by}"
+        rows, _stale = reader.cached(key, lambda ws: ws.migration(from_day, to_day, by=by).to_pylist(), wait=2.0)
+        words = Words(session.lang)
+        if by == "cell":
+            order = list(MATRIX_CELLS)
+            names = {k: words.segment(k) for k in order}
+        else:
+            order = [r["segment"].removeprefix("rank_") for r in data["ranks"]]
+            names = {k: words.rank(k) for k in order}
+        seen = {r["from_segment"] for r in rows} | {r["to_segment"] for r in rows}
+        keys = [k for k in order if k in seen] + sorted(seen - set(order), key=str)
+        names.update({k: str(k) for k in keys if k not in names})
+        context.update({"rows": rows, "from_day": from_day, "to_day": to_day, "keys": keys, "names": names,
+                        "grid": {(r["from_segment"], r["to_segment"]): r["customers"] for r in rows},
+                        "svg": _charts.flow_svg(rows, keys, names)})
+    return render(request, session, "migration.html", context)
+
+
+@page()
+def results(request: Request, session: Session) -> Response:
+    from kizuna.workspace import Workspace
+
+    available = hasattr(Workspace, "results")
+    rows: list[dict[str, Any]] = []
+    if available:
+        with request.app.state.kizuna.reader.workspace() as ws:
+            rows = list(ws.results())
+    return render(request, session, "results.html", {"available": available, "rows": rows})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/", overview),
+        Route("/rfm", rfm),
+        Route("/cohorts", cohorts),
+        Route("/list", customer_list),
+        Route("/export.{fmt}", export),
+        Route("/customer/{customer_id}", customer),
+        Route("/priority", priority),
+        Route("/migration", migration),
+        Route("/results", results),
+    ]

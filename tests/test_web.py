@@ -1,0 +1,375 @@
+"""The web app (`kizuna serve`): login, CSRF, masking, the pages' figures, exports, and sharing the
+store with cron — against a real uvicorn server on 127.0.0.1 and a demo workspace."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openpyxl
+import pytest
+
+from kizuna.demo import build_demo
+from kizuna.operations import OPERATIONS_FILE, Operations
+from kizuna.web import check_password, create_app, hash_password
+from servers import free_port
+
+KIZUNA = [sys.executable, "-m", "kizuna"]
+AS_OF = dt.date(2026, 11, 1)
+OPERATOR, VIEWER = ("ops-lead", "operator-password"), ("analyst", "viewer-password")
+FORMULA_NAME = '=HYPERLINK("http://evil.example","x")'
+
+
+@dataclass
+class WebDemo:
+    path: Path
+    matrix: dict[str, int]  # customers per cell, from the store
+    churn: list[dict]  # churn candidates as `kizuna export` lists them (LTV desc, id)
+    customer_id: str  # a churn candidate with a message in the ledger and a formula for a name
+    orders_of_customer: int
+
+
+def build_web_demo(path: Path, customers: int = 2_000) -> WebDemo:
+    """A demo workspace analysed and predicted, with two users, a message in the ledger, and one
+    churn candidate whose name is a spreadsheet formula."""
+    result = build_demo(path, customers=customers, as_of=AS_OF)
+    with result.workspace as ws:
+        ws.analyze(AS_OF)
+        ws.predict(AS_OF)
+        con = ws.store.backend.con
+        churn_ids = [r[0] for r in con.execute(
+            "SELECT customer_id FROM customer_scores WHERE matrix_cell = 'churn_candidate' "
+            "ORDER BY ltv_revenue DESC, customer_id").fetchall()]
+        target = churn_ids[0]
+        con.execute("UPDATE customers SET name = ? WHERE customer_id = ?", [FORMULA_NAME, target])
+        matrix = dict(con.execute("SELECT matrix_cell::VARCHAR, count(*) FROM customer_scores GROUP BY 1").fetchall())
+        churn = ws.segment("churn_candidate").to_pyarrow().to_pylist()
+        orders = con.execute("SELECT count(*) FROM orders WHERE customer_id = ?", [target]).fetchone()[0]
+    ops = Operations(path / OPERATIONS_FILE)
+    ops.add_user(OPERATOR[0], "operator", hash_password(OPERATOR[1]))
+    ops.add_user(VIEWER[0], "viewer", hash_password(VIEWER[1]))
+    now = int(time.time())
+    with ops.write() as db:
+        db.execute(
+            "INSERT INTO deliveries (key, ref, scenario, step, customer_id, occasion, occasion_ts, channel, grp, "
+            "status, due_ts, created_ts, updated_ts, sent_ts) VALUES (?, ?, ?, 1, ?, 'test', ?, 'email', 'treated', "
+            "'sent', ?, ?, ?, ?)",
+            ("k1", "r1", "churn_to_loyal", target, now, now, now, now, now))
+    ops.close()
+    return WebDemo(path, matrix, churn, target, orders)
+
+
+@pytest.fixture(scope="session")
+def web_demo(tmp_path_factory: pytest.TempPathFactory) -> WebDemo:
+    return build_web_demo(tmp_path_factory.mktemp("web") / "ws")
+
+
+@contextlib.contextmanager
+def running_server(app, *, forwarded: bool = True) -> Iterator[str]:
+    """`app` under a real uvicorn server in a thread on 127.0.0.1; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning",
+                            proxy_headers=forwarded, forwarded_allow_ips="127.0.0.1", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def base_url(web_demo: WebDemo) -> Iterator[str]:
+    with running_server(create_app(web_demo.path)) as url:
+        yield url
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def login(base: str, user: tuple[str, str]) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=120)
+    page = client.get("/login")
+    done = client.post("/login", data={"csrf": csrf_of(page.text), "name": user[0], "password": user[1], "next": "/"})
+    assert done.status_code == 303 and done.headers["location"] == "/", done.text
+    return client
+
+
+@pytest.fixture(scope="module")
+def operator(base_url: str) -> Iterator[httpx.Client]:
+    with contextlib.closing(login(base_url, OPERATOR)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def viewer(base_url: str) -> Iterator[httpx.Client]:
+    with contextlib.closing(login(base_url, VIEWER)) as client:
+        yield client
+
+
+# -- login, sessions, CSRF -------------------------------------------------------------------------
+DATA_PAGES = ("/", "/rfm", "/cohorts", "/list?segment=churn_candidate", "/export.csv?segment=churn_candidate",
+              "/priority", "/migration", "/results")
+
+
+def test_no_data_page_without_login(base_url: str, web_demo: WebDemo):
+    with httpx.Client(base_url=base_url) as anonymous:
+        for path in (*DATA_PAGES, f"/customer/{web_demo.customer_id}"):
+            answer = anonymous.get(path)
+            assert answer.status_code == 303, path
+            assert answer.headers["location"].startswith("/login?next="), path
+            assert web_demo.customer_id not in answer.text
+
+
+def test_wrong_password_and_unknown_user_are_refused_alike(base_url: str):
+    with httpx.Client(base_url=base_url) as client:
+        for name, password in ((OPERATOR[0], "wrong-password"), ("nobody", OPERATOR[1])):
+            token = csrf_of(client.get("/login").text)
+            answer = client.post("/login", data={"csrf": token, "name": name, "password": password})
+            assert answer.status_code == 401
+            assert "ユーザー名またはパスワードが違います" in answer.text
+        assert client.get("/").status_code == 303  # still not logged in
+
+
+def test_session_cookie_is_httponly_lax_and_secure_only_behind_https(base_url: str):
+    with httpx.Client(base_url=base_url) as client:
+        plain = client.get("/login").headers["set-cookie"].lower()
+        assert "httponly" in plain and "samesite=lax" in plain and "secure" not in plain
+    with httpx.Client(base_url=base_url, headers={"X-Forwarded-Proto": "https"}) as client:
+        # uvicorn trusts 127.0.0.1 as a proxy (--forwarded-allow-ips): the request counts as https
+        behind_tls = client.get("/login").headers["set-cookie"].lower()
+        assert "secure" in behind_tls and "httponly" in behind_tls
+
+
+def test_forged_or_expired_cookie_is_no_session(base_url: str):
+    with httpx.Client(base_url=base_url, cookies={"kizuna_session": "eyJ1Ijoib3BzLWxlYWQifQ.forged.sig"}) as client:
+        assert client.get("/").status_code == 303
+
+
+def test_post_without_or_with_a_wrong_csrf_token_is_403(base_url: str):
+    with httpx.Client(base_url=base_url) as client:
+        client.get("/login")
+        no_token = client.post("/login", data={"name": OPERATOR[0], "password": OPERATOR[1]})
+        wrong = client.post("/login", data={"csrf": "x" * 32, "name": OPERATOR[0], "password": OPERATOR[1]})
+        assert no_token.status_code == 403 and wrong.status_code == 403
+        assert client.get("/").status_code == 303  # neither logged in
+    with httpx.Client(base_url=base_url) as fresh:  # a token from another session is wrong too
+        other = csrf_of(httpx.get(base_url + "/login").text)
+        fresh.get("/login")
+        assert fresh.post("/login", data={"csrf": other, "name": OPERATOR[0], "password": OPERATOR[1]}).status_code \
+            == 403
+    with contextlib.closing(login(base_url, OPERATOR)) as client:
+        assert client.post("/logout").status_code == 403
+        assert client.post("/logout", data={"csrf": "wrong"}).status_code == 403
+        assert client.get("/").status_code == 200  # still logged in
+        token = csrf_of(client.get("/").text)
+        assert client.post("/logout", data={"csrf": token}).status_code == 303
+        assert client.get("/").status_code == 303
+
+
+def test_login_makes_a_new_csrf_token_and_next_stays_on_this_site(base_url: str):
+    with httpx.Client(base_url=base_url) as client:
+        before = csrf_of(client.get("/login").text)
+        answer = client.post("/login", data={"csrf": before, "name": OPERATOR[0], "password": OPERATOR[1],
+                                             "next": "//evil.example/x"})
+        assert answer.headers["location"] == "/"
+        assert csrf_of(client.get("/").text) != before
+
+
+# -- the pages ---------------------------------------------------------------------------------------
+def test_dashboard_matrix_shows_each_cells_customers(operator: httpx.Client, web_demo: WebDemo):
+    html = operator.get("/").text
+    assert "基準日 2026-11-01" in html
+    for cell, customers in web_demo.matrix.items():
+        found = re.search(rf'data-segment="{cell}">.*?<span class="count">([\d,]+)</span>', html, re.S)
+        assert int(found.group(1).replace(",", "")) == customers, cell
+    for kpi in ("nps", "repeat_rate", "purchase_frequency", "aov", "ltv", "subscription_churn"):
+        assert f'data-kpi="{kpi}"' in html
+    assert html.count("<svg") >= 7  # six trends and the concentration curve, drawn on the server
+
+
+def test_english_switch(operator: httpx.Client):
+    operator.get("/lang/en?next=/")
+    try:
+        html = operator.get("/").text
+        assert "churn candidate" in html and "Overview" in html and "離脱候補者" not in html
+    finally:
+        operator.get("/lang/ja?next=/")
+
+
+def test_cell_list_is_paged_and_sorted_in_the_engine(operator: httpx.Client, web_demo: WebDemo):
+    first = operator.get("/list?segment=離脱候補者").text
+    second = operator.get("/list?segment=churn_candidate&page=2").text
+    ids = re.findall(r'class="customer" href="/customer/([^"]+)"', first)
+    ids2 = re.findall(r'class="customer" href="/customer/([^"]+)"', second)
+    expected = [r["customer_id"] for r in web_demo.churn]
+    assert ids == expected[:50] and ids2 == expected[50:100]
+    assert f"({len(expected):,} 件)" in first
+    fewest = operator.get("/list?segment=churn_candidate&sort=orders&desc=0").text
+    ids = re.findall(r'class="customer" href="/customer/([^"]+)"', fewest)
+    by_orders = sorted(web_demo.churn, key=lambda r: (r["orders"], r["customer_id"]))
+    assert ids[:10] == [r["customer_id"] for r in by_orders[:10]]
+
+
+def test_search_finds_by_name_for_an_operator_only(operator: httpx.Client, viewer: httpx.Client, web_demo: WebDemo):
+    someone = web_demo.churn[5]
+    found = operator.get("/list", params={"segment": "churn_candidate", "q": someone["name"]}).text
+    assert f"/customer/{someone['customer_id']}" in found
+    hidden = viewer.get("/list", params={"segment": "churn_candidate", "q": someone["name"]}).text
+    assert f"/customer/{someone['customer_id']}" not in hidden
+    by_id = viewer.get("/list", params={"segment": "churn_candidate", "q": someone["customer_id"]}).text
+    assert f"/customer/{someone['customer_id']}" in by_id
+
+
+def test_viewer_sees_no_contact_data_on_any_page(operator: httpx.Client, viewer: httpx.Client, web_demo: WebDemo):
+    shown = web_demo.churn[1:50]
+    as_operator = operator.get("/list?segment=churn_candidate").text
+    as_viewer = viewer.get("/list?segment=churn_candidate").text
+    for row in shown:
+        for field in ("name", "email", "phone"):
+            if row[field]:
+                assert row[field] in as_operator
+                assert row[field] not in as_viewer, field
+    assert "●●●" in as_viewer
+    row = shown[0]
+    page = viewer.get(f"/customer/{row['customer_id']}").text
+    assert all(row[f] not in page for f in ("name", "email", "phone", "address") if row[f])
+    assert all(row[f] in operator.get(f"/customer/{row['customer_id']}").text for f in ("email", "phone") if row[f])
+    calls = viewer.get("/priority").text
+    assert "●●●" in calls and "@" not in re.sub(r"<[^>]+>", "", calls)
+
+
+def test_exports_hold_the_cells_rows_with_formulas_neutralised_and_masked_for_viewers(
+        operator: httpx.Client, viewer: httpx.Client, web_demo: WebDemo):
+    answer = operator.get("/export.csv?segment=churn_candidate")
+    assert answer.status_code == 200 and "attachment" in answer.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    assert len(rows) - 1 == len(web_demo.churn)
+    by_id = {r[0]: r for r in rows[1:]}
+    assert by_id[web_demo.customer_id][1] == "'" + FORMULA_NAME
+    masked = list(csv.reader(io.StringIO(viewer.get("/export.csv?segment=churn_candidate").content.decode("utf-8-sig"))))
+    header = masked[0]
+    for column in ("氏名", "メールアドレス", "電話番号", "住所"):
+        values = {r[header.index(column)] for r in masked[1:]}
+        assert values <= {"●●●", ""}, column
+    book = openpyxl.load_workbook(io.BytesIO(operator.get("/export.xlsx?segment=churn_candidate").content))
+    sheet = book.active
+    assert sheet.max_row - 1 == len(web_demo.churn)
+    cell = next(r[1] for r in sheet.iter_rows(min_row=2) if r[0].value == web_demo.customer_id)
+    assert cell.value == FORMULA_NAME and cell.data_type == "s"  # a string, not a formula
+
+
+def test_rf_cell_lists_its_customers(operator: httpx.Client, web_demo: WebDemo):
+    html = operator.get("/rfm").text
+    count = int(re.search(r'href="/list\?r=5&amp;f=5">([\d,]+)</a>', html).group(1).replace(",", ""))
+    listed = operator.get("/list?r=5&f=5").text
+    assert f"({count:,} 件)" in listed
+
+
+def test_customer_page_has_the_timeline_scores_prediction_and_messages(operator: httpx.Client, web_demo: WebDemo):
+    html = operator.get(f"/customer/{web_demo.customer_id}").text
+    assert html.count('class="kind-order"') == web_demo.orders_of_customer
+    assert 'class="kind-message"' in html and "churn_to_loyal" in html
+    assert "離脱確率" in html and "主な理由" in html
+    assert operator.get("/customer/no-such-customer").status_code == 404
+
+
+def test_call_list_migration_and_results_pages(operator: httpx.Client):
+    calls = operator.get("/priority")
+    assert calls.status_code == 200 and calls.text.count('class="customer"') == 100
+    assert operator.get("/results").status_code == 200
+    deadline = time.monotonic() + 120
+    migration = operator.get("/migration?from=2026-08-01&to=2026-11-01")
+    while migration.status_code == 202 and time.monotonic() < deadline:  # computed in the background
+        time.sleep(1)
+        migration = operator.get("/migration?from=2026-08-01&to=2026-11-01")
+    assert migration.status_code == 200
+    assert "移動表" in migration.text or "まだこのバージョンにありません" in migration.text
+
+
+def test_access_log_names_pages_not_customers(operator: httpx.Client, web_demo: WebDemo,
+                                              caplog: pytest.LogCaptureFixture):
+    someone = web_demo.churn[3]
+    with caplog.at_level(logging.INFO, logger="kizuna.web.access"):
+        operator.get(f"/customer/{someone['customer_id']}")
+        operator.get("/list", params={"segment": "churn_candidate", "q": someone["name"]})
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "kizuna.web.access")
+    assert "GET customer 200" in text and "GET customer_list 200" in text
+    assert someone["customer_id"] not in text and someone["name"] not in text
+
+
+# -- the command line ----------------------------------------------------------------------------------
+def test_user_add_stores_an_argon2_hash(tmp_path: Path, web_demo: WebDemo):
+    shutil.copy(web_demo.path / "kizuna.toml", tmp_path / "kizuna.toml")
+    done = subprocess.run([*KIZUNA, "user", "add", "aiko", "--role", "operator", "--password-stdin", "--dir",
+                           str(tmp_path)], input="long enough secret\n", capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    user = Operations(tmp_path / OPERATIONS_FILE).user("aiko")
+    assert user["role"] == "operator" and user["password_hash"].startswith("$argon2id$")
+    assert check_password(user["password_hash"], "long enough secret")
+    short = subprocess.run([*KIZUNA, "user", "add", "bo", "--password-stdin", "--dir", str(tmp_path)],
+                           input="short\n", capture_output=True, text=True)
+    assert short.returncode == 1 and "at least 8" in short.stderr
+    bad_role = subprocess.run([*KIZUNA, "user", "add", "bo", "--role", "admin", "--password-stdin", "--dir",
+                               str(tmp_path)], input="long enough secret\n", capture_output=True, text=True)
+    assert bad_role.returncode == 2 and "viewer, operator" in bad_role.stderr
+
+
+def test_serve_answers_while_kizuna_analyze_runs_and_shows_the_new_figures(tmp_path: Path, web_demo: WebDemo):
+    path = tmp_path / "ws"
+    shutil.copytree(web_demo.path, path, ignore=shutil.ignore_patterns("demo-data"))
+    # a short max_hold: under steady load the app lets go of the file every second
+    app = create_app(path, max_hold=1.0, release=0.6)
+    statuses: list[int] = []
+    stop = threading.Event()
+    with running_server(app) as url:
+        client = login(url, OPERATOR)
+
+        def load() -> None:
+            while not stop.is_set():
+                for page in ("/", "/list?segment=churn_candidate", f"/customer/{web_demo.customer_id}"):
+                    statuses.append(client.get(page).status_code)
+
+        workers = [threading.Thread(target=load) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        try:
+            time.sleep(1)
+            done = subprocess.run([*KIZUNA, "analyze", "--as-of", "2026-10-01", "--dir", str(path)],
+                                  capture_output=True, text=True, timeout=300)
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join()
+        assert done.returncode == 0, done.stderr
+        assert "lock" not in done.stderr.lower()
+        assert statuses and set(statuses) <= {200, 503}, set(statuses)  # 503: "busy, reload" while it writes
+        assert statuses.count(200) > len(statuses) // 2
+        deadline = time.monotonic() + 120
+        while "基準日 2026-10-01" not in (html := client.get("/").text):
+            assert time.monotonic() < deadline, "the dashboard never showed the new analysis"
+            time.sleep(0.5)
+        assert "基準日 2026-11-01" not in html
+        client.close()
