@@ -15,9 +15,11 @@ Two phases, so that the analytics store is held only while reading it:
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import hashlib
 import secrets
+import threading
 import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -47,6 +49,7 @@ SCENARIO_FOLDER = "scenarios"
 OUTBOX = "outbox"
 SAMPLES_PER_STEP = 3
 MAX_TROUBLES = 3  # channel errors in a row after which a run leaves that channel's rows for the next
+PUSH_CONNECTIONS = 4  # connections per channel at once: SMTP and LINE answer in round trips
 # The columns of the offline lists, by channel.
 LIST_COLUMNS = {
     "insert": ("customer_id", "name", "postal_code", "address", "next_order_id", "scenario", "step", "content"),
@@ -57,6 +60,9 @@ _CONTACT_COLUMNS = ("customer_id", "name", "email", "phone", "line_user_id", "po
                     "email_opt_in", "line_opt_in", "dm_opt_in")
 _SCORE_FIELDS = ("matrix_cell", "rfm_rank", "ltv_revenue", "nps_score", "nps_class", "recency_days", "lost_reason")
 _PREDICTION_FIELDS = ("churn_risk", "value_at_risk", "p_alive", "clv", "expected_next_order_on")
+
+
+_COUNTING = threading.Lock()
 
 
 @dataclass
@@ -80,10 +86,11 @@ class RunReport:
     problems: list[str] = field(default_factory=list)
 
     def count(self, scenario: Scenario, step: int, what: str, n: int = 1) -> None:
-        key = (scenario.name, step)
-        if key not in self.tallies:
-            self.tallies[key] = StepTally(scenario.name, step, scenario.steps[step - 1].channel)
-        self.tallies[key].counts[what] += n
+        with _COUNTING:  # connections of one channel count from their own threads
+            key = (scenario.name, step)
+            if key not in self.tallies:
+                self.tallies[key] = StepTally(scenario.name, step, scenario.steps[step - 1].channel)
+            self.tallies[key].counts[what] += n
 
     def total(self, what: str) -> int:
         return sum(t.counts[what] for t in self.tallies.values())
@@ -337,6 +344,9 @@ class Dispatcher:
                                                                                     "insert")}
         self.recent = ledger.recent_sends(people, self.now_unix - ws.settings.cap_days * 86_400)
         self.samples: Counter = Counter()
+        self.previous: dict[str, tuple[str, int, int | None]] = {}
+        self.lock = threading.Lock()
+        self.sent_so_far = 0
 
     # -- rules ----------------------------------------------------------------------------
     def address(self, row: DueRow, person: dict | None) -> tuple[str | None, str | None]:
@@ -501,48 +511,73 @@ class Dispatcher:
                                         "text": message.text})
 
     def push(self, channel: str, items: list[tuple[DueRow, Message]]) -> None:
+        """Send e-mail or LINE messages over a few connections at once, a customer's in order."""
         factory = self.transports.get(channel)
         if factory is None:
             self.report.problems.append(_NO_TRANSPORT[channel].format(n=len(items)))
             for row, _ in items:
                 self.report.count(self.scenarios[row.scenario], row.step, "waiting")
             return
+        workers = max(1, min(PUSH_CONNECTIONS, len(items) // 50))
+        parts: list[list[tuple[DueRow, Message]]] = [[] for _ in range(workers)]
+        for item in items:  # one customer's messages stay on one connection, in step order
+            parts[int(hashlib.md5(item[0].customer_id.encode()).hexdigest(), 16) % workers].append(item)
+        self.sent_so_far = 0
+        if workers == 1:
+            self._push_part(channel, factory, parts[0], len(items))
+            return
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=f"kizuna-{channel}") as pool:
+            for done in [pool.submit(self._push_part, channel, factory, part, len(items)) for part in parts]:
+                done.result()  # a transport's settings error stops the run here, rows left to resend
+
+    def _push_part(self, channel: str, factory: Callable[[], Transport], items: list[tuple[DueRow, Message]],
+                   total: int) -> None:
         troubles = 0  # channel errors in a row: the server is away, or the credentials are wrong
-        with factory() as transport:
-            for done, (row, message) in enumerate(items, start=1):
-                scenario = self.scenarios[row.scenario]
-                if troubles >= MAX_TROUBLES:
-                    self.report.count(scenario, row.step, "waiting")
-                    continue
-                self.ledger.sending(row.key)
-                committed: list[bool] = []
-
-                def committing(key: str = row.key, committed: list[bool] = committed) -> None:
-                    self.ledger.committing(key)
-                    committed.append(True)
-
-                try:
-                    receipt = transport.send(message, committing=committing)
-                except DeliveryError as exc:
-                    refused_us = exc.status in (401, 403)  # our token or login, not this message
-                    if committed and channel != "line":  # past the point of no return: never twice
-                        self.settle(scenario, row, "unconfirmed", exc.reason)
-                    elif exc.permanent and not refused_us:
-                        self.settle(scenario, row, "failed", exc.reason)
-                        troubles = 0
-                    else:  # the row goes back to wait for the next run
-                        self.settle(scenario, row, "scheduled", exc.reason)
+        try:
+            with factory() as transport:
+                for row, message in items:
+                    scenario = self.scenarios[row.scenario]
+                    if troubles >= MAX_TROUBLES:
                         self.report.count(scenario, row.step, "waiting")
-                        troubles = MAX_TROUBLES if refused_us else troubles + 1
-                        if troubles >= MAX_TROUBLES:
-                            self.report.problems.append(f"{channel}: {exc.reason} (the rest wait for the next run)")
-                    continue
-                troubles = 0
-                self.ledger.sent([row.key], provider_id=receipt.provider_id, at=self.now_unix,
-                                 note="accepted earlier (409)" if receipt.already_accepted else None)
-                self.report.count(scenario, row.step, "sent")
-                if self.progress:
-                    self.progress(channel, done, len(items))
+                        continue
+                    troubles = self._push_one(channel, transport, scenario, row, message, troubles, total)
+        finally:
+            if threading.current_thread() is not threading.main_thread():
+                self.ws.operations.close()  # this thread's SQLite connection
+
+    def _push_one(self, channel: str, transport: Transport, scenario: Scenario, row: DueRow, message: Message,
+                  troubles: int, total: int) -> int:
+        self.ledger.sending(row.key)
+        committed: list[bool] = []
+
+        def committing() -> None:
+            self.ledger.committing(row.key)
+            committed.append(True)
+
+        try:
+            receipt = transport.send(message, committing=committing)
+        except DeliveryError as exc:
+            refused_us = exc.status in (401, 403)  # our token or login, not this message
+            if committed and channel != "line":  # past the point of no return: never twice
+                self.settle(scenario, row, "unconfirmed", exc.reason)
+            elif exc.permanent and not refused_us:
+                self.settle(scenario, row, "failed", exc.reason)
+                return 0
+            else:  # the row goes back to wait for the next run
+                self.settle(scenario, row, "scheduled", exc.reason)
+                self.report.count(scenario, row.step, "waiting")
+                troubles = MAX_TROUBLES if refused_us else troubles + 1
+                if troubles >= MAX_TROUBLES:
+                    self.report.problems.append(f"{channel}: {exc.reason} (the rest wait for the next run)")
+            return troubles
+        self.ledger.sent([row.key], provider_id=receipt.provider_id, at=self.now_unix,
+                         note="accepted earlier (409)" if receipt.already_accepted else None)
+        self.report.count(scenario, row.step, "sent")
+        if self.progress:
+            with self.lock:
+                self.sent_so_far += 1
+                self.progress(channel, self.sent_so_far, total)
+        return 0
 
     def batch_written(self, row: DueRow) -> bool:
         folder = self.ws.path / OUTBOX / row.channel
