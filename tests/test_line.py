@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from line_server import PUSH_PATH, LineServer
 
 from kizuna._errors import KizunaError
 from kizuna.delivery._base import DeliveryError, Message
@@ -25,6 +24,7 @@ from kizuna.delivery._line_webhook import (
 )
 from kizuna.workspace import Settings
 
+from line_server import PUSH_PATH, LineServer
 from servers import free_port
 
 TOKEN = "kizuna-test-token"

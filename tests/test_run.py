@@ -39,7 +39,8 @@ steps:
   - channel: email
     subject: {ja: "{{ name }}様、ありがとうございます", en: "Thank you, {{ name }}"}
     body:
-      ja: "{{ name }}様\\n{{ orders_so_far }}回目のご注文、{{ spent_so_far | yen }}でした。\\nアンケート: {{ survey_url }}"
+      ja: "{{ name }}様\\n{{ orders_so_far }}回目のご注文、{{ spent_so_far | yen }}でした。\\n\\
+        アンケート: {{ survey_url }}"
       en: "Dear {{ name }}, order number {{ orders_so_far }}."
 """
 

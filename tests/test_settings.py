@@ -158,7 +158,8 @@ def test_a_settings_file_that_is_not_utf8_is_named_in_one_line(template: Path, t
 
 def test_unknown_sections_and_keys_are_still_refused_by_name():
     with pytest.raises(WorkspaceError, match=r"^kizuna.toml: unknown section \[bussiness\]; known: "
-                                             r"business, store, analysis, import, prediction, delivery, email, line, web\.$"):
+                                             r"business, store, analysis, import, prediction, delivery, email, "
+                                             r"line, web\.$"):
         Settings.from_dict({"bussiness": {}})
     with pytest.raises(WorkspaceError, match=r"^kizuna.toml: unknown setting analysis.dormant; known in "):
         Settings.from_dict({"analysis": {"dormant": 90}})

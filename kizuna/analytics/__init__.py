@@ -2,6 +2,14 @@
 
 from kizuna.analytics._base import AsOf, counted_orders, latest_nps, nps_class
 from kizuna.analytics._kpi import nps_summary, top_share
+from kizuna.analytics._migration import (
+    NEW,
+    migration_headline,
+    migration_label,
+    migration_order,
+    migration_sankey_svg,
+    segment_migration,
+)
 from kizuna.analytics._reports import (
     LTV_BUCKETS,
     KpiReport,
@@ -39,4 +47,5 @@ __all__ = [
     "concentration_curve", "counted_orders", "customer_scores", "f2_conversion", "kpi_by", "kpi_report",
     "latest_nps", "ltv_distribution", "nps_by_channel", "nps_class", "nps_summary", "order_summary",
     "quintile", "score_categories", "subscription_churn", "top_share",
+    "NEW", "migration_headline", "migration_label", "migration_order", "migration_sankey_svg", "segment_migration",
 ]

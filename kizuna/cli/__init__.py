@@ -8,11 +8,13 @@ import typer
 from rich.markup import escape
 
 from kizuna._errors import KizunaError
-from kizuna.cli import _migration  # noqa: F401  (registers migration)
-from kizuna.cli import _predict  # noqa: F401  (registers predict, priority, backtest)
-from kizuna.cli import _web  # noqa: F401  (registers serve, user add)
-from kizuna.cli import _privacy  # noqa: F401  (registers forget)
-from kizuna.cli import _scenarios  # noqa: F401  (registers run, scenario preview, results)
+from kizuna.cli import (
+    _migration,  # noqa: F401  (registers migration)
+    _predict,  # noqa: F401  (registers predict, priority, backtest)
+    _privacy,  # noqa: F401  (registers forget)
+    _scenarios,  # noqa: F401  (registers run, scenario preview, results)
+    _web,  # noqa: F401  (registers serve, user add)
+)
 from kizuna.cli._app import app
 from kizuna.cli._render import error_console
 

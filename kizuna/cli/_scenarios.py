@@ -29,7 +29,7 @@ _LABELS = {
     "title_run": ("シナリオ実行", "Scenario run"), "title_dry": ("シナリオ実行 (ドライラン: 送信なし)",
                                                              "Scenario run (dry run: nothing sent)"),
     "title_results": ("シナリオの結果", "Scenario results"), "total": ("合計", "total"),
-    "not_enough": ("データ不足: 各群あと{n:,}人必要", "not enough data yet: {n:,} per group needed"),
+    "not_enough": ("データ不足 (各群{n:,}人必要)", "not enough data yet ({n:,} per group needed)"),
     "significant": ("効果あり", "effect shown"), "files": ("作成したリスト", "Lists written"),
     "no_runs": ("まだ実行されたシナリオはありません。`kizuna run` で実行してください。",
                 "No scenario has run yet. Run `kizuna run`."),
@@ -146,6 +146,8 @@ def results(
     shown = [_shown(row, lang) for row in rows]
     columns = ["scenario", "step", "channel", "due", "sent", "delivered", "failed", "deferred", "suppressed",
                "holdout", "treated_rate", "control_rate", "uplift", "verdict", "incremental_revenue"]
+    if fmt == "table":  # a terminal is narrow: the delivered count is in csv and json
+        columns.remove("delivered")
     show_rows(shown, [(c, _l(c, lang)) for c in columns], fmt, title=_l("title_results", lang))
 
 
@@ -157,7 +159,7 @@ def _shown(row: dict[str, Any], lang: str) -> dict[str, Any]:
         for rate in ("treated_rate", "control_rate"):
             shown[rate] = Percent(100 * row[rate]) if row[rate] is not None else None
         if row["uplift"] is not None:
-            shown["uplift"] = f"{100 * row['uplift']:+.1f}pt ({100 * row['low']:+.1f} … {100 * row['high']:+.1f})"
+            shown["uplift"] = f"{100 * row['uplift']:+.1f}pt [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}]"
             shown["verdict"] = (_l("significant", lang) if row["enough_data"]
                                 else _l("not_enough", lang).format(n=row["needed_per_group"] or 0))
         if row["incremental_revenue"] is not None:

@@ -65,8 +65,8 @@ class DueRow:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> DueRow:
         return cls(row["key"], row["ref"], row["scenario"], row["step"], row["customer_id"], row["occasion"],
-                   row["occasion_ts"], row["detail"], row["channel"], bool(row["transactional"]), row["status"], row["due_ts"],
-                   row["batch"])
+                   row["occasion_ts"], row["detail"], row["channel"], bool(row["transactional"]), row["status"],
+                   row["due_ts"], row["batch"])
 
 
 class Ledger:

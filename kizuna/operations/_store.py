@@ -284,14 +284,14 @@ class Operations:
         return rows[0] if rows else None
 
     # -- erasure ------------------------------------------------------------------------------
-    def forget(self, customer_id: str) -> None:
+    def forget(self, customer_id: str, pseudonym: str | None = None) -> None:
         """Erase what these records hold about a customer that could identify them.
 
         Delivery and survey rows stay (results keep their counts) under a pseudonym; survey
         comments are dropped. Consents stay as they are: an opt-out must outlive the erasure,
         so that a customer re-imported from an old export is not written to again.
         """
-        pseudonym = "forgotten-" + secrets.token_hex(8)
+        pseudonym = pseudonym or "forgotten-" + secrets.token_hex(8)
         with self.write() as db:
             db.execute("UPDATE deliveries SET customer_id = ? WHERE customer_id = ?", (pseudonym, customer_id))
             db.execute("UPDATE survey_links SET customer_id = ? WHERE customer_id = ?", (pseudonym, customer_id))

@@ -78,7 +78,8 @@ def occasions(scenario: Scenario, tables: dict[str, ibis.Table], as_of: dt.date,
         try:
             _, condition = segment_filter(scores, params["name"])
         except KizunaError as exc:
-            raise ScenarioError(scenario.path, scenario.lines.get("trigger"), "trigger.segment.name", str(exc)) from None
+            raise ScenarioError(scenario.path, scenario.lines.get("trigger"), "trigger.segment.name",
+                                str(exc)) from None
         current = scores.filter(condition)
     elif kind == "lapse":
         if scores is None:
@@ -207,4 +208,5 @@ def entering_members(previous: set[str], current: pa.Array, as_of: dt.date) -> t
     now = set(current.to_pylist())
     new = sorted(now - previous)
     left = sorted(previous - now)
-    return pa.table({"customer_id": pa.array(new, pa.string()), "since": pa.array([as_of] * len(new), pa.date32())}), left
+    entered = pa.table({"customer_id": pa.array(new, pa.string()), "since": pa.array([as_of] * len(new), pa.date32())})
+    return entered, left

@@ -305,7 +305,8 @@ class _Reader:
                              required=("channel", "body"))
         channel = str(self.scalar(items["channel"], f"{where}.channel"))
         if channel not in CHANNELS:
-            raise self.fail(items["channel"], f"{where}.channel", f"must be one of {', '.join(CHANNELS)}, got {channel!r}.")
+            raise self.fail(items["channel"], f"{where}.channel",
+                            f"must be one of {', '.join(CHANNELS)}, got {channel!r}.")
         if channel == "email" and "subject" not in items:
             raise self.fail(node, f"{where}.subject", "an e-mail step needs a subject.")
         transactional = self.scalar(items["transactional"], f"{where}.transactional") \

@@ -270,7 +270,8 @@ def _customer_data(ws: Workspace, ids: list[str], as_of: dt.date, audience: dict
             people[row["customer_id"]].setdefault("related_products", []).append(row["name"])
     if "scores" in audience:
         cols = [c for c in _SCORE_FIELDS if c in audience["scores"].columns]
-        for row in audience["scores"].select("customer_id", *cols).semi_join(wanted, "customer_id").to_pyarrow().to_pylist():
+        scores = audience["scores"].select("customer_id", *cols).semi_join(wanted, "customer_id")
+        for row in scores.to_pyarrow().to_pylist():
             if row["customer_id"] in people:
                 people[row["customer_id"]].update(row)
     if "predictions" in audience:
@@ -306,7 +307,8 @@ def _goals_reached(tables: dict[str, ibis.Table], rows: list[DueRow], scenarios:
     orders = tables["orders"]
     completed = orders.filter(orders.status.isnull() | (orders.status == "completed"))
     latest = {
-        "order": completed.semi_join(ids, "customer_id").group_by("customer_id").aggregate(at=completed.ordered_at.max()),
+        "order": completed.semi_join(ids, "customer_id").group_by("customer_id")
+        .aggregate(at=completed.ordered_at.max()),
         "referral": (lambda e: e.filter(e.kind == "referral").semi_join(ids, "customer_id").group_by("customer_id")
                      .aggregate(at=e.occurred_at.max()))(tables["events"]),
         "nps_answer": (lambda n: n.semi_join(ids, "customer_id").group_by("customer_id")
@@ -452,12 +454,12 @@ class Dispatcher:
             if row.status == "committing":  # killed after the point of no return: never twice
                 self.settle(scenario, row, "unconfirmed", "the run stopped while the server took it")
                 continue
-            if row.status == "sending" and row.channel not in ONLINE_CHANNELS and row.batch:
-                if self.batch_written(row):
-                    if not self.dry_run:
-                        self.ledger.sent([row.key], note=row.batch, at=self.now_unix)
-                    self.report.count(scenario, row.step, "sent")
-                    continue
+            if row.status == "sending" and row.channel not in ONLINE_CHANNELS and row.batch \
+                    and self.batch_written(row):  # its list was written before the run was killed
+                if not self.dry_run:
+                    self.ledger.sent([row.key], note=row.batch, at=self.now_unix)
+                self.report.count(scenario, row.step, "sent")
+                continue
             if row.key in self.reached:
                 self.settle(scenario, row, "cancelled", "goal reached")
                 continue

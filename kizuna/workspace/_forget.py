@@ -96,8 +96,10 @@ def forget_customer(ws: Workspace, customer_id: str) -> ForgetReport:
         report.survey_answers_merged = ws.merge_survey_answers()
     report.rejects_lines, report.rejects_files = _forget_in_rejects(ws.path / "rejects", customer_id,
                                                                     found[0] if found else {})
-    ops.forget(customer_id)
-    report.rows = _forget_in_store(store, customer_id, "forgotten-" + secrets.token_hex(8))
+    # one pseudonym for the ledger and the store: a scenario's results keep the customer's conversions
+    pseudonym = "forgotten-" + secrets.token_hex(8)
+    ops.forget(customer_id, pseudonym)
+    report.rows = _forget_in_store(store, customer_id, pseudonym)
     return report
 
 

@@ -447,6 +447,13 @@ class Workspace:
         """Rows per canonical table."""
         return {name: self.store.count(name) for name in TABLES}
 
+    # -- privacy ----------------------------------------------------------------------
+    def forget(self, customer_id: str):
+        """Erase a customer's personal data everywhere kizuna keeps it (個人情報保護法), keeping the figures."""
+        from kizuna.workspace._forget import forget_customer
+
+        return forget_customer(self, customer_id)
+
     # -- scenarios (SPEC §4-§5) ---------------------------------------------------------
     def scenarios(self) -> list:
         """The scenarios in the workspace's scenarios/ folder, checked (ScenarioError names file and line)."""
