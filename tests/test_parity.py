@@ -180,3 +180,20 @@ def test_the_same_predictions(duckdb_predictions, other, request):
     # and as stored in the engine, for customer_scores readers
     stored = _rows(other.predictions().to_pyarrow(), "customer_id")
     _assert_rows_equal(expected, stored, f"customer_predictions stored on {engine}")
+
+
+def test_the_same_scenario_run(duckdb_demo, other, duckdb_predictions):
+    """`kizuna run --dry-run` of the shipped scenarios enrols and routes the same customers."""
+    import datetime as dt
+    import zoneinfo
+
+    other.predict(AS_OF, horizon_days=HORIZON)  # the churn_risk audience conditions need predictions
+    now = dt.datetime.combine(AS_OF, dt.time(10), zoneinfo.ZoneInfo("Asia/Tokyo"))
+
+    def tallies(ws: Workspace) -> dict:
+        report = ws.run(AS_OF, now=now, dry_run=True, transports={})
+        return {key: dict(t.counts) for key, t in report.tallies.items()}
+
+    expected = tallies(duckdb_demo)
+    assert sum(c.get("enrolled", 0) for c in expected.values()) > 100
+    assert tallies(other) == expected

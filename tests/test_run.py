@@ -346,3 +346,23 @@ def test_a_run_killed_at_any_moment_sends_every_message_exactly_once(tmp_path):
     states = {r["status"]: r["n"] for r in ws.operations.query(
         "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
     assert sum(states.values()) == 300 and set(states) <= {"sent", "unconfirmed"}
+
+
+def test_a_detractor_answer_from_the_web_survey_puts_the_customer_on_the_follow_up_list(tmp_path):
+    scenario = textwrap.dedent("""\
+        trigger: {nps: {max: 6, catch_up_days: 1}}
+        goal: {kind: order, days: 90}
+        steps:
+          - channel: call
+            transactional: true
+            body: "NPS {{ detail }}点: お話を伺う"
+        """)
+    ws = shop(tmp_path, scenarios={"detractor": scenario})
+    link = ws.operations.survey_link("C1", "email")
+    ws.operations.answer_survey(link, 3, "届くのが遅い", at=int(at("2026-11-30 09:00").timestamp()))
+    first = ws.run(now=at("2026-11-30 10:00"))
+    assert ws.merge_survey_answers() == 1  # `kizuna analyze` copies it into nps_answers …
+    again = ws.run(now=at("2026-11-30 11:00"))  # … where it is the same occasion, not a new one
+    rows = [p for p in first.files if p.suffix == ".csv"][0].read_text(encoding="utf-8-sig").splitlines()
+    assert len(rows) == 2 and rows[1].startswith("C1,佐藤 花子,0312345678") and "NPS 3点: お話を伺う" in rows[1]
+    assert again.total("enrolled") == 0 and again.files == []
