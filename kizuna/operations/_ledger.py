@@ -24,15 +24,17 @@ from dataclasses import dataclass
 
 from kizuna.operations._store import Operations, now_ts
 
-__all__ = ["DueRow", "Enrolment", "Ledger", "RECOVERABLE", "WAITING"]
+__all__ = ["Delivery", "DueRow", "Enrolment", "Ledger", "RECOVERABLE", "WAITING"]
 
 WAITING = ("scheduled", "deferred")
 RECOVERABLE = ("sending", "committing")
 
 
 @dataclass(frozen=True)
-class Enrolment:
-    key: str
+class Delivery:
+    """One message of the ledger: which scenario step, to whom, for which occasion, when."""
+
+    key: str  # scenario / step / customer / occasion
     ref: str
     scenario: str
     step: int
@@ -41,32 +43,31 @@ class Enrolment:
     occasion_ts: int
     detail: str | None
     channel: str
-    grp: str
     transactional: bool
     due_ts: int
 
 
 @dataclass(frozen=True)
-class DueRow:
-    key: str
-    ref: str
-    scenario: str
-    step: int
-    customer_id: str
-    occasion: str
-    occasion_ts: int
-    detail: str | None
-    channel: str
-    transactional: bool
-    status: str
-    due_ts: int
-    batch: str | None
+class Enrolment(Delivery):
+    """A message of a new occasion, with the customer's group (treated, holdout, global_control)."""
+
+    grp: str = "treated"
+
+
+@dataclass(frozen=True)
+class DueRow(Delivery):
+    """A message to act on now, with its state (a killed run leaves some `sending`)."""
+
+    status: str = "scheduled"
+    batch: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> DueRow:
-        return cls(row["key"], row["ref"], row["scenario"], row["step"], row["customer_id"], row["occasion"],
-                   row["occasion_ts"], row["detail"], row["channel"], bool(row["transactional"]), row["status"],
-                   row["due_ts"], row["batch"])
+        return cls(**{name: row[name] for name in _DUE_COLUMNS}, transactional=bool(row["transactional"]))
+
+
+_DUE_COLUMNS = ("key", "ref", "scenario", "step", "customer_id", "occasion", "occasion_ts", "detail", "channel",
+                "due_ts", "status", "batch")
 
 
 class Ledger:
@@ -101,8 +102,8 @@ class Ledger:
 
     def due(self, now: int, *, limit: int | None = None) -> list[DueRow]:
         """Rows to act on now: waiting and due, and those a killed run left in flight."""
-        sql = ("SELECT * FROM deliveries WHERE (status IN ('scheduled', 'deferred') AND due_ts <= ?) "
-               "OR status IN ('sending', 'committing') ORDER BY due_ts, key")
+        sql = (f"SELECT * FROM deliveries WHERE (status IN {WAITING} AND due_ts <= ?) "
+               f"OR status IN {RECOVERABLE} ORDER BY due_ts, key")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [DueRow.from_row(r) for r in self.ops.query(sql, (now,))]

@@ -16,6 +16,7 @@ Two phases, so that the analytics store is held only while reading it:
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import hashlib
 import secrets
@@ -34,7 +35,7 @@ from kizuna._errors import KizunaError
 from kizuna._sheets import write_table
 from kizuna.delivery._base import ONLINE_CHANNELS, DeliveryError, Message, Transport
 from kizuna.delivery._rules import SendingRules
-from kizuna.operations._ledger import DueRow, Enrolment, Ledger
+from kizuna.operations._ledger import RECOVERABLE, WAITING, Delivery, DueRow, Enrolment, Ledger
 from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
 from kizuna.scenarios._fields import personal_fields, related_products
 from kizuna.scenarios._model import Scenario, load_scenarios
@@ -245,8 +246,8 @@ def _enrolments(scenario: Scenario, found: pa.Table, zone: zoneinfo.ZoneInfo, se
 
 
 def _as_due(e: Enrolment) -> DueRow:
-    return DueRow(e.key, e.ref, e.scenario, e.step, e.customer_id, e.occasion, e.occasion_ts, e.detail, e.channel,
-                  e.transactional, "scheduled", e.due_ts, None)
+    common = {f.name: getattr(e, f.name) for f in dataclasses.fields(Delivery)}
+    return DueRow(**common)
 
 
 def scenario_fields(ws: Workspace, customer_ids: list[str], as_of: dt.date, lang: str = "ja") -> dict[str, dict]:
@@ -439,7 +440,7 @@ class Dispatcher:
             return None
         status, due_ts, sent_ts = before
         wait = self.scenarios[row.scenario].steps[row.step - 1].wait_days * 86_400
-        if status in ("scheduled", "deferred", "sending", "committing"):
+        if status in (*WAITING, *RECOVERABLE):
             return max(due_ts, self.now_unix) + max(wait, 1)
         if status in ("sent", "unconfirmed") and sent_ts is not None and sent_ts + wait > self.now_unix:
             return sent_ts + wait
