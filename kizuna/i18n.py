@@ -168,6 +168,29 @@ _LABELS |= {
 }
 
 
+# scenarios (`kizuna run`, `kizuna results`, SPEC §4-§5)
+_LABELS |= {
+    "run_scenario": ("シナリオ", "Scenario"), "run_step": ("ステップ", "Step"), "run_channel": ("チャネル", "Channel"),
+    "run_enrolled": ("対象", "Enrolled"), "run_holdout": ("対照群", "Control"), "run_sent": ("送信", "Sent"),
+    "run_would_send": ("送信予定", "Would send"), "run_failed": ("失敗", "Failed"),
+    "run_deferred": ("保留", "Deferred"),
+    "run_suppressed": ("配信停止等", "Suppressed"), "run_cancelled": ("目標達成", "Goal reached"),
+    "run_waiting": ("待機", "Waiting"), "run_unconfirmed": ("未確認", "Unconfirmed"), "run_due": ("配信時期", "Due"),
+    "run_delivered": ("到達", "Delivered"), "run_treated_rate": ("施策群CVR", "Treated rate"),
+    "run_control_rate": ("対照群CVR", "Control rate"), "run_uplift": ("差 (95%区間)", "Uplift (95% CI)"),
+    "run_verdict": ("判定", "Verdict"), "run_incremental_revenue": ("増分売上", "Incremental revenue"),
+    "title_run": ("シナリオ実行", "Scenario run"),
+    "title_run_dry": ("シナリオ実行 (ドライラン: 送信なし)", "Scenario run (dry run: nothing sent)"),
+    "title_results": ("シナリオの結果", "Scenario results"), "run_total": ("合計", "total"),
+    "run_not_enough": ("データ不足 (各群{n:,}人必要)", "not enough data yet ({n:,} per group needed)"),
+    "run_significant": ("効果あり", "effect shown"), "run_files": ("作成したリスト", "Lists written"),
+    "run_none": ("まだ実行されたシナリオはありません。`kizuna run` で実行してください。",
+                 "No scenario has run yet. Run `kizuna run`."),
+    "channel_email": ("メール", "e-mail"), "channel_line": ("LINE", "LINE"),
+    "channel_insert": ("同梱物", "parcel insert"), "channel_dm": ("DM", "direct mail"),
+    "channel_call": ("架電", "call"),
+}
+
 def label(key: str, lang: str = "ja") -> str:
     """The label for `key` in `lang`; the key itself when none is defined."""
     pair = _LABELS.get(key)

@@ -12,40 +12,17 @@ import typer
 
 from kizuna.cli._app import AsOfOption, DbOption, DirOption, FormatOption, LangOption, _as_of, _check, app
 from kizuna.cli._render import Percent, console, print_json, show_rows
+from kizuna.i18n import label
 
 scenario_app = typer.Typer(help="Look at one scenario: render its message for a customer.", no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
 
-# (ja, en) labels of these commands' output
-_LABELS = {
-    "scenario": ("シナリオ", "Scenario"), "step": ("ステップ", "Step"), "channel": ("チャネル", "Channel"),
-    "enrolled": ("対象", "Enrolled"), "holdout": ("対照群", "Control"), "sent": ("送信", "Sent"),
-    "would_send": ("送信予定", "Would send"), "failed": ("失敗", "Failed"), "deferred": ("保留", "Deferred"),
-    "suppressed": ("配信停止等", "Suppressed"), "cancelled": ("目標達成", "Goal reached"),
-    "waiting": ("待機", "Waiting"), "unconfirmed": ("未確認", "Unconfirmed"), "due": ("配信時期", "Due"),
-    "delivered": ("到達", "Delivered"), "treated_rate": ("施策群CVR", "Treated rate"),
-    "control_rate": ("対照群CVR", "Control rate"), "uplift": ("差 (95%区間)", "Uplift (95% CI)"),
-    "verdict": ("判定", "Verdict"), "incremental_revenue": ("増分売上", "Incremental revenue"),
-    "title_run": ("シナリオ実行", "Scenario run"), "title_dry": ("シナリオ実行 (ドライラン: 送信なし)",
-                                                             "Scenario run (dry run: nothing sent)"),
-    "title_results": ("シナリオの結果", "Scenario results"), "total": ("合計", "total"),
-    "not_enough": ("データ不足 (各群{n:,}人必要)", "not enough data yet ({n:,} per group needed)"),
-    "significant": ("効果あり", "effect shown"), "files": ("作成したリスト", "Lists written"),
-    "no_runs": ("まだ実行されたシナリオはありません。`kizuna run` で実行してください。",
-                "No scenario has run yet. Run `kizuna run`."),
-}
-CHANNEL_LABELS = {"email": ("メール", "e-mail"), "line": ("LINE", "LINE"), "insert": ("同梱物", "parcel insert"),
-                  "dm": ("DM", "direct mail"), "call": ("架電", "call")}
-
-
 def _l(key: str, lang: str) -> str:
-    ja, en = _LABELS[key]
-    return en if lang == "en" else ja
+    return label(("" if key.startswith("title_") else "run_") + key, lang)
 
 
 def _channel(channel: str, lang: str) -> str:
-    ja, en = CHANNEL_LABELS.get(channel, (channel, channel))
-    return en if lang == "en" else ja
+    return label(f"channel_{channel}", lang)
 
 
 @app.command()
@@ -76,7 +53,7 @@ def run(
                     "samples": report.samples})
         return
     show_rows(rows, [(c, _l(c, lang)) for c in ("scenario", "step", "channel", *columns)], fmt,
-              title=_l("title_dry" if dry_run else "title_run", lang))
+              title=_l("title_run_dry" if dry_run else "title_run", lang))
     if fmt != "table":
         return
     for path in report.files:
@@ -141,7 +118,7 @@ def results(
         print_json(rows)
         return
     if not rows:
-        console.print(_l("no_runs", lang), markup=False, highlight=False)
+        console.print(_l("none", lang), markup=False, highlight=False)
         return
     shown = [_shown(row, lang) for row in rows]
     columns = ["scenario", "step", "channel", "due", "sent", "delivered", "failed", "deferred", "suppressed",
