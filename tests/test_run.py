@@ -366,3 +366,24 @@ def test_a_detractor_answer_from_the_web_survey_puts_the_customer_on_the_follow_
     rows = [p for p in first.files if p.suffix == ".csv"][0].read_text(encoding="utf-8-sig").splitlines()
     assert len(rows) == 2 and rows[1].startswith("C1,佐藤 花子,0312345678") and "NPS 3点: お話を伺う" in rows[1]
     assert again.total("enrolled") == 0 and again.files == []
+
+
+def test_a_second_run_while_one_is_delivering_stops_instead_of_sending_twice(tmp_path):
+    ws = shop(tmp_path, scenarios={"thank-you": THANK_YOU})
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import fcntl, os, sys, time
+        lock = open({str(ws.path / '.kizuna-run.lock')!r}, "a+")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write(str(os.getpid())); lock.flush()
+        print("locked", flush=True)
+        time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(KizunaError, match=rf"another `kizuna run` \(PID {holder.pid}\) is delivering"):
+            ws.run(now=at("2026-11-30 10:00"))
+        assert ws.run(now=at("2026-11-30 10:00"), dry_run=True).total("would_send") == 1  # a dry run may look
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert ws.run(now=at("2026-11-30 10:00")).total("enrolled") == 3  # the lock died with its process

@@ -16,14 +16,16 @@ Two phases, so that the analytics store is held only while reading it:
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import os
 import secrets
 import threading
 import zoneinfo
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +50,7 @@ __all__ = ["OUTBOX", "SCENARIO_FOLDER", "RunReport", "StepTally", "group_of", "r
 
 SCENARIO_FOLDER = "scenarios"
 OUTBOX = "outbox"
+RUN_LOCK = ".kizuna-run.lock"
 SAMPLES_PER_STEP = 3
 MAX_TROUBLES = 3  # channel errors in a row after which a run leaves that channel's rows for the next
 PUSH_CONNECTIONS = 4  # connections per channel at once: SMTP and LINE answer in round trips
@@ -136,6 +139,40 @@ def run_scenarios(
     without one keeps its rows waiting, with a line in the report's problems. `release_store`
     closes the store after the evaluation, so that other processes may write it while messages go.
     """
+    if dry_run:
+        return _run(ws, as_of, now, dry_run, only, transports, release_store, lang, progress)
+    with _one_run_at_a_time(ws.path):
+        return _run(ws, as_of, now, dry_run, only, transports, release_store, lang, progress)
+
+
+@contextlib.contextmanager
+def _one_run_at_a_time(folder: Path) -> Iterator[None]:
+    """Two runs of one workspace at once (cron started the next before the last ended) would both
+    find the same rows due: the second stops. The lock is the OS's, so a killed run leaves none."""
+    import fcntl
+
+    path = folder / RUN_LOCK
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            pid = lock.read().strip() or "?"
+            raise KizunaError(f"another `kizuna run` (PID {pid}) is delivering for this workspace; "
+                              "this one stops. Let it finish, or run again later.") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _run(ws: Workspace, as_of: dt.date, now: dt.datetime | None, dry_run: bool, only: str | None,
+         transports: Mapping[str, Callable[[], Transport]] | None, release_store: bool, lang: str | None,
+         progress: Callable[[str, int, int], None] | None) -> RunReport:
     settings = ws.settings
     zone = zoneinfo.ZoneInfo(settings.timezone)
     now = (now or dt.datetime.now(dt.UTC)).astimezone(zone)

@@ -33,7 +33,7 @@ SUMMARY = "_kizuna_order_summary"
 PREDICTIONS = "customer_predictions"
 # What kizuna keeps in a workspace folder besides kizuna.toml and the store; an export never
 # writes over them (nor inside the folders).
-WORKSPACE_ENTRIES = ("rejects", "spark-warehouse", "spark-metastore", "derby.log", OPERATIONS_FILE,
+WORKSPACE_ENTRIES = ("rejects", "spark-warehouse", "spark-metastore", "derby.log", OPERATIONS_FILE, ".kizuna-run.lock",
                      OPERATIONS_FILE + "-wal", OPERATIONS_FILE + "-shm", "scenarios", "outbox")
 
 
