@@ -11,7 +11,12 @@ process, so its buffers and hash tables are counted too):
 * the reference: DuckDB's ``read_csv`` of the same file into a table of the same schema in a
   fresh DuckDB file, with the same conversions (date format, "¥12,800" amounts): the floor of
   what the engine alone does;
-* ``pandas.read_csv`` of the whole file, to show what not going through pandas saves.
+* ``pandas.read_csv`` of the whole file, to show what not going through pandas saves;
+* a line-item platform export (issue #13): the same orders written in EC-CUBE 4's 受注 CSV
+  layout, one row per 明細 (1-2 product lines and a 送料 line per order, buyer columns, Japanese
+  status words; UTF-8 so that DuckDB reads the same file). ``kizuna import FILE`` (no kind, no
+  mapping: detected) fills customers, products, orders and order_items from it; the reference is
+  DuckDB's ``read_csv`` of that file into the same four tables with the same grouping in SQL.
 
 Peak RSS comes from ``/usr/bin/time -v`` where it exists, else from ``getrusage`` in a
 wrapper process whose only child is the measured command. Data comes from make_data.py (made
@@ -55,6 +60,58 @@ con.execute(f'''
 ''')
 print(con.execute("SELECT count(*) FROM orders").fetchone()[0])
 con.close()
+"""
+
+# The line-item reference: one read of the export, then the four tables as kizuna fills them.
+DUCKDB_LINES_LOAD = """
+import sys, duckdb
+csv, db, ddl = sys.argv[1:4]
+con = duckdb.connect(db)
+con.execute("SET enable_progress_bar = false")
+con.execute(ddl)
+con.execute(f"CREATE TEMP TABLE src AS SELECT * FROM read_csv('{csv}', header = true, all_varchar = true)")
+con.execute('''
+    INSERT INTO customers (customer_id, name, email, phone)
+    SELECT DISTINCT ON ("会員ID") "会員ID", "お名前(姓)" || ' ' || "お名前(名)", "メールアドレス", "TEL" FROM src;
+    INSERT INTO products (product_id, name)
+    SELECT DISTINCT ON ("商品コード") "商品コード", "商品名" FROM src WHERE "明細区分(名称)" = '商品';
+    INSERT INTO orders (order_id, customer_id, ordered_at, amount, status)
+    SELECT DISTINCT ON ("注文番号") "注文番号", "会員ID", strptime("受注日", '%Y-%m-%d %H:%M:%S'),
+           CAST("支払合計" AS BIGINT),
+           CASE "対応状況(名称)" WHEN '注文取消し' THEN 'cancelled' WHEN '返品' THEN 'returned' ELSE 'completed' END
+    FROM src;
+    INSERT INTO order_items (order_id, product_id, quantity, unit_price)
+    SELECT "注文番号", "商品コード", sum(CAST("個数" AS BIGINT)), CAST("価格" AS BIGINT)
+    FROM src WHERE "明細区分(名称)" = '商品' GROUP BY ALL;
+''')
+print(con.execute("SELECT count(*) FROM orders").fetchone()[0])
+con.close()
+"""
+
+# The same orders as an EC-CUBE 4 受注 CSV: product lines (1-2 per order) and a 送料 line.
+LINES_MAKE = """
+COPY (
+    WITH o AS (
+        SELECT o.*, c.name, c.email, c.phone, CAST(1 + hash(o.order_id) % 2 AS BIGINT) AS products,
+               CAST(replace(replace(o.amount, '¥', ''), ',', '') AS BIGINT) AS yen
+        FROM read_csv('{orders}', all_varchar = true) o
+        JOIN read_csv('{customers}', all_varchar = true) c USING (customer_id)
+    ), lines AS (SELECT *, unnest(range(1, products + 2)) AS line FROM o)
+    SELECT substr(order_id, 2) AS "注文ID", order_id AS "注文番号", customer_id AS "会員ID",
+           split_part(name, ' ', 1) AS "お名前(姓)", split_part(name, ' ', 2) AS "お名前(名)",
+           email AS "メールアドレス", phone AS "TEL", yen AS "小計", 0 AS "値引き", 0 AS "送料", 0 AS "税金",
+           yen AS "合計", yen AS "支払合計",
+           CASE status WHEN 'cancelled' THEN '注文取消し' WHEN 'returned' THEN '返品' ELSE '発送済み' END
+               AS "対応状況(名称)",
+           strftime(strptime(ordered_at, '%Y/%m/%d %H:%M:%S'), '%Y-%m-%d %H:%M:%S') AS "受注日",
+           CASE WHEN line <= products THEN 'P' || lpad(CAST(hash(order_id, line) % 500 AS VARCHAR), 3, '0')
+                ELSE '' END AS "商品コード",
+           CASE WHEN line <= products THEN '商品 ' || CAST(hash(order_id, line) % 500 AS VARCHAR)
+                ELSE '送料' END AS "商品名",
+           CASE WHEN line <= products THEN yen // products ELSE 0 END AS "価格", 1 AS "個数",
+           CASE WHEN line <= products THEN '商品' ELSE '送料' END AS "明細区分(名称)"
+    FROM lines ORDER BY order_id, line
+) TO '{out}' (HEADER, DELIMITER ',')
 """
 
 PANDAS_LOAD = """
@@ -122,6 +179,35 @@ def orders_ddl() -> str:
     return con.con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'orders'").fetchone()[0]
 
 
+def tables_ddl() -> str:
+    """CREATE TABLE of every canonical table, as kizuna's store creates them on DuckDB."""
+    import ibis
+
+    from kizuna.store import TABLES
+
+    con = ibis.duckdb.connect()
+    for name, spec in TABLES.items():
+        con.create_table(name, schema=spec.schema)
+    return ";\n".join(r[0] for r in con.con.execute("SELECT sql FROM duckdb_tables()").fetchall())
+
+
+def ensure_lines(data: Path, orders_csv: Path, customers_csv: Path) -> tuple[Path, int]:
+    """The EC-CUBE 4 line-item export of the same orders (made once); (file, its rows)."""
+    import duckdb
+
+    out = data / "eccube_orders.csv"
+    if not out.exists() or out.stat().st_mtime < orders_csv.stat().st_mtime:
+        print(f"writing {out} …", file=sys.stderr)
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        con.execute(LINES_MAKE.format(orders=orders_csv, customers=customers_csv, out=out.with_suffix(".tmp")))
+        con.close()
+        out.with_suffix(".tmp").replace(out)
+    with out.open("rb") as handle:
+        rows = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 24), b"")) - 1
+    return out, rows
+
+
 def kizuna_summary(run: Run) -> dict:
     return json.loads(run.output[run.output.index("{"):])
 
@@ -161,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=BENCH / "data" / "runs",
                         help="scratch folder for the workspace and the reference database")
     parser.add_argument("--no-pandas", action="store_true", help="skip pandas.read_csv")
+    parser.add_argument("--no-lines", action="store_true", help="skip the line-item export (EC-CUBE 4 受注 CSV)")
     parser.add_argument("--rss", choices=("auto", "time", "rusage"), default="auto",
                         help="how to measure peak RSS (auto: /usr/bin/time -v if present)")
     parser.add_argument("--repeat", type=int, default=1,
@@ -179,12 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     orders_csv, customers_csv = data / "orders.csv", data / "customers.csv"
     scratch = args.runs / f"import-{label}"
     ddl = orders_ddl()
+    lines = None if args.no_lines else ensure_lines(data, orders_csv, customers_csv)
     rounds: list[list[Run]] = []
     for number_of_round in range(1, args.repeat + 1):
         if args.repeat > 1:
             print(f"round {number_of_round} of {args.repeat}", file=sys.stderr)
         rounds.append(one_round(kizuna, orders_csv, customers_csv, args.orders, customers, scratch, method,
-                                ddl, pandas=not args.no_pandas))
+                                ddl, pandas=not args.no_pandas, lines=lines))
     runs = [median_run([r[i] for r in rounds]) for i in range(len(rounds[0]))]
     startup = runs.pop()
     reference = next(r for r in runs if r.tool.startswith("duckdb"))
@@ -194,7 +282,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} cores, {memory_gib():.0f} GiB; peak RSS by {method}; "
           f"{'median of ' + str(args.repeat) + ' rounds; ' if args.repeat > 1 else ''}"
           f"{time.strftime('%Y-%m-%d')}")
-    print(table(runs, reference))
+    line_file = str(lines[0]) if lines else None
+    print(table([r for r in runs if r.file != line_file], reference))
+    line_reference = next((r for r in runs if r.tool.startswith("duckdb read_csv, line")), None)
+    if line_reference is not None:
+        print(f"\nline-item export: {lines[1]:,} rows (EC-CUBE 4 受注 CSV layout, UTF-8), {args.orders:,} orders")
+        print(table([r for r in runs if r.file == line_file], line_reference))
     print(f"(a process that only imports kizuna peaks at {startup.peak_rss_mib:,.0f} MiB)")
     if args.json:
         args.json.write_text(json.dumps({
@@ -210,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def one_round(kizuna: str, orders_csv: Path, customers_csv: Path, orders: int, customers: int,
-              scratch: Path, method: str, ddl: str, *, pandas: bool) -> list[Run]:
+              scratch: Path, method: str, ddl: str, *, pandas: bool,
+              lines: tuple[Path, int] | None = None) -> list[Run]:
     """Every step once, on a fresh workspace and a fresh reference database."""
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -241,6 +335,25 @@ def one_round(kizuna: str, orders_csv: Path, customers_csv: Path, orders: int, c
     loaded = runs[-1].output.strip().splitlines()[-1]
     if int(loaded) != orders:
         raise SystemExit(f"reference loaded {loaded} rows, not {orders}")
+    if lines is not None:
+        export, line_rows = lines
+        line_ws = scratch / "ws-lines"
+        subprocess.run([kizuna, "init", str(line_ws)], check=True, capture_output=True)
+        command = [kizuna, "import", str(export), "--dir", str(line_ws), "--format", "json"]
+        runs.append(step("kizuna import FILE (line items)", command, export, line_rows))
+        check(runs[-1], added=orders, rejected=0)
+        if kizuna_summary(runs[-1])["preset"] != "EC-CUBE 4 受注CSV":
+            raise SystemExit(f"the export was not recognised: {kizuna_summary(runs[-1])}")
+        runs.append(step("kizuna import FILE (line items, again)", command, export, line_rows))
+        check(runs[-1], unchanged=orders, added=0, updated=0, rejected=0)
+        runs.append(step(
+            "duckdb read_csv, line items (reference)",
+            [sys.executable, "-c", DUCKDB_LINES_LOAD, str(export), str(scratch / "reference-lines.duckdb"),
+             tables_ddl()],
+            export, line_rows,
+        ))
+        if int(runs[-1].output.strip().splitlines()[-1]) != orders:
+            raise SystemExit(f"line reference loaded {runs[-1].output.strip()} orders, not {orders}")
     if pandas:
         runs.append(step("pandas.read_csv (whole file)", [sys.executable, "-c", PANDAS_LOAD, str(orders_csv)],
                          orders_csv, orders))

@@ -168,6 +168,12 @@ _LABELS |= {
 }
 
 
+# platform exports in the import summary (#13)
+_LABELS |= {
+    "import_preset": ("形式", "export"),
+    "import_table_counts": ("新規 {a} / 更新 {u} / 変更なし {n}", "added {a} / updated {u} / unchanged {n}"),
+}
+
 # scenarios (`kizuna run`, `kizuna results`, SPEC §4-§5)
 _LABELS |= {
     "run_scenario": ("シナリオ", "Scenario"), "run_step": ("ステップ", "Step"), "run_channel": ("チャネル", "Channel"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kizuna import MappingError, Workspace
+from kizuna import MappingError, MissingColumnsError, Workspace
 from kizuna.importing import guest_id
 
 from factories import rejects_of, write
@@ -121,3 +121,14 @@ def test_kizuna_import_folder_and_file_without_kind_on_the_command_line(tmp_path
     wrong = subprocess.run([*KIZUNA, "import", "ordres", str(folder / "a_orders.csv"), "-d", str(tmp_path / "ws")],
                            capture_output=True, text=True, encoding="utf-8")
     assert wrong.returncode != 0 and "unknown kind 'ordres'" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_a_folder_with_a_file_kizuna_cannot_read_changes_nothing(ws, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write(folder / "customers.csv", "customer_id,name\nK1,山田 太郎\n")
+    write(folder / "memo.csv", "メモ,担当\nあとで確認,佐藤\n")
+    with pytest.raises(MissingColumnsError) as caught:
+        ws.import_folder(folder)
+    assert "memo.csv" in str(caught.value)
+    assert ws.store.count("customers") == 0  # told before the first file was imported

@@ -100,6 +100,9 @@ def import_(
     if kind is not None and kind not in KINDS:
         raise typer.BadParameter(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}, or leave it out.",
                                  param_hint="KIND")
+    if kind is not None and file.is_dir():
+        raise typer.BadParameter(f"{file} is a folder: import it without KIND (each file's kind is told from "
+                                 "its headers), or name one file.", param_hint="[KIND] FILE|FOLDER")
     with Workspace.open(directory, store_url=db, create=True) as ws, _progress(fmt) as progress:
         task = progress.add_task(f"{label('importing', lang)} {file.name}", total=None)
         current = [file]
@@ -114,7 +117,7 @@ def import_(
             current[0] = path
             progress.update(task, completed=0, total=None, description=f"{label('importing', lang)} {path.name}")
 
-        if file.is_dir() and kind is None:
+        if file.is_dir():
             summaries = ws.import_folder(file, mapping=mapping, on_file=next_file, on_progress=update,
                                          on_phase=phase)
         else:
@@ -127,16 +130,6 @@ def import_(
         show_import_summary(summary, lang, fmt)
 
 
-# labels of the import summary that kizuna/i18n.py does not have yet
-_IMPORT_LABELS = {"preset": ("形式", "export"), "table_counts": ("新規 {a} / 更新 {u} / 変更なし {n}",
-                                                               "added {a} / updated {u} / unchanged {n}")}
-
-
-def _import_label(key: str, lang: str) -> str:
-    ja, en = _IMPORT_LABELS[key]
-    return ja if lang == "ja" else en
-
-
 def show_import_summary(summary: ImportSummary, lang: str, fmt: str) -> None:
     if fmt == "json":
         print_json(summary.to_dict())
@@ -144,7 +137,7 @@ def show_import_summary(summary: ImportSummary, lang: str, fmt: str) -> None:
     rows = [
         {"k": label("file", lang), "v": str(summary.path)},
         {"k": label("kind", lang), "v": summary.kind},
-        *([{"k": _import_label("preset", lang), "v": summary.preset}] if summary.preset else []),
+        *([{"k": label("import_preset", lang), "v": summary.preset}] if summary.preset else []),
         {"k": label("encoding", lang), "v": summary.encoding or summary.format},
         *([{"k": label("sheet", lang), "v": summary.sheet}] if summary.sheet else []),
         {"k": label("rows_read", lang), "v": summary.rows_read},
@@ -157,7 +150,7 @@ def show_import_summary(summary: ImportSummary, lang: str, fmt: str) -> None:
     ]
     if len(summary.tables) > 1:  # an export that filled several tables: what each one got
         for table, counts in summary.tables.items():
-            rows.append({"k": label(table, lang), "v": _import_label("table_counts", lang).format(
+            rows.append({"k": label(table, lang), "v": label("import_table_counts", lang).format(
                 a=f"{counts.added:,}", u=f"{counts.updated:,}", n=f"{counts.unchanged:,}")})
     if summary.rejects_path:
         rows.append({"k": label("rejects_file", lang), "v": str(summary.rejects_path)})

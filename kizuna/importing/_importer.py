@@ -17,6 +17,8 @@ store as it was.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import os
 import re
 from collections import Counter
@@ -30,9 +32,9 @@ import pyarrow as pa
 
 from kizuna._errors import FileFormatError, MissingColumnsError
 from kizuna._sheets import CsvSheet
-from kizuna.importing._convert import REJECT_SCHEMA, convert_batch
+from kizuna.importing._convert import REJECT_SCHEMA, BatchResult, convert_batch
 from kizuna.importing._mapping import ColumnMapping
-from kizuna.importing._prepare import Preparer
+from kizuna.importing._prepare import Grouped, Preparer
 from kizuna.importing._presets import HELPER_FIELDS, Plan, plan_import
 from kizuna.importing._sources import ROW, Source, open_source
 from kizuna.importing._targets import Target, targets
@@ -190,19 +192,38 @@ def import_file(
     stage_schema = ibis.schema({**dict(spec.schema.items()), **{k: "string" for k in keep}, ROW: "int64"})
     for name in (VALID, CHANGES, *SCRATCH):  # left behind by an import that was killed
         store.drop(name)
-    store.create(STAGE, schema=stage_schema)
+    # a scratch table (in memory on DuckDB, spilled to disk past its memory limit): staging into
+    # a table of the file took four times as long
+    stage = store.create(STAGE, stage_schema.to_pyarrow().empty_table(), scratch=True)
     try:
-        for batch in source.batches():
-            prepared = prepare(batch)
+        def convert(grouped: Grouped) -> BatchResult:
+            prepared = prepare.finish(grouped)
             headers = {c: c for c in prepared.batch.schema.names if c in spec.column_names}
-            result = convert_batch(prepared.batch, spec, headers, mapping, timezone,
-                                   problems=prepared.problems, keep=keep)
-            summary.rows_read += batch.num_rows
+            return convert_batch(prepared.batch, spec, headers, mapping, timezone,
+                                 problems=prepared.problems, keep=keep)
+
+        def store_batch(rows: int, result: BatchResult) -> None:
+            summary.rows_read += rows
             if result.accepted.num_rows:
                 store.append(STAGE, result.accepted)
             rejects.write(result.rejects)
             if on_progress:
                 on_progress(summary.rows_read, expected)
+
+        # Batches are grouped into orders in file order (an order's lines may span two batches),
+        # then prepared and parsed on every core (Arrow releases the GIL) while the store takes
+        # the previous one; at most `workers` + 1 batches are in memory.
+        workers = max(1, min(4, os.cpu_count() or 1))
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="kizuna-import") as pool:
+            queued: collections.deque = collections.deque()
+            for batch in source.batches():
+                queued.append((batch.num_rows, pool.submit(convert, prepare(batch))))
+                while len(queued) > workers:
+                    rows, future = queued.popleft()
+                    store_batch(rows, future.result())
+            while queued:
+                rows, future = queued.popleft()
+                store_batch(rows, future.result())
         if source.problems:
             summary.rows_read += len({p.row for p in source.problems})
             rejects.write(pa.table(
@@ -212,7 +233,7 @@ def import_file(
             ))
         if on_phase:
             on_phase("reconcile")
-        _reconcile_all(store, targets(store, plan, store.table(STAGE), _given(plan)), rejects, summary)
+        _reconcile_all(store, targets(store, plan, stage, _given(plan)), rejects, summary)
     finally:
         for name in (STAGE, VALID, CHANGES, *SCRATCH):
             store.drop(name)
@@ -254,7 +275,7 @@ def _choose_plan(
 
 def _reconcile_all(store: Store, found: list[Target], rejects: _RejectsWriter, summary: ImportSummary) -> None:
     """Check every table's rows, then write all changes at once (referenced tables first)."""
-    pending: dict[str, str] = {}  # table -> its valid rows of this file, for references
+    pending: dict[str, ibis.Table] = {}  # table -> its valid rows of this file, for references
     changes: list[tuple[str, ibis.Table, list[str] | None]] = []
     several = len(found) > 1
     for target in found:
@@ -271,26 +292,29 @@ def _reconcile_all(store: Store, found: list[Target], rejects: _RejectsWriter, s
 
 
 def _reconcile(
-    store: Store, target: Target, rejects: _RejectsWriter, counts: TableCounts, pending: dict[str, str],
+    store: Store, target: Target, rejects: _RejectsWriter, counts: TableCounts, pending: dict[str, ibis.Table],
     *, several: bool,
 ) -> tuple[str, ibis.Table, list[str] | None] | None:
     spec, present = target.spec, target.present
     key = list(spec.key)
     data_cols = [c for c in present if c not in key]
     suffix = f"_{spec.name}" if several else ""
-    stage = store.create(ROWS + suffix, target.rows) if several else target.rows
+    stage = store.create(ROWS + suffix, target.rows, scratch=True) if several else target.rows
 
     kept = _drop_duplicates(store, stage, key, data_cols, rejects, counts)
+    filtered = kept is not stage
     for column, table in spec.references:
         known = store.table(table).select(column)
         if table in pending:
-            known = known.union(store.table(pending[table]).select(column))
+            known = known.union(pending[table].select(column))
         known = known.distinct()
         unknown = kept.anti_join(known, column)
-        _reject(rejects, unknown, column, f"unknown {column} (not in {table}: import {table} first)")
-        kept = kept.semi_join(known, column)
-    valid = store.create(VALID + suffix, kept)
-    pending[spec.name] = VALID + suffix
+        if _reject(rejects, unknown, column, f"unknown {column} (not in {table}: import {table} first)"):
+            kept = kept.semi_join(known, column)
+            filtered = True
+    # the staged rows themselves when every one passed (writing them again costs seconds at 10M rows)
+    valid = store.create(VALID + suffix, kept, scratch=True) if filtered else stage
+    pending[spec.name] = valid
 
     stored = store.table(spec.name).mutate(_stored=ibis.literal(True))
     joined = valid.left_join(stored, key, rname="{name}__stored")
@@ -317,7 +341,7 @@ def _reconcile(
     )
     if counts.updated == 0:
         return spec.name, changed, None
-    return spec.name, store.create(CHANGES + suffix, changed), key
+    return spec.name, store.create(CHANGES + suffix, changed, scratch=True), key
 
 
 def _drop_duplicates(
@@ -348,10 +372,14 @@ def _drop_duplicates(
     return stage.semi_join(firsts.rename(**{ROW: "_first"}), [*key, ROW])
 
 
-def _reject(rejects: _RejectsWriter, rows: ibis.Table, column: str, reason: str | None) -> None:
+def _reject(rejects: _RejectsWriter, rows: ibis.Table, column: str, reason: str | None) -> int:
+    """Write `rows` to the rejects file; how many there were."""
     why = rows["_why"] if reason is None else ibis.literal(reason)
     problems = rows.select(
         row=rows[ROW], column=ibis.literal(column), value=rows[column].cast("string"), reason=why
     ).order_by("row")
+    written = 0
     for batch in problems.to_pyarrow_batches(chunk_size=100_000):
         rejects.write(pa.Table.from_batches([batch]).cast(REJECT_SCHEMA))
+        written += batch.num_rows
+    return written

@@ -24,7 +24,10 @@ _NULL_TEXT = pa.scalar(None, pa.string())
 
 def clean_text(column: pa.Array) -> pa.Array:
     """NFKC (full-width digits and letters, half-width kana), trimmed, empty -> null."""
-    text = pc.utf8_trim_whitespace(pc.utf8_normalize(column, "NFKC"))
+    if pc.all(pc.fill_null(pc.string_is_ascii(column), True)).as_py():  # NFKC leaves ASCII as it is
+        text = pc.ascii_trim_whitespace(column)
+    else:
+        text = pc.utf8_trim_whitespace(pc.utf8_normalize(column, "NFKC"))
     return pc.if_else(pc.equal(text, ""), _NULL_TEXT, text)
 
 
@@ -56,8 +59,20 @@ def parse_int(column: pa.Array, what: str = "a whole number") -> Parsed:
     >>> parse_int(pa.array(["¥1,200", "▲300"]))[0].to_pylist()
     [1200, -300]
     """
-    # ¥1,200 / 1200円 / \1,200 (¥ as Shift_JIS shows a backslash) / ▲300 (Japanese minus)
-    text = pc.replace_substring_regex(column, r"[¥$円,\s\\]", "")
+    plain = pc.fill_null(pc.and_(pc.ascii_is_decimal(column), pc.less_equal(pc.binary_length(column), 18)), True)
+    if pc.all(plain).as_py():  # most exports write plain digits: no need for the patterns below
+        return column.cast(pa.int64()), pa.nulls(len(column), pa.string())
+    # ¥1,200 / 1200円 / \1,200 (¥ as Shift_JIS shows a backslash) / ▲300 (Japanese minus);
+    # the usual marks go by literal search first, which is several times faster than a pattern
+    text = column
+    for mark in (",", "¥", "円"):
+        if pc.any(pc.fill_null(pc.match_substring(text, mark), False)).as_py():
+            text = pc.replace_substring(text, mark, "")
+    if pc.all(pc.fill_null(pc.and_(pc.ascii_is_decimal(text), pc.less_equal(pc.binary_length(text), 18)),
+                           True)).as_py():
+        values = text.cast(pa.int64())
+        return values, _fail(column, values, f"not {what}")
+    text = pc.replace_substring_regex(text, r"[¥$円,\s\\]", "")
     text = pc.replace_substring_regex(text, r"^[▲△]", "-")
     values = _whole(text)
     return values, _fail(column, values, f"not {what}")
@@ -176,8 +191,38 @@ def _excel_serials(column: pa.Array) -> pa.Array:
     return micros.cast(pa.timestamp("us"))
 
 
+# Forms that most exports write for every row, read by strptime alone: (form, its exact shape,
+# where the day is). The day is checked too, so 2024/2/30 (which strptime rolls over into March)
+# and unpadded 2024/1/5 still take the general path below.
+_PLAIN_FORMS = (
+    ("%Y/%m/%d %H:%M:%S", r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}$"),
+    ("%Y-%m-%d %H:%M:%S", r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"),
+    ("%Y-%m-%d", r"^\d{4}-\d{2}-\d{2}$"),
+    ("%Y/%m/%d", r"^\d{4}/\d{2}/\d{2}$"),
+)
+
+
+def _plain_stamps(column: pa.Array) -> pa.Array | None:
+    """Timestamps when every value is in one plain form; else None (the general path decides)."""
+    valid = pc.sum(pc.is_valid(column)).as_py() or 0
+    if not valid:
+        return None
+    for form, shape in _PLAIN_FORMS:
+        if not pc.all(pc.fill_null(pc.match_substring_regex(column, shape), True)).as_py():
+            continue
+        parsed = pc.strptime(column, format=form, unit="us", error_is_null=True)
+        day = pc.utf8_slice_codeunits(column, 8, 10).cast(pa.int64())
+        if not pc.all(pc.fill_null(pc.equal(pc.day(parsed), day), True)).as_py():
+            return None
+        return parsed if (pc.sum(pc.is_valid(parsed)).as_py() or 0) == valid else None
+    return None
+
+
 def _stamps(column: pa.Array, timezone: str) -> tuple[pa.Array, pa.Array]:
     """Parsed local timestamps (null where unreadable) and which rows were written as era dates."""
+    plain = _plain_stamps(column)
+    if plain is not None:
+        return plain, pa.repeat(pa.scalar(False), len(column))
     text, is_era = _era_to_gregorian(column)
     parts = _date_parts(text)
     joined = pc.binary_join_element_wise(

@@ -9,12 +9,13 @@ Fields are kizuna's canonical columns plus parts that are joined on import
 (`COMPOSED`: 姓 + 名, 郵便番号1-2, TEL1-3, 日付 + 時刻, 都道府県 + 住所) and a few
 that only steer the import (`cancelled_at`, `cancel_flag`, `line_kind`).
 
-Sources: each platform's documented CSV layout (EC-CUBE 4 受注/会員 CSV 出力項目設定,
-EC-CUBE 2 CSV出力項目設定, Shopify "Exporting orders" / "Exporting customers", 楽天 RMS
-受注CSV / 楽天ペイ受注 CSV 項目一覧, Yahoo!ショッピング 注文データ / 注文商品データ, Next
-Engine 受注明細, BASE 注文CSV, MakeShop 注文データ, futureshop 受注データ). Shops may
-choose and reorder columns: a preset fits when its required fields are found, and the
-preset that names most of the file's headers wins.
+Header lists follow each platform's documented CSV layout: EC-CUBE 4 as its default
+``dtb_csv`` rows define the 会員CSV and 受注CSV (70 columns, 送料 twice); EC-CUBE 2's CSV
+出力項目; Shopify's orders_export / customers_export; 楽天 RMS 受注CSV and 楽天ペイ受注CSV;
+Yahoo!ショッピング order and item downloads; Next Engine 受注明細; BASE, MakeShop and
+futureshop order CSVs. Shops may choose and reorder columns: a preset fits when its
+required fields are found, and the preset that names most of the file's headers wins.
+Headers listed as "" are known but not imported (they count towards the fit).
 """
 
 from __future__ import annotations
@@ -105,9 +106,16 @@ PLATFORMS: tuple[Preset, ...] = (
         "誕生日": "birthday", "支払合計": "amount", "合計": "amount", "対応状況(名称)": "status",
         "受注日": "ordered_at", "発送日": "shipped_at", "商品コード": "product_id", "商品名": "product_name",
         "価格": "unit_price", "個数": "quantity", "明細区分(名称)": "line_kind",
-        **{h: "" for h in ("小計", "値引き", "送料", "手数料", "税金", "会社名", "都道府県(id)",
-                           "対応状況(id)", "支払方法", "入金日", "商品id", "商品規格id", "明細区分(id)",
-                           "税率", "加算ポイント", "利用ポイント", "規格名1", "規格名2")},
+        # the rest of the default 受注CSV (dtb_csv, csv_type 3), known but not imported
+        **{h: "" for h in ("小計", "値引き", "送料", "手数料", "税金", "会社名", "都道府県(id)", "性別(id)",
+                           "性別(名称)", "職業(id)", "職業(名称)", "ショップ用メモ欄", "対応状況(id)", "支払方法(id)",
+                           "支払方法(名称)", "入金日", "注文詳細id", "商品id", "商品規格id", "規格名1", "規格名2",
+                           "規格分類名1", "規格分類名2", "税率", "税率ルール(id)", "明細区分(id)", "出荷id",
+                           "配送先_お名前(姓)", "配送先_お名前(名)", "配送先_お名前(セイ)", "配送先_お名前(メイ)",
+                           "配送先_会社名", "配送先_郵便番号", "配送先_都道府県(id)", "配送先_都道府県(名称)",
+                           "配送先_住所1", "配送先_住所2", "配送先_tel", "配送業者(id)", "配送業者(名称)",
+                           "お届け時間id", "お届け時間(名称)", "お届け希望日", "出荷伝票番号", "配達用メモ",
+                           "出荷メール送信日", "加算ポイント", "利用ポイント")},
     }, _statuses(completed=("決済処理中",), cancelled=("購入処理中",)), _EC_CUBE_LINES),
     Preset("EC-CUBE 4 会員CSV", "customers", {
         "会員id": "customer_id", "お名前(姓)": "name_last", "お名前(名)": "name_first",
@@ -115,8 +123,8 @@ PLATFORMS: tuple[Preset, ...] = (
         "都道府県(名称)": "prefecture", "住所1": "address1", "住所2": "address2",
         "メールアドレス": "email", "tel": "phone", "誕生日": "birthday", "登録日": "signed_up_at",
         **{h: "" for h in ("会員ステータス(名称)", "会員ステータス(id)", "会社名", "都道府県(id)",
-                           "性別(名称)", "性別(id)", "職業(名称)", "ポイント", "最終購入日", "購入回数",
-                           "初回購入日", "更新日")},
+                           "性別(名称)", "性別(id)", "職業(名称)", "職業(id)", "ポイント", "最終購入日", "購入回数",
+                           "初回購入日", "更新日", "ショップ用メモ欄")},
     }),
     Preset("EC-CUBE 2 受注CSV", "orders", {
         "注文番号": "order_id", "会員id": "customer_id", "顧客名1": "name_last", "顧客名2": "name_first",

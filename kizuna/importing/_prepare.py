@@ -28,7 +28,7 @@ from kizuna.importing._presets import FIELDS, LINE_FIELDS, Plan
 from kizuna.importing._sources import ROW
 from kizuna.store import Column, TableSpec
 
-__all__ = ["EMAIL_KEY", "GUEST_ID", "PHONE_KEY", "Prepared", "Preparer", "guest_id", "wide_spec"]
+__all__ = ["EMAIL_KEY", "GUEST_ID", "PHONE_KEY", "Grouped", "Prepared", "Preparer", "guest_id", "wide_spec"]
 
 EMAIL_KEY, PHONE_KEY, GUEST_ID = "_email_key", "_phone_key", "_guest_id"
 _NULL = pa.scalar(None, pa.string())
@@ -86,6 +86,13 @@ class Prepared:
         self.batch, self.problems, self.keep = batch, problems, keep
 
 
+class Grouped:
+    """A batch after the steps that need file order (see `Preparer.__call__`)."""
+
+    def __init__(self, text: dict[str, pa.Array], problems: list[tuple[str, pa.Array]], rows: pa.Array):
+        self.text, self.problems, self.rows = text, problems, rows
+
+
 class Preparer:
     """Prepares the batches of one file in order (an order may span two batches)."""
 
@@ -99,35 +106,43 @@ class Preparer:
         # staged beside the fields, to find customers by e-mail or phone in the store
         self.keep = (EMAIL_KEY, PHONE_KEY, GUEST_ID) if plan.identity else ()
 
-    def __call__(self, batch: pa.RecordBatch) -> Prepared:
+    def __call__(self, batch: pa.RecordBatch) -> Grouped:
+        """The part that must see the batches in file order: an order's lines may span two."""
         plan = self.plan
         rows = batch.column(ROW)
         text: dict[str, pa.Array] = {}
         for name, target in plan.columns.items():
             column = batch.column(name)
             text[target] = column if pa.types.is_string(column.type) else column.cast(pa.string())
+        problems: list[tuple[str, pa.Array]] = []
+        if plan.rich:
+            for whole, (parts, sep) in COMPOSED.items():
+                got = [text.pop(p) for p in parts if p in text]
+                # an export with both (楽天: 注文日時 and 注文日 + 注文時間) takes the parts where the whole is blank
+                if got:
+                    joined = _join(got, sep)
+                    text[whole] = joined if whole not in text else pc.coalesce(_blank_null(text[whole]), joined)
+            if plan.lines and plan.kind == "orders" and "order_id" in text:
+                problems += self._group(text, rows)
+        return Grouped(text, problems, rows)
+
+    def finish(self, grouped: Grouped) -> Prepared:
+        """The rest, row by row: may run in any thread, in any order."""
+        plan, text, problems, rows = self.plan, grouped.text, grouped.problems, grouped.rows
+        n = len(rows)
         if not plan.rich:
             return Prepared(pa.RecordBatch.from_arrays([*text.values(), rows], [*text, ROW]), [], ())
-        for whole, (parts, sep) in COMPOSED.items():
-            got = [text.pop(p) for p in parts if p in text]
-            # an export with both (楽天: 注文日時 and 注文日 + 注文時間) takes the parts where the whole is blank
-            if got:
-                joined = _join(got, sep)
-                text[whole] = joined if whole not in text else pc.coalesce(_blank_null(text[whole]), joined)
-        problems: list[tuple[str, pa.Array]] = []
-        if plan.lines and plan.kind == "orders" and "order_id" in text:
-            problems += self._group(text, rows)
         self._status(text)
         if plan.lines:
-            problems += self._lines(text, batch.num_rows)
+            problems += self._lines(text, n)
         keep = self.keep
         if plan.kind != "order-items":
             if "customer_id" not in text:
-                text["customer_id"] = pa.nulls(batch.num_rows, pa.string())
+                text["customer_id"] = pa.nulls(n, pa.string())
             if plan.identity:
                 problems += self._identity(text)
         names = [c.name for c in self.spec.columns]
-        arrays = [text.get(n, pa.nulls(batch.num_rows, pa.string())) for n in names]
+        arrays = [text.get(name, pa.nulls(n, pa.string())) for name in names]
         arrays += [text[k] for k in keep]
         return Prepared(pa.RecordBatch.from_arrays([*arrays, rows], [*names, *keep, ROW]), problems, keep)
 
@@ -155,8 +170,11 @@ class Preparer:
         for name in fields:
             values = extended(text[name], carry[1].get(name) if carry else None)
             filled = pc.take(values, first)
-            differs = pc.and_(pc.is_valid(clean_text(values)),
-                              pc.not_equal(clean_text(values), pc.coalesce(clean_text(filled), "")))
+            # raw text first: an export repeats its order fields as they were (NFKC is costly)
+            differs = pc.and_(pc.is_valid(values), pc.not_equal(values, pc.coalesce(filled, "")))
+            if pc.any(pc.fill_null(differs, False)).as_py():
+                differs = pc.and_(pc.is_valid(clean_text(values)),
+                                  pc.not_equal(clean_text(values), pc.coalesce(clean_text(filled), "")))
             problems.append((name, pc.if_else(pc.fill_null(differs, False), why, _NULL)[lead:]))
             text[name] = filled[lead:]
             new_carry[name] = filled[-1].as_py() if len(filled) else None
@@ -170,7 +188,10 @@ class Preparer:
             return
 
         def mapped(column: pa.Array) -> pa.Array:
-            return pc.take(statuses, pc.index_in(pc.utf8_lower(clean_text(column)), words))
+            # a few distinct words: cleaned once each, through a dictionary
+            encoded = pc.dictionary_encode(column)
+            found = pc.take(statuses, pc.index_in(pc.utf8_lower(clean_text(encoded.dictionary)), words))
+            return pc.take(found, encoded.indices)
 
         status = text.get("status")
         if status is not None:
@@ -194,7 +215,7 @@ class Preparer:
         if self.plan.kind == "order-items":
             is_product = pa.repeat(pa.scalar(True), n)
         else:
-            has = [pc.is_valid(clean_text(text[f])) for f in present]
+            has = [_has(text[f]) for f in present]
             is_product = has[0]
             for more in has[1:]:
                 is_product = pc.or_(is_product, more)
@@ -206,7 +227,7 @@ class Preparer:
             text[f] = pc.if_else(is_product, text[f], _NULL)
         problems = []
         for f in _ITEM:
-            missing = pc.and_(is_product, pc.is_null(clean_text(text[f])))
+            missing = pc.and_(is_product, pc.invert(_has(text[f])))
             problems.append((f, pc.if_else(missing, f"missing {f}", _NULL)))
         return problems
 
@@ -227,7 +248,7 @@ class Preparer:
         guest = pc.is_null(member)
         text["customer_id"] = member
         text[EMAIL_KEY], text[PHONE_KEY] = email_key, phone_key
-        text[GUEST_ID] = pc.if_else(guest, pc.coalesce(_digests("m-", email_key), _digests("t-", phone_key)), _NULL)
+        text[GUEST_ID] = pc.coalesce(_digests("m-", email_key, guest), _digests("t-", phone_key, guest))
         nobody = pc.and_(guest, pc.and_(pc.is_null(email_key), pc.is_null(phone_key)))
         return [("customer_id", pc.if_else(nobody, "missing customer_id (no member id, e-mail or phone)", _NULL))]
 
@@ -255,9 +276,17 @@ def _blank_null(column: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(pc.utf8_trim(column, " \u3000"), ""), _NULL, column)
 
 
-def _digests(prefix: str, keys: pa.Array) -> pa.Array:
+def _digests(prefix: str, keys: pa.Array, guest: pa.Array) -> pa.Array:
+    """The digest of each guest's key (members keep their id: their keys are not hashed)."""
+    keys = pc.if_else(guest, keys, _NULL)
     unique = pc.unique(keys.filter(pc.is_valid(keys)))
     if not len(unique):
         return pa.nulls(len(keys), pa.string())
     hashed = pa.array([_digest(prefix, k) for k in unique.to_pylist()], pa.string())
     return pc.take(hashed, pc.index_in(keys, unique))
+
+
+def _has(column: pa.Array) -> pa.Array:
+    """Not null and not blank (without NFKC: a full-width space is trimmed too)."""
+    trimmed = pc.utf8_trim(column, " \t\u3000")
+    return pc.fill_null(pc.greater(pc.utf8_length(trimmed), 0), False)

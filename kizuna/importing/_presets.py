@@ -130,16 +130,12 @@ def plan_import(
         best = max(fitting, key=lambda c: (c.platform_hits, c.hits, c.plan.preset is not None))
         return best.plan
     shown = [h for h in headers if h.strip()]
-    if kind:  # the message is about kizuna's own columns of that kind
-        closest = next(c for c in candidates if c.plan.preset is None)
-    else:
-        closest = max(candidates, key=lambda c: (c.hits - len(c.missing), c.platform_hits))
+    # the message is about kizuna's own columns: of that kind, or of the kind the file is closest to
+    own = [c for c in candidates if c.plan.preset is None]
+    closest = own[0] if kind else max(own, key=lambda c: c.hits - len(c.missing))
     if looks_like_data(shown):
         raise MissingColumnsError(path, closest.plan.kind, closest.missing, None)
-    found = shown + list(unreadable)
-    if kind is None and closest.plan.preset:
-        found = [f"{closest.plan.preset}?"] + found
-    raise MissingColumnsError(path, closest.plan.kind, closest.missing, found)
+    raise MissingColumnsError(path, closest.plan.kind, closest.missing, shown + list(unreadable))
 
 
 def _resolve(

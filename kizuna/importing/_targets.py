@@ -7,8 +7,8 @@ also fill customers (the buyers it names), products and order items (its lines):
   or member customer with the same normalised e-mail, else the same phone digits, else
   an id derived from the e-mail (or phone), so members and guests with one e-mail are
   one customer and a guest who orders twice is one customer (`_prepare.guest_id`);
-* **buyers** are taken from each customer's latest order in the file; a value the
-  export leaves blank keeps the stored one;
+* **buyers** are taken from each customer's latest order in the file (a field it leaves
+  blank from another of their orders); a value the export leaves blank keeps the stored one;
 * **products** named by lines are added when new (a products file stays the
   reference for names and prices); a line without a product name names it by its id;
 * **order items**: lines of one order with the same product and price are one item
@@ -49,16 +49,24 @@ def targets(store: Store, plan: Plan, stage: ibis.Table, given: set[str]) -> lis
         spec = TABLES[_table(plan.kind)]
         return [Target(spec, stage, [c for c in spec.column_names if c in given], main=True)]
     if plan.identity:
-        stage = _resolve_customers(store, stage)
         given = given | {"customer_id"}
+        guests = stage.filter(stage.customer_id.isnull()).count().to_pyarrow().as_py()
+        if guests:  # (a file where every row has its member id needs no lookup)
+            stage = _resolve_customers(store, stage)
     found: list[Target] = []
     customers = TABLES["customers"]
     if plan.kind == "customers":
         found.append(_target(customers, stage, given, main=True))
     elif plan.buyers:
+        buyer = sorted(given & set(BUYER_FIELDS))
         ranked = stage.mutate(_rank=ibis.row_number().over(
             group_by=stage.customer_id, order_by=[ibis.desc(stage.ordered_at), ibis.desc(stage[ROW])]))
         latest = ranked.filter((ranked._rank == 0) & ranked.customer_id.notnull())
+        # where the latest order leaves a field blank, another order of the customer may give it
+        some = stage.group_by(stage.customer_id.name("_some_id")).aggregate(
+            **{f"_some_{c}": stage[c].max() for c in buyer})
+        latest = latest.left_join(some, latest.customer_id == some._some_id)
+        latest = latest.mutate(**{c: latest[c].coalesce(latest[f"_some_{c}"]) for c in buyer})
         found.append(_target(customers, latest, given & ({"customer_id"} | set(BUYER_FIELDS)), merge=True))
     lines = stage.filter(stage.product_id.notnull()) if plan.lines else None
     if lines is not None:
@@ -68,8 +76,12 @@ def targets(store: Store, plan: Plan, stage: ibis.Table, given: set[str]) -> lis
         found.append(_target(TABLES["products"], first.mutate(name=name), {"product_id", "name"}, insert_only=True))
     if plan.kind == "orders":
         orders = TABLES["orders"]
-        found.append(_target(orders, stage, given & set(orders.column_names), main=True,
-                             duplicates_shown=not plan.lines))
+        present = given & set(orders.column_names)
+        rows = stage
+        if plan.lines:  # every line repeats its order: one row per order (and per differing repeat)
+            rows = stage.group_by([c for c in orders.column_names if c in present]).aggregate(
+                **{ROW: stage[ROW].min()})
+        found.append(_target(orders, rows, present, main=True, duplicates_shown=not plan.lines))
     if lines is not None:
         items = lines.group_by(["order_id", "product_id", "unit_price"]).aggregate(
             quantity=lines.quantity.sum(), **{ROW: lines[ROW].min()})
@@ -92,20 +104,28 @@ def _target(spec: TableSpec, rows: ibis.Table, given: set[str], **flags: bool) -
 
 
 def _resolve_customers(store: Store, stage: ibis.Table) -> ibis.Table:
-    """customer_id for rows without one: by e-mail, then phone, among stored and member customers."""
+    """customer_id for rows without one: by e-mail, then phone, among stored customers and this file's.
+
+    A phone finds a stored customer, a member of this file, or a guest of this file known by
+    e-mail, so one buyer's orders with and without an e-mail stay one customer.
+    """
     stored = store.table("customers")
     phone_digits = stored.phone.re_replace(r"[^0-9]", "")
-    pairs = {
-        "_by_email": (stored.filter(stored.email.notnull()).select(_key=stored.email.lower(), _id=stored.customer_id),
-                      EMAIL_KEY),
-        "_by_phone": (stored.filter(phone_digits.notnull() & (phone_digits != ""))
-                      .select(_key=phone_digits, _id=stored.customer_id), PHONE_KEY),
-    }
-    resolved = stage
-    for found, (known, column) in pairs.items():
-        members = stage.filter(stage.customer_id.notnull() & stage[column].notnull()).select(
-            _key=stage[column], _id=stage.customer_id)
-        lookup = known.union(members).group_by("_key").aggregate(**{found: ibis._["_id"].min()})
-        resolved = resolved.left_join(lookup, resolved[column] == lookup["_key"]).drop("_key")
-    customer_id = resolved.customer_id.coalesce(resolved._by_email, resolved._by_phone, resolved[GUEST_ID])
-    return resolved.mutate(customer_id=customer_id).drop("_by_email", "_by_phone")
+
+    def first_id(known: ibis.Table, found: str) -> ibis.Table:
+        return known.group_by("_key").aggregate(**{found: ibis._["_id"].min()})
+
+    members = stage.filter(stage.customer_id.notnull() & stage[EMAIL_KEY].notnull())
+    by_email = first_id(
+        stored.filter(stored.email.notnull()).select(_key=stored.email.lower(), _id=stored.customer_id)
+        .union(members.select(_key=members[EMAIL_KEY], _id=members.customer_id)), "_by_email")
+    resolved = stage.left_join(by_email, stage[EMAIL_KEY] == by_email["_key"]).drop("_key")
+    by_mail_guest = ibis.ifelse(resolved[GUEST_ID].startswith("m-"), resolved[GUEST_ID], ibis.null("string"))
+    resolved = resolved.mutate(_email_id=resolved.customer_id.coalesce(resolved._by_email, by_mail_guest))
+    known = resolved.filter(resolved._email_id.notnull() & resolved[PHONE_KEY].notnull())
+    by_phone = first_id(
+        stored.filter(phone_digits.notnull() & (phone_digits != "")).select(_key=phone_digits, _id=stored.customer_id)
+        .union(known.select(_key=known[PHONE_KEY], _id=known._email_id)), "_by_phone")
+    resolved = resolved.left_join(by_phone, resolved[PHONE_KEY] == by_phone["_key"]).drop("_key")
+    customer_id = resolved._email_id.coalesce(resolved._by_phone, resolved[GUEST_ID])
+    return resolved.mutate(customer_id=customer_id).drop("_by_email", "_by_phone", "_email_id")

@@ -398,7 +398,9 @@ class Store:
             for target, rows, key in changes:
                 if key:
                     match = sg.and_(*(sg.column(k, table="r").eq(sg.column(k, table="t")) for k in key))
-                    exists = sge.Exists(this=sg.select("1").from_(sg.table(rows.get_name()).as_("r")).where(match))
+                    # unqualified: a temporary table's name (temp.main.x on DuckDB) resolves first
+                    name = rows.get_name().split(".")[-1]
+                    exists = sge.Exists(this=sg.select("1").from_(sg.table(name).as_("r")).where(match))
                     self._execute(sge.delete(sg.table(target).as_("t"), where=exists).sql(dialect))
                 self.backend.insert(target, rows.select(*self.table(target).columns))
 
