@@ -85,8 +85,13 @@ class Ledger:
             known.update(r[0] for r in rows)
         return known
 
-    def enrol(self, rows: Iterable[Enrolment]) -> int:
-        """Record the messages of new occasions (those already known are left as they are)."""
+    def enrol(self, rows: Iterable[Enrolment],
+              memberships: Sequence[tuple[str, Sequence[str], Sequence[str], str]] = ()) -> int:
+        """Record the messages of new occasions (those already known are left as they are).
+
+        `memberships`: (scenario, entered, left, day) of "entering" triggers, recorded in the same
+        transaction, so that a customer is never counted as entered without being enrolled.
+        """
         now = now_ts()
         values = [(e.key, e.ref, e.scenario, e.step, e.customer_id, e.occasion, e.occasion_ts, e.detail, e.channel,
                    e.grp,
@@ -98,7 +103,13 @@ class Ledger:
                 "INSERT OR IGNORE INTO deliveries (key, ref, scenario, step, customer_id, occasion, occasion_ts, "
                 "detail, channel, grp, transactional, status, due_ts, created_ts, updated_ts) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
-            return db.total_changes - before
+            added = db.total_changes - before
+            for scenario, entered, left, day in memberships:
+                db.executemany("INSERT OR IGNORE INTO memberships VALUES (?, ?, ?, ?)",
+                               [(scenario, c, day, day) for c in entered])
+                db.executemany("DELETE FROM memberships WHERE scenario = ? AND customer_id = ?",
+                               [(scenario, c) for c in left])
+            return added
 
     def due(self, now: int, *, limit: int | None = None) -> list[DueRow]:
         """Rows to act on now: waiting and due, and those a killed run left in flight."""
@@ -189,10 +200,3 @@ class Ledger:
     def members(self, scenario: str) -> set[str]:
         return {r[0] for r in self.ops.db.execute("SELECT customer_id FROM memberships WHERE scenario = ?",
                                                   (scenario,))}
-
-    def update_members(self, scenario: str, entered: Sequence[str], left: Sequence[str], day: str) -> None:
-        with self.ops.write() as db:
-            db.executemany("INSERT OR IGNORE INTO memberships VALUES (?, ?, ?, ?)",
-                           [(scenario, c, day, day) for c in entered])
-            db.executemany("DELETE FROM memberships WHERE scenario = ? AND customer_id = ?",
-                           [(scenario, c) for c in left])

@@ -189,12 +189,11 @@ def _run(ws: Workspace, as_of: dt.date, now: dt.datetime | None, dry_run: bool, 
 
     # 1. evaluate: new enrolments, and the memberships of entering triggers
     planned: list[Enrolment] = []
+    memberships: list[tuple[str, list[str], list[str], str]] = []
     for scenario in scenarios:
         def members(kind: str, ids: pa.Array, scenario: Scenario = scenario) -> pa.Table:
             entered, left = entering_members(ledger.members(scenario.name), ids, as_of)
-            if not dry_run:
-                ledger.update_members(scenario.name, entered.column("customer_id").to_pylist(), left,
-                                      as_of.isoformat())
+            memberships.append((scenario.name, entered.column("customer_id").to_pylist(), left, as_of.isoformat()))
             return entered
 
         found = occasions(scenario, tables, as_of, members=members, scores=audience.get("scores"),
@@ -215,7 +214,7 @@ def _run(ws: Workspace, as_of: dt.date, now: dt.datetime | None, dry_run: bool, 
         if e.grp != "treated":
             report.count(by_name[e.scenario], e.step, "holdout")
     if not dry_run:
-        ledger.enrol(new)
+        ledger.enrol(new, memberships)
 
     # 2. what is due now, and what the rules and templates need about those customers
     now_unix = int(now.timestamp())
