@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests need, from Debian 12's archive: the PostgreSQL 15 server (the
 # tests start their own throwaway cluster), Java 17 for Spark and a Japanese font for the
-# charts. (Chromium joins with the web app's browser tests.) Idempotent: installs only what is
+# charts, and Chromium for the web app's browser tests. Idempotent: installs only what is
 # missing, and runs apt-get only then.
 set -euo pipefail
 
@@ -16,6 +16,8 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 # A Japanese font for the charts' labels: vl-convert draws text with the system's fonts and
 # ships no CJK glyphs. IPAex Gothic is one 6 MB package.
 compgen -G '/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf' >/dev/null || missing+=(fonts-ipaexfont-gothic)
+# The web app's end-to-end tests drive Debian's Chromium (headless) with Playwright.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

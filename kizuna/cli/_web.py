@@ -30,7 +30,7 @@ def serve(
                                "such a proxy with https, the session cookie is marked Secure.")
     ] = "127.0.0.1",
     directory: DirOption = Path("."),
-    lang: LangOption = "ja",
+    lang: Annotated[str, typer.Option("--lang", help="The pages' language until a user switches: ja or en.")] = "ja",
 ) -> None:
     """Start the web dashboard on this workspace (log in with a user from `kizuna user add`)."""
     import logging
@@ -40,7 +40,7 @@ def serve(
     from kizuna.web import create_app
 
     _check(lang)
-    application = create_app(directory)
+    application = create_app(directory, lang=lang)
     if application.state.kizuna.operations.query("SELECT count(*) AS n FROM users")[0]["n"] == 0:
         console.print("no users yet: add one with `kizuna user add NAME --role operator`", markup=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

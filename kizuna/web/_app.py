@@ -12,11 +12,12 @@ customer id, search text or name reaches it; uvicorn's own access log is off (se
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ SECURITY_HEADERS = [
 class WebState:
     """What the pages share: the workspace reader, the operational records, the session codec."""
 
-    def __init__(self, workspace_dir: Path, *, secure_cookies: bool | None, reader: Reader) -> None:
+    def __init__(self, workspace_dir: Path, *, secure_cookies: bool | None, reader: Reader,
+                 default_lang: str = "ja") -> None:
         from kizuna.operations import OPERATIONS_FILE, Operations
 
         self.path = workspace_dir
@@ -60,6 +62,7 @@ class WebState:
         self.operations = Operations(workspace_dir / OPERATIONS_FILE)
         self.codec = SessionCodec(self.operations.secret())
         self.secure_cookies = secure_cookies
+        self.default_lang = default_lang if default_lang in ("ja", "en") else "ja"
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         from jinja2 import StrictUndefined
 
@@ -70,7 +73,7 @@ class WebState:
         """The request's session; a new anonymous one when the cookie is missing, forged or expired."""
         session = self.codec.load(request.cookies.get(COOKIE))
         if session is None:
-            return Session(changed=True)
+            return Session(lang=self.default_lang, changed=True)
         if session.user is not None:
             user = self.operations.user(session.user)
             if user is None:  # removed since: log out
@@ -243,19 +246,20 @@ class Hardening:
 
 
 # -- the application ----------------------------------------------------------------------------
-def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None, lock_wait: float = 5.0,
-               max_hold: float = 10.0, release: float = 0.6, warm: bool = True) -> Starlette:
+def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None, lang: str = "ja",
+               lock_wait: float = 5.0, max_hold: float = 10.0, release: float = 0.6, warm: bool = True) -> Starlette:
     """The web app on the workspace in `workspace_dir`.
 
     `secure_cookies`: None marks the session cookie Secure when the request came over https
     (uvicorn rewrites the scheme from X-Forwarded-Proto for trusted proxies); True or False force it.
+    `lang`: the pages' language until a visitor switches (ja or en).
     `lock_wait`, `max_hold`, `release`: how the app shares the DuckDB file with cron (see
     `kizuna.web._store`). `warm` computes the dashboard's figures in the background at start.
 
     >>> import uvicorn                                                    # doctest: +SKIP
     >>> uvicorn.run(create_app("shop"), host="127.0.0.1", port=8000)      # doctest: +SKIP
     """
-    from kizuna.web import _dashboard
+    from kizuna.web import _dashboard, _lists
     from kizuna.workspace._settings import SETTINGS_FILE
 
     path = Path(workspace_dir)
@@ -263,7 +267,7 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
         raise KizunaError(f"{path.resolve()} is not a kizuna workspace (no {SETTINGS_FILE}). "
                           "Pass --dir to an existing one, or create one with `kizuna init DIR`.")
     reader = Reader(path, lock_wait=lock_wait, max_hold=max_hold, release=release)
-    state = WebState(path, secure_cookies=secure_cookies, reader=reader)
+    state = WebState(path, secure_cookies=secure_cookies, reader=reader, default_lang=lang)
     routes: list[Any] = [
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login_submit, methods=["POST"]),
@@ -273,12 +277,18 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     routes[:0] = _public_routes(state)
-    app = Starlette(routes=routes)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(reader.close)  # let background computations finish before exit
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.kizuna = state
     app.add_middleware(Hardening)
     if warm:
-        reader.warm("dashboard", _dashboard.dashboard_figures)
+        reader.warm("dashboard", _dashboard.dashboard_figures, snapshot=True)
         reader.warm("priority", _dashboard.priority_rows)
+        reader.warm("lookup", _lists.build_lookup)
     return app
 
 

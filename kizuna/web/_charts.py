@@ -56,7 +56,7 @@ def lorenz_svg(curve: Sequence[dict[str, float]]) -> str:
     points += [{"customers": r["customer_share"] * 100, "revenue": r["revenue_share"] * 100, "line": "kizuna"}
                for r in curve]
     equal = [{"customers": 0.0, "revenue": 0.0}, {"customers": 100.0, "revenue": 100.0}]
-    top20 = [p for p in points if abs(p["customers"] - 20) < 1e-9]
+    top20 = [{**p, "label": f"{p['revenue']:.0f}%"} for p in points if abs(p["customers"] - 20) < 1e-9]
     spec = {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
         "width": 380, "height": 240, "config": _CONFIG,
@@ -76,65 +76,62 @@ def lorenz_svg(curve: Sequence[dict[str, float]]) -> str:
              "mark": {"type": "text", "align": "left", "dx": 6, "dy": 14, "color": "#d64545", "fontWeight": "bold"},
              "encoding": {"x": {"field": "customers", "type": "quantitative"},
                           "y": {"field": "revenue", "type": "quantitative"},
-                          "text": {"field": "revenue", "type": "quantitative", "format": ".0f"}}},
+                          "text": {"field": "label", "type": "nominal"}}},
         ],
     }
-    return _render(spec).replace(">20</text>", ">20%</text>")
+    return _render(spec)
 
 
 def flow_svg(rows: Sequence[dict[str, Any]], order: Sequence[str], names: dict[str, str], *,
-             width: int = 760, height: int = 420) -> str:
+             width: int = 900, height: int = 460) -> str:
     """A two-column flow (Sankey) chart: segments at the first date on the left, at the second on the
-    right, a band per (from, to) pair as wide as its customers."""
+    right, a band per (from, to) pair as wide as its customers (every node at least `MIN_NODE` high,
+    so that small segments keep a readable label)."""
     total = sum(int(r["customers"] or 0) for r in rows)
     if not total:
         return ""
     keys = [k for k in order if any(r["from_segment"] == k or r["to_segment"] == k for r in rows)]
-    keys += sorted({r["from_segment"] for r in rows} | {r["to_segment"] for r in rows} - set(keys), key=str)
-    gap, top, label_w, node_w = 6, 10, 150, 14
-    usable = height - top * 2 - gap * (len(keys) - 1)
-    scale = usable / total
+    keys += sorted(({r["from_segment"] for r in rows} | {r["to_segment"] for r in rows}) - set(keys), key=str)
+    gap, top, label_w, node_w, min_node = 4, 8, 210, 14, 16
     left = {k: sum(int(r["customers"]) for r in rows if r["from_segment"] == k) for k in keys}
     right = {k: sum(int(r["customers"]) for r in rows if r["to_segment"] == k) for k in keys}
 
-    def stack(sizes: dict[str, int]) -> dict[str, float]:
-        y, out = float(top), {}
-        for k in keys:
-            out[k] = y
-            y += sizes[k] * scale + (gap if sizes[k] else 0)
-        return out
+    def stack(sizes: dict[str, int]) -> tuple[dict[str, float], dict[str, float]]:
+        shown = [k for k in keys if sizes[k]]
+        scale = max(0.0, height - 2 * top - gap * (len(shown) - 1) - min_node * len(shown)) / total
+        y, at, high = float(top), {}, {}
+        for k in shown:
+            at[k], high[k] = y, min_node + sizes[k] * scale
+            y += high[k] + gap
+        return at, high
 
-    ly, ry = stack(left), stack(right)
+    (ly, lh), (ry, rh) = stack(left), stack(right)
     x0, x1 = label_w, width - label_w
-    colors = ["#1f6f78", "#d64545", "#e8a33d", "#3e7cb1", "#7b5ea7", "#5a9e6f", "#b0567a", "#8d99ae", "#6b705c"]
+    colors = ["#d64545", "#e8a33d", "#2f855a", "#9b2c2c", "#8d99ae", "#1f6f78", "#b0567a", "#6b7a8f", "#7b5ea7"]
     color = {k: colors[i % len(colors)] for i, k in enumerate(keys)}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
              f'font-family="{html.escape(FONT)}" font-size="12">']
     out_y, in_y = dict(ly), dict(ry)
+    mid = (x0 + node_w + x1) / 2
     for r in sorted(rows, key=lambda r: (keys.index(r["from_segment"]), keys.index(r["to_segment"]))):
         n = int(r["customers"] or 0)
         if not n:
             continue
-        h = n * scale
-        a, b = out_y[r["from_segment"]], in_y[r["to_segment"]]
-        out_y[r["from_segment"]] += h
-        in_y[r["to_segment"]] += h
-        mid = (x0 + node_w + x1) / 2
+        a_key, b_key = r["from_segment"], r["to_segment"]
+        ha, hb = n * lh[a_key] / left[a_key], n * rh[b_key] / right[b_key]
+        a, b = out_y[a_key], in_y[b_key]
+        out_y[a_key] += ha
+        in_y[b_key] += hb
         path = (f"M{x0 + node_w},{a:.1f} C{mid},{a:.1f} {mid},{b:.1f} {x1},{b:.1f} "
-                f"L{x1},{b + h:.1f} C{mid},{b + h:.1f} {mid},{a + h:.1f} {x0 + node_w},{a + h:.1f} Z")
-        title = f"{names.get(r['from_segment'], r['from_segment'])} → {names.get(r['to_segment'], r['to_segment'])}"
-        parts.append(f'<path d="{path}" fill="{color[r["from_segment"]]}" fill-opacity="0.28">'
+                f"L{x1},{b + hb:.1f} C{mid},{b + hb:.1f} {mid},{a + ha:.1f} {x0 + node_w},{a + ha:.1f} Z")
+        title = f"{names.get(a_key, a_key)} → {names.get(b_key, b_key)}"
+        parts.append(f'<path d="{path}" fill="{color[a_key]}" fill-opacity="0.3">'
                      f'<title>{html.escape(title)}: {n:,}</title></path>')
-    for k in keys:
-        name = html.escape(names.get(k, k))
-        if left[k]:
-            h = left[k] * scale
-            parts.append(f'<rect x="{x0}" y="{ly[k]:.1f}" width="{node_w}" height="{max(h, 1):.1f}" fill="{color[k]}"/>')
-            parts.append(f'<text x="{x0 - 6}" y="{ly[k] + h / 2 + 4:.1f}" text-anchor="end">{name} '
-                         f'({left[k]:,})</text>')
-        if right[k]:
-            h = right[k] * scale
-            parts.append(f'<rect x="{x1}" y="{ry[k]:.1f}" width="{node_w}" height="{max(h, 1):.1f}" fill="{color[k]}"/>')
-            parts.append(f'<text x="{x1 + node_w + 6}" y="{ry[k] + h / 2 + 4:.1f}">{name} ({right[k]:,})</text>')
+    for at, high, sizes, x, anchor, tx in ((ly, lh, left, x0, "end", x0 - 6),
+                                           (ry, rh, right, x1, "start", x1 + node_w + 6)):
+        for k in at:
+            parts.append(f'<rect x="{x}" y="{at[k]:.1f}" width="{node_w}" height="{high[k]:.1f}" fill="{color[k]}"/>')
+            parts.append(f'<text x="{tx}" y="{at[k] + high[k] / 2 + 4:.1f}" text-anchor="{anchor}">'
+                         f'{html.escape(names.get(k, k))} ({sizes[k]:,})</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -9,6 +9,7 @@ import datetime as dt
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from kizuna._errors import KizunaError
-from kizuna.web import _charts, _figures
+from kizuna.web import _charts, _figures, _lists
 from kizuna.web._app import page, render
 from kizuna.web._auth import Session, mask_row
 from kizuna.web._labels import Words
@@ -61,7 +62,7 @@ def dashboard_figures(ws: Any) -> dict[str, Any]:
 
 
 def _figures_or_busy(request: Request) -> tuple[dict[str, Any], bool]:
-    return request.app.state.kizuna.reader.cached("dashboard", dashboard_figures)
+    return request.app.state.kizuna.reader.cached("dashboard", dashboard_figures, snapshot=True)
 
 
 @page()
@@ -117,10 +118,15 @@ def _query(ws: Any, params: dict[str, Any], session: Session) -> tuple[str, Any]
 @page()
 def customer_list(request: Request, session: Session) -> Response:
     params = _list_params(request)
-    with request.app.state.kizuna.reader.workspace() as ws:
-        key, expr = _query(ws, params, session)
-        total, rows = _figures.member_page(expr, params["page"], session.operator)
-        as_of = ws.scores_as_of()
+    if not params["segment"] and (params["r"] is None or params["f"] is None):
+        raise KizunaError("choose a segment or an R × F cell")
+    reader = request.app.state.kizuna.reader
+    version = reader.version()
+    lookup, _stale = reader.cached("lookup", _lists.build_lookup, stale_ok=False)
+    with reader.workspace() as ws:
+        key, total, rows, as_of = _lists.list_page(
+            ws, version, lookup, segment=params["segment"], r=params["r"], f=params["f"], q=params["q"],
+            sort=params["sort"], descending=params["descending"], operator=session.operator, page=params["page"])
     pages = max(1, math.ceil(total / _figures.PAGE_SIZE))
     title = Words(session.lang).segment(key) if params["segment"] else f"R{params['r']} × F{params['f']}"
     keep = {k: v for k, v in (("segment", params["segment"]), ("r", params["r"]), ("f", params["f"]),
@@ -129,7 +135,7 @@ def customer_list(request: Request, session: Session) -> Response:
     return render(request, session, "list.html", {
         "key": key, "title": title, "rows": rows, "total": total, "page": params["page"], "pages": pages,
         "params": params, "keep": keep, "sorts": _figures.SORTS, "as_of": as_of,
-        "has_predictions": bool(rows) and "churn_risk" in rows[0],
+        "has_predictions": any(r["churn_risk"] is not None for r in rows),
     })
 
 
@@ -175,7 +181,8 @@ def priority_rows(ws: Any) -> list[dict[str, Any]]:
 
 @page()
 def priority(request: Request, session: Session) -> Response:
-    rows, stale = request.app.state.kizuna.reader.cached("priority", priority_rows)
+    # contact data: never from an older version of the store (a customer may have been erased since)
+    rows, stale = request.app.state.kizuna.reader.cached("priority", priority_rows, stale_ok=False)
     shown = [mask_row(r, session.operator) for r in rows]
     return render(request, session, "priority.html", {"rows": shown, "stale": stale})
 
@@ -187,33 +194,52 @@ def _day(value: str | None) -> dt.date | None:
         return None
 
 
+def _migration(from_day: dt.date, to_day: dt.date, by: str) -> Callable[[Any], dict[str, Any]]:
+    def compute(ws: Any) -> dict[str, Any]:
+        table = ws.migration(from_day, to_day, by=by)
+        try:  # the order, labels and headline figures of `kizuna migration`, when this version has them
+            from kizuna.analytics._migration import migration_headline, migration_order
+
+            order, headline = list(migration_order(ws.settings, by)), migration_headline(table)
+        except ImportError:
+            order, headline = [], {}
+        return {"rows": table.to_pylist(), "order": order, "headline": headline}
+
+    return compute
+
+
+def _migration_label(key: str, lang: str) -> str:
+    try:
+        from kizuna.analytics._migration import migration_label
+    except ImportError:
+        return Words(lang).segment(key)
+    return migration_label(key, lang)
+
+
 @page()
 def migration(request: Request, session: Session) -> Response:
-    from kizuna.analytics import MATRIX_CELLS
     from kizuna.workspace import Workspace
 
     reader = request.app.state.kizuna.reader
     available = hasattr(Workspace, "migration")
     q = request.query_params
     by = q.get("by") if q.get("by") in ("cell", "rank") else "cell"
-    context: dict[str, Any] = {"available": available, "by": by, "rows": [], "svg": "", "grid": {}, "keys": []}
+    context: dict[str, Any] = {"available": available, "by": by, "rows": [], "svg": "", "grid": {}, "keys": [],
+                               "headline": {}}
     if available:
-        data, _stale = reader.cached("dashboard", dashboard_figures)
+        data, _stale = reader.cached("dashboard", dashboard_figures, snapshot=True)
         to_day = _day(q.get("to")) or data["as_of"]
         from_day = _day(q.get("from")) or to_day - dt.timedelta(days=90)
-        key = f"migration:{from_day}:{to_day}:{by}"
-        rows, _stale = reader.cached(key, lambda ws: ws.migration(from_day, to_day, by=by).to_pylist(), wait=2.0)
-        words = Words(session.lang)
-        if by == "cell":
-            order = list(MATRIX_CELLS)
-            names = {k: words.segment(k) for k in order}
-        else:
-            order = [r["segment"].removeprefix("rank_") for r in data["ranks"]]
-            names = {k: words.rank(k) for k in order}
+        if from_day >= to_day:
+            from_day = to_day - dt.timedelta(days=90)
+        found, _stale = reader.cached(f"migration:{from_day}:{to_day}:{by}", _migration(from_day, to_day, by),
+                                      wait=2.0, snapshot=True)
+        rows = found["rows"]
         seen = {r["from_segment"] for r in rows} | {r["to_segment"] for r in rows}
-        keys = [k for k in order if k in seen] + sorted(seen - set(order), key=str)
-        names.update({k: str(k) for k in keys if k not in names})
+        keys = [k for k in found["order"] if k in seen] + sorted(seen - set(found["order"]), key=str)
+        names = {k: _migration_label(k, session.lang) for k in keys}
         context.update({"rows": rows, "from_day": from_day, "to_day": to_day, "keys": keys, "names": names,
+                        "headline": found["headline"],
                         "grid": {(r["from_segment"], r["to_segment"]): r["customers"] for r in rows},
                         "svg": _charts.flow_svg(rows, keys, names)})
     return render(request, session, "migration.html", context)
@@ -227,7 +253,7 @@ def results(request: Request, session: Session) -> Response:
     rows: list[dict[str, Any]] = []
     if available:
         with request.app.state.kizuna.reader.workspace() as ws:
-            rows = list(ws.results())
+            rows = list(ws.results(lang=session.lang))
     return render(request, session, "results.html", {"available": available, "rows": rows})
 
 

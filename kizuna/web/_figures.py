@@ -107,8 +107,8 @@ def _ltv_by_month(orders: ibis.Table, cut: AsOf) -> list[dict[str, Any]]:
 
 
 # -- customer lists --------------------------------------------------------------------------------
-def list_query(ws: Any, *, segment: str | None, r: int | None, f: int | None, q: str, sort: str, descending: bool,
-               operator: bool) -> tuple[str, ibis.Table]:
+def list_query(ws: Any, *, segment: str | None, r: int | None, f: int | None, q: str, sort: str | None,
+               descending: bool, operator: bool) -> tuple[str, ibis.Table]:
     """(list key, expression) for a list page or export: a segment (cell, rank, flag) or an R × F cell,
     narrowed by `q` (customer id prefix; name, e-mail or phone too for an operator), sorted in the engine."""
     scores = ws.scores()
@@ -134,6 +134,8 @@ def list_query(ws: Any, *, segment: str | None, r: int | None, f: int | None, q:
             match = (match | members.name.contains(q) | members.email.lower().contains(low)
                      | members.phone.contains(q))
         members = members.filter(match)
+    if sort is None:  # the caller orders
+        return key, members
     if sort not in SORTS or sort not in columns:
         sort = "ltv_revenue"
     first = ibis.desc(sort) if descending else ibis.asc(sort)
@@ -165,24 +167,26 @@ def mask_table(table: pa.Table, operator: bool) -> pa.Table:
 def customer_detail(ws: Any, customer_id: str, operator: bool, operations: Any) -> dict[str, Any] | None:
     """Everything about one customer the store and the ledger know, with a merged timeline."""
     store = ws.store
+    tables = set(store.backend.list_tables())
+    raw = store.engine == "duckdb"  # parameterised SQL: compiling seven Ibis expressions costs more than running them
 
-    def rows_of(name: str, order: str, limit: int = 200) -> list[dict[str, Any]]:
+    def rows_of(name: str, order: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        if name not in tables:
+            return []
+        if raw:
+            ordered = f'ORDER BY "{order}" DESC ' if order else ""
+            return _rows(store.backend.con.execute(
+                f'SELECT * FROM "{name}" WHERE customer_id = ? {ordered}LIMIT {limit}', [customer_id]).to_arrow_table())
         table = store.table(name)
-        return _rows(table.filter(table.customer_id == customer_id).order_by(ibis.desc(order)).limit(limit)
-                     .to_pyarrow())
+        expr = table.filter(table.customer_id == customer_id)
+        return _rows((expr.order_by(ibis.desc(order)) if order else expr).limit(limit).to_pyarrow())
 
-    found = store.table("customers")
-    profile = _rows(found.filter(found.customer_id == customer_id).limit(1).to_pyarrow())
+    profile = rows_of("customers", limit=1)
     if not profile:
         return None
     profile = mask_table(pa.Table.from_pylist(profile), operator).to_pylist()[0]
-    scores = predictions = None
-    if store.has_table("customer_scores"):
-        got = _rows(ws.scores().filter(_.customer_id == customer_id).limit(1).to_pyarrow())
-        scores = got[0] if got else None
-    if store.has_table(PREDICTIONS):
-        got = _rows(ws.predictions().filter(_.customer_id == customer_id).limit(1).to_pyarrow())
-        predictions = got[0] if got else None
+    scores = next(iter(rows_of("customer_scores", limit=1)), None)
+    predictions = next(iter(rows_of(PREDICTIONS, limit=1)), None)
     orders = rows_of("orders", "ordered_at")
     answers = rows_of("nps_answers", "answered_at")
     contacts = rows_of("support_contacts", "opened_at")
@@ -202,6 +206,11 @@ def customer_detail(ws: Any, customer_id: str, operator: bool, operations: Any) 
         ts = d.get("sent_ts") or d.get("due_ts")
         at = dt.datetime.fromtimestamp(ts, zone).replace(tzinfo=None) if ts else None
         timeline.append({"at": at, "kind": "message", "row": d})
+    if not operator:  # free text that may hold an address (転居先: …) or an e-mail address (a bounce)
+        for item in timeline:
+            for field in ("detail", "note"):
+                if item["row"].get(field) and item["kind"] in ("event", "message"):
+                    item["row"] = {**item["row"], field: MASK}
     timeline.sort(key=lambda item: item["at"] or dt.datetime.min, reverse=True)
     return {"profile": profile, "scores": scores, "predictions": predictions, "timeline": timeline,
             "counts": {"orders": len(orders), "nps": len(answers), "support": len(contacts), "events": len(events),

@@ -1,22 +1,31 @@
 """How the web app reads the workspace's store without keeping cron's commands out of it.
 
 DuckDB lets a file be opened by one writing process, or by readers, never both. `kizuna import`,
-`analyze` and `run` from cron wait up to [store] lock_wait seconds for the file. So the web app
-opens the store read-only for each request and closes it after (opening takes ~20 ms), and a
-`StoreGate` makes sure the file is let go of regularly even under a steady stream of requests:
-once the app has held the file for `max_hold` seconds without a break, new requests wait until
-the running ones finish and the file has stayed closed for `release` seconds — longer than the
-0.5 s between a waiting command's tries — so the command gets it.
+`analyze` and `run` from cron wait up to [store] lock_wait seconds (30) for the file. So:
 
-Figures that take seconds on a large store (the KPI report) are computed once per version of
-the store (its files' modification times) in a background thread and served from memory;
-while a newer version is computed the previous one is shown, marked as updating.
+* each request opens the store read-only and closes it after; one extra connection (the
+  `StoreGate`'s anchor) stays open while requests keep coming, so that DuckDB's cache stays warm,
+  and is closed after 2 s without a request;
+* the `StoreGate` lets go of the file regularly even under a steady stream of requests: once the
+  app has held it for `max_hold` seconds (10) without a break, new requests wait until the
+  running ones finish and the file has stayed closed for `release` seconds (0.6) — longer than
+  the 0.5 s between a waiting command's tries — so the command gets it;
+* figures that take long on a large store (the KPI report reads every order: ~40 s at 1M
+  customers; segment migration) are computed on a private copy of the file (`snapshot`: the
+  store is held only while it is copied), once per version of the store (its files' sizes and
+  modification times), in a background thread, and served from memory; while a newer version
+  is computed the previous one is shown, marked as updating.
+
+While a command writes the store, a request waits up to `lock_wait` seconds (5) and then gets
+a "busy, reload in a moment" page (503); pages computed before are still served from memory.
 """
-
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +35,8 @@ from typing import Any
 from kizuna._errors import KizunaError, StoreError
 
 __all__ = ["Pending", "Reader", "StoreBusy", "StoreGate"]
+
+SNAPSHOT_PREFIX = "kizuna-web-snapshot-"
 
 log = logging.getLogger("kizuna.web")
 
@@ -39,15 +50,26 @@ class Pending(KizunaError):
 
 
 class StoreGate:
-    """Counts the requests that hold the store open and closes the gate now and then (see module)."""
+    """Counts the requests that hold the store open and closes the gate now and then (see module).
 
-    def __init__(self, max_hold: float = 10.0, release: float = 0.6) -> None:
-        self.max_hold, self.release = max_hold, release
+    `opener` (optional) opens a connection that stays open between requests while they keep
+    coming — DuckDB keeps one database instance per file and process while any connection is
+    open, so its cache stays warm — and is closed after `idle` seconds without a request, and
+    whenever the gate closes. The time the file stays open counts from that connection's opening.
+    """
+
+    def __init__(self, max_hold: float = 10.0, release: float = 0.6, *, opener: Callable[[], Any] | None = None,
+                 idle: float = 2.0) -> None:
+        self.max_hold, self.release, self.idle = max_hold, release, idle
+        self._opener = opener
+        self._anchor: Any = None
         self._cond = threading.Condition()
         self._active = 0
-        self._since: float | None = None  # when the file was last opened after a break
+        self._since: float | None = None  # when the file was opened after a break
+        self._idle_since = 0.0
         self._closed_until = 0.0
         self._draining = False
+        self._janitor: threading.Thread | None = None
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -62,25 +84,75 @@ class StoreGate:
             while True:
                 now = time.monotonic()
                 if self._draining or now < self._closed_until:
-                    self._cond.wait(timeout=max(0.01, self._closed_until - now) if not self._draining else 0.05)
+                    self._cond.wait(timeout=0.05 if self._draining else max(0.01, self._closed_until - now))
                     continue
-                if self._active and self._since is not None and now - self._since > self.max_hold:
-                    self._draining = True  # let the running requests finish, then keep the file closed
+                if self._since is not None and now - self._since > self.max_hold:
+                    if self._active == 0:
+                        self._close_file(now)
+                    else:
+                        self._draining = True  # let the running requests finish, then keep the file closed
                     continue
-                if self._active == 0:
+                if self._since is None:
                     self._since = now
                 self._active += 1
-                return
+                break
+            need_anchor = self._opener is not None and self._anchor is None
+        if need_anchor:
+            self._open_anchor()
+
+    def _open_anchor(self) -> None:
+        try:
+            anchor = self._opener()
+        except Exception:  # the request's own connection reports the problem
+            return
+        with self._cond:
+            if self._anchor is None:
+                self._anchor = anchor
+                anchor = None
+            if self._janitor is None:
+                self._janitor = threading.Thread(target=self._watch, name="kizuna-web-store-gate", daemon=True)
+                self._janitor.start()
+        if anchor is not None:  # another request opened one first
+            anchor.close()
 
     def _exit(self) -> None:
         with self._cond:
             self._active -= 1
             if self._active == 0:
-                self._since = None
+                now = time.monotonic()
+                self._idle_since = now
                 if self._draining:
                     self._draining = False
-                    self._closed_until = time.monotonic() + self.release
+                    self._close_file(now)
+                elif self._anchor is None:
+                    self._since = None
                 self._cond.notify_all()
+
+    def _close_file(self, now: float) -> None:
+        """Close the kept connection and keep the file closed for `release` seconds (lock held, no request)."""
+        if self._anchor is not None:
+            self._anchor.close()
+            self._anchor = None
+        self._since = None
+        self._closed_until = now + self.release
+        self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            if self._anchor is not None and self._active == 0:
+                self._anchor.close()
+                self._anchor = None
+                self._since = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(0.2, self.idle / 2))
+            with self._cond:
+                now = time.monotonic()
+                if self._anchor is not None and self._active == 0 and now - self._idle_since >= self.idle:
+                    self._anchor.close()
+                    self._anchor = None
+                    self._since = None
 
 
 class Reader:
@@ -90,13 +162,27 @@ class Reader:
                  release: float = 0.6) -> None:
         self.path = Path(path)
         self.lock_wait = lock_wait
-        self.gate = StoreGate(max_hold, release)
+        self.gate = StoreGate(max_hold, release, opener=self._anchor)
         self._cache: dict[str, tuple[tuple, Any]] = {}
         self._refreshing: dict[str, threading.Thread] = {}
         self._errors: dict[str, Exception] = {}
         self._lock = threading.Lock()
+        _remove_orphan_snapshots()
 
     # -- sessions -----------------------------------------------------------------------------
+    def _anchor(self) -> Any:
+        """A read-only connection kept between requests (see `StoreGate`); DuckDB files only."""
+        from kizuna.store import Store
+        from kizuna.workspace import STORE_FILE, Settings
+        from kizuna.workspace._settings import SETTINGS_FILE
+
+        settings = Settings.load(self.path / SETTINGS_FILE)
+        if settings.store_url and not settings.store_url.startswith("duckdb://") and "://" in settings.store_url:
+            raise LookupError("not a DuckDB store")
+        url = settings.store_url or str(self.path / STORE_FILE)
+        return Store.connect(url, home=self.path, memory_limit=settings.store_memory_limit, create=False,
+                             read_only=True, lock_wait=0)
+
     @contextlib.contextmanager
     def workspace(self) -> Iterator[Any]:
         """An open, read-only `Workspace` for the length of the block."""
@@ -120,6 +206,47 @@ class Reader:
             finally:
                 ws.close()
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        """A read-only `Workspace` on a private copy of the DuckDB file, for computations that take
+        longer than a command from cron may wait (the KPI report reads every order: ~40 s at 1M
+        customers). The store is held only while it is copied (a few seconds); other engines have
+        no such lock and are read directly."""
+        from kizuna.store import Store
+        from kizuna.workspace import STORE_FILE, Settings, Workspace
+        from kizuna.workspace._settings import SETTINGS_FILE
+
+        settings = Settings.load(self.path / SETTINGS_FILE)
+        url = settings.store_url or str(self.path / STORE_FILE)
+        if "://" in url and not url.startswith("duckdb://"):
+            with self.workspace() as ws:
+                yield ws
+            return
+        source = Path(url.removeprefix("duckdb://"))
+        folder = Path(tempfile.mkdtemp(prefix=f"{SNAPSHOT_PREFIX}{os.getpid()}-"))
+        try:
+            with self.gate.held():
+                try:  # a reader of our own holds the file: no command writes it while we copy
+                    holder = Store.connect(url, home=self.path, create=False, read_only=True,
+                                           lock_wait=self.lock_wait)
+                except StoreError as exc:
+                    raise StoreBusy(str(exc)) from None
+                try:
+                    for name in (source.name, source.name + ".wal"):
+                        if (source.parent / name).exists():
+                            shutil.copyfile(source.parent / name, folder / name)
+                finally:
+                    holder.close()
+            store = Store.connect(str(folder / source.name), home=self.path, memory_limit=settings.store_memory_limit,
+                                  create=False, read_only=True)
+            ws = Workspace(self.path, settings, store)
+            try:
+                yield ws
+            finally:
+                ws.close()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def version(self) -> tuple:
         """Changes whenever a command writes the store or the settings (files' sizes and times)."""
         from kizuna.workspace import STORE_FILE
@@ -137,11 +264,15 @@ class Reader:
         return tuple(parts)
 
     # -- cached figures -----------------------------------------------------------------------
-    def cached(self, key: str, compute: Callable[[Any], Any], *, wait: float = 120.0) -> tuple[Any, bool]:
+    def cached(self, key: str, compute: Callable[[Any], Any], *, wait: float = 120.0,
+               snapshot: bool = False, stale_ok: bool = True) -> tuple[Any, bool]:
         """(value, stale): `compute(ws)` for the store's current version, from memory when known.
 
         When the store changed, the value is recomputed in a background thread and the last
-        value is returned at once, with stale=True; with no value yet, waits for it.
+        value is returned at once, with stale=True; with no value yet, waits up to `wait` seconds
+        for it (then `Pending`). `snapshot`: compute on a copy of the store (see `snapshot`).
+        `stale_ok=False` always waits for the current version (contact data: an erased customer
+        must not show from memory).
         """
         version = self.version()
         with self._lock:
@@ -150,36 +281,36 @@ class Reader:
                 return known[1], False
             thread = self._refreshing.get(key)
             if thread is None or not thread.is_alive():
-                thread = threading.Thread(target=self._refresh, args=(key, compute, version),
+                thread = threading.Thread(target=self._refresh, args=(key, compute, version, snapshot),
                                           name=f"kizuna-web-{key}", daemon=True)
                 self._refreshing[key] = thread
                 thread.start()
-        if known is not None:
+        if known is not None and stale_ok:
             return known[1], True
         thread.join(wait)
         with self._lock:
             known = self._cache.get(key)
-        if known is None:
+        if known is None or (not stale_ok and known[0] != version):
             error = self._errors.pop(key, None)
             if error is not None:
                 raise error
             raise Pending("the figures are still being computed; reload the page in a moment.")
         return known[1], known[0] != version
 
-    def warm(self, key: str, compute: Callable[[Any], Any]) -> None:
+    def warm(self, key: str, compute: Callable[[Any], Any], *, snapshot: bool = False) -> None:
         """Start computing `key` in the background, so that the first visitor does not wait."""
         with self._lock:
             if key in self._refreshing:
                 return
-            thread = threading.Thread(target=self._refresh, args=(key, compute, self.version()),
+            thread = threading.Thread(target=self._refresh, args=(key, compute, self.version(), snapshot),
                                       name=f"kizuna-web-{key}", daemon=True)
             self._refreshing[key] = thread
             thread.start()
 
-    def _refresh(self, key: str, compute: Callable[[Any], Any], version: tuple) -> None:
+    def _refresh(self, key: str, compute: Callable[[Any], Any], version: tuple, snapshot: bool = False) -> None:
         started = time.monotonic()
         try:
-            with self.workspace() as ws:
+            with self.snapshot() if snapshot else self.workspace() as ws:
                 value = compute(ws)
         except Exception as exc:  # shown by the page that asked; the next request tries again
             self._errors[key] = exc
@@ -189,6 +320,28 @@ class Reader:
             self._cache[key] = (version, value)
         log.info("computed %s in %.2f s", key, time.monotonic() - started)
 
+    def close(self, wait: float = 60.0) -> None:
+        """Wait for the background computations (a daemon thread cut off inside DuckDB at exit
+        aborts the process) and close the connection kept between requests."""
+        deadline = time.monotonic() + wait
+        for thread in list(self._refreshing.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.gate.close()
+
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()
+
+
+def _remove_orphan_snapshots() -> None:
+    """Remove the store copies of web apps that died before removing them (the folder names the PID)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SNAPSHOT_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SNAPSHOT_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            continue

@@ -1,0 +1,202 @@
+"""Response times of `kizuna serve` under concurrent load on loopback: the dashboard and a cell list.
+
+    python bench/web.py --customers 1000000                  # builds bench/data/web/1m/ws once (~25 min)
+    python bench/web.py --dir /path/to/demo-ws --duration 30 --connections 8
+
+The workspace is a demo (`kizuna demo --customers N --dir …`: imported, analysed, predicted). The
+server is the real command, `kizuna serve`, in its own process; a user is added with
+`kizuna user add --password-stdin` and logged in through the login form (CSRF token and all).
+Each page is first requested until its figures are computed (the dashboard's KPI report is
+computed once per store version, in the background); then each URL is loaded for `--duration`
+seconds by `wrk` (Debian's package; a Lua script prints p50 / p95 / p99) with `--connections`
+open connections, or, where wrk is missing, by an httpx async client with as many workers.
+Prints the commands, one table row per URL, and a JSON line. Target: p95 < 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+KIZUNA = [sys.executable, "-m", "kizuna"]
+# (page, path, pages): with pages, every request asks for a random page 1 … pages of the list, so
+# that the app's cache of recent pages does not answer for the engine.
+URLS = (
+    ("dashboard", "/", None),
+    ("cell list 離脱候補者, random page", "/list?segment=churn_candidate", 400),
+    ("cell list 離脱候補者 by value at risk, random page", "/list?segment=churn_candidate&sort=value_at_risk", 400),
+    ("cell list 未回答 (低LTV), random page of the first 1,000", "/list?segment=unanswered_low", 1000),
+    ("R5 × F5 list, random page", "/list?r=5&f=5", 100),
+    ("customer page", "/customer/C0000239", None),
+)
+WRK_SCRIPT = """
+local pages = tonumber(os.getenv("KIZUNA_PAGES") or "0")
+request = function()
+  if pages > 0 then
+    return wrk.format("GET", wrk.path .. "&page=" .. math.random(1, pages))
+  end
+  return wrk.format("GET", wrk.path)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("KIZUNA %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), summary.errors.status,
+    summary.errors.timeout + summary.errors.connect + summary.errors.read + summary.errors.write))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_workspace(customers: int) -> Path:
+    folder = BENCH / "data" / "web" / f"{customers // 1000}k" / "ws"
+    if not (folder / "kizuna.duckdb").exists() or not (folder / ".complete").exists():
+        print(f"building the demo: kizuna demo --customers {customers} --dir {folder}", flush=True)
+        started = time.monotonic()
+        subprocess.run([*KIZUNA, "demo", "--customers", str(customers), "--dir", str(folder), "--format", "json"],
+                       check=True, stdout=subprocess.DEVNULL)
+        (folder / ".complete").write_text(f"{time.monotonic() - started:.0f} s\n")
+        print(f"built in {time.monotonic() - started:.0f} s", flush=True)
+    return folder
+
+
+def login(base: str, name: str, password: str) -> str:
+    with httpx.Client(base_url=base, timeout=600) as client:
+        page = client.get("/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        done = client.post("/login", data={"csrf": token, "name": name, "password": password, "next": "/"})
+        assert done.status_code == 303, done.text
+        return client.cookies["kizuna_session"]
+
+
+def warm(base: str, cookie: str, path: str) -> float:
+    """Request `path` until it answers 200 (not 202 "computing" / 503 "busy"); seconds it took."""
+    started = time.monotonic()
+    with httpx.Client(base_url=base, timeout=600, cookies={"kizuna_session": cookie}) as client:
+        while (answer := client.get(path)).status_code != 200:
+            assert answer.status_code in (202, 503), (path, answer.status_code, answer.text[-500:])
+            time.sleep(1)
+    return time.monotonic() - started
+
+
+def run_wrk(base: str, cookie: str, path: str, pages: int | None, duration: int, connections: int) -> tuple[dict, str]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    argv = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+            "-s", script.name, "-H", f"Cookie: kizuna_session={cookie}", base + path]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, check=True,
+                             env={**os.environ, "KIZUNA_PAGES": str(pages or 0)}).stdout
+    finally:
+        os.unlink(script.name)
+    fields = [int(x) for x in re.search(r"KIZUNA (.*)", out).group(1).split()]
+    requests, micros, p50, p95, p99, bad_status, socket_errors = fields
+    shown = " ".join(a if not a.startswith("Cookie:") else "'Cookie: kizuna_session=…'" for a in argv)
+    shown = (f"KIZUNA_PAGES={pages} " if pages else "") + shown
+    return {"requests": requests, "rps": requests / (micros / 1e6), "p50_ms": p50 / 1000, "p95_ms": p95 / 1000,
+            "p99_ms": p99 / 1000, "non_2xx": bad_status, "socket_errors": socket_errors}, shown
+
+
+async def _load(base: str, cookie: str, path: str, pages: int | None, duration: int,
+                workers: int) -> tuple[list[float], int]:
+    times: list[float] = []
+    errors = 0
+    stop = time.monotonic() + duration
+    limits = httpx.Limits(max_connections=workers)
+    cookies = {"kizuna_session": cookie}
+    async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=30, limits=limits) as client:
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                answer = await client.get(path + (f"&page={random.randint(1, pages)}" if pages else ""))
+                times.append(time.perf_counter() - started)
+                errors += answer.status_code != 200
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    return times, errors
+
+
+def run_httpx(base: str, cookie: str, path: str, pages: int | None, duration: int,
+              connections: int) -> tuple[dict, str]:
+    times, errors = asyncio.run(_load(base, cookie, path, pages, duration, connections))
+    cuts = statistics.quantiles(times, n=100)
+    return {"requests": len(times), "rps": len(times) / duration, "p50_ms": 1000 * cuts[49],
+            "p95_ms": 1000 * cuts[94], "p99_ms": 1000 * cuts[98], "non_2xx": errors, "socket_errors": 0}, \
+        f"httpx async client, {connections} workers, {duration} s, GET {base}{path}" + (f" random page 1-{pages}"
+                                                                                          if pages else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, help="a demo workspace (default: build one with --customers)")
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--duration", type=int, default=20, help="seconds of load per URL")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--tool", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx")
+    args = parser.parse_args()
+    folder = args.dir or ensure_workspace(args.customers)
+    user, password = "bench", "bench-password-123"
+    subprocess.run([*KIZUNA, "user", "add", user, "--role", "operator", "--password-stdin", "--dir", str(folder)],
+                   input=password + "\n", text=True, check=True, capture_output=True)
+    port = free_port()
+    serve = [*KIZUNA, "serve", "--dir", str(folder), "--port", str(port)]
+    log = tempfile.TemporaryFile()  # noqa: SIM115  (the server's log: a pipe nobody read would fill, stop it)
+    server = subprocess.Popen(serve, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(base + "/login", timeout=5)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "kizuna serve did not start"
+                time.sleep(0.2)
+        cookie = login(base, user, password)
+        print(f"server: {' '.join(serve[1:])}  (workspace {folder})")
+        print(f"load: {args.tool}, {args.connections} connections, {args.duration} s per URL, loopback")
+        results = []
+        for name, path, pages in URLS:
+            first = warm(base, cookie, path)
+            figures, command = (run_wrk if args.tool == "wrk" else run_httpx)(base, cookie, path, pages,
+                                                                               args.duration, args.connections)
+            results.append({"page": name, "path": path, "first_request_s": round(first, 2), **figures})
+            print(f"  {command}")
+        print()
+        print("| page | p50 ms | p95 ms | p99 ms | req/s | non-2xx | first request s |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for r in results:
+            print(f"| {r['page']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | {r['rps']:.1f} | "
+                  f"{r['non_2xx']} | {r['first_request_s']} |")
+        print(json.dumps({"workspace": str(folder), "tool": args.tool, "connections": args.connections,
+                          "duration_s": args.duration, "results": results}, ensure_ascii=False))
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.seek(0)
+        errors = [line for line in log.read().decode(errors="replace").splitlines() if "Traceback" in line]
+        if errors:
+            print(f"the server logged {len(errors)} tracebacks", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
