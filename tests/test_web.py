@@ -104,7 +104,7 @@ def running_server(app, *, forwarded: bool = True) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def base_url(web_demo: WebDemo) -> Iterator[str]:
-    with running_server(create_app(web_demo.path)) as url:
+    with running_server(create_app(web_demo.path, logins_per_minute=10_000)) as url:
         yield url
 
 
@@ -191,6 +191,17 @@ def test_post_without_or_with_a_wrong_csrf_token_is_403(base_url: str):
         token = csrf_of(client.get("/").text)
         assert client.post("/logout", data={"csrf": token}).status_code == 303
         assert client.get("/").status_code == 303
+
+
+def test_password_guessing_is_rate_limited(web_demo: WebDemo):
+    with running_server(create_app(web_demo.path, logins_per_minute=3, warm=False)) as url, \
+            httpx.Client(base_url=url, timeout=TIMEOUT) as client:
+        codes = []
+        for _ in range(4):
+            token = csrf_of(client.get("/login").text)
+            codes.append(client.post("/login", data={"csrf": token, "name": OPERATOR[0], "password": "wrong"}))
+        assert [c.status_code for c in codes] == [401, 401, 401, 429]
+        assert int(codes[-1].headers["retry-after"]) >= 1
 
 
 def test_login_makes_a_new_csrf_token_and_next_stays_on_this_site(base_url: str):

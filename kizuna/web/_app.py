@@ -24,7 +24,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -32,6 +32,7 @@ from starlette.templating import Jinja2Templates
 from kizuna._errors import KizunaError, NoDataError
 from kizuna.web._auth import COOKIE, SESSION_SECONDS, Session, SessionCodec, check_password, dummy_check, valid_csrf
 from kizuna.web._labels import Words
+from kizuna.web._public import RateLimiter
 from kizuna.web._store import Pending, Reader, StoreBusy
 
 __all__ = ["create_app", "page"]
@@ -174,6 +175,11 @@ def login_form(request: Request, session: Session) -> Response:
 
 async def login_submit(request: Request) -> Response:
     state: WebState = request.app.state.kizuna
+    wait = request.app.state.login_attempts.take("login", request.client.host if request.client else "-")
+    if wait:
+        access_log.info("login rate-limited")
+        return PlainTextResponse("Too many login attempts; try again in a minute.", 429,
+                                 headers={"Retry-After": str(int(wait) + 1)})
     session = await run_in_threadpool(state.session, request)
     form = await request.form()
     if not valid_csrf(session, form.get("csrf")):
@@ -247,7 +253,8 @@ class Hardening:
 
 # -- the application ----------------------------------------------------------------------------
 def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None, lang: str = "ja",
-               lock_wait: float = 5.0, max_hold: float = 10.0, release: float = 0.6, warm: bool = True) -> Starlette:
+               lock_wait: float = 5.0, max_hold: float = 10.0, release: float = 0.6, warm: bool = True,
+               logins_per_minute: int = 10) -> Starlette:
     """The web app on the workspace in `workspace_dir`.
 
     `secure_cookies`: None marks the session cookie Secure when the request came over https
@@ -255,6 +262,8 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
     `lang`: the pages' language until a visitor switches (ja or en).
     `lock_wait`, `max_hold`, `release`: how the app shares the DuckDB file with cron (see
     `kizuna.web._store`). `warm` computes the dashboard's figures in the background at start.
+    `logins_per_minute`: login attempts a client address may make a minute (then 429), against
+    password guessing.
 
     >>> import uvicorn                                                    # doctest: +SKIP
     >>> uvicorn.run(create_app("shop"), host="127.0.0.1", port=8000)      # doctest: +SKIP
@@ -284,6 +293,7 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.kizuna = state
+    app.state.login_attempts = RateLimiter({"login": logins_per_minute})
     app.add_middleware(Hardening)
     if warm:
         reader.warm("dashboard", _dashboard.dashboard_figures, snapshot=True)
