@@ -148,6 +148,10 @@ class Operations:
             self._local.db = db
         return db
 
+    def forget_connections(self) -> None:
+        """In a forked process: drop the parent's connections (never use them) and open anew."""
+        self._local = threading.local()
+
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
