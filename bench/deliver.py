@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from kizuna.delivery import LineTransport, Message, SenderIdentity, SmtpTransport  # noqa: E402, I001
-from kizuna.scenarios._run import PUSH_CONNECTIONS  # noqa: E402
+from kizuna.scenarios._dispatch import PUSH_CONNECTIONS  # noqa: E402
 from kizuna.workspace import Settings  # noqa: E402
 
 from factories import day, workspace_with  # noqa: E402

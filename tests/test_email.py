@@ -27,10 +27,10 @@ from kizuna.delivery._email import (
     DkimSigner,
     EmailSettingsError,
     SenderIdentity,
-    SmtpTransport,
     compose_email,
     email_bytes,
 )
+from kizuna.delivery._smtp import SmtpTransport
 from kizuna.workspace import Settings
 
 from smtp_server import SmtpServer
@@ -475,7 +475,8 @@ def test_a_process_killed_before_the_final_dot_leaves_nothing_on_the_server(serv
     child = textwrap.dedent(f"""
         import os, signal
         from kizuna.delivery._base import Message
-        from kizuna.delivery._email import SenderIdentity, SmtpTransport
+        from kizuna.delivery._email import SenderIdentity
+        from kizuna.delivery._smtp import SmtpTransport
         message = Message(key="k", ref="{'a' * 32}", customer_id="c", channel="email",
                           address="killed@example.com", subject="s", text="t" * 5000, transactional=True)
         transport = SmtpTransport({server.url!r}, SenderIdentity("Shop <info@shop.example.jp>"))

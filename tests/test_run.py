@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from kizuna._errors import KizunaError
-from kizuna.delivery._email import SmtpTransport
 from kizuna.delivery._line import LineTransport
+from kizuna.delivery._smtp import SmtpTransport
 from kizuna.scenarios import ScenarioError, group_of, load_scenario
 from kizuna.workspace import Settings, Workspace
 
@@ -303,7 +303,7 @@ def _kizuna(*args: str) -> subprocess.CompletedProcess:
 CRASH_RUN = """
 import datetime as dt, sys, zoneinfo
 from kizuna.workspace import Workspace
-from kizuna.delivery._email import SmtpTransport
+from kizuna.delivery._smtp import SmtpTransport
 ws = Workspace.open(sys.argv[1])
 now = dt.datetime(2026, 11, 30, 10, tzinfo=zoneinfo.ZoneInfo("Asia/Tokyo"))
 ws.run(now=now, transports={"email": lambda: SmtpTransport.from_settings(ws.settings, ws.path)})

@@ -3,10 +3,11 @@ message may go. Every transport sends one rendered `Message`; the send ledger ar
 (`kizuna.operations`) makes delivery exactly once."""
 
 from kizuna.delivery._base import CHANNELS, ONLINE_CHANNELS, DeliveryError, Message, Receipt, Transport
-from kizuna.delivery._email import EmailSettingsError, SenderIdentity, SmtpTransport, compose_email
+from kizuna.delivery._email import EmailSettingsError, SenderIdentity, compose_email
 from kizuna.delivery._line import LineSettingsError, LineTransport
 from kizuna.delivery._line_webhook import WebhookEvent, WebhookPayloadError, parse_events, verify_signature
 from kizuna.delivery._rules import SendingRules
+from kizuna.delivery._smtp import SmtpTransport
 
 __all__ = ["CHANNELS", "ONLINE_CHANNELS", "DeliveryError", "EmailSettingsError", "LineSettingsError",
            "LineTransport", "Message", "Receipt", "SenderIdentity", "SendingRules", "SmtpTransport", "Transport",

@@ -6,43 +6,32 @@ Two phases, so that the analytics store is held only while reading it:
    enrolments, written to the ledger in one transaction (a message is enrolled once: its key
    is scenario / step / customer / occasion); then the rows due now, and what rendering and the
    rules need about their customers (contacts, consents, personalisation fields, goals reached).
-2. **Deliver** (operational records only): each due row passes the rules — goal reached →
-   cancelled, no consent or address → suppressed, quiet hours, holidays and the frequency cap →
-   deferred — is rendered and handed to its channel, marked `sending` before and `sent` after.
-   E-mail and LINE go one by one; the offline channels (parcel inserts, direct mail, calls) go
-   into one list file per channel and run, written whole before their rows are marked.
+2. **Deliver** (operational records only): `kizuna.scenarios._dispatch`.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import multiprocessing
 import os
 import secrets
-import threading
 import zoneinfo
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ibis
 import pyarrow as pa
 
 from kizuna._errors import KizunaError
-from kizuna._sheets import write_table
-from kizuna.delivery._base import ONLINE_CHANNELS, DeliveryError, Message, Transport
-from kizuna.delivery._rules import SendingRules
-from kizuna.operations._ledger import RECOVERABLE, WAITING, Delivery, DueRow, Enrolment, Ledger
+from kizuna.delivery._base import Transport
+from kizuna.operations._ledger import Delivery, DueRow, Enrolment, Ledger
+from kizuna.scenarios._dispatch import OUTBOX, Dispatcher, RunReport, StepTally
 from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
 from kizuna.scenarios._fields import personal_fields, related_products
 from kizuna.scenarios._model import Scenario, load_scenarios
-from kizuna.scenarios._render import RenderError, render, template_fields, text_to_html
 
 if TYPE_CHECKING:
     from kizuna.workspace import Workspace
@@ -50,55 +39,11 @@ if TYPE_CHECKING:
 __all__ = ["OUTBOX", "SCENARIO_FOLDER", "RunReport", "StepTally", "group_of", "run_scenarios", "scenario_fields"]
 
 SCENARIO_FOLDER = "scenarios"
-OUTBOX = "outbox"
 RUN_LOCK = ".kizuna-run.lock"
-SAMPLES_PER_STEP = 3
-MAX_TROUBLES = 3  # channel errors in a row after which a run leaves that channel's rows for the next
-PUSH_CONNECTIONS = 4  # connections per channel at once: SMTP and LINE answer in round trips
-# The columns of the offline lists, by channel.
-LIST_COLUMNS = {
-    "insert": ("customer_id", "name", "postal_code", "address", "next_order_id", "scenario", "step", "content"),
-    "dm": ("customer_id", "name", "postal_code", "address", "scenario", "step", "content"),
-    "call": ("customer_id", "name", "phone", "churn_risk", "value_at_risk", "scenario", "step", "script"),
-}
 _CONTACT_COLUMNS = ("customer_id", "name", "email", "phone", "line_user_id", "postal_code", "address",
                     "email_opt_in", "line_opt_in", "dm_opt_in")
 _SCORE_FIELDS = ("matrix_cell", "rfm_rank", "ltv_revenue", "nps_score", "nps_class", "recency_days", "lost_reason")
 _PREDICTION_FIELDS = ("churn_risk", "value_at_risk", "p_alive", "clv", "expected_next_order_on")
-
-
-_COUNTING = threading.Lock()
-
-
-@dataclass
-class StepTally:
-    """What a run did with one scenario step (and, dry, what it would do)."""
-
-    scenario: str
-    step: int
-    channel: str
-    counts: Counter = field(default_factory=Counter)
-
-
-@dataclass
-class RunReport:
-    as_of: dt.date
-    now: dt.datetime
-    dry_run: bool
-    tallies: dict[tuple[str, int], StepTally] = field(default_factory=dict)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def count(self, scenario: Scenario, step: int, what: str, n: int = 1) -> None:
-        with _COUNTING:  # connections of one channel count from their own threads
-            key = (scenario.name, step)
-            if key not in self.tallies:
-                self.tallies[key] = StepTally(scenario.name, step, scenario.steps[step - 1].channel)
-            self.tallies[key].counts[what] += n
-
-    def total(self, what: str) -> int:
-        return sum(t.counts[what] for t in self.tallies.values())
 
 
 def group_of(customer_id: str, scenario: str, *, secret: str, holdout: float, global_control: float) -> str:
@@ -323,8 +268,7 @@ def _customer_data(ws: Workspace, ids: list[str], as_of: dt.date, audience: dict
     for person in people.values():
         person.setdefault("related_products", [])
         person["alternative_name"] = ws.settings.alternative_name
-    if "next_order_id" not in LIST_COLUMNS["insert"]:  # pragma: no cover
-        return people
+    # the parcel-insert list names the order whose parcel takes the insert: the latest not yet shipped
     orders = tables["orders"]
     pending = orders.filter(orders.shipped_at.isnull() & (orders.status.isnull() | (orders.status == "completed")))
     pending = pending.semi_join(wanted, "customer_id").group_by("customer_id").aggregate(
@@ -365,366 +309,3 @@ def _goals_reached(tables: dict[str, ibis.Table], rows: list[DueRow], scenarios:
     return reached
 
 
-class Dispatcher:
-    """Phase 2: the rules, rendering and the channels for the rows due now."""
-
-    def __init__(self, ws: Workspace, report: RunReport, ledger: Ledger, scenarios: dict[str, Scenario],
-                 people: dict[str, dict], reached: set[str], now: dt.datetime, dry_run: bool,
-                 transports: Mapping[str, Callable[[], Transport]] | None, lang: str | None,
-                 progress: Callable[[str, int, int], None] | None) -> None:
-        self.ws, self.report, self.ledger, self.scenarios = ws, report, ledger, scenarios
-        self.people, self.reached, self.now, self.dry_run = people, reached, now, dry_run
-        self.now_unix = int(now.timestamp())
-        self.rules = SendingRules.from_settings(ws.settings)
-        self.transports = transports if transports is not None else default_transports(ws, lang or "ja")
-        self.lang = lang
-        self.progress = progress
-        self.links = ws.links
-        self.consents = {channel: ws.operations.consents(channel) for channel in ("email", "line", "dm", "call",
-                                                                                    "insert")}
-        self.recent = ledger.recent_sends(people, self.now_unix - ws.settings.cap_days * 86_400)
-        self.samples: Counter = Counter()
-        self.previous: dict[str, tuple[str, int, int | None]] = {}
-        self.parent: int | None = None  # in a forked sending process: the run's PID
-        self.lock = threading.Lock()
-        self.sent_so_far = 0
-
-    # -- rules ----------------------------------------------------------------------------
-    def address(self, row: DueRow, person: dict | None) -> tuple[str | None, str | None]:
-        """(address, None) if the customer may get this row's message, else (None, why not)."""
-        if person is None:
-            return None, "customer not in the store"
-        channel = row.channel
-        own = self.consents[channel].get(row.customer_id)
-        if own is False:
-            return None, "opted out"
-        if channel == "email":
-            if not person.get("email"):
-                return None, "no e-mail address"
-            if not row.transactional and not (person.get("email_opt_in") or own):
-                return None, "no e-mail consent recorded"  # 特定電子メール法: opt-in only
-            return person["email"], None
-        if channel == "line":
-            user = person.get("line_user_id")
-            if not user:
-                return None, "no LINE user id"
-            line_own = self.consents["line"].get(user)
-            if line_own is False:
-                return None, "unfollowed on LINE"
-            if person.get("line_opt_in") is False and not line_own:
-                return None, "opted out of LINE"
-            return user, None
-        if channel in ("dm", "insert"):
-            if channel == "dm" and person.get("dm_opt_in") is False:
-                return None, "opted out of direct mail"
-            if not person.get("address"):
-                return None, "no postal address"
-            return person["address"], None
-        if not person.get("phone"):
-            return None, "no telephone number"
-        return person["phone"], None
-
-    def hold(self, row: DueRow) -> int | None:
-        """None if the row may go now, else when it may (quiet hours, holiday, frequency cap)."""
-        if row.transactional:
-            return None
-        later = self.now_unix
-        if row.channel in ONLINE_CHANNELS:
-            later = max(later, int(self.rules.next_allowed(self.now).timestamp()))
-        if row.channel != "insert":
-            frees = self.rules.cap_frees_at(self.recent.get(row.customer_id, []), self.now_unix)
-            if frees is not None:
-                later = max(later, frees)
-        return None if later <= self.now_unix else later
-
-    # -- rendering ------------------------------------------------------------------------
-    def message(self, row: DueRow, person: dict, address: str) -> Message:
-        scenario = self.scenarios[row.scenario]
-        step = scenario.steps[row.step - 1]
-        lang = self.lang or scenario.lang
-        fields = {k: ("" if v is None else v) for k, v in person.items()}
-        fields.update(
-            detail=row.detail or "", occasion=row.occasion,
-            occasion_at=dt.datetime.fromtimestamp(row.occasion_ts, self.rules.zone).strftime("%Y-%m-%d"),
-            unsubscribe_url=self.links.unsubscribe_url(row.ref),
-            survey_url="",
-        )
-        uses = template_fields(step.body[lang]) | template_fields(step.subject[lang])
-        if "survey_url" in uses:
-            if not self.dry_run:
-                self.ws.operations.survey_link(row.customer_id, row.channel, scenario=scenario.name, ref=row.ref)
-            fields["survey_url"] = self.links.survey_url(row.ref)
-        text = render(step.body[lang], fields, scenario=scenario.name, step=step.number)
-        subject = render(step.subject[lang], fields, scenario=scenario.name, step=step.number).strip()
-        marketing = not step.transactional
-        return Message(
-            key=row.key, ref=row.ref, customer_id=row.customer_id, channel=row.channel, address=address,
-            subject=subject, text=text, html=text_to_html(text) if row.channel == "email" else None,
-            unsubscribe_url=fields["unsubscribe_url"] if marketing and row.channel == "email" else None,
-            transactional=step.transactional, fields=fields,
-        )
-
-    # -- the loop -------------------------------------------------------------------------
-    def previous_step(self, row: DueRow) -> int | None:
-        """None if the step before `row` is done with, else when `row` may go at the earliest.
-
-        A step follows the one before it by its wait_days: a deferred first e-mail holds back
-        the second; one that was suppressed or failed does not.
-        """
-        if row.step == 1:
-            return None
-        before = self.previous.get(_step_key(row, row.step - 1))
-        if before is None:
-            return None
-        status, due_ts, sent_ts = before
-        wait = self.scenarios[row.scenario].steps[row.step - 1].wait_days * 86_400
-        if status in (*WAITING, *RECOVERABLE):
-            return max(due_ts, self.now_unix) + max(wait, 1)
-        if status in ("sent", "unconfirmed") and sent_ts is not None and sent_ts + wait > self.now_unix:
-            return sent_ts + wait
-        return None
-
-    def run(self, due: list[DueRow]) -> None:
-        offline: dict[str, list[tuple[DueRow, Message]]] = defaultdict(list)
-        online: dict[str, list[tuple[DueRow, Message]]] = defaultdict(list)
-        self.previous = self.ledger.states([_step_key(r, r.step - 1) for r in due if r.step > 1])
-        for row in due:
-            scenario = self.scenarios[row.scenario]
-            if row.status == "committing":  # killed after the point of no return: never twice
-                self.settle(scenario, row, "unconfirmed", "the run stopped while the server took it")
-                continue
-            if row.status == "sending" and row.channel not in ONLINE_CHANNELS and row.batch \
-                    and self.batch_written(row):  # its list was written before the run was killed
-                if not self.dry_run:
-                    self.ledger.sent([row.key], note=row.batch, at=self.now_unix)
-                self.report.count(scenario, row.step, "sent")
-                continue
-            if row.key in self.reached:
-                self.settle(scenario, row, "cancelled", "goal reached")
-                continue
-            person = self.people.get(row.customer_id)
-            address, why_not = self.address(row, person)
-            if address is None:
-                self.settle(scenario, row, "suppressed", why_not)
-                continue
-            if row.status in ("scheduled", "deferred"):
-                after = self.previous_step(row)
-                if after is not None:
-                    self.settle(scenario, row, "deferred", f"waits for step {row.step - 1}", due_ts=after)
-                    self.previous[row.key] = ("deferred", after, None)
-                    continue
-                later = self.hold(row)
-                if later is not None:
-                    self.settle(scenario, row, "deferred", "quiet hours, holiday or frequency cap", due_ts=later)
-                    self.previous[row.key] = ("deferred", later, None)
-                    continue
-            try:
-                message = self.message(row, person, address)
-            except RenderError as exc:
-                self.settle(scenario, row, "failed", str(exc))
-                self.report.problems.append(str(exc))
-                continue
-            if not row.transactional and row.channel != "insert":
-                self.recent.setdefault(row.customer_id, []).append(self.now_unix)
-            self.previous[row.key] = ("sent", row.due_ts, self.now_unix)  # goes in this run
-            if self.dry_run:
-                self.report.count(scenario, row.step, "would_send")
-                self.sample(scenario, row, message)
-                continue
-            (online if row.channel in ONLINE_CHANNELS else offline)[row.channel].append((row, message))
-        for channel, items in offline.items():
-            self.write_list(channel, items)
-        for channel, items in online.items():
-            self.push(channel, items)
-
-    def settle(self, scenario: Scenario, row: DueRow, status: str, note: str | None, *,
-               due_ts: int | None = None) -> None:
-        self.report.count(scenario, row.step, status)
-        self.previous[row.key] = (status, due_ts or row.due_ts, None)
-        if not self.dry_run:
-            self.ledger.settle(row.key, status, note, due_ts=due_ts, at=self.now_unix)
-
-    def sample(self, scenario: Scenario, row: DueRow, message: Message) -> None:
-        if self.samples[(row.scenario, row.step)] < SAMPLES_PER_STEP:
-            self.samples[(row.scenario, row.step)] += 1
-            self.report.samples.append({"scenario": scenario.name, "step": row.step, "channel": row.channel,
-                                        "customer_id": row.customer_id, "subject": message.subject,
-                                        "text": message.text})
-
-    def push(self, channel: str, items: list[tuple[DueRow, Message]]) -> None:
-        """Send e-mail or LINE messages over a few connections at once, a customer's in order."""
-        factory = self.transports.get(channel)
-        if factory is None:
-            self.report.problems.append(_NO_TRANSPORT[channel].format(n=len(items)))
-            for row, _ in items:
-                self.report.count(self.scenarios[row.scenario], row.step, "waiting")
-            return
-        workers = max(1, min(PUSH_CONNECTIONS, len(items) // 50))
-        parts: list[list[tuple[DueRow, Message]]] = [[] for _ in range(workers)]
-        for item in items:  # one customer's messages stay on one connection, in step order
-            parts[int(hashlib.md5(item[0].customer_id.encode()).hexdigest(), 16) % workers].append(item)
-        self.sent_so_far = 0
-        if workers == 1:
-            self._push_part(channel, factory, parts[0], len(items))
-        elif channel == "email":
-            self._push_in_processes(channel, factory, parts, len(items))
-        else:  # LINE: a resend after a crash is safe (the retry key), so threads will do
-            with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=f"kizuna-{channel}") as pool:
-                for done in [pool.submit(self._push_part, channel, factory, part, len(items)) for part in parts]:
-                    done.result()  # a transport's settings error stops the run here, rows left to resend
-
-    def _push_in_processes(self, channel: str, factory: Callable[[], Transport],
-                           parts: list[list[tuple[DueRow, Message]]], total: int) -> None:
-        """E-mail over several connections, one process each (forked: nothing is pickled).
-
-        Why not threads: between marking a row `committing` and writing SMTP's final "." another
-        thread may hold the GIL for milliseconds, and a kill then loses the message (it counts as
-        maybe sent). In a process of its own the two are microseconds apart.
-        """
-        context = multiprocessing.get_context("fork")
-        if self.progress:
-            self.progress(channel, 0, total)
-        children = []
-        for part in parts:
-            receiver, sender = context.Pipe(duplex=False)
-            child = context.Process(target=self._push_child, args=(channel, factory, part, total, sender),
-                                    name=f"kizuna-{channel}", daemon=True)
-            child.start()
-            sender.close()
-            children.append((child, receiver))
-        outcomes = []
-        for child, receiver in children:
-            try:
-                outcomes.append(receiver.recv())  # EOF if the child died without answering
-            except EOFError:
-                outcomes.append(({}, [], f"{channel}: a delivery process stopped (exit code {child.exitcode}); "
-                                         "its messages wait for the next run"))
-            child.join()
-        for tallies, problems, error in outcomes:
-            for (name, step), counts in tallies.items():
-                for what, n in counts.items():
-                    self.report.count(self.scenarios[name], step, what, n)
-            self.report.problems.extend(problems)
-            if error is not None:  # e.g. the SMTP login was refused: the rows wait for the next run
-                raise KizunaError(error)
-        if self.progress:
-            self.progress(channel, total, total)
-
-    def _push_child(self, channel: str, factory: Callable[[], Transport], part: list[tuple[DueRow, Message]],
-                    total: int, results) -> None:
-        # a forked copy: its own SQLite connection, its own tallies; back to the parent through `results`
-        self.parent = os.getppid()  # a run killed with SIGKILL takes its children's sending with it
-        self.ws.operations.forget_connections()
-        self.report = RunReport(self.report.as_of, self.report.now, self.report.dry_run)
-        self.progress = None
-        error = None
-        try:
-            self._push_part(channel, factory, part, total)
-        except KizunaError as exc:
-            error = str(exc)
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which stops the run
-            error = f"{channel}: {type(exc).__name__}: {exc}"
-        tallies = {key: dict(t.counts) for key, t in self.report.tallies.items()}
-        results.send((tallies, self.report.problems, error))
-        results.close()
-        os._exit(0)  # no cleanup of what the parent owns (its store connection, its threads)
-
-    def _push_part(self, channel: str, factory: Callable[[], Transport], items: list[tuple[DueRow, Message]],
-                   total: int) -> None:
-        troubles = 0  # channel errors in a row: the server is away, or the credentials are wrong
-        try:
-            with factory() as transport:
-                for row, message in items:
-                    scenario = self.scenarios[row.scenario]
-                    if self.parent is not None and os.getppid() != self.parent:
-                        break  # the run that forked this process was killed: stop where we are
-                    if troubles >= MAX_TROUBLES:
-                        self.report.count(scenario, row.step, "waiting")
-                        continue
-                    troubles = self._push_one(channel, transport, scenario, row, message, troubles, total)
-        finally:
-            if threading.current_thread() is not threading.main_thread():
-                self.ws.operations.close()  # this thread's SQLite connection
-
-    def _push_one(self, channel: str, transport: Transport, scenario: Scenario, row: DueRow, message: Message,
-                  troubles: int, total: int) -> int:
-        self.ledger.sending(row.key)
-        committed: list[bool] = []
-
-        def committing() -> None:
-            self.ledger.committing(row.key)
-            committed.append(True)
-
-        try:
-            receipt = transport.send(message, committing=committing)
-        except DeliveryError as exc:
-            refused_us = exc.status in (401, 403)  # our token or login, not this message
-            if committed and channel != "line":  # past the point of no return: never twice
-                self.settle(scenario, row, "unconfirmed", exc.reason)
-            elif exc.permanent and not refused_us:
-                self.settle(scenario, row, "failed", exc.reason)
-                return 0
-            else:  # the row goes back to wait for the next run
-                self.settle(scenario, row, "scheduled", exc.reason)
-                self.report.count(scenario, row.step, "waiting")
-                troubles = MAX_TROUBLES if refused_us else troubles + 1
-                if troubles >= MAX_TROUBLES:
-                    self.report.problems.append(f"{channel}: {exc.reason} (the rest wait for the next run)")
-            return troubles
-        self.ledger.sent([row.key], provider_id=receipt.provider_id, at=self.now_unix,
-                         note="accepted earlier (409)" if receipt.already_accepted else None)
-        self.report.count(scenario, row.step, "sent")
-        if self.progress:
-            with self.lock:
-                self.sent_so_far += 1
-                self.progress(channel, self.sent_so_far, total)
-        return 0
-
-    def batch_written(self, row: DueRow) -> bool:
-        folder = self.ws.path / OUTBOX / row.channel
-        return all((folder / f"{row.batch}.{fmt}").exists() for fmt in ("csv", "xlsx"))
-
-    def write_list(self, channel: str, items: list[tuple[DueRow, Message]]) -> None:
-        """One list file (csv and xlsx) per channel and run; rows marked sent once both exist."""
-        folder = self.ws.path / OUTBOX / channel
-        folder.mkdir(parents=True, exist_ok=True)
-        batch = f"{self.now.strftime('%Y%m%d-%H%M%S')}-{channel}-{secrets.token_hex(3)}"
-        keys = [row.key for row, _ in items]
-        self.ledger.sending_many(keys, batch)
-        columns = LIST_COLUMNS[channel]
-        rows = []
-        for row, message in items:
-            values = {**message.fields, "scenario": row.scenario, "step": row.step,
-                      "content": message.text, "script": message.text}
-            rows.append([values.get(c, "") for c in columns])
-        for fmt in ("csv", "xlsx"):
-            write_table(folder / f"{batch}.{fmt}", columns, rows, fmt=fmt)
-        self.ledger.sent(keys, note=batch, at=self.now_unix)
-        self.report.files.extend(folder / f"{batch}.{fmt}" for fmt in ("csv", "xlsx"))
-        for row, _ in items:
-            self.report.count(self.scenarios[row.scenario], row.step, "sent")
-
-
-_NO_TRANSPORT = {
-    "email": "{n} e-mails wait: no SMTP server is set; fill in [email] smtp_url in kizuna.toml.",
-    "line": "{n} LINE messages wait: set KIZUNA_LINE_TOKEN to the channel access token.",
-}
-
-
-def _step_key(row: DueRow, step: int) -> str:
-    return f"{row.scenario}/{step}/{row.customer_id}/{row.occasion}"
-
-
-def default_transports(ws: Workspace, lang: str) -> dict[str, Callable[[], Transport]]:
-    """The channels kizuna.toml and the environment configure."""
-    import os
-
-    from kizuna.delivery._email import SmtpTransport
-    from kizuna.delivery._line import LineTransport
-
-    result: dict[str, Callable[[], Transport]] = {}
-    if ws.settings.smtp_url:
-        result["email"] = lambda: SmtpTransport.from_settings(ws.settings, ws.path, lang=lang)
-    if os.environ.get("KIZUNA_LINE_TOKEN"):
-        result["line"] = lambda: LineTransport.from_settings(ws.settings)
-    return result
