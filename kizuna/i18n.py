@@ -136,9 +136,13 @@ _LABELS: dict[str, tuple[str, str]] = {
     "action_check_in": ("お礼と近況確認の電話", "thank-you and check-in call"),
     "demo_next": (
         "次の一手: kizuna priority --dir {dir} -f xlsx -o call-list.xlsx で架電リスト (リスク金額順) を作成、"
-        "kizuna export 離脱候補者 --dir {dir} -f xlsx -o churn.xlsx でセグメントの顧客一覧",
+        "kizuna export 離脱候補者 --dir {dir} -f xlsx -o churn.xlsx でセグメントの顧客一覧、"
+        "kizuna run --dry-run --dir {dir} で {dir}/scenarios/ のシナリオが誰に何を送るかを確認、"
+        "kizuna user add NAME --role operator --dir {dir} のあと kizuna serve --dir {dir} でダッシュボード",
         "Next: kizuna priority --dir {dir} -f xlsx -o call-list.xlsx writes the call list (by value at risk); "
-        "kizuna export churn_candidate --dir {dir} -f xlsx -o churn.xlsx a segment's customers",
+        "kizuna export churn_candidate --dir {dir} -f xlsx -o churn.xlsx a segment's customers; "
+        "kizuna run --dry-run --dir {dir} shows who the scenarios in {dir}/scenarios/ would reach with what; "
+        "kizuna user add NAME --role operator --dir {dir}, then kizuna serve --dir {dir} for the dashboard",
     ),
 }
 
