@@ -453,6 +453,8 @@ def test_real_uvicorn_server_records_answers_and_logs_no_tokens(site: Site, capl
     log_filter = AccessLogFilter()
     access.addFilter(log_filter)
     caplog.set_level(logging.INFO)
+    # another test's uvicorn.Config(log_level="warning") leaves uvicorn's loggers at WARNING
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
     try:
         with ThreadServer(Starlette(routes=public_routes(site.state))) as base, httpx.Client(base_url=base) as http:
             token = form_field(http.get(survey).text)

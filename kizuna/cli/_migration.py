@@ -35,7 +35,7 @@ def migration(
     fmt: FormatOption = "table",
 ) -> None:
     """Segment migration between two dates: customers moved between cells or ranks, churn candidates → loyal."""
-    from kizuna.analytics._migration import migration_headline, migration_sankey_svg
+    from kizuna.analytics import migration_headline, migration_sankey_svg
     from kizuna.workspace import Workspace
 
     _check(lang, fmt)
@@ -64,7 +64,7 @@ def migration(
 def show_migration(table, headline: dict, lang: str, fmt: str) -> None:
     """The transitions as a cross table (rows: start, columns: end) and the headline figures;
     csv: one row per (from, to) pair; json: both."""
-    from kizuna.analytics._migration import migration_label
+    from kizuna.analytics import migration_label
 
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     rows = [{**r, "from_label": migration_label(r["from_segment"], lang),

@@ -268,6 +268,10 @@ class Operations:
             db.executemany("UPDATE survey_answers SET merged = 1 WHERE ref = ?", [(r,) for r in refs])
 
     # -- webhook events -----------------------------------------------------------------------
+    def seen_event(self, event_id: str) -> bool:
+        """Whether a webhook event with this id was recorded (a redelivery of it changes nothing)."""
+        return self.db.execute("SELECT 1 FROM webhook_events WHERE event_id = ?", (event_id,)).fetchone() is not None
+
     def first_delivery_of(self, event_id: str, kind: str) -> bool:
         """Record a webhook event; False when the same event id was recorded before (a redelivery)."""
         with self.write() as db:

@@ -32,7 +32,7 @@ from starlette.templating import Jinja2Templates
 from kizuna._errors import KizunaError, NoDataError
 from kizuna.web._auth import COOKIE, SESSION_SECONDS, Session, SessionCodec, check_password, dummy_check, valid_csrf
 from kizuna.web._labels import Words
-from kizuna.web._public import RateLimiter
+from kizuna.web._public import PublicState, RateLimiter, public_routes
 from kizuna.web._store import Pending, Reader, StoreBusy
 
 __all__ = ["create_app", "page"]
@@ -285,7 +285,7 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
         *_dashboard.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    routes[:0] = _public_routes(state)
+    routes[:0] = public_routes(PublicState.from_workspace(state.path))  # survey, unsubscribe, LINE webhook
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -302,14 +302,3 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
     return app
 
 
-def _public_routes(state: WebState) -> list[Any]:
-    """The public pages (survey, unsubscribe, LINE webhook) when this version has them."""
-    try:
-        from kizuna.web import _public  # type: ignore[attr-defined]
-    except ModuleNotFoundError as exc:
-        if exc.name != "kizuna.web._public":  # a module it needs is missing: say so
-            raise
-        return []
-    # its own state (operations, links, LINE secret, rate limiter) when it defines one
-    maker = getattr(getattr(_public, "PublicState", None), "from_workspace", None)
-    return list(_public.public_routes(maker(state.path) if maker else state))

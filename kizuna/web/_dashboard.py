@@ -196,65 +196,45 @@ def _day(value: str | None) -> dt.date | None:
 
 def _migration(from_day: dt.date, to_day: dt.date, by: str) -> Callable[[Any], dict[str, Any]]:
     def compute(ws: Any) -> dict[str, Any]:
-        table = ws.migration(from_day, to_day, by=by)
-        try:  # the order, labels and headline figures of `kizuna migration`, when this version has them
-            from kizuna.analytics._migration import migration_headline, migration_order
+        from kizuna.analytics import migration_headline, migration_order
 
-            order, headline = list(migration_order(ws.settings, by)), migration_headline(table)
-        except ImportError:
-            order, headline = [], {}
-        return {"rows": table.to_pylist(), "order": order, "headline": headline}
+        table = ws.migration(from_day, to_day, by=by)
+        return {"rows": table.to_pylist(), "order": list(migration_order(ws.settings, by)),
+                "headline": migration_headline(table)}
 
     return compute
 
 
-def _migration_label(key: str, lang: str) -> str:
-    try:
-        from kizuna.analytics._migration import migration_label
-    except ImportError:
-        return Words(lang).segment(key)
-    return migration_label(key, lang)
-
-
 @page()
 def migration(request: Request, session: Session) -> Response:
-    from kizuna.workspace import Workspace
+    from kizuna.analytics import migration_label
 
     reader = request.app.state.kizuna.reader
-    available = hasattr(Workspace, "migration")
     q = request.query_params
     by = q.get("by") if q.get("by") in ("cell", "rank") else "cell"
-    context: dict[str, Any] = {"available": available, "by": by, "rows": [], "svg": "", "grid": {}, "keys": [],
-                               "headline": {}}
-    if available:
-        data, _stale = reader.cached("dashboard", dashboard_figures, snapshot=True)
-        to_day = _day(q.get("to")) or data["as_of"]
-        from_day = _day(q.get("from")) or to_day - dt.timedelta(days=90)
-        if from_day >= to_day:
-            from_day = to_day - dt.timedelta(days=90)
-        found, _stale = reader.cached(f"migration:{from_day}:{to_day}:{by}", _migration(from_day, to_day, by),
-                                      wait=2.0, snapshot=True)
-        rows = found["rows"]
-        seen = {r["from_segment"] for r in rows} | {r["to_segment"] for r in rows}
-        keys = [k for k in found["order"] if k in seen] + sorted(seen - set(found["order"]), key=str)
-        names = {k: _migration_label(k, session.lang) for k in keys}
-        context.update({"rows": rows, "from_day": from_day, "to_day": to_day, "keys": keys, "names": names,
-                        "headline": found["headline"],
-                        "grid": {(r["from_segment"], r["to_segment"]): r["customers"] for r in rows},
-                        "svg": _charts.flow_svg(rows, keys, names)})
-    return render(request, session, "migration.html", context)
+    data, _stale = reader.cached("dashboard", dashboard_figures, snapshot=True)
+    to_day = _day(q.get("to")) or data["as_of"]
+    from_day = _day(q.get("from")) or to_day - dt.timedelta(days=90)
+    if from_day >= to_day:
+        from_day = to_day - dt.timedelta(days=90)
+    found, _stale = reader.cached(f"migration:{from_day}:{to_day}:{by}", _migration(from_day, to_day, by),
+                                  wait=2.0, snapshot=True)
+    rows = found["rows"]
+    seen = {r["from_segment"] for r in rows} | {r["to_segment"] for r in rows}
+    keys = [k for k in found["order"] if k in seen] + sorted(seen - set(found["order"]), key=str)
+    names = {k: migration_label(k, session.lang) for k in keys}
+    return render(request, session, "migration.html", {
+        "by": by, "rows": rows, "from_day": from_day, "to_day": to_day, "keys": keys, "names": names,
+        "headline": found["headline"], "grid": {(r["from_segment"], r["to_segment"]): r["customers"] for r in rows},
+        "svg": _charts.flow_svg(rows, keys, names),
+    })
 
 
 @page()
 def results(request: Request, session: Session) -> Response:
-    from kizuna.workspace import Workspace
-
-    available = hasattr(Workspace, "results")
-    rows: list[dict[str, Any]] = []
-    if available:
-        with request.app.state.kizuna.reader.workspace() as ws:
-            rows = list(ws.results(lang=session.lang))
-    return render(request, session, "results.html", {"available": available, "rows": rows})
+    with request.app.state.kizuna.reader.workspace() as ws:
+        rows = list(ws.results(lang=session.lang))
+    return render(request, session, "results.html", {"rows": rows})
 
 
 def routes() -> list[Route]:

@@ -264,8 +264,7 @@ class _Pages:
             # Seen before → nothing. Else the consent first, the event after: a crash between the
             # two leaves an event LINE redelivers and applies again (set_consent is idempotent and
             # ordered by the event's time); the other order could lose an opt-out.
-            if event.event_id and self.ops.query("SELECT 1 FROM webhook_events WHERE event_id = ?",
-                                                 (event.event_id,)):
+            if event.event_id and self.ops.seen_event(event.event_id):
                 continue
             follow = event.type == "follow"
             at = event.timestamp // 1000 if event.timestamp else None

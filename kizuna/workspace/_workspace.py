@@ -297,16 +297,14 @@ class Workspace:
         `by` is "cell" (NPS × LTV matrix) or "rank" (RFM rank, ids `rank_<label>`); both days are
         computed as of their end with this workspace's settings, whatever the last `analyze`.
         Columns from_segment, to_segment, customers; `from_segment` "new" for customers who were
-        not customers yet at `from_day`. `kizuna.analytics._migration.migration_headline(table)`
-        gives the headline figures (churn candidates → loyal).
+        not customers yet at `from_day`. `kizuna.analytics.migration_headline(table)` gives the
+        headline figures (churn candidates → loyal).
         """
-        from kizuna.analytics._migration import segment_migration
-
         from_day, to_day = self.check_day(from_day), self.check_day(to_day)
         if self.store.count("orders") == 0:
             raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
         with self.store.engine_errors():
-            return segment_migration(self.tables(), self.settings, from_day, to_day, by=by)
+            return analytics.segment_migration(self.tables(), self.settings, from_day, to_day, by=by)
 
     def export_segment(self, segment: str, path: Path | str, *, fmt: str = "csv", lang: str = "ja") -> int:
         """Write the customer list of a segment (cell, rank, named segment or flag).
