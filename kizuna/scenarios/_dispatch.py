@@ -239,8 +239,10 @@ class Dispatcher:
             try:
                 message = self.message(row, person, address)
             except RenderError as exc:
-                self.settle(scenario, row, "failed", str(exc))
-                self.report.problems.append(str(exc))
+                # a mistake in the scenario file, not in this message: the row waits for the fix
+                self.report.count(scenario, row.step, "waiting")
+                if str(exc) not in self.report.problems:
+                    self.report.problems.append(str(exc))
                 continue
             if not row.transactional and row.channel != "insert":
                 self.recent.setdefault(row.customer_id, []).append(self.now_unix)

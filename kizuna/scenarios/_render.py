@@ -52,9 +52,11 @@ def render(text: str, fields: dict[str, Any], *, scenario: str, step: int) -> st
     try:
         return _compiled(text).render(fields)
     except jinja2.UndefinedError as exc:
-        name = re.search(r"'([^']+)' is undefined", str(exc))
-        raise RenderError(scenario, step, f"the template uses {exc.message}; the fields it may use are "
-                          f"{', '.join(sorted(fields))}.", name.group(1) if name else None) from None
+        found = re.search(r"'([^']+)' is undefined", str(exc))
+        name = found.group(1) if found else None
+        what = f"{{{{ {name} }}}}, which is not a field" if name else exc.message
+        raise RenderError(scenario, step, f"the template uses {what}; fix the scenario file. The fields it may use "
+                          f"are {', '.join(sorted(fields))}.", name) from None
     except (jinja2.TemplateError, TypeError, ValueError) as exc:
         raise RenderError(scenario, step, f"the template failed: {exc}") from None
 
