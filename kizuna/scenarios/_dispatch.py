@@ -220,17 +220,19 @@ class Dispatcher:
             if row.key in self.reached:
                 self.settle(scenario, row, "cancelled", "goal reached")
                 continue
+            # a step keeps its place in the scenario: it waits for the one before it even when it
+            # will not go itself (a parcel insert never arrives before the e-mail it follows)
+            after = self.previous_step(row) if row.status in ("scheduled", "deferred") else None
+            if after is not None:
+                self.settle(scenario, row, "deferred", f"waits for step {row.step - 1}", due_ts=after)
+                self.previous[row.key] = ("deferred", after, None)
+                continue
             person = self.people.get(row.customer_id)
             address, why_not = self.address(row, person)
             if address is None:
                 self.settle(scenario, row, "suppressed", why_not)
                 continue
             if row.status in ("scheduled", "deferred"):
-                after = self.previous_step(row)
-                if after is not None:
-                    self.settle(scenario, row, "deferred", f"waits for step {row.step - 1}", due_ts=after)
-                    self.previous[row.key] = ("deferred", after, None)
-                    continue
                 later = self.hold(row)
                 if later is not None:
                     self.settle(scenario, row, "deferred", "quiet hours, holiday or frequency cap", due_ts=later)
