@@ -26,6 +26,8 @@ from test_web import (
 
 from kizuna.web import create_app
 
+from servers import unavailable
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
@@ -45,7 +47,7 @@ def site(browser_demo: WebDemo) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (bash .ci/install-system.sh)", pytrace=False)
+        unavailable(f"{CHROMIUM} is missing: install Debian's chromium (bash .ci/install-system.sh)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
