@@ -186,6 +186,7 @@ _LABELS |= {
     "run_deferred": ("保留", "Deferred"),
     "run_suppressed": ("配信停止等", "Suppressed"), "run_cancelled": ("目標達成", "Goal reached"),
     "run_waiting": ("待機", "Waiting"), "run_unconfirmed": ("未確認", "Unconfirmed"), "run_due": ("配信時期", "Due"),
+    "run_resend": ("再送待ち (同一Message-ID)", "To resend (same Message-ID)"),
     "run_delivered": ("到達", "Delivered"), "run_treated_rate": ("施策群CVR", "Treated rate"),
     "run_control_rate": ("対照群CVR", "Control rate"), "run_uplift": ("差 (95%区間)", "Uplift (95% CI)"),
     "run_verdict": ("判定", "Verdict"), "run_incremental_revenue": ("増分売上", "Incremental revenue"),
@@ -200,6 +201,47 @@ _LABELS |= {
     "channel_insert": ("同梱物", "parcel insert"), "channel_dm": ("DM", "direct mail"),
     "channel_call": ("架電", "call"),
 }
+
+# models that did not fit the data (`kizuna predict`, `backtest`, `priority`, the web pages; issue #18)
+_LABELS |= {
+    "fit_failed_bg_nbd": (
+        "BG/NBDモデルはこのデータでは収束しませんでした ({reason}): 稼働確率・期待購入回数・次回購入予定日・CLV・"
+        "離脱リスク金額は空欄です。離脱確率は離脱モデルだけで求めています。",
+        "BG/NBD did not converge on this data ({reason}): P(alive), expected orders, next order date, CLV and "
+        "value at risk are left empty; churn risk comes from the churn model alone.",
+    ),
+    "fit_failed_gamma_gamma": (
+        "Gamma-Gammaモデルはこのデータでは収束しませんでした ({reason}): 期待購入単価は各顧客の平均購入単価 "
+        "(リピートのない顧客は全体の平均) です。",
+        "Gamma-Gamma did not converge on this data ({reason}): the expected order value is each customer's own "
+        "average order value (the overall average for customers without repeat orders).",
+    ),
+    "fit_failed_shifted_beta_geo": (
+        "sBGモデルは定期購入の継続データでは収束しませんでした ({reason}): 解約確率は空欄です。",
+        "sBG did not converge on the subscriptions ({reason}): the cancellation probability is left empty.",
+    ),
+    "fit_partial_bg_nbd": (
+        "{n}人の顧客はBG/NBDの値が計算できなかったため、稼働確率・期待購入回数・CLV・離脱リスク金額が空欄です。",
+        "{n} customers' P(alive), expected orders, CLV and value at risk could not be computed and are left empty.",
+    ),
+    "fit_reason_no_dropout": ("{span}間だれも離脱していません", "nobody has dropped out in {span}"),
+    "fit_reason_no_cancellation": ("解約した人がいません", "nobody has cancelled"),
+    "fit_reason_no_repeat_buyers": ("リピート購入した顧客がいません", "no customer has a repeat order"),
+    "fit_reason_no_time": ("観察期間がありません", "no time has been observed"),
+    "fit_reason_diverged": ("パラメータが0か無限大に発散します", "its parameters run off to 0 or infinity"),
+    "fit_reason_not_identified": ("データからパラメータが定まりません", "the data do not pin its parameters down"),
+    "fit_reason_not_converged": ("最適化が収束しません", "the optimiser does not converge"),
+    "span_years": ("{n}年", "{n} years"),
+    "span_days": ("{n}日", "{n} days"),
+    "not_computed": ("計算できません", "not computed"),
+    "not_computed_hint": ("モデルがこのデータに収束しなかったため空欄です (kizuna predict の注意を参照)",
+                          "left empty: the model did not converge on this data (see kizuna predict)"),
+    "call_list_no_value_at_risk": (
+        "離脱リスク金額が計算できなかったため (kizuna predict の注意を参照)、離脱確率の高い順に並べています。",
+        "Value at risk could not be computed (see kizuna predict), so the list is ordered by churn risk.",
+    ),
+}
+
 
 def label(key: str, lang: str = "ja") -> str:
     """The label for `key` in `lang`; the key itself when none is defined."""

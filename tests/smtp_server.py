@@ -1,9 +1,11 @@
 """A real SMTP server on 127.0.0.1 for the tests and the bench scripts: aiosmtpd in a thread.
 
 It keeps every message it accepted, with its envelope and its raw bytes, and can be told to
-require AUTH (LOGIN / PLAIN with one user and password), to refuse some recipients with a
-given reply, or to drop the connection when a recipient is named — the failures a transport
-must survive. ::
+require AUTH (LOGIN / PLAIN with one user and password), to refuse some recipients (or all)
+with a given reply at RCPT or after the final dot of DATA, to drop the connection when a
+recipient is named or right after the final dot, or to answer the dot late — the failures a
+transport must survive. The failure settings are plain attributes: a test may change them
+between runs ("the server is healthy again"). ::
 
     with SmtpServer(user="shop", password="secret") as server:
         ...send to server.host, server.port...
@@ -65,12 +67,23 @@ class SmtpServer:
         with exactly these; a wrong password is answered "535".
     refuse
         Recipient address → the reply its RCPT gets, e.g. ``{"nobody@example.jp": "550 5.1.1
-        no such user"}`` or a 4xx reply.
+        no such user"}`` or a 4xx reply; the address ``"*"`` stands for every recipient
+        (``{"*": "550 5.7.1 Relay access denied"}``).
     refuse_data
-        Recipient address → the reply to the end of DATA (after the final dot): content refused.
+        Recipient address (or ``"*"``) → the reply to the end of DATA (after the final dot):
+        content refused (5xx) or "try again later" (4xx).
     drop
         Recipient addresses whose RCPT makes the server close the connection, like a server
         that crashed or a network that broke in the middle of a transaction.
+    drop_after_dot
+        Recipient addresses (or ``"*"``) whose message makes the server close the connection
+        right after reading the final dot, without answering it.
+    store_dropped
+        Whether such a message was stored before the connection went (the server took it and
+        crashed before it could say so); False: it was lost with the connection.
+    answer_after
+        Seconds the server waits after the final dot before answering (a client with a
+        shorter timeout sees no answer); the message is stored.
     keep
         False: count the messages without keeping them (long benchmarks).
     pipelining
@@ -80,7 +93,8 @@ class SmtpServer:
 
     def __init__(self, *, user: str | None = None, password: str | None = None,
                  refuse: Mapping[str, str] | None = None, refuse_data: Mapping[str, str] | None = None,
-                 drop: Iterable[str] = (), keep: bool = True, pipelining: bool = False, port: int = 0) -> None:
+                 drop: Iterable[str] = (), drop_after_dot: Iterable[str] = (), store_dropped: bool = False,
+                 answer_after: float = 0.0, keep: bool = True, pipelining: bool = False, port: int = 0) -> None:
         if (user is None) != (password is None):
             raise ValueError("give both user and password, or neither")
         self.user = user
@@ -88,6 +102,9 @@ class SmtpServer:
         self.refuse = dict(refuse or {})
         self.refuse_data = dict(refuse_data or {})
         self.drop = frozenset(drop)
+        self.drop_after_dot = frozenset(drop_after_dot)
+        self.store_dropped = store_dropped
+        self.answer_after = answer_after
         self.keep = keep
         self.pipelining = pipelining
         self.host = "127.0.0.1"
@@ -269,22 +286,39 @@ class _Handler:
             assert server.transport is not None
             server.transport.abort()
             return "421 4.3.0 closing"
-        if address in self.owner.refuse:
-            return self.owner.refuse[address]
+        refused = _rule(self.owner.refuse, [address])
+        if refused is not None:
+            return refused
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(server, _Protocol)
-        for address in envelope.rcpt_tos:
-            if address in self.owner.refuse_data:
-                return self.owner.refuse_data[address]
-        login = session.auth_data if isinstance(session.auth_data, str) else None
-        self.owner._received(ReceivedMail(
-            mail_from=envelope.mail_from or "", rcpt_tos=tuple(envelope.rcpt_tos),
-            data=bytes(envelope.original_content or b""), connection=server.number, login=login,
-        ))
+        refused = _rule(self.owner.refuse_data, envelope.rcpt_tos)
+        if refused is not None:
+            return refused
+        drop = _rule(dict.fromkeys(self.owner.drop_after_dot, "drop"), envelope.rcpt_tos) is not None
+        if not drop or self.owner.store_dropped:
+            login = session.auth_data if isinstance(session.auth_data, str) else None
+            self.owner._received(ReceivedMail(
+                mail_from=envelope.mail_from or "", rcpt_tos=tuple(envelope.rcpt_tos),
+                data=bytes(envelope.original_content or b""), connection=server.number, login=login,
+            ))
+        if drop:  # the dot was read; the connection goes before any answer
+            assert server.transport is not None
+            server.transport.abort()
+            return "421 4.3.0 closing"  # written to a closed transport: nobody reads it
+        if self.owner.answer_after:
+            await asyncio.sleep(self.owner.answer_after)
         return f"250 2.0.0 OK queued as {server.number}.{self.owner.count}"
+
+
+def _rule(table: Mapping[str, str], addresses: Iterable[str]) -> str | None:
+    """The entry of `table` for the first of `addresses` it names, else its "*" entry, else None."""
+    for address in addresses:
+        if address in table:
+            return table[address]
+    return table.get("*")
 
 
 def main() -> None:

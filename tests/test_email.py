@@ -411,6 +411,61 @@ def test_a_message_refused_after_its_final_dot_fails_permanently_after_committin
         assert [(m.rcpt_tos, m.connection) for m in server.wait_for(1)] == [(("customer2@example.com",), 1)]
 
 
+def test_a_4xx_reply_to_the_final_dot_is_an_answer_not_a_maybe(pipelining):
+    refuse = {"busy@example.com": "451 4.3.0 queue full, try again later"}
+    with SmtpServer(refuse_data=refuse, pipelining=pipelining) as server, transport(server) as smtp:
+        calls = []
+        with pytest.raises(DeliveryError) as raised:
+            smtp.send(message(address="busy@example.com"), committing=lambda: calls.append(1))
+        error = raised.value
+        assert (error.permanent, error.maybe_delivered, error.status, calls) == (False, False, 451, [1])
+        assert error.reason == "end of DATA: 451 4.3.0 queue full, try again later"
+        smtp.send(message(2))
+        assert [m.connection for m in server.wait_for(1)] == [1]  # the session goes on
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_a_connection_dropped_after_the_final_dot_may_have_delivered_and_is_not_retried(pipelining, stored):
+    with SmtpServer(drop_after_dot={"lost@example.com"}, store_dropped=stored, pipelining=pipelining) as server:
+        calls = []
+        with transport(server) as smtp:
+            with pytest.raises(DeliveryError) as raised:
+                smtp.send(message(1, address="lost@example.com"), committing=lambda: calls.append(1))
+            assert server.connections == 1  # not sent again on a new connection: the server may have it
+            smtp.send(message(2))
+        mails = server.wait_for(2 if stored else 1)
+    error = raised.value
+    assert error.maybe_delivered and not error.permanent and error.status is None and calls == [1]
+    assert "lost after the final dot" in error.reason
+    assert [m.rcpt_tos[0] for m in mails] == (["lost@example.com"] if stored else []) + ["customer2@example.com"]
+    assert mails[-1].connection == 2
+
+
+def test_no_answer_to_the_final_dot_within_the_timeout_may_have_delivered():
+    with SmtpServer(answer_after=1.0) as server, pytest.raises(DeliveryError) as raised:
+        SmtpTransport(server.url, IDENTITY, timeout=0.2).send(message(1))
+    assert raised.value.maybe_delivered and not raised.value.permanent
+
+
+@pytest.mark.parametrize(("reply", "channel_wide"), [
+    ("554 5.7.1 <x@example.com>: Relay access denied", True),
+    ("550 5.7.1 Unable to relay", True),
+    ("530 5.7.0 Authentication required", True),
+    ("550 relaying denied", True),
+    ("550 5.7.606 Access denied, banned sending IP", True),
+    ("550 5.1.1 <x@example.com>: Recipient address rejected: User unknown", False),
+    ("550 5.1.1 <relay@example.com>: no such user", False),  # "relay" in the address says nothing
+    ("552 5.2.2 mailbox full", False),
+])
+def test_a_5xx_at_rcpt_about_the_channel_is_not_the_messages_failure(pipelining, reply, channel_wide):
+    with (SmtpServer(refuse={"*": reply}, pipelining=pipelining) as server, transport(server) as smtp,
+          pytest.raises(DeliveryError) as raised):
+        smtp.send(message(1))
+    error = raised.value
+    assert (error.channel_wide, error.permanent, error.status) == (channel_wide, not channel_wide, int(reply[:3]))
+    assert error.reason == f"RCPT TO: {reply}"
+
+
 def test_a_connection_killed_mid_transaction_is_a_temporary_error_and_nothing_is_committed(pipelining):
     with SmtpServer(drop={"crash@example.com"}, pipelining=pipelining) as server, transport(server) as smtp:
         calls = []

@@ -7,7 +7,11 @@ that a run killed at any moment and started again sends nothing twice and loses 
 ::
 
     DeliveryError (KizunaError)   the channel refused the message or could not be reached
-        .permanent  True: retrying will not help (bad address, 4xx other than 409/429)
+        .permanent        True: retrying will not help (bad address, 4xx other than 409/429)
+        .maybe_delivered  True: handed over whole, but no answer came (e-mail: the connection
+                          was lost after the final "."): the server may have it
+        .channel_wide     True: a refusal of the channel, not of this message (relay denied,
+                          login required): the message waits for the configuration to be fixed
 """
 
 from __future__ import annotations
@@ -59,13 +63,20 @@ class Receipt:
 class DeliveryError(KizunaError):
     """The channel did not accept the message.
 
-    `permanent` errors fail the ledger row with `reason`; others leave it for the next run.
+    `permanent` errors fail the ledger row with `reason`; others leave it for a later run.
+    `status` is the server's reply code when it answered (None: no answer, e.g. unreachable).
+    `maybe_delivered`: the message went out whole and no answer came, so the server may have
+    it (never `permanent`). `channel_wide`: the server refused the channel — its relay, our
+    login, our address — rather than this message; such a refusal is never `permanent`.
     """
 
-    def __init__(self, reason: str, *, permanent: bool, status: int | None = None) -> None:
+    def __init__(self, reason: str, *, permanent: bool, status: int | None = None, maybe_delivered: bool = False,
+                 channel_wide: bool = False) -> None:
         self.reason = reason
-        self.permanent = permanent
+        self.permanent = permanent and not (maybe_delivered or channel_wide)
         self.status = status
+        self.maybe_delivered = maybe_delivered
+        self.channel_wide = channel_wide
         super().__init__(reason)
 
 

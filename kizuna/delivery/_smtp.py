@@ -3,6 +3,23 @@
 `SmtpTransport` sends the body, calls the ledger's `committing()`, then writes the final "." —
 the server stores a message only once it has read that dot, so a process killed before it sends
 nothing, and one killed after it is never made to send twice.
+
+What the server says, and what `send` raises (the ledger acts on it, `kizuna.scenarios._dispatch`):
+
+======================================  ===============================================================
+250 after the dot                       a Receipt: sent
+4xx at MAIL, RCPT, DATA or after the    DeliveryError(status=4xx): not accepted, try again later
+dot (421 too)
+5xx after the dot                       DeliveryError(permanent=True): refused for good, the reply kept
+5xx at RCPT about the recipient         DeliveryError(permanent=True), e.g. 550 5.1.1 user unknown
+(5.1.x, 5.2.x …)
+5xx at RCPT about us (5.7.x, 530,       DeliveryError(channel_wide=True): relay denied, login required,
+"relay", "authentication")              client blocked — the message waits for the configuration
+5xx at MAIL                             EmailSettingsError: the sender or login is wrong, the run stops
+no answer to the dot (connection lost,  DeliveryError(maybe_delivered=True): the server may have it
+timed out)
+connection lost before the dot          reopened once; then DeliveryError(status=None)
+======================================  ===============================================================
 """
 
 from __future__ import annotations
@@ -34,6 +51,10 @@ if TYPE_CHECKING:
 __all__ = ["SmtpTransport"]
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")  # a body line starting with "." is sent as ".." (RFC 5321 §4.5.2)
+# A refusal at RCPT that is about the client rather than the recipient: RFC 3463's class X.7
+# (security or policy: relay denied, authentication required, client host blocked), 530
+# (authentication required, RFC 4954), or a reply that says "relay" or "authentication".
+_CHANNEL_WIDE = re.compile(r"^[45]\.7\.\d{1,3}\b|relay|authenticat", re.IGNORECASE)
 
 
 class _Connection(smtplib.SMTP):
@@ -96,7 +117,8 @@ class SmtpTransport:
 
     A dropped connection is reopened once per message, unless `committing` was already
     called: after that point the server may have the message, and sending it again could
-    deliver it twice. One transport per thread.
+    deliver it twice — `send` raises DeliveryError(maybe_delivered=True) and the ledger decides
+    (resend once, with the same Message-ID). One transport per thread.
 
     Examples
     --------
@@ -207,9 +229,13 @@ class SmtpTransport:
                 self._discard()
                 if commit_failed:
                     raise  # the ledger's own error, untouched
-                if committed or attempt == 2:
-                    when = "after the message was committed" if committed else "twice"
-                    raise DeliveryError(f"the connection to {self.where} broke {when}: {exc}",
+                if committed:  # the whole message and (perhaps) its dot went out, and no answer came
+                    raise DeliveryError(
+                        f"the connection to {self.where} was lost after the final dot, before the server "
+                        f"answered ({exc or type(exc).__name__}): the server may have the message",
+                        permanent=False, maybe_delivered=True) from exc
+                if attempt == 2:
+                    raise DeliveryError(f"the connection to {self.where} broke twice: {exc}",
                                         permanent=False) from exc
                 continue  # an idle connection the server closed: once more on a new one
             return Receipt(provider_id=f"<{message.ref}@{self.identity.domain}>")
@@ -297,7 +323,9 @@ class SmtpTransport:
         code, reply = conn.getreply() if pipelined else conn.rcpt(recipient)
         if code not in (250, 251):
             self._reset(conn, code, pending=1 if pipelined else 0)
-            raise DeliveryError(f"RCPT TO: {_reply(code, reply)}", permanent=code >= 500, status=code)
+            text = _reply(code, reply)
+            raise DeliveryError(f"RCPT TO: {text}", permanent=code >= 500, status=code,
+                                channel_wide=code >= 500 and _refuses_the_channel(code, text))
         if not pipelined:
             conn.putcmd("data")
         code, reply = conn.getreply()
@@ -328,6 +356,21 @@ class SmtpTransport:
             code = 0
         if code != 250:
             self._discard()
+
+
+def _refuses_the_channel(code: int, text: str) -> bool:
+    """Whether a 5xx reply to RCPT (`text` as `_reply` gives it) refuses the client, not the recipient.
+
+    >>> _refuses_the_channel(554, "554 5.7.1 <a@example.jp>: Relay access denied")
+    True
+    >>> _refuses_the_channel(550, "550 5.1.1 <a@example.jp>: Recipient address rejected: User unknown")
+    False
+    """
+    if code in (530, 535, 538):  # authentication required / failed / needs encryption (RFC 4954)
+        return True
+    said = re.sub(r"<[^<>]*>", "", text.partition(" ")[2])  # not the address: <relay@…> is a recipient
+    return bool(_CHANNEL_WIDE.search(said.strip()))
+
 
 def _reply(code: int, reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply

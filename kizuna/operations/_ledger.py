@@ -2,32 +2,52 @@
 
 States of a row::
 
-    scheduled ──► sending ──► (committing) ──► sent
-        │ ▲          │                 └──► unconfirmed   killed after the point of no return
-        ▼ │          └──► failed                          (the channel said no, for good)
-      deferred   (quiet hours, a holiday, the frequency cap: tried again later, never dropped)
+    scheduled ──► sending ──► (committing) ──► sent         the server said yes (2xx)
+      │ ▲ ▲          │              ├──► scheduled          it said "later" (4xx): again after a back-off
+      ▼ │ │          │              ├──► failed             it said no (5xx), its reply in `note`
+    deferred         │              ├──► resend ──► …       no answer to the final "." (the connection
+                     │              │                       was lost): sent once more, same Message-ID
+                     │              └──► unconfirmed        no answer to that resend either, or the run
+                     │                                      was killed after the point of no return
+                     ├──► failed                            refused for good before the message went
+                     └──► scheduled                         refused for now, or the channel was refused
+    deferred     (quiet hours, a holiday, the frequency cap: tried again later, never dropped)
     suppressed   (opted out, no address)      holdout   (control group: evaluated, never sent)
     cancelled    (the goal was reached before this step)
 
+`unconfirmed` means only "the server may have it": every answer the server gave is acted on.
 A row is marked `sending` (committed) before the channel is called and `sent` after, so a
 run killed in between finds it at the next start: an e-mail still `sending` never reached the
 final "." of DATA and is sent again; one in `committing` may have and is not (it is counted
 `unconfirmed`); a LINE message is sent again with the same retry key, which LINE answers with
-409 if it had accepted it; an offline list row is sent when its batch file exists.
+409 if it had accepted it; an offline list row is sent when its batch file exists. A `resend`
+row stays `resend` while it goes (not `sending`), so that it is resent once however often a
+run is killed before its final ".". `attempts` counts the tries; `due_ts` is the next one.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kizuna.operations._store import Operations, now_ts
 
-__all__ = ["Delivery", "DueRow", "Enrolment", "Ledger", "RECOVERABLE", "WAITING"]
+__all__ = ["Delivery", "DueRow", "Enrolment", "Ledger", "RECOVERABLE", "WAITING", "retry_delay"]
 
-WAITING = ("scheduled", "deferred")
+WAITING = ("scheduled", "deferred", "resend")
 RECOVERABLE = ("sending", "committing")
+RETRY_FIRST = 300  # seconds before the first retry after a temporary refusal; doubled with each attempt
+RETRY_MAX = 6 * 3600
+
+
+def retry_delay(attempts: int) -> int:
+    """Seconds to wait after the `attempts`-th try of a message was refused for now (or not answered).
+
+    >>> [retry_delay(n) for n in (1, 2, 3, 10)]
+    [300, 600, 1200, 21600]
+    """
+    return min(RETRY_MAX, RETRY_FIRST * 2 ** min(max(attempts, 1) - 1, 20))
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,7 @@ class DueRow(Delivery):
 
     status: str = "scheduled"
     batch: str | None = None
+    attempts: int = 0  # tries before this one
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> DueRow:
@@ -67,7 +88,7 @@ class DueRow(Delivery):
 
 
 _DUE_COLUMNS = ("key", "ref", "scenario", "step", "customer_id", "occasion", "occasion_ts", "detail", "channel",
-                "due_ts", "status", "batch")
+                "due_ts", "status", "batch", "attempts")
 
 
 class Ledger:
@@ -146,9 +167,10 @@ class Ledger:
 
     # -- transitions ----------------------------------------------------------------------
     def sending(self, key: str, *, batch: str | None = None) -> None:
+        """About to call the channel; a `resend` row keeps its state (it goes once more, at most)."""
         with self.ops.write() as db:
-            db.execute("UPDATE deliveries SET status = 'sending', attempts = attempts + 1, batch = ?, "
-                       "updated_ts = ? WHERE key = ?", (batch, now_ts(), key))
+            db.execute("UPDATE deliveries SET status = CASE WHEN status = 'resend' THEN 'resend' ELSE 'sending' END, "
+                       "attempts = attempts + 1, batch = ?, updated_ts = ? WHERE key = ?", (batch, now_ts(), key))
 
     def sending_many(self, keys: Sequence[str], batch: str) -> None:
         now = now_ts()
@@ -171,16 +193,19 @@ class Ledger:
 
     def settle(self, key: str, status: str, note: str | None = None, *, due_ts: int | None = None,
                at: int | None = None) -> None:
-        """Move a row to `status` (failed, suppressed, cancelled, deferred, unconfirmed, scheduled)."""
+        """Move a row to `status` (failed, suppressed, cancelled, deferred, unconfirmed, scheduled, resend).
+
+        `due_ts`: when a deferred, scheduled or resend row is to be tried next (default: as it was).
+        """
         now = now_ts() if at is None else at
         with self.ops.write() as db:
             if status == "deferred":
                 db.execute("UPDATE deliveries SET status = 'deferred', deferrals = deferrals + 1, due_ts = ?, "
                            "note = ?, updated_ts = ? WHERE key = ?", (due_ts, note, now, key))
             else:
-                db.execute("UPDATE deliveries SET status = ?, note = ?, updated_ts = ?, "
+                db.execute("UPDATE deliveries SET status = ?, note = ?, updated_ts = ?, due_ts = COALESCE(?, due_ts), "
                            "sent_ts = CASE WHEN ? = 'unconfirmed' THEN ? ELSE sent_ts END WHERE key = ?",
-                           (status, note, now, status, now, key))
+                           (status, note, now, due_ts, status, now, key))
 
     # -- reading for results --------------------------------------------------------------
     def counts(self, scenario: str | None = None) -> list[sqlite3.Row]:
@@ -200,3 +225,53 @@ class Ledger:
     def members(self, scenario: str) -> set[str]:
         return {r[0] for r in self.ops.db.execute("SELECT customer_id FROM memberships WHERE scenario = ?",
                                                   (scenario,))}
+
+
+def rename_customers(ops: Operations, renames: Mapping[str, str], *, consents: bool = True) -> dict[str, int]:
+    """Rename customers (old id -> new id) in the operational records, in one transaction; rows per table.
+
+    A ledger row takes the new id in its `customer_id` and in its key (scenario / step /
+    customer / occasion), also a row that has the new id already but still the old one in its
+    key (an erasure interrupted after `Operations.forget`). Survey links and answers and
+    memberships follow; with `consents`, so do the opt-ins and opt-outs recorded under the old
+    id (LINE's are recorded by LINE user id, and stay).
+    """
+    changed: dict[str, int] = {}
+    pairs = list(renames.items())
+    with ops.write() as db:
+        for start in range(0, len(pairs), 400):
+            chunk = dict(pairs[start:start + 400])
+            ids = [*chunk, *chunk.values()]
+            rows = db.execute(
+                f"SELECT key, scenario, step, customer_id FROM deliveries WHERE customer_id IN "
+                f"({','.join('?' * len(ids))})", ids).fetchall()
+            new_of = {**{n: n for n in chunk.values()}, **chunk}
+            back = {n: o for o, n in chunk.items()}
+            updates = []
+            for key, scenario, step, customer in rows:
+                old = customer if customer in chunk else back[customer]
+                new = new_of[customer]
+                moved = _renamed_key(key, f"{scenario}/{step}/", old, new)
+                if moved != key or customer != new:
+                    updates.append((moved, new, key))
+            db.executemany("UPDATE deliveries SET key = ?, customer_id = ? WHERE key = ?", updates)
+            changed["deliveries"] = changed.get("deliveries", 0) + len(updates)
+            tables = ["survey_links", "survey_answers", "memberships"]
+            for table in tables:
+                before = db.total_changes
+                db.executemany(f"UPDATE {table} SET customer_id = ? WHERE customer_id = ?",
+                               [(n, o) for o, n in chunk.items()])
+                changed[table] = changed.get(table, 0) + db.total_changes - before
+            if consents:
+                before = db.total_changes
+                db.executemany("UPDATE consents SET subject = ? WHERE subject = ? AND channel != 'line'",
+                               [(n, o) for o, n in chunk.items()])
+                changed["consents"] = changed.get("consents", 0) + db.total_changes - before
+    return {table: n for table, n in changed.items() if n}
+
+
+def _renamed_key(key: str, prefix: str, old: str, new: str) -> str:
+    """`key` with the customer `old` replaced by `new` (also where a key was made otherwise)."""
+    if key.startswith(prefix + old + "/"):
+        return prefix + new + key[len(prefix + old):]
+    return key.replace(old, new)

@@ -3,6 +3,11 @@
 Each due row passes the rules — goal reached → cancelled, no consent or address → suppressed, a
 step before it not done, quiet hours, holidays and the frequency cap → deferred — is rendered and
 handed to its channel, marked `sending` before and `sent` after (see `kizuna.operations._ledger`).
+What the channel answers decides the rest (`Dispatcher.refused`): "later" (4xx) → scheduled again
+after a back-off; "no" (5xx) → failed with the reply; no answer after the message went whole →
+`resend` once with the same Message-ID, then `unconfirmed`; a refusal of the channel itself
+(relay denied, login) → scheduled, unchanged. Three troubles in a row stop the channel for the
+run; the rows it did not reach wait for the next.
 E-mail goes over a few forked processes, LINE over a few threads, a customer's messages in order
 on one; the offline channels (parcel inserts, direct mail, calls) become one list file per channel
 and run, written whole before their rows are marked.
@@ -27,7 +32,7 @@ from kizuna._errors import KizunaError
 from kizuna._sheets import write_table
 from kizuna.delivery._base import ONLINE_CHANNELS, DeliveryError, Message, Transport
 from kizuna.delivery._rules import SendingRules
-from kizuna.operations._ledger import RECOVERABLE, WAITING, DueRow, Ledger
+from kizuna.operations._ledger import RECOVERABLE, WAITING, DueRow, Ledger, retry_delay
 from kizuna.scenarios._model import Scenario
 from kizuna.scenarios._render import RenderError, render, template_fields, text_to_html
 
@@ -39,7 +44,7 @@ __all__ = ["LIST_COLUMNS", "OUTBOX", "PUSH_CONNECTIONS", "Dispatcher", "RunRepor
 
 OUTBOX = "outbox"
 SAMPLES_PER_STEP = 3
-MAX_TROUBLES = 3  # channel errors in a row after which a run leaves that channel's rows for the next
+MAX_TROUBLES = 3  # channel troubles in a row after which a run leaves that channel's rows for the next
 PUSH_CONNECTIONS = 4  # connections per channel at once: SMTP and LINE answer in round trips
 # The columns of the offline lists, by channel.
 LIST_COLUMNS = {
@@ -232,8 +237,15 @@ class Dispatcher:
             if address is None:
                 self.settle(scenario, row, "suppressed", why_not)
                 continue
-            if row.status in ("scheduled", "deferred"):
+            if row.status in WAITING:
                 later = self.hold(row)
+                if later is not None and row.status == "resend":  # held, and still to go once more only
+                    self.report.count(scenario, row.step, "deferred")
+                    self.report.count(scenario, row.step, "waiting")
+                    self.previous[row.key] = ("resend", later, None)
+                    if not self.dry_run:
+                        self.ledger.settle(row.key, "resend", _MAYBE_HELD, due_ts=later, at=self.now_unix)
+                    continue
                 if later is not None:
                     self.settle(scenario, row, "deferred", "quiet hours, holiday or frequency cap", due_ts=later)
                     self.previous[row.key] = ("deferred", later, None)
@@ -380,18 +392,9 @@ class Dispatcher:
         try:
             receipt = transport.send(message, committing=committing)
         except DeliveryError as exc:
-            refused_us = exc.status in (401, 403)  # our token or login, not this message
-            if committed and channel != "line":  # past the point of no return: never twice
-                self.settle(scenario, row, "unconfirmed", exc.reason)
-            elif exc.permanent and not refused_us:
-                self.settle(scenario, row, "failed", exc.reason)
-                return 0
-            else:  # the row goes back to wait for the next run
-                self.settle(scenario, row, "scheduled", exc.reason)
-                self.report.count(scenario, row.step, "waiting")
-                troubles = MAX_TROUBLES if refused_us else troubles + 1
-                if troubles >= MAX_TROUBLES:
-                    self.report.problems.append(f"{channel}: {exc.reason} (the rest wait for the next run)")
+            troubles = self.refused(scenario, row, exc, troubles, went=bool(committed))
+            if troubles >= MAX_TROUBLES:
+                self.report.problems.append(f"{channel}: {exc.reason} (the rest wait for the next run)")
             return troubles
         self.ledger.sent([row.key], provider_id=receipt.provider_id, at=self.now_unix,
                          note="accepted earlier (409)" if receipt.already_accepted else None)
@@ -401,6 +404,43 @@ class Dispatcher:
                 self.sent_so_far += 1
                 self.progress(channel, self.sent_so_far, total)
         return 0
+
+    def refused(self, scenario: Scenario, row: DueRow, exc: DeliveryError, troubles: int, *, went: bool) -> int:
+        """Record what the channel's refusal (or silence) means for `row`; the troubles in a row after it.
+
+        `went`: the message was handed over whole (e-mail: its final "." was being written).
+        An answer is acted on: 5xx fails the row with the reply, 4xx schedules it again after
+        a back-off. No answer after the message went whole (`maybe_delivered`) is the one case
+        in which the server may have it: the row is sent once more, with the same Message-ID
+        (receivers drop a copy by it), and if that is not answered either it is `unconfirmed`.
+        A refusal of the channel (relay denied, login required, LINE's 401 / 403) is not the
+        message's fault: the row waits unchanged for the configuration to be fixed.
+        """
+        resending = row.status == "resend"
+        again = "resend" if resending else "scheduled"  # a resend stays one: it goes once more, at most
+        attempts = row.attempts + 1
+        if exc.maybe_delivered:
+            if resending:
+                self.settle(scenario, row, "unconfirmed", f"{exc.reason}; no answer to its resend either")
+            else:
+                self.settle(scenario, row, "resend", f"{exc.reason}; to be sent once more, with the same Message-ID",
+                            due_ts=self.now_unix + retry_delay(attempts))
+                self.report.count(scenario, row.step, "waiting")
+            return troubles + 1
+        if exc.status in (401, 403) or exc.channel_wide:  # our token, login or relay, not this message
+            self.settle(scenario, row, again, exc.reason)
+            self.report.count(scenario, row.step, "waiting")
+            return MAX_TROUBLES if exc.status in (401, 403) else troubles + 1
+        if exc.permanent:
+            self.settle(scenario, row, "failed", exc.reason)
+            # refused before it went (an unknown recipient) says nothing about the channel; refused
+            # after (its content, its signature) may be what the server says to every message
+            return troubles + 1 if went else 0
+        # for now: 4xx (after a back-off), or no server to answer (at the next run)
+        later = self.now_unix + retry_delay(attempts) if exc.status is not None else None
+        self.settle(scenario, row, again, exc.reason, due_ts=later)
+        self.report.count(scenario, row.step, "waiting")
+        return troubles + 1
 
     def batch_written(self, row: DueRow) -> bool:
         folder = self.ws.path / OUTBOX / row.channel
@@ -427,6 +467,8 @@ class Dispatcher:
             self.report.count(self.scenarios[row.scenario], row.step, "sent")
 
 
+_MAYBE_HELD = ("an earlier try may have reached the server; to be sent once more, with the same Message-ID, "
+               "after the quiet hours, holiday or frequency cap")
 _NO_TRANSPORT = {
     "email": "{n} e-mails wait: no SMTP server is set; fill in [email] smtp_url in kizuna.toml.",
     "line": "{n} LINE messages wait: set KIZUNA_LINE_TOKEN to the channel access token.",

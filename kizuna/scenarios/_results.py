@@ -1,6 +1,9 @@
 """`kizuna results`: per scenario and step, what was sent, and whether it worked (SPEC §5).
 
-Counts come from the send ledger. The effect compares the scenario's treated customers with
+Counts come from the send ledger: `sent` is every message handed to its channel, `delivered`
+those it accepted, `failed` those it refused for good, `unconfirmed` those it may have (no answer
+came, even to the one resend); `waiting` is what a later run will send or try again (deferred,
+scheduled again after a temporary refusal, to be resent). The effect compares the scenario's treated customers with
 its control: the scenario's own holdout and the workspace's global control group, both
 evaluated on the same occasions and never contacted. Conversion is the scenario's goal within
 its window after the occasion (`goal_conversions`), the uplift's 95 % interval Newcombe's hybrid
@@ -26,7 +29,8 @@ __all__ = ["RESULT_COLUMNS", "scenario_results"]
 
 RESULT_COLUMNS = (
     "scenario", "title", "step", "channel", "due", "sent", "delivered", "failed", "deferred", "suppressed",
-    "holdout", "cancelled", "waiting", "treated_customers", "control_customers", "treated_rate", "control_rate",
+    "holdout", "cancelled", "waiting", "unconfirmed", "treated_customers", "control_customers", "treated_rate",
+    "control_rate",
     "uplift", "low", "high", "enough_data", "needed_per_group", "incremental_orders", "incremental_revenue",
 )
 
@@ -41,10 +45,10 @@ def scenario_results(ws: Workspace, name: str | None = None, *, as_of: dt.date |
     ledger = Ledger(ws.operations)
     now_unix = int((now or dt.datetime.now(dt.UTC)).timestamp())
     counts = ledger.ops.query(
-        "SELECT scenario, step, channel, status, due_ts > ? AS future, COUNT(*) AS n, "
+        "SELECT scenario, step, channel, status, due_ts > ? AS future, attempts > 0 AS attempted, COUNT(*) AS n, "
         "SUM(deferrals > 0) AS ever_deferred FROM deliveries "
         + ("WHERE scenario = ? " if name else "")
-        + "GROUP BY scenario, step, channel, status, future ORDER BY scenario, step",
+        + "GROUP BY scenario, step, channel, status, future, attempted ORDER BY scenario, step",
         (now_unix, name) if name else (now_unix,))
     steps: dict[tuple[str, int], dict[str, Any]] = {}
     for row in counts:
@@ -55,19 +59,19 @@ def scenario_results(ws: Workspace, name: str | None = None, *, as_of: dt.date |
         if status == "holdout":
             tally["holdout"] += n
             continue
-        if status == "scheduled" and row["future"]:
-            tally["waiting"] += n
+        if status in ("scheduled", "resend") and row["future"] and not row["attempted"]:
+            tally["waiting"] += n  # not due yet
             continue
         tally["due"] += n
-        if status in ("sent", "unconfirmed"):
+        if status == "sent":
             tally["sent"] += n
             tally["delivered"] += n
-        elif status == "failed":
+        elif status in ("failed", "unconfirmed"):
             tally["sent"] += n
-            tally["failed"] += n
+            tally[status] += n
         elif status in ("suppressed", "cancelled"):
             tally[status] += n
-        elif status in ("scheduled", "deferred", "sending", "committing"):
+        elif status in ("scheduled", "deferred", "resend", "sending", "committing"):
             tally["waiting"] += n
     results: list[dict[str, Any]] = []
     zone = zoneinfo.ZoneInfo(ws.settings.timezone)
@@ -76,7 +80,7 @@ def scenario_results(ws: Workspace, name: str | None = None, *, as_of: dt.date |
         total = _empty(scenario_name, None, "", defined, lang)
         for row in rows:
             for column in ("due", "sent", "delivered", "failed", "deferred", "suppressed", "holdout", "cancelled",
-                           "waiting"):
+                           "waiting", "unconfirmed"):
                 total[column] += row[column]
         scenario = defined.get(scenario_name)
         if scenario is not None:
@@ -90,7 +94,8 @@ def _empty(scenario: str, step: int | None, channel: str, defined: dict[str, Sce
     row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
     row.update(scenario=scenario, step=step, channel=channel,
                title=defined[scenario].label(lang) if scenario in defined else scenario)
-    for column in ("due", "sent", "delivered", "failed", "deferred", "suppressed", "holdout", "cancelled", "waiting"):
+    for column in ("due", "sent", "delivered", "failed", "deferred", "suppressed", "holdout", "cancelled", "waiting",
+                   "unconfirmed"):
         row[column] = 0
     return row
 
