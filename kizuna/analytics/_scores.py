@@ -21,8 +21,8 @@ from ibis import _
 
 from kizuna.analytics._base import AsOf, counted_orders, latest_nps, ratio
 
-if TYPE_CHECKING:  # the workspace imports analytics, not the other way round
-    from kizuna.workspace import RankRule, Settings
+if TYPE_CHECKING:
+    from kizuna.settings import RankRule, Settings
 
 __all__ = [
     "MATRIX_CELLS", "RFM_SEGMENTS", "customer_scores", "order_summary", "quintile", "score_categories",

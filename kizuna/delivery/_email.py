@@ -35,7 +35,7 @@ from kizuna._errors import WorkspaceError
 from kizuna.delivery._base import DeliveryError, Message
 
 if TYPE_CHECKING:
-    from kizuna.workspace import Settings
+    from kizuna.settings import Settings
 
 __all__ = [
     "PASSWORD_ENV", "DkimSigner", "EmailSettingsError", "SenderIdentity", "compose_email", "email_bytes",

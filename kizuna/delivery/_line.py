@@ -33,7 +33,7 @@ from kizuna._errors import WorkspaceError
 from kizuna.delivery._base import DeliveryError, Message, Receipt
 
 if TYPE_CHECKING:
-    from kizuna.workspace import Settings
+    from kizuna.settings import Settings
 
 __all__ = ["LINE_TEXT_LIMIT", "LineSettingsError", "LineTransport", "TOKEN_ENV", "line_text_length"]
 

@@ -46,7 +46,7 @@ from kizuna.delivery._email import (
 )
 
 if TYPE_CHECKING:
-    from kizuna.workspace import Settings
+    from kizuna.settings import Settings
 
 __all__ = ["SmtpTransport"]
 

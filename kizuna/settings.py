@@ -1,4 +1,4 @@
-"""Workspace settings: kizuna.toml, with the SPEC's defaults.
+"""Workspace settings: kizuna.toml, every default in one place (docs/measures.md#settings).
 
 Every threshold and window of the analyses lives here, so that a business can
 tune them without touching code. `Settings.load` merges a file over the
