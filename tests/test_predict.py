@@ -173,8 +173,9 @@ def test_the_call_list_is_ordered_by_value_at_risk_and_marks_opted_out_customers
 def test_cli_predict_priority_and_backtest(demo: Path, tmp_path: Path):
     done = kizuna("predict", "--dir", str(demo), "--format", "json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    summary = json.loads(done.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))  # NaN is not JSON
     assert summary["customers"] > 0 and summary["model_fit"]["bg_nbd"]["params"]["r"] > 0
+    assert summary["problems"] == [] and summary["value_at_risk"] > 0  # every model fitted the demo
     assert {r["segment"] for r in summary["value_at_risk_by_segment"]} >= {"churn_candidate", "loyal"}
     done = kizuna("priority", "--dir", str(demo), "-f", "csv", "-o", "calls.csv", "--capacity", "5", "--lang", "en",
                   cwd=tmp_path)

@@ -1,18 +1,25 @@
-"""`kizuna predict`, `kizuna priority` and `kizuna backtest`: SPEC §3 from the command line.
+"""`kizuna predict`, `kizuna priority` and `kizuna backtest`: docs/measures.md §3 from the command line.
 
 Thin: each command calls one `Workspace` method and prints what it returns. scikit-learn and
 the models load inside the commands, so `kizuna --help` does not pay for them.
+
+A model that did not fit the data is said in one line (`FitProblem.line`, in --lang), on standard
+output with the tables, on standard error with `-f json`; its figures are empty (None / null),
+and JSON never holds NaN.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kizuna.cli._app import AsOfOption, DbOption, DirOption, LangOption, _as_of, _check, _progress, app
-from kizuna.cli._render import Percent, console, print_json, show_rows
+from kizuna.cli._render import Percent, console, error_console, show_rows
 from kizuna.i18n import label, segment_label
 
 if TYPE_CHECKING:  # loaded inside the commands: `kizuna --help` does not pay for Ibis
@@ -47,6 +54,8 @@ def predict(
 
 def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
     """The model fit, how many customers are at high risk, and the value at risk by segment."""
+    import pyarrow.compute as pc
+
     from kizuna.prediction import high_risk_count, value_at_risk_by
 
     threshold = ws.settings.high_risk
@@ -55,19 +64,22 @@ def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
     table = result.table
     by_segment = value_at_risk_by(table, scores, "matrix_cell") if scores is not None else []
     high = high_risk_count(table, threshold)
+    total_at_risk = pc.sum(table["value_at_risk"]).as_py()  # None when nobody has one
     if fmt == "json":
         print_json({
             "as_of": result.as_of, "horizon_days": result.horizon_days, "clv_horizon_days": result.clv_horizon_days,
             "customers": table.num_rows, "high_risk": high, "high_risk_threshold": threshold,
-            "value_at_risk": sum(table["value_at_risk"].to_pylist()), "model_fit": result.model_fit(),
+            "value_at_risk": total_at_risk, "model_fit": result.model_fit(),
             "value_at_risk_by_segment": by_segment, "notes": result.notes,
+            "problems": [problem.to_dict(lang) for problem in result.problems],
         })
+        say_problems(result.problems, lang, error_console)
         return
     fit = result.model_fit()
     show_rows([
-        {"model": "BG/NBD", "params": _params(fit["bg_nbd"])},
-        {"model": "Gamma-Gamma", "params": _params(fit["gamma_gamma"])},
-        {"model": "sBG", "params": _params(fit["shifted_beta_geo"]) if fit["shifted_beta_geo"] else "-"},
+        {"model": "BG/NBD", "params": _params(fit["bg_nbd"], lang)},
+        {"model": "Gamma-Gamma", "params": _params(fit["gamma_gamma"], lang)},
+        {"model": "sBG", "params": _params(fit["shifted_beta_geo"], lang)},
         {"model": label("validation_auc", lang) + " (churn)",
          "params": f"{fit['churn']['validation_auc']:.3f} ({label('training_customers', lang)} "
                    f"{fit['churn']['training_customers']:,})"},
@@ -75,18 +87,45 @@ def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
     show_rows([
         {"k": label("predicted_customers", lang), "v": table.num_rows},
         {"k": label("high_risk_customers", lang).format(p=round(100 * threshold)), "v": high},
-        {"k": label("value_at_risk", lang), "v": round(sum(table["value_at_risk"].to_pylist()))},
+        {"k": label("value_at_risk", lang), "v": _round(total_at_risk, None)},
     ], [("k", label("measure", lang)), ("v", label("value", lang))])
     if by_segment:
-        show_rows([{**r, "segment": segment_label(r["segment"], lang), "value_at_risk": round(r["value_at_risk"])}
-                   for r in by_segment],
+        show_rows([{**r, "segment": segment_label(r["segment"], lang),
+                    "value_at_risk": _round(r["value_at_risk"], None)} for r in by_segment],
                   [("segment", label("segment", lang)), ("customers", label("customers", lang)),
                    ("value_at_risk", label("value_at_risk", lang))], title=label("title_value_at_risk", lang))
+    say_problems(result.problems, lang)
     for note in result.notes:
         console.print(f"{label('note', lang)}: {note}", markup=False)
 
 
-def _params(fit: dict) -> str:
+def say_problems(problems, lang: str, where=console) -> None:
+    """One line per model that did not fit the data: which, why, and what is left empty."""
+    for problem in problems:
+        where.print(problem.line(lang), markup=False, highlight=False, soft_wrap=True)
+
+
+def print_json(value: Any) -> None:
+    """JSON on standard output; a number that is not finite is null (allow_nan=False makes sure)."""
+    json.dump(_json_ready(value), sys.stdout, ensure_ascii=False, default=str, indent=1, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def _params(fit: dict | None, lang: str) -> str:
+    if fit is None:
+        return "-"
+    if fit.get("params") is None:  # did not fit the data: the line below the tables says why
+        return label("not_computed", lang)
     errors = fit.get("standard_errors") or {}
     return ", ".join(
         f"{k} {v:.3f}" + (f" ({errors[k]:.3f})" if errors.get(k) is not None else "") for k, v in fit["params"].items()
@@ -117,6 +156,10 @@ def priority(
             path = output or Path(f"call-list.{fmt}")
             count = ws.write_priority(path, fmt=fmt, lang=lang, capacity=rows)
             console.print(f"{path}: {count:,} {label('customers', lang)}", markup=False)
+            from kizuna.prediction import missing_value_at_risk
+
+            if missing_value_at_risk(ws.priority(1)):
+                console.print(label("call_list_no_value_at_risk", lang), markup=False, highlight=False, soft_wrap=True)
             return
         listed = ws.priority(rows)
     show_call_list(listed, lang, fmt)
@@ -124,11 +167,16 @@ def priority(
 
 def show_call_list(listed, lang: str, fmt: str = "table") -> None:
     """The call list on screen: who, how much is at risk, what to do and why (a file has every column)."""
-    from kizuna.prediction import call_list_rows
+    from kizuna.prediction import call_list_rows, missing_value_at_risk
 
     if fmt == "json":
         print_json(listed.to_pylist())
+        if missing_value_at_risk(listed):
+            error_console.print(label("call_list_no_value_at_risk", lang), markup=False, highlight=False,
+                                soft_wrap=True)
         return
+    if missing_value_at_risk(listed):
+        console.print(label("call_list_no_value_at_risk", lang), markup=False, highlight=False, soft_wrap=True)
     headers, lines = call_list_rows(listed, lang)
     shown = (0, 2, 3, 4, 6, 7, 10, 9, 11)
     rows = [{f"c{i}": Percent(line[i]) if i == 6 else line[i] for i in shown} for line in lines]
@@ -156,15 +204,16 @@ def backtest(
         progress.add_task(label("predicting", lang), total=None)
         result, chart = ws.backtest(day, horizon_days=horizon, report_dir=output, lang=lang)
     if fmt == "json":
-        print_json({**result.to_dict(), "chart": str(chart)})
+        print_json({**result.to_dict(lang), "chart": str(chart)})
+        say_problems(result.problems, lang, error_console)
         return
     p = result.purchases
     show_rows([
         {"k": label("period", lang), "v": f"{result.as_of} + {result.horizon_days} {label('days', lang)}"},
         {"k": label("customers", lang), "v": result.customers},
         {"k": label("actual_churn_rate", lang), "v": Percent(round(100 * result.churn_rate, 1))},
-        {"k": label("predicted_purchases", lang), "v": round(p["predicted"])},
-        {"k": label("actual_purchases", lang), "v": round(p["actual"])},
+        {"k": label("predicted_purchases", lang), "v": _round(p["predicted"], None)},
+        {"k": label("actual_purchases", lang), "v": _round(p["actual"], None)},
     ], [("k", label("measure", lang)), ("v", label("value", lang))], title=label("title_backtest", lang))
     show_rows([{"score": label(f"score_{name}", lang), "auc": _round(f["auc"], 3),
                 "lift": _round(f["top_decile_lift"], 2)} for name, f in result.churn.items()],
@@ -180,8 +229,12 @@ def backtest(
               [("bin", label("risk_decile", lang)), ("customers", label("customers", lang)),
                ("predicted", label("predicted", lang) + " %"), ("actual", label("actual", lang) + " %")],
               title=label("title_calibration", lang))
+    say_problems(result.problems, lang)
     console.print(f"{label('chart', lang)}: {chart}", markup=False)
 
 
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
+def _round(value: float | None, digits: int | None) -> float | int | None:
+    """round(value, digits); None (shown as "-") when there is no number."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return round(value) if digits is None else round(value, digits)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,17 @@ def _rows(table: pa.Table, segment: str, lang: str) -> Iterable[list[Any]]:
     for batch in table.to_batches(max_chunksize=50_000):
         for row in batch.to_pylist():
             row["reason"] = reason_text(segment, row, lang)
-            if row.get("churn_risk") is not None:
-                row["churn_risk"] = round(100 * row["churn_risk"], 1)
-                row["value_at_risk"] = round(row["value_at_risk"])
+            # either may be missing (NULL: value at risk when BG/NBD did not fit): an empty cell
+            row["churn_risk"] = _rounded(row.get("churn_risk"), 100, 1)
+            row["value_at_risk"] = _rounded(row.get("value_at_risk"))
             row["churn_reasons"] = row.get(f"churn_reasons_{lang}")
             yield [_value(k, row.get(k), lang) for k in shown]
+
+
+def _rounded(value: Any, scale: float = 1, digits: int | None = None) -> float | int | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(scale * value, digits) if digits is not None else round(scale * value)
 
 
 def write_customer_list(table: pa.Table, segment: str, path: Path, fmt: str, lang: str = "ja") -> int:

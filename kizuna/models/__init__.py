@@ -8,9 +8,14 @@ statistics:
   :class:`ModifiedBetaGeo` — MBG/NBD, the same where customers may drop out after the first order;
 * :class:`GammaGamma` — expected order value of each customer;
 * :class:`ShiftedBetaGeo` — sBG: retention of a subscription cohort.
+
+A fit on data that cannot identify the model, or whose optimum runs off to the edge of the
+parameter space, raises :class:`ModelFitError` (with a ``reason``) instead of returning
+parameters that make every prediction NaN; one that merely stopped early warns
+(:class:`ConvergenceWarning`, ``converged_`` False).
 """
 
-from kizuna.models._base import ConvergenceWarning, ModelFitWarning, ModelNotFittedError
+from kizuna.models._base import ConvergenceWarning, ModelFitError, ModelFitWarning, ModelNotFittedError
 from kizuna.models._beta_geo import BetaGeo, ModifiedBetaGeo
 from kizuna.models._gamma_gamma import GammaGamma
 from kizuna.models._shifted_beta_geo import ShiftedBetaGeo
@@ -19,6 +24,7 @@ __all__ = [
     "BetaGeo",
     "ConvergenceWarning",
     "GammaGamma",
+    "ModelFitError",
     "ModelFitWarning",
     "ModelNotFittedError",
     "ModifiedBetaGeo",

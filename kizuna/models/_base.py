@@ -4,10 +4,17 @@ sufficient statistics, the optimiser and standard errors from the Hessian.
 ::
 
     KizunaError
-    └── ModelNotFittedError         predict_* called before fit
+    ├── ModelNotFittedError         predict_* called before fit
+    └── ModelFitError (ValueError)  fit found no usable model: degenerate data, or an optimum at
+                                    the edge of the parameter space (a parameter runs off to 0 or
+                                    infinity) or without standard errors; nothing is fitted
     UserWarning
     └── ModelFitWarning             the fit ran, but the data or the result are weak
-        └── ConvergenceWarning      the optimiser stopped before it converged
+        └── ConvergenceWarning      the optimiser stopped before it converged (converged_ False)
+
+A fit either gives finite parameters at an interior optimum with finite standard errors, or it
+stopped early (ConvergenceWarning, ``converged_`` False: use with care), or it raises
+ModelFitError — never parameters that make the predictions NaN without saying so.
 
 Every model is fitted in log-parameter space (all parameters are positive), with an analytic
 gradient, on the unique rows of its data with a weight for each: customers with equal
@@ -35,6 +42,7 @@ from kizuna._errors import KizunaError
 __all__ = [
     "BaseModel",
     "ConvergenceWarning",
+    "ModelFitError",
     "ModelFitWarning",
     "ModelNotFittedError",
     "as_counts",
@@ -67,8 +75,39 @@ class ModelNotFittedError(KizunaError):
         super().__init__(f"This {model} is not fitted yet. Call fit(...) with your data before predicting.")
 
 
+class ModelFitError(KizunaError, ValueError):
+    """`fit` found no model the data support; the model stays unfitted.
+
+    ``reason`` says why, for callers that phrase their own message:
+
+    * ``"no_repeat_buyers"`` — nobody has a repeat purchase (BG/NBD's drop-out, Gamma-Gamma's spend);
+    * ``"no_time"`` — every customer was observed for no time at all (T = 0);
+    * ``"no_dropout"`` — BG/NBD: the data show no drop-out at all (the mean drop-out probability
+      a / (a + b) runs to 0), e.g. customers who all keep buying for years;
+    * ``"no_cancellation"`` — sBG: nobody cancelled, or the cancellation probability runs to 0;
+    * ``"diverged"`` — a parameter ran to the edge of the search range (exp(±20)), or the
+      likelihood is not finite: the maximum is at 0 or infinity, not at numbers;
+    * ``"not_identified"`` — the optimum has no standard errors (the Hessian is not finite or not
+      positive definite): the data do not pin the parameters down.
+
+    ``parameters`` names the parameters concerned (may be empty); ``params`` the values reached.
+    """
+
+    REASONS = ("no_repeat_buyers", "no_time", "no_dropout", "no_cancellation", "diverged", "not_identified")
+
+    def __init__(self, model: str, reason: str, message: str, *, parameters: Sequence[str] = (),
+                 params: dict[str, float] | None = None) -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown reason {reason!r}")
+        self.model = model
+        self.reason = reason
+        self.parameters = tuple(parameters)
+        self.params = dict(params or {})
+        super().__init__(f"{model}: {message}")
+
+
 class ModelFitWarning(UserWarning):
-    """The fit ran, but the data do not identify the model well, or the estimate is at a bound."""
+    """The fit ran, but the data are weak (few customers, a broken assumption): use the result with care."""
 
 
 class ConvergenceWarning(ModelFitWarning):
@@ -306,6 +345,18 @@ class BaseModel:
     def _is_fitted(self) -> bool:
         return hasattr(self, "params_")
 
+    def _fail(self, reason: str, message: str, *, parameters: Sequence[str] = (),
+              params: dict[str, float] | None = None) -> ModelFitError:
+        """ModelFitError for this model, after forgetting what an earlier fit learned (nothing half-fitted)."""
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, name)
+        return ModelFitError(type(self).__name__, reason, message, parameters=parameters, params=params)
+
+    def _degenerate_reason(self, params: dict[str, float]) -> tuple[str, tuple[str, ...], str] | None:
+        """(reason, parameters, why in words) of a failed fit at `params` when the data are degenerate in
+        a way the model can name (e.g. BG/NBD: nobody drops out), or None."""
+        return None
+
     def _check_fitted(self) -> dict[str, float]:
         if not self._is_fitted():
             raise ModelNotFittedError(type(self).__name__)
@@ -398,37 +449,58 @@ class BaseModel:
                                    options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9})
         theta = result.x
         value = result.fun * total if result.fun < 1e299 else math.inf
-        self.params_ = {n: float(math.exp(t)) for n, t in zip(names, theta, strict=True)}
-        self.log_likelihood_ = -float(value)
+        params = {n: float(math.exp(t)) for n, t in zip(names, theta, strict=True)}
+        name = type(self).__name__
         # A line search that fails only because the optimum is already reached to machine
         # precision ("ABNORMAL_TERMINATION_IN_LNSRCH") is not a failure: judge by the gradient.
         flat = np.max(np.abs(result.jac)) < 1e-5 and result.nit < self.max_iter
-        self.converged_ = bool(result.success or flat) and bool(np.isfinite(value))
+        converged = bool(result.success or flat) and bool(np.isfinite(value))
+        shown = ", ".join(f"{k} = {v:.3g}" for k, v in params.items())
+        if not np.isfinite(value) or not np.all(np.isfinite(theta)):
+            raise self._fail("diverged", f"the log-likelihood is not finite at the end of the search ({shown}): "
+                             "the data cannot be described by this model.", params=params)
+        at_bound = tuple(n for n, t in zip(names, theta, strict=True) if abs(t) >= LOG_BOUND - 1e-6)
+        # Not converged: the warning below says enough; the Hessian there may well be indefinite too,
+        # so only a converged fit without standard errors is a failure.
+        errors = None if at_bound else self._standard_errors(theta, data, result.jac * total)
+        if at_bound or (errors is None and converged):
+            if at_bound:
+                ends = ", ".join(f"{n} ran to {'0' if params[n] < 1 else 'infinity'}" for n in at_bound)
+                detail, reason, which = f"{ends} (the edge of the search range, exp(±{LOG_BOUND:g}))", "diverged", \
+                    at_bound
+            else:
+                detail, reason, which = ("the optimum has no standard errors (the Hessian is not finite or not "
+                                         "positive definite)"), "not_identified", ()
+            degenerate = self._degenerate_reason(params)
+            if degenerate is not None:
+                reason, which, why = degenerate
+                detail = f"{why}; {detail}"
+            raise self._fail(reason, f"the fit did not converge: {detail}; {shown}. The data do not identify the "
+                             "model, so its predictions would be meaningless.", parameters=which, params=params)
+        self.params_ = params
+        self.log_likelihood_ = -float(value)
+        self.converged_ = converged
         self.n_customers_ = float(total)
-        if not self.converged_:
-            warn(f"{type(self).__name__}: the optimiser stopped before converging ({result.message}; "
+        self.standard_errors_ = errors if errors is not None else dict.fromkeys(names, math.nan)
+        if not converged:
+            warn(f"{name}: the optimiser stopped before converging ({result.message}; "
                  f"{result.nit} iterations); the parameters may be off.", ConvergenceWarning)
-        at_bound = [n for n, t in zip(names, theta, strict=True) if abs(t) >= LOG_BOUND - 1e-6]
-        if at_bound:
-            warn(f"{type(self).__name__}: parameter(s) {', '.join(at_bound)} ran to the edge of the search range "
-                 f"(exp(±{LOG_BOUND:g})): the data do not identify them; treat the fit with care.")
-        # Not converged: the warning above says enough; the Hessian there may well be indefinite too.
-        self.standard_errors_ = self._standard_errors(theta, data, result.jac * total, quiet=not self.converged_)
 
-    def _standard_errors(self, theta: np.ndarray, data: tuple[np.ndarray, ...], gradient: np.ndarray,
-                         quiet: bool = False) -> dict[str, float]:
-        """Standard errors from the inverse Hessian of the negative log-likelihood (delta method)."""
-        hessian = numeric_hessian(lambda t: self._objective(t, data)[1], theta, gradient)
-        nan = dict.fromkeys(self._param_names, math.nan)
+    def _standard_errors(self, theta: np.ndarray, data: tuple[np.ndarray, ...],
+                         gradient: np.ndarray) -> dict[str, float] | None:
+        """Standard errors from the inverse Hessian of the negative log-likelihood (delta method); None
+        when the Hessian is not finite or not positive definite."""
+        with np.errstate(all="ignore"):
+            hessian = numeric_hessian(lambda t: self._objective(t, data)[1], theta, gradient)
+        if not np.all(np.isfinite(hessian)):
+            return None
         try:
             covariance = np.linalg.inv(hessian)
         except np.linalg.LinAlgError:
-            covariance = None
-        if covariance is None or not np.all(np.diag(covariance) > 0) or not np.all(np.isfinite(covariance)):
-            if not quiet:
-                warn(f"{type(self).__name__}: the Hessian at the optimum is not positive definite, so there are no "
-                     "standard errors (standard_errors_ is NaN): the data do not identify the model well.")
-            return nan
+            return None
+        if not np.all(np.isfinite(covariance)) or not np.all(np.diag(covariance) > 0):
+            return None
         # se(θ) = θ · se(log θ)
         se_log = np.sqrt(np.diag(covariance))
-        return {n: float(math.exp(t) * s) for n, t, s in zip(self._param_names, theta, se_log, strict=True)}
+        errors = {n: float(math.exp(t) * s) for n, t, s in zip(self._param_names, theta, se_log, strict=True)}
+        return errors if all(math.isfinite(v) for v in errors.values()) else None

@@ -42,6 +42,9 @@ class _Data(NamedTuple):
 
 # Fewer customers than this cannot pin down four parameters; the fit runs, with a warning.
 MIN_CUSTOMERS = 100
+# A failed fit whose mean drop-out probability per repeat purchase, a / (a + b), is below this
+# failed because the data show no drop-out at all (one in a million purchases is none).
+NO_DROPOUT = 1e-6
 
 
 class BetaGeo(BaseModel):
@@ -104,13 +107,21 @@ class BetaGeo(BaseModel):
         -------
         self
 
+        Raises
+        ------
+        ModelFitError
+            When the data cannot identify the model: every T is zero (``reason`` "no_time"), nobody
+            has a repeat purchase ("no_repeat_buyers"), nobody seems to drop out (the drop-out
+            probability runs to 0: "no_dropout" — customers who all keep buying regularly for
+            years), or the optimum runs to the edge of the search range ("diverged") or has no
+            standard errors ("not_identified"). The model stays unfitted.
+
         Warns
         -----
         ModelFitWarning
-            When the data cannot identify the model (no repeat buyers, every T zero, fewer than
-            100 customers), a parameter ends at the edge of the search range, or no standard errors.
+            Fewer than 100 customers.
         ConvergenceWarning
-            When the optimiser stopped before converging.
+            When the optimiser stopped before converging (``converged_`` False).
         """
         x, t_x, T_ = check_frt(frequency, recency, T)
         w = as_counts(weights, len(x))
@@ -129,15 +140,24 @@ class BetaGeo(BaseModel):
 
     def _warn_about_data(self, x: np.ndarray, T: np.ndarray, w: np.ndarray, total: float) -> None:
         name = type(self).__name__
+        if not np.any(T > 0):
+            raise self._fail("no_time", "every customer has T = 0 (observed for no time at all), so the data hold "
+                             "no information on the purchase rate. Check the as-of date.")
+        if not np.any(x > 0):
+            raise self._fail("no_repeat_buyers", "no customer has a repeat purchase (frequency is 0 for all), so the "
+                             "drop-out parameters a and b cannot be estimated. Use a longer observation period.",
+                             parameters=("a", "b"))
         if total < MIN_CUSTOMERS:
             warn(f"{name}: only {total:g} customers; at least {MIN_CUSTOMERS} are needed to estimate "
                  "four parameters with any precision.")
-        if not np.any(x > 0):
-            warn(f"{name}: no customer has a repeat purchase (frequency is 0 for all), so the drop-out "
-                 "parameters a and b cannot be estimated. Use a longer observation period.")
-        if not np.any(T > 0):
-            warn(f"{name}: every customer has T = 0 (observed for no time at all), so the data hold "
-                 "no information on the purchase rate. Check the as-of date.")
+
+    def _degenerate_reason(self, params: dict[str, float]) -> tuple[str, tuple[str, ...], str] | None:
+        """"no_dropout" when the failed fit's mean drop-out probability a / (a + b) runs to 0."""
+        a, b = params["a"], params["b"]
+        if a / (a + b) < NO_DROPOUT:
+            return "no_dropout", ("a", "b"), (f"nobody seems to drop out (the mean drop-out probability a / (a + b) "
+                                              f"= {a / (a + b):.2g} runs to 0)")
+        return None
 
     def _prepare(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> _Data:
         """The unique rows arranged for _objective: terms that depend on x or T alone are computed

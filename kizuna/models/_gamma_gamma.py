@@ -93,12 +93,22 @@ class GammaGamma(BaseModel):
         -------
         self
 
+        Raises
+        ------
+        ModelFitError
+            No repeat buyers (``reason`` "no_repeat_buyers"); an optimum at the edge of the search
+            range ("diverged") or without standard errors ("not_identified") — e.g. when every
+            order of every customer has the same value, so the spread of order values cannot be
+            estimated. The model stays unfitted.
+
         Warns
         -----
         ModelFitWarning
             Rows with frequency 0 were left out; fewer than 50 repeat buyers; frequency and
             monetary value strongly correlated (|r| > 0.3); q <= 1 (the mean order value of the
-            population is then infinite); a parameter at the edge of the search range.
+            population is then infinite).
+        ConvergenceWarning
+            When the optimiser stopped before converging (``converged_`` False).
         """
         x, m = check_spend(frequency, monetary_value)
         w = as_counts(weights, len(x))
@@ -110,7 +120,7 @@ class GammaGamma(BaseModel):
                  "repeat buyers only. Pass only rows with frequency > 0 to silence this.")
             x, m, w = x[repeat], m[repeat], (None if w is None else w[repeat])
         if len(x) == 0:
-            raise ValueError(f"{name}: no repeat buyers (frequency > 0) to fit the spend model on.")
+            raise self._fail("no_repeat_buyers", "no repeat buyers (frequency > 0) to fit the spend model on.")
         (x, m), w = compress((x, m), w)
         total = float(w.sum())
         if total == 0:

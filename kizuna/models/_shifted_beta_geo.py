@@ -7,9 +7,13 @@ from typing import Any
 import numpy as np
 from scipy.special import betaln, psi
 
-from kizuna.models._base import BaseModel, as_vector, check_nonnegative, single_threaded_blas, warn
+from kizuna.models._base import BaseModel, as_vector, check_nonnegative, single_threaded_blas
 
 __all__ = ["ShiftedBetaGeo"]
+
+# A failed fit whose mean cancellation probability per period, α / (α + β), is below this failed
+# because (next to) nobody cancels.
+NO_CANCELLATION = 1e-6
 
 
 class ShiftedBetaGeo(BaseModel):
@@ -58,11 +62,13 @@ class ShiftedBetaGeo(BaseModel):
         -------
         self
 
-        Warns
-        -----
-        ModelFitWarning
-            When there are fewer than three values (one retention rate cannot identify two
-            parameters), nobody cancelled, or a parameter ends at the edge of the search range.
+        Raises
+        ------
+        ModelFitError
+            Nobody cancelled (``reason`` "no_cancellation": the cancellation probability runs to
+            0); only one period observed ("not_identified": one retention rate cannot tell two
+            parameters apart); an optimum at the edge of the search range or without standard
+            errors. The model stays unfitted.
         """
         n = as_vector("alive", alive)
         check_nonnegative("alive", n)
@@ -76,17 +82,24 @@ class ShiftedBetaGeo(BaseModel):
             at = int(np.flatnonzero(rising)[0]) + 1
             raise ValueError(f"alive must not increase from one period to the next (a cohort only loses "
                              f"subscribers): alive[{at}] = {n[at]:g} > alive[{at - 1}] = {n[at - 1]:g}.")
-        name = type(self).__name__
-        if len(n) < 3:
-            warn(f"{name}: only one period observed; two parameters cannot be told apart from one "
-                 "retention rate. Give at least two periods.")
         if n[-1] == n[0]:
-            warn(f"{name}: nobody cancelled in the periods observed, so the cancellation probability "
-                 "cannot be estimated.")
+            raise self._fail("no_cancellation", "nobody cancelled in the periods observed, so the cancellation "
+                             "probability cannot be estimated.", parameters=("alpha", "beta"))
+        if len(n) < 3:
+            raise self._fail("not_identified", "only one period observed; two parameters cannot be told apart "
+                             "from one retention rate. Give at least two periods.", parameters=("alpha", "beta"))
         churned = -np.diff(n)
         with single_threaded_blas():
             self._optimize((churned, n[-1:]), np.zeros(2), float(n[0]))
         return self
+
+    def _degenerate_reason(self, params: dict[str, float]) -> tuple[str, tuple[str, ...], str] | None:
+        """"no_cancellation" when the failed fit's mean cancellation probability α / (α + β) runs to 0."""
+        mean = params["alpha"] / (params["alpha"] + params["beta"])
+        if mean < NO_CANCELLATION:
+            return "no_cancellation", ("alpha", "beta"), (f"(next to) nobody cancels (the mean cancellation "
+                                                          f"probability α / (α + β) = {mean:.2g} runs to 0)")
+        return None
 
     def _objective(self, theta: np.ndarray, data: tuple[np.ndarray, ...]) -> tuple[float, np.ndarray]:
         churned, (survivors,) = data

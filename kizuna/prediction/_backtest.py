@@ -1,5 +1,5 @@
 """`backtest`: calibrate on the data before a date, predict the period after it, and compare with what
-happened (SPEC §3) — the figures that say whether to trust `predict`.
+happened (docs/measures.md §3) — the figures that say whether to trust `predict`.
 
 * purchases: BG/NBD's expected purchase days per customer against the actual ones, by the number
   of repeat purchases in the calibration period (the calibration/holdout chart of Fader, Hardie &
@@ -7,11 +7,16 @@ happened (SPEC §3) — the figures that say whether to trust `predict`.
 * churn: how well the churn risk ranks who left (ROC AUC, top-decile lift) and how well it is
   calibrated (predicted vs actual churn rate by decile), side by side with baselines that need no
   model of ours: the days since the last order, BG/NBD's 1 − P(alive) and its expected purchases.
+
+When BG/NBD did not fit the calibration data (see `FitProblem`), its figures are None: the
+predicted purchases, the holdout table's predicted means and the BG/NBD baselines; the churn
+model is scored as ever. No figure is NaN: `to_dict` gives JSON without NaN.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +31,7 @@ from kizuna.prediction._evaluation import (
     top_decile_lift,
 )
 from kizuna.prediction._features import churn_labels
-from kizuna.prediction._predict import PredictionError, Predictions, predict_customers
+from kizuna.prediction._predict import FitProblem, PredictionError, Predictions, predict_customers
 
 __all__ = ["Backtest", "backtest"]
 
@@ -45,13 +50,27 @@ class Backtest:
     calibration: list[dict[str, Any]]  # the model's risk by decile
     model_fit: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    problems: list[FitProblem] = field(default_factory=list)  # models that did not fit the calibration data
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, lang: str = "ja") -> dict[str, Any]:
+        """Every figure, JSON-ready: a figure that could not be computed is None, never NaN."""
+        return _numbers_or_none({
             "as_of": self.as_of.isoformat(), "horizon_days": self.horizon_days, "customers": self.customers,
             "churn_rate": self.churn_rate, "purchases": self.purchases, "holdout": self.holdout,
             "churn": self.churn, "calibration": self.calibration, "model_fit": self.model_fit, "notes": self.notes,
-        }
+            "problems": [p.to_dict(lang) for p in self.problems],
+        })
+
+
+def _numbers_or_none(value: Any) -> Any:
+    """`value` with every float that is not a finite number (NaN, ±inf) replaced by None, at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _numbers_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_numbers_or_none(v) for v in value]
+    return value
 
 
 def backtest(
@@ -88,22 +107,32 @@ def _score(result: Predictions, actual) -> Backtest:
     bought = actual["purchase_days_after"].to_numpy()[index].astype(float)
 
     table, features = result.table, result.features
-    expected = table["expected_orders"].to_numpy()
-    risk = table["churn_risk"].to_numpy()
+    expected = table["expected_orders"].to_numpy(zero_copy_only=False).astype(float)  # NULL: NaN
+    risk = table["churn_risk"].to_numpy(zero_copy_only=False).astype(float)
     recency = features["days_since_last_order"].to_numpy().astype(float)
-    dead = 1 - table["p_alive"].to_numpy()
+    dead = 1 - table["p_alive"].to_numpy(zero_copy_only=False).astype(float)
+    frequency = features["frequency"].to_numpy()
+    # BG/NBD's figures, when it fitted (for every customer: see FitProblem "partial")
+    beta_geo = bool(np.isfinite(expected).all() and np.isfinite(dead).all())
     # BG/NBD's P(alive) is 1 for every customer without a repeat purchase, often the likeliest to
     # leave: its expected purchases in the horizon (fewer: more likely to churn) is shown too
+    scores = {"model": risk, "recency": recency, "bg_nbd": dead if beta_geo else None,
+              "bg_nbd_orders": -expected if beta_geo else None}
     churn = {
-        name: {"auc": roc_auc(churned, score), "top_decile_lift": top_decile_lift(churned, score)}
-        for name, score in (("model", risk), ("recency", recency), ("bg_nbd", dead), ("bg_nbd_orders", -expected))
+        name: ({"auc": roc_auc(churned, score), "top_decile_lift": top_decile_lift(churned, score)}
+               if score is not None else {"auc": None, "top_decile_lift": None})
+        for name, score in scores.items()
     }
+    if beta_geo:
+        purchases = holdout_aggregate(expected, bought)
+        holdout = holdout_table(frequency, expected, bought)
+    else:  # what happened is known all the same
+        purchases = {**holdout_aggregate(np.zeros_like(bought), bought), "predicted": None, "error_pct": None}
+        holdout = [{**row, "mean_predicted": None} for row in holdout_table(frequency, np.zeros_like(bought), bought)]
     return Backtest(
         as_of=result.as_of, horizon_days=result.horizon_days, customers=table.num_rows,
         churn_rate=float(churned.mean()),
-        purchases=holdout_aggregate(expected, bought),
-        holdout=holdout_table(features["frequency"].to_numpy(), expected, bought),
+        purchases=purchases, holdout=_numbers_or_none(holdout),
         churn=churn, calibration=calibration_table(churned, risk), model_fit=result.model_fit(),
-        notes=result.notes,
+        notes=result.notes, problems=result.problems,
     )
-

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from kizuna._errors import KizunaError
-from kizuna.models._base import ModelFitWarning, ModelNotFittedError
+from kizuna.models import ModelFitWarning, ModelNotFittedError
 
 __all__ = ["MISSING_REFERENCE", "ChurnDataError", "ChurnModel"]
 

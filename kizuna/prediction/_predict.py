@@ -1,5 +1,5 @@
 """`predict`: every customer's P(alive), expected orders, next order, order value, CLV, churn risk and
-its reasons, and value at risk, as of a date (SPEC §3).
+its reasons, and value at risk, as of a date (docs/measures.md §3).
 
 The engine does the per-customer work (`customer_features`) and the aggregation to sufficient
 statistics; the models are fitted in NumPy on what comes back:
@@ -14,7 +14,12 @@ statistics; the models are fitted in NumPy on what comes back:
   probability of cancelling within the horizon, for the summary and the call list.
 
 `PredictionError` says plainly when the data cannot carry a model (too few repeat buyers, too
-short a history) instead of producing numbers nobody should act on.
+short a history) instead of producing numbers nobody should act on. When BG/NBD, Gamma-Gamma or
+sBG do not fit the data (`kizuna.models.ModelFitError`: e.g. customers who all keep buying for
+ten years, so nobody drops out and BG/NBD runs off to a → 0), the prediction goes on without
+that model: what it would give is stored as NULL (never NaN), Gamma-Gamma's order value falls
+back to each customer's own average, and a `FitProblem` says in one line which model did not fit
+and what that means (`FitProblem.line`, in Japanese or English).
 """
 
 from __future__ import annotations
@@ -31,12 +36,13 @@ from scipy import special
 
 from kizuna._errors import KizunaError
 from kizuna.analytics import AsOf
-from kizuna.models import BetaGeo, GammaGamma, ModelFitWarning, ShiftedBetaGeo
+from kizuna.i18n import label
+from kizuna.models import BetaGeo, ConvergenceWarning, GammaGamma, ModelFitError, ModelFitWarning, ShiftedBetaGeo
 from kizuna.prediction._churn import ChurnModel
 from kizuna.prediction._features import CHURN_FEATURES, churn_labels, customer_features
 from kizuna.prediction._reasons import reason_texts
 
-__all__ = ["PREDICTION_COLUMNS", "PredictionError", "Predictions", "predict_customers"]
+__all__ = ["PREDICTION_COLUMNS", "FitProblem", "PredictionError", "Predictions", "predict_customers"]
 
 # The stored columns of customer_predictions, in order.
 PREDICTION_COLUMNS = (
@@ -56,34 +62,94 @@ class PredictionError(KizunaError):
 
 
 @dataclass
+class FitProblem:
+    """A model that did not fit the workspace's data (or gave no number for some customers), and
+    what the prediction did instead.
+
+    ``reason`` is a `ModelFitError` reason, ``"not_converged"`` (the optimiser stopped early), or
+    ``"partial"`` (BG/NBD fitted, but its figures are not finite for ``customers`` customers).
+    """
+
+    model: str  # "bg_nbd", "gamma_gamma" or "shifted_beta_geo"
+    reason: str
+    detail: str  # the model's own words (English), for the curious and for bug reports
+    history_days: int = 0  # the longest customer history: "nobody has dropped out in 10 years"
+    customers: int = 0  # "partial": customers without BG/NBD figures
+
+    def line(self, lang: str = "ja") -> str:
+        """One line for people: which model did not fit, why, and what is left empty or estimated instead."""
+        if self.reason == "partial":
+            return label("fit_partial_bg_nbd", lang).format(n=f"{self.customers:,}")
+        days = self.history_days
+        span = (label("span_years", lang).format(n=round(days / 365.25)) if days >= 365 else
+                label("span_days", lang).format(n=days))
+        why = label(f"fit_reason_{self.reason}", lang).format(span=span)
+        return label(f"fit_failed_{self.model}", lang).format(reason=why)
+
+    def to_dict(self, lang: str = "ja") -> dict[str, object]:
+        return {"model": self.model, "reason": self.reason, "message": self.line(lang), "detail": self.detail}
+
+
+@dataclass
 class Predictions:
-    """What `predict_customers` found: the per-customer table and the models behind it."""
+    """What `predict_customers` found: the per-customer table and the models behind it.
+
+    `beta_geo` and `gamma_gamma` are None when that model did not fit the data (see `problems`):
+    BG/NBD's columns are then NULL, Gamma-Gamma's order value each customer's own average.
+    """
 
     as_of: dt.date
     horizon_days: int
     clv_horizon_days: int
     table: pa.Table  # PREDICTION_COLUMNS, one row per customer who has ordered
-    beta_geo: BetaGeo
-    gamma_gamma: GammaGamma
+    beta_geo: BetaGeo | None
+    gamma_gamma: GammaGamma | None
     churn: ChurnModel
     shifted_beta_geo: ShiftedBetaGeo | None
     training_customers: int
     repeat_buyers: int
     features: pa.Table  # the inputs (customer_features), row for row with `table`
     notes: list[str] = field(default_factory=list)  # plain-language caveats about the fit
+    problems: list[FitProblem] = field(default_factory=list)  # models that did not fit, one line each
+
+    def problem(self, model: str) -> FitProblem | None:
+        return next((p for p in self.problems if p.model == model and p.reason != "partial"), None)
 
     def model_fit(self) -> dict[str, object]:
-        """The fitted parameters, their standard errors and how well each model did, for reports."""
-        def described(model, extra: dict | None = None) -> dict[str, object]:
-            return {"params": model.params_, "standard_errors": getattr(model, "standard_errors_", None),
+        """The fitted parameters, their standard errors and how well each model did, for reports.
+
+        Numbers only: a standard error that could not be computed is None, never NaN; a model that
+        did not fit has ``params`` None and its ``problem`` (a reason, see `FitProblem`).
+        """
+        def described(model, key: str, extra: dict | None = None) -> dict[str, object] | None:
+            problem = self.problem(key)
+            if model is None:
+                if problem is None:
+                    return None
+                return {"params": None, "standard_errors": None, "converged": False, "problem": problem.reason,
+                        **(extra or {})}
+            return {"params": _finite(model.params_),
+                    "standard_errors": _finite(getattr(model, "standard_errors_", None)),
                     "converged": getattr(model, "converged_", None), **(extra or {})}
 
         return {
-            "bg_nbd": described(self.beta_geo, {"repeat_buyers": self.repeat_buyers}),
-            "gamma_gamma": described(self.gamma_gamma),
+            "bg_nbd": described(self.beta_geo, "bg_nbd", {"repeat_buyers": self.repeat_buyers}),
+            "gamma_gamma": described(self.gamma_gamma, "gamma_gamma"),
             "churn": {"validation_auc": self.churn.validation_auc_, "training_customers": self.training_customers},
-            "shifted_beta_geo": described(self.shifted_beta_geo) if self.shifted_beta_geo is not None else None,
+            "shifted_beta_geo": described(self.shifted_beta_geo, "shifted_beta_geo"),
         }
+
+
+def _finite(values: dict[str, float] | None) -> dict[str, float | None] | None:
+    if values is None:
+        return None
+    return {k: (float(v) if v is not None and np.isfinite(v) else None) for k, v in values.items()}
+
+
+def _numbers(values: np.ndarray) -> pa.Array:
+    """float64 with NULL wherever a value is not a finite number: nothing stored is NaN or infinite."""
+    array = np.asarray(values, dtype=np.float64)
+    return pa.array(array, pa.float64(), mask=~np.isfinite(array))
 
 
 def predict_customers(
@@ -111,24 +177,43 @@ def predict_customers(
             "how often customers buy. Import more order history."
         )
 
+    problems: list[FitProblem] = []
+    history = int(np.nanmax(t)) if len(t) else 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelFitWarning)
-        beta_geo = _fit_beta_geo(counts)
-        gamma_gamma = GammaGamma().fit(f[(f > 0) & (m > 0)], m[(f > 0) & (m > 0)])
-        shifted = _fit_shifted_beta_geo(tables, as_of)
-    notes += [str(w.message) for w in caught if issubclass(w.category, ModelFitWarning)]
+        beta_geo = _fitted("bg_nbd", lambda: _fit_beta_geo(counts), problems, history)
+        spends = (f > 0) & (m > 0)
+        gamma_gamma = _fitted("gamma_gamma", lambda: GammaGamma().fit(f[spends], m[spends]), problems, history)
+        shifted = _fitted("shifted_beta_geo", lambda: _fit_shifted_beta_geo(tables, as_of), problems, history)
+    # a model that stopped early is a FitProblem (one line), not a note as well
+    notes += [str(w.message) for w in caught
+              if issubclass(w.category, ModelFitWarning) and not issubclass(w.category, ConvergenceWarning)]
 
-    # BG/NBD's predictions depend on (frequency, recency, T) alone, which many customers share:
-    # each is computed once per distinct row and spread back to its customers
-    first, spread = _distinct_rows(f, r, t)
-    fu, ru, tu = f[first], r[first], t[first]
-    p_alive = beta_geo.predict_alive(fu, ru, tu)[spread]
-    expected_orders = beta_geo.predict_purchases(horizon_days, fu, ru, tu)[spread]
+    n = features.num_rows
     # repeat orders all refunded (no spend to learn from): the population's mean order value
-    spends = (f > 0) & (m > 0)
-    spend = gamma_gamma.predict_spend(np.where(spends, f, 0), np.where(spends, m, 0.0))
-    clv = _discounted_value(beta_geo, spend, (fu, ru, tu), spread, clv_horizon_days, discount_rate)
-    next_order = _next_order_days(beta_geo, fu, ru, tu)[spread]
+    if gamma_gamma is not None:
+        spend = gamma_gamma.predict_spend(np.where(spends, f, 0), np.where(spends, m, 0.0))
+    else:  # each customer's own average; for those without one, the average over those who have one
+        overall = float(m[spends].mean()) if spends.any() else np.nan
+        spend = np.where(spends, m, overall)
+    if beta_geo is not None:
+        # BG/NBD's predictions depend on (frequency, recency, T) alone, which many customers share:
+        # each is computed once per distinct row and spread back to its customers
+        first, spread = _distinct_rows(f, r, t)
+        fu, ru, tu = f[first], r[first], t[first]
+        with np.errstate(all="ignore"):
+            p_alive = beta_geo.predict_alive(fu, ru, tu)[spread]
+            expected_orders = beta_geo.predict_purchases(horizon_days, fu, ru, tu)[spread]
+            clv = _discounted_value(beta_geo, spend, (fu, ru, tu), spread, clv_horizon_days, discount_rate)
+            next_order = _next_order_days(beta_geo, fu, ru, tu)[spread]
+        unknown = ~(np.isfinite(p_alive) & np.isfinite(expected_orders) & np.isfinite(clv))
+        if unknown.any():  # none of these figures for those customers: NULL, and said so
+            p_alive, expected_orders, clv = (np.where(unknown, np.nan, v) for v in (p_alive, expected_orders, clv))
+            next_order = np.where(unknown, np.nan, next_order)
+            problems.append(FitProblem("bg_nbd", "partial", "BetaGeo predictions are not finite for "
+                                       f"{int(unknown.sum()):,} customers.", history, int(unknown.sum())))
+    else:
+        p_alive = expected_orders = clv = next_order = np.full(n, np.nan)
 
     churn, training = _fit_churn(tables, as_of, horizon_days, notes)
     matrix = _matrix(features)
@@ -137,21 +222,22 @@ def predict_customers(
     cancel = _cancel_probability(shifted, features, horizon_days)
 
     as_of_days = np.datetime64(as_of, "D")
-    ahead = np.ceil(np.nan_to_num(next_order)).astype("timedelta64[D]")
-    next_on = np.where(np.isnan(next_order), np.datetime64("NaT"), as_of_days + ahead)
+    known = np.isfinite(next_order)
+    ahead = np.ceil(np.where(known, next_order, 0.0)).astype("timedelta64[D]")
+    next_on = np.where(known, as_of_days + ahead, np.datetime64("NaT"))
     table = pa.table({
         "customer_id": features["customer_id"],
-        "as_of": pa.array(np.full(features.num_rows, np.datetime64(as_of, "D")), pa.date32()),
-        "horizon_days": pa.array(np.full(features.num_rows, horizon_days), pa.int64()),
-        "p_alive": p_alive,
-        "expected_orders": expected_orders,
+        "as_of": pa.array(np.full(n, np.datetime64(as_of, "D")), pa.date32()),
+        "horizon_days": pa.array(np.full(n, horizon_days), pa.int64()),
+        "p_alive": _numbers(p_alive),
+        "expected_orders": _numbers(expected_orders),
         "expected_next_order_on": pa.array(next_on, pa.date32()),
-        "expected_order_value": spend,
-        "clv": clv,
-        "clv_profit": clv * gross_margin_rate,
-        "churn_risk": risk,
-        "value_at_risk": risk * clv,
-        "cancel_probability": pa.array(cancel, pa.float64(), from_pandas=True),
+        "expected_order_value": _numbers(spend),
+        "clv": _numbers(clv),
+        "clv_profit": _numbers(clv * gross_margin_rate),
+        "churn_risk": _numbers(risk),
+        "value_at_risk": _numbers(risk * clv),
+        "cancel_probability": _numbers(cancel),
         "churn_reasons_ja": _or_typical(reason_texts(features, top, CHURN_FEATURES, "ja"), "ja"),
         "churn_reasons_en": _or_typical(reason_texts(features, top, CHURN_FEATURES, "en"), "en"),
         # what the call list's suggested action looks at, besides customer_scores
@@ -159,7 +245,30 @@ def predict_customers(
         "days_since_life_event": features["days_since_life_event"],
     })
     return Predictions(as_of, horizon_days, clv_horizon_days, table, beta_geo, gamma_gamma, churn, shifted,
-                       training, repeat_buyers, features, notes)
+                       training, repeat_buyers, features, notes, problems)
+
+
+def _fitted(key: str, fit, problems: list[FitProblem], history_days: int):
+    """`fit()`'s model, or None with a FitProblem when it does not fit the data or stopped before converging."""
+    failure = None
+    with warnings.catch_warnings(record=True) as stopped:
+        warnings.simplefilter("always", ConvergenceWarning)
+        try:
+            model = fit()
+        except ModelFitError as exc:
+            model, failure = None, exc
+    for w in stopped:  # the others go on to the caller's record (the notes)
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if failure is not None:
+        problems.append(FitProblem(key, failure.reason, str(failure), history_days))
+        return None
+    if model is not None and not model.converged_:
+        detail = next((str(w.message) for w in stopped if issubclass(w.category, ConvergenceWarning)),
+                      f"{type(model).__name__}: the optimiser stopped before converging.")
+        problems.append(FitProblem(key, "not_converged", detail, history_days))
+        return None
+    return model
 
 
 # A customer none of whose features raises the risk above what it is for a typical customer.
@@ -332,7 +441,8 @@ def _fit_shifted_beta_geo(tables: dict[str, ibis.Table], as_of: dt.date) -> Shif
 
 
 def _cancel_probability(model: ShiftedBetaGeo | None, features: pa.Table, horizon_days: int) -> np.ndarray:
-    """P(a subscriber cancels within the horizon | still subscribed after t months); NaN for non-subscribers."""
+    """P(a subscriber cancels within the horizon | still subscribed after t months); NaN for non-subscribers
+    and when there is no sBG fit."""
     subscriber = features["is_subscriber"].to_numpy(zero_copy_only=False) == 1
     if model is None:
         return np.full(features.num_rows, np.nan)

@@ -1,20 +1,26 @@
-"""The contact centre's call list (SPEC §3, 002 §6-5): customers in order of value at risk, each with
-what to say — the suggested action of SPEC §2 / §4 — and the reasons behind the risk.
+"""The contact centre's call list (docs/measures.md §3, 002 §6-5): customers in order of value at risk, each with
+what to say — the suggested action of docs/measures.md §2 / §4 — and the reasons behind the risk.
 
 The list is one Ibis expression (predictions ⋈ customers ⋈ customer_scores, ordered and cut in
 the engine); only the rows of the list come back to Python, to be given their action.
+
+Value at risk (and CLV, P(alive)) is NULL when BG/NBD did not fit the data: those customers come
+after the others, and among them the highest churn risk comes first, so a list without any value
+at risk is the list by churn risk. A NaN left by an older kizuna counts as NULL.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import ibis
 import pyarrow as pa
 
-__all__ = ["ACTIONS", "PRIORITY_COLUMNS", "priority_list", "suggested_action"]
+__all__ = ["ACTIONS", "PRIORITY_COLUMNS", "call_list_rows", "missing_value_at_risk", "priority_list",
+           "suggested_action"]
 
-# Suggested actions, most specific first (SPEC §2 lost reasons, §4 scenarios).
+# Suggested actions, most specific first (docs/measures.md §2 lost reasons, §4 scenarios).
 ACTIONS = (
     "detractor_follow_up",   # NPS detractor: call within 48 hours, close the loop (002 §3-2)
     "hearing_call",          # an unresolved problem: ヒアリング, solve it before anything else (004)
@@ -40,7 +46,8 @@ def priority_list(
     `opted_out` lists the channels a customer declined (email, line, dm): they stay on the list,
     marked, so that the agent knows before calling.
     """
-    p = predictions
+    # NaN (an older kizuna stored it) is no number: NULL, so that it sorts last and reads as missing
+    p = predictions.mutate(**{col: _number_or_null(predictions[col]) for col in _NUMBERS})
     c = customers.select("customer_id", "name", "phone", "email", "email_opt_in", "line_opt_in", "dm_opt_in")
     if scores is None:  # no `analyze` yet: the segment columns stay empty
         s = p.select("customer_id", matrix_cell=ibis.null("string"), rfm_rank=ibis.null("string"),
@@ -53,7 +60,15 @@ def priority_list(
     opted = [ibis.cases((j[flag] == False, name), else_=ibis.null("string"))  # noqa: E712 (SQL: NULL is unknown)
              for flag, name in (("email_opt_in", "email"), ("line_opt_in", "line"), ("dm_opt_in", "dm"))]
     listed = j.select(*(col for col in PRIORITY_COLUMNS if col != "opted_out"), opted_out=_join_names(opted))
-    return listed.order_by([ibis.desc("value_at_risk"), "customer_id"]).limit(capacity).to_pyarrow()
+    order = [ibis.desc("value_at_risk", nulls_first=False), ibis.desc("churn_risk", nulls_first=False), "customer_id"]
+    return listed.order_by(order).limit(capacity).to_pyarrow()
+
+
+_NUMBERS = ("churn_risk", "value_at_risk", "clv", "p_alive", "cancel_probability")
+
+
+def _number_or_null(column: ibis.Value) -> ibis.Value:
+    return ibis.cases((column.isnan() | column.isinf(), ibis.null("float64")), else_=column)
 
 
 def _join_names(parts: list[ibis.Value]) -> ibis.Value:
@@ -97,7 +112,19 @@ def call_list_rows(listed: pa.Table, lang: str = "ja") -> tuple[list[str], list[
         rows.append([
             rank, row["customer_id"], row["name"], row["phone"], segment_label(row["matrix_cell"], lang),
             segment_label(f"rank_{row['rfm_rank']}", lang) if row["rfm_rank"] else None,
-            round(100 * row["churn_risk"], 1), round(row["value_at_risk"]), round(row["clv"]),
+            _rounded(row["churn_risk"], 100, 1), _rounded(row["value_at_risk"]), _rounded(row["clv"]),
             row[f"churn_reasons_{lang}"], label(f"action_{row['suggested_action']}", lang), row["opted_out"],
         ])
     return headers, rows
+
+
+def _rounded(value: float | None, scale: float = 1, digits: int | None = None) -> float | int | None:
+    """round(scale × value, digits); None (an empty cell) when there is no number."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(scale * value, digits) if digits is not None else round(scale * value)
+
+
+def missing_value_at_risk(listed: pa.Table) -> bool:
+    """True when no row of the list has a value at risk (BG/NBD did not fit): it is by churn risk."""
+    return listed.num_rows > 0 and listed["value_at_risk"].null_count == listed.num_rows

@@ -11,6 +11,9 @@ columns sorted by id, made once per store version (about 100 MB and 1 s at 1M cu
 The segment's condition is compiled from the same Ibis expression (`analytics.segment_filter`)
 once per store version, and recent pages are kept per store version. Other engines take the
 Ibis path, and exports always do (every column, every row).
+
+Churn risk and value at risk may be NULL (value at risk is when BG/NBD did not fit the data):
+they sort last either way, and a NaN an older kizuna stored reads as NULL too.
 """
 
 from __future__ import annotations
@@ -23,8 +26,7 @@ import ibis
 import numpy as np
 import pyarrow as pa
 
-from kizuna.analytics import segment_filter
-from kizuna.analytics._segments import EXPORT_COLUMNS
+from kizuna.analytics import EXPORT_COLUMNS, segment_filter
 from kizuna.web import _figures
 from kizuna.web._auth import mask_row
 
@@ -59,12 +61,19 @@ def build_lookup(ws: Any) -> Lookup:
     con = ws.store.backend.con
     if ws.store.has_table(PREDICTIONS):
         sql = ("SELECT c.customer_id, c.name, c.email, c.phone, p.churn_risk, p.value_at_risk FROM customers c "
-               f"LEFT JOIN (SELECT customer_id, churn_risk, value_at_risk FROM {PREDICTIONS}) p USING (customer_id) "
-               "ORDER BY c.customer_id")
+               f"LEFT JOIN (SELECT customer_id, {_number('churn_risk')}, {_number('value_at_risk')} "
+               f"FROM {PREDICTIONS}) p USING (customer_id) ORDER BY c.customer_id")
     else:
         sql = ("SELECT customer_id, name, email, phone, NULL::DOUBLE AS churn_risk, NULL::DOUBLE AS value_at_risk "
                "FROM customers ORDER BY customer_id")
     return Lookup(con.execute(sql).to_arrow_table())
+
+
+def _number(column: str) -> str:
+    """The column, NULL where it is not a finite number (NaN sorts above every number in DuckDB)."""
+    return f"CASE WHEN isfinite({column}) THEN {column} END AS {column}"
+
+
 PAGES_KEPT = 512
 
 _lock = threading.Lock()
@@ -115,7 +124,7 @@ def list_page(ws: Any, version: tuple, lookup: Lookup, *, segment: str | None, r
     if sort not in _figures.SORTS:
         sort = "ltv_revenue"
     if sort in ("churn_risk", "value_at_risk"):
-        joins += f" LEFT JOIN (SELECT customer_id, {sort} FROM {PREDICTIONS}) AS p USING (customer_id)"
+        joins += f" LEFT JOIN (SELECT customer_id, {_number(sort)} FROM {PREDICTIONS}) AS p USING (customer_id)"
     if q:
         where = "(starts_with(s.customer_id, ?)"
         params.append(q)
