@@ -120,7 +120,7 @@ con.close()
 print(json.dumps({"rows": rows, "core_s": core}))
 """
 
-# (b) and (c) read the same Parquet export of the orders table; revenue as in SPEC §1 'order'.
+# (b) and (c) read the same Parquet export of the orders table; revenue as in docs/measures.md §1 'order'.
 PANDAS_READ = """
 import json, sys, time
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq

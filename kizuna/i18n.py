@@ -146,7 +146,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     ),
 }
 
-# segment migration (`kizuna migration`, SPEC §2 and §5)
+# segment migration (`kizuna migration`, docs/measures.md §2 and §5)
 _LABELS |= {
     "migration_new": ("新規 (開始日に未登録)", "new (joined after the start)"),
     "title_migration_cell": ("セグメント移動 (NPS × LTV マトリクス): {d1} → {d2}",
@@ -178,7 +178,7 @@ _LABELS |= {
     "import_table_counts": ("新規 {a} / 更新 {u} / 変更なし {n}", "added {a} / updated {u} / unchanged {n}"),
 }
 
-# scenarios (`kizuna run`, `kizuna results`, SPEC §4-§5)
+# scenarios (`kizuna run`, `kizuna results`, docs/measures.md §4-§5)
 _LABELS |= {
     "run_scenario": ("シナリオ", "Scenario"), "run_step": ("ステップ", "Step"), "run_channel": ("チャネル", "Channel"),
     "run_enrolled": ("対象", "Enrolled"), "run_holdout": ("対照群", "Control"), "run_sent": ("送信", "Sent"),
@@ -250,7 +250,7 @@ def label(key: str, lang: str = "ja") -> str:
         return key
     return pair[0] if lang == "ja" else pair[1]
 
-# Segment names (SPEC §2): id -> (ja, en)
+# Segment names (docs/measures.md §2): id -> (ja, en)
 SEGMENT_LABELS: dict[str, tuple[str, str]] = {
     # NPS x LTV matrix (000)
     "churn_candidate": ("離脱候補者", "churn candidate"),

@@ -39,7 +39,7 @@ FALLBACK_RANK = "other"
 
 @dataclass(frozen=True)
 class RankRule:
-    """One row of the SPEC's RFM rank table (002 §4-3)."""
+    """One row of the RFM rank table of docs/measures.md §2 (002 §4-3)."""
 
     label: str
     max_recency_days: int
@@ -56,7 +56,7 @@ DEFAULT_RANKS = (
 
 @dataclass(frozen=True)
 class Settings:
-    """All settings of a workspace. Defaults are SPEC §1-§2."""
+    """All settings of a workspace. Defaults: docs/measures.md."""
 
     # [business]
     currency: str = "JPY"
@@ -83,13 +83,13 @@ class Settings:
     rfm_ranks: tuple[RankRule, ...] = field(default=DEFAULT_RANKS)
     # [import]
     import_batch_rows: int = 200_000
-    # [prediction] (SPEC §3)
+    # [prediction] (docs/measures.md §3)
     horizon_days: int = 90  # churn risk and expected orders: the next this many days
     clv_horizon_days: int = 365  # predicted CLV: expected revenue over this many days
     discount_rate: float = 0.1  # yearly rate that discounts future revenue in the CLV
     high_risk: float = 0.5  # churn risk from which a customer counts as at high risk
     call_capacity: int = 100  # rows of the call list: the calls a contact centre makes in a day
-    # [delivery] (SPEC §4): rules every scenario's messages follow
+    # [delivery] (docs/measures.md §4): rules every scenario's messages follow
     quiet_start: str = "21:00"  # no e-mail or LINE from this local time …
     quiet_end: str = "09:00"  # … to this one (the next day when it is earlier)
     skip_holidays: bool = True  # Japanese public holidays are quiet all day
@@ -185,7 +185,7 @@ class Settings:
             for r in self.rfm_ranks
         )
         return f"""\
-# kizuna workspace settings. Defaults follow the product SPEC; change them to fit your business.
+# kizuna workspace settings. Defaults follow docs/measures.md in the kizuna project; change them to fit your business.
 
 [business]
 currency = {q(self.currency)}          # 3-letter currency code

@@ -1,4 +1,4 @@
-"""Measuring effect (SPEC §5): Newcombe's interval on published values, sample sizes, simulated coverage,
+"""Measuring effect (docs/measures.md §5): Newcombe's interval on published values, sample sizes, simulated coverage,
 and goal conversions counted in the store."""
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -471,6 +472,47 @@ def test_real_uvicorn_server_records_answers_and_logs_no_tokens(site: Site, capl
     assert '"POST /s/… HTTP/1.1" 200' in logged and '"POST /u/… HTTP/1.1" 200' in logged
     for secret in (survey.split("/")[-1], unsubscribe.split("/")[-1], ref, "C001", "C002", USER, "遅い"):
         assert secret not in logged
+
+
+def _signed_post(http: httpx.Client, body: bytes) -> httpx.Response:
+    signed = base64.b64encode(hmac.new(LINE_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    return http.post("/line/webhook", content=body, headers={"Content-Type": "application/json",
+                                                            "x-line-signature": signed})
+
+
+def test_valid_one_click_unsubscribes_are_never_rate_limited_bad_tokens_are(site: Site) -> None:
+    # a mail provider posts a whole campaign's one-click unsubscribes from one address
+    state = dataclasses.replace(site.state, limiter=RateLimiter({"unsubscribe": 2}))
+    customers = [f"C{n:03d}" for n in range(12)]
+    paths = [site.unsubscribe_path(c) for c in customers]
+    with ThreadServer(Starlette(routes=public_routes(state))) as base, httpx.Client(base_url=base) as http:
+        statuses = [http.post(path, content=b"List-Unsubscribe=One-Click",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code
+                    for path in paths]
+        assert statuses == [200] * len(customers)
+        assert http.get(paths[0]).status_code == 200  # the confirmation page too
+        bad = [http.post(path[:-2] + "xx", data={"List-Unsubscribe": "One-Click"}).status_code for path in paths[:4]]
+        assert bad == [404, 404, 429, 429]  # guessing tokens is limited
+        assert http.post(paths[1], data={"List-Unsubscribe": "One-Click"}).status_code == 200  # still honoured
+    assert {r["subject"] for r in consent_rows(site.ops) if r["opted_in"] == 0} == set(customers)
+
+
+def test_signed_webhook_nested_too_deep_or_with_an_absurd_timestamp_is_400(site: Site) -> None:
+    def body(**fields) -> bytes:
+        return json.dumps({"events": [{**line_event("unfollow"), **fields}]}).encode()
+
+    deep_list = b'{"events": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+    deep_object = b'{"events": [{"type": "unfollow", "x": ' + b'{"a": ' * 5_000 + b"1" + b"}" * 5_000 + b"}]}"
+    nested_40 = body(x=functools.reduce(lambda inner, _: [inner], range(40), 1))  # parses, but no LINE event nests so
+    timestamps = [body().replace(b"1764460800123", value)
+                  for value in (b"1e30", str(10**30).encode(), b"-5", b"1.5e12", b'"1764460800123"', b"true",
+                                b"NaN", b"Infinity")]
+    with ThreadServer(Starlette(routes=public_routes(site.state))) as base, httpx.Client(base_url=base) as http:
+        statuses = [_signed_post(http, b).status_code for b in (deep_list, deep_object, nested_40, *timestamps)]
+        assert statuses == [400] * (3 + len(timestamps))
+        assert consent_rows(site.ops) == []
+        assert _signed_post(http, body()).status_code == 200  # a real event still goes through
+    assert site.ops.consent("line", USER) is False
 
 
 def _chromium_path() -> str | None:

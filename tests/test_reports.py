@@ -25,7 +25,7 @@ def _nps(customer: str, score: int, when: str = "2026-06-01") -> dict:
 
 
 def test_nps_score_is_promoters_minus_detractors_the_specs_example(tmp_path):
-    # SPEC §1: 50 % promoters − 30 % detractors → NPS 20
+    # docs/measures.md §1: 50 % promoters − 30 % detractors → NPS 20
     scores = [9, 10, 9, 10, 9, 7, 8, 0, 3, 6]
     answers = [_nps(f"C{i}", s) for i, s in enumerate(scores)]
     ws = workspace_with(tmp_path / "ws", nps_answers=answers, orders=orders_for("C0", ["2026-06-01"], 100))

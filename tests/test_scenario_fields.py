@@ -1,4 +1,4 @@
-"""Personalisation fields and related products (SPEC §4) on hand-built stores, on DuckDB and PostgreSQL."""
+"""Personalisation fields and related products (docs/measures.md §4) on hand-built stores, on DuckDB and PostgreSQL."""
 
 from __future__ import annotations
 

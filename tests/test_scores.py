@@ -1,4 +1,4 @@
-"""customer_scores on hand-computed cases: every measure and segment boundary of SPEC §1-§2."""
+"""customer_scores on hand-computed cases: every measure and segment boundary of docs/measures.md §1-§2."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def scores(ws, as_of: str = AS_OF, **settings) -> dict[str, dict]:
 
 
 def test_ltv_is_aov_times_orders_the_specs_example(tmp_path):
-    # SPEC §1: ¥100,000 × 10 orders = ¥1,000,000
+    # docs/measures.md §1: ¥100,000 × 10 orders = ¥1,000,000
     ws = workspace_with(tmp_path / "ws", orders=orders_for("C1", days_before(AS_OF, *range(10, 110, 10)), 100_000))
     row = scores(ws)["C1"]
     assert (row["orders"], row["aov"], row["ltv_revenue"]) == (10, 100_000, 1_000_000)

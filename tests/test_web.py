@@ -71,6 +71,9 @@ def build_web_demo(path: Path, customers: int = 2_000) -> WebDemo:
             "'sent', ?, ?, ?, ?)",
             ("k1", "r1", "churn_to_loyal", target, now, now, now, now, now))
     ops.close()
+    for name in ("kizuna.duckdb", "kizuna.duckdb.wal"):  # made by the library under the usual umask: 0644,
+        if (path / name).exists():                       # which `kizuna serve` refuses
+            (path / name).chmod(0o600)
     return WebDemo(path, matrix, churn, target, orders)
 
 
@@ -325,6 +328,23 @@ def test_call_list_migration_and_results_pages(operator: httpx.Client):
     assert migration.status_code == 200
     assert "移動表" in migration.text and 'id="migration-headline"' in migration.text
     assert migration.text.count("<path") >= 3  # the flow chart's bands, drawn on the server
+
+
+def test_migration_dates_out_of_range_are_400_with_a_readable_page(operator: httpx.Client):
+    def settled(path: str) -> httpx.Response:
+        deadline = time.monotonic() + 120
+        answer = operator.get(path)
+        while answer.status_code == 202 and time.monotonic() < deadline:  # computed in the background
+            time.sleep(0.5)
+            answer = operator.get(path)
+        return answer
+
+    too_early = operator.get("/migration?to=0001-01-01")  # 90 days before it is no date at all
+    assert too_early.status_code == 400 and "範囲外" in too_early.text and "<html" in too_early.text
+    for path in ("/migration?from=0001-01-01&to=2026-11-01", "/migration?from=2026-08-01&to=9999-12-31"):
+        answer = settled(path)
+        assert answer.status_code == 400, path
+        assert "1900-01-01" in answer.text, path  # the range of days kizuna computes on
 
 
 def test_access_log_names_pages_not_customers(operator: httpx.Client, web_demo: WebDemo,

@@ -1,4 +1,4 @@
-"""Measures and segments of SPEC §1-§2 as Ibis expressions, on any engine."""
+"""Measures and segments of docs/measures.md §1-§2 as Ibis expressions, on any engine."""
 
 from kizuna.analytics._base import AsOf, counted_orders, latest_nps, nps_class
 from kizuna.analytics._kpi import nps_summary, top_share

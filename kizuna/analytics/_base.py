@@ -1,4 +1,4 @@
-"""Shared building blocks: the as-of cut and the orders that count (SPEC §1 'order')."""
+"""Shared building blocks: the as-of cut and the orders that count (docs/measures.md §1 'order')."""
 
 from __future__ import annotations
 

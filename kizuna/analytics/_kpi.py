@@ -1,4 +1,4 @@
-"""NPS score and the 2:8 share: the two SPEC §1 measures other reports build on."""
+"""NPS score and the 2:8 share: the two docs/measures.md §1 measures other reports build on."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Segment migration (SPEC §2, §5): how customers moved between matrix cells or RFM ranks between two dates.
+"""Segment migration (docs/measures.md §2, §5): how customers moved between matrix cells or RFM ranks between two dates.
 
 "The real measure of success is churn candidates becoming loyal" (000). Both snapshots are
 `customer_scores` with the same settings, as of the end of each day, so the table can be
@@ -24,8 +24,8 @@ from kizuna._errors import KizunaError
 from kizuna.analytics._scores import MATRIX_CELLS, customer_scores
 from kizuna.i18n import label, segment_label
 
-if TYPE_CHECKING:  # the workspace imports analytics, not the other way round
-    from kizuna.workspace import Settings
+if TYPE_CHECKING:
+    from kizuna.settings import Settings
 
 __all__ = [
     "MIGRATION_BY", "NEW", "migration_headline", "migration_label", "migration_order", "migration_sankey_svg",

@@ -1,4 +1,4 @@
-"""The KPI report of `kizuna kpi`: SPEC §1 over a period, as small Arrow tables.
+"""The KPI report of `kizuna kpi`: docs/measures.md §1 over a period, as small Arrow tables.
 
 Every figure is computed in the engine and comes back already aggregated; medians and
 shares use integer rank arithmetic so that DuckDB, PostgreSQL and Spark agree exactly.
@@ -51,7 +51,7 @@ def _period_orders(tables: dict[str, ibis.Table], cut: AsOf, start: dt.date) -> 
 
 
 def headline(period: ibis.Table) -> dict[str, float | int | None]:
-    """Repeat rate and purchase frequency exactly as SPEC §1, with AOV, over one period."""
+    """Repeat rate and purchase frequency exactly as docs/measures.md §1, with AOV, over one period."""
     per_customer = period.group_by("customer_id").aggregate(n=_.count(), revenue=_.revenue.sum())
     row = per_customer.aggregate(
         ordering_customers=_.count(), repeaters=(_.n >= 2).sum(), orders=_.n.sum(), revenue=_.revenue.sum()
@@ -223,7 +223,7 @@ def kpi_report(
     tables: dict[str, ibis.Table], as_of: dt.date, *, start: dt.date | None = None, by: str = "month",
     nps_validity_days: int = 365, f2_window_days: int = 90, cohort_months: int = 12,
 ) -> KpiReport:
-    """All of SPEC §1 for the period `start` … `as_of` (default: the year up to `as_of`)."""
+    """All of docs/measures.md §1 for the period `start` … `as_of` (default: the year up to `as_of`)."""
     cut = AsOf(as_of)
     start = start or as_of - dt.timedelta(days=365)
     orders = counted_orders(tables["orders"], cut)

@@ -1,4 +1,4 @@
-"""`customer_scores`: one row per customer with every measure and segment of SPEC §1-§2.
+"""`customer_scores`: one row per customer with every measure and segment of docs/measures.md §1-§2.
 
 Built as one Ibis expression: one pass over orders gives first/last order, lifetime and
 window counts and revenue (so R, F, M, LTV, tenure and the customer's own mean interval
@@ -249,7 +249,7 @@ def customer_scores(
         )
     )
 
-    # -- segments (SPEC §2) -----------------------------------------------------------------
+    # -- segments (docs/measures.md §2) -----------------------------------------------------------------
     misses = [t["_miss_" + name] for name in NEAR_LOYAL_DIMENSIONS]
     near_loyal = ibis.or_(*misses)
     listed = ibis.literal("")
@@ -316,7 +316,7 @@ def _ordering_customers(summary: ibis.Table, settings: Settings, today: ibis.Val
 def _lost_signals(
     anchor: ibis.Table, tables: dict[str, ibis.Table], cut: AsOf, settings: Settings
 ) -> tuple[ibis.Table, ibis.Table, ibis.Table]:
-    """Cancelled subscriptions and the signals behind the lost reasons (SPEC §2, 004).
+    """Cancelled subscriptions and the signals behind the lost reasons (docs/measures.md §2, 004).
 
     Each reason looks from `lost_lookback_days` before the last order up to the as-of date.
     Returns (customer_id, cancelled), (customer_id, unresolved_signal) and

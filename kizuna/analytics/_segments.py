@@ -82,7 +82,7 @@ def rfm_segment_table(scores: ibis.Table) -> pa.Table:
     return _shares(scores.filter(scores.rfm_segment.notnull()), "rfm_segment", RFM_SEGMENTS)
 
 
-# From customer_predictions, when there are predictions (SPEC §3): the list shows them too.
+# From customer_predictions, when there are predictions (docs/measures.md §3): the list shows them too.
 PREDICTION_EXPORT_COLUMNS = ("churn_risk", "value_at_risk", "churn_reasons_ja", "churn_reasons_en")
 
 

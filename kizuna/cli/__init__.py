@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -26,7 +27,12 @@ def main() -> None:
 
     Exit status 1 for what kizuna refuses (`KizunaError`), 2 for a usage mistake (an unknown
     option, a value that is not a date), as click does, 130 for Ctrl-C.
+
+    Every file and folder a command creates is its user's alone (umask 077: 0600 files, 0700
+    folders): the store, the operational records, rejects, outbox lists and exports hold
+    customers' personal data, and the records the workspace secret.
     """
+    os.umask(0o077)
     try:
         status = app(standalone_mode=False, prog_name="kizuna")
     except KizunaError as exc:

@@ -1,4 +1,4 @@
-"""`kizuna migration`: how customers moved between matrix cells or RFM ranks (SPEC §2, §5).
+"""`kizuna migration`: how customers moved between matrix cells or RFM ranks (docs/measures.md §2, §5).
 
 Thin: one `Workspace.migration` call, then a cross table for people, or the (from, to,
 customers) rows for scripts. Ibis loads inside the command, so `kizuna --help` stays fast.

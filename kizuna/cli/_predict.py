@@ -10,16 +10,14 @@ and JSON never holds NaN.
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kizuna.cli._app import AsOfOption, DbOption, DirOption, LangOption, _as_of, _check, _progress, app
-from kizuna.cli._render import Percent, console, error_console, show_rows
+from kizuna.cli._render import Percent, console, error_console, print_json, show_rows
 from kizuna.i18n import label, segment_label
 
 if TYPE_CHECKING:  # loaded inside the commands: `kizuna --help` does not pay for Ibis
@@ -103,22 +101,6 @@ def say_problems(problems, lang: str, where=console) -> None:
     """One line per model that did not fit the data: which, why, and what is left empty."""
     for problem in problems:
         where.print(problem.line(lang), markup=False, highlight=False, soft_wrap=True)
-
-
-def print_json(value: Any) -> None:
-    """JSON on standard output; a number that is not finite is null (allow_nan=False makes sure)."""
-    json.dump(_json_ready(value), sys.stdout, ensure_ascii=False, default=str, indent=1, allow_nan=False)
-    sys.stdout.write("\n")
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    return value
 
 
 def _params(fit: dict | None, lang: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -51,8 +52,20 @@ class Percent(float):
 
 
 def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, ensure_ascii=False, default=str, indent=1)
+    """JSON on standard output; a number that is not finite is null (allow_nan=False makes sure)."""
+    json.dump(_json_ready(value), sys.stdout, ensure_ascii=False, default=str, indent=1, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def _json_ready(value: Any) -> Any:
+    # JSON has no NaN or infinity: a figure that could not be computed is null
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value
 
 
 def _cell(value: Any) -> Text:

@@ -1,4 +1,4 @@
-"""`kizuna serve` and `kizuna user add`: the web app from the command line.
+"""`kizuna serve`, `kizuna user add` and `kizuna user passwd`: the web app from the command line.
 
 Starlette, uvicorn and argon2 load inside the commands, so `kizuna --help` does not pay for them.
 """
@@ -34,13 +34,15 @@ def serve(
 ) -> None:
     """Start the web dashboard on this workspace (log in with a user from `kizuna user add`)."""
     import logging
+    import os
 
     import uvicorn
 
     from kizuna.web import create_app
 
     _check(lang)
-    application = create_app(directory, lang=lang)
+    os.umask(0o077)  # what the app writes (the operational records) is its user's alone
+    application = create_app(directory, lang=lang, private_files=True)  # refused if others can read them
     if application.state.kizuna.operations.query("SELECT count(*) AS n FROM users")[0]["n"] == 0:
         console.print("no users yet: add one with `kizuna user add NAME --role operator`", markup=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -62,18 +64,13 @@ def user_add(
     """Add a user of the web app, or change an existing user's role and password."""
     from kizuna.operations import OPERATIONS_FILE, Operations
     from kizuna.web import ROLES, hash_password
-    from kizuna.workspace._settings import SETTINGS_FILE
 
     _check(lang)
     if role not in ROLES:
         raise typer.BadParameter(f"--role must be one of {', '.join(ROLES)}")
     if not name.strip() or len(name) > 64:
         raise typer.BadParameter("the user name must be 1 to 64 characters")
-    if not (directory / SETTINGS_FILE).exists():
-        from kizuna._errors import WorkspaceError
-
-        raise WorkspaceError(f"{directory.resolve()} is not a kizuna workspace (no {SETTINGS_FILE}). "
-                             "Pass --dir to an existing one.")
+    _workspace(directory)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -81,7 +78,48 @@ def user_add(
     hashed = hash_password(password)
     operations = Operations(directory / OPERATIONS_FILE)
     try:
-        operations.add_user(name.strip(), role, hashed)
+        operations.add_user(name.strip(), role, hashed)  # an existing user's sessions end
     finally:
         operations.close()
     console.print(f"{name.strip()} ({role}) ✓", markup=False)
+
+
+@user_app.command("passwd")
+def user_passwd(
+    name: Annotated[str, typer.Argument(help="The user whose password changes.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the new password from the first line of standard input.")
+    ] = False,
+    directory: DirOption = Path("."),
+    lang: LangOption = "ja",
+) -> None:
+    """Change a user's password; every session of theirs ends (logged out in every browser)."""
+    from kizuna._errors import KizunaError
+    from kizuna.operations import OPERATIONS_FILE, Operations
+    from kizuna.web import hash_password
+
+    _check(lang)
+    _workspace(directory)
+    operations = Operations(directory / OPERATIONS_FILE)
+    try:
+        if operations.user(name.strip()) is None:
+            raise KizunaError(f"no user {name.strip()!r} in {directory.resolve()}; add one with "
+                              f"`kizuna user add {name.strip()} --role viewer`.")
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+        if not operations.set_password(name.strip(), hash_password(password)):
+            raise KizunaError(f"the user {name.strip()!r} was removed meanwhile.")
+    finally:
+        operations.close()
+    console.print(f"{name.strip()}: password changed, sessions ended ✓", markup=False)
+
+
+def _workspace(directory: Path) -> None:
+    from kizuna._errors import WorkspaceError
+    from kizuna.settings import SETTINGS_FILE
+
+    if not (directory / SETTINGS_FILE).exists():
+        raise WorkspaceError(f"{directory.resolve()} is not a kizuna workspace (no {SETTINGS_FILE}). "
+                             "Pass --dir to an existing one.")

@@ -3,7 +3,7 @@
 LINE signs every webhook request: ``x-line-signature`` = base64(HMAC-SHA256(channel secret, raw
 body)) (https://developers.line.biz/en/docs/messaging-api/verify-webhook-signature/). The web app
 verifies the raw bytes before it parses them, then keeps the events it knows (``follow``,
-``unfollow`` = an opt-out, SPEC §4) and ignores the rest. LINE may deliver an event again
+``unfollow`` = an opt-out, docs/measures.md §4) and ignores the rest. LINE may deliver an event again
 (``deliveryContext.isRedelivery``); ``webhookEventId`` identifies it for de-duplication.
 
 The shapes follow line/line-openapi ``webhook.yml`` (``CallbackRequest``, ``Event``, ``Source``,
@@ -29,6 +29,10 @@ __all__ = ["SECRET_ENV", "WebhookEvent", "WebhookPayloadError", "channel_secret"
 
 SECRET_ENV = "KIZUNA_LINE_SECRET"
 SIGNATURE_HEADER = "x-line-signature"
+MAX_DEPTH = 32  # LINE's events nest 4–5 levels (message.emojis, …); deeper is not LINE's
+# an event's `timestamp` (epoch milliseconds) must fall in these years
+FIRST_TIMESTAMP_MS = int(dt.datetime(2000, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
+LAST_TIMESTAMP_MS = int(dt.datetime(2200, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 class WebhookPayloadError(KizunaError):
@@ -114,7 +118,8 @@ def parse_events(body: bytes | str) -> list[WebhookEvent]:
     Raises
     ------
     WebhookPayloadError
-        The body is not JSON, or has no ``events`` list.
+        The body is not JSON, nests deeper than `MAX_DEPTH`, has no ``events`` list, or an
+        event's ``timestamp`` is not epoch milliseconds from 2000 to 2200 (an integer).
 
     Examples
     --------
@@ -124,14 +129,37 @@ def parse_events(body: bytes | str) -> list[WebhookEvent]:
     >>> [(e.type, e.user_id) for e in parse_events(body)]
     [('unfollow', 'U4af4980629')]
     """
+    too_deep = WebhookPayloadError(f"the LINE webhook body nests deeper than {MAX_DEPTH} levels")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_no_constant)
+    except RecursionError:  # json's parser recurses: past Python's limit it gives up
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise WebhookPayloadError(f"the LINE webhook body is not JSON ({exc})") from None
+    if _too_deep(data):
+        raise too_deep
     events = data.get("events") if isinstance(data, dict) else None
     if not isinstance(events, list):
         raise WebhookPayloadError('the LINE webhook body has no "events" list')
     return [_event(item) for item in events if isinstance(item, dict)]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _too_deep(data: Any) -> bool:
+    """Whether lists and objects nest deeper than MAX_DEPTH in parsed JSON (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _event(item: dict[str, Any]) -> WebhookEvent:
@@ -140,12 +168,17 @@ def _event(item: dict[str, Any]) -> WebhookEvent:
     context = item.get("deliveryContext")
     redelivery = context.get("isRedelivery") if isinstance(context, dict) else None
     timestamp = item.get("timestamp")
+    if timestamp is None:
+        timestamp = 0  # some events LINE documents without one; kizuna acts on none of those
+    elif isinstance(timestamp, bool) or not isinstance(timestamp, int) \
+            or not FIRST_TIMESTAMP_MS <= timestamp < LAST_TIMESTAMP_MS:
+        raise WebhookPayloadError(f"an event's timestamp is not epoch milliseconds: {str(timestamp)[:40]}")
     return WebhookEvent(
-        event_id=str(item.get("webhookEventId") or ""),
-        type=str(item.get("type") or ""),
+        event_id=str(item.get("webhookEventId") or "")[:100],
+        type=str(item.get("type") or "")[:100],
         user_id=user_id if isinstance(user_id, str) and user_id else None,
-        timestamp=timestamp if isinstance(timestamp, int) and not isinstance(timestamp, bool) else 0,
+        timestamp=timestamp,
         is_redelivery=redelivery is True,
-        mode=str(item.get("mode") or "active"),
+        mode=str(item.get("mode") or "active")[:100],
         raw=item,
     )

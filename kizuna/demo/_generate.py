@@ -74,7 +74,7 @@ class DemoResult:
 def demo_tables(
     customers: int = 10_000, *, seed: int = 7, as_of: dt.date = DEFAULT_AS_OF
 ) -> dict[str, pa.Table]:
-    """The demo business as canonical tables (SPEC §7), keyed by kind; same seed, same tables.
+    """The demo business as canonical tables (docs/measures.md §7), keyed by kind; same seed, same tables.
 
     >>> tables = demo_tables(100, seed=1)
     >>> tables["customers"].column("customer_id")[0].as_py()

@@ -127,7 +127,7 @@ class ColumnMapping:
         if wrong:
             raise MappingError(
                 f"the mapping names {', '.join(wrong)}, which no kind has; kizuna's columns are listed "
-                "in SPEC §7 (e.g. customer_id, order_id, ordered_at, amount, product_id).",
+                "in docs/measures.md §7 (e.g. customer_id, order_id, ordered_at, amount, product_id).",
                 path=self.path,
             )
 

@@ -1,4 +1,4 @@
-"""The standard exports of the platforms Japanese shops use, as data (SPEC §6).
+"""The standard exports of the platforms Japanese shops use, as data (docs/measures.md §6).
 
 Each preset is a table: the platform's headers -> kizuna fields, its status words, and
 the line-kind words that mark rows which are not products (shipping, fees, discounts).

@@ -7,16 +7,23 @@ answer. SQLite in WAL mode takes writers from several processes (one at a time, 
 up to `BUSY_TIMEOUT_MS` for the other), while readers never block. Every write is a short
 `BEGIN IMMEDIATE` transaction, so a writer takes the lock up front instead of failing halfway.
 The same file works whatever engine holds the analytics (DuckDB, PostgreSQL, Spark).
+
+The file holds the workspace secret and the web app's password hashes: it is created 0600
+(SQLite gives its -wal and -shm files the same mode), whatever the process's umask.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import hmac
+import os
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,8 @@ __all__ = ["OPERATIONS_FILE", "Operations", "now_ts"]
 
 OPERATIONS_FILE = "kizuna-ops.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
+ERASED = "erased:"  # the prefix of a consent's subject kept after its customer was erased
+PRIVATE_FILE_MODE = 0o600
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -105,13 +114,55 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL CHECK (role IN ('viewer', 'operator')),
     password_hash TEXT NOT NULL,
-    created_ts INTEGER NOT NULL
+    created_ts INTEGER NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0  -- +1 at each new password: ends the sessions made before
 );
+-- The web app's logged-in sessions: the cookie names one by its random id. Logging out deletes
+-- the row; a new password bumps users.generation, which ends every session made before it.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    created_ts INTEGER NOT NULL,
+    expires_ts INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user);
 """
 
 
 def now_ts() -> int:
     return int(time.time())
+
+
+def _create_private(path: Path) -> None:
+    """Create `path` empty and 0600 unless it exists: SQLite would create it with the umask's mode
+    (0644, readable by every user of the machine), and gives the -wal and -shm files the main
+    file's mode."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError:  # a folder that does not exist: sqlite3 says so, as before
+        return
+    os.close(fd)
+
+
+def _erased_subject(secret: str, subject: str) -> str:
+    digest = hmac.new(secret.encode(), b"kizuna.erased\0" + subject.encode(), hashlib.sha256)
+    return ERASED + digest.hexdigest()[:32]
+
+
+class _Consents(dict):
+    """subject -> opted in, whose `get` also looks a subject up under its erased form."""
+
+    def __init__(self, found: dict[str, bool], erased: Callable[[str], str]) -> None:
+        super().__init__(found)
+        self._erased = erased
+
+    def get(self, subject: str, default: bool | None = None) -> bool | None:  # type: ignore[override]
+        if subject in self:
+            return self[subject]
+        return super().get(self._erased(subject), default)
 
 
 class Operations:
@@ -127,7 +178,17 @@ class Operations:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        _create_private(self.path)
         self.db.executescript(_SCHEMA)  # IF NOT EXISTS: two processes may both run it
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after the first release, for files made before them."""
+        if "generation" in {row[1] for row in self.db.execute("PRAGMA table_info(users)")}:
+            return
+        with self.write() as db:
+            if "generation" not in {row[1] for row in db.execute("PRAGMA table_info(users)")}:
+                db.execute("ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
 
     # -- connections and transactions ---------------------------------------------------------
     @property
@@ -218,14 +279,26 @@ class Operations:
             )
 
     def consents(self, channel: str) -> dict[str, bool]:
-        """subject -> opted in, for every change recorded on `channel`."""
+        """subject -> opted in, for every change recorded on `channel`; `get` also finds the
+        choice of an erased customer, kept under `erased_subject`."""
         rows = self.db.execute("SELECT subject, opted_in FROM consents WHERE channel = ?", (channel,))
-        return {subject: bool(opted_in) for subject, opted_in in rows}
+        found = {subject: bool(opted_in) for subject, opted_in in rows}
+        if not any(subject.startswith(ERASED) for subject in found):
+            return found
+        return _Consents(found, functools.partial(_erased_subject, self.secret()))
 
     def consent(self, channel: str, subject: str) -> bool | None:
-        row = self.db.execute("SELECT opted_in FROM consents WHERE channel = ? AND subject = ?",
-                              (channel, subject)).fetchone()
+        query = "SELECT opted_in FROM consents WHERE channel = ? AND subject = ?"
+        row = self.db.execute(query, (channel, subject)).fetchone()
+        if row is None and not subject.startswith(ERASED):
+            row = self.db.execute(query, (channel, self.erased_subject(subject))).fetchone()
         return None if row is None else bool(row[0])
+
+    def erased_subject(self, subject: str) -> str:
+        """What a consent is kept under once its customer was erased (`kizuna forget`): a keyed
+        hash of the customer id or LINE user id, so that an opt-out still holds for an old export
+        imported again while the records no longer name the customer."""
+        return _erased_subject(self.secret(), subject)
 
     # -- surveys ------------------------------------------------------------------------------
     def survey_link(self, customer_id: str, touchpoint: str, *, scenario: str | None = None,
@@ -278,18 +351,54 @@ class Operations:
             done = db.execute("INSERT OR IGNORE INTO webhook_events VALUES (?, ?, ?)", (event_id, kind, now_ts()))
             return done.rowcount == 1
 
-    # -- users --------------------------------------------------------------------------------
+    # -- users and their web sessions ---------------------------------------------------------
     def add_user(self, name: str, role: str, password_hash: str) -> None:
+        """Add a user, or change an existing one's role and password (which ends their sessions)."""
         with self.write() as db:
             db.execute(
-                "INSERT INTO users VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
-                "SET role = excluded.role, password_hash = excluded.password_hash",
+                "INSERT INTO users (name, role, password_hash, created_ts) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash, "
+                "generation = generation + 1",
                 (name, role, password_hash, now_ts()),
             )
+            db.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
+
+    def set_password(self, name: str, password_hash: str) -> bool:
+        """Change a user's password and end every session of theirs; False if there is no such user."""
+        with self.write() as db:
+            done = db.execute("UPDATE users SET password_hash = ?, generation = generation + 1 WHERE name = ?",
+                              (password_hash, name))
+            db.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
+            return done.rowcount == 1
 
     def user(self, name: str) -> sqlite3.Row | None:
-        rows = self.query("SELECT name, role, password_hash FROM users WHERE name = ?", (name,))
+        rows = self.query("SELECT name, role, password_hash, generation FROM users WHERE name = ?", (name,))
         return rows[0] if rows else None
+
+    def start_session(self, name: str, seconds: int) -> str:
+        """A new session of user `name` for `seconds`: its random id, for the cookie."""
+        session_id = secrets.token_urlsafe(32)
+        now = now_ts()
+        with self.write() as db:
+            db.execute("DELETE FROM web_sessions WHERE expires_ts <= ?", (now,))  # keeps the table small
+            row = db.execute("SELECT generation FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise KeyError(name)
+            db.execute("INSERT INTO web_sessions VALUES (?, ?, ?, ?, ?)",
+                       (session_id, name, row[0], now, now + seconds))
+        return session_id
+
+    def session_user(self, session_id: str) -> sqlite3.Row | None:
+        """The user (name, role, generation) of a live session: None when it was ended, has expired,
+        or was made before the user's password last changed."""
+        rows = self.query(
+            "SELECT u.name, u.role, u.generation FROM web_sessions s JOIN users u ON u.name = s.user "
+            "WHERE s.id = ? AND s.expires_ts > ? AND s.generation = u.generation", (session_id, now_ts()))
+        return rows[0] if rows else None
+
+    def end_session(self, session_id: str) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM web_sessions WHERE id = ?", (session_id,))
 
     # -- erasure ------------------------------------------------------------------------------
     def forget(self, customer_id: str, pseudonym: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Did it work? Goal conversions of treated vs control customers, uplift with an interval (SPEC §5).
+"""Did it work? Goal conversions of treated vs control customers, uplift with an interval (docs/measures.md §5).
 
 * `goal_conversions` counts, in the store, the customers of each scenario (and step) and group
   who reached the goal within a window after the occasion they were enrolled on;

@@ -189,6 +189,18 @@ def _condition(scenario: Scenario, table: ibis.Table, condition: Condition) -> i
                             f"unknown column {condition.column!r}; the audience has "
                             f"{', '.join(table.columns)}.")
     column, value = table[condition.column], condition.value
+    # Ibis checks the kinds of a comparison's two sides, not of an `in` list's members (DuckDB
+    # would fail the whole run on them): each member is compared on its own first.
+    for member in value if condition.op in ("in", "not in") else [value]:
+        if member is None:
+            continue
+        try:
+            column == member  # noqa: B015 - only the type check matters
+        except (TypeError, ibis.common.exceptions.IbisTypeError):
+            kind = column.type()
+            wanted = "a number" if kind.is_numeric() else "true or false" if kind.is_boolean() else f"a {kind} value"
+            raise ScenarioError(scenario.path, condition.line, "audience.where",
+                                f"{member!r} is not {wanted} for {condition.column}.") from None
     try:
         if condition.op == "in":
             return column.isin(value).fill_null(False)

@@ -1,4 +1,4 @@
-"""Personalisation fields of scenario messages (SPEC §4), computed in the store as Ibis expressions.
+"""Personalisation fields of scenario messages (docs/measures.md §4), computed in the store as Ibis expressions.
 
 Two tables, both as of a date (nothing after the end of that day is seen) and on any engine:
 
@@ -8,7 +8,7 @@ Two tables, both as of a date (nothing after the end of that day is seen) and on
 * `related_products`: for each customer, the products most often bought together with theirs
   (seed 001, one-to-one), for the dormant-customer re-approach.
 
-Orders follow SPEC §1: a cancelled order never counts; a returned one counts as an order with
+Orders follow docs/measures.md §1: a cancelled order never counts; a returned one counts as an order with
 its amount reduced by the refund, but its litres are not "used so far" (the goods went back).
 Co-purchases are counted over completed orders only.
 """

@@ -1,4 +1,4 @@
-"""Scenarios as the workspace's YAML files describe them (SPEC §4), checked when read.
+"""Scenarios as the workspace's YAML files describe them (docs/measures.md §4), checked when read.
 
 A scenario = trigger + audience + goal + steps; a step = channel + wait + template::
 
@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from kizuna._errors import KizunaError
-from kizuna.delivery._base import CHANNELS
+from kizuna.delivery import CHANNELS
 
 __all__ = ["GOALS", "TRIGGERS", "Condition", "Goal", "Scenario", "ScenarioError", "Step", "Trigger",
            "load_scenario", "load_scenarios"]
@@ -50,6 +50,18 @@ ANNIVERSARY_DATES = ("subscription_start", "first_delivery", "review", "signed_u
 GOALS = ("order", "stays_subscribed", "referral", "nps_answer")
 LANGS = ("ja", "en")
 _OPERATORS = ("<=", ">=", "!=", "==", "<", ">", " not in ", " in ")
+# What the audience's columns hold (customer_scores, customer_predictions), so that a `where`
+# value of the wrong kind is a mistake in the file, found when it is read; the other columns
+# are text or dates, or not known here (checked against the table when the scenario runs).
+NUMBER_COLUMNS = frozenset({
+    "recency_days", "frequency", "monetary", "orders", "aov", "ltv_revenue", "ltv_profit", "tenure_days",
+    "nps_score", "r_score", "f_score", "m_score", "fm_score", "mean_interval_days",
+    "horizon_days", "p_alive", "expected_orders", "expected_order_value", "clv", "clv_profit", "churn_risk",
+    "value_at_risk", "cancel_probability", "open_contacts", "days_since_life_event",
+})
+BOOLEAN_COLUMNS = frozenset({"high_ltv", "near_loyal", "dormant", "lapsing", "lost"})
+TEXT_COLUMNS = frozenset({"customer_id", "nps_class", "rfm_segment", "rfm_rank", "matrix_cell", "loyalty",
+                          "near_loyal_missing", "lost_reason"})
 
 
 class ScenarioError(KizunaError):
@@ -278,18 +290,34 @@ class _Reader:
         text = str(self.scalar(node, "audience.where")).strip()
         for op in _OPERATORS:
             column, found, value = text.partition(op)
-            if found and re.fullmatch(r"[a-z_][a-z0-9_]*", column.strip()):
+            column = column.strip()
+            if found and re.fullmatch(r"[a-z_][a-z0-9_]*", column):
                 raw = value.strip()
                 if op.strip() in ("in", "not in"):
                     if not (raw.startswith("[") and raw.endswith("]")):
                         raise self.fail(node, "audience.where", f"{text!r}: write a list, e.g. rfm_rank in [a, b].")
-                    parsed: Any = [_literal(v) for v in raw[1:-1].split(",") if v.strip()]
+                    parsed: Any = [self.value(node, column, v) for v in raw[1:-1].split(",") if v.strip()]
                 else:
-                    parsed = _literal(raw)
-                return Condition(column.strip(), op.strip(), parsed, node.start_mark.line + 1)
+                    parsed = self.value(node, column, raw)
+                return Condition(column, op.strip(), parsed, node.start_mark.line + 1)
         raise self.fail(node, "audience.where",
                         f"{text!r} is not a condition; write `column op value` with op one of "
                         "== != < <= > >= in, not in (e.g. churn_risk >= 0.5).")
+
+    def value(self, node: yaml.Node, column: str, text: str) -> Any:
+        """One value of a condition, of the kind its column holds (see NUMBER_COLUMNS)."""
+        value = _literal(text)
+        if value is None:
+            return None
+        shown = text.strip()
+        if column in NUMBER_COLUMNS and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                         or value != value or value in (float("inf"), float("-inf"))):
+            raise self.fail(node, "audience.where", f"{shown!r} is not a number for {column}.")
+        if column in BOOLEAN_COLUMNS and not isinstance(value, bool):
+            raise self.fail(node, "audience.where", f"{shown!r} is not true or false for {column}.")
+        if column in TEXT_COLUMNS and not isinstance(value, str):
+            return shown.strip("'\"")  # rfm_rank in [a, 1]: the rank labelled "1"
+        return value
 
     def goal(self, node: yaml.Node) -> Goal:
         items = self.mapping(node, "goal", ("kind", "days"), required=("kind",))

@@ -1,4 +1,4 @@
-"""The canonical tables (SPEC §7): columns, types, natural keys and references.
+"""The canonical tables (docs/measures.md §7): columns, types, natural keys and references.
 
 Timestamps are stored as local wall-clock time of the workspace timezone
 (``kizuna.toml`` [business] timezone): every engine then agrees on which day an

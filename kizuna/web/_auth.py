@@ -1,10 +1,14 @@
 """Who may see what: passwords, signed session cookies, CSRF tokens and the contact-data mask.
 
 A session is a cookie signed with the workspace secret (itsdangerous); it holds the user's
-name, a CSRF token and the chosen language, never a role: the role is read from the users
-table on every request, so that a changed role or a removed user takes effect at once.
+name, a CSRF token, the chosen language and, once logged in, the id of a session row in the
+operational records (`web_sessions`), never a role. Every request looks that row up with the
+user's role: logging out deletes the row (that browser's session only), a new password
+(`kizuna user passwd`, `kizuna user add` again) ends every session of the user, a removed user
+or a changed role takes effect at once; a copied cookie is worth nothing after any of these.
 Anyone who opens the login page gets an anonymous session first, so that the login form
-carries a CSRF token tied to it like every other form. Logging in makes a new token.
+carries a CSRF token tied to it like every other form. Logging in makes a new token and a new
+session id.
 """
 
 from __future__ import annotations
@@ -79,21 +83,22 @@ class Session:
     lang: str = "ja"
     role: str | None = None
     changed: bool = False
+    sid: str | None = None  # the web_sessions row of a logged-in user
 
     @property
     def operator(self) -> bool:
         return self.role == "operator"
 
     def to_cookie(self) -> dict[str, Any]:
-        return {"u": self.user, "c": self.csrf, "l": self.lang}
+        return {"u": self.user, "c": self.csrf, "l": self.lang, "s": self.sid}
 
 
 class SessionCodec:
     """Signs and reads session cookies with the workspace secret.
 
     >>> codec = SessionCodec("secret")
-    >>> codec.load(codec.dump(Session(user="aiko", csrf="t"))).user
-    'aiko'
+    >>> codec.load(codec.dump(Session(user="aiko", csrf="t", sid="s1"))).sid
+    's1'
     >>> codec.load("forged") is None
     True
     """
@@ -116,7 +121,8 @@ class SessionCodec:
             return None
         lang = data.get("l") if data.get("l") in ("ja", "en") else "ja"
         user = data.get("u") if isinstance(data.get("u"), str) else None
-        return Session(user=user, csrf=data["c"], lang=lang)
+        sid = data.get("s") if isinstance(data.get("s"), str) else None
+        return Session(user=user, csrf=data["c"], lang=lang, sid=sid)
 
 
 def valid_csrf(session: Session, token: object) -> bool:

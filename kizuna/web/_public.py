@@ -10,7 +10,8 @@ so these endpoints keep working while `kizuna import` or `analyze` hold the stor
 They reveal nothing: a link's token names a random ref, pages never show a name or address,
 a bad or unknown token gets the same 404 page, and the log holds outcomes, never refs, ids or
 tokens (`AccessLogFilter` hides the tokens in uvicorn's access log). Each client address has a
-token bucket per endpoint (`RateLimiter`): past it, 429 with Retry-After.
+token bucket per endpoint (`RateLimiter`): past it, 429 with Retry-After — except a validly
+signed unsubscribe link, which is always honoured (only bad unsubscribe tokens are counted).
 
 Cross-site forgery: the survey form is public (no session, no cookie), so its hidden `form`
 field is an HMAC of the link's ref under the workspace secret; a POST without it is refused,
@@ -39,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from kizuna.delivery._line_webhook import SECRET_ENV, WebhookPayloadError, parse_events, verify_signature
+from kizuna.delivery import SECRET_ENV, WebhookPayloadError, parse_events, verify_signature
 from kizuna.operations import OPERATIONS_FILE, InvalidLink, Links, Operations
 
 __all__ = ["AccessLogFilter", "PublicState", "RateLimiter", "public_routes", "redact_path"]
@@ -127,7 +128,7 @@ class PublicState:
     @classmethod
     def from_workspace(cls, path: Path | str, *, limiter: RateLimiter | None = None) -> PublicState:
         """Read kizuna.toml ([web] public_url) and open the operational records; no DuckDB."""
-        from kizuna.workspace._settings import SETTINGS_FILE, Settings
+        from kizuna.settings import SETTINGS_FILE, Settings
 
         path = Path(path)
         settings = Settings.load(path / SETTINGS_FILE)
@@ -212,12 +213,15 @@ class _Pages:
 
     # -- unsubscribe --------------------------------------------------------------------------
     async def unsubscribe(self, request: Request) -> Response:
+        # A validly signed link is never refused for the rate: mail providers send the one-click
+        # POSTs of a whole campaign from a few addresses, and the law wants every opt-out honoured.
+        # Only bad tokens count against the client's bucket (guessing costs nothing otherwise).
         lang = pick_lang(request)
-        if (limited := self._limited(request, "unsubscribe", lang)) is not None:
-            return limited
         try:
             ref = self.state.links.read_unsubscribe(request.path_params["token"])
         except InvalidLink:
+            if (limited := self._limited(request, "unsubscribe", lang)) is not None:
+                return limited
             return page("not_found", lang, 404)
         delivery = await run_in_threadpool(self.ops.delivery, ref)
         if delivery is None:

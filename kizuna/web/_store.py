@@ -172,9 +172,9 @@ class Reader:
     # -- sessions -----------------------------------------------------------------------------
     def _anchor(self) -> Any:
         """A read-only connection kept between requests (see `StoreGate`); DuckDB files only."""
+        from kizuna.settings import SETTINGS_FILE
         from kizuna.store import Store
         from kizuna.workspace import STORE_FILE, Settings
-        from kizuna.workspace._settings import SETTINGS_FILE
 
         settings = Settings.load(self.path / SETTINGS_FILE)
         if settings.store_url and not settings.store_url.startswith("duckdb://") and "://" in settings.store_url:
@@ -186,9 +186,9 @@ class Reader:
     @contextlib.contextmanager
     def workspace(self) -> Iterator[Any]:
         """An open, read-only `Workspace` for the length of the block."""
+        from kizuna.settings import SETTINGS_FILE
         from kizuna.store import Store
         from kizuna.workspace import STORE_FILE, Settings, Workspace
-        from kizuna.workspace._settings import SETTINGS_FILE
 
         with self.gate.held():
             settings = Settings.load(self.path / SETTINGS_FILE)
@@ -212,9 +212,9 @@ class Reader:
         longer than a command from cron may wait (the KPI report reads every order: ~40 s at 1M
         customers). The store is held only while it is copied (a few seconds); other engines have
         no such lock and are read directly."""
+        from kizuna.settings import SETTINGS_FILE
         from kizuna.store import Store
         from kizuna.workspace import STORE_FILE, Settings, Workspace
-        from kizuna.workspace._settings import SETTINGS_FILE
 
         settings = Settings.load(self.path / SETTINGS_FILE)
         url = settings.store_url or str(self.path / STORE_FILE)
@@ -249,8 +249,8 @@ class Reader:
 
     def version(self) -> tuple:
         """Changes whenever a command writes the store or the settings (files' sizes and times)."""
+        from kizuna.settings import SETTINGS_FILE
         from kizuna.workspace import STORE_FILE
-        from kizuna.workspace._settings import SETTINGS_FILE
 
         parts: list[Any] = []
         for name in (SETTINGS_FILE, STORE_FILE, STORE_FILE + ".wal"):
