@@ -168,6 +168,15 @@ def test_forget_erases_the_customer_everywhere_and_keeps_the_figures(shop: Works
 
     ops = ws.operations
     assert ops.deliveries_of(CID) == []
+    assert [r["key"].split("/")[2] for r in ops.query("SELECT key FROM deliveries ORDER BY key")] == [
+        "C002", *pseudonyms, *pseudonyms]  # the keys too: no key names the customer beside the pseudonym
+    assert [r["subject"][:7] for r in ops.query("SELECT subject FROM consents")] == ["erased:"]
+    from kizuna.store import redact
+
+    duck = ws.store.engine == "duckdb"
+    store_file = {"kizuna.duckdb": "rewritten"} if duck else {redact(ws.store.url): "vacuum_full"}
+    assert report.compacted == {**store_file, "kizuna-ops.sqlite3": "vacuum"}
+    assert report.operations == {"deliveries": 2, "survey_links": 1, "survey_answers": 1, "consents": 1}
     assert ops.query("SELECT count(*) AS n FROM deliveries WHERE customer_id LIKE 'forgotten-%'")[0]["n"] == 2
     assert [dict(r) for r in ops.query("SELECT customer_id, comment FROM survey_answers")][0]["comment"] is None
     assert ops.consent("email", CID) is False  # the opt-out outlives the erasure
@@ -232,10 +241,16 @@ def test_cli_forget_asks_first_and_prints_what_it_erased(tmp_path: Path) -> None
     done = subprocess.run([*KIZUNA, "forget", CID, "--dir", folder, "--yes", "--format", "json"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {
+    said = json.loads(done.stdout)
+    files = said.pop("files")
+    assert said == {
         "customer_id": CID, "rows": {"customer_predictions": 1, "customer_scores": 1, "customers": 1, "events": 1,
                                      "nps_answers": 2, "orders": 3, "support_contacts": 1},
+        "operations": {"deliveries": 2, "survey_links": 1, "survey_answers": 1, "consents": 1},
+        "compacted": {"kizuna.duckdb": "rewritten", "kizuna-ops.sqlite3": "vacuum"},
         "rejects_lines": 4, "rejects_files": 2, "survey_answers_merged": 1}
+    assert sorted((name.split("-")[0], n) for name, n in files.items()) == [
+        ("rejects/customers", 1), ("rejects/orders", 3)]
     again = subprocess.run([*KIZUNA, "forget", CID, "--dir", folder, "--yes"], capture_output=True, text=True)
     assert again.returncode == 1 and again.stderr.startswith("error: no customer 'C001'")
     assert "Traceback" not in again.stderr
@@ -258,8 +273,199 @@ def test_the_same_on_spark_table_by_table(tmp_path: Path, spark_store) -> None:
             assert len(rows) == len(ids) and CID not in {r["customer_id"] for r in rows}
             assert sorted(r["customer_id"] for r in rows if r["customer_id"].startswith("C")) == [
                 i for i in ids if i != CID]
+        assert report.compacted == {"Spark": "tables_rewritten", "kizuna-ops.sqlite3": "vacuum"}
         (customer,) = [r for r in rows_of(ws, "customers") if r["customer_id"].startswith("forgotten-")]
         assert all(customer[c] is None for c in PERSONAL_COLUMNS if c in customer)
         assert customer["signed_up_at"] == day("2024-01-10")
         assert sorted(r["amount"] for r in rows_of(ws, "orders") if r["customer_id"] == customer["customer_id"]) == [
             8_000, 12_000, 15_000]
+
+
+# -- every file kizuna wrote: lists, exports, rejects, the store file, the operational records -----
+
+JST = dt.timezone(dt.timedelta(hours=9))
+GONE = {"customer_id": "C0000005", "name": "山田 太郎", "name_kana": "ヤマダ タロウ", "email": "taro.yamada@example.jp",
+        "phone": "090-1234-5678", "line_user_id": "U" + "5" * 32, "postal_code": "150-0005",
+        "address": "東京都渋谷区神宮前5-6-7", "signed_up_at": day("2024-01-10"), "email_opt_in": True,
+        "dm_opt_in": True}
+KEPT = {"customer_id": "C0000006", "name": "佐藤 花子", "email": "hanako.sato@example.jp", "phone": "080-1111-2222",
+        "postal_code": "530-0001", "address": "大阪府大阪市北区梅田1-1", "signed_up_at": day("2024-03-01"),
+        "dm_opt_in": True}
+INSERT = "trigger: {after_order: {days: 1}}\ngoal: {kind: order, days: 30}\nsteps:\n" \
+         "  - channel: insert\n    body: \"{{ name }}様 いつもありがとうございます\"\n"
+DM = "trigger: {after_order: {days: 1}}\ngoal: {kind: order, days: 30}\nsteps:\n" \
+     "  - channel: dm\n    body: \"{{ name }}様へカタログ ({{ address }})\"\n"
+
+
+def needles(customer: dict) -> dict[str, bytes]:
+    """What must not be left anywhere: the values as stored, and the phone's bare digits."""
+    found = {c: str(customer[c]).encode() for c in ("customer_id", "name", "name_kana", "email", "phone",
+                                                    "line_user_id", "postal_code", "address") if customer.get(c)}
+    found["phone digits"] = customer["phone"].replace("-", "").encode()
+    return found
+
+
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder`, as raw bytes; an .xlsx also as its unzipped parts (it is compressed)."""
+    import zipfile
+
+    found = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = str(path.relative_to(folder))
+        found[name] = path.read_bytes()
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as book:
+                for part in book.namelist():
+                    found[f"{name}!{part}"] = book.read(part)
+    return found
+
+
+def left_behind(folder: Path, customer: dict) -> list[tuple[str, str]]:
+    return [(name, what) for name, data in file_bytes(folder).items()
+            for what, needle in needles(customer).items() if needle in data]
+
+
+def build_with_lists(path: Path, sources: Path) -> Workspace:
+    """A DuckDB workspace after `kizuna run` wrote an insert and a DM list naming both customers, with a
+    customer list exported into the workspace, rejects, a survey answer, an opt-out and a LINE unfollow."""
+    from kizuna.workspace import Settings
+
+    ws = Workspace.init(path)
+    ws.store.append("customers", arrow_rows("customers", [GONE, KEPT]))
+    ws.store.append("orders", arrow_rows("orders", [
+        {"order_id": f"O{n}", "customer_id": c["customer_id"], "ordered_at": day("2026-11-28", 15), "amount": 3240 * n}
+        for n, c in enumerate((GONE, KEPT), start=1)]))
+    ws.store.append("nps_answers", arrow_rows("nps_answers", [
+        {"customer_id": GONE["customer_id"], "answered_at": day("2026-11-01"), "score": 4,
+         "comment": "担当の方が山田 太郎と名乗っても聞いてくれない"}]))
+    for old in (path / "scenarios").glob("*.yaml"):
+        old.unlink()
+    (path / "scenarios" / "insert.yaml").write_text(INSERT, encoding="utf-8")
+    (path / "scenarios" / "dm.yaml").write_text(DM, encoding="utf-8")
+    ws.save_settings(Settings(**{**Settings().__dict__, "holdout_share": 0.0, "global_control_share": 0.0,
+                                 "as_of": "2026-11-30"}))
+    report = ws.run(now=dt.datetime(2026, 11, 30, 10, tzinfo=JST))
+    assert sorted(p.parent.name for p in report.files) == ["dm", "dm", "insert", "insert"]
+    ws.analyze(AS_OF)
+    cell = [r for r in rows_of(ws, "customer_scores") if r["customer_id"] == GONE["customer_id"]][0]["matrix_cell"]
+    assert ws.export_segment(cell, path / "exports" / "list.xlsx", fmt="xlsx") >= 1
+    ops = ws.operations
+    ops.set_consent("email", GONE["customer_id"], False, source="unsubscribe")
+    ops.set_consent("line", GONE["line_user_id"], False, source="line_webhook")
+    web = ops.survey_link(GONE["customer_id"], "support_call")
+    ops.answer_survey(web, 2, "電話がつながらない(山田 太郎)", at=int(dt.datetime(2026, 11, 1, 3).timestamp()))
+    contact = f"{GONE['email']},{GONE['phone']},150-0005,{GONE['address']}"
+    ws.import_file("customers", write(sources / "customers-again.csv",  # C0000005 twice, differently: rejected
+                                      "customer_id,name,email,phone,postal_code,address\n"
+                                      f"C0000005,山田 太郎,{contact}\nC0000005,山田 太郎(旧),{contact}\n"
+                                      f"C0000006,佐藤 花子(旧),{KEPT['email']},,,\n"))
+    return ws
+
+
+def list_rows(path: Path) -> list[list]:
+    if path.suffix == ".csv":
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return list(csv.reader(handle))
+    import openpyxl
+
+    return [list(row) for row in openpyxl.load_workbook(path).worksheets[0].iter_rows(values_only=True)]
+
+
+def test_forget_leaves_no_byte_of_the_customer_in_any_file_of_the_workspace(tmp_path: Path) -> None:
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    folder = tmp_path / "shop"
+    build_with_lists(folder, sources).close()
+    before = left_behind(folder, GONE)
+    # the test sees them: in the store file, the ledger's keys, both lists, the export and the rejects
+    assert {name.split("!")[0].split("/")[0] for name, _ in before} >= {
+        "kizuna.duckdb", "kizuna-ops.sqlite3", "outbox", "exports", "rejects"}
+    assert ("kizuna.duckdb", "address") in before and ("kizuna-ops.sqlite3", "customer_id") in before
+    lists = sorted((folder / "outbox").rglob("*.*"))
+    kept_before = {p.name: [r for r in list_rows(p)[1:] if r[0] == "C0000006"] for p in lists}
+    assert all(kept_before.values())
+
+    done = subprocess.run([*KIZUNA, "forget", "C0000005", "--dir", str(folder), "--yes", "--lang", "en"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+    assert left_behind(folder, GONE) == []
+    assert left_behind(folder, KEPT) != []  # the other customer is still everywhere
+    for path in lists:  # the lists without the customer's rows; the others' rows as they were
+        assert [r for r in list_rows(path)[1:]] == kept_before[path.name], path
+    assert sorted((folder / "outbox").rglob("*.*")) == lists  # nothing left aside
+    out = done.stdout
+    for name in ("customers", "orders", "nps_answers", "customer_scores", "deliveries", "consents",
+                 "survey_answers", "kizuna.duckdb", "kizuna-ops.sqlite3", "exports/list.xlsx",
+                 *(str(p.relative_to(folder)) for p in lists)):
+        assert name in out, name
+    with Workspace.open(folder) as ws:
+        keys = [r["key"] for r in ws.operations.query("SELECT key, customer_id FROM deliveries")]
+        pseudonyms = {r["customer_id"] for r in rows_of(ws, "customers")} - {"C0000006"}
+        (pseudonym,) = pseudonyms
+        assert sorted(k.split("/")[2] for k in keys) == sorted(["C0000006", "C0000006", pseudonym, pseudonym])
+        assert ws.operations.consent("email", "C0000005") is False  # the opt-out still holds
+        assert ws.operations.consent("line", GONE["line_user_id"]) is False
+        assert ws.operations.consent("email", "C0000006") is None
+
+
+KILLED_AT = """
+import os, signal, sys
+from kizuna.store import _engine
+from kizuna.workspace import Workspace
+from kizuna.workspace._forget import forget_customer
+
+folder, where = sys.argv[1:]
+if where == "store update":  # the third table's UPDATE, inside the store's transaction
+    execute, updates = _engine.Store._execute, []
+
+    def killing_execute(self, sql):
+        updates.append(sql) if sql.startswith("UPDATE") else None
+        if len(updates) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        execute(self, sql)
+
+    _engine.Store._execute = killing_execute
+else:  # the new store file written, just before or just after it is renamed over the old one
+    replace = os.replace
+
+    def killing_replace(source, target):
+        if str(target).endswith("kizuna.duckdb") and where == "before rename":
+            os.kill(os.getpid(), signal.SIGKILL)
+        replace(source, target)
+        if str(target).endswith("kizuna.duckdb"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    _engine.os.replace = killing_replace
+with Workspace.open(folder) as ws:
+    forget_customer(ws, "C001")
+"""
+
+
+@pytest.mark.parametrize("where", ["store update", "before rename", "after rename"])
+def test_a_forget_killed_at_any_point_leaves_the_store_before_or_after_and_the_next_command_finishes(
+        tmp_path: Path, where: str) -> None:
+    folder = tmp_path / "shop"
+    with build(folder) as ws:
+        ws.merge_survey_answers()
+        ws.analyze(AS_OF)
+        before = figures(ws)
+        snapshot = {t: rows_of(ws, t) for t in STORE_TABLES}
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT, str(folder), where], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    with Workspace.open(folder) as ws:  # opens: the store file is whole
+        if where == "store update":  # one transaction: nothing changed in the store
+            assert {t: rows_of(ws, t) for t in STORE_TABLES} == snapshot
+            report = forget_customer(ws, CID)  # finishes, with the pseudonym the ledger got
+            assert report.rows["orders"] == 3
+        else:  # the store was erased; opening it finished compacting it
+            assert CID not in {r["customer_id"] for r in rows_of(ws, "customers")}
+        (pseudonym,) = {r["customer_id"] for r in rows_of(ws, "orders")} - {"C002", "C003"}
+        assert {r["customer_id"] for r in ws.operations.query(
+            "SELECT customer_id FROM deliveries WHERE customer_id LIKE 'forgotten-%'")} == {pseudonym}
+        assert figures(ws) == before
+        assert ws.operations.query("SELECT key FROM meta WHERE key NOT IN ('secret') AND key NOT LIKE 'guest ids%'") \
+            == []  # nothing left to do, and no record linking the id to the pseudonym
+    assert sorted(p.name for p in folder.iterdir() if "duckdb" in p.name) == ["kizuna.duckdb"]
+    data = (folder / "kizuna.duckdb").read_bytes()
+    assert b"taro@example.jp" not in data and "東京都渋谷区神宮前".encode() not in data

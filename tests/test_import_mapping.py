@@ -97,7 +97,7 @@ def test_a_guest_is_found_by_phone_when_the_email_is_unknown_or_missing(ws, tmp_
     assert (summary.rows_read, summary.added, summary.rejected) == (5, 4, 1)
     assert [(r["row"], r["column"], r["reason"]) for r in rejects_of(summary)] == [
         ("6", "customer_id", "missing customer_id (no member id, e-mail or phone)")]
-    new = guest_id("new@example.jp")
+    new = guest_id("new@example.jp", key=ws.operations.secret())
     assert [(r["order_id"], r["customer_id"]) for r in rows(ws, "orders", "order_id")] == [
         ("O1", "K1"), ("O2", "K1"), ("O3", new), ("O4", new)]
     assert ws.store.count("customers") == 2

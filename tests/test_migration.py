@@ -1,4 +1,4 @@
-"""Segment migration (docs/measures.md §2, §5) on a hand-built shop: every customer's cell and rank at both dates is known."""
+"""Segment migration (docs/measures.md §2, §5) on a hand-built shop: each cell and rank at both dates is known."""
 
 from __future__ import annotations
 

@@ -139,7 +139,7 @@ def test_ec_cube_4_members_and_line_item_orders_with_guests(ws, tmp_path):
     assert {t: (c.added, c.updated, c.unchanged) for t, c in summary.tables.items()} == {
         "customers": (1, 0, 2), "products": (2, 0, 0), "orders": (5, 0, 0), "order_items": (5, 0, 0),
     }
-    hana = guest_id("hana@example.jp")
+    hana = guest_id("hana@example.jp", key=ws.operations.secret())
     # 1002 is a guest order with member 5's e-mail (other case): it is member 5's; 1003 and 1004 are one guest
     assert table(ws, "orders", "order_id", "customer_id", "ordered_at", "amount", "status") == [
         ("1001", "5", at("2024-01-05 10:30"), 3500, "completed"),
@@ -245,7 +245,7 @@ def test_shopify_orders_export_identifies_customers_by_email(ws, tmp_path):
     summary = ws.import_file(write_shopify(tmp_path))
     assert (summary.preset, summary.rows_read, summary.rejected, summary.added) == (
         "Shopify orders_export", 5, 0, 4)
-    taro, hana = guest_id("taro@example.jp"), guest_id("hana@example.jp")
+    taro, hana = (guest_id(e, key=ws.operations.secret()) for e in ("taro@example.jp", "hana@example.jp"))
     assert table(ws, "orders", "order_id", "customer_id", "ordered_at", "amount", "status", "refund_amount") == [
         ("#1001", taro, at("2024-01-05 10:30"), 3800, "completed", 0),
         ("#1002", hana, at("2024-01-20 10:00"), 1500, "returned", 1500),  # +0000 is 10:00 in Tokyo
@@ -310,7 +310,7 @@ def test_rakuten_rms_old_order_csv(ws, tmp_path):
     ], "cp932")
     summary = ws.import_file(path)
     assert (summary.preset, summary.rows_read, summary.rejected, summary.added) == ("楽天 RMS 受注CSV", 3, 0, 2)
-    buyer = guest_id("abc1@pc.fw.rakuten.ne.jp")
+    buyer = guest_id("abc1@pc.fw.rakuten.ne.jp", key=ws.operations.secret())
     assert table(ws, "orders", "order_id", "customer_id", "ordered_at", "amount", "status") == [
         ("123456-20240105-0000001", buyer, at("2024-01-05 10:30"), 3800, "completed"),
         ("123456-20240110-0000002", buyer, at("2024-01-10 08:00"), 800, "cancelled"),
@@ -341,7 +341,7 @@ def test_rakuten_pay_order_csv_with_date_and_time_columns(ws, tmp_path):
     ]
     summary = ws.import_file(export(tmp_path / "rakutenpay.csv", header, records, "cp932"))
     assert (summary.preset, summary.added, summary.rejected) == ("楽天ペイ 受注CSV", 2, 0)
-    hana = guest_id("hana@example.jp")
+    hana = guest_id("hana@example.jp", key=ws.operations.secret())
     assert table(ws, "orders", "order_id", "customer_id", "ordered_at", "amount", "status") == [
         ("300001-20240301-0101", hana, at("2024-03-01 09:15"), 2200, "completed"),  # 請求金額 (after points)
         ("300001-20240302-0102", hana, at("2024-03-02 18:00"), 1200, "cancelled"),
@@ -376,7 +376,7 @@ def test_yahoo_order_and_item_files_import_as_a_folder_in_dependency_order(ws, t
         ("b_orders.csv", "orders", "Yahoo!ショッピング 注文データ", 2, 0),
         ("a_items.csv", "order-items", "Yahoo!ショッピング 注文商品データ", 3, 0),
     ]
-    taro = guest_id("taro@example.jp")
+    taro = guest_id("taro@example.jp", key=ws.operations.secret())
     assert table(ws, "orders", "order_id", "customer_id", "amount", "status") == [
         ("store-10000001", taro, 3800, "completed"), ("store-10000002", taro, 1500, "cancelled")]
     assert table(ws, "products", "product_id", "name") == [("coffee-1", "珈琲"), ("water-12", "天然水 12L")]
@@ -431,7 +431,7 @@ def test_base_makeshop_and_futureshop_order_exports(ws, tmp_path):
     results = [ws.import_file(p) for p in (base, makeshop, futureshop)]
     assert [(s.preset, s.added, s.rejected) for s in results] == [
         ("BASE 注文CSV", 2, 0), ("MakeShop 注文データ", 1, 0), ("futureshop 受注データ", 1, 0)]
-    taro, hana = guest_id("taro@example.jp"), guest_id("hana@example.jp")
+    taro, hana = (guest_id(e, key=ws.operations.secret()) for e in ("taro@example.jp", "hana@example.jp"))
     assert table(ws, "orders", "order_id", "customer_id", "amount", "status") == [
         ("B1", taro, 3500, "completed"), ("B2", taro, 1500, "cancelled"), ("F1", hana, 3000, "completed"),
         ("M1", hana, 1500, "completed")]
@@ -475,7 +475,7 @@ def test_ec_cube_2_order_csv_one_row_an_order_with_split_fields(ws, tmp_path):
     ], "cp932")
     summary = ws.import_file(path)
     assert (summary.preset, summary.added, summary.rejected) == ("EC-CUBE 2 受注CSV", 2, 0)
-    ichiro = guest_id("ichiro@example.jp")
+    ichiro = guest_id("ichiro@example.jp", key=ws.operations.secret())
     # order 12 has no e-mail: its phone (TEL1-3 joined) finds the guest that order 11 names by e-mail
     assert table(ws, "orders", "order_id", "customer_id", "ordered_at", "amount", "status", "shipped_at") == [
         ("11", ichiro, at("2012-06-01 21:35:12"), 6000, "completed", at("2012-06-02 10:00")),

@@ -18,7 +18,7 @@ def check_ec4(ws: Workspace, tmp_path) -> None:
     assert (summary.preset, summary.rows_read, summary.rejected) == ("EC-CUBE 4 受注CSV", 8, 0)
     assert {t: (c.added, c.updated, c.unchanged) for t, c in summary.tables.items()} == {
         "customers": (1, 0, 2), "products": (2, 0, 0), "orders": (5, 0, 0), "order_items": (5, 0, 0)}
-    hana = guest_id("hana@example.jp")
+    hana = guest_id("hana@example.jp", key=ws.operations.secret())
     orders_stored = sorted(ws.store.table("orders").select("order_id", "customer_id", "ordered_at", "amount", "status")
                            .to_pyarrow().to_pylist(), key=lambda r: r["order_id"])
     assert [tuple(r.values()) for r in orders_stored] == [

@@ -345,6 +345,9 @@ def test_migration_dates_out_of_range_are_400_with_a_readable_page(operator: htt
         answer = settled(path)
         assert answer.status_code == 400, path
         assert "1900-01-01" in answer.text, path  # the range of days kizuna computes on
+    for impossible in ("2026-02-30", "yesterday"):  # no date at all: said, not replaced by the default
+        answer = operator.get(f"/migration?to={impossible}")
+        assert answer.status_code == 400 and impossible in answer.text and "YYYY-MM-DD" in answer.text
 
 
 def test_access_log_names_pages_not_customers(operator: httpx.Client, web_demo: WebDemo,

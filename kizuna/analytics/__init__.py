@@ -32,6 +32,7 @@ from kizuna.analytics._scores import (
 )
 from kizuna.analytics._segments import (
     EXPORT_COLUMNS,
+    PREDICTION_EXPORT_COLUMNS,
     SEGMENTS,
     matrix_table,
     rank_table,
@@ -41,8 +42,8 @@ from kizuna.analytics._segments import (
 )
 
 __all__ = [
-    "EXPORT_COLUMNS", "SEGMENTS", "matrix_table", "rank_table", "rfm_segment_table", "segment_filter",
-    "segment_members",
+    "EXPORT_COLUMNS", "PREDICTION_EXPORT_COLUMNS", "SEGMENTS", "matrix_table", "rank_table", "rfm_segment_table",
+    "segment_filter", "segment_members",
     "LTV_BUCKETS", "MATRIX_CELLS", "RFM_SEGMENTS", "AsOf", "KpiReport", "cohort_retention",
     "concentration_curve", "counted_orders", "customer_scores", "f2_conversion", "kpi_by", "kpi_report",
     "latest_nps", "ltv_distribution", "nps_by_channel", "nps_class", "nps_summary", "order_summary",

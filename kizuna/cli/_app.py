@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kizuna.cli._render import FORMATS, Percent, console, print_json, show_rows
@@ -85,6 +84,10 @@ def import_(
     sheet: Annotated[
         str | None, typer.Option("--sheet", help="Excel: the sheet to read (default: the first with the columns).")
     ] = None,
+    header_row: Annotated[
+        int | None, typer.Option("--header-row", min=1, help="CSV/Excel: the row the column names are on, counted "
+                                 "from 1 (default: found among the first 20 rows, below any title).")
+    ] = None,
     directory: DirOption = Path("."),
     db: DbOption = None,
     lang: LangOption = "ja",
@@ -103,6 +106,9 @@ def import_(
     if kind is not None and file.is_dir():
         raise typer.BadParameter(f"{file} is a folder: import it without KIND (each file's kind is told from "
                                  "its headers), or name one file.", param_hint="[KIND] FILE|FOLDER")
+    if header_row is not None and file.is_dir():
+        raise typer.BadParameter(f"{file} is a folder: --header-row is for one file (in a folder, each file's "
+                                 "header row is found by itself).", param_hint="--header-row")
     with Workspace.open(directory, store_url=db, create=True) as ws, _progress(fmt) as progress:
         task = progress.add_task(f"{label('importing', lang)} {file.name}", total=None)
         current = [file]
@@ -122,7 +128,7 @@ def import_(
                                          on_phase=phase)
         else:
             summaries = [ws.import_file(kind, file, mapping=mapping, encoding=encoding, sheet=sheet,
-                                        on_progress=update, on_phase=phase)]
+                                        header_row=header_row, on_progress=update, on_phase=phase)]
     if fmt == "json" and len(summaries) > 1:
         print_json([s.to_dict() for s in summaries])
         return
@@ -172,46 +178,6 @@ def _some(names: list[str], lang: str) -> str:
 
 
 @app.command()
-def demo(
-    customers: Annotated[int, typer.Option("--customers", "-n", help="Number of customers.")] = 10_000,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same business.")] = 7,
-    directory: Annotated[Path, typer.Option("--dir", "-d", help="Workspace folder.")] = Path("kizuna-demo"),
-    as_of: AsOfOption = "2026-11-01",
-    lang: LangOption = "ja",
-    fmt: FormatOption = "table",
-) -> None:
-    """Generate a demo water-server business, import it, and show what kizuna finds."""
-    from kizuna.demo import build_demo
-    from kizuna.workspace import Workspace
-
-    _check(lang, fmt)
-    day = Workspace.check_day(_as_of(as_of)) or dt.date.today()
-    with _progress(fmt) as progress:
-        task = progress.add_task("demo", total=None)
-        result = build_demo(directory, customers=customers, seed=seed, as_of=day,
-                            on_progress=lambda step: progress.update(task, description=step))
-    with result.workspace as ws:
-        if fmt == "table":
-            console.print(f"[bold]{label('demo_ready', lang)}[/bold]: {escape(str(directory))}")
-        _show_counts(ws, lang, fmt)
-        with _progress(fmt) as progress:
-            progress.add_task(label("analyzing", lang), total=None)
-            ws.analyze(day)
-        show_kpi_report(ws.kpis(day), "month", lang, fmt)
-        _show_segments(ws, lang, fmt)
-        # SPEC §3: who leaves next, and whom the contact centre calls first
-        from kizuna.cli._predict import show_call_list, show_prediction
-
-        with _progress(fmt) as progress:
-            progress.add_task(label("predicting", lang), total=None)
-            predicted = ws.predict(day)
-        show_prediction(ws, predicted, lang, fmt)
-        show_call_list(ws.priority(DEMO_CALLS_SHOWN), lang, fmt)
-        if fmt == "table":
-            console.print(label("demo_next", lang).format(dir=directory), markup=False)
-
-
-@app.command()
 def analyze(
     as_of: AsOfOption = None,
     directory: DirOption = Path("."),
@@ -244,7 +210,7 @@ def kpi(
     lang: LangOption = "ja",
     fmt: FormatOption = "table",
 ) -> None:
-    """SPEC §1: NPS, repeat rate, frequency, AOV, LTV, 2:8 curve, cohorts, F2, NPS by channel."""
+    """The KPI report: NPS, repeat rate, frequency, AOV, LTV, 2:8 curve, cohorts, F2, NPS by channel."""
     from kizuna.workspace import Workspace
 
     _check(lang, fmt)

@@ -1,10 +1,11 @@
 """`kizuna forget CUSTOMER_ID`: erase a customer's personal data on request (個人情報保護法).
 
-Thin: asks for confirmation, calls `forget_customer`, prints what was changed.
+Thin: asks for confirmation, calls `Workspace.forget`, prints every table and file it changed.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -24,15 +25,33 @@ _TEXT = {
     "cancelled": ("中止しました。何も変更していません。", "cancelled; nothing was changed."),
     "done": ("顧客 {id} の個人情報を消去しました。注文数・売上・NPSの集計値はそのまま残ります。",
              "Customer {id} erased. Order counts, revenue and NPS figures are kept, under a pseudonym."),
-    "where": ("消去した場所", "where"), "rows": ("行数", "rows"),
-    "rejects": ("取り込み却下ファイル", "rejects files"),
-    "rejects_value": ("{lines} 行 / {files} ファイル", "{lines} lines in {files} files"),
-    "operations": ("配信記録・アンケート回答(仮名化)", "send ledger and survey answers (pseudonymised)"),
+    "where": ("変更した場所", "where"), "what": ("変更内容", "what changed"),
+    "store_rows": ("{n} 行を仮名化し個人情報を消去", "{n} rows under the pseudonym, personal data nulled"),
+    "deliveries": ("{n} 行: 顧客IDとキーを仮名に", "{n} rows: customer id and key under the pseudonym"),
+    "survey_links": ("{n} 行を仮名に", "{n} rows under the pseudonym"),
+    "survey_answers": ("{n} 行を仮名に、コメントを削除", "{n} rows under the pseudonym, comments removed"),
+    "memberships": ("{n} 行を削除", "{n} rows deleted"),
+    "consents": ("{n} 件の配信停止を顧客IDでなく鍵付きハッシュで保持",
+                 "{n} opt-outs kept under a keyed hash, not the id"),
+    "list_rows": ("{n} 行を削除", "{n} rows removed"),
+    "rejects_lines": ("{n} 行を削除", "{n} lines removed"),
+    "rewritten": ("新しいファイルに書き直し、置き換え(古いブロックは残らない)",
+                  "copied into a new file that replaced it (no old block left)"),
+    "vacuum_full": ("変更したテーブルを VACUUM FULL (ファイルはサーバー側、ワークスペースにはない)",
+                    "VACUUM FULL of the tables changed (its files are the server's, none in the workspace)"),
+    "tables_rewritten": ("テーブルを丸ごと書き直し済み", "tables rewritten whole"),
+    "in_memory": ("メモリ上のストア: ファイルなし", "a store in memory: no file"),
+    "vacuum": ("VACUUM で書き直し、WAL を空に", "rewritten by VACUUM, its WAL emptied"),
+    "vacuum_wal_busy": ("他のプロセスが使用中で WAL を空にできません: 次の kizuna コマンドで再試行します",
+                        "in use by another process, its WAL not emptied: the next kizuna command tries again"),
 }
 
 
 def _t(key: str, lang: str, **values: object) -> str:
-    return _TEXT[key][0 if lang == "ja" else 1].format(**values)
+    text = _TEXT[key][0 if lang == "ja" else 1].format(**values)
+    if lang != "ja" and values.get("n") == 1:  # "1 row", "1 opt-out"
+        text = re.sub(r"^1 (row|line|opt-out)s\b", r"1 \1", text)
+    return text
 
 
 @app.command()
@@ -55,17 +74,25 @@ def forget(
             console.print(_t("cancelled", lang), markup=False)
             raise typer.Exit(1)
     from kizuna.workspace import Workspace
-    from kizuna.workspace._forget import forget_customer
 
     with Workspace.open(directory, store_url=db, create=False) as ws:
-        report = forget_customer(ws, customer_id)
+        report = ws.forget(customer_id)
     if fmt == "json":
         print_json({"customer_id": customer_id, **report.to_dict()})
         return
-    rows = [{"where": name, "rows": count} for name, count in report.rows.items()]
-    rows.append({"where": _t("rejects", lang),
-                 "rows": _t("rejects_value", lang, lines=report.rejects_lines, files=report.rejects_files)})
-    rows.append({"where": _t("operations", lang), "rows": "✓"})
-    show_rows(rows, [("where", _t("where", lang)), ("rows", _t("rows", lang))], fmt)
+    show_rows(_rows(report, lang), [("where", _t("where", lang)), ("what", _t("what", lang))], fmt)
     if fmt == "table":
         console.print(_t("done", lang, id=customer_id), markup=False)
+
+
+def _rows(report, lang: str) -> list[dict[str, str]]:
+    """Every table and file the erasure changed, with what it did there."""
+    from kizuna.operations import OPERATIONS_FILE
+
+    rows = [{"where": table, "what": _t("store_rows", lang, n=n)} for table, n in report.rows.items()]
+    rows += [{"where": f"{OPERATIONS_FILE}: {table}", "what": _t(table, lang, n=n)}
+             for table, n in report.operations.items()]
+    rows += [{"where": path, "what": _t("rejects_lines" if path.startswith("rejects") else "list_rows", lang, n=n)}
+             for path, n in report.files.items()]
+    rows += [{"where": name, "what": _t(how, lang)} for name, how in report.compacted.items()]
+    return rows

@@ -1,4 +1,4 @@
-"""`kizuna run`, `kizuna scenario preview` and `kizuna results`: SPEC §4–§5 from the command line.
+"""`kizuna run`, `kizuna scenario preview` and `kizuna results`: docs/measures.md §4–§5 from the command line.
 
 Thin: each command calls one `Workspace` method and prints what it returns.
 """

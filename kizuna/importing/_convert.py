@@ -97,8 +97,15 @@ def _map_values(text: pa.Array, table: dict[str, str] | None) -> pa.Array:
     return pc.coalesce(pc.take(pa.array(list(table.values())), index), text)
 
 
+# Where messages are sent: a line break or NUL in one is stored, then fails (or adds a mail
+# header) only when a message goes out, so such a value is rejected at import.
+_ADDRESSES = ("email", "phone", "line_user_id")
+
+
 def _parse_column(text: pa.Array, column: Column, timezone: str) -> tuple[pa.Array, pa.Array]:
     kind = column.kind
+    if column.name in _ADDRESSES:
+        return text, _parse.control_characters(text, column.name)
     if kind in ("id", "text", "prose"):
         return text, pa.nulls(len(text), pa.string())
     if kind == "timestamp":

@@ -74,6 +74,7 @@ class ImportSummary:
     format: str
     encoding: str | None
     sheet: str | None = None  # xlsx: the sheet read
+    header_row: int = 1  # the row the headers were found on (a title above them is not read)
     rows_read: int = 0
     added: int = 0
     updated: int = 0
@@ -94,7 +95,8 @@ class ImportSummary:
         """Plain values, for --format json and scripts."""
         return {
             "kind": self.kind, "path": str(self.path), "format": self.format,
-            "encoding": self.encoding, "sheet": self.sheet, "rows_read": self.rows_read, "accepted": self.accepted,
+            "encoding": self.encoding, "sheet": self.sheet, "header_row": self.header_row,
+            "rows_read": self.rows_read, "accepted": self.accepted,
             "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
             "duplicates": self.duplicates, "rejected": self.rejected,
             "rejects_path": str(self.rejects_path) if self.rejects_path else None,
@@ -157,7 +159,9 @@ def import_file(
     rejects_dir: Path | str = "rejects",
     encoding: str | None = None,
     sheet: str | None = None,
+    header_row: int | None = None,
     batch_rows: int = 200_000,
+    guest_key: str | bytes | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
 ) -> ImportSummary:
@@ -171,19 +175,25 @@ def import_file(
     `on_progress(rows_done, rows_expected)` is called after every batch; `on_phase("reconcile")`
     once the file is read, when duplicates, references and the stored rows are compared (on a
     large file, a good part of the time). An Excel workbook is read from `sheet`, else from
-    its first sheet that has the columns `kind` needs.
+    its first visible sheet (the active one first) that has the columns `kind` needs. The
+    headers are on `header_row` (1-based), else on the first row that is not blank or, when
+    that row is a title, on the first of the next rows that has the columns.
+
+    `guest_key` (the workspace secret) keys the ids of buyers without a member id (`guest_id`).
     """
     if kind is not None:
         table_for_kind(kind)
     path = Path(path)
     mapping = mapping or ColumnMapping()
     mapping.check()
-    source = open_source(path, batch_rows=batch_rows, encoding=encoding, sheet=sheet)
-    source, plan = _choose_plan(source, kind, mapping, path, sheet_given=sheet is not None)
-    prepare = Preparer(plan, mapping)
+    source = open_source(path, batch_rows=batch_rows, encoding=encoding, sheet=sheet, header_row=header_row)
+    source, plan = _choose_plan(source, kind, mapping, path, sheet_given=sheet is not None,
+                                header_given=header_row is not None)
+    source.used = set(plan.columns)
+    prepare = Preparer(plan, mapping, guest_key)
     spec = prepare.spec
     summary = ImportSummary(plan.kind, path, source.format, source.encoding, sheet=source.sheet,
-                            ignored_columns=plan.ignored, preset=plan.preset)
+                            header_row=source.header_row, ignored_columns=plan.ignored, preset=plan.preset)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     rejects = _RejectsWriter(Path(rejects_dir) / f"{spec.kind}-{stamp}.csv", path)
     expected = source.estimated_rows()
@@ -252,25 +262,45 @@ def _given(plan: Plan) -> set[str]:
 
 
 def _choose_plan(
-    source: Source, kind: str | None, mapping: ColumnMapping, path: Path, *, sheet_given: bool
+    source: Source, kind: str | None, mapping: ColumnMapping, path: Path, *, sheet_given: bool,
+    header_given: bool = False,
 ) -> tuple[Source, Plan]:
-    """What the file holds; in a workbook, the first sheet that holds something kizuna reads."""
-    candidates = [source] if sheet_given or len(source.sheets) < 2 else [
-        source if name == source.sheet else source.with_sheet(name) for name in source.sheets
-    ]
+    """What the file holds; in a workbook, the first visible sheet that holds something kizuna reads.
+
+    The headers are looked for on the first row that is not blank of every sheet, then (unless
+    the row was given) on the rows below it, among the first 20: exports often put a title and a
+    blank line above the header (``受注一覧 2024/04/01``), and no mapping can help with that.
+    """
+    sheets = [source.sheet] if sheet_given or len(source.visible) < 2 else list(source.visible)
+    opened: list[Source] = []
     first_error: MissingColumnsError | None = None
-    for candidate in candidates:
+    for name in sheets:
         try:
-            plan = plan_import(candidate.headers, candidate.names, kind, mapping, path, candidate.unreadable)
-            return candidate, plan
-        except MissingColumnsError as exc:
-            first_error = first_error or exc
+            candidate = source if name == source.sheet else source.with_sheet(name)
         except FileFormatError:
             continue  # an empty sheet beside the data
-    assert first_error is not None
-    if len(candidates) > 1:
+        opened.append(candidate)
+        try:
+            return candidate, _plan(candidate, kind, mapping, path)
+        except MissingColumnsError as exc:
+            first_error = first_error or exc
+    if not header_given:
+        for candidate in opened:
+            for row in candidate.header_candidates():
+                below = candidate.with_header_row(row)
+                try:
+                    return below, _plan(below, kind, mapping, path)
+                except MissingColumnsError:
+                    continue
+    if first_error is None:  # every sheet is empty
+        raise FileFormatError("no sheet of the workbook has a header row.", path=path)
+    if len(sheets) > 1:
         raise MissingColumnsError(path, first_error.kind, first_error.missing, None, sheets=source.sheets)
     raise first_error
+
+
+def _plan(source: Source, kind: str | None, mapping: ColumnMapping, path: Path) -> Plan:
+    return plan_import(source.headers, source.names, kind, mapping, path, source.unreadable)
 
 
 def _reconcile_all(store: Store, found: list[Target], rejects: _RejectsWriter, summary: ImportSummary) -> None:

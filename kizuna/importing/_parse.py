@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from kizuna.importing._values import BOOLEAN_WORDS
 
-__all__ = ["clean_prose", "clean_text", "parse_bool", "parse_date", "parse_enum", "parse_float",
+__all__ = ["clean_prose", "clean_text", "control_characters", "parse_bool", "parse_date", "parse_enum", "parse_float",
            "parse_int", "parse_score", "parse_timestamp"]
 
 Parsed = tuple[pa.Array, pa.Array]  # values, reasons (null = fine)
@@ -42,6 +42,19 @@ def clean_prose(column: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(text, ""), _NULL_TEXT, text)
 
 
+# C0 and C1 controls (CR, LF, tab, NUL …) and the Unicode line and paragraph separators
+_CONTROL = r"[\x00-\x1f\x7f-\x{9f}\x{2028}\x{2029}]"
+
+
+def control_characters(column: pa.Array, name: str) -> pa.Array:
+    """The reason for every value (an e-mail address, a phone number) holding a control character."""
+    found = pc.fill_null(pc.match_substring_regex(column, _CONTROL), False)
+    if not pc.any(found).as_py():
+        return pa.nulls(len(column), pa.string())
+    return pc.if_else(found, f"control character in {name} (a line break, tab, NUL or other invisible "
+                             "character inside the value); remove it from the file", _NULL_TEXT)
+
+
 def _fail(column: pa.Array, parsed: pa.Array, reason: str) -> pa.Array:
     failed = pc.and_(pc.is_valid(column), pc.is_null(parsed))
     return pc.if_else(failed, reason, _NULL_TEXT)
@@ -53,15 +66,46 @@ def _whole(text: pa.Array) -> pa.Array:
     return pc.if_else(ok, text, _NULL_TEXT).cast(pa.int64())
 
 
+# A comma in a number is a thousands separator only between groups of exactly three digits
+# (1,200 / ¥1,200,000 / 1,200円); anything else (1200,50 / 12,5 / 1,2,3) is a decimal comma or a
+# typing error, and dropping it would store another amount.
+_THOUSANDS = r"^[^\d,]*\d{1,3}(?:,\d{3})+(?:\.\d*)?[^\d,]*$"
+COMMA_REASON = ("misplaced comma: a comma that is not a thousands separator (write whole numbers as "
+                "1200 or 1,200; a decimal comma is not read)")
+
+
+def _misplaced_commas(column: pa.Array) -> pa.Array | None:
+    """True where a value holds a comma that does not separate thousands; None if none does."""
+    has_comma = pc.fill_null(pc.match_substring(column, ","), False)
+    if not pc.any(has_comma).as_py():
+        return None
+    bad = pc.and_(has_comma, pc.invert(pc.fill_null(pc.match_substring_regex(column, _THOUSANDS), False)))
+    return bad if pc.any(bad).as_py() else None
+
+
+def _comma_checked(column: pa.Array, values: pa.Array, reasons: pa.Array) -> Parsed:
+    bad = _misplaced_commas(column)
+    if bad is None:
+        return values, reasons
+    return (pc.if_else(bad, pa.scalar(None, values.type), values),
+            pc.if_else(bad, COMMA_REASON, reasons))
+
+
 def parse_int(column: pa.Array, what: str = "a whole number") -> Parsed:
     """Whole numbers and yen amounts: ``¥1,200``, ``1200円``, ``▲300`` (-300), ``12.0``.
 
-    >>> parse_int(pa.array(["¥1,200", "▲300"]))[0].to_pylist()
-    [1200, -300]
+    A comma must separate thousands: ``1200,50`` or ``1,2,3`` is rejected, not read as 120050 or 123.
+
+    >>> parse_int(pa.array(["¥1,200", "▲300", "1200,50"]))[0].to_pylist()
+    [1200, -300, None]
     """
     plain = pc.fill_null(pc.and_(pc.ascii_is_decimal(column), pc.less_equal(pc.binary_length(column), 18)), True)
     if pc.all(plain).as_py():  # most exports write plain digits: no need for the patterns below
         return column.cast(pa.int64()), pa.nulls(len(column), pa.string())
+    return _comma_checked(column, *_parse_marked_int(column, what))
+
+
+def _parse_marked_int(column: pa.Array, what: str) -> Parsed:
     # ¥1,200 / 1200円 / \1,200 (¥ as Shift_JIS shows a backslash) / ▲300 (Japanese minus);
     # the usual marks go by literal search first, which is several times faster than a pattern
     text = column
@@ -96,7 +140,7 @@ def parse_float(column: pa.Array) -> Parsed:
     text = pc.replace_substring_regex(column, r"[,\s]", "")
     ok = pc.match_substring_regex(text, r"^-?(\d+(\.\d*)?|\.\d+)$")
     values = pc.if_else(ok, text, _NULL_TEXT).cast(pa.float64())
-    return values, _fail(column, values, "not a number")
+    return _comma_checked(column, values, _fail(column, values, "not a number"))
 
 
 # Japanese eras: name, initial (as written in R6.1.5) and the Gregorian year of its 元年 (year 1)

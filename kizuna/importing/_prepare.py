@@ -17,6 +17,7 @@ Runs before parsing (`_convert`), per batch, in Arrow:
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,19 +36,22 @@ _NULL = pa.scalar(None, pa.string())
 _ITEM = ("product_id", "quantity", "unit_price")
 
 
-def guest_id(email: str | None, phone: str | None = None) -> str | None:
+def guest_id(email: str | None, phone: str | None = None, *, key: str | bytes | None = None) -> str | None:
     """The customer id of a buyer without a member id: from the e-mail, else the phone.
 
     The e-mail is compared NFKC-normalised, trimmed and lower-cased; the phone by its
-    digits. The id is a digest, so it carries no contact data into lists and logs.
+    digits. The id is ``m-`` (``t-``) + 16 hex of HMAC-SHA256 keyed with `key`, the workspace
+    secret, so it carries no contact data into lists and logs and cannot be reversed by trying
+    every phone number. Without a key: the unsalted SHA-256 that kizuna used before (the ids
+    of old workspaces, which `Workspace.open` renames once).
 
-    >>> guest_id("Taro@Example.jp ") == guest_id("taro@example.jp")
+    >>> guest_id("Taro@Example.jp ", key="s") == guest_id("taro@example.jp", key="s") != guest_id("taro@example.jp")
     True
     """
     if email and email.strip():
-        return _digest("m-", _email_key_of(email))
+        return _digest("m-", _email_key_of(email), key)
     digits = "".join(ch for ch in (phone or "") if ch.isdigit())
-    return _digest("t-", digits) if digits else None
+    return _digest("t-", digits, key) if digits else None
 
 
 def _email_key_of(email: str) -> str:
@@ -56,8 +60,11 @@ def _email_key_of(email: str) -> str:
     return unicodedata.normalize("NFKC", email).strip().lower()
 
 
-def _digest(prefix: str, key: str) -> str:
-    return prefix + hashlib.sha256(key.encode()).hexdigest()[:16]
+def _digest(prefix: str, text: str, key: str | bytes | None = None) -> str:
+    if key is None:
+        return prefix + hashlib.sha256(text.encode()).hexdigest()[:16]
+    secret = key.encode() if isinstance(key, str) else key
+    return prefix + hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def wide_spec(plan: Plan) -> TableSpec:
@@ -96,8 +103,9 @@ class Grouped:
 class Preparer:
     """Prepares the batches of one file in order (an order may span two batches)."""
 
-    def __init__(self, plan: Plan, mapping: ColumnMapping) -> None:
+    def __init__(self, plan: Plan, mapping: ColumnMapping, guest_key: str | bytes | None = None) -> None:
         self.plan = plan
+        self.guest_key = guest_key  # the workspace secret, for guests' ids (`guest_id`)
         self.spec = wide_spec(plan)
         user_words = {w.lower() for w in mapping.values.get("status", {})}
         words = {clean_word(w): s for w, s in plan.statuses.items() if clean_word(w) not in user_words}
@@ -248,7 +256,8 @@ class Preparer:
         guest = pc.is_null(member)
         text["customer_id"] = member
         text[EMAIL_KEY], text[PHONE_KEY] = email_key, phone_key
-        text[GUEST_ID] = pc.coalesce(_digests("m-", email_key, guest), _digests("t-", phone_key, guest))
+        text[GUEST_ID] = pc.coalesce(_digests("m-", email_key, guest, self.guest_key),
+                                     _digests("t-", phone_key, guest, self.guest_key))
         nobody = pc.and_(guest, pc.and_(pc.is_null(email_key), pc.is_null(phone_key)))
         return [("customer_id", pc.if_else(nobody, "missing customer_id (no member id, e-mail or phone)", _NULL))]
 
@@ -276,13 +285,13 @@ def _blank_null(column: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(pc.utf8_trim(column, " \u3000"), ""), _NULL, column)
 
 
-def _digests(prefix: str, keys: pa.Array, guest: pa.Array) -> pa.Array:
+def _digests(prefix: str, keys: pa.Array, guest: pa.Array, key: str | bytes | None) -> pa.Array:
     """The digest of each guest's key (members keep their id: their keys are not hashed)."""
     keys = pc.if_else(guest, keys, _NULL)
     unique = pc.unique(keys.filter(pc.is_valid(keys)))
     if not len(unique):
         return pa.nulls(len(keys), pa.string())
-    hashed = pa.array([_digest(prefix, k) for k in unique.to_pylist()], pa.string())
+    hashed = pa.array([_digest(prefix, k, key) for k in unique.to_pylist()], pa.string())
     return pc.take(hashed, pc.index_in(keys, unique))
 
 

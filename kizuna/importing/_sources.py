@@ -14,12 +14,18 @@ break, or a byte the encoding cannot decode switches to Python's csv module,
 which reads the rest exactly: a stray quote that would swallow the rows after it,
 or a row with undecodable bytes, becomes rejects with its row number, and the
 rows around it are still read (`Source.problems`).
+
+The header is the first row that is not blank, unless the import finds it further
+down (a title line and a blank line above it, as Japanese exports often have: see
+`Source.header_candidates`) or is told (``header_row``); rows above it are not data.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import io
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -43,6 +49,8 @@ _SAMPLE = 1 << 20
 JAPANESE_ENCODINGS = ("utf-8", "cp932", "euc_jp")
 # Lone surrogates: bytes that did not decode (errors="surrogateescape").
 _UNDECODED = re.compile("[\udc80-\udcff]")
+# How far down a file the header is looked for, when it is not on the first row.
+HEADER_SEARCH_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -67,15 +75,36 @@ class Source:
     sheets: tuple[str, ...] = ()  # xlsx: every sheet of the workbook
     unreadable: list[str] = field(default_factory=list)  # Parquet columns of types kizuna cannot read
     problems: list[Problem] = field(default_factory=list)  # rows not yielded, to reject
+    header_row: int = 1  # the row the headers are on (rows above it are not read)
+    head: list[list[str]] = field(default_factory=list)  # csv, xlsx: the first rows, to find the header in
+    visible: tuple[str, ...] = ()  # xlsx: the sheets to look in, the active one first (hidden ones are not)
+    used: set[str] | None = None  # batch columns the import reads (None: all)
 
     @property
     def names(self) -> list[str]:
         """Batch column names: the header, or #N for a blank or repeated one."""
         return _unique_names(self.headers)
 
-    def with_sheet(self, sheet: str) -> Source:
+    def with_sheet(self, sheet: str, header_row: int | None = None) -> Source:
         """The same workbook, reading another sheet."""
-        return replace(self, sheet=sheet, headers=_xlsx_headers(self.path, sheet), problems=[])
+        head = _xlsx_head(self.path, sheet, _head_rows(header_row))
+        row = header_row or _first_filled(head)
+        return replace(self, sheet=sheet, head=head, header_row=row,
+                       headers=_header_of(self.path, "xlsx", head, row, None, given=header_row is not None,
+                                          sheet=sheet),
+                       problems=[])
+
+    def with_header_row(self, row: int) -> Source:
+        """The same file, its header on `row` (one of `header_candidates`)."""
+        return replace(self, header_row=row, problems=[],
+                       headers=_header_of(self.path, self.format, self.head, row, self.encoding, given=True,
+                                          sheet=self.sheet))
+
+    def header_candidates(self) -> list[int]:
+        """Rows below the header that could hold it instead (not blank, readable text)."""
+        return [number for number, cells in enumerate(self.head, 1)
+                if number > self.header_row and any(c.strip() for c in cells)
+                and not any(_UNDECODED.search(c) for c in cells)]
 
     def estimated_rows(self) -> int | None:
         """Rows to expect, for a progress bar (CSV: from the size of the first rows)."""
@@ -94,7 +123,7 @@ class Source:
         if self.format == "csv":
             yield from self._csv_batches()
         elif self.format == "xlsx":
-            yield from _xlsx_batches(self.path, self.sheet, self.names, self.batch_rows)
+            yield from _xlsx_batches(self)
         else:
             yield from _parquet_batches(self.path, self.names, self.batch_rows)
 
@@ -105,33 +134,52 @@ class Source:
                 emitted += batch.num_rows
                 yield batch
             return
-        except (pa.ArrowInvalid, UnicodeDecodeError, _NotOneLineARow):
+        except (pa.ArrowInvalid, UnicodeDecodeError, _NotOneLineARow, _TooLarge):
             pass  # the exact reader takes over where the fast one stopped
         yield from _python_csv_batches(self, skip_records=emitted)
 
 
 def open_source(
-    path: Path, batch_rows: int = 200_000, encoding: str | None = None, sheet: str | None = None
+    path: Path, batch_rows: int = 200_000, encoding: str | None = None, sheet: str | None = None,
+    header_row: int | None = None,
 ) -> Source:
-    """Open a file for import, detecting its format from the suffix and its encoding."""
+    """Open a file for import, detecting its format from the suffix and its encoding.
+
+    `header_row` (1-based) is the row the headers are on; None: the first row that is not
+    blank (the importer may find it further down, see `Source.header_candidates`).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileFormatError("file not found. Check the path.", path=path)
+    if header_row is not None and header_row < 1:
+        raise FileFormatError(f"--header-row {header_row}: rows are counted from 1.", path=path)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".tsv"):
         encoding = _known_encoding(encoding, path) if encoding else detect_encoding(path)
         delimiter = "\t" if suffix == ".tsv" else None
-        headers, delimiter = _csv_headers(path, encoding, delimiter)
-        return Source(path, "csv", encoding, headers, batch_rows, delimiter=delimiter)
+        head, delimiter = _csv_head(path, encoding, delimiter, _head_rows(header_row))
+        row = header_row or _first_filled(head)
+        headers = _header_of(path, "csv", head, row, encoding, given=header_row is not None)
+        return Source(path, "csv", encoding, headers, batch_rows, delimiter=delimiter, header_row=row, head=head)
     if suffix in (".xlsx", ".xlsm"):
-        sheets = _xlsx_sheet_names(path)
+        sheets, visible = _xlsx_sheet_names(path)
         if sheet is not None and sheet not in sheets:
             raise FileFormatError(
                 f"no sheet named {sheet!r}; the workbook has {', '.join(sheets)}.", path=path
             )
-        chosen = sheet or sheets[0]
-        return Source(path, "xlsx", None, _xlsx_headers(path, chosen), batch_rows,
-                      sheet=chosen, sheets=tuple(sheets))
+        source = Source(path, "xlsx", None, [], batch_rows, sheets=tuple(sheets), visible=tuple(visible))
+        if sheet is not None:
+            return source.with_sheet(sheet, header_row)
+        first_error = None
+        for name in visible or sheets:  # the first that has a header row: an empty sheet may come first
+            try:
+                return source.with_sheet(name, header_row)
+            except FileFormatError as exc:
+                first_error = first_error or exc
+        raise first_error
+    if header_row not in (None, 1):
+        raise FileFormatError("--header-row is for CSV and Excel files; a Parquet file names its columns "
+                              "itself.", path=path)
     if suffix in (".parquet", ".pq"):
         try:
             schema = pq.ParquetFile(path).schema_arrow
@@ -167,6 +215,44 @@ def _unique_names(headers: list[str]) -> list[str]:
     return names
 
 
+def _head_rows(header_row: int | None) -> int:
+    return max(HEADER_SEARCH_ROWS, header_row or 1)
+
+
+def _first_filled(head: list[list[str]]) -> int:
+    """The first row that is not blank (1 for an empty file: the error names row 1)."""
+    return next((number for number, cells in enumerate(head, 1) if any(c.strip() for c in cells)), 1)
+
+
+def _header_of(path: Path, format: str, head: list[list[str]], row: int, encoding: str | None, *,
+               given: bool, sheet: str | None = None) -> list[str]:
+    """The headers on `row`, checked: a blank row or one of undecodable bytes stops the import."""
+    where = f"the sheet {sheet!r}" if sheet is not None else "the file"
+    if given and row > len(head):
+        raise FileFormatError(f"{where} has no row {row} (--header-row {row}); it has {len(head)} row(s). "
+                              "Give the row that holds the column names.", path=path)
+    headers = list(head[row - 1]) if row <= len(head) else []
+    if format == "xlsx":
+        while headers and headers[-1] == "":
+            headers.pop()
+    if not any(h.strip() for h in headers):
+        if given:
+            raise FileFormatError(f"row {row} of {where} (--header-row {row}) is blank. Give the row that "
+                                  "holds the column names.", path=path)
+        if format == "xlsx":
+            raise FileFormatError(f"the sheet {sheet!r} has no header row.", path=path)
+        raise FileFormatError("the file is empty or has no header row.", path=path)
+    if any(_UNDECODED.search(h) for h in headers):
+        raise FileFormatError(
+            f"the header row (row {row}) is not {encoding} text. Save the file as UTF-8 or Shift_JIS, "
+            "or pass --encoding.",
+            path=path,
+        )
+    # Blank headers (Excel leaves empty cells after the last column) are kept as unnamed
+    # columns, so that the rows still have as many fields as the header; they are not read.
+    return headers
+
+
 # -- encodings ------------------------------------------------------------------------
 
 def detect_encoding(path: Path) -> str:
@@ -180,12 +266,13 @@ def detect_encoding(path: Path) -> str:
     size = path.stat().st_size
     with path.open("rb") as handle:
         head = handle.read(4)
-        if head.startswith(codecs.BOM_UTF8):
-            return "utf-8"  # Arrow drops the BOM itself
         if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             return "utf-16"
+        # A UTF-8 BOM is usually UTF-8 (Arrow drops it itself), but some tools write one before
+        # Shift_JIS text: the text after it decides, UTF-8 first.
+        start = 3 if head.startswith(codecs.BOM_UTF8) else 0
         samples = []
-        for offset in (0, size // 4, size // 2, max(0, size - _SAMPLE)):
+        for offset in (start, max(start, size // 4), max(start, size // 2), max(start, size - _SAMPLE)):
             handle.seek(offset)
             samples.append(handle.read(_SAMPLE))
             if offset + _SAMPLE >= size:
@@ -235,6 +322,19 @@ def _py_encoding(encoding: str) -> str:
     return "utf-8-sig" if encoding in ("utf-8", "utf_8") else encoding
 
 
+def _bom_length(path: Path) -> int:
+    """3 when the file starts with a UTF-8 BOM: some tools write one before Shift_JIS text too."""
+    with path.open("rb") as handle:
+        return 3 if handle.read(3) == codecs.BOM_UTF8 else 0
+
+
+def _open_text(path: Path, encoding: str) -> io.TextIOWrapper:
+    """The file as text for the csv module, a UTF-8 BOM skipped whatever the encoding."""
+    raw = path.open("rb")
+    raw.seek(_bom_length(path))
+    return io.TextIOWrapper(raw, encoding=_py_encoding(encoding), errors="surrogateescape", newline="")
+
+
 def _undecoded_text(value: str) -> str:
     """A value holding undecodable bytes, printable in the rejects file (bytes as \\xNN)."""
     return _UNDECODED.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", value)
@@ -242,57 +342,81 @@ def _undecoded_text(value: str) -> str:
 
 # -- CSV ----------------------------------------------------------------------------
 
-def _csv_headers(path: Path, encoding: str, delimiter: str | None) -> tuple[list[str], str]:
-    with path.open("r", encoding=_py_encoding(encoding), errors="surrogateescape", newline="") as handle:
-        first_line = handle.readline()
+def _csv_head(path: Path, encoding: str, delimiter: str | None, rows: int) -> tuple[list[list[str]], str]:
+    """The first `rows` records (a blank line is an empty record) and the delimiter."""
+    with _open_text(path, encoding) as handle:
         if delimiter is None:  # a .csv or .txt that Excel saved as "Unicode text" is tab-separated
-            delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
-        handle.seek(0)
+            delimiter = _delimiter_of(list(itertools.islice(handle, rows)))
+    head: list[list[str]] = []
+    with _open_text(path, encoding) as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
         try:
-            header = next(csv.reader(handle, delimiter=delimiter), None)
+            head.extend(itertools.islice(reader, rows))
         except csv.Error as exc:
-            raise FileFormatError(f"cannot read the header row ({exc}).", path=path) from None
-    if not header or not any(h.strip() for h in header):
-        raise FileFormatError("the file is empty or has no header row.", path=path)
-    if any(_UNDECODED.search(h) for h in header):
-        raise FileFormatError(
-            f"the header row (row 1) is not {encoding} text. Save the file as UTF-8 or Shift_JIS, "
-            "or pass --encoding.",
-            path=path,
-        )
-    # Blank headers (Excel leaves empty cells after the last column) are kept as unnamed
-    # columns, so that the rows still have as many fields as the header; they are not read.
-    return header, delimiter
+            if not head:
+                raise FileFormatError(f"cannot read the header row ({exc}).", path=path) from None
+            # a row the exact reader will reject: the header is looked for above it
+    return head, delimiter
+
+
+def _delimiter_of(lines: list[str]) -> str:
+    """Tab or comma, from the first line holding either (a title line above the header holds neither)."""
+    for line in lines:
+        tabs, commas = line.count("\t"), line.count(",")
+        if tabs or commas:
+            return "\t" if tabs > commas else ","
+    return ","
 
 
 class _NotOneLineARow(Exception):
     """A value holds a line break: the exact reader must check for a stray quote."""
 
 
+class _TooLarge(Exception):
+    """A value is longer than the exact reader reads: it rejects that row, so the fast one must not
+    store it (both readers give the same result for a file)."""
+
+
 def _arrow_csv_batches(source: Source) -> Iterator[pa.RecordBatch]:
     # Roughly 100 bytes a row: a block of this size parses into about batch_rows rows.
     block = max(1 << 20, min(source.batch_rows * 100, 256 << 20))
     names = source.names
-    reader = pa_csv.open_csv(
-        source.path,
-        read_options=pa_csv.ReadOptions(
-            encoding=source.encoding or "utf-8", block_size=block, column_names=names, skip_rows=1
-        ),
-        parse_options=pa_csv.ParseOptions(delimiter=source.delimiter),
-        convert_options=pa_csv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=True
-        ),
-    )
-    next_row = 2
-    for batch in reader:
-        for column in batch.columns:
-            # A quoted value across lines is legal CSV, but also what a stray quote looks like.
-            if _may_hold_line_breaks(column) and (pc.any(pc.match_substring(column, "\n")).as_py()
-                                                  or pc.any(pc.match_substring(column, "\r")).as_py()):
-                raise _NotOneLineARow
-        rows = pa.array(range(next_row, next_row + batch.num_rows), pa.int64())
-        next_row += batch.num_rows
-        yield batch.append_column(ROW, rows)
+    encoding = source.encoding or "utf-8"
+    # Arrow drops a UTF-8 BOM itself, but decodes one before Shift_JIS text as Shift_JIS
+    bom = 0 if encoding in ("utf-8", "utf_8") else _bom_length(source.path)
+    with pa.OSFile(str(source.path)) as stream:
+        stream.seek(bom)
+        reader = pa_csv.open_csv(
+            stream,
+            read_options=pa_csv.ReadOptions(
+                encoding=encoding, block_size=block, column_names=names, skip_rows=source.header_row
+            ),
+            parse_options=pa_csv.ParseOptions(delimiter=source.delimiter),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=True
+            ),
+        )
+        next_row = source.header_row + 1
+        limit = csv.field_size_limit()
+        for batch in reader:
+            for column in batch.columns:
+                # A quoted value across lines is legal CSV, but also what a stray quote looks like.
+                if _may_hold_line_breaks(column) and (pc.any(pc.match_substring(column, "\n")).as_py()
+                                                      or pc.any(pc.match_substring(column, "\r")).as_py()):
+                    raise _NotOneLineARow
+                if _longest(column) > limit:
+                    raise _TooLarge
+            rows = pa.array(range(next_row, next_row + batch.num_rows), pa.int64())
+            next_row += batch.num_rows
+            yield batch.append_column(ROW, rows)
+
+
+def _longest(column: pa.Array) -> int:
+    """The length of the column's longest value (0 without counting when all its text is short)."""
+    data = column.buffers()[2] if pa.types.is_string(column.type) else None
+    if data is None or data.size <= csv.field_size_limit():
+        return 0
+    return pc.max(pc.utf8_length(column)).as_py() or 0
 
 
 def _may_hold_line_breaks(column: pa.Array) -> bool:
@@ -317,10 +441,12 @@ def _python_csv_batches(source: Source, skip_records: int) -> Iterator[pa.Record
     encoding = source.encoding or "utf-8"
     columns: list[list[str | None]] = [[] for _ in range(width)]
     rows: list[int] = []
-    with source.path.open("r", encoding=_py_encoding(encoding), errors="surrogateescape", newline="") as f:
-        reader = csv.reader(f, delimiter=source.delimiter, strict=True)
-        next(reader)
-        row = 1  # the spreadsheet row of the last record read
+    with _open_text(source.path, encoding) as f:
+        lines_read = _LastLine(f)
+        reader = csv.reader(lines_read, delimiter=source.delimiter, strict=True)
+        for _ in range(source.header_row):  # the header and the title rows above it
+            next(reader)
+        row = source.header_row  # the spreadsheet row of the last record read
         record_index = -1
         while True:
             first_line = reader.line_num + 1
@@ -332,7 +458,10 @@ def _python_csv_batches(source: Source, skip_records: int) -> Iterator[pa.Record
                 record_index += 1
                 lines = max(reader.line_num - first_line + 1, 1)
                 if record_index >= skip_records:
-                    source.problems.extend(_swallowed(row + 1, lines, None, _quote_reason(exc, row + 1)))
+                    if _FIELD_LIMIT in str(exc):
+                        source.problems.append(_too_large(source, row + 1, lines_read.last))
+                    else:
+                        source.problems.extend(_swallowed(row + 1, lines, None, _quote_reason(exc, row + 1)))
                 row += lines
                 continue
             record_index += 1
@@ -380,6 +509,50 @@ def _python_csv_batches(source: Source, skip_records: int) -> Iterator[pa.Record
         yield _text_batch(names, columns, rows)
 
 
+class _LastLine:
+    """The lines of a text file, the last one read kept (to measure a value too large to read)."""
+
+    def __init__(self, handle: io.TextIOWrapper) -> None:
+        self._lines = iter(handle)
+        self.last = ""
+
+    def __iter__(self) -> _LastLine:
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._lines)
+        return self.last
+
+
+_FIELD_LIMIT = "field larger than field limit"
+
+
+def _too_large(source: Source, row: int, line: str) -> Problem:
+    """A row with a value longer than the csv module reads: which column, and how long it is."""
+    limit = csv.field_size_limit()
+    index, length = _widest_field(line, source.delimiter)
+    column = source.headers[index] if index < len(source.headers) else None
+    where = f"column {column}" if column else f"field {index + 1}"
+    return Problem(row, column, None,
+                   f"value too large: {where} of row {row} holds {length:,} characters, more than the "
+                   f"{limit:,} a value may have (the field-size limit); shorten or remove it")
+
+
+def _widest_field(line: str, delimiter: str) -> tuple[int, int]:
+    """(position, length) of the longest field of one CSV line, a quoted delimiter kept in its field."""
+    widths: list[int] = []
+    width, quoted = 0, False
+    for piece in line.rstrip("\r\n").split(delimiter):
+        width = width + 1 + len(piece) if quoted else len(piece)
+        quoted ^= piece.count('"') % 2 == 1
+        if not quoted:
+            widths.append(width)
+    if quoted:
+        widths.append(width)
+    index = max(range(len(widths)), key=widths.__getitem__)
+    return index, widths[index]
+
+
 def _stray_quote_column(record: list[str], width: int, delimiter: str) -> int | None:
     """The field whose line breaks hide whole rows of the file (a stray quote), if any."""
     for index, value in enumerate(record):
@@ -417,44 +590,150 @@ def _open_workbook(path: Path):
         raise FileFormatError(f"not a readable Excel workbook ({exc}).", path=path) from None
 
 
-def _xlsx_sheet_names(path: Path) -> list[str]:
+def _xlsx_sheet_names(path: Path) -> tuple[list[str], list[str]]:
+    """Every worksheet, and the visible ones to look in: the active sheet first (a hidden sheet is
+    usually a lookup table or an old copy, not the list a user sees when opening the file)."""
     book = _open_workbook(path)
     try:
-        return list(book.sheetnames)
+        sheets = list(book.worksheets)
+        visible = [ws.title for ws in sheets if ws.sheet_state == "visible"]
+        active = book.active
+        if active is not None and active.title in visible:
+            visible.remove(active.title)
+            visible.insert(0, active.title)
+        return [ws.title for ws in sheets], visible
     finally:
         book.close()
 
 
-def _xlsx_headers(path: Path, sheet: str) -> list[str]:
+# A formula cell that the program which wrote the workbook never calculated (openpyxl, many
+# exporters): it holds the formula and no saved value, so reading it gives None.
+NO_SAVED_VALUE = object()
+FORMULA_REASON = ("formula without a saved value: the workbook's formulas have no saved values (it was not "
+                  "saved by Excel); open it in Excel and save it, or export the sheet to CSV, and import it again")
+
+
+def _sheet_rows(book, ws) -> Iterator[tuple[int, list]]:
+    """(row number, values) of every row the sheet's XML holds, read to its end.
+
+    openpyxl's read-only sheet stops at the range its <dimension> tag states, which
+    tools other than Excel write wrong (``A1``, or a range from an earlier save): all
+    rows past it would be lost without a word. Its row parser is used directly
+    instead, telling a formula without a saved value (`NO_SAVED_VALUE`) from an
+    empty cell. (Private openpyxl names, pinned to the version in constraints.txt.)
+    """
+    from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
+
+    class CellParser(WorkSheetParser):
+        def parse_cell(self, element):  # noqa: ANN001, ANN202 - openpyxl's signature
+            cell = super().parse_cell(element)
+            # no <v>, or an empty one where only a text result (t="str") may be empty: openpyxl
+            # itself writes <f>…</f><v/>
+            if (cell["value"] is None and element.find(FORMULA_TAG) is not None
+                    and (element.find(VALUE_TAG) is None or element.get("t") != "str")):
+                cell["value"] = NO_SAVED_VALUE
+            return cell
+
+    with ws._get_source() as src:
+        parser = CellParser(src, ws._shared_strings, data_only=True, epoch=book.epoch,
+                            date_formats=book._date_formats, timedelta_formats=book._timedelta_formats)
+        for number, cells in parser.parse():
+            filled = [c for c in cells if c["value"] is not None]
+            values: list = [None] * (max(c["column"] for c in filled) if filled else 0)
+            for cell in filled:
+                values[cell["column"] - 1] = cell["value"]
+            yield number, values
+
+
+_MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*?\bref="([A-Za-z]{1,3})(\d+)(?::([A-Za-z]{1,3})(\d+))?"')
+_CHUNK = 1 << 20
+
+
+def _merged_ranges(ws) -> list[tuple[int, int, int, int]]:
+    """(first row, first column, last row, last column) of every merged range of the sheet.
+
+    Read-only mode does not expose merged cells, and a workbook loaded in full keeps every
+    cell in memory (gigabytes for a large export). The ranges are listed after the rows
+    (<mergeCells>), so the sheet's XML is scanned for them before the rows are read, a
+    megabyte at a time: decompression and a byte search, a small part of the cost of
+    parsing the rows, and memory bounded by the ranges themselves.
+    """
+    from openpyxl.utils import column_index_from_string
+
+    ranges = []
+    tail = b""
+    with ws._get_source() as src:
+        while chunk := src.read(_CHUNK):
+            data = tail + chunk
+            cut = data.rfind(b"<")  # a tag cut at the chunk's end is searched with the next chunk
+            cut = cut if cut > 0 else len(data)
+            if b"mergeCell" in data[:cut]:
+                for first_col, first_row, last_col, last_row in _MERGE.findall(data, 0, cut):
+                    c1, r1 = column_index_from_string(first_col.decode()), int(first_row)
+                    c2 = column_index_from_string(last_col.decode()) if last_col else c1
+                    r2 = int(last_row) if last_row else r1
+                    ranges.append((r1, c1, r2, c2))
+            tail = data[cut:]
+    return sorted(ranges)
+
+
+def _xlsx_head(path: Path, sheet: str, rows: int) -> list[list[str]]:
+    """The text of the sheet's first `rows` rows (a missing row is an empty one)."""
     book = _open_workbook(path)
+    head: list[list[str]] = []
     try:
-        first = next(book[sheet].iter_rows(max_row=1, values_only=True), None)
+        for number, values in _sheet_rows(book, book[sheet]):
+            if number > rows:
+                break
+            head.extend([] for _ in range(len(head), number - 1))
+            head.append(["" if v is None or v is NO_SAVED_VALUE else str(v).strip() for v in values])
     finally:
         book.close()
-    headers = [str(v).strip() if v is not None else "" for v in (first or ())]
-    while headers and headers[-1] == "":
-        headers.pop()
-    if not headers:
-        raise FileFormatError(f"the sheet {sheet!r} has no header row.", path=path)
-    return headers
+    return head
 
 
-def _xlsx_batches(path: Path, sheet: str | None, names: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    book = _open_workbook(path)
+def _xlsx_batches(source: Source) -> Iterator[pa.RecordBatch]:
+    """Rows below the header; a merged cell's value fills every cell of its range (a customer id
+    merged over an order's two lines is the id of both), a formula without a value is a reject."""
+    names = source.names
     width = len(names)
+    checked = [source.used is None or name in source.used for name in names]
+    book = _open_workbook(source.path)
     try:
+        ws = book[source.sheet or book.sheetnames[0]]
+        merges = _merged_ranges(ws)
+        next_merge = 0
+        filling: list[tuple[int, int, int, object]] = []  # (last row, first column, last column, value)
         columns: list[list[str | None]] = [[] for _ in range(width)]
         rows: list[int] = []
-        records = book[sheet or book.sheetnames[0]].iter_rows(min_row=2, values_only=True)
-        for row_number, record in enumerate(records, 2):
-            cells = [_cell_text(v) for v in record[:width]]
-            if not any(cells):
-                continue  # Excel keeps formatted but empty rows; they are not data
+        for row_number, values in _sheet_rows(book, ws):
+            while next_merge < len(merges) and merges[next_merge][0] <= row_number:
+                r1, c1, r2, c2 = merges[next_merge]
+                next_merge += 1
+                value = values[c1 - 1] if r1 == row_number and c1 <= len(values) else None
+                if value is not None and value is not NO_SAVED_VALUE:
+                    filling.append((r2, c1, c2, value))
+            if filling:
+                filling = [f for f in filling if f[0] >= row_number]
+            if row_number <= source.header_row:
+                continue
+            cells = values[:width]
+            if not any(v is NO_SAVED_VALUE or _cell_text(v) for v in cells):
+                continue  # Excel keeps formatted but empty rows (and rows only a merge covers); not data
             cells += [None] * (width - len(cells))
-            for values, value in zip(columns, cells, strict=True):
-                values.append(value)
+            for _, c1, c2, value in filling:
+                for column in range(c1 - 1, min(c2, width)):
+                    if cells[column] is None:
+                        cells[column] = value
+            missing = [i for i, v in enumerate(cells) if v is NO_SAVED_VALUE and checked[i]]
+            if missing:
+                source.problems.extend(Problem(row_number, source.headers[i], None, FORMULA_REASON)
+                                       for i in missing)
+                continue
+            for values_of, value in zip(columns, cells, strict=True):
+                values_of.append(None if value is NO_SAVED_VALUE else _cell_text(value))
             rows.append(row_number)
-            if len(rows) >= batch_rows:
+            if len(rows) >= source.batch_rows:
                 yield _text_batch(names, columns, rows)
                 columns = [[] for _ in range(width)]
                 rows = []

@@ -5,8 +5,9 @@ also fill customers (the buyers it names), products and order items (its lines):
 
 * **customers without an id** (guests; Shopify writes none) take the id of the stored
   or member customer with the same normalised e-mail, else the same phone digits, else
-  an id derived from the e-mail (or phone), so members and guests with one e-mail are
-  one customer and a guest who orders twice is one customer (`_prepare.guest_id`);
+  an id derived from the e-mail (or phone) and the workspace secret, so members and guests
+  with one e-mail are one customer and a guest who orders twice is one customer
+  (`_prepare.guest_id`);
 * **buyers** are taken from each customer's latest order in the file (a field it leaves
   blank from another of their orders); a value the export leaves blank keeps the stored one;
 * **products** named by lines are added when new (a products file stays the

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from kizuna.operations._store import Operations, now_ts
 
-__all__ = ["Delivery", "DueRow", "Enrolment", "Ledger", "RECOVERABLE", "WAITING", "retry_delay"]
+__all__ = ["Delivery", "DueRow", "Enrolment", "Ledger", "RECOVERABLE", "WAITING", "rename_customers", "retry_delay"]
 
 WAITING = ("scheduled", "deferred", "resend")
 RECOVERABLE = ("sending", "committing")
@@ -214,6 +214,16 @@ class Ledger:
         return self.ops.query(
             "SELECT scenario, step, channel, status, COUNT(*) AS n, SUM(deferrals > 0) AS ever_deferred "
             f"FROM deliveries {where} GROUP BY scenario, step, channel, status ORDER BY scenario, step", params)
+
+    def result_counts(self, now: int, scenario: str | None = None) -> list[sqlite3.Row]:
+        """The counts of `kizuna results`: rows (`n`) and rows ever deferred (`ever_deferred`) per
+        scenario, step, channel, status, `future` (not due yet at `now`) and `attempted` (tried before)."""
+        return self.ops.query(
+            "SELECT scenario, step, channel, status, due_ts > ? AS future, attempts > 0 AS attempted, COUNT(*) AS n, "
+            "SUM(deferrals > 0) AS ever_deferred FROM deliveries "
+            + ("WHERE scenario = ? " if scenario else "")
+            + "GROUP BY scenario, step, channel, status, future, attempted ORDER BY scenario, step",
+            (now, scenario) if scenario else (now,))
 
     def enrolments(self, scenario: str | None = None) -> list[sqlite3.Row]:
         """One row per (scenario, customer, occasion): its group and when the occasion was."""

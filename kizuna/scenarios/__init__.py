@@ -1,9 +1,17 @@
-"""Scenarios (SPEC §4-§5): triggers, audiences, steps, personalisation fields and their measured effect."""
+"""Scenarios (SPEC §4-§5): triggers, audiences, steps, personalisation fields and their measured effect.
 
+A run is a pipeline (`run_scenarios`): evaluate occasions → enrol in the ledger → pick what is
+due → dispatch, over a `RunContext` the workspace builds.
+"""
+
+from kizuna.scenarios._context import OUTBOX, RUN_LOCK, SCENARIO_FOLDER, RunContext
+from kizuna.scenarios._dispatch import RunReport, StepTally
 from kizuna.scenarios._model import Scenario, ScenarioError, load_scenario, load_scenarios
-from kizuna.scenarios._render import RenderError
+from kizuna.scenarios._preview import preview_message
+from kizuna.scenarios._render import RenderError, render, text_to_html
 from kizuna.scenarios._results import RESULT_COLUMNS, scenario_results
-from kizuna.scenarios._run import OUTBOX, SCENARIO_FOLDER, RunReport, group_of, run_scenarios, scenario_fields
+from kizuna.scenarios._run import group_of, run_scenarios, scenario_fields
 
-__all__ = ["OUTBOX", "RESULT_COLUMNS", "SCENARIO_FOLDER", "RenderError", "RunReport", "Scenario", "ScenarioError",
-           "group_of", "load_scenario", "load_scenarios", "run_scenarios", "scenario_fields", "scenario_results"]
+__all__ = ["OUTBOX", "RESULT_COLUMNS", "RUN_LOCK", "SCENARIO_FOLDER", "RenderError", "RunContext", "RunReport",
+           "Scenario", "ScenarioError", "StepTally", "group_of", "load_scenario", "load_scenarios",
+           "preview_message", "render", "run_scenarios", "scenario_fields", "scenario_results", "text_to_html"]

@@ -1,8 +1,8 @@
-"""Phase 2 of `kizuna run`: the rules, rendering and the channels for the rows due now.
+"""Stage 4 of `kizuna run`, dispatch: the rules, rendering and the channels for the rows due now.
 
 Each due row passes the rules — goal reached → cancelled, no consent or address → suppressed, a
 step before it not done, quiet hours, holidays and the frequency cap → deferred — is rendered and
-handed to its channel, marked `sending` before and `sent` after (see `kizuna.operations._ledger`).
+handed to its channel, marked `sending` before and `sent` after (see `kizuna.operations.Ledger`).
 What the channel answers decides the rest (`Dispatcher.refused`): "later" (4xx) → scheduled again
 after a back-off; "no" (5xx) → failed with the reply; no answer after the message went whole →
 `resend` once with the same Message-ID, then `unconfirmed`; a refusal of the channel itself
@@ -26,23 +26,20 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kizuna._errors import KizunaError
 from kizuna._sheets import write_table
-from kizuna.delivery._base import ONLINE_CHANNELS, DeliveryError, Message, Transport
-from kizuna.delivery._rules import SendingRules
-from kizuna.operations._ledger import RECOVERABLE, WAITING, DueRow, Ledger, retry_delay
+from kizuna.delivery import ONLINE_CHANNELS, DeliveryError, Message, SendingRules, Transport
+from kizuna.operations import RECOVERABLE, WAITING, DueRow, Ledger, retry_delay
+from kizuna.scenarios._context import RunContext
 from kizuna.scenarios._model import Scenario
 from kizuna.scenarios._render import RenderError, render, template_fields, text_to_html
+from kizuna.settings import Settings
 
-if TYPE_CHECKING:
-    from kizuna.workspace import Workspace
+__all__ = ["LIST_COLUMNS", "PUSH_CONNECTIONS", "Dispatcher", "RunReport", "StepTally", "default_transports",
+           "dispatch"]
 
-__all__ = ["LIST_COLUMNS", "OUTBOX", "PUSH_CONNECTIONS", "Dispatcher", "RunReport", "StepTally",
-           "default_transports"]
-
-OUTBOX = "outbox"
 SAMPLES_PER_STEP = 3
 MAX_TROUBLES = 3  # channel troubles in a row after which a run leaves that channel's rows for the next
 PUSH_CONNECTIONS = 4  # connections per channel at once: SMTP and LINE answer in round trips
@@ -88,24 +85,41 @@ class RunReport:
         return sum(t.counts[what] for t in self.tallies.values())
 
 
-class Dispatcher:
-    """Phase 2: the rules, rendering and the channels for the rows due now."""
+def dispatch(context: RunContext, due: list[DueRow], *, ledger: Ledger, scenarios: dict[str, Scenario],
+             people: dict[str, dict], reached: set[str], report: RunReport, now: dt.datetime, dry_run: bool = False,
+             transports: Mapping[str, Callable[[], Transport]] | None = None, lang: str | None = None,
+             progress: Callable[[str, int, int], None] | None = None) -> RunReport:
+    """Stage 4 of a run: the rules, rendering and the channels for the `due` rows; counted in `report`."""
+    Dispatcher(context, ledger=ledger, scenarios=scenarios, people=people, reached=reached, report=report, now=now,
+               dry_run=dry_run, transports=transports, lang=lang, progress=progress).run(due)
+    return report
 
-    def __init__(self, ws: Workspace, report: RunReport, ledger: Ledger, scenarios: dict[str, Scenario],
-                 people: dict[str, dict], reached: set[str], now: dt.datetime, dry_run: bool,
-                 transports: Mapping[str, Callable[[], Transport]] | None, lang: str | None,
-                 progress: Callable[[str, int, int], None] | None) -> None:
-        self.ws, self.report, self.ledger, self.scenarios = ws, report, ledger, scenarios
+
+class Dispatcher:
+    """Dispatch: the rules, rendering and the channels for the rows due now.
+
+    `people`: customer -> contacts, consents and fields; `reached`: keys of rows whose customer
+    reached the goal; `transports`: channel -> factory (default: from the settings).
+    """
+
+    def __init__(self, context: RunContext, *, ledger: Ledger, scenarios: dict[str, Scenario],
+                 people: dict[str, dict], reached: set[str], report: RunReport, now: dt.datetime,
+                 dry_run: bool = False, transports: Mapping[str, Callable[[], Transport]] | None = None,
+                 lang: str | None = None, progress: Callable[[str, int, int], None] | None = None) -> None:
+        self.context, self.report, self.ledger, self.scenarios = context, report, ledger, scenarios
         self.people, self.reached, self.now, self.dry_run = people, reached, now, dry_run
         self.now_unix = int(now.timestamp())
-        self.rules = SendingRules.from_settings(ws.settings)
-        self.transports = transports if transports is not None else default_transports(ws, lang or "ja")
+        settings = context.settings
+        self.rules = SendingRules.from_settings(settings)
+        self.transports = (transports if transports is not None
+                           else default_transports(settings, context.home, lang or "ja"))
         self.lang = lang
         self.progress = progress
-        self.links = ws.links
-        self.consents = {channel: ws.operations.consents(channel) for channel in ("email", "line", "dm", "call",
-                                                                                    "insert")}
-        self.recent = ledger.recent_sends(people, self.now_unix - ws.settings.cap_days * 86_400)
+        self.links = context.links
+        self.operations = context.operations
+        self.consents = {channel: self.operations.consents(channel) for channel in ("email", "line", "dm", "call",
+                                                                                      "insert")}
+        self.recent = ledger.recent_sends(people, self.now_unix - settings.cap_days * 86_400)
         self.samples: Counter = Counter()
         self.previous: dict[str, tuple[str, int, int | None]] = {}
         self.parent: int | None = None  # in a forked sending process: the run's PID
@@ -175,7 +189,7 @@ class Dispatcher:
         uses = template_fields(step.body[lang]) | template_fields(step.subject[lang])
         if "survey_url" in uses:
             if not self.dry_run:
-                self.ws.operations.survey_link(row.customer_id, row.channel, scenario=scenario.name, ref=row.ref)
+                self.operations.survey_link(row.customer_id, row.channel, scenario=scenario.name, ref=row.ref)
             fields["survey_url"] = self.links.survey_url(row.ref)
         text = render(step.body[lang], fields, scenario=scenario.name, step=step.number)
         subject = render(step.subject[lang], fields, scenario=scenario.name, step=step.number).strip()
@@ -348,7 +362,7 @@ class Dispatcher:
                     total: int, results) -> None:
         # a forked copy: its own SQLite connection, its own tallies; back to the parent through `results`
         self.parent = os.getppid()  # a run killed with SIGKILL takes its children's sending with it
-        self.ws.operations.forget_connections()
+        self.operations.forget_connections()
         self.report = RunReport(self.report.as_of, self.report.now, self.report.dry_run)
         self.progress = None
         error = None
@@ -378,7 +392,7 @@ class Dispatcher:
                     troubles = self._push_one(channel, transport, scenario, row, message, troubles, total)
         finally:
             if threading.current_thread() is not threading.main_thread():
-                self.ws.operations.close()  # this thread's SQLite connection
+                self.operations.close()  # this thread's SQLite connection
 
     def _push_one(self, channel: str, transport: Transport, scenario: Scenario, row: DueRow, message: Message,
                   troubles: int, total: int) -> int:
@@ -443,12 +457,12 @@ class Dispatcher:
         return troubles + 1
 
     def batch_written(self, row: DueRow) -> bool:
-        folder = self.ws.path / OUTBOX / row.channel
+        folder = self.context.outbox / row.channel
         return all((folder / f"{row.batch}.{fmt}").exists() for fmt in ("csv", "xlsx"))
 
     def write_list(self, channel: str, items: list[tuple[DueRow, Message]]) -> None:
         """One list file (csv and xlsx) per channel and run; rows marked sent once both exist."""
-        folder = self.ws.path / OUTBOX / channel
+        folder = self.context.outbox / channel
         folder.mkdir(parents=True, exist_ok=True)
         batch = f"{self.now.strftime('%Y%m%d-%H%M%S')}-{channel}-{secrets.token_hex(3)}"
         keys = [row.key for row, _ in items]
@@ -479,16 +493,15 @@ def _step_key(row: DueRow, step: int) -> str:
     return f"{row.scenario}/{step}/{row.customer_id}/{row.occasion}"
 
 
-def default_transports(ws: Workspace, lang: str) -> dict[str, Callable[[], Transport]]:
-    """The channels kizuna.toml and the environment configure."""
+def default_transports(settings: Settings, home: Path, lang: str) -> dict[str, Callable[[], Transport]]:
+    """The channels kizuna.toml and the environment configure (key files named relative to `home`)."""
     import os
 
-    from kizuna.delivery._line import LineTransport
-    from kizuna.delivery._smtp import SmtpTransport
+    from kizuna.delivery import LineTransport, SmtpTransport
 
     result: dict[str, Callable[[], Transport]] = {}
-    if ws.settings.smtp_url:
-        result["email"] = lambda: SmtpTransport.from_settings(ws.settings, ws.path, lang=lang)
+    if settings.smtp_url:
+        result["email"] = lambda: SmtpTransport.from_settings(settings, home, lang=lang)
     if os.environ.get("KIZUNA_LINE_TOKEN"):
-        result["line"] = lambda: LineTransport.from_settings(ws.settings)
+        result["line"] = lambda: LineTransport.from_settings(settings)
     return result

@@ -1,4 +1,4 @@
-"""`kizuna results`: per scenario and step, what was sent, and whether it worked (SPEC §5).
+"""`kizuna results`: per scenario and step, what was sent, and whether it worked (docs/measures.md §5).
 
 Counts come from the send ledger: `sent` is every message handed to its channel, `delivered`
 those it accepted, `failed` those it refused for good, `unconfirmed` those it may have (no answer
@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from kizuna.operations._ledger import Ledger
+from kizuna.operations import Ledger
+from kizuna.scenarios._context import canonical_tables
 from kizuna.scenarios._effect import Counts, goal_conversions, measure
-from kizuna.scenarios._model import Scenario, load_scenarios
+from kizuna.scenarios._model import Scenario
+from kizuna.settings import Settings
 
 if TYPE_CHECKING:
-    from kizuna.workspace import Workspace
+    from kizuna.store import Store
 
 __all__ = ["RESULT_COLUMNS", "scenario_results"]
 
@@ -35,21 +38,16 @@ RESULT_COLUMNS = (
 )
 
 
-def scenario_results(ws: Workspace, name: str | None = None, *, as_of: dt.date | None = None,
-                     now: dt.datetime | None = None, lang: str = "ja") -> list[dict[str, Any]]:
-    """One row per scenario step, then the scenario's total row (step None) with its effect."""
-    from kizuna.scenarios._run import SCENARIO_FOLDER
+def scenario_results(scenarios: Sequence[Scenario], *, ledger: Ledger, store: Store, settings: Settings,
+                     name: str | None = None, as_of: dt.date | None = None, now: dt.datetime | None = None,
+                     lang: str = "ja") -> list[dict[str, Any]]:
+    """One row per scenario step, then the scenario's total row (step None) with its effect.
 
-    folder = ws.path / SCENARIO_FOLDER
-    defined = {s.name: s for s in load_scenarios(folder)} if folder.is_dir() else {}
-    ledger = Ledger(ws.operations)
-    now_unix = int((now or dt.datetime.now(dt.UTC)).timestamp())
-    counts = ledger.ops.query(
-        "SELECT scenario, step, channel, status, due_ts > ? AS future, attempts > 0 AS attempted, COUNT(*) AS n, "
-        "SUM(deferrals > 0) AS ever_deferred FROM deliveries "
-        + ("WHERE scenario = ? " if name else "")
-        + "GROUP BY scenario, step, channel, status, future, attempted ORDER BY scenario, step",
-        (now_unix, name) if name else (now_unix,))
+    `scenarios`: the scenarios defined now (their titles and goals); the ledger may hold others.
+    The effect is computed from `store`'s tables with `settings`' timezone and min_effect.
+    """
+    defined = {s.name: s for s in scenarios}
+    counts = ledger.result_counts(int((now or dt.datetime.now(dt.UTC)).timestamp()), name)
     steps: dict[tuple[str, int], dict[str, Any]] = {}
     for row in counts:
         key = (row["scenario"], row["step"])
@@ -74,7 +72,7 @@ def scenario_results(ws: Workspace, name: str | None = None, *, as_of: dt.date |
         elif status in ("scheduled", "deferred", "resend", "sending", "committing"):
             tally["waiting"] += n
     results: list[dict[str, Any]] = []
-    zone = zoneinfo.ZoneInfo(ws.settings.timezone)
+    zone = zoneinfo.ZoneInfo(settings.timezone)
     for scenario_name in sorted({s for s, _ in steps}):
         rows = [steps[k] for k in sorted(steps) if k[0] == scenario_name]
         total = _empty(scenario_name, None, "", defined, lang)
@@ -84,7 +82,7 @@ def scenario_results(ws: Workspace, name: str | None = None, *, as_of: dt.date |
                 total[column] += row[column]
         scenario = defined.get(scenario_name)
         if scenario is not None:
-            total.update(_effect(ws, ledger, scenario, as_of, zone))
+            total.update(_effect(store, settings, ledger, scenario, as_of, zone))
         results.extend(rows)
         results.append(total)
     return results
@@ -100,7 +98,7 @@ def _empty(scenario: str, step: int | None, channel: str, defined: dict[str, Sce
     return row
 
 
-def _effect(ws: Workspace, ledger: Ledger, scenario: Scenario, as_of: dt.date | None,
+def _effect(store: Store, settings: Settings, ledger: Ledger, scenario: Scenario, as_of: dt.date | None,
             zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
     enrolled = ledger.enrolments(scenario.name)
     if not enrolled:
@@ -112,11 +110,11 @@ def _effect(ws: Workspace, ledger: Ledger, scenario: Scenario, as_of: dt.date | 
                                  for r in enrolled], pa.timestamp("us")),
         "group": ["treated" if r["grp"] == "treated" else "control" for r in enrolled],
     })
-    rows = goal_conversions(table, ws.tables(), scenario.goal.kind, scenario.goal.days, as_of=as_of,
-                            timezone=ws.settings.timezone).to_pyarrow().to_pylist()
+    rows = goal_conversions(table, canonical_tables(store), scenario.goal.kind, scenario.goal.days, as_of=as_of,
+                            timezone=settings.timezone).to_pyarrow().to_pylist()
     groups = {r["group"]: Counts.from_row(r) for r in rows}
     treated, control = groups.get("treated", Counts(0, 0)), groups.get("control", Counts(0, 0))
-    effect = measure(treated, control, ws.settings.min_effect)
+    effect = measure(treated, control, settings.min_effect)
     return {
         "treated_customers": treated.customers, "control_customers": control.customers,
         "treated_rate": effect.treated_rate, "control_rate": effect.control_rate,

@@ -1,12 +1,15 @@
 """`kizuna run`: evaluate every scenario and deliver what is due, exactly once.
 
-Two phases, so that the analytics store is held only while reading it:
+A pipeline of four stages, each a function of what it is given, composed in `run_scenarios`:
 
-1. **Evaluate** (store, read-only): each scenario's occasions and audience give new
-   enrolments, written to the ledger in one transaction (a message is enrolled once: its key
-   is scenario / step / customer / occasion); then the rows due now, and what rendering and the
-   rules need about their customers (contacts, consents, personalisation fields, goals reached).
-2. **Deliver** (operational records only): `kizuna.scenarios._dispatch`.
+1. **Evaluate occasions** (`evaluate_occasions`; store, read-only): each scenario's occasions
+   and audience, as enrolments (a message is enrolled once: its key is scenario / step /
+   customer / occasion) and the memberships of entering triggers.
+2. **Enrol in the ledger** (`enrol`): the enrolments not known yet, in one transaction.
+3. **Pick what is due** (`pick_due`): the rows due now, and what the rules and templates need
+   about their customers (contacts, consents, personalisation fields, goals reached). After
+   it the store may be released, so that the analytics store is held only while reading it.
+4. **Dispatch** (`kizuna.scenarios._dispatch.dispatch`; operational records only).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import secrets
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,20 +30,21 @@ import ibis
 import pyarrow as pa
 
 from kizuna._errors import KizunaError
-from kizuna.delivery._base import Transport
-from kizuna.operations._ledger import Delivery, DueRow, Enrolment, Ledger
-from kizuna.scenarios._dispatch import OUTBOX, Dispatcher, RunReport, StepTally
+from kizuna.delivery import Transport
+from kizuna.operations import Delivery, DueRow, Enrolment, Ledger, Operations
+from kizuna.scenarios._context import RunContext
+from kizuna.scenarios._dispatch import RunReport, dispatch
 from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
 from kizuna.scenarios._fields import personal_fields, related_products
 from kizuna.scenarios._model import Scenario, load_scenarios
+from kizuna.settings import Settings
 
 if TYPE_CHECKING:
-    from kizuna.workspace import Workspace
+    from kizuna.store import Store
 
-__all__ = ["OUTBOX", "SCENARIO_FOLDER", "RunReport", "StepTally", "group_of", "run_scenarios", "scenario_fields"]
+__all__ = ["Due", "Occasions", "audience_tables", "enabled_scenarios", "enrol", "evaluate_occasions", "group_of",
+           "pick_due", "run_scenarios", "scenario_fields"]
 
-SCENARIO_FOLDER = "scenarios"
-RUN_LOCK = ".kizuna-run.lock"
 _CONTACT_COLUMNS = ("customer_id", "name", "email", "phone", "line_user_id", "postal_code", "address",
                     "email_opt_in", "line_opt_in", "dm_opt_in")
 _SCORE_FIELDS = ("matrix_cell", "rfm_rank", "ltv_revenue", "nps_score", "nps_class", "recency_days", "lost_reason")
@@ -68,7 +73,7 @@ def _ts(local: dt.datetime, zone: zoneinfo.ZoneInfo) -> int:
 
 
 def run_scenarios(
-    ws: Workspace,
+    context: RunContext,
     *,
     as_of: dt.date,
     now: dt.datetime | None = None,
@@ -79,25 +84,64 @@ def run_scenarios(
     lang: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> RunReport:
-    """Evaluate the workspace's scenarios as of `as_of` and deliver what is due at `now`.
+    """Evaluate the scenarios in `context.scenarios_dir` as of `as_of` and deliver what is due at `now`.
 
-    `transports`: channel -> factory of its transport (default: from kizuna.toml). A channel
-    without one keeps its rows waiting, with a line in the report's problems. `release_store`
-    closes the store after the evaluation, so that other processes may write it while messages go.
+    evaluate occasions → enrol in the ledger → pick what is due → dispatch. `transports`:
+    channel -> factory of its transport (default: from the settings). A channel without one
+    keeps its rows waiting, with a line in the report's problems. `release_store` closes the
+    store after picking what is due, so that other processes may write it while messages go.
+    A run that delivers holds the workspace's run lock; a dry run records nothing and needs none.
     """
-    if dry_run:
-        return _run(ws, as_of, now, dry_run, only, transports, release_store, lang, progress)
-    with _one_run_at_a_time(ws.path):
-        return _run(ws, as_of, now, dry_run, only, transports, release_store, lang, progress)
+    with contextlib.nullcontext() if dry_run else _one_run_at_a_time(context.run_lock):
+        now = (now or dt.datetime.now(dt.UTC)).astimezone(zoneinfo.ZoneInfo(context.settings.timezone))
+        scenarios = enabled_scenarios(context.scenarios_dir, only)
+        ledger = Ledger(context.operations)
+        tables = context.tables()
+        audience = audience_tables(context.store)
+        found = evaluate_occasions(context, scenarios, ledger, tables=tables, audience=audience, as_of=as_of)
+        new = enrol(ledger, found, dry_run=dry_run)
+        report = _enrolled(RunReport(as_of, now, dry_run), new, scenarios)
+        due = pick_due(context, scenarios, ledger, new, tables=tables, audience=audience, as_of=as_of, now=now,
+                       lang=lang, dry_run=dry_run)
+        if release_store:
+            context.store.close()
+        return dispatch(context, due.rows, ledger=ledger, scenarios=scenarios, people=due.people, reached=due.reached,
+                        report=report, now=now, dry_run=dry_run, transports=transports, lang=lang, progress=progress)
+
+
+@dataclass(frozen=True)
+class Occasions:
+    """What stage 1 found: the enrolments of every occasion, and the entering triggers' memberships
+    (scenario, customers entered, customers left, day)."""
+
+    planned: list[Enrolment]
+    memberships: list[tuple[str, list[str], list[str], str]]
+
+
+@dataclass(frozen=True)
+class Due:
+    """What stage 3 picked: the rows to act on, what the rules and templates need about their
+    customers, and the keys of the rows whose customer has reached the scenario's goal."""
+
+    rows: list[DueRow]
+    people: dict[str, dict]
+    reached: set[str]
+
+
+def enabled_scenarios(folder: Path, only: str | None = None) -> dict[str, Scenario]:
+    """name -> scenario: the enabled scenarios in `folder` (`only`: just that one, which must exist)."""
+    scenarios = [s for s in load_scenarios(folder) if s.enabled and (only in (None, s.name))]
+    if only is not None and not scenarios:
+        raise KizunaError(f"no enabled scenario named {only!r} in {folder}.")
+    return {s.name: s for s in scenarios}
 
 
 @contextlib.contextmanager
-def _one_run_at_a_time(folder: Path) -> Iterator[None]:
+def _one_run_at_a_time(path: Path) -> Iterator[None]:
     """Two runs of one workspace at once (cron started the next before the last ended) would both
     find the same rows due: the second stops. The lock is the OS's, so a killed run leaves none."""
     import fcntl
 
-    path = folder / RUN_LOCK
     with open(path, "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -116,27 +160,16 @@ def _one_run_at_a_time(folder: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _run(ws: Workspace, as_of: dt.date, now: dt.datetime | None, dry_run: bool, only: str | None,
-         transports: Mapping[str, Callable[[], Transport]] | None, release_store: bool, lang: str | None,
-         progress: Callable[[str, int, int], None] | None) -> RunReport:
-    settings = ws.settings
+def evaluate_occasions(context: RunContext, scenarios: dict[str, Scenario], ledger: Ledger, *,
+                       tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date) -> Occasions:
+    """Stage 1: each scenario's occasions as of `as_of`, narrowed by its audience, as enrolments."""
+    settings = context.settings
     zone = zoneinfo.ZoneInfo(settings.timezone)
-    now = (now or dt.datetime.now(dt.UTC)).astimezone(zone)
-    report = RunReport(as_of, now, dry_run)
-    scenarios = [s for s in load_scenarios(ws.path / SCENARIO_FOLDER) if s.enabled and (only in (None, s.name))]
-    if only is not None and not scenarios:
-        raise KizunaError(f"no enabled scenario named {only!r} in {ws.path / SCENARIO_FOLDER}.")
-    ledger = Ledger(ws.operations)
-    secret = ws.operations.secret()
-    tables = ws.tables()
-    audience = _audience(ws)
-    survey = _survey_answers(ws, zone)
-    by_name = {s.name: s for s in scenarios}
-
-    # 1. evaluate: new enrolments, and the memberships of entering triggers
+    secret = context.operations.secret()
+    survey = _survey_answers(context.operations, zone)
     planned: list[Enrolment] = []
     memberships: list[tuple[str, list[str], list[str], str]] = []
-    for scenario in scenarios:
+    for scenario in scenarios.values():
         def members(kind: str, ids: pa.Array, scenario: Scenario = scenario) -> pa.Table:
             entered, left = entering_members(ledger.members(scenario.name), ids, as_of)
             memberships.append((scenario.name, entered.column("customer_id").to_pylist(), left, as_of.isoformat()))
@@ -153,49 +186,63 @@ def _run(ws: Workspace, as_of: dt.date, now: dt.datetime | None, dry_run: bool, 
             keep = set(chosen.to_pyarrow().column("customer_id").to_pylist())
             found = found.filter(pa.array([c in keep for c in found.column("customer_id").to_pylist()]))
         planned.extend(_enrolments(scenario, found, zone, secret, settings))
-    known = ledger.known_keys([e.key for e in planned])
-    new = [e for e in planned if e.key not in known]
-    for e in new:
-        report.count(by_name[e.scenario], e.step, "enrolled")
-        if e.grp != "treated":
-            report.count(by_name[e.scenario], e.step, "holdout")
+    return Occasions(planned, memberships)
+
+
+def enrol(ledger: Ledger, found: Occasions, *, dry_run: bool = False) -> list[Enrolment]:
+    """Stage 2: the enrolments the ledger does not know yet, recorded with the memberships in one
+    transaction (a dry run records nothing); returns them."""
+    known = ledger.known_keys([e.key for e in found.planned])
+    new = [e for e in found.planned if e.key not in known]
     if not dry_run:
-        ledger.enrol(new, memberships)
+        ledger.enrol(new, found.memberships)
+    return new
 
-    # 2. what is due now, and what the rules and templates need about those customers
-    now_unix = int(now.timestamp())
-    due = [r for r in ledger.due(now_unix) if r.scenario in by_name]
-    if dry_run:
-        due += [_as_due(e) for e in new if e.grp == "treated" and e.due_ts <= now_unix]
-    ids = sorted({r.customer_id for r in due})
-    people = _customer_data(ws, ids, as_of, audience, lang or "ja") if ids else {}
-    reached = _goals_reached(tables, [r for r in due if r.step > 1], by_name, zone)
-    if release_store:
-        ws.store.close()
 
-    Dispatcher(ws, report, ledger, by_name, people, reached, now, dry_run, transports, lang, progress).run(due)
+def _enrolled(report: RunReport, new: list[Enrolment], scenarios: dict[str, Scenario]) -> RunReport:
+    """`report`, with the new enrolments counted (and those of the control groups as holdout)."""
+    for e in new:
+        report.count(scenarios[e.scenario], e.step, "enrolled")
+        if e.grp != "treated":
+            report.count(scenarios[e.scenario], e.step, "holdout")
     return report
 
 
-def _audience(ws: Workspace) -> dict[str, ibis.Table]:
+def pick_due(context: RunContext, scenarios: dict[str, Scenario], ledger: Ledger, new: list[Enrolment], *,
+             tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date, now: dt.datetime,
+             lang: str | None = None, dry_run: bool = False) -> Due:
+    """Stage 3: the ledger's rows due at `now` (and those a killed run left in flight; a dry run
+    adds its new enrolments due by then), with what the rules and templates need about their customers."""
+    now_unix = int(now.timestamp())
+    rows = [r for r in ledger.due(now_unix) if r.scenario in scenarios]
+    if dry_run:
+        rows += [_as_due(e) for e in new if e.grp == "treated" and e.due_ts <= now_unix]
+    ids = sorted({r.customer_id for r in rows})
+    people = _customer_data(tables, context.settings, ids, as_of, audience, lang or "ja") if ids else {}
+    reached = _goals_reached(tables, [r for r in rows if r.step > 1], scenarios,
+                             zoneinfo.ZoneInfo(context.settings.timezone))
+    return Due(rows, people, reached)
+
+
+def audience_tables(store: Store) -> dict[str, ibis.Table]:
     """customer_scores, with the prediction columns when `kizuna predict` has run."""
     result: dict[str, ibis.Table] = {}
-    if ws.store.has_table("customer_scores"):
-        scores = ws.store.table("customer_scores")
+    if store.has_table("customer_scores"):
+        scores = store.table("customer_scores")
         result["scores"] = result["table"] = scores
-        if ws.store.has_table("customer_predictions"):
-            predictions = ws.store.table("customer_predictions")
+        if store.has_table("customer_predictions"):
+            predictions = store.table("customer_predictions")
             result["predictions"] = predictions
             extra = [c for c in predictions.columns if c not in scores.columns or c == "customer_id"]
             result["table"] = scores.left_join(predictions.select(extra), "customer_id").drop("customer_id_right")
-    elif ws.store.has_table("customer_predictions"):
-        result["predictions"] = ws.store.table("customer_predictions")
+    elif store.has_table("customer_predictions"):
+        result["predictions"] = store.table("customer_predictions")
     return result
 
 
-def _survey_answers(ws: Workspace, zone: zoneinfo.ZoneInfo) -> pa.Table:
+def _survey_answers(operations: Operations, zone: zoneinfo.ZoneInfo) -> pa.Table:
     """Web survey answers not yet merged into nps_answers, as local wall-clock times."""
-    rows = ws.operations.unmerged_answers()
+    rows = operations.unmerged_answers()
     return pa.table({
         "customer_id": pa.array([r["customer_id"] for r in rows], pa.string()),
         "answered_at": pa.array([dt.datetime.fromtimestamp(r["answered_ts"], zone).replace(tzinfo=None)
@@ -205,7 +252,7 @@ def _survey_answers(ws: Workspace, zone: zoneinfo.ZoneInfo) -> pa.Table:
 
 
 def _enrolments(scenario: Scenario, found: pa.Table, zone: zoneinfo.ZoneInfo, secret: str,
-                settings) -> list[Enrolment]:
+                settings: Settings) -> list[Enrolment]:
     holdout = scenario.holdout if scenario.holdout is not None else settings.holdout_share
     rows: list[Enrolment] = []
     for customer_id, occasion, occasion_at, detail in zip(found.column("customer_id").to_pylist(),
@@ -232,19 +279,20 @@ def _as_due(e: Enrolment) -> DueRow:
     return DueRow(**common)
 
 
-def scenario_fields(ws: Workspace, customer_ids: list[str], as_of: dt.date, lang: str = "ja") -> dict[str, dict]:
+def scenario_fields(context: RunContext, customer_ids: list[str], as_of: dt.date,
+                    lang: str = "ja") -> dict[str, dict]:
     """customer -> the fields a template may use (without the per-message ones); for preview too."""
-    return _customer_data(ws, customer_ids, as_of, _audience(ws), lang)
+    return _customer_data(context.tables(), context.settings, customer_ids, as_of, audience_tables(context.store),
+                          lang)
 
 
-def _customer_data(ws: Workspace, ids: list[str], as_of: dt.date, audience: dict[str, ibis.Table],
-                   lang: str) -> dict[str, dict]:
-    tables = ws.tables()
+def _customer_data(tables: dict[str, ibis.Table], settings: Settings, ids: list[str], as_of: dt.date,
+                   audience: dict[str, ibis.Table], lang: str) -> dict[str, dict]:
     wanted = ibis.memtable(pa.table({"customer_id": pa.array(ids, pa.string())}))
     customers = tables["customers"]
     contacts = customers.select(*_CONTACT_COLUMNS).semi_join(wanted, "customer_id").to_pyarrow().to_pylist()
     people: dict[str, dict] = {row["customer_id"]: dict(row) for row in contacts}
-    fields = personal_fields(tables, as_of, alternative_yen_per_l=ws.settings.alternative_yen_per_l)
+    fields = personal_fields(tables, as_of, alternative_yen_per_l=settings.alternative_yen_per_l)
     for row in fields.semi_join(wanted, "customer_id").drop("name").to_pyarrow().to_pylist():
         people.setdefault(row["customer_id"], {"customer_id": row["customer_id"]}).update(row)
     related = related_products(tables, as_of).semi_join(wanted, "customer_id").to_pyarrow().to_pylist()
@@ -267,7 +315,7 @@ def _customer_data(ws: Workspace, ids: list[str], as_of: dt.date, audience: dict
                 people[row["customer_id"]].update(row)
     for person in people.values():
         person.setdefault("related_products", [])
-        person["alternative_name"] = ws.settings.alternative_name
+        person["alternative_name"] = settings.alternative_name
     # the parcel-insert list names the order whose parcel takes the insert: the latest not yet shipped
     orders = tables["orders"]
     pending = orders.filter(orders.shipped_at.isnull() & (orders.status.isnull() | (orders.status == "completed")))
@@ -307,5 +355,3 @@ def _goals_reached(tables: dict[str, ibis.Table], rows: list[DueRow], scenarios:
         if at is not None and at > dt.datetime.fromtimestamp(r.occasion_ts, zone).replace(tzinfo=None):
             reached.add(r.key)
     return reached
-
-

@@ -43,10 +43,11 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 class Store:
     """The tables of one workspace on one engine."""
 
-    def __init__(self, backend: ibis.BaseBackend, url: str, *, memory_limit: str = "") -> None:
+    def __init__(self, backend: ibis.BaseBackend, url: str, *, memory_limit: str = "", lock_wait: float = 0.0) -> None:
         self.backend = backend
         self.url = url
         self.memory_limit = memory_limit
+        self.lock_wait = lock_wait  # for reopening the DuckDB file after `reclaim` rewrote it
 
     # -- connecting -------------------------------------------------------------------
     @staticmethod
@@ -89,11 +90,7 @@ class Store:
                 if path != ":memory:":
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
                 backend = _duckdb_connect(path, read_only=read_only and path != ":memory:", wait=lock_wait)
-                # DuckDB draws its own progress bar on stdout for queries over 2 s, which would
-                # corrupt `--format json` output; kizuna's commands show their own progress.
-                backend.con.execute("SET enable_progress_bar = false")
-                if memory_limit:
-                    _set_memory_limit(backend, memory_limit)
+                _duckdb_session(backend, memory_limit)
         except StoreError:
             raise
         except Exception as exc:  # the driver's own message is the useful part
@@ -107,7 +104,7 @@ class Store:
                 f"cannot open the store at {redact(url)}: {_first_line(exc)}. Check [store] url in "
                 "kizuna.toml (empty means kizuna.duckdb in the workspace)."
             ) from None
-        store = cls(backend, url, memory_limit=memory_limit)
+        store = cls(backend, url, memory_limit=memory_limit, lock_wait=lock_wait)
         if not read_only:
             with store.engine_errors():
                 store.ensure_tables()
@@ -414,6 +411,126 @@ class Store:
         self.backend.create_table(target, self.table(aside), overwrite=True)
         self.drop(aside)
 
+    # -- renaming customers, and what is left of their old rows -----------------------
+    def rename_customers(self, renames: Mapping[str, str], *, erase: Sequence[str] = ()) -> dict[str, int]:
+        """Give the rows of the customers in `renames` (old id -> new id) their new id, in every table
+        with a ``customer_id`` column (the canonical tables, scores, predictions, any added later),
+        and null there the columns of `erase` that the table has; rows changed per table.
+
+        One transaction on DuckDB and PostgreSQL: every table changes, or none. Spark has no
+        UPDATE: each table is rebuilt aside and swapped in whole, one after the other. The
+        engines keep the old values in their files until they are reused: see `reclaim`.
+        """
+        if not renames:
+            return {}
+        mapping = "_kizuna_renames"
+        old, new = "_kizuna_old", "_kizuna_new"
+        pairs = self.create(mapping, pa.table({old: list(renames), new: list(renames.values())}), scratch=True)
+        try:
+            plans: list[tuple[str, list[str], int]] = []
+            for name in sorted(self.backend.list_tables()):
+                if name.startswith("ibis_") or name == mapping:  # Ibis' in-memory tables, not the store's
+                    continue
+                table = self.table(name)
+                if "customer_id" not in table.columns:
+                    continue
+                hit = table.semi_join(pairs, table.customer_id == pairs[old])
+                count = int(hit.count().to_pyarrow().as_py())
+                if count:
+                    plans.append((name, [c for c in erase if c in table.columns], count))
+            if self.engine == "pyspark":
+                for name, nulled, _ in plans:
+                    self._spark_rename(name, pairs, old, new, nulled)
+            else:
+                dialect = self.backend.dialect
+
+                def quoted(name: str) -> str:
+                    return sg.to_identifier(name, quoted=True).sql(dialect)
+
+                statements = [
+                    f"UPDATE {quoted(name)} AS t SET {quoted('customer_id')} = r.{quoted(new)}"
+                    + "".join(f", {quoted(c)} = NULL" for c in nulled)
+                    + f" FROM {quoted(mapping)} AS r WHERE t.{quoted('customer_id')} = r.{quoted(old)}"
+                    for name, nulled, _ in plans
+                ]
+                with self.engine_errors(), self._transaction():
+                    for statement in statements:
+                        self._execute(statement)
+        finally:
+            self.drop(mapping)
+        return {name: count for name, _, count in plans}
+
+    def _spark_rename(self, name: str, pairs: ibis.Table, old: str, new: str, nulled: Sequence[str]) -> None:
+        table = self.table(name)
+        joined = table.left_join(pairs, table.customer_id == pairs[old])
+        hit = joined[new].notnull()
+        columns = {c: joined[c] for c in table.columns}
+        columns["customer_id"] = joined[new].coalesce(joined["customer_id"])
+        columns |= {c: ibis.ifelse(hit, ibis.null(table[c].type()), joined[c]) for c in nulled}
+        aside = f"{name}__rename"
+        self.backend.create_table(aside, joined.select(**columns), overwrite=True)
+        self.backend.create_table(name, self.table(aside), overwrite=True)
+        self.drop(aside)
+
+    def reclaim(self, tables: Sequence[str] = ()) -> str:
+        """Leave no old value of `tables` readable in the store's files, after `rename_customers`.
+
+        What was done, by engine:
+
+        * ``"rewritten"`` (DuckDB): an UPDATE leaves the old blocks in the file, free but not
+          wiped, even after a checkpoint. The whole store is copied into a new file beside it
+          (``COPY FROM DATABASE``), which is renamed over the old one: a process killed on the
+          way leaves the old file whole (and a stray ``.kizuna.duckdb.rewrite``, removed next time).
+        * ``"vacuum_full"`` (PostgreSQL): each table is rewritten into new files by ``VACUUM FULL``
+          and the old ones are removed. The server's files are not in the workspace; its WAL and
+          backups are the database administrator's.
+        * ``"tables_rewritten"`` (Spark): nothing more; `rename_customers` rewrote the tables
+          whole and Spark deleted their old files.
+        * ``"in_memory"``: a DuckDB store in memory has no file.
+        """
+        if self.engine == "postgres":
+            for name in tables:
+                with self.backend.con.cursor() as cursor:  # autocommit: VACUUM runs outside a transaction
+                    cursor.execute(f"VACUUM FULL {sg.to_identifier(name, quoted=True).sql('postgres')}")
+            return "vacuum_full"
+        if self.engine != "duckdb":
+            return "tables_rewritten"
+        files = self.files()
+        if not files:
+            return "in_memory"
+        self._duckdb_rewrite(files[0].resolve())
+        return "rewritten"
+
+    def _duckdb_rewrite(self, path: Path) -> None:
+        con = self.backend.con
+        fresh = path.with_name(f".{path.name}.rewrite")
+        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        database = con.execute("SELECT current_database()").fetchone()[0]
+        alias = "_kizuna_rewrite"
+        with self.engine_errors():
+            con.execute("CHECKPOINT")  # the file alone holds the store: nothing in its WAL
+            con.execute(f"ATTACH {sge.convert(str(fresh)).sql('duckdb')} AS {alias}")
+            try:
+                con.execute(f"COPY FROM DATABASE {sg.to_identifier(database, quoted=True).sql('duckdb')} TO {alias}")
+            finally:
+                con.execute(f"DETACH {alias}")  # closing it checkpoints it: the new file is whole
+        try:
+            if fresh.with_name(fresh.name + ".wal").exists():
+                raise StoreError(f"cannot rewrite {path}: DuckDB left a WAL beside the copy; nothing was replaced.")
+            os.chmod(fresh, path.stat().st_mode & 0o777)  # as private as the file it replaces
+            _fsync(fresh)
+            # renamed over the store while this connection still holds the old file: no other
+            # process can write to the old file in between and lose its writes
+            os.replace(fresh, path)
+        except BaseException:
+            fresh.unlink(missing_ok=True)
+            raise
+        _fsync(path.parent)
+        self.backend.disconnect()
+        self.backend = _duckdb_connect(str(path), read_only=False, wait=max(self.lock_wait, 30.0))
+        _duckdb_session(self.backend, self.memory_limit)
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         if self.engine == "postgres":
@@ -451,6 +568,23 @@ def _duckdb_connect(path: str, *, read_only: bool, wait: float) -> ibis.BaseBack
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.5)
+
+
+def _duckdb_session(backend: ibis.BaseBackend, memory_limit: str) -> None:
+    # DuckDB draws its own progress bar on stdout for queries over 2 s, which would
+    # corrupt `--format json` output; kizuna's commands show their own progress.
+    backend.con.execute("SET enable_progress_bar = false")
+    if memory_limit:
+        _set_memory_limit(backend, memory_limit)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries, after a rename) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _set_memory_limit(backend: ibis.BaseBackend, limit: str) -> None:

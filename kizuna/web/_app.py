@@ -1,11 +1,8 @@
-"""The Starlette application: `create_app(workspace_dir)`, sessions, login, and the page wrapper.
+"""The Starlette application: `create_app(workspace_dir)`, login, logout, language, body limits.
 
-Every page of the dashboard goes through `page`: it reads the signed session and checks it
-against the session rows of the operational records (see `kizuna.web._auth`), sends a visitor
-who has not logged in to the login page, checks the CSRF token of every POST (403 without or
-with a wrong one), runs the (blocking) page function in a worker thread and writes the session
-cookie back — HttpOnly, SameSite=Lax, and Secure when the request came over https (directly, or
-through a proxy that uvicorn trusts with --forwarded-allow-ips).
+Every page of the dashboard goes through `kizuna.web._pages.page`. The session cookie is
+HttpOnly, SameSite=Lax, and Secure when the request came over https (directly, or through a
+proxy that uvicorn trusts with --forwarded-allow-ips).
 
 Request bodies are limited before anything parses them (`BodyLimit`): 64 KiB (`FORM_BYTES`),
 1 MiB (`WEBHOOK_BYTES`) for the LINE webhook; past it, 413 without reading the rest. Forms
@@ -18,11 +15,9 @@ customer id, search text or name reaches it; uvicorn's own access log is off (se
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import time
-import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +27,19 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
-from kizuna._errors import KizunaError, NoDataError
-from kizuna.settings import FIRST_DAY, LAST_DAY
-from kizuna.web._auth import COOKIE, SESSION_SECONDS, Session, SessionCodec, check_password, dummy_check, valid_csrf
+from kizuna._errors import KizunaError
+from kizuna.web._auth import SESSION_SECONDS, Session, check_password, dummy_check, valid_csrf
 from kizuna.web._labels import Words
+from kizuna.web._pages import HERE, WebState, page, render
+from kizuna.web._pages import form as read_form
 from kizuna.web._public import FORM_BYTES, WEBHOOK_BYTES, PublicState, RateLimiter, public_routes
-from kizuna.web._store import Pending, Reader, StoreBusy
+from kizuna.web._store import Reader
 
-__all__ = ["BodyLimit", "create_app", "exposed_files", "page"]
+__all__ = ["BodyLimit", "create_app", "exposed_files"]
 
-HERE = Path(__file__).parent
 access_log = logging.getLogger("kizuna.web.access")
-FORM_FIELDS = 16  # the login form has four
 BODY_LIMITS = {"/line/webhook": WEBHOOK_BYTES}  # path -> bytes; FORM_BYTES for every other path
-OUT_OF_RANGE = {"ja": f"アドレスの日付が範囲外です。{FIRST_DAY} … {LAST_DAY} の日付を指定してください。",
-                "en": f"A date in the address is out of range: give one from {FIRST_DAY} to {LAST_DAY}."}
-
 # The browser may load nothing from elsewhere; charts are inline SVG, styles our own file.
 SECURITY_HEADERS = [
     (b"content-security-policy",
@@ -59,120 +49,6 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
 ]
-
-
-class WebState:
-    """What the pages share: the workspace reader, the operational records, the session codec."""
-
-    def __init__(self, workspace_dir: Path, *, secure_cookies: bool | None, reader: Reader,
-                 default_lang: str = "ja") -> None:
-        from kizuna.operations import OPERATIONS_FILE, Operations
-
-        self.path = workspace_dir
-        self.reader = reader
-        self.operations = Operations(workspace_dir / OPERATIONS_FILE)
-        self.codec = SessionCodec(self.operations.secret())
-        self.secure_cookies = secure_cookies
-        self.default_lang = default_lang if default_lang in ("ja", "en") else "ja"
-        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
-        from jinja2 import StrictUndefined
-
-        self.templates.env.undefined = StrictUndefined
-        self.templates.env.globals["fmt"] = _formatters()
-
-    def session(self, request: Request) -> Session:
-        """The request's session; a new anonymous one when the cookie is missing, forged or expired,
-        or names a session that was logged out, ended by a new password, or of a removed user."""
-        session = self.codec.load(request.cookies.get(COOKIE))
-        if session is None:
-            return Session(lang=self.default_lang, changed=True)
-        if session.user is not None:
-            user = self.operations.session_user(session.sid) if session.sid else None
-            if user is None or user["name"] != session.user:
-                return Session(lang=session.lang, changed=True)
-            session.role = user["role"]
-        return session
-
-    def save(self, request: Request, response: Response, session: Session) -> None:
-        secure = self.secure_cookies if self.secure_cookies is not None else request.url.scheme == "https"
-        response.set_cookie(COOKIE, self.codec.dump(session), max_age=SESSION_SECONDS, httponly=True,
-                            samesite="lax", secure=secure, path="/")
-
-
-def _formatters() -> dict[str, Callable[..., str]]:
-    def yen(value: Any) -> str:
-        return "" if value is None else f"¥{round(value):,}"
-
-    def num(value: Any, digits: int = 0) -> str:
-        return "" if value is None else f"{value:,.{digits}f}"
-
-    def pct(value: Any, digits: int = 1) -> str:
-        return "" if value is None else f"{100 * value:.{digits}f}%"
-
-    def day(value: Any) -> str:
-        if value is None:
-            return ""
-        return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "hour") else value.isoformat()
-
-    return {"yen": yen, "num": num, "pct": pct, "day": day}
-
-
-def render(request: Request, session: Session, template: str, context: dict[str, Any] | None = None, *,
-           status: int = 200) -> Response:
-    state: WebState = request.app.state.kizuna
-    words = Words(session.lang)
-    full = {"t": words, "session": session, "csrf": session.csrf, "lang": session.lang,
-            "path": request.url.path, "query": str(request.url.query), **(context or {})}
-    response = state.templates.TemplateResponse(request, template, full, status_code=status)
-    response.headers["cache-control"] = "no-store"  # pages carry customer data
-    return response
-
-
-def page(*, login: bool = True) -> Callable[[Callable[..., Response]], Callable[[Request], Any]]:
-    """Wrap a blocking page function `fn(request, session) -> Response` (see the module docstring)."""
-
-    def wrap(fn: Callable[..., Response]) -> Callable[[Request], Any]:
-        @functools.wraps(fn)
-        async def endpoint(request: Request) -> Response:
-            state: WebState = request.app.state.kizuna
-            session = await run_in_threadpool(state.session, request)
-            if login and session.user is None:
-                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                response: Response = RedirectResponse("/login?next=" + urllib.parse.quote(target, safe=""), 303)
-            elif request.method == "POST" and not valid_csrf(session, (await _form(request)).get("csrf")):
-                response = render(request, session, "error.html", {"message": Words(session.lang)("csrf_failed")},
-                                  status=403)
-            else:
-                response = await run_in_threadpool(_guarded, fn, request, session)
-            if session.changed:
-                state.save(request, response, session)
-            return response
-
-        return endpoint
-
-    return wrap
-
-
-def _guarded(fn: Callable[..., Response], request: Request, session: Session) -> Response:
-    words = Words(session.lang)
-    try:
-        return fn(request, session)
-    except StoreBusy:
-        return render(request, session, "error.html", {"message": words("busy"), "refresh": 5}, status=503)
-    except Pending:
-        return render(request, session, "error.html", {"message": words("computing"), "refresh": 3}, status=202)
-    except NoDataError as exc:
-        message = words("no_predictions") if "predictions" in str(exc) else words("no_scores")
-        return render(request, session, "error.html", {"message": message}, status=200)
-    except KizunaError as exc:
-        return render(request, session, "error.html", {"message": str(exc)}, status=400)
-    except OverflowError:  # a date of the address beyond what dates can be (?to=0001-01-01 less 90 days)
-        return render(request, session, "error.html", {"message": OUT_OF_RANGE[session.lang]}, status=400)
-
-
-async def _form(request: Request) -> Any:
-    # the body is FORM_BYTES at most (BodyLimit); no files, few fields (more: 400)
-    return await request.form(max_files=0, max_fields=FORM_FIELDS, max_part_size=FORM_BYTES)
 
 
 # -- login, logout, language -------------------------------------------------------------------
@@ -199,7 +75,7 @@ async def login_submit(request: Request) -> Response:
         return PlainTextResponse("Too many login attempts; try again in a minute.", 429,
                                  headers={"Retry-After": str(int(wait) + 1)})
     session = await run_in_threadpool(state.session, request)
-    form = await _form(request)
+    form = await read_form(request)
     if not valid_csrf(session, form.get("csrf")):
         response = render(request, session, "error.html", {"message": Words(session.lang)("csrf_failed")}, status=403)
         if session.changed:

@@ -20,9 +20,9 @@ from starlette.routing import Route
 
 from kizuna._errors import KizunaError
 from kizuna.web import _charts, _figures, _lists
-from kizuna.web._app import page, render
 from kizuna.web._auth import Session, mask_row
 from kizuna.web._labels import Words
+from kizuna.web._pages import BadDate, page, render
 
 __all__ = ["dashboard_figures", "priority_rows", "routes"]
 
@@ -191,7 +191,7 @@ def _day(value: str | None) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value) if value else None
     except ValueError:
-        return None
+        raise BadDate(value) from None
 
 
 def _migration(from_day: dt.date, to_day: dt.date, by: str) -> Callable[[Any], dict[str, Any]]:

@@ -16,8 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ibis import _
 
-from kizuna.analytics import AsOf, counted_orders, segment_filter
-from kizuna.analytics._segments import EXPORT_COLUMNS, PREDICTION_EXPORT_COLUMNS
+from kizuna.analytics import EXPORT_COLUMNS, PREDICTION_EXPORT_COLUMNS, AsOf, counted_orders, segment_filter
 from kizuna.web._auth import CONTACT_FIELDS, MASK
 
 __all__ = ["PAGE_SIZE", "SORTS", "customer_detail", "dashboard", "list_query", "mask_table", "member_page"]

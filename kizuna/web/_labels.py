@@ -26,6 +26,8 @@ _WEB: dict[str, tuple[str, str]] = {
                  "Recomputing with the latest data; reload in a few seconds."),
     "busy": ("別の処理 (取り込み・分析) がデータを更新中です。少し待ってから再読み込みしてください。",
              "Another kizuna command (an import or analysis) is writing the data; reload in a moment."),
+    "bad_date": ("アドレスの日付「{value}」は読めません。YYYY-MM-DD (例: 2026-04-01) で指定してください。",
+                 "The date {value!r} in the address cannot be read: write it YYYY-MM-DD (e.g. 2026-04-01)."),
     "computing": ("集計中です。数秒後に自動で再読み込みします。",
                   "Computing; the page reloads by itself in a few seconds."),
     "no_scores": ("顧客スコアがまだありません。`kizuna analyze` を実行してください。",

@@ -6,14 +6,34 @@
   (customers, orders, nps_answers, support_contacts, events, customer_scores,
   customer_predictions, and any table added later), so that order counts, revenue and NPS
   scores stay in the figures, belonging to nobody;
-* the operational records (`Operations.forget`): the ledger and survey rows under a pseudonym,
-  survey comments dropped; opt-outs stay, so that an old export re-imported is not written to;
-* the rejects files of past imports (``rejects/*.csv``): every line of a source row that names
-  the customer (by id, e-mail, phone, LINE user id, name or address) is removed.
+* the operational records: ledger rows, their keys (scenario / step / customer / occasion) and
+  survey rows under the pseudonym, survey comments dropped, a ledger note quoting the customer
+  (an SMTP server's refusal names the address) dropped; opt-outs stay, so that an old export
+  re-imported is not written to, but under a keyed hash of the id (`Operations.erased_subject`),
+  not the id;
+* the files kizuna wrote for people: the rows of the customer are removed from the lists under
+  ``outbox/`` (parcel inserts, direct mail, calls) and from the customer lists and call lists
+  exported into the workspace folder; every line of a rejects file (``rejects/*.csv``, and the
+  ``.partial`` of an import that was killed) quoting a source row that names the customer (by
+  id, e-mail, phone, LINE user id, name or address) is removed. Removed, not pseudonymised: a
+  list went to a warehouse or a call centre under the customer's id, and a pseudonym beside its
+  scenario and step in our copy would say whose it is. Each file is written aside and renamed
+  over the old one;
+* what the files keep of old values: the DuckDB file is copied into a new file that replaces it
+  (DuckDB leaves an updated row's old blocks in the file, free but not wiped); PostgreSQL's
+  tables are rewritten by VACUUM FULL; SQLite's records are rewritten by VACUUM (with
+  ``secure_delete`` on for the erasure's own writes) and its WAL emptied.
 
-Re-running is safe, and finishes an erasure that was interrupted: the store is changed last,
+Re-running is safe, and finishes an erasure that was interrupted: the pseudonym of an erasure
+under way is kept (under a keyed hash of the id) until it is done; the store is changed last,
 in one transaction on DuckDB and PostgreSQL (Spark: table by table, each swapped in whole), so
 until it is done the customer can still be found and every step before it finds what is left.
+The files are compacted after that, and a compaction cut short is finished by the next command
+that opens the workspace (`upkeep`).
+
+`upkeep` also moves a workspace from the guest ids kizuna made before (an unsalted SHA-256 of
+the e-mail or phone, which gives a phone number back by brute force in seconds) to the keyed
+ones (`kizuna.importing.guest_id`), once per store, with the same renaming.
 """
 
 from __future__ import annotations
@@ -22,6 +42,7 @@ import csv
 import os
 import re
 import secrets
+import sqlite3
 import tempfile
 import unicodedata
 from dataclasses import dataclass, field
@@ -31,9 +52,11 @@ from typing import TYPE_CHECKING
 from kizuna._errors import KizunaError
 
 if TYPE_CHECKING:
-    from kizuna.workspace._workspace import Workspace
+    from kizuna.operations import Operations
+    from kizuna.store import Store
+    from kizuna.workspace import Workspace
 
-__all__ = ["PERSONAL_COLUMNS", "ForgetReport", "forget_customer"]
+__all__ = ["PERSONAL_COLUMNS", "ForgetReport", "forget_customer", "upkeep"]
 
 # Columns that identify a person or hold what they wrote, nulled wherever the customer's rows are.
 PERSONAL_COLUMNS = ("name", "name_kana", "email", "phone", "line_user_id", "postal_code", "address", "birthday",
@@ -41,23 +64,35 @@ PERSONAL_COLUMNS = ("name", "name_kana", "email", "phone", "line_user_id", "post
 # What a rejects line may quote of the customer; postal codes and birthdays are shared by too
 # many people to say whose row a line was.
 _IDENTIFYING = ("customer_id", "email", "phone", "line_user_id", "name", "name_kana", "address")
+# Records in the operational records' meta table: an erasure under way (its pseudonym), files
+# still to compact, stores whose guest ids are keyed.
+_UNDER_WAY = "forgetting "
+_RECLAIM = "reclaim pending"
+_KEYED = "guest ids keyed "
+# Folders of the workspace that hold no list for people (or are handled on their own).
+_NOT_LISTS = ("rejects", "scenarios", "spark-warehouse", "spark-metastore", "reports")
 
 
 @dataclass
 class ForgetReport:
-    """What `forget_customer` changed: rows per store table, rejects lines and files.
+    """What `forget_customer` changed: rows per store table and per table of the operational
+    records, rows or lines removed per file, and how each file was compacted.
 
     The pseudonym is not reported: whoever keeps it could link the figures back to the person.
     """
 
     rows: dict[str, int] = field(default_factory=dict)
+    operations: dict[str, int] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)  # workspace-relative path -> rows or lines removed
+    compacted: dict[str, str] = field(default_factory=dict)  # file (or engine) -> what was done
     rejects_lines: int = 0
     rejects_files: int = 0
     survey_answers_merged: int = 0
 
     def to_dict(self) -> dict[str, object]:
-        return {"rows": dict(self.rows), "rejects_lines": self.rejects_lines, "rejects_files": self.rejects_files,
-                "survey_answers_merged": self.survey_answers_merged}
+        return {"rows": dict(self.rows), "operations": dict(self.operations), "files": dict(self.files),
+                "compacted": dict(self.compacted), "rejects_lines": self.rejects_lines,
+                "rejects_files": self.rejects_files, "survey_answers_merged": self.survey_answers_merged}
 
 
 def forget_customer(ws: Workspace, customer_id: str) -> ForgetReport:
@@ -75,16 +110,19 @@ def forget_customer(ws: Workspace, customer_id: str) -> ForgetReport:
     >>> report.rows["orders"]                                          # doctest: +SKIP
     12
     """
-    store, ops = ws.store, ws.operations
-    customers = store.table("customers")
-    found = customers.filter(customers.customer_id == customer_id).to_pyarrow().to_pylist()
-    in_ops = ops.query("SELECT 1 FROM deliveries WHERE customer_id = ? UNION ALL "
-                       "SELECT 1 FROM survey_links WHERE customer_id = ? LIMIT 1", (customer_id, customer_id))
+    ops = ws.operations
+    ops.db.execute("PRAGMA secure_delete = ON")  # what this connection deletes or overwrites is zeroed
     report = ForgetReport()
+    report.compacted = _finish_reclaim(ws)  # a compaction an earlier erasure was stopped before
+    customers = ws.store.table("customers")
+    found = customers.filter(customers.customer_id == customer_id).to_pyarrow().to_pylist() if customer_id else []
+    in_ops = customer_id and ops.query("SELECT 1 FROM deliveries WHERE customer_id = ? UNION ALL "
+                       "SELECT 1 FROM survey_links WHERE customer_id = ? LIMIT 1", (customer_id, customer_id))
     if not found and not in_ops:
         # a customer whose rows were all rejected is named in rejects files only
-        report.rejects_lines, report.rejects_files = _forget_in_rejects(ws.path / "rejects", customer_id, {})
-        if report.rejects_lines:
+        if customer_id.strip():  # (a blank id would match every blank cell)
+            _forget_in_files(ws.path, customer_id, {}, report)
+        if report.files:
             return report
         raise KizunaError(
             f"no customer {customer_id!r} in this workspace (or forgotten already); check the id "
@@ -94,94 +132,315 @@ def forget_customer(ws: Workspace, customer_id: str) -> ForgetReport:
     # and the NPS figures keep them.
     if ops.query("SELECT 1 FROM survey_answers WHERE customer_id = ? AND merged = 0 LIMIT 1", (customer_id,)):
         report.survey_answers_merged = ws.merge_survey_answers()
-    report.rejects_lines, report.rejects_files = _forget_in_rejects(ws.path / "rejects", customer_id,
-                                                                    found[0] if found else {})
+    customer = found[0] if found else {}
+    _forget_in_files(ws.path, customer_id, customer, report)
     # one pseudonym for the ledger and the store: a scenario's results keep the customer's conversions
-    pseudonym = "forgotten-" + secrets.token_hex(8)
-    ops.forget(customer_id, pseudonym)
-    report.rows = _forget_in_store(store, customer_id, pseudonym)
+    erased_id = ops.erased_subject(customer_id)
+    pseudonym = _pseudonym(ops, erased_id)
+    report.operations = _forget_in_operations(ops, customer_id, customer, pseudonym)
+    _reclaim_later(ops)  # before the store changes: a process killed after it leaves this to do
+    report.rows = ws.store.rename_customers({customer_id: pseudonym}, erase=PERSONAL_COLUMNS)
+    with ops.write() as db:  # done: the link between the id and the pseudonym goes
+        db.execute("DELETE FROM meta WHERE key = ?", (_UNDER_WAY + erased_id,))
+    report.compacted |= _finish_reclaim(ws)
     return report
 
 
-# -- the store ------------------------------------------------------------------------------------
+def upkeep(ws: Workspace) -> dict[str, int]:
+    """What a writable workspace does when it opens: finish a compaction an erasure was stopped
+    before, and, once per store, give guests the keyed ids; rows renamed per table."""
+    _finish_reclaim(ws)
+    ops, store = ws.operations, ws.store
+    done = _KEYED + _store_name(ws)  # the store file by its name in the workspace: moved or copied, it stays done
+    if ops.query("SELECT 1 FROM meta WHERE key = ?", (done,)):
+        return {}
+    renames = _old_guest_ids(store, ops.secret())
+    changed: dict[str, int] = {}
+    if renames:
+        from kizuna.operations import rename_customers
+
+        ops.db.execute("PRAGMA secure_delete = ON")
+        # the old ids are digests a phone number can be found back from: compacted away after
+        _reclaim_later(ops)
+        # the ledger first: the store is what tells an old id, so a rerun finds what is left
+        changed |= rename_customers(ops, renames)
+        changed |= store.rename_customers(renames)
+    with ops.write() as db:
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (done, "1"))
+    _finish_reclaim(ws)
+    return changed
 
 
-def _forget_in_store(store, customer_id: str, pseudonym: str) -> dict[str, int]:
-    """Pseudonymise and null the customer's rows in every table with a customer_id; rows per table."""
-    import sqlglot as sg
-    import sqlglot.expressions as sge
-
-    plans: list[tuple[str, list[str], int]] = []
-    for name in sorted(store.backend.list_tables()):
-        if name.startswith("ibis_"):  # Ibis' in-memory tables of this connection, not the store's
-            continue
-        columns = store.table(name).columns
-        if "customer_id" not in columns:
-            continue
-        table = store.table(name)
-        count = int(table.filter(table.customer_id == customer_id).count().to_pyarrow().as_py())
-        if count:
-            plans.append((name, [c for c in PERSONAL_COLUMNS if c in columns], count))
-    if store.engine in ("duckdb", "postgres"):
-        dialect = store.backend.dialect
-        statements = []
-        for name, personal, _ in plans:
-            values = {"customer_id": sge.convert(pseudonym), **{c: sge.null() for c in personal}}
-            statements.append(sge.update(
-                sg.table(name, quoted=True), {sg.to_identifier(c, quoted=True): v for c, v in values.items()},
-                where=sg.column("customer_id", quoted=True).eq(sge.convert(customer_id)),
-            ).sql(dialect))
-        # one transaction: the customer is erased from every table or from none
-        with store.engine_errors(), store._transaction():
-            for statement in statements:
-                store._execute(statement)
-    else:  # Spark has no UPDATE: each table is rebuilt aside and swapped in whole
-        for name, personal, _ in plans:
-            _rewrite(store, name, personal, customer_id, pseudonym)
-    return {name: count for name, _, count in plans}
+# -- the operational records ----------------------------------------------------------------------
 
 
-def _rewrite(store, name: str, personal: list[str], customer_id: str, pseudonym: str) -> None:
-    import ibis
-
-    table = store.table(name)
-    hit = table.customer_id == customer_id
-    changed = {"customer_id": ibis.ifelse(hit, pseudonym, table.customer_id)}
-    changed |= {c: ibis.ifelse(hit, ibis.null(table[c].type()), table[c]) for c in personal}
-    aside = f"{name}__forget"
-    store.backend.create_table(aside, table.mutate(**changed), overwrite=True)
-    store.backend.create_table(name, store.table(aside), overwrite=True)
-    store.drop(aside)
+def _pseudonym(ops: Operations, erased_id: str) -> str:
+    """The pseudonym of this erasure: a new one, or the one an interrupted erasure had chosen
+    (kept under the keyed hash of the customer id until the store is done)."""
+    key = _UNDER_WAY + erased_id
+    with ops.write() as db:
+        db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, "forgotten-" + secrets.token_hex(8)))
+        return db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
 
 
-# -- rejects files --------------------------------------------------------------------------------
+def _forget_in_operations(ops: Operations, customer_id: str, customer: dict, pseudonym: str) -> dict[str, int]:
+    from kizuna.operations import rename_customers
+
+    changed = {table: ops.query(f"SELECT count(*) AS n FROM {table} WHERE customer_id = ?", (customer_id,))[0]["n"]
+               for table in ("deliveries", "survey_links", "survey_answers", "memberships")}
+    ops.forget(customer_id, pseudonym)  # rows under the pseudonym, comments and memberships gone
+    moved = rename_customers(ops, {customer_id: pseudonym}, consents=False)  # and the ledger's keys
+    changed["deliveries"] = max(changed["deliveries"], moved.get("deliveries", 0))
+    line_user = customer.get("line_user_id")
+    needles = _needles(customer_id, customer)
+    # an opt-out outlives the erasure, under a keyed hash of its subject
+    subjects = [(customer_id, "channel != 'line'")] + ([(line_user, "channel = 'line'")] if line_user else [])
+    erased = {subject: ops.erased_subject(subject) for subject, _ in subjects}
+    with ops.write() as db:
+        consents = 0
+        for subject, channels in subjects:
+            db.execute(
+                f"INSERT INTO consents SELECT channel, ?, opted_in, source, changed_ts FROM consents "
+                f"WHERE subject = ? AND {channels} ON CONFLICT (channel, subject) DO UPDATE SET "
+                "opted_in = excluded.opted_in, source = excluded.source, changed_ts = excluded.changed_ts "
+                "WHERE excluded.changed_ts >= consents.changed_ts", (erased[subject], subject))
+            consents += db.execute(f"DELETE FROM consents WHERE subject = ? AND {channels}", (subject,)).rowcount
+        notes = [(key,) for key, note in db.execute(
+            "SELECT key, note FROM deliveries WHERE customer_id = ? AND note IS NOT NULL", (pseudonym,))
+            if any(n in _normal(note) for n in needles)]
+        db.executemany("UPDATE deliveries SET note = NULL WHERE key = ?", notes)
+    changed["consents"] = consents
+    return {table: n for table, n in changed.items() if n}
 
 
-def _forget_in_rejects(folder: Path, customer_id: str, customer: dict) -> tuple[int, int]:
-    """Remove the lines of every source row naming the customer; (lines removed, files rewritten)."""
-    if not folder.is_dir():
-        return 0, 0
-    needles = {_normal(customer_id)}
-    phones = set()
+def _reclaim_later(ops: Operations) -> None:
+    with ops.write() as db:
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, 'store')", (_RECLAIM,))
+
+
+def _finish_reclaim(ws: Workspace) -> dict[str, str]:
+    """Compact the store's file and the operational records if an erasure or a renaming left
+    them to do: file (or engine) -> what was done.
+
+    The record of what is left goes only when both are done: the store's part first
+    ("operations" is what is left after it), then SQLite's VACUUM and an emptied WAL (which
+    another process reading at that moment can hold up: then the next command tries again).
+    """
+    ops, store = ws.operations, ws.store
+    pending = ops.query("SELECT value FROM meta WHERE key = ?", (_RECLAIM,))
+    if not pending:
+        return {}
+    done = {}
+    if pending[0]["value"] == "store":
+        # an erasure killed after its store step: its record of the pseudonym goes too
+        with ops.write() as db:
+            under_way = db.execute("SELECT key, value FROM meta WHERE key LIKE ?", (_UNDER_WAY + "%",)).fetchall()
+        customers = store.table("customers")
+        for key, pseudonym in under_way:
+            if customers.filter(customers.customer_id == pseudonym).count().to_pyarrow().as_py():
+                with ops.write() as db:
+                    db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        tables = [t for t in sorted(store.backend.list_tables())
+                  if not t.startswith("ibis_") and "customer_id" in store.table(t).columns]
+        with store.engine_errors():
+            done[_store_name(ws)] = store.reclaim(tables)
+        with ops.write() as db:
+            db.execute("UPDATE meta SET value = 'operations' WHERE key = ?", (_RECLAIM,))
+    db = ops.db
+    db.execute("PRAGMA secure_delete = ON")
+    try:
+        db.execute("VACUUM")  # a new file: no free page or cell keeps what was deleted or overwritten
+        busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    except sqlite3.OperationalError:  # another process held the file beyond the busy timeout
+        busy = 1
+    if not busy:
+        with ops.write() as writing:
+            writing.execute("DELETE FROM meta WHERE key = ?", (_RECLAIM,))
+    done[ops.path.name] = "vacuum_wal_busy" if busy else "vacuum"
+    return done
+
+
+def _store_name(ws: Workspace) -> str:
+    """The store's file, relative to the workspace when it is in it; a server's URL without its password."""
+    files = ws.store.files()
+    if not files:
+        from kizuna.store import redact
+
+        return {"pyspark": "Spark"}.get(ws.store.engine) or redact(ws.store.url)
+    path, home = files[0].resolve(), ws.path.resolve()
+    return str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
+
+
+def _old_guest_ids(store: Store, secret: str) -> dict[str, str]:
+    """Stored guests whose id is the unsalted digest of their e-mail or phone -> their keyed id."""
+    from kizuna.importing import guest_id
+
+    customers = store.table("customers")
+    guests = customers.filter(customers.customer_id.startswith("m-") | customers.customer_id.startswith("t-"))
+    renames = {}
+    for batch in guests.select("customer_id", "email", "phone").to_pyarrow_batches():
+        for row in batch.to_pylist():
+            for email, phone in ((row["email"], None), (None, row["phone"])):
+                if (email or phone) and guest_id(email, phone) == row["customer_id"]:
+                    renames[row["customer_id"]] = guest_id(email, phone, key=secret)
+    return renames
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+
+def _forget_in_files(root: Path, customer_id: str, customer: dict, report: ForgetReport) -> None:
+    """Lists, exports and rejects without the customer: path -> rows removed, in `report.files`."""
+    for path in _lists(root):
+        removed = _rewrite_list(path, customer_id)
+        if removed:
+            report.files[str(path.relative_to(root))] = removed
+    folder = root / "rejects"
+    if folder.is_dir():
+        needles, phones = _needles(customer_id, customer), set()
+        if len(digits := _digits(str(customer.get("phone") or ""))) >= 8:
+            phones.add(digits)
+        for path in sorted([*folder.glob("*.csv"), *folder.glob("*.csv.partial")]):
+            lines = _rewrite_rejects(path, needles, phones)
+            if lines:
+                report.files[str(path.relative_to(root))] = lines
+                report.rejects_lines += lines
+                report.rejects_files += 1
+
+
+def _needles(customer_id: str, customer: dict) -> set[str]:
+    found = {_normal(customer_id)}
     for column in _IDENTIFYING[1:]:
         value = customer.get(column)
-        if value is None or not str(value).strip():
+        if value is not None and str(value).strip():
+            found.add(_normal(str(value)))
+    return found
+
+
+def _lists(root: Path) -> list[Path]:
+    """The files for people kizuna wrote into the workspace: the lists under outbox/, and
+    customer lists or call lists exported into the folder (told by kizuna's headers)."""
+    found = []
+    for path in sorted([*root.rglob("*.csv"), *root.rglob("*.xlsx")]):
+        parts = path.relative_to(root).parts
+        if parts[0] in _NOT_LISTS or any(p.startswith(".") for p in parts):
             continue
-        needles.add(_normal(str(value)))
-        if column == "phone" and len(digits := _digits(str(value))) >= 8:
-            phones.add(digits)
-    removed = files = 0
-    for path in sorted(folder.glob("*.csv")):
-        lines = _rewrite_rejects(path, needles, phones)
-        if lines:
-            removed += lines
-            files += 1
-    return removed, files
+        if parts[0] == "outbox" or _id_column(_first_row(path), exported=True) is not None:
+            found.append(path)
+    return found
+
+
+def _id_headers() -> set[str]:
+    from kizuna.i18n import label
+
+    return {"customer_id", label("customer_id", "ja"), label("customer_id", "en")}
+
+
+def _id_column(header: list | None, *, exported: bool = False) -> int | None:
+    """Where the customer id is in a list's header row (None: not a list kizuna wrote).
+
+    `exported`: a file outside outbox/ is taken for kizuna's only with kizuna's own headers (a
+    customer list: every header one of `kizuna export`'s; a call list: "#", the id, …, the
+    suggested action), never a shop's own export that happens to have a 顧客ID column.
+    """
+    if not header:
+        return None
+    ids = _id_headers()
+    if not exported:
+        return next((n for n, cell in enumerate(header) if str(cell) in ids), None)
+    from kizuna.exporting import _HEADERS
+    from kizuna.i18n import label
+
+    cells = [str(cell) for cell in header]
+    if cells[0] in ids and set(cells) <= {text for pair in _HEADERS.values() for text in pair}:
+        return 0
+    actions = {label("suggested_action", "ja"), label("suggested_action", "en")}
+    if len(cells) > 2 and cells[0] == "#" and cells[1] in ids and actions & set(cells):
+        return 1
+    return None
+
+
+def _first_row(path: Path) -> list | None:
+    try:
+        if path.suffix == ".csv":
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                return next(csv.reader(handle), None)
+        import openpyxl
+
+        book = openpyxl.load_workbook(path, read_only=True)
+        try:
+            return next(book.worksheets[0].iter_rows(max_row=1, values_only=True), None) if book.worksheets else None
+        finally:
+            book.close()
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, KeyError):  # not a file kizuna wrote
+        return None
+    except Exception as exc:  # openpyxl's own errors for a file that is no workbook
+        if type(exc).__module__.startswith(("openpyxl", "zipfile")):
+            return None
+        raise
+
+
+def _rewrite_list(path: Path, customer_id: str) -> int:
+    """Remove the customer's rows from one list (csv or xlsx); how many there were."""
+    from kizuna._sheets import neutralise
+
+    ids = {customer_id, neutralise(customer_id)}  # as a CSV cell may hold it
+    if path.suffix == ".csv":
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                records = list(csv.reader(handle))
+        except (UnicodeDecodeError, csv.Error):
+            return 0
+        at = _id_column(records[0] if records else None)
+        if at is None:
+            return 0
+        kept = [records[0]] + [r for r in records[1:] if len(r) <= at or r[at] not in ids]
+        if len(kept) == len(records):
+            return 0
+        _replace(path, lambda out: _write_csv(out, kept))  # cells as read: neutralised once already
+        return len(records) - len(kept)
+    import openpyxl
+
+    book = openpyxl.load_workbook(path)
+    removed = 0
+    for sheet in book.worksheets:
+        header = next(sheet.iter_rows(max_row=1, values_only=True), None)
+        at = _id_column(list(header) if header else None)
+        if at is None:
+            continue
+        hits = [row[0].row for row in sheet.iter_rows(min_row=2) if len(row) > at and row[at].value in ids]
+        for number in reversed(hits):
+            sheet.delete_rows(number)
+        removed += len(hits)
+    if removed:
+        _replace(path, lambda out: book.save(out))
+    return removed
+
+
+def _write_csv(path: Path, records: list[list[str]]) -> None:
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        csv.writer(out).writerows(records)
+
+
+def _replace(path: Path, write) -> None:
+    """Write `path` aside and rename it over the old file: a reader sees the old file or the new, whole."""
+    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".forget", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(partial))
+        os.chmod(partial, path.stat().st_mode & 0o777)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def _rewrite_rejects(path: Path, needles: set[str], phones: set[str]) -> int:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        records = list(csv.reader(handle))
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            records = list(csv.reader(handle))
+    except (UnicodeDecodeError, csv.Error):
+        return 0
     if not records:
         return 0
     header, body = records[0], records[1:]
@@ -201,15 +460,7 @@ def _rewrite_rejects(path: Path, needles: set[str], phones: set[str]) -> int:
     kept = [r for r in body if not names_customer(r) and (r[file_at], r[row_at]) not in hit_rows]
     if len(kept) == len(body):
         return 0
-    # written aside and renamed over the old file: a reader sees the old file or the new, whole
-    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".forget", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as out:
-            csv.writer(out).writerows([header, *kept])  # cells as read: already neutralised once
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    _replace(path, lambda out: _write_csv(out, [header, *kept]))  # cells as read: already neutralised once
     return len(body) - len(kept)
 
 

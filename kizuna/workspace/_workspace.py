@@ -19,11 +19,12 @@ from kizuna.exporting import EXPORT_FORMATS, write_customer_list
 from kizuna.i18n import label
 from kizuna.importing import ColumnMapping, ImportSummary, import_file
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
+from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, Settings
 from kizuna.store import TABLES, Store
-from kizuna.workspace._settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, Settings
 
 if TYPE_CHECKING:  # prediction loads scikit-learn: only the commands that predict pay for it
     from kizuna.prediction import Backtest, Predictions
+    from kizuna.scenarios import RunContext
 
 __all__ = ["Workspace"]
 
@@ -102,7 +103,16 @@ class Workspace:
         store = Store.connect(url or str(path / STORE_FILE), home=path, memory_limit=settings.store_memory_limit,
                               create=(create or not url) and not read_only, read_only=read_only,
                               lock_wait=settings.store_lock_wait)
-        return cls(path, settings, store)
+        ws = cls(path, settings, store)
+        if not read_only:  # guests' keyed ids, once; a compaction an erasure was stopped before
+            from kizuna.workspace._forget import upkeep
+
+            try:
+                upkeep(ws)
+            except BaseException:
+                ws.close()
+                raise
+        return ws
 
     def close(self) -> None:
         self.store.close()
@@ -181,6 +191,7 @@ class Workspace:
         mapping: Path | str | ColumnMapping | None = None,
         encoding: str | None = None,
         sheet: str | None = None,
+        header_row: int | None = None,
         on_progress: Callable[[int, int | None], None] | None = None,
         on_phase: Callable[[str], None] | None = None,
     ) -> ImportSummary:
@@ -201,7 +212,9 @@ class Workspace:
                 rejects_dir=self.path / "rejects",
                 encoding=encoding,
                 sheet=sheet,
+                header_row=header_row,
                 batch_rows=self.settings.import_batch_rows,
+                guest_key=self.operations.secret(),
                 on_progress=on_progress,
                 on_phase=on_phase,
             )
@@ -266,7 +279,7 @@ class Workspace:
 
     def kpis(self, as_of: dt.date | None = None, *, start: dt.date | None = None,
              by: str = "month") -> analytics.KpiReport:
-        """The KPI report of SPEC §1 for `start` … `as_of` (default: the year up to `as_of`)."""
+        """The KPI report of docs/measures.md §1 for `start` … `as_of` (default: the year up to `as_of`)."""
         as_of, start = self.as_of(as_of), self.check_day(start)
         if self.store.count("orders") == 0:
             raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
@@ -292,7 +305,7 @@ class Workspace:
         return analytics.segment_members(self.scores(), self.store.table("customers"), segment)[1]
 
     def migration(self, from_day: dt.date, to_day: dt.date, *, by: str = "cell") -> pa.Table:
-        """Customers per (segment at `from_day`, segment at `to_day`): the segment migration of SPEC §2.
+        """Customers per (segment at `from_day`, segment at `to_day`): the segment migration of docs/measures.md §2.
 
         `by` is "cell" (NPS × LTV matrix) or "rank" (RFM rank, ids `rank_<label>`); both days are
         computed as of their end with this workspace's settings, whatever the last `analyze`.
@@ -347,7 +360,7 @@ class Workspace:
 
     # -- prediction ---------------------------------------------------------------------
     def predict(self, as_of: dt.date | None = None, *, horizon_days: int | None = None) -> Predictions:
-        """Fit the models of SPEC §3 on the data up to `as_of` and store `customer_predictions`.
+        """Fit the models of docs/measures.md §3 on the data up to `as_of` and store `customer_predictions`.
 
         One row per customer who has ordered: P(alive), expected orders and next order date,
         expected order value, CLV, churn risk with its three main reasons (ja and en), value at
@@ -408,7 +421,8 @@ class Workspace:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{stem}.json").write_text(
-                json.dumps(result.to_dict(), ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8"
+                json.dumps(result.to_dict(lang), ensure_ascii=False, indent=1, default=str, allow_nan=False) + "\n",
+                encoding="utf-8",
             )
             chart = write_holdout_chart(result.holdout, folder / f"{stem}.png", lang)
         except OSError as exc:
@@ -452,7 +466,7 @@ class Workspace:
 
         return forget_customer(self, customer_id)
 
-    # -- scenarios (SPEC §4-§5) ---------------------------------------------------------
+    # -- scenarios (docs/measures.md §4-§5) ---------------------------------------------------------
     def scenarios(self) -> list:
         """The scenarios in the workspace's scenarios/ folder, checked (ScenarioError names file and line)."""
         from kizuna.scenarios import SCENARIO_FOLDER, load_scenarios
@@ -460,50 +474,42 @@ class Workspace:
         folder = self.path / SCENARIO_FOLDER
         return load_scenarios(folder) if folder.is_dir() else []
 
+    def run_context(self) -> RunContext:
+        """What a scenario run works with: the store, the operational records, the settings, the
+        public links, and the folders it reads and writes (see `kizuna.scenarios.RunContext`)."""
+        from kizuna.scenarios import OUTBOX, SCENARIO_FOLDER, RunContext
+
+        return RunContext(store=self.store, operations=self.operations, settings=self.settings, links=self.links,
+                          home=self.path, scenarios_dir=self.path / SCENARIO_FOLDER, outbox=self.path / OUTBOX)
+
     def run(self, as_of: dt.date | None = None, *, now: dt.datetime | None = None, dry_run: bool = False,
             only: str | None = None, transports=None, release_store: bool = False, lang: str | None = None,
             progress=None):
         """Evaluate every scenario and deliver what is due (see `kizuna.scenarios.run_scenarios`)."""
         from kizuna.scenarios import run_scenarios
 
-        return run_scenarios(self, as_of=self.as_of(as_of), now=now, dry_run=dry_run, only=only,
+        return run_scenarios(self.run_context(), as_of=self.as_of(as_of), now=now, dry_run=dry_run, only=only,
                              transports=transports, release_store=release_store, lang=lang, progress=progress)
 
     def results(self, name: str | None = None, *, as_of: dt.date | None = None, lang: str = "ja") -> list[dict]:
         """Per scenario and step: due, sent, delivered, failed, deferred, suppressed; the uplift."""
+        from kizuna.operations import Ledger
         from kizuna.scenarios import scenario_results
 
-        return scenario_results(self, name, as_of=self.check_day(as_of), lang=lang)
+        return scenario_results(self.scenarios(), ledger=Ledger(self.operations), store=self.store,
+                                settings=self.settings, name=name, as_of=self.check_day(as_of), lang=lang)
 
     def preview(self, name: str, customer_id: str, *, step: int = 1, as_of: dt.date | None = None,
                 lang: str | None = None) -> dict[str, str]:
         """One step's message for one customer, rendered as it would be sent (nothing is recorded)."""
-        from kizuna.scenarios import scenario_fields
-        from kizuna.scenarios._render import render, text_to_html
+        from kizuna.scenarios import preview_message
 
-        scenario = next((s for s in self.scenarios() if s.name == name), None)
-        if scenario is None:
-            known = ", ".join(s.name for s in self.scenarios()) or "none"
-            raise KizunaError(f"no scenario named {name!r} in {self.path / 'scenarios'} (there are: {known}).")
-        if not 1 <= step <= len(scenario.steps):
-            raise KizunaError(f"scenario {name} has steps 1 to {len(scenario.steps)}; there is no step {step}.")
-        fields = scenario_fields(self, [customer_id], self.as_of(as_of), lang or scenario.lang).get(customer_id)
-        if fields is None:
-            raise KizunaError(f"no customer {customer_id!r} in this workspace.")
-        chosen = scenario.steps[step - 1]
-        language = lang or scenario.lang
-        values = {k: ("" if v is None else v) for k, v in fields.items()}
-        values.update(detail="", occasion="preview", occasion_at=str(self.as_of(as_of)),
-                      unsubscribe_url=self.links.unsubscribe_url("0" * 32),
-                      survey_url=self.links.survey_url("0" * 32))
-        text = render(chosen.body[language], values, scenario=name, step=step)
-        subject = render(chosen.subject[language], values, scenario=name, step=step).strip()
-        return {"scenario": name, "step": str(step), "channel": chosen.channel, "subject": subject, "text": text,
-                "html": text_to_html(text)}
+        return preview_message(self.run_context(), self.scenarios(), name, customer_id, step=step,
+                               as_of=self.as_of(as_of), lang=lang)
 
 
 def _install_example_scenarios(path: Path) -> None:
-    """A new workspace starts with the SPEC's example scenarios (ja + en), to edit or delete."""
+    """A new workspace starts with the example scenarios of docs/measures.md §4 (ja + en), to edit or delete."""
     import shutil
 
     folder = path / "scenarios"
