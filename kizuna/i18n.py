@@ -1,8 +1,43 @@
-"""User-facing labels: Japanese by default, English with --lang en."""
+"""The catalogue of user-facing text: every word a person reads, in Japanese and English side by side.
+
+One key, one pair ``(ja, en)``. The keys are grouped by area, each area a dict below:
+
+* labels of the command line, the web app and the lists (`label`, no prefix: ``"customers"``,
+  ``"title_priority"``; the web app's page words and result columns are in the same namespace,
+  so a template's ``t("key")`` finds any of them);
+* ``segment.*`` segment, rank and flag names (`segment_label`, `segment_key`; data ids such as
+  ``churn_candidate`` are the codes, these are the words);
+* ``header.*`` the column headers of exported customer lists; ``list.*`` the "why on this list" words;
+* ``reason.*`` churn reasons in words; ``life_event.*`` the kinds of life events in them;
+* ``forget.*`` the erasure command (``kizuna forget``);
+* ``public.*`` the pages customers reach (survey, unsubscribe); ``email.*`` the lawful e-mail footer;
+* ``chart.*`` the backtest chart.
+
+Texts are `str.format` patterns with named fields (``{n}``, ``{day}``); both languages of a key
+use the same fields (tests/test_catalogue.py checks it, and that every key has both texts).
+English plurals: ``text(key, lang, count=n)`` takes ``key + "_one"`` when ``round(n) == 1`` and
+that key exists (Japanese has no plural; its ``_one`` text is the same).
+
+Why one Python module and not gettext catalogues (Babel): kizuna has two languages, written by
+the same people at the same time, and Japanese is the product's first language, not a translation
+of English source strings — gettext keys a text by its English original, so a changed English
+sentence orphans its Japanese. Here the key is a stable id, the two texts sit on one line in one
+review, the `{field}` checks and the completeness check are a plain test, and there is no
+extraction / .po / compile (.mo) step and no runtime dependency in the base layer, which imports
+nothing from kizuna but kizuna._errors. What gettext would add — translator tools for further
+languages — can be had later by writing these pairs out as .po files mechanically.
+
+Adding a text: put the key in its area below (prefix included), both languages, same fields.
+"""
 
 from __future__ import annotations
 
-__all__ = ["LANGS", "label"]
+import string
+from collections.abc import Mapping
+from types import MappingProxyType
+
+__all__ = ["CATALOGUE", "LANGS", "fields", "label", "ordinal", "pattern", "section", "segment_key", "segment_label",
+           "text"]
 
 LANGS = ("ja", "en")
 
@@ -176,6 +211,14 @@ _LABELS |= {
 _LABELS |= {
     "import_preset": ("形式", "export"),
     "import_table_counts": ("新規 {a} / 更新 {u} / 変更なし {n}", "added {a} / updated {u} / unchanged {n}"),
+    "import_rows_orders": ("注文行", "order rows"),
+    "import_rows_items": ("明細行", "item rows"),
+    "import_rows_other_lines": ("商品以外の行 (送料・手数料・割引・ポイント)",
+                                "other lines (shipping, fees, discounts, points)"),
+    "import_rows_rejected": ("却下", "rejected"),
+    "import_matched_by": ("同一顧客の判定", "same buyer found by"),
+    "import_matched_phone": ("電話番号", "phone"),
+    "import_matched_name_postal": ("氏名+郵便番号", "name + postal code"),
 }
 
 # scenarios (`kizuna run`, `kizuna results`, docs/measures.md §4-§5)
@@ -242,13 +285,110 @@ _LABELS |= {
     ),
 }
 
+# the web app's page words (kizuna.web: templates call t("key"))
+_WEB: dict[str, tuple[str, str]] = {
+    "app": ("kizuna 顧客ダッシュボード", "kizuna customer dashboard"),
+    "login": ("ログイン", "Log in"),
+    "logout": ("ログアウト", "Log out"),
+    "user": ("ユーザー名", "User name"),
+    "password": ("パスワード", "Password"),
+    "login_failed": ("ユーザー名またはパスワードが違います。", "Wrong user name or password."),
+    "nav_overview": ("概要", "Overview"),
+    "nav_rfm": ("RFM", "RFM"),
+    "nav_cohorts": ("コホート", "Cohorts"),
+    "nav_migration": ("セグメント移動", "Migration"),
+    "nav_priority": ("架電リスト", "Call list"),
+    "nav_results": ("施策の効果", "Results"),
+    "role_viewer": ("閲覧者 (連絡先は非表示)", "viewer (contact data hidden)"),
+    "role_operator": ("オペレーター", "operator"),
+    "as_of_day": ("基準日 {day}", "as of {day}"),
+    "updating": ("最新のデータで再計算中です。数秒後に再読み込みしてください。",
+                 "Recomputing with the latest data; reload in a few seconds."),
+    "busy": ("別の処理 (取り込み・分析) がデータを更新中です。少し待ってから再読み込みしてください。",
+             "Another kizuna command (an import or analysis) is writing the data; reload in a moment."),
+    "bad_date": ("アドレスの日付「{value}」は読めません。YYYY-MM-DD (例: 2026-04-01) で指定してください。",
+                 "The date {value!r} in the address cannot be read: write it YYYY-MM-DD (e.g. 2026-04-01)."),
+    "computing": ("集計中です。数秒後に自動で再読み込みします。",
+                  "Computing; the page reloads by itself in a few seconds."),
+    "no_scores": ("顧客スコアがまだありません。`kizuna analyze` を実行してください。",
+                  "No customer scores yet. Run `kizuna analyze`."),
+    "no_predictions": ("予測がまだありません。`kizuna predict` を実行してください。",
+                       "No predictions yet. Run `kizuna predict`."),
+    "kpi_trend": ("過去12か月の推移", "last 12 months"),
+    "ltv": ("平均LTV", "mean LTV"),
+    "subscription_churn": ("定期解約率", "subscription churn"),
+    "nps_month_note": ("各月の回答のNPS", "NPS of each month's answers"),
+    "matrix_hint": ("セルをクリックすると顧客一覧を表示します。", "Click a cell to list its customers."),
+    "ltv_high": ("高LTV", "high LTV"),
+    "ltv_low": ("低LTV", "low LTV"),
+    "unanswered": ("未回答", "no answer"),
+    "rf_heatmap": ("R × F ヒートマップ (顧客数)", "R × F heatmap (customers)"),
+    "r_score": ("R (最近さ)", "R (recency)"),
+    "f_score": ("F (頻度)", "F (frequency)"),
+    "named_segments": ("RFMセグメント", "RFM segments"),
+    "list_title": ("顧客一覧", "Customers"),
+    "search": ("検索", "Search"),
+    "search_hint_operator": ("顧客ID・氏名・メール・電話", "customer id, name, e-mail, phone"),
+    "search_hint_viewer": ("顧客ID", "customer id"),
+    "sort": ("並び順", "Sort"),
+    "descending": ("降順", "descending"),
+    "apply": ("絞り込む", "Apply"),
+    "export_csv": ("CSVで出力", "Export CSV"),
+    "export_xlsx": ("Excelで出力", "Export Excel"),
+    "page_of": ("{page} / {pages} ページ ({total} 件)", "page {page} of {pages} ({total} customers)"),
+    "previous": ("前へ", "Previous"),
+    "next": ("次へ", "Next"),
+    "no_rows": ("該当する顧客はいません。", "No customers match."),
+    "customer": ("顧客", "Customer"),
+    "profile": ("プロフィール", "Profile"),
+    "scores": ("スコア", "Scores"),
+    "prediction": ("予測", "Prediction"),
+    "timeline": ("タイムライン", "Timeline"),
+    "kind_order": ("注文", "order"),
+    "kind_nps": ("NPS回答", "NPS answer"),
+    "kind_support": ("問い合わせ", "support contact"),
+    "kind_event": ("イベント", "event"),
+    "kind_message": ("送信メッセージ", "message"),
+    "expected_next_order": ("次回購入予測日", "expected next order"),
+    "expected_orders": ("期待購入回数", "expected orders"),
+    "not_found": ("見つかりません。", "Not found."),
+    "forbidden": ("この操作は許可されていません。", "This is not allowed."),
+    "csrf_failed": ("フォームの有効期限が切れました。ページを再読み込みしてやり直してください。",
+                    "The form expired; reload the page and try again."),
+    "migration_from": ("開始日", "from"),
+    "migration_to": ("終了日", "to"),
+    "migration_by": ("分類", "by"),
+    "by_cell": ("NPS×LTVセル", "NPS × LTV cell"),
+    "by_rank": ("RFMランク", "RFM rank"),
+    "transition_table": ("移動表 (行: 開始日, 列: 終了日)", "Transition table (rows: from, columns: to)"),
+    "migration_headline": ("離脱候補者からロイヤルカスタマーへ: {n} / {of} 人 ({share})",
+                           "churn candidates who became loyal: {n} of {of} ({share})"),
+    "flow": ("移動の流れ", "Flow"),
+    "show": ("表示", "Show"),
+    "no_results": ("まだ実行された施策はありません。", "No scenarios have run yet."),
+    "total_row": ("合計", "total"),
+    "not_enough_data": ("データ不足 (各群 {n} 人必要)", "not enough data yet ({n} per group needed)"),
+    "not_enough_data_short": ("データ不足", "not enough data yet"),
+    "language": ("English", "日本語"),
+    "curve_note": ("上位{p}%の顧客が売上の{s}%", "the top {p}% of customers bring {s}% of revenue"),
+    "f2_note": ("F2転換率", "F2 conversion"),
+    "address": ("住所", "address"),
+    "signed_up": ("登録日", "signed up"),
+    "opt_ins": ("配信許諾", "opt-ins"),
+    "date_out_of_range": ("アドレスの日付が範囲外です。{first} … {last} の日付を指定してください。",
+                          "A date in the address is out of range: give one from {first} to {last}."),
+}
 
-def label(key: str, lang: str = "ja") -> str:
-    """The label for `key` in `lang`; the key itself when none is defined."""
-    pair = _LABELS.get(key)
-    if pair is None:
-        return key
-    return pair[0] if lang == "ja" else pair[1]
+# scenario result columns (the web app's results page)
+_RESULT_COLUMNS: dict[str, tuple[str, str]] = {
+    "scenario": ("施策", "scenario"), "step": ("ステップ", "step"), "channel": ("チャネル", "channel"),
+    "due": ("予定", "due"), "sent": ("送信", "sent"), "delivered": ("配信", "delivered"), "failed": ("失敗", "failed"),
+    "deferred": ("延期", "deferred"), "suppressed": ("抑止", "suppressed"), "holdout": ("対照群", "holdout"),
+    "treated_customers": ("介入群", "treated"), "control_customers": ("対照群人数", "control"),
+    "treated_rate": ("介入群CV率", "treated rate"), "control_rate": ("対照群CV率", "control rate"),
+    "uplift": ("効果 (95%区間)", "uplift (95% interval)"), "incremental_orders": ("増分注文", "incremental orders"),
+    "incremental_revenue": ("増分売上", "incremental revenue"),
+}
 
 # Segment names (docs/measures.md §2): id -> (ja, en)
 SEGMENT_LABELS: dict[str, tuple[str, str]] = {
@@ -310,8 +450,258 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {
     "ivr": ("自動音声 (IVR)", "IVR"),
 }
 
+# -- exported customer lists (kizuna.exporting) ---------------------------------------------------
+_LISTS: dict[str, tuple[str, str]] = {
+    "header.customer_id": ("顧客ID", "customer id"), "header.name": ("氏名", "name"),
+    "header.name_kana": ("フリガナ", "name (kana)"), "header.email": ("メールアドレス", "e-mail"),
+    "header.phone": ("電話番号", "phone"), "header.postal_code": ("郵便番号", "postal code"),
+    "header.address": ("住所", "address"), "header.ltv_revenue": ("LTV (円)", "LTV (yen)"),
+    "header.orders": ("購入回数", "orders"), "header.last_order_at": ("最終購入日", "last order"),
+    "header.recency_days": ("最終購入からの日数", "days since last order"),
+    "header.nps_score": ("NPS回答", "NPS answer"), "header.nps_class": ("NPS区分", "NPS class"),
+    "header.matrix_cell": ("NPS×LTV", "NPS x LTV cell"), "header.rfm_rank": ("RFMランク", "RFM rank"),
+    "header.reason": ("リスト掲載理由", "why on this list"),
+    "header.churn_risk": ("離脱確率 %", "churn risk %"),
+    "header.value_at_risk": ("離脱リスク金額 (円)", "value at risk (yen)"),
+    "header.churn_reasons": ("離脱リスクの主な理由", "main reasons for the risk"),
+    # "why on this list"
+    "list.missing": ("不足: {missing}", "missing: {missing}"),
+    "list.and": ("・", "・"),
+    "list.lapsing": ("最終購入から{days}日 (平均間隔{interval:.0f}日)",
+                     "{days} days since last order (usual interval {interval:.0f})"),
+}
+
+# -- churn reasons (kizuna.prediction: reason_texts) ----------------------------------------------
+# {n}, {days}, {hours}: whole numbers with thousands separators; {yen}: ¥1,234; {since}: a date;
+# {ago}, {span}: one of the reason.ago_* / span_* texts; {month}: `ordinal`.
+_REASONS: dict[str, tuple[str, str]] = {
+    "reason.last_order_unknown": ("最終購入日が不明", "date of the last order unknown"),
+    "reason.overdue": ("最終購入から{days}日 (通常の間隔の{ratio:.1f}倍)",
+                       "no order for {days} days, {ratio:.1f} times the usual interval"),
+    "reason.overdue_one": ("最終購入から{days}日 (通常の間隔の{ratio:.1f}倍)",
+                           "no order for {days} day, {ratio:.1f} times the usual interval"),
+    "reason.overdue_single_order": ("最終購入から{days}日 (購入は1回のみ)",
+                                    "no order for {days} days, after a single order"),
+    "reason.overdue_single_order_one": ("最終購入から{days}日 (購入は1回のみ)",
+                                        "no order for {days} day, after a single order"),
+    "reason.orders_unknown": ("購入回数が不明", "number of orders unknown"),
+    "reason.one_order": ("購入は初回の1回のみ", "only one order so far"),
+    "reason.orders": ("通算購入{n}回", "{n} orders in total"),
+    "reason.orders_one": ("通算購入{n}回", "{n} order in total"),
+    "reason.orders_365d_unknown": ("過去1年の購入回数が不明", "orders of the last year unknown"),
+    "reason.orders_365d_down": ("過去1年の購入{n}回 (以前は年{before}回)",
+                                "{n} orders in the last year, down from {before} a year before"),
+    "reason.orders_365d_down_one": ("過去1年の購入{n}回 (以前は年{before}回)",
+                                    "{n} order in the last year, down from {before} a year before"),
+    "reason.no_order_365d": ("過去1年の購入なし", "no order in the last year"),
+    "reason.orders_365d": ("過去1年の購入{n}回", "{n} orders in the last year"),
+    "reason.orders_365d_one": ("過去1年の購入{n}回", "{n} order in the last year"),
+    "reason.revenue_unknown": ("通算購入額が不明", "total spend unknown"),
+    "reason.revenue": ("通算購入額{yen}", "{yen} spent in total"),
+    "reason.revenue_365d_unknown": ("過去1年の購入額が不明", "spend of the last year unknown"),
+    "reason.revenue_365d_down": ("過去1年の購入額{yen} (以前は年{before})",
+                                 "{yen} spent in the last year, down from {before} a year before"),
+    "reason.revenue_365d": ("過去1年の購入額{yen}", "{yen} spent in the last year"),
+    "reason.no_repeat_order": ("リピート購入なし", "no repeat order yet"),
+    "reason.interval": ("購入間隔が平均{days}日", "orders {days} days apart on average"),
+    "reason.interval_one": ("購入間隔が平均{days}日", "orders {days} day apart on average"),
+    "reason.tenure_unknown": ("利用期間が不明", "time as a customer unknown"),
+    "reason.tenure": ("利用開始から{span}", "a customer for {span}"),
+    "reason.nps": ("NPS {n}", "NPS {n}"),
+    "reason.no_nps": ("NPS未回答", "no NPS answer"),
+    "reason.nps_fell": ("NPSが{before}から{score}に低下", "NPS fell from {before} to {score}"),
+    "reason.nps_rose": ("NPSが{before}から{score}に上昇", "NPS rose from {before} to {score}"),
+    "reason.nps_unchanged": ("NPS {score} (前回と同じ)", "NPS unchanged at {score}"),
+    "reason.contacts": ("過去1年の問い合わせ{n}件", "{n} support contacts in the last year"),
+    "reason.contacts_one": ("過去1年の問い合わせ{n}件", "{n} support contact in the last year"),
+    "reason.contacts_unknown": ("問い合わせ件数が不明", "support contacts unknown"),
+    "reason.complaints": ("過去1年のクレーム{n}件", "{n} complaints in the last year"),
+    "reason.complaints_one": ("過去1年のクレーム{n}件", "{n} complaint in the last year"),
+    "reason.nothing_unresolved": ("未解決の問い合わせなし", "no unresolved support request"),
+    "reason.unresolved_complaints": ("未解決のクレーム{n}件", "{n} unresolved complaints"),
+    "reason.unresolved_complaints_one": ("未解決のクレーム{n}件", "{n} unresolved complaint"),
+    "reason.unresolved_requests": ("未解決の問い合わせ{n}件", "{n} unresolved support requests"),
+    "reason.unresolved_requests_one": ("未解決の問い合わせ{n}件", "{n} unresolved support request"),
+    "reason.unresolved_complaints_since": ("{since}から未解決のクレーム{n}件",
+                                           "{n} unresolved complaints, the first since {since}"),
+    "reason.unresolved_requests_since": ("{since}から未解決の問い合わせ{n}件",
+                                         "{n} unresolved support requests, the first since {since}"),
+    "reason.unresolved_complaint_since": ("{since}から未解決のクレーム", "unresolved complaint since {since}"),
+    "reason.unresolved_request_since": ("{since}から未解決の問い合わせ", "unresolved support request since {since}"),
+    "reason.nothing_resolved": ("解決済みの問い合わせなし", "no support request resolved"),
+    "reason.resolved_quickly": ("問い合わせあり (平均{hours}時間で解決)",
+                                "needed support (resolved in {hours} hours on average)"),
+    "reason.resolved_quickly_one": ("問い合わせあり (平均{hours}時間で解決)",
+                                    "needed support (resolved in {hours} hour on average)"),
+    "reason.resolution": ("問い合わせの解決に平均{hours}時間", "support took {hours} hours on average to resolve"),
+    "reason.resolution_one": ("問い合わせの解決に平均{hours}時間", "support took {hours} hour on average to resolve"),
+    "reason.contacted": ("{ago}に問い合わせ", "contacted support {ago}"),
+    "reason.never_contacted": ("問い合わせなし", "never contacted support"),
+    "reason.subscriber": ("定期購入中", "on a subscription"),
+    "reason.no_subscription": ("定期購入なし", "no subscription"),
+    "reason.subscription_month": ("定期購入{month}か月目", "subscription in its {month} month"),
+    "reason.no_life_event": ("生活の変化なし", "no change in life"),
+    "reason.life_event": ("{ago}に{event}", "{event} {ago}"),
+    "reason.typical": ("目立つ要因なし (似た顧客と同程度のリスク)",
+                       "no single factor stands out (a risk typical of similar customers)"),
+    "reason.ago_days": ("{n}日前", "{n} days ago"), "reason.ago_days_one": ("{n}日前", "{n} day ago"),
+    "reason.ago_months": ("{n}か月前", "{n} months ago"), "reason.ago_months_one": ("{n}か月前", "{n} month ago"),
+    "reason.ago_years": ("{n}年前", "{n} years ago"), "reason.ago_years_one": ("{n}年前", "{n} year ago"),
+    "span_days_one": ("{n}日", "{n} day"),
+    "span_months": ("{n}か月", "{n} months"), "span_months_one": ("{n}か月", "{n} month"),
+    "span_years_one": ("{n}年", "{n} year"),
+    # the latest life event's kind (events.kind); English a past participle phrase: "moved 3 months ago"
+    "life_event.moved": ("引越し", "moved"),
+    "life_event.married": ("結婚", "married"),
+    "life_event.household_change": ("世帯の変化", "household changed"),
+    "life_event.plan_change": ("プラン変更", "changed plan"),
+    "life_event.other": ("生活の変化", "life changed"),
+}
+
+# -- the backtest chart (kizuna.prediction: write_holdout_chart) ----------------------------------
+_CHART: dict[str, tuple[str, str]] = {
+    "chart.title": ("較正期間の購入回数別: 予測と実績 (検証期間)",
+                    "Holdout purchases by calibration frequency: predicted vs actual"),
+    "chart.x": ("較正期間のリピート購入回数", "Repeat purchases in the calibration period"),
+    "chart.y": ("検証期間の平均購入回数", "Mean purchases in the holdout period"),
+    "chart.actual": ("実績", "Actual"),
+    "chart.predicted": ("予測", "Predicted"),
+}
+
+# -- kizuna forget (個人情報保護法) -----------------------------------------------------------------
+_FORGET: dict[str, tuple[str, str]] = {
+    "forget.confirm": ("顧客 {id} の個人情報(氏名・連絡先・住所・コメント)を消去し、顧客IDを仮名に置き換えます。"
+                       "元に戻せません。続けますか?",
+                       "Erase the personal data of customer {id} (name, contact details, address, comments) and "
+                       "replace the id by a pseudonym? This cannot be undone."),
+    "forget.needs_yes": ("確認の応答がありません。確認なしで実行するには --yes を付けてください。",
+                         "no answer to the confirmation; add --yes to erase without asking."),
+    "forget.cancelled": ("中止しました。何も変更していません。", "cancelled; nothing was changed."),
+    "forget.done": ("顧客 {id} の個人情報を消去しました。注文数・売上・NPSの集計値はそのまま残ります。",
+                    "Customer {id} erased. Order counts, revenue and NPS figures are kept, under a pseudonym."),
+    "forget.where": ("変更した場所", "where"), "forget.what": ("変更内容", "what changed"),
+    "forget.store_rows": ("{n} 行を仮名化し個人情報を消去", "{n} rows under the pseudonym, personal data nulled"),
+    "forget.store_rows_one": ("{n} 行を仮名化し個人情報を消去", "{n} row under the pseudonym, personal data nulled"),
+    "forget.deliveries": ("{n} 行: 顧客IDとキーを仮名に", "{n} rows: customer id and key under the pseudonym"),
+    "forget.deliveries_one": ("{n} 行: 顧客IDとキーを仮名に", "{n} row: customer id and key under the pseudonym"),
+    "forget.survey_links": ("{n} 行を仮名に", "{n} rows under the pseudonym"),
+    "forget.survey_links_one": ("{n} 行を仮名に", "{n} row under the pseudonym"),
+    "forget.survey_answers": ("{n} 行を仮名に、コメントを削除", "{n} rows under the pseudonym, comments removed"),
+    "forget.survey_answers_one": ("{n} 行を仮名に、コメントを削除", "{n} row under the pseudonym, comments removed"),
+    "forget.memberships": ("{n} 行を削除", "{n} rows deleted"),
+    "forget.memberships_one": ("{n} 行を削除", "{n} row deleted"),
+    "forget.consents": ("{n} 件の配信停止を顧客IDでなく鍵付きハッシュで保持",
+                        "{n} opt-outs kept under a keyed hash, not the id"),
+    "forget.consents_one": ("{n} 件の配信停止を顧客IDでなく鍵付きハッシュで保持",
+                            "{n} opt-out kept under a keyed hash, not the id"),
+    "forget.list_rows": ("{n} 行を削除", "{n} rows removed"),
+    "forget.list_rows_one": ("{n} 行を削除", "{n} row removed"),
+    "forget.rejects_lines": ("{n} 行を削除", "{n} lines removed"),
+    "forget.rejects_lines_one": ("{n} 行を削除", "{n} line removed"),
+    "forget.rewritten": ("新しいファイルに書き直し、置き換え(古いブロックは残らない)",
+                         "copied into a new file that replaced it (no old block left)"),
+    "forget.vacuum_full": ("変更したテーブルを VACUUM FULL (ファイルはサーバー側、ワークスペースにはない)",
+                           "VACUUM FULL of the tables changed (its files are the server's, none in the workspace)"),
+    "forget.tables_rewritten": ("テーブルを丸ごと書き直し済み", "tables rewritten whole"),
+    "forget.in_memory": ("メモリ上のストア: ファイルなし", "a store in memory: no file"),
+    "forget.vacuum": ("VACUUM で書き直し、WAL を空に", "rewritten by VACUUM, its WAL emptied"),
+    "forget.vacuum_wal_busy": ("他のプロセスが使用中で WAL を空にできません: 次の kizuna コマンドで再試行します",
+                               "in use by another process, its WAL not emptied: the next kizuna command tries again"),
+}
+
+# -- the pages customers reach: survey, unsubscribe (kizuna.web public endpoints) ----------------
+_PUBLIC: dict[str, tuple[str, str]] = {
+    "public.title_survey": ("アンケートのお願い", "A quick question"),
+    "public.survey": ("いつもご利用ありがとうございます。1問だけのアンケートにご協力ください。",
+                      "Thank you for being our customer. Would you answer one question?"),
+    "public.question": ("この商品・サービスを友人や家族にすすめる可能性は、0〜10でどのくらいですか?",
+                        "How likely are you to recommend us to a friend or family member, from 0 to 10?"),
+    "public.not_likely": ("0 = まったくすすめない", "0 = not at all likely"),
+    "public.very_likely": ("10 = ぜひすすめたい", "10 = extremely likely"),
+    "public.comment": ("よろしければ、理由をお聞かせください(任意)", "Would you tell us why? (optional)"),
+    "public.send": ("回答を送信する", "Send my answer"),
+    "public.error_score": ("0〜10の中から1つ選んでください。", "Please choose a number from 0 to 10."),
+    "public.error_comment": ("コメントは{n}文字以内でお願いします。", "Please keep the comment within {n} characters."),
+    "public.title_thanks": ("ご回答ありがとうございました", "Thank you for your answer"),
+    "public.thanks": ("いただいたご意見は、サービスの改善に活用させていただきます。",
+                      "Your feedback helps us improve."),
+    "public.title_answered": ("回答済みです", "Already answered"),
+    "public.answered": ("このアンケートには、すでにご回答いただいています。ありがとうございました。",
+                        "This survey has been answered already. Thank you."),
+    "public.title_expired": ("リンクの有効期限が切れています", "This link has expired"),
+    "public.expired": ("このアンケートの回答期限は過ぎました。ご協力ありがとうございました。",
+                       "The time to answer this survey is over. Thank you all the same."),
+    "public.title_not_found": ("ページが見つかりません", "Page not found"),
+    "public.not_found": ("リンクが正しくないか、すでに無効になっています。",
+                         "This link is not valid, or no longer works."),
+    "public.title_forged": ("送信できませんでした", "Your answer could not be sent"),
+    "public.forged": ("お手数ですが、メッセージのリンクをもう一度開いてからご回答ください。",
+                      "Please open the link in the message again and answer from there."),
+    "public.title_too_large": ("送信できませんでした", "Could not be sent"),
+    "public.too_large": ("送信された内容が大きすぎます。", "What was sent is too large."),
+    "public.title_rate_limited": ("しばらくしてからお試しください", "Please try again shortly"),
+    "public.rate_limited": ("短時間にアクセスが集中しました。1分ほどお待ちください。",
+                            "Too many requests in a short time. Please wait a minute."),
+    "public.title_unsubscribe": ("配信停止", "Unsubscribe"),
+    "public.unsubscribe": ("{channel}の配信を停止します。よろしければボタンを押してください。",
+                           "Stop messages by {channel}? Press the button to confirm."),
+    "public.unsubscribe_button": ("配信を停止する", "Unsubscribe"),
+    "public.title_unsubscribed": ("配信を停止しました", "You are unsubscribed"),
+    "public.unsubscribed": ("今後、{channel}でのご案内はお送りしません。",
+                            "We will not send you messages by {channel} any more."),
+    "public.channel_email": ("メール", "e-mail"), "public.channel_line": ("LINE", "LINE"),
+    "public.channel_other": ("ご案内", "this channel"),
+    "public.language": ("English", "日本語"),
+}
+
+# -- the e-mail footer 特定電子メール法 asks for (kizuna.delivery) ----------------------------------
+_EMAIL: dict[str, tuple[str, str]] = {
+    "email.contact": ("お問い合わせ: {contact}", "Contact: {contact}"),
+    "email.stop": ("配信停止をご希望の方は、次のページから手続きできます。",
+                   "To stop receiving these e-mails, unsubscribe here:"),
+    "email.stop_link": ("配信停止の手続き", "Unsubscribe"),
+    "email.sender": ("発行元: {sender}", "Sent by {sender}"),
+    "email.address": ("所在地: {address}", "Address: {address}"),
+}
+
+
+# -- looking up -----------------------------------------------------------------------------------
+def text(key: str, lang: str = "ja", /, count: float | None = None, **values: object) -> str:
+    """The text of `key` in `lang` (Japanese unless "en"), its {fields} filled from `values`.
+
+    `count` picks the singular (``key + "_one"``) when it rounds to 1 and the catalogue has one.
+    An unknown key is a KeyError: a code must not reach a person.
+
+    >>> text("forget.list_rows", "en", count=1, n=1)
+    '1 row removed'
+    """
+    pat = pattern(key, lang, count)
+    return pat.format(**values) if values else pat
+
+
+def pattern(key: str, lang: str = "ja", count: float | None = None) -> str:
+    """The unfilled text of `key` in `lang` (for filling many times over in a loop)."""
+    if count is not None and round(count) == 1 and f"{key}_one" in _CATALOGUE:
+        key = f"{key}_one"
+    return _CATALOGUE[key][0 if lang == "ja" else 1]
+
+
+def section(prefix: str, lang: str = "ja") -> dict[str, str]:
+    """Every text whose key starts with `prefix` ("public."), by the rest of its key, in `lang`."""
+    i = 0 if lang == "ja" else 1
+    return {key[len(prefix):]: pair[i] for key, pair in _CATALOGUE.items() if key.startswith(prefix)}
+
+
+def label(key: str, lang: str = "ja") -> str:
+    """The label for `key` in `lang`; the key itself when none is defined (a data value shown as is)."""
+    pair = _CATALOGUE.get(key)
+    if pair is None:
+        return key
+    return pair[0] if lang == "ja" else pair[1]
+
 
 def segment_label(key: str | None, lang: str = "ja") -> str:
+    """The name of a segment, rank or flag id in `lang`; "" for None, the id itself when unknown."""
     if key is None:
         return ""
     pair = SEGMENT_LABELS.get(key)
@@ -327,3 +717,33 @@ def segment_key(name: str) -> str | None:
         if wanted in (key, ja.lower(), en.lower()):
             return key
     return None
+
+
+def ordinal(n: int, lang: str = "ja") -> str:
+    """A position in words' digits: "3" in Japanese (the text says 目), "3rd" in English."""
+    if lang == "ja":
+        return str(n)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def fields(pattern_text: str) -> set[str]:
+    """The names of the {fields} of a text: the same for both languages of a key."""
+    return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(pattern_text)
+            if name is not None}
+
+
+# -- the catalogue: every area above in one mapping (keep this last) ------------------------------
+def _merge(*areas: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    merged: dict[str, tuple[str, str]] = {}
+    for area in areas:
+        for key, pair in area.items():
+            if key in merged and merged[key] != pair:
+                raise ValueError(f"kizuna.i18n: {key!r} is defined twice with different texts")
+            merged[key] = pair
+    return merged
+
+
+_CATALOGUE = _merge(_LABELS, _WEB, _RESULT_COLUMNS, {f"segment.{key}": pair for key, pair in SEGMENT_LABELS.items()},
+                    _LISTS, _REASONS, _CHART, _FORGET, _PUBLIC, _EMAIL)
+CATALOGUE: Mapping[str, tuple[str, str]] = MappingProxyType(_CATALOGUE)

@@ -68,6 +68,8 @@ class Settings:
     store_memory_limit: str = ""
     # DuckDB: seconds to wait for another process (the web app, a cron run) to let go of the file
     store_lock_wait: int = 30
+    # [operations]; empty means kizuna-ops.sqlite3 inside the workspace, else a postgres:// URL
+    operations_url: str = ""
     # [analysis]
     as_of: str = ""  # YYYY-MM-DD: every report as of this day; empty means today
     rfm_window_days: int = 3 * 365
@@ -201,6 +203,13 @@ url = {q(self.store_url)}
 memory_limit = {q(self.store_memory_limit)}
 # DuckDB only: seconds a command waits for another kizuna process using the file to finish.
 lock_wait = {self.store_lock_wait}
+
+[operations]
+# The send ledger, consents, survey answers, users. Empty: kizuna-ops.sqlite3 in this folder
+# (one machine). Several web servers and a cron host sharing this workspace: a PostgreSQL
+# database for all of them (one of their own, not the store's), e.g.
+# "postgres://user:pass@db.internal:5432/kizuna_ops"
+url = {q(self.operations_url)}
 
 [analysis]
 as_of = {q(self.as_of)}                  # every report as of this day (YYYY-MM-DD); empty = today
@@ -408,6 +417,12 @@ def _http_url(name: str, value: Any) -> str:
     raise _must(name, "an http:// or https:// address", value)
 
 
+def _postgres_url(name: str, value: Any) -> str:
+    if isinstance(value, str) and (not value or re.fullmatch(r"postgres(ql)?://\S+", value)):
+        return value
+    raise _must(name, "postgres://user:password@host:port/database (or empty for kizuna-ops.sqlite3)", value)
+
+
 def _bool(value: bool) -> str:
     return "true" if value else "false"
 
@@ -420,6 +435,7 @@ _SETTINGS: dict[tuple[str, str], tuple[str, _Check]] = {
     ("store", "url"): ("store_url", _text),
     ("store", "memory_limit"): ("store_memory_limit", _text),  # DuckDB checks the format when it connects
     ("store", "lock_wait"): ("store_lock_wait", _integer(0, 3600)),
+    ("operations", "url"): ("operations_url", _postgres_url),
     ("analysis", "as_of"): ("as_of", _as_of),
     ("analysis", "rfm_window_days"): ("rfm_window_days", _integer(1, MAX_DAYS)),
     ("analysis", "nps_validity_days"): ("nps_validity_days", _integer(1, MAX_DAYS)),

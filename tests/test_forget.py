@@ -16,7 +16,7 @@ import pytest
 
 from kizuna._errors import KizunaError
 from kizuna.operations import now_ts
-from kizuna.workspace import Workspace
+from kizuna.workspace import Settings, Workspace
 from kizuna.workspace._forget import PERSONAL_COLUMNS, forget_customer
 
 from factories import arrow_rows, day, write
@@ -62,9 +62,10 @@ EVENTS = [
 ]
 
 
-def build(path: Path, store_url: str = "") -> Workspace:
-    """A workspace on `store_url`'s engine: the rows above, scores, predictions, ledger, rejects."""
-    ws = Workspace.init(path, store_url=store_url)
+def build(path: Path, store_url: str = "", operations_url: str = "") -> Workspace:
+    """A workspace on `store_url`'s engine and `operations_url`'s records: the rows above, scores,
+    predictions, ledger, rejects."""
+    ws = Workspace.init(path, store_url=store_url, settings=Settings(operations_url=operations_url))
     for table, rows in (("customers", CUSTOMERS), ("orders", ORDERS), ("nps_answers", NPS),
                         ("support_contacts", SUPPORT), ("events", EVENTS)):
         ws.store.append(table, arrow_rows(table, rows))
@@ -126,10 +127,16 @@ def figures(ws: Workspace) -> dict:
     }
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("postgres-operations", marks=pytest.mark.postgres)])
 def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workspace]:
-    url = request.getfixturevalue("postgres_database") if request.param == "postgres" else ""
-    ws = build(tmp_path / "shop", url)
+    """The store on DuckDB or PostgreSQL; the operational records in SQLite, or (postgres-operations:
+    DuckDB store) in a PostgreSQL database of their own."""
+    url = request.getfixturevalue("postgres_database") if request.param.startswith("postgres") else ""
+    if request.param == "postgres-operations":
+        ws = build(tmp_path / "shop", operations_url=url)
+    else:
+        ws = build(tmp_path / "shop", url)
     yield ws
     ws.close()
 
@@ -175,7 +182,8 @@ def test_forget_erases_the_customer_everywhere_and_keeps_the_figures(shop: Works
 
     duck = ws.store.engine == "duckdb"
     store_file = {"kizuna.duckdb": "rewritten"} if duck else {redact(ws.store.url): "vacuum_full"}
-    assert report.compacted == {**store_file, "kizuna-ops.sqlite3": "vacuum"}
+    records = {"kizuna-ops.sqlite3": "vacuum"} if ops.kind == "sqlite" else {ops.name: "vacuum_full"}
+    assert report.compacted == {**store_file, **records}
     assert report.operations == {"deliveries": 2, "survey_links": 1, "survey_answers": 1, "consents": 1}
     assert ops.query("SELECT count(*) AS n FROM deliveries WHERE customer_id LIKE 'forgotten-%'")[0]["n"] == 2
     assert [dict(r) for r in ops.query("SELECT customer_id, comment FROM survey_answers")][0]["comment"] is None
@@ -411,13 +419,13 @@ def test_forget_leaves_no_byte_of_the_customer_in_any_file_of_the_workspace(tmp_
 
 KILLED_AT = """
 import os, signal, sys
-from kizuna.store import _engine
+from kizuna.store import _duckdb
 from kizuna.workspace import Workspace
 from kizuna.workspace._forget import forget_customer
 
 folder, where = sys.argv[1:]
 if where == "store update":  # the third table's UPDATE, inside the store's transaction
-    execute, updates = _engine.Store._execute, []
+    execute, updates = _duckdb.DuckDBStore._execute, []
 
     def killing_execute(self, sql):
         updates.append(sql) if sql.startswith("UPDATE") else None
@@ -425,7 +433,7 @@ if where == "store update":  # the third table's UPDATE, inside the store's tran
             os.kill(os.getpid(), signal.SIGKILL)
         execute(self, sql)
 
-    _engine.Store._execute = killing_execute
+    _duckdb.DuckDBStore._execute = killing_execute
 else:  # the new store file written, just before or just after it is renamed over the old one
     replace = os.replace
 
@@ -436,7 +444,7 @@ else:  # the new store file written, just before or just after it is renamed ove
         if str(target).endswith("kizuna.duckdb"):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    _engine.os.replace = killing_replace
+    _duckdb.os.replace = killing_replace
 with Workspace.open(folder) as ws:
     forget_customer(ws, "C001")
 """

@@ -285,7 +285,7 @@ def test_copy_store_refuses_to_copy_a_store_onto_itself(duckdb_store):
     with pytest.raises(StoreError, match="two different stores"):
         copy_store(duckdb_store, duckdb_store)
     with pytest.raises(StoreError, match="two different stores"):
-        copy_store(duckdb_store, Store(duckdb_store.backend, "another name"))
+        copy_store(duckdb_store, type(duckdb_store)(duckdb_store.backend, "another name"))
 
 
 @pytest.mark.spark

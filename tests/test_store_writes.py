@@ -134,3 +134,19 @@ def test_create_from_intermediate_whose_build_fails_stops_and_cleans_up(store):
     assert "_step" not in store.backend.list_tables()
     assert store.table("result").cell.to_pyarrow().to_pylist() == ["loyal"]
     assert store.count("result") == 1  # the connection still works after the interrupted query
+
+
+def test_a_new_duckdb_store_is_its_users_alone_whatever_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        store = Store.connect(str(tmp_path / "new" / "kizuna.duckdb"))
+    finally:
+        os.umask(old)
+    try:
+        assert type(store).__name__ == "DuckDBStore"
+        assert stat.S_IMODE((tmp_path / "new" / "kizuna.duckdb").stat().st_mode) == 0o600
+    finally:
+        store.close()

@@ -315,6 +315,58 @@ def test_customer_page_has_the_timeline_scores_prediction_and_messages(operator:
     assert operator.get("/customer/no-such-customer").status_code == 404
 
 
+def test_trends_and_pages_are_the_analytics_figures(web_demo: WebDemo):
+    """The monthly NPS and LTV as the dashboard had them computed in Python, from the raw rows; the
+    pages of a list, one after the other, are the whole list in order, for every sort."""
+    from kizuna.analytics import MEMBER_SORTS, MemberQuery, member_list, member_page, monthly_ltv, monthly_nps
+    from kizuna.workspace import Workspace
+
+    with Workspace.open(web_demo.path, read_only=True) as ws:
+        tables = ws.tables()
+        end = dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time())
+        start = dt.datetime(AS_OF.year - 1, AS_OF.month + 1, 1) if AS_OF.month < 12 else dt.datetime(AS_OF.year, 1, 1)
+        months: dict[dt.date, list[int]] = {}
+        for answer in tables["nps_answers"].to_pyarrow().to_pylist():
+            if start <= answer["answered_at"] < end:
+                months.setdefault(answer["answered_at"].date().replace(day=1), []).append(answer["score"])
+        expected = [{"month": m, "answered": len(s), "promoters": sum(x >= 9 for x in s),
+                     "detractors": sum(x <= 6 for x in s),
+                     "nps": 100.0 * (sum(x >= 9 for x in s) - sum(x <= 6 for x in s)) / len(s)}
+                    for m, s in sorted(months.items())]
+        assert monthly_nps(tables["nps_answers"], AS_OF).to_pylist() == expected
+        revenue: dict[dt.date, int] = {}
+        firsts: dict[str, dt.datetime] = {}
+        for order in tables["orders"].to_pyarrow().to_pylist():
+            status = order["status"] or "completed"
+            if order["ordered_at"] >= end or status == "cancelled":
+                continue
+            refund = (order["refund_amount"] if order["refund_amount"] is not None else order["amount"]) \
+                if status == "returned" else (order["refund_amount"] or 0)
+            month = order["ordered_at"].date().replace(day=1)
+            revenue[month] = revenue.get(month, 0) + order["amount"] - refund
+            who, at = order["customer_id"], order["ordered_at"]
+            firsts[who] = min(firsts.get(who, at), at)
+        newcomers: dict[dt.date, int] = {}
+        for first in firsts.values():
+            newcomers[first.date().replace(day=1)] = newcomers.get(first.date().replace(day=1), 0) + 1
+        running, customers, ltv = 0, 0, []
+        for month in sorted(set(revenue) | set(newcomers)):
+            running, customers = running + revenue.get(month, 0), customers + newcomers.get(month, 0)
+            ltv.append({"month": month, "ltv": running / customers if customers else None})
+        assert monthly_ltv(tables["orders"], AS_OF).to_pylist() == ltv[-12:]
+
+        scores, people, predictions = ws.scores(), ws.store.table("customers"), ws.predictions()
+        for sort in MEMBER_SORTS:
+            query = MemberQuery(segment="churn_candidate", sort=sort, descending=sort != "orders")
+            whole = member_list(scores, people, query, predictions)[1].customer_id.to_pyarrow().to_pylist()
+            paged: list[str] = []
+            for offset in range(0, len(whole), 40):
+                page = member_page(scores, people, query, predictions, offset=offset, limit=40)
+                assert page.total.to_pyarrow().as_py() == len(whole)
+                paged += page.rows.customer_id.to_pyarrow().to_pylist()
+            assert paged == whole, sort
+
+
 def test_call_list_migration_and_results_pages(operator: httpx.Client):
     calls = operator.get("/priority")
     assert calls.status_code == 200 and calls.text.count('class="customer"') == 100

@@ -1,7 +1,9 @@
 """Measures and segments of docs/measures.md §1-§2 as Ibis expressions, on any engine."""
 
-from kizuna.analytics._base import AsOf, counted_orders, latest_nps, nps_class
+from kizuna.analytics._base import DETRACTOR_MAX, PASSIVE_MAX, AsOf, counted_orders, latest_nps, nps_class, nps_class_of
+from kizuna.analytics._dashboard import TREND_MONTHS, monthly_ltv, monthly_nps, rf_grid
 from kizuna.analytics._kpi import nps_summary, top_share
+from kizuna.analytics._members import MEMBER_SORTS, PAGE_COLUMNS, MemberPage, MemberQuery, member_list, member_page
 from kizuna.analytics._migration import (
     NEW,
     migration_headline,
@@ -48,5 +50,7 @@ __all__ = [
     "concentration_curve", "counted_orders", "customer_scores", "f2_conversion", "kpi_by", "kpi_report",
     "latest_nps", "ltv_distribution", "nps_by_channel", "nps_class", "nps_summary", "order_summary",
     "quintile", "score_categories", "subscription_churn", "top_share",
+    "DETRACTOR_MAX", "PASSIVE_MAX", "nps_class_of", "TREND_MONTHS", "monthly_ltv", "monthly_nps", "rf_grid",
+    "MEMBER_SORTS", "PAGE_COLUMNS", "MemberPage", "MemberQuery", "member_list", "member_page",
     "NEW", "migration_headline", "migration_label", "migration_order", "migration_sankey_svg", "segment_migration",
 ]

@@ -7,7 +7,12 @@ import datetime as dt
 import ibis
 from ibis import _
 
-__all__ = ["AsOf", "counted_orders", "latest_nps", "ratio"]
+__all__ = ["DETRACTOR_MAX", "PASSIVE_MAX", "AsOf", "counted_orders", "latest_nps", "nps_class", "nps_class_of",
+           "ratio"]
+
+# The NPS classes of an answer's score (0–10, docs/measures.md §1 'NPS'): the one definition.
+DETRACTOR_MAX = 6  # 0–6: detractor
+PASSIVE_MAX = 8  # 7–8: passive; 9–10: promoter
 
 
 class AsOf:
@@ -58,7 +63,15 @@ def latest_nps(answers: ibis.Table, as_of: AsOf, validity_days: int) -> ibis.Tab
 
 
 def nps_class(score: ibis.Value) -> ibis.Value:
-    return ibis.cases((score <= 6, "detractor"), (score <= 8, "passive"), else_="promoter")
+    """"detractor", "passive" or "promoter" for a score column (in the engine)."""
+    return ibis.cases((score <= DETRACTOR_MAX, "detractor"), (score <= PASSIVE_MAX, "passive"), else_="promoter")
+
+
+def nps_class_of(score: int | None) -> str | None:
+    """The same for one score in Python (a page, a call list); None for no score."""
+    if score is None:
+        return None
+    return "detractor" if score <= DETRACTOR_MAX else "passive" if score <= PASSIVE_MAX else "promoter"
 
 
 def ratio(numerator: ibis.Value, denominator: ibis.Value) -> ibis.Value:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import ibis
 from ibis import _
 
-from kizuna.analytics._base import AsOf, counted_orders, latest_nps, ratio
+from kizuna.analytics._base import DETRACTOR_MAX, AsOf, counted_orders, latest_nps, ratio
 
 if TYPE_CHECKING:
     from kizuna.settings import RankRule, Settings
@@ -351,7 +351,7 @@ def _lost_signals(
         | unresolved_contacts.is_complaint.fill_null(False)
     ).select("customer_id")
     detractor_answers = since_anchor(answers, "answered_at")
-    detractor_answers = detractor_answers.filter(detractor_answers.score <= 6).select("customer_id")
+    detractor_answers = detractor_answers.filter(detractor_answers.score <= DETRACTOR_MAX).select("customer_id")
     unresolved = unresolved_contacts.union(detractor_answers).distinct().mutate(unresolved_signal=True)
     situation = since_anchor(events.filter(events.kind.isin(SITUATION_EVENTS)), "occurred_at")
     situation = situation.select("customer_id").distinct().mutate(situation_signal=True)

@@ -88,6 +88,11 @@ def import_(
         int | None, typer.Option("--header-row", min=1, help="CSV/Excel: the row the column names are on, counted "
                                  "from 1 (default: found among the first 20 rows, below any title).")
     ] = None,
+    platform: Annotated[
+        str | None, typer.Option("--platform", help="Read the file as this platform's export instead of telling it "
+                                 "from the headers: ec-cube4, ec-cube2, shopify, rakuten, rakutenpay, yahoo, "
+                                 "nextengine, base, makeshop, futureshop.")
+    ] = None,
     directory: DirOption = Path("."),
     db: DbOption = None,
     lang: LangOption = "ja",
@@ -124,11 +129,12 @@ def import_(
             progress.update(task, completed=0, total=None, description=f"{label('importing', lang)} {path.name}")
 
         if file.is_dir():
-            summaries = ws.import_folder(file, mapping=mapping, on_file=next_file, on_progress=update,
-                                         on_phase=phase)
+            summaries = ws.import_folder(file, mapping=mapping, platform=platform, on_file=next_file,
+                                         on_progress=update, on_phase=phase)
         else:
             summaries = [ws.import_file(kind, file, mapping=mapping, encoding=encoding, sheet=sheet,
-                                        header_row=header_row, on_progress=update, on_phase=phase)]
+                                        header_row=header_row, platform=platform, on_progress=update,
+                                        on_phase=phase)]
     if fmt == "json" and len(summaries) > 1:
         print_json([s.to_dict() for s in summaries])
         return
@@ -147,6 +153,12 @@ def show_import_summary(summary: ImportSummary, lang: str, fmt: str) -> None:
         {"k": label("encoding", lang), "v": summary.encoding or summary.format},
         *([{"k": label("sheet", lang), "v": summary.sheet}] if summary.sheet else []),
         {"k": label("rows_read", lang), "v": summary.rows_read},
+        # an orders file: rows read = order rows + item rows + other lines + rejected, in that order
+        *([{"k": "  " + label(f"import_rows_{part}", lang), "v": n} for part, n in summary.row_kinds.items()]
+          if summary.row_kinds is not None else []),
+        *([{"k": label("import_matched_by", lang), "v": ", ".join(
+            f"{label(f'import_matched_{how}', lang)} {n:,}" for how, n in summary.matched_by.items())}]
+          if summary.matched_by else []),
         {"k": label("accepted", lang), "v": summary.accepted},
         {"k": "  " + label("added", lang), "v": summary.added},
         {"k": "  " + label("updated", lang), "v": summary.updated},

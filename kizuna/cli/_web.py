@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kizuna.cli._app import DirOption, LangOption, _check, app
 from kizuna.cli._render import console
+
+if TYPE_CHECKING:
+    from kizuna.operations import Operations
 
 user_app = typer.Typer(help="Users of the web app (kizuna serve).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
@@ -43,7 +46,7 @@ def serve(
     _check(lang)
     os.umask(0o077)  # what the app writes (the operational records) is its user's alone
     application = create_app(directory, lang=lang, private_files=True)  # refused if others can read them
-    if application.state.kizuna.operations.query("SELECT count(*) AS n FROM users")[0]["n"] == 0:
+    if application.state.kizuna.operations.user_count() == 0:
         console.print("no users yet: add one with `kizuna user add NAME --role operator`", markup=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # uvicorn's access log prints paths and query strings (customer ids, search text): ours names the page
@@ -62,7 +65,6 @@ def user_add(
     lang: LangOption = "ja",
 ) -> None:
     """Add a user of the web app, or change an existing user's role and password."""
-    from kizuna.operations import OPERATIONS_FILE, Operations
     from kizuna.web import ROLES, hash_password
 
     _check(lang)
@@ -76,7 +78,7 @@ def user_add(
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     hashed = hash_password(password)
-    operations = Operations(directory / OPERATIONS_FILE)
+    operations = _operations(directory)
     try:
         operations.add_user(name.strip(), role, hashed)  # an existing user's sessions end
     finally:
@@ -95,12 +97,11 @@ def user_passwd(
 ) -> None:
     """Change a user's password; every session of theirs ends (logged out in every browser)."""
     from kizuna._errors import KizunaError
-    from kizuna.operations import OPERATIONS_FILE, Operations
     from kizuna.web import hash_password
 
     _check(lang)
     _workspace(directory)
-    operations = Operations(directory / OPERATIONS_FILE)
+    operations = _operations(directory)
     try:
         if operations.user(name.strip()) is None:
             raise KizunaError(f"no user {name.strip()!r} in {directory.resolve()}; add one with "
@@ -114,6 +115,14 @@ def user_passwd(
     finally:
         operations.close()
     console.print(f"{name.strip()}: password changed, sessions ended ✓", markup=False)
+
+
+def _operations(directory: Path) -> Operations:
+    """The workspace's operational records, where its [operations] url says."""
+    from kizuna.operations import Operations
+    from kizuna.settings import SETTINGS_FILE, Settings
+
+    return Operations.open(Settings.load(directory / SETTINGS_FILE).operations_url, directory)
 
 
 def _workspace(directory: Path) -> None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from kizuna._errors import WorkspaceError
 from kizuna.delivery._base import DeliveryError, Message
+from kizuna.i18n import section
 
 if TYPE_CHECKING:
     from kizuna.settings import Settings
@@ -58,12 +59,8 @@ class EmailSettingsError(WorkspaceError):
         super().__init__(message)
 
 
-_FOOTER = {
-    "ja": {"contact": "お問い合わせ: {}", "stop": "配信停止をご希望の方は、次のページから手続きできます。",
-           "stop_link": "配信停止の手続き", "sender": "発行元: {}", "address": "所在地: {}"},
-    "en": {"contact": "Contact: {}", "stop": "To stop receiving these e-mails, unsubscribe here:",
-           "stop_link": "Unsubscribe", "sender": "Sent by {}", "address": "Address: {}"},
-}
+# the footer's words, by language: the catalogue's "email.*" texts
+_FOOTER = {lang: section("email.", lang) for lang in _LANGS}
 
 
 @dataclass(frozen=True)
@@ -197,9 +194,9 @@ def email_bytes(message: Message, identity: SenderIdentity, *, now: dt.datetime 
         headers += [f"List-Unsubscribe: <{url}>", "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]
     headers += ["MIME-Version: 1.0", f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"']
 
-    sender = [line for line in (identity.name and words["sender"].format(identity.name),
-                                identity.postal_address and words["address"].format(identity.postal_address),
-                                identity.contact and words["contact"].format(identity.contact)) if line]
+    sender = [line for line in (identity.name and words["sender"].format(sender=identity.name),
+                                identity.postal_address and words["address"].format(address=identity.postal_address),
+                                identity.contact and words["contact"].format(contact=identity.contact)) if line]
     footer = sender + [words["stop"], url] if url else sender
     text = _lines(message.text).rstrip("\n") + "\n\n" + "-" * 40 + "\n" + "\n".join(footer) + "\n"
 

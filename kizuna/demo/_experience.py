@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from kizuna.analytics import DETRACTOR_MAX, PASSIVE_MAX
 from kizuna.demo._arrow import join, numbered, pick, stamps, text
 from kizuna.demo._catalog import (
     CANCEL_REASONS,
@@ -56,7 +57,7 @@ def nps_table(b: Business, rng: np.random.Generator, ids: pa.Array) -> pa.Table:
     near_churn = b.churned[customer] & (p.churn[customer] - at < 120 * DAY)
     score = np.rint(7.8 + 1.7 * z + rng.normal(0, 1.1, m) - 1.5 * near_churn)
     score = np.clip(score, 0, 10).astype(np.int64)
-    klass = np.where(score <= 6, 0, np.where(score <= 8, 1, 2))
+    klass = np.where(score <= DETRACTOR_MAX, 0, np.where(score <= PASSIVE_MAX, 1, 2))  # the comment fits the class
     comments = [c for k in ("detractor", "passive", "promoter") for c in COMMENTS[k]]
     sizes = np.array([len(COMMENTS[k]) for k in ("detractor", "passive", "promoter")])
     offsets = np.cumsum(sizes) - sizes

@@ -12,43 +12,32 @@ import pyarrow as pa
 
 from kizuna._errors import KizunaError
 from kizuna._sheets import SHEET_FORMATS, write_table
-from kizuna.i18n import label, segment_label
+from kizuna.i18n import label, segment_label, text
 
 __all__ = ["EXPORT_FORMATS", "reason_text", "write_customer_list"]
 
 EXPORT_FORMATS = SHEET_FORMATS
 
-_HEADERS = {
-    "customer_id": ("顧客ID", "customer id"), "name": ("氏名", "name"), "name_kana": ("フリガナ", "name (kana)"),
-    "email": ("メールアドレス", "e-mail"), "phone": ("電話番号", "phone"), "postal_code": ("郵便番号", "postal code"),
-    "address": ("住所", "address"), "ltv_revenue": ("LTV (円)", "LTV (yen)"), "orders": ("購入回数", "orders"),
-    "last_order_at": ("最終購入日", "last order"), "recency_days": ("最終購入からの日数", "days since last order"),
-    "nps_score": ("NPS回答", "NPS answer"), "nps_class": ("NPS区分", "NPS class"),
-    "matrix_cell": ("NPS×LTV", "NPS x LTV cell"), "rfm_rank": ("RFMランク", "RFM rank"),
-    "reason": ("リスト掲載理由", "why on this list"),
-    "churn_risk": ("離脱確率 %", "churn risk %"), "value_at_risk": ("離脱リスク金額 (円)", "value at risk (yen)"),
-    "churn_reasons": ("離脱リスクの主な理由", "main reasons for the risk"),
-}
 _SHOWN = ("customer_id", "name", "name_kana", "email", "phone", "postal_code", "address", "ltv_revenue",
           "orders", "last_order_at", "recency_days", "nps_score", "nps_class", "matrix_cell", "rfm_rank", "reason")
+# Shown after the others when the list carries predictions (kizuna predict was run).
+_PREDICTED = ("churn_risk", "value_at_risk", "churn_reasons")
+# column -> (ja, en) header, from the catalogue ("header.*"); kizuna.workspace (forget) reads it
+_HEADERS = {key: (text(f"header.{key}", "ja"), text(f"header.{key}", "en")) for key in _SHOWN + _PREDICTED}
 
 
 def reason_text(segment: str, row: dict[str, Any], lang: str) -> str:
     """Why a customer is on the list, in words a call-centre agent can read out."""
-    ja = lang == "ja"
     parts = [segment_label(segment, lang)]
     if row.get("near_loyal_missing"):
-        missing = "・".join(segment_label(m, lang) for m in row["near_loyal_missing"].split(","))
-        parts.append(f"不足: {missing}" if ja else f"missing: {missing}")
+        missing = text("list.and", lang).join(segment_label(m, lang) for m in row["near_loyal_missing"].split(","))
+        parts.append(text("list.missing", lang, missing=missing))
     if row.get("lost_reason"):
         parts.append(segment_label(row["lost_reason"], lang))
     if segment == "lapsing" and row.get("mean_interval_days"):
-        parts.append(
-            f"最終購入から{row['recency_days']}日 (平均間隔{row['mean_interval_days']:.0f}日)" if ja
-            else f"{row['recency_days']} days since last order (usual interval {row['mean_interval_days']:.0f})"
-        )
+        parts.append(text("list.lapsing", lang, days=row["recency_days"], interval=row["mean_interval_days"]))
     if row.get("nps_score") is not None:
-        parts.append(f"NPS {row['nps_score']}")
+        parts.append(text("reason.nps", lang, n=row["nps_score"]))
     return " / ".join(dict.fromkeys(p for p in parts if p))
 
 
@@ -60,10 +49,6 @@ def _value(key: str, value: Any, lang: str) -> Any:
     if isinstance(value, dt.datetime):
         return value.date() if key == "last_order_at" else value
     return value
-
-
-# Shown after the others when the list carries predictions (kizuna predict was run).
-_PREDICTED = ("churn_risk", "value_at_risk", "churn_reasons")
 
 
 def _shown(table: pa.Table) -> tuple[str, ...]:
@@ -95,7 +80,7 @@ def write_customer_list(table: pa.Table, segment: str, path: Path, fmt: str, lan
     """
     if fmt not in EXPORT_FORMATS:
         raise KizunaError(f"unknown export format {fmt!r}; choose csv or xlsx.")
-    headers = [_HEADERS[k][0 if lang == "ja" else 1] for k in _shown(table)]
+    headers = [text(f"header.{k}", lang) for k in _shown(table)]
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet = segment_label(segment, lang) or label("customers", lang)
     return write_table(path, headers, _rows(table, segment, lang), fmt=fmt, sheet=sheet)

@@ -15,11 +15,13 @@ __all__ = ["READABLE", "files_in_order"]
 READABLE = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet", ".pq")
 
 
-def files_in_order(folder: Path | str, mapping: ColumnMapping | None = None) -> list[tuple[str, Path]]:
+def files_in_order(folder: Path | str, mapping: ColumnMapping | None = None,
+                   platform: str | None = None) -> list[tuple[str, Path]]:
     """(kind, file) for every export in `folder`, referenced kinds first, then by file name.
 
     Every file's kind is told from its headers before anything is imported, so that a
-    file kizuna cannot read stops the folder before the store changes.
+    file kizuna cannot read stops the folder before the store changes. `platform` reads every
+    file as that platform's export.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -30,7 +32,7 @@ def files_in_order(folder: Path | str, mapping: ColumnMapping | None = None) -> 
         if not path.is_file() or path.suffix.lower() not in READABLE or path.name.startswith((".", "~$")):
             continue
         source = open_source(path)
-        _, plan = _choose_plan(source, None, mapping, path, sheet_given=False)
+        _, plan = _choose_plan(source, None, mapping, path, sheet_given=False, platform=platform)
         found.append((plan.kind, path))
     if not found:
         raise FileFormatError(

@@ -35,7 +35,7 @@ from kizuna._sheets import CsvSheet
 from kizuna.importing._convert import REJECT_SCHEMA, BatchResult, convert_batch
 from kizuna.importing._mapping import ColumnMapping
 from kizuna.importing._prepare import Grouped, Preparer
-from kizuna.importing._presets import HELPER_FIELDS, Plan, plan_import
+from kizuna.importing._presets import HELPER_FIELDS, Plan, PlatformMismatchError, plan_import
 from kizuna.importing._sources import ROW, Source, open_source
 from kizuna.importing._targets import Target, targets
 from kizuna.store import Store, table_for_kind
@@ -86,6 +86,21 @@ class ImportSummary:
     reasons: Counter = field(default_factory=Counter)
     preset: str | None = None  # the platform export recognised, e.g. "EC-CUBE 4 受注CSV"
     tables: dict[str, TableCounts] = field(default_factory=dict)  # every table the file filled
+    # an orders or order-items file: what its rows were, so that rows_read = order_rows + item_rows
+    # + other_lines + rejected (other_lines: shipping, fee, discount, point lines)
+    order_rows: int | None = None
+    item_rows: int | None = None
+    other_lines: int | None = None
+    # buyers without a member id or a usable e-mail (a relay address), by what matched them
+    matched_by: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def row_kinds(self) -> dict[str, int] | None:
+        """rows_read, broken down: orders, items, other lines, rejected (None for other kinds)."""
+        if self.order_rows is None:
+            return None
+        return {"orders": self.order_rows, "items": self.item_rows or 0, "other_lines": self.other_lines or 0,
+                "rejected": self.rejected}
 
     @property
     def accepted(self) -> int:
@@ -102,6 +117,7 @@ class ImportSummary:
             "rejects_path": str(self.rejects_path) if self.rejects_path else None,
             "ignored_columns": self.ignored_columns, "reasons": dict(self.reasons),
             "preset": self.preset, "tables": {name: c.to_dict() for name, c in self.tables.items()},
+            "rows": self.row_kinds, "matched_by": dict(self.matched_by),
         }
 
 
@@ -162,6 +178,7 @@ def import_file(
     header_row: int | None = None,
     batch_rows: int = 200_000,
     guest_key: str | bytes | None = None,
+    platform: str | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
 ) -> ImportSummary:
@@ -180,6 +197,7 @@ def import_file(
     that row is a title, on the first of the next rows that has the columns.
 
     `guest_key` (the workspace secret) keys the ids of buyers without a member id (`guest_id`).
+    `platform` ("BASE", "ec-cube2" …) reads the file as that platform's export, without guessing.
     """
     if kind is not None:
         table_for_kind(kind)
@@ -188,7 +206,7 @@ def import_file(
     mapping.check()
     source = open_source(path, batch_rows=batch_rows, encoding=encoding, sheet=sheet, header_row=header_row)
     source, plan = _choose_plan(source, kind, mapping, path, sheet_given=sheet is not None,
-                                header_given=header_row is not None)
+                                header_given=header_row is not None, platform=platform)
     source.used = set(plan.columns)
     prepare = Preparer(plan, mapping, guest_key)
     spec = prepare.spec
@@ -243,14 +261,39 @@ def import_file(
             ))
         if on_phase:
             on_phase("reconcile")
-        _reconcile_all(store, targets(store, plan, stage, _given(plan)), rejects, summary)
+        read = set(rejects.rows)
+        _reconcile_all(store, targets(store, plan, stage, _given(plan), summary.matched_by), rejects, summary)
+        kinds = _row_kinds(store, plan, stage, rejects.rows - read)
     finally:
         for name in (STAGE, VALID, CHANGES, *SCRATCH):
             store.drop(name)
         summary.rejects_path = rejects.close()
     summary.rejected = len(rejects.rows)
     summary.reasons = rejects.reasons
+    if kinds is not None:
+        summary.order_rows, summary.item_rows, summary.other_lines = kinds
     return summary
+
+
+def _row_kinds(store: Store, plan: Plan, stage: ibis.Table, later: set[int]) -> tuple[int, int, int] | None:
+    """(order rows, item rows, other lines) among the stored rows, for the summary's headline.
+
+    `later`: rows rejected after staging (a reference or a conflicting repeat), not counted.
+    """
+    if plan.kind not in ("orders", "order-items"):
+        return None
+    if plan.kind == "order-items":
+        kind = ibis.literal("items")
+    elif plan.lines:
+        kind = ibis.ifelse(stage.product_id.notnull(), "items", "other")
+    else:
+        kind = ibis.literal("orders")
+    rows = stage.select(_kind=kind, **{ROW: stage[ROW]})
+    if later:
+        rows = rows.anti_join(ibis.memtable({ROW: sorted(later)}, schema={ROW: "int64"}), ROW)
+    counts = {r["_kind"]: int(r["n"]) for r in
+              rows.group_by("_kind").aggregate(n=rows.count()).to_pyarrow().to_pylist()}
+    return counts.get("orders", 0), counts.get("items", 0), counts.get("other", 0)
 
 
 def _given(plan: Plan) -> set[str]:
@@ -263,7 +306,7 @@ def _given(plan: Plan) -> set[str]:
 
 def _choose_plan(
     source: Source, kind: str | None, mapping: ColumnMapping, path: Path, *, sheet_given: bool,
-    header_given: bool = False,
+    header_given: bool = False, platform: str | None = None,
 ) -> tuple[Source, Plan]:
     """What the file holds; in a workbook, the first visible sheet that holds something kizuna reads.
 
@@ -281,7 +324,9 @@ def _choose_plan(
             continue  # an empty sheet beside the data
         opened.append(candidate)
         try:
-            return candidate, _plan(candidate, kind, mapping, path)
+            return candidate, _plan(candidate, kind, mapping, path, platform)
+        except PlatformMismatchError:
+            raise  # one line naming the closest platform: a title row above would not change it
         except MissingColumnsError as exc:
             first_error = first_error or exc
     if not header_given:
@@ -289,7 +334,7 @@ def _choose_plan(
             for row in candidate.header_candidates():
                 below = candidate.with_header_row(row)
                 try:
-                    return below, _plan(below, kind, mapping, path)
+                    return below, _plan(below, kind, mapping, path, platform)
                 except MissingColumnsError:
                     continue
     if first_error is None:  # every sheet is empty
@@ -299,8 +344,8 @@ def _choose_plan(
     raise first_error
 
 
-def _plan(source: Source, kind: str | None, mapping: ColumnMapping, path: Path) -> Plan:
-    return plan_import(source.headers, source.names, kind, mapping, path, source.unreadable)
+def _plan(source: Source, kind: str | None, mapping: ColumnMapping, path: Path, platform: str | None = None) -> Plan:
+    return plan_import(source.headers, source.names, kind, mapping, path, source.unreadable, platform)
 
 
 def _reconcile_all(store: Store, found: list[Target], rejects: _RejectsWriter, summary: ImportSummary) -> None:

@@ -11,7 +11,11 @@ Runs before parsing (`_convert`), per batch, in Arrow:
 * platform status words become completed / cancelled / returned; a cancellation
   column (Shopify ``Cancelled at``, Next Engine キャンセル区分) makes an order cancelled;
 * a row without a member id (a guest; Shopify has none) gets the key of its customer:
-  normalised e-mail, else phone (see `guest_id`).
+  normalised e-mail, else phone, else name + postal code (see `guest_id`); a relay address
+  (楽天's ``…@pc.fw.rakuten.ne.jp``, `MASKED_EMAIL_DOMAINS`) differs per order and is never a key;
+* what exports write around a value is undone: the apostrophe some put before numbers
+  (``'7812345000000``), a time as ``hhmmss`` (MakeShop ``注文時間``), a name given-name first
+  (Shopify ``Billing Name``), a prefecture as ``JP-13`` or ``Tokyo``.
 """
 
 from __future__ import annotations
@@ -24,14 +28,42 @@ import pyarrow.compute as pc
 
 from kizuna.importing._mapping import ColumnMapping
 from kizuna.importing._parse import clean_prose, clean_text
-from kizuna.importing._platforms import COMPOSED
+from kizuna.importing._platforms import COMPOSED, GIVEN_FIRST, MASKED_EMAIL_DOMAINS, PREFECTURES
 from kizuna.importing._presets import FIELDS, LINE_FIELDS, Plan
 from kizuna.importing._sources import ROW
 from kizuna.store import Column, TableSpec
 
-__all__ = ["EMAIL_KEY", "GUEST_ID", "PHONE_KEY", "Grouped", "Prepared", "Preparer", "guest_id", "wide_spec"]
+__all__ = ["EMAIL_KEY", "GUEST_ID", "NAME_KEY", "PHONE_KEY", "Grouped", "Prepared", "Preparer", "guest_id",
+           "masked_email", "wide_spec"]
 
-EMAIL_KEY, PHONE_KEY, GUEST_ID = "_email_key", "_phone_key", "_guest_id"
+EMAIL_KEY, PHONE_KEY, NAME_KEY, GUEST_ID = "_email_key", "_phone_key", "_name_key", "_guest_id"
+# an address at a relay domain (or a subdomain of one)
+_MASKED = "@(?:.+\\.)?(?:" + "|".join(d.replace(".", "\\.") for d in MASKED_EMAIL_DOMAINS) + ")$"
+
+
+def masked_email(email: str | None) -> bool:
+    """A platform's relay address, different per order: never a customer's identity.
+
+    >>> masked_email("a1b2c3@pc.fw.rakuten.ne.jp"), masked_email("taro@rakuten.co.jp")
+    (True, False)
+    """
+    import re
+
+    return bool(email and re.search(_MASKED, _email_key_of(email)))
+
+
+def _prefecture_words() -> tuple[pa.Array, pa.Array]:
+    keys, values = [], []
+    for number, (kanji, roman) in enumerate(PREFECTURES, start=1):
+        base = roman.lower()
+        for key in (f"jp-{number:02d}", base, f"{base}-ken", f"{base}-to", f"{base}-fu", f"{base} ken",
+                    f"{base} prefecture"):
+            keys.append(key)
+            values.append(kanji)
+    return pa.array(keys), pa.array(values)
+
+
+_PREFECTURE_KEYS, _PREFECTURE_NAMES = _prefecture_words()
 _NULL = pa.scalar(None, pa.string())
 _ITEM = ("product_id", "quantity", "unit_price")
 
@@ -78,6 +110,8 @@ def wide_spec(plan: Plan) -> TableSpec:
     if plan.kind != "order-items" and not plan.identity:
         required.add("customer_id")
     have = plan.fields | ({"customer_id"} if plan.kind != "order-items" else set())
+    if "line_total" in have:  # BASE: the amount is summed from the lines in `_targets`
+        have.discard("amount")
     if have & {"cancel_flag", "cancelled_at"}:
         have.add("status")
     if not plan.lines:
@@ -112,7 +146,7 @@ class Preparer:
         self._words = (pa.array(list(words)), pa.array(list(words.values())))
         self._carry: tuple[str | None, dict[str, object], int] | None = None
         # staged beside the fields, to find customers by e-mail or phone in the store
-        self.keep = (EMAIL_KEY, PHONE_KEY, GUEST_ID) if plan.identity else ()
+        self.keep = (EMAIL_KEY, PHONE_KEY, NAME_KEY, GUEST_ID) if plan.identity else ()
 
     def __call__(self, batch: pa.RecordBatch) -> Grouped:
         """The part that must see the batches in file order: an order's lines may span two."""
@@ -124,6 +158,7 @@ class Preparer:
             text[target] = column if pa.types.is_string(column.type) else column.cast(pa.string())
         problems: list[tuple[str, pa.Array]] = []
         if plan.rich:
+            _undo_export_quirks(text)
             for whole, (parts, sep) in COMPOSED.items():
                 got = [text.pop(p) for p in parts if p in text]
                 # an export with both (楽天: 注文日時 and 注文日 + 注文時間) takes the parts where the whole is blank
@@ -247,19 +282,58 @@ class Preparer:
         n = len(member)
         email = text.get("email")
         email_key = pc.utf8_lower(clean_text(email)) if email is not None else pa.nulls(n, pa.string())
+        # a relay address is per order: the buyer is found by phone, then by name + postal code
+        relayed = pc.fill_null(pc.match_substring_regex(email_key, _MASKED), False)
+        email_key = pc.if_else(relayed, _NULL, email_key)
         phone = text.get("phone")
         if phone is not None:
             digits = pc.replace_substring_regex(clean_text(phone), r"\D", "")
             phone_key = pc.if_else(pc.equal(digits, ""), _NULL, digits)
         else:
             phone_key = pa.nulls(n, pa.string())
+        name_key = _name_key(text.get("name"), text.get("postal_code"), n)
         guest = pc.is_null(member)
         text["customer_id"] = member
-        text[EMAIL_KEY], text[PHONE_KEY] = email_key, phone_key
+        text[EMAIL_KEY], text[PHONE_KEY], text[NAME_KEY] = email_key, phone_key, name_key
         text[GUEST_ID] = pc.coalesce(_digests("m-", email_key, guest, self.guest_key),
-                                     _digests("t-", phone_key, guest, self.guest_key))
-        nobody = pc.and_(guest, pc.and_(pc.is_null(email_key), pc.is_null(phone_key)))
+                                     _digests("t-", phone_key, guest, self.guest_key),
+                                     _digests("n-", name_key, guest, self.guest_key))
+        nobody = pc.and_(guest, pc.and_(pc.is_null(email_key), pc.and_(pc.is_null(phone_key), pc.is_null(name_key))))
+        # (name + postal code is a last resort, not named: the user should give an e-mail or phone)
         return [("customer_id", pc.if_else(nobody, "missing customer_id (no member id, e-mail or phone)", _NULL))]
+
+
+def _name_key(name: pa.Array | None, postal: pa.Array | None, n: int) -> pa.Array:
+    """Name (NFKC, without spaces) + "|" + postal code digits, for buyers without a usable e-mail."""
+    if name is None or postal is None:
+        return pa.nulls(n, pa.string())
+    bare = pc.replace_substring_regex(clean_text(name), r"\s+", "")
+    digits = pc.replace_substring_regex(clean_text(postal), r"\D", "")
+    bare = pc.if_else(pc.equal(bare, ""), _NULL, bare)
+    digits = pc.if_else(pc.equal(digits, ""), _NULL, digits)
+    return pc.binary_join_element_wise(bare, digits, "|")
+
+
+def _undo_export_quirks(text: dict[str, pa.Array]) -> None:
+    """What exports write around values: a leading apostrophe, hhmmss, 名 姓, JP-13 / Tokyo."""
+    for name, column in text.items():
+        starts = pc.starts_with(column, "'")
+        if pc.any(pc.fill_null(starts, False)).as_py():  # customers_export.csv: '7812345000000, '100-0001
+            text[name] = pc.replace_substring_regex(column, r"^'([0-9+])", r"\1")
+    time = text.get("ordered_time")
+    if time is not None:  # MakeShop 注文時間 103309 -> 10:33:09
+        text["ordered_time"] = pc.replace_substring_regex(
+            pc.utf8_trim_whitespace(time), r"^(\d{1,2})(\d{2})(\d{2})$", r"\1:\2:\3")
+    given_first = text.pop(GIVEN_FIRST, None)
+    if given_first is not None:  # Shopify Billing Name "太郎 山田" -> "山田 太郎"
+        swapped = pc.replace_substring_regex(
+            clean_prose(given_first), r"^(\S+)[ \x{3000}]+(\S+)$", r"\2 \1")
+        text["name"] = swapped if "name" not in text else pc.coalesce(_blank_null(text["name"]), swapped)
+    prefecture = text.get("prefecture")
+    if prefecture is not None:
+        words = pc.utf8_lower(clean_text(prefecture))
+        found = pc.take(_PREFECTURE_NAMES, pc.index_in(words, _PREFECTURE_KEYS))
+        text["prefecture"] = pc.coalesce(found, prefecture)
 
 
 def clean_word(word: str) -> str:

@@ -5,15 +5,19 @@ also fill customers (the buyers it names), products and order items (its lines):
 
 * **customers without an id** (guests; Shopify writes none) take the id of the stored
   or member customer with the same normalised e-mail, else the same phone digits, else
-  an id derived from the e-mail (or phone) and the workspace secret, so members and guests
-  with one e-mail are one customer and a guest who orders twice is one customer
-  (`_prepare.guest_id`);
+  the same name + postal code, else an id derived from the e-mail (or phone, or name +
+  postal code) and the workspace secret, so members and guests with one e-mail are one
+  customer and a guest who orders twice is one customer (`_prepare.guest_id`); buyers
+  behind a relay e-mail (楽天) are matched by phone, then name + postal code, and how many
+  were is counted for the summary (`matched`);
 * **buyers** are taken from each customer's latest order in the file (a field it leaves
   blank from another of their orders); a value the export leaves blank keeps the stored one;
 * **products** named by lines are added when new (a products file stays the
   reference for names and prices); a line without a product name names it by its id;
 * **order items**: lines of one order with the same product and price are one item
-  with their quantities summed.
+  with their quantities summed;
+* **an order's amount from its lines** (BASE): Σ ``line_total`` of its rows + its
+  ``shipping_fee``, ``cod_fee`` and ``adjustment``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from dataclasses import dataclass
 
 import ibis
 
-from kizuna.importing._prepare import EMAIL_KEY, GUEST_ID, PHONE_KEY
+from kizuna.importing._platforms import AMOUNT_PARTS
+from kizuna.importing._prepare import EMAIL_KEY, GUEST_ID, NAME_KEY, PHONE_KEY
 from kizuna.importing._presets import BUYER_FIELDS, Plan
 from kizuna.importing._sources import ROW
 from kizuna.store import TABLES, Store, TableSpec
@@ -41,10 +46,13 @@ class Target:
     duplicates_shown: bool = True  # repeats are news (not in a line-item file: every line repeats its order)
 
 
-def targets(store: Store, plan: Plan, stage: ibis.Table, given: set[str]) -> list[Target]:
+def targets(store: Store, plan: Plan, stage: ibis.Table, given: set[str],
+            matched: dict[str, int] | None = None) -> list[Target]:
     """Targets in the order they must be applied (referenced tables first).
 
     `given`: the fields the file gives (after joining parts and deriving the status).
+    `matched` receives how many buyers without a usable e-mail were told apart by phone and by
+    name + postal code (``{"phone": 9, "name_postal": 1}``).
     """
     if not plan.rich:
         spec = TABLES[_table(plan.kind)]
@@ -54,6 +62,8 @@ def targets(store: Store, plan: Plan, stage: ibis.Table, given: set[str]) -> lis
         guests = stage.filter(stage.customer_id.isnull()).count().to_pyarrow().as_py()
         if guests:  # (a file where every row has its member id needs no lookup)
             stage = _resolve_customers(store, stage)
+            if matched is not None:
+                matched.update(_matched(stage))
     found: list[Target] = []
     customers = TABLES["customers"]
     if plan.kind == "customers":
@@ -79,7 +89,15 @@ def targets(store: Store, plan: Plan, stage: ibis.Table, given: set[str]) -> lis
         orders = TABLES["orders"]
         present = given & set(orders.column_names)
         rows = stage
-        if plan.lines:  # every line repeats its order: one row per order (and per differing repeat)
+        if "line_total" in stage.columns:  # BASE: the amount is the order's lines + its charges
+            present = present | {"amount"}
+            charges = [stage[c].max().coalesce(0) for c in AMOUNT_PARTS[1:] if c in stage.columns]
+            amount = stage.line_total.sum().coalesce(0)
+            for charge in charges:
+                amount = amount + charge
+            rows = stage.group_by([c for c in orders.column_names if c in present and c != "amount"]).aggregate(
+                amount=amount.cast("int64"), **{ROW: stage[ROW].min()})
+        elif plan.lines:  # every line repeats its order: one row per order (and per differing repeat)
             rows = stage.group_by([c for c in orders.column_names if c in present]).aggregate(
                 **{ROW: stage[ROW].min()})
         found.append(_target(orders, rows, present, main=True, duplicates_shown=not plan.lines))
@@ -128,5 +146,27 @@ def _resolve_customers(store: Store, stage: ibis.Table) -> ibis.Table:
         stored.filter(phone_digits.notnull() & (phone_digits != "")).select(_key=phone_digits, _id=stored.customer_id)
         .union(known.select(_key=known[PHONE_KEY], _id=known._email_id)), "_by_phone")
     resolved = resolved.left_join(by_phone, resolved[PHONE_KEY] == by_phone["_key"]).drop("_key")
-    customer_id = resolved._email_id.coalesce(resolved._by_phone, resolved[GUEST_ID])
-    return resolved.mutate(customer_id=customer_id).drop("_by_email", "_by_phone", "_email_id")
+    # then name + postal code (a relay e-mail and no phone): stored customers, and buyers found above
+    resolved = resolved.mutate(_phone_id=resolved._email_id.coalesce(resolved._by_phone))
+    named = resolved.filter(resolved._phone_id.notnull() & resolved[NAME_KEY].notnull())
+    stored_key = (stored.name.re_replace(r"\s+", "") + "|" + stored.postal_code.re_replace(r"[^0-9]", ""))
+    by_name = first_id(
+        stored.filter(stored.name.notnull() & stored.postal_code.notnull()
+                      & (stored.postal_code.re_replace(r"[^0-9]", "") != ""))
+        .select(_key=stored_key, _id=stored.customer_id)
+        .union(named.select(_key=named[NAME_KEY], _id=named._phone_id)), "_by_name")
+    resolved = resolved.left_join(by_name, resolved[NAME_KEY] == by_name["_key"]).drop("_key")
+    how = ibis.cases((resolved._email_id.notnull(), "email"), (resolved._by_phone.notnull(), "phone"),
+                     (resolved._by_name.notnull(), "name_postal"), (resolved[GUEST_ID].startswith("t-"), "phone"),
+                     (resolved[GUEST_ID].startswith("n-"), "name_postal"), else_="email")
+    customer_id = resolved._phone_id.coalesce(resolved._by_name, resolved[GUEST_ID])
+    return resolved.mutate(customer_id=customer_id, _matched_by=how).drop(
+        "_by_email", "_by_phone", "_by_name", "_email_id", "_phone_id")
+
+
+def _matched(stage: ibis.Table) -> dict[str, int]:
+    """Buyers without a member id or a usable e-mail, by what told them apart."""
+    rows = stage.filter(stage[EMAIL_KEY].isnull() & stage._matched_by.isin(["phone", "name_postal"]))
+    counts = rows.group_by("_matched_by").aggregate(n=rows.customer_id.nunique()).to_pyarrow().to_pylist()
+    found = {r["_matched_by"]: int(r["n"]) for r in counts}
+    return {k: found[k] for k in ("phone", "name_postal") if found.get(k)}

@@ -1,5 +1,7 @@
-"""Operational records (send ledger, consents, surveys, webhook events, users) and the signed
-links messages carry; SQLite in WAL mode, so `kizuna run` and `kizuna serve` write at once."""
+"""Operational records (send ledger, consents, surveys, webhook events, users, web sessions) and the
+signed links messages carry. One interface, `Operations`, on SQLite in WAL mode (the default, a
+file in the workspace) or PostgreSQL (``[operations] url``), so that `kizuna run` and
+`kizuna serve` write at once."""
 
 from kizuna.operations._ledger import (
     RECOVERABLE,
@@ -12,7 +14,18 @@ from kizuna.operations._ledger import (
     retry_delay,
 )
 from kizuna.operations._links import SURVEY_DAYS, InvalidLink, Links
-from kizuna.operations._store import OPERATIONS_FILE, Operations, now_ts
+from kizuna.operations._store import OPERATIONS_FILE, Operations, Transaction, now_ts
 
 __all__ = ["OPERATIONS_FILE", "RECOVERABLE", "SURVEY_DAYS", "WAITING", "Delivery", "DueRow", "Enrolment",
-           "InvalidLink", "Ledger", "Links", "Operations", "now_ts", "rename_customers", "retry_delay"]
+           "InvalidLink", "Ledger", "Links", "Operations", "PostgresOperations", "SQLiteOperations", "Transaction",
+           "now_ts", "rename_customers", "retry_delay"]
+
+_LAZY = {"SQLiteOperations": "_sqlite", "PostgresOperations": "_postgres"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"kizuna.operations.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'kizuna.operations' has no attribute {name!r}")

@@ -27,9 +27,9 @@ run is killed before its final ".". `attempts` counts the tries; `due_ts` is the
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kizuna.operations._store import Operations, now_ts
 
@@ -83,10 +83,11 @@ class DueRow(Delivery):
     attempts: int = 0  # tries before this one
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> DueRow:
+    def from_row(cls, row: Any) -> DueRow:
         return cls(**{name: row[name] for name in _DUE_COLUMNS}, transactional=bool(row["transactional"]))
 
 
+_EVER_DEFERRED = "SUM(CASE WHEN deferrals > 0 THEN 1 ELSE 0 END) AS ever_deferred"
 _DUE_COLUMNS = ("key", "ref", "scenario", "step", "customer_id", "occasion", "occasion_ts", "detail", "channel",
                 "due_ts", "status", "batch", "attempts")
 
@@ -101,8 +102,7 @@ class Ledger:
         known: set[str] = set()
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
-            rows = self.ops.db.execute(
-                f"SELECT key FROM deliveries WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            rows = self.ops.query(f"SELECT key FROM deliveries WHERE key IN ({','.join('?' * len(chunk))})", chunk)
             known.update(r[0] for r in rows)
         return known
 
@@ -119,14 +119,13 @@ class Ledger:
                    int(e.transactional), "holdout" if e.grp != "treated" else "scheduled", e.due_ts, now, now)
                   for e in rows]
         with self.ops.write() as db:
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO deliveries (key, ref, scenario, step, customer_id, occasion, occasion_ts, "
+            # the key is unique: an occasion evaluated again (or by a second run) adds nothing
+            added = db.executemany(
+                "INSERT INTO deliveries (key, ref, scenario, step, customer_id, occasion, occasion_ts, "
                 "detail, channel, grp, transactional, status, due_ts, created_ts, updated_ts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
-            added = db.total_changes - before
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", values)
             for scenario, entered, left, day in memberships:
-                db.executemany("INSERT OR IGNORE INTO memberships VALUES (?, ?, ?, ?)",
+                db.executemany("INSERT INTO memberships VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                [(scenario, c, day, day) for c in entered])
                 db.executemany("DELETE FROM memberships WHERE scenario = ? AND customer_id = ?",
                                [(scenario, c) for c in left])
@@ -145,7 +144,7 @@ class Ledger:
         found: dict[str, tuple[str, int, int | None]] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
-            rows = self.ops.db.execute(
+            rows = self.ops.query(
                 f"SELECT key, status, due_ts, sent_ts FROM deliveries WHERE key IN ({','.join('?' * len(chunk))})",
                 chunk)
             found.update({key: (status, due, sent) for key, status, due, sent in rows})
@@ -157,7 +156,7 @@ class Ledger:
         sent: dict[str, list[int]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            rows = self.ops.db.execute(
+            rows = self.ops.query(
                 "SELECT customer_id, sent_ts FROM deliveries WHERE status IN ('sent', 'unconfirmed') "
                 "AND transactional = 0 AND channel != 'insert' AND sent_ts > ? "
                 f"AND customer_id IN ({','.join('?' * len(chunk))})", (since, *chunk))
@@ -208,24 +207,24 @@ class Ledger:
                            (status, note, now, due_ts, status, now, key))
 
     # -- reading for results --------------------------------------------------------------
-    def counts(self, scenario: str | None = None) -> list[sqlite3.Row]:
+    def counts(self, scenario: str | None = None) -> list[Any]:
         """Per scenario, step, channel and status: rows, and rows ever deferred."""
         where, params = ("WHERE scenario = ?", (scenario,)) if scenario else ("", ())
         return self.ops.query(
-            "SELECT scenario, step, channel, status, COUNT(*) AS n, SUM(deferrals > 0) AS ever_deferred "
+            f"SELECT scenario, step, channel, status, COUNT(*) AS n, {_EVER_DEFERRED} "
             f"FROM deliveries {where} GROUP BY scenario, step, channel, status ORDER BY scenario, step", params)
 
-    def result_counts(self, now: int, scenario: str | None = None) -> list[sqlite3.Row]:
+    def result_counts(self, now: int, scenario: str | None = None) -> list[Any]:
         """The counts of `kizuna results`: rows (`n`) and rows ever deferred (`ever_deferred`) per
         scenario, step, channel, status, `future` (not due yet at `now`) and `attempted` (tried before)."""
         return self.ops.query(
-            "SELECT scenario, step, channel, status, due_ts > ? AS future, attempts > 0 AS attempted, COUNT(*) AS n, "
-            "SUM(deferrals > 0) AS ever_deferred FROM deliveries "
+            "SELECT scenario, step, channel, status, CASE WHEN due_ts > ? THEN 1 ELSE 0 END AS future, "
+            f"CASE WHEN attempts > 0 THEN 1 ELSE 0 END AS attempted, COUNT(*) AS n, {_EVER_DEFERRED} FROM deliveries "
             + ("WHERE scenario = ? " if scenario else "")
             + "GROUP BY scenario, step, channel, status, future, attempted ORDER BY scenario, step",
             (now, scenario) if scenario else (now,))
 
-    def enrolments(self, scenario: str | None = None) -> list[sqlite3.Row]:
+    def enrolments(self, scenario: str | None = None) -> list[Any]:
         """One row per (scenario, customer, occasion): its group and when the occasion was."""
         where, params = ("AND scenario = ?", (scenario,)) if scenario else ("", ())
         return self.ops.query(
@@ -233,8 +232,7 @@ class Ledger:
             params)
 
     def members(self, scenario: str) -> set[str]:
-        return {r[0] for r in self.ops.db.execute("SELECT customer_id FROM memberships WHERE scenario = ?",
-                                                  (scenario,))}
+        return {r[0] for r in self.ops.query("SELECT customer_id FROM memberships WHERE scenario = ?", (scenario,))}
 
 
 def rename_customers(ops: Operations, renames: Mapping[str, str], *, consents: bool = True) -> dict[str, int]:
@@ -268,15 +266,13 @@ def rename_customers(ops: Operations, renames: Mapping[str, str], *, consents: b
             changed["deliveries"] = changed.get("deliveries", 0) + len(updates)
             tables = ["survey_links", "survey_answers", "memberships"]
             for table in tables:
-                before = db.total_changes
-                db.executemany(f"UPDATE {table} SET customer_id = ? WHERE customer_id = ?",
-                               [(n, o) for o, n in chunk.items()])
-                changed[table] = changed.get(table, 0) + db.total_changes - before
+                n = db.executemany(f"UPDATE {table} SET customer_id = ? WHERE customer_id = ?",
+                                   [(n, o) for o, n in chunk.items()])
+                changed[table] = changed.get(table, 0) + n
             if consents:
-                before = db.total_changes
-                db.executemany("UPDATE consents SET subject = ? WHERE subject = ? AND channel != 'line'",
-                               [(n, o) for o, n in chunk.items()])
-                changed["consents"] = changed.get("consents", 0) + db.total_changes - before
+                n = db.executemany("UPDATE consents SET subject = ? WHERE subject = ? AND channel != 'line'",
+                                   [(n, o) for o, n in chunk.items()])
+                changed["consents"] = changed.get("consents", 0) + n
     return {table: n for table, n in changed.items() if n}
 
 

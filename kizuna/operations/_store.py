@@ -1,15 +1,21 @@
 """The workspace's operational records: send ledger, consents, survey links and answers,
-webhook events, users — in one SQLite file in WAL mode.
+webhook events, users, web sessions — behind one interface, `Operations`.
 
 Why not the analytics store: DuckDB lets one process write a file at a time, and these records
 are written by `kizuna run` (from cron) while `kizuna serve` records an unsubscribe or a survey
-answer. SQLite in WAL mode takes writers from several processes (one at a time, each waiting
-up to `BUSY_TIMEOUT_MS` for the other), while readers never block. Every write is a short
-`BEGIN IMMEDIATE` transaction, so a writer takes the lock up front instead of failing halfway.
-The same file works whatever engine holds the analytics (DuckDB, PostgreSQL, Spark).
+answer. Two implementations keep them, chosen by ``[operations] url`` in kizuna.toml:
 
-The file holds the workspace secret and the web app's password hashes: it is created 0600
-(SQLite gives its -wal and -shm files the same mode), whatever the process's umask.
+* `SQLiteOperations` (the default, empty url): one SQLite file in the workspace,
+  ``kizuna-ops.sqlite3``, in WAL mode (``_sqlite.py``): writers from several processes of one
+  machine, one at a time, readers never blocked;
+* `PostgresOperations` (``postgres://…``): the same tables in a PostgreSQL database
+  (``_postgres.py``), for several web servers and a cron host that share one workspace.
+
+Both give the same guarantees: every write is one short transaction that takes the writers'
+lock up front (SQLite's ``BEGIN IMMEDIATE``; PostgreSQL's transaction-level advisory lock), so
+a read-then-write inside `write` sees no other writer in between; the ledger's unique keys make
+enrolment exactly-once. The code here is written once, in the SQL both understand, with ``?``
+placeholders; each implementation runs it.
 """
 
 from __future__ import annotations
@@ -18,133 +24,41 @@ import contextlib
 import functools
 import hashlib
 import hmac
-import os
 import secrets
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
-from kizuna._errors import StoreError
-
-__all__ = ["OPERATIONS_FILE", "Operations", "now_ts"]
+__all__ = ["OPERATIONS_FILE", "Operations", "Transaction", "now_ts"]
 
 OPERATIONS_FILE = "kizuna-ops.sqlite3"
-BUSY_TIMEOUT_MS = 30_000
 ERASED = "erased:"  # the prefix of a consent's subject kept after its customer was erased
-PRIVATE_FILE_MODE = 0o600
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
--- One row per message kizuna is to send: (scenario, step, customer, occasion) is its key, so a
--- message is enrolled once however often the scenario is evaluated; the row is marked `sending`
--- before the channel is called and `sent` after.
-CREATE TABLE IF NOT EXISTS deliveries (
-    key TEXT PRIMARY KEY,
-    ref TEXT NOT NULL UNIQUE,            -- opaque id: links, Message-ID, LINE retry key
-    scenario TEXT NOT NULL,
-    step INTEGER NOT NULL,               -- 1, 2, … in the scenario's order
-    customer_id TEXT NOT NULL,
-    occasion TEXT NOT NULL,              -- what triggered it, e.g. "anniversary:2026-11-30"
-    occasion_ts INTEGER NOT NULL,        -- when the occasion happened (unix seconds)
-    detail TEXT,                         -- what the occasion was about: a product, a score, years
-    channel TEXT NOT NULL,
-    grp TEXT NOT NULL,                   -- treated / holdout / global_control
-    transactional INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL,                -- scheduled deferred sending committing sent failed
-                                         -- suppressed holdout cancelled unconfirmed
-    due_ts INTEGER NOT NULL,             -- not before this moment (unix seconds)
-    deferrals INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    batch TEXT,                          -- offline channels: the list file the row went into
-    provider_id TEXT,
-    note TEXT,                           -- why deferred / failed / suppressed
-    created_ts INTEGER NOT NULL,
-    updated_ts INTEGER NOT NULL,
-    sent_ts INTEGER
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, due_ts);
-CREATE INDEX IF NOT EXISTS deliveries_customer ON deliveries (customer_id, sent_ts);
-CREATE INDEX IF NOT EXISTS deliveries_scenario ON deliveries (scenario, step);
--- Consent changes after import: an unsubscribe, a LINE follow or unfollow. `subject` is the
--- customer id, or the LINE user id for channel "line" (the webhook knows only that).
-CREATE TABLE IF NOT EXISTS consents (
-    channel TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    opted_in INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    changed_ts INTEGER NOT NULL,
-    PRIMARY KEY (channel, subject)
-);
--- "Entering a segment" triggers: who was in a scenario's audience when it was last evaluated.
-CREATE TABLE IF NOT EXISTS memberships (
-    scenario TEXT NOT NULL,
-    customer_id TEXT NOT NULL,
-    since TEXT NOT NULL,                 -- the day the customer entered (YYYY-MM-DD)
-    seen TEXT NOT NULL,                  -- the last evaluation that still found them
-    PRIMARY KEY (scenario, customer_id)
-);
-CREATE TABLE IF NOT EXISTS survey_links (
-    ref TEXT PRIMARY KEY,
-    customer_id TEXT NOT NULL,
-    touchpoint TEXT NOT NULL,
-    scenario TEXT,
-    created_ts INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS survey_answers (
-    ref TEXT PRIMARY KEY REFERENCES survey_links (ref),   -- once per link
-    customer_id TEXT NOT NULL,
-    answered_ts INTEGER NOT NULL,
-    score INTEGER NOT NULL CHECK (score BETWEEN 0 AND 10),
-    comment TEXT,
-    touchpoint TEXT NOT NULL,
-    merged INTEGER NOT NULL DEFAULT 0    -- copied into the store's nps_answers
-);
-CREATE TABLE IF NOT EXISTS webhook_events (
-    event_id TEXT PRIMARY KEY,           -- LINE's webhookEventId: a redelivery changes nothing
-    kind TEXT NOT NULL,
-    received_ts INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL CHECK (role IN ('viewer', 'operator')),
-    password_hash TEXT NOT NULL,
-    created_ts INTEGER NOT NULL,
-    generation INTEGER NOT NULL DEFAULT 0  -- +1 at each new password: ends the sessions made before
-);
--- The web app's logged-in sessions: the cookie names one by its random id. Logging out deletes
--- the row; a new password bumps users.generation, which ends every session made before it.
-CREATE TABLE IF NOT EXISTS web_sessions (
-    id TEXT PRIMARY KEY,
-    user TEXT NOT NULL,
-    generation INTEGER NOT NULL,
-    created_ts INTEGER NOT NULL,
-    expires_ts INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user);
-"""
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 
 
 def now_ts() -> int:
     return int(time.time())
 
 
-def _create_private(path: Path) -> None:
-    """Create `path` empty and 0600 unless it exists: SQLite would create it with the umask's mode
-    (0644, readable by every user of the machine), and gives the -wal and -shm files the main
-    file's mode."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-    except FileExistsError:
-        return
-    except OSError:  # a folder that does not exist: sqlite3 says so, as before
-        return
-    os.close(fd)
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Transaction(Protocol):
+    """What `Operations.write` yields: statements in the SQL both engines understand, ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run `sql` for each row of parameters; rows changed in all."""
+        ...
 
 
 def _erased_subject(secret: str, subject: str) -> str:
@@ -168,98 +82,132 @@ class _Consents(dict):
 class Operations:
     """Operational records of one workspace (see the module docstring).
 
-    Connections are per thread (sqlite3 objects must stay in their thread), opened on first
-    use; `close` closes the calling thread's.
+    ``Operations(location)`` opens the implementation for `location`: a ``postgres://`` URL, or
+    the path of a SQLite file; `Operations.open(url, home)` does so from ``[operations] url``.
+    Connections are per thread, opened on first use; `close` closes the calling thread's.
+    Rows read back support ``row["column"]`` and ``row[0]``.
 
-    >>> ops = Operations(Path("shop") / OPERATIONS_FILE)        # doctest: +SKIP
+    >>> ops = Operations.open("", Path("shop"))                        # doctest: +SKIP
     >>> ops.set_consent("email", "C001", False, source="unsubscribe")  # doctest: +SKIP
     """
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-        _create_private(self.path)
-        self.db.executescript(_SCHEMA)  # IF NOT EXISTS: two processes may both run it
-        self._migrate()
+    kind: ClassVar[str] = ""  # "sqlite", "postgres"
 
-    def _migrate(self) -> None:
-        """Columns added after the first release, for files made before them."""
-        if "generation" in {row[1] for row in self.db.execute("PRAGMA table_info(users)")}:
-            return
-        with self.write() as db:
-            if "generation" not in {row[1] for row in db.execute("PRAGMA table_info(users)")}:
-                db.execute("ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+    def __new__(cls, location: Path | str, *args: Any, **kwargs: Any) -> Operations:
+        if cls is Operations:
+            import importlib
 
-    # -- connections and transactions ---------------------------------------------------------
+            # by name, so that the interface does not import its implementations
+            kind = "postgres" if str(location).startswith(POSTGRES_SCHEMES) else "sqlite"
+            importlib.import_module(f"kizuna.operations._{kind}")
+            cls = next(c for c in Operations.__subclasses__() if c.kind == kind)
+        return super().__new__(cls)
+
+    @staticmethod
+    def open(url: str, home: Path | str) -> Operations:
+        """The records of the workspace in folder `home`: `url` (``[operations] url``) when given,
+        else ``kizuna-ops.sqlite3`` in the folder."""
+        return Operations(url or Path(home) / OPERATIONS_FILE)
+
+    @staticmethod
+    def check_url(url: str) -> None:
+        """Refuse an ``[operations] url`` that is neither empty nor PostgreSQL's (before opening)."""
+        from kizuna._errors import StoreError
+
+        if url and not url.startswith(POSTGRES_SCHEMES):
+            raise StoreError(
+                f"[operations] url = {_redact(url)!r} in kizuna.toml: the operational records are kept in "
+                "PostgreSQL (postgres://user:password@host/db) or, with an empty url, in "
+                f"{OPERATIONS_FILE} in the workspace."
+            )
+
+    # -- what each implementation provides -------------------------------------------------
     @property
-    def db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                     check_same_thread=True)
-                db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                db.execute("PRAGMA journal_mode = WAL")
-                # NORMAL: a commit survives the process being killed (it is in the OS's cache);
-                # only a power cut may lose the last commits. FULL would fsync every message.
-                db.execute("PRAGMA synchronous = NORMAL")
-                db.execute("PRAGMA foreign_keys = ON")
-            except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: cannot open the operational records ({exc}).") from None
-            self._local.db = db
-        return db
+    def name(self) -> str:
+        """Where the records are, for people (a file name, or a URL without its password)."""
+        raise NotImplementedError
+
+    def files(self) -> list[Path]:
+        """The local files the records live in (SQLite's file, WAL and shared memory), if any."""
+        return []
+
+    def write(self) -> contextlib.AbstractContextManager[Transaction]:
+        """One write transaction, the writers' lock taken at once, committed or rolled back."""
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """Rows of one read (``?`` placeholders), each with ``row["column"]`` and ``row[0]``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the calling thread's connection."""
+        raise NotImplementedError
 
     def forget_connections(self) -> None:
         """In a forked process: drop the parent's connections (never use them) and open anew."""
-        self._local = threading.local()
-
-    def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        raise NotImplementedError
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (BEGIN IMMEDIATE), committed or rolled back."""
-        db = self.db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:  # another writer held the lock beyond the timeout
-            raise StoreError(
-                f"{self.path}: the operational records stayed locked for {BUSY_TIMEOUT_MS // 1000} s "
-                f"by another kizuna process ({exc}); try again."
-            ) from None
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def run_lock(self) -> Iterator[bool]:
+        """Whether this process may deliver for the workspace (one `kizuna run` at a time) while the
+        block runs. SQLite: yes; its runs are kept apart on the one machine by the workspace
+        folder's lock file, which the caller holds. PostgreSQL: a lock on the server, so that two
+        cron hosts sharing the records never run at once."""
+        yield True
 
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        db = self.db
-        db.row_factory = sqlite3.Row
-        try:
-            return db.execute(sql, tuple(params)).fetchall()
-        finally:
-            db.row_factory = None
+    def erase_securely(self) -> None:
+        """From now on, what this thread's connection deletes or overwrites is zeroed in the file."""
 
-    # -- the workspace secret (signs links and sessions) --------------------------------------
-    def secret(self) -> str:
-        """A random secret made on first use and kept in this file: links stay valid across runs."""
-        with self.write() as db:
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('secret', ?)", (secrets.token_hex(32),))
-            return db.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()[0]
+    def compact(self) -> tuple[str, bool]:
+        """Rewrite the records' files so that no deleted or overwritten value stays readable:
+        what was done, and whether it was done whole (another process may hold them: then the
+        next command tries again)."""
+        raise NotImplementedError
 
-    # -- the ledger, as the web app reads it --------------------------------------------------
-    def delivery(self, ref: str) -> sqlite3.Row | None:
-        """The ledger row of the message with this ref (an unsubscribe link names it)."""
-        rows = self.query("SELECT key, ref, scenario, step, customer_id, channel, status, sent_ts "
-                          "FROM deliveries WHERE ref = ?", (ref,))
+    # -- small reads ---------------------------------------------------------------------------
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        rows = self.query(sql, params)
         return rows[0] if rows else None
 
-    def deliveries_of(self, customer_id: str) -> list[sqlite3.Row]:
+    def _count(self, sql: str, params: Iterable[Any] = ()) -> int:
+        return int(self.query(sql, params)[0][0])
+
+    # -- the workspace secret (signs links and sessions), and other facts kept -----------------
+    def secret(self) -> str:
+        """A random secret made on first use and kept in the records: links stay valid across runs."""
+        return self.keep_meta("secret", secrets.token_hex(32))
+
+    def meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else row[0]
+
+    def keep_meta(self, key: str, value: str) -> str:
+        """Record `value` under `key` unless a value is there already; the value kept."""
+        with self.write() as db:
+            db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value))
+            return db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as db:
+            db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       (key, value))
+
+    def delete_meta(self, key: str) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    def meta_starting(self, prefix: str) -> list[tuple[str, str]]:
+        """(key, value) of the facts whose key starts with `prefix`."""
+        return [(r[0], r[1]) for r in self.query("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?",
+                                                 (len(prefix), prefix))]
+
+    # -- the ledger, as the web app reads it --------------------------------------------------
+    def delivery(self, ref: str) -> Any | None:
+        """The ledger row of the message with this ref (an unsubscribe link names it)."""
+        return self._one("SELECT key, ref, scenario, step, customer_id, channel, status, sent_ts "
+                         "FROM deliveries WHERE ref = ?", (ref,))
+
+    def deliveries_of(self, customer_id: str) -> list[Any]:
         """Every message kizuna sent, deferred or held back for one customer, newest first."""
         return self.query("SELECT scenario, step, channel, grp, status, due_ts, sent_ts, note "
                           "FROM deliveries WHERE customer_id = ? ORDER BY COALESCE(sent_ts, due_ts) DESC",
@@ -281,17 +229,17 @@ class Operations:
     def consents(self, channel: str) -> dict[str, bool]:
         """subject -> opted in, for every change recorded on `channel`; `get` also finds the
         choice of an erased customer, kept under `erased_subject`."""
-        rows = self.db.execute("SELECT subject, opted_in FROM consents WHERE channel = ?", (channel,))
-        found = {subject: bool(opted_in) for subject, opted_in in rows}
+        rows = self.query("SELECT subject, opted_in FROM consents WHERE channel = ?", (channel,))
+        found = {row[0]: bool(row[1]) for row in rows}
         if not any(subject.startswith(ERASED) for subject in found):
             return found
         return _Consents(found, functools.partial(_erased_subject, self.secret()))
 
     def consent(self, channel: str, subject: str) -> bool | None:
         query = "SELECT opted_in FROM consents WHERE channel = ? AND subject = ?"
-        row = self.db.execute(query, (channel, subject)).fetchone()
+        row = self._one(query, (channel, subject))
         if row is None and not subject.startswith(ERASED):
-            row = self.db.execute(query, (channel, self.erased_subject(subject))).fetchone()
+            row = self._one(query, (channel, self.erased_subject(subject)))
         return None if row is None else bool(row[0])
 
     def erased_subject(self, subject: str) -> str:
@@ -300,22 +248,34 @@ class Operations:
         imported again while the records no longer name the customer."""
         return _erased_subject(self.secret(), subject)
 
+    def keep_consents_erased(self, subject: str, *, line: bool = False) -> int:
+        """Move the consents recorded under `subject` (a customer id: every channel but LINE; a LINE
+        user id with `line`: LINE's) to its `erased_subject`, the latest change winning; rows moved."""
+        erased = self.erased_subject(subject)
+        channels = "channel = 'line'" if line else "channel != 'line'"
+        with self.write() as db:
+            db.execute(
+                f"INSERT INTO consents SELECT channel, ?, opted_in, source, changed_ts FROM consents "
+                f"WHERE subject = ? AND {channels} ON CONFLICT (channel, subject) DO UPDATE SET "
+                "opted_in = excluded.opted_in, source = excluded.source, changed_ts = excluded.changed_ts "
+                "WHERE excluded.changed_ts >= consents.changed_ts", (erased, subject))
+            return db.execute(f"DELETE FROM consents WHERE subject = ? AND {channels}", (subject,)).rowcount
+
     # -- surveys ------------------------------------------------------------------------------
     def survey_link(self, customer_id: str, touchpoint: str, *, scenario: str | None = None,
                     ref: str | None = None) -> str:
         """The ref of a survey link for `customer_id` (made once per ref); sign it with `Links`."""
         ref = ref or secrets.token_hex(16)
         with self.write() as db:
-            db.execute("INSERT OR IGNORE INTO survey_links VALUES (?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO survey_links VALUES (?, ?, ?, ?, ?) ON CONFLICT (ref) DO NOTHING",
                        (ref, customer_id, touchpoint, scenario, now_ts()))
         return ref
 
-    def survey(self, ref: str) -> sqlite3.Row | None:
+    def survey(self, ref: str) -> Any | None:
         """The link and, when answered, its answer (columns score, answered_ts are null if not)."""
-        rows = self.query(
+        return self._one(
             "SELECT l.ref, l.customer_id, l.touchpoint, l.scenario, a.score, a.answered_ts "
-            "FROM survey_links l LEFT JOIN survey_answers a USING (ref) WHERE l.ref = ?", (ref,))
-        return rows[0] if rows else None
+            "FROM survey_links l LEFT JOIN survey_answers a ON a.ref = l.ref WHERE l.ref = ?", (ref,))
 
     def answer_survey(self, ref: str, score: int, comment: str | None, *, at: int | None = None) -> bool:
         """Store the answer to the link `ref`; False if it was answered before (once per link)."""
@@ -326,13 +286,13 @@ class Operations:
             if link is None:
                 raise KeyError(ref)
             done = db.execute(
-                "INSERT OR IGNORE INTO survey_answers (ref, customer_id, answered_ts, score, comment, touchpoint) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO survey_answers (ref, customer_id, answered_ts, score, comment, touchpoint) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ref) DO NOTHING",
                 (ref, link[0], now_ts() if at is None else at, score, comment, link[1]),
             )
             return done.rowcount == 1
 
-    def unmerged_answers(self) -> list[sqlite3.Row]:
+    def unmerged_answers(self) -> list[Any]:
         return self.query("SELECT ref, customer_id, answered_ts, score, comment, touchpoint "
                           "FROM survey_answers WHERE merged = 0 ORDER BY answered_ts, ref")
 
@@ -343,12 +303,13 @@ class Operations:
     # -- webhook events -----------------------------------------------------------------------
     def seen_event(self, event_id: str) -> bool:
         """Whether a webhook event with this id was recorded (a redelivery of it changes nothing)."""
-        return self.db.execute("SELECT 1 FROM webhook_events WHERE event_id = ?", (event_id,)).fetchone() is not None
+        return self._one("SELECT 1 FROM webhook_events WHERE event_id = ?", (event_id,)) is not None
 
     def first_delivery_of(self, event_id: str, kind: str) -> bool:
         """Record a webhook event; False when the same event id was recorded before (a redelivery)."""
         with self.write() as db:
-            done = db.execute("INSERT OR IGNORE INTO webhook_events VALUES (?, ?, ?)", (event_id, kind, now_ts()))
+            done = db.execute("INSERT INTO webhook_events VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                              (event_id, kind, now_ts()))
             return done.rowcount == 1
 
     # -- users and their web sessions ---------------------------------------------------------
@@ -358,22 +319,25 @@ class Operations:
             db.execute(
                 "INSERT INTO users (name, role, password_hash, created_ts) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash, "
-                "generation = generation + 1",
+                "generation = users.generation + 1",
                 (name, role, password_hash, now_ts()),
             )
-            db.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
+            db.execute('DELETE FROM web_sessions WHERE "user" = ?', (name,))
 
     def set_password(self, name: str, password_hash: str) -> bool:
         """Change a user's password and end every session of theirs; False if there is no such user."""
         with self.write() as db:
             done = db.execute("UPDATE users SET password_hash = ?, generation = generation + 1 WHERE name = ?",
                               (password_hash, name))
-            db.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
+            db.execute('DELETE FROM web_sessions WHERE "user" = ?', (name,))
             return done.rowcount == 1
 
-    def user(self, name: str) -> sqlite3.Row | None:
-        rows = self.query("SELECT name, role, password_hash, generation FROM users WHERE name = ?", (name,))
-        return rows[0] if rows else None
+    def user(self, name: str) -> Any | None:
+        return self._one("SELECT name, role, password_hash, generation FROM users WHERE name = ?", (name,))
+
+    def user_count(self) -> int:
+        """How many users may log in to the web app."""
+        return self._count("SELECT count(*) FROM users")
 
     def start_session(self, name: str, seconds: int) -> str:
         """A new session of user `name` for `seconds`: its random id, for the cookie."""
@@ -388,19 +352,33 @@ class Operations:
                        (session_id, name, row[0], now, now + seconds))
         return session_id
 
-    def session_user(self, session_id: str) -> sqlite3.Row | None:
+    def session_user(self, session_id: str) -> Any | None:
         """The user (name, role, generation) of a live session: None when it was ended, has expired,
         or was made before the user's password last changed."""
-        rows = self.query(
-            "SELECT u.name, u.role, u.generation FROM web_sessions s JOIN users u ON u.name = s.user "
+        return self._one(
+            'SELECT u.name, u.role, u.generation FROM web_sessions s JOIN users u ON u.name = s."user" '
             "WHERE s.id = ? AND s.expires_ts > ? AND s.generation = u.generation", (session_id, now_ts()))
-        return rows[0] if rows else None
 
     def end_session(self, session_id: str) -> None:
         with self.write() as db:
             db.execute("DELETE FROM web_sessions WHERE id = ?", (session_id,))
 
     # -- erasure ------------------------------------------------------------------------------
+    def knows_customer(self, customer_id: str) -> bool:
+        """Whether the ledger or the surveys name this customer."""
+        return bool(self.query("SELECT 1 FROM deliveries WHERE customer_id = ? UNION ALL "
+                               "SELECT 1 FROM survey_links WHERE customer_id = ? LIMIT 1", (customer_id, customer_id)))
+
+    def has_unmerged_answer(self, customer_id: str) -> bool:
+        """Whether the customer answered a survey on the web that is not in the store's nps_answers yet."""
+        return bool(self.query("SELECT 1 FROM survey_answers WHERE customer_id = ? AND merged = 0 LIMIT 1",
+                               (customer_id,)))
+
+    def rows_of(self, customer_id: str) -> dict[str, int]:
+        """Rows naming the customer: table -> rows, for the ledger, survey links and answers, memberships."""
+        return {table: self._count(f"SELECT count(*) FROM {table} WHERE customer_id = ?", (customer_id,))
+                for table in ("deliveries", "survey_links", "survey_answers", "memberships")}
+
     def forget(self, customer_id: str, pseudonym: str | None = None) -> None:
         """Erase what these records hold about a customer that could identify them.
 
@@ -415,3 +393,21 @@ class Operations:
             db.execute("UPDATE survey_answers SET customer_id = ?, comment = NULL WHERE customer_id = ?",
                        (pseudonym, customer_id))
             db.execute("DELETE FROM memberships WHERE customer_id = ?", (customer_id,))
+
+    def drop_notes(self, customer_id: str, quotes_customer: Callable[[str], bool]) -> int:
+        """Null the ledger notes of `customer_id`'s rows for which `quotes_customer(note)` (an SMTP
+        server's refusal names the address); how many."""
+        with self.write() as db:
+            rows = db.execute("SELECT key, note FROM deliveries WHERE customer_id = ? AND note IS NOT NULL",
+                              (customer_id,)).fetchall()
+            return db.executemany("UPDATE deliveries SET note = NULL WHERE key = ?",
+                                  [(row[0],) for row in rows if quotes_customer(row[1])])
+
+
+def _redact(url: str) -> str:
+    """A URL with its password hidden, for messages (no secrets in logs)."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url

@@ -13,31 +13,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from kizuna.i18n import LANGS
+from kizuna.i18n import LANGS, section
 
 __all__ = ["holdout_chart_spec", "write_holdout_chart"]
 
 # Fonts in order of preference: a Japanese one first (its Latin letters are fine for English too).
 FONT = "IPAexGothic, Noto Sans CJK JP, IPAGothic, sans-serif"
-
-_WORDS = {
-    "ja": {
-        "title": "較正期間の購入回数別: 予測と実績 (検証期間)",
-        "x": "較正期間のリピート購入回数",
-        "y": "検証期間の平均購入回数",
-        "actual": "実績",
-        "predicted": "予測",
-        "series": "",
-    },
-    "en": {
-        "title": "Holdout purchases by calibration frequency: predicted vs actual",
-        "x": "Repeat purchases in the calibration period",
-        "y": "Mean purchases in the holdout period",
-        "actual": "Actual",
-        "predicted": "Predicted",
-        "series": "",
-    },
-}
 
 
 def holdout_chart_spec(table: list[dict[str, Any]], lang: str = "ja") -> dict[str, Any]:
@@ -46,7 +27,7 @@ def holdout_chart_spec(table: list[dict[str, Any]], lang: str = "ja") -> dict[st
 
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}.")
-    words = _WORDS[lang]
+    words = section("chart.", lang)
     values = []
     for row in table:
         label = str(row.get("label", row["frequency"]))

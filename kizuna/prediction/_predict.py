@@ -271,15 +271,10 @@ def _fitted(key: str, fit, problems: list[FitProblem], history_days: int):
     return model
 
 
-# A customer none of whose features raises the risk above what it is for a typical customer.
-_TYPICAL = {
-    "ja": "目立つ要因なし (似た顧客と同程度のリスク)",
-    "en": "no single factor stands out (a risk typical of similar customers)",
-}
-
-
 def _or_typical(texts: list[str], lang: str) -> list[str]:
-    return [text or _TYPICAL[lang] for text in texts]
+    """A customer none of whose features raises the risk above what it is for a typical customer."""
+    typical = label("reason.typical", lang)
+    return [text or typical for text in texts]
 
 
 def _beta_geo_counts(features: ibis.Table) -> pa.Table:

@@ -17,6 +17,8 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
+from kizuna.analytics import nps_class_of
+
 __all__ = ["ACTIONS", "PRIORITY_COLUMNS", "call_list_rows", "missing_value_at_risk", "priority_list",
            "suggested_action"]
 
@@ -83,8 +85,7 @@ def _join_names(parts: list[ibis.Value]) -> ibis.Value:
 
 def suggested_action(row: dict[str, Any]) -> str:
     """The first action of `ACTIONS` whose condition holds for a call-list row."""
-    score = row.get("nps_score")
-    if score is not None and score <= 6:
+    if nps_class_of(row.get("nps_score")) == "detractor":
         return "detractor_follow_up"
     if row.get("lost_reason") == "unresolved" or (row.get("open_contacts") or 0) > 0:
         return "hearing_call"

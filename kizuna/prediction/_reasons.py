@@ -1,5 +1,6 @@
 """Churn reasons in plain words: the features that raise a customer's risk most, with the
-customer's own numbers, in Japanese (default) or English.
+customer's own numbers, in Japanese (default) or English; the texts are the catalogue's
+("reason.*" in kizuna.i18n).
 
 One template per churn feature (all of ``CHURN_FEATURES``), filled from the customer's features
 and the context columns (``REASON_CONTEXT``: the date an unresolved complaint was opened, the
@@ -23,23 +24,20 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pyarrow as pa
 
-from kizuna.i18n import LANGS
+from kizuna.i18n import LANGS, ordinal, pattern, section, text
 
 __all__ = ["LIFE_EVENT_WORDS", "reason_texts"]
 
 SEPARATOR = " / "
 
-# The latest life event's kind (events.kind) in words: (ja, en); en is a past participle phrase
-# so that "moved 3 months ago" reads.
+# The latest life event's kind (events.kind) -> (ja, en), from the catalogue ("life_event.*").
 LIFE_EVENT_WORDS: dict[str, tuple[str, str]] = {
-    "moved": ("引越し", "moved"),
-    "married": ("結婚", "married"),
-    "household_change": ("世帯の変化", "household changed"),
-    "plan_change": ("プラン変更", "changed plan"),
+    kind: (text(f"life_event.{kind}", "ja"), text(f"life_event.{kind}", "en"))
+    for kind in section("life_event.") if kind != "other"
 }
 
 _Columns = dict[str, list]
-_Template = Callable[[_Columns, bool], list[str]]
+_Template = Callable[[_Columns, str], list[str]]
 
 
 # -- number words ---------------------------------------------------------------------------------
@@ -56,68 +54,70 @@ def _yen(v: float) -> str:
     return f"¥{round(v):,}"
 
 
-def _plural(count: float, word: str, plural: str | None = None) -> str:
-    n = round(count)
-    return f"{n:,} {word if n == 1 else (plural or word + 's')}"
+def _Say(key: str, lang: str) -> Callable[..., str]:  # noqa: N802 (reads as a text, not a call)
+    """One text of the catalogue in one language, to fill many times over: ``say(count, **values)``
+    gives the singular when `count` rounds to 1 (English "1 day")."""
+    many, one = pattern(key, lang).format, pattern(key, lang, count=1).format
+
+    def say(count: float | None = None, **values: object) -> str:
+        return (one if count is not None and round(count) == 1 else many)(**values)
+    return say
 
 
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def _ago(days: float, ja: bool) -> str:
+def _ago(days: float, lang: str) -> str:
     """'12日前' / '12 days ago' under a month, then months, then years."""
     d = round(days)
     if d < 31:
-        return f"{d}日前" if ja else f"{_plural(d, 'day')} ago"
+        return text("reason.ago_days", lang, count=d, n=_n(d))
     months = round(d / 30.44)
     if months < 24:
-        return f"{months}か月前" if ja else f"{_plural(months, 'month')} ago"
+        return text("reason.ago_months", lang, count=months, n=_n(months))
     years = round(d / 365.25)
-    return f"{years}年前" if ja else f"{_plural(years, 'year')} ago"
+    return text("reason.ago_years", lang, count=years, n=_n(years))
 
 
-def _span(days: float, ja: bool) -> str:
+def _span(days: float, lang: str) -> str:
     """A length of time: '45日' / '45 days', '5か月' / '5 months', '3年' / '3 years'."""
     d = round(days)
     if d < 61:
-        return f"{d}日" if ja else _plural(d, "day")
+        return text("span_days", lang, count=d, n=_n(d))
     months = d // 30
     if months < 24:
-        return f"{months}か月" if ja else _plural(months, "month")
+        return text("span_months", lang, count=months, n=_n(months))
     years = d // 365
-    return f"{years}年" if ja else _plural(years, "year")
+    return text("span_years", lang, count=years, n=_n(years))
 
 
 # -- one template per feature ---------------------------------------------------------------------
 # Each takes the needed columns, restricted to the customers that have the feature as a reason
-# (as Python lists, nulls as None/NaN), and returns their texts.
+# (as Python lists, nulls as None/NaN), and returns their texts; every text is the catalogue's
+# ("reason.*" in kizuna.i18n).
 
-def _overdue(c: _Columns, ja: bool) -> list[str]:
+def _overdue(c: _Columns, lang: str) -> list[str]:
+    unknown = text("reason.last_order_unknown", lang)
+    overdue, single = _Say("reason.overdue", lang), _Say("reason.overdue_single_order", lang)
     out = []
     for days, interval in zip(c["days_since_last_order"], c["mean_interval_days"], strict=True):
         if not _known(days):
-            out.append("最終購入日が不明" if ja else "date of the last order unknown")
+            out.append(unknown)
         elif _known(interval) and interval > 0:
-            ratio = days / interval
-            out.append(f"最終購入から{_n(days)}日 (通常の間隔の{ratio:.1f}倍)" if ja
-                       else f"no order for {_plural(days, 'day')}, {ratio:.1f} times the usual interval")
+            out.append(overdue(days, days=_n(days), ratio=days / interval))
         else:
-            out.append(f"最終購入から{_n(days)}日 (購入は1回のみ)" if ja
-                       else f"no order for {_plural(days, 'day')}, after a single order")
+            out.append(single(days, days=_n(days)))
     return out
 
 
-def _orders(c: _Columns, ja: bool) -> list[str]:
+def _orders(c: _Columns, lang: str) -> list[str]:
+    unknown, one_order = text("reason.orders_unknown", lang), text("reason.one_order", lang)
+    orders = _Say("reason.orders", lang)
     out = []
     for n in c["orders"]:
         if not _known(n):
-            out.append("購入回数が不明" if ja else "number of orders unknown")
+            out.append(unknown)
         elif n <= 1:
-            out.append("購入は初回の1回のみ" if ja else "only one order so far")
+            out.append(one_order)
         else:
-            out.append(f"通算購入{_n(n)}回" if ja else f"{_plural(n, 'order')} in total")
+            out.append(orders(n, n=_n(n)))
     return out
 
 
@@ -129,157 +129,152 @@ def _prior_yearly(total: float, last_year: float, tenure: float) -> float | None
     return (total - last_year) / ((tenure - 365) / 365)
 
 
-def _orders_365d(c: _Columns, ja: bool) -> list[str]:
+def _orders_365d(c: _Columns, lang: str) -> list[str]:
+    unknown, none = text("reason.orders_365d_unknown", lang), text("reason.no_order_365d", lang)
+    down, orders = _Say("reason.orders_365d_down", lang), _Say("reason.orders_365d", lang)
     out = []
     for n, total, tenure in zip(c["orders_365d"], c["orders"], c["tenure_days"], strict=True):
         before = _prior_yearly(total, n, tenure)
         if not _known(n):
-            out.append("過去1年の購入回数が不明" if ja else "orders of the last year unknown")
+            out.append(unknown)
         elif before is not None and before > n and round(before) > round(n):
-            out.append(f"過去1年の購入{_n(n)}回 (以前は年{_n(before)}回)" if ja
-                       else f"{_plural(n, 'order')} in the last year, down from {_n(before)} a year before")
+            out.append(down(n, n=_n(n), before=_n(before)))
         elif round(n) == 0:
-            out.append("過去1年の購入なし" if ja else "no order in the last year")
+            out.append(none)
         else:
-            out.append(f"過去1年の購入{_n(n)}回" if ja else f"{_plural(n, 'order')} in the last year")
+            out.append(orders(n, n=_n(n)))
     return out
 
 
-def _revenue(c: _Columns, ja: bool) -> list[str]:
-    return [("通算購入額が不明" if ja else "total spend unknown") if not _known(v)
-            else (f"通算購入額{_yen(v)}" if ja else f"{_yen(v)} spent in total") for v in c["revenue"]]
+def _revenue(c: _Columns, lang: str) -> list[str]:
+    unknown, spent = text("reason.revenue_unknown", lang), _Say("reason.revenue", lang)
+    return [unknown if not _known(v) else spent(yen=_yen(v)) for v in c["revenue"]]
 
 
-def _revenue_365d(c: _Columns, ja: bool) -> list[str]:
+def _revenue_365d(c: _Columns, lang: str) -> list[str]:
+    unknown, none = text("reason.revenue_365d_unknown", lang), text("reason.no_order_365d", lang)
+    down, spent = _Say("reason.revenue_365d_down", lang), _Say("reason.revenue_365d", lang)
     out = []
     for v, total, tenure in zip(c["revenue_365d"], c["revenue"], c["tenure_days"], strict=True):
         before = _prior_yearly(total, v, tenure)
         if not _known(v):
-            out.append("過去1年の購入額が不明" if ja else "spend of the last year unknown")
+            out.append(unknown)
         elif before is not None and before > v:
-            out.append(f"過去1年の購入額{_yen(v)} (以前は年{_yen(before)})" if ja
-                       else f"{_yen(v)} spent in the last year, down from {_yen(before)} a year before")
+            out.append(down(yen=_yen(v), before=_yen(before)))
         elif round(v) == 0:
-            out.append("過去1年の購入なし" if ja else "no order in the last year")
+            out.append(none)
         else:
-            out.append(f"過去1年の購入額{_yen(v)}" if ja else f"{_yen(v)} spent in the last year")
+            out.append(spent(yen=_yen(v)))
     return out
 
 
-def _interval(c: _Columns, ja: bool) -> list[str]:
-    return [("リピート購入なし" if ja else "no repeat order yet") if not _known(v)
-            else (f"購入間隔が平均{_n(v)}日" if ja else f"orders {_plural(v, 'day')} apart on average")
-            for v in c["mean_interval_days"]]
+def _interval(c: _Columns, lang: str) -> list[str]:
+    none, apart = text("reason.no_repeat_order", lang), _Say("reason.interval", lang)
+    return [none if not _known(v) else apart(v, days=_n(v)) for v in c["mean_interval_days"]]
 
 
-def _tenure(c: _Columns, ja: bool) -> list[str]:
-    return [("利用期間が不明" if ja else "time as a customer unknown") if not _known(v)
-            else (f"利用開始から{_span(v, True)}" if ja else f"a customer for {_span(v, False)}")
-            for v in c["tenure_days"]]
+def _tenure(c: _Columns, lang: str) -> list[str]:
+    unknown, tenure = text("reason.tenure_unknown", lang), _Say("reason.tenure", lang)
+    return [unknown if not _known(v) else tenure(span=_span(v, lang)) for v in c["tenure_days"]]
 
 
-def _nps_score(c: _Columns, ja: bool) -> list[str]:
-    return [f"NPS {_n(v)}" if _known(v) else ("NPS未回答" if ja else "no NPS answer") for v in c["nps_score"]]
+def _nps_score(c: _Columns, lang: str) -> list[str]:
+    nps, none = _Say("reason.nps", lang), text("reason.no_nps", lang)
+    return [nps(n=_n(v)) if _known(v) else none for v in c["nps_score"]]
 
 
-def _nps_change(c: _Columns, ja: bool) -> list[str]:
+def _nps_change(c: _Columns, lang: str) -> list[str]:
+    fell, rose = _Say("reason.nps_fell", lang), _Say("reason.nps_rose", lang)
+    same = _Say("reason.nps_unchanged", lang)
     out = []
     for score, change in zip(c["nps_score"], c["nps_change"], strict=True):
         if not (_known(score) and _known(change)):
-            out.append(_nps_score({"nps_score": [score]}, ja)[0])
+            out.append(_nps_score({"nps_score": [score]}, lang)[0])
             continue
         before = score - change
         if change < 0:
-            out.append(f"NPSが{_n(before)}から{_n(score)}に低下" if ja
-                       else f"NPS fell from {_n(before)} to {_n(score)}")
+            out.append(fell(before=_n(before), score=_n(score)))
         elif change > 0:
-            out.append(f"NPSが{_n(before)}から{_n(score)}に上昇" if ja
-                       else f"NPS rose from {_n(before)} to {_n(score)}")
+            out.append(rose(before=_n(before), score=_n(score)))
         else:
-            out.append(f"NPS {_n(score)} (前回と同じ)" if ja else f"NPS unchanged at {_n(score)}")
+            out.append(same(score=_n(score)))
     return out
 
 
-def _contacts(c: _Columns, ja: bool) -> list[str]:
-    return [(f"過去1年の問い合わせ{_n(v)}件" if ja else f"{_plural(v, 'support contact')} in the last year")
-            if _known(v) else ("問い合わせ件数が不明" if ja else "support contacts unknown")
-            for v in c["contacts_365d"]]
+def _contacts(c: _Columns, lang: str) -> list[str]:
+    contacts, unknown = _Say("reason.contacts", lang), text("reason.contacts_unknown", lang)
+    return [contacts(v, n=_n(v)) if _known(v) else unknown for v in c["contacts_365d"]]
 
 
-def _unresolved(c: _Columns, ja: bool) -> list[str]:
+def _unresolved(c: _Columns, lang: str) -> list[str]:
     """An open contact (a complaint when the customer complained this year), since when."""
+    complaints_365d, nothing = _Say("reason.complaints", lang), text("reason.nothing_unresolved", lang)
+    # (complaint?) -> the texts: n open, n open since a date, one open since a date
+    open_n = {True: _Say("reason.unresolved_complaints", lang), False: _Say("reason.unresolved_requests", lang)}
+    open_since = {True: _Say("reason.unresolved_complaints_since", lang),
+                  False: _Say("reason.unresolved_requests_since", lang)}
+    one_since = {True: _Say("reason.unresolved_complaint_since", lang),
+                 False: _Say("reason.unresolved_request_since", lang)}
     out = []
     for n, complaints, since in zip(c["open_contacts"], c["complaints_365d"], c["open_complaint_since"], strict=True):
         complaint = _known(complaints) and complaints > 0
         if not (_known(n) and n > 0):
             # no open contact (only complaints raise the risk): say how many complaints
-            if _known(complaints) and complaints > 0:
-                out.append(f"過去1年のクレーム{_n(complaints)}件" if ja
-                           else f"{_plural(complaints, 'complaint')} in the last year")
-            else:
-                out.append("未解決の問い合わせなし" if ja else "no unresolved support request")
+            out.append(complaints_365d(complaints, n=_n(complaints)) if complaint else nothing)
             continue
-        what_ja = "クレーム" if complaint else "問い合わせ"
-        what_en = "complaint" if complaint else "support request"
-        many = round(n) > 1
         if since is None:
-            out.append(f"未解決の{what_ja}{_n(n)}件" if ja else f"{_plural(n, 'unresolved ' + what_en)}")
-        elif many:
-            out.append(f"{since}から未解決の{what_ja}{_n(n)}件" if ja
-                       else f"{_plural(n, 'unresolved ' + what_en)}, the first since {since}")
+            out.append(open_n[complaint](n, n=_n(n)))
+        elif round(n) > 1:
+            out.append(open_since[complaint](n, n=_n(n), since=since))
         else:
-            out.append(f"{since}から未解決の{what_ja}" if ja else f"unresolved {what_en} since {since}")
+            out.append(one_since[complaint](since=since))
     return out
 
 
-def _complaints(c: _Columns, ja: bool) -> list[str]:
+def _complaints(c: _Columns, lang: str) -> list[str]:
     """An open complaint reads as the open-contacts reason (and is then given once); else the count."""
-    return _unresolved(c, ja)
+    return _unresolved(c, lang)
 
 
-def _resolution(c: _Columns, ja: bool) -> list[str]:
+def _resolution(c: _Columns, lang: str) -> list[str]:
+    none, quick, slow = (text("reason.nothing_resolved", lang), _Say("reason.resolved_quickly", lang),
+                         _Say("reason.resolution", lang))
     out = []
     for v in c["resolution_hours"]:
         if not _known(v):
-            out.append("解決済みの問い合わせなし" if ja else "no support request resolved")
+            out.append(none)
         elif v < 24:  # a quick answer is no complaint: what raises the risk is having needed support
-            out.append(f"問い合わせあり (平均{_n(max(v, 1))}時間で解決)" if ja
-                       else f"needed support (resolved in {_plural(max(round(v), 1), 'hour')} on average)")
+            hours = max(round(v), 1)
+            out.append(quick(hours, hours=_n(hours)))
         else:
-            out.append(f"問い合わせの解決に平均{_n(v)}時間" if ja
-                       else f"support took {_plural(v, 'hour')} on average to resolve")
+            out.append(slow(v, hours=_n(v)))
     return out
 
 
-def _since_contact(c: _Columns, ja: bool) -> list[str]:
-    return [(f"{_ago(v, True)}に問い合わせ" if ja else f"contacted support {_ago(v, False)}")
-            if _known(v) else ("問い合わせなし" if ja else "never contacted support") for v in c["days_since_contact"]]
+def _since_contact(c: _Columns, lang: str) -> list[str]:
+    contacted, never = _Say("reason.contacted", lang), text("reason.never_contacted", lang)
+    return [contacted(ago=_ago(v, lang)) if _known(v) else never for v in c["days_since_contact"]]
 
 
-def _subscriber(c: _Columns, ja: bool) -> list[str]:
-    return [("定期購入中" if ja else "on a subscription") if _known(v) and v >= 1
-            else ("定期購入なし" if ja else "no subscription") for v in c["is_subscriber"]]
+def _subscriber(c: _Columns, lang: str) -> list[str]:
+    yes, no = text("reason.subscriber", lang), text("reason.no_subscription", lang)
+    return [yes if _known(v) and v >= 1 else no for v in c["is_subscriber"]]
 
 
-def _subscription_days(c: _Columns, ja: bool) -> list[str]:
-    out = []
-    for v in c["subscription_days"]:
-        if not _known(v):
-            out.append("定期購入なし" if ja else "no subscription")
-            continue
-        month = int(v // 30) + 1
-        out.append(f"定期購入{month}か月目" if ja else f"subscription in its {_ordinal(month)} month")
-    return out
+def _subscription_days(c: _Columns, lang: str) -> list[str]:
+    none, month = text("reason.no_subscription", lang), _Say("reason.subscription_month", lang)
+    return [month(month=ordinal(int(v // 30) + 1, lang)) if _known(v) else none for v in c["subscription_days"]]
 
 
-def _life_event(c: _Columns, ja: bool) -> list[str]:
+def _life_event(c: _Columns, lang: str) -> list[str]:
+    none, happened = text("reason.no_life_event", lang), _Say("reason.life_event", lang)
+    words = section("life_event.", lang)
     out = []
     for days, kind in zip(c["days_since_life_event"], c["life_event"], strict=True):
         if not _known(days):
-            out.append("生活の変化なし" if ja else "no change in life")
+            out.append(none)
             continue
-        ja_word, en_word = LIFE_EVENT_WORDS.get(kind or "", ("生活の変化", "life changed"))
-        out.append(f"{_ago(days, True)}に{ja_word}" if ja else f"{en_word} {_ago(days, False)}")
+        out.append(happened(ago=_ago(days, lang), event=words.get(kind or "", words["other"])))
     return out
 
 
@@ -308,7 +303,7 @@ _TEMPLATES: dict[str, tuple[tuple[str, ...], _Template]] = {
 
 def _generic(name: str) -> tuple[tuple[str, ...], _Template]:
     """A feature without a template (a model trained on other features): name and value."""
-    def template(c: _Columns, ja: bool) -> list[str]:
+    def template(c: _Columns, lang: str) -> list[str]:
         return [f"{name} {v:g}" if isinstance(v, float) and _known(v) else f"{name} {v}" for v in c[name]]
     return (name,), template
 
@@ -337,7 +332,6 @@ def reason_texts(features: pa.Table, reason_indices: np.ndarray, feature_names: 
     """
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}.")
-    ja = lang == "ja"
     indices = np.asarray(reason_indices)
     n = features.num_rows
     if indices.ndim != 2 or len(indices) != n:
@@ -371,7 +365,7 @@ def reason_texts(features: pa.Table, reason_indices: np.ndarray, feature_names: 
             columns_of, template = templates[j]
             values = {c: numeric[c][rows].tolist() if c in numeric else _text_column(features, c, rows)
                       for c in columns_of}
-            texts[rows] = template(values, ja)
+            texts[rows] = template(values, lang)
 
     if len(slots) == 3:  # the usual case, spelled out: twice as fast as the general one
         a, b, c = (s.tolist() for s in slots)

@@ -92,7 +92,7 @@ def run_scenarios(
     store after picking what is due, so that other processes may write it while messages go.
     A run that delivers holds the workspace's run lock; a dry run records nothing and needs none.
     """
-    with contextlib.nullcontext() if dry_run else _one_run_at_a_time(context.run_lock):
+    with contextlib.nullcontext() if dry_run else _one_run_at_a_time(context.run_lock, context.operations):
         now = (now or dt.datetime.now(dt.UTC)).astimezone(zoneinfo.ZoneInfo(context.settings.timezone))
         scenarios = enabled_scenarios(context.scenarios_dir, only)
         ledger = Ledger(context.operations)
@@ -137,7 +137,7 @@ def enabled_scenarios(folder: Path, only: str | None = None) -> dict[str, Scenar
 
 
 @contextlib.contextmanager
-def _one_run_at_a_time(path: Path) -> Iterator[None]:
+def _one_run_at_a_time(path: Path, operations: Operations) -> Iterator[None]:
     """Two runs of one workspace at once (cron started the next before the last ended) would both
     find the same rows due: the second stops. The lock is the OS's, so a killed run leaves none."""
     import fcntl
@@ -155,7 +155,11 @@ def _one_run_at_a_time(path: Path) -> Iterator[None]:
         lock.write(str(os.getpid()))
         lock.flush()
         try:
-            yield
+            with operations.run_lock() as held:  # records shared by several hosts: one run on any of them
+                if not held:
+                    raise KizunaError("another `kizuna run` is delivering for this workspace from another host "
+                                      "(the operational records are shared); this one stops. Run again later.")
+                yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 

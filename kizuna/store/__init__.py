@@ -1,14 +1,20 @@
-"""The store: canonical tables on DuckDB (default), PostgreSQL or Spark, reached through Ibis."""
+"""The store: canonical tables on DuckDB (default), PostgreSQL or Spark, reached through Ibis.
+
+`Store` is the interface callers use; `Store.connect(url)` gives the class of its engine
+(`DuckDBStore`, `PostgresStore`, `SparkStore`), the only code that knows which engine it is.
+"""
 
 from kizuna.store._schema import KINDS, TABLES, Column, TableSpec, table_for_kind
 
 __all__ = [
-    "KINDS", "TABLES", "Column", "Store", "copy_store", "TableSpec", "local_spark_session", "redact",
-    "table_for_kind",
+    "KINDS", "TABLES", "Column", "DuckDBStore", "PostgresStore", "SparkStore", "Store", "StoreBusy", "copy_store",
+    "customer_rows", "TableSpec", "local_spark_session", "redact", "table_for_kind",
 ]
 
 # The engine loads on first use (PEP 562): the table definitions are enough for `kizuna --help`.
-_LAZY = {"Store": "_engine", "local_spark_session": "_engine", "redact": "_engine", "copy_store": "_copy"}
+_LAZY = {"Store": "_engine", "redact": "_engine", "DuckDBStore": "_duckdb", "PostgresStore": "_postgres",
+         "SparkStore": "_spark", "local_spark_session": "_spark", "copy_store": "_copy",
+         "StoreBusy": "_busy", "customer_rows": "_paging"}
 
 
 def __getattr__(name: str) -> object:

@@ -15,14 +15,10 @@ engine returns: local wall-clock timestamps without a timezone, amounts as int64
 
 from __future__ import annotations
 
-import contextlib
-import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 import ibis
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import sqlglot as sg
 
 from kizuna._errors import StoreError
 from kizuna.store._engine import Store
@@ -48,31 +44,22 @@ def copy_store(
     ``customer_scores``) may be named too and keep the source's schema. Source and target
     must be different databases: the target table is dropped before the source is read.
     """
-    if _same_database(source, target):
+    if source.same_database(target) or target.same_database(source):
         raise StoreError("copy_store needs two different stores: the target tables are replaced.")
     names = list(TABLES) if tables is None else list(dict.fromkeys(tables))
     for name in names:
         if not source.has_table(name):
             raise StoreError(f"table {name!r} is not in the source store {source.url}.")
     counts: dict[str, int] = {}
-    with _target_transaction(target):
+    with target.loading():
         for name in names:
             schema = TABLES[name].schema if name in TABLES else source.table(name).schema()
             rows = _conformed(source.table(name), schema)
             target.create(name, schema=schema)
-            with _writer(target, name, schema) as write:
-                counts[name] = _stream(_batches(source, rows, batch_rows), schema, write)
+            with target.bulk_writer(name, schema) as write:
+                counts[name] = _stream(source.arrow_batches(rows, batch_rows), schema, write)
             _check_schema(target, name, schema)
     return counts
-
-
-def _same_database(a: Store, b: Store) -> bool:
-    if a is b or a.backend is b.backend:
-        return True
-    if a.engine == b.engine == "pyspark":  # two Ibis backends may share one session and database
-        same_session = a.backend._session is b.backend._session
-        return same_session and a.backend.current_database == b.backend.current_database
-    return a.url == b.url and a.url != a.engine  # Store.from_backend has only the engine name
 
 
 def _conformed(table: ibis.Table, schema: ibis.Schema) -> ibis.Table:
@@ -93,17 +80,6 @@ def same_dtype(a: ibis.DataType, b: ibis.DataType) -> bool:
     return a == b
 
 
-def _batches(source: Store, rows: ibis.Table, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    if source.engine == "pyspark":
-        # Ibis reads Spark through pandas, where a nullable int64 becomes float64 and loses
-        # digits past 2**53; Spark's own Arrow export is exact (and collects the table whole,
-        # as Ibis would). Its timestamps come tagged UTC, the session's zone: the cast drops it.
-        table = source.backend._session.sql(source.backend.compile(rows)).toArrow()
-        yield from table.to_batches(max_chunksize=batch_rows)
-    else:
-        yield from rows.to_pyarrow_batches(chunk_size=batch_rows)
-
-
 def _stream(batches: Iterable[pa.RecordBatch], schema: ibis.Schema, write: Writer) -> int:
     arrow_schema = schema.to_pyarrow()
     copied = 0
@@ -120,39 +96,3 @@ def _check_schema(target: Store, name: str, schema: ibis.Schema) -> None:
     got = target.table(name).schema()
     if got.names != schema.names or not all(same_dtype(got[c], t) for c, t in schema.items()):
         raise StoreError(f"{name} on {target.engine} came out as {got}, not {schema}.")
-
-
-@contextlib.contextmanager
-def _target_transaction(target: Store) -> Iterator[None]:
-    # PostgreSQL: all or nothing. Ibis' own statements become savepoints inside it.
-    if target.engine == "postgres":
-        with target.backend.con.transaction():
-            yield
-    else:
-        yield
-
-
-@contextlib.contextmanager
-def _writer(target: Store, name: str, schema: ibis.Schema) -> Iterator[Writer]:
-    if target.engine == "postgres":
-        with _postgres_copy(target, name, schema) as write:
-            yield write
-    else:
-        yield lambda batch: target.append(name, batch)
-
-
-@contextlib.contextmanager
-def _postgres_copy(target: Store, name: str, schema: ibis.Schema) -> Iterator[Writer]:
-    """One COPY for the whole table (cheaper than one per batch), fed CSV that Arrow writes."""
-    columns = ", ".join(sg.to_identifier(c, quoted=True).sql("postgres") for c in schema.names)
-    table = sg.to_identifier(name, quoted=True).sql("postgres")
-    options = pacsv.WriteOptions(include_header=False)
-    with target.backend.con.cursor() as cursor, cursor.copy(
-        f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)"
-    ) as copy:
-        def write(batch: pa.Table) -> None:
-            buffer = io.BytesIO()
-            pacsv.write_csv(batch, buffer, options)
-            copy.write(buffer.getbuffer())
-
-        yield write

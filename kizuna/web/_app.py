@@ -213,17 +213,17 @@ def exposed_files(workspace_dir: Path | str) -> list[Path]:
     or write: the operational records (workspace secret, password hashes) and the DuckDB store."""
     from kizuna.operations import OPERATIONS_FILE
     from kizuna.settings import SETTINGS_FILE
+    from kizuna.store import Store
     from kizuna.workspace import STORE_FILE, Settings
 
     path = Path(workspace_dir)
-    names = [path / OPERATIONS_FILE, path / (OPERATIONS_FILE + "-wal"), path / (OPERATIONS_FILE + "-shm")]
     try:
-        url = Settings.load(path / SETTINGS_FILE).store_url
+        settings = Settings.load(path / SETTINGS_FILE)
     except (KizunaError, OSError):
-        url = None
-    if not url or url.startswith("duckdb://") or "://" not in url:  # a DuckDB file (as Store.connect finds it)
-        store = Path(url.removeprefix("duckdb://")) if url else path / STORE_FILE
-        names += [store, store.with_name(store.name + ".wal")]
+        settings = Settings()
+    names = [] if settings.operations_url else [
+        path / OPERATIONS_FILE, path / (OPERATIONS_FILE + "-wal"), path / (OPERATIONS_FILE + "-shm")]
+    names += Store.files_at(settings.store_url or str(path / STORE_FILE))
     exposed = []
     for name in names:
         try:
@@ -253,7 +253,7 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
     >>> uvicorn.run(create_app("shop"), host="127.0.0.1", port=8000)      # doctest: +SKIP
     """
     from kizuna.settings import SETTINGS_FILE
-    from kizuna.web import _dashboard, _lists
+    from kizuna.web import _dashboard
 
     path = Path(workspace_dir)
     if not (path / SETTINGS_FILE).exists():
@@ -288,7 +288,6 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
     if warm:
         reader.warm("dashboard", _dashboard.dashboard_figures, snapshot=True)
         reader.warm("priority", _dashboard.priority_rows)
-        reader.warm("lookup", _lists.build_lookup)
     return app
 
 

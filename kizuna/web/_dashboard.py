@@ -1,6 +1,7 @@
 """The dashboard's pages: overview, RFM, cohorts, customer lists and exports, one customer, the
 call list, segment migration and scenario results. Each is a thin shell over the Workspace API
-and `kizuna.web._figures`; contact data is masked for viewers before it reaches a template or a file.
+and `kizuna.analytics` (through `kizuna.web._figures` and `_lists`); contact data is masked for
+viewers before it reaches a template or a file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from kizuna._errors import KizunaError
+from kizuna.analytics import MemberQuery
 from kizuna.web import _charts, _figures, _lists
 from kizuna.web._auth import Session, mask_row
 from kizuna.web._labels import Words
@@ -108,25 +110,20 @@ def _list_params(request: Request) -> dict[str, Any]:
             "page": max(1, int(page_no)) if page_no.isdigit() and len(page_no) < 7 else 1}
 
 
-def _query(ws: Any, params: dict[str, Any], session: Session) -> tuple[str, Any]:
+def _member_query(params: dict[str, Any], session: Session) -> MemberQuery:
     if not params["segment"] and (params["r"] is None or params["f"] is None):
         raise KizunaError("choose a segment or an R × F cell")
-    return _figures.list_query(ws, segment=params["segment"], r=params["r"], f=params["f"], q=params["q"],
-                               sort=params["sort"], descending=params["descending"], operator=session.operator)
+    return MemberQuery(segment=params["segment"], r=params["r"], f=params["f"], search=params["q"],
+                       contacts=session.operator, sort=params["sort"], descending=params["descending"])
 
 
 @page()
 def customer_list(request: Request, session: Session) -> Response:
     params = _list_params(request)
-    if not params["segment"] and (params["r"] is None or params["f"] is None):
-        raise KizunaError("choose a segment or an R × F cell")
-    reader = request.app.state.kizuna.reader
-    version = reader.version()
-    lookup, _stale = reader.cached("lookup", _lists.build_lookup, stale_ok=False)
-    with reader.workspace() as ws:
-        key, total, rows, as_of = _lists.list_page(
-            ws, version, lookup, segment=params["segment"], r=params["r"], f=params["f"], q=params["q"],
-            sort=params["sort"], descending=params["descending"], operator=session.operator, page=params["page"])
+    query = _member_query(params, session)
+    with request.app.state.kizuna.reader.workspace() as ws:
+        key, total, rows = _lists.list_page(ws, query, params["page"], operator=session.operator)
+        as_of = ws.scores_as_of()
     pages = max(1, math.ceil(total / _figures.PAGE_SIZE))
     title = Words(session.lang).segment(key) if params["segment"] else f"R{params['r']} × F{params['f']}"
     keep = {k: v for k, v in (("segment", params["segment"]), ("r", params["r"]), ("f", params["f"]),
@@ -146,10 +143,9 @@ def export(request: Request, session: Session) -> Response:
     fmt = request.path_params["fmt"]
     if fmt not in EXPORT_TYPES:
         return render(request, session, "error.html", {"message": Words(session.lang)("not_found")}, status=404)
-    params = _list_params(request)
+    query = _member_query(_list_params(request), session)
     with request.app.state.kizuna.reader.workspace() as ws:
-        key, expr = _query(ws, params, session)
-        table = _figures.mask_table(expr.to_pyarrow(), session.operator)
+        key, table = _lists.list_export(ws, query, operator=session.operator)
     handle, name = tempfile.mkstemp(prefix="kizuna-export-", suffix=f".{fmt}")
     os.close(handle)
     try:

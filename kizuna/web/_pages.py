@@ -31,8 +31,6 @@ __all__ = ["FORM_FIELDS", "HERE", "BadDate", "WebState", "form", "page", "render
 
 HERE = Path(__file__).parent
 FORM_FIELDS = 16  # the login form has four
-OUT_OF_RANGE = {"ja": f"アドレスの日付が範囲外です。{FIRST_DAY} … {LAST_DAY} の日付を指定してください。",
-                "en": f"A date in the address is out of range: give one from {FIRST_DAY} to {LAST_DAY}."}
 
 
 class BadDate(ValueError):
@@ -48,11 +46,12 @@ class WebState:
 
     def __init__(self, workspace_dir: Path, *, secure_cookies: bool | None, reader: Reader,
                  default_lang: str = "ja") -> None:
-        from kizuna.operations import OPERATIONS_FILE, Operations
+        from kizuna.operations import Operations
+        from kizuna.settings import SETTINGS_FILE, Settings
 
         self.path = workspace_dir
         self.reader = reader
-        self.operations = Operations(workspace_dir / OPERATIONS_FILE)
+        self.operations = Operations.open(Settings.load(workspace_dir / SETTINGS_FILE).operations_url, workspace_dir)
         self.codec = SessionCodec(self.operations.secret())
         self.secure_cookies = secure_cookies
         self.default_lang = default_lang if default_lang in ("ja", "en") else "ja"
@@ -151,7 +150,8 @@ def _guarded(fn: Callable[..., Response], request: Request, session: Session) ->
     except BadDate as exc:
         return render(request, session, "error.html", {"message": words("bad_date", value=exc.value)}, status=400)
     except OverflowError:  # a date of the address beyond what dates can be (?to=0001-01-01 less 90 days)
-        return render(request, session, "error.html", {"message": OUT_OF_RANGE[session.lang]}, status=400)
+        message = words("date_out_of_range", first=FIRST_DAY, last=LAST_DAY)
+        return render(request, session, "error.html", {"message": message}, status=400)
 
 
 async def form(request: Request) -> Any:

@@ -41,7 +41,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from kizuna.delivery import SECRET_ENV, WebhookPayloadError, parse_events, verify_signature
-from kizuna.operations import OPERATIONS_FILE, InvalidLink, Links, Operations
+from kizuna.i18n import LANGS, section
+from kizuna.operations import InvalidLink, Links, Operations
 
 __all__ = ["AccessLogFilter", "PublicState", "RateLimiter", "public_routes", "redact_path"]
 
@@ -132,7 +133,7 @@ class PublicState:
 
         path = Path(path)
         settings = Settings.load(path / SETTINGS_FILE)
-        operations = Operations(path / OPERATIONS_FILE)
+        operations = Operations.open(settings.operations_url, path)
         secret = operations.secret()
         return cls(path, operations, Links(settings.public_url, secret),
                    line_secret=os.environ.get(SECRET_ENV, "").strip() or None, form_secret=secret,
@@ -295,70 +296,8 @@ class _Pages:
 
 
 # -- pages and languages ------------------------------------------------------------------------
-TEXTS: dict[str, dict[str, str]] = {
-    "ja": {
-        "title_survey": "アンケートのお願い",
-        "survey": "いつもご利用ありがとうございます。1問だけのアンケートにご協力ください。",
-        "question": "この商品・サービスを友人や家族にすすめる可能性は、0〜10でどのくらいですか?",
-        "not_likely": "0 = まったくすすめない",
-        "very_likely": "10 = ぜひすすめたい",
-        "comment": "よろしければ、理由をお聞かせください(任意)",
-        "send": "回答を送信する",
-        "error_score": "0〜10の中から1つ選んでください。",
-        "error_comment": "コメントは{n}文字以内でお願いします。",
-        "title_thanks": "ご回答ありがとうございました",
-        "thanks": "いただいたご意見は、サービスの改善に活用させていただきます。",
-        "title_answered": "回答済みです",
-        "answered": "このアンケートには、すでにご回答いただいています。ありがとうございました。",
-        "title_expired": "リンクの有効期限が切れています",
-        "expired": "このアンケートの回答期限は過ぎました。ご協力ありがとうございました。",
-        "title_not_found": "ページが見つかりません",
-        "not_found": "リンクが正しくないか、すでに無効になっています。",
-        "title_forged": "送信できませんでした",
-        "forged": "お手数ですが、メッセージのリンクをもう一度開いてからご回答ください。",
-        "title_too_large": "送信できませんでした",
-        "too_large": "送信された内容が大きすぎます。",
-        "title_rate_limited": "しばらくしてからお試しください",
-        "rate_limited": "短時間にアクセスが集中しました。1分ほどお待ちください。",
-        "title_unsubscribe": "配信停止",
-        "unsubscribe": "{channel}の配信を停止します。よろしければボタンを押してください。",
-        "unsubscribe_button": "配信を停止する",
-        "title_unsubscribed": "配信を停止しました",
-        "unsubscribed": "今後、{channel}でのご案内はお送りしません。",
-        "channel_email": "メール", "channel_line": "LINE", "channel_other": "ご案内",
-    },
-    "en": {
-        "title_survey": "A quick question",
-        "survey": "Thank you for being our customer. Would you answer one question?",
-        "question": "How likely are you to recommend us to a friend or family member, from 0 to 10?",
-        "not_likely": "0 = not at all likely",
-        "very_likely": "10 = extremely likely",
-        "comment": "Would you tell us why? (optional)",
-        "send": "Send my answer",
-        "error_score": "Please choose a number from 0 to 10.",
-        "error_comment": "Please keep the comment within {n} characters.",
-        "title_thanks": "Thank you for your answer",
-        "thanks": "Your feedback helps us improve.",
-        "title_answered": "Already answered",
-        "answered": "This survey has been answered already. Thank you.",
-        "title_expired": "This link has expired",
-        "expired": "The time to answer this survey is over. Thank you all the same.",
-        "title_not_found": "Page not found",
-        "not_found": "This link is not valid, or no longer works.",
-        "title_forged": "Your answer could not be sent",
-        "forged": "Please open the link in the message again and answer from there.",
-        "title_too_large": "Could not be sent",
-        "too_large": "What was sent is too large.",
-        "title_rate_limited": "Please try again shortly",
-        "rate_limited": "Too many requests in a short time. Please wait a minute.",
-        "title_unsubscribe": "Unsubscribe",
-        "unsubscribe": "Stop messages by {channel}? Press the button to confirm.",
-        "unsubscribe_button": "Unsubscribe",
-        "title_unsubscribed": "You are unsubscribed",
-        "unsubscribed": "We will not send you messages by {channel} any more.",
-        "channel_email": "e-mail", "channel_line": "LINE", "channel_other": "this channel",
-    },
-}
+# the pages' words, by language: the catalogue's "public.*" texts
+TEXTS: dict[str, dict[str, str]] = {lang: section("public.", lang) for lang in LANGS}
 
 
 def pick_lang(request: Request) -> str:

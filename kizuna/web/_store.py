@@ -32,17 +32,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kizuna._errors import KizunaError, StoreError
+from kizuna._errors import KizunaError
+from kizuna.store import StoreBusy
 
 __all__ = ["Pending", "Reader", "StoreBusy", "StoreGate"]
 
 SNAPSHOT_PREFIX = "kizuna-web-snapshot-"
 
 log = logging.getLogger("kizuna.web")
-
-
-class StoreBusy(StoreError):
-    """Another process writes the store (an import or analysis): the page can be reloaded shortly."""
 
 
 class Pending(KizunaError):
@@ -171,15 +168,15 @@ class Reader:
 
     # -- sessions -----------------------------------------------------------------------------
     def _anchor(self) -> Any:
-        """A read-only connection kept between requests (see `StoreGate`); DuckDB files only."""
+        """A read-only connection kept between requests (see `StoreGate`); stores in a local file only."""
         from kizuna.settings import SETTINGS_FILE
         from kizuna.store import Store
         from kizuna.workspace import STORE_FILE, Settings
 
         settings = Settings.load(self.path / SETTINGS_FILE)
-        if settings.store_url and not settings.store_url.startswith("duckdb://") and "://" in settings.store_url:
-            raise LookupError("not a DuckDB store")
         url = settings.store_url or str(self.path / STORE_FILE)
+        if not Store.files_at(url):
+            raise LookupError("not a store in a local file")
         return Store.connect(url, home=self.path, memory_limit=settings.store_memory_limit, create=False,
                              read_only=True, lock_wait=0)
 
@@ -193,13 +190,9 @@ class Reader:
         with self.gate.held():
             settings = Settings.load(self.path / SETTINGS_FILE)
             url = settings.store_url or str(self.path / STORE_FILE)
-            try:
-                store = Store.connect(url, home=self.path, memory_limit=settings.store_memory_limit, create=False,
-                                      read_only=True, lock_wait=self.lock_wait)
-            except StoreError as exc:
-                if "is using this workspace's store" in str(exc):
-                    raise StoreBusy(str(exc)) from None
-                raise
+            # StoreBusy when a command still holds the file after `lock_wait` seconds: a 503 page
+            store = Store.connect(url, home=self.path, memory_limit=settings.store_memory_limit, create=False,
+                                  read_only=True, lock_wait=self.lock_wait)
             ws = Workspace(self.path, settings, store)
             try:
                 yield ws
@@ -218,23 +211,22 @@ class Reader:
 
         settings = Settings.load(self.path / SETTINGS_FILE)
         url = settings.store_url or str(self.path / STORE_FILE)
-        if "://" in url and not url.startswith("duckdb://"):
+        files = Store.files_at(url)
+        if not files:  # a server's store: no file lock to keep short
             with self.workspace() as ws:
                 yield ws
             return
-        source = Path(url.removeprefix("duckdb://"))
+        source = files[0]
         folder = Path(tempfile.mkdtemp(prefix=f"{SNAPSHOT_PREFIX}{os.getpid()}-"))
         try:
             with self.gate.held():
-                try:  # a reader of our own holds the file: no command writes it while we copy
-                    holder = Store.connect(url, home=self.path, create=False, read_only=True,
-                                           lock_wait=self.lock_wait)
-                except StoreError as exc:
-                    raise StoreBusy(str(exc)) from None
+                # a reader of our own holds the file: no command writes it while we copy (StoreBusy when
+                # a command still holds it after `lock_wait` seconds)
+                holder = Store.connect(url, home=self.path, create=False, read_only=True, lock_wait=self.lock_wait)
                 try:
-                    for name in (source.name, source.name + ".wal"):
-                        if (source.parent / name).exists():
-                            shutil.copyfile(source.parent / name, folder / name)
+                    for file in files:
+                        if file.exists():
+                            shutil.copyfile(file, folder / file.name)
                 finally:
                     holder.close()
             store = Store.connect(str(folder / source.name), home=self.path, memory_limit=settings.store_memory_limit,

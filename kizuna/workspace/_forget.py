@@ -42,7 +42,6 @@ import csv
 import os
 import re
 import secrets
-import sqlite3
 import tempfile
 import unicodedata
 from dataclasses import dataclass, field
@@ -111,13 +110,12 @@ def forget_customer(ws: Workspace, customer_id: str) -> ForgetReport:
     12
     """
     ops = ws.operations
-    ops.db.execute("PRAGMA secure_delete = ON")  # what this connection deletes or overwrites is zeroed
+    ops.erase_securely()  # what this connection deletes or overwrites is zeroed
     report = ForgetReport()
     report.compacted = _finish_reclaim(ws)  # a compaction an earlier erasure was stopped before
     customers = ws.store.table("customers")
     found = customers.filter(customers.customer_id == customer_id).to_pyarrow().to_pylist() if customer_id else []
-    in_ops = customer_id and ops.query("SELECT 1 FROM deliveries WHERE customer_id = ? UNION ALL "
-                       "SELECT 1 FROM survey_links WHERE customer_id = ? LIMIT 1", (customer_id, customer_id))
+    in_ops = customer_id and ops.knows_customer(customer_id)
     if not found and not in_ops:
         # a customer whose rows were all rejected is named in rejects files only
         if customer_id.strip():  # (a blank id would match every blank cell)
@@ -130,7 +128,7 @@ def forget_customer(ws: Workspace, customer_id: str) -> ForgetReport:
         )
     # Web answers not yet in nps_answers go in first, so that they are pseudonymised with the rest
     # and the NPS figures keep them.
-    if ops.query("SELECT 1 FROM survey_answers WHERE customer_id = ? AND merged = 0 LIMIT 1", (customer_id,)):
+    if ops.has_unmerged_answer(customer_id):
         report.survey_answers_merged = ws.merge_survey_answers()
     customer = found[0] if found else {}
     _forget_in_files(ws.path, customer_id, customer, report)
@@ -140,8 +138,7 @@ def forget_customer(ws: Workspace, customer_id: str) -> ForgetReport:
     report.operations = _forget_in_operations(ops, customer_id, customer, pseudonym)
     _reclaim_later(ops)  # before the store changes: a process killed after it leaves this to do
     report.rows = ws.store.rename_customers({customer_id: pseudonym}, erase=PERSONAL_COLUMNS)
-    with ops.write() as db:  # done: the link between the id and the pseudonym goes
-        db.execute("DELETE FROM meta WHERE key = ?", (_UNDER_WAY + erased_id,))
+    ops.delete_meta(_UNDER_WAY + erased_id)  # done: the link between the id and the pseudonym goes
     report.compacted |= _finish_reclaim(ws)
     return report
 
@@ -152,21 +149,20 @@ def upkeep(ws: Workspace) -> dict[str, int]:
     _finish_reclaim(ws)
     ops, store = ws.operations, ws.store
     done = _KEYED + _store_name(ws)  # the store file by its name in the workspace: moved or copied, it stays done
-    if ops.query("SELECT 1 FROM meta WHERE key = ?", (done,)):
+    if ops.meta(done) is not None:
         return {}
     renames = _old_guest_ids(store, ops.secret())
     changed: dict[str, int] = {}
     if renames:
         from kizuna.operations import rename_customers
 
-        ops.db.execute("PRAGMA secure_delete = ON")
+        ops.erase_securely()
         # the old ids are digests a phone number can be found back from: compacted away after
         _reclaim_later(ops)
         # the ledger first: the store is what tells an old id, so a rerun finds what is left
         changed |= rename_customers(ops, renames)
         changed |= store.rename_customers(renames)
-    with ops.write() as db:
-        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (done, "1"))
+    ops.set_meta(done, "1")
     _finish_reclaim(ws)
     return changed
 
@@ -177,45 +173,29 @@ def upkeep(ws: Workspace) -> dict[str, int]:
 def _pseudonym(ops: Operations, erased_id: str) -> str:
     """The pseudonym of this erasure: a new one, or the one an interrupted erasure had chosen
     (kept under the keyed hash of the customer id until the store is done)."""
-    key = _UNDER_WAY + erased_id
-    with ops.write() as db:
-        db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, "forgotten-" + secrets.token_hex(8)))
-        return db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
+    return ops.keep_meta(_UNDER_WAY + erased_id, "forgotten-" + secrets.token_hex(8))
 
 
 def _forget_in_operations(ops: Operations, customer_id: str, customer: dict, pseudonym: str) -> dict[str, int]:
     from kizuna.operations import rename_customers
 
-    changed = {table: ops.query(f"SELECT count(*) AS n FROM {table} WHERE customer_id = ?", (customer_id,))[0]["n"]
-               for table in ("deliveries", "survey_links", "survey_answers", "memberships")}
+    changed = ops.rows_of(customer_id)
     ops.forget(customer_id, pseudonym)  # rows under the pseudonym, comments and memberships gone
     moved = rename_customers(ops, {customer_id: pseudonym}, consents=False)  # and the ledger's keys
     changed["deliveries"] = max(changed["deliveries"], moved.get("deliveries", 0))
     line_user = customer.get("line_user_id")
     needles = _needles(customer_id, customer)
     # an opt-out outlives the erasure, under a keyed hash of its subject
-    subjects = [(customer_id, "channel != 'line'")] + ([(line_user, "channel = 'line'")] if line_user else [])
-    erased = {subject: ops.erased_subject(subject) for subject, _ in subjects}
-    with ops.write() as db:
-        consents = 0
-        for subject, channels in subjects:
-            db.execute(
-                f"INSERT INTO consents SELECT channel, ?, opted_in, source, changed_ts FROM consents "
-                f"WHERE subject = ? AND {channels} ON CONFLICT (channel, subject) DO UPDATE SET "
-                "opted_in = excluded.opted_in, source = excluded.source, changed_ts = excluded.changed_ts "
-                "WHERE excluded.changed_ts >= consents.changed_ts", (erased[subject], subject))
-            consents += db.execute(f"DELETE FROM consents WHERE subject = ? AND {channels}", (subject,)).rowcount
-        notes = [(key,) for key, note in db.execute(
-            "SELECT key, note FROM deliveries WHERE customer_id = ? AND note IS NOT NULL", (pseudonym,))
-            if any(n in _normal(note) for n in needles)]
-        db.executemany("UPDATE deliveries SET note = NULL WHERE key = ?", notes)
+    consents = ops.keep_consents_erased(customer_id)
+    if line_user:
+        consents += ops.keep_consents_erased(line_user, line=True)
+    ops.drop_notes(pseudonym, lambda note: any(n in _normal(note) for n in needles))
     changed["consents"] = consents
     return {table: n for table, n in changed.items() if n}
 
 
 def _reclaim_later(ops: Operations) -> None:
-    with ops.write() as db:
-        db.execute("INSERT OR REPLACE INTO meta VALUES (?, 'store')", (_RECLAIM,))
+    ops.set_meta(_RECLAIM, "store")
 
 
 def _finish_reclaim(ws: Workspace) -> dict[str, str]:
@@ -227,36 +207,24 @@ def _finish_reclaim(ws: Workspace) -> dict[str, str]:
     another process reading at that moment can hold up: then the next command tries again).
     """
     ops, store = ws.operations, ws.store
-    pending = ops.query("SELECT value FROM meta WHERE key = ?", (_RECLAIM,))
-    if not pending:
+    pending = ops.meta(_RECLAIM)
+    if pending is None:
         return {}
     done = {}
-    if pending[0]["value"] == "store":
+    if pending == "store":
         # an erasure killed after its store step: its record of the pseudonym goes too
-        with ops.write() as db:
-            under_way = db.execute("SELECT key, value FROM meta WHERE key LIKE ?", (_UNDER_WAY + "%",)).fetchall()
         customers = store.table("customers")
-        for key, pseudonym in under_way:
+        for key, pseudonym in ops.meta_starting(_UNDER_WAY):
             if customers.filter(customers.customer_id == pseudonym).count().to_pyarrow().as_py():
-                with ops.write() as db:
-                    db.execute("DELETE FROM meta WHERE key = ?", (key,))
-        tables = [t for t in sorted(store.backend.list_tables())
-                  if not t.startswith("ibis_") and "customer_id" in store.table(t).columns]
+                ops.delete_meta(key)
+        tables = [t for t in store.tables() if "customer_id" in store.table(t).columns]
         with store.engine_errors():
             done[_store_name(ws)] = store.reclaim(tables)
-        with ops.write() as db:
-            db.execute("UPDATE meta SET value = 'operations' WHERE key = ?", (_RECLAIM,))
-    db = ops.db
-    db.execute("PRAGMA secure_delete = ON")
-    try:
-        db.execute("VACUUM")  # a new file: no free page or cell keeps what was deleted or overwritten
-        busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-    except sqlite3.OperationalError:  # another process held the file beyond the busy timeout
-        busy = 1
-    if not busy:
-        with ops.write() as writing:
-            writing.execute("DELETE FROM meta WHERE key = ?", (_RECLAIM,))
-    done[ops.path.name] = "vacuum_wal_busy" if busy else "vacuum"
+        ops.set_meta(_RECLAIM, "operations")
+    what, whole = ops.compact()
+    if whole:
+        ops.delete_meta(_RECLAIM)
+    done[ops.name] = what
     return done
 
 
@@ -264,9 +232,7 @@ def _store_name(ws: Workspace) -> str:
     """The store's file, relative to the workspace when it is in it; a server's URL without its password."""
     files = ws.store.files()
     if not files:
-        from kizuna.store import redact
-
-        return {"pyspark": "Spark"}.get(ws.store.engine) or redact(ws.store.url)
+        return ws.store.describe()
     path, home = files[0].resolve(), ws.path.resolve()
     return str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
 
@@ -348,11 +314,11 @@ def _id_column(header: list | None, *, exported: bool = False) -> int | None:
     ids = _id_headers()
     if not exported:
         return next((n for n, cell in enumerate(header) if str(cell) in ids), None)
-    from kizuna.exporting import _HEADERS
-    from kizuna.i18n import label
+    from kizuna.i18n import label, section
 
     cells = [str(cell) for cell in header]
-    if cells[0] in ids and set(cells) <= {text for pair in _HEADERS.values() for text in pair}:
+    headers = {*section("header.", "ja").values(), *section("header.", "en").values()}
+    if cells[0] in ids and set(cells) <= headers:
         return 0
     actions = {label("suggested_action", "ja"), label("suggested_action", "en")}
     if len(cells) > 2 and cells[0] == "#" and cells[1] in ids and actions & set(cells):

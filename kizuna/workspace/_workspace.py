@@ -122,9 +122,10 @@ class Workspace:
     # -- operational records ------------------------------------------------------------
     @property
     def operations(self) -> Operations:
-        """The send ledger, consents, surveys, webhook events and users (SQLite beside the store)."""
+        """The send ledger, consents, surveys, webhook events and users: SQLite beside the store, or
+        the PostgreSQL database of [operations] url."""
         if self._operations is None:
-            self._operations = Operations(self.path / OPERATIONS_FILE)
+            self._operations = Operations.open(self.settings.operations_url, self.path)
         return self._operations
 
     @property
@@ -192,13 +193,15 @@ class Workspace:
         encoding: str | None = None,
         sheet: str | None = None,
         header_row: int | None = None,
+        platform: str | None = None,
         on_progress: Callable[[int, int | None], None] | None = None,
         on_phase: Callable[[str], None] | None = None,
     ) -> ImportSummary:
         """Import one file; see `kizuna.importing.import_file`.
 
         `kind` None (or the file alone: ``ws.import_file("orders_export.csv")``) tells the
-        kind and the platform export from the headers.
+        kind and the platform export from the headers; `platform` ("BASE", "ec-cube2" …) names the
+        export instead.
         """
         if path is None:
             kind, path = None, kind
@@ -213,6 +216,7 @@ class Workspace:
                 encoding=encoding,
                 sheet=sheet,
                 header_row=header_row,
+                platform=platform,
                 batch_rows=self.settings.import_batch_rows,
                 guest_key=self.operations.secret(),
                 on_progress=on_progress,
@@ -224,6 +228,7 @@ class Workspace:
         folder: Path | str,
         *,
         mapping: Path | str | ColumnMapping | None = None,
+        platform: str | None = None,
         on_file: Callable[[str, Path], None] | None = None,
         on_progress: Callable[[int, int | None], None] | None = None,
         on_phase: Callable[[str], None] | None = None,
@@ -238,11 +243,11 @@ class Workspace:
         if mapping is not None and not isinstance(mapping, ColumnMapping):
             mapping = ColumnMapping.load(Path(mapping))
         summaries = []
-        for kind, path in files_in_order(folder, mapping):
+        for kind, path in files_in_order(folder, mapping, platform):
             if on_file:
                 on_file(kind, path)
-            summaries.append(self.import_file(kind, path, mapping=mapping, on_progress=on_progress,
-                                              on_phase=on_phase))
+            summaries.append(self.import_file(kind, path, mapping=mapping, platform=platform,
+                                              on_progress=on_progress, on_phase=on_phase))
         return summaries
 
     def tables(self) -> dict[str, ibis.Table]:

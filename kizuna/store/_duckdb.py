@@ -1,0 +1,281 @@
+"""The store in a DuckDB file (the default): `DuckDBStore`.
+
+DuckDB locks the whole file per process (a writer excludes everyone, readers exclude a
+writer), runs several statements in one transaction, stores a few known values as ENUMs,
+spills to disk within a memory limit, and leaves an updated row's old blocks in its file
+until `reclaim` rewrites it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import ibis
+import pyarrow as pa
+import sqlglot as sg
+import sqlglot.expressions as sge
+
+from kizuna._errors import StoreError
+from kizuna.store._busy import busy_error
+from kizuna.store._engine import Store, redact
+
+__all__ = ["DuckDBStore"]
+
+PRIVATE_FILE_MODE = 0o600  # the store holds customers' personal data: its user's alone
+
+
+class DuckDBStore(Store):
+    """A workspace's tables in one DuckDB file (or in memory)."""
+
+    engine = "duckdb"
+    label = "DuckDB"
+
+    @classmethod
+    def _open(cls, url: str, *, home: Path | None, memory_limit: str, create: bool, read_only: bool,
+              lock_wait: float) -> DuckDBStore:
+        path = duckdb_path(url)
+        in_memory = path == ":memory:"
+        new = not in_memory and not Path(path).exists()
+        if new and not create:
+            raise StoreError(
+                f"no store at {path}; run `kizuna init` or `kizuna import` to create one there, "
+                "or check --db and [store] url in kizuna.toml."
+            )
+        if new:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        backend = _connect(path, read_only=read_only and not in_memory, wait=lock_wait)
+        if new:  # DuckDB creates it with the umask's mode (0644: readable by every user of the machine)
+            os.chmod(path, PRIVATE_FILE_MODE)
+        _session(backend, memory_limit)
+        return cls(backend, url, memory_limit=memory_limit, lock_wait=lock_wait)
+
+    @classmethod
+    def _open_error(cls, url: str, exc: Exception) -> StoreError:
+        return busy_error(redact(url), exc) or super()._open_error(url, exc)  # busy: another process holds the file
+
+    @classmethod
+    def _files_at(cls, url: str) -> list[Path]:
+        path = duckdb_path(url)
+        if path == ":memory:":
+            return []
+        return [Path(path), Path(path + ".wal")]
+
+    def files(self) -> list[Path]:
+        row = self.backend.con.execute(
+            "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()
+        if row is None or row[0] is None:  # in memory
+            return []
+        path = Path(row[0])
+        return [path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".tmp")]
+
+    @contextlib.contextmanager
+    def engine_errors(self) -> Iterator[None]:
+        """Out of memory: within its limit DuckDB spills to disk, but some steps of a query cannot;
+        the message says which limit was too small and how to raise it."""
+        import duckdb  # loaded already by the backend
+
+        try:
+            yield
+        except duckdb.OutOfMemoryException:
+            if self.memory_limit:
+                advice = (f"the memory limit of {self.memory_limit} was too small. Raise [store] memory_limit "
+                          "in kizuna.toml, or empty it for DuckDB's default (80% of this computer's memory).")
+            else:
+                advice = ("this computer's memory was too small. Close other programs, or set [store] "
+                          "memory_limit in kizuna.toml below the free memory so that DuckDB spills to disk sooner.")
+            raise StoreError(f"DuckDB ran out of memory: {advice}") from None
+
+    def count(self, name: str) -> int:
+        # straight from DuckDB: Ibis' result conversion loads pandas (0.2 s)
+        table = sg.to_identifier(name, quoted=True).sql("duckdb")
+        with self.engine_errors():
+            return int(self.backend.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.backend.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.backend.con.execute("ROLLBACK")
+            raise
+        self.backend.con.execute("COMMIT")
+
+    def _execute(self, sql: str) -> None:
+        self.backend.con.execute(sql)
+
+    # -- writing ----------------------------------------------------------------------
+    def create(self, name: str, obj: ibis.Table | pa.Table | None = None, *,
+               schema: ibis.Schema | None = None, overwrite: bool = True, scratch: bool = False,
+               categories: Mapping[str, Sequence[str]] | None = None) -> ibis.Table:
+        if isinstance(obj, pa.Table):
+            obj = ibis.memtable(obj)  # replaced in one transaction, like any other table below
+        if obj is None:
+            return super().create(name, schema=schema, overwrite=overwrite)
+        return self._run(name, obj, self._create_statements(
+            name, obj, schema=schema, temp=scratch, replace=overwrite or scratch, categories=categories or {},
+        ), temp=scratch)
+
+    def create_from_intermediate(
+        self, name: str, intermediate: tuple[str, ibis.Table], build: Callable[[ibis.Table], ibis.Table], *,
+        categories: Mapping[str, Sequence[str]] | None = None,
+    ) -> ibis.Table:
+        """`build` and the compilation of its expression run while DuckDB computes the intermediate
+        table (compiling a large expression takes Ibis a few tenths of a second, which would
+        otherwise be added to the engine's time)."""
+        step_name, step_expr = intermediate
+        try:
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kizuna-store") as pool:
+                computing = pool.submit(self.create, step_name, step_expr, scratch=True)
+                try:
+                    # unqualified, the name finds the temporary table once it exists
+                    expr = build(ibis.table(step_expr.schema(), name=step_name))
+                    statements = self._create_statements(name, expr, categories=categories or {})
+                except BaseException:  # Ctrl-C included: stop the query rather than wait for it
+                    self.backend.con.interrupt()
+                    concurrent.futures.wait([computing])
+                    raise
+                computing.result()
+            return self._run(name, expr, statements, temp=False)
+        finally:
+            self.drop(step_name)
+
+    def _create_statements(
+        self, name: str, expr: ibis.Table, *, categories: Mapping[str, Sequence[str]],
+        schema: ibis.Schema | None = None, temp: bool = False, replace: bool = True,
+    ) -> list[str]:
+        """CREATE [OR REPLACE] TABLE with the columns' types, then INSERT the query (to run in one
+        transaction, so that a failed query leaves the previous table as it was).
+
+        Not Ibis' create_table: with overwrite it writes a temporary table's rows twice (under
+        a made-up name, then copied), and it knows no ENUM.
+        """
+        columns = (schema or expr.schema()).to_sqlglot_column_defs("duckdb")
+        for column in columns:
+            if column.name in categories:
+                values = ", ".join(sge.convert(v).sql("duckdb") for v in dict.fromkeys(categories[column.name]))
+                column.set("kind", sg.parse_one(f"ENUM({values})", into=sge.DataType, read="duckdb"))
+        table = sg.table(name, quoted=True)
+        create = sge.Create(
+            kind="TABLE", this=sge.Schema(this=table, expressions=columns), replace=replace,
+            properties=sge.Properties(expressions=[sge.TemporaryProperty()]) if temp else None,
+        )
+        insert = sge.insert(self.backend.compiler.to_sqlglot(expr), into=table,
+                            columns=[sg.to_identifier(c, quoted=True) for c in expr.columns])
+        return [create.sql("duckdb"), insert.sql("duckdb")]
+
+    def _run(self, name: str, expr: ibis.Table, statements: Sequence[str], *, temp: bool) -> ibis.Table:
+        # in-memory tables (ibis.memtable) in `expr` are registered with DuckDB as Ibis does before
+        # running a query; not while compiling, which may run beside a query on the same connection
+        self.backend._run_pre_execute_hooks(expr)
+        with self.engine_errors(), self.transaction():
+            for statement in statements:
+                self._execute(statement)
+        return self.backend.table(name, database=("temp", "main")) if temp else self.table(name)
+
+    def _append_arrow(self, name: str, rows: pa.Table) -> None:
+        self.backend.con.register("_kizuna_batch", rows)
+        try:
+            cols = ", ".join(f'"{c}"' for c in rows.column_names)
+            with self.engine_errors():
+                self.backend.con.execute(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM _kizuna_batch')
+        finally:
+            self.backend.con.unregister("_kizuna_batch")
+
+    # -- what is left of old values -----------------------------------------------------
+    def reclaim(self, tables: Sequence[str] = ()) -> str:
+        """``"rewritten"``: an UPDATE leaves the old blocks in the file, free but not wiped, even
+        after a checkpoint. The whole store is copied into a new file beside it (``COPY FROM
+        DATABASE``), which is renamed over the old one: a process killed on the way leaves the old
+        file whole (and a stray ``.kizuna.duckdb.rewrite``, removed next time).
+        ``"in_memory"``: a store in memory has no file."""
+        files = self.files()
+        if not files:
+            return "in_memory"
+        self._rewrite(files[0].resolve())
+        return "rewritten"
+
+    def _rewrite(self, path: Path) -> None:
+        con = self.backend.con
+        fresh = path.with_name(f".{path.name}.rewrite")
+        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        database = con.execute("SELECT current_database()").fetchone()[0]
+        alias = "_kizuna_rewrite"
+        with self.engine_errors():
+            con.execute("CHECKPOINT")  # the file alone holds the store: nothing in its WAL
+            con.execute(f"ATTACH {sge.convert(str(fresh)).sql('duckdb')} AS {alias}")
+            try:
+                con.execute(f"COPY FROM DATABASE {sg.to_identifier(database, quoted=True).sql('duckdb')} TO {alias}")
+            finally:
+                con.execute(f"DETACH {alias}")  # closing it checkpoints it: the new file is whole
+        try:
+            if fresh.with_name(fresh.name + ".wal").exists():
+                raise StoreError(f"cannot rewrite {path}: DuckDB left a WAL beside the copy; nothing was replaced.")
+            os.chmod(fresh, path.stat().st_mode & 0o777)  # as private as the file it replaces
+            _fsync(fresh)
+            # renamed over the store while this connection still holds the old file: no other
+            # process can write to the old file in between and lose its writes
+            os.replace(fresh, path)
+        except BaseException:
+            fresh.unlink(missing_ok=True)
+            raise
+        _fsync(path.parent)
+        self.backend.disconnect()
+        self.backend = _connect(str(path), read_only=False, wait=max(self.lock_wait, 30.0))
+        _session(self.backend, self.memory_limit)
+
+
+def _connect(path: str, *, read_only: bool, wait: float) -> ibis.BaseBackend:
+    # DuckDB locks the whole file per process: a writer excludes everyone, readers exclude a
+    # writer. Commands from cron and the web app hold it for seconds, so wait a little for them.
+    deadline = time.monotonic() + wait
+    pause = 0.02
+    while True:
+        try:
+            return ibis.duckdb.connect(path, read_only=read_only)
+        except Exception as exc:
+            if "Could not set lock on file" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+
+
+def _session(backend: ibis.BaseBackend, memory_limit: str) -> None:
+    # DuckDB draws its own progress bar on stdout for queries over 2 s, which would
+    # corrupt `--format json` output; kizuna's commands show their own progress.
+    backend.con.execute("SET enable_progress_bar = false")
+    if memory_limit:
+        _set_memory_limit(backend, memory_limit)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries, after a rename) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _set_memory_limit(backend: ibis.BaseBackend, limit: str) -> None:
+    try:
+        backend.con.execute("SET memory_limit = ?", [limit])
+    except Exception as exc:  # DuckDB's message says which units it takes
+        backend.disconnect()
+        raise StoreError(
+            f"[store] memory_limit = {limit!r} in kizuna.toml is not a memory size DuckDB accepts "
+            f"({str(exc).splitlines()[0]}). Write it like \"2GB\" or \"512MB\", or leave it empty."
+        ) from None
+
+
+def duckdb_path(url: str) -> str:
+    """The file of a DuckDB URL: duckdb:///abs/path and duckdb://relative/path, as Ibis reads them;
+    a plain path as it is; ":memory:" for none."""
+    return url.removeprefix("duckdb://") or ":memory:"

@@ -1,0 +1,236 @@
+"""The operational records on both their engines, SQLite (the default) and PostgreSQL
+([operations] url): the same answers, the ledger's exactly-once across processes and SIGKILL,
+and several processes writing at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kizuna._errors import KizunaError
+from kizuna.operations import Enrolment, Ledger, Operations, rename_customers
+from kizuna.settings import Settings
+from kizuna.workspace import Workspace
+
+from factories import day, workspace_with
+from smtp_server import SmtpServer
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the records are: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_database")
+    return str(tmp_path / "kizuna-ops.sqlite3")
+
+
+@pytest.fixture
+def ops(location: str) -> Iterator[Operations]:
+    ops = Operations(location)
+    yield ops
+    ops.close()
+
+
+def enrolments(n: int, scenario: str = "s") -> list[Enrolment]:
+    return [Enrolment(key=f"{scenario}/1/C{i:04d}/o", ref=f"{scenario}-{i:04d}-" + "0" * 16, scenario=scenario, step=1,
+                      customer_id=f"C{i:04d}", occasion="o", occasion_ts=1, detail=None, channel="email",
+                      transactional=False, due_ts=0) for i in range(n)]
+
+
+def test_the_implementation_follows_the_location(ops: Operations, location: str, tmp_path: Path):
+    assert ops.kind == ("postgres" if location.startswith("postgres") else "sqlite")
+    (tmp_path / "other").mkdir()
+    assert Operations.open("", tmp_path / "other").kind == "sqlite"
+    assert "***" in ops.name if ops.kind == "postgres" else ops.name == "kizuna-ops.sqlite3"
+    with pytest.raises(KizunaError, match=r"operations\] url"):
+        Operations.check_url("mysql://u:p@h/db")
+
+
+def test_records_read_back_the_same_on_both_engines(ops: Operations):
+    assert ops.secret() == ops.secret()
+    ops.set_consent("email", "C1", False, source="unsubscribe", at=10)
+    ops.set_consent("email", "C1", True, source="import", at=5)  # older: the latest change wins
+    assert ops.consent("email", "C1") is False and ops.consents("email") == {"C1": False}
+    ref = ops.survey_link("C1", "email")
+    assert ops.answer_survey(ref, 7, "届くのが早い") is True
+    assert ops.answer_survey(ref, 2, None) is False  # once per link
+    assert dict(ops.survey(ref)) | {"answered_ts": 0} == {"ref": ref, "customer_id": "C1", "touchpoint": "email",
+                                                          "scenario": None, "score": 7, "answered_ts": 0}
+    assert ops.first_delivery_of("ev1", "follow") is True and ops.first_delivery_of("ev1", "follow") is False
+    assert ops.user_count() == 0
+    ops.add_user("aiko", "viewer", "h1")
+    session = ops.start_session("aiko", 60)
+    assert dict(ops.session_user(session)) == {"name": "aiko", "role": "viewer", "generation": 0}
+    assert ops.set_password("aiko", "h2") is True and ops.session_user(session) is None  # sessions end
+    assert ops.user_count() == 1 and ops.user("aiko")["generation"] == 1
+    assert ops.query("SELECT count(*) AS n FROM users WHERE name LIKE 'ai%'")[0]["n"] == 1
+    assert ops.keep_meta("k", "first") == "first" and ops.keep_meta("k", "second") == "first"
+    assert ops.meta_starting("k") == [("k", "first")]
+
+
+def test_the_ledger_states_counts_and_renames_agree_on_both_engines(ops: Operations):
+    ledger = Ledger(ops)
+    assert ledger.enrol(enrolments(3), [("s", ["C0000"], [], "2026-11-30")]) == 3
+    assert ledger.enrol(enrolments(3)) == 0  # the key is unique: enrolled once however often evaluated
+    due = ledger.due(10)
+    assert [r.status for r in due] == ["scheduled"] * 3
+    ledger.sending(due[0].key)
+    ledger.committing(due[0].key)
+    ledger.sent([due[0].key], at=5)
+    ledger.settle(due[1].key, "deferred", "quiet hours", due_ts=99)
+    counts = {(r["status"], r["future"], r["attempted"]): (r["n"], r["ever_deferred"])
+              for r in ledger.result_counts(10)}
+    assert counts == {("sent", 0, 1): (1, 0), ("deferred", 1, 0): (1, 1), ("scheduled", 0, 0): (1, 0)}
+    assert ledger.members("s") == {"C0000"}
+    assert ledger.recent_sends(["C0000"], 0) == {"C0000": [5]}
+    ops.set_consent("email", "C0001", False, source="unsubscribe")
+    moved = rename_customers(ops, {"C0001": "P1"})
+    assert moved == {"deliveries": 1, "consents": 1}
+    assert ledger.states(["s/1/P1/o"]) == {"s/1/P1/o": ("deferred", 99, None)}
+
+
+# -- several processes at once ------------------------------------------------------------------
+
+WRITER = """
+import sys, time
+from kizuna.operations import Enrolment, Ledger, Operations, now_ts
+location, name, count, links = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(",")
+ops = Operations(location)
+ledger = Ledger(ops)
+shared = [Enrolment(key=f"both/1/C{i:04d}/o", ref=f"both-{i:04d}", scenario="both", step=1, customer_id=f"C{i:04d}",
+                    occasion="o", occasion_ts=1, detail=None, channel="email", transactional=False, due_ts=0)
+          for i in range(200)]
+added = answered = 0
+for n in range(count):  # like `kizuna run` from cron and `kizuna serve`, at once
+    now = now_ts()
+    with ops.write() as db:
+        db.execute(
+            "INSERT INTO deliveries (key, ref, scenario, step, customer_id, occasion, occasion_ts, channel, grp, "
+            "status, due_ts, created_ts, updated_ts, sent_ts) VALUES (?, ?, ?, 1, ?, 'o', ?, 'email', "
+            "'treated', 'sent', ?, ?, ?, ?)", (f"{name}/1/W{n}", f"{name}-{n}", name, f"W{n}", now, now, now, now, now))
+    ops.set_consent("email", f"{name}-W{n}", False, source="unsubscribe")
+    if n % 10 == 0:  # the same 200 messages enrolled by both, in pieces
+        added += ledger.enrol(shared[n // 10 * 20:(n // 10 + 1) * 20])
+    if n < len(links):  # the same survey links answered by both: once each
+        answered += ops.answer_survey(links[n], n % 11, None)
+print(added, answered)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_write_opt_outs_and_ledger_rows_at_once(ops: Operations, location: str):
+    links = [ops.survey_link(f"C{n}", "email") for n in range(40)]
+    ops.close()
+    count = 100
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, location, name, str(count), ",".join(links)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("cron", "web")]
+    results = []
+    for writer in writers:
+        out, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err
+        assert "Traceback" not in err and "locked" not in err
+        results.append([int(x) for x in out.split()])
+    assert sum(added for added, _ in results) == 200  # every shared message enrolled exactly once
+    assert sum(answered for _, answered in results) == 40  # every link answered exactly once
+    for name in ("cron", "web"):
+        assert ops.query("SELECT count(*) AS n FROM deliveries WHERE scenario = ?", (name,))[0]["n"] == count
+        assert len([s for s in ops.consents("email") if s.startswith(name + "-")]) == count
+    assert ops.query("SELECT count(*) AS n FROM deliveries WHERE scenario = 'both'")[0]["n"] == 200
+    assert ops.query("SELECT count(*) AS n FROM survey_answers")[0]["n"] == 40
+
+
+# -- exactly once across SIGKILL, on both engines ------------------------------------------------
+
+CRASH_RUN = """
+import datetime as dt, sys, zoneinfo
+from kizuna.workspace import Workspace
+from kizuna.delivery._smtp import SmtpTransport
+ws = Workspace.open(sys.argv[1])
+now = dt.datetime(2026, 11, 30, 10, tzinfo=zoneinfo.ZoneInfo("Asia/Tokyo"))
+ws.run(now=now, transports={"email": lambda: SmtpTransport.from_settings(ws.settings, ws.path)})
+"""
+
+THANK_YOU = """\
+trigger: {after_order: {days: 1}}
+goal: {kind: order, days: 30}
+steps:
+  - channel: email
+    subject: {ja: "{{ name }}様、ありがとうございます", en: "Thank you"}
+    body: {ja: "{{ name }}様", en: "Dear {{ name }}"}
+"""
+
+
+def _wait_for_the_run_lock(folder: Path) -> None:
+    import fcntl
+
+    deadline = time.monotonic() + 10
+    with open(folder / ".kizuna-run.lock", "a+") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "a killed run's sending processes did not stop"
+                time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_any_moment_sends_every_message_exactly_once_on_both_engines(tmp_path, location):
+    customers = [{"customer_id": f"C{n:04d}", "name": f"顧客{n}", "email": f"c{n}@example.jp", "email_opt_in": True}
+                 for n in range(150)]
+    orders = [{"order_id": f"O{n:04d}", "customer_id": f"C{n:04d}", "ordered_at": day("2026-11-28", 15),
+               "amount": 1000} for n in range(150)]
+    operations_url = location if location.startswith("postgres") else ""
+    with SmtpServer() as server:
+        ws = workspace_with(tmp_path / "shop", customers=customers, orders=orders)
+        for old in (ws.path / "scenarios").glob("*.yaml"):
+            old.unlink()
+        (ws.path / "scenarios" / "thank-you.yaml").write_text(THANK_YOU, encoding="utf-8")
+        ws.save_settings(Settings(**{**Settings().__dict__, "holdout_share": 0.0, "global_control_share": 0.0,
+                                     "sender": "Shop <info@shop.example.jp>", "sender_address": "Tokyo",
+                                     "sender_contact": "03", "smtp_url": server.url, "as_of": "2026-11-30",
+                                     "cap_messages": 10, "operations_url": operations_url}))
+        ws.close()
+        kills = 0
+        for stop_at in (1, 30, 60, 90, 120):  # messages received before the kill
+            process = subprocess.Popen([sys.executable, "-c", CRASH_RUN, str(ws.path)])
+            deadline = time.monotonic() + 60
+            while server.count < stop_at and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                kills += 1
+            process.wait()
+            _wait_for_the_run_lock(ws.path)  # its sending processes stop at their next message
+        final = subprocess.run([sys.executable, "-c", CRASH_RUN, str(ws.path)], timeout=120)
+        assert final.returncode == 0
+        time.sleep(0.3)
+        received = [m.message()["Message-ID"] for m in server.messages]
+    assert kills >= 3
+    assert len(received) == 150 and len(set(received)) == 150  # every message, none twice
+    with Workspace.open(ws.path) as ws:
+        assert ws.operations.kind == ("postgres" if operations_url else "sqlite")
+        states = {r["status"]: r["n"] for r in ws.operations.query(
+            "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
+    assert sum(states.values()) == 150 and set(states) <= {"sent", "unconfirmed"}
+    if operations_url:  # the ledger was on the server, not in the folder's file (made before the setting)
+        assert not Operations.open("", tmp_path / "shop").query("SELECT key FROM deliveries")
+
+
+def test_a_workspace_keeps_its_records_where_operations_url_says(tmp_path, location):
+    operations_url = location if location.startswith("postgres") else ""
+    settings = Settings(operations_url=operations_url)
+    with Workspace.init(tmp_path / "ws", settings=settings) as ws:
+        ws.operations.set_consent("email", "C1", False, source="unsubscribe")
+        secret = ws.operations.secret()
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert ws.operations.consent("email", "C1") is False and ws.operations.secret() == secret
+    assert (tmp_path / "ws" / "kizuna-ops.sqlite3").exists() is not bool(operations_url)
