@@ -350,3 +350,197 @@ def test_cli_headline_reconciles_and_platform_option(tmp_path):
     assert summary["preset"] == "BASE 注文CSV"
     assert summary["rows"] == {"orders": 0, "items": 2, "other_lines": 0, "rejected": 1}
     assert summary["rows_read"] == sum(summary["rows"].values())
+
+
+# -- EC-CUBE 4: the 受注CSV as EC-CUBE's own repository defines it ------------------------------
+# EC-CUBE/ec-cube src/Eccube/Resource/doctrine/import_csv/ja/dtb_csv.csv at 778652134dab (4.2 branch): the
+# rows with csv_type_id 3, by sort_no (送料 twice: the order's and the shipping's); statuses from
+# mtb_order_status.csv there (1 新規受付, 3 注文取消し, 4 対応中, 5 発送済み, 6 入金済み, 7 決済処理中, 8 購入処理中,
+# 9 返品). One row per 明細 (商品, 送料, 割引 …); a guest has no 会員ID. Written Shift_JIS (cp932).
+EC4_FROM_DTB_CSV = [
+    "注文ID", "注文番号", "会員ID", "お名前(姓)", "お名前(名)", "お名前(セイ)", "お名前(メイ)", "会社名",
+    "郵便番号", "都道府県(ID)", "都道府県(名称)", "住所1", "住所2", "メールアドレス", "TEL", "性別(ID)",
+    "性別(名称)", "職業(ID)", "職業(名称)", "誕生日", "ショップ用メモ欄", "小計", "値引き", "送料", "税金", "合計",
+    "支払合計", "対応状況(ID)", "対応状況(名称)", "支払方法(ID)", "支払方法(名称)", "受注日", "入金日",
+    "注文詳細ID", "商品ID", "商品規格ID", "商品名", "商品コード", "規格名1", "規格名2", "規格分類名1",
+    "規格分類名2", "価格", "個数", "税率", "税率ルール(ID)", "明細区分(ID)", "明細区分(名称)", "出荷ID",
+    "配送先_お名前(姓)", "配送先_お名前(名)", "配送先_お名前(セイ)", "配送先_お名前(メイ)", "配送先_会社名",
+    "配送先_郵便番号", "配送先_都道府県(ID)", "配送先_都道府県(名称)", "配送先_住所1", "配送先_住所2", "配送先_TEL",
+    "配送業者(ID)", "配送業者(名称)", "お届け時間ID", "お届け時間(名称)", "お届け希望日", "送料", "発送日",
+    "出荷伝票番号", "配達用メモ", "出荷メール送信日",
+]
+EC4_STATUS_IDS = {"新規受付": 1, "注文取消し": 3, "対応中": 4, "発送済み": 5, "入金済み": 6, "返品": 9}
+
+
+def test_ec_cube_4_orders_in_the_layout_of_its_dtb_csv(ws, tmp_path):
+    def line(number, member, who, totals, status, when, item, shipped=""):
+        last, first, postal, prefecture, address, phone, email = BUYERS[who]
+        subtotal, discount, shipping, paid = totals
+        product_id, name, price, quantity, kind, kind_id = item
+        return {"注文ID": number, "注文番号": number, "会員ID": member, "お名前(姓)": last, "お名前(名)": first,
+                "郵便番号": postal.replace("-", ""), "都道府県(名称)": prefecture, "住所1": address,
+                "メールアドレス": email, "TEL": phone.replace("-", ""), "小計": subtotal, "値引き": discount,
+                "送料": shipping, "税金": 0, "合計": paid, "支払合計": paid, "対応状況(ID)": EC4_STATUS_IDS[status],
+                "対応状況(名称)": status, "支払方法(名称)": "郵便振替", "受注日": when, "商品名": name,
+                "商品コード": product_id, "価格": price, "個数": quantity, "税率": 10, "明細区分(ID)": kind_id,
+                "明細区分(名称)": kind, "発送日": shipped}
+
+    water, coffee = ("W-001", "天然水 12L"), ("C-010", "コーヒー豆")
+    path = write(tmp_path / "order_20240401.csv", EC4_FROM_DTB_CSV, [
+        line(2001, 5, "taro", (3000, 0, 500, 3500), "発送済み", "2024-01-05 10:30:00", (*water, 1500, 2, "商品", 1),
+             "2024-01-06 09:00:00"),
+        line(2001, 5, "taro", (3000, 0, 500, 3500), "発送済み", "2024-01-05 10:30:00", ("", "送料", 500, 1, "送料", 2),
+             "2024-01-06 09:00:00"),
+        line(2002, "", "hana", (1000, 100, 0, 900), "新規受付", "2024-02-01 12:00:00", (*coffee, 1000, 1, "商品", 1)),
+        line(2002, "", "hana", (1000, 100, 0, 900), "新規受付", "2024-02-01 12:00:00",
+             ("", "割引", -100, 1, "割引", 4)),
+        line(2003, "", "hana", (1500, 0, 0, 1500), "注文取消し", "2024-02-10 12:00:00", (*water, 1500, 1, "商品", 1)),
+        line(2004, 5, "taro", (1500, 0, 0, 1500), "返品", "2024-03-01 12:00:00", (*water, 1500, 1, "商品", 1)),
+    ])
+    summary = ws.import_file(path)
+    assert (summary.preset, summary.rows_read, summary.rejected) == ("EC-CUBE 4 受注CSV", 6, 0)
+    assert summary.row_kinds == {"orders": 0, "items": 4, "other_lines": 2, "rejected": 0}
+    hana = guest_id("hana@example.jp", key=ws.operations.secret())
+    assert orders_of(ws) == [
+        ("2001", "5", at("2024-01-05 10:30"), 3500, "completed"),
+        ("2002", hana, at("2024-02-01 12:00"), 900, "completed"),
+        ("2003", hana, at("2024-02-10 12:00"), 1500, "cancelled"),
+        ("2004", "5", at("2024-03-01 12:00"), 1500, "returned"),
+    ]
+    assert rows(ws, "orders", "order_id")[0]["shipped_at"] == at("2024-01-06 09:00")
+    assert sorted((r["order_id"], r["product_id"], r["quantity"], r["unit_price"])
+                  for r in rows(ws, "order_items", "order_id")) == [
+        ("2001", "W-001", 2, 1500), ("2002", "C-010", 1, 1000), ("2003", "W-001", 1, 1500), ("2004", "W-001", 1, 1500)]
+    assert ws.store.count("customers") == 2 and revenue(ws) == 3500 + 900
+
+
+# -- 楽天ペイ 受注CSV ------------------------------------------------------------------------------
+# The column order jmleejake/csvProject binds the file by (ArakuWeb/src/main/java/jp/prj/araku/rakuten/vo/
+# RakutenVO.java, @CsvBindByPosition 0-109; commit 69ad57c); ステータス words of the 楽天ペイ受注API
+# (100 注文確認待ち … 500 発送済 … 700 支払手続き済, 800 キャンセル確定待ち, 900 キャンセル確定). One row per
+# product line, the order's fields repeated; e-mails are relay addresses, one per order; Shift_JIS.
+RAKUTEN_PAY = [
+    "注文番号", "ステータス", "サブステータスID", "サブステータス", "注文日時", "注文日", "注文時間",
+    "キャンセル期限日", "注文確認日時", "注文確定日時", "発送指示日時", "発送完了報告日時", "支払方法名",
+    "クレジットカード支払い方法", "クレジットカード支払い回数", "配送方法", "配送区分", "注文種別",
+    "複数送付先フラグ", "送付先一致フラグ", "離島フラグ", "楽天確認中フラグ", "警告表示タイプ", "楽天会員フラグ",
+    "購入履歴修正有無フラグ", "商品合計金額", "消費税合計", "送料合計", "代引料合計", "請求金額", "合計金額",
+    "ポイント利用額", "クーポン利用総額", "店舗発行クーポン利用額", "楽天発行クーポン利用額", "注文者郵便番号1",
+    "注文者郵便番号2", "注文者住所都道府県", "注文者住所郡市区", "注文者住所それ以降の住所", "注文者姓", "注文者名",
+    "注文者姓カナ", "注文者名カナ", "注文者電話番号1", "注文者電話番号2", "注文者電話番号3", "注文者メールアドレス",
+    "注文者性別", "申込番号", "申込お届け回数", "送付先ID", "送付先送料", "送付先代引料", "送付先消費税合計",
+    "送付先商品合計金額", "送付先合計金額", "のし", "送付先郵便番号1", "送付先郵便番号2", "送付先住所都道府県",
+    "送付先住所郡市区", "送付先住所それ以降の住所", "送付先姓", "送付先名", "送付先姓カナ", "送付先名カナ",
+    "送付先電話番号1", "送付先電話番号2", "送付先電話番号3", "商品明細ID", "商品ID", "商品名", "商品番号",
+    "商品管理番号", "単価", "個数", "送料込別", "税込別", "代引手数料込別", "項目・選択肢", "ポイント倍率",
+    "納期情報", "在庫タイプ", "ラッピングタイトル1", "ラッピング名1", "ラッピング料金1", "ラッピング税込別1",
+    "ラッピング種類1", "ラッピングタイトル2", "ラッピング名2", "ラッピング料金2", "ラッピング税込別2",
+    "ラッピング種類2", "お届け時間帯", "お届け日指定", "担当者", "ひとことメモ",
+    "メール差込文 (お客様へのメッセージ)", "ギフト配送希望", "コメント", "利用端末", "メールキャリアコード",
+    "あす楽希望フラグ", "医薬品受注フラグ", "楽天スーパーDEAL商品受注フラグ", "メンバーシッププログラム受注タイプ",
+    "決済手数料", "注文者負担金合計", "店舗負担金合計",
+]
+
+
+def test_rakuten_pay_orders_lines_statuses_and_relay_buyers(ws, tmp_path):
+    def line(number, when, status, money, who, relay, item, phone=True, shipped=""):
+        goods, shipping, points, billed = money
+        last, first, postal, prefecture, address, tel, _ = BUYERS[who]
+        parts = tel.split("-") if phone else ("", "", "")
+        manage, name, price, quantity = item
+        return {"注文番号": number, "ステータス": status, "注文日時": when, "注文日": when[:10], "注文時間": when[11:],
+                "発送完了報告日時": shipped, "支払方法名": "クレジットカード", "商品合計金額": goods,
+                "送料合計": shipping,
+                "請求金額": billed, "合計金額": goods + shipping, "ポイント利用額": points, "クーポン利用総額": 0,
+                "注文者郵便番号1": postal[:3], "注文者郵便番号2": postal[4:], "注文者住所都道府県": prefecture,
+                "注文者住所郡市区": address[:4], "注文者住所それ以降の住所": address[4:], "注文者姓": last,
+                "注文者名": first, "注文者電話番号1": parts[0], "注文者電話番号2": parts[1],
+                "注文者電話番号3": parts[2],
+                "注文者メールアドレス": f"{relay}@pc.fw.rakuten.ne.jp", "商品名": name, "商品番号": manage,
+                "商品管理番号": manage, "単価": price, "個数": quantity}
+
+    water, coffee = ("water-12", "天然水 12L", 1500), ("coffee", "コーヒー豆", 800)
+    first = ("300001-20240105-0000001", "2024-01-05 10:30:00", "発送済", (3800, 500, 300, 4000), "taro", "a1")
+    path = write(tmp_path / "rakuten_pay.csv", RAKUTEN_PAY, [
+        line(*first, (*water, 2), shipped="2024-01-06 15:00:00"),
+        line(*first, (*coffee, 1), shipped="2024-01-06 15:00:00"),
+        line("300001-20240201-0000002", "2024-02-01 09:00:00", "支払手続き済", (1500, 0, 0, 1500), "taro", "b2",
+             (*water, 1)),
+        line("300001-20240301-0000003", "2024-03-01 09:00:00", "キャンセル確定", (1500, 0, 0, 1500), "taro", "c3",
+             (*water, 1)),
+        line("300001-20240110-0000004", "2024-01-10 20:00:00", "発送待ち", (3000, 0, 0, 3000), "hana", "d4",
+             (*water, 2), phone=False),
+        line("300001-20240210-0000005", "2024-02-10 20:00:00", "注文確認待ち", (3000, 0, 0, 3000), "hana", "e5",
+             (*water, 2), phone=False),
+    ])
+    summary = ws.import_file(path)
+    assert (summary.preset, summary.rows_read, summary.rejected) == ("楽天ペイ 受注CSV", 6, 0)
+    assert summary.row_kinds == {"orders": 0, "items": 6, "other_lines": 0, "rejected": 0}
+    assert summary.matched_by == {"phone": 1, "name_postal": 1}
+    stored = orders_of(ws)
+    assert [(o[0][-1], o[2], o[3], o[4]) for o in stored] == [
+        ("1", at("2024-01-05 10:30"), 4000, "completed"),  # 請求金額: after 300 points
+        ("4", at("2024-01-10 20:00"), 3000, "completed"),
+        ("2", at("2024-02-01 09:00"), 1500, "completed"),
+        ("5", at("2024-02-10 20:00"), 3000, "completed"),
+        ("3", at("2024-03-01 09:00"), 1500, "cancelled"),
+    ]
+    ids = {o[0][-1]: o[1] for o in stored}
+    assert ids["1"] == ids["2"] == ids["3"] != ids["4"] == ids["5"]
+    assert ws.store.count("customers") == 2 and ws.store.count("order_items") == 6
+    assert revenue(ws) == 4000 + 1500 + 3000 + 3000
+    shipped = {r["order_id"][-1]: r["shipped_at"] for r in rows(ws, "orders", "order_id")}
+    assert shipped["1"] == at("2024-01-06 15:00")
+
+
+# -- Next Engine 受注明細 ---------------------------------------------------------------------------
+# Next Engine's item names for 受注伝票 + 受注明細 (receiveorder_base / receiveorder_row, with the Japanese labels
+# an open-source NE client lists), in that order; 受注キャンセル区分 0 有効な受注です, 3 分割・統合によりキャンセル
+# (api_v1_system_canceltype). A 楽天 order taken in through Next Engine keeps its relay e-mail. Shift_JIS.
+NEXT_ENGINE = [
+    "店舗コード", "伝票番号", "受注番号", "受注日", "取込日", "受注キャンセル区分", "受注キャンセル名",
+    "受注キャンセル日", "受注状態区分", "受注状態名", "発送方法名", "支払名", "総合計", "税金", "手数料", "発送代",
+    "他費用", "ポイント数", "商品計", "入金額", "出荷確定日", "顧客コード", "購入者名", "購入者カナ",
+    "購入者郵便番号", "購入者住所1", "購入者住所2", "購入者電話番号", "購入者FAX", "購入者メールアドレス",
+    "送り先名", "送り先カナ", "送り先郵便番号", "送り先住所1", "送り先住所2", "送り先電話番号", "明細行番号",
+    "受注明細行番号", "商品コード", "商品名", "受注数", "単価", "小計金額", "キャンセルフラグ",
+]
+
+
+def test_next_engine_lines_cancel_types_and_relay_buyers(ws, tmp_path):
+    def line(slip, shop_order, when, cancel, total, who, email, row, item, shipped=""):
+        last, first, postal, prefecture, address, tel, _ = BUYERS[who]
+        code, name, price, quantity = item
+        return {"店舗コード": 1, "伝票番号": slip, "受注番号": shop_order, "受注日": when, "取込日": when,
+                "受注キャンセル区分": cancel,
+                "受注キャンセル名": {0: "有効な受注です", 3: "分割・統合によりキャンセル"}[cancel],
+                "受注状態区分": 50 if shipped else 20,
+                "受注状態名": "出荷確定済（完了）" if shipped else "納品書印刷待ち",
+                "総合計": total, "商品計": total, "出荷確定日": shipped, "購入者名": f"{last} {first}",
+                "購入者郵便番号": postal, "購入者住所1": prefecture + address[:4], "購入者住所2": address[4:],
+                "購入者電話番号": tel, "購入者メールアドレス": email, "送り先名": f"{last} {first}", "明細行番号": row,
+                "商品コード": code, "商品名": name, "受注数": quantity, "単価": price, "小計金額": price * quantity,
+                "キャンセルフラグ": 0}
+
+    water, coffee = ("water-12", "天然水 12L", 1500), ("coffee", "コーヒー豆", 800)
+    relay = "{}@pc.fw.rakuten.ne.jp".format
+    path = write(tmp_path / "next_engine.csv", NEXT_ENGINE, [
+        line(1001, "r-1", "2024/01/05 10:30:00", 0, 3800, "taro", relay("a1"), 1, (*water, 2), "2024/01/06"),
+        line(1001, "r-1", "2024/01/05 10:30:00", 0, 3800, "taro", relay("a1"), 2, (*coffee, 1), "2024/01/06"),
+        line(1002, "r-2", "2024/02/01 09:00:00", 0, 1500, "taro", relay("b2"), 1, (*water, 1)),
+        line(1003, "s-3", "2024/02/10 12:00:00", 3, 1500, "hana", "hana@example.jp", 1, (*water, 1)),
+        line(1004, "s-3", "2024/02/10 12:00:00", 0, 3000, "hana", "hana@example.jp", 1, (*water, 2)),
+    ])
+    summary = ws.import_file(path)
+    assert (summary.preset, summary.rows_read, summary.rejected) == ("Next Engine 受注明細", 5, 0)
+    assert summary.row_kinds == {"orders": 0, "items": 5, "other_lines": 0, "rejected": 0}
+    hana = guest_id("hana@example.jp", key=ws.operations.secret())
+    stored = {o[0]: o for o in orders_of(ws)}
+    assert stored["1001"][1] == stored["1002"][1] != hana
+    assert [stored[k][1:] for k in ("1003", "1004")] == [
+        (hana, at("2024-02-10 12:00"), 1500, "cancelled"),  # split/merged away into 1004
+        (hana, at("2024-02-10 12:00"), 3000, "completed")]
+    assert stored["1001"][2:] == (at("2024-01-05 10:30"), 3800, "completed")
+    assert summary.matched_by == {"phone": 1}
+    assert ws.store.count("customers") == 2 and ws.store.count("order_items") == 5
+    assert revenue(ws) == 3800 + 1500 + 3000

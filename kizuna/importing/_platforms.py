@@ -234,8 +234,9 @@ PLATFORMS: tuple[Preset, ...] = (
     # them ("楽天市場 CSVデータ項目": 注文日 + 注文時間, 注文者名字/名前 (+フリガナ), 注文者郵便番号1/2,
     # 注文者住所:都道府県/都市区/町以降, 商品番号, 商品名, 個数, 単価; nextcrm-2_source-r540.zip on
     # osdn scmarchive). Buyers' e-mails are 楽天's relay addresses (MASKED_EMAIL_DOMAINS). Not confirmed
-    # from a public source: the 受注ステータス words (kept: 新規受付, 発送前入金待ち, 発送待ち, 発送後入金待ち,
-    # 処理済, 保留, キャンセル) and the 請求金額 / 合計金額 columns.
+    # from a public source: this file's 受注ステータス words (kept: 新規受付, 発送前入金待ち, 発送待ち,
+    # 発送後入金待ち, 処理済, 保留, キャンセル) and the 請求金額 / 合計金額 columns. (注文確認待ち … キャンセル確定
+    # are the newer 楽天ペイ file's words, confirmed there; they are accepted here too.)
     Preset("楽天 RMS 受注CSV", "orders", {
         "受注番号": "order_id", "受注ステータス": "status", "注文日時": "ordered_at", "注文日": "ordered_date",
         "注文時間": "ordered_time", "請求金額(-99999=無効値)": "amount", "合計金額(-99999=無効値)": "amount",
@@ -249,9 +250,20 @@ PLATFORMS: tuple[Preset, ...] = (
                            "消費税(-99999=無効値)", "送料(-99999=無効値)", "代引料(-99999=無効値)",
                            "楽天会員フラグ", "商品id", "商品url", "決済方法", "注文者性別", "レコードナンバー",
                            "項目・選択肢")},
-    }, _statuses(completed=("発送前入金待ち", "発送後入金待ち", "保留")), platform="楽天 RMS"),
-    # 楽天ペイ 受注CSV (RMS 受注管理 楽天ペイ): no public copy of its column list was found for #21; the
-    # names below are #13's and are not confirmed. Buyers' e-mails are relay addresses, as in RMS.
+    }, _statuses(completed=("発送前入金待ち", "発送後入金待ち", "保留", "注文確認待ち", "楽天処理中", "変更確定待ち",
+                            "支払手続き中", "支払手続き済"), cancelled=("キャンセル確定待ち",)), platform="楽天 RMS"),
+    # 楽天ペイ 受注CSV (RMS 受注・決済管理 > 楽天ペイ受注 > データダウンロード, 全項目): the column order an
+    # open-source tool binds the file by, jmleejake/csvProject ArakuWeb/src/main/java/jp/prj/araku/rakuten/vo/
+    # RakutenVO.java (@CsvBindByPosition 0 注文番号 … 109 店舗負担金合計, then the tax columns; commit 69ad57c),
+    # and the same names written back in RakutenDAO.java (rakutenFormatCSVDownload). One row per product line
+    # (商品明細ID), the order's fields repeated on each. ステータス words: the 楽天ペイ受注API's orderProgress
+    # (webservice.rms.rakuten.co.jp/merchant-portal/view/ja/common/1-1_service_index/rakutenpayorderapi/
+    # searchorder, as quoted in public RMS clients): 100 注文確認待ち, 200 楽天処理中, 300 発送待ち, 400 変更確定待ち,
+    # 500 発送済, 600 支払手続き中, 700 支払手続き済, 800 キャンセル確定待ち, 900 キャンセル確定. The amount is
+    # 請求金額 (what the buyer is billed, after ポイント利用額 and クーポン利用総額, like EC-CUBE's 支払合計);
+    # 合計金額 only when 請求金額 is absent. Buyers' e-mails are relay addresses (MASKED_EMAIL_DOMAINS).
+    # Not confirmed: that the CSV writes the words rather than the codes (both are mapped), and the encoding
+    # (Shift_JIS, as RMS downloads are; the tool takes it as a setting).
     Preset("楽天ペイ 受注CSV", "orders", {
         "注文番号": "order_id", "ステータス": "status", "注文日時": "ordered_at", "注文日": "ordered_date",
         "注文時間": "ordered_time", "請求金額": "amount", "合計金額": "amount",
@@ -262,16 +274,37 @@ PLATFORMS: tuple[Preset, ...] = (
         "注文者メールアドレス": "email", "注文者誕生日": "birthday", "商品管理番号": "product_id",
         "商品番号": "product_id", "商品名": "product_name", "単価": "unit_price", "個数": "quantity",
         "発送完了報告日時": "shipped_at",
-        **{h: "" for h in ("サブステータスid", "サブステータス", "キャンセル期限日", "注文確認日時",
-                           "注文確定日時", "支払方法名", "商品合計金額", "送料合計", "代引料合計",
-                           "消費税合計", "商品明細id", "商品id", "注文者性別")},
-    }, _statuses(completed=("注文確認待ち", "楽天処理中", "変更確定待ち", "支払手続き中", "支払手続き済", "保留"),
-                 cancelled=("キャンセル確定待ち",)), platform="楽天ペイ"),
+        # the rest of RakutenVO's columns, known but not imported
+        **{h: "" for h in ("サブステータスid", "サブステータス", "キャンセル期限日", "注文確認日時", "注文確定日時",
+                           "発送指示日時", "支払方法名", "クレジットカード支払い方法", "クレジットカード支払い回数",
+                           "配送方法", "配送区分", "注文種別", "複数送付先フラグ", "送付先一致フラグ", "離島フラグ",
+                           "楽天確認中フラグ", "警告表示タイプ", "楽天会員フラグ", "購入履歴修正有無フラグ",
+                           "商品合計金額", "消費税合計", "送料合計", "代引料合計", "ポイント利用額", "クーポン利用総額",
+                           "店舗発行クーポン利用額", "楽天発行クーポン利用額", "注文者性別", "申込番号",
+                           "申込お届け回数", "送付先id", "送付先送料", "送付先代引料", "送付先消費税合計",
+                           "送付先商品合計金額", "送付先合計金額", "のし", "送付先郵便番号1", "送付先郵便番号2",
+                           "送付先住所都道府県", "送付先住所郡市区", "送付先住所それ以降の住所", "送付先姓", "送付先名",
+                           "送付先姓カナ", "送付先名カナ", "送付先電話番号1", "送付先電話番号2", "送付先電話番号3",
+                           "商品明細id", "商品id", "送料込別", "税込別", "代引手数料込別", "項目・選択肢",
+                           "ポイント倍率", "納期情報", "在庫タイプ", "ラッピングタイトル1", "ラッピング名1",
+                           "ラッピング料金1", "ラッピング税込別1", "ラッピング種類1", "ラッピングタイトル2",
+                           "ラッピング名2", "ラッピング料金2", "ラッピング税込別2", "ラッピング種類2", "お届け時間帯",
+                           "お届け日指定", "担当者", "ひとことメモ", "メール差込文(お客様へのメッセージ)",
+                           "ギフト配送希望", "コメント", "利用端末", "メールキャリアコード", "あす楽希望フラグ",
+                           "医薬品受注フラグ", "楽天スーパーdeal商品受注フラグ", "メンバーシッププログラム受注タイプ",
+                           "決済手数料", "注文者負担金合計", "店舗負担金合計", "外税合計", "決済手数料税率",
+                           "商品税率", "商品毎税込価格")},
+    }, {"100": "completed", "200": "completed", "300": "completed", "400": "completed", "500": "completed",
+        "600": "completed", "700": "completed", "800": "cancelled", "900": "cancelled",
+        **_statuses(completed=("注文確認待ち", "楽天処理中", "変更確定待ち", "支払手続き中", "支払手続き済"),
+                    cancelled=("キャンセル確定待ち", "キャンセル確定"))}, platform="楽天ペイ"),
     # Yahoo!ショッピング: field names and OrderStatus codes from the store's order API, which the CSV
     # download template uses: developer.yahoo.co.jp/webapi/shopping/orderList.html (OrderId, OrderTime,
     # OrderStatus 1 予約中, 2 処理中, 3 保留, 4 キャンセル, 5 完了, Bill* fields) and the item fields
-    # (LineId, ItemId, Title, Quantity, UnitPrice). Not confirmed: whether TotalPrice is before or after
-    # points used (UsePoint); the amount is TotalPrice, else SettleAmount.
+    # (LineId, ItemId, Title, Quantity, UnitPrice). The amount is TotalPrice, else SettleAmount. Still NOT
+    # confirmed (#21, second pass): whether TotalPrice is before or after UsePoint. Yahoo's orderInfo.html and
+    # orderList.html are public, but the stored copies reached only their change logs, not the field table
+    # that defines TotalPrice, SettleAmount and UsePoint; no open-source reader found states it either.
     Preset("Yahoo!ショッピング 注文データ", "orders", {
         "orderid": "order_id", "ordertime": "ordered_at", "orderstatus": "status", "totalprice": "amount",
         "settleamount": "amount", "billfirstname": "name_first", "billlastname": "name_last",
@@ -288,8 +321,18 @@ PLATFORMS: tuple[Preset, ...] = (
         "quantity": "quantity", "unitprice": "unit_price",
         **{h: "" for h in ("subcode", "itemoptionname", "itemoptionvalue", "unitgetpoint", "originalprice")},
     }, platform="Yahoo!ショッピング"),
-    # Next Engine 受注明細: #13's list (伝票番号, 受注日, 受注キャンセル区分 0 有効な受注 / 1-4 取消, 購入者*,
-    # 総合計, 受注数, 単価); imported right in #21's rebuilt export. Not re-confirmed from a public copy.
+    # Next Engine 受注明細: Next Engine's own item names for 受注伝票 and 受注明細 (receiveorder_base /
+    # receiveorder_row; developer.next-engine.com/api/param/receiveorder_base), as an open-source NE client lists
+    # them with their Japanese labels (店舗コード, 伝票番号, 受注番号, 受注日, …, 受注キャンセル区分, 受注キャンセル名,
+    # 受注状態区分, 受注状態名, …, 総合計, 税金, 手数料, 発送代, 他費用, ポイント数, 商品計, …, 出荷確定日, …,
+    # 購入者名 … 購入者メールアドレス; 明細: 明細行番号, 商品コード, 商品名, 受注数, 単価, 小計金額, キャンセルフラグ);
+    # found by the index's exact-string search, its repository not shown there. 受注キャンセル区分
+    # (developer.next-engine.com/api/api_v1_system_canceltype/info, as public NE scripts quote it): 0 有効な受注
+    # です, 3 分割・統合によりキャンセル; 1 取込時重複, 2 受注不可, 4 その他取消 are #13's and not re-confirmed.
+    # 受注状態区分 0 取込情報不足, 1 受注メール取込済, 2 起票済(CSV/手入力), 20 納品書印刷待ち, 30 納品書印刷中,
+    # 40 納品書印刷済, 50 出荷確定済（完了） (api_v1_system_orderstatus) is not a cancellation and is not read.
+    # Not confirmed: which of these columns the 受注明細 CSV download writes by default (it lets the shop
+    # choose them), and its encoding (Shift_JIS assumed).
     Preset("Next Engine 受注明細", "orders", {
         "伝票番号": "order_id", "受注番号": "", "受注日": "ordered_at", "受注キャンセル区分": "cancel_flag",
         "キャンセル区分": "cancel_flag", "購入者名": "name", "購入者カナ": "name_kana",
@@ -298,10 +341,15 @@ PLATFORMS: tuple[Preset, ...] = (
         "出荷確定日": "shipped_at", "商品コード": "product_id", "商品名": "product_name",
         "受注数": "quantity", "単価": "unit_price",
         **{h: "" for h in ("店舗コード", "商品計", "税金", "発送代", "手数料", "他費用", "ポイント数",
-                           "明細行番号", "小計", "受注状態区分", "受注状態")},
-    }, {"0": "completed", "有効な受注": "completed", "0:有効な受注": "completed",
+                           "明細行番号", "小計", "小計金額", "受注状態区分", "受注状態", "受注状態名",
+                           "受注キャンセル名", "受注キャンセル日", "取込日", "発送方法名", "支払名", "入金額",
+                           "入金状況名", "入金日",
+                           "購入者fax", "送り先名", "送り先カナ", "送り先郵便番号", "送り先住所1", "送り先住所2",
+                           "送り先電話番号", "顧客コード", "商品op", "キャンセルフラグ", "受注明細行番号")},
+    }, {"0": "completed", "有効な受注": "completed", "有効な受注です": "completed", "0:有効な受注": "completed",
         **{w: "cancelled" for w in ("1", "2", "3", "4", "取込時重複", "受注不可", "取消", "その他取消",
-                                    "キャンセル", "1:取込時重複", "2:受注不可", "3:取消", "4:その他取消")}},
+                                    "分割・統合によりキャンセル", "キャンセル", "1:取込時重複", "2:受注不可", "3:取消",
+                                    "3:分割・統合によりキャンセル", "4:その他取消")}},
         guest_ids=(), platform="Next Engine"),
     # BASE 注文CSV: the header row an open-source order tool checks BASE files against (its HEADER_BASE:
     # 注文ID, 注文日時, 氏(請求先) … 発送状況, 商品ID, 種類ID, 購入元, 配送日, 配送時間帯, 注文メモ, 調整金額),
