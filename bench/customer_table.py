@@ -419,11 +419,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def reference_sql(table: str, rows: str) -> str:
         return REFERENCE_SQL.format(
-            table=table, rows=rows, end=end, window_start=end - dt.timedelta(days=settings.rfm_window_days),
-            as_of=as_of, margin=settings.gross_margin_rate,
+            table=table, rows=rows, end=end, window_start=end - dt.timedelta(days=settings.analysis.rfm_window_days),
+            as_of=as_of, margin=settings.business.gross_margin_rate,
         )
 
-    py_args = [str(export), str(as_of), str(settings.rfm_window_days), str(settings.gross_margin_rate)]
+    py_args = [str(export), str(as_of), str(settings.analysis.rfm_window_days),
+               str(settings.business.gross_margin_rate)]
     commands = {
         "kizuna": ("kizuna analyze (CLI)",
                    [kizuna, "analyze", "--as-of", str(as_of), "--dir", str(workspace), "--format", "json"]),

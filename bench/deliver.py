@@ -53,10 +53,11 @@ def shop(folder: Path, n: int, channel: str, **settings):
     for old in (ws.path / "scenarios").glob("*.yaml"):
         old.unlink()
     (ws.path / "scenarios" / "bench.yaml").write_text(SCENARIO.replace("CHANNEL", channel), encoding="utf-8")
-    values = {"holdout_share": 0.0, "global_control_share": 0.0, "as_of": "2026-11-30", "cap_messages": 1000,
-              "sender": "Shop <info@shop.example.jp>", "sender_address": "東京都港区1-2-3", "sender_contact": "03-0000",
-              **settings}
-    ws.save_settings(Settings(**{**Settings().__dict__, **values}))
+    ws.save_settings(Settings().replace(
+        delivery={"holdout_share": 0.0, "global_control_share": 0.0, "cap_messages": 1000},
+        email={"sender": "Shop <info@shop.example.jp>", "sender_address": "東京都港区1-2-3",
+               "sender_contact": "03-0000", **settings.get("email", {})},
+        analysis={"as_of": "2026-11-30"}, line=settings.get("line", {})))
     return ws
 
 
@@ -107,8 +108,8 @@ def main() -> None:
                                   stdout=subprocess.PIPE, text=True)
         try:
             url = server.stdout.readline().split()[-1]
-            ws = shop(Path(tmp) / "email", n, "email", smtp_url=url)
-            identity = SenderIdentity.from_settings(ws.settings)
+            ws = shop(Path(tmp) / "email", n, "email", email={"smtp_url": url})
+            identity = SenderIdentity.from_settings(ws.settings.email)
             alone = transport_alone(lambda: SmtpTransport(url, identity), messages(n, "email"))
             sent, deliver, whole = timed_run(ws, None)
             rows.append(("e-mail", sent, deliver, whole, n / alone))
@@ -117,7 +118,7 @@ def main() -> None:
             server.wait()
         with LineServer() as line:
             os.environ["KIZUNA_LINE_TOKEN"] = line.token
-            ws = shop(Path(tmp) / "line", n, "line", line_api_base=line.api_base)
+            ws = shop(Path(tmp) / "line", n, "line", line={"api_base": line.api_base})
             alone = transport_alone(lambda: LineTransport(line.api_base), messages(n, "line"))
             sent, deliver, whole = timed_run(ws, None)
             rows.append(("LINE", sent, deliver, whole, n / alone))

@@ -17,7 +17,6 @@ and prints for the orders import:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import shutil
 import sys
@@ -129,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.work, ignore_errors=True)
     settings = Settings()
     if args.batch_rows:
-        settings = dataclasses.replace(settings, import_batch_rows=args.batch_rows)
+        settings = settings.replace(importing={"batch_rows": args.batch_rows})
     if args.duckdb_memory_limit:  # the workspace setting, as a user would write it
-        settings = dataclasses.replace(settings, store_memory_limit=args.duckdb_memory_limit)
+        settings = settings.replace(store={"memory_limit": args.duckdb_memory_limit})
     ws = Workspace.init(args.work, settings=settings)
     limit = ws.store.backend.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    print(f"DuckDB memory_limit {limit}, batch_rows {ws.settings.import_batch_rows:,}", file=sys.stderr)
+    print(f"DuckDB memory_limit {limit}, batch_rows {ws.settings.importing.batch_rows:,}", file=sys.stderr)
     start = time.perf_counter()
     ws.import_file("customers", args.data / "customers.csv")
     print(f"customers: {time.perf_counter() - start:.1f} s, RSS {rss_mib()}", file=sys.stderr)

@@ -33,10 +33,10 @@ DATA_FILES = {
 # (The ideographic space U+3000 is whitespace, not a word: the scan starts at U+3001.)
 # Single strings elsewhere whose Japanese is no label: (path, a piece of the string, why).
 DATA_STRINGS = [
-    ("settings.py", "ボトル入りの水", "a setting's default value (what the product saves money against)"),
+    ("delivery/_settings.py", "ボトル入りの水", "a setting's default value (what the product saves money against)"),
     ("delivery/_email.py", "、。「」（）", "a pattern: Japanese punctuation ends a URL"),
     ("delivery/_email.py", "特定電子メール法", "the law's name, in English errors"),
-    ("settings.py", "特定電子メール法", "the law's name, in a comment of the kizuna.toml written"),
+    ("delivery/_settings.py", "特定電子メール法", "the law's name, in a comment of the kizuna.toml written"),
     ("cli/_app.py", "絆", "the product's name in the English --help text"),
     ("cli/_app.py", "楽天", "a platform's name in the English --help text"),
     ("cli/_app.py", "離脱候補者", "an example of what may be typed, in the English --help text"),

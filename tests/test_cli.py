@@ -31,7 +31,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_demo_prints_counts_kpis_and_segments_and_freezes_its_as_of_date(demo_dir: Path):
     with Workspace.open(demo_dir / "kizuna-demo") as ws:
         counts = ws.counts()
-        assert ws.settings.as_of == "2026-06-30"  # later reports stop where the business does
+        assert ws.settings.analysis.as_of == "2026-06-30"  # later reports stop where the business does
         assert ws.scores().count().to_pyarrow().as_py() == 1_500
     assert counts["customers"] == 1_500 and counts["orders"] > 1_500
     # `kpi` without --as-of uses the workspace's date, not today's.
@@ -113,7 +113,7 @@ def test_a_memory_limit_setting_caps_duckdb_and_a_bad_one_names_the_fix(tmp_path
     assert 'memory_limit = ""' in text  # written, commented, by `kizuna init`
     settings.write_text(text.replace('memory_limit = ""', 'memory_limit = "1GB"'), encoding="utf-8")
     with Workspace.open(tmp_path / "ws") as ws:
-        assert ws.settings.store_memory_limit == "1GB"
+        assert ws.settings.store.memory_limit == "1GB"
         limit = ws.store.backend.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     assert limit == "953.6 MiB"  # DuckDB shows 1 GB (10^9 bytes) in MiB
 

@@ -21,6 +21,7 @@ import dkim
 import pytest
 
 from kizuna._errors import KizunaError
+from kizuna.delivery import EmailSettings
 from kizuna.delivery._base import DeliveryError, Message
 from kizuna.delivery._email import (
     PASSWORD_ENV,
@@ -31,7 +32,6 @@ from kizuna.delivery._email import (
     email_bytes,
 )
 from kizuna.delivery._smtp import SmtpTransport
-from kizuna.workspace import Settings
 
 from smtp_server import SmtpServer
 
@@ -189,13 +189,13 @@ def test_a_marketing_email_without_the_legal_footer_is_refused(identity, setting
 
 
 def test_the_identity_comes_from_the_email_settings():
-    settings = Settings.from_dict({"email": {
-        "sender": "Shop <info@shop.example.jp>", "sender_address": "東京都", "sender_contact": "03-0000-0000"}})
+    settings = EmailSettings(**{
+        "sender": "Shop <info@shop.example.jp>", "sender_address": "東京都", "sender_contact": "03-0000-0000"})
     identity = SenderIdentity.from_settings(settings, lang="en")
     assert (identity.name, identity.address, identity.domain) == ("Shop", "info@shop.example.jp", "shop.example.jp")
     assert (identity.postal_address, identity.contact, identity.lang) == ("東京都", "03-0000-0000", "en")
     with pytest.raises(EmailSettingsError, match=r"set \[email\] sender = "):
-        SenderIdentity.from_settings(Settings())
+        SenderIdentity.from_settings(EmailSettings())
     with pytest.raises(EmailSettingsError, match="not a mailbox"):
         SenderIdentity("Shop <not an address>")
 
@@ -207,10 +207,10 @@ def test_a_dkim_signed_email_verifies_with_the_published_key_and_signs_the_unsub
     private_pem, public_txt = rsa_test_key()
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "dkim.pem").write_bytes(private_pem)
-    settings = Settings.from_dict({"email": {
+    settings = EmailSettings(**{
         "smtp_url": server.url, "sender": "Shop <info@shop.example.jp>", "sender_address": "東京都",
         "sender_contact": "03", "dkim_domain": "shop.example.jp", "dkim_selector": "k1",
-        "dkim_key_file": "keys/dkim.pem"}})
+        "dkim_key_file": "keys/dkim.pem"})
     with SmtpTransport.from_settings(settings, tmp_path) as smtp:
         smtp.send(message())
     raw = server.wait_for(1)[0].data
@@ -230,16 +230,16 @@ def test_a_dkim_signed_email_verifies_with_the_published_key_and_signs_the_unsub
 
 
 def test_dkim_settings_must_be_complete_and_the_key_readable(tmp_path):
-    partial = Settings.from_dict({"email": {"dkim_domain": "shop.example.jp"}})
+    partial = EmailSettings(**{"dkim_domain": "shop.example.jp"})
     with pytest.raises(EmailSettingsError, match="fill in .email. dkim_selector, dkim_key_file") as raised:
         DkimSigner.from_settings(partial, tmp_path)
     assert raised.value.settings == ("dkim_selector", "dkim_key_file")
-    assert DkimSigner.from_settings(Settings(), tmp_path) is None
+    assert DkimSigner.from_settings(EmailSettings(), tmp_path) is None
     (tmp_path / "bad.pem").write_text("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
-    bad = Settings.from_dict({"email": {"dkim_domain": "d.jp", "dkim_selector": "s", "dkim_key_file": "bad.pem"}})
+    bad = EmailSettings(**{"dkim_domain": "d.jp", "dkim_selector": "s", "dkim_key_file": "bad.pem"})
     with pytest.raises(EmailSettingsError, match="does not hold an RSA private key"):
         DkimSigner.from_settings(bad, tmp_path)
-    missing = Settings.from_dict({"email": {"dkim_domain": "d.jp", "dkim_selector": "s", "dkim_key_file": "no.pem"}})
+    missing = EmailSettings(**{"dkim_domain": "d.jp", "dkim_selector": "s", "dkim_key_file": "no.pem"})
     with pytest.raises(EmailSettingsError, match=re.escape(f"{tmp_path / 'no.pem'} cannot be read")):
         DkimSigner.from_settings(missing, tmp_path)
 
@@ -331,8 +331,8 @@ def test_a_connection_the_server_dropped_is_reopened_once(server, goodbye):
 def test_auth_logs_in_with_the_password_from_the_environment(monkeypatch, pipelining):
     with SmtpServer(user="shop", password="s3cret pass", pipelining=pipelining) as server:
         monkeypatch.setenv(PASSWORD_ENV, "s3cret pass")
-        settings = Settings.from_dict({"email": {"smtp_url": server.url, "sender": "Shop <info@shop.example.jp>",
-                                                 "sender_address": "東京都", "sender_contact": "03"}})
+        settings = EmailSettings(**{"smtp_url": server.url, "sender": "Shop <info@shop.example.jp>",
+                                                 "sender_address": "東京都", "sender_contact": "03"})
         with SmtpTransport.from_settings(settings, Path(".")) as smtp:
             smtp.send(message())
         assert server.wait_for(1)[0].login == "shop"
@@ -366,7 +366,7 @@ def test_smtp_url_is_checked_before_connecting(monkeypatch, url, error):
 
 def test_no_smtp_url_means_no_email():
     with pytest.raises(EmailSettingsError, match=r"set \[email\] smtp_url = "):
-        SmtpTransport.from_settings(Settings(), Path("."))
+        SmtpTransport.from_settings(EmailSettings(), Path("."))
 
 
 # ---- failures, as the ledger sees them ------------------------------------------------------------

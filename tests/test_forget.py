@@ -65,7 +65,7 @@ EVENTS = [
 def build(path: Path, store_url: str = "", operations_url: str = "") -> Workspace:
     """A workspace on `store_url`'s engine and `operations_url`'s records: the rows above, scores,
     predictions, ledger, rejects."""
-    ws = Workspace.init(path, store_url=store_url, settings=Settings(operations_url=operations_url))
+    ws = Workspace.init(path, store_url=store_url, settings=Settings().replace(operations={"url": operations_url}))
     for table, rows in (("customers", CUSTOMERS), ("orders", ORDERS), ("nps_answers", NPS),
                         ("support_contacts", SUPPORT), ("events", EVENTS)):
         ws.store.append(table, arrow_rows(table, rows))
@@ -350,8 +350,8 @@ def build_with_lists(path: Path, sources: Path) -> Workspace:
         old.unlink()
     (path / "scenarios" / "insert.yaml").write_text(INSERT, encoding="utf-8")
     (path / "scenarios" / "dm.yaml").write_text(DM, encoding="utf-8")
-    ws.save_settings(Settings(**{**Settings().__dict__, "holdout_share": 0.0, "global_control_share": 0.0,
-                                 "as_of": "2026-11-30"}))
+    ws.save_settings(Settings().replace(delivery={"holdout_share": 0.0, "global_control_share": 0.0},
+                                        analysis={"as_of": "2026-11-30"}))
     report = ws.run(now=dt.datetime(2026, 11, 30, 10, tzinfo=JST))
     assert sorted(p.parent.name for p in report.files) == ["dm", "dm", "insert", "insert"]
     ws.analyze(AS_OF)

@@ -208,7 +208,7 @@ def test_small_batches_find_duplicates_across_batch_boundaries(tmp_path):
     )
     ws.close()
     with Workspace.open(tmp_path / "ws") as ws:
-        assert ws.settings.import_batch_rows == 2
+        assert ws.settings.importing.batch_rows == 2
         # ~2.5 MB of rows: the CSV reader's 1 MiB blocks (its minimum) split it into three batches
         # the repeats of C1 (conflicting) and C2 (identical) come two batches after the originals
         lines = "".join(f"C{i},name{i}\n" for i in range(80))

@@ -4,7 +4,6 @@ is in the rejects file with its row number. Hostile and messy files, written by 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 import random
 import subprocess
@@ -272,7 +271,7 @@ def test_random_csv_imports_to_exactly_the_store_of_its_parquet_twin(tmp_path, s
         with Workspace.init(tmp_path / source.suffix[1:]) as ws:
             customers = write(tmp_path / "k.csv", "customer_id\nK1\nK2\nK3\n")
             ws.import_file("customers", customers)
-            ws.settings = dataclasses.replace(ws.settings, import_batch_rows=rng.choice([50, 1000]))
+            ws.settings = ws.settings.replace(importing={"batch_rows": rng.choice([50, 1000])})
             summary = ws.import_file("orders", source)
             assert (summary.rows_read, summary.rejected) == (400, 0), rejects_of(summary)
             results.append(stored(ws, "orders", "order_id"))

@@ -83,10 +83,10 @@ def test_token_comes_from_the_environment(line: LineServer, monkeypatch: pytest.
 def test_api_base_comes_from_the_settings(line: LineServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIZUNA_LINE_TOKEN", TOKEN)
     settings = Settings.from_dict({"line": {"api_base": line.api_base}})
-    with LineTransport.from_settings(settings) as sender:
+    with LineTransport.from_settings(settings.line) as sender:
         sender.send(message())
     assert len(line.pushes) == 1
-    assert Settings().line_api_base == "https://api.line.me"
+    assert Settings().line.api_base == "https://api.line.me"
 
 
 def test_missing_token_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:

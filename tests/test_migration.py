@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 import io
 import json
@@ -81,7 +80,7 @@ def _shop(path: Path) -> Workspace:
         {"customer_id": "C10"},
     ]
     ws = workspace_with(path, customers=customers, orders=orders, nps_answers=answers)
-    ws.save_settings(dataclasses.replace(ws.settings, high_ltv_min_yen=HIGH_LTV_YEN))
+    ws.save_settings(ws.settings.replace(analysis={"high_ltv_min_yen": HIGH_LTV_YEN}))
     return ws
 
 
@@ -145,7 +144,7 @@ def test_each_side_matches_the_scores_of_that_day(shop: Path):
 
     with Workspace.open(shop) as ws:
         table = ws.migration(D1, D2)
-        scores = customer_scores(ws.tables(), ws.settings, D2).to_pyarrow().to_pylist()
+        scores = customer_scores(ws.tables(), ws.settings.analysis, D2, gross_margin_rate=0.4).to_pyarrow().to_pylist()
     cells: dict[str, int] = {}
     for row in scores:
         if row["customer_id"] not in ("C9", "C10", "C15"):
@@ -247,7 +246,7 @@ def test_the_same_on_postgres(shop: Path, postgres_database: str):
             copy_store(ws.store, store)
             on_postgres = Workspace(ws.path, ws.settings, store)
             for by, triples in expected.items():
-                table = segment_migration(on_postgres.tables(), ws.settings, D1, D2, by=by)
+                table = segment_migration(on_postgres.tables(), ws.settings.analysis, D1, D2, by=by)
                 assert _triples(table) == triples
                 assert _triples(on_postgres.migration(D1, D2, by=by)) == triples
         finally:
@@ -302,4 +301,4 @@ def test_the_same_on_spark(shop: Path, spark_store):
         copy_store(ws.store, spark_store)
         tables = Workspace(ws.path, ws.settings, spark_store).tables()
         for by, expected in (("cell", CELL_TRANSITIONS), ("rank", RANK_TRANSITIONS)):
-            assert _triples(segment_migration(tables, ws.settings, D1, D2, by=by)) == expected
+            assert _triples(segment_migration(tables, ws.settings.analysis, D1, D2, by=by)) == expected

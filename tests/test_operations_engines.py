@@ -16,8 +16,7 @@ import pytest
 
 from kizuna._errors import KizunaError
 from kizuna.operations import Enrolment, Ledger, Operations, rename_customers
-from kizuna.settings import Settings
-from kizuna.workspace import Workspace
+from kizuna.workspace import Settings, Workspace
 
 from factories import day, workspace_with
 from smtp_server import SmtpServer
@@ -154,7 +153,7 @@ from kizuna.workspace import Workspace
 from kizuna.delivery._smtp import SmtpTransport
 ws = Workspace.open(sys.argv[1])
 now = dt.datetime(2026, 11, 30, 10, tzinfo=zoneinfo.ZoneInfo("Asia/Tokyo"))
-ws.run(now=now, transports={"email": lambda: SmtpTransport.from_settings(ws.settings, ws.path)})
+ws.run(now=now, transports={"email": lambda: SmtpTransport.from_settings(ws.settings.email, ws.path)})
 """
 
 THANK_YOU = """\
@@ -194,10 +193,11 @@ def test_a_run_killed_at_any_moment_sends_every_message_exactly_once_on_both_eng
         for old in (ws.path / "scenarios").glob("*.yaml"):
             old.unlink()
         (ws.path / "scenarios" / "thank-you.yaml").write_text(THANK_YOU, encoding="utf-8")
-        ws.save_settings(Settings(**{**Settings().__dict__, "holdout_share": 0.0, "global_control_share": 0.0,
-                                     "sender": "Shop <info@shop.example.jp>", "sender_address": "Tokyo",
-                                     "sender_contact": "03", "smtp_url": server.url, "as_of": "2026-11-30",
-                                     "cap_messages": 10, "operations_url": operations_url}))
+        ws.save_settings(Settings().replace(
+            delivery={"holdout_share": 0.0, "global_control_share": 0.0, "cap_messages": 10},
+            email={"sender": "Shop <info@shop.example.jp>", "sender_address": "Tokyo", "sender_contact": "03",
+                   "smtp_url": server.url},
+            analysis={"as_of": "2026-11-30"}, operations={"url": operations_url}))
         ws.close()
         kills = 0
         for stop_at in (1, 30, 60, 90, 120):  # messages received before the kill
@@ -227,7 +227,7 @@ def test_a_run_killed_at_any_moment_sends_every_message_exactly_once_on_both_eng
 
 def test_a_workspace_keeps_its_records_where_operations_url_says(tmp_path, location):
     operations_url = location if location.startswith("postgres") else ""
-    settings = Settings(operations_url=operations_url)
+    settings = Settings().replace(operations={"url": operations_url})
     with Workspace.init(tmp_path / "ws", settings=settings) as ws:
         ws.operations.set_consent("email", "C1", False, source="unsubscribe")
         secret = ws.operations.secret()

@@ -51,7 +51,7 @@ CLIENT = ("192.0.2.10", 50000)
 def make_workspace(path: Path, public_url: str = PUBLIC_URL) -> Path:
     """A workspace folder with kizuna.toml only: the public endpoints never open the store."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / SETTINGS_FILE).write_text(dataclasses.replace(Settings(), public_url=public_url).to_toml(),
+    (path / SETTINGS_FILE).write_text(Settings().replace(web={"public_url": public_url}).to_toml(),
                                       encoding="utf-8")
     return path
 

@@ -50,7 +50,7 @@ def at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=JST)
 
 
-def shop(tmp_path: Path, server: SmtpServer | None = None, *, scenarios: dict[str, str], **settings) -> Workspace:
+def shop(tmp_path: Path, server: SmtpServer | None = None, *, scenarios: dict[str, str], **sections) -> Workspace:
     """Three customers who ordered on 2026-11-28; only C1 may get e-mail (C2 gave no consent,
     C3 unsubscribed), only C1 has LINE."""
     ws = workspace_with(
@@ -71,18 +71,22 @@ def shop(tmp_path: Path, server: SmtpServer | None = None, *, scenarios: dict[st
         old.unlink()
     for name, text in scenarios.items():
         (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
-    values = {"holdout_share": 0.0, "global_control_share": 0.0, "public_url": "https://shop.example.jp/k",
-              "sender": "水の森 <info@mizunomori.example.jp>", "sender_address": "東京都港区1-2-3",
-              "sender_contact": "0120-000-000", "as_of": "2026-11-30", **settings}
+    values = {"delivery": {"holdout_share": 0.0, "global_control_share": 0.0},
+              "web": {"public_url": "https://shop.example.jp/k"},
+              "email": {"sender": "水の森 <info@mizunomori.example.jp>", "sender_address": "東京都港区1-2-3",
+                        "sender_contact": "0120-000-000"},
+              "analysis": {"as_of": "2026-11-30"}}
+    for name, changes in sections.items():  # e.g. delivery={"cap_messages": 2}
+        values[name] = {**values.get(name, {}), **changes}
     if server is not None:
-        values["smtp_url"] = server.url
-    ws.save_settings(Settings(**{**Settings().__dict__, **values}))
+        values["email"]["smtp_url"] = server.url
+    ws.save_settings(Settings().replace(**values))
     ws.operations.set_consent("email", "C3", False, source="unsubscribe")
     return ws
 
 
 def email_only(ws: Workspace) -> dict:
-    return {"email": lambda: SmtpTransport.from_settings(ws.settings, ws.path)}
+    return {"email": lambda: SmtpTransport.from_settings(ws.settings.email, ws.path)}
 
 
 def test_an_email_arrives_once_with_the_one_click_unsubscribe_and_the_personal_figures(tmp_path):
@@ -135,9 +139,10 @@ def test_dry_run_shows_the_messages_and_records_nothing(tmp_path):
 def test_quiet_hours_across_midnight_and_a_public_holiday_defer_never_drop(tmp_path):
     # New Year's Eve 23:30 is quiet, 元日 is a public holiday all day: the e-mail enrolled on
     # 2026-11-28 and due since then waits for 2 January, 09:00
-    ws = shop(tmp_path, scenarios={"thank-you": THANK_YOU.replace("days: 1", "days: 0")}, as_of="2026-11-28")
+    ws = shop(tmp_path, scenarios={"thank-you": THANK_YOU.replace("days: 1", "days: 0")},
+              analysis={"as_of": "2026-11-28"})
     with SmtpServer() as server:
-        ws.save_settings(Settings(**{**ws.settings.__dict__, "smtp_url": server.url}))
+        ws.save_settings(ws.settings.replace(email={"smtp_url": server.url}))
         night = ws.run(dt.date(2026, 11, 28), now=at("2026-12-31 23:30"), transports=email_only(ws))
         holiday = ws.run(dt.date(2026, 11, 28), now=at("2027-01-01 12:00"), transports=email_only(ws))
         early = ws.run(dt.date(2026, 11, 28), now=at("2027-01-02 08:59"), transports=email_only(ws))
@@ -171,7 +176,7 @@ def test_the_frequency_cap_defers_the_third_message_until_the_window_frees(tmp_p
     # three e-mail scenarios due at once for C1; the cap is 2 per 7 days across channels
     scenarios = {f"s{n}": THANK_YOU.replace("お礼", f"お礼{n}") for n in (1, 2, 3)}
     with SmtpServer() as server:
-        ws = shop(tmp_path, server, scenarios=scenarios, cap_messages=2, cap_days=7)
+        ws = shop(tmp_path, server, scenarios=scenarios, delivery={"cap_messages": 2, "cap_days": 7})
         first = ws.run(now=at("2026-11-30 10:00"), transports=email_only(ws))
         server.wait_for(2)
         same_week = ws.run(now=at("2026-12-06 10:00"), transports=email_only(ws))
@@ -192,8 +197,8 @@ def test_line_push_follows_the_contract_and_an_unfollow_is_an_opt_out(tmp_path, 
         """)
     with LineServer() as line:
         monkeypatch.setenv("KIZUNA_LINE_TOKEN", line.token)
-        ws = shop(tmp_path, scenarios={"line-thanks": scenario}, line_api_base=line.api_base)
-        transports = {"line": lambda: LineTransport.from_settings(ws.settings)}
+        ws = shop(tmp_path, scenarios={"line-thanks": scenario}, line={"api_base": line.api_base})
+        transports = {"line": lambda: LineTransport.from_settings(ws.settings.line)}
         report = ws.run(now=at("2026-11-30 10:00"), transports=transports)
         pushes = line.pushes
     assert report.total("sent") == 1
@@ -203,7 +208,7 @@ def test_line_push_follows_the_contract_and_an_unfollow_is_an_opt_out(tmp_path, 
     assert pushes[0].text.startswith("佐藤 花子様、お届け日のご確認はこちら: https://shop.example.jp/k/s/")
 
     with LineServer() as line:
-        ws.save_settings(Settings(**{**ws.settings.__dict__, "line_api_base": line.api_base, "as_of": "2026-12-02"}))
+        ws.save_settings(ws.settings.replace(line={"api_base": line.api_base}, analysis={"as_of": "2026-12-02"}))
         ws.store.append("orders", _order("O9", "C1", "2026-12-01"))
         ws.operations.set_consent("line", LINE_USER, False, source="line-unfollow")
         blocked = ws.run(now=at("2026-12-02 16:00"), transports=transports)
@@ -306,7 +311,7 @@ from kizuna.workspace import Workspace
 from kizuna.delivery._smtp import SmtpTransport
 ws = Workspace.open(sys.argv[1])
 now = dt.datetime(2026, 11, 30, 10, tzinfo=zoneinfo.ZoneInfo("Asia/Tokyo"))
-ws.run(now=now, transports={"email": lambda: SmtpTransport.from_settings(ws.settings, ws.path)})
+ws.run(now=now, transports={"email": lambda: SmtpTransport.from_settings(ws.settings.email, ws.path)})
 """
 
 
@@ -321,10 +326,11 @@ def test_a_run_killed_at_any_moment_sends_every_message_exactly_once(tmp_path):
         for old in (ws.path / "scenarios").glob("*.yaml"):
             old.unlink()
         (ws.path / "scenarios" / "thank-you.yaml").write_text(THANK_YOU, encoding="utf-8")
-        ws.save_settings(Settings(**{**Settings().__dict__, "holdout_share": 0.0, "global_control_share": 0.0,
-                                     "sender": "Shop <info@shop.example.jp>", "sender_address": "Tokyo",
-                                     "sender_contact": "03", "smtp_url": server.url, "as_of": "2026-11-30",
-                                     "cap_messages": 10}))
+        ws.save_settings(Settings().replace(
+            delivery={"holdout_share": 0.0, "global_control_share": 0.0, "cap_messages": 10},
+            email={"sender": "Shop <info@shop.example.jp>", "sender_address": "Tokyo", "sender_contact": "03",
+                   "smtp_url": server.url},
+            analysis={"as_of": "2026-11-30"}))
         ws.close()
         kills = 0
         for stop_at in (1, 40, 80, 120, 160, 200, 240):  # messages received before the kill

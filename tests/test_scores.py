@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import random
 
@@ -17,8 +16,9 @@ AS_OF = "2026-06-30"
 
 
 def scores(ws, as_of: str = AS_OF, **settings) -> dict[str, dict]:
-    conf = dataclasses.replace(ws.settings, **settings)
-    rows = customer_scores(ws.tables(), conf, dt.date.fromisoformat(as_of)).to_pyarrow().to_pylist()
+    conf = ws.settings.replace(analysis=settings)
+    rows = customer_scores(ws.tables(), conf.analysis, dt.date.fromisoformat(as_of),
+                           gross_margin_rate=conf.business.gross_margin_rate).to_pyarrow().to_pylist()
     return {r["customer_id"]: r for r in rows}
 
 
@@ -223,7 +223,7 @@ def test_cut_value_scores_equal_rank_quintiles_with_many_ties(tmp_path):
         dates = days_before(AS_OF, *rng.sample(range(1, 60), n))
         orders += orders_for(f"C{k:03}", dates, [rng.choice([1_000, 2_000, 5_000]) for _ in dates])
     ws = workspace_with(tmp_path / "ws", orders=orders)
-    s = order_summary(ws.tables()["orders"], AsOf(dt.date.fromisoformat(AS_OF)), ws.settings.rfm_window_days)
+    s = order_summary(ws.tables()["orders"], AsOf(dt.date.fromisoformat(AS_OF)), ws.settings.analysis.rfm_window_days)
     n = s.count().over()
     expected = s.select(
         "customer_id",

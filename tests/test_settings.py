@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kizuna._errors import WorkspaceError
+from kizuna.settings import allowed
 from kizuna.workspace import SETTINGS_FILE, RankRule, Settings, Workspace
 
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -86,6 +87,18 @@ BAD = [  # (key, value as written in kizuna.toml, the message after "kizuna.toml
     ("high_ltv_min_yen", "-1",
      "analysis.high_ltv_min_yen must be an integer from 0 to 1,000,000,000,000,000, got -1."),
     ("batch_rows", "0", "import.batch_rows must be an integer from 1 to 10,000,000, got 0."),
+    ("lock_wait", "3601", "store.lock_wait must be an integer from 0 to 3,600, got 3601."),
+    ("horizon_days", "6", "prediction.horizon_days must be an integer from 7 to 3,650, got 6."),
+    ("high_risk", "0", "prediction.high_risk must be a number between 0 and 1 (exclusive of 0), got 0."),
+    ("holdout_share", "0.95", "delivery.holdout_share must be a number between 0 and 0.9, got 0.95."),
+    ("global_control_share", "0.6", "delivery.global_control_share must be a number between 0 and 0.5, got 0.6."),
+    ("quiet_start", '"24:00"',
+     'delivery.quiet_start must be a time of day written "HH:MM" (24-hour clock), got "24:00".'),
+    ("skip_holidays", "1", "delivery.skip_holidays must be true or false, got 1."),
+    ("smtp_url", '"http://mail"',
+     'email.smtp_url must be smtp://host:port or smtps://user@host:port (or empty for no e-mail), got "http://mail".'),
+    ("api_base", '"ftp://x"', 'line.api_base must be an http:// or https:// address, got "ftp://x".'),
+    ("public_url", '""', 'web.public_url must be an http:// or https:// address, got "".'),
     ("batch_rows", "false", "import.batch_rows must be an integer from 1 to 10,000,000, got false."),
     ("rfm_ranks", "[]",
      "analysis.rfm_ranks must be a list of one or more ranks, best first, each "
@@ -158,8 +171,8 @@ def test_a_settings_file_that_is_not_utf8_is_named_in_one_line(template: Path, t
 
 def test_unknown_sections_and_keys_are_still_refused_by_name():
     with pytest.raises(WorkspaceError, match=r"^kizuna.toml: unknown section \[bussiness\]; known: "
-                                             r"business, store, analysis, import, prediction, delivery, email, "
-                                             r"line, web\.$"):
+                                             r"business, store, operations, analysis, import, prediction, delivery, "
+                                             r"email, line, web\.$"):
         Settings.from_dict({"bussiness": {}})
     with pytest.raises(WorkspaceError, match=r"^kizuna.toml: unknown setting analysis.dormant; known in "):
         Settings.from_dict({"analysis": {"dormant": 90}})
@@ -179,21 +192,80 @@ def test_valid_values_at_the_edges_are_kept():
         },
         "import": {"batch_rows": 1},
     })
-    assert (settings.currency, settings.timezone, settings.dormant_days) == ("USD", "UTC", 1)
-    assert settings.gross_margin_rate == 1.0 and isinstance(settings.gross_margin_rate, float)
-    assert settings.lapse_factor == 1.0 and isinstance(settings.lapse_factor, float)
-    assert settings.rfm_ranks == (RankRule("優良", 0, 0, 0),)
+    business, analysis = settings.business, settings.analysis
+    assert (business.currency, business.timezone, analysis.dormant_days) == ("USD", "UTC", 1)
+    assert business.gross_margin_rate == 1.0 and isinstance(business.gross_margin_rate, float)
+    assert analysis.lapse_factor == 1.0 and isinstance(analysis.lapse_factor, float)
+    assert analysis.rfm_ranks == (RankRule("優良", 0, 0, 0),)
+    assert settings.importing.batch_rows == 1
 
 
 def test_as_of_may_be_a_toml_date():
     settings = Settings.from_dict(tomllib.loads("[analysis]\nas_of = 2025-03-31\n"))
-    assert settings.as_of == "2025-03-31"
+    assert settings.analysis.as_of == "2025-03-31"
 
 
 def test_the_default_settings_round_trip_through_kizuna_toml(template: Path):
     assert Settings.load(template / SETTINGS_FILE) == Settings()
-    odd = Settings(rfm_ranks=(RankRule('gold "VIP"\\', 30, 1, 1),), store_url='C:\\shops\\"a"')
+    odd = Settings().replace(analysis={"rfm_ranks": (RankRule('gold "VIP"\\', 30, 1, 1),)},
+                             store={"url": 'C:\\shops\\"a"'})
     assert Settings.from_dict(tomllib.loads(odd.to_toml())) == odd  # quotes and backslashes escaped
+
+
+def test_changed_settings_round_trip_through_kizuna_toml():
+    changed = Settings.from_dict({
+        "business": {"currency": "USD", "timezone": "Europe/Berlin", "gross_margin_rate": 0.25},
+        "store": {"memory_limit": "2GB", "lock_wait": 0},
+        "operations": {"url": "postgres://u:p@db:5432/ops"},
+        "analysis": {"as_of": "2025-03-31", "lapse_factor": 1.5, "high_ltv_min_yen": 10**15,
+                     "rfm_ranks": [{"label": "優良 #1", "max_recency_days": 0, "min_orders": 0, "min_revenue": 0}]},
+        "import": {"batch_rows": 1},
+        "prediction": {"horizon_days": 7, "discount_rate": 1e-05, "high_risk": 1},
+        "delivery": {"quiet_start": "23:59", "skip_holidays": False, "holdout_share": 0.9, "alternative_name": "x\ny"},
+        "email": {"smtp_url": "smtps://user@mail.example.jp:465", "starttls": True, "sender": "Shop <a@b.jp>"},
+        "line": {"api_base": "http://127.0.0.1:9/"},
+        "web": {"public_url": "https://shop.example.jp/kizuna"},
+    })
+    assert changed.line.api_base == "http://127.0.0.1:9"  # a trailing slash is dropped
+    for settings in (Settings(), changed):
+        assert Settings.from_dict(tomllib.loads(settings.to_toml())) == settings
+
+
+def test_every_setting_is_described_in_the_kizuna_toml_written():
+    text = Settings().to_toml()
+    for name, section_field in Settings.model_fields.items():
+        section = section_field.annotation
+        assert f"[{section_field.alias or name}]" in text and section.__doc__, name
+        for key, field in section.model_fields.items():
+            assert field.description, f"{name}.{key} has no description"
+            assert re.search(rf"^{key} = ", text, re.M), key
+            assert " ".join(field.description.split()[:3]) in " ".join(text.replace("# ", "").split()), key
+
+
+def test_every_range_a_message_names_is_the_range_enforced():
+    # a bound written on a field over a type with its own (Field(le=…) on a Share) would not hold
+    for name, section_field in Settings.model_fields.items():
+        section = section_field.alias or name
+        for key, field in section_field.annotation.model_fields.items():
+            if field.annotation not in (int, float):
+                continue
+            words = allowed(field)
+            low, high = (float(n.replace(",", "")) for n in re.findall(r"(?:from|between|to|and) (-?[\d,.]+)", words))
+            step = 1 if field.annotation is int else 1e-9
+            cast = field.annotation
+            Settings.from_dict({section: {key: cast(high)}})
+            for wrong in (cast(high + step), cast(low) if "exclusive" in words else cast(low - step)):
+                with pytest.raises(WorkspaceError, match=f"{section}.{key} must be"):
+                    Settings.from_dict({section: {key: wrong}})
+            if "exclusive" not in words:
+                Settings.from_dict({section: {key: cast(low)}})
+
+
+def test_replace_checks_the_values_as_kizuna_toml_does():
+    assert Settings().replace(analysis={"dormant_days": 30}).analysis.dormant_days == 30
+    with pytest.raises(WorkspaceError, match=r"^settings: analysis.dormant_days must be an integer from 1 to "
+                                             r"36,500, got 0\.$"):
+        Settings().replace(analysis={"dormant_days": 0})
 
 
 def test_the_demo_settings_load(tmp_path: Path):
@@ -202,4 +274,4 @@ def test_the_demo_settings_load(tmp_path: Path):
     result = build_demo(tmp_path / "demo", customers=50)
     result.workspace.close()
     with Workspace.open(tmp_path / "demo") as ws:
-        assert ws.settings.as_of and ws.settings.rfm_ranks == Settings().rfm_ranks
+        assert ws.settings.analysis.as_of and ws.settings.analysis.rfm_ranks == Settings().analysis.rfm_ranks

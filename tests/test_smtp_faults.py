@@ -57,15 +57,16 @@ def shop(tmp_path: Path, server: SmtpServer) -> Workspace:
     for old in (ws.path / "scenarios").glob("*.yaml"):
         old.unlink()
     (ws.path / "scenarios" / "thank-you.yaml").write_text(THANK_YOU, encoding="utf-8")
-    ws.save_settings(Settings(**{**Settings().__dict__, "holdout_share": 0.0, "global_control_share": 0.0,
-                                 "sender": "Shop <info@shop.example.jp>", "sender_address": "Tokyo",
-                                 "sender_contact": "03", "smtp_url": server.url, "as_of": "2026-11-30",
-                                 "cap_messages": 10, "public_url": "https://shop.example.jp/k"}))
+    ws.save_settings(Settings().replace(
+        delivery={"holdout_share": 0.0, "global_control_share": 0.0, "cap_messages": 10},
+        email={"sender": "Shop <info@shop.example.jp>", "sender_address": "Tokyo", "sender_contact": "03",
+               "smtp_url": server.url},
+        analysis={"as_of": "2026-11-30"}, web={"public_url": "https://shop.example.jp/k"}))
     return ws
 
 
 def run(ws: Workspace, when: str):
-    transport = {"email": lambda: SmtpTransport.from_settings(ws.settings, ws.path, timeout=5)}
+    transport = {"email": lambda: SmtpTransport.from_settings(ws.settings.email, ws.path, timeout=5)}
     return ws.run(now=at(when), transports=transport)
 
 
@@ -209,7 +210,7 @@ def test_a_message_dropped_after_the_dot_twice_is_left_unconfirmed_and_never_sen
 def test_no_answer_to_the_dot_within_the_timeout_is_the_same_ambiguous_case(tmp_path):
     with SmtpServer(answer_after=1.5) as server:
         ws = shop(tmp_path, server)
-        transport = {"email": lambda: SmtpTransport.from_settings(ws.settings, ws.path, timeout=0.3)}
+        transport = {"email": lambda: SmtpTransport.from_settings(ws.settings.email, ws.path, timeout=0.3)}
         slow = ws.run(now=at("2026-11-30 10:00"), transports=transport)
         assert slow.total("resend") == MAX_TROUBLES and slow.total("unconfirmed") == 0
         server.answer_after = 0

@@ -332,7 +332,7 @@ def test_local_spark_workspace_keeps_its_tables_between_commands(tmp_path):
     # warehouse and metastore must carry the tables from one to the next.
     ws = tmp_path / "ws"
     ws.mkdir()
-    (ws / "kizuna.toml").write_text(Settings(store_url="pyspark://local").to_toml(), encoding="utf-8")
+    (ws / "kizuna.toml").write_text(Settings().replace(store={"url": "pyspark://local"}).to_toml(), encoding="utf-8")
     orders = ("受注番号,顧客ID,購入日,金額,返金額\n"
               "O1,C1,2024/1/5 23:30,1200,300\nO2,C2,2024/2/1,3000,\nO3,C1,2024/3/1,5000,\n")
     steps = [

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import io
 import math
 import re
@@ -28,11 +27,11 @@ from test_web_browser import browser, logged_in  # noqa: F401  (the module's Chr
 
 from kizuna.analytics import MemberQuery, member_list, member_page
 from kizuna.operations import OPERATIONS_FILE
-from kizuna.settings import SETTINGS_FILE, Settings
+from kizuna.settings import SETTINGS_FILE
 from kizuna.store import TABLES, Store, copy_store
 from kizuna.web import create_app
 from kizuna.web._dashboard import dashboard_figures
-from kizuna.workspace import Workspace
+from kizuna.workspace import Settings, Workspace
 
 COPIED = (*TABLES, "customer_scores", "customer_predictions")
 PAGE = 50
@@ -50,7 +49,7 @@ def _engine_workspace(duck: Workspace, folder: Path, url: str, store: Store) -> 
     """A workspace folder whose kizuna.toml names the store at `url`, holding a copy of `duck`'s
     tables in `store` (the store at `url`) and the same users."""
     folder.mkdir(parents=True)
-    settings = dataclasses.replace(Settings.load(duck.path / SETTINGS_FILE), store_url=url)
+    settings = Settings.load(duck.path / SETTINGS_FILE).replace(store={"url": url})
     (folder / SETTINGS_FILE).write_text(settings.to_toml(), encoding="utf-8")
     shutil.copy(duck.path / OPERATIONS_FILE, folder / OPERATIONS_FILE)
     (folder / OPERATIONS_FILE).chmod(0o600)

@@ -42,8 +42,10 @@ from kizuna.analytics._segments import (
     segment_filter,
     segment_members,
 )
+from kizuna.analytics._settings import AnalysisSettings
 
 __all__ = [
+    "AnalysisSettings",
     "EXPORT_COLUMNS", "PREDICTION_EXPORT_COLUMNS", "SEGMENTS", "matrix_table", "rank_table", "rfm_segment_table",
     "segment_filter", "segment_members",
     "LTV_BUCKETS", "MATRIX_CELLS", "RFM_SEGMENTS", "AsOf", "KpiReport", "cohort_retention",

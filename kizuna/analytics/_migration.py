@@ -25,7 +25,7 @@ from kizuna.analytics._scores import MATRIX_CELLS, customer_scores
 from kizuna.i18n import label, segment_label
 
 if TYPE_CHECKING:
-    from kizuna.settings import Settings
+    from kizuna.analytics._settings import AnalysisSettings
 
 __all__ = [
     "MIGRATION_BY", "NEW", "migration_headline", "migration_label", "migration_order", "migration_sankey_svg",
@@ -38,7 +38,7 @@ NEW = "new"  # the `from_segment` of customers who were not customers yet at the
 SCHEMA = pa.schema([("from_segment", pa.string()), ("to_segment", pa.string()), ("customers", pa.int64())])
 
 
-def migration_order(settings: Settings, by: str = "cell") -> tuple[str, ...]:
+def migration_order(settings: AnalysisSettings, by: str = "cell") -> tuple[str, ...]:
     """The segment ids of a migration table in display order (`NEW` last): matrix cells as in
     `MATRIX_CELLS`, or ranks best first as `rank_<label>` (the ids of `kizuna segments`)."""
     _check_by(by)
@@ -53,14 +53,14 @@ def migration_label(key: str, lang: str = "ja") -> str:
 
 
 def segment_migration(
-    tables: dict[str, ibis.Table], settings: Settings, from_day: dt.date, to_day: dt.date, *, by: str = "cell"
+    tables: dict[str, ibis.Table], settings: AnalysisSettings, from_day: dt.date, to_day: dt.date, *, by: str = "cell"
 ) -> pa.Table:
     """Customers per (segment at `from_day`, segment at `to_day`), as of the end of each day.
 
     Parameters
     ----------
     tables : the canonical tables (`Workspace.tables()`).
-    settings : the workspace settings; both snapshots use them.
+    settings : the [analysis] settings; both snapshots use them.
     from_day, to_day : the two dates, `from_day` before `to_day`.
     by : "cell" (NPS × LTV matrix cell) or "rank" (RFM rank, as `rank_<label>`).
 
@@ -73,7 +73,7 @@ def segment_migration(
 
     Examples
     --------
-    >>> segment_migration(ws.tables(), ws.settings, date(2025, 11, 1), date(2026, 11, 1))  # doctest: +SKIP
+    >>> segment_migration(ws.tables(), ws.settings.analysis, date(2025, 11, 1), date(2026, 11, 1))  # doctest: +SKIP
     from_segment: ["churn_candidate", "churn_candidate", ...]
     to_segment: ["churn_candidate", "loyal", ...]
     customers: [412, 57, ...]
@@ -108,9 +108,9 @@ def _described(table: pa.Table) -> tuple[str, tuple[str, ...]]:
     return meta[b"by"].decode(), tuple(meta[b"order"].decode().split(","))
 
 
-def _snapshot(tables: dict[str, ibis.Table], settings: Settings, day: dt.date, by: str) -> ibis.Table:
+def _snapshot(tables: dict[str, ibis.Table], settings: AnalysisSettings, day: dt.date, by: str) -> ibis.Table:
     """customer_id, segment, present (a customer by the end of `day`) for every customer."""
-    scores = customer_scores(tables, settings, day)
+    scores = customer_scores(tables, settings, day, gross_margin_rate=1.0)  # ltv_profit is not selected
     segment = scores.matrix_cell if by == "cell" else "rank_" + scores.rfm_rank
     # tenure counts from the first order or the sign-up, whichever is earlier: it is negative
     # for a customer who signs up later, and NULL for one with neither date

@@ -22,7 +22,8 @@ from ibis import _
 from kizuna.analytics._base import DETRACTOR_MAX, AsOf, counted_orders, latest_nps, ratio
 
 if TYPE_CHECKING:
-    from kizuna.settings import RankRule, Settings
+    from kizuna.analytics._settings import AnalysisSettings
+    from kizuna.settings import RankRule
 
 __all__ = [
     "MATRIX_CELLS", "RFM_SEGMENTS", "customer_scores", "order_summary", "quintile", "score_categories",
@@ -53,7 +54,7 @@ SCORE_COLUMNS = (
 NEAR_LOYAL_DIMENSIONS = ("recency", "frequency", "monetary", "nps")
 
 
-def score_categories(settings: Settings) -> dict[str, tuple[str, ...]]:
+def score_categories(settings: AnalysisSettings) -> dict[str, tuple[str, ...]]:
     """Every value each text column of `customer_scores` can hold (NULL aside).
 
     The store keeps these columns as categories where the engine has them (DuckDB ENUMs),
@@ -152,9 +153,13 @@ def _rfm_segment(r: ibis.Value, fm: ibis.Value) -> ibis.Value:
 
 
 def customer_scores(
-    tables: dict[str, ibis.Table], settings: Settings, as_of: dt.date, summary: ibis.Table | None = None
+    tables: dict[str, ibis.Table], settings: AnalysisSettings, as_of: dt.date, *, gross_margin_rate: float,
+    summary: ibis.Table | None = None,
 ) -> ibis.Table:
     """The `customer_scores` table as an expression (`kizuna analyze` stores it).
+
+    `settings` is the [analysis] section; `gross_margin_rate` ([business]) turns revenue LTV into
+    `ltv_profit`.
 
     `summary` is `order_summary(...)` for the same as-of date and window, when the caller
     has already materialised it (so the orders are read exactly once).
@@ -220,7 +225,7 @@ def customer_scores(
             orders=scored.orders.fill_null(0),
             aov=scored.aov,
             ltv_revenue=scored.revenue.fill_null(0),
-            ltv_profit=scored.revenue.fill_null(0) * settings.gross_margin_rate,
+            ltv_profit=scored.revenue.fill_null(0) * gross_margin_rate,
             tenure_days=(today - ibis.least(
                 scored.first_order_at.date().epoch_days(), c.signed_up_at.date().epoch_days()
             )).cast("int64"),
@@ -283,7 +288,7 @@ def customer_scores(
     return t.select(*[segments[name].name(name) if name in segments else t[name] for name in SCORE_COLUMNS])
 
 
-def _ordering_customers(summary: ibis.Table, settings: Settings, today: ibis.Value) -> ibis.Table:
+def _ordering_customers(summary: ibis.Table, settings: AnalysisSettings, today: ibis.Value) -> ibis.Table:
     """Per ordering customer: R, F, M, LTV, AOV, own mean interval, quintile scores, high LTV.
 
     The scores compare each customer with a few cut values (one row, from the distinct
@@ -314,7 +319,7 @@ def _ordering_customers(summary: ibis.Table, settings: Settings, today: ibis.Val
 
 
 def _lost_signals(
-    anchor: ibis.Table, tables: dict[str, ibis.Table], cut: AsOf, settings: Settings
+    anchor: ibis.Table, tables: dict[str, ibis.Table], cut: AsOf, settings: AnalysisSettings
 ) -> tuple[ibis.Table, ibis.Table, ibis.Table]:
     """Cancelled subscriptions and the signals behind the lost reasons (docs/measures.md §2, 004).
 

@@ -56,7 +56,7 @@ def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
 
     from kizuna.prediction import high_risk_count, value_at_risk_by
 
-    threshold = ws.settings.high_risk
+    threshold = ws.settings.prediction.high_risk
     scores = (ws.scores().select("customer_id", "matrix_cell").to_pyarrow()
               if ws.store.has_table("customer_scores") else None)
     table = result.table

@@ -120,9 +120,10 @@ def user_passwd(
 def _operations(directory: Path) -> Operations:
     """The workspace's operational records, where its [operations] url says."""
     from kizuna.operations import Operations
-    from kizuna.settings import SETTINGS_FILE, Settings
+    from kizuna.settings import SETTINGS_FILE
+    from kizuna.workspace import Settings
 
-    return Operations.open(Settings.load(directory / SETTINGS_FILE).operations_url, directory)
+    return Operations.open(Settings.load(directory / SETTINGS_FILE).operations.url, directory)
 
 
 def _workspace(directory: Path) -> None:

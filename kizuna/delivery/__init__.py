@@ -7,8 +7,10 @@ from kizuna.delivery._email import EmailSettingsError, SenderIdentity, compose_e
 from kizuna.delivery._line import LineSettingsError, LineTransport
 from kizuna.delivery._line_webhook import SECRET_ENV, WebhookEvent, WebhookPayloadError, parse_events, verify_signature
 from kizuna.delivery._rules import SendingRules
+from kizuna.delivery._settings import DeliverySettings, EmailSettings, LineSettings
 from kizuna.delivery._smtp import SmtpTransport
 
-__all__ = ["CHANNELS", "ONLINE_CHANNELS", "SECRET_ENV", "DeliveryError", "EmailSettingsError", "LineSettingsError",
+__all__ = ["CHANNELS", "ONLINE_CHANNELS", "SECRET_ENV", "DeliveryError", "DeliverySettings", "EmailSettings",
+           "EmailSettingsError", "LineSettings", "LineSettingsError",
            "LineTransport", "Message", "Receipt", "SenderIdentity", "SendingRules", "SmtpTransport", "Transport",
            "WebhookEvent", "WebhookPayloadError", "compose_email", "parse_events", "verify_signature"]

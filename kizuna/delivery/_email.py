@@ -36,7 +36,7 @@ from kizuna.delivery._base import DeliveryError, Message
 from kizuna.i18n import section
 
 if TYPE_CHECKING:
-    from kizuna.settings import Settings
+    from kizuna.delivery._settings import EmailSettings
 
 __all__ = [
     "PASSWORD_ENV", "DkimSigner", "EmailSettingsError", "SenderIdentity", "compose_email", "email_bytes",
@@ -112,7 +112,7 @@ class SenderIdentity:
         return self.address.rpartition("@")[2].lower()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, lang: str = "ja") -> SenderIdentity:
+    def from_settings(cls, settings: EmailSettings, *, lang: str = "ja") -> SenderIdentity:
         """The identity of the [email] settings; EmailSettingsError when `sender` is not set."""
         if not settings.sender:
             raise EmailSettingsError(
@@ -318,7 +318,7 @@ class DkimSigner:
             ) from None
 
     @classmethod
-    def from_settings(cls, settings: Settings, workspace: Path) -> DkimSigner | None:
+    def from_settings(cls, settings: EmailSettings, workspace: Path) -> DkimSigner | None:
         """The signer of the [email] dkim_* settings; None when none of them is set."""
         given = {"dkim_domain": settings.dkim_domain, "dkim_selector": settings.dkim_selector,
                  "dkim_key_file": settings.dkim_key_file}

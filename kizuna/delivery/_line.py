@@ -33,7 +33,7 @@ from kizuna._errors import WorkspaceError
 from kizuna.delivery._base import DeliveryError, Message, Receipt
 
 if TYPE_CHECKING:
-    from kizuna.settings import Settings
+    from kizuna.delivery._settings import LineSettings
 
 __all__ = ["LINE_TEXT_LIMIT", "LineSettingsError", "LineTransport", "TOKEN_ENV", "line_text_length"]
 
@@ -67,7 +67,7 @@ class LineTransport:
     Parameters
     ----------
     api_base
-        The Messaging API's origin (`Settings.line_api_base`); tests point it at a local server.
+        The Messaging API's origin ([line] api_base); tests point it at a local server.
     token
         The channel access token; None reads it from the environment variable KIZUNA_LINE_TOKEN.
     max_attempts
@@ -85,7 +85,7 @@ class LineTransport:
 
     Examples
     --------
-    >>> with LineTransport.from_settings(settings) as line:         # doctest: +SKIP
+    >>> with LineTransport.from_settings(settings.line) as line:    # doctest: +SKIP
     ...     receipt = line.send(message, committing=ledger.committing)
     """
 
@@ -127,9 +127,9 @@ class LineTransport:
         self._client: httpx.Client | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, **options: Any) -> LineTransport:
-        """A transport to `settings.line_api_base`, with the token from KIZUNA_LINE_TOKEN."""
-        return cls(settings.line_api_base, **options)
+    def from_settings(cls, settings: LineSettings, **options: Any) -> LineTransport:
+        """A transport to [line] api_base, with the token from KIZUNA_LINE_TOKEN."""
+        return cls(settings.api_base, **options)
 
     def __repr__(self) -> str:  # never show the token
         return f"LineTransport({self.api_base!r}, max_attempts={self.max_attempts}, max_wait={self.max_wait})"

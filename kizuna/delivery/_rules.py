@@ -9,6 +9,10 @@ import datetime as dt
 import functools
 import zoneinfo
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kizuna.delivery._settings import DeliverySettings
 
 __all__ = ["SendingRules"]
 
@@ -43,8 +47,9 @@ class SendingRules:
     cap_days: int
 
     @classmethod
-    def from_settings(cls, settings) -> SendingRules:
-        return cls(settings.timezone, settings.quiet_start, settings.quiet_end, settings.skip_holidays,
+    def from_settings(cls, settings: DeliverySettings, timezone: str) -> SendingRules:
+        """The rules of the [delivery] settings, in the local time of `timezone` ([business])."""
+        return cls(timezone, settings.quiet_start, settings.quiet_end, settings.skip_holidays,
                    settings.cap_messages, settings.cap_days)
 
     @property

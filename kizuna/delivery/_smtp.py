@@ -46,7 +46,7 @@ from kizuna.delivery._email import (
 )
 
 if TYPE_CHECKING:
-    from kizuna.settings import Settings
+    from kizuna.delivery._settings import EmailSettings
 
 __all__ = ["SmtpTransport"]
 
@@ -122,7 +122,7 @@ class SmtpTransport:
 
     Examples
     --------
-    >>> with SmtpTransport.from_settings(settings, workspace) as transport:  # doctest: +SKIP
+    >>> with SmtpTransport.from_settings(settings.email, workspace) as transport:  # doctest: +SKIP
     ...     transport.send(message, committing=ledger_marks_sent)
     """
 
@@ -169,7 +169,7 @@ class SmtpTransport:
         self._conn: _Connection | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, workspace: Path, *, lang: str = "ja",
+    def from_settings(cls, settings: EmailSettings, workspace: Path, *, lang: str = "ja",
                       timeout: float = 30.0) -> SmtpTransport:
         """The transport of a workspace's [email] settings (key files relative to `workspace`)."""
         if not settings.smtp_url:
@@ -177,7 +177,7 @@ class SmtpTransport:
                 'No SMTP server to send e-mails through: set [email] smtp_url = "smtp://host:port" in kizuna.toml.',
                 settings=("smtp_url",))
         return cls(settings.smtp_url, SenderIdentity.from_settings(settings, lang=lang),
-                   starttls=settings.smtp_starttls, dkim=DkimSigner.from_settings(settings, workspace),
+                   starttls=settings.starttls, dkim=DkimSigner.from_settings(settings, workspace),
                    timeout=timeout)
 
     def __enter__(self) -> SmtpTransport:

@@ -21,7 +21,6 @@ events         events.csv                   UTF-8, 定期開始/解約/引越し
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -186,7 +185,7 @@ def build_demo(
     workspace = Workspace.init(directory, exist_ok=True)
     try:
         # The business stops on `as_of`: reports default to that day, not to today.
-        workspace.save_settings(dataclasses.replace(workspace.settings, as_of=as_of.isoformat()))
+        workspace.save_settings(workspace.settings.replace(analysis={"as_of": as_of.isoformat()}))
         report(f"generating {customers:,} customers")
         files = generate_demo_files(Path(directory) / "demo-data", customers=customers, seed=seed,
                                     as_of=as_of, with_bad_rows=with_bad_rows)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -14,7 +15,10 @@ from kizuna._errors import KizunaError
 from kizuna._sheets import SHEET_FORMATS, write_table
 from kizuna.i18n import label, segment_label, text
 
-__all__ = ["EXPORT_FORMATS", "reason_text", "write_customer_list"]
+if TYPE_CHECKING:
+    import ibis
+
+__all__ = ["EXPORT_FORMATS", "check_output", "export_segment", "reason_text", "write_customer_list"]
 
 EXPORT_FORMATS = SHEET_FORMATS
 
@@ -84,3 +88,46 @@ def write_customer_list(table: pa.Table, segment: str, path: Path, fmt: str, lan
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet = segment_label(segment, lang) or label("customers", lang)
     return write_table(path, headers, _rows(table, segment, lang), fmt=fmt, sheet=sheet)
+
+
+def check_output(path: Path | str, fmt: str, reserved: Iterable[Path] = (), *,
+                 unknown: str = "unknown export format {fmt!r}") -> Path:
+    """`path`, once it is known that a `fmt` file may be written there, before anything is computed:
+    `fmt` is csv or xlsx, `path` is not a folder, is somewhere one can write, and is none of the
+    `reserved` files and not inside the `reserved` folders (a workspace's store, kizuna.toml, rejects).
+    `unknown`: the start of the message for an unknown format."""
+    path = Path(path)
+    if fmt not in EXPORT_FORMATS:
+        raise KizunaError(f"{unknown.format(fmt=fmt)}; choose {' or '.join(EXPORT_FORMATS)}.")
+    target = path.resolve()
+    for entry in (p.resolve() for p in reserved):  # resolved: ws/../ws/kizuna.duckdb is the store too
+        if target == entry or entry in target.parents:
+            what = (f"this workspace's {entry.name}" if target == entry
+                    else f"in this workspace's {entry.name} folder")
+            raise KizunaError(
+                f"{path} is {what}, which kizuna keeps for itself; an export must not write over it. "
+                "Write the list elsewhere with -o FILE."
+            )
+    if target.is_dir():
+        raise KizunaError(f"{path} is a folder; give a file name with -o, e.g. -o {path / 'list.csv'}.")
+    folder = next((p for p in target.parents if p.exists()), None)
+    if folder is None or not folder.is_dir():
+        raise KizunaError(f"cannot write {path}: {folder} is a file, not a folder. Choose another path with -o.")
+    writable = os.access(target, os.W_OK) if target.exists() else os.access(folder, os.W_OK | os.X_OK)
+    if not writable:
+        raise KizunaError(f"cannot write {path}: permission denied. Choose another path with -o.")
+    return path
+
+
+def export_segment(scores: ibis.Table, customers: ibis.Table, segment: str, path: Path, fmt: str = "csv",
+                   lang: str = "ja", *, predictions: ibis.Table | None = None) -> int:
+    """Write the customer list of a segment (cell, rank, named segment or flag; see
+    `kizuna.analytics.segment_members`) to `path` (checked first with `check_output`); returns its customers."""
+    from kizuna.analytics import segment_members
+
+    key, members = segment_members(scores, customers, segment, predictions)
+    rows = members.to_pyarrow()
+    try:
+        return write_customer_list(rows, key, path, fmt, lang)
+    except OSError as exc:  # disk full, or the folder changed since the check
+        raise KizunaError(f"cannot write {path} ({exc.strerror}). Choose another file with -o.") from None

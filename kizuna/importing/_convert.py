@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -9,11 +13,12 @@ import pyarrow.compute as pc
 
 from kizuna.importing import _parse
 from kizuna.importing._mapping import ColumnMapping
-from kizuna.importing._sources import ROW
+from kizuna.importing._prepare import Grouped, Preparer
+from kizuna.importing._sources import ROW, Problem
 from kizuna.importing._values import ENUMS
 from kizuna.store import Column, TableSpec
 
-__all__ = ["BatchResult", "convert_batch", "REJECT_SCHEMA"]
+__all__ = ["BatchResult", "REJECT_SCHEMA", "convert_batch", "convert_batches", "problem_rejects"]
 
 REJECT_SCHEMA = pa.schema(
     [("row", pa.int64()), ("column", pa.string()), ("value", pa.string()), ("reason", pa.string())]
@@ -25,6 +30,46 @@ class BatchResult:
     accepted: pa.Table  # canonical columns + _row, only rows without a problem
     rejects: pa.Table  # REJECT_SCHEMA, one line per problem
     rejected_rows: int
+
+
+def convert_batches(
+    batches: Iterable[pa.RecordBatch], prepare: Preparer, mapping: ColumnMapping, timezone: str,
+) -> Iterator[tuple[int, BatchResult]]:
+    """(rows read, converted batch) for each of `batches`, in file order: the import's convert stage.
+
+    Batches are grouped into orders in file order (an order's lines may span two batches), then
+    prepared and parsed on every core (Arrow releases the GIL) while the caller stores the
+    previous one; at most `workers` + 1 batches are in memory. Close the iterator (e.g. with
+    `contextlib.closing`) when stopping early, so that the threads end with it.
+    """
+    spec, keep = prepare.spec, prepare.keep
+
+    def convert(grouped: Grouped) -> BatchResult:
+        prepared = prepare.finish(grouped)
+        headers = {c: c for c in prepared.batch.schema.names if c in spec.column_names}
+        return convert_batch(prepared.batch, spec, headers, mapping, timezone,
+                             problems=prepared.problems, keep=keep)
+
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="kizuna-import") as pool:
+        queued: collections.deque = collections.deque()
+        for batch in batches:
+            queued.append((batch.num_rows, pool.submit(convert, prepare(batch))))
+            while len(queued) > workers:
+                rows, future = queued.popleft()
+                yield rows, future.result()
+        while queued:
+            rows, future = queued.popleft()
+            yield rows, future.result()
+
+
+def problem_rejects(problems: list[Problem]) -> pa.Table:
+    """The reject lines of the rows the reader could not split into fields (a ragged row, a stray quote)."""
+    return pa.table(
+        {"row": [p.row for p in problems], "column": [p.column for p in problems],
+         "value": [p.value for p in problems], "reason": [p.reason for p in problems]},
+        schema=REJECT_SCHEMA,
+    )
 
 
 def convert_batch(

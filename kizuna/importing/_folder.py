@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kizuna._errors import FileFormatError
-from kizuna.importing._importer import _choose_plan
+from kizuna.importing._importer import ImportSummary, _choose_plan, import_file
 from kizuna.importing._mapping import ColumnMapping
 from kizuna.importing._sources import open_source
-from kizuna.store import KINDS
+from kizuna.store import KINDS, Store
 
-__all__ = ["READABLE", "files_in_order"]
+__all__ = ["READABLE", "files_in_order", "import_folder"]
 
 READABLE = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".parquet", ".pq")
 
@@ -40,3 +42,20 @@ def files_in_order(folder: Path | str, mapping: ColumnMapping | None = None,
         )
     order = list(KINDS)
     return sorted(found, key=lambda item: (order.index(item[0]), item[1].name))
+
+
+def import_folder(store: Store, folder: Path | str, *, mapping: ColumnMapping | None = None,
+                  platform: str | None = None, on_file: Callable[[str, Path], None] | None = None,
+                  **options: Any) -> list[ImportSummary]:
+    """Import every export in `folder` (`files_in_order`: referenced kinds first), each with
+    `import_file(store, kind, path, mapping=mapping, platform=platform, **options)`.
+
+    Each file's kind is told from its headers before the first import starts; `on_file(kind, path)`
+    is called as each file begins.
+    """
+    summaries = []
+    for kind, path in files_in_order(folder, mapping, platform):
+        if on_file:
+            on_file(kind, path)
+        summaries.append(import_file(store, kind, path, mapping=mapping, platform=platform, **options))
+    return summaries

@@ -1,28 +1,30 @@
-"""Importing one file into the store: read, check, stage, reconcile, apply.
+"""Importing one file into the store: read → convert → stage → check → apply.
 
-1. The file is read in bounded batches (`_sources`), each converted and checked
-   row by row in Arrow (`_convert`); good rows stream into a staging table in the
-   store, problems stream into the rejects file.
-2. Checks that need the whole file or the store run there, as set operations:
-   the same key twice with different data, references to unknown customers,
-   orders or products.
-3. The surviving rows are compared with the store on the natural key: new rows
-   are added, changed rows replaced (an order now cancelled is updated, not
-   duplicated), identical rows left alone, so importing a file twice changes
-   nothing. Columns the file does not have keep their stored values.
+A pipeline of stages, each a function of what it is given, composed in `import_file`:
 
-The target table changes in one step at the end; a failure before it leaves the
-store as it was.
+1. **Read** (`read_file`): the file opened (`_sources`) and what it holds (`_presets`); its
+   batches are read, bounded, as the next stage asks for them.
+2. **Convert** (`_convert.convert_batches`): each batch prepared (`_prepare`) and parsed into
+   typed columns on every core, with every row's problems (missing id, bad date …).
+3. **Stage** (`stage_rows`, `stage_unreadable`): good rows stream into a scratch table in the
+   store, problems into the rejects file; one batch at a time is held.
+4. **Check** (`check_staged`): what needs the whole file or the store, as set operations in the
+   engine: the same key twice with different data, references to unknown customers, orders or
+   products (`_targets` tells which tables the file fills).
+5. **Apply** (`apply_changes`): each table's rows compared with the store on the natural key:
+   new rows added, changed rows replaced (an order now cancelled is updated, not duplicated),
+   identical rows left alone, so importing a file twice changes nothing; columns the file does
+   not have keep their stored values. All tables change in one step at the end; a failure
+   before it leaves the store as it was.
 """
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
+import contextlib
 import os
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,15 +34,16 @@ import pyarrow as pa
 
 from kizuna._errors import FileFormatError, MissingColumnsError
 from kizuna._sheets import CsvSheet
-from kizuna.importing._convert import REJECT_SCHEMA, BatchResult, convert_batch
+from kizuna.importing._convert import REJECT_SCHEMA, BatchResult, convert_batches, problem_rejects
 from kizuna.importing._mapping import ColumnMapping
-from kizuna.importing._prepare import Grouped, Preparer
+from kizuna.importing._prepare import Preparer
 from kizuna.importing._presets import HELPER_FIELDS, Plan, PlatformMismatchError, plan_import
 from kizuna.importing._sources import ROW, Source, open_source
 from kizuna.importing._targets import Target, targets
 from kizuna.store import Store, table_for_kind
 
-__all__ = ["ImportSummary", "import_file"]
+__all__ = ["Applied", "Checked", "ImportSummary", "apply_changes", "check_staged", "import_file", "read_file",
+           "stage_rows", "stage_unreadable"]
 
 STAGE = "_kizuna_stage"
 VALID = "_kizuna_valid"
@@ -199,24 +202,61 @@ def import_file(
     `guest_key` (the workspace secret) keys the ids of buyers without a member id (`guest_id`).
     `platform` ("BASE", "ec-cube2" …) reads the file as that platform's export, without guessing.
     """
+    path, mapping = Path(path), _checked_arguments(kind, mapping)
+    source, plan = read_file(path, kind, mapping, encoding=encoding, sheet=sheet, header_row=header_row,
+                             batch_rows=batch_rows, platform=platform)
+    prepare = Preparer(plan, mapping, guest_key)
+    rejects = _RejectsWriter(_rejects_path(rejects_dir, prepare.spec.kind), path)
+    expected = source.estimated_rows()
+    matched_by: dict[str, int] = {}
+    try:
+        with _staging_table(store, prepare) as stage:
+            converted = convert_batches(source.batches(), prepare, mapping, timezone)
+            rows_read = stage_rows(store, converted, rejects, expected=expected, on_progress=on_progress)
+            rows_read += stage_unreadable(source, rejects)
+            if on_phase:
+                on_phase("reconcile")
+            staged = set(rejects.rows)
+            checked = check_staged(store, targets(store, plan, stage, _given(plan), matched_by), rejects)
+            applied = apply_changes(store, checked)
+            kinds = _row_kinds(store, plan, stage, rejects.rows - staged)
+    finally:
+        rejects_path = rejects.close()
+    return _summary(source, plan, path, rows_read=rows_read, applied=applied, rejects=rejects,
+                    rejects_path=rejects_path, kinds=kinds, matched_by=matched_by)
+
+
+def _checked_arguments(kind: str | None, mapping: ColumnMapping | None) -> ColumnMapping:
+    """The mapping to read with, once `kind` (when given) and `mapping` are known to be sound."""
     if kind is not None:
         table_for_kind(kind)
-    path = Path(path)
     mapping = mapping or ColumnMapping()
     mapping.check()
+    return mapping
+
+
+def _rejects_path(rejects_dir: Path | str, kind: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path(rejects_dir) / f"{kind}-{stamp}.csv"
+
+
+def read_file(
+    path: Path, kind: str | None, mapping: ColumnMapping, *, encoding: str | None = None, sheet: str | None = None,
+    header_row: int | None = None, batch_rows: int = 200_000, platform: str | None = None,
+) -> tuple[Source, Plan]:
+    """Stage 1, read: the file opened (its batches are read when `Source.batches` is iterated) and
+    what it holds (kind, platform export, which column holds which field)."""
     source = open_source(path, batch_rows=batch_rows, encoding=encoding, sheet=sheet, header_row=header_row)
     source, plan = _choose_plan(source, kind, mapping, path, sheet_given=sheet is not None,
                                 header_given=header_row is not None, platform=platform)
     source.used = set(plan.columns)
-    prepare = Preparer(plan, mapping, guest_key)
-    spec = prepare.spec
-    summary = ImportSummary(plan.kind, path, source.format, source.encoding, sheet=source.sheet,
-                            header_row=source.header_row, ignored_columns=plan.ignored, preset=plan.preset)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    rejects = _RejectsWriter(Path(rejects_dir) / f"{spec.kind}-{stamp}.csv", path)
-    expected = source.estimated_rows()
+    return source, plan
 
-    keep = prepare.keep
+
+@contextlib.contextmanager
+def _staging_table(store: Store, prepare: Preparer) -> Iterator[ibis.Table]:
+    """The scratch table the good rows are staged in, dropped (with the other scratch tables) at the end."""
+    spec, keep = prepare.spec, prepare.keep
     stage_schema = ibis.schema({**dict(spec.schema.items()), **{k: "string" for k in keep}, ROW: "int64"})
     for name in (VALID, CHANGES, *SCRATCH):  # left behind by an import that was killed
         store.drop(name)
@@ -224,52 +264,52 @@ def import_file(
     # a table of the file took four times as long
     stage = store.create(STAGE, stage_schema.to_pyarrow().empty_table(), scratch=True)
     try:
-        def convert(grouped: Grouped) -> BatchResult:
-            prepared = prepare.finish(grouped)
-            headers = {c: c for c in prepared.batch.schema.names if c in spec.column_names}
-            return convert_batch(prepared.batch, spec, headers, mapping, timezone,
-                                 problems=prepared.problems, keep=keep)
+        yield stage
+    finally:
+        for name in (STAGE, VALID, CHANGES, *SCRATCH):
+            store.drop(name)
 
-        def store_batch(rows: int, result: BatchResult) -> None:
-            summary.rows_read += rows
+
+def stage_rows(
+    store: Store, converted: Generator[tuple[int, BatchResult], None, None], rejects: _RejectsWriter, *,
+    expected: int | None = None, on_progress: Callable[[int, int | None], None] | None = None,
+) -> int:
+    """Stage 3, stage: each converted batch's good rows appended to the staging table as they come
+    (one batch at a time in memory), its problems to the rejects file; returns the rows read."""
+    rows_read = 0
+    with contextlib.closing(converted):  # stopped early (a failure): the conversion threads end too
+        for rows, result in converted:
+            rows_read += rows
             if result.accepted.num_rows:
                 store.append(STAGE, result.accepted)
             rejects.write(result.rejects)
             if on_progress:
-                on_progress(summary.rows_read, expected)
+                on_progress(rows_read, expected)
+    return rows_read
 
-        # Batches are grouped into orders in file order (an order's lines may span two batches),
-        # then prepared and parsed on every core (Arrow releases the GIL) while the store takes
-        # the previous one; at most `workers` + 1 batches are in memory.
-        workers = max(1, min(4, os.cpu_count() or 1))
-        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="kizuna-import") as pool:
-            queued: collections.deque = collections.deque()
-            for batch in source.batches():
-                queued.append((batch.num_rows, pool.submit(convert, prepare(batch))))
-                while len(queued) > workers:
-                    rows, future = queued.popleft()
-                    store_batch(rows, future.result())
-            while queued:
-                rows, future = queued.popleft()
-                store_batch(rows, future.result())
-        if source.problems:
-            summary.rows_read += len({p.row for p in source.problems})
-            rejects.write(pa.table(
-                {"row": [p.row for p in source.problems], "column": [p.column for p in source.problems],
-                 "value": [p.value for p in source.problems], "reason": [p.reason for p in source.problems]},
-                schema=REJECT_SCHEMA,
-            ))
-        if on_phase:
-            on_phase("reconcile")
-        read = set(rejects.rows)
-        _reconcile_all(store, targets(store, plan, stage, _given(plan), summary.matched_by), rejects, summary)
-        kinds = _row_kinds(store, plan, stage, rejects.rows - read)
-    finally:
-        for name in (STAGE, VALID, CHANGES, *SCRATCH):
-            store.drop(name)
-        summary.rejects_path = rejects.close()
-    summary.rejected = len(rejects.rows)
-    summary.reasons = rejects.reasons
+
+def stage_unreadable(source: Source, rejects: _RejectsWriter) -> int:
+    """The rows the reader could not split into fields (known once every batch is read), to the
+    rejects file; returns how many rows they were."""
+    if not source.problems:
+        return 0
+    rejects.write(problem_rejects(source.problems))
+    return len({p.row for p in source.problems})
+
+
+def _summary(source: Source, plan: Plan, path: Path, *, rows_read: int, applied: list[Applied],
+             rejects: _RejectsWriter, rejects_path: Path | None, kinds: tuple[int, int, int] | None,
+             matched_by: dict[str, int]) -> ImportSummary:
+    summary = ImportSummary(plan.kind, path, source.format, source.encoding, sheet=source.sheet,
+                            header_row=source.header_row, rows_read=rows_read, rejected=len(rejects.rows),
+                            rejects_path=rejects_path, ignored_columns=plan.ignored, reasons=rejects.reasons,
+                            preset=plan.preset, matched_by=matched_by)
+    for table in applied:
+        summary.tables[table.target.spec.name] = table.counts
+        if table.target.main:
+            summary.added, summary.updated, summary.unchanged = (table.counts.added, table.counts.updated,
+                                                                 table.counts.unchanged)
+            summary.duplicates = table.counts.duplicates if table.target.duplicates_shown else 0
     if kinds is not None:
         summary.order_rows, summary.item_rows, summary.other_lines = kinds
     return summary
@@ -348,35 +388,65 @@ def _plan(source: Source, kind: str | None, mapping: ColumnMapping, path: Path, 
     return plan_import(source.headers, source.names, kind, mapping, path, source.unreadable, platform)
 
 
-def _reconcile_all(store: Store, found: list[Target], rejects: _RejectsWriter, summary: ImportSummary) -> None:
-    """Check every table's rows, then write all changes at once (referenced tables first)."""
+@dataclass(frozen=True)
+class Checked:
+    """One table's rows of this file that passed the checks of the whole file (stage 4)."""
+
+    target: Target
+    rows: ibis.Table  # the staged rows, or a scratch table of those that passed
+    duplicates: int  # repeats identical to an earlier row of the file (not stored twice)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What stage 5 did to one table."""
+
+    target: Target
+    counts: TableCounts
+
+
+def check_staged(store: Store, found: list[Target], rejects: _RejectsWriter) -> list[Checked]:
+    """Stage 4, check: the checks that need the whole file or the store, as set operations in the
+    engine, table by table (referenced tables first): the same key twice with different data, and
+    references to customers, orders or products neither stored nor in this file. Rejects go to
+    the rejects file."""
     pending: dict[str, ibis.Table] = {}  # table -> its valid rows of this file, for references
-    changes: list[tuple[str, ibis.Table, list[str] | None]] = []
+    checked: list[Checked] = []
     several = len(found) > 1
     for target in found:
-        counts = TableCounts()
-        change = _reconcile(store, target, rejects, counts, pending, several=several)
+        rows, duplicates = _checked_rows(store, target, rejects, pending, several=several)
+        pending[target.spec.name] = rows
+        checked.append(Checked(target, rows, duplicates))
+    return checked
+
+
+def apply_changes(store: Store, checked: list[Checked]) -> list[Applied]:
+    """Stage 5, apply: every table's rows compared with the store on the natural key (added,
+    updated, unchanged), and the changes of all tables written at once, in one transaction
+    where the engine has them (referenced tables first)."""
+    applied: list[Applied] = []
+    changes: list[tuple[str, ibis.Table, list[str] | None]] = []
+    several = len(checked) > 1
+    for table in checked:
+        counts, change = _compare(store, table, several=several)
+        applied.append(Applied(table.target, counts))
         if change is not None:
             changes.append(change)
-        summary.tables[target.spec.name] = counts
-        if target.main:
-            summary.added, summary.updated, summary.unchanged = counts.added, counts.updated, counts.unchanged
-            summary.duplicates = counts.duplicates if target.duplicates_shown else 0
     if changes:
         store.apply_changes(changes)
+    return applied
 
 
-def _reconcile(
-    store: Store, target: Target, rejects: _RejectsWriter, counts: TableCounts, pending: dict[str, ibis.Table],
-    *, several: bool,
-) -> tuple[str, ibis.Table, list[str] | None] | None:
-    spec, present = target.spec, target.present
-    key = list(spec.key)
-    data_cols = [c for c in present if c not in key]
+def _checked_rows(
+    store: Store, target: Target, rejects: _RejectsWriter, pending: dict[str, ibis.Table], *, several: bool,
+) -> tuple[ibis.Table, int]:
+    """`target`'s rows without conflicting repeats and unknown references; its identical repeats."""
+    spec, key = target.spec, list(target.spec.key)
+    data_cols = [c for c in target.present if c not in key]
     suffix = f"_{spec.name}" if several else ""
     stage = store.create(ROWS + suffix, target.rows, scratch=True) if several else target.rows
 
-    kept = _drop_duplicates(store, stage, key, data_cols, rejects, counts)
+    kept, duplicates = _drop_duplicates(store, stage, key, data_cols, rejects)
     filtered = kept is not stage
     for column, table in spec.references:
         known = store.table(table).select(column)
@@ -388,8 +458,19 @@ def _reconcile(
             kept = kept.semi_join(known, column)
             filtered = True
     # the staged rows themselves when every one passed (writing them again costs seconds at 10M rows)
-    valid = store.create(VALID + suffix, kept, scratch=True) if filtered else stage
-    pending[spec.name] = valid
+    return (store.create(VALID + suffix, kept, scratch=True) if filtered else stage), duplicates
+
+
+def _compare(
+    store: Store, checked: Checked, *, several: bool,
+) -> tuple[TableCounts, tuple[str, ibis.Table, list[str] | None] | None]:
+    """How the checked rows of one table compare with the store, and the change to write (None: none)."""
+    target, valid = checked.target, checked.rows
+    spec, present = target.spec, target.present
+    key = list(spec.key)
+    data_cols = [c for c in present if c not in key]
+    suffix = f"_{spec.name}" if several else ""
+    counts = TableCounts(duplicates=checked.duplicates)
 
     stored = store.table(spec.name).mutate(_stored=ibis.literal(True))
     joined = valid.left_join(stored, key, rname="{name}__stored")
@@ -408,24 +489,25 @@ def _reconcile(
     counts.unchanged = int(counts_row["unchanged"] or 0)
     counts.updated = int(counts_row["total"]) - counts.added - counts.unchanged
     if counts.added + counts.updated == 0:
-        return None
+        return counts, None
     # Columns the file lacks keep what the store has; the file's columns win.
     changed = joined.filter(is_new | ~same).select(
         *[value[c].name(c) if c in data_cols else joined[c] if c in present
           else joined[f"{c}__stored"].name(c) for c in spec.column_names]
     )
     if counts.updated == 0:
-        return spec.name, changed, None
-    return spec.name, store.create(CHANGES + suffix, changed, scratch=True), key
+        return counts, (spec.name, changed, None)
+    return counts, (spec.name, store.create(CHANGES + suffix, changed, scratch=True), key)
 
 
 def _drop_duplicates(
-    store: Store, stage: ibis.Table, key: list[str], data_cols: list[str],
-    rejects: _RejectsWriter, counts: TableCounts,
-) -> ibis.Table:
+    store: Store, stage: ibis.Table, key: list[str], data_cols: list[str], rejects: _RejectsWriter,
+) -> tuple[ibis.Table, int]:
+    """`stage` without its repeats of a key (those with different data rejected), and how many
+    repeats were identical to the first row of their key."""
     firsts = stage.group_by(key).aggregate(_first=stage[ROW].min())
     if int(firsts.count().to_pyarrow().as_py()) == int(stage.count().to_pyarrow().as_py()):
-        return stage
+        return stage, 0
     first_data = stage.select(
         _first_row=stage[ROW], **{f"{c}__first": stage[c] for c in key + data_cols}
     )
@@ -443,8 +525,8 @@ def _drop_duplicates(
                          + conflicts["_first"].cast("string") + " kept)"),
         key[0], None,
     )
-    counts.duplicates = int(repeats.filter(same).count().to_pyarrow().as_py())
-    return stage.semi_join(firsts.rename(**{ROW: "_first"}), [*key, ROW])
+    duplicates = int(repeats.filter(same).count().to_pyarrow().as_py())
+    return stage.semi_join(firsts.rename(**{ROW: "_first"}), [*key, ROW]), duplicates
 
 
 def _reject(rejects: _RejectsWriter, rows: ibis.Table, column: str, reason: str | None) -> int:

@@ -14,11 +14,12 @@ from kizuna.operations._ledger import (
     retry_delay,
 )
 from kizuna.operations._links import SURVEY_DAYS, InvalidLink, Links
+from kizuna.operations._settings import OperationsSettings, WebSettings
 from kizuna.operations._store import OPERATIONS_FILE, Operations, Transaction, now_ts
 
 __all__ = ["OPERATIONS_FILE", "RECOVERABLE", "SURVEY_DAYS", "WAITING", "Delivery", "DueRow", "Enrolment",
-           "InvalidLink", "Ledger", "Links", "Operations", "PostgresOperations", "SQLiteOperations", "Transaction",
-           "now_ts", "rename_customers", "retry_delay"]
+           "InvalidLink", "Ledger", "Links", "Operations", "OperationsSettings", "PostgresOperations",
+           "SQLiteOperations", "Transaction", "WebSettings", "now_ts", "rename_customers", "retry_delay"]
 
 _LAZY = {"SQLiteOperations": "_sqlite", "PostgresOperations": "_postgres"}
 

@@ -1,36 +1,65 @@
 """Prediction (docs/measures.md §3): who is still alive, what each customer is worth, who is about to leave, and
 whom the contact centre calls first."""
 
-from kizuna.prediction._backtest import Backtest, backtest
-from kizuna.prediction._chart import write_holdout_chart
-from kizuna.prediction._features import (
-    CHURN_FEATURES,
-    MODEL_COLUMNS,
-    REASON_CONTEXT,
-    churn_labels,
-    customer_features,
-)
-from kizuna.prediction._predict import (
-    PREDICTION_COLUMNS,
-    FitProblem,
-    PredictionError,
-    Predictions,
-    high_risk_count,
-    predict_customers,
-    value_at_risk_by,
-)
-from kizuna.prediction._priority import (
-    ACTIONS,
-    PRIORITY_COLUMNS,
-    call_list_rows,
-    missing_value_at_risk,
-    priority_list,
-    suggested_action,
-)
+from typing import TYPE_CHECKING
+
+from kizuna.prediction._settings import PredictionSettings
+
+if TYPE_CHECKING:
+    from kizuna.prediction._backtest import Backtest, backtest, backtest_report, write_backtest_report
+    from kizuna.prediction._chart import write_holdout_chart
+    from kizuna.prediction._features import (
+        CHURN_FEATURES,
+        MODEL_COLUMNS,
+        REASON_CONTEXT,
+        churn_labels,
+        customer_features,
+    )
+    from kizuna.prediction._predict import (
+        PREDICTION_COLUMNS,
+        FitProblem,
+        PredictionError,
+        Predictions,
+        high_risk_count,
+        predict_customers,
+        value_at_risk_by,
+    )
+    from kizuna.prediction._priority import (
+        ACTIONS,
+        PRIORITY_COLUMNS,
+        call_list,
+        call_list_rows,
+        missing_value_at_risk,
+        priority_list,
+        suggested_action,
+        write_call_list,
+    )
 
 __all__ = [
+    "PredictionSettings",
     "ACTIONS", "CHURN_FEATURES", "MODEL_COLUMNS", "PREDICTION_COLUMNS", "PRIORITY_COLUMNS", "REASON_CONTEXT",
     "Backtest", "FitProblem", "PredictionError", "Predictions", "backtest", "call_list_rows", "churn_labels",
     "customer_features", "high_risk_count", "missing_value_at_risk", "predict_customers", "priority_list",
     "suggested_action", "value_at_risk_by", "write_holdout_chart",
+    "backtest_report", "call_list", "write_backtest_report", "write_call_list",
 ]
+
+# The models load SciPy and scikit-learn on first use (PEP 562): the workspace composes
+# PredictionSettings into its settings without paying for them.
+_LAZY = {"Backtest": "_backtest", "backtest": "_backtest", "backtest_report": "_backtest",
+         "write_backtest_report": "_backtest", "call_list": "_priority", "write_call_list": "_priority",
+         "write_holdout_chart": "_chart",
+         "CHURN_FEATURES": "_features", "MODEL_COLUMNS": "_features", "REASON_CONTEXT": "_features",
+         "churn_labels": "_features", "customer_features": "_features", "FitProblem": "_predict",
+         "PREDICTION_COLUMNS": "_predict", "PredictionError": "_predict", "Predictions": "_predict",
+         "high_risk_count": "_predict", "predict_customers": "_predict", "value_at_risk_by": "_predict",
+         "ACTIONS": "_priority", "PRIORITY_COLUMNS": "_priority", "call_list_rows": "_priority",
+         "missing_value_at_risk": "_priority", "priority_list": "_priority", "suggested_action": "_priority"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"kizuna.prediction.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'kizuna.prediction' has no attribute {name!r}")

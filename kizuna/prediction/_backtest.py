@@ -16,13 +16,17 @@ model is scored as ever. No figure is NaN: `to_dict` gives JSON without NaN.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ibis
 import numpy as np
 
+from kizuna._errors import KizunaError
+from kizuna.prediction._chart import write_holdout_chart
 from kizuna.prediction._evaluation import (
     calibration_table,
     holdout_aggregate,
@@ -33,7 +37,7 @@ from kizuna.prediction._evaluation import (
 from kizuna.prediction._features import churn_labels
 from kizuna.prediction._predict import FitProblem, PredictionError, Predictions, predict_customers
 
-__all__ = ["Backtest", "backtest"]
+__all__ = ["Backtest", "backtest", "backtest_report", "write_backtest_report"]
 
 
 @dataclass
@@ -90,6 +94,33 @@ def backtest(
                                discount_rate=discount_rate, gross_margin_rate=gross_margin_rate)
     actual = churn_labels(tables, as_of, horizon_days).to_pyarrow()
     return _score(result, actual)
+
+
+def backtest_report(
+    tables: dict[str, ibis.Table], as_of: dt.date, folder: Path | str, *, horizon_days: int = 90,
+    clv_horizon_days: int = 365, discount_rate: float = 0.1, gross_margin_rate: float = 0.4, lang: str = "ja",
+) -> tuple[Backtest, Path]:
+    """`backtest`, with its report written into `folder` (see `write_backtest_report`); the
+    figures and the chart's path."""
+    result = backtest(tables, as_of, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
+                      discount_rate=discount_rate, gross_margin_rate=gross_margin_rate)
+    return result, write_backtest_report(result, folder, lang)
+
+
+def write_backtest_report(result: Backtest, folder: Path | str, lang: str = "ja") -> Path:
+    """Write `result` as JSON (no NaN) and its calibration/holdout chart as PNG into `folder`, both
+    named ``backtest-<as of>-<horizon>d``; returns the chart's path."""
+    folder = Path(folder)
+    stem = f"backtest-{result.as_of.isoformat()}-{result.horizon_days}d"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{stem}.json").write_text(
+            json.dumps(result.to_dict(lang), ensure_ascii=False, indent=1, default=str, allow_nan=False) + "\n",
+            encoding="utf-8",
+        )
+        return write_holdout_chart(result.holdout, folder / f"{stem}.png", lang)
+    except OSError as exc:
+        raise KizunaError(f"cannot write the backtest report into {folder} ({exc.strerror}).") from None
 
 
 def _last_order_day(tables: dict[str, ibis.Table]) -> dt.date | None:

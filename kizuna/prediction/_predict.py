@@ -1,8 +1,11 @@
 """`predict`: every customer's P(alive), expected orders, next order, order value, CLV, churn risk and
 its reasons, and value at risk, as of a date (docs/measures.md §3).
 
-The engine does the per-customer work (`customer_features`) and the aggregation to sufficient
-statistics; the models are fitted in NumPy on what comes back:
+A pipeline of stages, each a function of what it is given, composed in `predict_customers`:
+features (`read_features`) → fit (`fit_models`) → score (`score`) → explain (`explain`) → the
+table to store (`prediction_table`; the caller stores it). The engine does the per-customer work
+(`customer_features`) and the aggregation to sufficient statistics; the models are fitted in
+NumPy on what comes back:
 
 * BG/NBD on (frequency, recency, T) counts: P(alive), expected orders, the next order's date;
 * Gamma-Gamma on the repeat buyers: expected order value, hence the CLV over `clv_horizon_days`,
@@ -27,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import ibis
 import numpy as np
@@ -42,7 +46,8 @@ from kizuna.prediction._churn import ChurnModel
 from kizuna.prediction._features import CHURN_FEATURES, churn_labels, customer_features
 from kizuna.prediction._reasons import reason_texts
 
-__all__ = ["PREDICTION_COLUMNS", "FitProblem", "PredictionError", "Predictions", "predict_customers"]
+__all__ = ["PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError", "Predictions", "Scores",
+           "explain", "fit_models", "predict_customers", "prediction_table", "read_features", "score"]
 
 # The stored columns of customer_predictions, in order.
 PREDICTION_COLUMNS = (
@@ -156,19 +161,94 @@ def predict_customers(
     tables: dict[str, ibis.Table], as_of: dt.date, *, horizon_days: int = 90, clv_horizon_days: int = 365,
     discount_rate: float = 0.1, gross_margin_rate: float = 0.4,
 ) -> Predictions:
-    """Fit the models on the data up to `as_of` and predict every customer who has ordered."""
-    notes: list[str] = []
+    """Fit the models on the data up to `as_of` and predict every customer who has ordered.
+
+    features → fit → score → explain → the table to store (storing is the caller's).
+    """
+    features = read_features(tables, as_of)
+    fits = fit_models(tables, as_of, features, horizon_days=horizon_days)
+    scores = score(features, fits, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
+                   discount_rate=discount_rate)
+    reasons = explain(features, fits.churn)
+    table = prediction_table(features, scores, reasons, as_of, horizon_days=horizon_days,
+                             gross_margin_rate=gross_margin_rate)
+    return Predictions(as_of, horizon_days, clv_horizon_days, table, fits.beta_geo, fits.gamma_gamma, fits.churn,
+                       fits.shifted_beta_geo, fits.training_customers, features.repeat_buyers, features.table,
+                       fits.notes, fits.problems + scores.problems)
+
+
+@dataclass(frozen=True)
+class Features:
+    """Stage 1: every customer's features, what the models read of them, and BG/NBD's counts."""
+
+    table: pa.Table  # customer_features, one row per customer who has ordered
+    counts: pa.Table  # customers per distinct (frequency, recency, T)
+    frequency: np.ndarray
+    recency: np.ndarray
+    age: np.ndarray  # T: days from the first order to the as-of date
+    monetary_value: np.ndarray
+
+    @cached_property
+    def matrix(self) -> np.ndarray:
+        """CHURN_FEATURES, for the churn model: made when first scored (not held while the models fit)."""
+        return _matrix(self.table)
+
+    @property
+    def repeat_buyers(self) -> int:
+        return int((self.frequency > 0).sum())
+
+    @property
+    def history_days(self) -> int:
+        """The longest customer history: "nobody has dropped out in 10 years"."""
+        return int(np.nanmax(self.age)) if len(self.age) else 0
+
+    @property
+    def spends(self) -> np.ndarray:
+        """Repeat buyers with a positive average order (repeat orders all refunded: no spend to learn from)."""
+        return (self.frequency > 0) & (self.monetary_value > 0)
+
+
+@dataclass(frozen=True)
+class Fits:
+    """Stage 2: the fitted models (None: did not fit, with its `FitProblem`), and what was said on the way."""
+
+    beta_geo: BetaGeo | None
+    gamma_gamma: GammaGamma | None
+    shifted_beta_geo: ShiftedBetaGeo | None
+    churn: ChurnModel
+    training_customers: int
+    notes: list[str]
+    problems: list[FitProblem]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Stage 3: per customer, row for row with the features (NaN: no figure; stored as NULL)."""
+
+    p_alive: np.ndarray
+    expected_orders: np.ndarray
+    next_order_days: np.ndarray
+    order_value: np.ndarray
+    clv: np.ndarray
+    churn_risk: np.ndarray
+    cancel_probability: np.ndarray
+    problems: list[FitProblem]  # BG/NBD fitted but gave no figure for some customers ("partial")
+
+
+def read_features(tables: dict[str, ibis.Table], as_of: dt.date) -> Features:
+    """Stage 1, features: `customer_features` as of `as_of`, and the BG/NBD counts computed from
+    them in the engine; a `PredictionError` when too few customers have ordered twice."""
     # kept in the engine (a temporary table) while it is read twice, for the rows and for the BG/NBD
     # counts: the counts would otherwise compute every customer's features again
     cached = customer_features(tables, as_of).cache()
     try:
-        features = cached.to_pyarrow()
+        table = cached.to_pyarrow()
         counts = _beta_geo_counts(cached)
     finally:
         cached.release()
-    if features.num_rows == 0:
+    if table.num_rows == 0:
         raise PredictionError("No orders up to the as-of date: nothing to predict. Run `kizuna import orders FILE`.")
-    f, r, t, m = (features[c].to_numpy(zero_copy_only=False).astype(float)
+    f, r, t, m = (table[c].to_numpy(zero_copy_only=False).astype(float)
                   for c in ("frequency", "recency", "T", "monetary_value"))
     repeat_buyers = int((f > 0).sum())
     if repeat_buyers < MIN_REPEAT_BUYERS:
@@ -176,26 +256,42 @@ def predict_customers(
             f"Only {repeat_buyers} customers have ordered on more than one day: too few repeat buyers to learn "
             "how often customers buy. Import more order history."
         )
+    return Features(table, counts, f, r, t, m)
 
+
+def fit_models(tables: dict[str, ibis.Table], as_of: dt.date, features: Features, *, horizon_days: int) -> Fits:
+    """Stage 2, fit: BG/NBD, Gamma-Gamma and sBG (each None, with a `FitProblem`, when it does not
+    fit the data), then the churn model on the features of `horizon_days` before `as_of`."""
+    notes: list[str] = []
     problems: list[FitProblem] = []
-    history = int(np.nanmax(t)) if len(t) else 0
+    f, m, spends = features.frequency, features.monetary_value, features.spends
+    history = features.history_days
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelFitWarning)
-        beta_geo = _fitted("bg_nbd", lambda: _fit_beta_geo(counts), problems, history)
-        spends = (f > 0) & (m > 0)
+        beta_geo = _fitted("bg_nbd", lambda: _fit_beta_geo(features.counts), problems, history)
         gamma_gamma = _fitted("gamma_gamma", lambda: GammaGamma().fit(f[spends], m[spends]), problems, history)
         shifted = _fitted("shifted_beta_geo", lambda: _fit_shifted_beta_geo(tables, as_of), problems, history)
     # a model that stopped early is a FitProblem (one line), not a note as well
     notes += [str(w.message) for w in caught
               if issubclass(w.category, ModelFitWarning) and not issubclass(w.category, ConvergenceWarning)]
+    churn, training = _fit_churn(tables, as_of, horizon_days, notes)
+    return Fits(beta_geo, gamma_gamma, shifted, churn, training, notes, problems)
 
-    n = features.num_rows
+
+def score(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days: int, discount_rate: float) -> Scores:
+    """Stage 3, score: P(alive), expected orders and the next order (once per distinct (frequency,
+    recency, T)), expected order value, CLV, churn risk and cancel probability."""
+    f, r, t, m, spends = (features.frequency, features.recency, features.age, features.monetary_value,
+                          features.spends)
+    n = features.table.num_rows
+    problems: list[FitProblem] = []
     # repeat orders all refunded (no spend to learn from): the population's mean order value
-    if gamma_gamma is not None:
-        spend = gamma_gamma.predict_spend(np.where(spends, f, 0), np.where(spends, m, 0.0))
+    if fits.gamma_gamma is not None:
+        spend = fits.gamma_gamma.predict_spend(np.where(spends, f, 0), np.where(spends, m, 0.0))
     else:  # each customer's own average; for those without one, the average over those who have one
         overall = float(m[spends].mean()) if spends.any() else np.nan
         spend = np.where(spends, m, overall)
+    beta_geo = fits.beta_geo
     if beta_geo is not None:
         # BG/NBD's predictions depend on (frequency, recency, T) alone, which many customers share:
         # each is computed once per distinct row and spread back to its customers
@@ -211,41 +307,51 @@ def predict_customers(
             p_alive, expected_orders, clv = (np.where(unknown, np.nan, v) for v in (p_alive, expected_orders, clv))
             next_order = np.where(unknown, np.nan, next_order)
             problems.append(FitProblem("bg_nbd", "partial", "BetaGeo predictions are not finite for "
-                                       f"{int(unknown.sum()):,} customers.", history, int(unknown.sum())))
+                                       f"{int(unknown.sum()):,} customers.", features.history_days,
+                                       int(unknown.sum())))
     else:
         p_alive = expected_orders = clv = next_order = np.full(n, np.nan)
+    risk = fits.churn.predict_risk(features.matrix)
+    cancel = _cancel_probability(fits.shifted_beta_geo, features.table, horizon_days)
+    return Scores(p_alive, expected_orders, next_order, spend, clv, risk, cancel, problems)
 
-    churn, training = _fit_churn(tables, as_of, horizon_days, notes)
-    matrix = _matrix(features)
-    risk = churn.predict_risk(matrix)
-    top = churn.top_reasons(matrix, k=3)
-    cancel = _cancel_probability(shifted, features, horizon_days)
 
+def explain(features: Features, churn: ChurnModel) -> dict[str, list[str]]:
+    """Stage 4, explain: lang -> each customer's three features that raise the churn risk most
+    (by occlusion on the model itself), in words (ja and en)."""
+    top = churn.top_reasons(features.matrix, k=3)
+    return {lang: _or_typical(reason_texts(features.table, top, CHURN_FEATURES, lang), lang) for lang in ("ja", "en")}
+
+
+def prediction_table(features: Features, scores: Scores, reasons: dict[str, list[str]], as_of: dt.date, *,
+                     horizon_days: int, gross_margin_rate: float) -> pa.Table:
+    """Stage 5: the rows of customer_predictions (`PREDICTION_COLUMNS`), NULL wherever there is no number."""
+    n = features.table.num_rows
     as_of_days = np.datetime64(as_of, "D")
+    next_order = scores.next_order_days
     known = np.isfinite(next_order)
     ahead = np.ceil(np.where(known, next_order, 0.0)).astype("timedelta64[D]")
     next_on = np.where(known, as_of_days + ahead, np.datetime64("NaT"))
-    table = pa.table({
-        "customer_id": features["customer_id"],
+    risk, clv = scores.churn_risk, scores.clv
+    return pa.table({
+        "customer_id": features.table["customer_id"],
         "as_of": pa.array(np.full(n, np.datetime64(as_of, "D")), pa.date32()),
         "horizon_days": pa.array(np.full(n, horizon_days), pa.int64()),
-        "p_alive": _numbers(p_alive),
-        "expected_orders": _numbers(expected_orders),
+        "p_alive": _numbers(scores.p_alive),
+        "expected_orders": _numbers(scores.expected_orders),
         "expected_next_order_on": pa.array(next_on, pa.date32()),
-        "expected_order_value": _numbers(spend),
+        "expected_order_value": _numbers(scores.order_value),
         "clv": _numbers(clv),
         "clv_profit": _numbers(clv * gross_margin_rate),
         "churn_risk": _numbers(risk),
         "value_at_risk": _numbers(risk * clv),
-        "cancel_probability": _numbers(cancel),
-        "churn_reasons_ja": _or_typical(reason_texts(features, top, CHURN_FEATURES, "ja"), "ja"),
-        "churn_reasons_en": _or_typical(reason_texts(features, top, CHURN_FEATURES, "en"), "en"),
+        "cancel_probability": _numbers(scores.cancel_probability),
+        "churn_reasons_ja": reasons["ja"],
+        "churn_reasons_en": reasons["en"],
         # what the call list's suggested action looks at, besides customer_scores
-        "open_contacts": features["open_contacts"],
-        "days_since_life_event": features["days_since_life_event"],
+        "open_contacts": features.table["open_contacts"],
+        "days_since_life_event": features.table["days_since_life_event"],
     })
-    return Predictions(as_of, horizon_days, clv_horizon_days, table, beta_geo, gamma_gamma, churn, shifted,
-                       training, repeat_buyers, features, notes, problems)
 
 
 def _fitted(key: str, fit, problems: list[FitProblem], history_days: int):

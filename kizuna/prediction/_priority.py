@@ -12,15 +12,18 @@ at risk is the list by churn risk. A NaN left by an older kizuna counts as NULL.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import ibis
 import pyarrow as pa
 
+from kizuna._sheets import write_table
 from kizuna.analytics import nps_class_of
+from kizuna.i18n import label
 
-__all__ = ["ACTIONS", "PRIORITY_COLUMNS", "call_list_rows", "missing_value_at_risk", "priority_list",
-           "suggested_action"]
+__all__ = ["ACTIONS", "PRIORITY_COLUMNS", "call_list", "call_list_rows", "missing_value_at_risk", "priority_list",
+           "suggested_action", "write_call_list"]
 
 # Suggested actions, most specific first (docs/measures.md §2 lost reasons, §4 scenarios).
 ACTIONS = (
@@ -64,6 +67,21 @@ def priority_list(
     listed = j.select(*(col for col in PRIORITY_COLUMNS if col != "opted_out"), opted_out=_join_names(opted))
     order = [ibis.desc("value_at_risk", nulls_first=False), ibis.desc("churn_risk", nulls_first=False), "customer_id"]
     return listed.order_by(order).limit(capacity).to_pyarrow()
+
+
+def call_list(
+    predictions: ibis.Table, customers: ibis.Table, scores: ibis.Table | None, capacity: int
+) -> pa.Table:
+    """`priority_list`, each row with its `suggested_action` (see `ACTIONS`)."""
+    rows = priority_list(predictions, customers, scores, capacity)
+    actions = [suggested_action(row) for row in rows.to_pylist()]
+    return rows.append_column("suggested_action", pa.array(actions, pa.string()))
+
+
+def write_call_list(listed: pa.Table, path: Path, fmt: str = "csv", lang: str = "ja") -> int:
+    """Write a `call_list` to a CSV or .xlsx file for the contact centre (`call_list_rows`); returns its rows."""
+    headers, rows = call_list_rows(listed, lang)
+    return write_table(path, headers, rows, fmt=fmt, sheet=label("title_priority", lang))
 
 
 _NUMBERS = ("churn_risk", "value_at_risk", "clv", "p_alive", "cancel_probability")

@@ -4,7 +4,7 @@ A run is a pipeline (`run_scenarios`): evaluate occasions → enrol in the ledge
 due → dispatch, over a `RunContext` the workspace builds.
 """
 
-from kizuna.scenarios._context import OUTBOX, RUN_LOCK, SCENARIO_FOLDER, RunContext
+from kizuna.scenarios._context import OUTBOX, RUN_LOCK, SCENARIO_FOLDER, RunContext, RunSettings
 from kizuna.scenarios._dispatch import RunReport, StepTally
 from kizuna.scenarios._model import Scenario, ScenarioError, load_scenario, load_scenarios
 from kizuna.scenarios._preview import preview_message
@@ -13,5 +13,5 @@ from kizuna.scenarios._results import RESULT_COLUMNS, scenario_results
 from kizuna.scenarios._run import group_of, run_scenarios, scenario_fields
 
 __all__ = ["OUTBOX", "RESULT_COLUMNS", "RUN_LOCK", "SCENARIO_FOLDER", "RenderError", "RunContext", "RunReport",
-           "Scenario", "ScenarioError", "StepTally", "group_of", "load_scenario", "load_scenarios",
+           "RunSettings", "Scenario", "ScenarioError", "StepTally", "group_of", "load_scenario", "load_scenarios",
            "preview_message", "render", "run_scenarios", "scenario_fields", "scenario_results", "text_to_html"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from kizuna.delivery import DeliverySettings, EmailSettings, LineSettings
 from kizuna.operations import Links, Operations
-from kizuna.settings import Settings
+from kizuna.settings import BusinessSettings
 from kizuna.store import TABLES
 
 if TYPE_CHECKING:  # the engine loads on first use
@@ -15,11 +16,24 @@ if TYPE_CHECKING:  # the engine loads on first use
 
     from kizuna.store import Store
 
-__all__ = ["OUTBOX", "RUN_LOCK", "SCENARIO_FOLDER", "RunContext", "canonical_tables"]
+__all__ = ["OUTBOX", "RUN_LOCK", "SCENARIO_FOLDER", "RunContext", "RunSettings", "canonical_tables"]
 
 SCENARIO_FOLDER = "scenarios"
 OUTBOX = "outbox"
 RUN_LOCK = ".kizuna-run.lock"
+
+
+class RunSettings(Protocol):
+    """The sections of the workspace's settings a scenario run reads (`kizuna.workspace.Settings` has them)."""
+
+    @property
+    def business(self) -> BusinessSettings: ...
+    @property
+    def delivery(self) -> DeliverySettings: ...
+    @property
+    def email(self) -> EmailSettings: ...
+    @property
+    def line(self) -> LineSettings: ...
 
 
 @dataclass(frozen=True)
@@ -32,7 +46,7 @@ class RunContext:
 
     store: Store
     operations: Operations
-    settings: Settings
+    settings: RunSettings
     links: Links
     home: Path
     scenarios_dir: Path

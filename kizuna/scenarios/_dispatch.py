@@ -32,10 +32,9 @@ from kizuna._errors import KizunaError
 from kizuna._sheets import write_table
 from kizuna.delivery import ONLINE_CHANNELS, DeliveryError, Message, SendingRules, Transport
 from kizuna.operations import RECOVERABLE, WAITING, DueRow, Ledger, retry_delay
-from kizuna.scenarios._context import RunContext
+from kizuna.scenarios._context import RunContext, RunSettings
 from kizuna.scenarios._model import Scenario
 from kizuna.scenarios._render import RenderError, render, template_fields, text_to_html
-from kizuna.settings import Settings
 
 __all__ = ["LIST_COLUMNS", "PUSH_CONNECTIONS", "Dispatcher", "RunReport", "StepTally", "default_transports",
            "dispatch"]
@@ -110,7 +109,7 @@ class Dispatcher:
         self.people, self.reached, self.now, self.dry_run = people, reached, now, dry_run
         self.now_unix = int(now.timestamp())
         settings = context.settings
-        self.rules = SendingRules.from_settings(settings)
+        self.rules = SendingRules.from_settings(settings.delivery, settings.business.timezone)
         self.transports = (transports if transports is not None
                            else default_transports(settings, context.home, lang or "ja"))
         self.lang = lang
@@ -119,7 +118,7 @@ class Dispatcher:
         self.operations = context.operations
         self.consents = {channel: self.operations.consents(channel) for channel in ("email", "line", "dm", "call",
                                                                                       "insert")}
-        self.recent = ledger.recent_sends(people, self.now_unix - settings.cap_days * 86_400)
+        self.recent = ledger.recent_sends(people, self.now_unix - settings.delivery.cap_days * 86_400)
         self.samples: Counter = Counter()
         self.previous: dict[str, tuple[str, int, int | None]] = {}
         self.parent: int | None = None  # in a forked sending process: the run's PID
@@ -493,15 +492,15 @@ def _step_key(row: DueRow, step: int) -> str:
     return f"{row.scenario}/{step}/{row.customer_id}/{row.occasion}"
 
 
-def default_transports(settings: Settings, home: Path, lang: str) -> dict[str, Callable[[], Transport]]:
+def default_transports(settings: RunSettings, home: Path, lang: str) -> dict[str, Callable[[], Transport]]:
     """The channels kizuna.toml and the environment configure (key files named relative to `home`)."""
     import os
 
     from kizuna.delivery import LineTransport, SmtpTransport
 
     result: dict[str, Callable[[], Transport]] = {}
-    if settings.smtp_url:
-        result["email"] = lambda: SmtpTransport.from_settings(settings, home, lang=lang)
+    if settings.email.smtp_url:
+        result["email"] = lambda: SmtpTransport.from_settings(settings.email, home, lang=lang)
     if os.environ.get("KIZUNA_LINE_TOKEN"):
-        result["line"] = lambda: LineTransport.from_settings(settings)
+        result["line"] = lambda: LineTransport.from_settings(settings.line)
     return result

@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from kizuna.operations import Ledger
-from kizuna.scenarios._context import canonical_tables
+from kizuna.scenarios._context import RunSettings, canonical_tables
 from kizuna.scenarios._effect import Counts, goal_conversions, measure
 from kizuna.scenarios._model import Scenario
-from kizuna.settings import Settings
 
 if TYPE_CHECKING:
     from kizuna.store import Store
@@ -38,7 +37,7 @@ RESULT_COLUMNS = (
 )
 
 
-def scenario_results(scenarios: Sequence[Scenario], *, ledger: Ledger, store: Store, settings: Settings,
+def scenario_results(scenarios: Sequence[Scenario], *, ledger: Ledger, store: Store, settings: RunSettings,
                      name: str | None = None, as_of: dt.date | None = None, now: dt.datetime | None = None,
                      lang: str = "ja") -> list[dict[str, Any]]:
     """One row per scenario step, then the scenario's total row (step None) with its effect.
@@ -72,7 +71,7 @@ def scenario_results(scenarios: Sequence[Scenario], *, ledger: Ledger, store: St
         elif status in ("scheduled", "deferred", "resend", "sending", "committing"):
             tally["waiting"] += n
     results: list[dict[str, Any]] = []
-    zone = zoneinfo.ZoneInfo(settings.timezone)
+    zone = zoneinfo.ZoneInfo(settings.business.timezone)
     for scenario_name in sorted({s for s, _ in steps}):
         rows = [steps[k] for k in sorted(steps) if k[0] == scenario_name]
         total = _empty(scenario_name, None, "", defined, lang)
@@ -98,7 +97,7 @@ def _empty(scenario: str, step: int | None, channel: str, defined: dict[str, Sce
     return row
 
 
-def _effect(store: Store, settings: Settings, ledger: Ledger, scenario: Scenario, as_of: dt.date | None,
+def _effect(store: Store, settings: RunSettings, ledger: Ledger, scenario: Scenario, as_of: dt.date | None,
             zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
     enrolled = ledger.enrolments(scenario.name)
     if not enrolled:
@@ -111,10 +110,10 @@ def _effect(store: Store, settings: Settings, ledger: Ledger, scenario: Scenario
         "group": ["treated" if r["grp"] == "treated" else "control" for r in enrolled],
     })
     rows = goal_conversions(table, canonical_tables(store), scenario.goal.kind, scenario.goal.days, as_of=as_of,
-                            timezone=settings.timezone).to_pyarrow().to_pylist()
+                            timezone=settings.business.timezone).to_pyarrow().to_pylist()
     groups = {r["group"]: Counts.from_row(r) for r in rows}
     treated, control = groups.get("treated", Counts(0, 0)), groups.get("control", Counts(0, 0))
-    effect = measure(treated, control, settings.min_effect)
+    effect = measure(treated, control, settings.delivery.min_effect)
     return {
         "treated_customers": treated.customers, "control_customers": control.customers,
         "treated_rate": effect.treated_rate, "control_rate": effect.control_rate,

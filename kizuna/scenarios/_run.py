@@ -32,12 +32,11 @@ import pyarrow as pa
 from kizuna._errors import KizunaError
 from kizuna.delivery import Transport
 from kizuna.operations import Delivery, DueRow, Enrolment, Ledger, Operations
-from kizuna.scenarios._context import RunContext
+from kizuna.scenarios._context import RunContext, RunSettings
 from kizuna.scenarios._dispatch import RunReport, dispatch
 from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
 from kizuna.scenarios._fields import personal_fields, related_products
 from kizuna.scenarios._model import Scenario, load_scenarios
-from kizuna.settings import Settings
 
 if TYPE_CHECKING:
     from kizuna.store import Store
@@ -93,7 +92,7 @@ def run_scenarios(
     A run that delivers holds the workspace's run lock; a dry run records nothing and needs none.
     """
     with contextlib.nullcontext() if dry_run else _one_run_at_a_time(context.run_lock, context.operations):
-        now = (now or dt.datetime.now(dt.UTC)).astimezone(zoneinfo.ZoneInfo(context.settings.timezone))
+        now = (now or dt.datetime.now(dt.UTC)).astimezone(zoneinfo.ZoneInfo(context.settings.business.timezone))
         scenarios = enabled_scenarios(context.scenarios_dir, only)
         ledger = Ledger(context.operations)
         tables = context.tables()
@@ -168,7 +167,7 @@ def evaluate_occasions(context: RunContext, scenarios: dict[str, Scenario], ledg
                        tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date) -> Occasions:
     """Stage 1: each scenario's occasions as of `as_of`, narrowed by its audience, as enrolments."""
     settings = context.settings
-    zone = zoneinfo.ZoneInfo(settings.timezone)
+    zone = zoneinfo.ZoneInfo(settings.business.timezone)
     secret = context.operations.secret()
     survey = _survey_answers(context.operations, zone)
     planned: list[Enrolment] = []
@@ -224,7 +223,7 @@ def pick_due(context: RunContext, scenarios: dict[str, Scenario], ledger: Ledger
     ids = sorted({r.customer_id for r in rows})
     people = _customer_data(tables, context.settings, ids, as_of, audience, lang or "ja") if ids else {}
     reached = _goals_reached(tables, [r for r in rows if r.step > 1], scenarios,
-                             zoneinfo.ZoneInfo(context.settings.timezone))
+                             zoneinfo.ZoneInfo(context.settings.business.timezone))
     return Due(rows, people, reached)
 
 
@@ -256,15 +255,15 @@ def _survey_answers(operations: Operations, zone: zoneinfo.ZoneInfo) -> pa.Table
 
 
 def _enrolments(scenario: Scenario, found: pa.Table, zone: zoneinfo.ZoneInfo, secret: str,
-                settings: Settings) -> list[Enrolment]:
-    holdout = scenario.holdout if scenario.holdout is not None else settings.holdout_share
+                settings: RunSettings) -> list[Enrolment]:
+    holdout = scenario.holdout if scenario.holdout is not None else settings.delivery.holdout_share
     rows: list[Enrolment] = []
     for customer_id, occasion, occasion_at, detail in zip(found.column("customer_id").to_pylist(),
                                                           found.column("occasion").to_pylist(),
                                                           found.column("occasion_at").to_pylist(),
                                                           found.column("detail").to_pylist(), strict=True):
         grp = group_of(customer_id, scenario.name, secret=secret, holdout=holdout,
-                       global_control=settings.global_control_share)
+                       global_control=settings.delivery.global_control_share)
         at = _ts(occasion_at, zone)
         wait = 0
         for step in scenario.steps:
@@ -290,13 +289,13 @@ def scenario_fields(context: RunContext, customer_ids: list[str], as_of: dt.date
                           lang)
 
 
-def _customer_data(tables: dict[str, ibis.Table], settings: Settings, ids: list[str], as_of: dt.date,
+def _customer_data(tables: dict[str, ibis.Table], settings: RunSettings, ids: list[str], as_of: dt.date,
                    audience: dict[str, ibis.Table], lang: str) -> dict[str, dict]:
     wanted = ibis.memtable(pa.table({"customer_id": pa.array(ids, pa.string())}))
     customers = tables["customers"]
     contacts = customers.select(*_CONTACT_COLUMNS).semi_join(wanted, "customer_id").to_pyarrow().to_pylist()
     people: dict[str, dict] = {row["customer_id"]: dict(row) for row in contacts}
-    fields = personal_fields(tables, as_of, alternative_yen_per_l=settings.alternative_yen_per_l)
+    fields = personal_fields(tables, as_of, alternative_yen_per_l=settings.delivery.alternative_yen_per_l)
     for row in fields.semi_join(wanted, "customer_id").drop("name").to_pyarrow().to_pylist():
         people.setdefault(row["customer_id"], {"customer_id": row["customer_id"]}).update(row)
     related = related_products(tables, as_of).semi_join(wanted, "customer_id").to_pyarrow().to_pylist()
@@ -319,7 +318,7 @@ def _customer_data(tables: dict[str, ibis.Table], settings: Settings, ids: list[
                 people[row["customer_id"]].update(row)
     for person in people.values():
         person.setdefault("related_products", [])
-        person["alternative_name"] = settings.alternative_name
+        person["alternative_name"] = settings.delivery.alternative_name
     # the parcel-insert list names the order whose parcel takes the insert: the latest not yet shipped
     orders = tables["orders"]
     pending = orders.filter(orders.shipped_at.isnull() & (orders.status.isnull() | (orders.status == "completed")))

@@ -5,10 +5,11 @@
 """
 
 from kizuna.store._schema import KINDS, TABLES, Column, TableSpec, table_for_kind
+from kizuna.store._settings import StoreSettings
 
 __all__ = [
-    "KINDS", "TABLES", "Column", "DuckDBStore", "PostgresStore", "SparkStore", "Store", "StoreBusy", "copy_store",
-    "customer_rows", "TableSpec", "local_spark_session", "redact", "table_for_kind",
+    "KINDS", "TABLES", "Column", "DuckDBStore", "PostgresStore", "SparkStore", "Store", "StoreBusy", "StoreSettings",
+    "copy_store", "customer_rows", "TableSpec", "local_spark_session", "redact", "table_for_kind",
 ]
 
 # The engine loads on first use (PEP 562): the table definitions are enough for `kizuna --help`.

@@ -221,9 +221,9 @@ def exposed_files(workspace_dir: Path | str) -> list[Path]:
         settings = Settings.load(path / SETTINGS_FILE)
     except (KizunaError, OSError):
         settings = Settings()
-    names = [] if settings.operations_url else [
+    names = [] if settings.operations.url else [
         path / OPERATIONS_FILE, path / (OPERATIONS_FILE + "-wal"), path / (OPERATIONS_FILE + "-shm")]
-    names += Store.files_at(settings.store_url or str(path / STORE_FILE))
+    names += Store.files_at(settings.store.url or str(path / STORE_FILE))
     exposed = []
     for name in names:
         try:

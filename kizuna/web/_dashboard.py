@@ -195,7 +195,7 @@ def _migration(from_day: dt.date, to_day: dt.date, by: str) -> Callable[[Any], d
         from kizuna.analytics import migration_headline, migration_order
 
         table = ws.migration(from_day, to_day, by=by)
-        return {"rows": table.to_pylist(), "order": list(migration_order(ws.settings, by)),
+        return {"rows": table.to_pylist(), "order": list(migration_order(ws.settings.analysis, by)),
                 "headline": migration_headline(table)}
 
     return compute

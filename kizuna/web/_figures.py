@@ -92,7 +92,7 @@ def customer_detail(ws: Any, customer_id: str, operator: bool, operations: Any) 
     contacts = rows_of("support_contacts", "opened_at")
     events = rows_of("events", "occurred_at")
     deliveries = [dict(r) for r in operations.deliveries_of(customer_id)]
-    zone = zoneinfo.ZoneInfo(ws.settings.timezone)  # the store keeps local wall-clock times
+    zone = zoneinfo.ZoneInfo(ws.settings.business.timezone)  # the store keeps local wall-clock times
     timeline: list[dict[str, Any]] = []
     for o in orders:
         timeline.append({"at": o["ordered_at"], "kind": "order", "row": o})

@@ -47,11 +47,12 @@ class WebState:
     def __init__(self, workspace_dir: Path, *, secure_cookies: bool | None, reader: Reader,
                  default_lang: str = "ja") -> None:
         from kizuna.operations import Operations
-        from kizuna.settings import SETTINGS_FILE, Settings
+        from kizuna.settings import SETTINGS_FILE
+        from kizuna.workspace import Settings
 
         self.path = workspace_dir
         self.reader = reader
-        self.operations = Operations.open(Settings.load(workspace_dir / SETTINGS_FILE).operations_url, workspace_dir)
+        self.operations = Operations.open(Settings.load(workspace_dir / SETTINGS_FILE).operations.url, workspace_dir)
         self.codec = SessionCodec(self.operations.secret())
         self.secure_cookies = secure_cookies
         self.default_lang = default_lang if default_lang in ("ja", "en") else "ja"

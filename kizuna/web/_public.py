@@ -129,13 +129,14 @@ class PublicState:
     @classmethod
     def from_workspace(cls, path: Path | str, *, limiter: RateLimiter | None = None) -> PublicState:
         """Read kizuna.toml ([web] public_url) and open the operational records; no DuckDB."""
-        from kizuna.settings import SETTINGS_FILE, Settings
+        from kizuna.settings import SETTINGS_FILE
+        from kizuna.workspace import Settings
 
         path = Path(path)
         settings = Settings.load(path / SETTINGS_FILE)
-        operations = Operations.open(settings.operations_url, path)
+        operations = Operations.open(settings.operations.url, path)
         secret = operations.secret()
-        return cls(path, operations, Links(settings.public_url, secret),
+        return cls(path, operations, Links(settings.web.public_url, secret),
                    line_secret=os.environ.get(SECRET_ENV, "").strip() or None, form_secret=secret,
                    limiter=limiter or RateLimiter())
 

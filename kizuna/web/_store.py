@@ -174,10 +174,10 @@ class Reader:
         from kizuna.workspace import STORE_FILE, Settings
 
         settings = Settings.load(self.path / SETTINGS_FILE)
-        url = settings.store_url or str(self.path / STORE_FILE)
+        url = settings.store.url or str(self.path / STORE_FILE)
         if not Store.files_at(url):
             raise LookupError("not a store in a local file")
-        return Store.connect(url, home=self.path, memory_limit=settings.store_memory_limit, create=False,
+        return Store.connect(url, home=self.path, memory_limit=settings.store.memory_limit, create=False,
                              read_only=True, lock_wait=0)
 
     @contextlib.contextmanager
@@ -189,9 +189,9 @@ class Reader:
 
         with self.gate.held():
             settings = Settings.load(self.path / SETTINGS_FILE)
-            url = settings.store_url or str(self.path / STORE_FILE)
+            url = settings.store.url or str(self.path / STORE_FILE)
             # StoreBusy when a command still holds the file after `lock_wait` seconds: a 503 page
-            store = Store.connect(url, home=self.path, memory_limit=settings.store_memory_limit, create=False,
+            store = Store.connect(url, home=self.path, memory_limit=settings.store.memory_limit, create=False,
                                   read_only=True, lock_wait=self.lock_wait)
             ws = Workspace(self.path, settings, store)
             try:
@@ -210,7 +210,7 @@ class Reader:
         from kizuna.workspace import STORE_FILE, Settings, Workspace
 
         settings = Settings.load(self.path / SETTINGS_FILE)
-        url = settings.store_url or str(self.path / STORE_FILE)
+        url = settings.store.url or str(self.path / STORE_FILE)
         files = Store.files_at(url)
         if not files:  # a server's store: no file lock to keep short
             with self.workspace() as ws:
@@ -229,7 +229,7 @@ class Reader:
                             shutil.copyfile(file, folder / file.name)
                 finally:
                     holder.close()
-            store = Store.connect(str(folder / source.name), home=self.path, memory_limit=settings.store_memory_limit,
+            store = Store.connect(str(folder / source.name), home=self.path, memory_limit=settings.store.memory_limit,
                                   create=False, read_only=True)
             ws = Workspace(self.path, settings, store)
             try:

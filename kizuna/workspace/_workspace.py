@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import os
 import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import pyarrow as pa
 
 from kizuna import analytics
 from kizuna._errors import KizunaError, NoDataError, WorkspaceError
-from kizuna.exporting import EXPORT_FORMATS, write_customer_list
-from kizuna.i18n import label
+from kizuna.exporting import check_output, export_segment
 from kizuna.importing import ColumnMapping, ImportSummary, import_file
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
-from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, Settings
+from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE
 from kizuna.store import TABLES, Store
+from kizuna.workspace._settings import Settings
 
 if TYPE_CHECKING:  # prediction loads scikit-learn: only the commands that predict pay for it
     from kizuna.prediction import Backtest, Predictions
@@ -56,29 +54,7 @@ class Workspace:
              settings: Settings | None = None) -> Workspace:
         """Create the folder, a kizuna.toml (default settings unless given), and the store."""
         path = Path(path)
-        settings_path = path / SETTINGS_FILE
-        if path.exists() and not path.is_dir():
-            raise WorkspaceError(
-                f"{path} is a file, not a folder. Give a new or empty folder for the workspace."
-            )
-        if settings_path.exists() and not exist_ok:
-            raise WorkspaceError(
-                f"{path} is already a kizuna workspace ({SETTINGS_FILE} exists). "
-                "Use it with --dir, or choose another folder."
-            )
-        Store.check_url(store_url or (settings.store_url if settings else ""))  # before writing the file
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise WorkspaceError(
-                f"cannot create the folder {path} ({exc.strerror}). Choose a folder you can write in."
-            ) from None
-        if not settings_path.exists():
-            settings = settings or Settings()
-            if store_url:
-                settings = dataclasses.replace(settings, store_url=store_url)
-            settings_path.write_text(settings.to_toml(), encoding="utf-8")
-        _install_example_scenarios(path)
+        _create_folder(path, store_url=store_url, exist_ok=exist_ok, settings=settings)
         return cls.open(path)
 
     @classmethod
@@ -92,18 +68,8 @@ class Workspace:
         store for reading, beside other readers (the web app, `kizuna run`).
         """
         path = Path(path)
-        settings_path = path / SETTINGS_FILE
-        if not settings_path.exists():
-            raise WorkspaceError(
-                f"{path.resolve()} is not a kizuna workspace (no {SETTINGS_FILE}). "
-                "Create one with `kizuna init DIR`, or pass --dir to an existing one."
-            )
-        settings = Settings.load(settings_path)
-        url = store_url if store_url is not None else settings.store_url
-        store = Store.connect(url or str(path / STORE_FILE), home=path, memory_limit=settings.store_memory_limit,
-                              create=(create or not url) and not read_only, read_only=read_only,
-                              lock_wait=settings.store_lock_wait)
-        ws = cls(path, settings, store)
+        settings = _load_settings(path)
+        ws = cls(path, settings, _connect(path, settings, store_url, create=create, read_only=read_only))
         if not read_only:  # guests' keyed ids, once; a compaction an erasure was stopped before
             from kizuna.workspace._forget import upkeep
 
@@ -125,13 +91,13 @@ class Workspace:
         """The send ledger, consents, surveys, webhook events and users: SQLite beside the store, or
         the PostgreSQL database of [operations] url."""
         if self._operations is None:
-            self._operations = Operations.open(self.settings.operations_url, self.path)
+            self._operations = Operations.open(self.settings.operations.url, self.path)
         return self._operations
 
     @property
     def links(self) -> Links:
         """The signed unsubscribe and survey links of this workspace ([web] public_url)."""
-        return Links(self.settings.public_url, self.operations.secret())
+        return Links(self.settings.web.public_url, self.operations.secret())
 
     def merge_survey_answers(self) -> int:
         """Copy the survey answers given through the web app into nps_answers; how many.
@@ -142,16 +108,7 @@ class Workspace:
         answers = self.operations.unmerged_answers()
         if not answers:
             return 0
-        zone = zoneinfo.ZoneInfo(self.settings.timezone)  # the store keeps local wall-clock times
-        rows = pa.table({
-            "customer_id": [a["customer_id"] for a in answers],
-            "answered_at": pa.array(
-                [dt.datetime.fromtimestamp(a["answered_ts"], zone).replace(tzinfo=None) for a in answers],
-                pa.timestamp("us")),
-            "score": pa.array([a["score"] for a in answers], pa.int64()),
-            "comment": [a["comment"] for a in answers],
-            "touchpoint": [a["touchpoint"] for a in answers],
-        })
+        rows = _answer_rows(answers, self.settings.business.timezone)
         self.store.upsert_rows("nps_answers", rows, key=("customer_id", "answered_at"))
         self.operations.mark_merged(a["ref"] for a in answers)
         return len(answers)
@@ -205,23 +162,15 @@ class Workspace:
         """
         if path is None:
             kind, path = None, kind
-        if mapping is not None and not isinstance(mapping, ColumnMapping):
-            mapping = ColumnMapping.load(Path(mapping))
         with self.store.engine_errors():
-            return import_file(
-                self.store, kind, path,
-                timezone=self.settings.timezone,
-                mapping=mapping,
-                rejects_dir=self.path / "rejects",
-                encoding=encoding,
-                sheet=sheet,
-                header_row=header_row,
-                platform=platform,
-                batch_rows=self.settings.import_batch_rows,
-                guest_key=self.operations.secret(),
-                on_progress=on_progress,
-                on_phase=on_phase,
-            )
+            return import_file(self.store, kind, path, mapping=_mapping(mapping), encoding=encoding, sheet=sheet,
+                               header_row=header_row, platform=platform, on_progress=on_progress, on_phase=on_phase,
+                               **self._import_options())
+
+    def _import_options(self) -> dict[str, Any]:
+        """What every import into this workspace uses: its time zone, rejects folder, batch size and guest key."""
+        return {"timezone": self.settings.business.timezone, "rejects_dir": self.path / "rejects",
+                "batch_rows": self.settings.importing.batch_rows, "guest_key": self.operations.secret()}
 
     def import_folder(
         self,
@@ -238,17 +187,11 @@ class Workspace:
         Each file's kind is told from its headers before the first import starts;
         `on_file(kind, path)` is called as each file begins.
         """
-        from kizuna.importing import files_in_order
+        from kizuna.importing import import_folder
 
-        if mapping is not None and not isinstance(mapping, ColumnMapping):
-            mapping = ColumnMapping.load(Path(mapping))
-        summaries = []
-        for kind, path in files_in_order(folder, mapping, platform):
-            if on_file:
-                on_file(kind, path)
-            summaries.append(self.import_file(kind, path, mapping=mapping, platform=platform,
-                                              on_progress=on_progress, on_phase=on_phase))
-        return summaries
+        with self.store.engine_errors():
+            return import_folder(self.store, folder, mapping=_mapping(mapping), platform=platform, on_file=on_file,
+                                 on_progress=on_progress, on_phase=on_phase, **self._import_options())
 
     def tables(self) -> dict[str, ibis.Table]:
         """The canonical tables as Ibis expressions, for the analytics."""
@@ -263,12 +206,15 @@ class Workspace:
         """
         as_of = self.as_of(as_of)
         tables = self.tables()
-        summary = analytics.order_summary(tables["orders"], analytics.AsOf(as_of), self.settings.rfm_window_days)
+        settings = self.settings.analysis
+        summary = analytics.order_summary(tables["orders"], analytics.AsOf(as_of), settings.rfm_window_days)
+        margin = self.settings.business.gross_margin_rate
         with self.store.engine_errors():
             self.store.create_from_intermediate(
                 SCORES, (SUMMARY, summary),
-                lambda stored: analytics.customer_scores(tables, self.settings, as_of, summary=stored),
-                categories=analytics.score_categories(self.settings),
+                lambda stored: analytics.customer_scores(tables, settings, as_of, gross_margin_rate=margin,
+                                                         summary=stored),
+                categories=analytics.score_categories(settings),
             )
         return self.store.count(SCORES)
 
@@ -291,7 +237,8 @@ class Workspace:
         with self.store.engine_errors():
             return analytics.kpi_report(
                 self.tables(), as_of, start=start, by=by,
-                nps_validity_days=self.settings.nps_validity_days, f2_window_days=self.settings.f2_window_days,
+                nps_validity_days=self.settings.analysis.nps_validity_days,
+                f2_window_days=self.settings.analysis.f2_window_days,
             )
 
     def segments(self) -> dict[str, pa.Table]:
@@ -300,7 +247,7 @@ class Workspace:
         with self.store.engine_errors():
             return {
                 "matrix": analytics.matrix_table(scores),
-                "ranks": analytics.rank_table(scores, tuple(r.label for r in self.settings.rfm_ranks)),
+                "ranks": analytics.rank_table(scores, tuple(r.label for r in self.settings.analysis.rfm_ranks)),
                 "rfm_segments": analytics.rfm_segment_table(scores),
             }
 
@@ -322,7 +269,7 @@ class Workspace:
         if self.store.count("orders") == 0:
             raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
         with self.store.engine_errors():
-            return analytics.segment_migration(self.tables(), self.settings, from_day, to_day, by=by)
+            return analytics.segment_migration(self.tables(), self.settings.analysis, from_day, to_day, by=by)
 
     def export_segment(self, segment: str, path: Path | str, *, fmt: str = "csv", lang: str = "ja") -> int:
         """Write the customer list of a segment (cell, rank, named segment or flag).
@@ -330,38 +277,15 @@ class Workspace:
         The output path is checked before anything is computed: not a folder, somewhere one
         can write, and not one of the workspace's own files (its store, kizuna.toml, rejects).
         """
-        path = Path(path)
-        if fmt not in EXPORT_FORMATS:
-            raise KizunaError(f"unknown export format {fmt!r}; choose {' or '.join(EXPORT_FORMATS)}.")
-        self._check_output(path)
+        path = check_output(path, fmt, self._own_files())
         predictions = self.store.table(PREDICTIONS) if self.store.has_table(PREDICTIONS) else None
-        key, members = analytics.segment_members(self.scores(), self.store.table("customers"), segment, predictions)
         with self.store.engine_errors():
-            rows = members.to_pyarrow()
-        try:
-            return write_customer_list(rows, key, path, fmt, lang)
-        except OSError as exc:  # disk full, or the folder changed since the check
-            raise KizunaError(f"cannot write {path} ({exc.strerror}). Choose another file with -o.") from None
+            return export_segment(self.scores(), self.store.table("customers"), segment, path, fmt, lang,
+                                  predictions=predictions)
 
-    def _check_output(self, path: Path) -> None:
-        target = path.resolve()
-        own = [self.path / SETTINGS_FILE, *(self.path / e for e in WORKSPACE_ENTRIES), *self.store.files()]
-        for entry in (p.resolve() for p in own):  # resolved: ws/../ws/kizuna.duckdb is the store too
-            if target == entry or entry in target.parents:
-                what = (f"this workspace's {entry.name}" if target == entry
-                        else f"in this workspace's {entry.name} folder")
-                raise KizunaError(
-                    f"{path} is {what}, which kizuna keeps for itself; an export must not write over it. "
-                    "Write the list elsewhere with -o FILE."
-                )
-        if target.is_dir():
-            raise KizunaError(f"{path} is a folder; give a file name with -o, e.g. -o {path / 'list.csv'}.")
-        folder = next((p for p in target.parents if p.exists()), None)
-        if folder is None or not folder.is_dir():
-            raise KizunaError(f"cannot write {path}: {folder} is a file, not a folder. Choose another path with -o.")
-        writable = os.access(target, os.W_OK) if target.exists() else os.access(folder, os.W_OK | os.X_OK)
-        if not writable:
-            raise KizunaError(f"cannot write {path}: permission denied. Choose another path with -o.")
+    def _own_files(self) -> list[Path]:
+        """What kizuna keeps in the workspace (and the store's files): no export writes over them."""
+        return [self.path / SETTINGS_FILE, *(self.path / e for e in WORKSPACE_ENTRIES), *self.store.files()]
 
     # -- prediction ---------------------------------------------------------------------
     def predict(self, as_of: dt.date | None = None, *, horizon_days: int | None = None) -> Predictions:
@@ -381,8 +305,8 @@ class Workspace:
         with self.store.engine_errors():
             result = predict_customers(
                 self.tables(), as_of, horizon_days=self._horizon(horizon_days),
-                clv_horizon_days=settings.clv_horizon_days, discount_rate=settings.discount_rate,
-                gross_margin_rate=settings.gross_margin_rate,
+                clv_horizon_days=settings.prediction.clv_horizon_days, discount_rate=settings.prediction.discount_rate,
+                gross_margin_rate=settings.business.gross_margin_rate,
             )
             self.store.create(PREDICTIONS, result.table)
         return result
@@ -390,7 +314,7 @@ class Workspace:
     def _horizon(self, days: int | None) -> int:
         """`days`, or the [prediction] setting; held to the setting's own range."""
         if days is None:
-            return self.settings.horizon_days
+            return self.settings.prediction.horizon_days
         low, high = HORIZON_DAYS
         if not low <= days <= high:
             raise KizunaError(f"--horizon {days} is outside {low} … {high:,} days; give a number of days within them.")
@@ -409,56 +333,36 @@ class Workspace:
         Writes the report as JSON and the calibration/holdout chart as PNG into `report_dir`
         (default: the workspace's reports/ folder); returns the figures and the chart's path.
         """
-        import json
-
-        from kizuna.prediction import backtest, write_holdout_chart
+        from kizuna.prediction import backtest_report
 
         as_of = self.check_day(as_of)
         settings = self.settings
+        folder = report_dir if report_dir is not None else self.path / "reports"
         with self.store.engine_errors():
-            result = backtest(
-                self.tables(), as_of, horizon_days=self._horizon(horizon_days),
-                clv_horizon_days=settings.clv_horizon_days, discount_rate=settings.discount_rate,
-                gross_margin_rate=settings.gross_margin_rate,
+            return backtest_report(
+                self.tables(), as_of, folder, horizon_days=self._horizon(horizon_days),
+                clv_horizon_days=settings.prediction.clv_horizon_days, discount_rate=settings.prediction.discount_rate,
+                gross_margin_rate=settings.business.gross_margin_rate, lang=lang,
             )
-        folder = Path(report_dir) if report_dir is not None else self.path / "reports"
-        stem = f"backtest-{as_of.isoformat()}-{result.horizon_days}d"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{stem}.json").write_text(
-                json.dumps(result.to_dict(lang), ensure_ascii=False, indent=1, default=str, allow_nan=False) + "\n",
-                encoding="utf-8",
-            )
-            chart = write_holdout_chart(result.holdout, folder / f"{stem}.png", lang)
-        except OSError as exc:
-            raise KizunaError(f"cannot write the backtest report into {folder} ({exc.strerror}).") from None
-        return result, chart
 
     def priority(self, capacity: int | None = None) -> pa.Table:
         """The call list: the `capacity` customers (default [prediction] call_capacity) with the highest
         value at risk, with contact details, segment, reasons and a `suggested_action` (see
         `kizuna.prediction.ACTIONS`). Segments come from the last `analyze`, when there is one."""
-        from kizuna.prediction import priority_list, suggested_action
+        from kizuna.prediction import call_list
 
         scores = self.scores() if self.store.has_table(SCORES) else None
         with self.store.engine_errors():
-            rows = priority_list(self.predictions(), self.store.table("customers"), scores,
-                                 capacity or self.settings.call_capacity)
-        actions = [suggested_action(row) for row in rows.to_pylist()]
-        return rows.append_column("suggested_action", pa.array(actions, pa.string()))
+            return call_list(self.predictions(), self.store.table("customers"), scores,
+                             capacity or self.settings.prediction.call_capacity)
 
     def write_priority(self, path: Path | str, *, fmt: str = "csv", lang: str = "ja",
                        capacity: int | None = None) -> int:
         """Write the call list to a CSV or .xlsx file for the contact centre; returns its rows."""
-        from kizuna._sheets import write_table
-        from kizuna.prediction import call_list_rows
+        from kizuna.prediction import write_call_list
 
-        path = Path(path)
-        if fmt not in EXPORT_FORMATS:
-            raise KizunaError(f"unknown format {fmt!r} for a file; choose {' or '.join(EXPORT_FORMATS)}.")
-        self._check_output(path)
-        headers, rows = call_list_rows(self.priority(capacity), lang)
-        return write_table(path, headers, rows, fmt=fmt, sheet=label("title_priority", lang))
+        path = check_output(path, fmt, self._own_files(), unknown="unknown format {fmt!r} for a file")
+        return write_call_list(self.priority(capacity), path, fmt, lang)
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""
@@ -511,6 +415,73 @@ class Workspace:
 
         return preview_message(self.run_context(), self.scenarios(), name, customer_id, step=step,
                                as_of=self.as_of(as_of), lang=lang)
+
+
+def _create_folder(path: Path, *, store_url: str, exist_ok: bool, settings: Settings | None) -> None:
+    """The workspace folder with its kizuna.toml (`settings`, else the defaults; `store_url` as [store]
+    url) and the example scenarios; a one-line `WorkspaceError` when it cannot be made."""
+    settings_path = path / SETTINGS_FILE
+    if path.exists() and not path.is_dir():
+        raise WorkspaceError(
+            f"{path} is a file, not a folder. Give a new or empty folder for the workspace."
+        )
+    if settings_path.exists() and not exist_ok:
+        raise WorkspaceError(
+            f"{path} is already a kizuna workspace ({SETTINGS_FILE} exists). "
+            "Use it with --dir, or choose another folder."
+        )
+    Store.check_url(store_url or (settings.store.url if settings else ""))  # before writing the file
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(
+            f"cannot create the folder {path} ({exc.strerror}). Choose a folder you can write in."
+        ) from None
+    if not settings_path.exists():
+        settings = settings or Settings()
+        if store_url:
+            settings = settings.replace(store={"url": store_url})
+        settings_path.write_text(settings.to_toml(), encoding="utf-8")
+    _install_example_scenarios(path)
+
+
+def _load_settings(path: Path) -> Settings:
+    settings_path = path / SETTINGS_FILE
+    if not settings_path.exists():
+        raise WorkspaceError(
+            f"{path.resolve()} is not a kizuna workspace (no {SETTINGS_FILE}). "
+            "Create one with `kizuna init DIR`, or pass --dir to an existing one."
+        )
+    return Settings.load(settings_path)
+
+
+def _connect(path: Path, settings: Settings, store_url: str | None, *, create: bool, read_only: bool) -> Store:
+    """The store of [store] url (`store_url` overrides it), else the workspace's own kizuna.duckdb."""
+    url = store_url if store_url is not None else settings.store.url
+    return Store.connect(url or str(path / STORE_FILE), home=path, memory_limit=settings.store.memory_limit,
+                         create=(create or not url) and not read_only, read_only=read_only,
+                         lock_wait=settings.store.lock_wait)
+
+
+def _answer_rows(answers: list, timezone: str) -> pa.Table:
+    """Survey answers as nps_answers rows; answered_at in local wall-clock time, as the store keeps times."""
+    zone = zoneinfo.ZoneInfo(timezone)
+    return pa.table({
+        "customer_id": [a["customer_id"] for a in answers],
+        "answered_at": pa.array(
+            [dt.datetime.fromtimestamp(a["answered_ts"], zone).replace(tzinfo=None) for a in answers],
+            pa.timestamp("us")),
+        "score": pa.array([a["score"] for a in answers], pa.int64()),
+        "comment": [a["comment"] for a in answers],
+        "touchpoint": [a["touchpoint"] for a in answers],
+    })
+
+
+def _mapping(mapping: Path | str | ColumnMapping | None) -> ColumnMapping | None:
+    """A column mapping given as a file, loaded."""
+    if mapping is not None and not isinstance(mapping, ColumnMapping):
+        return ColumnMapping.load(Path(mapping))
+    return mapping
 
 
 def _install_example_scenarios(path: Path) -> None:
