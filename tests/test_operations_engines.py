@@ -4,11 +4,8 @@ and several processes writing at once."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +14,6 @@ import pytest
 from kizuna._errors import KizunaError
 from kizuna.operations import Enrolment, Ledger, Operations, rename_customers
 from kizuna.workspace import Settings, Workspace
-
-from factories import day, workspace_with
-from smtp_server import SmtpServer
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -145,84 +139,7 @@ def test_two_processes_write_opt_outs_and_ledger_rows_at_once(ops: Operations, l
     assert ops.query("SELECT count(*) AS n FROM survey_answers")[0]["n"] == 40
 
 
-# -- exactly once across SIGKILL, on both engines ------------------------------------------------
-
-CRASH_RUN = """
-import datetime as dt, sys, zoneinfo
-from kizuna.workspace import Workspace
-from kizuna.delivery._smtp import SmtpTransport
-ws = Workspace.open(sys.argv[1])
-now = dt.datetime(2026, 11, 30, 10, tzinfo=zoneinfo.ZoneInfo("Asia/Tokyo"))
-ws.run(now=now, transports={"email": lambda: SmtpTransport.from_settings(ws.settings.email, ws.path)})
-"""
-
-THANK_YOU = """\
-trigger: {after_order: {days: 1}}
-goal: {kind: order, days: 30}
-steps:
-  - channel: email
-    subject: {ja: "{{ name }}様、ありがとうございます", en: "Thank you"}
-    body: {ja: "{{ name }}様", en: "Dear {{ name }}"}
-"""
-
-
-def _wait_for_the_run_lock(folder: Path) -> None:
-    import fcntl
-
-    deadline = time.monotonic() + 10
-    with open(folder / ".kizuna-run.lock", "a+") as lock:
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(lock, fcntl.LOCK_UN)
-                return
-            except BlockingIOError:
-                assert time.monotonic() < deadline, "a killed run's sending processes did not stop"
-                time.sleep(0.01)
-
-
-@pytest.mark.slow
-def test_a_run_killed_at_any_moment_sends_every_message_exactly_once_on_both_engines(tmp_path, location):
-    customers = [{"customer_id": f"C{n:04d}", "name": f"顧客{n}", "email": f"c{n}@example.jp", "email_opt_in": True}
-                 for n in range(150)]
-    orders = [{"order_id": f"O{n:04d}", "customer_id": f"C{n:04d}", "ordered_at": day("2026-11-28", 15),
-               "amount": 1000} for n in range(150)]
-    operations_url = location if location.startswith("postgres") else ""
-    with SmtpServer() as server:
-        ws = workspace_with(tmp_path / "shop", customers=customers, orders=orders)
-        for old in (ws.path / "scenarios").glob("*.yaml"):
-            old.unlink()
-        (ws.path / "scenarios" / "thank-you.yaml").write_text(THANK_YOU, encoding="utf-8")
-        ws.save_settings(Settings().replace(
-            delivery={"holdout_share": 0.0, "global_control_share": 0.0, "cap_messages": 10},
-            email={"sender": "Shop <info@shop.example.jp>", "sender_address": "Tokyo", "sender_contact": "03",
-                   "smtp_url": server.url},
-            analysis={"as_of": "2026-11-30"}, operations={"url": operations_url}))
-        ws.close()
-        kills = 0
-        for stop_at in (1, 30, 60, 90, 120):  # messages received before the kill
-            process = subprocess.Popen([sys.executable, "-c", CRASH_RUN, str(ws.path)])
-            deadline = time.monotonic() + 60
-            while server.count < stop_at and process.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.001)
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGKILL)
-                kills += 1
-            process.wait()
-            _wait_for_the_run_lock(ws.path)  # its sending processes stop at their next message
-        final = subprocess.run([sys.executable, "-c", CRASH_RUN, str(ws.path)], timeout=120)
-        assert final.returncode == 0
-        time.sleep(0.3)
-        received = [m.message()["Message-ID"] for m in server.messages]
-    assert kills >= 3
-    assert len(received) == 150 and len(set(received)) == 150  # every message, none twice
-    with Workspace.open(ws.path) as ws:
-        assert ws.operations.kind == ("postgres" if operations_url else "sqlite")
-        states = {r["status"]: r["n"] for r in ws.operations.query(
-            "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
-    assert sum(states.values()) == 150 and set(states) <= {"sent", "unconfirmed"}
-    if operations_url:  # the ledger was on the server, not in the folder's file (made before the setting)
-        assert not Operations.open("", tmp_path / "shop").query("SELECT key FROM deliveries")
+# The exactly-once test across SIGKILL runs on both engines in tests/test_run.py.
 
 
 def test_a_workspace_keeps_its_records_where_operations_url_says(tmp_path, location):
