@@ -301,7 +301,11 @@ def test_unknown_or_tampered_unsubscribe_token_is_404(site: Site) -> None:
     path = site.unsubscribe_path("C001")
     unknown = path_of(site.state.links.unsubscribe_url(uuid.uuid4().hex))
     forged = "/u/" + URLSafeSerializer("another secret", salt="kizuna.unsubscribe").dumps(path.split("/")[-1])
-    for bad in (path[:-1] + ("A" if path[-1] != "A" else "B"), unknown, forged, "/u/abc"):
+    # a changed signature character well inside it: the last base64 character also carries padding
+    # bits, so changing it can leave the decoded signature the same (a valid link, rightly)
+    middle = len(path) - 10
+    tampered = path[:middle] + ("A" if path[middle] != "A" else "B") + path[middle + 1:]
+    for bad in (tampered, unknown, forged, "/u/abc"):
         assert site.http.get(bad).status_code == 404
         assert site.http.post(bad, data={"List-Unsubscribe": "One-Click"}).status_code == 404
     assert consent_rows(site.ops) == []

@@ -15,6 +15,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,16 @@ class _Writer:
         return self.db.total_changes - before
 
 
+_INHERITED: list[sqlite3.Connection] = []  # a forked child's copies of its parent's connections
+
+
+def _close_all(opened: list[tuple[threading.Thread, sqlite3.Connection]], lock: threading.Lock) -> None:
+    with lock:
+        for _, db in opened:
+            db.close()
+        opened.clear()
+
+
 class SQLiteOperations(Operations):
     """The operational records in one SQLite file (see the module docstring)."""
 
@@ -157,6 +168,12 @@ class SQLiteOperations(Operations):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        # Every connection this object opened, with its thread: closed when the thread has ended
+        # (found at the next connect), by close(), or when the object is collected — never left to
+        # the garbage collector, which Python 3.13 reports as a leak (ResourceWarning).
+        self._opened: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._opened_lock = threading.Lock()
+        weakref.finalize(self, _close_all, self._opened, self._opened_lock)
         _create_private(self.path)
         self.db.executescript(SCHEMA)  # IF NOT EXISTS: two processes may both run it
         self._migrate()
@@ -183,8 +200,10 @@ class SQLiteOperations(Operations):
         db = getattr(self._local, "db", None)
         if db is None:
             try:
+                # check_same_thread off only so that close() may close other threads' connections;
+                # each is used by the thread that opened it alone (thread-local)
                 db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                     check_same_thread=True)
+                                     check_same_thread=False)
                 db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 db.execute("PRAGMA journal_mode = WAL")
                 # NORMAL: a commit survives the process being killed (it is in the OS's cache);
@@ -194,16 +213,25 @@ class SQLiteOperations(Operations):
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: cannot open the operational records ({exc}).") from None
             self._local.db = db
+            with self._opened_lock:
+                for thread, old in [(t, c) for t, c in self._opened if not t.is_alive()]:
+                    old.close()
+                    self._opened.remove((thread, old))
+                self._opened.append((threading.current_thread(), db))
         return db
 
     def forget_connections(self) -> None:
+        """After a fork: the parent's connections must not be used, nor closed, in the child (SQLite
+        would release the parent's locks); they are kept aside, unused, for the child's life."""
+        with self._opened_lock:
+            _INHERITED.extend(db for _, db in self._opened)
+            self._opened.clear()
         self._local = threading.local()
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        """Close every connection this object opened, in any thread."""
+        _close_all(self._opened, self._opened_lock)
+        self._local = threading.local()
 
     @contextlib.contextmanager
     def write(self) -> Iterator[_Writer]:
