@@ -169,6 +169,27 @@ _LABELS: dict[str, tuple[str, str]] = {
     "action_near_loyal_treatment": ("ロイヤル一歩手前の特別対応", "near-loyal special treatment"),
     "action_reminder": ("リマインド (メール・電話)", "reminder by e-mail or phone"),
     "action_check_in": ("お礼と近況確認の電話", "thank-you and check-in call"),
+    "lifecycle_state": ("ライフサイクル", "lifecycle state"),
+    "lifecycle_active": ("稼働中", "active"),
+    "lifecycle_at_risk": ("離脱の兆し", "at risk"),
+    "lifecycle_lapsed": ("購入周期遅れ (長期)", "lapsed"),
+    "lifecycle_lost": ("離脱", "lost"),
+    "lifecycle_subscription_cancelled": ("定期解約済み", "subscription cancelled"),
+    "keep_customers": ("稼働中・離脱の兆しの顧客 (離脱確率の対象)",
+                       "active or at-risk customers (churn risk is for them)"),
+    "list_keep": ("解約防止リスト", "keep list"),
+    "list_winback": ("掘り起こしリスト", "win-back list"),
+    "call_list_summary": (
+        "{list}: 架電 {calls}件 (上限 {capacity}件)、電話番号のない {mail}件はメール・DMリストへ、"
+        "{days}日以内に架電済みの {cooled}件は除外 (対象 {candidates}件)",
+        "{list}: {calls} calls (capacity {capacity}); {mail} without a phone number go to the e-mail / DM list; "
+        "{cooled} called within {days} days left off ({candidates} candidates)",
+    ),
+    "backtest_population": ("対象: 稼働中・離脱の兆しの顧客", "population: active or at-risk customers"),
+    "call_capacity": ("1日の架電件数", "calls a day (capacity)"),
+    "precision_at_capacity": ("架電枠内の適合率", "precision at capacity"),
+    "recall_at_capacity": ("架電枠内の再現率", "recall at capacity"),
+    "lift_at_capacity": ("架電枠内のリフト", "lift at capacity"),
     "demo_next": (
         "次の一手: kizuna priority --dir {dir} -f xlsx -o call-list.xlsx で架電リスト (リスク金額順) を作成、"
         "kizuna export 離脱候補者 --dir {dir} -f xlsx -o churn.xlsx でセグメントの顧客一覧、"
@@ -243,6 +264,32 @@ _LABELS |= {
     "channel_email": ("メール", "e-mail"), "channel_line": ("LINE", "LINE"),
     "channel_insert": ("同梱物", "parcel insert"), "channel_dm": ("DM", "direct mail"),
     "channel_call": ("架電", "call"),
+}
+
+# calls and what they teach (`kizuna calls`, the customer page; docs/measures.md#calls)
+_LABELS |= {
+    "title_calls": ("トークスクリプト別の継続率", "Kept rate by talk script"), "nav_calls": ("架電の結果", "Calls"),
+    "call_script": ("トークスクリプト", "Talk script"), "call_calls": ("架電数", "Calls"),
+    "call_customers": ("架電した顧客", "Customers called"), "call_reached": ("通話できた顧客", "Customers reached"),
+    "call_kept": ("継続", "Kept"), "call_kept_rate": ("継続率 (95%区間)", "Kept rate (95% CI)"),
+    "call_difference": ("基準との差 (95%区間)", "Difference from the reference (95% CI)"),
+    "call_reference": ("基準", "reference"), "call_verdict": ("判定", "Verdict"),
+    "call_better": ("差あり", "difference shown"), "call_not_enough": ("差は未確定", "no difference shown yet"),
+    "call_no_script": ("(スクリプトなし)", "(no script)"),
+    "calls_none": ("架電結果はまだありません。`kizuna calls import FILE` で取り込んでください。",
+                   "No call outcomes yet. Import them with `kizuna calls import FILE`."),
+    "call_outcome_reached": ("つながった", "reached"), "call_outcome_no_answer": ("不在", "no answer"),
+    "call_outcome_kept": ("継続", "kept"), "call_outcome_cancelled": ("解約", "cancelled"),
+    "call_outcome_callback": ("折り返し", "call back"),
+    "calls_last": ("最近の架電", "Latest calls"), "call_called_at": ("架電日時", "Called at"),
+    "call_agent": ("担当者", "Agent"), "call_outcome": ("結果", "Outcome"),
+    "call_next_call_at": ("次回架電日", "Next call"), "call_note": ("メモ", "Note"),
+    "call_record": ("架電結果を記録", "Record a call"), "call_save": ("記録する", "Save"),
+    "calls_never": ("架電の記録はありません。", "No call recorded."),
+    "calls_operator_only": ("架電結果の記録にはオペレーター権限が必要です。",
+                            "Recording a call needs the operator role."),
+    "lost_reason_matched": ("理由の根拠となった語", "word that gave the reason"),
+    "lost_reason_word": ("「{word}」", "“{word}”"),
 }
 
 # models that did not fit the data (`kizuna predict`, `backtest`, `priority`, the web pages; issue #18)

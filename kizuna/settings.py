@@ -318,6 +318,15 @@ def _toml(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)  # JSON's escapes (\" \\ \n \uXXXX) are all valid TOML
+    if isinstance(value, tuple | list) and all(isinstance(item, str) for item in value):  # words: wrapped
+        words = [f"{_toml(item)}," for item in value]
+        if len(" ".join(words)) + 20 <= WIDTH:
+            return "[" + " ".join(words)[:-1] + "]"
+        lines = [""]
+        for word in words:  # packed by hand: a word may hold a space or a hyphen
+            fits = len(lines[-1]) + len(word) < WIDTH - 3
+            lines[-1:] = [f"{lines[-1]} {word}".strip()] if fits else [lines[-1], word]
+        return "[\n" + "".join(f"  {line}\n" for line in lines) + "]"
     if isinstance(value, tuple | list):  # of tables, e.g. the RFM ranks: one a line
         rows = (", ".join(f"{k} = {_toml(v)}" for k, v in dataclasses.asdict(row).items()) for row in value)
         return "[\n" + "".join(f"  {{ {row} }},\n" for row in rows) + "]"

@@ -28,6 +28,7 @@ DATA_FILES = {
     "importing/_parse.py": "era names and date words the parser reads (令和, 年月日)",
     "importing/_presets.py": "the header folding table (full-width brackets, ・)",
     "importing/_mapping.py": "a pattern telling data from headers (年)",
+    "analytics/_words.py": "the default words of [lost_reasons] that customers' notes are searched for",
     "scenarios/examples/*.yaml": "example scenarios: a shop's own message texts (not scanned: not code)",
 }
 # (The ideographic space U+3000 is whitespace, not a word: the scan starts at U+3001.)

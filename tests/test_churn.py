@@ -93,11 +93,11 @@ def test_contributions_are_the_models_own_occlusion(fitted: ChurnModel) -> None:
     """Faithful: the contribution of j is risk(x) - risk(x with j at its reference), by the model."""
     X, _ = synthetic(500, seed=4)
     c = fitted.contributions(X)
-    risk = fitted.predict_risk(X)
+    risk = fitted.raw_risk(X)  # contributions are on the boosting's own probability, before calibration
     for j in (COL["overdue_ratio"], COL["open_contacts"], COL["nps_score"], COL["orders"]):
         moved = X.copy()
         moved[:, j] = fitted.reference_[j]
-        np.testing.assert_allclose(c[:, j], risk - fitted.predict_risk(moved), atol=1e-12)
+        np.testing.assert_allclose(c[:, j], risk - fitted.raw_risk(moved), atol=1e-12)
     # the tree-by-tree shortcut gives the same numbers as occluding with the whole model
     np.testing.assert_allclose(c, fitted._occlude_whole(X), atol=1e-12)
     # references: median, or missing for the features whose absence means "nothing happened"
@@ -336,3 +336,23 @@ def test_holdout_chart_png(tmp_path, lang: str) -> None:
     assert ("予測と実績" in title) if lang == "ja" else ("predicted vs actual" in title)
     # frequencies nobody has (4-6 here) are left out, not drawn at NaN
     assert {v["frequency"] for v in spec["data"]["values"]} == {"0", "1", "2", "3", "7+"}
+
+
+def true_risk(X: np.ndarray) -> np.ndarray:
+    """The churn probability `synthetic` draws from."""
+    logit = -2.0 + 2.5 * np.log(X[:, COL["overdue_ratio"]]) * 1.6 + 3.0 * X[:, COL["open_contacts"]]
+    return 1 / (1 + np.exp(-logit))
+
+
+def test_risks_are_calibrated_and_keep_the_models_order(fitted: ChurnModel) -> None:
+    """Isotonic calibration on held-out risks: by decile of predicted risk, the mean predicted risk is
+    within 5 points of the true probability of those customers; the ranking is the boosting's own."""
+    X, _ = synthetic(20_000, seed=7)
+    risk, raw = fitted.predict_risk(X), fitted.raw_risk(X)
+    assert fitted.calibration_ == "isotonic"
+    assert ((risk >= 0) & (risk <= 1)).all()
+    assert (np.argsort(risk, kind="stable") == np.argsort(raw, kind="stable")).all()  # order kept
+    truth = true_risk(X)
+    for row in calibration_table(truth, risk):  # the true probability as the "outcome": its mean per decile
+        assert abs(row["mean_predicted"] - row["actual_rate"]) < 0.05, row
+    assert ChurnModel(calibration="none").fit(*synthetic(2000, seed=1), CHURN_FEATURES).calibration_ == "none"

@@ -143,7 +143,15 @@ def test_backtest_beats_both_baselines_on_the_demo_and_writes_the_chart(demo: Pa
     assert report["churn"]["model"]["auc"] == auc["model"]
     purchases = result.purchases
     assert abs(purchases["predicted"] - purchases["actual"]) < 0.15 * purchases["actual"]
-    assert sum(r["customers"] for r in result.holdout) == result.customers
+    # the purchases are of every predicted customer; the churn figures of those active or at risk on the day
+    assert sum(r["customers"] for r in result.holdout) == result.population["predicted"] > result.customers
+    assert result.population["states"] == ["active", "at_risk"]
+    assert result.customers == report["population"]["customers"]
+    model, recency, bg_nbd = (result.churn[name] for name in ("model", "recency", "bg_nbd"))
+    assert model["precision_at_capacity"] > max(recency["precision_at_capacity"], bg_nbd["precision_at_capacity"])
+    assert report["capacity"] == 100 and 0 < report["base_rate"] < 0.5  # the kept population: most stay
+    assert model["brier"] < result.churn_rate * (1 - result.churn_rate)  # better than the base rate
+    assert len(model["calibration"]) == 10 and recency["brier"] is None
 
 
 def test_a_backtest_whose_holdout_runs_past_the_data_is_refused(demo: Path):
@@ -160,7 +168,13 @@ def test_the_call_list_is_ordered_by_value_at_risk_and_marks_opted_out_customers
         written = ws.write_priority(tmp_path / "calls.xlsx", fmt="xlsx", lang="ja", capacity=20)
     risks = [r["value_at_risk"] for r in listed]
     assert len(listed) == 50 and risks == sorted(risks, reverse=True)
-    assert risks[0] == max(everyone["value_at_risk"].to_pylist())
+    kept = [r for r in everyone.to_pylist() if r["lifecycle_state"] in ("active", "at_risk")]
+    assert risks[0] == max(r["value_at_risk"] for r in kept)
+    # the keep list: only customers who can still be kept, each with a phone number
+    assert {r["lifecycle_state"] for r in listed} <= {"active", "at_risk"} and all(r["phone"] for r in listed)
+    # the hard rule: a cancelled subscriber who has not ordered since is gone
+    gone = [r for r in everyone.to_pylist() if r["lifecycle_state"] == "subscription_cancelled"]
+    assert len(gone) > 100 and all(r["churn_risk"] == 1 and r["p_alive"] == 0 and r["clv"] == 0 for r in gone)
     assert all(r["suggested_action"] in ACTIONS for r in listed)
     marked = [r for r in listed if r["customer_id"] in opted_out]
     assert all("email" in (r["opted_out"] or "") for r in marked)

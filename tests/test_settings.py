@@ -90,7 +90,8 @@ BAD = [  # (key, value as written in kizuna.toml, the message after "kizuna.toml
     ("lock_wait", "3601", "store.lock_wait must be an integer from 0 to 3,600, got 3601."),
     ("horizon_days", "6", "prediction.horizon_days must be an integer from 7 to 3,650, got 6."),
     ("high_risk", "0", "prediction.high_risk must be a number between 0 and 1 (exclusive of 0), got 0."),
-    ("holdout_share", "0.95", "delivery.holdout_share must be a number between 0 and 0.9, got 0.95."),
+    # the first holdout_share of the file: [calls] (its call lists' holdout) comes before [delivery]
+    ("holdout_share", "0.95", "calls.holdout_share must be a number between 0 and 0.5, got 0.95."),
     ("global_control_share", "0.6", "delivery.global_control_share must be a number between 0 and 0.5, got 0.6."),
     ("quiet_start", '"24:00"',
      'delivery.quiet_start must be a time of day written "HH:MM" (24-hour clock), got "24:00".'),
@@ -171,7 +172,8 @@ def test_a_settings_file_that_is_not_utf8_is_named_in_one_line(template: Path, t
 
 def test_unknown_sections_and_keys_are_still_refused_by_name():
     with pytest.raises(WorkspaceError, match=r"^kizuna.toml: unknown section \[bussiness\]; known: "
-                                             r"business, store, operations, analysis, import, prediction, delivery, "
+                                             r"business, store, operations, analysis, lost_reasons, import, "
+                                             r"prediction, calls, delivery, "
                                              r"email, line, web\.$"):
         Settings.from_dict({"bussiness": {}})
     with pytest.raises(WorkspaceError, match=r"^kizuna.toml: unknown setting analysis.dormant; known in "):

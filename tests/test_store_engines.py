@@ -194,8 +194,14 @@ def sample_tables(n_orders: int = 2_500) -> dict[str, pa.Table]:
          "detail": odd_text[i % len(odd_text)]}
         for i in range(12)
     ]
+    calls = [
+        {"customer_id": f"C{i:04d}", "called_at": LATE + dt.timedelta(minutes=i), "agent": odd_text[i % len(odd_text)],
+         "script": ("A", None)[i % 2], "outcome": ("reached", "no_answer", "kept", "cancelled", "callback")[i % 5],
+         "next_call_at": None if i % 3 else LATE + dt.timedelta(days=7), "note": odd_text[(i + 1) % len(odd_text)]}
+        for i in range(10)
+    ]
     data = {"customers": customers, "products": products, "orders": orders, "order_items": items,
-            "nps_answers": nps, "support_contacts": support, "events": events}
+            "nps_answers": nps, "support_contacts": support, "events": events, "calls": calls}
     return {name: arrow_rows(name, data[name]) for name in TABLES}
 
 

@@ -3,6 +3,7 @@
 from kizuna.analytics._base import DETRACTOR_MAX, PASSIVE_MAX, AsOf, counted_orders, latest_nps, nps_class, nps_class_of
 from kizuna.analytics._dashboard import TREND_MONTHS, monthly_ltv, monthly_nps, rf_grid
 from kizuna.analytics._kpi import nps_summary, top_share
+from kizuna.analytics._lifecycle import KEEP_STATES, LIFECYCLE_STATES, LOST_STATES, lifecycle_states
 from kizuna.analytics._members import MEMBER_SORTS, PAGE_COLUMNS, MemberPage, MemberQuery, member_list, member_page
 from kizuna.analytics._migration import (
     NEW,
@@ -42,10 +43,11 @@ from kizuna.analytics._segments import (
     segment_filter,
     segment_members,
 )
-from kizuna.analytics._settings import AnalysisSettings
+from kizuna.analytics._settings import AnalysisSettings, LostReasonSettings
 
 __all__ = [
-    "AnalysisSettings",
+    "AnalysisSettings", "LostReasonSettings",
+    "KEEP_STATES", "LIFECYCLE_STATES", "LOST_STATES", "lifecycle_states",
     "EXPORT_COLUMNS", "PREDICTION_EXPORT_COLUMNS", "SEGMENTS", "matrix_table", "rank_table", "rfm_segment_table",
     "segment_filter", "segment_members",
     "LTV_BUCKETS", "MATRIX_CELLS", "RFM_SEGMENTS", "AsOf", "KpiReport", "cohort_retention",

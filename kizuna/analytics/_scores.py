@@ -22,7 +22,7 @@ from ibis import _
 from kizuna.analytics._base import DETRACTOR_MAX, AsOf, counted_orders, latest_nps, ratio
 
 if TYPE_CHECKING:
-    from kizuna.analytics._settings import AnalysisSettings
+    from kizuna.analytics._settings import AnalysisSettings, LostReasonSettings
     from kizuna.settings import RankRule
 
 __all__ = [
@@ -41,6 +41,8 @@ RFM_SEGMENTS = (
 )
 
 SITUATION_EVENTS = ("moved", "married", "plan_change", "household_change")
+# The reasons in the order they are tried (docs/measures.md#lost-reasons): a field of LostReasonSettings each.
+LOST_REASONS = ("unresolved", "situation_changed", "drifted")
 
 # The stored columns, in order.
 SCORE_COLUMNS = (
@@ -48,6 +50,7 @@ SCORE_COLUMNS = (
     "aov", "ltv_revenue", "ltv_profit", "tenure_days", "nps_score", "nps_class", "nps_answered_at",
     "r_score", "f_score", "m_score", "fm_score", "rfm_segment", "rfm_rank", "high_ltv", "matrix_cell", "loyalty",
     "near_loyal", "near_loyal_missing", "mean_interval_days", "dormant", "lapsing", "lost", "lost_reason",
+    "lost_reason_matched",
 )
 
 # What a near-loyal customer lacks, in the order `near_loyal_missing` lists it.
@@ -154,12 +157,13 @@ def _rfm_segment(r: ibis.Value, fm: ibis.Value) -> ibis.Value:
 
 def customer_scores(
     tables: dict[str, ibis.Table], settings: AnalysisSettings, as_of: dt.date, *, gross_margin_rate: float,
-    summary: ibis.Table | None = None,
+    summary: ibis.Table | None = None, lost_reasons: LostReasonSettings | None = None,
 ) -> ibis.Table:
     """The `customer_scores` table as an expression (`kizuna analyze` stores it).
 
     `settings` is the [analysis] section; `gross_margin_rate` ([business]) turns revenue LTV into
-    `ltv_profit`.
+    `ltv_profit`; `lost_reasons` ([lost_reasons], its defaults when None) the words that decide a
+    lost customer's reason from what they said.
 
     `summary` is `order_summary(...)` for the same as-of date and window, when the caller
     has already materialised it (so the orders are read exactly once).
@@ -177,8 +181,9 @@ def customer_scores(
 
     # -- the small tables -----------------------------------------------------------------
     nps = latest_nps(tables["nps_answers"], cut, settings.nps_validity_days)
-    cancelled, unresolved, situation = _lost_signals(summary.select("customer_id", "last_order_at"), tables, cut,
-                                                     settings)
+    anchor = summary.select("customer_id", "last_order_at")
+    cancelled, unresolved, situation = _lost_signals(anchor, tables, cut, settings)
+    said = _lost_words(anchor, tables, cut, settings, lost_reasons)
 
     # -- one row per customer: every customer, with or without orders ----------------------
     # The join selects the stored figures and every flag the segments need, straight from the
@@ -215,6 +220,7 @@ def customer_scores(
         .left_join(cancelled, c.customer_id == cancelled.customer_id)
         .left_join(unresolved, c.customer_id == unresolved.customer_id)
         .left_join(situation, c.customer_id == situation.customer_id)
+        .left_join(said, c.customer_id == said.customer_id)
         .select(
             customer_id=c.customer_id,
             first_order_at=scored.first_order_at,
@@ -248,8 +254,13 @@ def customer_scores(
             # helpers for the final select, not stored
             _ordered=ordered,
             _promoter=promoter,
-            _unresolved=unresolved.unresolved_signal.fill_null(False),
-            _situation=situation.situation_signal.fill_null(False),
+            _unresolved=unresolved.unresolved_signal.fill_null(False) | said.word_unresolved.notnull(),
+            _situation=situation.situation_signal.fill_null(False) | said.word_situation_changed.notnull(),
+            _said_reason=said.said_reason,
+            _said_word=said.said_word,
+            _word_unresolved=said.word_unresolved,
+            _word_situation=said.word_situation_changed,
+            _word_drifted=said.word_drifted,
             **{"_miss_" + name: ~already_loyal & flag.fill_null(False) for name, flag in missing.items()},
         )
     )
@@ -279,9 +290,17 @@ def customer_scores(
         "near_loyal_missing": ibis.cases((near_loyal, listed.substr(0, listed.length() - 1)), else_=None),
         "lost_reason": ibis.cases(
             (~t.lost, None),
+            (t._said_reason.notnull(), t._said_reason),
             (t._unresolved, "unresolved"),
             (t._situation, "situation_changed"),
             else_="drifted",
+        ),
+        "lost_reason_matched": ibis.cases(
+            (~t.lost, None),
+            (t._said_reason.notnull(), t._said_word),
+            (t._unresolved, t._word_unresolved),
+            (t._situation, t._word_situation),
+            else_=t._word_drifted,
         ),
     }
     segments["as_of"] = ibis.literal(as_of)
@@ -361,3 +380,60 @@ def _lost_signals(
     situation = since_anchor(events.filter(events.kind.isin(SITUATION_EVENTS)), "occurred_at")
     situation = situation.select("customer_id").distinct().mutate(situation_signal=True)
     return cancelled, unresolved, situation
+
+
+def _first_word(text: ibis.Value, words: tuple[str, ...]) -> ibis.Value:
+    """The first of `words` that `text` (lower-cased) holds, else NULL (a column, even for no words)."""
+    if not words:
+        return ibis.cases((text.isnull() & text.notnull(), text), else_=ibis.null("string"))
+    lowered = text.lower()
+    return ibis.cases(*[(lowered.contains(word), word) for word in words], else_=ibis.null("string"))
+
+
+def _lost_words(
+    anchor: ibis.Table, tables: dict[str, ibis.Table], cut: AsOf, settings: AnalysisSettings,
+    lost_reasons: LostReasonSettings | None,
+) -> ibis.Table:
+    """What the customer said, read through the [lost_reasons] words (docs/measures.md#lost-reasons).
+
+    In the same window as `_lost_signals`. One row per customer concerned: `said_reason` and
+    `said_word` from the reason or note of their latest cancellation (the first list, in
+    `LOST_REASONS` order, with a word in it); `word_<reason>`, the first word of each list found in
+    the categories of their support contacts or the details of their other events (the smallest
+    when several rows hold one).
+    """
+    if lost_reasons is None:
+        from kizuna.analytics._settings import LostReasonSettings
+
+        lost_reasons = LostReasonSettings()
+    lists = {reason: getattr(lost_reasons, reason) for reason in LOST_REASONS}
+    lookback = ibis.interval(days=settings.lost_lookback_days)
+    events = tables["events"].filter(cut.before_end(tables["events"].occurred_at) & tables["events"].detail.notnull())
+    contacts = tables["support_contacts"]
+    contacts = contacts.filter(cut.before_end(contacts.opened_at) & contacts.category.notnull())
+
+    def in_window(table: ibis.Table, when: str) -> ibis.Table:
+        joined = table.left_join(anchor, "customer_id")
+        return joined.filter(joined.last_order_at.isnull() | (joined[when] >= joined.last_order_at - lookback))
+
+    # the reason or note of the latest cancellation in the window
+    notes = in_window(events.filter(events.kind == "cancellation"), "occurred_at").select(
+        "customer_id", "occurred_at", "detail")
+    latest = notes.group_by("customer_id").aggregate(_latest=notes.occurred_at.max())
+    note = notes.join(latest, (notes.customer_id == latest.customer_id) & (notes.occurred_at == latest._latest))
+    note = note.select(customer_id=notes.customer_id, **{
+        f"_said_{reason}": _first_word(notes.detail, words) for reason, words in lists.items()})
+    said = note.select(
+        "customer_id",
+        said_reason=ibis.cases(*[(note[f"_said_{r}"].notnull(), r) for r in LOST_REASONS], else_=ibis.null("string")),
+        said_word=ibis.coalesce(*[note[f"_said_{r}"] for r in LOST_REASONS]),
+    )
+    # support categories and the details of the other events
+    texts = in_window(contacts, "opened_at").select("customer_id", text=_.category.cast("string")).union(
+        in_window(events.filter(events.kind != "cancellation"), "occurred_at").select("customer_id", text=_.detail))
+    words = texts.group_by("customer_id").aggregate(**{
+        f"word_{reason}": _first_word(texts.text, words).min() for reason, words in lists.items()})
+    both = words.outer_join(said, words.customer_id == said.customer_id)
+    return both.select(customer_id=ibis.coalesce(words.customer_id, said.customer_id),
+                       said_reason=said.said_reason, said_word=said.said_word,
+                       **{f"word_{reason}": words[f"word_{reason}"] for reason in LOST_REASONS})

@@ -1,16 +1,28 @@
-"""[analysis] of kizuna.toml: the windows and thresholds of the measures (docs/measures.md §1–§2)."""
+"""[analysis] of kizuna.toml: the windows and thresholds of the measures (docs/measures.md §1 and §2)."""
 
-from typing import Annotated
+import unicodedata
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, PlainValidator
 
-from kizuna.settings import DEFAULT_RANKS, FALLBACK_RANK, AsOfDay, Days, PositiveShare, RankRules, Section, Yen
+from kizuna.analytics._words import DRIFTED_WORDS, SITUATION_WORDS, UNRESOLVED_WORDS
+from kizuna.settings import (
+    DEFAULT_RANKS,
+    FALLBACK_RANK,
+    Allowed,
+    AsOfDay,
+    Days,
+    PositiveShare,
+    RankRules,
+    Section,
+    Yen,
+)
 
-__all__ = ["AnalysisSettings"]
+__all__ = ["AnalysisSettings", "LostReasonSettings"]
 
 
 class AnalysisSettings(Section):
-    """The windows and thresholds of the measures and segments (docs/measures.md §1–§2)."""
+    """The windows and thresholds of the measures and segments (docs/measures.md §1 and §2)."""
 
     as_of: AsOfDay = Field("", description="every report as of this day (YYYY-MM-DD); empty = today")
     rfm_window_days: Days = Field(3 * 365, description="Frequency / Monetary window (3 years)")
@@ -26,3 +38,32 @@ class AnalysisSettings(Section):
         "RFM ranks, best first: a customer takes the first rank whose three conditions all hold, and "
         f'"{FALLBACK_RANK}" if none does. At least one rank: the first is the loyal rank that near-loyal and '
         "loyalty measure against."))
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    """A list of words, each folded as the text it is looked for in (NFKC, lower case), repeats dropped."""
+    if not isinstance(value, list | tuple) or not all(isinstance(word, str) for word in value):
+        raise ValueError("not a list of words")
+    words = [unicodedata.normalize("NFKC", word).strip().lower() for word in value]
+    if not all(words):
+        raise ValueError("an empty word")
+    return tuple(dict.fromkeys(words))
+
+
+Words = Annotated[tuple[str, ...], PlainValidator(_words),
+                  Allowed('a list of words in quotes, such as ["word", "another word"] (none empty)')]
+
+
+class LostReasonSettings(Section):
+    """The words that decide a lost customer's reason from what they said (docs/measures.md#lost-reasons):
+    a cancellation's reason or note, the category of a support contact, the detail of a life event.
+    A text that holds a word of a list gives that reason; the lists are tried in the order below
+    (unresolved, situation_changed, drifted) and the first word found is shown with the reason. Case does
+    not count; a word is read NFKC-normalised (write katakana full-width)."""
+
+    unresolved: Words = Field(
+        UNRESOLVED_WORDS, description="unresolved: words of a problem not solved (price, breakdown, service)")
+    situation_changed: Words = Field(
+        SITUATION_WORDS, description="situation_changed: words of a change in the customer's life (move, birth)")
+    drifted: Words = Field(
+        DRIFTED_WORDS, description="drifted: words of a customer who simply stopped using it (left over, not needed)")

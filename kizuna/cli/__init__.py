@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from kizuna._errors import KizunaError
 from kizuna.cli import (
+    _calls,  # noqa: F401  (registers calls import, calls results)
     _demo,  # noqa: F401  (registers demo)
     _migration,  # noqa: F401  (registers migration)
     _predict,  # noqa: F401  (registers predict, priority, backtest)

@@ -54,7 +54,7 @@ def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
     """The model fit, how many customers are at high risk, and the value at risk by segment."""
     import pyarrow.compute as pc
 
-    from kizuna.prediction import high_risk_count, value_at_risk_by
+    from kizuna.prediction import high_risk_count, keep_count, value_at_risk_by
 
     threshold = ws.settings.prediction.high_risk
     scores = (ws.scores().select("customer_id", "matrix_cell").to_pyarrow()
@@ -62,11 +62,13 @@ def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
     table = result.table
     by_segment = value_at_risk_by(table, scores, "matrix_cell") if scores is not None else []
     high = high_risk_count(table, threshold)
+    keep = keep_count(table)
     total_at_risk = pc.sum(table["value_at_risk"]).as_py()  # None when nobody has one
     if fmt == "json":
         print_json({
             "as_of": result.as_of, "horizon_days": result.horizon_days, "clv_horizon_days": result.clv_horizon_days,
-            "customers": table.num_rows, "high_risk": high, "high_risk_threshold": threshold,
+            "customers": table.num_rows, "active_or_at_risk": keep, "high_risk": high,
+            "high_risk_threshold": threshold, "lifecycle": _state_counts(table),
             "value_at_risk": total_at_risk, "model_fit": result.model_fit(),
             "value_at_risk_by_segment": by_segment, "notes": result.notes,
             "problems": [problem.to_dict(lang) for problem in result.problems],
@@ -84,9 +86,15 @@ def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
     ], [("model", label("model", lang)), ("params", label("parameters", lang))], title=label("title_model_fit", lang))
     show_rows([
         {"k": label("predicted_customers", lang), "v": table.num_rows},
+        {"k": label("keep_customers", lang), "v": keep},
         {"k": label("high_risk_customers", lang).format(p=round(100 * threshold)), "v": high},
         {"k": label("value_at_risk", lang), "v": _round(total_at_risk, None)},
     ], [("k", label("measure", lang)), ("v", label("value", lang))])
+    states = _state_counts(table)
+    if states:
+        show_rows([{"state": label(f"lifecycle_{state}", lang), "customers": states[state]}
+                   for state in ("active", "at_risk", "lapsed", "lost", "subscription_cancelled") if state in states],
+                  [("state", label("lifecycle_state", lang)), ("customers", label("customers", lang))])
     if by_segment:
         show_rows([{**r, "segment": segment_label(r["segment"], lang),
                     "value_at_risk": _round(r["value_at_risk"], None)} for r in by_segment],
@@ -95,6 +103,15 @@ def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
     say_problems(result.problems, lang)
     for note in result.notes:
         console.print(f"{label('note', lang)}: {note}", markup=False)
+
+
+def _state_counts(table) -> dict[str, int]:
+    """Predicted customers by lifecycle state."""
+    from collections import Counter
+
+    if "lifecycle_state" not in table.column_names:
+        return {}
+    return dict(Counter(table["lifecycle_state"].to_pylist()))
 
 
 def say_problems(problems, lang: str, where=console) -> None:
@@ -122,42 +139,62 @@ def priority(
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File for csv / xlsx.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, xlsx or json.")] = "table",
+    kind: Annotated[str, typer.Option(
+        "--list", help="keep (active and at-risk customers by value at risk) or winback (lost or cancelled "
+                       "within [prediction] winback_days, by value, with the lost reason's action).")] = "keep",
     directory: DirOption = Path("."),
     db: DbOption = None,
     lang: LangOption = "ja",
 ) -> None:
-    """The contact centre's call list: by value at risk, with reasons and the suggested action."""
+    """The day's call list within the capacity: customers with a phone, none called within the cooldown,
+    with reasons and the suggested action; the summary says how many go to e-mail / DM instead."""
     from kizuna.workspace import Workspace
 
     _check(lang)
     if fmt not in PRIORITY_FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(PRIORITY_FORMATS)}")
+    from kizuna.prediction import LISTS
+
+    if kind not in LISTS:
+        raise typer.BadParameter(f"--list must be one of {', '.join(LISTS)}")
     rows = min(n for n in (top, capacity) if n is not None) if (top or capacity) else None
     with Workspace.open(directory, store_url=db, create=False) as ws:
+        lists = ws.call_lists(rows, kind=kind)
         if fmt in ("csv", "xlsx"):
             path = output or Path(f"call-list.{fmt}")
-            count = ws.write_priority(path, fmt=fmt, lang=lang, capacity=rows)
+            count = ws.write_priority(path, fmt=fmt, lang=lang, capacity=rows, kind=kind)
             console.print(f"{path}: {count:,} {label('customers', lang)}", markup=False)
+            say_call_summary(lists, lang, console)
             from kizuna.prediction import missing_value_at_risk
 
-            if missing_value_at_risk(ws.priority(1)):
+            if kind == "keep" and missing_value_at_risk(lists.calls):
                 console.print(label("call_list_no_value_at_risk", lang), markup=False, highlight=False, soft_wrap=True)
             return
-        listed = ws.priority(rows)
-    show_call_list(listed, lang, fmt)
+    show_call_list(lists.calls, lang, fmt, by_value=kind == "keep")
+    say_call_summary(lists, lang, error_console if fmt == "json" else console)
 
 
-def show_call_list(listed, lang: str, fmt: str = "table") -> None:
+def say_call_summary(lists, lang: str, where=console) -> None:
+    """One line: which list, how many calls within the capacity, how many go by e-mail / DM, how many
+    were left off for the cooldown."""
+    summary = lists.summary()
+    where.print(label("call_list_summary", lang).format(
+        list=label(f"list_{lists.kind}", lang), calls=summary["calls"], capacity=summary["capacity"],
+        mail=summary["mail"], cooled=summary["cooled_down"], days=summary["cooldown_days"],
+        candidates=summary["candidates"]), markup=False, highlight=False, soft_wrap=True)
+
+
+def show_call_list(listed, lang: str, fmt: str = "table", *, by_value: bool = True) -> None:
     """The call list on screen: who, how much is at risk, what to do and why (a file has every column)."""
     from kizuna.prediction import call_list_rows, missing_value_at_risk
 
     if fmt == "json":
         print_json(listed.to_pylist())
-        if missing_value_at_risk(listed):
+        if by_value and missing_value_at_risk(listed):
             error_console.print(label("call_list_no_value_at_risk", lang), markup=False, highlight=False,
                                 soft_wrap=True)
         return
-    if missing_value_at_risk(listed):
+    if by_value and missing_value_at_risk(listed):
         console.print(label("call_list_no_value_at_risk", lang), markup=False, highlight=False, soft_wrap=True)
     headers, lines = call_list_rows(listed, lang)
     shown = (0, 2, 3, 4, 6, 7, 10, 9, 11)
@@ -192,14 +229,19 @@ def backtest(
     p = result.purchases
     show_rows([
         {"k": label("period", lang), "v": f"{result.as_of} + {result.horizon_days} {label('days', lang)}"},
-        {"k": label("customers", lang), "v": result.customers},
-        {"k": label("actual_churn_rate", lang), "v": Percent(round(100 * result.churn_rate, 1))},
+        {"k": label("backtest_population", lang), "v": result.customers},
+        {"k": label("actual_churn_rate", lang), "v": _pct(result.churn_rate)},
+        {"k": label("call_capacity", lang), "v": result.capacity},
         {"k": label("predicted_purchases", lang), "v": _round(p["predicted"], None)},
         {"k": label("actual_purchases", lang), "v": _round(p["actual"], None)},
     ], [("k", label("measure", lang)), ("v", label("value", lang))], title=label("title_backtest", lang))
     show_rows([{"score": label(f"score_{name}", lang), "auc": _round(f["auc"], 3),
-                "lift": _round(f["top_decile_lift"], 2)} for name, f in result.churn.items()],
-              [("score", label("churn_score", lang)), ("auc", "ROC AUC"), ("lift", label("top_decile_lift", lang))],
+                "precision": _pct(f["precision_at_capacity"]), "recall": _pct(f["recall_at_capacity"]),
+                "lift": _round(f["lift_at_capacity"], 2), "brier": _round(f["brier"], 3)}
+               for name, f in result.churn.items()],
+              [("score", label("churn_score", lang)), ("auc", "ROC AUC"),
+               ("precision", label("precision_at_capacity", lang)), ("recall", label("recall_at_capacity", lang)),
+               ("lift", label("lift_at_capacity", lang)), ("brier", "Brier")],
               title=label("title_churn_ranking", lang))
     show_rows([{**r, "mean_predicted": _round(r["mean_predicted"], 3), "mean_actual": _round(r["mean_actual"], 3)}
                for r in result.holdout],
@@ -213,6 +255,10 @@ def backtest(
               title=label("title_calibration", lang))
     say_problems(result.problems, lang)
     console.print(f"{label('chart', lang)}: {chart}", markup=False)
+
+
+def _pct(value: float | None) -> Percent | None:
+    return None if value is None else Percent(round(100 * value, 1))
 
 
 def _round(value: float | None, digits: int | None) -> float | int | None:

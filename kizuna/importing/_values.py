@@ -40,6 +40,18 @@ ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
         "household_change": ("household_change", "世帯変更", "出産", "家族構成変更"),
         "referral": ("referral", "紹介", "友人紹介"),
     },
+    # what a call came to, as a call centre's sheet writes it (docs/measures.md#calls)
+    "call_outcome": {
+        "reached": ("reached", "connected", "answered", "つながった", "繋がった", "通話", "通話済", "接続",
+                    "応答", "本人対応", "対応済", "対応済み"),
+        "no_answer": ("no_answer", "no answer", "noanswer", "busy", "voicemail", "不在", "留守", "留守電",
+                      "応答なし", "不通", "話中", "つながらない", "繋がらない"),
+        "kept": ("kept", "retained", "saved", "継続", "継続決定", "継続確定", "引き止め", "引き止め成功",
+                 "解約阻止", "解約防止", "残留"),
+        "cancelled": ("cancelled", "canceled", "cancel", "lost", "解約", "解約確定", "解約決定", "退会"),
+        "callback": ("callback", "call back", "call_back", "折り返し", "折返し", "折り返し待ち", "再架電",
+                     "かけ直し", "掛け直し", "後日"),
+    },
 }
 
 BOOLEAN_WORDS: dict[bool, tuple[str, ...]] = {
@@ -90,6 +102,15 @@ HEADER_ALIASES: dict[str, dict[str, str]] = {
         "受付日": "opened_at", "チャネル": "channel", "窓口": "channel",
         "解決日時": "resolved_at", "解決日": "resolved_at", "ステータス": "status",
         "カテゴリ": "category", "区分": "category", "クレーム": "is_complaint",
+    },
+    "calls": {
+        "顧客id": "customer_id", "顧客番号": "customer_id", "会員id": "customer_id", "会員番号": "customer_id",
+        "架電日時": "called_at", "架電日": "called_at", "発信日時": "called_at", "通話日時": "called_at",
+        "コール日時": "called_at", "担当者": "agent", "担当": "agent", "オペレーター": "agent",
+        "オペレータ": "agent", "トークスクリプト": "script", "スクリプト": "script", "結果": "outcome",
+        "架電結果": "outcome", "通話結果": "outcome", "コール結果": "outcome", "次回架電日": "next_call_at",
+        "次回架電日時": "next_call_at", "次回連絡日": "next_call_at", "メモ": "note", "備考": "note",
+        "対応メモ": "note",
     },
     "events": {
         "顧客id": "customer_id", "会員id": "customer_id", "発生日": "occurred_at",

@@ -3,10 +3,12 @@ whom the contact centre calls first."""
 
 from typing import TYPE_CHECKING
 
-from kizuna.prediction._settings import PredictionSettings
+from kizuna.prediction._calls import call_holdout, in_call_holdout
+from kizuna.prediction._settings import CallSettings, PredictionSettings
 
 if TYPE_CHECKING:
     from kizuna.prediction._backtest import Backtest, backtest, backtest_report, write_backtest_report
+    from kizuna.prediction._call_rules import CallRules, call_blocker, fresh_answer, last_calls, recently_called
     from kizuna.prediction._chart import write_holdout_chart
     from kizuna.prediction._features import (
         CHURN_FEATURES,
@@ -21,14 +23,19 @@ if TYPE_CHECKING:
         PredictionError,
         Predictions,
         high_risk_count,
+        keep_count,
         predict_customers,
         value_at_risk_by,
     )
     from kizuna.prediction._priority import (
         ACTIONS,
+        LISTS,
         PRIORITY_COLUMNS,
+        WINBACK_ACTIONS,
+        CallList,
         call_list,
         call_list_rows,
+        call_lists,
         missing_value_at_risk,
         priority_list,
         suggested_action,
@@ -36,12 +43,14 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "PredictionSettings",
+    "CallSettings", "PredictionSettings", "call_holdout", "in_call_holdout",
     "ACTIONS", "CHURN_FEATURES", "MODEL_COLUMNS", "PREDICTION_COLUMNS", "PRIORITY_COLUMNS", "REASON_CONTEXT",
     "Backtest", "FitProblem", "PredictionError", "Predictions", "backtest", "call_list_rows", "churn_labels",
     "customer_features", "high_risk_count", "missing_value_at_risk", "predict_customers", "priority_list",
     "suggested_action", "value_at_risk_by", "write_holdout_chart",
     "backtest_report", "call_list", "write_backtest_report", "write_call_list",
+    "CallList", "CallRules", "LISTS", "WINBACK_ACTIONS", "call_blocker", "call_lists", "fresh_answer", "keep_count",
+    "last_calls", "recently_called",
 ]
 
 # The models load SciPy and scikit-learn on first use (PEP 562): the workspace composes
@@ -54,7 +63,10 @@ _LAZY = {"Backtest": "_backtest", "backtest": "_backtest", "backtest_report": "_
          "PREDICTION_COLUMNS": "_predict", "PredictionError": "_predict", "Predictions": "_predict",
          "high_risk_count": "_predict", "predict_customers": "_predict", "value_at_risk_by": "_predict",
          "ACTIONS": "_priority", "PRIORITY_COLUMNS": "_priority", "call_list_rows": "_priority",
-         "missing_value_at_risk": "_priority", "priority_list": "_priority", "suggested_action": "_priority"}
+         "missing_value_at_risk": "_priority", "priority_list": "_priority", "suggested_action": "_priority",
+         "CallList": "_priority", "LISTS": "_priority", "WINBACK_ACTIONS": "_priority", "call_lists": "_priority",
+         "keep_count": "_predict", "CallRules": "_call_rules", "call_blocker": "_call_rules",
+         "fresh_answer": "_call_rules", "last_calls": "_call_rules", "recently_called": "_call_rules"}
 
 
 def __getattr__(name: str) -> object:

@@ -4,9 +4,12 @@ happened (docs/measures.md §3) — the figures that say whether to trust `predi
 * purchases: BG/NBD's expected purchase days per customer against the actual ones, by the number
   of repeat purchases in the calibration period (the calibration/holdout chart of Fader, Hardie &
   Lee 2005), and in total;
-* churn: how well the churn risk ranks who left (ROC AUC, top-decile lift) and how well it is
-  calibrated (predicted vs actual churn rate by decile), side by side with baselines that need no
-  model of ours: the days since the last order, BG/NBD's 1 − P(alive) and its expected purchases.
+* churn, on the customers who could still be kept at the as-of date (lifecycle state active or
+  at risk, the churn model's population): the base rate, how well the churn risk ranks who left
+  (ROC AUC, top-decile lift, and precision, recall and lift among the day's `capacity` calls) and
+  how well it is calibrated (Brier score, predicted vs actual churn rate by decile), side by side
+  with baselines that need no model of ours on the same customers: the days since the last order,
+  BG/NBD's 1 − P(alive) and its expected purchases.
 
 When BG/NBD did not fit the calibration data (see `FitProblem`), its figures are None: the
 predicted purchases, the holdout table's predicted means and the BG/NBD baselines; the churn
@@ -26,8 +29,11 @@ import ibis
 import numpy as np
 
 from kizuna._errors import KizunaError
+from kizuna.analytics import KEEP_STATES, AnalysisSettings
 from kizuna.prediction._chart import write_holdout_chart
 from kizuna.prediction._evaluation import (
+    at_capacity,
+    brier_score,
     calibration_table,
     holdout_aggregate,
     holdout_table,
@@ -46,21 +52,24 @@ class Backtest:
 
     as_of: dt.date  # the end of the calibration period
     horizon_days: int
-    customers: int
-    churn_rate: float
+    customers: int  # the churn figures' population: active or at risk at the as-of date
+    churn_rate: float  # its base rate
     purchases: dict[str, Any]  # aggregate: predicted vs actual purchase days in the holdout
     holdout: list[dict[str, Any]]  # by calibration frequency 0..7+
     churn: dict[str, dict[str, Any]]  # model / recency / bg_nbd: auc, top_decile_lift
     calibration: list[dict[str, Any]]  # the model's risk by decile
     model_fit: dict[str, Any]
+    population: dict[str, Any] = field(default_factory=dict)  # states, customers, of how many predicted
+    capacity: int = 100
     notes: list[str] = field(default_factory=list)
     problems: list[FitProblem] = field(default_factory=list)  # models that did not fit the calibration data
 
     def to_dict(self, lang: str = "ja") -> dict[str, Any]:
         """Every figure, JSON-ready: a figure that could not be computed is None, never NaN."""
         return _numbers_or_none({
-            "as_of": self.as_of.isoformat(), "horizon_days": self.horizon_days, "customers": self.customers,
-            "churn_rate": self.churn_rate, "purchases": self.purchases, "holdout": self.holdout,
+            "as_of": self.as_of.isoformat(), "horizon_days": self.horizon_days, "population": self.population,
+            "customers": self.customers, "churn_rate": self.churn_rate, "base_rate": self.churn_rate,
+            "capacity": self.capacity, "purchases": self.purchases, "holdout": self.holdout,
             "churn": self.churn, "calibration": self.calibration, "model_fit": self.model_fit, "notes": self.notes,
             "problems": [p.to_dict(lang) for p in self.problems],
         })
@@ -79,9 +88,11 @@ def _numbers_or_none(value: Any) -> Any:
 
 def backtest(
     tables: dict[str, ibis.Table], as_of: dt.date, *, horizon_days: int = 90, clv_horizon_days: int = 365,
-    discount_rate: float = 0.1, gross_margin_rate: float = 0.4,
+    discount_rate: float = 0.1, gross_margin_rate: float = 0.4, capacity: int = 100,
+    analysis: AnalysisSettings | None = None,
 ) -> Backtest:
-    """Predict as of `as_of` from the data before it, then score against the `horizon_days` after it."""
+    """Predict as of `as_of` from the data before it, then score against the `horizon_days` after it;
+    the churn figures on the customers active or at risk at `as_of`, with `capacity` calls a day."""
     last = _last_order_day(tables)
     end = as_of + dt.timedelta(days=horizon_days)
     if last is None or last < end:
@@ -91,19 +102,21 @@ def backtest(
             "days before the last order, or a shorter --horizon."
         )
     result = predict_customers(tables, as_of, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
-                               discount_rate=discount_rate, gross_margin_rate=gross_margin_rate)
+                               discount_rate=discount_rate, gross_margin_rate=gross_margin_rate, analysis=analysis)
     actual = churn_labels(tables, as_of, horizon_days).to_pyarrow()
-    return _score(result, actual)
+    return _score(result, actual, capacity)
 
 
 def backtest_report(
     tables: dict[str, ibis.Table], as_of: dt.date, folder: Path | str, *, horizon_days: int = 90,
     clv_horizon_days: int = 365, discount_rate: float = 0.1, gross_margin_rate: float = 0.4, lang: str = "ja",
+    capacity: int = 100, analysis: AnalysisSettings | None = None,
 ) -> tuple[Backtest, Path]:
     """`backtest`, with its report written into `folder` (see `write_backtest_report`); the
     figures and the chart's path."""
     result = backtest(tables, as_of, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
-                      discount_rate=discount_rate, gross_margin_rate=gross_margin_rate)
+                      discount_rate=discount_rate, gross_margin_rate=gross_margin_rate, capacity=capacity,
+                      analysis=analysis)
     return result, write_backtest_report(result, folder, lang)
 
 
@@ -129,7 +142,7 @@ def _last_order_day(tables: dict[str, ibis.Table]) -> dt.date | None:
     return None if value is None else value.date()
 
 
-def _score(result: Predictions, actual) -> Backtest:
+def _score(result: Predictions, actual, capacity: int = 100) -> Backtest:
     # one row per predicted customer, in the prediction's order (customer_features' customers are
     # the customers of churn_labels at the same date)
     order = {customer: i for i, customer in enumerate(actual["customer_id"].to_pylist())}
@@ -149,11 +162,13 @@ def _score(result: Predictions, actual) -> Backtest:
     # leave: its expected purchases in the horizon (fewer: more likely to churn) is shown too
     scores = {"model": risk, "recency": recency, "bg_nbd": dead if beta_geo else None,
               "bg_nbd_orders": -expected if beta_geo else None}
-    churn = {
-        name: ({"auc": roc_auc(churned, score), "top_decile_lift": top_decile_lift(churned, score)}
-               if score is not None else {"auc": None, "top_decile_lift": None})
-        for name, score in scores.items()
-    }
+    # the churn figures: on the customers who could still be kept at the as-of date
+    states = np.asarray(table["lifecycle_state"].to_pylist(), dtype=object)
+    keep = np.isin(states, KEEP_STATES)
+    probabilities = {"model": risk, "bg_nbd": dead if beta_geo else None}
+    churn = {name: _churn_figures(churned[keep], None if score is None else score[keep],
+                                  None if probabilities.get(name) is None else probabilities[name][keep], capacity)
+             for name, score in scores.items()}
     if beta_geo:
         purchases = holdout_aggregate(expected, bought)
         holdout = holdout_table(frequency, expected, bought)
@@ -161,9 +176,26 @@ def _score(result: Predictions, actual) -> Backtest:
         purchases = {**holdout_aggregate(np.zeros_like(bought), bought), "predicted": None, "error_pct": None}
         holdout = [{**row, "mean_predicted": None} for row in holdout_table(frequency, np.zeros_like(bought), bought)]
     return Backtest(
-        as_of=result.as_of, horizon_days=result.horizon_days, customers=table.num_rows,
-        churn_rate=float(churned.mean()),
+        as_of=result.as_of, horizon_days=result.horizon_days, customers=int(keep.sum()),
+        churn_rate=float(churned[keep].mean()) if keep.any() else math.nan,
         purchases=purchases, holdout=_numbers_or_none(holdout),
-        churn=churn, calibration=calibration_table(churned, risk), model_fit=result.model_fit(),
-        notes=result.notes, problems=result.problems,
+        churn=churn, calibration=churn["model"]["calibration"] or [], model_fit=result.model_fit(),
+        population={"states": list(KEEP_STATES), "customers": int(keep.sum()), "predicted": table.num_rows},
+        capacity=capacity, notes=result.notes, problems=result.problems,
     )
+
+
+def _churn_figures(churned: np.ndarray, score: np.ndarray | None, probability: np.ndarray | None,
+                   capacity: int) -> dict[str, Any]:
+    """How one score ranks and, when it is a probability, how well it is calibrated."""
+    if score is None or not len(churned):
+        return {"auc": None, "top_decile_lift": None, "precision_at_capacity": None, "recall_at_capacity": None,
+                "lift_at_capacity": None, "brier": None, "calibration": None}
+    top = at_capacity(churned, score, capacity)
+    return {
+        "auc": roc_auc(churned, score), "top_decile_lift": top_decile_lift(churned, score),
+        "precision_at_capacity": top["precision"], "recall_at_capacity": top["recall"],
+        "lift_at_capacity": top["lift"],
+        "brier": brier_score(churned, probability) if probability is not None else None,
+        "calibration": calibration_table(churned, probability) if probability is not None else None,
+    }

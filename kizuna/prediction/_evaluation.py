@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["calibration_table", "holdout_aggregate", "holdout_table", "roc_auc", "top_decile_lift"]
+__all__ = ["at_capacity", "brier_score", "calibration_table", "holdout_aggregate", "holdout_table", "roc_auc",
+           "top_decile_lift"]
 
 
 def _vectors(**arrays: Any) -> list[np.ndarray]:
@@ -62,6 +63,36 @@ def top_decile_lift(y_true: Any, score: Any, fraction: float = 0.1) -> float | N
     top = max(1, math.ceil(fraction * len(y)))
     highest = np.argsort(-s, kind="stable")[:top]
     return float(y[highest].mean() / y.mean())
+
+
+def at_capacity(y_true: Any, score: Any, capacity: int) -> dict[str, float | None]:
+    """The `capacity` highest scores as the day's calls: precision (churners among them), recall (their
+    share of all churners) and lift (precision ÷ the overall churn rate). Ties at the edge are broken by
+    position (a stable sort). None where a figure cannot be computed (no customers, no churner).
+
+    >>> at_capacity([1, 0, 1, 0, 0, 1], [0.9, 0.8, 0.7, 0.1, 0.2, 0.3], 2)
+    {'capacity': 2, 'precision': 0.5, 'recall': 0.3333333333333333, 'lift': 1.0}
+    """
+    y, s = _vectors(y_true=y_true, score=score)
+    k = min(max(int(capacity), 1), len(y))
+    if not len(y):
+        return {"capacity": 0, "precision": None, "recall": None, "lift": None}
+    top = np.argsort(-s, kind="stable")[:k]
+    precision = float(y[top].mean())
+    churners = float(y.sum())
+    return {"capacity": k, "precision": precision, "recall": float(y[top].sum() / churners) if churners else None,
+            "lift": precision / float(y.mean()) if churners else None}
+
+
+def brier_score(y_true: Any, probability: Any) -> float | None:
+    """Mean squared difference between the predicted probability and what happened (0 is perfect; always
+    predicting the base rate p scores p(1 − p)). None without customers.
+
+    >>> brier_score([1, 0], [0.8, 0.4])
+    0.1
+    """
+    y, p = _vectors(y_true=y_true, probability=probability)
+    return float(np.mean((p - y) ** 2)) if len(y) else None
 
 
 def calibration_table(y_true: Any, risk: Any, bins: int = 10) -> list[dict[str, Any]]:

@@ -39,22 +39,26 @@ import pyarrow.compute as pc
 from scipy import special
 
 from kizuna._errors import KizunaError
-from kizuna.analytics import AsOf
+from kizuna.analytics import KEEP_STATES, AnalysisSettings, AsOf, lifecycle_states
 from kizuna.i18n import label
 from kizuna.models import BetaGeo, ConvergenceWarning, GammaGamma, ModelFitError, ModelFitWarning, ShiftedBetaGeo
 from kizuna.prediction._churn import ChurnModel
 from kizuna.prediction._features import CHURN_FEATURES, churn_labels, customer_features
 from kizuna.prediction._reasons import reason_texts
 
-__all__ = ["PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError", "Predictions", "Scores",
-           "explain", "fit_models", "predict_customers", "prediction_table", "read_features", "score"]
+__all__ = ["GONE", "PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError", "Predictions", "Scores",
+           "explain", "fit_models", "keep_count", "predict_customers", "prediction_table", "read_features", "score"]
 
 # The stored columns of customer_predictions, in order.
 PREDICTION_COLUMNS = (
     "customer_id", "as_of", "horizon_days", "p_alive", "expected_orders", "expected_next_order_on",
     "expected_order_value", "clv", "clv_profit", "churn_risk", "value_at_risk", "cancel_probability",
-    "churn_reasons_ja", "churn_reasons_en", "open_contacts", "days_since_life_event",
+    "churn_reasons_ja", "churn_reasons_en", "open_contacts", "days_since_life_event", "lifecycle_state",
+    "lost_since",
 )
+# The hard rule of docs/measures.md#lifecycle-state: a subscriber who cancelled and has not ordered
+# since is gone, whatever their purchase history says: churn risk 1, P(alive) 0, nothing expected.
+GONE = "subscription_cancelled"
 MIN_REPEAT_BUYERS = 30  # fewer cannot pin the BG/NBD and Gamma-Gamma parameters down
 MIN_TRAINING_CUSTOMERS = 200
 MIN_TRAINING_WINDOW = 30  # days: the shortest window the churn model is trained on
@@ -140,7 +144,9 @@ class Predictions:
         return {
             "bg_nbd": described(self.beta_geo, "bg_nbd", {"repeat_buyers": self.repeat_buyers}),
             "gamma_gamma": described(self.gamma_gamma, "gamma_gamma"),
-            "churn": {"validation_auc": self.churn.validation_auc_, "training_customers": self.training_customers},
+            "churn": {"validation_auc": self.churn.validation_auc_, "training_customers": self.training_customers,
+                      "population": getattr(self.churn, "population_", list(KEEP_STATES)),
+                      "calibration": self.churn.calibration_},
             "shifted_beta_geo": described(self.shifted_beta_geo, "shifted_beta_geo"),
         }
 
@@ -159,14 +165,15 @@ def _numbers(values: np.ndarray) -> pa.Array:
 
 def predict_customers(
     tables: dict[str, ibis.Table], as_of: dt.date, *, horizon_days: int = 90, clv_horizon_days: int = 365,
-    discount_rate: float = 0.1, gross_margin_rate: float = 0.4,
+    discount_rate: float = 0.1, gross_margin_rate: float = 0.4, analysis: AnalysisSettings | None = None,
 ) -> Predictions:
     """Fit the models on the data up to `as_of` and predict every customer who has ordered.
 
-    features → fit → score → explain → the table to store (storing is the caller's).
+    features → fit → score → explain → the table to store (storing is the caller's). `analysis`
+    ([analysis]) defines the lifecycle states (its dormant days, lapse factor, NPS validity).
     """
-    features = read_features(tables, as_of)
-    fits = fit_models(tables, as_of, features, horizon_days=horizon_days)
+    features = read_features(tables, as_of, analysis)
+    fits = fit_models(tables, as_of, features, horizon_days=horizon_days, analysis=analysis)
     scores = score(features, fits, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
                    discount_rate=discount_rate)
     reasons = explain(features, fits.churn)
@@ -235,12 +242,13 @@ class Scores:
     problems: list[FitProblem]  # BG/NBD fitted but gave no figure for some customers ("partial")
 
 
-def read_features(tables: dict[str, ibis.Table], as_of: dt.date) -> Features:
-    """Stage 1, features: `customer_features` as of `as_of`, and the BG/NBD counts computed from
-    them in the engine; a `PredictionError` when too few customers have ordered twice."""
+def read_features(tables: dict[str, ibis.Table], as_of: dt.date, analysis: AnalysisSettings | None = None) -> Features:
+    """Stage 1, features: `customer_features` as of `as_of` with each customer's lifecycle state, and the
+    BG/NBD counts computed from them in the engine; a `PredictionError` when too few customers have
+    ordered twice."""
     # kept in the engine (a temporary table) while it is read twice, for the rows and for the BG/NBD
     # counts: the counts would otherwise compute every customer's features again
-    cached = customer_features(tables, as_of).cache()
+    cached = _with_states(customer_features(tables, as_of), tables, as_of, analysis).cache()
     try:
         table = cached.to_pyarrow()
         counts = _beta_geo_counts(cached)
@@ -259,9 +267,11 @@ def read_features(tables: dict[str, ibis.Table], as_of: dt.date) -> Features:
     return Features(table, counts, f, r, t, m)
 
 
-def fit_models(tables: dict[str, ibis.Table], as_of: dt.date, features: Features, *, horizon_days: int) -> Fits:
+def fit_models(tables: dict[str, ibis.Table], as_of: dt.date, features: Features, *, horizon_days: int,
+               analysis: AnalysisSettings | None = None) -> Fits:
     """Stage 2, fit: BG/NBD, Gamma-Gamma and sBG (each None, with a `FitProblem`, when it does not
-    fit the data), then the churn model on the features of `horizon_days` before `as_of`."""
+    fit the data), then the churn model on the features of `horizon_days` before `as_of` of the
+    customers active or at risk then (`KEEP_STATES`)."""
     notes: list[str] = []
     problems: list[FitProblem] = []
     f, m, spends = features.frequency, features.monetary_value, features.spends
@@ -274,7 +284,7 @@ def fit_models(tables: dict[str, ibis.Table], as_of: dt.date, features: Features
     # a model that stopped early is a FitProblem (one line), not a note as well
     notes += [str(w.message) for w in caught
               if issubclass(w.category, ModelFitWarning) and not issubclass(w.category, ConvergenceWarning)]
-    churn, training = _fit_churn(tables, as_of, horizon_days, notes)
+    churn, training = _fit_churn(tables, as_of, horizon_days, notes, analysis)
     return Fits(beta_geo, gamma_gamma, shifted, churn, training, notes, problems)
 
 
@@ -313,6 +323,13 @@ def score(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days
         p_alive = expected_orders = clv = next_order = np.full(n, np.nan)
     risk = fits.churn.predict_risk(features.matrix)
     cancel = _cancel_probability(fits.shifted_beta_geo, features.table, horizon_days)
+    # the hard rule (docs/measures.md#lifecycle-state): a cancelled subscriber who has not ordered since
+    gone = _states(features.table) == GONE
+    if gone.any():
+        risk = np.where(gone, 1.0, risk)
+        p_alive, expected_orders, clv = (np.where(gone, 0.0, v) for v in (p_alive, expected_orders, clv))
+        next_order = np.where(gone, np.nan, next_order)
+        cancel = np.where(gone, np.nan, cancel)
     return Scores(p_alive, expected_orders, next_order, spend, clv, risk, cancel, problems)
 
 
@@ -351,6 +368,8 @@ def prediction_table(features: Features, scores: Scores, reasons: dict[str, list
         # what the call list's suggested action looks at, besides customer_scores
         "open_contacts": features.table["open_contacts"],
         "days_since_life_event": features.table["days_since_life_event"],
+        "lifecycle_state": features.table["lifecycle_state"],
+        "lost_since": features.table["lost_since"],
     })
 
 
@@ -456,31 +475,54 @@ def _matrix(features: pa.Table) -> np.ndarray:
     ])
 
 
+def _states(features: pa.Table) -> np.ndarray:
+    return np.asarray(features["lifecycle_state"].to_pylist(), dtype=object)
+
+
+def _with_states(features: ibis.Table, tables: dict[str, ibis.Table], as_of: dt.date,
+                 analysis: AnalysisSettings | None) -> ibis.Table:
+    """`features` with each customer's lifecycle state and the day they count as lost (as of `as_of`)."""
+    states = lifecycle_states(tables, as_of, analysis).select("customer_id", "lifecycle_state", "lost_since")
+    return features.left_join(states, "customer_id")
+
+
 def _fit_churn(
-    tables: dict[str, ibis.Table], as_of: dt.date, horizon_days: int, notes: list[str]
+    tables: dict[str, ibis.Table], as_of: dt.date, horizon_days: int, notes: list[str],
+    analysis: AnalysisSettings | None = None,
 ) -> tuple[ChurnModel, int]:
-    """Train on the features of `horizon_days` before `as_of` and what happened since.
+    """Train on the features of `horizon_days` before `as_of` and what happened since, for the customers
+    who could still be kept then: active or at risk on that day (`KEEP_STATES`).
 
     When the history before that date is too short (CDNOW's 273-day calibration period, say),
     shorter training windows are tried, down to 30 days, and a note says which was used: the
     model then learns who stops ordering for that long, the nearest question the data can answer.
+    When even then fewer than 200 customers were active or at risk (a small shop), the model is
+    trained on every customer who had ordered, lost or not, and a note says so
+    (`ChurnModel.population_`).
     """
-    window = horizon_days
-    while True:
-        cutoff = as_of - dt.timedelta(days=window)
-        joined = customer_features(tables, cutoff).inner_join(churn_labels(tables, cutoff, window), "customer_id")
-        # in customer order: the model's validation split and binning must see the rows in the same
-        # order on every engine
-        training = joined.order_by("customer_id").select(*CHURN_FEATURES, "churned").to_pyarrow()
-        churned = int(pc.sum(training["churned"]).as_py() or 0)
-        enough = training.num_rows >= MIN_TRAINING_CUSTOMERS and 0 < churned < training.num_rows
-        if enough or window // 2 < MIN_TRAINING_WINDOW:
+    for population in (KEEP_STATES, None):
+        window = horizon_days
+        while True:
+            cutoff = as_of - dt.timedelta(days=window)
+            training = _training_rows(tables, cutoff, window, analysis, population)
+            churned = int(pc.sum(training["churned"]).as_py() or 0)
+            enough = training.num_rows >= MIN_TRAINING_CUSTOMERS and 0 < churned < training.num_rows
+            if enough or window // 2 < MIN_TRAINING_WINDOW:
+                break
+            window //= 2
+        if enough:
             break
-        window //= 2
+        kept = training.num_rows
     if not enough:
         raise PredictionError(
             f"Only {training.num_rows} customers had ordered by {cutoff} ({window} days before {as_of}): "
             "too short a history to learn who leaves. Import more order history, or shorten --horizon."
+        )
+    if population is None:
+        notes.append(
+            f"Only {kept} customers were active or at risk on {cutoff}: too few to train the churn model on them "
+            "alone, so it was trained on every customer who had ordered, lost or not; the risks of the active "
+            "customers are rougher."
         )
     if window != horizon_days:
         notes.append(
@@ -491,8 +533,22 @@ def _fit_churn(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelFitWarning)
         model = ChurnModel().fit(_matrix(training), training["churned"].to_numpy(), CHURN_FEATURES)
+    model.population_ = list(population) if population is not None else ["all"]
     notes += [str(w.message) for w in caught if issubclass(w.category, ModelFitWarning)]
     return model, training.num_rows
+
+
+def _training_rows(tables: dict[str, ibis.Table], cutoff: dt.date, window: int, analysis: AnalysisSettings | None,
+                   population: tuple[str, ...] | None) -> pa.Table:
+    """The churn model's training rows: features as of `cutoff` of the customers in `population` (None:
+    everyone who had ordered), with what happened in the `window` days after it."""
+    joined = _with_states(customer_features(tables, cutoff), tables, cutoff, analysis)
+    if population is not None:
+        joined = joined.filter(joined.lifecycle_state.isin(population))
+    joined = joined.inner_join(churn_labels(tables, cutoff, window), "customer_id")
+    # in customer order: the model's validation split and binning must see the rows in the same order
+    # on every engine
+    return joined.order_by("customer_id").select(*CHURN_FEATURES, "churned").to_pyarrow()
 
 
 def subscription_periods(tables: dict[str, ibis.Table], as_of: dt.date) -> pa.Table:
@@ -566,4 +622,16 @@ def value_at_risk_by(predictions: pa.Table, scores: pa.Table, column: str) -> li
 
 
 def high_risk_count(predictions: pa.Table, threshold: float) -> int:
-    return int(pc.sum(pc.greater_equal(predictions["churn_risk"], threshold)).as_py() or 0)
+    """Customers who can still be kept (active or at risk) whose calibrated churn risk is at least `threshold`."""
+    risk = predictions["churn_risk"]
+    if "lifecycle_state" in predictions.column_names:
+        keep = pc.is_in(predictions["lifecycle_state"], pa.array(KEEP_STATES))
+        risk = pc.if_else(keep, risk, None)
+    return int(pc.sum(pc.greater_equal(risk, threshold)).as_py() or 0)
+
+
+def keep_count(predictions: pa.Table) -> int:
+    """Customers active or at risk: the population the churn risk is for."""
+    if "lifecycle_state" not in predictions.column_names:
+        return predictions.num_rows
+    return int(pc.sum(pc.is_in(predictions["lifecycle_state"], pa.array(KEEP_STATES))).as_py() or 0)

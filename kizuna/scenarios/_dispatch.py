@@ -32,6 +32,7 @@ from kizuna._errors import KizunaError
 from kizuna._sheets import write_table
 from kizuna.delivery import ONLINE_CHANNELS, DeliveryError, Message, SendingRules, Transport
 from kizuna.operations import RECOVERABLE, WAITING, DueRow, Ledger, retry_delay
+from kizuna.prediction import CallRules, PredictionSettings, call_blocker
 from kizuna.scenarios._context import RunContext, RunSettings
 from kizuna.scenarios._model import Scenario
 from kizuna.scenarios._render import RenderError, render, template_fields, text_to_html
@@ -124,6 +125,10 @@ class Dispatcher:
         self.parent: int | None = None  # in a forked sending process: the run's PID
         self.lock = threading.Lock()
         self.sent_so_far = 0
+        # the call lists' rules (kizuna.prediction.call_blocker) and the day's capacity, as `kizuna priority`
+        self.call_rules = CallRules.of(getattr(settings, "prediction", None) or PredictionSettings(),
+                                       getattr(settings, "calls", None))
+        self.calls_taken: set[str] = set()
 
     # -- rules ----------------------------------------------------------------------------
     def address(self, row: DueRow, person: dict | None) -> tuple[str | None, str | None]:
@@ -220,9 +225,19 @@ class Dispatcher:
             return sent_ts + wait
         return None
 
+    def calls_within_capacity(self, due: list[DueRow]) -> set[str]:
+        """The customers this run may call: those of the call rows that pass the call lists' rules, by
+        value at risk (then churn risk, customer id), up to the day's capacity (as `kizuna priority`)."""
+        people = {row.customer_id: self.people.get(row.customer_id) for row in due if row.channel == "call"}
+        callable_ = [p for p in people.values() if p is not None
+                     and call_blocker(p, self.report.as_of, self.call_rules) is None]
+        callable_.sort(key=lambda p: (-(p.get("value_at_risk") or 0), -(p.get("churn_risk") or 0), p["customer_id"]))
+        return {p["customer_id"] for p in callable_[:self.call_rules.capacity]}
+
     def run(self, due: list[DueRow]) -> None:
         offline: dict[str, list[tuple[DueRow, Message]]] = defaultdict(list)
         online: dict[str, list[tuple[DueRow, Message]]] = defaultdict(list)
+        self.calls_taken = self.calls_within_capacity(due)
         self.previous = self.ledger.states([_step_key(r, r.step - 1) for r in due if r.step > 1])
         for row in due:
             scenario = self.scenarios[row.scenario]
@@ -250,6 +265,16 @@ class Dispatcher:
             if address is None:
                 self.settle(scenario, row, "suppressed", why_not)
                 continue
+            if row.channel == "call" and not row.transactional:
+                blocked = call_blocker(person, self.report.as_of, self.call_rules)
+                if blocked is not None:  # called within the cooldown: not again from a scenario either
+                    self.settle(scenario, row, "suppressed", blocked)
+                    continue
+                if row.customer_id not in self.calls_taken:  # over the day's capacity: tomorrow
+                    later = self.now_unix + 86_400
+                    self.settle(scenario, row, "deferred", "over the day's call capacity", due_ts=later)
+                    self.previous[row.key] = ("deferred", later, None)
+                    continue
             if row.status in WAITING:
                 later = self.hold(row)
                 if later is not None and row.status == "resend":  # held, and still to go once more only

@@ -32,6 +32,7 @@ import pyarrow as pa
 from kizuna._errors import KizunaError
 from kizuna.delivery import Transport
 from kizuna.operations import Delivery, DueRow, Enrolment, Ledger, Operations
+from kizuna.prediction import last_calls
 from kizuna.scenarios._context import RunContext, RunSettings
 from kizuna.scenarios._dispatch import RunReport, dispatch
 from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
@@ -315,6 +316,11 @@ def _customer_data(tables: dict[str, ibis.Table], settings: RunSettings, ids: li
         for row in p.select("customer_id", *cols).semi_join(wanted, "customer_id").to_pyarrow().to_pylist():
             if row["customer_id"] in people:
                 row["churn_reasons"] = row.pop(reasons, None)
+                people[row["customer_id"]].update(row)
+    if "calls" in tables:  # the call lists' cooldown and callbacks (kizuna.prediction.call_blocker)
+        latest = last_calls(tables["calls"], as_of)
+        for row in latest.semi_join(wanted, "customer_id").to_pyarrow().to_pylist():
+            if row["customer_id"] in people:
                 people[row["customer_id"]].update(row)
     for person in people.values():
         person.setdefault("related_products", [])

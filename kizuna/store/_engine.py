@@ -29,12 +29,16 @@ import ibis
 import pyarrow as pa
 import sqlglot as sg
 import sqlglot.expressions as sge
+from ibis.common.exceptions import TableNotFound
 
 from kizuna._errors import StoreError
 from kizuna.store._schema import TABLES
 
 __all__ = ["Store", "redact"]
 
+# the canonical tables every store has had since its first version; a table added later may be missing from a
+# store opened read-only (see `table`)
+_OLDER_TABLES = ("customers", "products", "orders", "order_items", "nps_answers", "support_contacts", "events")
 SCHEMES = ("duckdb://", "postgres://", "postgresql://", "pyspark://")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -157,6 +161,13 @@ class Store:
 
     # -- reading ----------------------------------------------------------------------
     def table(self, name: str) -> ibis.Table:
+        if name in TABLES and name not in _OLDER_TABLES:
+            try:
+                return self.backend.table(name)
+            except TableNotFound:
+                # a canonical table added after the store was made, opened read-only before a command created
+                # it (`ensure_tables`): empty, as it will be
+                return ibis.memtable(TABLES[name].schema.to_pyarrow().empty_table())
         return self.backend.table(name)
 
     def has_table(self, name: str) -> bool:

@@ -136,6 +136,18 @@ TABLES: dict[str, TableSpec] = {
             key=("customer_id", "occurred_at", "kind"),
             references=(("customer_id", "customers"),),
         ),
+        # one row per call the contact centre made (docs/measures.md#calls): `kizuna calls import`
+        # and the customer page's form write it; the call lists read its cooldown and callbacks
+        TableSpec(
+            "calls", "calls",
+            (
+                _c("customer_id", "id", True), _c("called_at", "timestamp", True),
+                _c("agent", "text"), _c("script", "text"), _c("outcome", "call_outcome", True),
+                _c("next_call_at", "timestamp"), _c("note", "prose"),
+            ),
+            key=("customer_id", "called_at"),
+            references=(("customer_id", "customers"),),
+        ),
     )
 }
 

@@ -10,21 +10,25 @@ import datetime as dt
 import math
 import os
 import tempfile
+import urllib.parse
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from anyio import from_thread
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from kizuna._errors import KizunaError
 from kizuna.analytics import MemberQuery
 from kizuna.web import _charts, _figures, _lists
-from kizuna.web._auth import Session, mask_row
+from kizuna.web._auth import MASK, Session, mask_row
 from kizuna.web._labels import Words
 from kizuna.web._pages import BadDate, page, render
+from kizuna.web._pages import form as read_form
 
 __all__ = ["dashboard_figures", "priority_rows", "routes"]
 
@@ -165,9 +169,61 @@ def customer(request: Request, session: Session) -> Response:
     customer_id = request.path_params["customer_id"]
     with state.reader.workspace() as ws:
         detail = _figures.customer_detail(ws, customer_id, session.operator, state.operations)
+        calls = _last_calls(ws, customer_id, session.operator) if detail is not None else []
+        now = dt.datetime.now(zoneinfo.ZoneInfo(ws.settings.business.timezone)).replace(tzinfo=None)
     if detail is None:
         return render(request, session, "error.html", {"message": Words(session.lang)("not_found")}, status=404)
-    return render(request, session, "customer.html", {"c": detail, "customer_id": customer_id})
+    return render(request, session, "customer.html", {
+        "c": detail, "customer_id": customer_id, "calls": calls, "outcomes": CALL_OUTCOMES,
+        "now": now.strftime("%Y-%m-%dT%H:%M"),
+        "call_path": f"/customer/{urllib.parse.quote(customer_id, safe='')}/calls",
+    })
+
+
+# the outcomes of a call, as the form offers them (the `call_outcome` values of the calls table)
+CALL_OUTCOMES = ("reached", "no_answer", "kept", "cancelled", "callback")
+CALLS_SHOWN = 5
+_CALL_FIELDS = ("called_at", "agent", "script", "outcome", "next_call_at", "note")
+
+
+def _last_calls(ws: Any, customer_id: str, operator: bool) -> list[dict[str, Any]]:
+    """The customer's latest calls, newest first; the note (free text) masked for viewers."""
+    from kizuna.store import customer_rows
+
+    rows = customer_rows(ws.store, "calls", customer_id, newest_by="called_at", limit=CALLS_SHOWN).to_pylist()
+    return [{**r, "note": r.get("note") if operator or not r.get("note") else MASK} for r in rows]
+
+
+@page()
+def record_call(request: Request, session: Session) -> Response:
+    """The customer page's form: one call written to the calls table (operators only; CSRF checked by `page`)."""
+    from kizuna.importing import CallError
+    from kizuna.importing import record_call as write_call
+
+    words = Words(session.lang)
+    if not session.operator:
+        return render(request, session, "error.html", {"message": words("calls_operator_only")}, status=403)
+    customer_id = request.path_params["customer_id"]
+    sent = from_thread.run(read_form, request)  # parsed once already, for the CSRF check
+    values = {name: str(sent.get(name) or "").strip() for name in _CALL_FIELDS}
+    values["agent"] = values["agent"] or session.user or ""
+    values["called_at"] = values["called_at"].replace("T", " ")
+    try:
+        with request.app.state.kizuna.reader.writing() as ws:
+            write_call(ws.store, {"customer_id": customer_id, **values}, timezone=ws.settings.business.timezone)
+    except CallError as exc:
+        return render(request, session, "error.html", {"message": str(exc)}, status=400)
+    return RedirectResponse(f"/customer/{urllib.parse.quote(customer_id, safe='')}#calls", 303)
+
+
+@page()
+def call_results(request: Request, session: Session) -> Response:
+    """Per talk script: the kept rate with its interval, and the difference from the reference script."""
+    from kizuna.scenarios import script_results
+
+    with request.app.state.kizuna.reader.workspace() as ws:
+        rows = script_results(ws.tables()["calls"])
+    return render(request, session, "calls.html", {"rows": rows})
 
 
 # -- the call list, migration, results -------------------------------------------------------------------
@@ -241,6 +297,8 @@ def routes() -> list[Route]:
         Route("/list", customer_list),
         Route("/export.{fmt}", export),
         Route("/customer/{customer_id}", customer),
+        Route("/customer/{customer_id}/calls", record_call, methods=["POST"]),
+        Route("/calls", call_results),
         Route("/priority", priority),
         Route("/migration", migration),
         Route("/results", results),

@@ -67,6 +67,7 @@ class StoreGate:
         self._closed_until = 0.0
         self._draining = False
         self._janitor: threading.Thread | None = None
+        self._writing = False  # the app writes the store (`exclusive`): no request opens it meanwhile
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -80,8 +81,9 @@ class StoreGate:
         with self._cond:
             while True:
                 now = time.monotonic()
-                if self._draining or now < self._closed_until:
-                    self._cond.wait(timeout=0.05 if self._draining else max(0.01, self._closed_until - now))
+                if self._draining or self._writing or now < self._closed_until:
+                    waiting = self._draining or self._writing
+                    self._cond.wait(timeout=0.05 if waiting else max(0.01, self._closed_until - now))
                     continue
                 if self._since is not None and now - self._since > self.max_hold:
                     if self._active == 0:
@@ -133,6 +135,27 @@ class StoreGate:
         self._since = None
         self._closed_until = now + self.release
         self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """The file closed to every request of the app for the length of the block (the requests that hold
+        it finish first, the kept connection is closed), so that the app can open it for writing."""
+        with self._cond:
+            while self._writing:
+                self._cond.wait(timeout=0.05)
+            self._writing = True
+            while self._active:
+                self._cond.wait(timeout=0.05)
+            if self._anchor is not None:
+                self._anchor.close()
+                self._anchor = None
+            self._since = None
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
 
     def close(self) -> None:
         with self._cond:
@@ -193,6 +216,26 @@ class Reader:
             # StoreBusy when a command still holds the file after `lock_wait` seconds: a 503 page
             store = Store.connect(url, home=self.path, memory_limit=settings.store.memory_limit, create=False,
                                   read_only=True, lock_wait=self.lock_wait)
+            ws = Workspace(self.path, settings, store)
+            try:
+                yield ws
+            finally:
+                ws.close()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Any]:
+        """An open `Workspace` that may write the store, for the length of the block: the app's own
+        requests wait meanwhile (`StoreGate.exclusive`); a command that holds the file makes it
+        `StoreBusy` after `lock_wait` seconds, as a reader would be. Keep the block short."""
+        from kizuna.settings import SETTINGS_FILE
+        from kizuna.store import Store
+        from kizuna.workspace import STORE_FILE, Settings, Workspace
+
+        with self.gate.exclusive():
+            settings = Settings.load(self.path / SETTINGS_FILE)
+            url = settings.store.url or str(self.path / STORE_FILE)
+            store = Store.connect(url, home=self.path, memory_limit=settings.store.memory_limit, create=False,
+                                  lock_wait=self.lock_wait)
             ws = Workspace(self.path, settings, store)
             try:
                 yield ws

@@ -59,7 +59,7 @@ __all__ = ["PERSONAL_COLUMNS", "ForgetReport", "forget_customer", "upkeep"]
 
 # Columns that identify a person or hold what they wrote, nulled wherever the customer's rows are.
 PERSONAL_COLUMNS = ("name", "name_kana", "email", "phone", "line_user_id", "postal_code", "address", "birthday",
-                    "comment", "detail")
+                    "comment", "detail", "note")
 # What a rejects line may quote of the customer; postal codes and birthdays are shared by too
 # many people to say whose row a line was.
 _IDENTIFYING = ("customer_id", "email", "phone", "line_user_id", "name", "name_kana", "address")

@@ -7,11 +7,11 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from kizuna.analytics import AnalysisSettings
+from kizuna.analytics import AnalysisSettings, LostReasonSettings
 from kizuna.delivery import DeliverySettings, EmailSettings, LineSettings
 from kizuna.importing import ImportSettings
 from kizuna.operations import OperationsSettings, WebSettings
-from kizuna.prediction import PredictionSettings
+from kizuna.prediction import CallSettings, PredictionSettings
 from kizuna.settings import BusinessSettings, Sections
 from kizuna.store import StoreSettings
 
@@ -35,8 +35,10 @@ class Settings(Sections):
     store: StoreSettings = StoreSettings()
     operations: OperationsSettings = OperationsSettings()
     analysis: AnalysisSettings = AnalysisSettings()
+    lost_reasons: LostReasonSettings = LostReasonSettings()
     importing: ImportSettings = Field(ImportSettings(), alias="import")
     prediction: PredictionSettings = PredictionSettings()
+    calls: CallSettings = CallSettings()
     delivery: DeliverySettings = DeliverySettings()
     email: EmailSettings = EmailSettings()
     line: LineSettings = LineSettings()

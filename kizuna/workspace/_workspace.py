@@ -21,7 +21,7 @@ from kizuna.store import TABLES, Store
 from kizuna.workspace._settings import Settings
 
 if TYPE_CHECKING:  # prediction loads scikit-learn: only the commands that predict pay for it
-    from kizuna.prediction import Backtest, Predictions
+    from kizuna.prediction import Backtest, CallList, Predictions
     from kizuna.scenarios import RunContext
 
 __all__ = ["Workspace"]
@@ -213,7 +213,7 @@ class Workspace:
             self.store.create_from_intermediate(
                 SCORES, (SUMMARY, summary),
                 lambda stored: analytics.customer_scores(tables, settings, as_of, gross_margin_rate=margin,
-                                                         summary=stored),
+                                                         summary=stored, lost_reasons=self.settings.lost_reasons),
                 categories=analytics.score_categories(settings),
             )
         return self.store.count(SCORES)
@@ -306,7 +306,7 @@ class Workspace:
             result = predict_customers(
                 self.tables(), as_of, horizon_days=self._horizon(horizon_days),
                 clv_horizon_days=settings.prediction.clv_horizon_days, discount_rate=settings.prediction.discount_rate,
-                gross_margin_rate=settings.business.gross_margin_rate,
+                gross_margin_rate=settings.business.gross_margin_rate, analysis=settings.analysis,
             )
             self.store.create(PREDICTIONS, result.table)
         return result
@@ -343,26 +343,36 @@ class Workspace:
                 self.tables(), as_of, folder, horizon_days=self._horizon(horizon_days),
                 clv_horizon_days=settings.prediction.clv_horizon_days, discount_rate=settings.prediction.discount_rate,
                 gross_margin_rate=settings.business.gross_margin_rate, lang=lang,
+                capacity=settings.prediction.call_capacity, analysis=settings.analysis,
             )
 
-    def priority(self, capacity: int | None = None) -> pa.Table:
-        """The call list: the `capacity` customers (default [prediction] call_capacity) with the highest
-        value at risk, with contact details, segment, reasons and a `suggested_action` (see
-        `kizuna.prediction.ACTIONS`). Segments come from the last `analyze`, when there is one."""
-        from kizuna.prediction import call_list
+    def priority(self, capacity: int | None = None, *, kind: str = "keep") -> pa.Table:
+        """The calls of the day's `kind` list ("keep" or "winback"; see `call_lists`)."""
+        return self.call_lists(capacity, kind=kind).calls
+
+    def call_lists(self, capacity: int | None = None, *, kind: str = "keep") -> CallList:
+        """The day's call list (`kizuna.prediction.call_lists`): at most `capacity` (default [prediction]
+        call_capacity) customers with a telephone number, none called within [calls] cooldown_days, each
+        with contact details, segment, reasons and a `suggested_action`; those without a number on the
+        e-mail / DM list. Segments come from the last `analyze`, when there is one."""
+        from kizuna.prediction import CallRules, call_lists
 
         scores = self.scores() if self.store.has_table(SCORES) else None
+        settings = self.settings
+        calls = self.store.table("calls") if self.store.has_table("calls") else None
         with self.store.engine_errors():
-            return call_list(self.predictions(), self.store.table("customers"), scores,
-                             capacity or self.settings.prediction.call_capacity)
+            return call_lists(self.predictions(), self.store.table("customers"), scores, as_of=self.as_of(),
+                              kind=kind, rules=CallRules.of(settings.prediction, settings.calls,
+                                                            capacity),
+                              calls=calls, winback_days=settings.prediction.winback_days)
 
     def write_priority(self, path: Path | str, *, fmt: str = "csv", lang: str = "ja",
-                       capacity: int | None = None) -> int:
+                       capacity: int | None = None, kind: str = "keep") -> int:
         """Write the call list to a CSV or .xlsx file for the contact centre; returns its rows."""
         from kizuna.prediction import write_call_list
 
         path = check_output(path, fmt, self._own_files(), unknown="unknown format {fmt!r} for a file")
-        return write_call_list(self.priority(capacity), path, fmt, lang)
+        return write_call_list(self.priority(capacity, kind=kind), path, fmt, lang)
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""
