@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -12,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from kizuna._numbers import finite_or_none
 
 __all__ = ["FORMATS", "Percent", "console", "error_console", "print_json", "show_rows"]
 
@@ -53,19 +54,8 @@ class Percent(float):
 
 def print_json(value: Any) -> None:
     """JSON on standard output; a number that is not finite is null (allow_nan=False makes sure)."""
-    json.dump(_json_ready(value), sys.stdout, ensure_ascii=False, default=str, indent=1, allow_nan=False)
+    json.dump(finite_or_none(value), sys.stdout, ensure_ascii=False, default=str, indent=1, allow_nan=False)
     sys.stdout.write("\n")
-
-
-def _json_ready(value: Any) -> Any:
-    # JSON has no NaN or infinity: a figure that could not be computed is null
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    return value
 
 
 def _cell(value: Any) -> Text:

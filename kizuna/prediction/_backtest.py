@@ -29,6 +29,7 @@ import ibis
 import numpy as np
 
 from kizuna._errors import KizunaError
+from kizuna._numbers import finite_or_none
 from kizuna.analytics import KEEP_STATES, AnalysisSettings
 from kizuna.prediction._chart import write_holdout_chart
 from kizuna.prediction._evaluation import (
@@ -66,24 +67,13 @@ class Backtest:
 
     def to_dict(self, lang: str = "ja") -> dict[str, Any]:
         """Every figure, JSON-ready: a figure that could not be computed is None, never NaN."""
-        return _numbers_or_none({
+        return finite_or_none({
             "as_of": self.as_of.isoformat(), "horizon_days": self.horizon_days, "population": self.population,
             "customers": self.customers, "churn_rate": self.churn_rate, "base_rate": self.churn_rate,
             "capacity": self.capacity, "purchases": self.purchases, "holdout": self.holdout,
             "churn": self.churn, "calibration": self.calibration, "model_fit": self.model_fit, "notes": self.notes,
             "problems": [p.to_dict(lang) for p in self.problems],
         })
-
-
-def _numbers_or_none(value: Any) -> Any:
-    """`value` with every float that is not a finite number (NaN, ±inf) replaced by None, at any depth."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _numbers_or_none(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_numbers_or_none(v) for v in value]
-    return value
 
 
 def backtest(
@@ -178,7 +168,7 @@ def _score(result: Predictions, actual, capacity: int = 100) -> Backtest:
     return Backtest(
         as_of=result.as_of, horizon_days=result.horizon_days, customers=int(keep.sum()),
         churn_rate=float(churned[keep].mean()) if keep.any() else math.nan,
-        purchases=purchases, holdout=_numbers_or_none(holdout),
+        purchases=purchases, holdout=finite_or_none(holdout),
         churn=churn, calibration=churn["model"]["calibration"] or [], model_fit=result.model_fit(),
         population={"states": list(KEEP_STATES), "customers": int(keep.sum()), "predicted": table.num_rows},
         capacity=capacity, notes=result.notes, problems=result.problems,
