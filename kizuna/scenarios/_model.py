@@ -61,7 +61,7 @@ NUMBER_COLUMNS = frozenset({
 })
 BOOLEAN_COLUMNS = frozenset({"high_ltv", "near_loyal", "dormant", "lapsing", "lost"})
 TEXT_COLUMNS = frozenset({"customer_id", "nps_class", "rfm_segment", "rfm_rank", "matrix_cell", "loyalty",
-                          "near_loyal_missing", "lost_reason"})
+                          "near_loyal_missing", "lost_reason", "lost_reason_matched", "lifecycle_state"})
 
 
 class ScenarioError(KizunaError):
