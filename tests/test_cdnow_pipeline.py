@@ -196,7 +196,12 @@ def test_classic_39_week_holdout_in_aggregate(cdnow):
 def test_backtest_compares_with_what_happened(cdnow):
     result, rows = cdnow["backtest"], cdnow["rows"]
     holdout_end = CALIBRATION_END + dt.timedelta(days=HORIZON)
-    assert (result.customers, result.horizon_days) == (23_570, HORIZON)
+    assert result.horizon_days == HORIZON
+    # every customer is predicted; the churn figures are on those who could still be kept at the
+    # as-of date (lifecycle state active or at risk), most of CDNOW's one-time buyers being long gone
+    assert result.population["predicted"] == 23_570
+    assert set(result.population["states"]) == {"active", "at_risk"}
+    assert 0 < result.customers == result.population["customers"] < 23_570
     assert result.purchases["actual"] == _purchase_days_between(
         rows, CALIBRATION_END + dt.timedelta(days=1), holdout_end) == 14_020
     # BG/NBD under-forecasts this cohort's holdout (see test_classic_39_week_holdout_in_aggregate)
@@ -207,14 +212,14 @@ def test_backtest_compares_with_what_happened(cdnow):
     means = [row["mean_predicted"] for row in result.holdout]
     assert means == sorted(means)
 
-    # Churn = no order in the 182 days. CDNOW has only orders (no NPS, support or events), so the
-    # model has RFM and intervals to go on; it beats the days since the last order, narrowly
-    # (0.769 against 0.759 here). The issue asks it to beat the baselines on the demo only;
-    # here it must stay at least level with recency.
+    # Churn = no order in the 182 days, judged on the customers who could still be kept. CDNOW has
+    # only orders (no NPS, support or events), so the model has RFM and intervals to go on; on that
+    # harder population it still ranks better than the days since the last order (0.691 against
+    # 0.654 here). It learns on the customers active or at risk at its own training cut-off.
     churn = result.churn
-    assert 0.7 < churn["recency"]["auc"] < churn["model"]["auc"] + 0.02
-    assert churn["model"]["auc"] > 0.74
-    assert result.model_fit["churn"]["training_customers"] == 23_570
+    assert 0.6 < churn["recency"]["auc"] < churn["model"]["auc"]
+    assert churn["model"]["auc"] > 0.66
+    assert 0 < result.model_fit["churn"]["training_customers"] < 23_570
 
 
 def test_backtest_writes_the_report_and_the_holdout_chart(cdnow):
