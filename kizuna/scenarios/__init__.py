@@ -1,4 +1,4 @@
-"""Scenarios (SPEC §4-§5): triggers, audiences, steps, personalisation fields and their measured effect.
+"""Scenarios (docs/measures.md §4–§5): triggers, audiences, steps, personalisation fields and their measured effect.
 
 A run is a pipeline (`run_scenarios`): evaluate occasions → enrol in the ledger → pick what is
 due → dispatch, over a `RunContext` the workspace builds.
