@@ -32,6 +32,13 @@ AsOfOption = Annotated[
     str | None,
     typer.Option("--as-of", help="Compute as of this date (YYYY-MM-DD); default [analysis] as_of, else today."),
 ]
+MappingOption = Annotated[
+    Path | None, typer.Option("--mapping", "-m", help="TOML mapping of your headers and values.")
+]
+EncodingOption = Annotated[str | None, typer.Option("--encoding", help="Force the encoding (default: detected).")]
+SheetOption = Annotated[
+    str | None, typer.Option("--sheet", help="Excel: the sheet to read (default: the first with the columns).")
+]
 DbOption = Annotated[
     str | None, typer.Option("--db", help="Store URL for this run (overrides [store] url).")
 ]
@@ -75,15 +82,9 @@ def import_(
              "from the headers, and platform exports (EC-CUBE, Shopify, 楽天, Yahoo!, Next Engine, BASE, "
              "MakeShop, futureshop) need no mapping. A folder imports every file, customers first.",
         metavar="[KIND] FILE|FOLDER", show_default=False)],
-    mapping: Annotated[
-        Path | None, typer.Option("--mapping", "-m", help="TOML mapping of your headers and values.")
-    ] = None,
-    encoding: Annotated[
-        str | None, typer.Option("--encoding", help="Force the encoding (default: detected).")
-    ] = None,
-    sheet: Annotated[
-        str | None, typer.Option("--sheet", help="Excel: the sheet to read (default: the first with the columns).")
-    ] = None,
+    mapping: MappingOption = None,
+    encoding: EncodingOption = None,
+    sheet: SheetOption = None,
     header_row: Annotated[
         int | None, typer.Option("--header-row", min=1, help="CSV/Excel: the row the column names are on, counted "
                                  "from 1 (default: found among the first 20 rows, below any title).")

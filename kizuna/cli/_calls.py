@@ -13,8 +13,11 @@ from kizuna.cli._app import (
     AsOfOption,
     DbOption,
     DirOption,
+    EncodingOption,
     FormatOption,
     LangOption,
+    MappingOption,
+    SheetOption,
     _as_of,
     _check,
     app,
@@ -33,11 +36,9 @@ def import_calls(
     file: Annotated[Path, typer.Argument(help="CSV / TSV / Excel sheet of calls: customer, called at, agent, script, "
                                               "outcome, next call date, note (Japanese headers and outcome words "
                                               "are recognised).", show_default=False)],
-    mapping: Annotated[
-        Path | None, typer.Option("--mapping", "-m", help="TOML mapping of your headers and values.")
-    ] = None,
-    encoding: Annotated[str | None, typer.Option("--encoding", help="Force the encoding (default: detected).")] = None,
-    sheet: Annotated[str | None, typer.Option("--sheet", help="Excel: the sheet to read.")] = None,
+    mapping: MappingOption = None,
+    encoding: EncodingOption = None,
+    sheet: SheetOption = None,
     directory: DirOption = Path("."),
     db: DbOption = None,
     lang: LangOption = "ja",
