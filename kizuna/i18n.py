@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
 
-__all__ = ["CATALOGUE", "LANGS", "fields", "label", "ordinal", "pattern", "section", "segment_key", "segment_label",
-           "text"]
+__all__ = ["CATALOGUE", "LANGS", "MONEY_SHORT_FROM", "change_text", "fields", "label", "money", "ordinal", "pattern",
+           "section", "segment_key", "segment_label", "text"]
 
 LANGS = ("ja", "en")
 
@@ -185,6 +186,39 @@ _LABELS: dict[str, tuple[str, str]] = {
         "{list}: {calls} calls (capacity {capacity}); {mail} without a phone number go to the e-mail / DM list; "
         "{cooled} called within {days} days left off ({candidates} candidates)",
     ),
+    # the keep list's ranking (kizuna.prediction.keep_ranking) and the call holdout, under the summary
+    "call_ranking_uplift": (
+        "並び順: 架電で守れる見込み金額 (架電の効果 × CLV、架電結果 {outcomes}件から推定)",
+        "ranked by the expected value kept by calling (effect of a call × CLV, from {outcomes} call outcomes)",
+    ),
+    "call_ranking_value_at_risk": (
+        "並び順: リスク金額 (離脱確率 × CLV)。架電の効果で並べるには架電結果が {needed}件必要です (現在 {outcomes}件)",
+        "ranked by value at risk (churn risk × CLV): ranking by the effect of a call needs {needed} call outcomes "
+        "({outcomes} so far)",
+    ),
+    "call_ranking_no_estimate": (
+        "並び順: リスク金額 (離脱確率 × CLV)。架電結果 {outcomes}件から架電の効果を推定できませんでした "
+        "(理由は kizuna predict の注記)",
+        "ranked by value at risk (churn risk × CLV): the effect of a call could not be estimated from {outcomes} "
+        "call outcomes (kizuna predict's notes say why)",
+    ),
+    # kizuna backtest --calls
+    "title_call_backtest": ("架電の効果による並び順の検証 (架電した顧客とホールドアウト)",
+                            "Ranking by the effect of a call (customers called against those held out)"),
+    "ranking_uplift": ("架電で守れる見込み金額 (効果 × CLV)", "expected value kept by calling (uplift × CLV)"),
+    "ranking_value_at_risk": ("リスク金額 (離脱確率 × CLV)", "value at risk (churn risk × CLV)"),
+    "ranking_random": ("無作為 (期待値)", "random (expected)"),
+    "ranking": ("並び順", "ranking"),
+    "qini_coefficient": ("Qini係数", "Qini coefficient"),
+    "uplift_at_capacity": ("架電枠内の効果 (継続率の差)", "uplift at capacity (kept-rate difference)"),
+    "kept_rate_called": ("継続率 (架電)", "kept rate (called)"),
+    "kept_rate_held_out": ("継続率 (ホールドアウト)", "kept rate (held out)"),
+    "call_backtest_training": (
+        "学習: リスト日 {first} 〜 {last} の架電結果 {n}件 (架電 {called}件、ホールドアウト {held}件)",
+        "trained on {n} call outcomes of lists {first} … {last} ({called} called, {held} held out)"),
+    "call_backtest_evaluation": (
+        "検証: リスト日 {first} 〜 {last} の架電結果 {n}件 (架電 {called}件、ホールドアウト {held}件)",
+        "evaluated on {n} call outcomes of lists {first} … {last} ({called} called, {held} held out)"),
     "backtest_population": ("対象: 稼働中・離脱の兆しの顧客", "population: active or at-risk customers"),
     "call_capacity": ("1日の架電件数", "calls a day (capacity)"),
     "precision_at_capacity": ("架電枠内の適合率", "precision at capacity"),
@@ -249,6 +283,7 @@ _LABELS |= {
     "run_would_send": ("送信予定", "Would send"), "run_failed": ("失敗", "Failed"),
     "run_deferred": ("保留", "Deferred"),
     "run_suppressed": ("配信停止等", "Suppressed"), "run_cancelled": ("目標達成", "Goal reached"),
+    "run_merged": ("統合 (同時期の別機会)", "Merged (a later occasion went)"),
     "run_waiting": ("待機", "Waiting"), "run_unconfirmed": ("未確認", "Unconfirmed"), "run_due": ("配信時期", "Due"),
     "run_resend": ("再送待ち (同一Message-ID)", "To resend (same Message-ID)"),
     "run_delivered": ("到達", "Delivered"), "run_treated_rate": ("施策群CVR", "Treated rate"),
@@ -290,6 +325,151 @@ _LABELS |= {
                             "Recording a call needs the operator role."),
     "lost_reason_matched": ("理由の根拠となった語", "word that gave the reason"),
     "lost_reason_word": ("「{word}」", "“{word}”"),
+}
+
+# the call lists and what calls teach where people see them (`kizuna priority`, `kizuna results --calls`,
+# the web app's call list, customer and calls pages; docs/measures.md#call-list, #call-effect)
+_LABELS |= {
+    "title_lifecycle": ("ライフサイクル別の顧客", "Customers by lifecycle state"),
+    "title_rfm_segments": ("RFMセグメント", "RFM segments"),
+    "lost_reason": ("離脱理由", "lost reason"),
+    "lost_since": ("離脱日", "lost since"),
+    "last_call": ("前回の架電", "last call"),
+    "winback_reason_count": ("{reason} 架電{calls}件・メール/DM {mail}件",
+                             "{reason}: calls {calls}, e-mail / DM {mail}"),
+    "winback_by_reason": ("離脱理由別: {counts}", "by lost reason: {counts}"),
+    "reason_separator": ("、", "; "),
+    "call_summary_calls": ("架電 {calls}件 (1日の上限 {capacity}件)", "{calls} calls (capacity {capacity} a day)"),
+    "call_summary_mail": ("電話番号がないためメール・DMリストへ: {n}件",
+                          "no telephone number, to the e-mail / DM list: {n}"),
+    "call_summary_cooled": ("{days}日以内に架電済みのため除外: {n}件", "called within {days} days, left off: {n}"),
+    "call_summary_capacity": ("上限を超えたため今日は対象外: {n}件", "over today's capacity: {n}"),
+    "call_summary_held_out": ("効果測定のため架電しない顧客 (ホールドアウト): {n}件",
+                              "held out uncalled to measure the effect: {n}"),
+    "call_summary_candidates": ("対象の顧客: {n}件", "customers the list draws from: {n}"),
+    "call_list_empty": ("今日架電する顧客はいません。", "Nobody to call today."),
+    "title_call_holdout": ("架電の効果 (ホールドアウトとの比較)", "What a call does (against the holdout)"),
+    "call_group": ("群", "group"),
+    "call_group_called": ("架電した顧客", "called"),
+    "call_group_not_called": ("架電できたが未架電の顧客", "could be called, not called"),
+    "call_group_held_out": ("ホールドアウト (架電しない)", "held out (never called)"),
+    "call_holdout_population": (
+        "対象: {day}時点で稼働中・離脱の兆しの、電話番号のある顧客。継続 = {as_of}時点で離脱・定期解約済みでない "
+        "(架電期間 {since} 〜 {as_of})",
+        "customers active or at risk on {day} with a telephone number; kept = not lost or cancelled on {as_of} "
+        "(calls {since} … {as_of})",
+    ),
+    "call_holdout_difference": (
+        "架電できた顧客 (架電・未架電の計) とホールドアウトの継続率の差: {difference} [{low}, {high}] {verdict}",
+        "kept rate of those who could be called (called or not) minus the held out: {difference} [{low}, {high}], "
+        "{verdict}",
+    ),
+    "call_holdout_per_call": (
+        "架電した顧客1人あたりの効果: {effect} [{low}, {high}] (架電できた顧客のうち {share} に架電)",
+        "effect per customer called: {effect} [{low}, {high}] ({share} of those who could be called were)",
+    ),
+    # the kinds of profile events (events.kind), as the customer page's timeline shows them
+    "event_kind_subscription_start": ("定期購入の開始", "subscription started"),
+    "event_kind_first_delivery": ("初回お届け", "first delivery"),
+    "event_kind_review": ("レビュー投稿", "review"),
+    "event_kind_plan_change": ("プラン変更", "plan changed"),
+    "event_kind_cancellation": ("解約", "cancellation"),
+    "event_kind_moved": ("引越し", "moved"),
+    "event_kind_married": ("結婚", "married"),
+    "event_kind_household_change": ("世帯の変化", "household changed"),
+    "event_kind_referral": ("紹介", "referral"),
+    "call_holdout_called_anyway": ("ホールドアウトのうち {n}人はリストの外で架電されています。",
+                                   "{n} of the held out were called anyway, outside the lists."),
+}
+
+# a period's KPIs against the previous period and last year (`kizuna kpi --compare`, the overview's tiles)
+_LABELS |= {
+    "money.exact": ("¥{n}", "¥{n}"),
+    "money.medium": ("{n}万円", "¥{n}M"),
+    "money.large": ("{n}億円", "¥{n}B"),
+    "change.percent": ("{n}%", "{n}%"),
+    "change.points": ("{n}pt", "{n} pt"),
+    "title_kpi_compare": ("主要指標の比較: {period}", "Key figures compared: {period}"),
+    "period_month": ("{y}年{m}月", "{y}-{m:02d}"),
+    "period_days": ("{start} – {end}", "{start} – {end}"),
+    "kpi_previous": ("前期", "previous period"),
+    "kpi_previous_change": ("前期比", "vs previous period"),
+    "kpi_last_year": ("前年同期", "same period last year"),
+    "kpi_last_year_change": ("前年同期比", "vs same period last year"),
+    "kpi_previous_month": ("前月", "previous month"),
+    "kpi_previous_month_change": ("前月比", "vs last month"),
+    "kpi_last_year_month": ("前年同月", "same month last year"),
+    "kpi_last_year_month_change": ("前年同月比", "vs a year ago"),
+    "kpi_tiles_period": ("{period}の実績 (月末時点)", "{period} (at the end of the month)"),
+    "new_buyers": ("新規購入顧客数", "new customers"),
+    "no_prior": ("前期の値がないため比較できません", "nothing to compare with"),
+}
+
+# the manager's report (`kizuna report`, kizuna.reporting)
+_LABELS |= {
+    "report.title": ("月次レポート {period}", "Monthly report {period}"),
+    "report.meta": ("対象期間 {start} – {end} ・ 作成 {made} (kizuna)",
+                    "Period {start} – {end} · made {made} (kizuna)"),
+    "report.kpis": ("主要指標", "Key figures"),
+    "report.kpi_note": (
+        "売上・注文・購入顧客数・平均購入単価・リピート率・購入頻度は期間内の注文、平均LTVとNPSは期間末時点、"
+        "定期解約率は期間初めの契約に対する期間内の解約です。率とNPSの変化はポイント (pt) 差です。",
+        "Revenue, orders, ordering customers, AOV, repeat rate and purchase frequency count the period's orders; "
+        "mean LTV and NPS are as of its end; subscription churn is the period's cancellations of the subscriptions "
+        "active at its start. Changes of rates and of the NPS are differences in points (pt)."),
+    "report.revenue_by_month": ("月別売上 (直近13か月、当月と前年同月を強調)",
+                                "Revenue by month (last 13 months; this month and a year before highlighted)"),
+    "report.matrix": ("NPS × LTV マトリクスと前期からの移動", "NPS × LTV matrix and the moves since last period"),
+    "report.churn_to_loyal": (
+        "離脱候補者 → ロイヤルカスタマー: {start} の離脱候補者 {of} 人のうち {n} 人 ({share}) が "
+        "{end} にロイヤルカスタマー",
+        "Churn candidates → loyal: {n} of the {of} churn candidates on {start} ({share}) were loyal on {end}"),
+    "report.change": ("増減", "change"),
+    "report.flow": ("セグメント間の移動: {start} → {end}", "Moves between segments: {start} → {end}"),
+    "report.lost": ("期間中に離脱した顧客 (理由別)", "Customers lost in the period, by reason"),
+    "report.lost_reason": ("離脱理由", "reason"),
+    "report.lost_ltv": ("累計売上 (LTV)", "their lifetime revenue"),
+    "report.lost_chart": ("理由別の離脱顧客数", "Customers lost, by reason"),
+    "report.no_lost": ("期間中に離脱した顧客はいません。", "No customer was lost in the period."),
+    "report.lost_note": (
+        "離脱: 期間末に「離脱」または「定期解約済み」で、離脱日が期間内の顧客。理由は期間末時点の判定です。",
+        "Lost: lost or subscription cancelled at the period's end, and lost on a day within it; the reason as of "
+        "the period's end."),
+    "report.value_at_risk": ("離脱リスク金額", "Value at risk"),
+    "report.value_at_risk_lead": (
+        "稼働中・離脱の兆しの顧客 {n} 人の離脱リスク金額は合計 {total}、うち離脱確率 {p}% 以上の顧客は {high} 人です。",
+        "The {n} active or at-risk customers put {total} at risk; {high} of them have a churn risk of {p}% or more."),
+    "report.value_at_risk_yen": ("離脱リスク金額", "value at risk"),
+    "report.value_at_risk_chart": ("セグメント別の離脱リスク金額", "Value at risk by segment"),
+    "report.value_at_risk_note": (
+        "{day} 時点の予測 (kizuna predict、今後 {days} 日)。離脱リスク金額 = 離脱確率 × 予測CLV。",
+        "Predicted as of {day} (kizuna predict, the next {days} days). Value at risk = churn risk × predicted CLV."),
+    "report.no_predictions": ("予測がありません。kizuna predict を実行すると離脱リスク金額が載ります。",
+                              "No predictions yet: run kizuna predict to see the value at risk here."),
+    "report.scenarios": ("施策の効果", "What the scenarios achieved"),
+    "report.scenarios_chart": ("施策ごとの効果 (介入群と対照群のCV率の差、95%区間)",
+                               "Uplift per scenario (treated minus control conversion, 95% interval)"),
+    "report.scenarios_note": (
+        "開始から {day} までの累計。区間が0をまたぐ施策は、まだ効果があるとは言えません。",
+        "Since each scenario started, up to {day}. A scenario whose interval spans 0 has not shown an effect yet."),
+    "report.no_scenarios": ("まだ施策の送信記録がありません (kizuna run)。",
+                            "No scenario has sent anything yet (kizuna run)."),
+    "report.calls": ("コールセンター", "Call centre"),
+    "report.calls_made": ("架電数", "calls made"),
+    "report.kept_rate": ("継続率 (95%区間)", "kept rate (95% interval)"),
+    "report.calls_chart": ("トークスクリプト別の継続率 (95%区間)", "Kept rate by talk script (95% interval)"),
+    "report.no_calls": ("期間中の架電結果はありません (kizuna calls import)。",
+                        "No call outcomes in the period (kizuna calls import)."),
+    "report.footer": (
+        "指標の定義は kizuna の docs/measures.md にあります。このファイルは外部のデータを読み込みません。",
+        "The figures are defined in kizuna's docs/measures.md. This file loads nothing from elsewhere."),
+    "report.mail_intro": ("{period} の月次レポートを添付します (PDF と HTML)。", "The monthly report for {period} is "
+                          "attached (PDF and HTML)."),
+    "report.mail_line": ("{name}: {value} ({previous} {change}、{last_year} {year_change})",
+                         "{name}: {value} ({previous} {change}, {last_year} {year_change})"),
+    "report.written": ("レポート", "report"),
+    "report.sent_by_mail": ("メール送信", "e-mailed"),
+    "report.mailed": ("{n} 人に送信しました: {to}", "sent to {n}: {to}"),
 }
 
 # models that did not fit the data (`kizuna predict`, `backtest`, `priority`, the web pages; issue #18)
@@ -496,6 +676,9 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {
     "sms": ("SMS", "SMS"),
     "ivr": ("自動音声 (IVR)", "IVR"),
 }
+# the lifecycle states as segments (`kizuna segments --by lifecycle`, `kizuna export lifecycle_at_risk`)
+SEGMENT_LABELS |= {key: pair for key, pair in _LABELS.items()
+                   if key.startswith("lifecycle_") and key != "lifecycle_state"}
 
 # -- exported customer lists (kizuna.exporting) ---------------------------------------------------
 _LISTS: dict[str, tuple[str, str]] = {
@@ -516,6 +699,26 @@ _LISTS: dict[str, tuple[str, str]] = {
     "list.and": ("・", "・"),
     "list.lapsing": ("最終購入から{days}日 (平均間隔{interval:.0f}日)",
                      "{days} days since last order (usual interval {interval:.0f})"),
+}
+# the workbooks and lists for people (kizuna._sheets): sheet names, the title row, the lists `kizuna run`
+# writes for the offline channels, the rejects of an import
+_LISTS |= {
+    "sheet.customer_list": ("顧客リスト_{segment}", "Customers_{segment}"),
+    "sheet.call_list": ("架電リスト", "Call list"),
+    "sheet.dm_list": ("DM宛名リスト", "DM address list"),
+    "sheet.insert_list": ("同梱物リスト", "Parcel insert list"),
+    "sheet.rejects": ("取込エラー", "Import errors"),
+    "sheet.as_of": ("基準日 {day}", "as of {day}"),
+    "sheet.addressee": ("{name} 様", "{name}"),
+    "stdout": ("標準出力", "standard output"),
+    "header.addressee": ("宛名", "addressee"), "header.scenario": ("シナリオ", "scenario"),
+    "header.step": ("ステップ", "step"), "header.dm_content": ("DMの内容", "direct mail text"),
+    "header.insert_content": ("同梱物の内容", "insert text"), "header.script": ("トークスクリプト", "talk script"),
+    "header.order_id": ("同梱する注文", "order to pack it with"), "header.ordered_on": ("注文日", "order date"),
+    "header.expected_next_order_on": ("次回注文予測日", "expected next order"),
+    "header.reject_file": ("ファイル", "file"), "header.reject_row": ("行", "row"),
+    "header.reject_column": ("列", "column"), "header.reject_value": ("値", "value"),
+    "header.reject_reason": ("却下理由", "reason"),
 }
 
 # -- churn reasons (kizuna.prediction: reason_texts) ----------------------------------------------
@@ -613,6 +816,42 @@ _CHART: dict[str, tuple[str, str]] = {
     "chart.y": ("検証期間の平均購入回数", "Mean purchases in the holdout period"),
     "chart.actual": ("実績", "Actual"),
     "chart.predicted": ("予測", "Predicted"),
+    "chart.font_system": ("グラフ用の日本語フォント (noto-cjk-sans-jp-regular) が入っていないため、"
+                          "システムのフォント {family} ({file}) を使います。",
+                          "The charts' Japanese font (noto-cjk-sans-jp-regular) is not installed: they use "
+                          "the system's {family} ({file})."),
+    "chart.font_missing": ("日本語フォントがないため、グラフの日本語は表示されません。"
+                           "`pip install noto-cjk-sans-jp-regular` を実行してください。",
+                           "No Japanese font: the charts' Japanese labels will not show. "
+                           "Run `pip install noto-cjk-sans-jp-regular`."),
+}
+
+# -- kizuna ranks suggest (kizuna.analytics.suggest_ranks) ------------------------------------------
+_RANKS: dict[str, tuple[str, str]] = {
+    "ranks.title": ("RFMランク基準の提案 ({as_of} 時点、直近{days:,}日に購入した{customers:,}人の分布から)",
+                    "Suggested RFM rank thresholds (as of {as_of}, from the {customers:,} customers who ordered "
+                    "in the last {days:,} days)"),
+    "ranks.rank": ("ランク", "rank"),
+    "ranks.max_recency_days": ("最終購入 (日以内)", "last order within (days)"),
+    "ranks.min_orders": ("購入回数 (以上)", "orders (at least)"),
+    "ranks.min_revenue": ("購入金額 (円以上)", "revenue (yen, at least)"),
+    "ranks.top_share": ("上位 %", "top %"),
+    "ranks.customers": ("顧客数", "customers"),
+    "ranks.customer_share": ("顧客シェア %", "customer share %"),
+    "ranks.revenue": ("売上 (円)", "revenue (yen)"),
+    "ranks.revenue_share": ("売上シェア %", "revenue share %"),
+    "ranks.current_customers": ("現在の基準での顧客数", "customers now"),
+    "ranks.current_revenue_share": ("現在の基準での売上シェア %", "revenue share now %"),
+    "ranks.written": ("{path} の [analysis] rfm_ranks に書き込みました。`kizuna analyze` で反映されます。",
+                      "Written to [analysis] rfm_ranks in {path}. Run `kizuna analyze` to rank by them."),
+    "ranks.not_written": ("書き込むには --write を付けて実行してください。",
+                          "Add --write to write them into kizuna.toml."),
+    "ranks.hint": ("RFMランクの基準は初期値 (ロイヤル: 50万円・15回以上) のままです。"
+                   "`kizuna ranks suggest` でこの店舗の分布に合った基準を確認できます。",
+                   "The RFM ranks are still the defaults (loyal: ¥500,000 and 15 orders). "
+                   "`kizuna ranks suggest` proposes thresholds that fit this shop."),
+    "ranks.init": ("ストアの注文から RFMランクの基準を設定しました (`kizuna ranks suggest` で確認できます)。",
+                   "RFM rank thresholds set from the store's orders (see `kizuna ranks suggest`)."),
 }
 
 # -- kizuna forget (個人情報保護法) -----------------------------------------------------------------
@@ -774,6 +1013,60 @@ def ordinal(n: int, lang: str = "ja") -> str:
     return f"{n}{suffix}"
 
 
+# -- yen as a manager reads it ----------------------------------------------------------------------
+MONEY_SHORT_FROM = 1_000_000  # from here on a tile or a chart says 万円 / 億円 (millions, billions)
+# each language's units, smallest first: (yen per unit, decimals, catalogue key)
+_MONEY_UNITS = {
+    "ja": ((10_000, 0, "money.medium"), (100_000_000, 1, "money.large")),
+    "en": ((1_000_000, 1, "money.medium"), (1_000_000_000, 1, "money.large")),
+}
+
+
+def _half_up(value: Decimal, decimals: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+
+
+def money(value: float | int | None, lang: str = "ja", *, exact: bool = False) -> str:
+    """Yen for a tile or a chart: whole yen below ¥1,000,000, above it the units people say.
+
+    Japanese: 万円 without decimals, from 1億 on 億円 with one; English: millions and billions with
+    one decimal. Rounding is half up (half a unit goes to the larger figure, as people round money,
+    not Python's round-half-even); a figure that rounds up to the next unit is shown in it
+    (¥99,995,000 is 1.0億円, not 10,000万円). Tables and files show exact yen (`exact=True`). None
+    is "".
+
+    >>> money(12_345_678), money(400_488_728), money(400_488_728, "en"), money(999_999)
+    ('1,235万円', '4.0億円', '¥400.5M', '¥999,999')
+    """
+    if value is None:
+        return ""
+    sign = "-" if value < 0 else ""
+    yen = _half_up(abs(Decimal(str(value))), 0)
+    if exact or yen < MONEY_SHORT_FROM:
+        return f"{sign}{pattern('money.exact', lang).format(n=f'{yen:,.0f}')}"
+    units = _MONEY_UNITS["ja" if lang == "ja" else "en"]
+    size, decimals, key = units[0]
+    for bigger in units[1:]:  # a larger unit once the figure reaches it, after rounding in the smaller
+        if _half_up(yen / size, decimals) * size >= bigger[0]:
+            size, decimals, key = bigger
+    shown = _half_up(yen / size, decimals)
+    return f"{sign}{pattern(key, lang).format(n=f'{shown:,.{decimals}f}')}"
+
+
+def change_text(value: float | None, unit: str, lang: str = "ja") -> str:
+    """A change for people, with its arrow: "↑ +2.9%" (`unit` "percent": `value` a fraction), "↓ -1.2pt"
+    ("points"), "→ ±0.0%" when it rounds to nothing, "—" when there is nothing to compare with.
+
+    >>> change_text(0.0287, "percent"), change_text(-1.247, "points", "en"), change_text(None, "points")
+    ('↑ +2.9%', '↓ -1.2 pt', '—')
+    """
+    if value is None:
+        return "—"
+    shown = _half_up(Decimal(str(value * 100 if unit == "percent" else value)), 1)
+    arrow, number = ("→", f"±{abs(shown):.1f}") if shown == 0 else ("↑" if shown > 0 else "↓", f"{shown:+,.1f}")
+    return f"{arrow} {pattern('change.' + unit, lang).format(n=number)}"
+
+
 def fields(pattern_text: str) -> set[str]:
     """The names of the {fields} of a text: the same for both languages of a key."""
     return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(pattern_text)
@@ -792,5 +1085,5 @@ def _merge(*areas: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
 
 
 _CATALOGUE = _merge(_LABELS, _WEB, _RESULT_COLUMNS, {f"segment.{key}": pair for key, pair in SEGMENT_LABELS.items()},
-                    _LISTS, _REASONS, _CHART, _FORGET, _PUBLIC, _EMAIL)
+                    _LISTS, _REASONS, _CHART, _RANKS, _FORGET, _PUBLIC, _EMAIL)
 CATALOGUE: Mapping[str, tuple[str, str]] = MappingProxyType(_CATALOGUE)

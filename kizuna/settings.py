@@ -182,6 +182,7 @@ class BusinessSettings(Section):
     currency: Currency = Field("JPY", description="3-letter currency code")
     timezone: Timezone = Field("Asia/Tokyo", description="order times without a zone are read as local time here")
     gross_margin_rate: Share = Field(0.4, description="LTV (profit) = revenue LTV x this rate (0 to 1)")
+    name: Text = Field("", description="the business's name, on the title row of the workbooks kizuna writes")
 
 
 class Sections(Section):

@@ -64,11 +64,16 @@ def write(path: Path, text: str | bytes, encoding: str = "utf-8") -> Path:
 
 
 def rejects_of(summary) -> list[dict[str, str]]:
-    """The rows of an import's rejects file (none when nothing was rejected)."""
+    """The rows of an import's rejects file (none when nothing was rejected), keyed file, row, column,
+    value, reason whatever the language of its headers."""
+    from kizuna.i18n import text
+
     if summary.rejects_path is None:
         return []
+    keys = {text(f"header.reject_{key}", lang): key for key in ("file", "row", "column", "value", "reason")
+            for lang in ("ja", "en")}
     with summary.rejects_path.open(encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
+        return [{keys.get(k, k): v for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
 def stored(ws: Workspace, table: str, order_by: str) -> list[dict]:

@@ -130,8 +130,9 @@ def test_the_follow_up_window(ws):
 
 def test_winback_list_by_value_with_the_reasons_action(ws):
     listed = lists_of(ws, "winback")
-    assert _rows(listed.calls) == [("w4", "hearing_call"), ("w2", "new_offer"), ("w1", "reminder")]
-    assert [r["lost_reason"] for r in listed.calls.to_pylist()] == ["unresolved", "situation_changed", "drifted"]
+    # taken by value (w4 ¥50,000, w2 ¥40,000, w1 ¥30,000), shown by reason: 疎遠, 状況変化, 課題未解決
+    assert _rows(listed.calls) == [("w1", "reminder"), ("w2", "new_offer"), ("w4", "hearing_call")]
+    assert [r["lost_reason"] for r in listed.calls.to_pylist()] == ["drifted", "situation_changed", "unresolved"]
     assert listed.summary()["candidates"] == 3 and listed.ranking == "ltv_revenue"
 
 

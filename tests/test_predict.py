@@ -18,8 +18,10 @@ import pytest
 from kizuna.demo import build_demo
 from kizuna.prediction import (
     ACTIONS,
+    CALL_EFFECT_COLUMNS,
     PREDICTION_COLUMNS,
     PredictionError,
+    call_holdout,
     churn_labels,
     customer_features,
     suggested_action,
@@ -119,7 +121,7 @@ def test_predictions_are_stored_one_row_per_ordering_customer_and_consistent(dem
     with Workspace.open(demo) as ws:
         table = ws.predictions().to_pyarrow()
         ordering = ws.scores().filter(lambda t: t.orders > 0).count().to_pyarrow().as_py()
-    assert tuple(table.column_names) == PREDICTION_COLUMNS
+    assert tuple(table.column_names) == PREDICTION_COLUMNS + CALL_EFFECT_COLUMNS  # no calls: NULL uplift, 0 outcomes
     assert table.num_rows == ordering and pc.count_distinct(table["customer_id"]).as_py() == ordering
     rows = table.to_pylist()
     assert all(0 <= r["p_alive"] <= 1 and 0 <= r["churn_risk"] <= 1 and r["expected_orders"] >= 0 for r in rows)
@@ -163,12 +165,15 @@ def test_the_call_list_is_ordered_by_value_at_risk_and_marks_opted_out_customers
     with Workspace.open(demo) as ws:
         listed = ws.priority(50).to_pylist()
         everyone = ws.predictions().to_pyarrow()
+        held = call_holdout(everyone["customer_id"].to_pylist(), ws.operations.secret(),
+                            ws.settings.calls.holdout_share)
         opted_out = {r["customer_id"] for r in ws.store.table("customers").filter(
             lambda t: t.email_opt_in == False).select("customer_id").to_pyarrow().to_pylist()}  # noqa: E712
         written = ws.write_priority(tmp_path / "calls.xlsx", fmt="xlsx", lang="ja", capacity=20)
     risks = [r["value_at_risk"] for r in listed]
     assert len(listed) == 50 and risks == sorted(risks, reverse=True)
-    kept = [r for r in everyone.to_pylist() if r["lifecycle_state"] in ("active", "at_risk")]
+    kept = [r for r in everyone.to_pylist() if r["lifecycle_state"] in ("active", "at_risk")
+            and r["customer_id"] not in held]  # the call holdout is left uncalled
     assert risks[0] == max(r["value_at_risk"] for r in kept)
     # the keep list: only customers who can still be kept, each with a phone number
     assert {r["lifecycle_state"] for r in listed} <= {"active", "at_risk"} and all(r["phone"] for r in listed)
@@ -180,7 +185,7 @@ def test_the_call_list_is_ordered_by_value_at_risk_and_marks_opted_out_customers
     assert all("email" in (r["opted_out"] or "") for r in marked)
     sheet = openpyxl.load_workbook(tmp_path / "calls.xlsx").active
     cells = list(sheet.iter_rows(values_only=False))
-    assert written == 20 and len(cells) == 21 and cells[0][1].value == "顧客ID"
+    assert written == 20 and len(cells) == 22 and cells[1][1].value == "顧客ID"  # below the title row
     assert not any(c.data_type == "f" for row in cells for c in row)
 
 

@@ -170,8 +170,8 @@ def test_export_a_call_list_in_csv_and_xlsx(analysed, tmp_path):
     assert analysed.export_segment("unanswered_low", tmp_path / "u.xlsx", fmt="xlsx", lang="en") == 7
     sheet = openpyxl.load_workbook(tmp_path / "u.xlsx").active
     values = list(sheet.values)
-    assert values[0][0] == "customer id" and len(values) == 8
-    assert [v[0] for v in values[1:3]] == ["C04", "C05"]  # best LTV first (C03 answered, so not here)
+    assert values[1][0] == "customer id" and len(values) == 9  # below the title row
+    assert [v[0] for v in values[2:4]] == ["C04", "C05"]  # best LTV first (C03 answered, so not here)
     with pytest.raises(KizunaError, match="unknown segment"):
         analysed.export_segment("nobody", tmp_path / "x.csv")
 

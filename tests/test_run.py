@@ -243,7 +243,7 @@ def test_offline_channels_become_list_files_whose_formulas_are_neutralised(tmp_p
     calls = [p for p in report.files if p.suffix == ".csv"]
     assert [p.parent.name for p in calls] == ["call"]
     text = calls[0].read_text(encoding="utf-8-sig").splitlines()
-    assert text[0].startswith("customer_id,name,phone")
+    assert text[0].startswith("顧客ID,氏名,フリガナ,電話番号")  # the run's lists speak the workspace's language
     assert len(text) == 2 and text[1].startswith("C1,佐藤 花子,'0312345678") is False
     assert "'=HYPERLINK" in text[1]  # a formula is text in a file for people
     assert later.total("sent") == 1 and [p.parent.name for p in later.files] == ["dm", "dm"]
@@ -379,7 +379,7 @@ def test_a_detractor_answer_from_the_web_survey_puts_the_customer_on_the_follow_
     assert ws.merge_survey_answers() == 1  # `kizuna analyze` copies it into nps_answers …
     again = ws.run(now=at("2026-11-30 11:00"))  # … where it is the same occasion, not a new one
     rows = [p for p in first.files if p.suffix == ".csv"][0].read_text(encoding="utf-8-sig").splitlines()
-    assert len(rows) == 2 and rows[1].startswith("C1,佐藤 花子,0312345678") and "NPS 3点: お話を伺う" in rows[1]
+    assert len(rows) == 2 and rows[1].startswith("C1,佐藤 花子,,0312345678") and "NPS 3点: お話を伺う" in rows[1]
     assert again.total("enrolled") == 0 and again.files == []
 
 

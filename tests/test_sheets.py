@@ -12,7 +12,18 @@ import openpyxl
 import pytest
 
 from kizuna._errors import KizunaError
-from kizuna._sheets import neutralise, open_csv, open_sheet, sheet_title, write_table, xlsx_text
+from kizuna._sheets import (
+    NUMBER_FORMATS,
+    Column,
+    display_width,
+    heading,
+    neutralise,
+    open_csv,
+    open_sheet,
+    sheet_title,
+    write_table,
+    xlsx_text,
+)
 from kizuna.workspace import Workspace
 
 FORMULAS = {  # customer id -> name
@@ -36,8 +47,11 @@ def read_csv(path: Path) -> list[list[str]]:
 
 
 def read_xlsx(path: Path) -> list[list[openpyxl.cell.Cell]]:
+    """The header row and the rows below it (a title row above the header is left out)."""
     book = openpyxl.load_workbook(path)  # not read-only: cells keep their data_type
-    return [list(row) for row in book.active.iter_rows()]
+    sheet = book.active
+    header = int(sheet.freeze_panes[1:]) - 1 if sheet.freeze_panes else 1
+    return [list(row) for row in sheet.iter_rows(min_row=header)]
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +216,100 @@ def test_an_unwritable_path_is_one_line(tmp_path: Path):
     with pytest.raises(KizunaError, match="unknown file format 'ods'"):
         write_table(tmp_path / "x.ods", ["a"], [[1]], fmt="ods")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
+
+
+# -- columns: each kind as a workbook and a CSV show it ---------------------------------------------
+@pytest.mark.parametrize(("kind", "value", "in_xlsx", "in_csv"), [
+    ("yen", 1_302_886.5, 1_302_887, 1_302_887),  # half a yen up (四捨五入), not to the even yen
+    ("yen", -2.5, -3, -3),
+    ("yen", decimal.Decimal("10.5"), 11, 11),
+    ("yen", 400, 400, 400),
+    ("percent", 0.9432966061812755, 0.943, 94.3),  # the cell holds what 0.0% shows; a CSV says 94.3 (%)
+    ("percent", 1, 1.0, 100.0),
+    ("percent", 0.0005, 0.001, 0.1),
+    ("count", 12.0, 12, 12),
+    ("integer", 7, 7, 7),
+    ("number", 2.345678, 2.3, 2.3),
+    ("date", dt.datetime(2026, 5, 1, 23, 59), dt.date(2026, 5, 1), "2026-05-01"),
+    ("date", dt.date(2026, 5, 1), dt.date(2026, 5, 1), "2026-05-01"),
+    ("datetime", dt.datetime(2026, 5, 1, 9, 30, 15), dt.datetime(2026, 5, 1, 9, 30, 15), "2026-05-01 09:30"),
+    # a time with a zone keeps its wall-clock time: .xlsx has no zones
+    ("datetime", dt.datetime(2026, 5, 1, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=9))),
+     dt.datetime(2026, 5, 1, 9, 30), "2026-05-01 09:30"),
+    ("yen", float("nan"), None, None),  # no figure: an empty cell
+    ("percent", None, None, None),
+    ("yen", "●●●", "●●●", "●●●"),  # text in a figure's column (a masked value) stays text
+    ("text", "=1+1", "=1+1", "=1+1"),  # made safe by the writer, not by the column
+])
+def test_a_column_holds_each_kind_as_its_reader_reads_it(kind, value, in_xlsx, in_csv):
+    column = Column("x", kind)
+    assert column.xlsx(value) == in_xlsx and type(column.xlsx(value)) is type(in_xlsx)
+    assert column.csv(value) == in_csv and type(column.csv(value)) is type(in_csv)
+
+
+def test_an_unknown_kind_is_a_mistake_in_the_code():
+    with pytest.raises(ValueError, match="unknown column kind 'money'"):
+        Column("x", "money")
+
+
+def test_wide_characters_count_twice_and_the_title_leaves_out_what_is_empty():
+    assert display_width("山田 太郎") == 9 and display_width("ＴＡＲＯ") == 8  # full-width Latin is wide too
+    assert display_width("ﾔﾏﾀﾞ") == 4 and display_width("ab\nあいう") == 6  # half-width kana narrow; longest line
+    assert heading("", "架電リスト", "基準日 2026/11/01") == "架電リスト\u3000基準日 2026/11/01"
+    assert heading("水の森", "Call list", "") == "水の森\u3000Call list"
+
+
+def test_a_workbook_is_formatted_for_people_and_a_csv_stays_plain(tmp_path: Path):
+    columns = [Column("顧客ID"), Column("氏名"), Column("LTV (円)", "yen"), Column("離脱確率 %", "percent"),
+               Column("最終購入日", "date"), Column("購入回数", "count"), Column("メモ")]
+    rows = [["C1", "山田 太郎", 1_302_886, 0.9432966061812755, dt.datetime(2026, 5, 1, 10), 12, "x" * 80],
+            ["C2", "=HYPERLINK(\"x\")", None, 0.25, None, 1_234, ""]]
+    title = heading("水の森", "顧客リスト_離脱候補者", "基準日 2026/11/01")
+    assert write_table(tmp_path / "l.xlsx", columns, rows, fmt="xlsx", sheet="顧客リスト_離脱候補者", title=title) == 2
+    book = openpyxl.load_workbook(tmp_path / "l.xlsx")
+    sheet = book.active
+    assert book.sheetnames == ["顧客リスト_離脱候補者"]
+    assert (sheet["A1"].value, sheet["A1"].font.b) == ("水の森\u3000顧客リスト_離脱候補者\u3000基準日 2026/11/01", True)
+    assert [c.value for c in sheet[2]] == [c.header for c in columns] and all(c.font.b for c in sheet[2])
+    assert sheet.freeze_panes == "A3" and sheet.auto_filter.ref == "A2:G4" and sheet.print_title_rows == "$2:$2"
+    # widths: the widest of the header (+3 for the filter's arrow) and the content (+2); wide characters twice
+    widths = {k: d.width for k, d in sheet.column_dimensions.items()}
+    assert widths["A"] == 2 * 2 + 2 + 3  # 顧客ID
+    assert widths["B"] == 15 + 2  # =HYPERLINK("x") is 15 wide, 山田 太郎 9
+    assert widths["C"] == len("¥1,302,886") + 2 and widths["D"] == len("離脱確率 %") + 4 + 3
+    assert widths["E"] == 5 * 2 + 3  # the header 最終購入日 is wider than 2026/05/01 (10 + 2)
+    assert widths["G"] == 60 and sheet["G3"].alignment.wrap_text  # long text: wrapped in a readable width
+    first = sheet[3]
+    assert [c.number_format for c in first[2:6]] == [NUMBER_FORMATS[k] for k in ("yen", "percent", "date", "count")]
+    assert NUMBER_FORMATS["yen"] == '"¥"#,##0' and NUMBER_FORMATS["date"] == "yyyy/mm/dd"
+    assert (first[2].value, first[3].value, first[5].value) == (1_302_886, 0.943, 12)
+    assert first[4].is_date and first[4].value == dt.datetime(2026, 5, 1)  # a date, not text
+    assert (sheet["B4"].value, sheet["B4"].data_type) == ('=HYPERLINK("x")', "s")
+    # the CSV: one header row, no title, plain numbers, the same headers
+    write_table(tmp_path / "l.csv", columns, rows)
+    assert read_csv(tmp_path / "l.csv") == [
+        [c.header for c in columns],
+        ["C1", "山田 太郎", "1302886", "94.3", "2026-05-01", "12", "x" * 80],
+        ["C2", "'=HYPERLINK(\"x\")", "", "25.0", "", "1234", ""],
+    ]
+
+
+def test_widths_are_measured_on_the_first_thousand_rows_and_the_rest_stream(tmp_path: Path):
+    rows = [[f"C{n}", "a"] for n in range(1_000)] + [["C1000", "b" * 30]]
+    write_table(tmp_path / "w.xlsx", ["id", "memo"], rows, fmt="xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "w.xlsx").active
+    assert sheet.column_dimensions["B"].width == len("memo") + 3  # the 1,001st row came after the widths
+    assert sheet.max_row == 1_002 and sheet["B1002"].value == "b" * 30
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:B1002"  # no title: the header is row 1
+
+
+def test_a_csv_without_a_file_goes_to_standard_output_with_the_bom(tmp_path: Path, capsysbinary):
+    columns = [Column("顧客ID"), Column("離脱確率 %", "percent")]
+    assert write_table(None, columns, [["C1", 0.5], ["C2", "=1"]]) == 2
+    printed = capsysbinary.readouterr().out
+    write_table(tmp_path / "same.csv", columns, [["C1", 0.5], ["C2", "=1"]])
+    assert printed == (tmp_path / "same.csv").read_bytes()  # `> list.csv` gives the file `-o list.csv` does
+    assert printed.startswith(b"\xef\xbb\xbf")
+    assert printed.decode("utf-8-sig") == "顧客ID,離脱確率 %\r\nC1,50.0\r\nC2,'=1\r\n"
+    with pytest.raises(KizunaError, match="not written to standard output; give a file name with -o"):
+        write_table(None, columns, [], fmt="xlsx")

@@ -2,7 +2,18 @@
 
 from kizuna.analytics._base import DETRACTOR_MAX, PASSIVE_MAX, AsOf, counted_orders, latest_nps, nps_class, nps_class_of
 from kizuna.analytics._dashboard import TREND_MONTHS, monthly_ltv, monthly_nps, rf_grid
-from kizuna.analytics._kpi import nps_summary, top_share
+from kizuna.analytics._kpi import (
+    COMPARED_KPIS,
+    LOWER_IS_BETTER,
+    POINT_KPIS,
+    KpiComparison,
+    Period,
+    kpi_comparison,
+    lost_by_reason,
+    nps_summary,
+    period_kpis,
+    top_share,
+)
 from kizuna.analytics._lifecycle import KEEP_STATES, LIFECYCLE_STATES, LOST_STATES, lifecycle_states
 from kizuna.analytics._members import MEMBER_SORTS, PAGE_COLUMNS, MemberPage, MemberQuery, member_list, member_page
 from kizuna.analytics._migration import (
@@ -12,6 +23,15 @@ from kizuna.analytics._migration import (
     migration_order,
     migration_sankey_svg,
     segment_migration,
+)
+from kizuna.analytics._ranks import (
+    RANK_SHARES,
+    RANK_SUGGESTION_COLUMNS,
+    RankSuggestion,
+    nice_yen,
+    nice_yen_below,
+    rank_expression,
+    suggest_ranks,
 )
 from kizuna.analytics._reports import (
     LTV_BUCKETS,
@@ -35,8 +55,10 @@ from kizuna.analytics._scores import (
 )
 from kizuna.analytics._segments import (
     EXPORT_COLUMNS,
+    LIFECYCLE_SEGMENTS,
     PREDICTION_EXPORT_COLUMNS,
     SEGMENTS,
+    lifecycle_table,
     matrix_table,
     rank_table,
     rfm_segment_table,
@@ -47,8 +69,11 @@ from kizuna.analytics._settings import AnalysisSettings, LostReasonSettings
 
 __all__ = [
     "AnalysisSettings", "LostReasonSettings",
+    "RANK_SHARES", "RANK_SUGGESTION_COLUMNS", "RankSuggestion", "nice_yen", "nice_yen_below", "rank_expression",
+    "suggest_ranks",
     "KEEP_STATES", "LIFECYCLE_STATES", "LOST_STATES", "lifecycle_states",
-    "EXPORT_COLUMNS", "PREDICTION_EXPORT_COLUMNS", "SEGMENTS", "matrix_table", "rank_table", "rfm_segment_table",
+    "EXPORT_COLUMNS", "LIFECYCLE_SEGMENTS", "PREDICTION_EXPORT_COLUMNS", "SEGMENTS", "lifecycle_table", "matrix_table",
+    "rank_table", "rfm_segment_table",
     "segment_filter", "segment_members",
     "LTV_BUCKETS", "MATRIX_CELLS", "RFM_SEGMENTS", "AsOf", "KpiReport", "cohort_retention",
     "concentration_curve", "counted_orders", "customer_scores", "f2_conversion", "kpi_by", "kpi_report",
@@ -56,5 +81,7 @@ __all__ = [
     "quintile", "score_categories", "subscription_churn", "top_share",
     "DETRACTOR_MAX", "PASSIVE_MAX", "nps_class_of", "TREND_MONTHS", "monthly_ltv", "monthly_nps", "rf_grid",
     "MEMBER_SORTS", "PAGE_COLUMNS", "MemberPage", "MemberQuery", "member_list", "member_page",
+    "COMPARED_KPIS", "LOWER_IS_BETTER", "POINT_KPIS", "KpiComparison", "Period", "kpi_comparison", "lost_by_reason",
+    "period_kpis",
     "NEW", "migration_headline", "migration_label", "migration_order", "migration_sankey_svg", "segment_migration",
 ]

@@ -38,15 +38,23 @@ LOST_STATES = ("lost", "subscription_cancelled")  # the win-back list's
 
 
 def lifecycle_states(tables: dict[str, ibis.Table], as_of: dt.date,
-                     settings: AnalysisSettings | None = None) -> ibis.Table:
-    """customer_id, lifecycle_state, cancelled_on, lost_since, days_since_last_order for every customer."""
+                     settings: AnalysisSettings | None = None, *, summary: ibis.Table | None = None) -> ibis.Table:
+    """customer_id, lifecycle_state, cancelled_on, lost_since, days_since_last_order for every customer.
+
+    `summary`: `order_summary(...)` for the same day, when the caller has it (`customer_scores`), so
+    that the orders are not read again.
+    """
     settings = settings or AnalysisSettings()
     cut = AsOf(as_of)
     today = ibis.literal(as_of).epoch_days()
-    orders = counted_orders(tables["orders"], cut)
-    per = orders.group_by("customer_id").aggregate(
-        _first=orders.ordered_at.min(), _last=orders.ordered_at.max(), _orders=orders.count()
-    )
+    if summary is None:
+        orders = counted_orders(tables["orders"], cut)
+        per = orders.group_by("customer_id").aggregate(
+            _first=orders.ordered_at.min(), _last=orders.ordered_at.max(), _orders=orders.count()
+        )
+    else:
+        per = summary.select("customer_id", _first=summary.first_order_at, _last=summary.last_order_at,
+                             _orders=summary.orders)
     first_day, last_day = per._first.date().epoch_days(), per._last.date().epoch_days()
     per = per.select(
         "customer_id", "_orders", _last_day=last_day, _last_date=per._last.date(),

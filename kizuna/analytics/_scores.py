@@ -2,7 +2,8 @@
 
 Built as one Ibis expression: one pass over orders gives first/last order, lifetime and
 window counts and revenue (so R, F, M, LTV, tenure and the customer's own mean interval
-all come from the same aggregate); small tables (NPS, support, events) are joined on.
+all come from the same aggregate); small tables (NPS, support, events) are joined on, and the
+lifecycle state (`lifecycle_states`, given the same aggregate).
 Quintile scores and the top-20 % LTV flag follow the integer rank definition (`quintile`),
 ties included, so that every engine gives the same answer; they are computed by comparing
 each customer with a few cut values taken from the distinct values, not by ranking (sorting)
@@ -20,6 +21,7 @@ import ibis
 from ibis import _
 
 from kizuna.analytics._base import DETRACTOR_MAX, AsOf, counted_orders, latest_nps, ratio
+from kizuna.analytics._lifecycle import LIFECYCLE_STATES, lifecycle_states
 
 if TYPE_CHECKING:
     from kizuna.analytics._settings import AnalysisSettings, LostReasonSettings
@@ -50,7 +52,7 @@ SCORE_COLUMNS = (
     "aov", "ltv_revenue", "ltv_profit", "tenure_days", "nps_score", "nps_class", "nps_answered_at",
     "r_score", "f_score", "m_score", "fm_score", "rfm_segment", "rfm_rank", "high_ltv", "matrix_cell", "loyalty",
     "near_loyal", "near_loyal_missing", "mean_interval_days", "dormant", "lapsing", "lost", "lost_reason",
-    "lost_reason_matched",
+    "lost_reason_matched", "lifecycle_state", "lost_since",
 )
 
 # What a near-loyal customer lacks, in the order `near_loyal_missing` lists it.
@@ -74,6 +76,7 @@ def score_categories(settings: AnalysisSettings) -> dict[str, tuple[str, ...]]:
             for names in itertools.combinations(NEAR_LOYAL_DIMENSIONS, k)
         ),
         "lost_reason": ("unresolved", "situation_changed", "drifted"),
+        "lifecycle_state": LIFECYCLE_STATES,
     }
 
 
@@ -184,6 +187,8 @@ def customer_scores(
     anchor = summary.select("customer_id", "last_order_at")
     cancelled, unresolved, situation = _lost_signals(anchor, tables, cut, settings)
     said = _lost_words(anchor, tables, cut, settings, lost_reasons)
+    # the one definition of the lifecycle state (docs/measures.md#lifecycle-state), from the same summary
+    life = lifecycle_states(tables, as_of, settings, summary=summary)
 
     # -- one row per customer: every customer, with or without orders ----------------------
     # The join selects the stored figures and every flag the segments need, straight from the
@@ -221,6 +226,7 @@ def customer_scores(
         .left_join(unresolved, c.customer_id == unresolved.customer_id)
         .left_join(situation, c.customer_id == situation.customer_id)
         .left_join(said, c.customer_id == said.customer_id)
+        .left_join(life, c.customer_id == life.customer_id)
         .select(
             customer_id=c.customer_id,
             first_order_at=scored.first_order_at,
@@ -251,6 +257,8 @@ def customer_scores(
                 & (scored.recency_days > settings.lapse_factor * scored.mean_interval_days)
             ).fill_null(False),
             lost=(dormant.fill_null(False) | cancelled.cancelled.fill_null(False)),
+            lifecycle_state=life.lifecycle_state,
+            lost_since=life.lost_since,
             # helpers for the final select, not stored
             _ordered=ordered,
             _promoter=promoter,

@@ -7,11 +7,12 @@ import pyarrow as pa
 from ibis import _
 
 from kizuna._errors import KizunaError
+from kizuna.analytics._lifecycle import LIFECYCLE_STATES
 from kizuna.analytics._scores import MATRIX_CELLS, RFM_SEGMENTS
 from kizuna.i18n import segment_key
 
-__all__ = ["EXPORT_COLUMNS", "PREDICTION_EXPORT_COLUMNS", "matrix_table", "rank_table", "rfm_segment_table",
-           "segment_filter", "segment_members", "SEGMENTS"]
+__all__ = ["EXPORT_COLUMNS", "LIFECYCLE_SEGMENTS", "PREDICTION_EXPORT_COLUMNS", "lifecycle_table", "matrix_table",
+           "rank_table", "rfm_segment_table", "segment_filter", "segment_members", "SEGMENTS"]
 
 _FLAGS = {
     "near_loyal": lambda t: t.near_loyal,
@@ -24,15 +25,18 @@ _FLAGS = {
     "lost_situation_changed": lambda t: t.lost_reason == "situation_changed",
     "lost_drifted": lambda t: t.lost_reason == "drifted",
 }
+# The lifecycle states as segments (docs/measures.md#lifecycle-state): ids `lifecycle_<state>`, as
+# the RFM ranks are `rank_<label>`, since `at_risk` and `lost` name RFM segments too.
+LIFECYCLE_SEGMENTS = tuple(f"lifecycle_{state}" for state in LIFECYCLE_STATES)
 
 SEGMENTS = (
-    *MATRIX_CELLS, "rank_loyal", "rank_a", "rank_b", "rank_other", *RFM_SEGMENTS, *_FLAGS,
+    *MATRIX_CELLS, "rank_loyal", "rank_a", "rank_b", "rank_other", *RFM_SEGMENTS, *_FLAGS, *LIFECYCLE_SEGMENTS,
 )
 
 EXPORT_COLUMNS = (
     "customer_id", "name", "name_kana", "email", "phone", "postal_code", "address", "ltv_revenue",
     "orders", "last_order_at", "recency_days", "nps_score", "nps_class", "matrix_cell", "rfm_rank",
-    "near_loyal_missing", "lost_reason", "mean_interval_days",
+    "near_loyal_missing", "lost_reason", "mean_interval_days", "lifecycle_state",
 )
 
 
@@ -50,6 +54,8 @@ def segment_filter(scores: ibis.Table, name: str) -> tuple[str, ibis.Value]:
         return key, scores.rfm_rank == key.removeprefix("rank_")
     if key in RFM_SEGMENTS:
         return key, scores.rfm_segment == key
+    if key in LIFECYCLE_SEGMENTS:
+        return key, (scores.lifecycle_state == key.removeprefix("lifecycle_")).fill_null(False)
     return key, _FLAGS[key](scores).fill_null(False)
 
 
@@ -80,6 +86,13 @@ def rank_table(scores: ibis.Table, labels: tuple[str, ...]) -> pa.Table:
 
 def rfm_segment_table(scores: ibis.Table) -> pa.Table:
     return _shares(scores.filter(scores.rfm_segment.notnull()), "rfm_segment", RFM_SEGMENTS)
+
+
+def lifecycle_table(scores: ibis.Table) -> pa.Table:
+    """Customers, revenue and revenue share per lifecycle state (ids `lifecycle_<state>`), in
+    `LIFECYCLE_STATES` order; customers without a state (no counted order) are left out."""
+    table = _shares(scores.filter(scores.lifecycle_state.notnull()), "lifecycle_state", LIFECYCLE_STATES)
+    return table.set_column(0, "segment", pa.array([f"lifecycle_{s}" for s in table["segment"].to_pylist()]))
 
 
 # From customer_predictions, when there are predictions (docs/measures.md §3): the list shows them too.

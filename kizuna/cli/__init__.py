@@ -15,6 +15,8 @@ from kizuna.cli import (
     _migration,  # noqa: F401  (registers migration)
     _predict,  # noqa: F401  (registers predict, priority, backtest)
     _privacy,  # noqa: F401  (registers forget)
+    _ranks,  # noqa: F401  (registers ranks suggest)
+    _report,  # noqa: F401  (registers report)
     _scenarios,  # noqa: F401  (registers run, scenario preview, results)
     _web,  # noqa: F401  (registers serve, user add)
 )

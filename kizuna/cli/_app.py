@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from kizuna.cli._render import FORMATS, Percent, console, print_json, show_rows
 from kizuna.i18n import LANGS, label, segment_label
+from kizuna.settings import DEFAULT_RANKS
 from kizuna.store import KINDS
 
 if TYPE_CHECKING:  # loaded inside the commands: `kizuna --help` does not pay for Ibis
@@ -70,9 +71,19 @@ def init(
     from kizuna.workspace import Workspace
 
     _check(lang)
-    with Workspace.init(directory, store_url=db or ""):
-        pass
+    from kizuna._errors import NoDataError
+
+    with Workspace.init(directory, store_url=db or "") as ws:
+        # a store that already holds orders: RFM ranks that fit it (docs/measures.md#rank-suggestion)
+        suggested = ws.store.count("orders") > 0
+        if suggested:
+            try:
+                ws.write_rank_rules(ws.suggest_ranks().rules)
+            except NoDataError:  # none in the RFM window: the defaults stay, and `analyze` says so
+                suggested = False
     console.print(f"{directory / 'kizuna.toml'} ✓", markup=False)
+    if suggested:
+        console.print(label("ranks.init", lang), markup=False, highlight=False)
 
 
 @app.command("import")
@@ -210,6 +221,8 @@ def analyze(
         if fmt == "table":
             console.print(f"customer_scores: {count:,} {label('customers', lang)} ({label('as_of', lang)} {day})")
         _show_segments(ws, lang, fmt)
+        if fmt == "table" and ws.settings.analysis.rfm_ranks == DEFAULT_RANKS:  # the seed's, not this shop's
+            console.print(label("ranks.hint", lang), markup=False, highlight=False)
 
 
 @app.command()
@@ -217,6 +230,10 @@ def kpi(
     start: Annotated[str | None, typer.Option("--from", help="Period start (YYYY-MM-DD); default a year back.")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Period end (YYYY-MM-DD); same as --as-of.")] = None,
     by: Annotated[str, typer.Option("--by", help="Break figures down by month or channel.")] = "month",
+    compare: Annotated[bool, typer.Option(
+        "--compare", help="Each KPI beside the previous period and the same period last year, with the changes; "
+                          "without --from, for the last full month before --to / --as-of.")
+    ] = False,
     as_of: AsOfOption = None,
     directory: DirOption = Path("."),
     db: DbOption = None,
@@ -231,23 +248,40 @@ def kpi(
         raise typer.BadParameter("--by must be month or channel")
     day, first = _as_of(to or as_of, "--to" if to else "--as-of"), _as_of(start, "--from")
     with Workspace.open(directory, store_url=db, create=False) as ws:
-        report = ws.kpis(day, start=first, by=by)
+        if compare:
+            from kizuna.analytics import Period
+
+            day = ws.as_of(day)  # without --from: the last full month, which a month before it is compared with
+            comparison = ws.kpi_comparison(Period(first, day) if first is not None else Period.month_before(day))
+        else:
+            report = ws.kpis(day, start=first, by=by)
+    if compare:
+        show_kpi_comparison(comparison, lang, fmt)
+        return
     show_kpi_report(report, by, lang, fmt)
+
+
+SEGMENT_TABLES = {"matrix": "matrix", "ranks": "ranks", "rfm": "rfm_segments", "lifecycle": "lifecycle"}
 
 
 @app.command()
 def segments(
+    by: Annotated[str | None, typer.Option(
+        "--by", help="One table: matrix (NPS × LTV), ranks (RFM rank), rfm (named RFM segments) or lifecycle "
+                     "(lifecycle state). Default: the matrix and the ranks.")] = None,
     directory: DirOption = Path("."),
     db: DbOption = None,
     lang: LangOption = "ja",
     fmt: FormatOption = "table",
 ) -> None:
-    """The NPS × LTV matrix and the RFM rank table (from the last `kizuna analyze`)."""
+    """Customers, revenue and revenue share per segment (from the last `kizuna analyze`)."""
     from kizuna.workspace import Workspace
 
     _check(lang, fmt)
+    if by is not None and by not in SEGMENT_TABLES:
+        raise typer.BadParameter(f"--by must be one of {', '.join(SEGMENT_TABLES)}")
     with Workspace.open(directory, store_url=db, create=False) as ws:
-        _show_segments(ws, lang, fmt)
+        _show_segments(ws, lang, fmt, only=None if by is None else SEGMENT_TABLES[by])
 
 
 @app.command()
@@ -255,20 +289,26 @@ def export(
     segment: Annotated[
         str, typer.Argument(help="A cell, rank, RFM segment or flag, e.g. churn_candidate or 離脱候補者.")
     ],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="File to write (csv without it: standard output; xlsx: SEGMENT.xlsx).")] = None,
     export_format: Annotated[str, typer.Option("--format", "-f", help="csv or xlsx.")] = "csv",
     directory: DirOption = Path("."),
     db: DbOption = None,
     lang: LangOption = "ja",
 ) -> None:
     """Write a segment's customer list with contact details, LTV, last order, NPS and the reason."""
+    from kizuna.cli._render import error_console
     from kizuna.workspace import Workspace
 
     _check(lang)
-    path = output or Path(f"{segment}.{export_format}")
+    # a CSV without -o goes to standard output, as every command's
+    path = output if output is not None or export_format == "csv" else Path(f"{segment}.{export_format}")
+    if path == Path("-"):
+        path = None
     with Workspace.open(directory, store_url=db, create=False) as ws:
         count = ws.export_segment(segment, path, fmt=export_format, lang=lang)
-    console.print(f"{path}: {count:,} {label('customers', lang)}", markup=False)
+    (console if path is not None else error_console).print(
+        f"{path or label('stdout', lang)}: {count:,} {label('customers', lang)}", markup=False)
 
 
 def _show_counts(ws: Workspace, lang: str, fmt: str) -> None:
@@ -283,18 +323,24 @@ def _segment_rows(table, lang: str) -> list[dict]:
     ]
 
 
-def _show_segments(ws: Workspace, lang: str, fmt: str) -> None:
+def _show_segments(ws: Workspace, lang: str, fmt: str, only: str | None = None) -> None:
+    """The segment tables of `Workspace.segments` (`only`: that one table): JSON every table unless `only`."""
+    from kizuna._errors import KizunaError
+
     tables = ws.segments()
+    if only is not None and only not in tables:  # analysed by an older kizuna, without lifecycle states
+        raise KizunaError("customer_scores has no lifecycle states yet: run `kizuna analyze` again.")
+    names = [only] if only is not None else ["matrix", "ranks"]
     if fmt == "json":
-        print_json({name: _segment_rows(t, lang) for name, t in tables.items()})
+        print_json({name: _segment_rows(t, lang) for name, t in tables.items() if only is None or name == only})
         return
     columns = [("label", label("segment", lang)), ("customers", label("customers", lang)),
                ("revenue", label("revenue", lang) + " (¥)"), ("revenue_share", label("revenue_share", lang) + " %")]
     if fmt == "csv":  # one table for scripts: which table each row belongs to is a column
-        rows = [{**r, "table": name} for name in ("matrix", "ranks") for r in _segment_rows(tables[name], lang)]
+        rows = [{**r, "table": name} for name in names for r in _segment_rows(tables[name], lang)]
         show_rows(rows, [("table", "table"), ("segment", "segment"), *columns], fmt)
         return
-    for name in ("matrix", "ranks"):
+    for name in names:
         show_rows(_segment_rows(tables[name], lang), columns, fmt, title=label(f"title_{name}", lang))
 
 
@@ -371,6 +417,48 @@ def show_kpi_report(report, by: str, lang: str, fmt: str) -> None:
               [("month", label("month", lang)), ("active_at_start", label("active_subscriptions", lang)),
                ("cancellations", label("cancellations", lang)), ("churn_rate", label("churn_rate", lang) + " %")],
               fmt, title=label("title_subscription_churn", lang))
+
+
+KPI_SUFFIX = {"revenue": " (¥)", "aov": " (¥)", "mean_ltv": " (¥)", "repeat_rate": " %", "subscription_churn": " %"}
+
+
+def _kpi_value(key: str, value: float | None) -> float | int | Percent | None:
+    if value is None:
+        return None
+    if key in ("repeat_rate", "subscription_churn"):
+        return Percent(round(100 * value, 1))
+    if key in ("revenue", "aov", "mean_ltv", "orders", "ordering_customers", "new_buyers"):
+        return round(value)
+    return round(value, 2)
+
+
+def show_kpi_comparison(comparison, lang: str, fmt: str) -> None:
+    """`kizuna kpi --compare`: each KPI, the previous period's and last year's, with the changes
+    (table: arrows, % or pt; csv and json: the figures, changes as fractions or points)."""
+    from kizuna.i18n import change_text
+    from kizuna.reporting import period_label
+
+    periods = {"period": comparison.period, "previous": comparison.previous, "last_year": comparison.last_year}
+    if fmt == "json":
+        print_json({**{k: {"start": p.start, "end": p.end} for k, p in periods.items()}, "kpis": comparison.rows})
+        return
+    if fmt == "csv":
+        show_rows(comparison.rows, [(k, k) for k in ("key", "value", "previous", "previous_change", "last_year",
+                                                      "last_year_change", "unit", "better")], fmt)
+        return
+    month = "_month" if comparison.period.months == 1 else ""
+    rows = [{"measure": label(r["key"], lang) + KPI_SUFFIX.get(r["key"], ""), "value": _kpi_value(r["key"], r["value"]),
+             "previous": _kpi_value(r["key"], r["previous"]),
+             "previous_change": change_text(r["previous_change"], r["unit"], lang),
+             "last_year": _kpi_value(r["key"], r["last_year"]),
+             "last_year_change": change_text(r["last_year_change"], r["unit"], lang)} for r in comparison.rows]
+    show_rows(rows, [
+        ("measure", label("measure", lang)), ("value", period_label(comparison.period, lang)),
+        ("previous", f"{label('kpi_previous' + month, lang)} ({period_label(comparison.previous, lang)})"),
+        ("previous_change", label(f"kpi_previous{month}_change", lang)),
+        ("last_year", f"{label('kpi_last_year' + month, lang)} ({period_label(comparison.last_year, lang)})"),
+        ("last_year_change", label(f"kpi_last_year{month}_change", lang)),
+    ], fmt, title=label("title_kpi_compare", lang).format(period=period_label(comparison.period, lang)))
 
 
 COHORT_MONTHS_SHOWN = (1, 2, 3, 6, 12)

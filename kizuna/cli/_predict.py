@@ -137,10 +137,12 @@ def priority(
     capacity: Annotated[
         int | None, typer.Option("--capacity", help="A day's calls: the list's length (default [prediction]).")
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File for csv / xlsx.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="File for csv / xlsx (csv without it: standard output; xlsx: call-list.xlsx).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, xlsx or json.")] = "table",
     kind: Annotated[str, typer.Option(
-        "--list", help="keep (active and at-risk customers by value at risk) or winback (lost or cancelled "
+        "--list", help="keep (active and at-risk customers by value at risk, or by the value kept by calling once "
+                       "enough call outcomes exist: calls.min_outcomes) or winback (lost or cancelled "
                        "within [prediction] winback_days, by value, with the lost reason's action).")] = "keep",
     directory: DirOption = Path("."),
     db: DbOption = None,
@@ -161,16 +163,26 @@ def priority(
     with Workspace.open(directory, store_url=db, create=False) as ws:
         lists = ws.call_lists(rows, kind=kind)
         if fmt in ("csv", "xlsx"):
-            path = output or Path(f"call-list.{fmt}")
-            count = ws.write_priority(path, fmt=fmt, lang=lang, capacity=rows, kind=kind)
-            console.print(f"{path}: {count:,} {label('customers', lang)}", markup=False)
-            say_call_summary(lists, lang, console)
+            # a CSV without -o goes to standard output, as every command's; the summary then to stderr
+            path = output if output is not None or fmt == "csv" else Path("call-list.xlsx")
+            if path == Path("-"):
+                path = None
+            count = ws.write_priority(path, fmt=fmt, lang=lang, kind=kind, lists=lists)
+            where = console if path is not None else error_console
+            if path is not None:
+                console.print(f"{path}: {count:,} {label('customers', lang)}", markup=False)
+            say_call_summary(lists, lang, where)
             from kizuna.prediction import missing_value_at_risk
 
             if kind == "keep" and missing_value_at_risk(lists.calls):
-                console.print(label("call_list_no_value_at_risk", lang), markup=False, highlight=False, soft_wrap=True)
+                where.print(label("call_list_no_value_at_risk", lang), markup=False, highlight=False, soft_wrap=True)
             return
-    show_call_list(lists.calls, lang, fmt, by_value=kind == "keep")
+    if kind == "winback" and fmt == "table":  # grouped by lost reason, with the words that gave it
+        from kizuna.cli._calls import show_winback_list
+
+        show_winback_list(lists.calls, lang)
+    else:
+        show_call_list(lists.calls, lang, fmt, by_value=kind == "keep")
     say_call_summary(lists, lang, error_console if fmt == "json" else console)
 
 
@@ -182,6 +194,25 @@ def say_call_summary(lists, lang: str, where=console) -> None:
         list=label(f"list_{lists.kind}", lang), calls=summary["calls"], capacity=summary["capacity"],
         mail=summary["mail"], cooled=summary["cooled_down"], days=summary["cooldown_days"],
         candidates=summary["candidates"]), markup=False, highlight=False, soft_wrap=True)
+    for line in ranking_lines(summary, lang):
+        where.print(line, markup=False, highlight=False, soft_wrap=True)
+    if lists.kind == "winback":
+        from kizuna.cli._calls import reason_counts
+
+        where.print(reason_counts(summary, lang), markup=False, highlight=False, soft_wrap=True)
+
+
+def ranking_lines(summary: dict, lang: str) -> list[str]:
+    """The keep list's ranking (by the effect of a call, or by value at risk and why), and the call holdout."""
+    lines = []
+    if summary["list"] == "keep":
+        outcomes, needed = summary["outcomes"], summary["min_outcomes"]
+        key = ("call_ranking_uplift" if summary["ranking"] == "uplift" else "call_ranking_no_estimate"
+               if needed is not None and outcomes >= needed else "call_ranking_value_at_risk")
+        lines.append(label(key, lang).format(outcomes=f"{outcomes:,}", needed=f"{needed or 0:,}"))
+    if summary["held_out"]:
+        lines.append(label("call_summary_held_out", lang).format(n=summary["held_out"]))
+    return lines
 
 
 def show_call_list(listed, lang: str, fmt: str = "table", *, by_value: bool = True) -> None:
@@ -213,12 +244,21 @@ def backtest(
     db: DbOption = None,
     lang: LangOption = "ja",
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
+    calls: Annotated[bool, typer.Option(
+        "--calls", help="Judge the keep list's rankings on the calls recorded from --as-of on: Qini coefficient and "
+                        "uplift at capacity by the effect of a call, by value at risk, and at random.")] = False,
 ) -> None:
     """Calibrate before --as-of, predict the next --horizon days, and compare with what happened."""
     from kizuna.workspace import Workspace
 
     _check(lang, "json" if fmt == "json" else "table")
     day = _as_of(as_of)
+    if calls:
+        with Workspace.open(directory, store_url=db, create=False) as ws, _progress(fmt) as progress:
+            progress.add_task(label("predicting", lang), total=None)
+            found = ws.call_backtest(day, horizon_days=horizon)
+        show_call_backtest(found, lang, fmt)
+        return
     with Workspace.open(directory, store_url=db, create=False) as ws, _progress(fmt) as progress:
         progress.add_task(label("predicting", lang), total=None)
         result, chart = ws.backtest(day, horizon_days=horizon, report_dir=output, lang=lang)
@@ -255,6 +295,33 @@ def backtest(
               title=label("title_calibration", lang))
     say_problems(result.problems, lang)
     console.print(f"{label('chart', lang)}: {chart}", markup=False)
+
+
+def show_call_backtest(result, lang: str, fmt: str) -> None:
+    """`kizuna backtest --calls`: per ranking, the Qini coefficient and the uplift at capacity; the
+    outcomes learned from and judged on."""
+    if fmt == "json":
+        print_json(result.to_dict())
+        return
+    for key, part in (("call_backtest_training", result.training), ("call_backtest_evaluation", result.evaluation)):
+        console.print(label(key, lang).format(n=f"{part['outcomes']:,}", called=f"{part['called']:,}",
+                                              held=f"{part['held_out']:,}", first=part["first_list_day"],
+                                              last=part["last_list_day"]), markup=False, highlight=False)
+    rows = []
+    for name, figures in result.rankings.items():
+        top = figures["at_capacity"]
+        rows.append({"ranking": label(f"ranking_{name}", lang),
+                     "qini": None if figures["qini"] is None else f"{figures['qini']:+.4f}",
+                     "uplift": None if top["uplift"] is None else f"{100 * top['uplift']:+.1f}pt",
+                     "called": _pct(top["kept_rate_called"]), "held": _pct(top["kept_rate_held_out"]),
+                     "counts": f"{top['called']:,} / {top['held_out']:,}"})
+    show_rows(rows, [("ranking", label("ranking", lang)), ("qini", label("qini_coefficient", lang)),
+                     ("uplift", label("uplift_at_capacity", lang)), ("called", label("kept_rate_called", lang)),
+                     ("held", label("kept_rate_held_out", lang)),
+                     ("counts", f"{label('call_group_called', lang)} / {label('call_group_held_out', lang)}")],
+              title=f"{label('title_call_backtest', lang)} — {label('call_capacity', lang)} {result.capacity:,}")
+    for note in result.notes:
+        console.print(f"{label('note', lang)}: {note}", markup=False)
 
 
 def _pct(value: float | None) -> Percent | None:

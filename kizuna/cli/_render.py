@@ -42,7 +42,8 @@ def show_rows(
         return
     table = Table(title=title, title_justify="left")
     for index, (_, label) in enumerate(columns):
-        table.add_column(label, justify="left" if index == 0 else "right")
+        # fold, not "…": Japanese has no spaces to wrap at, and a cut action or amount misleads
+        table.add_column(label, justify="left" if index == 0 else "right", overflow="fold")
     for r in rows:
         table.add_row(*[_cell(r.get(k)) for k, _ in columns])
     console.print(table)

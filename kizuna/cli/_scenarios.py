@@ -42,7 +42,7 @@ def run(
     with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
         report = ws.run(_as_of(as_of), dry_run=dry_run, only=only, release_store=True)
     done = "would_send" if dry_run else "sent"
-    columns = ["enrolled", "holdout", done, "deferred", "suppressed", "cancelled", "failed"]
+    columns = ["enrolled", "holdout", done, "merged", "deferred", "suppressed", "cancelled", "failed"]
     if not dry_run:
         columns += ["unconfirmed", "waiting"]
     rows = [{"scenario": t.scenario, "step": t.step, "channel": _channel(t.channel, lang),
@@ -102,16 +102,32 @@ def preview(
 @app.command()
 def results(
     name: Annotated[str | None, typer.Argument(help="One scenario (default: all).")] = None,
+    calls: Annotated[bool, typer.Option(
+        "--calls", help="The contact centre's calls instead: kept rate per talk script (Wilson, Newcombe against "
+                        "the reference script) and the customers called against the call holdout.")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="With --calls: only calls from this date.")] = None,
     as_of: AsOfOption = None,
     directory: DirOption = Path("."),
     db: DbOption = None,
     lang: LangOption = "ja",
     fmt: FormatOption = "table",
 ) -> None:
-    """Per scenario and step: sent, delivered, failed, deferred, suppressed; the uplift against the control."""
+    """Per scenario and step: sent, delivered, failed, deferred, suppressed; the uplift against the control.
+    With --calls, what the calls teach (as `kizuna calls results`)."""
     from kizuna.workspace import Workspace
 
     _check(lang, fmt)
+    if calls:
+        if name is not None:
+            raise typer.BadParameter("--calls takes no scenario name")
+        from kizuna.cli._calls import show_call_results
+
+        with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
+            found = ws.call_results(as_of=_as_of(as_of), since=_as_of(since, "--since"))
+        show_call_results(found, lang, fmt)
+        return
+    if since is not None:
+        raise typer.BadParameter("--since goes with --calls")
     with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
         rows = ws.results(name, as_of=_as_of(as_of), lang=lang)
     if fmt == "json":

@@ -241,6 +241,31 @@ class SmtpTransport:
             return Receipt(provider_id=f"<{message.ref}@{self.identity.domain}>")
         raise AssertionError("unreachable")
 
+    def send_bytes(self, recipient: str, data: bytes) -> Receipt:
+        """Send an e-mail composed elsewhere (the manager's report of `kizuna.reporting`: to the shop's own
+        people, outside the customer ledger), DKIM-signed when set. A connection found closed is reopened
+        once; one lost after the final dot raises DeliveryError(maybe_delivered=True), never sends twice."""
+        data = self.dkim.sign(data) if self.dkim is not None else data
+        address = _recipient(recipient)
+        committed = False
+
+        def commit() -> None:
+            nonlocal committed
+            committed = True
+
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                self._transact(conn, address, data, commit)
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                self._discard()
+                if committed or attempt == 2:
+                    raise DeliveryError(f"the connection to {self.where} was lost: {exc or type(exc).__name__}",
+                                        permanent=False, maybe_delivered=committed) from exc
+                continue
+            return Receipt()
+        raise AssertionError("unreachable")
+
     def close(self) -> None:
         """Say QUIT and close the connection (the next `send` opens a new one)."""
         conn, self._conn = self._conn, None

@@ -45,7 +45,12 @@ __all__ = ["DEFAULT_AS_OF", "IMPORT_ORDER", "DemoResult", "build_demo", "demo_ta
 DEFAULT_AS_OF = dt.date(2026, 11, 1)
 # Dependency order: orders need customers, order items need orders and products.
 IMPORT_ORDER = ("customers", "products", "orders", "order-items", "nps", "support", "events")
+DEMO_BUSINESS = "きずなウォーター（デモ）"  # the title row of the demo's workbooks and report
 TIMEZONE = "Asia/Tokyo"  # the demo business is Japanese; its Parquet export says so
+# What the demo's water saves money against (`money_saved`): water in 500 mL PET bottles at ¥100
+# each, the comparison water-server shops make. Every water product of the catalogue costs less
+# a litre, so every customer who kept some water has saved something (tests/test_ranks.py).
+ALTERNATIVE = {"alternative_name": "500mLのペットボトル", "alternative_yen_per_l": 200}
 _CHUNK_ROWS = 250_000
 
 CUSTOMERS_MAPPING = """\
@@ -174,8 +179,10 @@ def build_demo(
     The files go to ``directory / "demo-data"`` and are imported with
     `Workspace.import_file`, exactly as a user's files would be, in dependency order.
     The workspace's ``as_of`` setting becomes `as_of`, so its reports stop where the
-    business does. `on_progress(step)` is called before each step ("generating 10,000 customers",
-    "importing orders", …). The workspace is returned open; close it (or use ``with``).
+    business does; its RFM ranks are the ones `Workspace.suggest_ranks` proposes for the
+    imported business, and its money saved is counted against 500 mL PET bottles
+    (`ALTERNATIVE`). `on_progress(step)` is called before each step ("generating 10,000
+    customers", "importing orders", …). The workspace is returned open; close it (or use ``with``).
 
     >>> result = build_demo("kizuna-demo", customers=2_000)      # doctest: +SKIP
     >>> result.workspace.counts()["customers"], result.rejected  # doctest: +SKIP
@@ -185,7 +192,9 @@ def build_demo(
     workspace = Workspace.init(directory, exist_ok=True)
     try:
         # The business stops on `as_of`: reports default to that day, not to today.
-        workspace.save_settings(workspace.settings.replace(analysis={"as_of": as_of.isoformat()}))
+        workspace.save_settings(workspace.settings.replace(analysis={"as_of": as_of.isoformat()},
+                                                           business={"name": DEMO_BUSINESS},
+                                                           delivery=ALTERNATIVE))
         report(f"generating {customers:,} customers")
         files = generate_demo_files(Path(directory) / "demo-data", customers=customers, seed=seed,
                                     as_of=as_of, with_bad_rows=with_bad_rows)
@@ -195,6 +204,7 @@ def build_demo(
             result.summaries.append(
                 workspace.import_file(kind, files[kind], mapping=files.get(f"{kind}-mapping"))
             )
+        workspace.write_rank_rules(workspace.suggest_ranks(as_of).rules)
     except BaseException:
         workspace.close()
         raise

@@ -1,9 +1,13 @@
-"""Customer lists for people outside kizuna: CSV (Excel-friendly) or .xlsx, labelled in ja or en."""
+"""Customer lists for people outside kizuna: CSV (Excel-friendly) or a formatted .xlsx, labelled in ja or en.
+
+Every file goes through `kizuna._sheets` (one writer: formulas written as text, widths, frozen
+header, filter, number formats, a title row with the as-of date and the business). A list with
+no file name is a CSV on standard output.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,22 +16,35 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from kizuna._errors import KizunaError
-from kizuna._sheets import SHEET_FORMATS, write_table
+from kizuna._sheets import SHEET_FORMATS, Column, heading, write_table
 from kizuna.i18n import label, segment_label, text
 
 if TYPE_CHECKING:
     import ibis
 
-__all__ = ["EXPORT_FORMATS", "check_output", "export_segment", "reason_text", "write_customer_list"]
+__all__ = ["EXPORT_FORMATS", "check_output", "export_segment", "list_heading", "reason_text", "write_customer_list"]
 
 EXPORT_FORMATS = SHEET_FORMATS
 
-_SHOWN = ("customer_id", "name", "name_kana", "email", "phone", "postal_code", "address", "ltv_revenue",
-          "orders", "last_order_at", "recency_days", "nps_score", "nps_class", "matrix_cell", "rfm_rank", "reason")
+# column -> kind (kizuna._sheets.COLUMN_KINDS); the header is the catalogue's "header.<column>"
+_SHOWN = {
+    "customer_id": "text", "name": "text", "name_kana": "text", "email": "text", "phone": "text",
+    "postal_code": "text", "address": "text", "ltv_revenue": "yen", "orders": "count", "last_order_at": "date",
+    "recency_days": "count", "nps_score": "integer", "nps_class": "text", "matrix_cell": "text",
+    "rfm_rank": "text", "reason": "text",
+}
 # Shown after the others when the list carries predictions (kizuna predict was run).
-_PREDICTED = ("churn_risk", "value_at_risk", "churn_reasons")
-# column -> (ja, en) header, from the catalogue ("header.*"); kizuna.workspace (forget) reads it
-_HEADERS = {key: (text(f"header.{key}", "ja"), text(f"header.{key}", "en")) for key in _SHOWN + _PREDICTED}
+_PREDICTED = {"churn_risk": "percent", "value_at_risk": "yen", "churn_reasons": "text"}
+
+
+def list_heading(what: str, lang: str = "ja", *, as_of: dt.date | None = None, business: str = "") -> str:
+    """A workbook's title row: the business, what the list is and the day it is as of.
+
+    >>> list_heading("架電リスト", as_of=dt.date(2026, 11, 1), business="絆ウォーター")
+    '絆ウォーター\u3000架電リスト\u3000基準日 2026/11/01'
+    """
+    day = text("sheet.as_of", lang, day=as_of.strftime("%Y/%m/%d")) if as_of is not None else ""
+    return heading(business, what, day)
 
 
 def reason_text(segment: str, row: dict[str, Any], lang: str) -> str:
@@ -55,8 +72,8 @@ def _value(key: str, value: Any, lang: str) -> Any:
     return value
 
 
-def _shown(table: pa.Table) -> tuple[str, ...]:
-    return _SHOWN + (_PREDICTED if "churn_risk" in table.column_names else ())
+def _shown(table: pa.Table) -> dict[str, str]:
+    return _SHOWN | (_PREDICTED if "churn_risk" in table.column_names else {})
 
 
 def _rows(table: pa.Table, segment: str, lang: str) -> Iterable[list[Any]]:
@@ -64,41 +81,46 @@ def _rows(table: pa.Table, segment: str, lang: str) -> Iterable[list[Any]]:
     for batch in table.to_batches(max_chunksize=50_000):
         for row in batch.to_pylist():
             row["reason"] = reason_text(segment, row, lang)
+            # churn risk a fraction, value at risk yen: the writer rounds them as each format shows them;
             # either may be missing (NULL: value at risk when BG/NBD did not fit): an empty cell
-            row["churn_risk"] = _rounded(row.get("churn_risk"), 100, 1)
-            row["value_at_risk"] = _rounded(row.get("value_at_risk"))
             row["churn_reasons"] = row.get(f"churn_reasons_{lang}")
             yield [_value(k, row.get(k), lang) for k in shown]
 
 
-def _rounded(value: Any, scale: float = 1, digits: int | None = None) -> float | int | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(scale * value, digits) if digits is not None else round(scale * value)
-
-
-def write_customer_list(table: pa.Table, segment: str, path: Path, fmt: str, lang: str = "ja") -> int:
-    """Write the members of `segment` to `path` (csv or xlsx); returns the number of customers.
+def write_customer_list(table: pa.Table, segment: str, path: Path | None, fmt: str, lang: str = "ja", *,
+                        as_of: dt.date | None = None, business: str = "") -> int:
+    """Write the members of `segment` to `path` (csv or xlsx; None: csv on standard output); returns
+    the number of customers.
 
     Through `kizuna._sheets`: a name such as ``=HYPERLINK(…)`` is written as text, not a formula.
+    The workbook's sheet is 顧客リスト_<segment> (Customers_<segment>); with `as_of` it has a title
+    row with the business's name, the segment and the as-of date above the header.
     """
     if fmt not in EXPORT_FORMATS:
         raise KizunaError(f"unknown export format {fmt!r}; choose csv or xlsx.")
-    headers = [text(f"header.{k}", lang) for k in _shown(table)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet = segment_label(segment, lang) or label("customers", lang)
-    return write_table(path, headers, _rows(table, segment, lang), fmt=fmt, sheet=sheet)
+    columns = [Column(text(f"header.{key}", lang), kind) for key, kind in _shown(table).items()]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    name = segment_label(segment, lang) or label("customers", lang)
+    sheet = text("sheet.customer_list", lang, segment=name)
+    title = list_heading(sheet, lang, as_of=as_of, business=business) if as_of is not None else None
+    return write_table(path, columns, _rows(table, segment, lang), fmt=fmt, sheet=sheet, title=title)
 
 
-def check_output(path: Path | str, fmt: str, reserved: Iterable[Path] = (), *,
-                 unknown: str = "unknown export format {fmt!r}") -> Path:
+def check_output(path: Path | str | None, fmt: str, reserved: Iterable[Path] = (), *,
+                 unknown: str = "unknown export format {fmt!r}") -> Path | None:
     """`path`, once it is known that a `fmt` file may be written there, before anything is computed:
     `fmt` is csv or xlsx, `path` is not a folder, is somewhere one can write, and is none of the
     `reserved` files and not inside the `reserved` folders (a workspace's store, kizuna.toml, rejects).
-    `unknown`: the start of the message for an unknown format."""
-    path = Path(path)
+    `path` None is standard output, which takes a CSV only. `unknown`: the start of the message for
+    an unknown format."""
     if fmt not in EXPORT_FORMATS:
         raise KizunaError(f"{unknown.format(fmt=fmt)}; choose {' or '.join(EXPORT_FORMATS)}.")
+    if path is None:
+        if fmt != "csv":
+            raise KizunaError(f"a {fmt} file is not written to standard output; give a file name with -o.")
+        return None
+    path = Path(path)
     target = path.resolve()
     for entry in (p.resolve() for p in reserved):  # resolved: ws/../ws/kizuna.duckdb is the store too
         if target == entry or entry in target.parents:
@@ -119,15 +141,17 @@ def check_output(path: Path | str, fmt: str, reserved: Iterable[Path] = (), *,
     return path
 
 
-def export_segment(scores: ibis.Table, customers: ibis.Table, segment: str, path: Path, fmt: str = "csv",
-                   lang: str = "ja", *, predictions: ibis.Table | None = None) -> int:
+def export_segment(scores: ibis.Table, customers: ibis.Table, segment: str, path: Path | None, fmt: str = "csv",
+                   lang: str = "ja", *, predictions: ibis.Table | None = None, as_of: dt.date | None = None,
+                   business: str = "") -> int:
     """Write the customer list of a segment (cell, rank, named segment or flag; see
-    `kizuna.analytics.segment_members`) to `path` (checked first with `check_output`); returns its customers."""
+    `kizuna.analytics.segment_members`) to `path` (checked first with `check_output`; None: csv on
+    standard output); returns its customers. `as_of` and `business` make the workbook's title row."""
     from kizuna.analytics import segment_members
 
     key, members = segment_members(scores, customers, segment, predictions)
     rows = members.to_pyarrow()
     try:
-        return write_customer_list(rows, key, path, fmt, lang)
+        return write_customer_list(rows, key, path, fmt, lang, as_of=as_of, business=business)
     except OSError as exc:  # disk full, or the folder changed since the check
         raise KizunaError(f"cannot write {path} ({exc.strerror}). Choose another file with -o.") from None

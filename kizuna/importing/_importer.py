@@ -33,7 +33,7 @@ import ibis
 import pyarrow as pa
 
 from kizuna._errors import FileFormatError, MissingColumnsError
-from kizuna._sheets import CsvSheet
+from kizuna._sheets import Column, CsvSheet
 from kizuna.importing._convert import REJECT_SCHEMA, BatchResult, convert_batches, problem_rejects
 from kizuna.importing._mapping import ColumnMapping
 from kizuna.importing._prepare import Preparer
@@ -124,15 +124,26 @@ class ImportSummary:
         }
 
 
+def _reject_columns(lang: str = "ja") -> list[Column]:
+    """The columns of a rejects file: the file, its row (as a spreadsheet numbers it), the column,
+    the value as read, and why it was rejected."""
+    from kizuna.i18n import text
+
+    return [Column(text(f"header.reject_{key}", lang), kind) for key, kind in
+            (("file", "text"), ("row", "integer"), ("column", "text"), ("value", "text"), ("reason", "text"))]
+
+
 class _RejectsWriter:
-    """Streams rejects to a CSV that Excel opens correctly (UTF-8 with BOM).
+    """Streams rejects to a CSV that Excel opens correctly (UTF-8 with BOM), headers in `lang`.
 
     Written under a temporary name and renamed when the import ends, so that a rejects
-    file under its real name is always complete.
+    file under its real name is always complete. A CSV, not a workbook: an import may reject
+    more rows than a worksheet holds.
     """
 
-    def __init__(self, path: Path, source: Path) -> None:
+    def __init__(self, path: Path, source: Path, lang: str = "ja") -> None:
         self.path = path
+        self.lang = lang
         self.partial = path.with_name(path.name + ".partial")
         self.source = str(source)
         self.rows: set[int] = set()
@@ -145,7 +156,7 @@ class _RejectsWriter:
         if self._sheet is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # a value a spreadsheet would run (a name "=HYPERLINK(…)") is written as text
-            self._sheet = CsvSheet(self.partial, ["file", "row", "column", "value", "reason"], shown_as=self.path)
+            self._sheet = CsvSheet(self.partial, _reject_columns(self.lang), shown_as=self.path)
         data = rejects.to_pydict()
         for row, column, value, reason in zip(
             data["row"], data["column"], data["value"], data["reason"], strict=True

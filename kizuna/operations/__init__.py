@@ -4,6 +4,7 @@ file in the workspace) or PostgreSQL (``[operations] url``), so that `kizuna run
 `kizuna serve` write at once."""
 
 from kizuna.operations._ledger import (
+    MERGED,
     RECOVERABLE,
     WAITING,
     Delivery,
@@ -17,7 +18,7 @@ from kizuna.operations._links import SURVEY_DAYS, InvalidLink, Links
 from kizuna.operations._settings import OperationsSettings, WebSettings
 from kizuna.operations._store import OPERATIONS_FILE, Operations, Transaction, now_ts
 
-__all__ = ["OPERATIONS_FILE", "RECOVERABLE", "SURVEY_DAYS", "WAITING", "Delivery", "DueRow", "Enrolment",
+__all__ = ["MERGED", "OPERATIONS_FILE", "RECOVERABLE", "SURVEY_DAYS", "WAITING", "Delivery", "DueRow", "Enrolment",
            "InvalidLink", "Ledger", "Links", "Operations", "OperationsSettings", "PostgresOperations",
            "SQLiteOperations", "Transaction", "WebSettings", "now_ts", "rename_customers", "retry_delay"]
 

@@ -14,6 +14,9 @@ States of a row::
     deferred     (quiet hours, a holiday, the frequency cap: tried again later, never dropped)
     suppressed   (opted out, no address)      holdout   (control group: evaluated, never sent)
     cancelled    (the goal was reached before this step)
+    merged       (a later occasion of the same step for the same customer was due at the same
+                  time and went instead; never sent, its `note` names that occasion; the later
+                  steps of a merged occasion are merged with it)
 
 `unconfirmed` means only "the server may have it": every answer the server gave is acted on.
 A row is marked `sending` (committed) before the channel is called and `sent` after, so a
@@ -33,10 +36,13 @@ from typing import Any
 
 from kizuna.operations._store import Operations, now_ts
 
-__all__ = ["Delivery", "DueRow", "Enrolment", "Ledger", "RECOVERABLE", "WAITING", "rename_customers", "retry_delay"]
+__all__ = ["Delivery", "DueRow", "Enrolment", "Ledger", "MERGED", "RECOVERABLE", "WAITING", "rename_customers",
+           "retry_delay"]
 
 WAITING = ("scheduled", "deferred", "resend")
 RECOVERABLE = ("sending", "committing")
+MERGED = "merged"
+_UNTRIED = "('scheduled', 'deferred')"  # what may still be merged: it never went
 RETRY_FIRST = 300  # seconds before the first retry after a temporary refusal; doubled with each attempt
 RETRY_MAX = 6 * 3600
 
@@ -205,6 +211,20 @@ class Ledger:
                 db.execute("UPDATE deliveries SET status = ?, note = ?, updated_ts = ?, due_ts = COALESCE(?, due_ts), "
                            "sent_ts = CASE WHEN ? = 'unconfirmed' THEN ? ELSE sent_ts END WHERE key = ?",
                            (status, note, now, due_ts, status, now, key))
+
+    def merge(self, rows: Sequence[tuple[Delivery, str]], *, at: int | None = None) -> int:
+        """Mark rows `merged` with their note ("merged into order:O9"), and the later steps of their
+        occasions with them; rows that went meanwhile are left as they are. Returns the rows marked."""
+        now = now_ts() if at is None else at
+        with self.ops.write() as db:
+            marked = db.executemany(
+                f"UPDATE deliveries SET status = '{MERGED}', note = ?, updated_ts = ? "
+                f"WHERE key = ? AND status IN {_UNTRIED}", [(note, now, row.key) for row, note in rows])
+            marked += db.executemany(
+                f"UPDATE deliveries SET status = '{MERGED}', note = ?, updated_ts = ? WHERE scenario = ? "
+                f"AND customer_id = ? AND occasion = ? AND step > ? AND status IN {_UNTRIED}",
+                [(note, now, row.scenario, row.customer_id, row.occasion, row.step) for row, note in rows])
+            return marked
 
     # -- reading for results --------------------------------------------------------------
     def counts(self, scenario: str | None = None) -> list[Any]:

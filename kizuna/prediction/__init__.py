@@ -7,7 +7,14 @@ from kizuna.prediction._calls import call_holdout, in_call_holdout
 from kizuna.prediction._settings import CallSettings, PredictionSettings
 
 if TYPE_CHECKING:
-    from kizuna.prediction._backtest import Backtest, backtest, backtest_report, write_backtest_report
+    from kizuna.prediction._backtest import (
+        Backtest,
+        CallBacktest,
+        backtest,
+        backtest_report,
+        call_backtest,
+        write_backtest_report,
+    )
     from kizuna.prediction._call_rules import CallRules, call_blocker, fresh_answer, last_calls, recently_called
     from kizuna.prediction._chart import write_holdout_chart
     from kizuna.prediction._features import (
@@ -41,6 +48,19 @@ if TYPE_CHECKING:
         suggested_action,
         write_call_list,
     )
+    from kizuna.prediction._uplift import (
+        CALL_EFFECT_COLUMNS,
+        KEEP_ORDERS,
+        CallOutcomes,
+        CallUplift,
+        UpliftDataError,
+        UpliftModel,
+        call_outcomes,
+        call_uplift,
+        keep_ranking,
+        rank_key,
+        with_call_uplift,
+    )
 
 __all__ = [
     "CallSettings", "PredictionSettings", "call_holdout", "in_call_holdout",
@@ -51,12 +71,15 @@ __all__ = [
     "backtest_report", "call_list", "write_backtest_report", "write_call_list",
     "CallList", "CallRules", "LISTS", "WINBACK_ACTIONS", "call_blocker", "call_lists", "fresh_answer", "keep_count",
     "last_calls", "recently_called",
+    "CALL_EFFECT_COLUMNS", "KEEP_ORDERS", "CallOutcomes", "CallUplift", "UpliftDataError", "UpliftModel",
+    "call_outcomes", "call_uplift", "keep_ranking", "rank_key", "with_call_uplift", "CallBacktest", "call_backtest",
 ]
 
 # The models load SciPy and scikit-learn on first use (PEP 562): the workspace composes
 # PredictionSettings into its settings without paying for them.
 _LAZY = {"Backtest": "_backtest", "backtest": "_backtest", "backtest_report": "_backtest",
-         "write_backtest_report": "_backtest", "call_list": "_priority", "write_call_list": "_priority",
+         "write_backtest_report": "_backtest", "CallBacktest": "_backtest", "call_backtest": "_backtest",
+         "call_list": "_priority", "write_call_list": "_priority",
          "write_holdout_chart": "_chart",
          "CHURN_FEATURES": "_features", "MODEL_COLUMNS": "_features", "REASON_CONTEXT": "_features",
          "churn_labels": "_features", "customer_features": "_features", "FitProblem": "_predict",
@@ -66,7 +89,10 @@ _LAZY = {"Backtest": "_backtest", "backtest": "_backtest", "backtest_report": "_
          "missing_value_at_risk": "_priority", "priority_list": "_priority", "suggested_action": "_priority",
          "CallList": "_priority", "LISTS": "_priority", "WINBACK_ACTIONS": "_priority", "call_lists": "_priority",
          "keep_count": "_predict", "CallRules": "_call_rules", "call_blocker": "_call_rules",
-         "fresh_answer": "_call_rules", "last_calls": "_call_rules", "recently_called": "_call_rules"}
+         "fresh_answer": "_call_rules", "last_calls": "_call_rules", "recently_called": "_call_rules",
+         **dict.fromkeys(("CALL_EFFECT_COLUMNS", "KEEP_ORDERS", "CallOutcomes", "CallUplift", "UpliftDataError",
+                          "UpliftModel", "call_outcomes", "call_uplift", "keep_ranking", "rank_key",
+                          "with_call_uplift"), "_uplift")}
 
 
 def __getattr__(name: str) -> object:

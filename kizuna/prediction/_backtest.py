@@ -14,6 +14,13 @@ happened (docs/measures.md §3) — the figures that say whether to trust `predi
 When BG/NBD did not fit the calibration data (see `FitProblem`), its figures are None: the
 predicted purchases, the holdout table's predicted means and the BG/NBD baselines; the churn
 model is scored as ever. No figure is NaN: `to_dict` gives JSON without NaN.
+
+`call_backtest` (``kizuna backtest --calls``) asks the same of the keep list's ranking by the effect of
+a call: the uplift model learns from the call outcomes known at the as-of date, the models of the
+as-of date rank the customers on the lists made after it, and the Qini coefficient and the uplift at
+capacity (`qini_coefficient`, `uplift_at_capacity`) say which ranking put the customers a call kept
+first — the expected value kept by calling (uplift × CLV), value at risk (churn risk × CLV), or
+chance.
 """
 
 from __future__ import annotations
@@ -21,16 +28,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import ibis
 import numpy as np
+import pyarrow as pa
 
 from kizuna._errors import KizunaError
 from kizuna._numbers import finite_or_none
 from kizuna.analytics import KEEP_STATES, AnalysisSettings
+from kizuna.models import ModelFitWarning
 from kizuna.prediction._chart import write_holdout_chart
 from kizuna.prediction._evaluation import (
     at_capacity,
@@ -38,13 +48,32 @@ from kizuna.prediction._evaluation import (
     calibration_table,
     holdout_aggregate,
     holdout_table,
+    qini_coefficient,
+    qini_curve,
     roc_auc,
     top_decile_lift,
+    uplift_at_capacity,
 )
-from kizuna.prediction._features import churn_labels
-from kizuna.prediction._predict import FitProblem, PredictionError, Predictions, predict_customers
+from kizuna.prediction._features import CHURN_FEATURES, churn_labels
+from kizuna.prediction._predict import (
+    Features,
+    FitProblem,
+    Fits,
+    PredictionError,
+    Predictions,
+    predict_customers,
+    score,
+)
+from kizuna.prediction._uplift import (
+    CallOutcomes,
+    UpliftDataError,
+    UpliftModel,
+    call_outcomes,
+    features_matrix,
+    rank_key,
+)
 
-__all__ = ["Backtest", "backtest", "backtest_report", "write_backtest_report"]
+__all__ = ["Backtest", "CallBacktest", "backtest", "backtest_report", "call_backtest", "write_backtest_report"]
 
 
 @dataclass
@@ -189,3 +218,129 @@ def _churn_figures(churned: np.ndarray, score: np.ndarray | None, probability: n
         "brier": brier_score(churned, probability) if probability is not None else None,
         "calibration": calibration_table(churned, probability) if probability is not None else None,
     }
+
+
+# -- the ranking by the effect of a call (kizuna backtest --calls) ----------------------------------------------
+@dataclass
+class CallBacktest:
+    """How the keep list's rankings did on the lists made after `as_of` (`call_backtest`); `to_dict`
+    gives every figure for ``--format json`` (None, never NaN, where one cannot be computed)."""
+
+    as_of: dt.date
+    horizon_days: int
+    capacity: int
+    training: dict[str, Any]  # the outcomes the uplift model learned from: counts and list days
+    evaluation: dict[str, Any]  # the outcomes the rankings are judged on
+    rankings: dict[str, dict[str, Any]]  # uplift / value_at_risk / random: qini, uplift at capacity, curve
+    model: dict[str, Any] = field(default_factory=dict)  # the uplift model's kept rates
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return finite_or_none({
+            "as_of": self.as_of.isoformat(), "horizon_days": self.horizon_days, "capacity": self.capacity,
+            "training": self.training, "evaluation": self.evaluation, "rankings": self.rankings,
+            "model": self.model, "notes": self.notes,
+        })
+
+
+def call_backtest(
+    tables: dict[str, ibis.Table], as_of: dt.date, *, secret: str, holdout_share: float, horizon_days: int = 90,
+    clv_horizon_days: int = 365, discount_rate: float = 0.1, capacity: int = 100, cooldown_days: int = 14,
+    period_days: int = 7, analysis: AnalysisSettings | None = None,
+) -> CallBacktest:
+    """The keep list's rankings judged on the calls recorded (docs/measures.md#uplift-ranking).
+
+    The call outcomes known at the end of the data (`call_outcomes`) are split at `as_of`: the uplift
+    model learns from the lists whose horizon ended by then, and the lists made on or after it are the
+    test. Each test customer is scored as of their list day by the models fitted as of `as_of` (churn
+    model, BG/NBD, Gamma-Gamma: value at risk = churn risk × CLV; the uplift model: value kept = uplift ×
+    CLV), and each ranking gets its Qini coefficient and its uplift among the `capacity` it ranks first;
+    a random ranking's are what chance gives on average (Qini 0, the overall difference).
+    """
+    last = _last_order_day(tables)
+    if last is None or last <= as_of:
+        raise PredictionError(f"No orders after {as_of} in the data ({last or 'none'}): what became of the customers "
+                              "called after it is not known. Choose an earlier --as-of.")
+    outcomes = call_outcomes(tables, last, secret=secret, holdout_share=holdout_share, horizon_days=horizon_days,
+                             cooldown_days=cooldown_days, period_days=period_days, max_periods=100_000,
+                             analysis=analysis)
+    days = np.asarray(outcomes.rows["list_day"].to_numpy(zero_copy_only=False), dtype="datetime64[D]")
+    cut = np.datetime64(as_of, "D")
+    train = days + np.timedelta64(horizon_days, "D") <= cut
+    test = days >= cut
+    if not test.any():
+        raise UpliftDataError(
+            f"No call outcome of a list made on or after {as_of} is known yet ({outcomes.outcomes:,} outcomes in all, "
+            f"{outcomes.pending:,} customers called still within their {horizon_days} days): choose an earlier "
+            "--as-of, or wait.", called=0, held_out=0)
+    matrix, called, kept = outcomes.matrix, outcomes.called, outcomes.kept
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ModelFitWarning)
+        try:
+            model = UpliftModel().fit(matrix[train], called[train], kept[train], CHURN_FEATURES)
+        except UpliftDataError as exc:
+            raise UpliftDataError(f"Before {as_of}: {exc}", called=exc.called, held_out=exc.held_out) from None
+    predicted = predict_customers(tables, as_of, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
+                                  discount_rate=discount_rate, analysis=analysis)
+    rows = outcomes.rows.filter(pa.array(test))
+    risk, clv = _risk_and_value(rows, predicted, horizon_days, clv_horizon_days, discount_rate)
+    uplift = model.predict_uplift(features_matrix(rows))
+    scored = [{"customer_id": c, "value_at_risk": r * v, "churn_risk": r, "value_kept": u * v, "uplift": u}
+              for c, r, v, u in zip(rows["customer_id"].to_pylist(), risk, clv, uplift, strict=True)]
+    y, t = kept[test], called[test]
+    rankings = {name: _ranking_figures(y, t, _positions(scored, name), capacity)
+                for name in ("uplift", "value_at_risk")}
+    overall = uplift_at_capacity(y, t, np.zeros(len(y)), len(y))
+    rankings["random"] = {"qini": 0.0 if t.any() and not t.all() else None,
+                          "at_capacity": {**overall, "capacity": min(capacity, len(y))},
+                          "curve": _line(qini_curve(y, t, np.zeros(len(y))), len(y))}
+    return CallBacktest(
+        as_of=as_of, horizon_days=horizon_days, capacity=capacity,
+        training=_period(outcomes, train), evaluation=_period(outcomes, test), rankings=rankings,
+        model={"kept_rate_called": model.kept_rate_called_, "kept_rate_held_out": model.kept_rate_held_out_,
+               "average_uplift": model.average_uplift_},
+        notes=[*(str(w.message) for w in caught if issubclass(w.category, ModelFitWarning)), *predicted.notes],
+    )
+
+
+def _risk_and_value(rows: pa.Table, predicted: Predictions, horizon_days: int, clv_horizon_days: int,
+                    discount_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Churn risk and CLV of the `rows` (features as of their list days) by the models of `predicted`."""
+    f, r, t, m = (rows[c].to_numpy(zero_copy_only=False).astype(float) for c in ("frequency", "recency", "T",
+                                                                                   "monetary_value"))
+    features = Features(rows, rows.select(["frequency", "recency", "T"]), f, r, t, m)
+    fits = Fits(predicted.beta_geo, predicted.gamma_gamma, predicted.shifted_beta_geo, predicted.churn,
+                predicted.training_customers, [], [])
+    scores = score(features, fits, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
+                   discount_rate=discount_rate)
+    return scores.churn_risk, scores.clv
+
+
+def _positions(scored: list[dict[str, Any]], ranking: str) -> np.ndarray:
+    """A score that orders the customers as the keep list would (`rank_key`): the first gets the highest."""
+    order = sorted(range(len(scored)), key=lambda i: rank_key(scored[i], ranking))
+    position = np.empty(len(scored))
+    position[order] = np.arange(len(scored), 0, -1)
+    return position
+
+
+def _ranking_figures(kept: np.ndarray, called: np.ndarray, score: np.ndarray, capacity: int) -> dict[str, Any]:
+    return {"qini": qini_coefficient(kept, called, score), "at_capacity": uplift_at_capacity(kept, called, score,
+                                                                                             capacity),
+            "curve": _line(qini_curve(kept, called, score), len(kept))}
+
+
+def _line(curve: tuple[np.ndarray, np.ndarray], n: int) -> list[dict[str, float]]:
+    """The Qini curve at every tenth of the customers (linear between its points): share targeted, and the
+    customers kept by the calls as a share of all."""
+    k, q = curve
+    shares = np.linspace(0, 1, 11)
+    return [{"targeted": float(x), "kept_by_calls": float(np.interp(x * n, k, q) / n) if n else 0.0} for x in shares]
+
+
+def _period(outcomes: CallOutcomes, chosen: np.ndarray) -> dict[str, Any]:
+    days = [d for d, keep in zip(outcomes.rows["list_day"].to_pylist(), chosen, strict=True) if keep]
+    called = int(outcomes.called[chosen].sum())
+    return {"outcomes": int(chosen.sum()), "called": called, "held_out": int(chosen.sum()) - called,
+            "first_list_day": min(days).isoformat() if days else None,
+            "last_list_day": max(days).isoformat() if days else None}

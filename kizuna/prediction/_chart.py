@@ -2,23 +2,109 @@
 number of repeat purchases in the calibration period (Fader, Hardie & Lee 2005, figure 4).
 
 A Vega-Lite chart (Altair), as the web app draws its charts, rendered offline to PNG by
-vl-convert (no browser, no network). Japanese labels need a Japanese font on the machine
-(.ci/install-system.sh installs IPAex Gothic); the chart asks for it first and falls back to
-the usual sans-serif fonts.
+vl-convert (no browser, no network). vl-convert draws text only with fonts it knows, and a
+family it cannot find is left out (no boxes: no text at all). The Japanese font comes with
+kizuna: the `noto-cjk-sans-jp-regular` package carries Noto Sans CJK JP, which `chart_font`
+registers with vl-convert, so the labels need nothing of the machine. Without that package
+(installed without its dependencies) a Japanese font of the system (`fc-list :lang=ja`) is used
+instead, and a `FontWarning` says so once.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
+import shutil
+import subprocess
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kizuna.i18n import LANGS, section
+from kizuna.i18n import LANGS, label, section
 
-__all__ = ["holdout_chart_spec", "write_holdout_chart"]
+__all__ = ["FONT_PACKAGE", "ChartFont", "FontWarning", "chart_font", "holdout_chart_spec", "write_holdout_chart"]
 
-# Fonts in order of preference: a Japanese one first (its Latin letters are fine for English too).
-FONT = "IPAexGothic, Noto Sans CJK JP, IPAGothic, sans-serif"
+# The package that carries the charts' Japanese font, and the font's file and family in it.
+FONT_PACKAGE = "noto_cjk_sans_jp_regular"
+_FONT_FILE = "NotoSansCJKjp-Regular.otf"
+_FONT_FAMILY = "Noto Sans CJK JP"
+# After the chosen family, in order: Japanese fonts a machine may have, then any (Latin letters).
+FALLBACK = "IPAexGothic, IPAGothic, Noto Sans CJK JP, sans-serif"
+
+
+class FontWarning(UserWarning):
+    """The charts' own Japanese font is missing: they use the system's, or have no Japanese."""
+
+
+@dataclass(frozen=True)
+class ChartFont:
+    """The font the charts draw with: its `family`, its `file`, and where it came from
+    (`package`, `system` or None when no Japanese font was found)."""
+
+    family: str
+    file: Path | None
+    source: str | None
+
+    @property
+    def families(self) -> str:
+        """The font list a chart asks for: this family first."""
+        rest = [name for name in FALLBACK.split(", ") if name != self.family]
+        return ", ".join([self.family, *rest])
+
+
+def chart_font(lang: str = "ja", *, packages: tuple[str, ...] = (FONT_PACKAGE,)) -> ChartFont:
+    """The Japanese font of the charts, registered with vl-convert (once a process).
+
+    The font of the first of `packages` installed; else the first Japanese font `fc-list` knows,
+    with a `FontWarning` (in `lang`); else none, with a `FontWarning` saying what to install.
+
+    >>> chart_font().family  # doctest: +SKIP
+    'Noto Sans CJK JP'
+    """
+    return _chart_font(lang, packages)
+
+
+@functools.cache
+def _chart_font(lang: str, packages: tuple[str, ...]) -> ChartFont:
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            folder = Path(next(iter(spec.submodule_search_locations)))
+            if (folder / _FONT_FILE).is_file():
+                import vl_convert
+
+                vl_convert.register_font_directory(str(folder))
+                return ChartFont(_FONT_FAMILY, folder / _FONT_FILE, "package")
+    found = _system_font()
+    if found is not None:  # vl-convert loads the system's fonts itself
+        warnings.warn(label("chart.font_system", lang).format(family=found.family, file=found.file),
+                      FontWarning, stacklevel=3)
+        return found
+    warnings.warn(label("chart.font_missing", lang), FontWarning, stacklevel=3)
+    return ChartFont("sans-serif", None, None)
+
+
+def _system_font() -> ChartFont | None:
+    """The first Japanese font fontconfig lists (by family name), or None."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return None
+    try:
+        listed = subprocess.run([fc_list, ":lang=ja", "family", "file"], capture_output=True, text=True,
+                                timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    fonts = []
+    for line in listed.splitlines():
+        file, _, families = line.partition(": ")
+        if families.strip():
+            fonts.append((families.split(",")[0].strip(), file.strip()))
+    if not fonts:
+        return None
+    family, file = sorted(fonts)[0]  # the same one whatever order fontconfig lists them in
+    return ChartFont(family, Path(file), "system")
 
 
 def holdout_chart_spec(table: list[dict[str, Any]], lang: str = "ja") -> dict[str, Any]:
@@ -50,7 +136,7 @@ def holdout_chart_spec(table: list[dict[str, Any]], lang: str = "ja") -> dict[st
                                       scale=alt.Scale(range=[[1, 0], [6, 4]])),
         )
         .properties(title=words["title"], width=520, height=320)
-        .configure(font=FONT)
+        .configure(font=chart_font(lang).families)
         .configure_legend(orient="top-left", labelFontSize=13)
         .configure_axis(labelFontSize=12, titleFontSize=13)
         .configure_title(fontSize=15)

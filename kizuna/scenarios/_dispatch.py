@@ -29,26 +29,34 @@ from pathlib import Path
 from typing import Any
 
 from kizuna._errors import KizunaError
-from kizuna._sheets import write_table
+from kizuna._sheets import Column, write_table
 from kizuna.delivery import ONLINE_CHANNELS, DeliveryError, Message, SendingRules, Transport
 from kizuna.operations import RECOVERABLE, WAITING, DueRow, Ledger, retry_delay
-from kizuna.prediction import CallRules, PredictionSettings, call_blocker
+from kizuna.prediction import CallRules, PredictionSettings, call_blocker, keep_ranking, rank_key
 from kizuna.scenarios._context import RunContext, RunSettings
 from kizuna.scenarios._model import Scenario
 from kizuna.scenarios._render import RenderError, render, template_fields, text_to_html
 
-__all__ = ["LIST_COLUMNS", "PUSH_CONNECTIONS", "Dispatcher", "RunReport", "StepTally", "default_transports",
-           "dispatch"]
+__all__ = ["LIST_COLUMNS", "LIST_SHEETS", "PUSH_CONNECTIONS", "Dispatcher", "RunReport", "StepTally",
+           "default_transports", "dispatch"]
 
 SAMPLES_PER_STEP = 3
 MAX_TROUBLES = 3  # channel troubles in a row after which a run leaves that channel's rows for the next
 PUSH_CONNECTIONS = 4  # connections per channel at once: SMTP and LINE answer in round trips
-# The columns of the offline lists, by channel.
+# The columns of the offline lists, by channel: (the catalogue's "header.<key>", kind of kizuna._sheets).
+# A DM list is what address-label software reads: postal code first, 宛名 with 様, kana; a parcel-insert
+# list names the parcel (the customer's order not yet shipped) in the order the warehouse packs them.
 LIST_COLUMNS = {
-    "insert": ("customer_id", "name", "postal_code", "address", "next_order_id", "scenario", "step", "content"),
-    "dm": ("customer_id", "name", "postal_code", "address", "scenario", "step", "content"),
-    "call": ("customer_id", "name", "phone", "churn_risk", "value_at_risk", "scenario", "step", "script"),
+    "insert": (("order_id", "text"), ("ordered_on", "date"), ("expected_next_order_on", "date"),
+               ("customer_id", "text"), ("addressee", "text"), ("postal_code", "text"), ("address", "text"),
+               ("scenario", "text"), ("step", "integer"), ("insert_content", "text")),
+    "dm": (("postal_code", "text"), ("address", "text"), ("addressee", "text"), ("name_kana", "text"),
+           ("customer_id", "text"), ("scenario", "text"), ("step", "integer"), ("dm_content", "text")),
+    "call": (("customer_id", "text"), ("name", "text"), ("name_kana", "text"), ("phone", "text"),
+             ("churn_risk", "percent"), ("value_at_risk", "yen"), ("scenario", "text"), ("step", "integer"),
+             ("script", "text")),
 }
+LIST_SHEETS = {"insert": "sheet.insert_list", "dm": "sheet.dm_list", "call": "sheet.call_list"}
 
 
 _COUNTING = threading.Lock()
@@ -88,10 +96,13 @@ class RunReport:
 def dispatch(context: RunContext, due: list[DueRow], *, ledger: Ledger, scenarios: dict[str, Scenario],
              people: dict[str, dict], reached: set[str], report: RunReport, now: dt.datetime, dry_run: bool = False,
              transports: Mapping[str, Callable[[], Transport]] | None = None, lang: str | None = None,
-             progress: Callable[[str, int, int], None] | None = None) -> RunReport:
-    """Stage 4 of a run: the rules, rendering and the channels for the `due` rows; counted in `report`."""
+             progress: Callable[[str, int, int], None] | None = None,
+             fields: Mapping[str, dict] | None = None) -> RunReport:
+    """Stage 4 of a run: the rules, rendering and the channels for the `due` rows; counted in `report`.
+
+    `fields`: row key -> its personal fields as of its occasion, over the customer's in `people`."""
     Dispatcher(context, ledger=ledger, scenarios=scenarios, people=people, reached=reached, report=report, now=now,
-               dry_run=dry_run, transports=transports, lang=lang, progress=progress).run(due)
+               dry_run=dry_run, transports=transports, lang=lang, progress=progress, fields=fields).run(due)
     return report
 
 
@@ -105,8 +116,10 @@ class Dispatcher:
     def __init__(self, context: RunContext, *, ledger: Ledger, scenarios: dict[str, Scenario],
                  people: dict[str, dict], reached: set[str], report: RunReport, now: dt.datetime,
                  dry_run: bool = False, transports: Mapping[str, Callable[[], Transport]] | None = None,
-                 lang: str | None = None, progress: Callable[[str, int, int], None] | None = None) -> None:
+                 lang: str | None = None, progress: Callable[[str, int, int], None] | None = None,
+                 fields: Mapping[str, dict] | None = None) -> None:
         self.context, self.report, self.ledger, self.scenarios = context, report, ledger, scenarios
+        self.fields = fields or {}
         self.people, self.reached, self.now, self.dry_run = people, reached, now, dry_run
         self.now_unix = int(now.timestamp())
         settings = context.settings
@@ -183,7 +196,7 @@ class Dispatcher:
         scenario = self.scenarios[row.scenario]
         step = scenario.steps[row.step - 1]
         lang = self.lang or scenario.lang
-        fields = {k: ("" if v is None else v) for k, v in person.items()}
+        fields = {k: ("" if v is None else v) for k, v in {**person, **self.fields.get(row.key, {})}.items()}
         fields.update(
             detail=row.detail or "", occasion=row.occasion,
             occasion_at=dt.datetime.fromtimestamp(row.occasion_ts, self.rules.zone).strftime("%Y-%m-%d"),
@@ -226,12 +239,16 @@ class Dispatcher:
         return None
 
     def calls_within_capacity(self, due: list[DueRow]) -> set[str]:
-        """The customers this run may call: those of the call rows that pass the call lists' rules, by
-        value at risk (then churn risk, customer id), up to the day's capacity (as `kizuna priority`)."""
+        """The customers this run may call: those of the call rows that pass the call lists' rules, in the
+        keep list's ranking (by value at risk, or by the value kept by calling once [calls] min_outcomes
+        call outcomes are known: `keep_ranking`), up to the day's capacity (as `kizuna priority`)."""
         people = {row.customer_id: self.people.get(row.customer_id) for row in due if row.channel == "call"}
         callable_ = [p for p in people.values() if p is not None
                      and call_blocker(p, self.report.as_of, self.call_rules) is None]
-        callable_.sort(key=lambda p: (-(p.get("value_at_risk") or 0), -(p.get("churn_risk") or 0), p["customer_id"]))
+        ranking = keep_ranking(max((p.get("call_outcomes") or 0 for p in callable_), default=0),
+                               getattr(getattr(self.context.settings, "calls", None), "min_outcomes", 200),
+                               any(p.get("uplift") is not None for p in callable_))
+        callable_.sort(key=lambda p: rank_key(p, ranking))
         return {p["customer_id"] for p in callable_[:self.call_rules.capacity]}
 
     def run(self, due: list[DueRow]) -> None:
@@ -484,6 +501,33 @@ class Dispatcher:
         folder = self.context.outbox / row.channel
         return all((folder / f"{row.batch}.{fmt}").exists() for fmt in ("csv", "xlsx"))
 
+    def list_rows(self, channel: str, items: list[tuple[DueRow, Message]]
+                  ) -> tuple[list[Column], list[list[Any]], str, str]:
+        """The columns, rows (in the order people work through them), sheet name and title row of a
+        channel's list: headers in the run's language, scenario titles, 宛名 with 様."""
+        from kizuna.exporting import list_heading
+        from kizuna.i18n import text
+
+        lang = self.lang or "ja"
+        spec = LIST_COLUMNS[channel]
+        records = []
+        for row, message in items:
+            fields = message.fields
+            name = fields.get("name") or ""
+            values = {**fields, "scenario": self.scenarios[row.scenario].label(lang), "step": row.step,
+                      "addressee": text("sheet.addressee", lang, name=name) if name else "",
+                      "postal_code": _postal_code(fields.get("postal_code")), "order_id": fields.get("next_order_id"),
+                      "ordered_on": fields.get("next_order_at"),
+                      "dm_content": message.text, "insert_content": message.text, "script": message.text}
+            records.append(values)
+        records.sort(key=_LIST_ORDER[channel])
+        columns = [Column(text(f"header.{key}", lang), kind) for key, kind in spec]
+        # a field the store left empty is "" for templates: an empty cell here, whatever the column's kind
+        rows = [[None if values.get(key) == "" else values.get(key) for key, _ in spec] for values in records]
+        sheet = text(LIST_SHEETS[channel], lang)
+        title = list_heading(sheet, lang, as_of=self.report.as_of, business=self.context.settings.business.name)
+        return columns, rows, sheet, title
+
     def write_list(self, channel: str, items: list[tuple[DueRow, Message]]) -> None:
         """One list file (csv and xlsx) per channel and run; rows marked sent once both exist."""
         folder = self.context.outbox / channel
@@ -491,18 +535,48 @@ class Dispatcher:
         batch = f"{self.now.strftime('%Y%m%d-%H%M%S')}-{channel}-{secrets.token_hex(3)}"
         keys = [row.key for row, _ in items]
         self.ledger.sending_many(keys, batch)
-        columns = LIST_COLUMNS[channel]
-        rows = []
-        for row, message in items:
-            values = {**message.fields, "scenario": row.scenario, "step": row.step,
-                      "content": message.text, "script": message.text}
-            rows.append([values.get(c, "") for c in columns])
+        columns, rows, sheet, title = self.list_rows(channel, items)
         for fmt in ("csv", "xlsx"):
-            write_table(folder / f"{batch}.{fmt}", columns, rows, fmt=fmt)
+            write_table(folder / f"{batch}.{fmt}", columns, rows, fmt=fmt, sheet=sheet, title=title)
         self.ledger.sent(keys, note=batch, at=self.now_unix)
         self.report.files.extend(folder / f"{batch}.{fmt}" for fmt in ("csv", "xlsx"))
         for row, _ in items:
             self.report.count(self.scenarios[row.scenario], row.step, "sent")
+
+
+def _postal_code(value: object) -> str:
+    """A Japanese postal code as people write it (150-0005); anything else as given."""
+    text = str(value or "").strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    return f"{digits[:3]}-{digits[3:]}" if len(digits) == 7 and digits.isascii() else text
+
+
+def _day(value: object) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value if isinstance(value, dt.date) else None
+
+
+def _by_postal_code(values: dict[str, Any]) -> tuple:
+    code = values["postal_code"]
+    return (not code, code, values.get("customer_id") or "")  # no postal code: last, to be looked up
+
+
+def _by_packing_day(values: dict[str, Any]) -> tuple:
+    # the parcel's order date, else the day the next order is expected; a customer with neither: last
+    day = _day(values.get("ordered_on")) or _day(values.get("expected_next_order_on"))
+    return (day is None, day or dt.date.min, values.get("order_id") or "", values.get("customer_id") or "")
+
+
+def _by_value_at_risk(values: dict[str, Any]) -> tuple:
+    def missing_last(x: object) -> float:
+        return -x if isinstance(x, int | float) and x == x else float("inf")
+
+    return (missing_last(values.get("value_at_risk")), missing_last(values.get("churn_risk")))
+
+
+_LIST_ORDER: dict[str, Callable[[dict[str, Any]], tuple]] = {
+    "dm": _by_postal_code, "insert": _by_packing_day, "call": _by_value_at_risk}
 
 
 _MAYBE_HELD = ("an earlier try may have reached the server; to be sent once more, with the same Message-ID, "

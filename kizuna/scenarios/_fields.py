@@ -1,10 +1,13 @@
 """Personalisation fields of scenario messages (docs/measures.md §4), computed in the store as Ibis expressions.
 
-Two tables, both as of a date (nothing after the end of that day is seen) and on any engine:
+Two tables, on any engine:
 
 * `personal_fields`: one row per customer with what a message says about them — how long they
   have been with us, what they bought, the litres used and the money saved against the
-  alternative (bottled water in the running example of seed 000: "¥◯ saved", "◯ L so far");
+  alternative (bottled water in the running example of seed 000: "¥◯ saved", "◯ L so far") —
+  as of the end of a day; `occasion_fields` the same for (customer, moment) pairs, each as of
+  its own moment, so that the thank-you for an order counts the orders up to that one and
+  not those placed since (docs/measures.md#templates);
 * `related_products`: for each customer, the products most often bought together with theirs
   (seed 001, one-to-one), for the dormant-customer re-approach.
 
@@ -18,17 +21,26 @@ from __future__ import annotations
 import datetime as dt
 
 import ibis
+import pyarrow as pa
 from ibis import _
 
 from kizuna.analytics import AsOf, counted_orders
 
-__all__ = ["FIELD_COLUMNS", "personal_fields", "related_products"]
+__all__ = ["FIELD_COLUMNS", "OCCASION_FIELD_COLUMNS", "day_end", "occasion_fields", "personal_fields",
+           "related_products"]
 
 # The columns of `personal_fields`, in order.
 FIELD_COLUMNS = (
     "customer_id", "name", "tenure_days", "tenure_years", "orders_so_far", "spent_so_far", "litres_so_far",
     "money_saved", "first_order_at", "last_order_at", "last_product", "subscription_started_at",
 )
+# The columns of `occasion_fields`: the moment each row is as of follows the customer.
+OCCASION_FIELD_COLUMNS = ("customer_id", "seen_until", *FIELD_COLUMNS[1:])
+
+
+def day_end(day: dt.date) -> dt.datetime:
+    """The last moment of `day` the store can hold (times are kept to the microsecond)."""
+    return dt.datetime.combine(day, dt.time.max)
 
 
 def personal_fields(tables: dict[str, ibis.Table], as_of: dt.date, *, alternative_yen_per_l: int) -> ibis.Table:
@@ -60,9 +72,43 @@ def personal_fields(tables: dict[str, ibis.Table], as_of: dt.date, *, alternativ
     >>> fields = personal_fields(ws.tables(), dt.date(2026, 11, 1), alternative_yen_per_l=100)  # doctest: +SKIP
     >>> fields.filter(fields.customer_id == "C001").to_pyarrow().to_pylist()  # doctest: +SKIP
     """
-    cut = AsOf(as_of)
-    orders = counted_orders(tables["orders"], cut)
-    summary = orders.group_by("customer_id").aggregate(
+    customers = tables["customers"]
+    cuts = customers.select("customer_id", seen_until=ibis.literal(day_end(as_of), type="timestamp"))
+    return _fields(tables, cuts, as_of, alternative_yen_per_l).select(*FIELD_COLUMNS)
+
+
+def occasion_fields(tables: dict[str, ibis.Table], cuts: pa.Table, *, alternative_yen_per_l: int) -> ibis.Table:
+    """The fields of `personal_fields` for each (customer, moment) of `cuts`, each as of its moment.
+
+    `cuts` has columns customer_id and seen_until (a local wall-clock timestamp): what happened
+    at or before it is seen, nothing after (an order's thank-you: the order's own moment; an
+    anniversary: the end of its day, `day_end`). A customer may appear at several moments.
+    Customers not in the store are absent.
+
+    Returns
+    -------
+    ibis.Table
+        `OCCASION_FIELD_COLUMNS`: customer_id, seen_until, then the fields of `FIELD_COLUMNS`,
+        tenure counted up to the date of seen_until.
+
+    Examples
+    --------
+    >>> cuts = pa.table({"customer_id": ["C001"], "seen_until": [dt.datetime(2026, 10, 3, 14, 5)]})  # doctest: +SKIP
+    >>> occasion_fields(ws.tables(), cuts, alternative_yen_per_l=100).to_pyarrow()  # doctest: +SKIP
+    """
+    cuts = cuts.select(["customer_id", "seen_until"]).cast(
+        pa.schema([("customer_id", pa.string()), ("seen_until", pa.timestamp("us"))]))
+    last = max(cuts.column("seen_until").to_pylist()).date() if cuts.num_rows else dt.date(1970, 1, 1)
+    table = ibis.memtable(cuts.group_by(["customer_id", "seen_until"]).aggregate([]))
+    return _fields(tables, table, last, alternative_yen_per_l).select(*OCCASION_FIELD_COLUMNS)
+
+
+def _fields(tables: dict[str, ibis.Table], cuts: ibis.Table, last: dt.date, alternative_yen_per_l: int) -> ibis.Table:
+    """The fields per row of `cuts` (customer_id, seen_until); `last` is the latest day of seen_until."""
+    keys = ["customer_id", "seen_until"]
+    orders = counted_orders(tables["orders"], AsOf(last)).inner_join(cuts, "customer_id")
+    orders = orders.filter(orders.ordered_at <= orders.seen_until)
+    summary = orders.group_by(keys).aggregate(
         orders_so_far=orders.count(),
         spent_so_far=orders.revenue.sum(),
         first_order_at=orders.ordered_at.min(),
@@ -71,31 +117,33 @@ def personal_fields(tables: dict[str, ibis.Table], as_of: dt.date, *, alternativ
     litres = _litres(orders, tables["order_items"], tables["products"])
     last_product = _last_product(orders, summary, tables["order_items"], tables["products"])
     events = tables["events"]
+    starts = events.filter(events.kind == "subscription_start").inner_join(cuts, "customer_id")
     subscriptions = (
-        events.filter(events.kind == "subscription_start", cut.before_end(events.occurred_at))
-        .group_by("customer_id")
+        starts.filter(starts.occurred_at <= starts.seen_until)
+        .group_by(keys)
         .aggregate(subscription_started_at=_.occurred_at.min())
     )
-    customers = tables["customers"]
+    customers = tables["customers"].inner_join(cuts, "customer_id")
     customers = customers.select(
-        "customer_id", "name",
-        _signed_up_at=ibis.cases((cut.before_end(customers.signed_up_at), customers.signed_up_at),
+        "customer_id", "seen_until", "name",
+        _signed_up_at=ibis.cases((customers.signed_up_at <= customers.seen_until, customers.signed_up_at),
                                  else_=ibis.null("timestamp")),
     )
     t = (
-        customers.left_join(summary, "customer_id")
-        .left_join(litres, "customer_id")
-        .left_join(last_product, "customer_id")
-        .left_join(subscriptions, "customer_id")
+        customers.left_join(summary, keys)
+        .left_join(litres, keys)
+        .left_join(last_product, keys)
+        .left_join(subscriptions, keys)
     )
     # the earliest known start; LEAST treats NULLs differently across engines, so none reach it
-    starts = (t._signed_up_at, t.first_order_at, t.subscription_started_at)
-    since = ibis.least(*(ibis.coalesce(s, *(o for o in starts if o is not s)) for s in starts)).date()
+    begins = (t._signed_up_at, t.first_order_at, t.subscription_started_at)
+    since = ibis.least(*(ibis.coalesce(s, *(o for o in begins if o is not s)) for s in begins)).date()
+    day = t.seen_until.date()
     saved = (t._litres.fill_null(0.0) * alternative_yen_per_l).floor().cast("int64") - t._paid.fill_null(0)
     return t.select(
-        "customer_id", "name",
-        tenure_days=(ibis.literal(as_of) - since).cast("int64"),
-        tenure_years=_whole_years(since, as_of),
+        "customer_id", "seen_until", "name",
+        tenure_days=(day.epoch_days() - since.epoch_days()).cast("int64"),
+        tenure_years=_whole_years(since, day),
         orders_so_far=t.orders_so_far.fill_null(0).cast("int64"),
         spent_so_far=t.spent_so_far.fill_null(0).cast("int64"),
         litres_so_far=t._litres.fill_null(0.0).cast("float64"),
@@ -162,38 +210,40 @@ def related_products(tables: dict[str, ibis.Table], as_of: dt.date, *, top: int 
 
 
 def _litres(orders: ibis.Table, items: ibis.Table, products: ibis.Table) -> ibis.Table:
-    """Per customer: litres of the items of orders kept (not returned), and what was paid for them."""
-    kept = orders.filter(orders.status.fill_null("completed") != "returned").select("order_id", "customer_id")
+    """Per customer and cut: litres of the items of orders kept (not returned), and what was paid for them."""
+    kept = orders.filter(orders.status.fill_null("completed") != "returned").select(
+        "order_id", "customer_id", "seen_until")
     volumes = products.select("product_id", "volume_l")
     lines = items.inner_join(kept, "order_id").inner_join(volumes, "product_id")
     lines = lines.filter(lines.volume_l > 0)
-    return lines.group_by("customer_id").aggregate(
+    return lines.group_by(["customer_id", "seen_until"]).aggregate(
         _litres=(lines.quantity.cast("float64") * lines.volume_l).sum(),
         _paid=(lines.quantity * lines.unit_price).sum().cast("int64"),
     )
 
 
 def _last_product(orders: ibis.Table, summary: ibis.Table, items: ibis.Table, products: ibis.Table) -> ibis.Table:
-    """Per customer: the name of the first item (lowest product_id) of the latest order.
+    """Per customer and cut: the name of the first item (lowest product_id) of the latest order.
 
     Orders at the same latest moment are told apart by the higher order_id, so every engine
     picks the same one; joins on the latest moment, not a window over all orders.
     """
-    latest = summary.select(_customer="customer_id", _at="last_order_at")
+    latest = summary.select(_customer="customer_id", _until="seen_until", _at="last_order_at")
     candidates = orders.inner_join(
-        latest, [orders.customer_id == latest._customer, orders.ordered_at == latest._at]
+        latest, [orders.customer_id == latest._customer, orders.seen_until == latest._until,
+                 orders.ordered_at == latest._at]
     )
-    last = candidates.group_by("customer_id").aggregate(order_id=_.order_id.max())
+    last = candidates.group_by(["customer_id", "seen_until"]).aggregate(order_id=_.order_id.max())
     first_item = (
         last.inner_join(items.select("order_id", "product_id"), "order_id")
-        .group_by("customer_id")
+        .group_by(["customer_id", "seen_until"])
         .aggregate(product_id=_.product_id.min())
     )
     names = products.select("product_id", last_product="name")
-    return first_item.inner_join(names, "product_id").select("customer_id", "last_product")
+    return first_item.inner_join(names, "product_id").select("customer_id", "seen_until", "last_product")
 
 
-def _whole_years(since: ibis.Value, as_of: dt.date) -> ibis.Value:
-    """Whole calendar years from `since` (a date) to `as_of`: 1 on the first anniversary, not before."""
-    before_anniversary = (since.month() > as_of.month) | ((since.month() == as_of.month) & (since.day() > as_of.day))
-    return (as_of.year - since.year() - ibis.cases((before_anniversary, 1), else_=0)).cast("int64")
+def _whole_years(since: ibis.Value, day: ibis.Value) -> ibis.Value:
+    """Whole calendar years from `since` to `day` (both dates): 1 on the first anniversary, not before."""
+    before_anniversary = (since.month() > day.month()) | ((since.month() == day.month()) & (since.day() > day.day()))
+    return (day.year() - since.year() - ibis.cases((before_anniversary, 1), else_=0)).cast("int64")

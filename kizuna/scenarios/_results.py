@@ -8,6 +8,10 @@ its control: the scenario's own holdout and the workspace's global control group
 evaluated on the same occasions and never contacted. Conversion is the scenario's goal within
 its window after the occasion (`goal_conversions`), the uplift's 95 % interval Newcombe's hybrid
 score interval for a difference of two proportions (`newcombe_interval`).
+
+`kizuna results --calls` and `kizuna calls results` (`call_results`): what the contact centre's calls
+teach — the kept rate per talk script (`script_results`) and the kept rate of the customers the keep
+list may call against the call holdout's (`holdout_effect`, docs/measures.md#call-effect).
 """
 
 from __future__ import annotations
@@ -17,17 +21,22 @@ import zoneinfo
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import ibis
 import pyarrow as pa
 
+from kizuna.analytics import KEEP_STATES, LOST_STATES, AsOf, lifecycle_states
 from kizuna.operations import Ledger
+from kizuna.prediction import in_call_holdout
+from kizuna.scenarios._calls import script_results
 from kizuna.scenarios._context import RunSettings, canonical_tables
-from kizuna.scenarios._effect import Counts, goal_conversions, measure
+from kizuna.scenarios._effect import Counts, goal_conversions, measure, newcombe_interval, wilson_interval
 from kizuna.scenarios._model import Scenario
 
 if TYPE_CHECKING:
+    from kizuna.analytics import AnalysisSettings
     from kizuna.store import Store
 
-__all__ = ["RESULT_COLUMNS", "scenario_results"]
+__all__ = ["CALL_GROUPS", "RESULT_COLUMNS", "call_results", "holdout_effect", "scenario_results"]
 
 RESULT_COLUMNS = (
     "scenario", "title", "step", "channel", "due", "sent", "delivered", "failed", "deferred", "suppressed",
@@ -55,6 +64,8 @@ def scenario_results(scenarios: Sequence[Scenario], *, ledger: Ledger, store: St
         tally["deferred"] += row["ever_deferred"] or 0
         if status == "holdout":
             tally["holdout"] += n
+            continue
+        if status == "merged":  # its message is the later occasion's, counted there
             continue
         if status in ("scheduled", "resend") and row["future"] and not row["attempted"]:
             tally["waiting"] += n  # not due yet
@@ -121,3 +132,98 @@ def _effect(store: Store, settings: RunSettings, ledger: Ledger, scenario: Scena
         "needed_per_group": effect.needed_per_group, "incremental_orders": effect.incremental_orders,
         "incremental_revenue": effect.incremental_revenue,
     }
+
+
+# The groups of the call holdout's comparison, in the order they are shown.
+CALL_GROUPS = ("called", "not_called", "held_out")
+
+
+def call_results(tables: dict[str, ibis.Table], *, secret: str, share: float, as_of: dt.date,
+                 since: dt.date | None = None, analysis: AnalysisSettings | None = None,
+                 confidence: float = 0.95) -> dict[str, Any]:
+    """What the calls teach, as of the end of `as_of`: ``scripts``, the kept rate per talk script with
+    Wilson's and Newcombe's intervals (`script_results`), and ``holdout``, the called against the held
+    out (`holdout_effect`; None before the first call). `since` narrows both to the calls from that day.
+
+    `secret` and `share` are the workspace secret and `[calls] holdout_share`, which say who is held out.
+    """
+    return {
+        "as_of": as_of, "since": since,
+        "scripts": script_results(tables["calls"], as_of=as_of, since=since, confidence=confidence),
+        "holdout": holdout_effect(tables, secret=secret, share=share, as_of=as_of, since=since, analysis=analysis,
+                                  confidence=confidence),
+    }
+
+
+def holdout_effect(tables: dict[str, ibis.Table], *, secret: str, share: float, as_of: dt.date,
+                   since: dt.date | None = None, analysis: AnalysisSettings | None = None,
+                   confidence: float = 0.95) -> dict[str, Any] | None:
+    """The kept rate of the customers called against that of the call holdout (docs/measures.md#call-effect).
+
+    The customers compared are those the keep list could call over the period `since` … `as_of`
+    (`since`: the day of the first call when None): `active` or `at_risk` at the end of the day before
+    it, with a telephone number. A customer is kept when they are not `lost` or
+    `subscription_cancelled` at the end of `as_of`. The hash of the call holdout (`in_call_holdout`)
+    splits them at random into the held out, whom no list calls, and the others, of whom the list
+    called some (a call in the period, answered or not: `called`) and not the rest (`not_called`).
+
+    The difference of the kept rates of the others (called and not called together) and the held out
+    compares two random groups, with Newcombe's interval; divided by the share of the others who were
+    called it is the effect of a call on the customers called (Bloom 1984: no one held out is called,
+    so the whole difference comes from the calls). None when there are no calls in the period.
+    """
+    cut = AsOf(as_of)
+    calls = tables["calls"].filter(cut.before_end(tables["calls"].called_at))
+    if since is None:
+        first = calls.called_at.min().to_pyarrow().as_py()
+        if first is None:
+            return None
+        since = first.date()
+    calls = calls.filter(calls.called_at >= ibis.literal(dt.datetime.combine(since, dt.time())))
+    if calls.count().to_pyarrow().as_py() == 0:
+        return None
+    before = lifecycle_states(tables, since - dt.timedelta(days=1), analysis)
+    after = lifecycle_states(tables, as_of, analysis)
+    customers = tables["customers"]
+    reachable = customers.filter(customers.phone.notnull() & (customers.phone.strip() != ""))  # as the lists do
+    eligible = before.filter(before.lifecycle_state.isin(KEEP_STATES)).select("customer_id")
+    eligible = eligible.semi_join(reachable, "customer_id")
+    called = calls.select("customer_id").distinct().mutate(_called=ibis.literal(True))
+    joined = eligible.left_join(after.select("customer_id", "lifecycle_state"), "customer_id").left_join(
+        called, "customer_id")
+    rows = joined.select(
+        customer_id=eligible.customer_id,
+        kept=~joined.lifecycle_state.isin(LOST_STATES).fill_null(False),
+        called=joined._called.fill_null(False),
+    ).to_pyarrow()
+    tally = {group: [0, 0] for group in CALL_GROUPS}  # customers, kept
+    held_out_called = 0
+    for customer_id, kept, was_called in zip(rows["customer_id"].to_pylist(), rows["kept"].to_pylist(),
+                                             rows["called"].to_pylist(), strict=True):
+        held = in_call_holdout(customer_id, secret, share)
+        group = "held_out" if held else "called" if was_called else "not_called"
+        held_out_called += held and was_called
+        tally[group][0] += 1
+        tally[group][1] += bool(kept)
+    groups = []
+    for group in CALL_GROUPS:
+        n, kept = tally[group]
+        interval = wilson_interval(kept, n, confidence)
+        groups.append({"group": group, "customers": n, "kept": kept, "kept_rate": kept / n if n else None,
+                       "low": interval[0] if interval else None, "high": interval[1] if interval else None})
+    others_n = tally["called"][0] + tally["not_called"][0]
+    others_kept = tally["called"][1] + tally["not_called"][1]
+    difference = newcombe_interval(others_kept, others_n, tally["held_out"][1], tally["held_out"][0], confidence)
+    called_share = tally["called"][0] / others_n if others_n else None
+    result: dict[str, Any] = {
+        "since": since, "as_of": as_of, "share": share, "groups": groups, "held_out_called": held_out_called,
+        "called_share": called_share, "difference": None, "difference_low": None, "difference_high": None,
+        "enough_data": None, "per_call": None, "per_call_low": None, "per_call_high": None,
+    }
+    if difference is not None:
+        result.update(difference=difference[0], difference_low=difference[1], difference_high=difference[2],
+                      enough_data=not difference[1] <= 0 <= difference[2])
+        if called_share:  # a share of customers kept moves by 100 points at most, whatever the scaling
+            result.update(per_call=difference[0] / called_share, per_call_low=max(-1.0, difference[1] / called_share),
+                          per_call_high=min(1.0, difference[2] / called_share))
+    return result

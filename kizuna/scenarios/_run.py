@@ -6,9 +6,12 @@ A pipeline of four stages, each a function of what it is given, composed in `run
    and audience, as enrolments (a message is enrolled once: its key is scenario / step /
    customer / occasion) and the memberships of entering triggers.
 2. **Enrol in the ledger** (`enrol`): the enrolments not known yet, in one transaction.
-3. **Pick what is due** (`pick_due`): the rows due now, and what the rules and templates need
-   about their customers (contacts, consents, personalisation fields, goals reached). After
-   it the store may be released, so that the analytics store is held only while reading it.
+3. **Pick what is due** (`pick_due`): the rows due now, one per customer and scenario step —
+   several occasions of one step due at once (orders placed while cron was off) give one
+   message, for the latest, and the others are `merged` (`merge_occasions`) — and what the
+   rules and templates need about their customers (contacts, consents, goals reached, and the
+   personalisation fields as of each row's occasion, not of the run's day). After it the
+   store may be released, so that the analytics store is held only while reading it.
 4. **Dispatch** (`kizuna.scenarios._dispatch.dispatch`; operational records only).
 """
 
@@ -36,19 +39,23 @@ from kizuna.prediction import last_calls
 from kizuna.scenarios._context import RunContext, RunSettings
 from kizuna.scenarios._dispatch import RunReport, dispatch
 from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
-from kizuna.scenarios._fields import personal_fields, related_products
+from kizuna.scenarios._fields import day_end, occasion_fields, related_products
 from kizuna.scenarios._model import Scenario, load_scenarios
 
 if TYPE_CHECKING:
     from kizuna.store import Store
 
-__all__ = ["Due", "Occasions", "audience_tables", "enabled_scenarios", "enrol", "evaluate_occasions", "group_of",
-           "pick_due", "run_scenarios", "scenario_fields"]
+__all__ = ["MERGEABLE", "Due", "Occasions", "audience_tables", "enabled_scenarios", "enrol", "evaluate_occasions",
+           "group_of", "merge_occasions", "pick_due", "run_scenarios", "scenario_fields"]
 
-_CONTACT_COLUMNS = ("customer_id", "name", "email", "phone", "line_user_id", "postal_code", "address",
+_CONTACT_COLUMNS = ("customer_id", "name", "name_kana", "email", "phone", "line_user_id", "postal_code", "address",
                     "email_opt_in", "line_opt_in", "dm_opt_in")
 _SCORE_FIELDS = ("matrix_cell", "rfm_rank", "ltv_revenue", "nps_score", "nps_class", "recency_days", "lost_reason")
-_PREDICTION_FIELDS = ("churn_risk", "value_at_risk", "p_alive", "clv", "expected_next_order_on")
+_PREDICTION_FIELDS = ("churn_risk", "value_at_risk", "p_alive", "clv", "expected_next_order_on", "uplift", "value_kept",
+                      "call_outcomes")
+# A row that never went may give way to a later occasion of its step; one in flight may have gone.
+MERGEABLE = ("scheduled", "deferred")
+_ORDER_OCCASION = "order:"  # after_order's occasions: "order:" + order_id (kizuna.scenarios._evaluate)
 
 
 def group_of(customer_id: str, scenario: str, *, secret: str, holdout: float, global_control: float) -> str:
@@ -105,8 +112,15 @@ def run_scenarios(
                        lang=lang, dry_run=dry_run)
         if release_store:
             context.store.close()
+        if due.merged:
+            if not dry_run:
+                ledger.merge(list(due.merged.values()), at=int(now.timestamp()))
+            for key in due.merged:
+                row = due.merged[key][0]
+                report.count(scenarios[row.scenario], row.step, "merged")
         return dispatch(context, due.rows, ledger=ledger, scenarios=scenarios, people=due.people, reached=due.reached,
-                        report=report, now=now, dry_run=dry_run, transports=transports, lang=lang, progress=progress)
+                        report=report, now=now, dry_run=dry_run, transports=transports, lang=lang, progress=progress,
+                        fields=due.fields)
 
 
 @dataclass(frozen=True)
@@ -121,11 +135,15 @@ class Occasions:
 @dataclass(frozen=True)
 class Due:
     """What stage 3 picked: the rows to act on, what the rules and templates need about their
-    customers, and the keys of the rows whose customer has reached the scenario's goal."""
+    customers, the keys of the rows whose customer has reached the scenario's goal, each row's
+    personal fields as of its occasion (by key), and the rows merged into a later occasion
+    (key -> (row, the ledger's note))."""
 
     rows: list[DueRow]
     people: dict[str, dict]
     reached: set[str]
+    fields: dict[str, dict] = dataclasses.field(default_factory=dict)
+    merged: dict[str, tuple[DueRow, str]] = dataclasses.field(default_factory=dict)
 
 
 def enabled_scenarios(folder: Path, only: str | None = None) -> dict[str, Scenario]:
@@ -221,11 +239,52 @@ def pick_due(context: RunContext, scenarios: dict[str, Scenario], ledger: Ledger
     rows = [r for r in ledger.due(now_unix) if r.scenario in scenarios]
     if dry_run:
         rows += [_as_due(e) for e in new if e.grp == "treated" and e.due_ts <= now_unix]
+    rows, merged = merge_occasions(rows)
+    zone = zoneinfo.ZoneInfo(context.settings.business.timezone)
     ids = sorted({r.customer_id for r in rows})
     people = _customer_data(tables, context.settings, ids, as_of, audience, lang or "ja") if ids else {}
-    reached = _goals_reached(tables, [r for r in rows if r.step > 1], scenarios,
-                             zoneinfo.ZoneInfo(context.settings.business.timezone))
-    return Due(rows, people, reached)
+    fields = _occasion_fields(tables, context.settings, rows, zone)
+    reached = _goals_reached(tables, [r for r in rows if r.step > 1], scenarios, zone)
+    return Due(rows, people, reached, fields, merged)
+
+
+def merge_occasions(rows: list[DueRow]) -> tuple[list[DueRow], dict[str, tuple[DueRow, str]]]:
+    """One message per customer and scenario step: (the rows to act on, the rows merged away).
+
+    Of the rows of one scenario, step and customer, the latest occasion's goes (ties: the higher
+    key); the others that never went (`MERGEABLE`) are merged into it, noted "merged into
+    OCCASION". A row in flight (a killed run's `sending`, a `resend`) may have reached the
+    customer and keeps its own course. The later steps of a merged occasion due now go with it.
+
+    >>> from kizuna.operations import DueRow
+    >>> def row(occasion, ts, step=1):
+    ...     return DueRow(key=f"s/{step}/C1/{occasion}", ref="r", scenario="s", step=step, customer_id="C1",
+    ...                   occasion=occasion, occasion_ts=ts, detail=None, channel="email", transactional=False,
+    ...                   due_ts=ts)
+    >>> kept, merged = merge_occasions([row("order:O1", 100), row("order:O2", 300)])
+    >>> [r.occasion for r in kept], [(k, note) for k, (_, note) in merged.items()]
+    (['order:O2'], [('s/1/C1/order:O1', 'merged into order:O2')])
+    """
+    latest: dict[tuple[str, int, str], DueRow] = {}
+    for r in rows:
+        group = (r.scenario, r.step, r.customer_id)
+        best = latest.get(group)
+        if best is None or (r.occasion_ts, r.key) > (best.occasion_ts, best.key):
+            latest[group] = r
+    merged: dict[str, tuple[DueRow, str]] = {}
+    absorbed: dict[tuple[str, str, str], tuple[int, str]] = {}  # occasion merged -> (its step, where it went)
+    for r in sorted(rows, key=lambda r: r.step):
+        into = absorbed.get((r.scenario, r.customer_id, r.occasion))
+        if into is None:
+            keeper = latest[(r.scenario, r.step, r.customer_id)]
+            if keeper is r or r.status not in MERGEABLE:
+                continue
+            into = (r.step, keeper.occasion)
+            absorbed[(r.scenario, r.customer_id, r.occasion)] = into
+        elif r.status not in MERGEABLE or r.step <= into[0]:
+            continue
+        merged[r.key] = (r, f"merged into {into[1]}")
+    return [r for r in rows if r.key not in merged], merged
 
 
 def audience_tables(store: Store) -> dict[str, ibis.Table]:
@@ -285,9 +344,48 @@ def _as_due(e: Enrolment) -> DueRow:
 
 def scenario_fields(context: RunContext, customer_ids: list[str], as_of: dt.date,
                     lang: str = "ja") -> dict[str, dict]:
-    """customer -> the fields a template may use (without the per-message ones); for preview too."""
-    return _customer_data(context.tables(), context.settings, customer_ids, as_of, audience_tables(context.store),
-                          lang)
+    """customer -> the fields a template may use as of the end of `as_of` (without the per-message
+    ones); for preview."""
+    tables = context.tables()
+    people = _customer_data(tables, context.settings, customer_ids, as_of, audience_tables(context.store), lang)
+    cuts = pa.table({"customer_id": pa.array(customer_ids, pa.string()),
+                     "seen_until": pa.array([day_end(as_of)] * len(customer_ids), pa.timestamp("us"))})
+    fields = occasion_fields(tables, cuts, alternative_yen_per_l=context.settings.delivery.alternative_yen_per_l)
+    for row in fields.drop("name", "seen_until").to_pyarrow().to_pylist():
+        if row["customer_id"] in people:
+            people[row["customer_id"]].update(row)
+    return people
+
+
+def _occasion_fields(tables: dict[str, ibis.Table], settings: RunSettings, rows: list[DueRow],
+                     zone: zoneinfo.ZoneInfo) -> dict[str, dict]:
+    """Row key -> the personal fields as of its occasion: an order's own moment for after_order (so
+    that its thank-you counts the orders up to it), else the end of the occasion's day."""
+    if not rows:
+        return {}
+    ordered: dict[str, dt.datetime] = {}
+    order_ids = sorted({r.occasion.removeprefix(_ORDER_OCCASION) for r in rows
+                        if r.occasion.startswith(_ORDER_OCCASION)})
+    if order_ids:
+        orders = tables["orders"]
+        wanted = ibis.memtable(pa.table({"_id": pa.array(order_ids, pa.string())}))
+        found = orders.select(_id=orders.order_id.cast("string"), at=orders.ordered_at).semi_join(wanted, "_id")
+        ordered = {r["_id"]: r["at"] for r in found.to_pyarrow().to_pylist()}
+    cut: dict[str, dt.datetime] = {}
+    for r in rows:
+        at = ordered.get(r.occasion.removeprefix(_ORDER_OCCASION)) if r.occasion.startswith(_ORDER_OCCASION) else None
+        cut[r.key] = at if at is not None else day_end(dt.datetime.fromtimestamp(r.occasion_ts, zone).date())
+    cuts = pa.table({"customer_id": pa.array([r.customer_id for r in rows], pa.string()),
+                     "seen_until": pa.array([cut[r.key] for r in rows], pa.timestamp("us"))})
+    table = occasion_fields(tables, cuts, alternative_yen_per_l=settings.delivery.alternative_yen_per_l)
+    found_fields = {(f["customer_id"], f["seen_until"]): f
+                    for f in table.drop("name").to_pyarrow().to_pylist()}
+    result: dict[str, dict] = {}
+    for r in rows:
+        fields = found_fields.get((r.customer_id, cut[r.key]))
+        if fields is not None:
+            result[r.key] = {k: v for k, v in fields.items() if k not in ("customer_id", "seen_until")}
+    return result
 
 
 def _customer_data(tables: dict[str, ibis.Table], settings: RunSettings, ids: list[str], as_of: dt.date,
@@ -296,9 +394,7 @@ def _customer_data(tables: dict[str, ibis.Table], settings: RunSettings, ids: li
     customers = tables["customers"]
     contacts = customers.select(*_CONTACT_COLUMNS).semi_join(wanted, "customer_id").to_pyarrow().to_pylist()
     people: dict[str, dict] = {row["customer_id"]: dict(row) for row in contacts}
-    fields = personal_fields(tables, as_of, alternative_yen_per_l=settings.delivery.alternative_yen_per_l)
-    for row in fields.semi_join(wanted, "customer_id").drop("name").to_pyarrow().to_pylist():
-        people.setdefault(row["customer_id"], {"customer_id": row["customer_id"]}).update(row)
+    # suggestions of what to buy next are today's, whatever the occasion
     related = related_products(tables, as_of).semi_join(wanted, "customer_id").to_pyarrow().to_pylist()
     for row in sorted(related, key=lambda r: (r["customer_id"], r["rank"])):
         if row["customer_id"] in people:
@@ -329,10 +425,10 @@ def _customer_data(tables: dict[str, ibis.Table], settings: RunSettings, ids: li
     orders = tables["orders"]
     pending = orders.filter(orders.shipped_at.isnull() & (orders.status.isnull() | (orders.status == "completed")))
     pending = pending.semi_join(wanted, "customer_id").group_by("customer_id").aggregate(
-        next_order_id=pending.order_id.cast("string").max())
+        next_order_id=pending.order_id.cast("string").max(), next_order_at=pending.ordered_at.max())
     for row in pending.to_pyarrow().to_pylist():
         if row["customer_id"] in people:
-            people[row["customer_id"]]["next_order_id"] = row["next_order_id"]
+            people[row["customer_id"]].update(next_order_id=row["next_order_id"], next_order_at=row["next_order_at"])
     return people
 
 

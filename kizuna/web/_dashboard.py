@@ -38,29 +38,10 @@ EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
-def _month(value: Any) -> str:
-    return value.strftime("%Y-%m") if value is not None else ""
-
-
 def dashboard_figures(ws: Any) -> dict[str, Any]:
     """The overview's figures and charts (cached per store version by the caller)."""
     data = _figures.dashboard(ws)
-    by_month, churn = data["by_month"], data["churn_by_month"]
-    latest_churn = churn[-1]["churn_rate"] if churn else None
-    kpis = [
-        ("nps", data["nps"]["score"], "num1", [(_month(r["month"]), r["nps"]) for r in data["nps_by_month"]], False),
-        ("repeat_rate", data["headline"]["repeat_rate"], "pct",
-         [(_month(r["month"]), r["repeat_rate"]) for r in by_month], True),
-        ("purchase_frequency", data["headline"]["purchase_frequency"], "num2",
-         [(_month(r["month"]), r["purchase_frequency"]) for r in by_month], False),
-        ("aov", data["headline"]["aov"], "yen", [(_month(r["month"]), r["aov"]) for r in by_month], False),
-        ("ltv", data["headline"]["mean_ltv"], "yen", [(_month(r["month"]), r["ltv"]) for r in data["ltv_by_month"]],
-         False),
-        ("subscription_churn", latest_churn, "pct", [(_month(r["month"]), r["churn_rate"]) for r in churn], True),
-    ]
-    data["kpis"] = [{"key": key, "value": value, "format": fmt, "svg": _charts.sparkline_svg(points, percent=pct),
-                     "first": points[0][0] if points else "", "last": points[-1][0] if points else ""}
-                    for key, value, fmt, points, pct in kpis]
+    data["kpis"] = _figures.kpi_tiles(data)  # the last full month, its changes and trend
     data["lorenz_svg"] = _charts.lorenz_svg(data["concentration"])
     top20 = next((r["revenue_share"] for r in data["concentration"] if abs(r["customer_share"] - 0.2) < 1e-9), None)
     data["top20"] = top20
@@ -76,7 +57,8 @@ def overview(request: Request, session: Session) -> Response:
     data, stale = _figures_or_busy(request)
     cells = {r["segment"]: r for r in data["matrix"]}
     return render(request, session, "overview.html", {"d": data, "stale": stale, "cells": cells,
-                                                      "matrix_rows": MATRIX_ROWS})
+                                                      "matrix_rows": MATRIX_ROWS,
+                                                      **_figures.formatters(session.lang)})
 
 
 @page()
@@ -150,10 +132,11 @@ def export(request: Request, session: Session) -> Response:
     query = _member_query(_list_params(request), session)
     with request.app.state.kizuna.reader.workspace() as ws:
         key, table = _lists.list_export(ws, query, operator=session.operator)
+        as_of, business = ws.scores_as_of(), ws.settings.business.name
     handle, name = tempfile.mkstemp(prefix="kizuna-export-", suffix=f".{fmt}")
     os.close(handle)
     try:
-        write_customer_list(table, key, Path(name), fmt, session.lang)
+        write_customer_list(table, key, Path(name), fmt, session.lang, as_of=as_of, business=business)
     except BaseException:
         os.unlink(name)
         raise
@@ -218,25 +201,35 @@ def record_call(request: Request, session: Session) -> Response:
 
 @page()
 def call_results(request: Request, session: Session) -> Response:
-    """Per talk script: the kept rate with its interval, and the difference from the reference script."""
-    from kizuna.scenarios import script_results
-
+    """Per talk script: the kept rate with its interval, and the difference from the reference script; the
+    customers called against the call holdout (`Workspace.call_results`)."""
     with request.app.state.kizuna.reader.workspace() as ws:
-        rows = script_results(ws.tables()["calls"])
-    return render(request, session, "calls.html", {"rows": rows})
+        found = ws.call_results()
+    return render(request, session, "calls.html", {"rows": found["scripts"], "effect": found["holdout"],
+                                                   "one_day": dt.timedelta(days=1)})
 
 
 # -- the call list, migration, results -------------------------------------------------------------------
-def priority_rows(ws: Any) -> list[dict[str, Any]]:
-    return ws.priority().to_pylist()
+def priority_rows(ws: Any) -> dict[str, Any]:
+    """The keep list as the call-list page shows it (`_lists.call_list_view`)."""
+    return _lists.call_list_view(ws, "keep")
+
+
+def _winback_rows(ws: Any) -> dict[str, Any]:
+    return _lists.call_list_view(ws, "winback")
 
 
 @page()
 def priority(request: Request, session: Session) -> Response:
+    """The day's call list: keep (解約防止, the default) or win-back (掘り起こし, ?list=winback)."""
+    kind = request.query_params.get("list")
+    kind = kind if kind in _lists.CALL_LISTS else "keep"
+    key, compute = ("priority", priority_rows) if kind == "keep" else ("priority:winback", _winback_rows)
     # contact data: never from an older version of the store (a customer may have been erased since)
-    rows, stale = request.app.state.kizuna.reader.cached("priority", priority_rows, stale_ok=False)
-    shown = [mask_row(r, session.operator) for r in rows]
-    return render(request, session, "priority.html", {"rows": shown, "stale": stale})
+    view, stale = request.app.state.kizuna.reader.cached(key, compute, stale_ok=False)
+    shown = [mask_row(r, session.operator) for r in view["rows"]]
+    return render(request, session, "priority.html", {"rows": shown, "stale": stale, "kind": kind,
+                                                      "summary": view["summary"], "lists": _lists.CALL_LISTS})
 
 
 def _day(value: str | None) -> dt.date | None:

@@ -9,16 +9,20 @@ per request.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kizuna.analytics import MEMBER_SORTS, monthly_ltv, monthly_nps, nps_class_of, rf_grid
+from kizuna.analytics import MEMBER_SORTS, Period, monthly_ltv, monthly_nps, nps_class_of, rf_grid
+from kizuna.i18n import LANGS, change_text, money
+from kizuna.reporting import change_tone, period_label, sparkline_svg
 from kizuna.web._auth import CONTACT_FIELDS, MASK
 
-__all__ = ["PAGE_SIZE", "PREDICTIONS", "SORTS", "customer_detail", "dashboard", "mask_table"]
+__all__ = ["PAGE_SIZE", "PREDICTIONS", "SORTS", "customer_detail", "dashboard", "formatters", "kpi_tiles",
+           "mask_table"]
 
 PAGE_SIZE = 50
 SORTS = MEMBER_SORTS  # columns a list may be sorted by (a request names one; anything else is refused)
@@ -30,26 +34,30 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def dashboard(ws: Any) -> dict[str, Any]:
-    """The overview: headline KPIs with their monthly trends, the matrix, ranks, R × F grid,
-    concentration curve and cohorts, all as of the day of the last `kizuna analyze`."""
+    """The overview: the KPIs of the last full month with their changes against the month before and
+    the same month last year, and their monthly trends up to that month; the matrix, ranks, R × F
+    grid, concentration curve and cohorts, all as of the day of the last `kizuna analyze`."""
     as_of = ws.scores_as_of()
     if as_of is None:
         from kizuna._errors import NoDataError
 
         raise NoDataError("customer_scores", "Run `kizuna analyze` first.")
     report = ws.kpis(as_of)
+    period = Period.month_before(as_of)  # the tiles' month: a running month would compare badly
     segments = ws.segments()
     tables = ws.tables()
     months = 12
     return {
         "as_of": as_of,
         "start": report.start,
+        "period": period,
+        "comparison": ws.kpi_comparison(period),
         "headline": report.headline,
         "nps": report.nps,
-        "by_month": _rows(report.by)[-months:],
-        "nps_by_month": _rows(monthly_nps(tables["nps_answers"], as_of, months)),
-        "ltv_by_month": _rows(monthly_ltv(tables["orders"], as_of, months)),
-        "churn_by_month": _rows(report.subscription_churn)[-months:],
+        "by_month": [r for r in _rows(report.by) if r["month"] <= period.start][-months:],
+        "nps_by_month": _rows(monthly_nps(tables["nps_answers"], period.end, months)),
+        "ltv_by_month": _rows(monthly_ltv(tables["orders"], period.end, months)),
+        "churn_by_month": [r for r in _rows(report.subscription_churn) if r["month"] <= period.start][-months:],
         "matrix": _rows(segments["matrix"]),
         "ranks": _rows(segments["ranks"]),
         "rfm_segments": _rows(segments["rfm_segments"]),
@@ -59,6 +67,47 @@ def dashboard(ws: Any) -> dict[str, Any]:
         "f2": report.f2,
         "has_predictions": ws.store.has_table(PREDICTIONS),
     }
+
+
+# the overview's tiles: (tile, compared KPI, value format, monthly series, its column, a share)
+TILES = (
+    ("nps", "nps", "num1", "nps_by_month", "nps", False),
+    ("repeat_rate", "repeat_rate", "pct", "by_month", "repeat_rate", True),
+    ("purchase_frequency", "purchase_frequency", "num2", "by_month", "purchase_frequency", False),
+    ("aov", "aov", "yen", "by_month", "aov", False),
+    ("ltv", "mean_ltv", "yen", "ltv_by_month", "ltv", False),
+    ("subscription_churn", "subscription_churn", "pct", "churn_by_month", "churn_rate", True),
+)
+
+
+def _month(value: Any) -> str:
+    return value.strftime("%Y-%m") if value is not None else ""
+
+
+def kpi_tiles(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One tile per KPI: the month's value, its changes against the month before and the same month last
+    year (with their colour), and the trend up to that month (an SVG per language: yen axes say 万円)."""
+    rows = {r["key"]: r for r in data["comparison"].rows}
+    tiles = []
+    for key, compared, fmt, series, column, share in TILES:
+        row = rows[compared]
+        points = [(_month(r["month"]), r[column]) for r in data[series]]
+        plain = "" if fmt == "yen" else sparkline_svg(points, percent=share)
+        tiles.append({
+            "key": key, "value": row["value"], "format": fmt,
+            "svg": {lang: sparkline_svg(points, yen=lang) if fmt == "yen" else plain for lang in LANGS},
+            "changes": [{"key": f"kpi_{which}_month_change", "prior_key": f"kpi_{which}_month",
+                         "prior": row[which], "value": row[f"{which}_change"], "unit": row["unit"],
+                         "tone": change_tone(row[f"{which}_change"], row["better"], row["unit"])}
+                        for which in ("previous", "last_year")],
+        })
+    return tiles
+
+
+def formatters(lang: str) -> dict[str, Any]:
+    """A page's yen (万円 / 億円 above ¥1,000,000), changes and periods in `lang`."""
+    return {"money": functools.partial(money, lang=lang), "change": functools.partial(change_text, lang=lang),
+            "period_label": functools.partial(period_label, lang=lang)}
 
 
 def mask_table(table: pa.Table, operator: bool) -> pa.Table:

@@ -1,21 +1,26 @@
-"""Customer lists: a page of a segment's or an R × F cell's members, and the whole list for an export.
+"""Customer lists: a page of a segment's or an R × F cell's members, the whole list for an export, and
+the day's call lists.
 
-Both are `kizuna.analytics.member_page` / `member_list` over the workspace's tables, run in the
-engine, the same on every engine: the page's fifty rows and its total come back, with contact data
-masked for a viewer. Nothing is kept between requests.
+The first two are `kizuna.analytics.member_page` / `member_list` over the workspace's tables, run in
+the engine, the same on every engine: the page's fifty rows and its total come back, with contact data
+masked for a viewer. Nothing is kept between requests. The call lists are `Workspace.call_lists` (keep
+or win-back, within the day's capacity), each call with its customer's last call.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pyarrow as pa
 
-from kizuna.analytics import MemberQuery, member_list, member_page
+from kizuna.analytics import AsOf, MemberQuery, member_list, member_page
 from kizuna.web._auth import mask_row
 from kizuna.web._figures import PAGE_SIZE, PREDICTIONS, mask_table
 
-__all__ = ["list_export", "list_page"]
+__all__ = ["CALL_LISTS", "call_list_view", "last_calls", "list_export", "list_page"]
+
+CALL_LISTS = ("keep", "winback")
 
 
 def _tables(ws: Any) -> tuple[Any, Any, Any]:
@@ -39,3 +44,37 @@ def list_export(ws: Any, query: MemberQuery, *, operator: bool) -> tuple[str, pa
     with ws.store.engine_errors():
         key, members = member_list(scores, customers, query, predictions)
         return key, mask_table(members.to_pyarrow(), operator)
+
+
+def call_list_view(ws: Any, kind: str) -> dict[str, Any]:
+    """The day's `kind` call list as the call-list page shows it (contact data not yet masked).
+
+    ``rows``: the calls within the capacity, each with ``last_call_at`` and ``last_call_outcome``
+    (None when never called); ``summary``: `CallList.summary()` and ``over_capacity``, the candidates
+    left for another day (not cooled down, not on the e-mail / DM list, not held out, not called).
+    """
+    lists = ws.call_lists(kind=kind)
+    rows = lists.calls.to_pylist()
+    calls = ws.store.table("calls") if ws.store.has_table("calls") else None
+    with ws.store.engine_errors():
+        last = last_calls(calls, [r["customer_id"] for r in rows], lists.as_of)
+    for row in rows:
+        row["last_call_at"], row["last_call_outcome"] = last.get(row["customer_id"], (None, None))
+    summary = lists.summary()
+    listed = summary["calls"] + summary["mail"] + summary["cooled_down"] + (summary.get("held_out") or 0)
+    summary["over_capacity"] = max(0, summary["candidates"] - listed)
+    return {"kind": kind, "as_of": lists.as_of, "rows": rows, "summary": summary}
+
+
+def last_calls(calls: Any, customer_ids: list[str], as_of: dt.date) -> dict[str, tuple[dt.datetime, str]]:
+    """customer id -> (called at, outcome) of their latest call by the end of `as_of`, for a list's customers
+    (a capacity's worth: the few rows come back and the latest is picked here)."""
+    if calls is None or not customer_ids:
+        return {}
+    mine = calls.filter(calls.customer_id.isin(customer_ids) & AsOf(as_of).before_end(calls.called_at))
+    latest: dict[str, tuple[dt.datetime, str]] = {}
+    for row in mine.select("customer_id", "called_at", "outcome").to_pyarrow().to_pylist():
+        known = latest.get(row["customer_id"])
+        if known is None or row["called_at"] > known[0]:
+            latest[row["customer_id"]] = (row["called_at"], row["outcome"])
+    return latest

@@ -69,6 +69,7 @@ _UNDER_WAY = "forgetting "
 _RECLAIM = "reclaim pending"
 _KEYED = "guest ids keyed "
 # Folders of the workspace that hold no list for people (or are handled on their own).
+_HEADER_WITHIN = 3  # a workbook's header row is among its first rows, below a title row (kizuna._sheets)
 _NOT_LISTS = ("rejects", "scenarios", "spark-warehouse", "spark-metastore", "reports")
 
 
@@ -291,7 +292,7 @@ def _lists(root: Path) -> list[Path]:
         parts = path.relative_to(root).parts
         if parts[0] in _NOT_LISTS or any(p.startswith(".") for p in parts):
             continue
-        if parts[0] == "outbox" or _id_column(_first_row(path), exported=True) is not None:
+        if parts[0] == "outbox" or any(_id_column(row, exported=True) is not None for row in _first_rows(path)):
             found.append(path)
     return found
 
@@ -326,20 +327,23 @@ def _id_column(header: list | None, *, exported: bool = False) -> int | None:
     return None
 
 
-def _first_row(path: Path) -> list | None:
+def _first_rows(path: Path) -> list[list]:
+    """The first rows of a list: its header row, and in a workbook the title row above it."""
     try:
         if path.suffix == ".csv":
             with path.open(encoding="utf-8-sig", newline="") as handle:
-                return next(csv.reader(handle), None)
+                return [row for row in [next(csv.reader(handle), None)] if row is not None]
         import openpyxl
 
         book = openpyxl.load_workbook(path, read_only=True)
         try:
-            return next(book.worksheets[0].iter_rows(max_row=1, values_only=True), None) if book.worksheets else None
+            if not book.worksheets:
+                return []
+            return [list(row) for row in book.worksheets[0].iter_rows(max_row=_HEADER_WITHIN, values_only=True)]
         finally:
             book.close()
     except (OSError, UnicodeDecodeError, csv.Error, ValueError, KeyError):  # not a file kizuna wrote
-        return None
+        return []
     except Exception as exc:  # openpyxl's own errors for a file that is no workbook
         if type(exc).__module__.startswith(("openpyxl", "zipfile")):
             return None
@@ -370,11 +374,14 @@ def _rewrite_list(path: Path, customer_id: str) -> int:
     book = openpyxl.load_workbook(path)
     removed = 0
     for sheet in book.worksheets:
-        header = next(sheet.iter_rows(max_row=1, values_only=True), None)
-        at = _id_column(list(header) if header else None)
+        # the header: the first row naming the id (a title row may be above it)
+        found = ((number, _id_column(list(row))) for number, row in
+                 enumerate(sheet.iter_rows(max_row=_HEADER_WITHIN, values_only=True), start=1))
+        header_at, at = next(((n, a) for n, a in found if a is not None), (0, None))
         if at is None:
             continue
-        hits = [row[0].row for row in sheet.iter_rows(min_row=2) if len(row) > at and row[at].value in ids]
+        hits = [row[0].row for row in sheet.iter_rows(min_row=header_at + 1)
+                if len(row) > at and row[at].value in ids]
         for number in reversed(hits):
             sheet.delete_rows(number)
         removed += len(hits)
@@ -411,7 +418,7 @@ def _rewrite_rejects(path: Path, needles: set[str], phones: set[str]) -> int:
         return 0
     header, body = records[0], records[1:]
     try:
-        file_at, row_at, value_at = header.index("file"), header.index("row"), header.index("value")
+        file_at, row_at, value_at = (_header_index(header, key) for key in ("file", "row", "value"))
     except ValueError:  # not a rejects file kizuna wrote
         return 0
 
@@ -428,6 +435,16 @@ def _rewrite_rejects(path: Path, needles: set[str], phones: set[str]) -> int:
         return 0
     _replace(path, lambda out: _write_csv(out, [header, *kept]))  # cells as read: already neutralised once
     return len(body) - len(kept)
+
+
+def _header_index(header: list[str], key: str) -> int:
+    """Where a rejects file's column `key` is: its header in either language, or the code an older kizuna wrote."""
+    from kizuna.i18n import text
+
+    for name in (text(f"header.reject_{key}", "ja"), text(f"header.reject_{key}", "en"), key):
+        if name in header:
+            return header.index(name)
+    raise ValueError(key)
 
 
 def _normal(text: str) -> str:

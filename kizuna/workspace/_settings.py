@@ -12,6 +12,7 @@ from kizuna.delivery import DeliverySettings, EmailSettings, LineSettings
 from kizuna.importing import ImportSettings
 from kizuna.operations import OperationsSettings, WebSettings
 from kizuna.prediction import CallSettings, PredictionSettings
+from kizuna.reporting import ReportSettings
 from kizuna.settings import BusinessSettings, Sections
 from kizuna.store import StoreSettings
 
@@ -43,6 +44,7 @@ class Settings(Sections):
     email: EmailSettings = EmailSettings()
     line: LineSettings = LineSettings()
     web: WebSettings = WebSettings()
+    report: ReportSettings = ReportSettings()
 
     def as_of_date(self, override: dt.date | None = None) -> dt.date:
         """The day reports are computed as of: `override`, else [analysis] as_of, else today."""

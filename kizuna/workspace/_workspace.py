@@ -16,12 +16,13 @@ from kizuna._errors import KizunaError, NoDataError, WorkspaceError
 from kizuna.exporting import check_output, export_segment
 from kizuna.importing import ColumnMapping, ImportSummary, import_file
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
-from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE
+from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, RankRule
 from kizuna.store import TABLES, Store
 from kizuna.workspace._settings import Settings
 
 if TYPE_CHECKING:  # prediction loads scikit-learn: only the commands that predict pay for it
-    from kizuna.prediction import Backtest, CallList, Predictions
+    from kizuna.prediction import Backtest, CallBacktest, CallList, Predictions
+    from kizuna.reporting import ReportFigures
     from kizuna.scenarios import RunContext
 
 __all__ = ["Workspace"]
@@ -117,6 +118,27 @@ class Workspace:
         """Write `settings` to kizuna.toml (comments are rewritten) and use them from now on."""
         (self.path / SETTINGS_FILE).write_text(settings.to_toml(), encoding="utf-8")
         self.settings = settings
+
+    def suggest_ranks(self, as_of: dt.date | None = None, *,
+                      shares: tuple[float, ...] | None = None) -> analytics.RankSuggestion:
+        """RFM rank thresholds from this store's own customers (`kizuna.analytics.suggest_ranks`)."""
+        as_of = self.as_of(as_of)
+        with self.store.engine_errors():
+            return analytics.suggest_ranks(self.tables(), self.settings.analysis, as_of,
+                                           shares or analytics.RANK_SHARES)
+
+    def write_rank_rules(self, rules: tuple[RankRule, ...]) -> None:
+        """Write `rules` as [analysis] rfm_ranks into kizuna.toml and use them from now on; the rest of
+        the file, its comments included, stays as it is (the next `kizuna analyze` ranks by them)."""
+        import json
+
+        import tomlkit
+
+        rows = "".join(f"  {{ label = {json.dumps(r.label, ensure_ascii=False)}, max_recency_days = "
+                       f"{r.max_recency_days}, min_orders = {r.min_orders}, min_revenue = {r.min_revenue} }},\n"
+                       for r in rules)  # one a line, as `kizuna init` writes them
+        value = tomlkit.parse(f"rfm_ranks = [\n{rows}]\n")["rfm_ranks"]
+        self.settings = _write_setting(self.path / SETTINGS_FILE, "analysis", "rfm_ranks", value)
 
     def as_of(self, override: dt.date | None = None) -> dt.date:
         """The day reports are computed as of: `override`, else the as_of setting, else today."""
@@ -241,15 +263,30 @@ class Workspace:
                 f2_window_days=self.settings.analysis.f2_window_days,
             )
 
+    def kpi_comparison(self, period: analytics.Period) -> analytics.KpiComparison:
+        """The KPIs of `period` beside the previous period's and the same period last year's, with their
+        changes (docs/measures.md#kpi-compare; `kizuna kpi --compare`, the overview's tiles, `kizuna report`)."""
+        for day in (period.start, period.end, period.previous().start, period.last_year().start):
+            self.check_day(day)
+        if self.store.count("orders") == 0:
+            raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
+        with self.store.engine_errors():
+            return analytics.kpi_comparison(self.tables(), period,
+                                            nps_validity_days=self.settings.analysis.nps_validity_days)
+
     def segments(self) -> dict[str, pa.Table]:
-        """The NPS × LTV matrix, the RFM rank table and the named RFM segments."""
+        """The NPS × LTV matrix, the RFM rank table, the named RFM segments and the lifecycle states
+        (the last when `customer_scores` has them: analysed by this kizuna)."""
         scores = self.scores()
         with self.store.engine_errors():
-            return {
+            tables = {
                 "matrix": analytics.matrix_table(scores),
                 "ranks": analytics.rank_table(scores, tuple(r.label for r in self.settings.analysis.rfm_ranks)),
                 "rfm_segments": analytics.rfm_segment_table(scores),
             }
+            if "lifecycle_state" in scores.columns:
+                tables["lifecycle"] = analytics.lifecycle_table(scores)
+            return tables
 
     def segment(self, segment: str) -> ibis.Table:
         """The customers of a segment (cell, rank, named segment or flag, by id or label) with
@@ -271,17 +308,19 @@ class Workspace:
         with self.store.engine_errors():
             return analytics.segment_migration(self.tables(), self.settings.analysis, from_day, to_day, by=by)
 
-    def export_segment(self, segment: str, path: Path | str, *, fmt: str = "csv", lang: str = "ja") -> int:
-        """Write the customer list of a segment (cell, rank, named segment or flag).
+    def export_segment(self, segment: str, path: Path | str | None, *, fmt: str = "csv", lang: str = "ja") -> int:
+        """Write the customer list of a segment (cell, rank, named segment or flag); `path` None:
+        csv on standard output. A workbook's title row names [business] name and the scores' as-of day.
 
         The output path is checked before anything is computed: not a folder, somewhere one
         can write, and not one of the workspace's own files (its store, kizuna.toml, rejects).
         """
-        path = check_output(path, fmt, self._own_files())
+        out = check_output(path, fmt, self._own_files())
         predictions = self.store.table(PREDICTIONS) if self.store.has_table(PREDICTIONS) else None
         with self.store.engine_errors():
-            return export_segment(self.scores(), self.store.table("customers"), segment, path, fmt, lang,
-                                  predictions=predictions)
+            return export_segment(self.scores(), self.store.table("customers"), segment, out, fmt, lang,
+                                  predictions=predictions, as_of=self.scores_as_of(),
+                                  business=self.settings.business.name)
 
     def _own_files(self) -> list[Path]:
         """What kizuna keeps in the workspace (and the store's files): no export writes over them."""
@@ -294,9 +333,11 @@ class Workspace:
         One row per customer who has ordered: P(alive), expected orders and next order date,
         expected order value, CLV, churn risk with its three main reasons (ja and en), value at
         risk; see `kizuna.prediction.predict_customers`. Horizons and rates are [prediction]
-        settings; `horizon_days` overrides the churn horizon for this call.
+        settings; `horizon_days` overrides the churn horizon for this call. With the call outcomes
+        known by then, the effect of a call too (`kizuna.prediction.call_uplift`: uplift and value kept
+        by calling, once [calls] min_outcomes of them exist).
         """
-        from kizuna.prediction import predict_customers
+        from kizuna.prediction import call_uplift, predict_customers, with_call_uplift
 
         as_of = self.as_of(as_of)
         if self.store.count("orders") == 0:
@@ -308,7 +349,14 @@ class Workspace:
                 clv_horizon_days=settings.prediction.clv_horizon_days, discount_rate=settings.prediction.discount_rate,
                 gross_margin_rate=settings.business.gross_margin_rate, analysis=settings.analysis,
             )
-            self.store.create(PREDICTIONS, result.table)
+            calls = settings.calls
+            uplift = call_uplift(self.tables(), as_of, secret=self.operations.secret(),
+                                 holdout_share=calls.holdout_share, min_outcomes=calls.min_outcomes,
+                                 horizon_days=result.horizon_days, cooldown_days=calls.cooldown_days,
+                                 analysis=settings.analysis)
+            result.notes.extend([uplift.problem] if uplift.problem else [])
+            result.notes.extend(uplift.notes)
+            self.store.create(PREDICTIONS, with_call_uplift(result.table, result.features, uplift))
         return result
 
     def _horizon(self, days: int | None) -> int:
@@ -346,6 +394,22 @@ class Workspace:
                 capacity=settings.prediction.call_capacity, analysis=settings.analysis,
             )
 
+    def call_backtest(self, as_of: dt.date, *, horizon_days: int | None = None) -> CallBacktest:
+        """The keep list's rankings (by the effect of a call, by value at risk, at random) judged on the
+        calls recorded after `as_of`, with the uplift model of the outcomes known by then
+        (`kizuna.prediction.call_backtest`: Qini coefficient, uplift at capacity)."""
+        from kizuna.prediction import call_backtest
+
+        as_of = self.check_day(as_of)
+        settings = self.settings
+        with self.store.engine_errors():
+            return call_backtest(
+                self.tables(), as_of, secret=self.operations.secret(), holdout_share=settings.calls.holdout_share,
+                horizon_days=self._horizon(horizon_days), clv_horizon_days=settings.prediction.clv_horizon_days,
+                discount_rate=settings.prediction.discount_rate, capacity=settings.prediction.call_capacity,
+                cooldown_days=settings.calls.cooldown_days, analysis=settings.analysis,
+            )
+
     def priority(self, capacity: int | None = None, *, kind: str = "keep") -> pa.Table:
         """The calls of the day's `kind` list ("keep" or "winback"; see `call_lists`)."""
         return self.call_lists(capacity, kind=kind).calls
@@ -354,25 +418,33 @@ class Workspace:
         """The day's call list (`kizuna.prediction.call_lists`): at most `capacity` (default [prediction]
         call_capacity) customers with a telephone number, none called within [calls] cooldown_days, each
         with contact details, segment, reasons and a `suggested_action`; those without a number on the
-        e-mail / DM list. Segments come from the last `analyze`, when there is one."""
-        from kizuna.prediction import CallRules, call_lists
+        e-mail / DM list; the call holdout ([calls] holdout_share) left uncalled. The keep list ranks by
+        the value kept by calling once [calls] min_outcomes call outcomes are known. Segments come from
+        the last `analyze`, when there is one."""
+        from kizuna.prediction import CallRules, call_lists, in_call_holdout
 
         scores = self.scores() if self.store.has_table(SCORES) else None
         settings = self.settings
         calls = self.store.table("calls") if self.store.has_table("calls") else None
+        secret, share = self.operations.secret(), settings.calls.holdout_share
         with self.store.engine_errors():
             return call_lists(self.predictions(), self.store.table("customers"), scores, as_of=self.as_of(),
                               kind=kind, rules=CallRules.of(settings.prediction, settings.calls,
                                                             capacity),
-                              calls=calls, winback_days=settings.prediction.winback_days)
+                              calls=calls, winback_days=settings.prediction.winback_days,
+                              holdout=(lambda customer: in_call_holdout(customer, secret, share)) if share else None,
+                              min_outcomes=settings.calls.min_outcomes)
 
-    def write_priority(self, path: Path | str, *, fmt: str = "csv", lang: str = "ja",
-                       capacity: int | None = None, kind: str = "keep") -> int:
-        """Write the call list to a CSV or .xlsx file for the contact centre; returns its rows."""
+    def write_priority(self, path: Path | str | None, *, fmt: str = "csv", lang: str = "ja",
+                       capacity: int | None = None, kind: str = "keep", lists: CallList | None = None) -> int:
+        """Write the call list to a CSV or .xlsx file for the contact centre (`path` None: csv on standard
+        output); returns its rows. `lists`: the day's list when already computed (`call_lists`)."""
         from kizuna.prediction import write_call_list
 
-        path = check_output(path, fmt, self._own_files(), unknown="unknown format {fmt!r} for a file")
-        return write_call_list(self.priority(capacity, kind=kind), path, fmt, lang)
+        out = check_output(path, fmt, self._own_files(), unknown="unknown format {fmt!r} for a file")
+        lists = lists or self.call_lists(capacity, kind=kind)
+        return write_call_list(lists.calls, out, fmt, lang, as_of=lists.as_of, business=self.settings.business.name,
+                               kind=lists.kind)
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""
@@ -418,6 +490,16 @@ class Workspace:
         return scenario_results(self.scenarios(), ledger=Ledger(self.operations), store=self.store,
                                 settings=self.settings, name=name, as_of=self.check_day(as_of), lang=lang)
 
+    def call_results(self, *, as_of: dt.date | None = None, since: dt.date | None = None) -> dict[str, Any]:
+        """What the calls teach (`kizuna.scenarios.call_results`): the kept rate per talk script and the
+        kept rate of the customers called against the call holdout's."""
+        from kizuna.scenarios import call_results
+
+        with self.store.engine_errors():
+            return call_results(self.tables(), secret=self.operations.secret(),
+                                share=self.settings.calls.holdout_share, analysis=self.settings.analysis,
+                                as_of=self.as_of(as_of), since=self.check_day(since))
+
     def preview(self, name: str, customer_id: str, *, step: int = 1, as_of: dt.date | None = None,
                 lang: str | None = None) -> dict[str, str]:
         """One step's message for one customer, rendered as it would be sent (nothing is recorded)."""
@@ -425,6 +507,54 @@ class Workspace:
 
         return preview_message(self.run_context(), self.scenarios(), name, customer_id, step=step,
                                as_of=self.as_of(as_of), lang=lang)
+
+    # -- the manager's report ----------------------------------------------------------------------
+    def report_figures(self, period: analytics.Period | None = None, *, lang: str = "ja") -> ReportFigures:
+        """What `kizuna report` shows for `period` (default: the last full month before the as-of date): the
+        KPIs and their changes, the matrix and its moves, the lost, the value at risk of the last
+        `predict`, the scenarios' results (in `lang`) and the call centre's (`kizuna.reporting.report_figures`)."""
+        from kizuna.reporting import report_figures
+
+        period = period or analytics.Period.month_before(self.as_of())
+        for day in (period.start - dt.timedelta(days=1), period.end, period.last_year().start):
+            self.check_day(day)
+        if self.store.count("orders") == 0:
+            raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
+        settings = self.settings
+        has = self.store.has_table
+        rows = self.results(as_of=period.end, lang=lang)
+        with self.store.engine_errors():
+            return report_figures(
+                self.tables(), period=period, analysis=settings.analysis,
+                predictions=self.store.table(PREDICTIONS) if has(PREDICTIONS) else None,
+                scores=self.store.table(SCORES) if has(SCORES) else None,
+                scenario_rows=rows, high_risk=settings.prediction.high_risk,
+            )
+
+    def write_report(self, figures: ReportFigures, folder: Path | str | None = None, *, lang: str = "ja",
+                     pdf: bool = True) -> list[Path]:
+        """Write the report as report-YYYY-MM.html and (`pdf`) .pdf into `folder` (default reports/); the files."""
+        from kizuna.reporting import print_pdf, write_html
+
+        folder = Path(folder) if folder is not None else self.path / "reports"
+        html = write_html(figures, folder, lang)
+        if not pdf:
+            return [html]
+        return [html, print_pdf(html, html.with_suffix(".pdf"), chromium=self.settings.report.chromium)]
+
+    def check_report_mail(self) -> None:
+        """Refuse at once (one line naming the setting) when `mail_report` could not send: no [report]
+        recipients, or no [email] server or sender."""
+        from kizuna.reporting import mail_transport
+
+        mail_transport(self.settings.report.recipients, self.settings.email, self.path).close()
+
+    def mail_report(self, figures: ReportFigures, files: list[Path], *, lang: str = "ja") -> list[str]:
+        """E-mail the report's files to [report] recipients through [email]'s SMTP server; who got it."""
+        from kizuna.reporting import mail_report
+
+        return mail_report(figures, files, recipients=self.settings.report.recipients, settings=self.settings.email,
+                           workspace=self.path, lang=lang)
 
 
 def _create_folder(path: Path, *, store_url: str, exist_ok: bool, settings: Settings | None) -> None:
@@ -453,6 +583,22 @@ def _create_folder(path: Path, *, store_url: str, exist_ok: bool, settings: Sett
             settings = settings.replace(store={"url": store_url})
         settings_path.write_text(settings.to_toml(), encoding="utf-8")
     _install_example_scenarios(path)
+
+
+def _write_setting(path: Path, section: str, key: str, value: Any) -> Settings:
+    """Set `key` of [section] in the kizuna.toml at `path`, keeping every other line; the settings it now holds."""
+    import tomllib
+
+    import tomlkit
+
+    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    if section not in document:
+        document.add(section, tomlkit.table())
+    document[section][key] = value  # type: ignore[index]
+    text = tomlkit.dumps(document)
+    settings = Settings.from_dict(tomllib.loads(text), source=str(path))  # checked before it is written
+    path.write_text(text, encoding="utf-8")
+    return settings
 
 
 def _load_settings(path: Path) -> Settings:
