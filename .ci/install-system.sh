@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the tests need, from Debian 12's archive: the PostgreSQL 15 server (the
-# tests start their own throwaway cluster), Java 17 for Spark and a Japanese font for the
-# charts, and Chromium for the web app's browser tests. Idempotent: installs only what is
+# tests start their own throwaway cluster), Java 17 for Spark, a Japanese font for the
+# charts' fallback test, Chromium for the web app's browser tests and LibreOffice Calc to open
+# the workbooks. Idempotent: installs only what is
 # missing, and runs apt-get only then.
 set -euo pipefail
 
@@ -18,6 +19,8 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 compgen -G '/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf' >/dev/null || missing+=(fonts-ipaexfont-gothic)
 # The web app's end-to-end tests drive Debian's Chromium (headless) with Playwright.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The workbooks kizuna writes are opened by LibreOffice (headless, converted) in tests/test_workbooks.py.
+command -v soffice >/dev/null || missing+=(libreoffice-calc-nogui)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -375,6 +375,11 @@ class XlsxSheet(SheetWriter):
         if self._has_header:
             self._sheet.freeze_panes = f"A{self.header_row + 1}"
             self._sheet.print_title_rows = f"{self.header_row}:{self.header_row}"  # repeated on every printed page
+        # printed as a list is read: landscape, every column on the page's width, as many pages down as it takes
+        self._sheet.page_setup.orientation = "landscape"
+        self._sheet.page_setup.paperSize = "9"  # A4 (ECMA-376 ST_PaperSize)
+        self._sheet.page_setup.fitToWidth, self._sheet.page_setup.fitToHeight = 1, 0
+        self._sheet.sheet_properties.pageSetUpPr.fitToPage = True
         if self._title:
             title = self._cell(self._sheet, value=self._title)
             title.data_type = "s"

@@ -11,7 +11,13 @@ One key, one pair ``(ja, en)``. The keys are grouped by area, each area a dict b
 * ``reason.*`` churn reasons in words; ``life_event.*`` the kinds of life events in them;
 * ``forget.*`` the erasure command (``kizuna forget``);
 * ``public.*`` the pages customers reach (survey, unsubscribe); ``email.*`` the lawful e-mail footer;
-* ``chart.*`` the backtest chart.
+* ``chart.*`` the backtest chart;
+* values of the data in words: ``sales_channel.*``, ``order_status.*``, ``support_status.*``,
+  ``delivery_status.*``, ``delivery_group.*``, ``kind.*`` (`value_label`; a value with no text, the
+  shop's own word, is shown as it is);
+* the errors and warnings a person meets, as phrases (`kizuna._errors.Phrase`, said by `say`):
+  ``error.*``, ``settings.*`` (kizuna.toml), ``scenario.*`` (scenario files), ``mapping.*``,
+  ``reject.*`` (why a row was rejected), ``run.*`` (`kizuna run`'s warnings).
 
 Texts are `str.format` patterns with named fields (``{n}``, ``{day}``); both languages of a key
 use the same fields (tests/test_catalogue.py checks it, and that every key has both texts).
@@ -36,9 +42,12 @@ import string
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
+from typing import Any
+
+from kizuna._errors import KizunaError, Phrase, use_catalogue
 
 __all__ = ["CATALOGUE", "LANGS", "MONEY_SHORT_FROM", "change_text", "fields", "label", "money", "ordinal", "pattern",
-           "section", "segment_key", "segment_label", "text"]
+           "say", "section", "segment_key", "segment_label", "text", "value_label"]
 
 LANGS = ("ja", "en")
 
@@ -88,6 +97,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "importing": ("取り込み中", "importing"),
     "reconcile": ("重複・参照を確認して保存中", "checking duplicates and references, saving"),
     "analyzing": ("顧客スコアを計算中", "computing customer scores"),
+    "scores_computed": ("顧客スコア: {n}人 (基準日 {day})", "customer scores: {n} customers (as of {day})"),
     "as_of": ("基準日", "as of"),
     "segment": ("セグメント", "segment"),
     "revenue_share": ("売上シェア", "revenue share"),
@@ -161,6 +171,10 @@ _LABELS: dict[str, tuple[str, str]] = {
     "actual": ("実績", "actual"),
     "title_calibration": ("離脱確率の較正 (予測の十分位別)", "Churn risk calibration (by decile)"),
     "risk_decile": ("十分位", "decile"),
+    "interval_95": ("実績の95%区間", "actual, 95% interval"),
+    "within_interval": ("予測が区間内", "prediction within it"),
+    "yes": ("はい", "yes"),
+    "no": ("いいえ", "no"),
     "chart": ("グラフ", "chart"),
     "action_detractor_follow_up": ("48時間以内のフォロー電話 (批判者)", "follow-up call within 48 h (detractor)"),
     "action_hearing_call": ("ヒアリング電話 (課題の解決)", "hearing call: solve the problem"),
@@ -289,7 +303,7 @@ _LABELS |= {
     "run_delivered": ("到達", "Delivered"), "run_treated_rate": ("施策群CVR", "Treated rate"),
     "run_control_rate": ("対照群CVR", "Control rate"), "run_uplift": ("差 (95%区間)", "Uplift (95% CI)"),
     "run_verdict": ("判定", "Verdict"), "run_incremental_revenue": ("増分売上", "Incremental revenue"),
-    "title_run": ("シナリオ実行", "Scenario run"),
+    "title_run": ("シナリオ実行", "Scenario run"), "run_step_n": ("ステップ{n}", "step {n}"),
     "title_run_dry": ("シナリオ実行 (ドライラン: 送信なし)", "Scenario run (dry run: nothing sent)"),
     "title_results": ("シナリオの結果", "Scenario results"), "run_total": ("合計", "total"),
     "run_not_enough": ("データ不足 (各群{n:,}人必要)", "not enough data yet ({n:,} per group needed)"),
@@ -299,6 +313,22 @@ _LABELS |= {
     "channel_email": ("メール", "e-mail"), "channel_line": ("LINE", "LINE"),
     "channel_insert": ("同梱物", "parcel insert"), "channel_dm": ("DM", "direct mail"),
     "channel_call": ("架電", "call"),
+}
+
+# clicks, costs and budgets (`kizuna run`, `kizuna results`, the results page; docs/measures.md#clicks, #costs)
+_LABELS |= {
+    "run_over_budget": ("予算超過 (翌月へ)", "Over budget (next month)"),
+    "run_costs": ("費用", "Costs"),
+    "run_cost_line": ("{channel} {n}件 × {price} = {total}", "{channel}: {n} × {price} = {total}"),
+    "run_cost_total": ("合計 {total}", "Total {total}"),
+    "run_clicked": ("クリック (人)", "Clicked"), "run_converted": ("CV (人)", "Converted"),
+    "run_revenue_per_recipient": ("1人あたり売上", "Revenue per recipient"),
+    "run_control_revenue_per_customer": ("対照群1人あたり売上", "Control revenue per customer"),
+    "run_cost": ("費用", "Cost"), "run_incremental_profit": ("増分利益 (95%区間)", "Incremental profit (95% CI)"),
+    "clicked": ("クリック (人)", "clicked"), "converted": ("CV (人)", "converted"),
+    "revenue_per_recipient": ("1人あたり売上", "revenue per recipient"),
+    "control_revenue_per_customer": ("対照群1人あたり売上", "control revenue per customer"),
+    "cost": ("費用", "cost"), "incremental_profit": ("増分利益 (95%区間)", "incremental profit (95% interval)"),
 }
 
 # calls and what they teach (`kizuna calls`, the customer page; docs/measures.md#calls)
@@ -602,6 +632,7 @@ _WEB: dict[str, tuple[str, str]] = {
     "address": ("住所", "address"),
     "signed_up": ("登録日", "signed up"),
     "opt_ins": ("配信許諾", "opt-ins"),
+    "web.choose_list": ("一覧にするセグメントか、R × F のセルを選んでください。", "choose a segment or an R × F cell"),
     "date_out_of_range": ("アドレスの日付が範囲外です。{first} … {last} の日付を指定してください。",
                           "A date in the address is out of range: give one from {first} to {last}."),
 }
@@ -951,6 +982,737 @@ _EMAIL: dict[str, tuple[str, str]] = {
 }
 
 
+# -- codes in words: values of the data that people see (timelines, lists, tables) ----------------------
+_CODES: dict[str, tuple[str, str]] = {
+    # orders.channel (sales channels); other values are the shop's own words, shown as they are
+    "sales_channel.web": ("ECサイト", "online shop"), "sales_channel.app": ("アプリ", "app"),
+    "sales_channel.phone": ("電話注文", "phone order"), "sales_channel.shop": ("店舗", "shop"),
+    "sales_channel.store": ("店舗", "store"), "sales_channel.catalog": ("カタログ", "catalogue"),
+    "sales_channel.fax": ("FAX", "fax"), "sales_channel.line": ("LINE", "LINE"),
+    # orders.status, support_contacts.status
+    "order_status.completed": ("完了", "completed"), "order_status.cancelled": ("キャンセル", "cancelled"),
+    "order_status.returned": ("返品", "returned"),
+    "support_status.open": ("未解決", "open"), "support_status.resolved": ("解決済み", "resolved"),
+    # what became of a message (the ledger's deliveries.status) and its group
+    "delivery_status.scheduled": ("予定", "scheduled"), "delivery_status.deferred": ("保留", "deferred"),
+    "delivery_status.resend": ("再送待ち", "to resend"), "delivery_status.sending": ("送信中", "sending"),
+    "delivery_status.committing": ("送信中", "sending"), "delivery_status.sent": ("送信済み", "sent"),
+    "delivery_status.delivered": ("到達", "delivered"), "delivery_status.failed": ("失敗", "failed"),
+    "delivery_status.suppressed": ("配信停止等", "suppressed"),
+    "delivery_status.cancelled": ("目標達成", "goal reached"),
+    "delivery_status.merged": ("統合", "merged"), "delivery_status.unconfirmed": ("未確認", "unconfirmed"),
+    "delivery_status.holdout": ("対照群", "control group"), "delivery_status.listed": ("リスト出力", "listed"),
+    "delivery_group.treated": ("介入群", "treated"), "delivery_group.control": ("対照群", "control group"),
+    "delivery_group.holdout": ("対照群", "control group"),
+    "delivery_group.global_control": ("全体対照群", "global control"),
+    # what a file holds (import kinds)
+    "kind.customers": ("顧客", "customers"), "kind.products": ("商品", "products"), "kind.orders": ("注文", "orders"),
+    "kind.order-items": ("注文明細", "order items"), "kind.nps": ("NPS回答", "NPS answers"),
+    "kind.support": ("問い合わせ", "support contacts"), "kind.events": ("顧客イベント", "profile events"),
+    "kind.calls": ("架電結果", "call outcomes"),
+}
+
+# -- errors a person meets: settings, scenarios, imports, the run (kizuna._errors.Phrase) ----------
+_ERRORS: dict[str, tuple[str, str]] = {
+    "error.prefix": ("エラー", "error"),
+    "list.separator": ("、", ", "),
+    "error.in_file": ("{path}: {problem}", "{path}: {problem}"),
+    "error.column_problem": ("{column}: {problem}", "{column}: {problem}"),
+    "error.no_data": ("このワークスペースには{table}がありません。{hint}", "No {table} in this workspace. {hint}"),
+    "error.unknown_segment": ("セグメント {name} はありません。次のどれかを指定してください: {known}。",
+                              "unknown segment {name}. Choose one of: {known} (ids such as churn_candidate and "
+                              "Japanese names such as 離脱候補者 work too)."),
+    "error.columns_in_no_sheet": (
+        "ブックのどのシート ({sheets}) にも、{table}に必要な列 {columns} がありません。--sheet でシートを指定し、"
+        "見出しが違うときは対応付けてください。--mapping FILE.toml で見出しを kizuna の列に対応付けます "
+        "([columns] \"あなたの見出し\" = \"{first}\")。",
+        "no sheet of the workbook ({sheets}) has the column(s) {columns} for {table}. Name the sheet with --sheet, "
+        "and map its headers if they differ. Map your headers onto kizuna's columns with --mapping FILE.toml "
+        "([columns] \"your header\" = \"{first}\")."),
+    "error.columns_no_header": (
+        "1行目が見出しではなくデータのようです。{table}には列 ({columns}) を示す見出し行が必要です。"
+        "見出し行を加えるか、見出し付きで書き出してください。",
+        "the first row looks like data, not a header: kizuna needs a header row naming the columns ({columns} for "
+        "{table}). Add one, or export the file with headers."),
+    "error.columns_missing": (
+        "{table}に必要な列 {columns} がありません。ファイルの列: {found}。--mapping FILE.toml で見出しを kizuna の"
+        "列に対応付けてください ([columns] \"あなたの見出し\" = \"{first}\")。",
+        "required column(s) {columns} for {table} not found; the file has {found}. Map your headers onto kizuna's "
+        "columns with --mapping FILE.toml ([columns] \"your header\" = \"{first}\")."),
+    "error.file_not_found": ("ファイルがありません。パスを確かめてください。", "file not found. Check the path."),
+    "error.no_such_sheet": ("{sheet} というシートはありません。ブックのシート: {sheets}。",
+                            "no sheet named {sheet}; the workbook has {sheets}."),
+    "error.unknown_file_type": ("{suffix} のファイルは取り込めません。kizuna が取り込めるのは .csv、.tsv、.txt、.xlsx、"
+                                ".parquet です。",
+                                "unknown file type {suffix}; kizuna imports .csv, .tsv, .txt, .xlsx and .parquet."),
+    "error.empty_file": ("ファイルが空か、見出し行がありません。", "the file is empty or has no header row."),
+    "error.header_not_text": ("見出し行 ({row}行目) が {encoding} のテキストではありません。"
+                              "UTF-8 か Shift_JIS で保存するか、"
+                              "--encoding を指定してください。",
+                              "the header row (row {row}) is not {encoding} text. Save the file as UTF-8 or Shift_JIS, "
+                              "or pass --encoding."),
+    # the --mapping file (kizuna.importing: MappingError)
+    "mapping.not_found": ("対応付けファイルがありません。--mapping のパスを確かめてください。",
+                          "mapping file not found. Check the --mapping path."),
+    "mapping.not_toml": ("TOML の対応付けファイルとして読めません ({problem})。",
+                         "not a valid TOML mapping file ({problem})."),
+    "mapping.unknown_tables": ("{tables} という表は使えません。対応付けファイルに書けるのは [columns]、[columns.KIND]、"
+                               "[values.COLUMN] です。",
+                               "unknown table(s) {tables}; a mapping has "
+                               "[columns], [columns.KIND] and [values.COLUMN]."),
+    "mapping.unknown_kind": ("[columns.{kind}]: そのような種類はありません。次のどれかにしてください: {kinds}。",
+                             "[columns.{kind}]: no such kind; use one of {kinds}."),
+    "mapping.entries": ("[columns]、[columns.KIND]、[values.COLUMN] の各行は \"元の名前\" = \"kizuna の名前\" と"
+                        "書いてください。",
+                        "every entry must be \"source\" = \"kizuna name\", in [columns], [columns.KIND] and "
+                        "[values.COLUMN]."),
+    "mapping.not_of_kind": ("対応付けが [columns.{kind}] に {names} を書いていますが、{kind} にその列はありません。"
+                            "{kind} の列: {columns}。",
+                            "the mapping names {names} in [columns.{kind}], which {kind} does not have; columns of "
+                            "{kind}: {columns}."),
+    "mapping.unknown_columns": ("対応付けが {names} を書いていますが、どの種類にもその列はありません。kizuna の列は "
+                                "docs/measures.md §7 にあります (例: customer_id、order_id、ordered_at、amount、"
+                                "product_id)。",
+                                "the mapping names {names}, which no kind has; kizuna's columns are listed in "
+                                "docs/measures.md §7 (e.g. customer_id, order_id, ordered_at, amount, product_id)."),
+    "error.columns_found_more": ("{listed} … ほか {n} 列", "{listed} … and {n} more"),
+    "error.columns_found_none": ("見出しなし", "no header"),
+    "error.run_orders_first": ("`kizuna import orders FILE` を先に実行してください (または `kizuna demo`)。",
+                               "Run `kizuna import orders FILE` first (or `kizuna demo`)."),
+    "error.run_analyze_first": ("`kizuna analyze` を先に実行してください。", "Run `kizuna analyze` first."),
+    "error.run_predict_first": ("`kizuna predict` を先に実行してください。", "Run `kizuna predict` first."),
+    "error.customer_scores": ("顧客スコア", "customer scores"),
+    "error.customer_predictions": ("予測", "predictions"),
+    "error.orders_in_window": ("{day} までの {days} 日間の注文", "orders in the {days} days up to {day}"),
+    "error.ranks_need_orders": ("ランクの基準はその注文から求めます。`kizuna import orders FILE` で最近の注文を"
+                                "取り込むか、--as-of に注文のある日付を指定してください。",
+                                "Rank thresholds are taken from them: import recent orders with `kizuna import "
+                                "orders FILE`, or give --as-of a day within their dates."),
+    # kizuna.toml (kizuna.settings)
+    "settings.not_found": ("{path} がありません。`kizuna init DIR` でワークスペースを作るか、--dir で既存の"
+                           "ワークスペースを指定してください。",
+                           "{path} not found. Create a workspace with `kizuna init DIR` "
+                           "or pass --dir to an existing one."),
+    "settings.not_utf8": ("{path}: UTF-8 のテキストではありません ({byte} バイト目が読めません)。"
+                          "UTF-8 で保存してください。",
+                          "{path}: not UTF-8 text (byte {byte} cannot be read); save the file as UTF-8."),
+    "settings.unreadable": ("{path}: 読めません ({problem})。", "{path}: cannot be read ({problem})."),
+    "settings.not_toml": ("{path}: TOML として正しくありません ({problem})。ファイルを直してください。",
+                          "{path}: not valid TOML ({problem}). Fix the file."),
+    "settings.unknown_section": ("{source}: [{section}] というセクションはありません。使えるセクション: {known}。",
+                                 "{source}: unknown section [{section}]; known: {known}."),
+    "settings.not_a_section": ("{source}: [{section}] は設定のセクション (キー = 値 の行) にしてください "
+                               "(指定された値: {section} = {value})。",
+                               "{source}: [{section}] must be a section of settings (key = value lines), got "
+                               "{section} = {value}."),
+    "settings.unknown_setting": ("{source}: {name} という設定はありません。[{section}] の設定: {known}。",
+                                 "{source}: unknown setting {name}; known in [{section}]: {known}."),
+    "settings.must_be": ("{source}: {name} の値は{allowed}にしてください (指定された値: {value})。",
+                         "{source}: {name} must be {allowed}, got {value}."),
+    "settings.allowed_bool": ("true か false", "true or false"),
+    "settings.allowed_int": ("{low}〜{high} の整数", "an integer from {low} to {high}"),
+    "settings.allowed_number": ("{low}〜{high} の数値", "a number between {low} and {high}"),
+    "settings.allowed_number_above": ("{low} より大きく {high} 以下の数値",
+                                      "a number between {low} and {high} (exclusive of {low})"),
+    "settings.allowed_one_of": ("{choices} のどれか", "one of {choices}"),
+    "settings.allowed_text": ("引用符 (\") で囲んだ文字列", "text in quotes"),
+    "settings.allowed_currency": ("\"JPY\" のような大文字3文字の通貨コード",
+                                  "a 3-letter currency code in capitals, such as \"JPY\""),
+    "settings.allowed_timezone": ("\"Asia/Tokyo\" のような IANA のタイムゾーン名 (大文字・小文字を区別します)",
+                                  "an IANA time zone such as \"Asia/Tokyo\" (names are case-sensitive)"),
+    "settings.allowed_clock": ("\"HH:MM\" (24時間制) の時刻", "a time of day written \"HH:MM\" (24-hour clock)"),
+    "settings.allowed_http_url": ("http:// か https:// で始まるアドレス", "an http:// or https:// address"),
+    "settings.allowed_day": ("{first} から {last} までの YYYY-MM-DD の日付 (空にすると今日)",
+                             "a date written YYYY-MM-DD from {first} to {last} (or empty for today)"),
+    "settings.allowed_recipients": ("[\"manager@example.jp\"] のような、引用符で囲んだメールアドレスのリスト",
+                                    "a list of e-mail addresses in quotes, such as [\"manager@example.jp\"]"),
+    "settings.allowed_smtp_url": ("smtp://host:port か smtps://user@host:port (メールを送らないときは空)",
+                                  "smtp://host:port or smtps://user@host:port (or empty for no e-mail)"),
+    "settings.allowed_ops_url": ("postgres://user:password@host:port/database (kizuna-ops.sqlite3 を使うときは空)",
+                                 "postgres://user:password@host:port/database (or empty for kizuna-ops.sqlite3)"),
+    "settings.allowed_words": ("[\"語\", \"別の語\"] のような、引用符で囲んだ語のリスト (空の語は不可)",
+                               "a list of words in quotes, such as [\"word\", \"another word\"] (none empty)"),
+    "settings.ranks_list": ("{source}: {setting} は、良いランクから順に、各ランクを {table} と書いた1つ以上の"
+                            "リストにしてください (指定された値: {value})。",
+                            "{source}: {setting} must be a list of one or more ranks, best first, each {table}, got "
+                            "{value}."),
+    "settings.rank_table": ("{source}: {setting} の {position}番目のランクは {table} の形にしてください "
+                            "(指定された値: {value})。",
+                            "{source}: rank {position} in {setting} must be a table {table}, got {value}."),
+    "settings.rank_fields_missing": ("{source}: {setting} の {position}番目のランクには "
+                                     "{fields} をすべて書いてください。"
+                                     "足りない項目: {names}。",
+                                     "{source}: rank {position} in {setting} must have exactly {fields}; missing "
+                                     "{names}."),
+    "settings.rank_fields_unknown": ("{source}: {setting} の {position}番目のランクに書ける項目は {fields} だけです。"
+                                     "知らない項目: {names}。",
+                                     "{source}: rank {position} in {setting} must have exactly {fields}; unknown: "
+                                     "{names}."),
+    "settings.rank_label": ("{source}: {setting} の {position}番目のランクの label は、\"{fallback}\" 以外の空でない"
+                            "名前にしてください (\"{fallback}\" はどのランクにも入らない顧客のランクです。指定された値:"
+                            " "
+                            "{value})。",
+                            "{source}: label of rank {position} in {setting} must be a non-empty name other than "
+                            "\"{fallback}\" (the rank of customers who meet none), got {value}."),
+    "settings.rank_label_same": ("{source}: {setting} の {position}番目のランクの label は、{same}番目のランクと別の"
+                                 "名前にしてください (指定された値: {value})。",
+                                 "{source}: label of rank {position} in {setting} must be different from the label "
+                                 "of rank {same}, got {value}."),
+    "settings.rank_field": ("{source}: {setting} の {position}番目のランクの {field} は{allowed}にしてください "
+                            "(指定された値: {value})。",
+                            "{source}: {field} of rank {position} in {setting} must be {allowed}, got {value}."),
+    # scenario files (kizuna.scenarios: ScenarioError, RenderError)
+    "scenario.error": ("{where}: {field}: {problem}", "{where}: {field}: {problem}"),
+    "scenario.duplicate_name": ("{name} は {other} の name と同じです。name はシナリオごとに別の名前にしてください。",
+                                "{name} is also the name of {other}; names must be unique."),
+    "scenario.not_utf8": ("UTF-8 のテキストではありません。UTF-8 で保存してください。",
+                          "not UTF-8 text; save it as UTF-8."),
+    "scenario.yaml": ("YAML として読めません ({problem})。字下げと「:」の位置を確かめてください。", "{problem}."),
+    "scenario.not_mapping": ("シナリオは name, trigger, audience, goal, steps を「項目: 値」で書いたものです。",
+                             "a scenario is a mapping of name, trigger, audience, goal and steps."),
+    "scenario.must_be_mapping": ("{allowed} を「項目: 値」の形で書いてください。", "must be a mapping with {allowed}."),
+    "scenario.unknown_field": ("この項目はありません (綴りを確かめてください)。使える項目: {known}。",
+                               "unknown field; known: {known}."),
+    "scenario.required": ("必ず書く項目です。書き加えてください。", "is required."),
+    "scenario.single_value": ("値を1つだけ書いてください (リストや「項目: 値」は書けません)。",
+                              "must be a single value."),
+    "scenario.integer_range": ("{low} から {high} までの整数で書いてください (書かれた値: {value})。",
+                               "must be an integer from {low} to {high}, got {value}."),
+    "scenario.number_range": ("{low} から {high} までの数値で書いてください (書かれた値: {value})。",
+                              "must be a number from {low} to {high}, got {value}."),
+    "scenario.bad_name": ("{name}: 英数字と - _ . だけを使い、64文字以内にしてください。",
+                          "{name}: use letters, digits, - _ . (up to 64)."),
+    "scenario.one_of": ("{allowed} のどれかにしてください (書かれた値: {value})。",
+                        "must be one of {allowed}, got {value}."),
+    "scenario.true_false": ("true か false で書いてください。", "must be true or false."),
+    "scenario.steps_list": ("1つ以上のステップを「- channel: …」のリストで書いてください。",
+                            "must be a list of one or more steps."),
+    "scenario.one_trigger": ("次のどれか1つだけを書いてください: {known}。", "must name exactly one of: {known}."),
+    "scenario.unknown_trigger": ("トリガー {kind} はありません。使えるトリガー: {known}。",
+                                 "unknown trigger {kind}; known: {known}."),
+    "scenario.no_value": ("このトリガーには値を書きません。", "takes no value."),
+    "scenario.min_over_max": ("max 以下にしてください。", "must not exceed max."),
+    "scenario.where_list": ("{condition}: 値はリストで書いてください (例: rfm_rank in [a, b])。",
+                            "{condition}: write a list, e.g. rfm_rank in [a, b]."),
+    "scenario.not_condition": ("{condition} は条件として読めません。「列 演算子 値」の形で、演算子は "
+                               "== != < <= > >= in, not in のどれかを使ってください (例: churn_risk >= 0.5)。",
+                               "{condition} is not a condition; write `column op value` with op one of "
+                               "== != < <= > >= in, not in (e.g. churn_risk >= 0.5)."),
+    "scenario.not_number_for": ("{value} は {column} と比べられる数値ではありません。",
+                                "{value} is not a number for {column}."),
+    "scenario.not_boolean_for": ("{value} は {column} と比べられる true / false ではありません。",
+                                 "{value} is not true or false for {column}."),
+    "scenario.not_other_for": ("{value} は {column} と比べられる {kind} の値ではありません。",
+                               "{value} is not a {kind} value for {column}."),
+    "scenario.compare_kinds": ("{condition} は種類の違う値を比べています ({problem})。",
+                               "{condition} compares different kinds of value ({problem})."),
+    "scenario.unknown_column": ("列 {column} はありません。使える列: {known}。",
+                                "unknown column {column}; the audience has {known}."),
+    "scenario.email_subject": ("メールのステップには subject (件名) が必要です。", "an e-mail step needs a subject."),
+    "scenario.template_error": ("テンプレートの書き方に誤りがあります: {problem}。", "template error: {problem}."),
+    "scenario.needs_scores": ("シナリオ {name} のトリガーには顧客スコアが必要です。"
+                              "`kizuna analyze` を実行してください。",
+                              "scenario {name}: its trigger needs customer scores; run `kizuna analyze`."),
+    "scenario.needs_predictions": ("シナリオ {name} のトリガーには予測が必要です。"
+                                   "`kizuna predict` を実行してください。",
+                                   "scenario {name}: its trigger needs predictions; run `kizuna predict`."),
+    "scenario.render": ("シナリオ {scenario} のステップ {step}: {problem}",
+                        "scenario {scenario}, step {step}: {problem}"),
+    "scenario.render_undefined": (
+        "テンプレートが {{{{ {name} }}}} を使っていますが、そのような差し込み項目はありません。シナリオファイルを"
+        "直してください。使える項目: {fields}。",
+        "the template uses {{{{ {name} }}}}, which is not a field; fix the scenario file. The fields it may use are "
+        "{fields}."),
+    "scenario.render_failed": ("テンプレートを差し込めませんでした: {problem}", "the template failed: {problem}"),
+    # why a row was rejected (the rejects file, the import summary; kizuna.importing reason_phrase)
+    "reject.missing": ("{column} が空です", "missing {column}"),
+    "reject.missing_buyer": ("customer_id が空です (会員ID・メールアドレス・電話番号のどれもありません)",
+                             "missing customer_id (no member id, e-mail or phone)"),
+    "reject.not_whole_number": ("整数ではありません", "not a whole number"),
+    "reject.not_yen": ("円単位の整数の金額ではありません", "not an amount in whole yen"),
+    "reject.not_score": ("スコアではありません (0〜10の整数で書いてください。例: 9 または 9点)",
+                         "not a score (write a whole number 0-10, e.g. 9 or 9点)"),
+    "reject.not_number": ("数値ではありません", "not a number"),
+    "reject.not_yes_no": ("はい/いいえ として読めません (例: 1/0、true/false、はい/いいえ)",
+                          "not yes/no (write e.g. 1/0, true/false, はい/いいえ)"),
+    "reject.unknown_value": ("{column} に使えない値です (使える値: {allowed}。または [values.{column}] で対応付けて"
+                             "ください)",
+                             "unknown {column}; use one of {allowed} or map it in [values.{column}]"),
+    "reject.implausible_date": ("ありえない日付 {day} (年を確かめてください)",
+                                "implausible date {day} (check the year)"),
+    "reject.not_era_date": ("日付として読めません (和暦は 令和6年1月5日 や R6.1.5 のように書いてください)",
+                            "not a date (write an era date e.g. 令和6年1月5日 or R6.1.5)"),
+    "reject.not_timestamp": ("日付として読めません (例: 2024/1/5 や 2024-01-05 10:30)",
+                             "not a date (write e.g. 2024/1/5 or 2024-01-05 10:30)"),
+    "reject.not_date": ("日付として読めません (例: 1985/4/1)", "not a date (write e.g. 1985/4/1)"),
+    "reject.misplaced_comma": ("カンマの位置の誤り: 3桁区切りではないカンマがあります (1200 か 1,200 と書いてください。"
+                               "小数点のカンマは読みません)",
+                               "misplaced comma: a comma that is not a thousands separator (write whole numbers as "
+                               "1200 or 1,200; a decimal comma is not read)"),
+    "reject.control_character": ("{column} に制御文字があります (値の中の改行・タブ・NUL などの見えない文字)。"
+                                 "ファイルから取り除いてください",
+                                 "control character in {column} (a line break, tab, NUL or other invisible character "
+                                 "inside the value); remove it from the file"),
+    "reject.negative": ("{column} が負の値です", "negative {column}"),
+    "reject.quantity": ("数量は1以上にしてください", "quantity must be 1 or more"),
+    "reject.score_outside": ("NPSスコアが0〜10の範囲外です", "NPS score outside 0-10"),
+    "reject.refund_over": ("返金額が注文金額を超えています", "refund larger than the order amount"),
+    "reject.unknown_reference": ("{column} が{table}にありません (先に{table}を取り込んでください)",
+                                 "unknown {column} (not in {table}: import {table} first)"),
+    "reject.unknown_customer": ("customer_id が顧客にありません", "unknown customer_id (not in customers)"),
+    "reject.not_call_column": ("架電結果の列ではありません", "not a column of calls"),
+    "reject.duplicate": ("{key} が重複し、内容が違います ({row}行目を採用)",
+                         "duplicate {key} with different data (row {row} kept)"),
+    "reject.stray_quote": ("余分な引用符: {row}行目の列 {column} で開いた引用符 (\") が、"
+                           "行に見える {lines} 行にわたって"
+                           "続いています。閉じるか取り除いてください",
+                           "stray quote: a quote (\") opened in column {column} of row {row} runs over {lines} lines "
+                           "that look like rows; close or remove it"),
+    "reject.wrong_fields": ("列の数が違います (見出しは {width} 列、この行は {n} 列)",
+                            "wrong number of fields ({n} where the header has {width})"),
+    "reject.undecodable": ("読めないバイト: {encoding} のテキストではありません "
+                           "(ファイルを {encoding} として読んでいます)",
+                           "undecodable bytes: not {encoding} text (the file is read as {encoding})"),
+    "reject.too_large_column": ("値が長すぎます: {row}行目の列 {column} が {length} 文字で、"
+                                "1つの値の上限 {limit} 文字を"
+                                "超えています。短くするか取り除いてください",
+                                "value too large: column {column} of row {row} holds {length} characters, more than "
+                                "the {limit} a value may have (the field-size limit); shorten or remove it"),
+    "reject.too_large_field": ("値が長すぎます: {row}行目の {field} 番目の値が {length} 文字で、1つの値の上限 {limit} "
+                               "文字を超えています。短くするか取り除いてください",
+                               "value too large: field {field} of row {row} holds {length} characters, more than "
+                               "the {limit} a value may have (the field-size limit); shorten or remove it"),
+    "reject.unclosed_quote": ("閉じていない引用符: {row}行目で開いた引用符 (\") が閉じられていません。閉じるか"
+                              "取り除いてください",
+                              "unclosed quote: a quote (\") opened in row {row} is never closed; close or remove it"),
+    "reject.quote_inside": ("値の中の引用符: {row}行目 ({problem})。値全体を引用符で囲むか、引用符を取り除いてください",
+                            "quote inside a value: row {row} ({problem}); quote the whole value or remove the quote"),
+    "reject.formula": ("保存された値のない数式: ブックの数式に計算済みの値がありません (Excel で保存されていません)。"
+                       "Excel で開いて保存するか、シートを CSV に書き出してから取り込み直してください",
+                       "formula without a saved value: the workbook's formulas have no saved values (it was not "
+                       "saved by Excel); open it in Excel and save it, or export the sheet to CSV, "
+                       "and import it again"),
+    # kizuna run's warnings (kizuna.scenarios: RunReport.problems)
+    "run.no_smtp": ("メール {n}件は送信待ちです: SMTPサーバーが設定されていません。kizuna.toml の [email] smtp_url を"
+                    "設定してください。",
+                    "{n} e-mails wait: no SMTP server is set; fill in [email] smtp_url in kizuna.toml."),
+    "run.no_line_token": ("LINE {n}件は送信待ちです: 環境変数 KIZUNA_LINE_TOKEN にチャネルアクセストークンを"
+                          "設定してください。",
+                          "{n} LINE messages wait: set KIZUNA_LINE_TOKEN to the channel access token."),
+    "run.channel_trouble": ("{channel}: {reason} (残りは次回の実行で送ります)",
+                            "{channel}: {reason} (the rest wait for the next run)"),
+}
+
+
+# -- scenario switches and test sends (kizuna.scenarios: switches; the scenario pages) -------------
+_SWITCHES: dict[str, tuple[str, str]] = {
+    "switch.nav": ("シナリオ", "Scenarios"),
+    "switch.title": ("シナリオ", "Scenarios"),
+    "switch.back": ("シナリオ一覧へ", "All scenarios"),
+    "switch.state_on": ("オン", "on"),
+    "switch.state_paused": ("一時停止", "paused"),
+    "switch.state_off": ("オフ", "off"),
+    "switch.action_on": ("オンにする", "Switch on"),
+    "switch.action_paused": ("一時停止する", "Pause"),
+    "switch.action_off": ("オフにする", "Switch off"),
+    "switch.off_in_file_note": ("ファイルで停止中 (enabled: false)", "off in its file (enabled: false)"),
+    "switch.switched_by": ("{by} が切替 ({at})", "switched by {by} ({at})"),
+    "switch.help_on": ("オン: cron の kizuna run が対象を判定し、予定のメッセージを送ります。",
+                       "On: cron's kizuna run finds the occasions and sends what is due."),
+    "switch.help_paused": (
+        "一時停止: 判定も送信もしません。すでに予定済みのメッセージ (次のステップ・保留中) は、オンに戻すと送られます。"
+        "停止中に生じた機会は、オンに戻しても遡って送りません。",
+        "Paused: nothing is evaluated or sent. Messages already scheduled (a later step, a deferred one) go once it "
+        "is on again; occasions that came while it was paused are not caught up."),
+    "switch.help_off": (
+        "オフ: 判定も送信もしません。オフにした時点で未送信のメッセージは取り消され、オンに戻すと新しく始まります"
+        " (停止中の機会は遡りません)。",
+        "Off: nothing is evaluated or sent. Its messages not yet sent are cancelled when it is switched off, and it "
+        "starts afresh when switched on (occasions while it was off are not caught up)."),
+    "switch.none": ("シナリオがありません。ワークスペースの scenarios/ フォルダーにYAMLファイルを置いてください。",
+                    "No scenarios: put YAML files in the workspace's scenarios/ folder."),
+    "switch.column_name": ("名前", "name"),
+    "switch.column_title": ("シナリオ", "scenario"),
+    "switch.column_state": ("状態", "state"),
+    "switch.column_steps": ("ステップ", "steps"),
+    "switch.column_steps_due": ("ステップ (次回の送信予定)", "steps (due at the next run)"),
+    "switch.column_switch": ("切替", "switch"),
+    "switch.column_wait": ("待ち日数", "wait"),
+    "switch.column_changed_by": ("切替した人", "switched by"),
+    "switch.column_changed_at": ("切替日時", "switched at"),
+    "switch.wait": ("{n}日後", "+{n} d"),
+    "switch.step_n": ("ステップ{n}", "step {n}"),
+    "switch.due_title": ("次回実行の予定件数", "Due at the next run"),
+    "switch.due_short": ("送信予定 {n}件", "{n} due"),
+    "switch.deferred_short": ("保留 {n}件", "{n} deferred"),
+    "switch.due_if_on": ("今オンにした場合の件数", "if switched on now"),
+    "switch.due_note": ("件数は kizuna run --dry-run と同じ計算です (送信・記録はしません)。{at} 時点。",
+                        "Counted as kizuna run --dry-run counts (nothing sent or recorded), at {at}."),
+    "switch.preview_title": ("顧客ごとのプレビュー", "Preview for a customer"),
+    "switch.preview_customer": ("顧客ID", "Customer id"),
+    "switch.preview_show": ("表示", "Show"),
+    "switch.subject": ("件名", "Subject"),
+    "switch.test_title": ("自分にテスト送信", "Send me a test"),
+    "switch.test_button": ("テスト送信", "Send test"),
+    "switch.test_to": ("送信先: {address}", "to {address}"),
+    "switch.test_customer_hint": (
+        "テストは上で表示した顧客の内容で送ります (未指定なら対象の先頭の顧客)。顧客の宛先には送られず、"
+        "送信実績・頻度上限にも数えません。",
+        "A test is rendered for the customer shown above (none: the first of the audience). It never goes to the "
+        "customer, and counts in no result and against no frequency cap."),
+    "switch.test_no_address_email": ("下でテスト用の自分のメールアドレスを登録してください。",
+                                     "Give your own e-mail address below to send yourself tests."),
+    "switch.test_no_address_line": ("下でテスト用の自分のLINEユーザーIDを登録してください。",
+                                    "Give your own LINE user id below to send yourself tests."),
+    "switch.test_list_only": ("リストで出力するチャネルです。プレビューで確認してください。",
+                              "A channel of lists for people: the preview is its test."),
+    "switch.test_done": ("ステップ{step}のテストを {address} に送りました。", "Test of step {step} sent to {address}."),
+    "switch.test_prefix": ("【テスト】", "[TEST] "),
+    "switch.my_addresses": ("テストの送り先 (自分)", "Where my tests go"),
+    "switch.my_addresses_hint": ("テスト送信はここに登録した自分の宛先にだけ送られます。",
+                                 "Test sends go only to your own addresses given here."),
+    "switch.my_email": ("メールアドレス", "E-mail address"),
+    "switch.my_line": ("LINEユーザーID", "LINE user id"),
+    "switch.save": ("保存", "Save"),
+    "switch.audit_title": ("操作履歴", "Audit"),
+    "switch.audit_none": ("まだ操作はありません。", "Nothing done yet."),
+    "switch.audit_at": ("日時", "when"),
+    "switch.audit_user": ("操作した人", "who"),
+    "switch.audit_action": ("操作", "what"),
+    "switch.audit_count": ("件数", "messages"),
+    "switch.audit.scenario.on": ("オンに切替", "switched on"),
+    "switch.audit.scenario.paused": ("一時停止", "paused"),
+    "switch.audit.scenario.off": ("オフに切替 (未送信を取消)", "switched off (unsent cancelled)"),
+    "switch.audit.scenario.test": ("テスト送信", "test sent"),
+    # the command line
+    "switch.switched": ("「{title}」を{state}にしました。", "{title} is now {state}."),
+    "switch.unchanged": ("「{title}」はすでに{state}です。", "{title} is {state} already."),
+    "switch.cancelled": ("未送信のメッセージ {n} 件を取り消しました。", "{n} messages not yet sent were cancelled."),
+    "switch.cancelled_one": ("未送信のメッセージ {n} 件を取り消しました。", "{n} message not yet sent was cancelled."),
+    "switch.test_sent": ("テストを {address} に送りました (「{title}」ステップ{step}、顧客 {customer} の内容)。",
+                         "Test sent to {address} (step {step} of {title}, as for customer {customer})."),
+    # errors
+    "switch.no_scenario": ("シナリオ「{name}」はありません (あるもの: {known})。",
+                           "No scenario named {name} (there are: {known})."),
+    "switch.no_step": ("シナリオ「{name}」のステップは1〜{steps}です。ステップ{step}はありません。",
+                       "Scenario {name} has steps 1 to {steps}; there is no step {step}."),
+    "switch.bad_state": ("状態「{state}」は指定できません。{states} のいずれかです。",
+                         "{state} is not a state; give one of {states}."),
+    "switch.off_in_file": (
+        "シナリオ「{name}」はファイル {path} で enabled: false になっているため切り替えられません。"
+        "ファイルを enabled: true にしてください。",
+        "Scenario {name} is off in its file {path} (enabled: false); set enabled: true there to switch it."),
+    "switch.run_paused": ("シナリオ「{name}」は一時停止中です ({by}、{at})。kizuna scenario on {name} で再開します。",
+                          "Scenario {name} is paused ({by}, {at}); `kizuna scenario on {name}` switches it on."),
+    "switch.run_off": ("シナリオ「{name}」はオフです ({by}、{at})。kizuna scenario on {name} でオンにします。",
+                       "Scenario {name} is off ({by}, {at}); `kizuna scenario on {name}` switches it on."),
+    "switch.test_list_channel": (
+        "シナリオ「{name}」のステップ{step}は{channel}で、リストとして出力されます。テスト送信の代わりに "
+        "kizuna scenario preview で確認してください。",
+        "Step {step} of {name} goes by {channel}, a list for people: look at it with `kizuna scenario preview` "
+        "instead of a test send."),
+    "switch.test_needs_email": (
+        "シナリオ「{name}」のステップ{step}はメールです。自分のメールアドレス (--to) を指定してください。",
+        "Step {step} of {name} is an e-mail: give your own address (--to)."),
+    "switch.test_needs_line": (
+        "シナリオ「{name}」のステップ{step}はLINEです。自分のLINEユーザーID (--line) を指定してください。",
+        "Step {step} of {name} goes by LINE: give your own LINE user id (--line)."),
+    "switch.test_no_email_channel": (
+        "メールを送るSMTPサーバーがありません。kizuna.toml の [email] smtp_url を設定してください。",
+        "No SMTP server to send e-mail through: set [email] smtp_url in kizuna.toml."),
+    "switch.test_no_line_channel": (
+        "LINEに送れません。環境変数 KIZUNA_LINE_TOKEN にチャネルアクセストークンを設定してください。",
+        "LINE cannot be reached: set KIZUNA_LINE_TOKEN to the channel access token."),
+    "switch.test_no_customers": ("顧客がいないため、テストの内容を作れません。先に顧客を取り込んでください。",
+                                 "No customers to render a test for: import customers first."),
+    "switch.bad_email": ("「{value}」はメールアドレスとして使えません (例: hanako@example.jp)。",
+                         "{value} is not an e-mail address kizuna can send to (e.g. hanako@example.jp)."),
+    "switch.bad_line_id": ("「{value}」はLINEユーザーIDではありません (U と16進数32桁)。",
+                           "{value} is not a LINE user id (U and 32 hexadecimal digits)."),
+}
+
+
+# -- saved segments and one-off campaigns (kizuna.scenarios: segments/, campaigns/; their pages) -----
+_OUTREACH: dict[str, tuple[str, str]] = {
+    # mistakes in segments/NAME.yaml, in --where, in the builder
+    "saved_segment.not_mapping": ("保存済みセグメントは title と where を持つマッピングです。",
+                                  "a saved segment is a mapping of title and where."),
+    "saved_segment.set_operator": ("{column} には in、not in、==、!= だけが使えます "
+                                   "(例: {column} in [A, B])。",
+                                   "{column} takes in, not in, == or != (e.g. {column} in [A, B])."),
+    "saved_segment.not_found": ("保存済みセグメント「{name}」は {folder} にありません "
+                                "(あるもの: {known})。",
+                                "no saved segment named {name} in {folder} (there are: {known})."),
+    "saved_segment.bad_name": ("名前 {name}: 英数字と - _ . だけを使い、64文字以内にしてください。",
+                               "the name {name}: use letters, digits, - _ . (up to 64)."),
+    "saved_segment.bad_value": ("「{condition}」: 値にカンマや角かっこは使えません。",
+                                "{condition}: a value cannot hold a comma or a bracket."),
+    "saved_segment.needs_scores": ("先に `kizuna analyze` を実行してください。", "Run `kizuna analyze` first."),
+    "saved_segment.needs_tables": ("この条件は注文と顧客のテーブルを読みます。",
+                                   "this condition reads the orders and customers."),
+    "saved_segment.missing": ("保存済みセグメント {name} が {folder} にありません。"
+                              "`kizuna segment list` で名前を確かめてください。",
+                              "no saved segment {name} in {folder}; see `kizuna segment list` for the names."),
+    "saved_segment.in_use": ("セグメント {name} は {users} で使われているため削除できません。"
+                             "先にそちらを変えてください。",
+                             "the segment {name} is used by {users}; change them first."),
+    "saved_segment.cannot_write": ("{path} に書き込めません ({problem})。"
+                                   "-o で別のファイルを指定してください。",
+                                   "cannot write {path} ({problem}). Choose another file with -o."),
+    # kizuna segment
+    "saved_segment.title_list": ("保存済みセグメント", "Saved segments"),
+    "saved_segment.none": ("保存済みセグメントはまだありません。`kizuna segment save` で作れます。",
+                           "No saved segments yet; make one with `kizuna segment save`."),
+    "saved_segment.column_name": ("名前", "name"),
+    "saved_segment.column_title": ("タイトル", "title"),
+    "saved_segment.column_where": ("条件", "conditions"),
+    "saved_segment.customer_share": ("顧客に占める割合", "share of customers"),
+    "saved_segment.revenue": ("累計売上", "lifetime revenue"),
+    "saved_segment.deleted": ("{path} を削除しました", "{path} deleted"),
+    # the segment builder (web)
+    "segbuild.nav": ("セグメント", "Segments"),
+    "segbuild.title_list": ("保存済みセグメント", "Saved segments"),
+    "segbuild.title_new": ("新しいセグメント", "New segment"),
+    "segbuild.new": ("新しいセグメントを作る", "Build a segment"),
+    "segbuild.back": ("セグメント一覧へ", "All segments"),
+    "segbuild.help_list": ("保存したセグメントは、シナリオの対象 (audience: segment)、顧客リストの出力、"
+                           "キャンペーンの送り先に使えます。",
+                           "A saved segment can be a scenario's audience (audience: segment), a customer "
+                           "list to export, or a campaign's recipients."),
+    "segbuild.none": ("保存済みセグメントはまだありません。", "No saved segments yet."),
+    "segbuild.column_title": ("セグメント", "Segment"),
+    "segbuild.column_where": ("条件", "Conditions"),
+    "segbuild.column_users": ("使っているもの", "Used by"),
+    "segbuild.everyone": ("全顧客", "every customer"),
+    "segbuild.delete": ("削除", "Delete"),
+    "segbuild.deleted": ("セグメント {name} を削除しました。", "The segment {name} was deleted."),
+    "segbuild.conditions": ("条件 (すべてを満たす顧客)", "Conditions (customers who meet all of them)"),
+    "segbuild.help": ("項目・比べ方・値を選びます。件数と売上シェアは入力に合わせて更新されます。"
+                      "項目を選んだら「件数を表示」を押すと、その項目の選択肢が出ます。",
+                      "Pick a field, how to compare and a value; the count and revenue share follow "
+                      "as you type. After picking a field, Count shows that field's choices."),
+    "segbuild.field": ("項目", "Field"),
+    "segbuild.operator": ("比べ方", "Comparison"),
+    "segbuild.value": ("値", "Value"),
+    "segbuild.choose_field": ("— 項目を選ぶ —", "— choose a field —"),
+    "segbuild.add_hint": ("項目を選ぶと条件を追加できます", "choose a field to add a condition"),
+    "segbuild.is": ("が", "is"),
+    "segbuild.yes": ("はい", "yes"),
+    "segbuild.no": ("いいえ", "no"),
+    "segbuild.many_hint": ("Ctrl (Mac は ⌘) を押しながら複数選べます", "hold Ctrl (⌘ on a Mac) to pick several"),
+    "segbuild.share_hint": ("0〜1 (0.5 = 50%)", "0 to 1 (0.5 = 50%)"),
+    "segbuild.count": ("件数を表示", "Count"),
+    "segbuild.count_text": ("{n}人 (全顧客の{share})・売上シェア {revenue_share}",
+                            "{n} customers ({share} of all) · revenue share {revenue_share}"),
+    "segbuild.save_title": ("名前を付けて保存", "Save by name"),
+    "segbuild.name": ("名前 (ファイル名)", "Name (file name)"),
+    "segbuild.name_hint": ("英数字と - _ . (例: spring-lapsed)。同じ名前なら上書きします。",
+                           "letters, digits, - _ . (e.g. spring-lapsed); the same name replaces it."),
+    "segbuild.title_ja": ("タイトル (日本語)", "Title (Japanese)"),
+    "segbuild.title_en": ("タイトル (英語)", "Title (English)"),
+    "segbuild.save": ("保存", "Save"),
+    "segbuild.saved": ("保存しました。", "Saved."),
+    "segbuild.viewer_note": ("閲覧者は件数を見ることができます。保存はオペレーターが行います。",
+                             "Viewers can count; an operator saves."),
+    "segbuild.used_by": ("使っているもの: {users}", "used by {users}"),
+    "segbuild.values_and": ("・", ", "),
+    "segbuild.row_incomplete": ("値を入れてください。", "give a value."),
+    "segbuild.bad_name": ("名前には英数字と - _ . だけを使い、64文字以内にしてください。",
+                          "Use letters, digits, - _ . in the name (up to 64)."),
+    "segbuild.fix_rows": ("印の付いた条件を直してください。", "Fix the conditions marked."),
+    "segbuild.no_rows": ("条件を1つ以上選んでください。", "Choose at least one condition."),
+    "segbuild.group_scores": ("スコア", "Scores"),
+    "segbuild.group_predictions": ("予測", "Predictions"),
+    "segbuild.group_lifecycle": ("ライフサイクル", "Lifecycle"),
+    "segbuild.group_products": ("購入した商品", "Products bought"),
+    "segbuild.group_channels": ("チャネル", "Channels"),
+    "segbuild.group_consents": ("配信の同意", "Consents"),
+    "segbuild.group_other": ("その他 (ファイルに書かれた項目)", "Other (as the file names them)"),
+    "segop.ge": ("以上", "at least"), "segop.le": ("以下", "at most"), "segop.gt": ("より大きい", "more than"),
+    "segop.lt": ("未満", "less than"), "segop.eq": ("に等しい", "equal to"), "segop.ne": ("以外", "not equal to"),
+    "segop.in": ("のいずれか", "is one of"), "segop.not_in": ("のいずれでもない", "is none of"),
+    "segfield.ltv_revenue": ("LTV (累計売上, 円)", "LTV (lifetime revenue, yen)"),
+    "segfield.orders": ("購入回数", "orders"),
+    "segfield.recency_days": ("最終購入からの日数", "days since last order"),
+    "segfield.frequency": ("購入頻度 (集計期間の回数)", "frequency (orders in the RFM window)"),
+    "segfield.monetary": ("購入金額 (集計期間, 円)", "monetary (yen in the RFM window)"),
+    "segfield.aov": ("平均購入単価 (円)", "average order value (yen)"),
+    "segfield.tenure_days": ("初回購入からの日数", "days since first order"),
+    "segfield.r_score": ("Rスコア (1〜5)", "R score (1–5)"),
+    "segfield.f_score": ("Fスコア (1〜5)", "F score (1–5)"),
+    "segfield.m_score": ("Mスコア (1〜5)", "M score (1–5)"),
+    "segfield.nps_score": ("NPS回答 (0〜10)", "NPS answer (0–10)"),
+    "segfield.rfm_rank": ("RFMランク", "RFM rank"),
+    "segfield.matrix_cell": ("NPS×LTVセル", "NPS × LTV cell"),
+    "segfield.rfm_segment": ("RFMセグメント", "RFM segment"),
+    "segfield.nps_class": ("NPS区分", "NPS class"),
+    "segfield.near_loyal": ("ロイヤルまであと一歩", "one step from loyal"),
+    "segfield.dormant": ("休眠顧客", "dormant"),
+    "segfield.lapsing": ("購入周期遅れ", "lapsing"),
+    "segfield.lost_reason": ("離脱の理由", "reason lost"),
+    "segfield.churn_risk": ("離脱確率", "churn risk"),
+    "segfield.p_alive": ("継続している確率", "probability still a customer"),
+    "segfield.value_at_risk": ("離脱リスク金額 (円)", "value at risk (yen)"),
+    "segfield.clv": ("予測LTV (円)", "predicted lifetime value (yen)"),
+    "segfield.expected_orders": ("期待購入回数", "expected orders"),
+    "segfield.cancel_probability": ("解約確率", "cancellation probability"),
+    "segfield.lifecycle_state": ("ライフサイクルの状態", "lifecycle state"),
+    "segfield.products_bought": ("購入した商品", "products bought"),
+    "segfield.order_channels": ("購入した販売チャネル", "sales channels ordered through"),
+    "segfield.has_email": ("メールアドレスがある", "has an e-mail address"),
+    "segfield.has_line": ("LINEでつながっている", "connected on LINE"),
+    "segfield.has_address": ("住所がある", "has a postal address"),
+    "segfield.has_phone": ("電話番号がある", "has a phone number"),
+    "segfield.email_consent": ("メール配信に同意", "agreed to e-mail"),
+    "segfield.line_consent": ("LINE配信を許可", "accepts LINE messages"),
+    "segfield.dm_consent": ("DM送付を許可", "accepts direct mail"),
+    # mistakes in campaigns/NAME.yaml and its form
+    "campaign.not_mapping": ("キャンペーンは segment、channel、body などを持つマッピングです。",
+                             "a campaign is a mapping of segment, channel, body and the rest."),
+    "campaign.not_found": ("キャンペーン「{name}」は {folder} にありません (あるもの: {known})。",
+                           "no campaign named {name} in {folder} (there are: {known})."),
+    "campaign.bad_moment": ("{value} は日時として読めません。2027-03-01 10:00 のように書いてください。",
+                            "{value} is not a date and time; write it like 2027-03-01 10:00."),
+    "campaign.ab_list": ("ab は2つ以上のパターン ({{name, share, subject, body}}) の一覧です。",
+                         "ab is a list of two or more variants ({{name, share, subject, body}})."),
+    "campaign.bad_variant_name": ("パターン名 {name}: 英数字と - _ で16文字以内、重複なしにしてください。",
+                                  "variant name {name}: letters, digits, - and _ (up to 16), each name once."),
+    "campaign.shares": ("パターンの share の合計が {total} です。合計を 1 (100%) にしてください。",
+                        "the variants' shares add up to {total}; make them add up to 1 (100%)."),
+    "campaign.unknown_segment": ("{name} は保存済みセグメント (segments/) にも既定のセグメントにも"
+                                 "ありません: {problem}",
+                                 "{name} is neither a saved segment (segments/) nor a segment: {problem}"),
+    "campaign.no_variant": ("パターン {variant} はありません (1 から {count})。",
+                            "there is no variant {variant} (1 to {count})."),
+    "campaign.confirm": ("{n} 件を{channel}で送ります。[delivery] confirm_over ({limit} 件) を超えるため、"
+                         "確認のうえ --yes を付けて実行してください。",
+                         "this sends {n} messages by {channel}, more than [delivery] confirm_over "
+                         "({limit}): check and run again with --yes."),
+    "campaign.bad_percent": ("「{value}」は割合 (%) として読めません。", "{value} is not a percentage."),
+    "campaign.bad_number": ("「{value}」は数として読めません。", "{value} is not a number."),
+    "campaign.bad_time": ("「{value}」は日時として読めません。", "{value} is not a date and time."),
+    # kizuna campaign, the campaign pages
+    "campaign.nav": ("キャンペーン", "Campaigns"),
+    "campaign.title_list": ("キャンペーン", "Campaigns"),
+    "campaign.title_new": ("新しいキャンペーン", "New campaign"),
+    "campaign.title_plan": ("送信の見込み", "Who it reaches"),
+    "campaign.title_dry": ("キャンペーン (試算: 送信も記録もしていません)",
+                           "Campaign (dry run: nothing sent or recorded)"),
+    "campaign.title_sent": ("キャンペーンの送信", "Campaign sent"),
+    "campaign.none": ("キャンペーンはまだありません。", "No campaigns yet."),
+    "campaign.new": ("新しいキャンペーン", "New campaign"),
+    "campaign.back": ("キャンペーン一覧へ", "All campaigns"),
+    "campaign.help_list": ("1回限りの配信 (メルマガ、季節のDM など)。送信は送信台帳を通り、"
+                           "同じ顧客には1度だけ届きます。"
+                           "配信停止・頻度上限・深夜帯・祝日はシナリオと同じく守られます。",
+                           "One-off sends (newsletters, seasonal DMs). They go through the send ledger, "
+                           "once per customer, and follow the consents, the frequency cap, quiet hours and "
+                           "holidays as scenarios do."),
+    "campaign.state_draft": ("下書き", "draft"),
+    "campaign.state_scheduled": ("予約済み", "scheduled"),
+    "campaign.state_sent": ("送信済み", "sent"),
+    "campaign.column_name": ("名前", "name"),
+    "campaign.column_title": ("キャンペーン", "campaign"),
+    "campaign.column_state": ("状態", "state"),
+    "campaign.column_segment": ("送り先", "recipients"),
+    "campaign.column_channel": ("チャネル", "channel"),
+    "campaign.column_send_at": ("送信日時", "send at"),
+    "campaign.column_holdout": ("対照群", "control group"),
+    "campaign.column_enrolled": ("対象", "enrolled"),
+    "campaign.column_sent": ("送信", "sent"),
+    "campaign.column_waiting": ("待機", "waiting"),
+    "campaign.column_variant": ("パターン", "variant"),
+    "campaign.plan_members": ("セグメントの顧客", "customers in the segment"),
+    "campaign.plan_holdout": ("対照群 (送らない)", "control group (not sent)"),
+    "campaign.plan_variant": ("パターン {variant}", "variant {variant}"),
+    "campaign.plan_treated": ("送る対象", "to receive it"),
+    "campaign.plan_reachable": ("うち届けられる {n}", "{n} of them reachable"),
+    "campaign.plan_to_send": ("送信数", "messages to send"),
+    "campaign.plan_to_send_text": ("{n} 件 ({channel})", "{n} by {channel}"),
+    "campaign.plan_enrolled": ("送信済み (台帳)", "already in the ledger"),
+    "campaign.plan_waiting": ("まだ待機中", "still waiting"),
+    "campaign.plan_budget": ("月の予算 {budget}: 超える分は翌月に送られます", "monthly budget {budget}: what goes beyond it "
+                             "is sent next month"),
+    "campaign.test_done": ("テストを {address} に送りました (顧客 {customer} の内容)。",
+                           "Test sent to {address} (as customer {customer} would get it)."),
+    "campaign.send_title": ("送信", "Send"),
+    "campaign.send_help": ("もう一度送っても、同じ顧客に2度は届きません。"
+                           "{limit} 件を超える送信は確認してから行います。",
+                           "Sending again never reaches a customer twice. A send of more than {limit} "
+                           "messages asks to be confirmed."),
+    "campaign.send_now": ("今すぐ送信", "Send now"),
+    "campaign.send_at": ("送信日時", "Send at"),
+    "campaign.send_at_hint": ("空欄なら下書き。日時を入れると、その後の kizuna run が送ります。",
+                              "Empty: a draft. With a time, the first kizuna run after it sends it."),
+    "campaign.schedule": ("この日時に予約", "Schedule"),
+    "campaign.unschedule": ("予約を取り消す", "Cancel the schedule"),
+    "campaign.started": ("送信を始めました。再読み込みすると進み具合がわかります。",
+                         "Sending has started; reload to see how far it got."),
+    "campaign.saved": ("保存しました。", "Saved."),
+    "campaign.ledger_counts": ("送信 {sent}・待機 {waiting}・配信停止等 {suppressed}・失敗 {failed}・対照群 {holdout}",
+                               "sent {sent} · waiting {waiting} · suppressed {suppressed} · failed {failed} · "
+                               "control {holdout}"),
+    "campaign.confirm_title": ("送信の確認", "Confirm the send"),
+    "campaign.confirm_send": ("{n} 件を{channel}で今すぐ送ります ({limit} 件を超えています)。よろしいですか?",
+                              "This sends {n} messages by {channel} now (more than {limit}). Go ahead?"),
+    "campaign.confirm_schedule": ("{at} に {n} 件を{channel}で送る予約をします ({limit} 件を超えています)。"
+                                  "よろしいですか?",
+                                  "This schedules {n} messages by {channel} for {at} (more than {limit}). "
+                                  "Go ahead?"),
+    "campaign.confirm_yes": ("送信する", "Yes, send"),
+    "campaign.confirm_no": ("やめる", "Cancel"),
+    "campaign.preview_title": ("プレビュー (顧客を1人選んで表示)", "Preview (for one customer)"),
+    "campaign.preview_customer": ("顧客ID", "Customer id"),
+    "campaign.preview_show": ("表示", "Show"),
+    "campaign.subject": ("件名", "Subject"),
+    "campaign.form_title": ("内容", "Content"),
+    "campaign.viewer_note": ("閲覧者は内容を見ることができます。編集と送信はオペレーターが行います。",
+                             "Viewers see the campaign; an operator edits and sends it."),
+    "campaign.name": ("名前 (ファイル名)", "Name (file name)"),
+    "campaign.title_ja": ("タイトル (日本語)", "Title (Japanese)"),
+    "campaign.title_en": ("タイトル (英語)", "Title (English)"),
+    "campaign.choose_segment": ("— 送り先を選ぶ —", "— choose the recipients —"),
+    "campaign.build_segment": ("セグメントを作る", "Build a segment"),
+    "campaign.segments_saved": ("保存済みセグメント", "Saved segments"),
+    "campaign.segments_matrix": ("NPS×LTVセル", "NPS × LTV cells"),
+    "campaign.segments_lifecycle": ("ライフサイクル", "Lifecycle"),
+    "campaign.segments_rfm": ("RFMセグメント", "RFM segments"),
+    "campaign.lang": ("メッセージの言語", "Message language"),
+    "campaign.lang_ja": ("日本語", "Japanese"),
+    "campaign.lang_en": ("英語", "English"),
+    "campaign.holdout_percent": ("対照群 (%)", "Control group (%)"),
+    "campaign.holdout_hint": ("送らずに効果を測る顧客の割合。空欄なら設定の値 ([delivery] holdout_share)。",
+                              "The share of customers not sent to, to measure the effect; empty: "
+                              "[delivery] holdout_share."),
+    "campaign.goal_days": ("効果を数える日数 (送信後の注文)", "Days to count orders after the send"),
+    "campaign.budget": ("月の予算 (円、空欄なら上限なし)", "Monthly budget (yen; empty: no limit)"),
+    "campaign.subject_ja": ("件名 (日本語)", "Subject (Japanese)"),
+    "campaign.subject_en": ("件名 (英語)", "Subject (English)"),
+    "campaign.body_ja": ("本文 (日本語)", "Text (Japanese)"),
+    "campaign.body_en": ("本文 (英語)", "Text (English)"),
+    "campaign.template_hint": ("シナリオと同じ差し込み項目が使えます: {example} など。",
+                               "The same fields as in scenarios: {example} and the rest."),
+    "campaign.ab_title": ("A/Bテスト", "A/B test"),
+    "campaign.ab_help": ("パターンごとに件名や本文を変え、割合 (%) で顧客を分けます (合計100%)。空欄の件名・本文は"
+                         "上の内容を使います。顧客の割り当ては顧客IDから決まり、送り直しても変わりません。",
+                         "Each variant may change the subject or text; customers are split by the shares "
+                         "(adding up to 100%). An empty subject or text is the one above. A customer's "
+                         "variant follows from their id and never changes."),
+    "campaign.variant_name": ("パターン名", "Variant"),
+    "campaign.variant_share": ("割合 (%)", "Share (%)"),
+    "campaign.save": ("保存", "Save"),
+    "campaign.audit_title": ("操作の記録", "Audit"),
+    "campaign.audit_none": ("まだ操作はありません。", "Nothing done yet."),
+    "campaign.audit_at": ("日時", "When"),
+    "campaign.audit_user": ("ユーザー", "Who"),
+    "campaign.audit_action": ("操作", "What"),
+    "campaign.audit_count": ("件数", "How many"),
+    "campaign.audit.campaign.save": ("保存", "saved"),
+    "campaign.audit.campaign.schedule": ("送信を予約", "scheduled"),
+    "campaign.audit.campaign.unschedule": ("予約を取り消し", "schedule cancelled"),
+    "campaign.audit.campaign.send": ("送信 (台帳に登録)", "sent (enrolled in the ledger)"),
+}
+
 # -- looking up -----------------------------------------------------------------------------------
 def text(key: str, lang: str = "ja", /, count: float | None = None, **values: object) -> str:
     """The text of `key` in `lang` (Japanese unless "en"), its {fields} filled from `values`.
@@ -994,6 +1756,19 @@ def segment_label(key: str | None, lang: str = "ja") -> str:
     if pair is None:
         return key
     return pair[0] if lang == "ja" else pair[1]
+
+
+def value_label(kind: str, value: str | None, lang: str = "ja") -> str:
+    """A value of the data in words: the catalogue's ``kind.value`` (``sales_channel.web`` → ECサイト), else
+    the value as the shop wrote it (its own channel names, a status from its export); "" for None.
+
+    >>> value_label("sales_channel", "web"), value_label("sales_channel", "楽天市場"), value_label("order_status", None)
+    ('ECサイト', '楽天市場', '')
+    """
+    if value is None:
+        return ""
+    pair = _CATALOGUE.get(f"{kind}.{value}")
+    return value if pair is None else pair[0 if lang == "ja" else 1]
 
 
 def segment_key(name: str) -> str | None:
@@ -1067,6 +1842,29 @@ def change_text(value: float | None, unit: str, lang: str = "ja") -> str:
     return f"{arrow} {pattern('change.' + unit, lang).format(n=number)}"
 
 
+def say(said: Phrase | KizunaError | str | Any, lang: str = "ja") -> str:
+    """What a person reads for `said` in `lang`: a `Phrase` in words (the phrases among its values too, and
+    a list among them as its items said and joined), a `KizunaError` its message, anything else as it is.
+
+    >>> say(Phrase.of("error.in_file", path="a.csv", problem=Phrase.of("error.file_not_found")), "en")
+    'a.csv: file not found. Check the path.'
+    """
+    if isinstance(said, KizunaError):
+        said = said.phrase if said.phrase is not None else str(said)
+    if not isinstance(said, Phrase):
+        return str(said)
+    values = {name: _said(value, lang) for name, value in said.values.items()}
+    return text(said.key, lang, **values)
+
+
+def _said(value: Any, lang: str) -> Any:
+    if isinstance(value, Phrase):
+        return say(value, lang)
+    if isinstance(value, list | tuple):
+        return pattern("list.separator", lang).join(str(_said(item, lang)) for item in value)
+    return value
+
+
 def fields(pattern_text: str) -> set[str]:
     """The names of the {fields} of a text: the same for both languages of a key."""
     return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(pattern_text)
@@ -1085,5 +1883,7 @@ def _merge(*areas: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
 
 
 _CATALOGUE = _merge(_LABELS, _WEB, _RESULT_COLUMNS, {f"segment.{key}": pair for key, pair in SEGMENT_LABELS.items()},
-                    _LISTS, _REASONS, _CHART, _RANKS, _FORGET, _PUBLIC, _EMAIL)
+                    _LISTS, _REASONS, _CHART, _RANKS, _FORGET, _PUBLIC, _EMAIL, _CODES, _ERRORS,
+                    _SWITCHES, _OUTREACH)
 CATALOGUE: Mapping[str, tuple[str, str]] = MappingProxyType(_CATALOGUE)
+use_catalogue(say)  # errors below this layer carry phrases; they are said in words from here on

@@ -8,6 +8,14 @@ name, so a typo is not silently ignored; every value checked for its type and ra
 one stops the command in one line naming `section.key`, the value and what is allowed — and
 writes one, each description as the comment of its setting. [business], which every capability
 uses, is declared here.
+
+The errors are phrases of the catalogue (``settings.*`` in kizuna.i18n), said in the reader's
+language: this module sits beside the catalogue, so it names texts by their keys. Pydantic's error
+types come out as what the setting allows (`allowed`), whatever the type: ``int_parsing``,
+``greater_than_equal``, ``less_than_equal``, ``float_parsing``, ``string_type``, ``bool_type``,
+``string_pattern_mismatch``, ``literal_error`` all say "must be <what is allowed>, got <value>";
+``extra_forbidden`` names the unknown section or key and lists the known ones; ``model_type`` a
+section that is not a table.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import textwrap
 import tomllib
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin
 
 import annotated_types
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
@@ -31,12 +39,13 @@ from pydantic.dataclasses import dataclass as checked_dataclass
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from kizuna._errors import WorkspaceError
+from kizuna._errors import Phrase, WorkspaceError
 
 __all__ = [
     "DEFAULT_RANKS", "FALLBACK_RANK", "FIRST_DAY", "HORIZON_DAYS", "LAST_DAY", "SETTINGS_FILE", "Allowed", "AsOfDay",
-    "BusinessSettings", "Clock", "Currency", "Days", "HttpUrl", "PositiveShare", "RankRule", "RankRules", "Section",
-    "Sections", "Share", "Text", "Timezone", "Yen", "allowed", "settings_error",
+    "BusinessSettings", "Clock", "Currency", "Days", "HttpUrl", "Lang", "PositiveShare", "RankRule", "RankRules",
+    "Section",
+    "Sections", "Share", "Text", "Timezone", "Yen", "allowed", "configured_lang", "settings_error",
 ]
 
 SETTINGS_FILE = "kizuna.toml"
@@ -55,9 +64,15 @@ WIDTH = 100  # of the kizuna.toml written
 @dataclasses.dataclass(frozen=True)
 class Allowed:
     """What a setting's type allows, in words, for its one-line error (when its type and range do
-    not say it: an integer's and a number's come from their bounds)."""
+    not say it: an integer's and a number's come from their bounds): the catalogue's key of the
+    words (``settings.allowed_*``) and the values of its fields."""
 
-    text: str
+    key: str
+    values: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def phrase(self) -> Phrase:
+        return Phrase.of(self.key, **dict(self.values))
 
 
 # -- the types of settings ------------------------------------------------------------------
@@ -94,16 +109,14 @@ def _day(value: Any) -> str:
     return day.isoformat()
 
 
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"),
-                     Allowed('a 3-letter currency code in capitals, such as "JPY"')]
-Timezone = Annotated[str, Field(min_length=1), AfterValidator(_zone),
-                     Allowed('an IANA time zone such as "Asia/Tokyo" (names are case-sensitive)')]
-Clock = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
-                  Allowed('a time of day written "HH:MM" (24-hour clock)')]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), Allowed("settings.allowed_currency")]
+Timezone = Annotated[str, Field(min_length=1), AfterValidator(_zone), Allowed("settings.allowed_timezone")]
+Clock = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"), Allowed("settings.allowed_clock")]
 HttpUrl = Annotated[str, Field(pattern=r"^https?://[^/\s]+(/\S*)?$"), AfterValidator(lambda url: url.rstrip("/")),
-                    Allowed("an http:// or https:// address")]
+                    Allowed("settings.allowed_http_url")]
 AsOfDay = Annotated[str, PlainValidator(_day),
-                    Allowed(f"a date written YYYY-MM-DD from {FIRST_DAY} to {LAST_DAY} (or empty for today)")]
+                    Allowed("settings.allowed_day", (("first", str(FIRST_DAY)), ("last", str(LAST_DAY))))]
+Lang = Literal["ja", "en"]  # the languages of the catalogue (kizuna.i18n.LANGS)
 
 
 # -- RFM ranks --------------------------------------------------------------------------------
@@ -126,41 +139,37 @@ _RANK_FIELDS = tuple(f.name for f in dataclasses.fields(RankRule))
 _RANK_TABLE = f"{{ {' = …, '.join(_RANK_FIELDS)} = … }}"
 
 
-def _invalid(before: str, after: str) -> PydanticCustomError:
-    """An error whose sentence is `before` + the setting's name + `after`."""
-    return PydanticCustomError("setting", "{before}…{after}", {"before": before, "after": after})
-
-
-def _must(before: str, what: str, value: Any) -> PydanticCustomError:
-    return _invalid(before, f" must be {what}, got {_show(value)}.")
+def _invalid(key: str, **values: Any) -> PydanticCustomError:
+    """An error that `settings_error` says as the catalogue's `key` with `values` and the setting's
+    `source` and `setting` (its ``section.key``)."""
+    return PydanticCustomError("setting", "{key}", {"key": key, **values})
 
 
 def _ranks(value: Any) -> tuple[RankRule, ...]:
     if not isinstance(value, list | tuple) or not value:
-        raise _must("", f"a list of one or more ranks, best first, each {_RANK_TABLE}", value)
+        raise _invalid("settings.ranks_list", table=_RANK_TABLE, value=_show(value))
     ranks: list[RankRule] = []
     for position, raw in enumerate(value, start=1):
-        where = f"rank {position} in "
         raw = dataclasses.asdict(raw) if isinstance(raw, RankRule) else raw
         if not isinstance(raw, dict):
-            raise _must(where, f"a table {_RANK_TABLE}", raw)
+            raise _invalid("settings.rank_table", position=position, table=_RANK_TABLE, value=_show(raw))
         missing = [f for f in _RANK_FIELDS if f not in raw]
         unknown = [str(k) for k in raw if k not in _RANK_FIELDS]
         if missing or unknown:
-            problem = f"missing {', '.join(missing)}" if missing else f"unknown: {', '.join(unknown)}"
-            raise _invalid(where, f" must have exactly {', '.join(_RANK_FIELDS)}; {problem}.")
+            raise _invalid("settings.rank_fields_missing" if missing else "settings.rank_fields_unknown",
+                           position=position, fields=", ".join(_RANK_FIELDS), names=", ".join(missing or unknown))
         label = raw["label"]
         if not isinstance(label, str) or not label.strip() or label.casefold() == FALLBACK_RANK:
-            raise _must(f"label of {where}",
-                        f'a non-empty name other than "{FALLBACK_RANK}" (the rank of customers who meet none)', label)
+            raise _invalid("settings.rank_label", position=position, fallback=FALLBACK_RANK, value=_show(label))
         same = [i for i, r in enumerate(ranks, start=1) if r.label.casefold() == label.casefold()]
         if same:
-            raise _must(f"label of {where}", f"different from the label of rank {same[0]}", label)
+            raise _invalid("settings.rank_label_same", position=position, same=same[0], value=_show(label))
         try:
             ranks.append(RankRule(**raw))
         except ValidationError as exc:
             name = exc.errors()[0]["loc"][0]
-            raise _must(f"{name} of {where}", allowed(RankRule.__pydantic_fields__[name]), raw[name]) from None
+            raise _invalid("settings.rank_field", position=position, field=name,
+                           allowed=allowed(RankRule.__pydantic_fields__[name]), value=_show(raw[name])) from None
     return tuple(ranks)
 
 
@@ -183,6 +192,8 @@ class BusinessSettings(Section):
     timezone: Timezone = Field("Asia/Tokyo", description="order times without a zone are read as local time here")
     gross_margin_rate: Share = Field(0.4, description="LTV (profit) = revenue LTV x this rate (0 to 1)")
     name: Text = Field("", description="the business's name, on the title row of the workbooks kizuna writes")
+    lang: Lang = Field("ja", description="the language of what people read: screens, lists, messages and errors "
+                                         "(ja or en; a command's --lang overrides it)")
 
 
 class Sections(Section):
@@ -196,17 +207,13 @@ class Sections(Section):
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise WorkspaceError(
-                f"{path} not found. Create a workspace with `kizuna init DIR` or pass --dir to an existing one."
-            ) from None
+            raise WorkspaceError.keyed("settings.not_found", path=str(path)) from None
         except UnicodeDecodeError as exc:
-            raise WorkspaceError(
-                f"{path}: not UTF-8 text (byte {exc.start} cannot be read); save the file as UTF-8."
-            ) from None
+            raise WorkspaceError.keyed("settings.not_utf8", path=str(path), byte=exc.start) from None
         except OSError as exc:
-            raise WorkspaceError(f"{path}: cannot be read ({exc.strerror}).") from None
+            raise WorkspaceError.keyed("settings.unreadable", path=str(path), problem=exc.strerror) from None
         except tomllib.TOMLDecodeError as exc:
-            raise WorkspaceError(f"{path}: not valid TOML ({exc}). Fix the file.") from None
+            raise WorkspaceError.keyed("settings.not_toml", path=str(path), problem=str(exc)) from None
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
@@ -239,14 +246,24 @@ class Sections(Section):
         return "\n".join(lines) + "\n"
 
 
+def configured_lang(folder: Path) -> str | None:
+    """[business] lang of the kizuna.toml in `folder`, read without checking the rest of the file (so
+    that the error about the rest is said in it); None when there is none or it is not a language."""
+    try:
+        lang = tomllib.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8")).get("business", {}).get("lang")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        return None
+    return lang if lang in get_args(Lang) else None
+
+
 # -- errors -----------------------------------------------------------------------------------
-def allowed(field: FieldInfo) -> str:
+def allowed(field: FieldInfo) -> Phrase:
     """What a declared field allows, in words: its `Allowed`, else from its type and bounds."""
     low = high = None
     above_low = False
     for meta in field.metadata:
         if isinstance(meta, Allowed):
-            return meta.text
+            return meta.phrase
         if isinstance(meta, annotated_types.Ge):
             low = meta.ge
         elif isinstance(meta, annotated_types.Gt):
@@ -254,12 +271,16 @@ def allowed(field: FieldInfo) -> str:
         elif isinstance(meta, annotated_types.Le):
             high = meta.le
     if field.annotation is bool:
-        return "true or false"
+        return Phrase.of("settings.allowed_bool")
     if field.annotation is int:
-        return f"an integer from {low:,} to {high:,}"
+        return Phrase.of("settings.allowed_int", low=f"{low:,}", high=f"{high:,}")
     if field.annotation is float:
-        return f"a number between {low} and {high}" + (f" (exclusive of {low})" if above_low else "")
-    return "text in quotes"
+        return Phrase.of("settings.allowed_number_above" if above_low else "settings.allowed_number", low=low,
+                         high=high)
+    if get_origin(field.annotation) is Literal:
+        choices = ", ".join(json.dumps(choice) for choice in get_args(field.annotation))
+        return Phrase.of("settings.allowed_one_of", choices=choices)
+    return Phrase.of("settings.allowed_text")
 
 
 def settings_error(model: type[Sections], exc: ValidationError, raw: dict[str, Any], source: str) -> WorkspaceError:
@@ -279,16 +300,20 @@ def settings_error(model: type[Sections], exc: ValidationError, raw: dict[str, A
     section, *rest = error["loc"]
     if not rest:
         if error["type"] == "extra_forbidden":
-            return WorkspaceError(f"{source}: unknown section [{section}]; known: {', '.join(sections)}.")
-        return WorkspaceError(f"{source}: [{section}] must be a section of settings (key = value lines), "
-                              f"got {section} = {_show(error['input'])}.")
+            return WorkspaceError.keyed("settings.unknown_section", source=source, section=section,
+                                        known=", ".join(sections))
+        return WorkspaceError.keyed("settings.not_a_section", source=source, section=section,
+                                    value=_show(error["input"]))
     key, name = rest[0], f"{section}.{rest[0]}"
     fields = sections[section].model_fields
     if error["type"] == "extra_forbidden":
-        return WorkspaceError(f"{source}: unknown setting {name}; known in [{section}]: {', '.join(sorted(fields))}.")
+        return WorkspaceError.keyed("settings.unknown_setting", source=source, name=name, section=section,
+                                    known=", ".join(sorted(fields)))
     if error["type"] == "setting":
-        return WorkspaceError(f"{source}: {error['ctx']['before']}{name}{error['ctx']['after']}")
-    return WorkspaceError(f"{source}: {name} must be {allowed(fields[key])}, got {_show(error['input'])}.")
+        values = dict(error["ctx"])
+        return WorkspaceError.keyed(values.pop("key"), source=source, setting=name, **values)
+    return WorkspaceError.keyed("settings.must_be", source=source, name=name, allowed=allowed(fields[key]),
+                                value=_show(error["input"]))
 
 
 def _show(value: Any) -> str:

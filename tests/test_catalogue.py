@@ -3,7 +3,8 @@
 * every key has a Japanese and an English text, with the same {fields};
 * no string in kizuna's code or templates outside the catalogue looks Japanese, but for the
   exceptions listed below (data, not words);
-* every key the code and the templates ask for with a literal exists.
+* every key the code and the templates ask for with a literal exists, the keys of the phrases errors
+  carry (``KizunaError.keyed("error.…")``, ``Phrase.of("scenario.…")``) among them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ DATA_FILES = {
     "importing/_parse.py": "era names and date words the parser reads (令和, 年月日)",
     "importing/_presets.py": "the header folding table (full-width brackets, ・)",
     "importing/_mapping.py": "a pattern telling data from headers (年)",
+    "importing/_reasons.py": "patterns of the readers' English reasons, whose examples are Japanese (9点, 令和6年)",
     "analytics/_words.py": "the default words of [lost_reasons] that customers' notes are searched for",
     "scenarios/examples/*.yaml": "example scenarios: a shop's own message texts (not scanned: not code)",
 }
@@ -41,7 +43,6 @@ DATA_STRINGS = [
     ("cli/_app.py", "絆", "the product's name in the English --help text"),
     ("cli/_app.py", "楽天", "a platform's name in the English --help text"),
     ("cli/_app.py", "離脱候補者", "an example of what may be typed, in the English --help text"),
-    ("analytics/_segments.py", "離脱候補者", "an example of what may be typed, in an English error"),
     ("web/templates/base.html", "絆", "the brand mark"),
 ]
 
@@ -206,3 +207,49 @@ def test_code_keys_exist() -> None:
                     missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {key}")
     assert seen > 100
     assert not missing, missing
+
+
+# Calls whose first argument is the key of a phrase (kizuna._errors.Phrase): an error's, a setting's.
+_PHRASE_CALLS = {"of", "keyed", "Phrase", "Allowed", "_invalid"}
+
+
+def test_phrase_keys_exist() -> None:
+    """Every key an error, a warning or a rejected row names is in the catalogue: ``Phrase.of("key")``,
+    ``KizunaError.keyed("key")``, ``Allowed("key")``, the reasons of rejected rows (``reject.*``), and the
+    problems a scenario reader names by their short key (``self.fail(node, field, "unknown_field")``
+    is ``scenario.unknown_field``)."""
+    from kizuna.scenarios._dispatch import _NO_TRANSPORT
+
+    missing, seen = [], 0
+    for path in sorted(ROOT.rglob("*.py")):
+        if path.name == "i18n.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            keys = []
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("reject."):
+                keys.append(node.value)
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+                if name in _PHRASE_CALLS and isinstance(node.args[0].value, str):
+                    keys.append(node.args[0].value)
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "fail"
+                    and len(node.args) >= 3 and isinstance(node.args[2], ast.Constant)):
+                keys.append(f"scenario.{node.args[2].value}")
+            for key in keys:
+                seen += 1
+                if key not in CATALOGUE:
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {key}")
+    assert seen > 80
+    assert not missing, missing
+    assert set(_NO_TRANSPORT.values()) <= set(CATALOGUE)
+
+
+def test_the_codes_people_see_have_words() -> None:
+    """The values kizuna shows as words: each kind of import, each status a message can have."""
+    from kizuna.operations._ledger import MERGED, RECOVERABLE, WAITING
+    from kizuna.store import KINDS
+
+    assert {f"kind.{kind}" for kind in KINDS} <= set(CATALOGUE)
+    statuses = {*WAITING, *RECOVERABLE, MERGED, "sent", "failed", "suppressed", "cancelled", "unconfirmed", "holdout"}
+    assert {f"delivery_status.{status}" for status in statuses} <= set(CATALOGUE)

@@ -289,6 +289,17 @@ def test_calibration_table_by_hand() -> None:
     assert [r["actual_rate"] for r in rows] == [0.0, 0.5, 1.0]
     assert rows[2]["min_risk"] == 0.6 and rows[2]["max_risk"] == 0.9
     assert len(calibration_table(np.zeros(1000), np.linspace(0, 1, 1000))) == 10
+    # Wilson's 95 % interval of each group's rate, by hand (z = 1.96): 0 of 2 → [0, z²/(2 + z²)],
+    # 1 of 2 → (2·2·½ + z² ∓ z·√(z² + 4·2·¼)) / (2·(2 + z²))
+    assert (rows[0]["actual_low"], rows[0]["actual_high"]) == (0.0, pytest.approx(0.6576, abs=1e-4))
+    assert (rows[1]["actual_low"], rows[1]["actual_high"]) == (pytest.approx(0.0945, abs=1e-4),
+                                                             pytest.approx(0.9055, abs=1e-4))
+    assert all(r["within_interval"] for r in rows)
+    # 100 customers predicted at 90 % of whom 50 left: 0.9 is far outside [0.404, 0.596]
+    (wrong,) = calibration_table([1] * 50 + [0] * 50, [0.9] * 100, bins=1)
+    assert (wrong["actual_low"], wrong["actual_high"]) == (pytest.approx(0.4038, abs=1e-4),
+                                                          pytest.approx(0.5962, abs=1e-4))
+    assert wrong["within_interval"] is False
 
 
 def test_holdout_table_by_hand() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from kizuna import MappingError, MissingColumnsError, Workspace
 from kizuna.importing import detect_encoding
+from kizuna.workspace import Settings
 
 from factories import rejects_of, write
 from factories import stored as rows
@@ -24,7 +25,8 @@ CUSTOMERS = "customer_id,name,email,email_opt_in\nC1,山田 太郎,taro@example.
 
 @pytest.fixture
 def ws(tmp_path: Path):
-    workspace = Workspace.init(tmp_path / "ws")
+    # an English workspace: the rejects' reasons below are its English texts (kizuna.i18n reject.*)
+    workspace = Workspace.init(tmp_path / "ws", settings=Settings().replace(business={"lang": "en"}))
     yield workspace
     workspace.close()
 

@@ -18,6 +18,7 @@ import pytest
 
 from kizuna import MappingError, MissingColumnsError, Workspace
 from kizuna.importing import detect_encoding
+from kizuna.workspace import Settings
 
 from factories import rejects_of, stored, write
 
@@ -32,7 +33,8 @@ def kizuna(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def ws(tmp_path: Path):
-    workspace = Workspace.init(tmp_path / "ws")
+    # an English workspace: the rejects' reasons below are its English texts (kizuna.i18n reject.*)
+    workspace = Workspace.init(tmp_path / "ws", settings=Settings().replace(business={"lang": "en"}))
     customers = "customer_id,name\n" + "".join(f"K{i},客{i}\n" for i in range(1, 4))
     assert workspace.import_file("customers", write(tmp_path / "k.csv", customers)).added == 3
     yield workspace

@@ -14,6 +14,7 @@ import openpyxl
 import pytest
 
 from kizuna import Workspace
+from kizuna.workspace import Settings
 
 from factories import rejects_of, stored, write
 
@@ -30,7 +31,8 @@ def kizuna(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def ws(tmp_path: Path):
-    workspace = Workspace.init(tmp_path / "ws")
+    # an English workspace: the rejects' reasons below are its English texts (kizuna.i18n reject.*)
+    workspace = Workspace.init(tmp_path / "ws", settings=Settings().replace(business={"lang": "en"}))
     customers = "customer_id,name\n" + "".join(f"K{i},客{i}\n" for i in range(1, 4))
     assert workspace.import_file("customers", write(tmp_path / "k.csv", customers)).added == 3
     yield workspace

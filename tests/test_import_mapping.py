@@ -12,6 +12,7 @@ import pytest
 
 from kizuna import MappingError, MissingColumnsError, Workspace
 from kizuna.importing import guest_id
+from kizuna.workspace import Settings
 
 from factories import rejects_of, write
 from factories import stored as rows
@@ -46,7 +47,8 @@ SHOP_MAPPING = """
 
 @pytest.fixture
 def ws(tmp_path: Path):
-    workspace = Workspace.init(tmp_path / "ws")
+    # an English workspace: the rejects' reasons below are its English texts (kizuna.i18n reject.*)
+    workspace = Workspace.init(tmp_path / "ws", settings=Settings().replace(business={"lang": "en"}))
     yield workspace
     workspace.close()
 

@@ -172,6 +172,11 @@ def test_no_order_in_the_window_is_one_line(tmp_path: Path):
     assert kizuna("init", "empty", cwd=tmp_path).returncode == 0
     done = kizuna("ranks", "suggest", "-d", "empty", "--as-of", "2026-06-30", cwd=tmp_path)
     assert done.returncode == 1 and done.stderr == (
+        "エラー: このワークスペースには2026-06-30 までの 1,095 日間の注文がありません。"
+        "ランクの基準はその注文から求めます。`kizuna import orders FILE` で最近の注文を取り込むか、"
+        "--as-of に注文のある日付を指定してください。\n")
+    done = kizuna("ranks", "suggest", "-d", "empty", "--as-of", "2026-06-30", "--lang", "en", cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr == (
         "error: No orders in the 1,095 days up to 2026-06-30 in this workspace. Rank thresholds are taken from "
         "them: import recent orders with `kizuna import orders FILE`, or give --as-of a day within their dates.\n")
 

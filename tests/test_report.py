@@ -218,7 +218,7 @@ def test_mail_goes_to_the_recipients_through_the_smtp_server(shop: Path, tmp_pat
 def test_mail_without_recipients_stops_before_any_work(shop: Path, tmp_path: Path):
     done = kizuna("report", "--dir", str(shop), "--mail", "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.startswith("error: nobody to send the report to: set [report] recipients")
+    assert done.stderr.startswith("エラー: nobody to send the report to: set [report] recipients")
     assert not (tmp_path / "out").exists()
 
 

@@ -424,7 +424,7 @@ def test_a_template_mistake_keeps_the_messages_waiting_until_the_file_is_fixed(t
         ws = shop(tmp_path, server, scenarios={"thank-you": THANK_YOU.replace("{{ orders_so_far }}", "{{ ordres }}")})
         broken = ws.run(now=at("2026-11-30 10:00"), transports=email_only(ws))
         assert broken.total("waiting") == 1 and broken.total("failed") == 0
-        assert any("{{ ordres }}, which is not a field" in p for p in broken.problems)
+        assert any("{{ ordres }}, which is not a field" in str(p) for p in broken.problems)
         (ws.path / "scenarios" / "thank-you.yaml").write_text(THANK_YOU, encoding="utf-8")
         fixed = ws.run(now=at("2026-11-30 11:00"), transports=email_only(ws))
         server.wait_for(1)

@@ -41,17 +41,23 @@ def analyzed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("where", "problem"), [
-    ('"ltv_revenue in [1, abc]"', "'abc' is not a number for ltv_revenue."),
-    ('"churn_risk >= high"', "'high' is not a number for churn_risk."),
-    ('"recency_days not in [30, nan]"', "'nan' is not a number for recency_days."),
-    ('"lapsing == yes"', "'yes' is not true or false for lapsing."),
+@pytest.mark.parametrize(("where", "problem", "japanese"), [
+    ('"ltv_revenue in [1, abc]"', "'abc' is not a number for ltv_revenue.",
+     "'abc' は ltv_revenue と比べられる数値ではありません。"),
+    ('"churn_risk >= high"', "'high' is not a number for churn_risk.",
+     "'high' は churn_risk と比べられる数値ではありません。"),
+    ('"recency_days not in [30, nan]"', "'nan' is not a number for recency_days.",
+     "'nan' は recency_days と比べられる数値ではありません。"),
+    ('"lapsing == yes"', "'yes' is not true or false for lapsing.",
+     "'yes' は lapsing と比べられる true / false ではありません。"),
 ])
-def test_a_value_of_the_wrong_kind_is_one_line_when_the_file_is_read(tmp_path: Path, where: str, problem: str):
+def test_a_value_of_the_wrong_kind_is_one_line_when_the_file_is_read(tmp_path: Path, where: str, problem: str,
+                                                                      japanese: str):
     path = scenario_file(tmp_path, where)
     with pytest.raises(ScenarioError) as raised:
         load_scenario(path)
-    assert str(raised.value) == f"{path}:3: audience.where: {problem}"
+    assert str(raised.value) == raised.value.text("en") == f"{path}:3: audience.where: {problem}"
+    assert raised.value.text("ja") == f"{path}:3: audience.where: {japanese}"
 
 
 def test_text_columns_take_digits_as_text(tmp_path: Path):
@@ -64,15 +70,21 @@ def test_kizuna_run_stops_with_one_line_not_a_database_traceback(analyzed: Path)
     for old in folder.glob("*.yaml"):
         old.unlink()
     path = scenario_file(folder, '"ltv_revenue in [1, abc]"')
+    said = {}
     try:
-        done = subprocess.run([sys.executable, "-m", "kizuna", "run", "--dry-run", "--as-of", "2026-11-29",
-                               "--dir", str(analyzed)], capture_output=True, text=True, timeout=300)
+        for lang in ("ja", "en"):
+            said[lang] = subprocess.run([sys.executable, "-m", "kizuna", "run", "--dry-run", "--as-of", "2026-11-29",
+                                         "--dir", str(analyzed), "--lang", lang], capture_output=True, text=True,
+                                        timeout=300)
     finally:
         path.unlink()
-    assert done.returncode == 1
-    assert "Traceback" not in done.stderr and "Conversion Error" not in done.stderr
-    assert done.stderr.strip().splitlines() == [
+    for done in said.values():
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr and "Conversion Error" not in done.stderr
+    assert said["en"].stderr.strip().splitlines() == [
         f"error: {path}:3: audience.where: 'abc' is not a number for ltv_revenue."]
+    assert said["ja"].stderr.strip().splitlines() == [
+        f"エラー: {path}:3: audience.where: 'abc' は ltv_revenue と比べられる数値ではありません。"]
 
 
 def test_a_column_the_reader_does_not_know_is_checked_against_the_table_when_run(analyzed: Path, tmp_path: Path):

@@ -152,9 +152,41 @@ def test_the_cli_stops_in_one_line_on_a_bad_setting(template: Path, tmp_path: Pa
     shutil.copytree(template, tmp_path / "ws")
     path = tmp_path / "ws" / SETTINGS_FILE
     path.write_text(with_setting(path.read_text(encoding="utf-8"), key, value), encoding="utf-8")
+    done = subprocess.run([*KIZUNA, "segments", "--dir", "ws", "--lang", "en"], capture_output=True, text=True,
+                          cwd=tmp_path, check=False)
+    assert (done.returncode, done.stderr) == (1, f"error: {Path('ws', SETTINGS_FILE)}: {message}\n")
+
+
+# The same in Japanese, the language of a workspace `kizuna init` makes: a sample of the kinds of message.
+BAD_JA = [
+    ("timezone", '"Asia"',
+     'business.timezone の値は"Asia/Tokyo" のような IANA のタイムゾーン名 (大文字・小文字を区別します)にしてください '
+     '(指定された値: "Asia")。'),
+    ("gross_margin_rate", "7", "business.gross_margin_rate の値は0〜1 の数値にしてください (指定された値: 7)。"),
+    ("skip_holidays", "1", "delivery.skip_holidays の値はtrue か falseにしてください (指定された値: 1)。"),
+    ("rfm_ranks", f"[{rank()}, {rank(label=q('a'))}, {rank(label=q('Loyal'))}]",
+     'analysis.rfm_ranks の 3番目のランクの label は、1番目のランクと別の名前にしてください (指定された値: "Loyal")。'),
+    ("rfm_ranks", f"[{rank(recency='-1')}]",
+     "analysis.rfm_ranks の 1番目のランクの max_recency_days は0〜36,500 の整数にしてください (指定された値: -1)。"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), BAD_JA, ids=[f"{k}-{n}" for n, (k, _, _) in enumerate(BAD_JA)])
+def test_a_bad_setting_is_said_in_japanese(template: Path, key, value, message):
+    text = with_setting((template / SETTINGS_FILE).read_text(encoding="utf-8"), key, value)
+    with pytest.raises(WorkspaceError) as caught:
+        Settings.from_dict(tomllib.loads(text))
+    assert caught.value.text("ja") == f"kizuna.toml: {message}"
+
+
+def test_the_cli_says_a_bad_setting_in_the_workspaces_language(template: Path, tmp_path: Path):
+    shutil.copytree(template, tmp_path / "ws")
+    path = tmp_path / "ws" / SETTINGS_FILE
+    key, value, message = BAD_JA[1]
+    path.write_text(with_setting(path.read_text(encoding="utf-8"), key, value), encoding="utf-8")
     done = subprocess.run([*KIZUNA, "segments", "--dir", "ws"], capture_output=True, text=True, cwd=tmp_path,
                           check=False)
-    assert (done.returncode, done.stderr) == (1, f"error: {Path('ws', SETTINGS_FILE)}: {message}\n")
+    assert (done.returncode, done.stderr) == (1, f"エラー: {Path('ws', SETTINGS_FILE)}: {message}\n")
 
 
 def test_a_settings_file_that_is_not_utf8_is_named_in_one_line(template: Path, tmp_path: Path):
@@ -167,14 +199,14 @@ def test_a_settings_file_that_is_not_utf8_is_named_in_one_line(template: Path, t
     done = subprocess.run([*KIZUNA, "segments", "--dir", "ws"], capture_output=True, text=True, cwd=tmp_path,
                           check=False)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.count("\n") == 1 and "not UTF-8 text" in done.stderr
+    assert done.stderr.count("\n") == 1 and "UTF-8 のテキストではありません" in done.stderr
 
 
 def test_unknown_sections_and_keys_are_still_refused_by_name():
     with pytest.raises(WorkspaceError, match=r"^kizuna.toml: unknown section \[bussiness\]; known: "
                                              r"business, store, operations, analysis, lost_reasons, import, "
                                              r"prediction, calls, delivery, "
-                                             r"email, line, web, report\.$"):
+                                             r"email, line, costs, web, report\.$"):
         Settings.from_dict({"bussiness": {}})
     with pytest.raises(WorkspaceError, match=r"^kizuna.toml: unknown setting analysis.dormant; known in "):
         Settings.from_dict({"analysis": {"dormant": 90}})
@@ -251,7 +283,7 @@ def test_every_range_a_message_names_is_the_range_enforced():
         for key, field in section_field.annotation.model_fields.items():
             if field.annotation not in (int, float):
                 continue
-            words = allowed(field)
+            words = str(allowed(field))
             low, high = (float(n.replace(",", "")) for n in re.findall(r"(?:from|between|to|and) (-?[\d,.]+)", words))
             step = 1 if field.annotation is int else 1e-9
             cast = field.annotation

@@ -272,6 +272,10 @@ def test_a_workbook_is_formatted_for_people_and_a_csv_stays_plain(tmp_path: Path
     assert (sheet["A1"].value, sheet["A1"].font.b) == ("水の森\u3000顧客リスト_離脱候補者\u3000基準日 2026/11/01", True)
     assert [c.value for c in sheet[2]] == [c.header for c in columns] and all(c.font.b for c in sheet[2])
     assert sheet.freeze_panes == "A3" and sheet.auto_filter.ref == "A2:G4" and sheet.print_title_rows == "$2:$2"
+    # printed landscape on A4, every column on one page's width
+    setup = sheet.page_setup
+    assert (setup.orientation, setup.paperSize, setup.fitToWidth, setup.fitToHeight) == ("landscape", 9, 1, 0)
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage is True
     # widths: the widest of the header (+3 for the filter's arrow) and the content (+2); wide characters twice
     widths = {k: d.width for k, d in sheet.column_dimensions.items()}
     assert widths["A"] == 2 * 2 + 2 + 3  # 顧客ID

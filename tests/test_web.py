@@ -295,8 +295,10 @@ def test_exports_hold_the_cells_rows_with_formulas_neutralised_and_masked_for_vi
         assert values <= {"●●●", ""}, column
     book = openpyxl.load_workbook(io.BytesIO(operator.get("/export.xlsx?segment=churn_candidate").content))
     sheet = book.active
-    assert sheet.max_row - 1 == len(web_demo.churn)
-    cell = next(r[1] for r in sheet.iter_rows(min_row=2) if r[0].value == web_demo.customer_id)
+    # a title row (business, list, as-of date) above the header row, then one row per customer
+    assert sheet.max_row - 2 == len(web_demo.churn)
+    assert "離脱候補者" in sheet["A1"].value and sheet.freeze_panes == "A3"
+    cell = next(r[1] for r in sheet.iter_rows(min_row=3) if r[0].value == web_demo.customer_id)
     assert cell.value == FORMULA_NAME and cell.data_type == "s"  # a string, not a formula
 
 

@@ -23,7 +23,7 @@ import ibis
 import pyarrow as pa
 from ibis import _
 
-from kizuna._errors import KizunaError, NoDataError
+from kizuna._errors import KizunaError, NoDataError, Phrase
 from kizuna.analytics._base import AsOf
 from kizuna.analytics._scores import _top_values, order_summary
 from kizuna.analytics._settings import AnalysisSettings
@@ -138,9 +138,8 @@ def suggest_ranks(tables: dict[str, ibis.Table], settings: AnalysisSettings, as_
     spend = _top_values(ordering, ordering.monetary, "m", positions).cross_join(ordering.aggregate(n=_.count()))
     found = spend.to_pyarrow().to_pylist()[0]
     if not found["n"]:
-        raise NoDataError(f"orders in the {settings.rfm_window_days:,} days up to {as_of}",
-                          "Rank thresholds are taken from them: import recent orders with `kizuna import orders "
-                          "FILE`, or give --as-of a day within their dates.")
+        raise NoDataError(Phrase.of("error.orders_in_window", days=f"{settings.rfm_window_days:,}", day=str(as_of)),
+                          Phrase.of("error.ranks_need_orders"))
     amounts: list[int] = []
     for i in range(len(shares)):
         amount = nice_yen_below(found[f"m{i}"])

@@ -6,7 +6,7 @@ import ibis
 import pyarrow as pa
 from ibis import _
 
-from kizuna._errors import KizunaError
+from kizuna._errors import KizunaError, Phrase
 from kizuna.analytics._lifecycle import LIFECYCLE_STATES
 from kizuna.analytics._scores import MATRIX_CELLS, RFM_SEGMENTS
 from kizuna.i18n import segment_key
@@ -44,10 +44,8 @@ def segment_filter(scores: ibis.Table, name: str) -> tuple[str, ibis.Value]:
     """(segment id, boolean expression) for a segment given by id or label, e.g. 離脱候補者."""
     key = segment_key(name)
     if key is None or key not in SEGMENTS:
-        raise KizunaError(
-            f"unknown segment {name!r}. Choose one of: {', '.join(SEGMENTS)} "
-            "(Japanese names such as 離脱候補者 work too)."
-        )
+        raise KizunaError.keyed("error.unknown_segment", name=repr(name),
+                                known=[Phrase.of(f"segment.{key}") for key in SEGMENTS])
     if key in MATRIX_CELLS:
         return key, scores.matrix_cell == key
     if key.startswith("rank_"):

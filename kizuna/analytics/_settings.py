@@ -51,7 +51,7 @@ def _words(value: Any) -> tuple[str, ...]:
 
 
 Words = Annotated[tuple[str, ...], PlainValidator(_words),
-                  Allowed('a list of words in quotes, such as ["word", "another word"] (none empty)')]
+                  Allowed("settings.allowed_words")]
 
 
 class LostReasonSettings(Section):

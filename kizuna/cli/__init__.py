@@ -11,6 +11,7 @@ from rich.markup import escape
 from kizuna._errors import KizunaError
 from kizuna.cli import (
     _calls,  # noqa: F401  (registers calls import, calls results)
+    _campaign,  # noqa: F401  (registers campaign list, show, send, preview)
     _demo,  # noqa: F401  (registers demo)
     _migration,  # noqa: F401  (registers migration)
     _predict,  # noqa: F401  (registers predict, priority, backtest)
@@ -18,10 +19,13 @@ from kizuna.cli import (
     _ranks,  # noqa: F401  (registers ranks suggest)
     _report,  # noqa: F401  (registers report)
     _scenarios,  # noqa: F401  (registers run, scenario preview, results)
+    _segment,  # noqa: F401  (registers segment list, show, count, save, delete)
+    _switches,  # noqa: F401  (registers scenario list, on, pause, off, test)
     _web,  # noqa: F401  (registers serve, user add)
 )
-from kizuna.cli._app import app
+from kizuna.cli._app import app, current_lang
 from kizuna.cli._render import error_console
+from kizuna.i18n import label, say
 
 __all__ = ["app", "main"]
 
@@ -40,7 +44,7 @@ def main() -> None:
     try:
         status = app(standalone_mode=False, prog_name="kizuna")
     except KizunaError as exc:
-        _error(str(exc))
+        _error(say(exc, current_lang()))  # in the command's language (--lang, else [business] lang)
         sys.exit(1)
     except typer.Abort:  # Ctrl-C at a prompt
         sys.exit(130)
@@ -69,4 +73,5 @@ def _error(message: str) -> None:
     # escape: messages quote TOML like [columns] and the user's own values, which Rich would
     # take for markup; one line however long (soft_wrap), as scripts and logs expect
     message = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    error_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    prefix = escape(label("error.prefix", current_lang()))
+    error_console.print(f"[red]{prefix}:[/red] {escape(message)}", highlight=False, soft_wrap=True)

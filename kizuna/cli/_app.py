@@ -10,8 +10,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kizuna.cli._render import FORMATS, Percent, console, print_json, show_rows
-from kizuna.i18n import LANGS, label, segment_label
-from kizuna.settings import DEFAULT_RANKS
+from kizuna.i18n import LANGS, label, segment_label, value_label
+from kizuna.settings import DEFAULT_RANKS, configured_lang
 from kizuna.store import KINDS
 
 if TYPE_CHECKING:  # loaded inside the commands: `kizuna --help` does not pay for Ibis
@@ -27,7 +27,31 @@ app = typer.Typer(
 )
 
 DirOption = Annotated[Path, typer.Option("--dir", "-d", help="Workspace folder.")]
-LangOption = Annotated[str, typer.Option("--lang", help="Label language: ja or en.")]
+_language: list[str] = []  # the language of the command running, for its error line (kizuna.cli.main)
+
+
+def _lang(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
+    """--lang when given, else the workspace's [business] lang, else Japanese.
+
+    Click processes the options given first, then the others in the order declared, and --dir is
+    declared before --lang: when --lang is not given, the folder is known here.
+    """
+    source = ctx.get_parameter_source(param.name or "lang")
+    if source is None or source.name == "DEFAULT":  # (typer carries click's enum of its own: compared by name)
+        folder = ctx.params.get("directory")
+        value = (configured_lang(Path(folder)) if isinstance(folder, Path) else None) or value
+    _language[:] = [value]
+    return value
+
+
+def current_lang() -> str:
+    """The language of the command running: its --lang, the workspace's [business] lang, else ja."""
+    return _language[0] if _language and _language[0] in LANGS else "ja"
+
+
+LangOption = Annotated[str, typer.Option(
+    "--lang", help="Label language: ja or en (default: lang in the business section of kizuna.toml, else ja).",
+    callback=_lang)]
 FormatOption = Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")]
 AsOfOption = Annotated[
     str | None,
@@ -68,12 +92,12 @@ def init(
     lang: LangOption = "ja",
 ) -> None:
     """Create a workspace: kizuna.toml with the default settings, and the store."""
-    from kizuna.workspace import Workspace
+    from kizuna.workspace import Settings, Workspace
 
     _check(lang)
     from kizuna._errors import NoDataError
 
-    with Workspace.init(directory, store_url=db or "") as ws:
+    with Workspace.init(directory, store_url=db or "", settings=Settings().replace(business={"lang": lang})) as ws:
         # a store that already holds orders: RFM ranks that fit it (docs/measures.md#rank-suggestion)
         suggested = ws.store.count("orders") > 0
         if suggested:
@@ -142,11 +166,11 @@ def import_(
 
         if file.is_dir():
             summaries = ws.import_folder(file, mapping=mapping, platform=platform, on_file=next_file,
-                                         on_progress=update, on_phase=phase)
+                                         on_progress=update, on_phase=phase, lang=lang)
         else:
             summaries = [ws.import_file(kind, file, mapping=mapping, encoding=encoding, sheet=sheet,
                                         header_row=header_row, platform=platform, on_progress=update,
-                                        on_phase=phase)]
+                                        on_phase=phase, lang=lang)]
     if fmt == "json" and len(summaries) > 1:
         print_json([s.to_dict() for s in summaries])
         return
@@ -160,7 +184,7 @@ def show_import_summary(summary: ImportSummary, lang: str, fmt: str) -> None:
         return
     rows = [
         {"k": label("file", lang), "v": str(summary.path)},
-        {"k": label("kind", lang), "v": summary.kind},
+        {"k": label("kind", lang), "v": label(f"kind.{summary.kind}", lang)},
         *([{"k": label("import_preset", lang), "v": summary.preset}] if summary.preset else []),
         {"k": label("encoding", lang), "v": summary.encoding or summary.format},
         *([{"k": label("sheet", lang), "v": summary.sheet}] if summary.sheet else []),
@@ -219,7 +243,7 @@ def analyze(
             progress.add_task(label("analyzing", lang), total=None)
             count = ws.analyze(day)
         if fmt == "table":
-            console.print(f"customer_scores: {count:,} {label('customers', lang)} ({label('as_of', lang)} {day})")
+            console.print(label("scores_computed", lang).format(n=f"{count:,}", day=day), markup=False)
         _show_segments(ws, lang, fmt)
         if fmt == "table" and ws.settings.analysis.rfm_ranks == DEFAULT_RANKS:  # the seed's, not this shop's
             console.print(label("ranks.hint", lang), markup=False, highlight=False)
@@ -287,8 +311,10 @@ def segments(
 @app.command()
 def export(
     segment: Annotated[
-        str, typer.Argument(help="A cell, rank, RFM segment or flag, e.g. churn_candidate or 離脱候補者.")
-    ],
+        str | None, typer.Argument(help="A cell, rank, RFM segment or flag, e.g. churn_candidate or 離脱候補者.")
+    ] = None,
+    saved: Annotated[str | None, typer.Option(
+        "--segment", help="A saved segment instead (segments/NAME.yaml; see `kizuna segment list`).")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="File to write (csv without it: standard output; xlsx: SEGMENT.xlsx).")] = None,
     export_format: Annotated[str, typer.Option("--format", "-f", help="csv or xlsx.")] = "csv",
@@ -301,12 +327,15 @@ def export(
     from kizuna.workspace import Workspace
 
     _check(lang)
+    if (segment is None) == (saved is None):
+        raise typer.BadParameter("give a SEGMENT or --segment NAME (a saved segment), one of them")
     # a CSV without -o goes to standard output, as every command's
-    path = output if output is not None or export_format == "csv" else Path(f"{segment}.{export_format}")
+    path = output if output is not None or export_format == "csv" else Path(f"{segment or saved}.{export_format}")
     if path == Path("-"):
         path = None
     with Workspace.open(directory, store_url=db, create=False) as ws:
-        count = ws.export_segment(segment, path, fmt=export_format, lang=lang)
+        count = (ws.export_segment(segment, path, fmt=export_format, lang=lang) if segment is not None
+                 else ws.export_saved_segment(saved or "", path, fmt=export_format, lang=lang))
     (console if path is not None else error_console).print(
         f"{path or label('stdout', lang)}: {count:,} {label('customers', lang)}", markup=False)
 
@@ -387,7 +416,8 @@ def show_kpi_report(report, by: str, lang: str, fmt: str) -> None:
         return  # one table per call for scripts; --format json gives everything
     by_rows = [
         {**r, "repeat_rate": _pct(r["repeat_rate"]), "month": str(r.get("month", ""))[:7],
-         "aov": None if r["aov"] is None else round(r["aov"])}
+         "aov": None if r["aov"] is None else round(r["aov"]),
+         "channel": value_label("sales_channel", r.get("channel"), lang)}  # the shop's own names stay
         for r in report.by.to_pylist()
     ]
     show_rows(by_rows, [(by, label(by, lang)), ("ordering_customers", label("ordering_customers", lang)),

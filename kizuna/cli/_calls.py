@@ -54,7 +54,7 @@ def import_calls(
     if file.is_dir():
         raise typer.BadParameter(f"{file} is a folder: name one file of calls.", param_hint="FILE")
     with Workspace.open(directory, store_url=db, create=True) as ws:
-        summary = ws.import_file("calls", file, mapping=mapping, encoding=encoding, sheet=sheet)
+        summary = ws.import_file("calls", file, mapping=mapping, encoding=encoding, sheet=sheet, lang=lang)
     show_import_summary(summary, lang, fmt)
 
 

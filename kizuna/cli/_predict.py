@@ -289,9 +289,12 @@ def backtest(
                ("mean_predicted", label("predicted", lang)), ("mean_actual", label("actual", lang))],
               title=label("title_holdout", lang))
     show_rows([{"bin": r["bin"], "customers": r["customers"], "predicted": Percent(round(100 * r["mean_predicted"], 1)),
-                "actual": Percent(round(100 * r["actual_rate"], 1))} for r in result.calibration],
+                "actual": Percent(round(100 * r["actual_rate"], 1)),
+                "interval": f"{100 * r['actual_low']:.1f}–{100 * r['actual_high']:.1f}",
+                "within": label("yes" if r["within_interval"] else "no", lang)} for r in result.calibration],
               [("bin", label("risk_decile", lang)), ("customers", label("customers", lang)),
-               ("predicted", label("predicted", lang) + " %"), ("actual", label("actual", lang) + " %")],
+               ("predicted", label("predicted", lang) + " %"), ("actual", label("actual", lang) + " %"),
+               ("interval", label("interval_95", lang) + " %"), ("within", label("within_interval", lang))],
               title=label("title_calibration", lang))
     say_problems(result.problems, lang)
     console.print(f"{label('chart', lang)}: {chart}", markup=False)

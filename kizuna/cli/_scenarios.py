@@ -12,7 +12,7 @@ import typer
 
 from kizuna.cli._app import AsOfOption, DbOption, DirOption, FormatOption, LangOption, _as_of, _check, app
 from kizuna.cli._render import Percent, console, print_json, show_rows
-from kizuna.i18n import label
+from kizuna.i18n import label, money, say
 
 scenario_app = typer.Typer(help="Look at one scenario: render its message for a customer.", no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
@@ -23,6 +23,11 @@ def _l(key: str, lang: str) -> str:
 
 def _channel(channel: str, lang: str) -> str:
     return label(f"channel_{channel}", lang)
+
+
+def _title(title: dict[str, str], name: str, lang: str) -> str:
+    """A scenario's title in `lang` (its file's name only when it has no title at all)."""
+    return title.get(lang) or title.get("ja") or name
 
 
 @app.command()
@@ -36,33 +41,43 @@ def run(
     fmt: FormatOption = "table",
 ) -> None:
     """Evaluate every scenario and deliver what is due (e-mail, LINE, lists), exactly once."""
+    from kizuna.scenarios import cost_lines
     from kizuna.workspace import Workspace
 
     _check(lang, fmt)
+    done = "would_send" if dry_run else "sent"
     with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
         report = ws.run(_as_of(as_of), dry_run=dry_run, only=only, release_store=True)
-    done = "would_send" if dry_run else "sent"
+        costs = cost_lines(report.tallies.values(), ws.settings.costs, done)
     columns = ["enrolled", "holdout", done, "merged", "deferred", "suppressed", "cancelled", "failed"]
+    if report.total("over_budget"):
+        columns.insert(columns.index("deferred") + 1, "over_budget")
     if not dry_run:
         columns += ["unconfirmed", "waiting"]
-    rows = [{"scenario": t.scenario, "step": t.step, "channel": _channel(t.channel, lang),
-             **{c: t.counts.get(c, 0) for c in columns}} for _, t in sorted(report.tallies.items())]
-    if fmt == "json":
-        print_json({"as_of": report.as_of, "now": report.now, "dry_run": dry_run, "steps": rows,
-                    "files": [str(p) for p in report.files], "problems": report.problems,
-                    "samples": report.samples})
+    tallies = [t for _, t in sorted(report.tallies.items())]
+    if fmt == "json":  # codes for programs, the titles beside them, the warnings in words
+        steps = [{"scenario": t.scenario, "title": _title(t.title, t.scenario, lang), "step": t.step,
+                  "channel": t.channel, **{c: t.counts.get(c, 0) for c in columns}} for t in tallies]
+        print_json({"as_of": report.as_of, "now": report.now, "dry_run": dry_run, "steps": steps,
+                    "files": [str(p) for p in report.files], "problems": [say(p, lang) for p in report.problems],
+                    "samples": report.samples, "costs": costs})
         return
+    rows = [{"scenario": _title(t.title, t.scenario, lang), "step": t.step, "channel": _channel(t.channel, lang),
+             **{c: t.counts.get(c, 0) for c in columns}} for t in tallies]
     show_rows(rows, [(c, _l(c, lang)) for c in ("scenario", "step", "channel", *columns)], fmt,
               title=_l("title_run_dry" if dry_run else "title_run", lang))
     if fmt != "table":
         return
+    for line in _cost_text(costs, lang):
+        console.print(line, highlight=False, markup=False)
     for path in report.files:
         console.print(f"{_l('files', lang)}: {path}", highlight=False, markup=False)
     for problem in report.problems:
-        console.print(f"! {problem}", highlight=False, markup=False, style="yellow")
+        console.print(f"! {say(problem, lang)}", highlight=False, markup=False, style="yellow")
     for sample in report.samples[:6] if dry_run else []:
-        console.rule(f"{sample['scenario']} #{sample['step']} {_channel(sample['channel'], lang)} "
-                     f"→ {sample['customer_id']}", style="dim")
+        step = label("run_step_n", lang).format(n=sample["step"])
+        console.rule(f"{_title(sample.get('title', {}), sample['scenario'], lang)} {step} "
+                     f"{_channel(sample['channel'], lang)} → {sample['customer_id']}", style="dim")
         if sample["subject"]:
             console.print(sample["subject"], markup=False, highlight=False, style="bold")
         console.print(sample["text"].rstrip(), markup=False, highlight=False)
@@ -138,19 +153,42 @@ def results(
         return
     shown = [_shown(row, lang) for row in rows]
     columns = ["scenario", "step", "channel", "due", "sent", "delivered", "failed", "deferred", "suppressed",
-               "holdout", "treated_rate", "control_rate", "uplift", "verdict", "incremental_revenue"]
-    if fmt == "table":  # a terminal is narrow: the delivered count is in csv and json
-        columns.remove("delivered")
+               "holdout", "clicked", "converted", "treated_rate", "control_rate", "uplift", "verdict",
+               "revenue_per_recipient", "control_revenue_per_customer", "incremental_revenue", "cost",
+               "incremental_profit"]
+    if fmt == "table":  # a terminal is narrow: these are in csv and json
+        for column in ("due", "delivered", "control_revenue_per_customer", "cost"):
+            columns.remove(column)
     show_rows(shown, [(c, _l(c, lang)) for c in columns], fmt, title=_l("title_results", lang))
+
+
+def _cost_text(costs: list[dict[str, Any]], lang: str) -> list[str]:
+    """What the messages of a run cost, a line per channel: "DM 1,535件 × ¥120 = ¥184,200"."""
+    if not costs:
+        return []
+    lines = [f"{_l('costs', lang)}:"]
+    for c in costs:
+        lines.append("  " + _l("cost_line", lang).format(channel=_channel(c["channel"], lang), n=f"{c['n']:,}",
+                                                          price=money(c["price"], lang, exact=True),
+                                                          total=money(c["total"], lang, exact=True)))
+    lines.append("  " + _l("cost_total", lang).format(total=money(sum(c["total"] for c in costs), lang, exact=True)))
+    return lines
 
 
 def _shown(row: dict[str, Any], lang: str) -> dict[str, Any]:
     shown = dict(row)
+    shown["scenario"] = row.get("title") or row["scenario"]  # the title in `lang`, not the file's name
     shown["channel"] = _channel(row["channel"], lang) if row["channel"] else ""
+    for rate in ("treated_rate", "control_rate"):
+        shown[rate] = Percent(100 * row[rate]) if row[rate] is not None else None
+    for yen in ("revenue_per_recipient", "control_revenue_per_customer", "cost"):
+        shown[yen] = round(row[yen]) if row[yen] is not None else None
+    if row["incremental_profit"] is not None:
+        shown["incremental_profit"] = money(row["incremental_profit"], lang, exact=True) + (
+            f" [{money(row['profit_low'], lang, exact=True)}, {money(row['profit_high'], lang, exact=True)}]"
+            if row["profit_low"] is not None else "")
     if row["step"] is None:
         shown["step"] = _l("total", lang)
-        for rate in ("treated_rate", "control_rate"):
-            shown[rate] = Percent(100 * row[rate]) if row[rate] is not None else None
         if row["uplift"] is not None:
             shown["uplift"] = f"{100 * row['uplift']:+.1f}pt [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}]"
             shown["verdict"] = (_l("significant", lang) if row["enough_data"]

@@ -33,7 +33,9 @@ def serve(
                                "such a proxy with https, the session cookie is marked Secure.")
     ] = "127.0.0.1",
     directory: DirOption = Path("."),
-    lang: Annotated[str, typer.Option("--lang", help="The pages' language until a user switches: ja or en.")] = "ja",
+    lang: Annotated[str | None, typer.Option(
+        "--lang", help="The pages' language until a user switches: ja or en (default: lang in the business "
+                       "section of kizuna.toml).")] = None,
 ) -> None:
     """Start the web dashboard on this workspace (log in with a user from `kizuna user add`)."""
     import logging
@@ -43,7 +45,8 @@ def serve(
 
     from kizuna.web import create_app
 
-    _check(lang)
+    if lang is not None:
+        _check(lang)
     os.umask(0o077)  # what the app writes (the operational records) is its user's alone
     application = create_app(directory, lang=lang, private_files=True)  # refused if others can read them
     if application.state.kizuna.operations.user_count() == 0:

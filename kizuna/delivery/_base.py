@@ -45,6 +45,7 @@ class Message:
     unsubscribe_url: str | None = None  # one-click unsubscribe (RFC 8058) for this channel
     transactional: bool = False  # exempt from frequency caps and quiet hours
     fields: dict[str, object] = field(default_factory=dict)  # personalisation, for the offline lists
+    test: bool = False  # an operator's test of a step, to their own address: marked, outside the ledger
 
     @property
     def retry_key(self) -> str:

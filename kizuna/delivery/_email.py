@@ -39,10 +39,11 @@ if TYPE_CHECKING:
     from kizuna.delivery._settings import EmailSettings
 
 __all__ = [
-    "PASSWORD_ENV", "DkimSigner", "EmailSettingsError", "SenderIdentity", "compose_email", "email_bytes",
+    "PASSWORD_ENV", "TEST_HEADER", "DkimSigner", "EmailSettingsError", "SenderIdentity", "compose_email", "email_bytes",
 ]
 
 PASSWORD_ENV = "KIZUNA_SMTP_PASSWORD"
+TEST_HEADER = "X-Kizuna-Test"  # on a test send: the scenario and step it shows
 _LANGS = ("ja", "en")
 # One transparency dot before every line that starts with "." (RFC 5321 §4.5.2).
 # A mailbox we can put in RCPT and To without quoting: no spaces, brackets or separators.
@@ -189,6 +190,8 @@ def email_bytes(message: Message, identity: SenderIdentity, *, now: dt.datetime 
         f"Date: {email.utils.format_datetime(now or dt.datetime.now(dt.UTC))}",
         f"Message-ID: <{message.ref}@{identity.domain}>",
     ]
+    if message.test:  # mail filters and the operator tell a test of a step from a customer's message by it
+        headers.append(f"{TEST_HEADER}: {message.key}")
     if url:
         # on one line, however long (up to 998): some parsers keep the space of a folded first line
         headers += [f"List-Unsubscribe: <{url}>", "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]

@@ -10,7 +10,7 @@ from kizuna.settings import Allowed, Clock, HttpUrl, PositiveShare, Section, Tex
 __all__ = ["DeliverySettings", "EmailSettings", "LineSettings"]
 
 SmtpUrl = Annotated[str, Field(pattern=r"^(smtps?://[^/\s]+(:[0-9]{1,5})?/?)?$"),
-                    Allowed("smtp://host:port or smtps://user@host:port (or empty for no e-mail)")]
+                    Allowed("settings.allowed_smtp_url")]
 
 
 class DeliverySettings(Section):
@@ -30,6 +30,8 @@ class DeliverySettings(Section):
     min_effect: PositiveShare = Field(0.02, description='smallest uplift worth detecting (sizes "not enough data yet")')
     alternative_name: Text = Field("ボトル入りの水", description="what customers would buy instead (money_saved)")
     alternative_yen_per_l: Annotated[int, Field(ge=0, le=1_000_000)] = Field(100, description="its price per litre")
+    confirm_over: Annotated[int, Field(ge=0, le=100_000_000)] = Field(
+        1000, description="a campaign to more customers asks to be confirmed (kizuna campaign send --yes)")
 
 
 class EmailSettings(Section):

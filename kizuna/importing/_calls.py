@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from kizuna._errors import KizunaError
+from kizuna._errors import KizunaError, Phrase
 from kizuna.importing._convert import convert_batch
 from kizuna.importing._mapping import ColumnMapping
+from kizuna.importing._reasons import reason_phrase
 from kizuna.importing._sources import ROW
 from kizuna.store import TABLES, Store
 
@@ -24,8 +25,8 @@ class CallError(KizunaError):
     """A call that cannot be recorded: the column and why."""
 
     def __init__(self, column: str, reason: str) -> None:
-        self.column, self.reason = column, reason
-        super().__init__(f"{column}: {reason}")
+        self.column, self.reason = column, reason  # the reason in English; said in the reader's language
+        super().__init__(Phrase.of("error.column_problem", column=column, problem=reason_phrase(reason)))
 
 
 def record_call(store: Store, values: dict[str, str | None], *, timezone: str) -> dict:

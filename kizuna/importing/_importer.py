@@ -34,10 +34,12 @@ import pyarrow as pa
 
 from kizuna._errors import FileFormatError, MissingColumnsError
 from kizuna._sheets import Column, CsvSheet
+from kizuna.i18n import say
 from kizuna.importing._convert import REJECT_SCHEMA, BatchResult, convert_batches, problem_rejects
 from kizuna.importing._mapping import ColumnMapping
 from kizuna.importing._prepare import Preparer
 from kizuna.importing._presets import HELPER_FIELDS, Plan, PlatformMismatchError, plan_import
+from kizuna.importing._reasons import reason_phrase
 from kizuna.importing._sources import ROW, Source, open_source
 from kizuna.importing._targets import Target, targets
 from kizuna.store import Store, table_for_kind
@@ -161,6 +163,8 @@ class _RejectsWriter:
         for row, column, value, reason in zip(
             data["row"], data["column"], data["value"], data["reason"], strict=True
         ):
+            if self.lang != "en":  # the checks write English; a person reads the import's language
+                reason = say(reason_phrase(reason), self.lang)
             self._sheet.writerow([self.source, row, column, value, reason])
             self.rows.add(row)
             self.reasons[_reason_family(reason)] += 1
@@ -195,6 +199,7 @@ def import_file(
     platform: str | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
+    lang: str = "ja",
 ) -> ImportSummary:
     """Import `path` as `kind` (customers, orders, order-items, products, nps, support, events).
 
@@ -212,12 +217,13 @@ def import_file(
 
     `guest_key` (the workspace secret) keys the ids of buyers without a member id (`guest_id`).
     `platform` ("BASE", "ec-cube2" …) reads the file as that platform's export, without guessing.
+    `lang`: the language of the rejects file (its headers and reasons) and of the summary's reasons.
     """
     path, mapping = Path(path), _checked_arguments(kind, mapping)
     source, plan = read_file(path, kind, mapping, encoding=encoding, sheet=sheet, header_row=header_row,
                              batch_rows=batch_rows, platform=platform)
     prepare = Preparer(plan, mapping, guest_key)
-    rejects = _RejectsWriter(_rejects_path(rejects_dir, prepare.spec.kind), path)
+    rejects = _RejectsWriter(_rejects_path(rejects_dir, prepare.spec.kind), path, lang)
     expected = source.estimated_rows()
     matched_by: dict[str, int] = {}
     try:

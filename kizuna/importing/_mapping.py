@@ -62,34 +62,24 @@ class ColumnMapping:
         try:
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
-            raise MappingError("mapping file not found. Check the --mapping path.", path=path) from None
+            raise MappingError.keyed("mapping.not_found", path=path) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise MappingError(f"not a valid TOML mapping file ({exc}).", path=path) from None
+            raise MappingError.keyed("mapping.not_toml", path=path, problem=str(exc)) from None
         unknown = set(raw) - {"columns", "values"}
         if unknown:
-            raise MappingError(
-                f"unknown table(s) {', '.join(sorted(unknown))}; a mapping has [columns], "
-                "[columns.KIND] and [values.COLUMN].",
-                path=path,
-            )
+            raise MappingError.keyed("mapping.unknown_tables", path=path, tables=", ".join(sorted(unknown)))
         columns = {k: v for k, v in raw.get("columns", {}).items() if not isinstance(v, dict)}
         per_kind = {k: v for k, v in raw.get("columns", {}).items() if isinstance(v, dict)}
         values = raw.get("values", {})
         wrong_kinds = sorted(k for k in per_kind if _kind_of(k) is None)
         if wrong_kinds:
-            raise MappingError(
-                f"[columns.{wrong_kinds[0]}]: no such kind; use one of {', '.join(KINDS)}.", path=path
-            )
+            raise MappingError.keyed("mapping.unknown_kind", path=path, kind=wrong_kinds[0], kinds=", ".join(KINDS))
         tables = [columns, *per_kind.values()]
         if not all(isinstance(v, str) for t in tables for v in t.values()) or not all(
             isinstance(t, dict) and all(isinstance(x, str) for x in t.values())
             for t in values.values()
         ):
-            raise MappingError(
-                'every entry must be "source" = "kizuna name", in [columns], [columns.KIND] and '
-                "[values.COLUMN].",
-                path=path,
-            )
+            raise MappingError.keyed("mapping.entries", path=path)
         mapping = cls(
             columns={normalise_header(k): v for k, v in columns.items()},
             values={col: {unicodedata.normalize("NFKC", k).strip(): v for k, v in table.items()}
@@ -118,18 +108,11 @@ class ColumnMapping:
                 allowed |= set(TABLES["customers"].column_names) | set(TABLES["order_items"].column_names)
             wrong = sorted(c for c in table.values() if c not in allowed)
             if wrong:
-                raise MappingError(
-                    f"the mapping names {', '.join(wrong)} in [columns.{kind}], which {kind} does not have; "
-                    f"columns of {kind}: {', '.join(KINDS[kind].column_names)}.",
-                    path=self.path,
-                )
+                raise MappingError.keyed("mapping.not_of_kind", path=self.path, names=", ".join(wrong), kind=kind,
+                                         columns=", ".join(KINDS[kind].column_names))
         wrong = sorted(c for c in named if c not in known)
         if wrong:
-            raise MappingError(
-                f"the mapping names {', '.join(wrong)}, which no kind has; kizuna's columns are listed "
-                "in docs/measures.md §7 (e.g. customer_id, order_id, ordered_at, amount, product_id).",
-                path=self.path,
-            )
+            raise MappingError.keyed("mapping.unknown_columns", path=self.path, names=", ".join(wrong))
 
 
 _DATA_LIKE = re.compile(r"^[-+¥\\$]?[\d.,/:\- ]+$|@|^\d{4}[-/年]")

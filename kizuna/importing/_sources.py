@@ -150,7 +150,7 @@ def open_source(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileFormatError("file not found. Check the path.", path=path)
+        raise FileFormatError.keyed("error.file_not_found", path=path)
     if header_row is not None and header_row < 1:
         raise FileFormatError(f"--header-row {header_row}: rows are counted from 1.", path=path)
     suffix = path.suffix.lower()
@@ -164,9 +164,7 @@ def open_source(
     if suffix in (".xlsx", ".xlsm"):
         sheets, visible = _xlsx_sheet_names(path)
         if sheet is not None and sheet not in sheets:
-            raise FileFormatError(
-                f"no sheet named {sheet!r}; the workbook has {', '.join(sheets)}.", path=path
-            )
+            raise FileFormatError.keyed("error.no_such_sheet", path=path, sheet=repr(sheet), sheets=", ".join(sheets))
         source = Source(path, "xlsx", None, [], batch_rows, sheets=tuple(sheets), visible=tuple(visible))
         if sheet is not None:
             return source.with_sheet(sheet, header_row)
@@ -188,8 +186,8 @@ def open_source(
         readable = [f.name for f in schema if _readable_type(f.type)]
         unreadable = [f"{f.name} ({f.type})" for f in schema if not _readable_type(f.type)]
         return Source(path, "parquet", None, readable, batch_rows, unreadable=unreadable)
-    raise FileFormatError(
-        f"unknown file type {suffix or '(none)'}; kizuna imports .csv, .tsv, .txt, .xlsx and .parquet.",
+    raise FileFormatError.keyed(
+        "error.unknown_file_type", suffix=suffix or "(none)",
         path=path,
     )
 
@@ -241,11 +239,10 @@ def _header_of(path: Path, format: str, head: list[list[str]], row: int, encodin
                                   "holds the column names.", path=path)
         if format == "xlsx":
             raise FileFormatError(f"the sheet {sheet!r} has no header row.", path=path)
-        raise FileFormatError("the file is empty or has no header row.", path=path)
+        raise FileFormatError.keyed("error.empty_file", path=path)
     if any(_UNDECODED.search(h) for h in headers):
-        raise FileFormatError(
-            f"the header row (row {row}) is not {encoding} text. Save the file as UTF-8 or Shift_JIS, "
-            "or pass --encoding.",
+        raise FileFormatError.keyed(
+            "error.header_not_text", row=row, encoding=encoding,
             path=path,
         )
     # Blank headers (Excel leaves empty cells after the last column) are kept as unnamed

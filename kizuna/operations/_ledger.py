@@ -251,6 +251,21 @@ class Ledger:
             f"SELECT scenario, customer_id, occasion, occasion_ts, grp FROM deliveries WHERE step = 1 {where}",
             params)
 
+    def step_windows(self, scenario: str, now: int) -> list[Any]:
+        """Per step, the messages delivered to the treated (`at_ts`: when sent) and the control's rows
+        due by `now` (`at_ts`: when theirs would have gone): step, customer_id, grp, at_ts."""
+        return self.ops.query(
+            "SELECT step, customer_id, grp, CASE WHEN grp = 'treated' THEN sent_ts ELSE due_ts END AS at_ts "
+            "FROM deliveries WHERE scenario = ? AND ((grp = 'treated' AND status = 'sent') "
+            "OR (grp != 'treated' AND status = 'holdout' AND due_ts <= ?))", (scenario, now))
+
+    def sent_by_channel(self, scenario: str, since: int, until: int) -> dict[str, int]:
+        """channel -> messages of `scenario` sent in [since, until), the unconfirmed too (what they cost)."""
+        rows = self.ops.query("SELECT channel, COUNT(*) AS n FROM deliveries WHERE scenario = ? "
+                              "AND status IN ('sent', 'unconfirmed') AND sent_ts >= ? AND sent_ts < ? GROUP BY channel",
+                              (scenario, since, until))
+        return {r["channel"]: int(r["n"]) for r in rows}
+
     def members(self, scenario: str) -> set[str]:
         return {r[0] for r in self.ops.query("SELECT customer_id FROM memberships WHERE scenario = ?", (scenario,))}
 

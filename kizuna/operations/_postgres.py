@@ -111,9 +111,45 @@ CREATE TABLE IF NOT EXISTS web_sessions (
     expires_ts BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions ("user");
+CREATE TABLE IF NOT EXISTS scenario_switches (
+    scenario TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('on', 'paused', 'off')),
+    changed_by TEXT NOT NULL,
+    changed_ts BIGINT NOT NULL,
+    fresh_from TEXT,
+    baseline INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS audit (
+    at_ts BIGINT NOT NULL,
+    "user" TEXT NOT NULL,
+    action TEXT NOT NULL,
+    what TEXT NOT NULL,
+    count INTEGER
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ts);
+CREATE TABLE IF NOT EXISTS user_contacts (
+    name TEXT PRIMARY KEY,
+    email TEXT,
+    line_user_id TEXT
+);
+CREATE TABLE IF NOT EXISTS message_links (
+    ref TEXT NOT NULL,
+    link INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    PRIMARY KEY (ref, link)
+);
+CREATE TABLE IF NOT EXISTS clicks (
+    ref TEXT NOT NULL,
+    link INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    first_ts BIGINT NOT NULL,
+    last_ts BIGINT NOT NULL,
+    clicks INTEGER NOT NULL,
+    PRIMARY KEY (ref, link, agent)
+);
 """
 TABLES = ("meta", "deliveries", "consents", "memberships", "survey_links", "survey_answers", "webhook_events",
-          "users", "web_sessions")
+          "users", "web_sessions", "message_links", "clicks")
 
 _PLACEHOLDER = re.compile(r"%|\?")
 

@@ -10,7 +10,7 @@ from kizuna.settings import Allowed, HttpUrl, Section
 __all__ = ["OperationsSettings", "WebSettings"]
 
 PostgresUrl = Annotated[str, Field(pattern=r"^(postgres(ql)?://\S+)?$"),
-                        Allowed("postgres://user:password@host:port/database (or empty for kizuna-ops.sqlite3)")]
+                        Allowed("settings.allowed_ops_url")]
 
 
 class OperationsSettings(Section):
@@ -26,4 +26,4 @@ class WebSettings(Section):
     """The web app of `kizuna serve`, as customers reach it."""
 
     public_url: HttpUrl = Field("http://127.0.0.1:8000",
-                                description="where customers reach `kizuna serve`: unsubscribe and survey links")
+                                description="where customers reach `kizuna serve`: unsubscribe, survey, tracked links")

@@ -119,6 +119,49 @@ CREATE TABLE IF NOT EXISTS web_sessions (
     expires_ts INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions ("user");
+-- A scenario switched on, paused or off from the web app or `kizuna scenario on|pause|off`; no
+-- row: as its file says (kizuna.scenarios: switches).
+CREATE TABLE IF NOT EXISTS scenario_switches (
+    scenario TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('on', 'paused', 'off')),
+    changed_by TEXT NOT NULL,
+    changed_ts INTEGER NOT NULL,
+    fresh_from TEXT,                     -- switched on again that day (YYYY-MM-DD): not caught up before it
+    baseline INTEGER NOT NULL DEFAULT 0  -- 1: the next run takes an entering trigger's members as they are
+);
+-- Who did what, when, to how many: a switch, a test send, a campaign (`record_audit`).
+CREATE TABLE IF NOT EXISTS audit (
+    at_ts INTEGER NOT NULL,
+    "user" TEXT NOT NULL,
+    action TEXT NOT NULL,                -- e.g. scenario.off, scenario.test, campaign.send
+    what TEXT NOT NULL,                  -- e.g. the scenario's name and step; never a customer's data
+    count INTEGER                        -- the messages it concerned, when it concerned some
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ts);
+-- A user's own addresses, where "send me a test" goes (never a customer's).
+CREATE TABLE IF NOT EXISTS user_contacts (
+    name TEXT PRIMARY KEY,
+    email TEXT,
+    line_user_id TEXT
+);
+-- The links of each message sent, as `kizuna run` rewrote them to {public_url}/c/{token}: a click
+-- goes on to `url` (the template's link with its UTM parameters), never to a URL the request names.
+CREATE TABLE IF NOT EXISTS message_links (
+    ref TEXT NOT NULL,                   -- the message's ref in deliveries
+    link INTEGER NOT NULL,               -- 0, 1, … in the order the message shows its links
+    url TEXT NOT NULL,
+    PRIMARY KEY (ref, link)
+);
+-- Clicks on those links: one row per message, link and kind of browser; no address is kept.
+CREATE TABLE IF NOT EXISTS clicks (
+    ref TEXT NOT NULL,
+    link INTEGER NOT NULL,
+    agent TEXT NOT NULL,                 -- mobile, desktop, bot (link scanners, previews), other
+    first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    clicks INTEGER NOT NULL,
+    PRIMARY KEY (ref, link, agent)
+);
 """
 
 

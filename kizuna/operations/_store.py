@@ -388,6 +388,9 @@ class Operations:
         """
         pseudonym = pseudonym or "forgotten-" + secrets.token_hex(8)
         with self.write() as db:
+            # a tracked link's URL may carry the customer's own values; its clicks name no one and stay
+            db.execute("DELETE FROM message_links WHERE ref IN (SELECT ref FROM deliveries WHERE customer_id = ?)",
+                       (customer_id,))
             db.execute("UPDATE deliveries SET customer_id = ? WHERE customer_id = ?", (pseudonym, customer_id))
             db.execute("UPDATE survey_links SET customer_id = ? WHERE customer_id = ?", (pseudonym, customer_id))
             db.execute("UPDATE survey_answers SET customer_id = ?, comment = NULL WHERE customer_id = ?",

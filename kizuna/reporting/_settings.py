@@ -25,7 +25,7 @@ def _addresses(value: Any) -> tuple[str, ...]:
 
 
 Addresses = Annotated[tuple[str, ...], PlainValidator(_addresses),
-                      Allowed('a list of e-mail addresses in quotes, such as ["manager@example.jp"]')]
+                      Allowed("settings.allowed_recipients")]
 
 
 class ReportSettings(Section):

@@ -6,15 +6,76 @@ due → dispatch, over a `RunContext` the workspace builds.
 
 from kizuna.scenarios._calls import CALL_RESULT_COLUMNS, last_calls, script_results
 from kizuna.scenarios._context import OUTBOX, RUN_LOCK, SCENARIO_FOLDER, RunContext, RunSettings
+from kizuna.scenarios._costs import (
+    OVER_BUDGET,
+    Budgets,
+    CostSettings,
+    budget_left,
+    cost_lines,
+    incremental_profit,
+    month_spend,
+    unit_cost,
+)
 from kizuna.scenarios._dispatch import RunReport, StepTally
 from kizuna.scenarios._model import Scenario, ScenarioError, load_scenario, load_scenarios
 from kizuna.scenarios._preview import preview_message
 from kizuna.scenarios._render import RenderError, render, text_to_html
 from kizuna.scenarios._results import CALL_GROUPS, RESULT_COLUMNS, call_results, holdout_effect, scenario_results
 from kizuna.scenarios._run import group_of, run_scenarios, scenario_fields
+from kizuna.scenarios._switches import ENTERING_TRIGGERS, SWITCH_STATES, ScenarioState, scenario_states, switch_scenario
+from kizuna.scenarios._test_send import TESTABLE_CHANNELS, TestSend, sample_customer, send_test
+from kizuna.scenarios._tracking import template_links, track_links, utm_parameters, with_utm
 
 __all__ = ["CALL_GROUPS", "CALL_RESULT_COLUMNS", "call_results", "holdout_effect",
            "OUTBOX", "RESULT_COLUMNS", "RUN_LOCK", "SCENARIO_FOLDER", "RenderError",
            "RunContext", "RunReport", "RunSettings", "Scenario", "ScenarioError", "StepTally", "group_of", "last_calls",
            "load_scenario", "load_scenarios", "preview_message", "render", "run_scenarios", "scenario_fields",
            "scenario_results", "script_results", "text_to_html"]
+# clicks and costs (docs/measures.md#clicks, #costs)
+__all__ += ["OVER_BUDGET", "Budgets", "CostSettings", "budget_left", "cost_lines", "incremental_profit", "month_spend",
+            "template_links", "track_links", "unit_cost", "utm_parameters", "with_utm"]
+# switches and test sends (docs/measures.md#switches)
+__all__ += ["ENTERING_TRIGGERS", "SWITCH_STATES", "TESTABLE_CHANNELS", "ScenarioState", "TestSend", "sample_customer",
+            "scenario_states", "send_test", "switch_scenario"]
+# saved segments and one-off campaigns (docs/measures.md#saved-segments, #campaigns)
+from kizuna.scenarios._campaigns import (  # noqa: E402
+    CAMPAIGN_FOLDER,
+    CAMPAIGN_PREFIX,
+    Campaign,
+    CampaignPlan,
+    Variant,
+    campaign_plan,
+    campaign_results,
+    campaign_state,
+    campaign_text,
+    find_campaign,
+    load_campaign,
+    load_campaigns,
+    preview_campaign,
+    send_campaign,
+    with_campaigns,
+    write_campaign,
+)
+from kizuna.scenarios._segments_saved import (  # noqa: E402
+    SEGMENT_FIELDS,
+    SEGMENT_FOLDER,
+    SavedSegment,
+    SegmentCount,
+    condition_text,
+    count_segment,
+    delete_segment,
+    find_segment,
+    load_segment,
+    load_segments,
+    parse_conditions,
+    save_segment,
+    segment_members,
+)
+from kizuna.scenarios._where import EXTRA_FIELDS, segment_population  # noqa: E402
+
+__all__ += ["CAMPAIGN_FOLDER", "CAMPAIGN_PREFIX", "Campaign", "CampaignPlan", "Variant", "campaign_plan",
+            "campaign_results", "campaign_state", "campaign_text", "find_campaign", "load_campaign", "load_campaigns",
+            "preview_campaign", "send_campaign", "with_campaigns", "write_campaign",
+            "EXTRA_FIELDS", "SEGMENT_FIELDS", "SEGMENT_FOLDER", "SavedSegment", "SegmentCount", "condition_text",
+            "count_segment", "delete_segment", "find_segment", "load_segment", "load_segments", "parse_conditions",
+            "save_segment", "segment_members", "segment_population"]

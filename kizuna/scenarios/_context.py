@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kizuna.delivery import DeliverySettings, EmailSettings, LineSettings
 from kizuna.operations import Links, Operations
+from kizuna.scenarios._costs import CostSettings
 from kizuna.settings import BusinessSettings
 from kizuna.store import TABLES
 
@@ -34,6 +35,8 @@ class RunSettings(Protocol):
     def email(self) -> EmailSettings: ...
     @property
     def line(self) -> LineSettings: ...
+    @property
+    def costs(self) -> CostSettings: ...
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """Stage 4 of `kizuna run`, dispatch: the rules, rendering and the channels for the rows due now.
 
 Each due row passes the rules — goal reached → cancelled, no consent or address → suppressed, a
-step before it not done, quiet hours, holidays and the frequency cap → deferred — is rendered and
-handed to its channel, marked `sending` before and `sent` after (see `kizuna.operations.Ledger`).
+step before it not done, quiet hours, holidays and the frequency cap → deferred; beyond its
+scenario's monthly budget → deferred to the next month (`kizuna.scenarios._costs`) — is rendered
+(an e-mail's or LINE message's template links through {public_url}/c/, where they lead recorded
+before any message goes: `kizuna.scenarios._tracking`) and handed to its channel, marked `sending`
+before and `sent` after (see `kizuna.operations.Ledger`).
 What the channel answers decides the rest (`Dispatcher.refused`): "later" (4xx) → scheduled again
 after a back-off; "no" (5xx) → failed with the reply; no answer after the message went whole →
 `resend` once with the same Message-ID, then `unconfirmed`; a refusal of the channel itself
@@ -28,14 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kizuna._errors import KizunaError
+from kizuna._errors import KizunaError, Phrase
 from kizuna._sheets import Column, write_table
 from kizuna.delivery import ONLINE_CHANNELS, DeliveryError, Message, SendingRules, Transport
-from kizuna.operations import RECOVERABLE, WAITING, DueRow, Ledger, retry_delay
+from kizuna.operations import RECOVERABLE, WAITING, Clicks, DueRow, Ledger, retry_delay
 from kizuna.prediction import CallRules, PredictionSettings, call_blocker, keep_ranking, rank_key
 from kizuna.scenarios._context import RunContext, RunSettings
+from kizuna.scenarios._costs import OVER_BUDGET, Budgets
 from kizuna.scenarios._model import Scenario
 from kizuna.scenarios._render import RenderError, render, template_fields, text_to_html
+from kizuna.scenarios._tracking import template_links, track_links, utm_parameters
 
 __all__ = ["LIST_COLUMNS", "LIST_SHEETS", "PUSH_CONNECTIONS", "Dispatcher", "RunReport", "StepTally",
            "default_transports", "dispatch"]
@@ -70,6 +75,7 @@ class StepTally:
     step: int
     channel: str
     counts: Counter = field(default_factory=Counter)
+    title: dict[str, str] = field(default_factory=dict)  # the scenario's title by language, for people
 
 
 @dataclass
@@ -80,13 +86,14 @@ class RunReport:
     tallies: dict[tuple[str, int], StepTally] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[Phrase | str] = field(default_factory=list)  # said in the reader's language (kizuna.i18n.say)
 
     def count(self, scenario: Scenario, step: int, what: str, n: int = 1) -> None:
         with _COUNTING:  # connections of one channel count from their own threads
             key = (scenario.name, step)
             if key not in self.tallies:
-                self.tallies[key] = StepTally(scenario.name, step, scenario.steps[step - 1].channel)
+                self.tallies[key] = StepTally(scenario.name, step, scenario.steps[step - 1].channel,
+                                              title=dict(scenario.title))
             self.tallies[key].counts[what] += n
 
     def total(self, what: str) -> int:
@@ -142,6 +149,8 @@ class Dispatcher:
         self.call_rules = CallRules.of(getattr(settings, "prediction", None) or PredictionSettings(),
                                        getattr(settings, "calls", None))
         self.calls_taken: set[str] = set()
+        self.budgets = Budgets(ledger, settings.costs, now)  # each scenario's monthly budget
+        self.tracked: list[tuple[str, int, str]] = []  # (ref, link, url): recorded before the messages go
 
     # -- rules ----------------------------------------------------------------------------
     def address(self, row: DueRow, person: dict | None) -> tuple[str | None, str | None]:
@@ -210,6 +219,8 @@ class Dispatcher:
             fields["survey_url"] = self.links.survey_url(row.ref)
         text = render(step.body[lang], fields, scenario=scenario.name, step=step.number)
         subject = render(step.subject[lang], fields, scenario=scenario.name, step=step.number).strip()
+        if row.channel in ONLINE_CHANNELS:
+            text = self.track(row, step.body[lang], text)
         marketing = not step.transactional
         return Message(
             key=row.key, ref=row.ref, customer_id=row.customer_id, channel=row.channel, address=address,
@@ -217,6 +228,18 @@ class Dispatcher:
             unsubscribe_url=fields["unsubscribe_url"] if marketing and row.channel == "email" else None,
             transactional=step.transactional, fields=fields,
         )
+
+    def track(self, row: DueRow, template: str, text: str) -> str:
+        """`text` with the links its template wrote going through {public_url}/c/ (`kizuna.scenarios._tracking`)."""
+        written = template_links(template)
+        if not written:
+            return text
+        text, targets = track_links(text, written, click_url=lambda n: self.links.click_url(row.ref, n),
+                                    utm=utm_parameters(row.channel, row.scenario, f"step{row.step}"),
+                                    keep=self.links.own_prefixes)
+        if not self.dry_run:
+            self.tracked.extend((row.ref, n, url) for n, url in enumerate(targets))
+        return text
 
     # -- the loop -------------------------------------------------------------------------
     def previous_step(self, row: DueRow) -> int | None:
@@ -305,13 +328,21 @@ class Dispatcher:
                     self.settle(scenario, row, "deferred", "quiet hours, holiday or frequency cap", due_ts=later)
                     self.previous[row.key] = ("deferred", later, None)
                     continue
+            untried = not row.transactional and row.attempts == 0 and row.status in ("scheduled", "deferred")
+            if not self.budgets.take(row.scenario, scenario.budget, row.channel, held=untried):
+                self.settle(scenario, row, "deferred", OVER_BUDGET, due_ts=self.budgets.next_month)
+                self.report.count(scenario, row.step, "over_budget")
+                self.previous[row.key] = ("deferred", self.budgets.next_month, None)
+                continue
             try:
                 message = self.message(row, person, address)
             except RenderError as exc:
                 # a mistake in the scenario file, not in this message: the row waits for the fix
+                self.budgets.give_back(row.scenario, scenario.budget, row.channel)
                 self.report.count(scenario, row.step, "waiting")
-                if str(exc) not in self.report.problems:
-                    self.report.problems.append(str(exc))
+                said = exc.phrase or str(exc)
+                if said not in self.report.problems:
+                    self.report.problems.append(said)
                 continue
             if not row.transactional and row.channel != "insert":
                 self.recent.setdefault(row.customer_id, []).append(self.now_unix)
@@ -321,6 +352,8 @@ class Dispatcher:
                 self.sample(scenario, row, message)
                 continue
             (online if row.channel in ONLINE_CHANNELS else offline)[row.channel].append((row, message))
+        Clicks(self.operations).keep_links(self.tracked)  # where each tracked link leads, before any goes
+        self.tracked = []
         for channel, items in offline.items():
             self.write_list(channel, items)
         for channel, items in online.items():
@@ -336,7 +369,8 @@ class Dispatcher:
     def sample(self, scenario: Scenario, row: DueRow, message: Message) -> None:
         if self.samples[(row.scenario, row.step)] < SAMPLES_PER_STEP:
             self.samples[(row.scenario, row.step)] += 1
-            self.report.samples.append({"scenario": scenario.name, "step": row.step, "channel": row.channel,
+            self.report.samples.append({"scenario": scenario.name, "title": dict(scenario.title), "step": row.step,
+                                        "channel": row.channel,
                                         "customer_id": row.customer_id, "subject": message.subject,
                                         "text": message.text})
 
@@ -344,7 +378,7 @@ class Dispatcher:
         """Send e-mail or LINE messages over a few connections at once, a customer's in order."""
         factory = self.transports.get(channel)
         if factory is None:
-            self.report.problems.append(_NO_TRANSPORT[channel].format(n=len(items)))
+            self.report.problems.append(Phrase.of(_NO_TRANSPORT[channel], n=len(items)))
             for row, _ in items:
                 self.report.count(self.scenarios[row.scenario], row.step, "waiting")
             return
@@ -449,7 +483,8 @@ class Dispatcher:
         except DeliveryError as exc:
             troubles = self.refused(scenario, row, exc, troubles, went=bool(committed))
             if troubles >= MAX_TROUBLES:
-                self.report.problems.append(f"{channel}: {exc.reason} (the rest wait for the next run)")
+                self.report.problems.append(Phrase.of("run.channel_trouble", channel=Phrase.of(f"channel_{channel}"),
+                                                      reason=exc.reason))
             return troubles
         self.ledger.sent([row.key], provider_id=receipt.provider_id, at=self.now_unix,
                          note="accepted earlier (409)" if receipt.already_accepted else None)
@@ -581,10 +616,7 @@ _LIST_ORDER: dict[str, Callable[[dict[str, Any]], tuple]] = {
 
 _MAYBE_HELD = ("an earlier try may have reached the server; to be sent once more, with the same Message-ID, "
                "after the quiet hours, holiday or frequency cap")
-_NO_TRANSPORT = {
-    "email": "{n} e-mails wait: no SMTP server is set; fill in [email] smtp_url in kizuna.toml.",
-    "line": "{n} LINE messages wait: set KIZUNA_LINE_TOKEN to the channel access token.",
-}
+_NO_TRANSPORT = {"email": "run.no_smtp", "line": "run.no_line_token"}  # catalogue keys
 
 
 def _step_key(row: DueRow, step: int) -> str:

@@ -230,6 +230,7 @@ def goal_conversions(
     *,
     as_of: dt.date | None = None,
     timezone: str = "Asia/Tokyo",
+    spread: bool = False,
 ) -> ibis.Table:
     """Per scenario (and step) and group: customers, converted, orders and revenue in the goal windows.
 
@@ -257,11 +258,14 @@ def goal_conversions(
         The canonical tables (orders, events, nps_answers).
     as_of
         When given, nothing after the end of this day is seen, so past results reproduce.
+    spread
+        Add ``revenue_squares`` (float64): the sum over the customers of their revenue squared,
+        for the variance of revenue per customer (`kizuna.scenarios._costs.revenue_difference`).
 
     Returns
     -------
     ibis.Table
-        scenario, [step,] group, customers, converted, orders, revenue (int64).
+        scenario, [step,] group, customers, converted, orders, revenue (int64)[, revenue_squares].
     """
     if goal not in GOALS:
         raise ValueError(f"unknown goal {goal!r}; choose one of {', '.join(GOALS)}.")
@@ -312,8 +316,10 @@ def goal_conversions(
     per_customer = per_enrolment.group_by([*keys, "customer_id"]).aggregate(_converted=success)
 
     orders = _completed(tables["orders"]).select("customer_id", "order_id", "ordered_at", "amount")
-    bought = in_window(orders, "ordered_at").select(*keys, "order_id", "amount").distinct()
-    spending = bought.group_by(keys).aggregate(orders=_.count(), revenue=_.amount.sum())
+    bought = in_window(orders, "ordered_at").select(*keys, "customer_id", "order_id", "amount").distinct()
+    per_buyer = bought.group_by([*keys, "customer_id"]).aggregate(_orders=_.count(), _spent=_.amount.sum())
+    spending = per_buyer.group_by(keys).aggregate(orders=_._orders.sum(), revenue=_._spent.sum(),
+                                                  revenue_squares=(_._spent.cast("float64") ** 2).sum())
     counts = per_customer.group_by(keys).aggregate(customers=_.count(), converted=_._converted.sum())
     joined = counts.left_join(spending, [counts[k] == spending[k] for k in keys])
     return joined.select(
@@ -322,6 +328,7 @@ def goal_conversions(
         converted=joined.converted.cast("int64"),
         orders=joined.orders.fill_null(0).cast("int64"),
         revenue=joined.revenue.fill_null(0).cast("int64"),
+        **({"revenue_squares": joined.revenue_squares.fill_null(0).cast("float64")} if spread else {}),
     ).order_by(keys)
 
 

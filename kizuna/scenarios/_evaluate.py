@@ -19,7 +19,9 @@ import pyarrow as pa
 
 from kizuna._errors import KizunaError
 from kizuna.analytics import segment_filter
-from kizuna.scenarios._model import Condition, Scenario, ScenarioError
+from kizuna.scenarios._model import Scenario, ScenarioError
+from kizuna.scenarios._segments_saved import scenario_segment
+from kizuna.scenarios._where import where_filter
 
 __all__ = ["OCCASION_SCHEMA", "audience_filter", "entering_members", "occasions"]
 
@@ -74,20 +76,20 @@ def occasions(scenario: Scenario, tables: dict[str, ibis.Table], as_of: dt.date,
     # entering triggers: today's members, of whom the new ones are the occasions
     if kind == "segment":
         if scores is None:
-            raise KizunaError(f"scenario {scenario.name}: its trigger needs customer scores; run `kizuna analyze`.")
+            raise KizunaError.keyed("scenario.needs_scores", name=scenario.name)
         try:
             _, condition = segment_filter(scores, params["name"])
         except KizunaError as exc:
             raise ScenarioError(scenario.path, scenario.lines.get("trigger"), "trigger.segment.name",
-                                str(exc)) from None
+                                exc.phrase or str(exc)) from None
         current = scores.filter(condition)
     elif kind == "lapse":
         if scores is None:
-            raise KizunaError(f"scenario {scenario.name}: its trigger needs customer scores; run `kizuna analyze`.")
+            raise KizunaError.keyed("scenario.needs_scores", name=scenario.name)
         current = scores.filter(scores.lapsing.fill_null(False))
     elif kind == "churn_risk":
         if predictions is None:
-            raise KizunaError(f"scenario {scenario.name}: its trigger needs predictions; run `kizuna predict`.")
+            raise KizunaError.keyed("scenario.needs_predictions", name=scenario.name)
         current = predictions.filter(predictions.churn_risk > params["above"])
     else:  # pragma: no cover - the model admits only the kinds above
         raise AssertionError(kind)
@@ -165,8 +167,12 @@ def _nps(answers: ibis.Table, survey_answers: pa.Table | None, as_of: dt.date, p
     return pa.Table.from_pylist(list(rows.values()), schema=OCCASION_SCHEMA)
 
 
-def audience_filter(scenario: Scenario, audience: ibis.Table) -> ibis.Table:
-    """`audience` (scores, with prediction columns when there are any) narrowed by the scenario."""
+def audience_filter(scenario: Scenario, audience: ibis.Table, tables: dict[str, ibis.Table] | None = None,
+                    consents: dict[str, dict[str, bool]] | None = None) -> ibis.Table:
+    """`audience` (scores, with prediction columns when there are any) narrowed by the scenario.
+
+    `tables` (the canonical tables) and `consents` (channel -> subject -> opted in, from the
+    operational records) serve the fields a saved segment knows besides the audience's columns."""
     result = audience
     if scenario.segments:
         any_of = None
@@ -175,44 +181,14 @@ def audience_filter(scenario: Scenario, audience: ibis.Table) -> ibis.Table:
                 _, condition = segment_filter(audience, name)
             except KizunaError as exc:
                 raise ScenarioError(scenario.path, scenario.lines.get("audience"), "audience.segments",
-                                    str(exc)) from None
+                                    exc.phrase or str(exc)) from None
             any_of = condition if any_of is None else (any_of | condition)
         result = result.filter(any_of)
-    for condition in scenario.conditions:
-        result = result.filter(_condition(scenario, audience, condition))
+    result = where_filter(result, scenario.conditions, source=scenario, tables=tables, consents=consents)
+    if scenario.segment is not None:  # audience.segment: a saved segment's conditions as well
+        saved = scenario_segment(scenario)
+        result = where_filter(result, saved.conditions, source=saved, tables=tables, consents=consents)
     return result
-
-
-def _condition(scenario: Scenario, table: ibis.Table, condition: Condition) -> ibis.Value:
-    if condition.column not in table.columns:
-        raise ScenarioError(scenario.path, condition.line, "audience.where",
-                            f"unknown column {condition.column!r}; the audience has "
-                            f"{', '.join(table.columns)}.")
-    column, value = table[condition.column], condition.value
-    # Ibis checks the kinds of a comparison's two sides, not of an `in` list's members (DuckDB
-    # would fail the whole run on them): each member is compared on its own first.
-    for member in value if condition.op in ("in", "not in") else [value]:
-        if member is None:
-            continue
-        try:
-            column == member  # noqa: B015 - only the type check matters
-        except (TypeError, ibis.common.exceptions.IbisTypeError):
-            kind = column.type()
-            wanted = "a number" if kind.is_numeric() else "true or false" if kind.is_boolean() else f"a {kind} value"
-            raise ScenarioError(scenario.path, condition.line, "audience.where",
-                                f"{member!r} is not {wanted} for {condition.column}.") from None
-    try:
-        if condition.op == "in":
-            return column.isin(value).fill_null(False)
-        if condition.op == "not in":
-            return (~column.isin(value)).fill_null(False)
-        compare = {"==": column.__eq__, "!=": column.__ne__, "<": column.__lt__, "<=": column.__le__,
-                   ">": column.__gt__, ">=": column.__ge__}[condition.op]
-        return compare(value).fill_null(False)
-    except (TypeError, ibis.common.exceptions.IbisTypeError) as exc:
-        raise ScenarioError(scenario.path, condition.line, "audience.where",
-                            f"{condition.column} {condition.op} {value!r} compares different kinds of value "
-                            f"({exc}).") from None
 
 
 def entering_members(previous: set[str], current: pa.Array, as_of: dt.date) -> tuple[pa.Table, list[str]]:

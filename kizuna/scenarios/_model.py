@@ -10,6 +10,7 @@ A scenario = trigger + audience + goal + steps; a step = channel + wait + templa
       where: ["churn_risk >= 0.3", "rfm_rank in [a, b]"]   # all of them
     goal: {kind: order, days: 30}
     holdout: 0.1                           # optional; [delivery] holdout_share otherwise
+    budget: 50000                          # optional: yen a calendar month; the rest waits (kizuna.scenarios._costs)
     steps:
       - channel: email                     # email, line, insert, dm, call
         wait_days: 0                       # after the occasion (step 1) or the step before
@@ -28,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from kizuna._errors import KizunaError
+from kizuna._errors import KizunaError, Phrase
 from kizuna.delivery import CHANNELS
 
 __all__ = ["GOALS", "TRIGGERS", "Condition", "Goal", "Scenario", "ScenarioError", "Step", "Trigger",
@@ -65,12 +66,13 @@ TEXT_COLUMNS = frozenset({"customer_id", "nps_class", "rfm_segment", "rfm_rank",
 
 
 class ScenarioError(KizunaError):
-    """A scenario file is wrong: `path`, `line` (1-based) and `field` say where."""
+    """A scenario file is wrong: `path`, `line` (1-based) and `field` say where; the problem and what to
+    do is a phrase of the catalogue (``scenario.*``), said in the reader's language."""
 
-    def __init__(self, path: Path, line: int | None, field_name: str, problem: str) -> None:
+    def __init__(self, path: Path, line: int | None, field_name: str, problem: str | Phrase) -> None:
         self.path, self.line, self.field = path, line, field_name
         where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {field_name}: {problem}")
+        super().__init__(Phrase.of("scenario.error", where=where, field=field_name, problem=problem))
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,14 @@ class Condition:
     column: str
     op: str
     value: Any
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """audience.segment: a saved segment by name (segments/NAME.yaml beside the scenarios folder)."""
+
+    name: str
     line: int | None = None
 
 
@@ -119,7 +129,9 @@ class Scenario:
     path: Path
     enabled: bool = True
     lang: str = "ja"
+    budget: int | None = None  # yen per calendar month (`[costs]` prices); None: no limit
     lines: dict[str, int] = field(default_factory=dict, compare=False)
+    segment: SegmentRef | None = None  # audience.segment: a saved segment, read when the scenario runs
 
     def label(self, lang: str = "ja") -> str:
         return self.title.get(lang) or self.title.get("ja") or self.name
@@ -135,7 +147,8 @@ def load_scenarios(folder: Path) -> list[Scenario]:
         scenario = load_scenario(path)
         if scenario.name in seen:
             raise ScenarioError(path, scenario.lines.get("name"), "name",
-                                f"{scenario.name!r} is also the name of {seen[scenario.name]}; names must be unique.")
+                                Phrase.of("scenario.duplicate_name", name=repr(scenario.name),
+                                          other=str(seen[scenario.name])))
         seen[scenario.name] = path
         scenarios.append(scenario)
     return scenarios
@@ -145,54 +158,59 @@ def load_scenario(path: Path) -> Scenario:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ScenarioError(path, None, "file", "not UTF-8 text; save it as UTF-8.") from None
+        raise ScenarioError(path, None, "file", Phrase.of("scenario.not_utf8")) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(path, mark.line + 1 if mark else None, "YAML", f"{problem}.") from None
+        raise ScenarioError(path, mark.line + 1 if mark else None, "YAML",
+                            Phrase.of("scenario.yaml", problem=problem)) from None
     if not isinstance(node, yaml.MappingNode):
-        raise ScenarioError(path, 1, "file", "a scenario is a mapping of name, trigger, audience, goal and steps.")
+        raise ScenarioError(path, 1, "file", Phrase.of("scenario.not_mapping"))
     return _Reader(path).scenario(node)
 
 
 class _Reader:
     """Turns the YAML node tree into a Scenario, keeping each node's line for the messages."""
 
+    where_field = "audience.where"  # what a condition's mistake names (a saved segment's file: "where")
+
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def fail(self, node: yaml.Node | None, field_name: str, problem: str) -> ScenarioError:
-        return ScenarioError(self.path, node.start_mark.line + 1 if node is not None else None, field_name, problem)
+    def fail(self, node: yaml.Node | None, field_name: str, key: str, **values: Any) -> ScenarioError:
+        """The error at `node`: the catalogue's ``scenario.<key>`` with `values`."""
+        return ScenarioError(self.path, node.start_mark.line + 1 if node is not None else None, field_name,
+                             Phrase.of(f"scenario.{key}", **values))
 
     def mapping(self, node: yaml.Node, field_name: str, allowed: tuple[str, ...],
                 required: tuple[str, ...] = ()) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, field_name, f"must be a mapping with {', '.join(allowed)}.")
+            raise self.fail(node, field_name, "must_be_mapping", allowed=", ".join(allowed))
         items: dict[str, yaml.Node] = {}
         for key, value in node.value:
             name = str(key.value)
             if name not in allowed:
                 raise self.fail(key, f"{field_name}.{name}" if field_name else name,
-                                f"unknown field; known: {', '.join(allowed)}.")
+                                "unknown_field", known=", ".join(allowed))
             items[name] = value
         for name in required:
             if name not in items:
-                raise self.fail(node, f"{field_name}.{name}" if field_name else name, "is required.")
+                raise self.fail(node, f"{field_name}.{name}" if field_name else name, "required")
         return items
 
     def scalar(self, node: yaml.Node, field_name: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
-            raise self.fail(node, field_name, "must be a single value.")
+            raise self.fail(node, field_name, "single_value")
         return yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
 
     def number(self, node: yaml.Node, field_name: str, low: float, high: float, *, integer: bool = False) -> Any:
         value = self.scalar(node, field_name)
         kind = int if integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
-            raise self.fail(node, field_name, f"must be {'an integer' if integer else 'a number'} "
-                                              f"from {low} to {high}, got {value!r}.")
+            raise self.fail(node, field_name, "integer_range" if integer else "number_range", low=low, high=high,
+                            value=repr(value))
         return value
 
     def text(self, node: yaml.Node, field_name: str) -> dict[str, str]:
@@ -206,20 +224,20 @@ class _Reader:
 
     def scenario(self, node: yaml.MappingNode) -> Scenario:
         fields = self.mapping(node, "", ("name", "title", "enabled", "lang", "trigger", "audience", "goal",
-                                         "holdout", "steps"), required=("trigger", "goal", "steps"))
+                                         "holdout", "budget", "steps"), required=("trigger", "goal", "steps"))
         name = str(self.scalar(fields["name"], "name")) if "name" in fields else self.path.stem
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
-            raise self.fail(fields.get("name"), "name", f"{name!r}: use letters, digits, - _ . (up to 64).")
+            raise self.fail(fields.get("name"), "name", "bad_name", name=repr(name))
         lang = str(self.scalar(fields["lang"], "lang")) if "lang" in fields else "ja"
         if lang not in LANGS:
-            raise self.fail(fields["lang"], "lang", f"must be one of {', '.join(LANGS)}, got {lang!r}.")
+            raise self.fail(fields["lang"], "lang", "one_of", allowed=", ".join(LANGS), value=repr(lang))
         enabled = self.scalar(fields["enabled"], "enabled") if "enabled" in fields else True
         if not isinstance(enabled, bool):
-            raise self.fail(fields["enabled"], "enabled", "must be true or false.")
+            raise self.fail(fields["enabled"], "enabled", "true_false")
         segments, conditions = self.audience(fields.get("audience"))
         steps_node = fields["steps"]
         if not isinstance(steps_node, yaml.SequenceNode) or not steps_node.value:
-            raise self.fail(steps_node, "steps", "must be a list of one or more steps.")
+            raise self.fail(steps_node, "steps", "steps_list")
         return Scenario(
             name=name,
             title=self.text(fields["title"], "title") if "title" in fields else {"ja": name, "en": name},
@@ -232,23 +250,25 @@ class _Reader:
             path=self.path,
             enabled=enabled,
             lang=lang,
+            budget=self.number(fields["budget"], "budget", 0, 10**12, integer=True) if "budget" in fields else None,
             lines={k: v.start_mark.line + 1 for k, v in fields.items()},
+            segment=getattr(self, "saved_segment", None),
         )
 
     def trigger(self, node: yaml.Node) -> Trigger:
         if not isinstance(node, yaml.MappingNode) or len(node.value) != 1:
-            raise self.fail(node, "trigger", f"must name exactly one of: {', '.join(TRIGGERS)}.")
+            raise self.fail(node, "trigger", "one_trigger", known=", ".join(TRIGGERS))
         kind_node, params_node = node.value[0]
         kind = str(kind_node.value)
         if kind not in TRIGGERS:
-            raise self.fail(kind_node, "trigger", f"unknown trigger {kind!r}; known: {', '.join(TRIGGERS)}.")
+            raise self.fail(kind_node, "trigger", "unknown_trigger", kind=repr(kind), known=", ".join(TRIGGERS))
         defaults = TRIGGERS[kind]
         params = dict(defaults)
         where = f"trigger.{kind}"
         if isinstance(params_node, yaml.ScalarNode) and params_node.value not in ("", "~", "null"):
             first = next(iter(defaults), None)  # the shorthand `anniversary: subscription_start`
             if first is None:
-                raise self.fail(params_node, where, "takes no value.")
+                raise self.fail(params_node, where, "no_value")
             params[first] = self.scalar(params_node, f"{where}.{first}")
         elif isinstance(params_node, yaml.MappingNode):
             for key, value in self.mapping(params_node, where, tuple(defaults)).items():
@@ -262,18 +282,22 @@ class _Reader:
                     params[key] = self.number(value, f"{where}.{key}", 0, 3650, integer=True)
         missing = [k for k, v in params.items() if v is None]
         if missing:
-            raise self.fail(params_node, f"{where}.{missing[0]}", "is required.")
+            raise self.fail(params_node, f"{where}.{missing[0]}", "required")
         if kind == "anniversary" and params["of"] not in ANNIVERSARY_DATES:
-            raise self.fail(params_node, f"{where}.of",
-                            f"must be one of {', '.join(ANNIVERSARY_DATES)}, got {params['of']!r}.")
+            raise self.fail(params_node, f"{where}.of", "one_of", allowed=", ".join(ANNIVERSARY_DATES),
+                            value=repr(params["of"]))
         if kind == "nps" and params["min"] > params["max"]:
-            raise self.fail(params_node, f"{where}.min", "must not exceed max.")
+            raise self.fail(params_node, f"{where}.min", "min_over_max")
         return Trigger(kind, params)
 
     def audience(self, node: yaml.Node | None) -> tuple[tuple[str, ...], tuple[Condition, ...]]:
         if node is None:
             return (), ()
-        items = self.mapping(node, "audience", ("segments", "where"))
+        items = self.mapping(node, "audience", ("segments", "segment", "where"))
+        if "segment" in items:  # a saved segment, segments/NAME.yaml in the workspace
+            node = items["segment"]
+            self.saved_segment = SegmentRef(str(self.scalar(node, "audience.segment")).strip(),
+                                            node.start_mark.line + 1)
         segments: list[str] = []
         if "segments" in items:
             seg = items["segments"]
@@ -287,7 +311,7 @@ class _Reader:
         return tuple(segments), tuple(conditions)
 
     def condition(self, node: yaml.Node) -> Condition:
-        text = str(self.scalar(node, "audience.where")).strip()
+        text = str(self.scalar(node, self.where_field)).strip()
         for op in _OPERATORS:
             column, found, value = text.partition(op)
             column = column.strip()
@@ -295,14 +319,12 @@ class _Reader:
                 raw = value.strip()
                 if op.strip() in ("in", "not in"):
                     if not (raw.startswith("[") and raw.endswith("]")):
-                        raise self.fail(node, "audience.where", f"{text!r}: write a list, e.g. rfm_rank in [a, b].")
+                        raise self.fail(node, self.where_field, "where_list", condition=repr(text))
                     parsed: Any = [self.value(node, column, v) for v in raw[1:-1].split(",") if v.strip()]
                 else:
                     parsed = self.value(node, column, raw)
                 return Condition(column, op.strip(), parsed, node.start_mark.line + 1)
-        raise self.fail(node, "audience.where",
-                        f"{text!r} is not a condition; write `column op value` with op one of "
-                        "== != < <= > >= in, not in (e.g. churn_risk >= 0.5).")
+        raise self.fail(node, self.where_field, "not_condition", condition=repr(text))
 
     def value(self, node: yaml.Node, column: str, text: str) -> Any:
         """One value of a condition, of the kind its column holds (see NUMBER_COLUMNS)."""
@@ -312,9 +334,9 @@ class _Reader:
         shown = text.strip()
         if column in NUMBER_COLUMNS and (isinstance(value, bool) or not isinstance(value, (int, float))
                                          or value != value or value in (float("inf"), float("-inf"))):
-            raise self.fail(node, "audience.where", f"{shown!r} is not a number for {column}.")
+            raise self.fail(node, self.where_field, "not_number_for", value=repr(shown), column=column)
         if column in BOOLEAN_COLUMNS and not isinstance(value, bool):
-            raise self.fail(node, "audience.where", f"{shown!r} is not true or false for {column}.")
+            raise self.fail(node, self.where_field, "not_boolean_for", value=repr(shown), column=column)
         if column in TEXT_COLUMNS and not isinstance(value, str):
             return shown.strip("'\"")  # rfm_rank in [a, 1]: the rank labelled "1"
         return value
@@ -323,7 +345,7 @@ class _Reader:
         items = self.mapping(node, "goal", ("kind", "days"), required=("kind",))
         kind = str(self.scalar(items["kind"], "goal.kind"))
         if kind not in GOALS:
-            raise self.fail(items["kind"], "goal.kind", f"must be one of {', '.join(GOALS)}, got {kind!r}.")
+            raise self.fail(items["kind"], "goal.kind", "one_of", allowed=", ".join(GOALS), value=repr(kind))
         days = self.number(items["days"], "goal.days", 1, 3650, integer=True) if "days" in items else 30
         return Goal(kind, days)
 
@@ -333,14 +355,14 @@ class _Reader:
                              required=("channel", "body"))
         channel = str(self.scalar(items["channel"], f"{where}.channel"))
         if channel not in CHANNELS:
-            raise self.fail(items["channel"], f"{where}.channel",
-                            f"must be one of {', '.join(CHANNELS)}, got {channel!r}.")
+            raise self.fail(items["channel"], f"{where}.channel", "one_of", allowed=", ".join(CHANNELS),
+                            value=repr(channel))
         if channel == "email" and "subject" not in items:
-            raise self.fail(node, f"{where}.subject", "an e-mail step needs a subject.")
+            raise self.fail(node, f"{where}.subject", "email_subject")
         transactional = self.scalar(items["transactional"], f"{where}.transactional") \
             if "transactional" in items else False
         if not isinstance(transactional, bool):
-            raise self.fail(items["transactional"], f"{where}.transactional", "must be true or false.")
+            raise self.fail(items["transactional"], f"{where}.transactional", "true_false")
         subject = self.text(items["subject"], f"{where}.subject") if "subject" in items else {"ja": "", "en": ""}
         body = self.text(items["body"], f"{where}.body")
         for lang in LANGS:  # a template that cannot be parsed is a mistake in the file, found now
@@ -363,7 +385,8 @@ def _check_template(reader: _Reader, node: yaml.Node | None, field_name: str, te
         template_environment().parse(text)
     except jinja2.TemplateSyntaxError as exc:
         line = node.start_mark.line + 1 + (exc.lineno or 1) if node is not None else None
-        raise ScenarioError(reader.path, line, field_name, f"template error: {exc.message}.") from None
+        raise ScenarioError(reader.path, line, field_name, Phrase.of("scenario.template_error",
+                                                                     problem=exc.message)) from None
 
 
 def _literal(text: str) -> Any:

@@ -16,7 +16,7 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from kizuna._errors import KizunaError
+from kizuna._errors import KizunaError, Phrase
 
 __all__ = ["RenderError", "render", "template_environment", "template_fields", "text_to_html"]
 
@@ -24,9 +24,9 @@ __all__ = ["RenderError", "render", "template_environment", "template_fields", "
 class RenderError(KizunaError):
     """A template could not be rendered for a customer: `scenario`, `step`, `field_name` say where."""
 
-    def __init__(self, scenario: str, step: int, problem: str, field_name: str | None = None) -> None:
+    def __init__(self, scenario: str, step: int, problem: str | Phrase, field_name: str | None = None) -> None:
         self.scenario, self.step, self.field_name = scenario, step, field_name
-        super().__init__(f"scenario {scenario}, step {step}: {problem}")
+        super().__init__(Phrase.of("scenario.render", scenario=scenario, step=step, problem=problem))
 
 
 @functools.cache
@@ -54,14 +54,15 @@ def render(text: str, fields: dict[str, Any], *, scenario: str, step: int) -> st
     except jinja2.UndefinedError as exc:
         found = re.search(r"'([^']+)' is undefined", str(exc))
         name = found.group(1) if found else None
-        what = f"{{{{ {name} }}}}, which is not a field" if name else exc.message
-        raise RenderError(scenario, step, f"the template uses {what}; fix the scenario file. The fields it may use "
-                          f"are {', '.join(sorted(fields))}.", name) from None
+        problem = Phrase.of("scenario.render_undefined", name=name, fields=", ".join(sorted(fields))) if name \
+            else Phrase.of("scenario.render_failed", problem=exc.message)
+        raise RenderError(scenario, step, problem, name) from None
     except (jinja2.TemplateError, TypeError, ValueError) as exc:
-        raise RenderError(scenario, step, f"the template failed: {exc}") from None
+        raise RenderError(scenario, step, Phrase.of("scenario.render_failed", problem=str(exc))) from None
 
 
-_URL = re.compile(r"https?://[^\s<>\"']+")
+# a URL ends at the first character that is not printable ASCII: Japanese runs on after it unspaced
+_URL = re.compile(r"https?://[!#-&(-;=?-~]+")
 
 
 def text_to_html(text: str) -> str:

@@ -7,7 +7,9 @@ scheduled again after a temporary refusal, to be resent). The effect compares th
 its control: the scenario's own holdout and the workspace's global control group, both
 evaluated on the same occasions and never contacted. Conversion is the scenario's goal within
 its window after the occasion (`goal_conversions`), the uplift's 95 % interval Newcombe's hybrid
-score interval for a difference of two proportions (`newcombe_interval`).
+score interval for a difference of two proportions (`newcombe_interval`). Per step: the messages a
+person clicked, what they cost, and the recipients' conversion and revenue beside the step's control
+(`kizuna.scenarios._step_results`); per scenario also the incremental profit (`incremental_profit`).
 
 `kizuna results --calls` and `kizuna calls results` (`call_results`): what the contact centre's calls
 teach — the kept rate per talk script (`script_results`) and the kept rate of the customers the keep
@@ -29,8 +31,10 @@ from kizuna.operations import Ledger
 from kizuna.prediction import in_call_holdout
 from kizuna.scenarios._calls import script_results
 from kizuna.scenarios._context import RunSettings, canonical_tables
+from kizuna.scenarios._costs import incremental_profit
 from kizuna.scenarios._effect import Counts, goal_conversions, measure, newcombe_interval, wilson_interval
 from kizuna.scenarios._model import Scenario
+from kizuna.scenarios._step_results import STEP_COLUMNS, step_costs, step_effects
 
 if TYPE_CHECKING:
     from kizuna.analytics import AnalysisSettings
@@ -43,6 +47,7 @@ RESULT_COLUMNS = (
     "holdout", "cancelled", "waiting", "unconfirmed", "treated_customers", "control_customers", "treated_rate",
     "control_rate",
     "uplift", "low", "high", "enough_data", "needed_per_group", "incremental_orders", "incremental_revenue",
+    *STEP_COLUMNS,
 )
 
 
@@ -55,7 +60,8 @@ def scenario_results(scenarios: Sequence[Scenario], *, ledger: Ledger, store: St
     The effect is computed from `store`'s tables with `settings`' timezone and min_effect.
     """
     defined = {s.name: s for s in scenarios}
-    counts = ledger.result_counts(int((now or dt.datetime.now(dt.UTC)).timestamp()), name)
+    now_ts = int((now or dt.datetime.now(dt.UTC)).timestamp())
+    counts = ledger.result_counts(now_ts, name)
     steps: dict[tuple[str, int], dict[str, Any]] = {}
     for row in counts:
         key = (row["scenario"], row["step"])
@@ -81,6 +87,7 @@ def scenario_results(scenarios: Sequence[Scenario], *, ledger: Ledger, store: St
             tally[status] += n
         elif status in ("scheduled", "deferred", "resend", "sending", "committing"):
             tally["waiting"] += n
+    step_costs(list(steps.values()), ledger, settings, name)
     results: list[dict[str, Any]] = []
     zone = zoneinfo.ZoneInfo(settings.business.timezone)
     for scenario_name in sorted({s for s, _ in steps}):
@@ -88,11 +95,14 @@ def scenario_results(scenarios: Sequence[Scenario], *, ledger: Ledger, store: St
         total = _empty(scenario_name, None, "", defined, lang)
         for row in rows:
             for column in ("due", "sent", "delivered", "failed", "deferred", "suppressed", "holdout", "cancelled",
-                           "waiting", "unconfirmed"):
+                           "waiting", "unconfirmed", "clicked", "cost"):
                 total[column] += row[column]
         scenario = defined.get(scenario_name)
         if scenario is not None:
-            total.update(_effect(store, settings, ledger, scenario, as_of, zone))
+            total.update(_effect(store, settings, ledger, scenario, as_of, zone, cost=total["cost"]))
+            per_step = step_effects(store, settings, ledger, scenario, as_of=as_of, now=now_ts)
+            for row in rows:
+                row.update(per_step.get(row["step"], {}))
         results.extend(rows)
         results.append(total)
     return results
@@ -103,13 +113,13 @@ def _empty(scenario: str, step: int | None, channel: str, defined: dict[str, Sce
     row.update(scenario=scenario, step=step, channel=channel,
                title=defined[scenario].label(lang) if scenario in defined else scenario)
     for column in ("due", "sent", "delivered", "failed", "deferred", "suppressed", "holdout", "cancelled", "waiting",
-                   "unconfirmed"):
+                   "unconfirmed", "clicked", "cost"):
         row[column] = 0
     return row
 
 
 def _effect(store: Store, settings: RunSettings, ledger: Ledger, scenario: Scenario, as_of: dt.date | None,
-            zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
+            zone: zoneinfo.ZoneInfo, *, cost: float = 0) -> dict[str, Any]:
     enrolled = ledger.enrolments(scenario.name)
     if not enrolled:
         return {}
@@ -121,8 +131,9 @@ def _effect(store: Store, settings: RunSettings, ledger: Ledger, scenario: Scena
         "group": ["treated" if r["grp"] == "treated" else "control" for r in enrolled],
     })
     rows = goal_conversions(table, canonical_tables(store), scenario.goal.kind, scenario.goal.days, as_of=as_of,
-                            timezone=settings.business.timezone).to_pyarrow().to_pylist()
+                            timezone=settings.business.timezone, spread=True).to_pyarrow().to_pylist()
     groups = {r["group"]: Counts.from_row(r) for r in rows}
+    raw = {r["group"]: r for r in rows}
     treated, control = groups.get("treated", Counts(0, 0)), groups.get("control", Counts(0, 0))
     effect = measure(treated, control, settings.delivery.min_effect)
     return {
@@ -131,7 +142,16 @@ def _effect(store: Store, settings: RunSettings, ledger: Ledger, scenario: Scena
         "uplift": effect.uplift, "low": effect.low, "high": effect.high, "enough_data": effect.enough_data,
         "needed_per_group": effect.needed_per_group, "incremental_orders": effect.incremental_orders,
         "incremental_revenue": effect.incremental_revenue,
+        # per treated customer, whether the messages reached them or not (intention to treat)
+        "converted": treated.converted,
+        "revenue_per_recipient": treated.revenue / treated.customers if treated.customers else None,
+        "control_revenue_per_customer": control.revenue / control.customers if control.customers else None,
+        **incremental_profit(raw.get("treated", _NONE), raw.get("control", _NONE),
+                             margin=settings.business.gross_margin_rate, cost=cost),
     }
+
+
+_NONE = {"customers": 0, "revenue": 0, "revenue_squares": 0.0}
 
 
 # The groups of the call holdout's comparison, in the order they are shown.

@@ -24,7 +24,7 @@ import hashlib
 import os
 import secrets
 import zoneinfo
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,13 +34,14 @@ import pyarrow as pa
 
 from kizuna._errors import KizunaError
 from kizuna.delivery import Transport
-from kizuna.operations import Delivery, DueRow, Enrolment, Ledger, Operations
+from kizuna.operations import Delivery, DueRow, Enrolment, Ledger, Operations, take_baselines
 from kizuna.prediction import last_calls
 from kizuna.scenarios._context import RunContext, RunSettings
 from kizuna.scenarios._dispatch import RunReport, dispatch
 from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
 from kizuna.scenarios._fields import day_end, occasion_fields, related_products
 from kizuna.scenarios._model import Scenario, load_scenarios
+from kizuna.scenarios._switches import running_scenarios
 
 if TYPE_CHECKING:
     from kizuna.store import Store
@@ -90,26 +91,39 @@ def run_scenarios(
     release_store: bool = False,
     lang: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    as_if_on: bool = False,
+    campaigns: Callable[..., tuple[Due, dict[str, Scenario]]] | None = None,
 ) -> RunReport:
     """Evaluate the scenarios in `context.scenarios_dir` as of `as_of` and deliver what is due at `now`.
 
+    Only the scenarios switched on run (`kizuna.scenarios.running_scenarios`; `as_if_on`, for a dry
+    run: the paused and off ones too, as if switched on on `as_of`).
     evaluate occasions → enrol in the ledger → pick what is due → dispatch. `transports`:
     channel -> factory of its transport (default: from the settings). A channel without one
     keeps its rows waiting, with a line in the report's problems. `release_store` closes the
     store after picking what is due, so that other processes may write it while messages go.
     A run that delivers holds the workspace's run lock; a dry run records nothing and needs none.
+    `campaigns` (`kizuna.scenarios.with_campaigns`) adds the one-off campaigns due to the same dispatch.
     """
     with contextlib.nullcontext() if dry_run else _one_run_at_a_time(context.run_lock, context.operations):
         now = (now or dt.datetime.now(dt.UTC)).astimezone(zoneinfo.ZoneInfo(context.settings.business.timezone))
-        scenarios = enabled_scenarios(context.scenarios_dir, only)
+        scenarios, baseline = running_scenarios(context.operations, enabled_scenarios(context.scenarios_dir, only),
+                                                as_of=as_of, only=only, as_if_on=as_if_on and dry_run,
+                                                timezone=context.settings.business.timezone)
         ledger = Ledger(context.operations)
         tables = context.tables()
         audience = audience_tables(context.store)
-        found = evaluate_occasions(context, scenarios, ledger, tables=tables, audience=audience, as_of=as_of)
+        found = evaluate_occasions(context, scenarios, ledger, tables=tables, audience=audience, as_of=as_of,
+                                   baseline=baseline)
         new = enrol(ledger, found, dry_run=dry_run)
+        if baseline and not dry_run:
+            take_baselines(context.operations, sorted(baseline))
         report = _enrolled(RunReport(as_of, now, dry_run), new, scenarios)
         due = pick_due(context, scenarios, ledger, new, tables=tables, audience=audience, as_of=as_of, now=now,
                        lang=lang, dry_run=dry_run)
+        if campaigns is not None and only is None:  # one-off campaigns due now (`with_campaigns`)
+            due, scenarios = campaigns(context, due, scenarios, ledger, report, tables=tables, audience=audience,
+                                       as_of=as_of, now=now, dry_run=dry_run, lang=lang)
         if release_store:
             context.store.close()
         if due.merged:
@@ -183,28 +197,35 @@ def _one_run_at_a_time(path: Path, operations: Operations) -> Iterator[None]:
 
 
 def evaluate_occasions(context: RunContext, scenarios: dict[str, Scenario], ledger: Ledger, *,
-                       tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date) -> Occasions:
-    """Stage 1: each scenario's occasions as of `as_of`, narrowed by its audience, as enrolments."""
+                       tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date,
+                       baseline: Collection[str] = ()) -> Occasions:
+    """Stage 1: each scenario's occasions as of `as_of`, narrowed by its audience, as enrolments.
+
+    `baseline`: scenarios whose entering trigger takes today's members as they are (switched on
+    again: those who entered meanwhile are not occasions); their memberships are recorded all the same."""
     settings = context.settings
     zone = zoneinfo.ZoneInfo(settings.business.timezone)
     secret = context.operations.secret()
     survey = _survey_answers(context.operations, zone)
+    consents: dict[str, dict[str, bool]] | None = None  # read once, if an audience asks about them
     planned: list[Enrolment] = []
     memberships: list[tuple[str, list[str], list[str], str]] = []
     for scenario in scenarios.values():
         def members(kind: str, ids: pa.Array, scenario: Scenario = scenario) -> pa.Table:
             entered, left = entering_members(ledger.members(scenario.name), ids, as_of)
             memberships.append((scenario.name, entered.column("customer_id").to_pylist(), left, as_of.isoformat()))
-            return entered
+            return entered.slice(0, 0) if scenario.name in baseline else entered
 
         found = occasions(scenario, tables, as_of, members=members, scores=audience.get("scores"),
                           predictions=audience.get("predictions"), survey_answers=survey)
-        if (scenario.segments or scenario.conditions) and found.num_rows:
+        if (scenario.segments or scenario.conditions or scenario.segment is not None) and found.num_rows:
             if audience.get("table") is None:
                 raise KizunaError(f"scenario {scenario.name} has an audience, which needs customer scores; "
                                   "run `kizuna analyze` first.")
             wanted = ibis.memtable(pa.table({"customer_id": found.column("customer_id").unique()}))
-            chosen = audience_filter(scenario, audience["table"]).select("customer_id").semi_join(wanted, "customer_id")
+            consents = consents or {c: context.operations.consents(c) for c in ("email", "line", "dm")}
+            chosen = audience_filter(scenario, audience["table"], tables, consents).select("customer_id").semi_join(
+                wanted, "customer_id")
             keep = set(chosen.to_pyarrow().column("customer_id").to_pylist())
             found = found.filter(pa.array([c in keep for c in found.column("customer_id").to_pylist()]))
         planned.extend(_enrolments(scenario, found, zone, secret, settings))

@@ -235,14 +235,14 @@ def exposed_files(workspace_dir: Path | str) -> list[Path]:
 
 
 # -- the application ----------------------------------------------------------------------------
-def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None, lang: str = "ja",
+def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None, lang: str | None = None,
                lock_wait: float = 5.0, max_hold: float = 10.0, release: float = 0.6, warm: bool = True,
                logins_per_minute: int = 10, private_files: bool = False) -> Starlette:
     """The web app on the workspace in `workspace_dir`.
 
     `secure_cookies`: None marks the session cookie Secure when the request came over https
     (uvicorn rewrites the scheme from X-Forwarded-Proto for trusted proxies); True or False force it.
-    `lang`: the pages' language until a visitor switches (ja or en).
+    `lang`: the pages' language until a visitor switches (ja or en; default [business] lang).
     `lock_wait`, `max_hold`, `release`: how the app shares the DuckDB file with cron (see
     `kizuna.web._store`). `warm` computes the dashboard's figures in the background at start.
     `logins_per_minute`: login attempts a client address may make a minute (then 429), against
@@ -253,7 +253,7 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
     >>> uvicorn.run(create_app("shop"), host="127.0.0.1", port=8000)      # doctest: +SKIP
     """
     from kizuna.settings import SETTINGS_FILE
-    from kizuna.web import _dashboard
+    from kizuna.web import _campaigns, _dashboard, _scenarios_page
 
     path = Path(workspace_dir)
     if not (path / SETTINGS_FILE).exists():
@@ -272,6 +272,8 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
         Route("/logout", logout, methods=["POST"]),
         Route("/lang/{lang}", set_language, methods=["GET"]),
         *_dashboard.routes(),
+        *_scenarios_page.routes(),  # switches, due counts, preview, test sends
+        *_campaigns.routes(),  # the segment builder, campaigns
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     routes[:0] = public_routes(PublicState.from_workspace(state.path))  # survey, unsubscribe, LINE webhook

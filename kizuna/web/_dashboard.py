@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from kizuna._errors import KizunaError
 from kizuna.analytics import MemberQuery
+from kizuna.i18n import say
 from kizuna.web import _charts, _figures, _lists
 from kizuna.web._auth import MASK, Session, mask_row
 from kizuna.web._labels import Words
@@ -98,7 +99,7 @@ def _list_params(request: Request) -> dict[str, Any]:
 
 def _member_query(params: dict[str, Any], session: Session) -> MemberQuery:
     if not params["segment"] and (params["r"] is None or params["f"] is None):
-        raise KizunaError("choose a segment or an R × F cell")
+        raise KizunaError.keyed("web.choose_list")
     return MemberQuery(segment=params["segment"], r=params["r"], f=params["f"], search=params["q"],
                        contacts=session.operator, sort=params["sort"], descending=params["descending"])
 
@@ -154,10 +155,14 @@ def customer(request: Request, session: Session) -> Response:
         detail = _figures.customer_detail(ws, customer_id, session.operator, state.operations)
         calls = _last_calls(ws, customer_id, session.operator) if detail is not None else []
         now = dt.datetime.now(zoneinfo.ZoneInfo(ws.settings.business.timezone)).replace(tzinfo=None)
+        try:  # the messages' scenarios by their titles; a scenario file being edited must not hide the page
+            titles = {s.name: s.label(session.lang) for s in ws.scenarios()}
+        except KizunaError:
+            titles = {}
     if detail is None:
         return render(request, session, "error.html", {"message": Words(session.lang)("not_found")}, status=404)
     return render(request, session, "customer.html", {
-        "c": detail, "customer_id": customer_id, "calls": calls, "outcomes": CALL_OUTCOMES,
+        "c": detail, "customer_id": customer_id, "calls": calls, "outcomes": CALL_OUTCOMES, "titles": titles,
         "now": now.strftime("%Y-%m-%dT%H:%M"),
         "call_path": f"/customer/{urllib.parse.quote(customer_id, safe='')}/calls",
     })
@@ -195,7 +200,7 @@ def record_call(request: Request, session: Session) -> Response:
         with request.app.state.kizuna.reader.writing() as ws:
             write_call(ws.store, {"customer_id": customer_id, **values}, timezone=ws.settings.business.timezone)
     except CallError as exc:
-        return render(request, session, "error.html", {"message": str(exc)}, status=400)
+        return render(request, session, "error.html", {"message": say(exc, session.lang)}, status=400)
     return RedirectResponse(f"/customer/{urllib.parse.quote(customer_id, safe='')}#calls", 303)
 
 

@@ -39,9 +39,9 @@ def dashboard(ws: Any) -> dict[str, Any]:
     grid, concentration curve and cohorts, all as of the day of the last `kizuna analyze`."""
     as_of = ws.scores_as_of()
     if as_of is None:
-        from kizuna._errors import NoDataError
+        from kizuna._errors import NoDataError, Phrase
 
-        raise NoDataError("customer_scores", "Run `kizuna analyze` first.")
+        raise NoDataError(Phrase.of("error.customer_scores"), Phrase.of("error.run_analyze_first"))
     report = ws.kpis(as_of)
     period = Period.month_before(as_of)  # the tiles' month: a running month would compare badly
     segments = ws.segments()

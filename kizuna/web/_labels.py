@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kizuna.i18n import LANGS, label, segment_label
+from kizuna.i18n import LANGS, label, segment_label, value_label
 
 __all__ = ["Words"]
 
@@ -22,3 +22,7 @@ class Words:
 
     def rank(self, key: str | None) -> str:
         return segment_label(f"rank_{key}", self.lang) if key else ""
+
+    def value(self, kind: str, value: str | None) -> str:
+        """A value of the data in words (``t.value("sales_channel", "web")``), else as the shop wrote it."""
+        return value_label(kind, value, self.lang)

@@ -20,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from kizuna._errors import KizunaError, NoDataError
+from kizuna._errors import KizunaError, NoDataError, Phrase
+from kizuna.i18n import say
 from kizuna.settings import FIRST_DAY, LAST_DAY
 from kizuna.web._auth import COOKIE, SESSION_SECONDS, Session, SessionCodec, valid_csrf
 from kizuna.web._labels import Words
@@ -30,7 +31,7 @@ from kizuna.web._store import Pending, Reader, StoreBusy
 __all__ = ["FORM_FIELDS", "HERE", "BadDate", "WebState", "form", "page", "render"]
 
 HERE = Path(__file__).parent
-FORM_FIELDS = 16  # the login form has four
+FORM_FIELDS = 64  # the login form has four; the campaign form with three A/B variants, 33
 
 
 class BadDate(ValueError):
@@ -45,17 +46,19 @@ class WebState:
     """What the pages share: the workspace reader, the operational records, the session codec."""
 
     def __init__(self, workspace_dir: Path, *, secure_cookies: bool | None, reader: Reader,
-                 default_lang: str = "ja") -> None:
+                 default_lang: str | None = None) -> None:
         from kizuna.operations import Operations
         from kizuna.settings import SETTINGS_FILE
         from kizuna.workspace import Settings
 
         self.path = workspace_dir
         self.reader = reader
-        self.operations = Operations.open(Settings.load(workspace_dir / SETTINGS_FILE).operations.url, workspace_dir)
+        settings = Settings.load(workspace_dir / SETTINGS_FILE)
+        self.operations = Operations.open(settings.operations.url, workspace_dir)
         self.codec = SessionCodec(self.operations.secret())
         self.secure_cookies = secure_cookies
-        self.default_lang = default_lang if default_lang in ("ja", "en") else "ja"
+        # a visitor's first language: the one asked for, else the workspace's [business] lang
+        self.default_lang = default_lang if default_lang in ("ja", "en") else settings.business.lang
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         from jinja2 import StrictUndefined
 
@@ -144,10 +147,11 @@ def _guarded(fn: Callable[..., Response], request: Request, session: Session) ->
     except Pending:
         return render(request, session, "error.html", {"message": words("computing"), "refresh": 3}, status=202)
     except NoDataError as exc:
-        message = words("no_predictions") if "predictions" in str(exc) else words("no_scores")
+        predictions = isinstance(exc.table, Phrase) and exc.table.key == "error.customer_predictions"
+        message = words("no_predictions") if predictions else words("no_scores")
         return render(request, session, "error.html", {"message": message}, status=200)
     except KizunaError as exc:
-        return render(request, session, "error.html", {"message": str(exc)}, status=400)
+        return render(request, session, "error.html", {"message": say(exc, session.lang)}, status=400)
     except BadDate as exc:
         return render(request, session, "error.html", {"message": words("bad_date", value=exc.value)}, status=400)
     except OverflowError:  # a date of the address beyond what dates can be (?to=0001-01-01 less 90 days)

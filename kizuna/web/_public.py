@@ -2,6 +2,8 @@
 
     GET/POST /s/{token}      the 0–10 NPS survey of one signed link, answered once
     GET/POST /u/{token}      unsubscribe from the channel a message came by (RFC 8058 one-click POST)
+    GET      /c/{token}      a tracked link of a message: the click counted, then a redirect to the
+                             URL its template wrote (kept when it was sent; never one the request names)
     POST     /line/webhook   LINE follow / unfollow → LINE opt-in / opt-out
 
 Only the operational records are touched (SQLite, `kizuna.operations`), never the DuckDB store,
@@ -37,19 +39,20 @@ from urllib.parse import urlsplit
 import jinja2
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from kizuna._errors import StoreError
 from kizuna.delivery import SECRET_ENV, WebhookPayloadError, parse_events, verify_signature
 from kizuna.i18n import LANGS, section
-from kizuna.operations import InvalidLink, Links, Operations
+from kizuna.operations import Clicks, InvalidLink, Links, Operations, agent_class
 
 __all__ = ["AccessLogFilter", "PublicState", "RateLimiter", "public_routes", "redact_path"]
 
 logger = logging.getLogger("kizuna.web.public")
 
 # requests per minute and client address, per endpoint; a burst may use the whole minute's worth
-RATE_LIMITS = {"survey": 30, "unsubscribe": 30, "webhook": 600}
+RATE_LIMITS = {"survey": 30, "unsubscribe": 30, "webhook": 600, "click": 30}
 COMMENT_CHARS = 2000  # a survey comment longer than this is refused with the form shown again
 FORM_BYTES = 64 * 1024  # a form body beyond this is refused (413) before it is parsed
 WEBHOOK_BYTES = 1024 * 1024
@@ -147,6 +150,7 @@ def public_routes(state: PublicState) -> list[Route]:
     return [
         Route("/s/{token}", pages.survey, methods=["GET", "POST"], name="public_survey"),
         Route("/u/{token}", pages.unsubscribe, methods=["GET", "POST"], name="public_unsubscribe"),
+        Route("/c/{token}", pages.click, methods=["GET"], name="public_click"),
         Route("/line/webhook", pages.line_webhook, methods=["POST"], name="line_webhook"),
     ]
 
@@ -239,6 +243,31 @@ class _Pages:
         await run_in_threadpool(self.ops.set_consent, channel, delivery["customer_id"], False, source="unsubscribe")
         logger.info("unsubscribe recorded for channel %s", channel)
         return page("unsubscribed", lang, channel=channel)
+
+    # -- tracked links ------------------------------------------------------------------------
+    async def click(self, request: Request) -> Response:
+        # The token names a message and a link number, never a URL: the redirect goes where that
+        # message's template pointed (kept before it was sent), whatever else the request says.
+        # Like an unsubscribe link, a validly signed one is never refused for the rate.
+        lang = pick_lang(request)
+        try:
+            ref, link = self.state.links.read_click(request.path_params["token"])
+        except InvalidLink:
+            if (limited := self._limited(request, "click", lang)) is not None:
+                return limited
+            return page("not_found", lang, 404)
+        clicks = Clicks(self.ops)
+        target = await run_in_threadpool(clicks.target, ref, link)
+        if target is None or not target.startswith(("https://", "http://")):
+            return page("not_found", lang, 404)
+        agent = agent_class(request.headers.get("user-agent"), method=request.method)
+        try:
+            await run_in_threadpool(clicks.record, ref, link, agent)
+        except StoreError:  # the records stayed locked: the customer still goes where they clicked
+            logger.warning("click not recorded: the operational records were busy")
+        # no-store: each click comes back here to be counted; the token never leaves in a Referer
+        # (same-origin, as every page of the app says), so the shop's site never learns it
+        return RedirectResponse(target, 302, headers={"Cache-Control": "no-store", "Referrer-Policy": "same-origin"})
 
     # -- the LINE webhook ---------------------------------------------------------------------
     async def line_webhook(self, request: Request) -> Response:
@@ -375,14 +404,14 @@ def redact_path(path: str) -> str:
     >>> redact_path("/u/ImFiYyI.sig?lang=en"), redact_path("/line/webhook")
     ('/u/…', '/line/webhook')
     """
-    for prefix in ("/s/", "/u/"):
+    for prefix in ("/s/", "/u/", "/c/"):
         if path.startswith(prefix):
             return prefix + "…"
     return path
 
 
 class AccessLogFilter(logging.Filter):
-    """Hides the tokens of survey and unsubscribe links in uvicorn's access log.
+    """Hides the tokens of survey, unsubscribe and tracked links in uvicorn's access log.
 
     A token names a customer's message and works as the customer's own link: it must not sit in
     a log. Install it with ``logging.getLogger("uvicorn.access").addFilter(AccessLogFilter())``.

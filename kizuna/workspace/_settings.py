@@ -13,6 +13,7 @@ from kizuna.importing import ImportSettings
 from kizuna.operations import OperationsSettings, WebSettings
 from kizuna.prediction import CallSettings, PredictionSettings
 from kizuna.reporting import ReportSettings
+from kizuna.scenarios import CostSettings
 from kizuna.settings import BusinessSettings, Sections
 from kizuna.store import StoreSettings
 
@@ -43,6 +44,7 @@ class Settings(Sections):
     delivery: DeliverySettings = DeliverySettings()
     email: EmailSettings = EmailSettings()
     line: LineSettings = LineSettings()
+    costs: CostSettings = CostSettings()
     web: WebSettings = WebSettings()
     report: ReportSettings = ReportSettings()
 

@@ -12,12 +12,13 @@ import ibis
 import pyarrow as pa
 
 from kizuna import analytics
-from kizuna._errors import KizunaError, NoDataError, WorkspaceError
+from kizuna._errors import KizunaError, NoDataError, Phrase, WorkspaceError
 from kizuna.exporting import check_output, export_segment
 from kizuna.importing import ColumnMapping, ImportSummary, import_file
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
 from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, RankRule
 from kizuna.store import TABLES, Store
+from kizuna.workspace._outreach import Outreach
 from kizuna.workspace._settings import Settings
 
 if TYPE_CHECKING:  # prediction loads scikit-learn: only the commands that predict pay for it
@@ -34,10 +35,10 @@ PREDICTIONS = "customer_predictions"
 # What kizuna keeps in a workspace folder besides kizuna.toml and the store; an export never
 # writes over them (nor inside the folders).
 WORKSPACE_ENTRIES = ("rejects", "spark-warehouse", "spark-metastore", "derby.log", OPERATIONS_FILE, ".kizuna-run.lock",
-                     OPERATIONS_FILE + "-wal", OPERATIONS_FILE + "-shm", "scenarios", "outbox")
+                     OPERATIONS_FILE + "-wal", OPERATIONS_FILE + "-shm", "scenarios", "outbox", "segments", "campaigns")
 
 
-class Workspace:
+class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
     """The Python API under the CLI and the web app.
 
     >>> ws = Workspace.init("shop")                              # doctest: +SKIP
@@ -175,24 +176,27 @@ class Workspace:
         platform: str | None = None,
         on_progress: Callable[[int, int | None], None] | None = None,
         on_phase: Callable[[str], None] | None = None,
+        lang: str | None = None,
     ) -> ImportSummary:
         """Import one file; see `kizuna.importing.import_file`.
 
         `kind` None (or the file alone: ``ws.import_file("orders_export.csv")``) tells the
         kind and the platform export from the headers; `platform` ("BASE", "ec-cube2" …) names the
-        export instead.
+        export instead. `lang`: of the rejects file (default [business] lang).
         """
         if path is None:
             kind, path = None, kind
         with self.store.engine_errors():
             return import_file(self.store, kind, path, mapping=_mapping(mapping), encoding=encoding, sheet=sheet,
                                header_row=header_row, platform=platform, on_progress=on_progress, on_phase=on_phase,
-                               **self._import_options())
+                               **self._import_options(lang))
 
-    def _import_options(self) -> dict[str, Any]:
-        """What every import into this workspace uses: its time zone, rejects folder, batch size and guest key."""
+    def _import_options(self, lang: str | None = None) -> dict[str, Any]:
+        """What every import into this workspace uses: its time zone, rejects folder, batch size, guest key and
+        the language of the rejects (`lang`, else [business] lang)."""
         return {"timezone": self.settings.business.timezone, "rejects_dir": self.path / "rejects",
-                "batch_rows": self.settings.importing.batch_rows, "guest_key": self.operations.secret()}
+                "batch_rows": self.settings.importing.batch_rows, "guest_key": self.operations.secret(),
+                "lang": lang or self.settings.business.lang}
 
     def import_folder(
         self,
@@ -203,6 +207,7 @@ class Workspace:
         on_file: Callable[[str, Path], None] | None = None,
         on_progress: Callable[[int, int | None], None] | None = None,
         on_phase: Callable[[str], None] | None = None,
+        lang: str | None = None,
     ) -> list[ImportSummary]:
         """Import every export in `folder`, referenced kinds first (customers, products, orders, …).
 
@@ -213,7 +218,7 @@ class Workspace:
 
         with self.store.engine_errors():
             return import_folder(self.store, folder, mapping=_mapping(mapping), platform=platform, on_file=on_file,
-                                 on_progress=on_progress, on_phase=on_phase, **self._import_options())
+                                 on_progress=on_progress, on_phase=on_phase, **self._import_options(lang))
 
     def tables(self) -> dict[str, ibis.Table]:
         """The canonical tables as Ibis expressions, for the analytics."""
@@ -243,7 +248,7 @@ class Workspace:
     def scores(self) -> ibis.Table:
         """The `customer_scores` table written by the last `analyze`."""
         if not self.store.has_table(SCORES):
-            raise NoDataError(SCORES, "Run `kizuna analyze` first.")
+            raise NoDataError(Phrase.of("error.customer_scores"), Phrase.of("error.run_analyze_first"))
         return self.store.table(SCORES)
 
     def scores_as_of(self) -> dt.date | None:
@@ -255,7 +260,7 @@ class Workspace:
         """The KPI report of docs/measures.md §1 for `start` … `as_of` (default: the year up to `as_of`)."""
         as_of, start = self.as_of(as_of), self.check_day(start)
         if self.store.count("orders") == 0:
-            raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
+            raise NoDataError(Phrase.of("orders"), Phrase.of("error.run_orders_first"))
         with self.store.engine_errors():
             return analytics.kpi_report(
                 self.tables(), as_of, start=start, by=by,
@@ -269,7 +274,7 @@ class Workspace:
         for day in (period.start, period.end, period.previous().start, period.last_year().start):
             self.check_day(day)
         if self.store.count("orders") == 0:
-            raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
+            raise NoDataError(Phrase.of("orders"), Phrase.of("error.run_orders_first"))
         with self.store.engine_errors():
             return analytics.kpi_comparison(self.tables(), period,
                                             nps_validity_days=self.settings.analysis.nps_validity_days)
@@ -304,7 +309,7 @@ class Workspace:
         """
         from_day, to_day = self.check_day(from_day), self.check_day(to_day)
         if self.store.count("orders") == 0:
-            raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
+            raise NoDataError(Phrase.of("orders"), Phrase.of("error.run_orders_first"))
         with self.store.engine_errors():
             return analytics.segment_migration(self.tables(), self.settings.analysis, from_day, to_day, by=by)
 
@@ -341,7 +346,7 @@ class Workspace:
 
         as_of = self.as_of(as_of)
         if self.store.count("orders") == 0:
-            raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
+            raise NoDataError(Phrase.of("orders"), Phrase.of("error.run_orders_first"))
         settings = self.settings
         with self.store.engine_errors():
             result = predict_customers(
@@ -371,7 +376,7 @@ class Workspace:
     def predictions(self) -> ibis.Table:
         """The `customer_predictions` table written by the last `predict` (joins customer_scores on customer_id)."""
         if not self.store.has_table(PREDICTIONS):
-            raise NoDataError(PREDICTIONS, "Run `kizuna predict` first.")
+            raise NoDataError(Phrase.of("error.customer_predictions"), Phrase.of("error.run_predict_first"))
         return self.store.table(PREDICTIONS)
 
     def backtest(self, as_of: dt.date, *, horizon_days: int | None = None, report_dir: Path | str | None = None,
@@ -475,20 +480,30 @@ class Workspace:
 
     def run(self, as_of: dt.date | None = None, *, now: dt.datetime | None = None, dry_run: bool = False,
             only: str | None = None, transports=None, release_store: bool = False, lang: str | None = None,
-            progress=None):
-        """Evaluate every scenario and deliver what is due (see `kizuna.scenarios.run_scenarios`)."""
-        from kizuna.scenarios import run_scenarios
+            progress=None, as_if_on: bool = False):
+        """Evaluate every scenario switched on and deliver what is due, with the campaigns due (see
+        `kizuna.scenarios.run_scenarios`; `as_if_on`, dry: the paused and off ones too, as if switched on today)."""
+        from kizuna.scenarios import run_scenarios, with_campaigns
 
         return run_scenarios(self.run_context(), as_of=self.as_of(as_of), now=now, dry_run=dry_run, only=only,
-                             transports=transports, release_store=release_store, lang=lang, progress=progress)
+                             transports=transports, release_store=release_store, lang=lang, progress=progress,
+                             as_if_on=as_if_on, campaigns=with_campaigns)
 
     def results(self, name: str | None = None, *, as_of: dt.date | None = None, lang: str = "ja") -> list[dict]:
         """Per scenario and step: due, sent, delivered, failed, deferred, suppressed; the uplift."""
         from kizuna.operations import Ledger
-        from kizuna.scenarios import scenario_results
+        from kizuna.scenarios import CAMPAIGN_PREFIX, scenario_results
 
-        return scenario_results(self.scenarios(), ledger=Ledger(self.operations), store=self.store,
-                                settings=self.settings, name=name, as_of=self.check_day(as_of), lang=lang)
+        day = self.check_day(as_of)
+        rows = scenario_results(self.scenarios(), ledger=Ledger(self.operations), store=self.store,
+                                settings=self.settings, name=name, as_of=day, lang=lang)
+        # a campaign's ledger rows are under "campaign:NAME": counted the same way, then measured per variant
+        if name is not None:
+            rows += scenario_results([], ledger=Ledger(self.operations), store=self.store, settings=self.settings,
+                                     name=CAMPAIGN_PREFIX + name, as_of=day, lang=lang)
+        campaigns = [r for r in rows if r["scenario"].startswith(CAMPAIGN_PREFIX)]
+        rows = [r for r in rows if not r["scenario"].startswith(CAMPAIGN_PREFIX)]
+        return rows + (self.campaign_results(campaigns, as_of=day, lang=lang) if campaigns else [])
 
     def call_results(self, *, as_of: dt.date | None = None, since: dt.date | None = None) -> dict[str, Any]:
         """What the calls teach (`kizuna.scenarios.call_results`): the kept rate per talk script and the
@@ -508,6 +523,29 @@ class Workspace:
         return preview_message(self.run_context(), self.scenarios(), name, customer_id, step=step,
                                as_of=self.as_of(as_of), lang=lang)
 
+    def scenario_states(self) -> list:
+        """Each scenario with its state (on, paused, off) and who switched it when (`ScenarioState`)."""
+        from kizuna.scenarios import scenario_states
+
+        return scenario_states(self.operations, self.scenarios())
+
+    def switch_scenario(self, name: str, state: str, *, user: str):
+        """Switch a scenario on, paused or off as `user`, with an audit line (`kizuna.scenarios.switch_scenario`)."""
+        from kizuna.scenarios import switch_scenario
+
+        return switch_scenario(self.operations, self.scenarios(), name, state, user=user, today=self.as_of())
+
+    def send_test(self, name: str, *, user: str, step: int = 1, customer_id: str | None = None,
+                  email: str | None = None, line_user_id: str | None = None, as_of: dt.date | None = None,
+                  lang: str | None = None, transports=None):
+        """Send one step, rendered for a customer, to the operator's own address, marked as a test and
+        outside the ledger (`kizuna.scenarios.send_test`)."""
+        from kizuna.scenarios import send_test
+
+        return send_test(self.run_context(), self.scenarios(), name, user=user, step=step, customer_id=customer_id,
+                         email=email, line_user_id=line_user_id, as_of=self.as_of(as_of), lang=lang,
+                         transports=transports)
+
     # -- the manager's report ----------------------------------------------------------------------
     def report_figures(self, period: analytics.Period | None = None, *, lang: str = "ja") -> ReportFigures:
         """What `kizuna report` shows for `period` (default: the last full month before the as-of date): the
@@ -519,7 +557,7 @@ class Workspace:
         for day in (period.start - dt.timedelta(days=1), period.end, period.last_year().start):
             self.check_day(day)
         if self.store.count("orders") == 0:
-            raise NoDataError("orders", "Run `kizuna import orders FILE` first (or `kizuna demo`).")
+            raise NoDataError(Phrase.of("orders"), Phrase.of("error.run_orders_first"))
         settings = self.settings
         has = self.store.has_table
         rows = self.results(as_of=period.end, lang=lang)
