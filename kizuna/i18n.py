@@ -1631,8 +1631,8 @@ _OUTREACH: dict[str, tuple[str, str]] = {
     "campaign.plan_to_send_text": ("{n} 件 ({channel})", "{n} by {channel}"),
     "campaign.plan_enrolled": ("送信済み (台帳)", "already in the ledger"),
     "campaign.plan_waiting": ("まだ待機中", "still waiting"),
-    "campaign.plan_budget": ("月の予算 {budget}: 超える分は翌月に送られます", "monthly budget {budget}: what goes beyond it "
-                             "is sent next month"),
+    "campaign.plan_budget": ("月の予算 {budget}: 超える分は翌月に送られます",
+                             "monthly budget {budget}: what goes beyond it is sent next month"),
     "campaign.test_done": ("テストを {address} に送りました (顧客 {customer} の内容)。",
                            "Test sent to {address} (as customer {customer} would get it)."),
     "campaign.send_title": ("送信", "Send"),

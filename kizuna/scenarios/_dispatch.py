@@ -234,8 +234,11 @@ class Dispatcher:
         written = template_links(template)
         if not written:
             return text
+        campaign, content = row.scenario, f"step{row.step}"
+        if self.scenarios[row.scenario].trigger.kind == "campaign":  # "campaign:NAME", a step per variant
+            campaign, content = row.scenario.split(":", 1)[1], row.detail or content
         text, targets = track_links(text, written, click_url=lambda n: self.links.click_url(row.ref, n),
-                                    utm=utm_parameters(row.channel, row.scenario, f"step{row.step}"),
+                                    utm=utm_parameters(row.channel, campaign, content),
                                     keep=self.links.own_prefixes)
         if not self.dry_run:
             self.tracked.extend((row.ref, n, url) for n, url in enumerate(targets))

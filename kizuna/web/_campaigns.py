@@ -73,8 +73,8 @@ class Row:
 
     def text(self) -> str | None:
         """The condition as the where-language writes it; None while the row is not filled in."""
-        values = [v.strip() for v in self.values if v.strip()]
-        if not self.field or not values:
+        values = [v.strip() for v in self.values if v.strip()] or (["true"] if self.kind == "flag" else [])
+        if not self.field or not values:  # a flag's row just chosen counts as the "yes" the form shows
             return None
         op = self.op if self.op in OPERATORS.get(self.kind, ()) else OPERATORS.get(self.kind, ("==",))[0]
         if op in ("in", "not in"):
@@ -521,6 +521,9 @@ def _number(value: str, words: Words, key: str) -> float | None:
         raise KizunaError(words(key, value=value)) from None
 
 
+_VARIANT_TEXTS = ("subject_ja", "subject_en", "body_ja", "body_en")
+
+
 def _file_values(values: dict[str, Any], words: Words) -> dict[str, Any]:
     """The form's values as `campaign_text` takes them (percentages as shares)."""
     holdout = _number(values["holdout"], words, "campaign.bad_percent")
@@ -541,7 +544,8 @@ def _file_values(values: dict[str, Any], words: Words) -> dict[str, Any]:
                         "share": round((_number(v["share"], words, "campaign.bad_percent") or 0) / 100, 6),
                         "subject": {"ja": v["subject_ja"], "en": v["subject_en"]},
                         "body": {"ja": v["body_ja"], "en": v["body_en"]}}
-                       for v in values["variants"] if v["name"] or v["share"]]
+                       # the form's spare variants come named (A, B, C): one counts once it has a share or text
+                       for v in values["variants"] if v["share"] or any(v[k] for k in _VARIANT_TEXTS)]
     return found
 
 
