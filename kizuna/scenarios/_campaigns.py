@@ -49,7 +49,17 @@ from kizuna.scenarios._context import RunContext, RunSettings
 from kizuna.scenarios._costs import incremental_profit
 from kizuna.scenarios._dispatch import RunReport, dispatch
 from kizuna.scenarios._effect import Counts, goal_conversions, measure
-from kizuna.scenarios._model import LANGS, Goal, Scenario, ScenarioError, Step, Trigger, _check_template, _Reader
+from kizuna.scenarios._model import (
+    LANGS,
+    Goal,
+    Scenario,
+    ScenarioError,
+    Step,
+    Trigger,
+    _check_template,
+    _Reader,
+    yaml_mapping,
+)
 from kizuna.scenarios._segments_saved import NAME, SEGMENT_FOLDER, find_segment, write_atomically
 from kizuna.scenarios._where import segment_population, where_predicate, with_contacts
 
@@ -222,19 +232,7 @@ class _CampaignReader(_Reader):
 
 def load_campaign(path: Path) -> Campaign:
     """The campaign in `path`, checked (ScenarioError names the file, line and field)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ScenarioError(path, None, "file", Phrase.of("scenario.not_utf8")) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ScenarioError(path, mark.line + 1 if mark else None, "YAML",
-                            Phrase.of("scenario.yaml", problem=getattr(exc, "problem", None) or str(exc))) from None
-    if not isinstance(node, yaml.MappingNode):
-        raise ScenarioError(path, 1, "file", Phrase.of("campaign.not_mapping"))
-    return _CampaignReader(path).campaign(node)
+    return _CampaignReader(path).campaign(yaml_mapping(path, "campaign.not_mapping"))
 
 
 def load_campaigns(folder: Path) -> list[Campaign]:

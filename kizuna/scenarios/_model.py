@@ -155,6 +155,13 @@ def load_scenarios(folder: Path) -> list[Scenario]:
 
 
 def load_scenario(path: Path) -> Scenario:
+    return _Reader(path).scenario(yaml_mapping(path, "scenario.not_mapping"))
+
+
+def yaml_mapping(path: Path, not_mapping: str) -> yaml.MappingNode:
+    """The YAML mapping of a scenario, campaign or saved-segment file, with each node's line; a
+    ScenarioError naming the file and line when it is not UTF-8, not YAML, or (`not_mapping`, a
+    catalogue key) not a mapping."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -167,8 +174,8 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioError(path, mark.line + 1 if mark else None, "YAML",
                             Phrase.of("scenario.yaml", problem=problem)) from None
     if not isinstance(node, yaml.MappingNode):
-        raise ScenarioError(path, 1, "file", Phrase.of("scenario.not_mapping"))
-    return _Reader(path).scenario(node)
+        raise ScenarioError(path, 1, "file", Phrase.of(not_mapping))
+    return node
 
 
 class _Reader:

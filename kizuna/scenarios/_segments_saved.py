@@ -28,7 +28,7 @@ import ibis
 import yaml
 
 from kizuna._errors import KizunaError, Phrase
-from kizuna.scenarios._model import Condition, Scenario, ScenarioError, _Reader
+from kizuna.scenarios._model import Condition, Scenario, ScenarioError, _Reader, yaml_mapping
 from kizuna.scenarios._where import (
     CONSENT_FIELDS,
     CONTACT_FIELDS,
@@ -171,19 +171,7 @@ def parse_conditions(texts: Sequence[str], source: Path | str = "--where") -> tu
 # -- files -----------------------------------------------------------------------------------------
 def load_segment(path: Path) -> SavedSegment:
     """The saved segment in `path`, checked (ScenarioError names the file, line and field)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ScenarioError(path, None, "file", Phrase.of("scenario.not_utf8")) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ScenarioError(path, mark.line + 1 if mark else None, "YAML",
-                            Phrase.of("scenario.yaml", problem=getattr(exc, "problem", None) or str(exc))) from None
-    if not isinstance(node, yaml.MappingNode):
-        raise ScenarioError(path, 1, "file", Phrase.of("saved_segment.not_mapping"))
-    return _SegmentReader(path).segment(node)
+    return _SegmentReader(path).segment(yaml_mapping(path, "saved_segment.not_mapping"))
 
 
 def load_segments(folder: Path) -> list[SavedSegment]:

@@ -85,8 +85,8 @@ class WebState:
 
 
 def _formatters() -> dict[str, Callable[..., str]]:
-    def yen(value: Any) -> str:
-        return "" if value is None else f"¥{round(value):,}"
+    def yen(value: Any) -> str:  # -¥2,045, not ¥-2,045: the sign before the currency, as people write it
+        return "" if value is None else f"{'-' if round(value) < 0 else ''}¥{abs(round(value)):,}"
 
     def num(value: Any, digits: int = 0) -> str:
         return "" if value is None else f"{value:,.{digits}f}"
