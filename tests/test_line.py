@@ -143,7 +143,7 @@ def test_429_with_retry_after_is_honoured_then_delivered(line: LineServer) -> No
         receipt = sender.send(message())
     assert [r.status for r in line.requests] == [429, 200]
     [gap] = gaps(line)
-    assert 1.0 <= gap < 1.5  # waited what LINE asked, not the 0.01 s backoff
+    assert 1.0 <= gap < 3.0  # waited what LINE asked, not the 0.01 s backoff (late on a loaded machine, never early)
     assert receipt.provider_id == line.pushes[0].request_id
 
 
@@ -161,9 +161,10 @@ def test_429_without_retry_after_backs_off_exponentially_with_jitter(line: LineS
     with transport(line, base_delay=0.2, max_attempts=4) as sender:
         sender.send(message())
     assert [r.status for r in line.requests] == [429, 429, 429, 200]
-    # waits of 0.2, 0.4, 0.8 s, each scaled by a random factor in [0.5, 1]
+    # waits of 0.2, 0.4, 0.8 s, each scaled by a random factor in [0.5, 1]; a loaded machine wakes a
+    # sleeper late, never early, so only the lower bound is tight (the upper one catches a runaway wait)
     for gap, ceiling in zip(gaps(line), (0.2, 0.4, 0.8), strict=True):
-        assert ceiling * 0.5 <= gap < ceiling + 0.25
+        assert ceiling * 0.5 <= gap < ceiling + 1.5
 
 
 def test_500s_give_a_non_permanent_error_after_the_bounded_attempts(line: LineServer) -> None:
