@@ -14,8 +14,8 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v in
     missing+=(postgresql-15)
 fi
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
-# A Japanese font for the charts' labels: vl-convert draws text with the system's fonts and
-# ships no CJK glyphs. IPAex Gothic is one 6 MB package.
+# A Japanese system font: the charts ship their own (Noto Sans CJK JP, a Python dependency); this
+# one is what tests/test_chart_font.py falls back to. IPAex Gothic is one 6 MB package.
 compgen -G '/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf' >/dev/null || missing+=(fonts-ipaexfont-gothic)
 # The web app's end-to-end tests drive Debian's Chromium (headless) with Playwright.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
