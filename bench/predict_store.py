@@ -110,7 +110,9 @@ timed(P, "_next_order_days", "next order date (bisection)")
 timed(P, "_fit_churn", "churn fit")
 timed(P, "_matrix", top("churn scoring"))
 timed(ChurnModel, "predict_risk", "churn scoring")
-timed(ChurnModel, "top_reasons", "contributions + top_reasons")
+# one pass gives the risk and the reasons (after #24); before, two phases
+timed(ChurnModel, "risk_and_reasons", "churn scoring + contributions + top_reasons (one pass)")
+timed(ChurnModel, "top_reasons", lambda outer: None if outer and "one pass" in outer else "contributions + top_reasons")
 timed(P, "reason_texts", "reason texts (ja + en)")
 timed(Store, "create", "writing customer_predictions")
 
@@ -154,6 +156,7 @@ PHASE_ORDER = (
     "churn fit",
     "churn scoring",
     "contributions + top_reasons",
+    "churn scoring + contributions + top_reasons (one pass)",
     "reason texts (ja + en)",
     "other (assembling the table)",
     "writing customer_predictions",

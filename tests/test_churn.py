@@ -106,6 +106,26 @@ def test_contributions_are_the_models_own_occlusion(fitted: ChurnModel) -> None:
     assert fitted.reference_[COL["overdue_ratio"]] == pytest.approx(1.0, abs=0.1)
 
 
+def test_risk_and_reasons_in_one_pass_equal_the_two_calls(fitted: ChurnModel) -> None:
+    """The one pass that scores a batch gives predict_risk's risks and top_reasons' reasons, to the bit."""
+    X, _ = synthetic(700, seed=12)
+    risk, top = fitted.risk_and_reasons(X)
+    np.testing.assert_array_equal(risk, fitted.predict_risk(X))
+    np.testing.assert_array_equal(top, fitted.top_reasons(X))
+    # the trees' own probability is the model's predict_proba (the same sum, in the same order)
+    np.testing.assert_array_equal(fitted._trees().contributions(X, fitted.reference_, 1)[0], fitted.raw_risk(X))
+    empty_risk, empty_top = fitted.risk_and_reasons(np.zeros((0, len(CHURN_FEATURES))))
+    assert empty_risk.shape == (0,) and empty_top.shape == (0, 3)
+
+
+def test_boosting_threads_fit_the_machine() -> None:
+    import os
+
+    from kizuna.prediction._churn import boosting_threads
+
+    assert 1 <= boosting_threads() <= len(os.sched_getaffinity(0))
+
+
 def test_top_reasons_pad_with_minus_one(fitted: ChurnModel) -> None:
     contributions = np.zeros((3, len(CHURN_FEATURES)))
     contributions[0, [4, 7, 9]] = [0.01, 0.3, 0.2]
@@ -243,6 +263,25 @@ def test_every_feature_has_words(lang: str) -> None:
     for name, words in spot.items():
         text = reason_texts(table, np.array([[COL[name], -1, -1], [-1, -1, -1]]), CHURN_FEATURES, lang)[0]
         assert text == words[lang == "en"]
+
+
+def test_reasons_per_distinct_key_are_each_customers_own() -> None:
+    """Texts made once per distinct set of values (and joined once per combination) are what each
+    customer alone would get: repeated customers, overdue ratios on both sides of a printed tenth."""
+    base = {"days_since_last_order": 74.0, "mean_interval_days": 37.0, "nps_score": 3.0, "orders": 6.0}
+    ratios = [(30.0, 20.0), (30.0, 19.9), (30.0, 20.1), (31.0, 20.0), (21.0, 14.0), (5.0, 20.0), (7.0, 20.0),
+              (5.0, 0.0)]
+    rows = [base, dict(base)] + [base | {"days_since_last_order": d, "mean_interval_days": m} for d, m in ratios]
+    rows += [base | {"open_contacts": 1.0, "complaints_365d": 1.0, "open_complaint_since": dt.date(2026, 5, d)}
+             for d in (2, 2, 3)]
+    table = features_table(rows)
+    reasons = np.array([[COL["overdue_ratio"], COL["nps_score"], -1]] * (2 + len(ratios))
+                       + [[COL["open_contacts"], COL["days_since_last_order"], COL["orders"]]] * 3)
+    for lang in ("ja", "en"):
+        together = reason_texts(table, reasons, CHURN_FEATURES, lang)
+        alone = [reason_texts(table.slice(i, 1), reasons[i:i + 1], CHURN_FEATURES, lang)[0] for i in range(len(rows))]
+        assert together == alone
+    assert together[2] == "no order for 30 days, 1.5 times the usual interval / NPS 3"
 
 
 def test_reasons_refuse_bad_input() -> None:

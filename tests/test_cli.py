@@ -129,3 +129,18 @@ def test_the_cli_starts_without_loading_ibis_pandas_or_scikit_learn():
     code = f"import sys, kizuna.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_analyze_loads_neither_the_models_nor_the_channels_nor_the_importer(demo_dir: Path):
+    # a command pays for what it uses: analyze needs Ibis and the engine, not SciPy, scikit-learn,
+    # Jinja2, YAML, the LINE client or the file readers
+    unused = ("scipy", "sklearn", "jinja2", "yaml", "httpx", "kizuna.importing._sources",
+              "kizuna.scenarios._dispatch", "kizuna.reporting._figures")
+    code = ("import sys\nfrom kizuna.cli import main\n"
+            "sys.argv = ['kizuna', 'analyze', '--dir', 'kizuna-demo', '--format', 'json']\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            f"print(sorted(m for m in {unused!r} if m in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=demo_dir, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["matrix"]  # the command did its work
+    assert done.stderr.strip().splitlines()[-1] == "[]"

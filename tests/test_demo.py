@@ -311,3 +311,45 @@ def test_bad_rows_are_optional_and_rejected_with_their_reasons(tmp_path: Path):
 def test_demo_tables_refuses_an_empty_business():
     with pytest.raises(ValueError, match="at least one customer"):
         demo_tables(0)
+
+
+# -- the vectorised builders ------------------------------------------------------------------------
+def test_clock_and_numbered_write_what_formatting_each_value_would():
+    import numpy as np
+
+    from kizuna.demo._arrow import clock, numbered
+
+    rng = np.random.default_rng(3)
+    seconds = np.concatenate([rng.integers(-2_000_000_000, 2_000_000_000, 2_000), [0, -1, 86_399]])
+    valid = rng.random(len(seconds)) < 0.9
+    epoch = dt.datetime(1970, 1, 1)
+    shown = [(epoch + dt.timedelta(seconds=int(s))) for s in seconds]
+    assert clock(seconds, valid, upto="seconds").to_pylist() == [
+        t.strftime("%Y/%m/%d %H:%M:%S") if ok else None for t, ok in zip(shown, valid, strict=True)]
+    assert clock(seconds, upto="minutes", sep="-").to_pylist() == [t.strftime("%Y-%m-%d %H:%M") for t in shown]
+    assert clock(seconds, upto="date").to_pylist() == [t.strftime("%Y/%m/%d") for t in shown]
+    assert numbered("O", np.array([1, 42, 99_999_999]), 8).to_pylist() == ["O00000001", "O00000042", "O99999999"]
+    assert numbered("C", np.array([7, 12_345_678]), 7).to_pylist() == ["C0000007", "C12345678"]  # wider: as is
+
+
+def test_sort_by_is_lexsort_ties_included():
+    import numpy as np
+
+    from kizuna.demo._simulate import sort_by
+
+    rng = np.random.default_rng(5)
+    major, minor = rng.integers(0, 50, 5_000), rng.integers(-3, 4, 5_000)  # many equal pairs
+    assert (sort_by(major, minor) == np.lexsort((minor, major))).all()
+    huge = np.array([2**62, 0, 2**62]), np.array([2**62, 1, 0])  # the folded key would overflow
+    assert (sort_by(*huge) == np.lexsort((huge[1], huge[0]))).all()
+
+
+def test_a_failing_writer_stops_the_demo_with_its_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import kizuna.demo._generate as generate
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(generate, "_write_export", broken)
+    with pytest.raises(OSError, match="disk full"):
+        build_demo(tmp_path / "ws", customers=20)

@@ -33,7 +33,8 @@ from kizuna.web import create_app
 from kizuna.web._dashboard import dashboard_figures
 from kizuna.workspace import Settings, Workspace
 
-COPIED = (*TABLES, "customer_scores", "customer_predictions")
+# the lists' rows and the overview's figures too, as `kizuna analyze` and `predict` store them
+COPIED = (*TABLES, "customer_scores", "customer_predictions", "_kizuna_list_members", "_kizuna_overview")
 PAGE = 50
 
 

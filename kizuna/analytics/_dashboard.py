@@ -1,11 +1,20 @@
 """The dashboard's trends and grid (docs/measures.md §1–§2), as small Arrow tables computed in the
 engine, the same on every engine: NPS and mean LTV month by month, and customers per R × F cell.
 (Cohorts, the concentration curve and the headline KPIs are in the KPI report, `kpi_report`.)
+
+`overview_figures` gathers everything the overview shows; `kizuna analyze` stores it
+(`overview_rows`) beside the scores it was computed from, so that the web app's first overview after
+an analysis reads a small table instead of every order. `list_members` is the table the customer
+lists page through: the scores with the two prediction columns they sort by.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import decimal
+import json
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import pyarrow as pa
@@ -13,7 +22,11 @@ from ibis import _
 
 from kizuna.analytics._base import AsOf, counted_orders, nps_class, ratio
 
-__all__ = ["TREND_MONTHS", "monthly_ltv", "monthly_nps", "rf_grid"]
+if TYPE_CHECKING:
+    from kizuna.analytics._settings import AnalysisSettings
+
+__all__ = ["TREND_MONTHS", "list_members", "monthly_ltv", "monthly_nps", "overview_figures", "overview_from_rows",
+           "overview_rows", "rf_grid"]
 
 TREND_MONTHS = 12
 
@@ -59,3 +72,100 @@ def rf_grid(scores: ibis.Table) -> pa.Table:
     scored = scores.filter(scores.r_score.notnull() & scores.f_score.notnull())
     grid = scored.group_by(["r_score", "f_score"]).aggregate(customers=_.count(), revenue=_.ltv_revenue.sum())
     return grid.order_by(["r_score", "f_score"]).to_pyarrow()
+
+
+# -- the overview, computed once per analysis ----------------------------------------------------------
+def overview_figures(tables: dict[str, ibis.Table], scores: ibis.Table, settings: AnalysisSettings,
+                     as_of: dt.date) -> dict[str, Any]:
+    """The overview's figures as of `as_of` (the day of `scores`): the KPIs of the last full month with
+    their changes against the month before and the same month last year, their monthly trends up to
+    that month, the matrix, ranks, R × F grid, concentration curve and cohorts; plain Python values and
+    lists of rows (what `overview_rows` stores)."""
+    from kizuna.analytics._kpi import Period, kpi_comparison
+    from kizuna.analytics._reports import kpi_report
+    from kizuna.analytics._segments import matrix_table, rank_table, rfm_segment_table
+
+    report = kpi_report(tables, as_of, nps_validity_days=settings.nps_validity_days,
+                        f2_window_days=settings.f2_window_days)
+    period = Period.month_before(as_of)  # the tiles' month: a running month would compare badly
+    return {
+        "as_of": as_of,
+        "start": report.start,
+        "period": period,
+        "comparison": kpi_comparison(tables, period, nps_validity_days=settings.nps_validity_days),
+        "headline": report.headline,
+        "nps": report.nps,
+        "by_month": [r for r in report.by.to_pylist() if r["month"] <= period.start][-TREND_MONTHS:],
+        "nps_by_month": monthly_nps(tables["nps_answers"], period.end, TREND_MONTHS).to_pylist(),
+        "ltv_by_month": monthly_ltv(tables["orders"], period.end, TREND_MONTHS).to_pylist(),
+        "churn_by_month": [r for r in report.subscription_churn.to_pylist()
+                           if r["month"] <= period.start][-TREND_MONTHS:],
+        "matrix": matrix_table(scores).to_pylist(),
+        "ranks": rank_table(scores, tuple(r.label for r in settings.rfm_ranks)).to_pylist(),
+        "rfm_segments": rfm_segment_table(scores).to_pylist(),
+        "rf": rf_grid(scores).to_pylist(),
+        "concentration": report.concentration.to_pylist(),
+        "cohorts": report.cohorts.to_pylist(),
+        "f2": report.f2,
+    }
+
+
+def overview_rows(figures: dict[str, Any]) -> pa.Table:
+    """`figures` as a small table to store beside the scores: one row per figure (`part`, and `body`, its
+    value as JSON text, dates and periods marked), the same on every engine."""
+    parts = sorted(figures)
+    return pa.table({"part": parts, "body": [json.dumps(figures[p], default=_encode, ensure_ascii=False)
+                                             for p in parts]})
+
+
+def overview_from_rows(rows: pa.Table) -> dict[str, Any]:
+    """The figures `overview_rows` stored, as `overview_figures` gave them."""
+    return {part: json.loads(body, object_hook=_decode)
+            for part, body in zip(rows["part"].to_pylist(), rows["body"].to_pylist(), strict=True)}
+
+
+def _encode(value: Any) -> Any:
+    from kizuna.analytics._kpi import KpiComparison, Period
+
+    if isinstance(value, dt.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, Period):
+        return {"$period": [value.start.isoformat(), value.end.isoformat()]}
+    if isinstance(value, KpiComparison):
+        return {"$comparison": {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}}
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    raise TypeError(f"cannot store {type(value).__name__} among the overview's figures")
+
+
+def _decode(value: dict[str, Any]) -> Any:
+    from kizuna.analytics._kpi import KpiComparison, Period
+
+    if len(value) != 1:
+        return value
+    (key, body), = value.items()
+    if key == "$datetime":
+        return dt.datetime.fromisoformat(body)
+    if key == "$date":
+        return dt.date.fromisoformat(body)
+    if key == "$period":
+        return Period(dt.date.fromisoformat(body[0]), dt.date.fromisoformat(body[1]))
+    if key == "$comparison":
+        return KpiComparison(**body)
+    return value
+
+
+# -- the lists' rows -------------------------------------------------------------------------------
+def list_members(scores: ibis.Table, predictions: ibis.Table | None) -> ibis.Table:
+    """`customer_scores` with the churn risk and value at risk of `predictions` (NULL without a
+    prediction, and where the prediction is no finite number): what the customer lists filter and sort
+    by, stored so that a list sorted by a prediction needs no join of every customer."""
+    if predictions is None:
+        return scores.mutate(churn_risk=ibis.null("float64"), value_at_risk=ibis.null("float64"))
+    finite = {c: ibis.cases((predictions[c].isnan() | predictions[c].isinf(), ibis.null("float64")),
+                            else_=predictions[c].cast("float64"))
+              for c in ("churn_risk", "value_at_risk")}
+    joined = scores.left_join(predictions.select("customer_id", **finite), "customer_id")
+    return joined.select(*scores.columns, "churn_risk", "value_at_risk")

@@ -21,7 +21,8 @@ from kizuna.demo._catalog import (
     SUPPORT_CATEGORIES,
     TOUCHPOINTS,
 )
-from kizuna.demo._simulate import DAY, YEAR, Business, at_hour, first_per_customer, spread, within
+from kizuna.demo._profiles import ids_of
+from kizuna.demo._simulate import DAY, YEAR, Business, at_hour, first_per_customer, sort_by, spread, within
 
 __all__ = ["events_table", "nps_table", "support_table"]
 
@@ -31,7 +32,7 @@ SUPPORT_HOURS = np.array([0, 0, 0, 0, 0, 0, .2, .5, 2, 6, 7, 7, 5, 6, 6, 6, 5, 5
 MEDIAN_HOURS = np.array([0.3, 1.0, 18.0, 0.05, 0.02])
 
 
-def nps_table(b: Business, rng: np.random.Generator, ids: pa.Array) -> pa.Table:
+def nps_table(b: Business, rng: np.random.Generator) -> pa.Table:
     """Answers of about 40 % of ordering customers, a third of them answering twice.
 
     The latest answer falls within the last ~300 days of the relationship, so answers of
@@ -50,7 +51,7 @@ def nps_table(b: Business, rng: np.random.Generator, ids: pa.Array) -> pa.Table:
 
     customer = np.concatenate([np.flatnonzero(answers), np.flatnonzero(twice)])
     at = at_hour(rng, np.concatenate([latest[answers], earlier[twice]]))  # people answer by day
-    order = np.lexsort((customer, at))
+    order = sort_by(at, customer)
     customer, at = customer[order], at[order]
     m = len(customer)
     z = p.z[customer]
@@ -63,7 +64,7 @@ def nps_table(b: Business, rng: np.random.Generator, ids: pa.Array) -> pa.Table:
     offsets = np.cumsum(sizes) - sizes
     comment = offsets[klass] + (rng.random(m) * sizes[klass]).astype(np.int64)
     return pa.table({
-        "customer_id": ids.take(pa.array(customer)),
+        "customer_id": ids_of(customer),
         "answered_at": stamps(at),
         "score": pa.array(score),
         "comment": pick(comments, comment, rng.random(m) < 0.35),
@@ -71,7 +72,7 @@ def nps_table(b: Business, rng: np.random.Generator, ids: pa.Array) -> pa.Table:
     })
 
 
-def support_table(b: Business, rng: np.random.Generator, ids: pa.Array) -> pa.Table:
+def support_table(b: Business, rng: np.random.Generator) -> pa.Table:
     """Contacts at a rate that rises as satisfaction falls; some still open at the as-of date."""
     p = b.people
     rate = (0.6 * np.exp(-0.6 * p.z) + 0.8 * p.captive) / YEAR
@@ -81,7 +82,7 @@ def support_table(b: Business, rng: np.random.Generator, ids: pa.Array) -> pa.Ta
     opened = at_hour(rng, within(rng, start[owner], stop[owner]), SUPPORT_HOURS)
     keep = opened < stop[owner]
     owner, opened = owner[keep], opened[keep]
-    order = np.lexsort((owner, opened))
+    order = sort_by(opened, owner)
     owner, opened = owner[order], opened[order]
     m = len(owner)
     z = p.z[owner]
@@ -94,7 +95,7 @@ def support_table(b: Business, rng: np.random.Generator, ids: pa.Array) -> pa.Ta
     complaint = rng.random(m) < np.clip(0.06 * np.exp(-0.9 * z), 0, 0.7)
     return pa.table({
         "contact_id": numbered("S", np.arange(1, m + 1), 8),
-        "customer_id": ids.take(pa.array(owner)),
+        "customer_id": ids_of(owner),
         "opened_at": stamps(opened),
         "channel": pick(SUPPORT_CHANNELS, channel),
         "resolved_at": stamps(resolved, ~is_open),
@@ -104,7 +105,7 @@ def support_table(b: Business, rng: np.random.Generator, ids: pa.Array) -> pa.Ta
     })
 
 
-def events_table(b: Business, rng: np.random.Generator, ids: pa.Array) -> pa.Table:
+def events_table(b: Business, rng: np.random.Generator) -> pa.Table:
     """At most one event of each kind per customer, so (customer, time, kind) is a key."""
     p, o = b.people, b.orders
     n = len(p.z)
@@ -160,10 +161,10 @@ def events_table(b: Business, rng: np.random.Generator, ids: pa.Array) -> pa.Tab
     at = np.concatenate([t for _, t, _, _ in parts])
     kind = pa.concat_arrays([k for _, _, k, _ in parts])
     detail = pa.concat_arrays([d for _, _, _, d in parts])
-    order = np.lexsort((who, at))
+    order = sort_by(at, who)
     take = pa.array(order)
     return pa.table({
-        "customer_id": ids.take(pa.array(who[order])),
+        "customer_id": ids_of(who[order]),
         "occurred_at": stamps(at[order]),
         "kind": kind.take(take),
         "detail": detail.take(take),

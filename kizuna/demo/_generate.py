@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,10 +34,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from kizuna.demo._arrow import join, numbered, pick, stamps
+from kizuna.demo._arrow import clock, numbered, pick, stamps
 from kizuna.demo._catalog import EVENT_WORDS, PRODUCTS, STATUS_WORDS, SUPPORT_CHANNEL_WORDS
 from kizuna.demo._experience import events_table, nps_table, support_table
-from kizuna.demo._profiles import customer_ids, customers_table
+from kizuna.demo._profiles import customers_table, ids_of
 from kizuna.demo._simulate import CHANNELS, PRICES, simulate_business
 from kizuna.importing import ImportSummary
 from kizuna.workspace import Workspace
@@ -52,6 +54,11 @@ TIMEZONE = "Asia/Tokyo"  # the demo business is Japanese; its Parquet export say
 # a litre, so every customer who kept some water has saved something (tests/test_ranks.py).
 ALTERNATIVE = {"alternative_name": "500mLのペットボトル", "alternative_yen_per_l": 200}
 _CHUNK_ROWS = 250_000
+_FILE_NAMES = {
+    "customers": "customers.csv", "customers-mapping": "customers-mapping.toml", "products": "products.csv",
+    "orders": "orders.csv", "order-items": "order-items.csv", "nps": "nps.parquet", "support": "support.csv",
+    "events": "events.csv",
+}
 
 CUSTOMERS_MAPPING = """\
 # The demo's customer export calls LINE friendship 「LINE友だち登録」, a header kizuna
@@ -84,43 +91,44 @@ def demo_tables(
     >>> tables["customers"].column("customer_id")[0].as_py()
     'C0000001'
     """
+    return dict(_tables(customers, seed, as_of))
+
+
+def _tables(customers: int, seed: int, as_of: dt.date) -> Iterator[tuple[str, pa.Table]]:
+    """The tables of `demo_tables` one at a time, so that a writer holds one table, not seven."""
     if customers < 1:
         raise ValueError("the demo needs at least one customer")
     # One independent stream per table, so a change to how one table is drawn leaves the others alone.
     people_rng, profile_rng, nps_rng, support_rng, events_rng = np.random.default_rng(seed).spawn(5)
     business = simulate_business(customers, people_rng, as_of)
-    ids = customer_ids(customers)
     o = business.orders
-    order_ids = numbered("O", np.arange(1, len(o.customer) + 1), 8)
     product_ids = [row[0] for row in PRODUCTS]
-    return {
-        "customers": customers_table(business, profile_rng, ids, as_of),
-        "products": pa.table({
-            "product_id": [r[0] for r in PRODUCTS], "name": [r[1] for r in PRODUCTS],
-            "category": [r[2] for r in PRODUCTS], "price": pa.array([r[3] for r in PRODUCTS], pa.int64()),
-            "cycle_days": pa.array([r[4] for r in PRODUCTS], pa.int64()),
-            "volume_l": pa.array([r[5] for r in PRODUCTS], pa.float64()),
-        }),
-        "orders": pa.table({
-            "order_id": order_ids,
-            "customer_id": ids.take(pa.array(o.customer)),
-            "ordered_at": stamps(o.at),
-            "amount": pa.array(o.amount),
-            "status": pick(("completed", "cancelled", "returned"), o.status),
-            "refund_amount": pa.array(o.refund, mask=o.refund < 0),
-            "channel": pick(CHANNELS, o.channel),
-            "shipped_at": stamps(o.shipped, o.shipped >= 0),
-        }),
-        "order-items": pa.table({
-            "order_id": order_ids.take(pa.array(o.item_order)),
-            "product_id": pick(product_ids, o.item_product),
-            "quantity": pa.array(o.item_quantity),
-            "unit_price": pa.array(PRICES[o.item_product]),
-        }),
-        "nps": nps_table(business, nps_rng, ids),
-        "support": support_table(business, support_rng, ids),
-        "events": events_table(business, events_rng, ids),
-    }
+    yield "customers", customers_table(business, profile_rng, as_of)
+    yield "products", pa.table({
+        "product_id": [r[0] for r in PRODUCTS], "name": [r[1] for r in PRODUCTS],
+        "category": [r[2] for r in PRODUCTS], "price": pa.array([r[3] for r in PRODUCTS], pa.int64()),
+        "cycle_days": pa.array([r[4] for r in PRODUCTS], pa.int64()),
+        "volume_l": pa.array([r[5] for r in PRODUCTS], pa.float64()),
+    })
+    yield "orders", pa.table({
+        "order_id": numbered("O", np.arange(1, len(o.customer) + 1), 8),
+        "customer_id": ids_of(o.customer),
+        "ordered_at": stamps(o.at),
+        "amount": pa.array(o.amount),
+        "status": pick(("completed", "cancelled", "returned"), o.status),
+        "refund_amount": pa.array(o.refund, mask=o.refund < 0),
+        "channel": pick(CHANNELS, o.channel),
+        "shipped_at": stamps(o.shipped, o.shipped >= 0),
+    })
+    yield "order-items", pa.table({
+        "order_id": numbered("O", o.item_order + 1, 8),
+        "product_id": pick(product_ids, o.item_product),
+        "quantity": pa.array(o.item_quantity),
+        "unit_price": pa.array(PRICES[o.item_product]),
+    })
+    yield "nps", nps_table(business, nps_rng)
+    yield "support", support_table(business, support_rng)
+    yield "events", events_table(business, events_rng)
 
 
 def generate_demo_files(
@@ -142,27 +150,47 @@ def generate_demo_files(
     >>> files = generate_demo_files(tmp_path, customers=100)    # doctest: +SKIP
     >>> Workspace.init(ws_dir).import_file("orders", files["orders"])  # doctest: +SKIP
     """
-    directory = Path(directory)
+    return _write_files(Path(directory), customers=customers, seed=seed, as_of=as_of,
+                        with_bad_rows=with_bad_rows)
+
+
+def _write_files(directory: Path, *, customers: int, seed: int, as_of: dt.date, with_bad_rows: bool,
+                 written: Callable[[str], None] | None = None, stop: threading.Event | None = None
+                 ) -> dict[str, Path]:
+    """`generate_demo_files`, calling `written(kind)` once each file is complete (in `IMPORT_ORDER`);
+    returns early once `stop` is set."""
     directory.mkdir(parents=True, exist_ok=True)
-    tables = demo_tables(customers, seed=seed, as_of=as_of)
-    files = {kind: directory / name for kind, name in (
-        ("customers", "customers.csv"), ("customers-mapping", "customers-mapping.toml"),
-        ("products", "products.csv"), ("orders", "orders.csv"), ("order-items", "order-items.csv"),
-        ("nps", "nps.parquet"), ("support", "support.csv"), ("events", "events.csv"),
-    )}
-    _write_csv(_customers_export(tables["customers"]), files["customers"], bom=True)
+    files = {kind: directory / name for kind, name in _FILE_NAMES.items()}
     files["customers-mapping"].write_text(CUSTOMERS_MAPPING, encoding="utf-8")
-    _write_csv(tables["products"], files["products"])
-    orders = _orders_export(tables["orders"])
-    if with_bad_rows:
-        orders = pa.concat_tables([orders, _bad_orders(orders.schema, as_of)])
-    _write_csv(orders, files["orders"], encoding="cp932", eol="\r\n")
-    _write_csv(tables["order-items"].rename_columns(["受注番号", "商品コード", "数量", "単価"]),
-               files["order-items"])
-    pq.write_table(_nps_export(tables["nps"]), files["nps"])
-    _write_csv(_support_export(tables["support"]), files["support"])
-    _write_csv(_events_export(tables["events"]), files["events"])
+    for kind, table in _tables(customers, seed, as_of):
+        _write_export(kind, table, files[kind], as_of=as_of, with_bad_rows=with_bad_rows)
+        del table  # one table in memory at a time
+        if written:
+            written(kind)
+        if stop is not None and stop.is_set():
+            break
     return files
+
+
+def _write_export(kind: str, table: pa.Table, path: Path, *, as_of: dt.date, with_bad_rows: bool) -> None:
+    """Write one canonical table in the shape its kind's export has (see the module docstring)."""
+    if kind == "customers":
+        _write_csv(_customers_export(table), path, bom=True)
+    elif kind == "orders":
+        orders = _orders_export(table)
+        if with_bad_rows:
+            orders = pa.concat_tables([orders, _bad_orders(orders.schema, as_of)])
+        _write_csv(orders, path, encoding="cp932", eol="\r\n")
+    elif kind == "order-items":
+        _write_csv(table.rename_columns(["受注番号", "商品コード", "数量", "単価"]), path)
+    elif kind == "nps":
+        pq.write_table(_nps_export(table), path)
+    elif kind == "support":
+        _write_csv(_support_export(table), path)
+    elif kind == "events":
+        _write_csv(_events_export(table), path)
+    else:
+        _write_csv(table, path)
 
 
 def build_demo(
@@ -177,7 +205,8 @@ def build_demo(
     """Create (or reuse) a workspace in `directory`, write the demo files, import them.
 
     The files go to ``directory / "demo-data"`` and are imported with
-    `Workspace.import_file`, exactly as a user's files would be, in dependency order.
+    `Workspace.import_file`, exactly as a user's files would be, in dependency order; each
+    is imported as soon as it is complete, while a thread writes the next ones.
     The workspace's ``as_of`` setting becomes `as_of`, so its reports stop where the
     business does; its RFM ranks are the ones `Workspace.suggest_ranks` proposes for the
     imported business, and its money saved is counted against 500 mL PET bottles
@@ -196,19 +225,37 @@ def build_demo(
                                                            business={"name": DEMO_BUSINESS},
                                                            delivery=ALTERNATIVE))
         report(f"generating {customers:,} customers")
-        files = generate_demo_files(Path(directory) / "demo-data", customers=customers, seed=seed,
-                                    as_of=as_of, with_bad_rows=with_bad_rows)
-        result = DemoResult(workspace, files=files)
-        for kind in IMPORT_ORDER:
-            report(f"importing {kind}")
-            result.summaries.append(
-                workspace.import_file(kind, files[kind], mapping=files.get(f"{kind}-mapping"))
-            )
+        result = DemoResult(workspace)
+        # The files are written in a thread while the ones already written are imported: the
+        # import of one kind overlaps the generation of the next (both mostly outside the GIL).
+        ready = {kind: threading.Event() for kind in IMPORT_ORDER}
+        stop = threading.Event()
+        data = Path(directory) / "demo-data"
+        with ThreadPoolExecutor(1, thread_name_prefix="kizuna-demo-files") as pool:
+            writing = pool.submit(_write_files, data, customers=customers, seed=seed,
+                                  as_of=as_of, with_bad_rows=with_bad_rows,
+                                  written=lambda kind: ready[kind].set(), stop=stop)
+            try:
+                for kind in IMPORT_ORDER:
+                    while not ready[kind].wait(0.05):
+                        if writing.done():
+                            writing.result()  # the writer failed: its error, here
+                    report(f"importing {kind}")
+                    result.summaries.append(workspace.import_file(
+                        kind, data / _FILE_NAMES[kind], mapping=_mapping_file(kind, data)))
+            finally:
+                stop.set()
+            result.files = writing.result()
         workspace.write_rank_rules(workspace.suggest_ranks(as_of).rules)
     except BaseException:
         workspace.close()
         raise
     return result
+
+
+def _mapping_file(kind: str, directory: Path) -> Path | None:
+    name = _FILE_NAMES.get(f"{kind}-mapping")
+    return directory / name if name else None
 
 
 # -- the export shapes --------------------------------------------------------------------------
@@ -279,16 +326,12 @@ def _events_export(t: pa.Table) -> pa.Table:
     })
 
 
-_WIDTH = {"date": 10, "minutes": 16, "seconds": 19}
-
-
-def _when(column: pa.ChunkedArray, upto: str = "minutes", sep: str = "/") -> pa.ChunkedArray:
-    """Timestamps as "2024/01/05 13:45"-style text, up to the date, the minute or the second.
-
-    Arrow's cast to text ("2024-01-05 13:45:00") is three times faster than strftime.
-    """
-    iso = pc.utf8_slice_codeunits(column.cast(pa.timestamp("s")).cast(pa.string()), 0, _WIDTH[upto])
-    return iso if sep == "-" else pc.replace_substring(iso, "-", sep)
+def _when(column: pa.ChunkedArray, upto: str = "minutes", sep: str = "/") -> pa.Array | pa.ChunkedArray:
+    """Timestamps as "2024/01/05 13:45"-style text, up to the date, the minute or the second."""
+    values = column.combine_chunks()
+    valid = values.is_valid().to_numpy(zero_copy_only=False) if values.null_count else None
+    seconds = values.cast(pa.timestamp("s")).cast(pa.int64()).fill_null(0).to_numpy()
+    return clock(seconds, valid, upto=upto, sep=sep)
 
 
 def _words(values: pa.Array, words: dict[str, str]) -> pa.Array:
@@ -297,16 +340,20 @@ def _words(values: pa.Array, words: dict[str, str]) -> pa.Array:
 
 
 def _yen(amounts: pa.ChunkedArray) -> pa.Array:
-    """"￥1,200" as a Japanese spreadsheet shows it (the full-width yen sign, which Shift_JIS has)."""
-    shown = amounts.cast(pa.string())
-    for _ in range(3):  # 1234567 -> 1234,567 -> 1,234,567: three passes reach ¥1 trillion
-        shown = pc.replace_substring_regex(shown, r"^(\d+)(\d{3})", r"\1,\2")
-    return join("￥", shown)
+    """"￥1,200" as a Japanese spreadsheet shows it (the full-width yen sign, which Shift_JIS has).
+
+    Orders share a few thousand distinct amounts: each is formatted once, then looked up.
+    """
+    encoded = pc.dictionary_encode(amounts.combine_chunks())
+    shown = pa.array([None if v is None else f"￥{v:,}" for v in encoded.dictionary.to_pylist()], pa.string())
+    return shown.take(encoded.indices)
 
 
 def _write_csv(table: pa.Table, path: Path, *, encoding: str = "utf-8", bom: bool = False,
                eol: str = "\n") -> None:
-    """Arrow's CSV writer speaks UTF-8 only: other encodings are transcoded chunk by chunk."""
+    """Arrow's CSV writer speaks UTF-8 only: other encodings go through `_bytes_as_latin1`."""
+    if encoding != "utf-8":
+        table = _bytes_as_latin1(table, encoding)
     with path.open("wb") as handle:
         if bom:
             handle.write(codecs.BOM_UTF8)
@@ -314,5 +361,23 @@ def _write_csv(table: pa.Table, path: Path, *, encoding: str = "utf-8", bom: boo
             sink = pa.BufferOutputStream()
             options = pa_csv.WriteOptions(include_header=start == 0, eol=eol)
             pa_csv.write_csv(table.slice(start, _CHUNK_ROWS), sink, options)
-            data = sink.getvalue().to_pybytes()
-            handle.write(data if encoding == "utf-8" else data.decode("utf-8").encode(encoding))
+            data = sink.getvalue()
+            handle.write(data if encoding == "utf-8" else str(data, "utf-8").encode("latin-1"))
+
+
+def _bytes_as_latin1(table: pa.Table, encoding: str) -> pa.Table:
+    """`table` with its non-ASCII text (column names included) spelt as the bytes of `encoding`,
+    one Latin-1 character a byte: the UTF-8 Arrow writes then turns back into exactly those bytes
+    with a Latin-1 encode, a copy, where transcoding every row to `encoding` costs several times
+    more. Only the distinct values of the non-ASCII columns are encoded."""
+    def spelt(text: str | None) -> str | None:
+        return None if text is None else text.encode(encoding).decode("latin-1")
+
+    columns = []
+    for column in table.columns:
+        if pa.types.is_string(column.type) and not pc.all(pc.string_is_ascii(column)).as_py():
+            encoded = pc.dictionary_encode(column.combine_chunks())
+            words = pa.array([spelt(v) for v in encoded.dictionary.to_pylist()], pa.string())
+            column = words.take(encoded.indices)
+        columns.append(column)
+    return pa.table(columns, names=[spelt(name) for name in table.column_names])

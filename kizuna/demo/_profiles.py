@@ -16,17 +16,22 @@ from kizuna.demo._arrow import join, numbered, pick, stamps, text
 from kizuna.demo._catalog import BUILDINGS, GIVEN_FEMALE, GIVEN_MALE, PLACES, SURNAMES, TOWNS
 from kizuna.demo._simulate import Business
 
-__all__ = ["customer_ids", "customers_table"]
+__all__ = ["customer_ids", "customers_table", "ids_of"]
 
 DOMAINS = ("example.jp", "example.ne.jp", "example.co.jp", "example.com")
 
 
 def customer_ids(n: int) -> pa.Array:
     """C0000001, C0000002, … in order of sign-up."""
-    return numbered("C", np.arange(1, n + 1), 7)
+    return ids_of(np.arange(n))
 
 
-def customers_table(b: Business, rng: np.random.Generator, ids: pa.Array, as_of: dt.date) -> pa.Table:
+def ids_of(customers: np.ndarray) -> pa.Array:
+    """The customer ids of customer indexes (0 -> C0000001), built directly rather than looked up."""
+    return numbered("C", np.asarray(customers) + 1, 7)
+
+
+def customers_table(b: Business, rng: np.random.Generator, as_of: dt.date) -> pa.Table:
     n = len(b.people.signup)
     # Surnames follow a Zipf-like curve, as in Japan (佐藤 and 鈴木 far ahead of the rest).
     weights = 1.0 / np.arange(1, len(SURNAMES) + 1) ** 0.7
@@ -70,7 +75,7 @@ def customers_table(b: Business, rng: np.random.Generator, ids: pa.Array, as_of:
     birthday_days = (as_of - dt.date(1970, 1, 1)).days - (ages * 365.25).astype(np.int64)
     has_birthday = rng.random(n) < 0.75
     return pa.table({
-        "customer_id": ids,
+        "customer_id": customer_ids(n),
         "name": name,
         "name_kana": kana,
         "email": email,

@@ -25,7 +25,7 @@ import numpy as np
 from kizuna.demo._catalog import ADDON_IDS, ADDON_WEIGHTS, PRODUCTS
 
 __all__ = ["DAY", "YEAR", "Business", "Orders", "People", "at_hour", "first_per_customer",
-           "simulate_business", "spread", "within"]
+           "simulate_business", "sort_by", "spread", "within"]
 
 DAY = 86_400
 YEAR = 365 * DAY
@@ -117,6 +117,22 @@ def spread(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, np.arange(len(owner)) - starts[owner]
 
 
+def sort_by(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """The permutation of `np.lexsort((minor, major))` (ties keep their order).
+
+    The two integer keys are folded into one int64 key, whose stable sort is several times
+    faster than `lexsort` on two keys; `lexsort` remains where the folded key would overflow.
+    """
+    if len(major) == 0:
+        return np.arange(0, dtype=np.intp)
+    lo_major, lo_minor = major.min(), minor.min()
+    span = int(minor.max()) - int(lo_minor) + 1
+    if (int(major.max()) - int(lo_major) + 1) * span >= np.iinfo(np.int64).max:
+        return np.lexsort((minor, major))
+    key = (major.astype(np.int64) - lo_major) * span + (minor.astype(np.int64) - lo_minor)
+    return np.argsort(key, kind="stable")
+
+
 def within(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """A uniform whole second in [lo, hi); callers make sure that hi > lo."""
     return lo + np.floor(rng.random(len(lo)) * (hi - lo)).astype(np.int64)
@@ -203,7 +219,7 @@ def _orders(p: People, rng: np.random.Generator, end: int) -> Orders:
     window = np.maximum(end - p.signup, 0)
     owner, _ = spread(np.where(spot, rng.poisson(rate * window), 0))
     arrival = at_hour(rng, within(rng, p.signup[owner], p.signup[owner] + window[owner]))
-    order = np.lexsort((arrival, owner))
+    order = sort_by(owner, arrival)
     owner, arrival = owner[order], arrival[order]
     _, rank = spread(np.bincount(owner, minlength=n))
     keep = (rank < repeats[owner]) & (arrival > p.signup[owner])
@@ -215,7 +231,7 @@ def _orders(p: People, rng: np.random.Generator, end: int) -> Orders:
     at = np.concatenate([deliveries[1], addons[1], spots[1]])
     why = np.concatenate([np.full(len(deliveries[0]), DELIVERY), np.full(len(addons[0]), ADDON_ORDER),
                           np.full(len(spots[0]), SPOT)])
-    order = np.lexsort((customer, at))
+    order = sort_by(at, customer)
     customer, at, why = customer[order], at[order], why[order]
     items = _items(p, rng, customer, at, why)
     return _order_facts(p, rng, end, customer, at, *items)
@@ -226,7 +242,6 @@ def _items(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Order lines in up to four slots: water, server rental, and one or two add-ons."""
     m = len(customer)
-    index = np.arange(m)
     delivery, spot = why == DELIVERY, why == SPOT
     # water: subscribers their bottle (plan changes move the count), spot buyers 7 L packs
     bottles = p.bottles[customer] + np.where(at >= p.change_at[customer], p.change_by[customer], 0)
@@ -243,17 +258,16 @@ def _items(
     first_addon = rng.choice(len(ADDONS), m, p=ADDON_P)
     second_addon = (first_addon + rng.integers(1, len(ADDONS), m)) % len(ADDONS)  # never the first
     addon_qty = 1 + (rng.random(m) < 0.2)
-    slots = (
-        (has_water, water_product, water_qty),
-        (has_server, p.server[customer], np.ones(m, dtype=np.int64)),
-        (has_addon, ADDONS[first_addon], addon_qty),
-        (has_second, ADDONS[second_addon], np.ones(m, dtype=np.int64)),
-    )
-    order = np.concatenate([index[mask] for mask, _, _ in slots])
-    product = np.concatenate([prod[mask] for mask, prod, _ in slots])
-    quantity = np.concatenate([qty[mask] for mask, _, qty in slots]).astype(np.int64)
-    by_order = np.argsort(order, kind="stable")
-    return order[by_order], product[by_order], quantity[by_order]
+    # One row of four slots per order; reading the filled slots row by row gives the lines in
+    # order of their order, then of their slot, with no sort.
+    filled = np.column_stack([has_water, has_server, has_addon, has_second])
+    product = np.empty((m, 4), dtype=np.int16)  # small ints: less memory to write and read
+    product[:, 0], product[:, 1] = water_product, p.server[customer]
+    product[:, 2], product[:, 3] = ADDONS[first_addon], ADDONS[second_addon]
+    quantity = np.ones((m, 4), dtype=np.int16)
+    quantity[:, 0], quantity[:, 2] = water_qty, addon_qty
+    order, _ = np.nonzero(filled)
+    return order, product[filled].astype(np.int64), quantity[filled].astype(np.int64)
 
 
 def _order_facts(

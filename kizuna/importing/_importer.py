@@ -488,6 +488,9 @@ def _compare(
     data_cols = [c for c in present if c not in key]
     suffix = f"_{spec.name}" if several else ""
     counts = TableCounts(duplicates=checked.duplicates)
+    if store.count(spec.name) == 0:  # a first import: every row is new, and is written as the file has it
+        counts.added = int(valid.count().to_pyarrow().as_py())
+        return counts, ((spec.name, valid.select(*spec.column_names), None) if counts.added else None)
 
     stored = store.table(spec.name).mutate(_stored=ibis.literal(True))
     joined = valid.left_join(stored, key, rname="{name}__stored")

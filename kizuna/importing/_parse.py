@@ -27,8 +27,24 @@ def clean_text(column: pa.Array) -> pa.Array:
     if pc.all(pc.fill_null(pc.string_is_ascii(column), True)).as_py():  # NFKC leaves ASCII as it is
         text = pc.ascii_trim_whitespace(column)
     else:
-        text = pc.utf8_trim_whitespace(pc.utf8_normalize(column, "NFKC"))
-    return pc.if_else(pc.equal(text, ""), _NULL_TEXT, text)
+        text = _each_distinct(column, lambda values: pc.utf8_trim_whitespace(pc.utf8_normalize(values, "NFKC")))
+    return _empty_null(text)
+
+
+def _empty_null(text: pa.Array) -> pa.Array:
+    empty = pc.equal(text, "")
+    return pc.if_else(empty, _NULL_TEXT, text) if pc.any(empty).as_py() else text  # (a copy only when needed)
+
+
+def _each_distinct(column: pa.Array, clean) -> pa.Array:  # noqa: ANN001 - an Arrow function of one array
+    """`clean(column)`, computed once per distinct value when the column repeats its values (a channel,
+    a status word): Unicode normalisation costs far more than finding the distinct values."""
+    if not isinstance(column, pa.Array):
+        return clean(column)
+    encoded = pc.dictionary_encode(column)
+    if 2 * len(encoded.dictionary) > len(column):
+        return clean(column)
+    return pc.take(clean(encoded.dictionary), encoded.indices)
 
 
 def clean_prose(column: pa.Array) -> pa.Array:
@@ -38,8 +54,7 @@ def clean_prose(column: pa.Array) -> pa.Array:
     Not NFKC: that would turn a harmless full-width ``＝1+1`` into the formula ``=1+1``, and
     the store keeps the value the customer gave (files for people neutralise formulas).
     """
-    text = pc.utf8_trim(column, " \u3000")
-    return pc.if_else(pc.equal(text, ""), _NULL_TEXT, text)
+    return _empty_null(pc.utf8_trim(column, " \u3000"))
 
 
 # C0 and C1 controls (CR, LF, tab, NUL …) and the Unicode line and paragraph separators
@@ -48,11 +63,25 @@ _CONTROL = r"[\x00-\x1f\x7f-\x{9f}\x{2028}\x{2029}]"
 
 def control_characters(column: pa.Array, name: str) -> pa.Array:
     """The reason for every value (an e-mail address, a phone number) holding a control character."""
+    if not _may_hold_controls(column):
+        return pa.nulls(len(column), pa.string())
     found = pc.fill_null(pc.match_substring_regex(column, _CONTROL), False)
     if not pc.any(found).as_py():
         return pa.nulls(len(column), pa.string())
     return pc.if_else(found, f"control character in {name} (a line break, tab, NUL or other invisible "
                              "character inside the value); remove it from the file", _NULL_TEXT)
+
+
+def _may_hold_controls(column: pa.Array) -> bool:
+    """False when no byte of the column's text can start a control character: below 0x20, 0x7f, or the
+    first byte of U+0080-U+009F (0xc2) or of U+2028/U+2029 (0xe2). One pass over the text buffer,
+    where the pattern would run on every value."""
+    import numpy as np
+
+    if not isinstance(column, pa.Array) or column.type != pa.string() or column.buffers()[2] is None:
+        return True
+    data = np.frombuffer(column.buffers()[2], dtype=np.uint8)
+    return bool(((data < 0x20) | (data == 0x7F) | (data == 0xC2) | (data == 0xE2)).any())
 
 
 def _fail(column: pa.Array, parsed: pa.Array, reason: str) -> pa.Array:
@@ -102,7 +131,15 @@ def parse_int(column: pa.Array, what: str = "a whole number") -> Parsed:
     plain = pc.fill_null(pc.and_(pc.ascii_is_decimal(column), pc.less_equal(pc.binary_length(column), 18)), True)
     if pc.all(plain).as_py():  # most exports write plain digits: no need for the patterns below
         return column.cast(pa.int64()), pa.nulls(len(column), pa.string())
-    return _comma_checked(column, *_parse_marked_int(column, what))
+    marked = pc.invert(plain)
+    if not isinstance(column, pa.Array) or 2 * (pc.sum(marked).as_py() or 0) > len(column):
+        return _comma_checked(column, *_parse_marked_int(column, what))
+    # a few "¥1,200" among plain digits: the patterns below only for those
+    some = pc.filter(column, marked)
+    values, reasons = _comma_checked(some, *_parse_marked_int(some, what))
+    plain_values = pc.if_else(plain, column, _NULL_TEXT).cast(pa.int64())
+    return (pc.replace_with_mask(plain_values, marked, values),
+            pc.replace_with_mask(pa.nulls(len(column), pa.string()), marked, reasons))
 
 
 def _parse_marked_int(column: pa.Array, what: str) -> Parsed:
@@ -235,31 +272,57 @@ def _excel_serials(column: pa.Array) -> pa.Array:
     return micros.cast(pa.timestamp("us"))
 
 
-# Forms that most exports write for every row, read by strptime alone: (form, its exact shape,
-# where the day is). The day is checked too, so 2024/2/30 (which strptime rolls over into March)
-# and unpadded 2024/1/5 still take the general path below.
+# Forms that most exports write for every row, read by strptime alone: (form, its exact shape, # a
+# digit). The day is checked too, so 2024/2/30 (which strptime rolls over into March) and unpadded
+# 2024/1/5 still take the general path below.
 _PLAIN_FORMS = (
-    ("%Y/%m/%d %H:%M:%S", r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}$"),
-    ("%Y-%m-%d %H:%M:%S", r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"),
-    ("%Y-%m-%d", r"^\d{4}-\d{2}-\d{2}$"),
-    ("%Y/%m/%d", r"^\d{4}/\d{2}/\d{2}$"),
+    ("%Y/%m/%d %H:%M:%S", "####/##/## ##:##:##"),
+    ("%Y-%m-%d %H:%M:%S", "####-##-## ##:##:##"),
+    ("%Y-%m-%d", "####-##-##"),
+    ("%Y/%m/%d", "####/##/##"),
 )
 
 
 def _plain_stamps(column: pa.Array) -> pa.Array | None:
     """Timestamps when every value is in one plain form; else None (the general path decides)."""
-    valid = pc.sum(pc.is_valid(column)).as_py() or 0
-    if not valid:
+    text = _fixed_width_text(column)
+    if text is None:
         return None
     for form, shape in _PLAIN_FORMS:
-        if not pc.all(pc.fill_null(pc.match_substring_regex(column, shape), True)).as_py():
+        if text.shape[1] != len(shape) or not _fits(text, shape):
             continue
         parsed = pc.strptime(column, format=form, unit="us", error_is_null=True)
-        day = pc.utf8_slice_codeunits(column, 8, 10).cast(pa.int64())
-        if not pc.all(pc.fill_null(pc.equal(pc.day(parsed), day), True)).as_py():
+        if parsed.null_count != column.null_count:
             return None
-        return parsed if (pc.sum(pc.is_valid(parsed)).as_py() or 0) == valid else None
+        written = (text[:, 8] - 48).astype("int64") * 10 + (text[:, 9] - 48)
+        return parsed if bool((pc.day(parsed.drop_null()).to_numpy() == written).all()) else None
     return None
+
+
+def _fixed_width_text(column: pa.Array):  # noqa: ANN202 - a NumPy array, imported here
+    """The bytes of the column's values as a NumPy matrix, a row per value, when every value has the same
+    length (a shape is then checked position by position, not by a pattern per row); else None."""
+    import numpy as np
+
+    if not isinstance(column, pa.Array) or column.type != pa.string():
+        return None
+    values = column.drop_null()
+    if not len(values):
+        return None
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset:values.offset + len(values) + 1]
+    width = int(offsets[1] - offsets[0])
+    if width == 0 or int(offsets[-1] - offsets[0]) != width * len(values) or not (np.diff(offsets) == width).all():
+        return None
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
+    return data[offsets[0]:offsets[-1]].reshape(len(values), width)
+
+
+def _fits(text, shape: str) -> bool:  # noqa: ANN001 - a NumPy matrix
+    """Every row of `text` (see `_fixed_width_text`) has a digit where `shape` has #, and its other characters."""
+    digits = [i for i, c in enumerate(shape) if c == "#"]
+    marks = [i for i, c in enumerate(shape) if c != "#"]
+    return bool(((text[:, digits] - 48) < 10).all()
+                and (text[:, marks] == [ord(shape[i]) for i in marks]).all())
 
 
 def _stamps(column: pa.Array, timezone: str) -> tuple[pa.Array, pa.Array]:
@@ -309,6 +372,8 @@ def _checked(column: pa.Array, stamps: pa.Array, is_era: pa.Array, example: str)
     else:
         shown = _NULL_TEXT
     failed = pc.and_(pc.is_valid(column), pc.is_null(stamps))
+    if shown is _NULL_TEXT and not pc.any(failed).as_py():  # every date read
+        return stamps, pa.nulls(len(column), pa.string())
     era_failed = pc.and_(failed, is_era)
     reasons = pc.case_when(
         pc.make_struct(implausible, era_failed, failed),

@@ -206,8 +206,6 @@ class Preparer:
         run = pc.subtract(pc.cumulative_sum(start.cast(pa.int64())), 1)
         first = pc.take(pc.indices_nonzero(start), run)
         first_row = pc.take(extended(rows, carry[2] if carry else None), first)
-        why = pc.binary_join_element_wise(
-            "not the same as on the order's first row (row ", first_row.cast(pa.string()), ")", "")
         problems = []
         new_carry: dict[str, object] = {}
         for name in fields:
@@ -218,7 +216,10 @@ class Preparer:
             if pc.any(pc.fill_null(differs, False)).as_py():
                 differs = pc.and_(pc.is_valid(clean_text(values)),
                                   pc.not_equal(clean_text(values), pc.coalesce(clean_text(filled), "")))
-            problems.append((name, pc.if_else(pc.fill_null(differs, False), why, _NULL)[lead:]))
+                if pc.any(pc.fill_null(differs, False)).as_py():  # (the reason's text only where it is needed)
+                    why = pc.binary_join_element_wise(
+                        "not the same as on the order's first row (row ", first_row.cast(pa.string()), ")", "")
+                    problems.append((name, pc.if_else(pc.fill_null(differs, False), why, _NULL)[lead:]))
             text[name] = filled[lead:]
             new_carry[name] = filled[-1].as_py() if len(filled) else None
         if len(ids):
@@ -283,14 +284,11 @@ class Preparer:
         email = text.get("email")
         email_key = pc.utf8_lower(clean_text(email)) if email is not None else pa.nulls(n, pa.string())
         # a relay address is per order: the buyer is found by phone, then by name + postal code
-        relayed = pc.fill_null(pc.match_substring_regex(email_key, _MASKED), False)
-        email_key = pc.if_else(relayed, _NULL, email_key)
+        if any(pc.any(pc.match_substring(email_key, domain)).as_py() for domain in MASKED_EMAIL_DOMAINS):
+            relayed = pc.fill_null(pc.match_substring_regex(email_key, _MASKED), False)
+            email_key = pc.if_else(relayed, _NULL, email_key)
         phone = text.get("phone")
-        if phone is not None:
-            digits = pc.replace_substring_regex(clean_text(phone), r"\D", "")
-            phone_key = pc.if_else(pc.equal(digits, ""), _NULL, digits)
-        else:
-            phone_key = pa.nulls(n, pa.string())
+        phone_key = _digits(clean_text(phone)) if phone is not None else pa.nulls(n, pa.string())
         name_key = _name_key(text.get("name"), text.get("postal_code"), n)
         guest = pc.is_null(member)
         text["customer_id"] = member
@@ -303,14 +301,21 @@ class Preparer:
         return [("customer_id", pc.if_else(nobody, "missing customer_id (no member id, e-mail or phone)", _NULL))]
 
 
+def _digits(text: pa.Array) -> pa.Array:
+    """The digits of each value (null where there are none): 03-1234-5678 -> 0312345678."""
+    digits = pc.replace_substring(text, "-", "")  # the usual separator, by literal search
+    if not pc.all(pc.fill_null(pc.ascii_is_decimal(digits), True)).as_py():
+        digits = pc.replace_substring_regex(digits, r"\D", "")
+    return pc.if_else(pc.equal(digits, ""), _NULL, digits)
+
+
 def _name_key(name: pa.Array | None, postal: pa.Array | None, n: int) -> pa.Array:
     """Name (NFKC, without spaces) + "|" + postal code digits, for buyers without a usable e-mail."""
     if name is None or postal is None:
         return pa.nulls(n, pa.string())
     bare = pc.replace_substring_regex(clean_text(name), r"\s+", "")
-    digits = pc.replace_substring_regex(clean_text(postal), r"\D", "")
+    digits = _digits(clean_text(postal))
     bare = pc.if_else(pc.equal(bare, ""), _NULL, bare)
-    digits = pc.if_else(pc.equal(digits, ""), _NULL, digits)
     return pc.binary_join_element_wise(bare, digits, "|")
 
 
@@ -371,5 +376,7 @@ def _digests(prefix: str, keys: pa.Array, guest: pa.Array, key: str | bytes | No
 
 def _has(column: pa.Array) -> pa.Array:
     """Not null and not blank (without NFKC: a full-width space is trimmed too)."""
+    if isinstance(column, pa.Array) and not pc.any(pc.utf8_is_space(column)).as_py():  # no value is all spaces
+        return pc.fill_null(pc.greater(pc.binary_length(column), 0), False)
     trimmed = pc.utf8_trim(column, " \t\u3000")
     return pc.fill_null(pc.greater(pc.utf8_length(trimmed), 0), False)

@@ -403,9 +403,16 @@ def _arrow_csv_batches(source: Source) -> Iterator[pa.RecordBatch]:
                     raise _NotOneLineARow
                 if _longest(column) > limit:
                     raise _TooLarge
-            rows = pa.array(range(next_row, next_row + batch.num_rows), pa.int64())
+            rows = _row_numbers(next_row, batch.num_rows)
             next_row += batch.num_rows
             yield batch.append_column(ROW, rows)
+
+
+def _row_numbers(first: int, count: int) -> pa.Array:
+    """first, first + 1, … as an int64 array (made in NumPy: not a Python int per row)."""
+    import numpy as np
+
+    return pa.array(np.arange(first, first + count, dtype=np.int64))
 
 
 def _longest(column: pa.Array) -> int:
@@ -768,7 +775,7 @@ def _parquet_batches(path: Path, names: list[str], batch_rows: int) -> Iterator[
     next_row = 1
     for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=names):
         arrays = [_as_text(column) for column in batch.columns]
-        rows = pa.array(range(next_row, next_row + batch.num_rows), pa.int64())
+        rows = _row_numbers(next_row, batch.num_rows)
         next_row += batch.num_rows
         yield pa.RecordBatch.from_arrays([*arrays, rows], [*batch.schema.names, ROW])
 

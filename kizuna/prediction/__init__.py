@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         churn_labels,
         customer_features,
     )
+    from kizuna.prediction._in_engine import SAMPLE_CUSTOMERS, customer_sample, predict_in_engine
     from kizuna.prediction._predict import (
         PREDICTION_COLUMNS,
         FitProblem,
@@ -73,6 +74,7 @@ __all__ = [
     "last_calls", "recently_called",
     "CALL_EFFECT_COLUMNS", "KEEP_ORDERS", "CallOutcomes", "CallUplift", "UpliftDataError", "UpliftModel",
     "call_outcomes", "call_uplift", "keep_ranking", "rank_key", "with_call_uplift", "CallBacktest", "call_backtest",
+    "SAMPLE_CUSTOMERS", "customer_sample", "predict_in_engine",
 ]
 
 # The models load SciPy and scikit-learn on first use (PEP 562): the workspace composes
@@ -88,7 +90,8 @@ _LAZY = {"Backtest": "_backtest", "backtest": "_backtest", "backtest_report": "_
          "ACTIONS": "_priority", "PRIORITY_COLUMNS": "_priority", "call_list_rows": "_priority",
          "missing_value_at_risk": "_priority", "priority_list": "_priority", "suggested_action": "_priority",
          "CallList": "_priority", "LISTS": "_priority", "WINBACK_ACTIONS": "_priority", "call_lists": "_priority",
-         "keep_count": "_predict", "CallRules": "_call_rules", "call_blocker": "_call_rules",
+         "keep_count": "_predict", "SAMPLE_CUSTOMERS": "_in_engine", "customer_sample": "_in_engine",
+         "predict_in_engine": "_in_engine", "CallRules": "_call_rules", "call_blocker": "_call_rules",
          "fresh_answer": "_call_rules", "last_calls": "_call_rules", "recently_called": "_call_rules",
          **dict.fromkeys(("CALL_EFFECT_COLUMNS", "KEEP_ORDERS", "CallOutcomes", "CallUplift", "UpliftDataError",
                           "UpliftModel", "call_outcomes", "call_uplift", "keep_ranking", "rank_key",

@@ -47,7 +47,8 @@ from kizuna.prediction._features import CHURN_FEATURES, churn_labels, customer_f
 from kizuna.prediction._reasons import reason_texts
 
 __all__ = ["GONE", "PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError", "Predictions", "Scores",
-           "explain", "fit_models", "keep_count", "predict_customers", "prediction_table", "read_features", "score"]
+           "churn_scores", "explain", "fit_models", "keep_count", "predict_customers", "prediction_table",
+           "read_features", "score"]
 
 # The stored columns of customer_predictions, in order.
 PREDICTION_COLUMNS = (
@@ -174,9 +175,10 @@ def predict_customers(
     """
     features = read_features(tables, as_of, analysis)
     fits = fit_models(tables, as_of, features, horizon_days=horizon_days, analysis=analysis)
+    risk, top = churn_scores(fits.churn, features.matrix)
     scores = score(features, fits, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
-                   discount_rate=discount_rate)
-    reasons = explain(features, fits.churn)
+                   discount_rate=discount_rate, churn_risk=risk)
+    reasons = explain(features, fits.churn, top=top)
     table = prediction_table(features, scores, reasons, as_of, horizon_days=horizon_days,
                              gross_margin_rate=gross_margin_rate)
     return Predictions(as_of, horizon_days, clv_horizon_days, table, fits.beta_geo, fits.gamma_gamma, fits.churn,
@@ -288,9 +290,17 @@ def fit_models(tables: dict[str, ibis.Table], as_of: dt.date, features: Features
     return Fits(beta_geo, gamma_gamma, shifted, churn, training, notes, problems)
 
 
-def score(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days: int, discount_rate: float) -> Scores:
+def churn_scores(churn: ChurnModel, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The churn model on a batch of customers' features (`Features.matrix`): (each one's churn risk,
+    their three features that raise it most, as `ChurnModel.top_reasons`), in one pass over the trees."""
+    return churn.risk_and_reasons(matrix, k=3)
+
+
+def score(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days: int, discount_rate: float,
+          churn_risk: np.ndarray | None = None) -> Scores:
     """Stage 3, score: P(alive), expected orders and the next order (once per distinct (frequency,
-    recency, T)), expected order value, CLV, churn risk and cancel probability."""
+    recency, T)), expected order value, CLV, churn risk and cancel probability. `churn_risk`: the
+    risks `churn_scores` gave, when it ran already."""
     f, r, t, m, spends = (features.frequency, features.recency, features.age, features.monetary_value,
                           features.spends)
     n = features.table.num_rows
@@ -321,10 +331,10 @@ def score(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days
                                        int(unknown.sum())))
     else:
         p_alive = expected_orders = clv = next_order = np.full(n, np.nan)
-    risk = fits.churn.predict_risk(features.matrix)
+    risk = fits.churn.predict_risk(features.matrix) if churn_risk is None else churn_risk
     cancel = _cancel_probability(fits.shifted_beta_geo, features.table, horizon_days)
     # the hard rule (docs/measures.md#lifecycle-state): a cancelled subscriber who has not ordered since
-    gone = _states(features.table) == GONE
+    gone = _in_state(features.table, GONE)
     if gone.any():
         risk = np.where(gone, 1.0, risk)
         p_alive, expected_orders, clv = (np.where(gone, 0.0, v) for v in (p_alive, expected_orders, clv))
@@ -333,10 +343,12 @@ def score(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days
     return Scores(p_alive, expected_orders, next_order, spend, clv, risk, cancel, problems)
 
 
-def explain(features: Features, churn: ChurnModel) -> dict[str, list[str]]:
+def explain(features: Features, churn: ChurnModel, *, top: np.ndarray | None = None) -> dict[str, list[str]]:
     """Stage 4, explain: lang -> each customer's three features that raise the churn risk most
-    (by occlusion on the model itself), in words (ja and en)."""
-    top = churn.top_reasons(features.matrix, k=3)
+    (by occlusion on the model itself), in words (ja and en). `top`: those features as
+    `churn_scores` gave them, when it ran already."""
+    if top is None:
+        top = churn.top_reasons(features.matrix, k=3)
     return {lang: _or_typical(reason_texts(features.table, top, CHURN_FEATURES, lang), lang) for lang in ("ja", "en")}
 
 
@@ -475,8 +487,9 @@ def _matrix(features: pa.Table) -> np.ndarray:
     ])
 
 
-def _states(features: pa.Table) -> np.ndarray:
-    return np.asarray(features["lifecycle_state"].to_pylist(), dtype=object)
+def _in_state(features: pa.Table, state: str) -> np.ndarray:
+    """bool per customer: in lifecycle `state` (no state: False), without a Python string per customer."""
+    return pc.fill_null(pc.equal(features["lifecycle_state"], state), False).to_numpy(zero_copy_only=False)
 
 
 def _with_states(features: ibis.Table, tables: dict[str, ibis.Table], as_of: dt.date,

@@ -8,14 +8,19 @@ from kizuna.store._schema import KINDS, TABLES, Column, TableSpec, table_for_kin
 from kizuna.store._settings import StoreSettings
 
 __all__ = [
-    "KINDS", "TABLES", "Column", "DuckDBStore", "PostgresStore", "SparkStore", "Store", "StoreBusy", "StoreSettings",
-    "copy_store", "customer_rows", "TableSpec", "local_spark_session", "redact", "table_for_kind",
+    "KINDS", "TABLES", "CollectedRows", "Column", "DuckDBStore", "PostgresStore", "SparkStore", "Store", "StoreBusy",
+    "StoreSettings",
+    "cluster_by_customer", "collected_rows", "copy_store", "count_rows", "customer_rows", "order_table",
+    "rows_of_customers", "sorted_page", "TableSpec", "local_spark_session", "redact", "table_for_kind",
 ]
 
 # The engine loads on first use (PEP 562): the table definitions are enough for `kizuna --help`.
 _LAZY = {"Store": "_engine", "redact": "_engine", "DuckDBStore": "_duckdb", "PostgresStore": "_postgres",
          "SparkStore": "_spark", "local_spark_session": "_spark", "copy_store": "_copy",
-         "StoreBusy": "_busy", "customer_rows": "_paging"}
+         "StoreBusy": "_busy", "customer_rows": "_paging", "cluster_by_customer": "_paging",
+         "sorted_page": "_paging", "count_rows": "_paging", "rows_of_customers": "_paging",
+         "order_table": "_paging",
+         "CollectedRows": "_spark", "collected_rows": "_spark"}
 
 
 def __getattr__(name: str) -> object:

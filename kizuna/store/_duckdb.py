@@ -99,12 +99,18 @@ class DuckDBStore(Store):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
+        if getattr(self, "_in_transaction", False):  # within a caller's transaction: all or nothing with it
+            yield
+            return
         self.backend.con.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield
         except BaseException:
+            self._in_transaction = False
             self.backend.con.execute("ROLLBACK")
             raise
+        self._in_transaction = False
         self.backend.con.execute("COMMIT")
 
     def _execute(self, sql: str) -> None:
@@ -142,9 +148,15 @@ class DuckDBStore(Store):
                     concurrent.futures.wait([computing])
                     raise
                 computing.result()
-            return self._run(name, expr, statements, temp=False)
-        finally:
-            self.drop(step_name)
+            built = self._run(name, expr, statements, temp=False)
+        except BaseException:
+            # within a caller's transaction DuckDB refuses any statement after an error; its
+            # rollback removes the temporary table
+            if not getattr(self, "_in_transaction", False):
+                self.drop(step_name)
+            raise
+        self.drop(step_name)
+        return built
 
     def _create_statements(
         self, name: str, expr: ibis.Table, *, categories: Mapping[str, Sequence[str]],

@@ -34,13 +34,14 @@ from ibis.common.exceptions import TableNotFound
 from kizuna._errors import StoreError
 from kizuna.store._schema import TABLES
 
-__all__ = ["Store", "redact"]
+__all__ = ["Store", "conform", "redact"]
 
 # the canonical tables every store has had since its first version; a table added later may be missing from a
 # store opened read-only (see `table`)
 _OLDER_TABLES = ("customers", "products", "orders", "order_items", "nps_answers", "support_contacts", "events")
 SCHEMES = ("duckdb://", "postgres://", "postgresql://", "pyspark://")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+BatchOut = pa.RecordBatch | pa.Table  # what a function mapped over batches gives (`Store.create_mapped`)
 
 
 class Store:
@@ -49,6 +50,9 @@ class Store:
     engine: ClassVar[str] = ""  # Ibis' name of the backend: "duckdb", "postgres", "pyspark"
     label: ClassVar[str] = ""  # the engine's name for people
     transactional: ClassVar[bool] = True  # several tables' changes in one all-or-nothing transaction
+    # the engine computes away from this process (Spark's executors): per-row work goes there through
+    # `create_mapped`, and only samples and aggregates should come back here
+    distributed: ClassVar[bool] = False
 
     def __init__(self, backend: ibis.BaseBackend, url: str, *, memory_limit: str = "", lock_wait: float = 0.0) -> None:
         self.backend = backend
@@ -253,6 +257,21 @@ class Store:
         finally:
             self.drop(step_name)
 
+    def create_mapped(self, name: str, rows: ibis.Table, function: Callable[[pa.RecordBatch], BatchOut],
+                      schema: ibis.Schema, *, batch_rows: int = 100_000) -> ibis.Table:
+        """Create table `name` (with exactly `schema`) from `function` applied to the Arrow batches of `rows`.
+
+        `function` is pure: a batch (never empty) in, its rows out (any number), nothing read from the store.
+        Here the batches are read into this process and mapped one by one; an engine that runs
+        Python beside its data (`distributed`) maps them there and writes the table from there, so
+        that the rows never pass through this process (Spark: ``mapInArrow``). Timestamps reach
+        `function` without a time zone, as `arrow_batches` gives them.
+        """
+        target = schema.to_pyarrow()
+        mapped = [conform(function(batch), target) for batch in self.arrow_batches(rows, batch_rows) if batch.num_rows]
+        return self.create(name, pa.Table.from_batches([b for t in mapped for b in t.to_batches()], schema=target),
+                           schema=schema)
+
     def append(self, name: str, rows: ibis.Table | pa.Table) -> None:
         """Insert rows into table `name`; Arrow rows go through each engine's exact bulk path.
 
@@ -381,6 +400,12 @@ def _engines() -> dict[str, type[Store]]:
     for module in _MODULES.values():
         importlib.import_module(module)
     return {cls.engine: cls for cls in Store.__subclasses__() if cls.engine in _MODULES}
+
+
+def conform(rows: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Table:
+    """`rows` with exactly `schema`'s columns, in its order and types (what a mapped batch must give)."""
+    table = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
+    return table.select(schema.names).cast(schema)
 
 
 def first_line(exc: BaseException) -> str:

@@ -6,17 +6,20 @@ rows builds the new table aside and swaps it in whole, table by table.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ibis
 import pyarrow as pa
 
 from kizuna._errors import StoreError
-from kizuna.store._engine import Store
+from kizuna.store._engine import BatchOut, Store, conform
 
-__all__ = ["SparkStore", "local_spark_session"]
+__all__ = ["CollectedRows", "SparkStore", "collected_rows", "local_spark_session"]
 
 
 class SparkStore(Store):
@@ -25,11 +28,12 @@ class SparkStore(Store):
     engine = "pyspark"
     label = "Spark"
     transactional = False
+    distributed = True
 
     @classmethod
     def _open(cls, url: str, *, home: Path | None, memory_limit: str, create: bool, read_only: bool,
               lock_wait: float) -> SparkStore:
-        backend = ibis.pyspark.connect(local_spark_session(home))
+        backend = ibis.pyspark.connect(local_spark_session(home, master=spark_master(url)))
         return cls(backend, url, memory_limit=memory_limit, lock_wait=lock_wait)
 
     def close(self) -> None:
@@ -58,6 +62,32 @@ class SparkStore(Store):
         Ibis would). Its timestamps come tagged UTC, the session's zone: a cast drops it."""
         table = self.backend._session.sql(self.backend.compile(rows)).toArrow()
         yield from table.to_batches(max_chunksize=batch_rows)
+
+    def create_mapped(self, name: str, rows: ibis.Table, function: Callable[[pa.RecordBatch], BatchOut],
+                      schema: ibis.Schema, *, batch_rows: int = 100_000) -> ibis.Table:
+        """In the executors: ``mapInArrow`` runs `function` (pickled with what it holds, e.g. fitted
+        models) on each partition's batches, and the executors write table `name`; nothing of the
+        rows comes to the driver. The executors' Python needs the same kizuna installed."""
+        from ibis.backends.pyspark.datatypes import PySparkSchema
+
+        session = self.backend._session
+        target = schema.to_pyarrow()
+
+        def mapped(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                if batch.num_rows:  # `function` is never given an empty batch
+                    yield from conform(function(_naive(batch)), target).to_batches()
+
+        frame = session.sql(self.backend.compile(rows))
+        previous = session.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
+        session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
+        try:
+            out = frame.mapInArrow(mapped, PySparkSchema.from_ibis(schema))
+            self.drop(name)
+            out.write.saveAsTable(name)
+        finally:
+            session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous)
+        return self.table(name)
 
     def same_database(self, other: Store) -> bool:
         # two Ibis backends may share one session and database
@@ -103,34 +133,125 @@ class SparkStore(Store):
         return "tables_rewritten"
 
 
+def _naive(batch: pa.RecordBatch) -> pa.RecordBatch:
+    # Spark hands timestamps to Python tagged with the session's zone (UTC): the wall clock without it
+    fields = [pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) and f.type.tz else f
+              for f in batch.schema]
+    return batch if fields == list(batch.schema) else batch.cast(pa.schema(fields))
+
+
+@dataclass
+class CollectedRows:
+    """The rows Spark sent to this process (the driver) while counting: one entry per collect."""
+
+    collects: list[int] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.collects)
+
+    @property
+    def largest(self) -> int:
+        return max(self.collects, default=0)
+
+
+_counting: list[CollectedRows] = []
+
+
+@contextlib.contextmanager
+def collected_rows() -> Iterator[CollectedRows]:
+    """Count the rows every Spark query of this process brings back to it, while the block runs.
+
+    Measured where PySpark receives them: ``DataFrame.collect`` (rows, and pandas without Arrow),
+    ``_collect_as_arrow`` (``toArrow``, ``toPandas`` with Arrow: what Ibis' ``to_pyarrow`` uses) and
+    ``toLocalIterator``; catalog look-ups through SQL count too. Rows written by the executors
+    (``create_mapped``) never cross and are not counted.
+    """
+    _install_counting()
+    counter = CollectedRows()
+    _counting.append(counter)
+    try:
+        yield counter
+    finally:
+        _counting.remove(counter)
+
+
+def _count(rows: int) -> None:
+    for counter in _counting:
+        counter.collects.append(rows)
+
+
+def _install_counting() -> None:
+    from pyspark.sql.classic.dataframe import DataFrame
+
+    if getattr(DataFrame, "_kizuna_counting", False):
+        return
+    collect, as_arrow, iterate = DataFrame.collect, DataFrame._collect_as_arrow, DataFrame.toLocalIterator
+
+    def counted_collect(self):
+        rows = collect(self)
+        _count(len(rows))
+        return rows
+
+    def counted_arrow(self, *args, **kwargs):
+        batches = as_arrow(self, *args, **kwargs)
+        _count(sum(b.num_rows for b in batches))
+        return batches
+
+    def counted_iterator(self, *args, **kwargs):
+        for row in iterate(self, *args, **kwargs):
+            _count(1)
+            yield row
+
+    DataFrame.collect, DataFrame._collect_as_arrow, DataFrame.toLocalIterator = (counted_collect, counted_arrow,
+                                                                               counted_iterator)
+    DataFrame._kizuna_counting = True
+
+
 _spark_session = None
 
 
-def local_spark_session(home: Path | None = None):
-    """One local Spark session per process, listening on loopback only (~10 s to start).
+def spark_master(url: str) -> str:
+    """Spark's master for a store URL: ``pyspark://local`` is ``local[2]``; ``pyspark://local[8]``,
+    ``pyspark://yarn`` as written; ``pyspark://host:7077`` a standalone cluster (``spark://host:7077``)."""
+    rest = url.removeprefix("pyspark://").strip("/")
+    if rest in ("", "local"):
+        return "local[2]"
+    if rest.startswith("local[") or rest == "yarn" or "://" in rest:
+        return rest
+    return f"spark://{rest}"
 
-    With `home` (a workspace folder) the tables outlive the process: they are kept in
-    ``home/spark-warehouse`` and catalogued in an embedded Derby metastore in
+
+def local_spark_session(home: Path | None = None, *, master: str = "local[2]"):
+    """One Spark session per process (~10 s to start): local, listening on loopback only, by default.
+
+    With `home` (a workspace folder) a local session's tables outlive the process: they are
+    kept in ``home/spark-warehouse`` and catalogued in an embedded Derby metastore in
     ``home/spark-metastore``, so the next ``kizuna`` command finds them. Without it the
-    catalog is in memory (tests, notebooks that bring their own session). The first call
-    in a process decides; later calls get the same session.
+    catalog is in memory (tests, notebooks that bring their own session). On a cluster
+    (`master` not ``local[…]``) the warehouse, the metastore and the addresses are the
+    cluster's own (spark-defaults.conf, hive-site.xml; docs/spark.md). The first call in a
+    process decides; later calls get the same session.
     """
     global _spark_session
     if _spark_session is None:
         from pyspark.sql import SparkSession
 
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        local = master.startswith("local")
+        # the executors' Python must import kizuna (`create_mapped`): locally, this very interpreter
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable if local else "python3")
         builder = (
-            SparkSession.builder.master("local[2]")
+            SparkSession.builder.master(master)
             .appName("kizuna")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.driver.host", "127.0.0.1")
             .config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "4")
             .config("spark.sql.ansi.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
         )
-        if home is not None:
+        if local:
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            builder = (builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+                       .config("spark.sql.shuffle.partitions", "4"))
+        if home is not None and local:
             home = Path(home).resolve()
             metastore = home / "spark-metastore"
             builder = (
@@ -144,6 +265,8 @@ def local_spark_session(home: Path | None = None):
             java_options = (f"-Dderby.stream.error.file={home / 'derby.log'} "
                             f"-Dlog4j2.configurationFile={Path(__file__).with_name('spark-log4j2.properties')}")
             os.environ.setdefault("PYSPARK_SUBMIT_ARGS", f'--driver-java-options "{java_options}" pyspark-shell')
+        elif not local:  # the cluster's metastore keeps the tables between commands
+            builder = builder.enableHiveSupport()
         _spark_session = builder.getOrCreate()
         _spark_session.sparkContext.setLogLevel("ERROR")
     return _spark_session

@@ -288,7 +288,7 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
     app.add_middleware(BodyLimit)  # inside Hardening: a 413 gets the headers and a log line too
     app.add_middleware(Hardening)
     if warm:
-        reader.warm("dashboard", _dashboard.dashboard_figures, snapshot=True)
+        _dashboard.warm(reader)
         reader.warm("priority", _dashboard.priority_rows)
     return app
 

@@ -31,7 +31,7 @@ from kizuna.web._labels import Words
 from kizuna.web._pages import BadDate, page, render
 from kizuna.web._pages import form as read_form
 
-__all__ = ["dashboard_figures", "priority_rows", "routes"]
+__all__ = ["dashboard_figures", "priority_rows", "routes", "warm"]
 
 MATRIX_ROWS = (("ltv_high", ("churn_candidate", "loyal_candidate", "loyal", "unanswered_high")),
                ("ltv_low", ("non_cooperative", "indifferent", "advocate", "unanswered_low")))
@@ -41,7 +41,10 @@ EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
 
 def dashboard_figures(ws: Any) -> dict[str, Any]:
     """The overview's figures and charts (cached per store version by the caller)."""
-    data = _figures.dashboard(ws)
+    return _charted(_figures.dashboard(ws))
+
+
+def _charted(data: dict[str, Any]) -> dict[str, Any]:
     data["kpis"] = _figures.kpi_tiles(data)  # the last full month, its changes and trend
     data["lorenz_svg"] = _charts.lorenz_svg(data["concentration"])
     top20 = next((r["revenue_share"] for r in data["concentration"] if abs(r["customer_share"] - 0.2) < 1e-9), None)
@@ -49,8 +52,32 @@ def dashboard_figures(ws: Any) -> dict[str, Any]:
     return data
 
 
+def _stored_figures(ws: Any) -> dict[str, Any] | None:
+    stored = _figures.stored_dashboard(ws)
+    return None if stored is None else _charted(stored)
+
+
+def warm(reader: Any) -> None:
+    """Read the overview's figures in the background as the app starts; in a store without stored figures,
+    start computing them on a copy (`_figures_or_busy`)."""
+    def stored_or_computed(ws: Any) -> dict[str, Any] | None:
+        found = _stored_figures(ws)
+        if found is None:
+            reader.warm("dashboard", dashboard_figures, snapshot=True)
+        return found
+
+    reader.warm("dashboard:stored", stored_or_computed)
+
+
 def _figures_or_busy(request: Request) -> tuple[dict[str, Any], bool]:
-    return request.app.state.kizuna.reader.cached("dashboard", dashboard_figures, snapshot=True)
+    """The overview's figures: those `kizuna analyze` stored with the scores, read for each version of the
+    store (a small table: the first overview after an analysis waits for it); in a store analysed by an
+    older kizuna, computed from every order on a copy of the file in the background."""
+    reader = request.app.state.kizuna.reader
+    stored, _stale = reader.cached("dashboard:stored", _stored_figures, stale_ok=False)
+    if stored is not None:
+        return stored, False
+    return reader.cached("dashboard", dashboard_figures, snapshot=True)
 
 
 @page()
@@ -108,9 +135,10 @@ def _member_query(params: dict[str, Any], session: Session) -> MemberQuery:
 def customer_list(request: Request, session: Session) -> Response:
     params = _list_params(request)
     query = _member_query(params, session)
-    with request.app.state.kizuna.reader.workspace() as ws:
+    reader = request.app.state.kizuna.reader
+    with reader.workspace() as ws:
         key, total, rows = _lists.list_page(ws, query, params["page"], operator=session.operator)
-        as_of = ws.scores_as_of()
+    as_of, _stale = reader.cached("scores_as_of", _scores_as_of, stale_ok=False)
     pages = max(1, math.ceil(total / _figures.PAGE_SIZE))
     title = Words(session.lang).segment(key) if params["segment"] else f"R{params['r']} × F{params['f']}"
     keep = {k: v for k, v in (("segment", params["segment"]), ("r", params["r"]), ("f", params["f"]),
@@ -121,6 +149,10 @@ def customer_list(request: Request, session: Session) -> Response:
         "params": params, "keep": keep, "sorts": _figures.SORTS, "as_of": as_of,
         "has_predictions": any(r["churn_risk"] is not None for r in rows),
     })
+
+
+def _scores_as_of(ws: Any) -> dt.date | None:
+    return ws.scores_as_of()
 
 
 @page()
@@ -155,10 +187,7 @@ def customer(request: Request, session: Session) -> Response:
         detail = _figures.customer_detail(ws, customer_id, session.operator, state.operations)
         calls = _last_calls(ws, customer_id, session.operator) if detail is not None else []
         now = dt.datetime.now(zoneinfo.ZoneInfo(ws.settings.business.timezone)).replace(tzinfo=None)
-        try:  # the messages' scenarios by their titles; a scenario file being edited must not hide the page
-            titles = {s.name: s.label(session.lang) for s in ws.scenarios()}
-        except KizunaError:
-            titles = {}
+        titles = _scenario_titles(ws, session.lang)
     if detail is None:
         return render(request, session, "error.html", {"message": Words(session.lang)("not_found")}, status=404)
     return render(request, session, "customer.html", {
@@ -166,6 +195,31 @@ def customer(request: Request, session: Session) -> Response:
         "now": now.strftime("%Y-%m-%dT%H:%M"),
         "call_path": f"/customer/{urllib.parse.quote(customer_id, safe='')}/calls",
     })
+
+
+_TITLES: dict[tuple[str, str], tuple[Any, dict[str, str]]] = {}  # (folder, lang) -> (its files' stamp, titles)
+
+
+def _scenario_titles(ws: Any, lang: str) -> dict[str, str]:
+    """The scenarios' titles by name, read again only when a scenario file changed (parsing every YAML file
+    for each customer page would take longer than the page's queries)."""
+    from kizuna.scenarios import SCENARIO_FOLDER
+
+    folder = ws.path / SCENARIO_FOLDER
+    try:
+        stamp = tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                             for p in [*folder.glob("*.yaml"), *folder.glob("*.yml")]))
+    except OSError:  # a file removed meanwhile: read them all
+        stamp = None
+    known = _TITLES.get((str(folder), lang))
+    if stamp is not None and known is not None and known[0] == stamp:
+        return known[1]
+    try:  # the messages' scenarios by their titles; a scenario file being edited must not hide the page
+        titles = {s.name: s.label(lang) for s in ws.scenarios()}
+    except KizunaError:
+        return {}
+    _TITLES[(str(folder), lang)] = (stamp, titles)
+    return titles
 
 
 # the outcomes of a call, as the form offers them (the `call_outcome` values of the calls table)
@@ -262,7 +316,7 @@ def migration(request: Request, session: Session) -> Response:
     reader = request.app.state.kizuna.reader
     q = request.query_params
     by = q.get("by") if q.get("by") in ("cell", "rank") else "cell"
-    data, _stale = reader.cached("dashboard", dashboard_figures, snapshot=True)
+    data, _stale = _figures_or_busy(request)
     to_day = _day(q.get("to")) or data["as_of"]
     from_day = _day(q.get("from")) or to_day - dt.timedelta(days=90)
     if from_day >= to_day:

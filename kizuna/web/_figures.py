@@ -2,8 +2,8 @@
 
 Every figure is a function of `kizuna.analytics` (the same on every engine), aggregated in the
 engine; only the rows a page shows come back. `dashboard` is the expensive one (the KPI report
-reads every order) and is cached per store version by the caller; the customer page is queried
-per request.
+reads every order) unless `kizuna analyze` stored it with the scores, and is cached per store version
+by the caller; the customer page is queried per request.
 """
 
 from __future__ import annotations
@@ -16,27 +16,51 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kizuna.analytics import MEMBER_SORTS, Period, monthly_ltv, monthly_nps, nps_class_of, rf_grid
+from kizuna.analytics import (
+    MEMBER_SORTS,
+    Period,
+    monthly_ltv,
+    monthly_nps,
+    nps_class_of,
+    overview_from_rows,
+    rf_grid,
+)
 from kizuna.i18n import LANGS, change_text, money
 from kizuna.reporting import change_tone, period_label, sparkline_svg
 from kizuna.web._auth import CONTACT_FIELDS, MASK
 
-__all__ = ["PAGE_SIZE", "PREDICTIONS", "SORTS", "customer_detail", "dashboard", "formatters", "kpi_tiles",
-           "mask_table"]
+__all__ = ["MEMBERS", "PAGE_SIZE", "PREDICTIONS", "SORTS", "customer_detail", "dashboard", "formatters", "kpi_tiles",
+           "mask_table", "stored_dashboard"]
 
 PAGE_SIZE = 50
 SORTS = MEMBER_SORTS  # columns a list may be sorted by (a request names one; anything else is refused)
 PREDICTIONS = "customer_predictions"
+OVERVIEW = "_kizuna_overview"  # the overview's figures, stored by `kizuna analyze`
+MEMBERS = "_kizuna_list_members"  # the lists' rows: scores and the predictions they sort by
 
 
 def _rows(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
+def stored_dashboard(ws: Any) -> dict[str, Any] | None:
+    """The overview's figures as the last `kizuna analyze` stored them with the scores (a small table
+    read at once); None when the store has none (analysed by an older kizuna)."""
+    if not ws.store.has_table(OVERVIEW):
+        return None
+    with ws.store.engine_errors():
+        figures = overview_from_rows(ws.store.table(OVERVIEW).to_pyarrow())
+    figures["has_predictions"] = ws.store.has_table(PREDICTIONS)
+    return figures
+
+
 def dashboard(ws: Any) -> dict[str, Any]:
     """The overview: the KPIs of the last full month with their changes against the month before and
     the same month last year, and their monthly trends up to that month; the matrix, ranks, R × F
     grid, concentration curve and cohorts, all as of the day of the last `kizuna analyze`."""
+    stored = stored_dashboard(ws)
+    if stored is not None:
+        return stored
     as_of = ws.scores_as_of()
     if as_of is None:
         from kizuna._errors import NoDataError, Phrase
@@ -127,8 +151,10 @@ def customer_detail(ws: Any, customer_id: str, operator: bool, operations: Any) 
     """Everything about one customer the store and the ledger know, with a merged timeline."""
     from kizuna.store import customer_rows
 
+    tables = set(ws.store.backend.list_tables())
+
     def rows_of(name: str, order: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        return _rows(customer_rows(ws.store, name, customer_id, newest_by=order, limit=limit))
+        return _rows(customer_rows(ws.store, name, customer_id, newest_by=order, limit=limit, tables=tables))
 
     profile = rows_of("customers", limit=1)
     if not profile:

@@ -3,7 +3,9 @@ the day's call lists.
 
 The first two are `kizuna.analytics.member_page` / `member_list` over the workspace's tables, run in
 the engine, the same on every engine: the page's fifty rows and its total come back, with contact data
-masked for a viewer. Nothing is kept between requests. The call lists are `Workspace.call_lists` (keep
+masked for a viewer. Nothing is kept between requests. A page without a search reads the lists' rows
+that `kizuna analyze` and `predict` store (the scores with the two prediction columns a list sorts by),
+in the same order and with the same rows as `member_page`. The call lists are `Workspace.call_lists` (keep
 or win-back, within the day's capacity), each call with its customer's last call.
 """
 
@@ -14,13 +16,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from kizuna.analytics import AsOf, MemberQuery, member_list, member_page
+from kizuna.analytics import PAGE_COLUMNS, SEGMENTS, AsOf, MemberQuery, member_list, member_page, segment_filter
+from kizuna.i18n import segment_key
 from kizuna.web._auth import mask_row
-from kizuna.web._figures import PAGE_SIZE, PREDICTIONS, mask_table
+from kizuna.web._figures import MEMBERS, PAGE_SIZE, PREDICTIONS, SORTS, mask_table
 
 __all__ = ["CALL_LISTS", "call_list_view", "last_calls", "list_export", "list_page"]
 
 CALL_LISTS = ("keep", "winback")
+_PREDICTION_SORTS = ("churn_risk", "value_at_risk")
+_CONTACTS = ("name", "email", "phone")  # a page's contact columns, from customers
+_STORED_COLUMNS = tuple(c for c in PAGE_COLUMNS if c not in _CONTACTS)
 
 
 def _tables(ws: Any) -> tuple[Any, Any, Any]:
@@ -30,12 +36,56 @@ def _tables(ws: Any) -> tuple[Any, Any, Any]:
 
 def list_page(ws: Any, query: MemberQuery, page: int, *, operator: bool) -> tuple[str, int, list[dict[str, Any]]]:
     """(list key, customers on the list, rows of page `page` (1-based), masked unless `operator`)."""
+    tables = set(ws.store.backend.list_tables())
+    if not query.search.strip() and MEMBERS in tables:
+        return _stored_page(ws, query, page, tables, operator=operator)
     scores, customers, predictions = _tables(ws)
     with ws.store.engine_errors():
         found = member_page(scores, customers, query, predictions, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
         total = int(found.total.to_pyarrow().as_py())
         rows = found.rows.to_pyarrow().to_pylist() if total > (page - 1) * PAGE_SIZE else []
     return found.key, total, [mask_row(row, operator) for row in rows]
+
+
+def _stored_page(ws: Any, query: MemberQuery, page: int, tables: set[str], *,
+                 operator: bool) -> tuple[str, int, list[dict[str, Any]]]:
+    """`list_page` from the lists' rows `kizuna analyze` and `predict` store (`analytics.list_members`):
+    no join with the predictions; the page's rows sorted from the nearer end of the list
+    (`store.sorted_page`), their contact data read for those fifty customers alone."""
+    from kizuna.store import count_rows, rows_of_customers, sorted_page
+
+    sort = query.sort if query.sort in SORTS else "ltv_revenue"
+    if sort in _PREDICTION_SORTS and PREDICTIONS not in tables:
+        sort = "ltv_revenue"  # as `member_page` without predictions
+    if query.segment:
+        key = segment_key(query.segment) or query.segment
+    elif query.r is not None and query.f is not None:
+        key = f"R{query.r}F{query.f}"
+    else:
+        raise ValueError("a list needs a segment or an R and F score")
+
+    def narrowed() -> Any:
+        members = ws.store.table(MEMBERS)
+        if query.segment:
+            _key, condition = segment_filter(members, query.segment)
+        else:
+            condition = (members.r_score == query.r) & (members.f_score == query.f)
+        return members.filter(condition).select(*_STORED_COLUMNS)
+
+    if query.segment and key not in SEGMENTS:
+        narrowed()  # an unknown segment: its error, before anything runs
+    order = [(sort, query.descending)] + ([] if sort == "customer_id" else [("customer_id", False)])
+    with ws.store.engine_errors():
+        total = count_rows(ws.store, narrowed, key=("list", key))
+        found = sorted_page(ws.store, narrowed, order, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, total=total,
+                            key=("list", key))
+        rows = found.to_pylist()
+        contacts = rows_of_customers(ws.store, "customers", [r["customer_id"] for r in rows],
+                                     ("customer_id", *_CONTACTS)).to_pylist() if rows else []
+    known = {c["customer_id"]: c for c in contacts}
+    empty = dict.fromkeys(_CONTACTS)
+    shown = [{c: {**r, **known.get(r["customer_id"], empty)}[c] for c in PAGE_COLUMNS} for r in rows]
+    return key, total, [mask_row(row, operator) for row in shown]
 
 
 def list_export(ws: Any, query: MemberQuery, *, operator: bool) -> tuple[str, pa.Table]:

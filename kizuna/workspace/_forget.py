@@ -138,7 +138,9 @@ def forget_customer(ws: Workspace, customer_id: str) -> ForgetReport:
     pseudonym = _pseudonym(ops, erased_id)
     report.operations = _forget_in_operations(ops, customer_id, customer, pseudonym)
     _reclaim_later(ops)  # before the store changes: a process killed after it leaves this to do
-    report.rows = ws.store.rename_customers({customer_id: pseudonym}, erase=PERSONAL_COLUMNS)
+    renamed = ws.store.rename_customers({customer_id: pseudonym}, erase=PERSONAL_COLUMNS)
+    # kizuna's own copies (the lists' rows) are renamed too; the report names the tables people know
+    report.rows = {name: count for name, count in renamed.items() if not name.startswith("_kizuna_")}
     ops.delete_meta(_UNDER_WAY + erased_id)  # done: the link between the id and the pseudonym goes
     report.compacted |= _finish_reclaim(ws)
     return report

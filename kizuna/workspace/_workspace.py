@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,14 +14,14 @@ import pyarrow as pa
 from kizuna import analytics
 from kizuna._errors import KizunaError, NoDataError, Phrase, WorkspaceError
 from kizuna.exporting import check_output, export_segment
-from kizuna.importing import ColumnMapping, ImportSummary, import_file
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
 from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, RankRule
-from kizuna.store import TABLES, Store
+from kizuna.store import TABLES, Store, cluster_by_customer, order_table
 from kizuna.workspace._outreach import Outreach
 from kizuna.workspace._settings import Settings
 
 if TYPE_CHECKING:  # prediction loads scikit-learn: only the commands that predict pay for it
+    from kizuna.importing import ColumnMapping, ImportSummary  # the importer loads with the first import
     from kizuna.prediction import Backtest, CallBacktest, CallList, Predictions
     from kizuna.reporting import ReportFigures
     from kizuna.scenarios import RunContext
@@ -32,6 +32,10 @@ STORE_FILE = "kizuna.duckdb"
 SCORES = "customer_scores"
 SUMMARY = "_kizuna_order_summary"
 PREDICTIONS = "customer_predictions"
+MEMBERS = "_kizuna_list_members"  # the customer lists' rows (`_write_views`)
+OVERVIEW = "_kizuna_overview"  # the overview's figures of the last analysis
+# the tables a customer page reads by customer id, kept in customer order (`cluster_by_customer`)
+CUSTOMER_TABLES = ("customers", "orders", "nps_answers", "support_contacts", "events", "calls")
 # What kizuna keeps in a workspace folder besides kizuna.toml and the store; an export never
 # writes over them (nor inside the folders).
 WORKSPACE_ENTRIES = ("rejects", "spark-warehouse", "spark-metastore", "derby.log", OPERATIONS_FILE, ".kizuna-run.lock",
@@ -184,6 +188,8 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         kind and the platform export from the headers; `platform` ("BASE", "ec-cube2" …) names the
         export instead. `lang`: of the rejects file (default [business] lang).
         """
+        from kizuna.importing import import_file
+
         if path is None:
             kind, path = None, kind
         with self.store.engine_errors():
@@ -237,13 +243,31 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         summary = analytics.order_summary(tables["orders"], analytics.AsOf(as_of), settings.rfm_window_days)
         margin = self.settings.business.gross_margin_rate
         with self.store.engine_errors():
-            self.store.create_from_intermediate(
-                SCORES, (SUMMARY, summary),
-                lambda stored: analytics.customer_scores(tables, settings, as_of, gross_margin_rate=margin,
-                                                         summary=stored, lost_reasons=self.settings.lost_reasons),
-                categories=analytics.score_categories(settings),
-            )
+            with self.store.transaction():
+                self.store.create_from_intermediate(
+                    SCORES, (SUMMARY, summary),
+                    lambda stored: analytics.customer_scores(tables, settings, as_of, gross_margin_rate=margin,
+                                                             summary=stored, lost_reasons=self.settings.lost_reasons),
+                    categories=analytics.score_categories(settings),
+                )
+                self._write_views(as_of)
+            cluster_by_customer(self.store, [*CUSTOMER_TABLES, SCORES])
         return self.store.count(SCORES)
+
+    def _write_views(self, as_of: dt.date | None = None) -> None:
+        """What the web app reads per request, written in the transaction of the scores or predictions it
+        comes from: the lists' rows (`analytics.list_members`) and, after `analyze` (`as_of` given), the
+        overview's figures (`analytics.overview_figures`)."""
+        if not self.store.has_table(SCORES):
+            return
+        scores = self.store.table(SCORES)
+        predictions = self.store.table(PREDICTIONS) if self.store.has_table(PREDICTIONS) else None
+        self.store.create(MEMBERS, analytics.list_members(scores, predictions),
+                          categories=analytics.score_categories(self.settings.analysis))
+        order_table(self.store, MEMBERS, ("matrix_cell", "r_score", "f_score"))  # a cell's page: a range
+        if as_of is not None and self.store.count("orders"):
+            figures = analytics.overview_figures(self.tables(), scores, self.settings.analysis, as_of)
+            self.store.create(OVERVIEW, analytics.overview_rows(figures))
 
     def scores(self) -> ibis.Table:
         """The `customer_scores` table written by the last `analyze`."""
@@ -279,19 +303,18 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
             return analytics.kpi_comparison(self.tables(), period,
                                             nps_validity_days=self.settings.analysis.nps_validity_days)
 
-    def segments(self) -> dict[str, pa.Table]:
+    def segments(self, only: Collection[str] | None = None) -> dict[str, pa.Table]:
         """The NPS × LTV matrix, the RFM rank table, the named RFM segments and the lifecycle states
-        (the last when `customer_scores` has them: analysed by this kizuna)."""
+        (the last when `customer_scores` has them: analysed by this kizuna); `only`: those of them."""
         scores = self.scores()
+        ranks = tuple(r.label for r in self.settings.analysis.rfm_ranks)
+        tables = {"matrix": lambda: analytics.matrix_table(scores),
+                  "ranks": lambda: analytics.rank_table(scores, ranks),
+                  "rfm_segments": lambda: analytics.rfm_segment_table(scores)}
+        if "lifecycle_state" in scores.columns:
+            tables["lifecycle"] = lambda: analytics.lifecycle_table(scores)
         with self.store.engine_errors():
-            tables = {
-                "matrix": analytics.matrix_table(scores),
-                "ranks": analytics.rank_table(scores, tuple(r.label for r in self.settings.analysis.rfm_ranks)),
-                "rfm_segments": analytics.rfm_segment_table(scores),
-            }
-            if "lifecycle_state" in scores.columns:
-                tables["lifecycle"] = analytics.lifecycle_table(scores)
-            return tables
+            return {name: table() for name, table in tables.items() if only is None or name in only}
 
     def segment(self, segment: str) -> ibis.Table:
         """The customers of a segment (cell, rank, named segment or flag, by id or label) with
@@ -348,6 +371,8 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         if self.store.count("orders") == 0:
             raise NoDataError(Phrase.of("orders"), Phrase.of("error.run_orders_first"))
         settings = self.settings
+        if self.store.distributed:  # fitted here on a sample, every customer scored in the engine (docs/spark.md)
+            return self._predict_in_engine(as_of, self._horizon(horizon_days))
         with self.store.engine_errors():
             result = predict_customers(
                 self.tables(), as_of, horizon_days=self._horizon(horizon_days),
@@ -361,7 +386,32 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
                                  analysis=settings.analysis)
             result.notes.extend([uplift.problem] if uplift.problem else [])
             result.notes.extend(uplift.notes)
-            self.store.create(PREDICTIONS, with_call_uplift(result.table, result.features, uplift))
+            with self.store.transaction():
+                self.store.create(PREDICTIONS, with_call_uplift(result.table, result.features, uplift))
+                self._write_views()
+            cluster_by_customer(self.store, [PREDICTIONS])
+        return result
+
+    def _predict_in_engine(self, as_of: dt.date, horizon_days: int) -> Predictions:
+        import functools
+
+        from kizuna.prediction import call_uplift, predict_in_engine, with_call_uplift
+
+        settings, calls = self.settings, self.settings.calls
+        with self.store.engine_errors():
+            uplift = call_uplift(self.tables(), as_of, secret=self.operations.secret(),
+                                 holdout_share=calls.holdout_share, min_outcomes=calls.min_outcomes,
+                                 horizon_days=horizon_days, cooldown_days=calls.cooldown_days,
+                                 analysis=settings.analysis)
+            result = predict_in_engine(
+                self.tables(), as_of, create=functools.partial(self.store.create_mapped, PREDICTIONS),
+                finish=functools.partial(with_call_uplift, fit=uplift), horizon_days=horizon_days,
+                clv_horizon_days=settings.prediction.clv_horizon_days, discount_rate=settings.prediction.discount_rate,
+                gross_margin_rate=settings.business.gross_margin_rate, analysis=settings.analysis,
+            )
+            self._write_views()  # the lists' rows with the new predictions
+        result.notes.extend([uplift.problem] if uplift.problem else [])
+        result.notes.extend(uplift.notes)
         return result
 
     def _horizon(self, days: int | None) -> int:
@@ -673,6 +723,8 @@ def _answer_rows(answers: list, timezone: str) -> pa.Table:
 
 def _mapping(mapping: Path | str | ColumnMapping | None) -> ColumnMapping | None:
     """A column mapping given as a file, loaded."""
+    from kizuna.importing import ColumnMapping
+
     if mapping is not None and not isinstance(mapping, ColumnMapping):
         return ColumnMapping.load(Path(mapping))
     return mapping

@@ -1,0 +1,85 @@
+"""What `kizuna analyze` and `predict` store for the web app, and the pages that read it: the overview's
+figures (the same as computed from every order), the lists' rows (the same pages, in the same order, as
+`member_page` over scores and predictions, from either end of a list), and tables kept in customer order
+for a customer page (`cluster_by_customer`: the same rows, a customer's rows in few row groups).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from test_web import build_web_demo
+
+from kizuna.analytics import MEMBER_SORTS, MemberQuery, member_page, overview_from_rows, overview_rows
+from kizuna.store import Store, cluster_by_customer
+from kizuna.store._paging import customer_spread
+from kizuna.web import _figures, _lists
+from kizuna.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_web_demo(tmp_path_factory.mktemp("stored") / "ws", customers=900).path
+
+
+def test_the_stored_overview_is_the_one_computed_from_every_order(demo: Path, tmp_path: Path) -> None:
+    with Workspace.open(demo, read_only=True) as ws:
+        stored = _figures.stored_dashboard(ws)
+    assert stored is not None
+    shutil.copytree(demo, tmp_path / "ws")
+    with Workspace.open(tmp_path / "ws") as ws:
+        ws.store.drop("_kizuna_overview")
+        assert _figures.stored_dashboard(ws) is None
+        computed = _figures.dashboard(ws)
+    assert stored == computed
+    assert overview_from_rows(overview_rows(computed)) == computed
+
+
+def _reference(ws: Workspace, query: MemberQuery, page: int) -> tuple[str, int, list[dict]]:
+    found = member_page(ws.scores(), ws.store.table("customers"), query, ws.predictions(), offset=(page - 1) * 50,
+                        limit=50)
+    total = int(found.total.to_pyarrow().as_py())
+    rows = found.rows.to_pyarrow().to_pylist() if total > (page - 1) * 50 else []
+    return found.key, total, rows
+
+
+@pytest.mark.parametrize("segment", ["churn_candidate", "unanswered_low", "rank_other", "dormant", "R4F1"])
+def test_list_pages_from_the_stored_rows_are_member_page(demo: Path, segment: str) -> None:
+    r, f = (int(segment[1]), int(segment[3])) if segment.startswith("R") and segment[1].isdigit() else (None, None)
+    with Workspace.open(demo, read_only=True) as ws:
+        for sort in MEMBER_SORTS:
+            for descending in (True, False):
+                query = MemberQuery(segment=None if r else segment, r=r, f=f, sort=sort, descending=descending,
+                                    contacts=True)
+                key, total, _rows = _lists.list_page(ws, query, 1, operator=True)
+                last = max(1, math.ceil(total / 50))
+                for page in sorted({1, 2, last // 2, last // 2 + 1, last - 1, last, last + 1} - {0}):
+                    assert _lists.list_page(ws, query, page, operator=True) == _reference(ws, query, page), \
+                        (sort, descending, page)
+
+
+def test_a_search_still_reads_scores_and_customers(demo: Path) -> None:
+    with Workspace.open(demo, read_only=True) as ws:
+        query = MemberQuery(segment="unanswered_low", search="C00", contacts=True, sort="value_at_risk")
+        assert _lists.list_page(ws, query, 1, operator=True) == _reference(ws, query, 1)
+
+
+def test_cluster_by_customer_keeps_the_rows_and_gathers_a_customers(tmp_path: Path) -> None:
+    store = Store.connect(str(tmp_path / "s.duckdb"))
+    ids = [f"C{i:07d}" for i in range(100_000)] * 7  # seven row groups, each holding every customer
+    random.Random(1).shuffle(ids)
+    rows = pa.table({"customer_id": ids, "n": list(range(len(ids)))})
+    store.create("visits", rows)
+    store.backend.con.execute("CHECKPOINT")
+    assert customer_spread(store, "visits") > 4
+    assert cluster_by_customer(store, ["visits", "no_such_table"]) == ["visits"]
+    store.backend.con.execute("CHECKPOINT")
+    assert customer_spread(store, "visits") <= 2
+    assert sorted(store.table("visits").to_pyarrow().to_pylist(), key=lambda r: r["n"]) == rows.to_pylist()
+    assert cluster_by_customer(store, ["visits"]) == []  # in customer order already: left as it is
+    store.close()
