@@ -145,7 +145,7 @@ def _step(ws, step: str):
         return {"rows_in_result": result.table.num_rows,
                 "stored": int(ws.store.table("customer_predictions").count().to_pyarrow().as_py())}
     report = ws.run(AS_OF, now=dt.datetime(AS_OF.year, AS_OF.month, AS_OF.day, 10), dry_run=True)
-    return {"due": sum(t.counts["due"] for t in report.tallies.values()) if report.tallies else 0}
+    return {"due": report.total("would_send"), "waiting": report.total("waiting")}
 
 
 # -- data and workspaces --------------------------------------------------------------------------

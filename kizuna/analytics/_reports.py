@@ -131,13 +131,14 @@ def cohort_retention(orders: ibis.Table, cut: AsOf, months: int = 12) -> pa.Tabl
     month still running would understate retention), with 0 where nobody came back.
     """
     firsts = orders.group_by("customer_id").aggregate(first=_.ordered_at.min())
+    # a cohort's size from one row per customer; who came back in month k from one row per
+    # (customer, k): counting distinct customers over every order costs several times more
+    sizes = firsts.group_by(cohort=_month(firsts.first)).aggregate(cohort_size=_.count())
     joined = orders.inner_join(firsts, "customer_id")
-    active = joined.mutate(cohort=_month(joined.first),
+    active = joined.select("customer_id", cohort=_month(joined.first),
                            k=_month_number(joined.ordered_at) - _month_number(joined.first))
-    sizes = active.group_by("cohort").aggregate(cohort_size=_.customer_id.nunique())
-    back = active.filter((active.k >= 1) & (active.k <= months)).group_by(["cohort", "k"]).aggregate(
-        customers=_.customer_id.nunique()
-    )
+    back = active.filter((active.k >= 1) & (active.k <= months)).distinct()
+    back = back.group_by(["cohort", "k"]).aggregate(customers=_.count())
     complete = last_complete_month(cut.day)
     grid = sizes.cross_join(ibis.memtable({"k": list(range(1, months + 1))}))
     grid = grid.filter(_month_number(grid.cohort) + grid.k <= complete.year * 12 + complete.month)
@@ -147,12 +148,17 @@ def cohort_retention(orders: ibis.Table, cut: AsOf, months: int = 12) -> pa.Tabl
 
 def f2_conversion(orders: ibis.Table, start: dt.date, window_days: int) -> dict[str, float | int | None]:
     """Of customers whose first order falls in the period, the share ordering again within N days."""
-    ranked = orders.mutate(
-        _nth=ibis.row_number().over(group_by=orders.customer_id, order_by=[orders.ordered_at, orders.order_id])
+    # only the orders of customers whose first order falls in the period are numbered: the
+    # numbering is per customer, and the others are most of the orders
+    first_orders = orders.group_by("customer_id").aggregate(_first=_.ordered_at.min())
+    newcomers = first_orders.filter(first_orders._first >= ibis.literal(start, type="timestamp"))
+    theirs = orders.semi_join(newcomers, "customer_id")
+    ranked = theirs.mutate(
+        _nth=ibis.row_number().over(group_by=theirs.customer_id, order_by=[theirs.ordered_at, theirs.order_id])
     )
     firsts = ranked.filter(ranked._nth == 0).select("customer_id", first=_.ordered_at)
     seconds = ranked.filter(ranked._nth == 1).select("customer_id", second=_.ordered_at)
-    pairs = firsts.filter(firsts.first >= ibis.literal(start, type="timestamp")).left_join(seconds, "customer_id")
+    pairs = firsts.left_join(seconds, "customer_id")
     days = pairs.second.date().epoch_days() - pairs.first.date().epoch_days()
     pairs = pairs.mutate(days=days, converted=pairs.second.notnull() & (days <= window_days))
     row = pairs.aggregate(
