@@ -4,6 +4,7 @@ message may go. Every transport sends one rendered `Message`; the send ledger ar
 
 from typing import TYPE_CHECKING
 
+from kizuna._lazy import lazy_getattr
 from kizuna.delivery._base import CHANNELS, ONLINE_CHANNELS, DeliveryError, Message, Receipt, Transport
 from kizuna.delivery._settings import DeliverySettings, EmailSettings, LineSettings
 
@@ -36,9 +37,4 @@ _LAZY = {name: module for module, names in {
 }.items() for name in names}
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"kizuna.delivery.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'kizuna.delivery' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -6,6 +6,7 @@ MakeShop, futureshop) are recognised from their headers and need no mapping.
 
 from typing import TYPE_CHECKING
 
+from kizuna._lazy import lazy_getattr
 from kizuna.importing._settings import ImportSettings
 
 if TYPE_CHECKING:
@@ -30,9 +31,4 @@ _LAZY = {"CallError": "_calls", "record_call": "_calls", "files_in_order": "_fol
          "detect_encoding": "_sources", "open_source": "_sources"}
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"kizuna.importing.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'kizuna.importing' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

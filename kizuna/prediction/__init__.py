@@ -3,6 +3,7 @@ whom the contact centre calls first."""
 
 from typing import TYPE_CHECKING
 
+from kizuna._lazy import lazy_getattr
 from kizuna.prediction._calls import call_holdout, in_call_holdout
 from kizuna.prediction._settings import CallSettings, PredictionSettings
 
@@ -98,9 +99,4 @@ _LAZY = {"Backtest": "_backtest", "backtest": "_backtest", "backtest_report": "_
                           "with_call_uplift"), "_uplift")}
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"kizuna.prediction.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'kizuna.prediction' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

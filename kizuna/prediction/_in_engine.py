@@ -31,12 +31,9 @@ from kizuna.prediction._predict import (
     Fits,
     Predictions,
     _with_states,
-    churn_scores,
-    explain,
     fit_models,
-    prediction_table,
     read_features,
-    score,
+    scored_rows,
 )
 
 __all__ = ["SAMPLE_CUSTOMERS", "customer_sample", "predict_in_engine"]
@@ -105,10 +102,6 @@ def _scored(table: pa.Table, fits: Fits, as_of: dt.date, *, horizon_days: int, c
     not needed)."""
     model = (table[c].to_numpy(zero_copy_only=False).astype(float) for c in MODEL_COLUMNS)
     features = Features(table, pa.table({}), *model)
-    risk, top = churn_scores(fits.churn, features.matrix)
-    scores = score(features, fits, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
-                   discount_rate=discount_rate, churn_risk=risk)
-    reasons = explain(features, fits.churn, top=top)
-    rows = prediction_table(features, scores, reasons, as_of, horizon_days=horizon_days,
-                            gross_margin_rate=gross_margin_rate)
+    rows, _ = scored_rows(features, fits, as_of, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
+                          discount_rate=discount_rate, gross_margin_rate=gross_margin_rate)
     return finish(rows, table) if finish is not None else rows

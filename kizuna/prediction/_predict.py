@@ -48,7 +48,7 @@ from kizuna.prediction._reasons import reason_texts
 
 __all__ = ["GONE", "PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError", "Predictions", "Scores",
            "churn_scores", "explain", "fit_models", "keep_count", "predict_customers", "prediction_table",
-           "read_features", "score"]
+           "read_features", "score", "scored_rows"]
 
 # The stored columns of customer_predictions, in order.
 PREDICTION_COLUMNS = (
@@ -175,15 +175,25 @@ def predict_customers(
     """
     features = read_features(tables, as_of, analysis)
     fits = fit_models(tables, as_of, features, horizon_days=horizon_days, analysis=analysis)
+    table, scores = scored_rows(features, fits, as_of, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
+                                discount_rate=discount_rate, gross_margin_rate=gross_margin_rate)
+    return Predictions(as_of, horizon_days, clv_horizon_days, table, fits.beta_geo, fits.gamma_gamma, fits.churn,
+                       fits.shifted_beta_geo, fits.training_customers, features.repeat_buyers, features.table,
+                       fits.notes, fits.problems + scores.problems)
+
+
+
+def scored_rows(features: Features, fits: Fits, as_of: dt.date, *, horizon_days: int, clv_horizon_days: int,
+                discount_rate: float, gross_margin_rate: float) -> tuple[pa.Table, Scores]:
+    """score → explain → the table to store, for some customers' features (all of them, or a batch in an
+    engine's workers): the churn risk and its reasons in one pass over the trees."""
     risk, top = churn_scores(fits.churn, features.matrix)
     scores = score(features, fits, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
                    discount_rate=discount_rate, churn_risk=risk)
     reasons = explain(features, fits.churn, top=top)
     table = prediction_table(features, scores, reasons, as_of, horizon_days=horizon_days,
                              gross_margin_rate=gross_margin_rate)
-    return Predictions(as_of, horizon_days, clv_horizon_days, table, fits.beta_geo, fits.gamma_gamma, fits.churn,
-                       fits.shifted_beta_geo, fits.training_customers, features.repeat_buyers, features.table,
-                       fits.notes, fits.problems + scores.problems)
+    return table, scores
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ the tables, settings and ledger rows it takes.
 
 from typing import TYPE_CHECKING
 
+from kizuna._lazy import lazy_getattr
 from kizuna.reporting._settings import ReportSettings
 
 if TYPE_CHECKING:
@@ -36,9 +37,4 @@ _LAZY = {name: module for module, names in {
 }.items() for name in names}
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"kizuna.reporting.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'kizuna.reporting' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -6,6 +6,7 @@ due → dispatch, over a `RunContext` the workspace builds.
 
 from typing import TYPE_CHECKING
 
+from kizuna._lazy import lazy_getattr
 from kizuna.scenarios._costs import (
     OVER_BUDGET,
     Budgets,
@@ -118,9 +119,4 @@ _LAZY = {name: module for module, names in {
 }.items() for name in names}
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"kizuna.scenarios.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'kizuna.scenarios' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -4,6 +4,7 @@
 (`DuckDBStore`, `PostgresStore`, `SparkStore`), the only code that knows which engine it is.
 """
 
+from kizuna._lazy import lazy_getattr
 from kizuna.store._schema import KINDS, TABLES, Column, TableSpec, table_for_kind
 from kizuna.store._settings import StoreSettings
 
@@ -23,9 +24,4 @@ _LAZY = {"Store": "_engine", "redact": "_engine", "DuckDBStore": "_duckdb", "Pos
          "CollectedRows": "_spark", "collected_rows": "_spark"}
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"kizuna.store.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'kizuna.store' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
