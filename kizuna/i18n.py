@@ -237,6 +237,18 @@ _LABELS: dict[str, tuple[str, str]] = {
     "call_capacity": ("1日の架電件数", "calls a day (capacity)"),
     "precision_at_capacity": ("架電枠内の適合率", "precision at capacity"),
     "recall_at_capacity": ("架電枠内の再現率", "recall at capacity"),
+    "title_model_vs_baselines": ("架電枠内の比較: kizuna離脱モデル 対 各ベースライン",
+                                 "Within the day's calls: the churn model against each baseline"),
+    "baseline": ("ベースライン", "baseline"),
+    "model_precision": ("モデルの適合率", "model's precision"),
+    "baseline_precision": ("ベースラインの適合率", "baseline's precision"),
+    "on_one_list_only": ("片方のリストだけの顧客", "customers on one list only"),
+    "difference_points": ("差 (ポイント)", "difference (points)"),
+    "difference_interval_95": ("差の95%区間", "difference, 95% interval"),
+    "verdict": ("判定", "verdict"),
+    "verdict_better": ("モデルが上 (偶然を超える差)", "model better (beyond chance)"),
+    "verdict_worse": ("ベースラインが上 (偶然を超える差)", "baseline better (beyond chance)"),
+    "verdict_no_difference": ("偶然の範囲内の差", "no difference beyond chance"),
     "lift_at_capacity": ("架電枠内のリフト", "lift at capacity"),
     "demo_next": (
         "次の一手: kizuna priority --dir {dir} -f xlsx -o call-list.xlsx で架電リスト (リスク金額順) を作成、"

@@ -23,6 +23,7 @@ from kizuna.prediction._chart import holdout_chart_spec, write_holdout_chart
 from kizuna.prediction._churn import MISSING_REFERENCE, ChurnDataError, ChurnModel
 from kizuna.prediction._evaluation import (
     calibration_table,
+    compare_at_capacity,
     holdout_aggregate,
     holdout_table,
     roc_auc,
@@ -317,6 +318,31 @@ def test_top_decile_lift_by_hand() -> None:
     assert top_decile_lift(y, score) == pytest.approx(1.0 / 0.2)
     assert top_decile_lift(np.zeros(5), np.arange(5)) is None
     assert top_decile_lift(y, -score) == 0.0
+
+
+def test_compare_at_capacity_by_hand() -> None:
+    # four calls: both call customers 0 and 1; only the score calls 2 and 3 (both churned), only the
+    # other calls 4 and 5 (both stayed). Newcombe's interval of 2/2 − 0/2 with z = 1.96: Wilson's
+    # 2 of 2 is [4 / (2·(2 + z²)), 1], 0 of 2 is [0, z² / (2 + z²)], so the low end is
+    # 1 − √((1 − 0.34237)² + 0.65763²) = 0.06998 and the high end 1; scaled by 2 of 4 calls
+    y = [1, 0, 1, 1, 0, 0, 1, 0, 0, 0]
+    score = [10, 9, 8, 7, 1, 1, 1, 1, 1, 1]
+    other = [10, 9, 1, 1, 8, 7, 1, 1, 1, 1]
+    better = compare_at_capacity(y, score, other, 4)
+    assert (better["precision"], better["other_precision"], better["only_score"]) == (0.75, 0.25, 2)
+    assert (better["difference"], better["low"], better["high"]) == pytest.approx((0.5, 0.03499, 0.5), abs=1e-5)
+    assert better["verdict"] == "better"
+    worse = compare_at_capacity(y, other, score, 4)
+    assert (worse["difference"], worse["low"], worse["high"]) == pytest.approx((-0.5, -0.5, -0.03499), abs=1e-5)
+    assert worse["verdict"] == "worse"
+    same = compare_at_capacity(y, score, score, 4)
+    assert (same["only_score"], same["difference"], same["verdict"]) == (0, 0.0, "no_difference")
+    # 30 of 40 against 28 of 40 on the customers one list alone calls: chance
+    y = np.r_[np.ones(30), np.zeros(10), np.ones(28), np.zeros(12)]
+    first, second = np.r_[np.ones(40), np.zeros(40)], np.r_[np.zeros(40), np.ones(40)]
+    chance = compare_at_capacity(y, first + np.linspace(0, 0.1, 80), second, 40)
+    assert chance["difference"] == pytest.approx(2 / 40) and chance["verdict"] == "no_difference"
+    assert compare_at_capacity([], [], [], 10) is None
 
 
 def test_calibration_table_by_hand() -> None:

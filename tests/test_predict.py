@@ -151,6 +151,13 @@ def test_backtest_beats_both_baselines_on_the_demo_and_writes_the_chart(demo: Pa
     assert result.customers == report["population"]["customers"]
     model, recency, bg_nbd = (result.churn[name] for name in ("model", "recency", "bg_nbd"))
     assert model["precision_at_capacity"] > max(recency["precision_at_capacity"], bg_nbd["precision_at_capacity"])
+    # the same precisions in the comparison, with the interval of each difference around it
+    for name in ("recency", "bg_nbd", "bg_nbd_orders"):
+        compared = report["comparison"][name]
+        assert compared["precision"] == model["precision_at_capacity"]
+        assert compared["other_precision"] == result.churn[name]["precision_at_capacity"]
+        assert compared["low"] <= compared["difference"] <= compared["high"]
+        assert compared["verdict"] in {"better", "worse", "no_difference"}
     assert report["capacity"] == 100 and 0 < report["base_rate"] < 0.5  # the kept population: most stay
     assert model["brier"] < result.churn_rate * (1 - result.churn_rate)  # better than the base rate
     assert len(model["calibration"]) == 10 and recency["brier"] is None

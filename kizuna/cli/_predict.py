@@ -283,6 +283,17 @@ def backtest(
                ("precision", label("precision_at_capacity", lang)), ("recall", label("recall_at_capacity", lang)),
                ("lift", label("lift_at_capacity", lang)), ("brier", "Brier")],
               title=label("title_churn_ranking", lang))
+    show_rows([{"baseline": label(f"score_{name}", lang), "model": _pct(c["precision"]),
+                "other": _pct(c["other_precision"]), "one_list": c["only_score"],
+                "difference": f"{100 * c['difference']:+.1f}",
+                "interval": f"{100 * c['low']:+.1f} – {100 * c['high']:+.1f}",
+                "verdict": label(f"verdict_{c['verdict']}", lang)}
+               for name, c in result.comparison.items() if c is not None],
+              [("baseline", label("baseline", lang)), ("model", label("model_precision", lang)),
+               ("other", label("baseline_precision", lang)), ("one_list", label("on_one_list_only", lang)),
+               ("difference", label("difference_points", lang)), ("interval", label("difference_interval_95", lang)),
+               ("verdict", label("verdict", lang))],
+              title=label("title_model_vs_baselines", lang))
     show_rows([{**r, "mean_predicted": _round(r["mean_predicted"], 3), "mean_actual": _round(r["mean_actual"], 3)}
                for r in result.holdout],
               [("label", label("repeat_purchases_before", lang)), ("customers", label("customers", lang)),

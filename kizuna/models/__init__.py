@@ -7,7 +7,8 @@ statistics:
 * :class:`BetaGeo` — BG/NBD: repeat purchases and drop-out (P(alive), expected orders);
   :class:`ModifiedBetaGeo` — MBG/NBD, the same where customers may drop out after the first order;
 * :class:`GammaGamma` — expected order value of each customer;
-* :class:`ShiftedBetaGeo` — sBG: retention of a subscription cohort.
+* :class:`ShiftedBetaGeo` — sBG: retention of a subscription cohort;
+* `wilson_interval`, `newcombe_interval` — intervals of a rate and of the difference of two.
 
 A fit on data that cannot identify the model, or whose optimum runs off to the edge of the
 parameter space, raises :class:`ModelFitError` (with a ``reason``) instead of returning
@@ -18,6 +19,7 @@ parameters that make every prediction NaN; one that merely stopped early warns
 from kizuna.models._base import ConvergenceWarning, ModelFitError, ModelFitWarning, ModelNotFittedError
 from kizuna.models._beta_geo import BetaGeo, ModifiedBetaGeo
 from kizuna.models._gamma_gamma import GammaGamma
+from kizuna.models._proportions import newcombe_interval, wilson_interval
 from kizuna.models._shifted_beta_geo import ShiftedBetaGeo
 
 __all__ = [
@@ -29,4 +31,6 @@ __all__ = [
     "ModelNotFittedError",
     "ModifiedBetaGeo",
     "ShiftedBetaGeo",
+    "newcombe_interval",
+    "wilson_interval",
 ]

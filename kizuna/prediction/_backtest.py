@@ -9,7 +9,9 @@ happened (docs/measures.md §3) — the figures that say whether to trust `predi
   (ROC AUC, top-decile lift, and precision, recall and lift among the day's `capacity` calls) and
   how well it is calibrated (Brier score, predicted vs actual churn rate by decile), side by side
   with baselines that need no model of ours on the same customers: the days since the last order,
-  BG/NBD's 1 − P(alive) and its expected purchases.
+  BG/NBD's 1 − P(alive) and its expected purchases; and, for each baseline, whether the model's calls
+  find more churners than the baseline's beyond chance (`compare_at_capacity`: at a day's capacity
+  the best rankings call nearly the same customers, and a few calls' difference is often noise).
 
 When BG/NBD did not fit the calibration data (see `FitProblem`), its figures are None: the
 predicted purchases, the holdout table's predicted means and the BG/NBD baselines; the churn
@@ -46,6 +48,7 @@ from kizuna.prediction._evaluation import (
     at_capacity,
     brier_score,
     calibration_table,
+    compare_at_capacity,
     holdout_aggregate,
     holdout_table,
     qini_coefficient,
@@ -91,6 +94,9 @@ class Backtest:
     model_fit: dict[str, Any]
     population: dict[str, Any] = field(default_factory=dict)  # states, customers, of how many predicted
     capacity: int = 100
+    # per baseline: the model's precision at capacity against the baseline's, with the interval of
+    # the difference and its verdict (`compare_at_capacity`)
+    comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     problems: list[FitProblem] = field(default_factory=list)  # models that did not fit the calibration data
 
@@ -100,7 +106,8 @@ class Backtest:
             "as_of": self.as_of.isoformat(), "horizon_days": self.horizon_days, "population": self.population,
             "customers": self.customers, "churn_rate": self.churn_rate, "base_rate": self.churn_rate,
             "capacity": self.capacity, "purchases": self.purchases, "holdout": self.holdout,
-            "churn": self.churn, "calibration": self.calibration, "model_fit": self.model_fit, "notes": self.notes,
+            "churn": self.churn, "comparison": self.comparison, "calibration": self.calibration,
+            "model_fit": self.model_fit, "notes": self.notes,
             "problems": [p.to_dict(lang) for p in self.problems],
         })
 
@@ -188,6 +195,8 @@ def _score(result: Predictions, actual, capacity: int = 100) -> Backtest:
     churn = {name: _churn_figures(churned[keep], None if score is None else score[keep],
                                   None if probabilities.get(name) is None else probabilities[name][keep], capacity)
              for name, score in scores.items()}
+    comparison = {name: compare_at_capacity(churned[keep], risk[keep], score[keep], capacity)
+                  for name, score in scores.items() if name != "model" and score is not None and keep.any()}
     if beta_geo:
         purchases = holdout_aggregate(expected, bought)
         holdout = holdout_table(frequency, expected, bought)
@@ -200,7 +209,7 @@ def _score(result: Predictions, actual, capacity: int = 100) -> Backtest:
         purchases=purchases, holdout=finite_or_none(holdout),
         churn=churn, calibration=churn["model"]["calibration"] or [], model_fit=result.model_fit(),
         population={"states": list(KEEP_STATES), "customers": int(keep.sum()), "predicted": table.num_rows},
-        capacity=capacity, notes=result.notes, problems=result.problems,
+        capacity=capacity, comparison=comparison, notes=result.notes, problems=result.problems,
     )
 
 

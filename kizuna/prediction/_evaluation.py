@@ -3,6 +3,8 @@ compare with actual ones (plain NumPy / scikit-learn on arrays, one value per cu
 
 * :func:`roc_auc` — the chance that a customer who churned got a higher score than one who stayed;
 * :func:`top_decile_lift` — churn rate among the 10 % highest scores ÷ the overall churn rate;
+* :func:`compare_at_capacity` — two rankings' precision among the day's calls, and whether the
+  difference is more than chance (Newcombe's interval on the customers only one of them calls);
 * :func:`calibration_table` — per decile of predicted risk: mean predicted vs actual churn rate;
 * :func:`holdout_table` and :func:`holdout_aggregate` — the calibration/holdout comparison of
   Fader, Hardie & Lee (2005, figure 4): mean predicted vs mean actual holdout purchases by the
@@ -18,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["at_capacity", "brier_score", "calibration_table", "holdout_aggregate", "holdout_table", "qini_coefficient",
-           "qini_curve", "roc_auc", "top_decile_lift", "uplift_at_capacity"]
+from kizuna.models import newcombe_interval
+
+__all__ = ["at_capacity", "brier_score", "calibration_table", "compare_at_capacity", "holdout_aggregate",
+           "holdout_table", "qini_coefficient", "qini_curve", "roc_auc", "top_decile_lift", "uplift_at_capacity"]
 
 
 def _vectors(**arrays: Any) -> list[np.ndarray]:
@@ -84,6 +88,40 @@ def at_capacity(y_true: Any, score: Any, capacity: int) -> dict[str, float | Non
     churners = float(y.sum())
     return {"capacity": k, "precision": precision, "recall": float(y[top].sum() / churners) if churners else None,
             "lift": precision / float(y.mean()) if churners else None}
+
+
+def compare_at_capacity(y_true: Any, score: Any, other: Any, capacity: int) -> dict[str, Any] | None:
+    """Does `score` find more churners than `other` among the day's `capacity` calls, beyond chance?
+
+    Customers both rankings call count the same for both; the difference in precision comes from the
+    ``d`` customers only `score` calls against the ``d`` only `other` calls. Those are two separate
+    groups of customers, so the difference of their churn rates gets Newcombe's hybrid score interval
+    (95 %), scaled by ``d / capacity`` to the lists' precision. ``verdict``: "better" when the whole
+    interval lies above 0, "worse" when below, "no_difference" when it spans 0 (or the lists are
+    the same). None without customers.
+
+    >>> r = compare_at_capacity([1, 1, 0, 0, 1, 0], [6, 5, 4, 3, 2, 1], [6, 1, 5, 3, 2, 4], 2)
+    >>> r["difference"], r["only_score"], r["only_other"], r["verdict"]
+    (0.5, 1, 1, 'no_difference')
+    """
+    y, a, b = _vectors(y_true=y_true, score=score, other=other)
+    if not len(y):
+        return None
+    k = min(max(int(capacity), 1), len(y))
+    mine = np.zeros(len(y), dtype=bool)
+    theirs = np.zeros(len(y), dtype=bool)
+    mine[np.argsort(-a, kind="stable")[:k]] = True
+    theirs[np.argsort(-b, kind="stable")[:k]] = True
+    only_mine, only_theirs = mine & ~theirs, theirs & ~mine
+    d = int(only_mine.sum())  # as many as only_theirs: both lists hold k customers
+    hits_mine, hits_theirs = int(y[only_mine].sum()), int(y[only_theirs].sum())
+    figures = {"capacity": k, "precision": float(y[mine].mean()), "other_precision": float(y[theirs].mean()),
+               "only_score": d, "only_other": d, "only_score_churned": hits_mine, "only_other_churned": hits_theirs}
+    if d == 0:
+        return {**figures, "difference": 0.0, "low": 0.0, "high": 0.0, "verdict": "no_difference"}
+    difference, low, high = (v * d / k for v in newcombe_interval(hits_mine, d, hits_theirs, d))
+    verdict = "better" if low > 0 else "worse" if high < 0 else "no_difference"
+    return {**figures, "difference": difference, "low": low, "high": high, "verdict": verdict}
 
 
 def brier_score(y_true: Any, probability: Any) -> float | None:
