@@ -52,7 +52,21 @@ class DuckDBStore(Store):
         if new:  # DuckDB creates it with the umask's mode (0644: readable by every user of the machine)
             os.chmod(path, PRIVATE_FILE_MODE)
         _session(backend, memory_limit)
-        return cls(backend, url, memory_limit=memory_limit, lock_wait=lock_wait)
+        store = cls(backend, url, memory_limit=memory_limit, lock_wait=lock_wait)
+        store._read_only = read_only and not in_memory
+        return store
+
+    _read_only = False
+    _names: frozenset[str] | None = None
+
+    def table_names(self) -> frozenset[str]:
+        # Opened read-only, the file cannot change while this connection holds it (DuckDB lets no
+        # process write it meanwhile): its tables are listed once, not by each of a page's reads.
+        if not self._read_only:
+            return super().table_names()
+        if self._names is None:
+            self._names = super().table_names()
+        return self._names
 
     @classmethod
     def _open_error(cls, url: str, exc: Exception) -> StoreError:

@@ -175,11 +175,15 @@ class Store:
         return self.backend.table(name)
 
     def has_table(self, name: str) -> bool:
-        return name in self.backend.list_tables()
+        return name in self.table_names()
 
     def tables(self) -> list[str]:
         """The store's tables, sorted (not Ibis' in-memory ones)."""
-        return sorted(t for t in self.backend.list_tables() if not t.startswith("ibis_"))
+        return sorted(t for t in self.table_names() if not t.startswith("ibis_"))
+
+    def table_names(self) -> frozenset[str]:
+        """The names of the store's tables and views (Ibis' in-memory ones included)."""
+        return frozenset(self.backend.list_tables())
 
     def count(self, name: str) -> int:
         return int(self.backend.table(name).count().to_pyarrow().as_py())

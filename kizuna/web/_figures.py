@@ -151,7 +151,7 @@ def customer_detail(ws: Any, customer_id: str, operator: bool, operations: Any) 
     """Everything about one customer the store and the ledger know, with a merged timeline."""
     from kizuna.store import customer_rows
 
-    tables = set(ws.store.backend.list_tables())
+    tables = ws.store.table_names()
 
     def rows_of(name: str, order: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         return _rows(customer_rows(ws.store, name, customer_id, newest_by=order, limit=limit, tables=tables))

@@ -36,7 +36,7 @@ def _tables(ws: Any) -> tuple[Any, Any, Any]:
 
 def list_page(ws: Any, query: MemberQuery, page: int, *, operator: bool) -> tuple[str, int, list[dict[str, Any]]]:
     """(list key, customers on the list, rows of page `page` (1-based), masked unless `operator`)."""
-    tables = set(ws.store.backend.list_tables())
+    tables = ws.store.table_names()
     if not query.search.strip() and MEMBERS in tables:
         return _stored_page(ws, query, page, tables, operator=operator)
     scores, customers, predictions = _tables(ws)
@@ -47,7 +47,7 @@ def list_page(ws: Any, query: MemberQuery, page: int, *, operator: bool) -> tupl
     return found.key, total, [mask_row(row, operator) for row in rows]
 
 
-def _stored_page(ws: Any, query: MemberQuery, page: int, tables: set[str], *,
+def _stored_page(ws: Any, query: MemberQuery, page: int, tables: frozenset[str], *,
                  operator: bool) -> tuple[str, int, list[dict[str, Any]]]:
     """`list_page` from the lists' rows `kizuna analyze` and `predict` store (`analytics.list_members`):
     no join with the predictions; the page's rows sorted from the nearer end of the list
