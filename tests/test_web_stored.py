@@ -1,7 +1,8 @@
 """What `kizuna analyze` and `predict` store for the web app, and the pages that read it: the overview's
 figures (the same as computed from every order), the lists' rows (the same pages, in the same order, as
 `member_page` over scores and predictions, from either end of a list), and tables kept in customer order
-for a customer page (`cluster_by_customer`: the same rows, a customer's rows in few row groups).
+for a customer page (`cluster_by_customer`: the same rows, a customer's rows in few row groups), the
+tables of one row per customer indexed by customer id (`index_by_customer`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from test_web import build_web_demo
 
 from kizuna.analytics import MEMBER_SORTS, MemberQuery, member_page, overview_from_rows, overview_rows
-from kizuna.store import Store, cluster_by_customer
+from kizuna.store import Store, cluster_by_customer, customer_rows, index_by_customer
 from kizuna.store._paging import customer_spread
 from kizuna.web import _figures, _lists
 from kizuna.workspace import Workspace
@@ -83,3 +84,32 @@ def test_cluster_by_customer_keeps_the_rows_and_gathers_a_customers(tmp_path: Pa
     assert sorted(store.table("visits").to_pyarrow().to_pylist(), key=lambda r: r["n"]) == rows.to_pylist()
     assert cluster_by_customer(store, ["visits"]) == []  # in customer order already: left as it is
     store.close()
+
+
+def _plan(store: Store, table: str, customer_id: str) -> str:
+    found = store.backend.con.execute(f"EXPLAIN ANALYZE SELECT * FROM {table} WHERE customer_id = ?", [customer_id])
+    return found.fetchall()[0][1]
+
+
+def test_the_one_row_per_customer_tables_are_read_by_their_index(demo: Path, tmp_path: Path) -> None:
+    shutil.copytree(demo, tmp_path / "ws")
+    with Workspace.open(tmp_path / "ws") as ws:
+        store = ws.store
+        some = store.table("customers").customer_id.min().to_pyarrow().as_py()
+        for table in ("customers", "nps_answers", "customer_scores", "customer_predictions"):
+            present = store.table(table).customer_id.max().to_pyarrow().as_py()
+            assert "Index Scan" in _plan(store, table, present), table  # made by analyze and predict
+        assert "Index Scan" not in _plan(store, "orders", some)  # a zone map narrows those enough
+        assert index_by_customer(store, ["customers", "customer_scores"]) == []  # there already
+        before = customer_rows(store, "customer_scores", some).to_pylist()
+        ws.analyze()  # the scores are written again: the index with them
+        assert "Index Scan" in _plan(store, "customer_scores", some)
+        assert customer_rows(store, "customer_scores", some).to_pylist() == before
+        # a forgotten customer's rows are renamed in every table (and the file rewritten): the index follows
+        customers = store.table("customers").count().to_pyarrow().as_py()
+        ws.forget(some)
+        assert customer_rows(store, "customers", some).num_rows == 0
+        assert store.table("customers").count().to_pyarrow().as_py() == customers
+        other = store.table("customers").customer_id.max().to_pyarrow().as_py()
+        assert "Index Scan" in _plan(store, "customers", other)
+        assert customer_rows(store, "customers", other).num_rows == 1

@@ -16,7 +16,7 @@ from kizuna._errors import KizunaError, NoDataError, Phrase, WorkspaceError
 from kizuna.exporting import check_output, export_segment
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
 from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, RankRule
-from kizuna.store import TABLES, Store, cluster_by_customer, order_table
+from kizuna.store import TABLES, Store, cluster_by_customer, index_by_customer, order_table
 from kizuna.workspace._outreach import Outreach
 from kizuna.workspace._settings import Settings
 
@@ -36,6 +36,9 @@ MEMBERS = "_kizuna_list_members"  # the customer lists' rows (`_write_views`)
 OVERVIEW = "_kizuna_overview"  # the overview's figures of the last analysis
 # the tables a customer page reads by customer id, kept in customer order (`cluster_by_customer`)
 CUSTOMER_TABLES = ("customers", "orders", "nps_answers", "support_contacts", "events", "calls")
+# of those, the ones with about one row per customer, which a zone map alone does not narrow enough
+# (`index_by_customer`)
+INDEXED_BY_CUSTOMER = ("customers", "nps_answers", SCORES)
 # What kizuna keeps in a workspace folder besides kizuna.toml and the store; an export never
 # writes over them (nor inside the folders).
 WORKSPACE_ENTRIES = ("rejects", "spark-warehouse", "spark-metastore", "derby.log", OPERATIONS_FILE, ".kizuna-run.lock",
@@ -252,6 +255,7 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
                 )
                 self._write_views(as_of)
             cluster_by_customer(self.store, [*CUSTOMER_TABLES, SCORES])
+            index_by_customer(self.store, INDEXED_BY_CUSTOMER)
         return self.store.count(SCORES)
 
     def _write_views(self, as_of: dt.date | None = None) -> None:
@@ -390,6 +394,7 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
                 self.store.create(PREDICTIONS, with_call_uplift(result.table, result.features, uplift))
                 self._write_views()
             cluster_by_customer(self.store, [PREDICTIONS])
+            index_by_customer(self.store, [PREDICTIONS])
         return result
 
     def _predict_in_engine(self, as_of: dt.date, horizon_days: int) -> Predictions:
