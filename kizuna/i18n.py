@@ -1094,6 +1094,34 @@ _ERRORS: dict[str, tuple[str, str]] = {
     "error.run_analyze_first": ("`kizuna analyze` を先に実行してください。", "Run `kizuna analyze` first."),
     "error.run_predict_first": ("`kizuna predict` を先に実行してください。", "Run `kizuna predict` first."),
     "error.customer_scores": ("顧客スコア", "customer scores"),
+    "error.backtest_past_data": (
+        "検証期間 {start} – {end} がデータの最後の注文 ({last}) より先に及ぶため、その期間に何が起きたかはまだ"
+        "分かりません。--as-of を最後の注文の {days} 日以上前にするか、--horizon を短くしてください。",
+        "The holdout period {start} – {end} runs past the last order in the data ({last}): what happened in it "
+        "is not known yet. Choose --as-of at least {days} days before the last order, or a shorter --horizon."),
+    "error.no_orders_after": (
+        "{as_of} より後の注文がデータにありません (最後の注文: {last})。その後に架電した顧客がどうなったかは"
+        "分かりません。--as-of をもっと前の日付にしてください。",
+        "No orders after {as_of} in the data ({last}): what became of the customers called after it is not "
+        "known. Choose an earlier --as-of."),
+    "error.no_call_outcomes_after": (
+        "{as_of} 以降に作られた架電リストの結果はまだありません (結果 {outcomes} 件、架電後 {days} 日が"
+        "経っていない顧客 {pending} 人)。--as-of をもっと前にするか、結果が出るのを待ってください。",
+        "No call outcome of a list made on or after {as_of} is known yet ({outcomes} outcomes in all, {pending} "
+        "customers called still within their {days} days): choose an earlier --as-of, or wait."),
+    "error.predict_no_orders": (
+        "基準日までの注文がないため、予測するものがありません。`kizuna import orders FILE` を実行してください。",
+        "No orders up to the as-of date: nothing to predict. Run `kizuna import orders FILE`."),
+    "error.predict_few_repeat_buyers": (
+        "2日以上に分けて注文した顧客が {n} 人しかいません。購入頻度を学ぶにはリピート購入者が少なすぎます。"
+        "注文履歴をもっと取り込んでください。",
+        "Only {n} customers have ordered on more than one day: too few repeat buyers to learn how often "
+        "customers buy. Import more order history."),
+    "error.predict_short_history": (
+        "{cutoff} ({as_of} の {window} 日前) までに注文した顧客が {n} 人しかいません。誰が離脱するかを学ぶには"
+        "履歴が短すぎます。注文履歴をもっと取り込むか、--horizon を短くしてください。",
+        "Only {n} customers had ordered by {cutoff} ({window} days before {as_of}): too short a history to learn "
+        "who leaves. Import more order history, or shorten --horizon."),
     "error.customer_predictions": ("予測", "predictions"),
     "error.orders_in_window": ("{day} までの {days} 日間の注文", "orders in the {days} days up to {day}"),
     "error.ranks_need_orders": ("ランクの基準はその注文から求めます。`kizuna import orders FILE` で最近の注文を"

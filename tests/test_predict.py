@@ -211,7 +211,8 @@ def test_cli_predict_priority_and_backtest(demo: Path, tmp_path: Path):
     assert rows[0][:3] == ["#", "customer id", "name"] and len(rows) == 6
     done = kizuna("backtest", "--dir", str(demo), "--as-of", "2026-10-15", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.startswith("エラー: The holdout period 2026-10-16 – 2027-01-13 runs past the last order")
+    assert done.stderr.startswith("エラー: 検証期間 2026-10-16 – 2027-01-13 がデータの最後の注文")
+    assert "--as-of を最後の注文の 90 日以上前にするか" in done.stderr
 
 
 def test_segment_exports_carry_the_predictions(demo: Path, tmp_path: Path):

@@ -39,7 +39,7 @@ import ibis
 import numpy as np
 import pyarrow as pa
 
-from kizuna._errors import KizunaError
+from kizuna._errors import KizunaError, Phrase
 from kizuna._numbers import finite_or_none
 from kizuna.analytics import KEEP_STATES, AnalysisSettings
 from kizuna.models import ModelFitWarning
@@ -122,11 +122,8 @@ def backtest(
     last = _last_order_day(tables)
     end = as_of + dt.timedelta(days=horizon_days)
     if last is None or last < end:
-        raise PredictionError(
-            f"The holdout period {as_of + dt.timedelta(days=1)} – {end} runs past the last order in the data "
-            f"({last or 'none'}): what happened in it is not known yet. Choose --as-of at least {horizon_days} "
-            "days before the last order, or a shorter --horizon."
-        )
+        raise PredictionError.keyed("error.backtest_past_data", start=as_of + dt.timedelta(days=1), end=end,
+                                    last=last or "-", days=horizon_days)
     result = predict_customers(tables, as_of, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
                                discount_rate=discount_rate, gross_margin_rate=gross_margin_rate, analysis=analysis)
     actual = churn_labels(tables, as_of, horizon_days).to_pyarrow()
@@ -268,8 +265,7 @@ def call_backtest(
     """
     last = _last_order_day(tables)
     if last is None or last <= as_of:
-        raise PredictionError(f"No orders after {as_of} in the data ({last or 'none'}): what became of the customers "
-                              "called after it is not known. Choose an earlier --as-of.")
+        raise PredictionError.keyed("error.no_orders_after", as_of=as_of, last=last or "-")
     outcomes = call_outcomes(tables, last, secret=secret, holdout_share=holdout_share, horizon_days=horizon_days,
                              cooldown_days=cooldown_days, period_days=period_days, max_periods=100_000,
                              analysis=analysis)
@@ -279,9 +275,8 @@ def call_backtest(
     test = days >= cut
     if not test.any():
         raise UpliftDataError(
-            f"No call outcome of a list made on or after {as_of} is known yet ({outcomes.outcomes:,} outcomes in all, "
-            f"{outcomes.pending:,} customers called still within their {horizon_days} days): choose an earlier "
-            "--as-of, or wait.", called=0, held_out=0)
+            Phrase.of("error.no_call_outcomes_after", as_of=as_of, outcomes=f"{outcomes.outcomes:,}",
+                      pending=f"{outcomes.pending:,}", days=horizon_days), called=0, held_out=0)
     matrix, called, kept = outcomes.matrix, outcomes.called, outcomes.kept
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelFitWarning)

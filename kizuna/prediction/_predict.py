@@ -267,15 +267,12 @@ def read_features(tables: dict[str, ibis.Table], as_of: dt.date, analysis: Analy
     finally:
         cached.release()
     if table.num_rows == 0:
-        raise PredictionError("No orders up to the as-of date: nothing to predict. Run `kizuna import orders FILE`.")
+        raise PredictionError.keyed("error.predict_no_orders")
     f, r, t, m = (table[c].to_numpy(zero_copy_only=False).astype(float)
                   for c in ("frequency", "recency", "T", "monetary_value"))
     repeat_buyers = int((f > 0).sum())
     if repeat_buyers < MIN_REPEAT_BUYERS:
-        raise PredictionError(
-            f"Only {repeat_buyers} customers have ordered on more than one day: too few repeat buyers to learn "
-            "how often customers buy. Import more order history."
-        )
+        raise PredictionError.keyed("error.predict_few_repeat_buyers", n=f"{repeat_buyers:,}")
     return Features(table, counts, f, r, t, m)
 
 
@@ -537,10 +534,8 @@ def _fit_churn(
             break
         kept = training.num_rows
     if not enough:
-        raise PredictionError(
-            f"Only {training.num_rows} customers had ordered by {cutoff} ({window} days before {as_of}): "
-            "too short a history to learn who leaves. Import more order history, or shorten --horizon."
-        )
+        raise PredictionError.keyed("error.predict_short_history", n=f"{training.num_rows:,}", cutoff=cutoff,
+                                    window=window, as_of=as_of)
     if population is None:
         notes.append(
             f"Only {kept} customers were active or at risk on {cutoff}: too few to train the churn model on them "

@@ -40,7 +40,7 @@ import ibis
 import numpy as np
 import pyarrow as pa
 
-from kizuna._errors import KizunaError
+from kizuna._errors import KizunaError, Phrase
 from kizuna.analytics import KEEP_STATES, AnalysisSettings, AsOf, lifecycle_states
 from kizuna.models import ModelFitWarning, ModelNotFittedError
 from kizuna.prediction._call_rules import has_phone, recently_called
@@ -66,7 +66,7 @@ class UpliftDataError(KizunaError):
 
     Carries ``called`` and ``held_out``: the outcomes of each group."""
 
-    def __init__(self, message: str, *, called: int, held_out: int) -> None:
+    def __init__(self, message: str | Phrase, *, called: int, held_out: int) -> None:
         self.called, self.held_out = called, held_out
         super().__init__(message)
 
