@@ -2,6 +2,7 @@
 
     python bench/customer_table.py --repeat 3               # 10M orders / 1M customers (bench/data/10m)
     python bench/customer_table.py --orders 100_000_000 --repeat 3 --only kizuna,api,duckdb,duckdb-all
+    python bench/customer_table.py --orders 3_000_000 --only kizuna,start,duckdb --before /tmp/kz-before --repeat 3
 
 Every tool runs in its own process, so peak RSS is that process's own (DuckDB runs inside the
 process: its buffers and hash tables are counted):
@@ -9,7 +10,9 @@ process: its buffers and hash tables are counted):
 * ``kizuna analyze --as-of DAY`` (the CLI, as a user runs it: it also prints the segment tables)
   and ``Workspace.analyze(DAY)`` (the API call alone, timed inside the process too); and a process
   that only loads what ``kizuna analyze`` loads before its work (Python, the CLI, the workspace,
-  Ibis' DuckDB backend), the fixed part of the CLI's time;
+  Ibis' DuckDB backend), the fixed part of the CLI's time; with ``--before DIR``, ``kizuna analyze`` once
+  more with the ``kizuna`` package found in DIR first (``PYTHONPATH``: another version of the code,
+  e.g. ``git archive HEAD kizuna | tar -x -C DIR``), in the same rounds;
 * (a) the reference: one hand-written DuckDB SQL statement over the same store file that
   computes the RFM/LTV columns (first/last order, recency, frequency and monetary over the
   window, orders, AOV, LTV revenue and profit, R/F/M quintiles with kizuna's exact rules) into
@@ -344,7 +347,7 @@ def checksums(db: Path, tools: list[str]) -> dict[str, dict]:
 
 # -- output -------------------------------------------------------------------------------------
 def table(runs: list[Run], reference: Run | None) -> str:
-    head = ("tool", "wall s", "work s", "CPU s", "peak RSS MiB", "wall × (a)", "work × (a)", "RSS × (a)")
+    head = ("tool", "wall s", "work s", "CPU s", "peak RSS MiB", "wall × (a)", "work × (a)", "CPU × (a)", "RSS × (a)")
     lines: list[tuple[str, ...]] = [head]
     for r in runs:
         def ratio(mine: float | None, theirs: float | None) -> str:
@@ -356,6 +359,7 @@ def table(runs: list[Run], reference: Run | None) -> str:
             f"{r.cpu_seconds:.1f}", f"{r.peak_rss_mib:,.0f}",
             ratio(r.seconds, reference and reference.seconds),
             ratio(r.core_seconds, reference and reference.core_seconds),
+            ratio(r.cpu_seconds, reference and reference.cpu_seconds),
             ratio(r.peak_rss_mib, reference and reference.peak_rss_mib),
         ))
     return markdown_table(lines)
@@ -392,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds of every step, interleaved; the table shows medians (the machine is noisy)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="a folder holding another version of the kizuna package: its `kizuna analyze` runs "
+                             "too, right after this one's, in each round")
     args = parser.parse_args(argv)
     customers = args.customers if args.customers is not None else max(1, args.orders // 10)
     label = size_label(args.orders)
@@ -402,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(tools) - set(TOOLS)
     if unknown:
         parser.error(f"unknown tools {sorted(unknown)}; choose from {', '.join(TOOLS)}")
+    if args.before is not None:
+        if not (args.before / "kizuna" / "__init__.py").exists():
+            parser.error(f"--before {args.before}: no kizuna package there")
+        tools.insert(tools.index("kizuna") + 1 if "kizuna" in tools else 0, "before")
     kizuna = str(Path(sys.executable).with_name("kizuna"))
     if not os.access(kizuna, os.X_OK):
         kizuna = shutil.which("kizuna") or "kizuna"
@@ -433,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "kizuna": ("kizuna analyze (CLI)",
                    [kizuna, "analyze", "--as-of", str(as_of), "--dir", str(workspace), "--format", "json"]),
+        "before": (f"kizuna analyze (CLI), code in {args.before}",
+                   ["env", f"PYTHONPATH={args.before}", kizuna, "analyze", "--as-of", str(as_of), "--dir",
+                    str(workspace), "--format", "json"]),
         "api": ("Workspace.analyze (API)", [sys.executable, "-c", KIZUNA_API, str(workspace), str(as_of)]),
         "start": ("python + the imports of kizuna analyze", [sys.executable, "-c", START]),
         "duckdb": ("(a) DuckDB SQL, one query", [sys.executable, "-c", REFERENCE, str(db), "bench_reference_rfm",
@@ -480,10 +494,12 @@ def main(argv: list[str] | None = None) -> int:
     if reference is not None and len(rounds) > 1:
         # paired within each round, so a slow spell of the machine moves both sides of a ratio
         for tool in tools:
-            if tool == "duckdb" or rounds[0][tool].core_seconds is None:
+            if tool == "duckdb":
                 continue
-            paired = sorted(r[tool].core_seconds / r["duckdb"].core_seconds for r in rounds)
-            print(f"{runs[tool].tool}: work × (a) round by round: median {statistics.median(paired):.2f}, "
+            what = "work" if rounds[0][tool].core_seconds is not None else "CPU"
+            paired = sorted((r[tool].core_seconds / r["duckdb"].core_seconds) if what == "work"
+                            else (r[tool].cpu_seconds / r["duckdb"].cpu_seconds) for r in rounds)
+            print(f"{runs[tool].tool}: {what} × (a) round by round: median {statistics.median(paired):.2f}, "
                   f"range {paired[0]:.2f}–{paired[-1]:.2f}")
     print("wall: the whole process (Python start, imports, connect); work: the analysis alone, timed inside "
           "the process (pandas/lifetimes: after reading the Parquet export"

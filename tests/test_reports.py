@@ -8,11 +8,13 @@ import json
 import subprocess
 import sys
 
+import ibis
 import openpyxl
 import pytest
 
 from kizuna import KizunaError
 from kizuna.analytics import kpi_report
+from kizuna.analytics._base import AsOf, subscribed_at, subscription_spells
 from kizuna.analytics._reports import last_complete_month
 
 from factories import day, orders_for, workspace_with
@@ -107,6 +109,32 @@ def test_nps_by_channel_of_last_support_contact(tmp_path):
     rows = {r["channel"]: r for r in kpi_report(ws.tables(), AS_OF).nps_by_channel.to_pylist()}
     assert (rows["phone"]["answered"], rows["phone"]["nps"]) == (2, 0.0)  # A promoter, B detractor
     assert (rows["chat"]["answered"], rows["chat"]["nps"]) == (1, 100.0)  # A's chat was not the last
+
+
+def test_subscription_spells_restart_ties_and_orphan_cancellations():
+    # A: cancels and starts again; B: starts and cancels at the same moment (never active); C: a
+    # cancellation no start led to; D: two starts, one cancellation (one spell from the first start)
+    at = dt.datetime.fromisoformat
+    events = ibis.memtable({
+        "customer_id": ["A", "A", "A", "B", "B", "C", "D", "D", "D"],
+        "kind": ["subscription_start", "cancellation", "subscription_start", "subscription_start", "cancellation",
+                 "cancellation", "subscription_start", "subscription_start", "cancellation"],
+        "occurred_at": [at("2026-01-10 09:00"), at("2026-03-05 09:00"), at("2026-04-01 09:00"),
+                        at("2026-02-01 10:00"), at("2026-02-01 10:00"), at("2026-02-10 09:00"),
+                        at("2026-01-05 09:00"), at("2026-01-20 09:00"), at("2026-02-15 09:00")],
+    })
+    spells = subscription_spells(events, AsOf(dt.date(2026, 6, 30)))
+
+    def active(moment: str) -> list[str]:
+        on = spells.filter(subscribed_at(spells, ibis.literal(at(moment))))
+        return sorted(on.customer_id.to_pyarrow().to_pylist())
+
+    assert active("2026-02-01 00:00") == ["A", "D"]
+    assert active("2026-02-01 12:00") == ["A", "D"]  # B's start and cancellation cancel out
+    assert active("2026-02-20 00:00") == ["A"]  # D's spell ended on 15 February
+    assert active("2026-03-10 00:00") == []  # A cancelled on 5 March, has not started again
+    assert active("2026-04-02 00:00") == ["A"]
+    assert spells.filter(spells.customer_id == "D").count().to_pyarrow().as_py() == 1
 
 
 def test_subscription_churn_per_month(tmp_path):

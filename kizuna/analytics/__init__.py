@@ -6,7 +6,6 @@ from kizuna.analytics._dashboard import (
     list_members,
     monthly_ltv,
     monthly_nps,
-    overview_figures,
     overview_from_rows,
     overview_rows,
     rf_grid,
@@ -33,6 +32,7 @@ from kizuna.analytics._migration import (
     migration_sankey_svg,
     segment_migration,
 )
+from kizuna.analytics._overview import overview_figures
 from kizuna.analytics._ranks import (
     RANK_SHARES,
     RANK_SUGGESTION_COLUMNS,

@@ -8,7 +8,7 @@ import ibis
 from ibis import _
 
 __all__ = ["DETRACTOR_MAX", "PASSIVE_MAX", "AsOf", "counted_orders", "latest_nps", "nps_class", "nps_class_of",
-           "ratio"]
+           "ratio", "subscribed_at", "subscription_spells"]
 
 # The NPS classes of an answer's score (0–10, docs/measures.md §1 'NPS'): the one definition.
 DETRACTOR_MAX = 6  # 0–6: detractor
@@ -77,3 +77,26 @@ def nps_class_of(score: int | None) -> str | None:
 def ratio(numerator: ibis.Value, denominator: ibis.Value) -> ibis.Value:
     """A float division on every engine (PostgreSQL would divide integers, or return numeric)."""
     return numerator.cast("float64") / denominator.cast("float64")
+
+
+def subscription_spells(events: ibis.Table, as_of: AsOf) -> ibis.Table:
+    """The customers' subscriptions up to the as-of date as spells: customer_id, began, ended.
+
+    A subscription is active at a moment t when the customer's latest `subscription_start` before t has
+    no `cancellation` at or after it and before t (docs/measures.md#subscription-churn). Each start ends
+    at the first cancellation at or after it (`ended`, NULL while none came); the starts that end at the
+    same cancellation are one spell from the first of them (`began`), so a customer's spells do not
+    overlap and a customer is active at t when a spell has began < t <= ended. A cancellation no start
+    led to is a spell with no `began`, active at no time.
+    """
+    subs = events.filter(events.kind.isin(["subscription_start", "cancellation"]), as_of.before_end(events.occurred_at))
+    later = ibis.window(group_by=subs.customer_id, order_by=subs.occurred_at, range=(0, None))
+    marked = subs.mutate(ended=ibis.cases((subs.kind == "cancellation", subs.occurred_at)).min().over(later))
+    return marked.group_by(["customer_id", "ended"]).aggregate(
+        began=ibis.cases((marked.kind == "subscription_start", marked.occurred_at)).min())
+
+
+def subscribed_at(spells: ibis.Table, moment: ibis.Value) -> ibis.Value:
+    """Whether a spell of `subscription_spells` is active at `moment` (never NULL)."""
+    return (spells.began.notnull() & (spells.began < moment)
+            & (spells.ended.isnull() | (spells.ended >= moment)))

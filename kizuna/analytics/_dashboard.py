@@ -2,7 +2,7 @@
 engine, the same on every engine: NPS and mean LTV month by month, and customers per R × F cell.
 (Cohorts, the concentration curve and the headline KPIs are in the KPI report, `kpi_report`.)
 
-`overview_figures` gathers everything the overview shows; `kizuna analyze` stores it
+`overview_figures` (_overview.py) gathers everything the overview shows; `kizuna analyze` stores it
 (`overview_rows`) beside the scores it was computed from, so that the web app's first overview after
 an analysis reads a small table instead of every order. `list_members` is the table the customer
 lists page through: the scores with the two prediction columns they sort by.
@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ibis
 import pyarrow as pa
@@ -22,10 +22,7 @@ from ibis import _
 
 from kizuna.analytics._base import AsOf, counted_orders, nps_class, ratio
 
-if TYPE_CHECKING:
-    from kizuna.analytics._settings import AnalysisSettings
-
-__all__ = ["TREND_MONTHS", "list_members", "monthly_ltv", "monthly_nps", "overview_figures", "overview_from_rows",
+__all__ = ["TREND_MONTHS", "list_members", "ltv_trend", "monthly_ltv", "monthly_nps", "overview_from_rows",
            "overview_rows", "rf_grid"]
 
 TREND_MONTHS = 12
@@ -57,6 +54,12 @@ def monthly_ltv(orders: ibis.Table, as_of: dt.date, months: int = TREND_MONTHS) 
     revenue = counted.group_by(month=counted.ordered_at.truncate("M").date()).aggregate(revenue=_.revenue.sum())
     firsts = counted.group_by("customer_id").aggregate(first=_.ordered_at.min())
     newcomers = firsts.group_by(month=firsts.first.truncate("M").date()).aggregate(new=_.count())
+    return ltv_trend(revenue, newcomers, months)
+
+
+def ltv_trend(revenue: ibis.Table, newcomers: ibis.Table, months: int) -> pa.Table:
+    """`monthly_ltv`'s table from the revenue per month (month, revenue) and the first-time buyers per
+    month (month, new)."""
     joined = revenue.outer_join(newcomers, "month").select(
         month=ibis.coalesce(_.month, _.month_right), revenue=_.revenue.fill_null(0), new=_.new.fill_null(0))
     running = ibis.window(order_by="month", preceding=None, following=0)
@@ -74,42 +77,7 @@ def rf_grid(scores: ibis.Table) -> pa.Table:
     return grid.order_by(["r_score", "f_score"]).to_pyarrow()
 
 
-# -- the overview, computed once per analysis ----------------------------------------------------------
-def overview_figures(tables: dict[str, ibis.Table], scores: ibis.Table, settings: AnalysisSettings,
-                     as_of: dt.date) -> dict[str, Any]:
-    """The overview's figures as of `as_of` (the day of `scores`): the KPIs of the last full month with
-    their changes against the month before and the same month last year, their monthly trends up to
-    that month, the matrix, ranks, R × F grid, concentration curve and cohorts; plain Python values and
-    lists of rows (what `overview_rows` stores)."""
-    from kizuna.analytics._kpi import Period, kpi_comparison
-    from kizuna.analytics._reports import kpi_report
-    from kizuna.analytics._segments import matrix_table, rank_table, rfm_segment_table
-
-    report = kpi_report(tables, as_of, nps_validity_days=settings.nps_validity_days,
-                        f2_window_days=settings.f2_window_days)
-    period = Period.month_before(as_of)  # the tiles' month: a running month would compare badly
-    return {
-        "as_of": as_of,
-        "start": report.start,
-        "period": period,
-        "comparison": kpi_comparison(tables, period, nps_validity_days=settings.nps_validity_days),
-        "headline": report.headline,
-        "nps": report.nps,
-        "by_month": [r for r in report.by.to_pylist() if r["month"] <= period.start][-TREND_MONTHS:],
-        "nps_by_month": monthly_nps(tables["nps_answers"], period.end, TREND_MONTHS).to_pylist(),
-        "ltv_by_month": monthly_ltv(tables["orders"], period.end, TREND_MONTHS).to_pylist(),
-        "churn_by_month": [r for r in report.subscription_churn.to_pylist()
-                           if r["month"] <= period.start][-TREND_MONTHS:],
-        "matrix": matrix_table(scores).to_pylist(),
-        "ranks": rank_table(scores, tuple(r.label for r in settings.rfm_ranks)).to_pylist(),
-        "rfm_segments": rfm_segment_table(scores).to_pylist(),
-        "rf": rf_grid(scores).to_pylist(),
-        "concentration": report.concentration.to_pylist(),
-        "cohorts": report.cohorts.to_pylist(),
-        "f2": report.f2,
-    }
-
-
+# -- the overview, computed once per analysis (`overview_figures`, in _overview.py) --------------------------
 def overview_rows(figures: dict[str, Any]) -> pa.Table:
     """`figures` as a small table to store beside the scores: one row per figure (`part`, and `body`, its
     value as JSON text, dates and periods marked), the same on every engine."""

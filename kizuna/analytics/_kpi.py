@@ -14,13 +14,13 @@ import pyarrow as pa
 from ibis import _
 
 from kizuna._errors import KizunaError
-from kizuna.analytics._base import AsOf, counted_orders, latest_nps
+from kizuna.analytics._base import AsOf, counted_orders, latest_nps, subscribed_at, subscription_spells
 
 if TYPE_CHECKING:
     from kizuna.analytics._settings import AnalysisSettings
 
-__all__ = ["COMPARED_KPIS", "LOWER_IS_BETTER", "POINT_KPIS", "KpiComparison", "Period", "change", "kpi_comparison",
-           "lost_by_reason", "nps_summary", "period_kpis", "top_share"]
+__all__ = ["COMPARED_KPIS", "LOWER_IS_BETTER", "POINT_KPIS", "KpiComparison", "Period", "change", "comparison",
+           "kpi_comparison", "lost_by_reason", "nps_summary", "period_figures", "period_kpis", "top_share"]
 
 
 def nps_summary(latest: ibis.Table) -> dict[str, float | int | None]:
@@ -137,23 +137,27 @@ def period_kpis(tables: dict[str, ibis.Table], periods: Sequence[Period], *,
     ordered by then) and the NPS score (nps, with nps_answered).
     """
     latest = AsOf(max(p.end for p in periods))
-    bounds = ibis.memtable({
-        "p": list(range(len(periods))),
-        "p_start": [dt.datetime.combine(p.start, dt.time()) for p in periods],
-        "p_end": [AsOf(p.end).end for p in periods],
-    })
+    bounds = _bounds(periods)
     orders = counted_orders(tables["orders"], latest).select("customer_id", "ordered_at", "revenue")
     joined = orders.cross_join(bounds)
     inside = joined.filter(joined.ordered_at >= joined.p_start, joined.ordered_at < joined.p_end)
     per = inside.group_by(["p", "customer_id"]).aggregate(n=_.count(), revenue=_.revenue.sum())
-    flows = per.group_by("p").aggregate(ordering=_.count(), repeaters=(_.n >= 2).sum(), orders=_.n.sum(),
-                                        revenue=_.revenue.sum())
     upto = joined.filter(joined.ordered_at < joined.p_end)
     lifetime = upto.group_by("p").aggregate(lifetime_revenue=_.revenue.sum(), buyers=_.customer_id.nunique())
     firsts = orders.group_by("customer_id").aggregate(first=_.ordered_at.min()).cross_join(bounds)
     new = firsts.filter(firsts.first >= firsts.p_start, firsts.first < firsts.p_end).group_by("p").aggregate(
         new_buyers=_.count())
-    churn = _period_churn(tables["events"], latest, bounds)
+    return period_figures(tables, periods, per, lifetime, new, nps_validity_days=nps_validity_days)
+
+
+def period_figures(tables: dict[str, ibis.Table], periods: Sequence[Period], per: ibis.Table, lifetime: ibis.Table,
+                   new: ibis.Table, *, nps_validity_days: int) -> list[dict[str, float | int | None]]:
+    """`period_kpis` from the orders' figures per period `p` (its index in `periods`): `per`, one row per
+    period and ordering customer (p, customer_id, n, revenue); `lifetime` (p, lifetime_revenue, buyers) up to
+    the period's end; `new` (p, new_buyers); the subscriptions and the NPS come from `tables`."""
+    flows = per.group_by("p").aggregate(ordering=_.count(), repeaters=(_.n >= 2).sum(), orders=_.n.sum(),
+                                        revenue=_.revenue.sum())
+    churn = _period_churn(tables["events"], periods)
     rows = {name: {r["p"]: r for r in table.to_pyarrow().to_pylist()}
             for name, table in (("flows", flows), ("lifetime", lifetime), ("new", new), ("churn", churn))}
     out = []
@@ -178,19 +182,22 @@ def period_kpis(tables: dict[str, ibis.Table], periods: Sequence[Period], *,
     return out
 
 
-def _period_churn(events: ibis.Table, cut: AsOf, bounds: ibis.Table) -> ibis.Table:
+def _bounds(periods: Sequence[Period]) -> ibis.Table:
+    """One row per period: p (its index), p_start and p_end (the moments it starts and ends)."""
+    return ibis.memtable({
+        "p": list(range(len(periods))),
+        "p_start": [dt.datetime.combine(p.start, dt.time()) for p in periods],
+        "p_end": [AsOf(p.end).end for p in periods],
+    })
+
+
+def _period_churn(events: ibis.Table, periods: Sequence[Period]) -> ibis.Table:
     """Per period: subscriptions active at its start (docs/measures.md#subscription-churn) and those cancelled in it."""
-    subs = events.filter(events.kind.isin(["subscription_start", "cancellation"]), cut.before_end(events.occurred_at))
-    grid = subs.select("customer_id", "kind", "occurred_at").cross_join(bounds)
-    before = grid.occurred_at < grid.p_start
-    per = grid.group_by(["p", "customer_id"]).aggregate(
-        last_start=grid.occurred_at.max(where=before & (grid.kind == "subscription_start")),
-        last_cancel=grid.occurred_at.max(where=before & (grid.kind == "cancellation")),
-        cancelled_in=((grid.kind == "cancellation") & (grid.occurred_at >= grid.p_start)
-                      & (grid.occurred_at < grid.p_end)).max(),
-    )
-    active = per.last_start.notnull() & (per.last_cancel.isnull() | (per.last_cancel < per.last_start))
-    return per.group_by("p").aggregate(active_at_start=active.sum(), cancellations=(active & per.cancelled_in).sum())
+    bounds = _bounds(periods)
+    grid = subscription_spells(events, AsOf(max(p.end for p in periods))).cross_join(bounds)
+    active = subscribed_at(grid, grid.p_start)
+    return grid.group_by("p").aggregate(
+        active_at_start=active.sum(), cancellations=(active & grid.ended.notnull() & (grid.ended < grid.p_end)).sum())
 
 
 @dataclass(frozen=True)
@@ -227,8 +234,14 @@ def kpi_comparison(tables: dict[str, ibis.Table], period: Period, *, nps_validit
     >>> kpi_comparison(ws.tables(), Period.month(2026, 10)).rows[0]  # doctest: +SKIP
     {'key': 'revenue', 'value': 41200000, 'previous': 39800000, 'previous_change': 0.0352, ...}
     """
-    previous, last_year = period.previous(), period.last_year()
-    now, before, year_ago = period_kpis(tables, (period, previous, last_year), nps_validity_days=nps_validity_days)
+    compared = (period, period.previous(), period.last_year())
+    return comparison(compared, period_kpis(tables, compared, nps_validity_days=nps_validity_days))
+
+
+def comparison(periods: Sequence[Period], figures: Sequence[dict[str, float | int | None]]) -> KpiComparison:
+    """The `KpiComparison` of the figures (`period_kpis`) of a period, the period before it and the same period
+    a year earlier, in that order."""
+    (period, previous, last_year), (now, before, year_ago) = periods, figures
     rows = [{
         "key": key, "value": now[key],
         "previous": before[key], "previous_change": change(key, now[key], before[key]),

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import ibis
 import pyarrow as pa
 from ibis import _
 
-from kizuna.analytics._base import AsOf, counted_orders, latest_nps, ratio
+from kizuna.analytics._base import AsOf, counted_orders, latest_nps, ratio, subscribed_at, subscription_spells
 from kizuna.analytics._kpi import nps_summary, top_share
 
 __all__ = [
-    "LTV_BUCKETS", "KpiReport", "cohort_retention", "concentration_curve", "f2_conversion",
-    "kpi_by", "kpi_report", "last_complete_month", "ltv_distribution", "nps_by_channel", "subscription_churn",
+    "LTV_BUCKETS", "KpiReport", "cohort_retention", "cohort_table", "concentration_curve", "decile_revenue",
+    "f2_conversion", "headline", "headline_figures", "kpi_by", "kpi_report", "kpi_table", "last_complete_month",
+    "lorenz_curve", "ltv_distribution", "newcomers_f2", "nps_by_channel", "subscription_churn",
 ]
 
 LTV_BUCKETS = (0, 10_000, 30_000, 50_000, 100_000, 300_000, 500_000, 1_000_000)
@@ -56,6 +58,11 @@ def headline(period: ibis.Table) -> dict[str, float | int | None]:
     row = per_customer.aggregate(
         ordering_customers=_.count(), repeaters=(_.n >= 2).sum(), orders=_.n.sum(), revenue=_.revenue.sum()
     ).to_pyarrow().to_pylist()[0]
+    return headline_figures(row)
+
+
+def headline_figures(row: dict[str, Any]) -> dict[str, float | int | None]:
+    """`headline`'s figures from its sums: ordering_customers, repeaters, orders, revenue."""
     ordering, orders = int(row["ordering_customers"] or 0), int(row["orders"] or 0)
     revenue = int(row["revenue"] or 0)
     return {
@@ -71,6 +78,11 @@ def kpi_by(period: ibis.Table, by: str) -> pa.Table:
     key = _month(period.ordered_at) if by == "month" else period.channel.fill_null("(none)")
     keyed = period.mutate(key=key)
     per_customer = keyed.group_by(["key", "customer_id"]).aggregate(n=_.count(), revenue=_.revenue.sum())
+    return kpi_table(per_customer, by)
+
+
+def kpi_table(per_customer: ibis.Table, by: str) -> pa.Table:
+    """`kpi_by`'s table from one row per key and customer: key, customer_id, n (orders), revenue."""
     out = per_customer.group_by("key").aggregate(
         ordering_customers=_.count(), repeaters=(_.n >= 2).sum(), orders=_.n.sum(), revenue=_.revenue.sum()
     )
@@ -93,14 +105,25 @@ def ltv_distribution(lifetime: ibis.Table) -> pa.Table:
 
 def concentration_curve(lifetime: ibis.Table, points: int = 10) -> pa.Table:
     """Lorenz curve: cumulative revenue share of the top 10 %, 20 % … of customers by revenue."""
+    return lorenz_curve(decile_revenue(lifetime, points).to_pyarrow(), points)
+
+
+def decile_revenue(lifetime: ibis.Table, points: int = 10, top: float | None = None) -> ibis.Table:
+    """`concentration_curve`'s sums per decile of the customers by revenue (decile, revenue, customers),
+    and with `top` a share, the revenue of that top share of customers in each decile (`top`: what
+    `top_share` sums, ties being of equal revenue)."""
     ranked = lifetime.mutate(
         _pos=ibis.row_number().over(order_by=[ibis.desc(lifetime.ltv), lifetime.customer_id]),
         _n=lifetime.count().over(),
     )
     # customer at 0-based position p falls in decile ceil((p + 1) * points / n)
     ranked = ranked.mutate(decile=((ranked._pos + 1) * points + ranked._n - 1) // ranked._n)
-    per = ranked.group_by("decile").aggregate(revenue=_.ltv.sum(), customers=_.count()).order_by("decile")
-    table = per.to_pyarrow()
+    more = {} if top is None else {"top": ranked.ltv.sum(where=ranked._pos < (ranked._n * top).ceil())}
+    return ranked.group_by("decile").aggregate(revenue=_.ltv.sum(), customers=_.count(), **more).order_by("decile")
+
+
+def lorenz_curve(table: pa.Table, points: int = 10) -> pa.Table:
+    """`concentration_curve` from the sums of `decile_revenue`."""
     total = sum(v or 0 for v in table["revenue"].to_pylist()) or 1
     running, shares = 0, []
     for value in table["revenue"].to_pylist():
@@ -139,6 +162,12 @@ def cohort_retention(orders: ibis.Table, cut: AsOf, months: int = 12) -> pa.Tabl
                            k=_month_number(joined.ordered_at) - _month_number(joined.first))
     back = active.filter((active.k >= 1) & (active.k <= months)).distinct()
     back = back.group_by(["cohort", "k"]).aggregate(customers=_.count())
+    return cohort_table(sizes, back, cut, months)
+
+
+def cohort_table(sizes: ibis.Table, back: ibis.Table, cut: AsOf, months: int) -> pa.Table:
+    """`cohort_retention`'s table from the cohorts' sizes (cohort, cohort_size) and the customers back in
+    month k (cohort, k, customers)."""
     complete = last_complete_month(cut.day)
     grid = sizes.cross_join(ibis.memtable({"k": list(range(1, months + 1))}))
     grid = grid.filter(_month_number(grid.cohort) + grid.k <= complete.year * 12 + complete.month)
@@ -152,26 +181,32 @@ def f2_conversion(orders: ibis.Table, start: dt.date, window_days: int) -> dict[
     # numbering is per customer, and the others are most of the orders
     first_orders = orders.group_by("customer_id").aggregate(_first=_.ordered_at.min())
     newcomers = first_orders.filter(first_orders._first >= ibis.literal(start, type="timestamp"))
+    return newcomers_f2(orders, newcomers.select("customer_id"), window_days)
+
+
+def newcomers_f2(orders: ibis.Table, newcomers: ibis.Table, window_days: int) -> dict[str, float | int | None]:
+    """`f2_conversion` of the customers in `newcomers` (customer_id), the first-time buyers."""
     theirs = orders.semi_join(newcomers, "customer_id")
     ranked = theirs.mutate(
         _nth=ibis.row_number().over(group_by=theirs.customer_id, order_by=[theirs.ordered_at, theirs.order_id])
     )
-    firsts = ranked.filter(ranked._nth == 0).select("customer_id", first=_.ordered_at)
-    seconds = ranked.filter(ranked._nth == 1).select("customer_id", second=_.ordered_at)
-    pairs = firsts.left_join(seconds, "customer_id")
+    pairs = ranked.filter(ranked._nth <= 1).group_by("customer_id").aggregate(
+        first=_.ordered_at.min(where=_._nth == 0), second=_.ordered_at.max(where=_._nth == 1))
     days = pairs.second.date().epoch_days() - pairs.first.date().epoch_days()
     pairs = pairs.mutate(days=days, converted=pairs.second.notnull() & (days <= window_days))
+    # the median is the lower middle of the converted customers by days, numbered in the same query
+    pairs = pairs.mutate(_pos=ibis.row_number().over(group_by=pairs.converted, order_by=pairs.days),
+                         _n=pairs.count().over(group_by=pairs.converted))
     row = pairs.aggregate(
         first_time_buyers=_.count(), converted=_.converted.sum(),
         mean_days=_.days.cast("float64").mean(where=_.converted),
+        median_days=_.days.max(where=_.converted & (_._pos == (_._n - 1) // 2)),
     ).to_pyarrow().to_pylist()[0]
     buyers, converted = int(row["first_time_buyers"] or 0), int(row["converted"] or 0)
-    ordered = pairs.filter(pairs.converted).mutate(_pos=ibis.row_number().over(order_by=_.days), _n=_.count().over())
-    median = ordered.filter(ordered._pos == (ordered._n - 1) // 2).days.max().to_pyarrow().as_py()
     return {
         "first_time_buyers": buyers, "converted": converted,
         "conversion": converted / buyers if buyers else None,
-        "mean_days_to_second": row["mean_days"], "median_days_to_second": median,
+        "mean_days_to_second": row["mean_days"], "median_days_to_second": row["median_days"],
         "window_days": window_days,
     }
 
@@ -205,21 +240,14 @@ def subscription_churn(events: ibis.Table, cut: AsOf, months: int = 12) -> pa.Ta
         starts.append(first_month)
         first_month = (first_month - dt.timedelta(days=1)).replace(day=1)
     calendar = ibis.memtable({"month": sorted(starts)})
-    subs = events.filter(events.kind.isin(["subscription_start", "cancellation"]), cut.before_end(events.occurred_at))
-    grid = subs.cross_join(calendar)
+    # a spell active at the month's start is cancelled in the month when the cancellation ending it is
+    grid = subscription_spells(events, cut).cross_join(calendar)
     month_start = grid.month.cast("timestamp")
     month_end = (grid.month + ibis.interval(months=1)).cast("timestamp")
-    before = grid.occurred_at < month_start
-    per = grid.group_by(["month", "customer_id"]).aggregate(
-        last_start=grid.occurred_at.max(where=before & (grid.kind == "subscription_start")),
-        last_cancel=grid.occurred_at.max(where=before & (grid.kind == "cancellation")),
-        cancelled_in_month=((grid.kind == "cancellation") & (grid.occurred_at >= month_start)
-                            & (grid.occurred_at < month_end)).max(),
-    )
-    active = per.last_start.notnull() & (per.last_cancel.isnull() | (per.last_cancel < per.last_start))
-    out = per.group_by("month").aggregate(
+    active = subscribed_at(grid, month_start)
+    out = grid.group_by("month").aggregate(
         active_at_start=active.sum(),
-        cancellations=(active & per.cancelled_in_month).sum(),
+        cancellations=(active & grid.ended.notnull() & (grid.ended < month_end)).sum(),
     )
     out = out.mutate(churn_rate=ibis.cases((out.active_at_start > 0, ratio(out.cancellations, out.active_at_start))))
     return out.order_by("month").to_pyarrow()
