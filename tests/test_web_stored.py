@@ -113,3 +113,13 @@ def test_the_one_row_per_customer_tables_are_read_by_their_index(demo: Path, tmp
         other = store.table("customers").customer_id.max().to_pyarrow().as_py()
         assert "Index Scan" in _plan(store, "customers", other)
         assert customer_rows(store, "customers", other).num_rows == 1
+
+
+def test_the_lists_rows_are_stored_in_matrix_cell_order(demo: Path) -> None:
+    # a cell's page then reads a range of row groups (their zone maps on matrix_cell), not all of them
+    with Workspace.open(demo, read_only=True) as ws:
+        con = ws.store.backend.con
+        stored = con.execute("SELECT matrix_cell, r_score, f_score FROM _kizuna_list_members").fetchall()
+        ordered = con.execute("SELECT matrix_cell, r_score, f_score FROM _kizuna_list_members "
+                              "ORDER BY matrix_cell, r_score, f_score").fetchall()
+    assert len(stored) > 800 and stored == ordered

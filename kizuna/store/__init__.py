@@ -12,7 +12,6 @@ __all__ = [
     "KINDS", "TABLES", "CollectedRows", "Column", "DuckDBStore", "PostgresStore", "SparkStore", "Store", "StoreBusy",
     "StoreSettings",
     "cluster_by_customer", "collected_rows", "copy_store", "count_rows", "customer_rows", "index_by_customer",
-    "order_table",
     "rows_of_customers", "sorted_page", "TableSpec", "local_spark_session", "redact", "table_for_kind",
 ]
 
@@ -21,7 +20,7 @@ _LAZY = {"Store": "_engine", "redact": "_engine", "DuckDBStore": "_duckdb", "Pos
          "SparkStore": "_spark", "local_spark_session": "_spark", "copy_store": "_copy",
          "StoreBusy": "_busy", "customer_rows": "_paging", "cluster_by_customer": "_paging",
          "sorted_page": "_paging", "count_rows": "_paging", "rows_of_customers": "_paging",
-         "order_table": "_paging", "index_by_customer": "_paging",
+         "index_by_customer": "_paging",
          "CollectedRows": "_spark", "collected_rows": "_spark"}
 
 

@@ -24,8 +24,8 @@ import sqlglot as sg
 
 from kizuna.store._engine import Store
 
-__all__ = ["cluster_by_customer", "count_rows", "customer_rows", "index_by_customer", "order_table",
-           "rows_of_customers", "sorted_page"]
+__all__ = ["cluster_by_customer", "count_rows", "customer_rows", "index_by_customer", "rows_of_customers",
+           "sorted_page"]
 
 # Row groups a lookup of one customer may read, on average, before the table is rewritten in
 # customer order (rows appended since the last rewrite add a few row groups that every lookup reads).
@@ -118,18 +118,6 @@ def index_by_customer(store: Store, names: Sequence[str]) -> list[str]:
             con.execute(f"CREATE INDEX {_quoted(f'kizuna_{name}_customer_id')} ON {_quoted(name)} (customer_id)")
             done.append(name)
     return done
-
-
-def order_table(store: Store, name: str, columns: Sequence[str]) -> None:
-    """Rewrite table `name` in the order of `columns` (in one transaction, the same rows), so that a
-    filter on the first of them reads a range of row groups: the customer lists' rows by matrix cell,
-    where a cell's page would otherwise decompress every row group of the table. DuckDB only."""
-    if store.engine != "duckdb":
-        return
-    table = _quoted(name)
-    with store.engine_errors(), store.transaction():
-        store.backend.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {table} "
-                                  f"ORDER BY {', '.join(_quoted(c) for c in columns)}")
 
 
 def _compiled(store: Store, rows: Callable[[], ibis.Table], key: Hashable | None) -> str:

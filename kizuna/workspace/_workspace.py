@@ -16,7 +16,7 @@ from kizuna._errors import KizunaError, NoDataError, Phrase, WorkspaceError
 from kizuna.exporting import check_output, export_segment
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
 from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, RankRule
-from kizuna.store import TABLES, Store, cluster_by_customer, index_by_customer, order_table
+from kizuna.store import TABLES, Store, cluster_by_customer, index_by_customer
 from kizuna.workspace._outreach import Outreach
 from kizuna.workspace._settings import Settings
 
@@ -266,9 +266,9 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
             return
         scores = self.store.table(SCORES)
         predictions = self.store.table(PREDICTIONS) if self.store.has_table(PREDICTIONS) else None
-        self.store.create(MEMBERS, analytics.list_members(scores, predictions),
-                          categories=analytics.score_categories(self.settings.analysis))
-        order_table(self.store, MEMBERS, ("matrix_cell", "r_score", "f_score"))  # a cell's page: a range
+        # in matrix-cell order (DuckDB stores the rows as the query orders them): a cell's page reads a range
+        members = analytics.list_members(scores, predictions).order_by(["matrix_cell", "r_score", "f_score"])
+        self.store.create(MEMBERS, members, categories=analytics.score_categories(self.settings.analysis))
         if as_of is not None and self.store.count("orders"):
             figures = analytics.overview_figures(self.tables(), scores, self.settings.analysis, as_of)
             self.store.create(OVERVIEW, analytics.overview_rows(figures))
