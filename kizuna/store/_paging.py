@@ -101,7 +101,8 @@ def cluster_by_customer(store: Store, names: Sequence[str]) -> list[str]:
 
 def index_by_customer(store: Store, names: Sequence[str]) -> list[str]:
     """Give those of tables `names` that have none an index on `customer_id` (DuckDB's ART), so that
-    a customer page finds a customer's row without scanning a row group; the names indexed. The
+    a customer page finds a customer's row without scanning a row group (and a list page its fifty
+    customers' contact data, `rows_of_customers`); the names indexed. The
     index goes with its table when the table is replaced, and is made again by the next call. On
     DuckDB only, like `cluster_by_customer`."""
     if store.engine != "duckdb":
