@@ -51,7 +51,8 @@ def bg_cdnow(cdnow) -> BetaGeo:
 
 def test_public_names():
     assert kizuna.models.__all__ == ["BetaGeo", "ConvergenceWarning", "GammaGamma", "ModelFitError",
-                                     "ModelFitWarning", "ModelNotFittedError", "ModifiedBetaGeo", "ShiftedBetaGeo"]
+                                     "ModelFitWarning", "ModelNotFittedError", "ModifiedBetaGeo", "ShiftedBetaGeo",
+                                     "newcombe_interval", "wilson_interval"]
     assert issubclass(ModelNotFittedError, KizunaError)
     assert issubclass(ModelFitError, KizunaError) and issubclass(ModelFitError, ValueError)
     assert issubclass(ConvergenceWarning, ModelFitWarning) and issubclass(ModelFitWarning, UserWarning)
