@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -187,13 +188,18 @@ class Dispatcher:
             return None, "no telephone number"
         return person["phone"], None
 
+    @functools.cached_property
+    def pushed_from(self) -> int:
+        """When e-mail and LINE may go, at `now` or after (quiet hours, holidays)."""
+        return int(self.rules.next_allowed(self.now).timestamp())
+
     def hold(self, row: DueRow) -> int | None:
         """None if the row may go now, else when it may (quiet hours, holiday, frequency cap)."""
         if row.transactional:
             return None
         later = self.now_unix
         if row.channel in ONLINE_CHANNELS:
-            later = max(later, int(self.rules.next_allowed(self.now).timestamp()))
+            later = max(later, self.pushed_from)
         if row.channel != "insert":
             frees = self.rules.cap_frees_at(self.recent.get(row.customer_id, []), self.now_unix)
             if frees is not None:
@@ -201,31 +207,56 @@ class Dispatcher:
         return None if later <= self.now_unix else later
 
     # -- rendering ------------------------------------------------------------------------
+    def message_fields(self, row: DueRow, person: dict, only: frozenset[str] | None = None) -> dict[str, Any]:
+        """The fields of `row`'s message: the customer's, its occasion's, then its own (None as "");
+        `only`: just those of these names (what a dry run's templates read)."""
+        occasion = self.fields.get(row.key, {})
+        if only is None:
+            fields = {k: ("" if v is None else v) for k, v in {**person, **occasion}.items()}
+        else:
+            fields = {}
+            for name in only:
+                value = occasion[name] if name in occasion else person.get(name, _ABSENT)
+                if value is not _ABSENT:
+                    fields[name] = "" if value is None else value
+        own: dict[str, Callable[[], Any]] = {
+            "detail": lambda: row.detail or "", "occasion": lambda: row.occasion,
+            "occasion_at": lambda: dt.datetime.fromtimestamp(row.occasion_ts, self.rules.zone).strftime("%Y-%m-%d"),
+            "unsubscribe_url": lambda: self.links.unsubscribe_url(row.ref), "survey_url": lambda: "",
+        }
+        fields.update((name, value()) for name, value in own.items() if only is None or name in only)
+        return fields
+
     def message(self, row: DueRow, person: dict, address: str) -> Message:
         scenario = self.scenarios[row.scenario]
         step = scenario.steps[row.step - 1]
         lang = self.lang or scenario.lang
-        fields = {k: ("" if v is None else v) for k, v in {**person, **self.fields.get(row.key, {})}.items()}
-        fields.update(
-            detail=row.detail or "", occasion=row.occasion,
-            occasion_at=dt.datetime.fromtimestamp(row.occasion_ts, self.rules.zone).strftime("%Y-%m-%d"),
-            unsubscribe_url=self.links.unsubscribe_url(row.ref),
-            survey_url="",
-        )
         uses = template_fields(step.body[lang]) | template_fields(step.subject[lang])
+        # a dry run keeps the subject and text only: the fields no template reads (a link's
+        # signature, the HTML part) are not worked out; a failure is told with every field's name
+        fields = self.message_fields(row, person, uses if self.dry_run else None)
         if "survey_url" in uses:
             if not self.dry_run:
                 self.operations.survey_link(row.customer_id, row.channel, scenario=scenario.name, ref=row.ref)
             fields["survey_url"] = self.links.survey_url(row.ref)
-        text = render(step.body[lang], fields, scenario=scenario.name, step=step.number)
-        subject = render(step.subject[lang], fields, scenario=scenario.name, step=step.number).strip()
+        try:
+            text = render(step.body[lang], fields, scenario=scenario.name, step=step.number)
+            subject = render(step.subject[lang], fields, scenario=scenario.name, step=step.number).strip()
+        except RenderError:
+            if not self.dry_run:
+                raise
+            every = {**self.message_fields(row, person), **fields}
+            render(step.body[lang], every, scenario=scenario.name, step=step.number)
+            render(step.subject[lang], every, scenario=scenario.name, step=step.number)
+            raise
         if row.channel in ONLINE_CHANNELS:
             text = self.track(row, step.body[lang], text)
         marketing = not step.transactional
         return Message(
             key=row.key, ref=row.ref, customer_id=row.customer_id, channel=row.channel, address=address,
-            subject=subject, text=text, html=text_to_html(text) if row.channel == "email" else None,
-            unsubscribe_url=fields["unsubscribe_url"] if marketing and row.channel == "email" else None,
+            subject=subject, text=text,
+            html=text_to_html(text) if row.channel == "email" and not self.dry_run else None,
+            unsubscribe_url=fields.get("unsubscribe_url") if marketing and row.channel == "email" else None,
             transactional=step.transactional, fields=fields,
         )
 
@@ -617,6 +648,7 @@ _LIST_ORDER: dict[str, Callable[[dict[str, Any]], tuple]] = {
     "dm": _by_postal_code, "insert": _by_packing_day, "call": _by_value_at_risk}
 
 
+_ABSENT = object()
 _MAYBE_HELD = ("an earlier try may have reached the server; to be sent once more, with the same Message-ID, "
                "after the quiet hours, holiday or frequency cap")
 _NO_TRANSPORT = {"email": "run.no_smtp", "line": "run.no_line_token"}  # catalogue keys

@@ -155,14 +155,16 @@ def _fields(tables: dict[str, ibis.Table], cuts: ibis.Table, last: dt.date, alte
     )
 
 
-def related_products(tables: dict[str, ibis.Table], as_of: dt.date, *, top: int = 3) -> ibis.Table:
+def related_products(tables: dict[str, ibis.Table], as_of: dt.date, *, top: int = 3,
+                     customers: ibis.Table | None = None) -> ibis.Table:
     """Per customer, the `top` products most bought together with theirs, that they have not bought.
 
     A product's score for a customer is the number of completed orders (of all customers, up to
     `as_of`) holding it together with one of the customer's products, summed over the customer's
     distinct products. Ties go to the lower product_id. The product pairs are counted once over
     all orders, then joined to each customer's distinct products, so the work grows with the
-    orders and with customers × their products × partners, never with customers².
+    orders and with customers × their products × partners, never with customers². `customers` (a
+    table with customer_id): only theirs are scored (the pairs are counted over everyone's orders).
 
     Returns
     -------
@@ -190,6 +192,8 @@ def related_products(tables: dict[str, ibis.Table], as_of: dt.date, *, top: int 
         .aggregate(together=_.count())
     )
     mine = bought.select("customer_id", "product_id").distinct()
+    if customers is not None:
+        mine = mine.semi_join(customers.select("customer_id"), "customer_id")
     owned = mine.select(_customer="customer_id", _owned="product_id")
     scored = (
         mine.inner_join(pairs, "product_id")

@@ -13,6 +13,9 @@ A pipeline of four stages, each a function of what it is given, composed in `run
    personalisation fields as of each row's occasion, not of the run's day). After it the
    store may be released, so that the analytics store is held only while reading it.
 4. **Dispatch** (`kizuna.scenarios._dispatch.dispatch`; operational records only).
+
+Stages 1 and 2 keep the enrolments as Arrow columns (`kizuna.scenarios._enrolments`): Python objects
+are made only for what goes on, the enrolments a run records and the rows a dry run finds due.
 """
 
 from __future__ import annotations
@@ -20,9 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import os
-import secrets
 import zoneinfo
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import ibis
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kizuna._errors import KizunaError
 from kizuna.delivery import Transport
@@ -38,6 +40,15 @@ from kizuna.operations import Delivery, DueRow, Enrolment, Ledger, Operations, t
 from kizuna.prediction import last_calls
 from kizuna.scenarios._context import RunContext, RunSettings
 from kizuna.scenarios._dispatch import RunReport, dispatch
+from kizuna.scenarios._enrolments import (
+    ENROLMENT_SCHEMA,
+    Groups,
+    due_rows,
+    enrolment_table,
+    enrolments,
+    group_of,
+    unix_to_local_day,
+)
 from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
 from kizuna.scenarios._fields import day_end, occasion_fields, related_products
 from kizuna.scenarios._model import Scenario, load_scenarios
@@ -57,27 +68,6 @@ _PREDICTION_FIELDS = ("churn_risk", "value_at_risk", "p_alive", "clv", "expected
 # A row that never went may give way to a later occasion of its step; one in flight may have gone.
 MERGEABLE = ("scheduled", "deferred")
 _ORDER_OCCASION = "order:"  # after_order's occasions: "order:" + order_id (kizuna.scenarios._evaluate)
-
-
-def group_of(customer_id: str, scenario: str, *, secret: str, holdout: float, global_control: float) -> str:
-    """treated, holdout or global_control: stable for a customer whatever the day or the run.
-
-    A hash of the customer id (with the workspace secret, for the global group; with the
-    scenario's name, for its holdout) read as a number in [0, 1).
-    """
-    def share(salt: str) -> float:
-        digest = hashlib.sha256(f"{salt}\0{customer_id}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64
-
-    if share(f"global\0{secret}") < global_control:
-        return "global_control"
-    if share(f"scenario\0{scenario}") < holdout:
-        return "holdout"
-    return "treated"
-
-
-def _ts(local: dt.datetime, zone: zoneinfo.ZoneInfo) -> int:
-    return int(local.replace(tzinfo=zone).timestamp())
 
 
 def run_scenarios(
@@ -118,7 +108,7 @@ def run_scenarios(
         new = enrol(ledger, found, dry_run=dry_run)
         if baseline and not dry_run:
             take_baselines(context.operations, sorted(baseline))
-        report = _enrolled(RunReport(as_of, now, dry_run), new, scenarios)
+        report = _count_enrolled(RunReport(as_of, now, dry_run), new, scenarios)
         due = pick_due(context, scenarios, ledger, new, tables=tables, audience=audience, as_of=as_of, now=now,
                        lang=lang, dry_run=dry_run)
         if campaigns is not None and only is None:  # one-off campaigns due now (`with_campaigns`)
@@ -139,10 +129,11 @@ def run_scenarios(
 
 @dataclass(frozen=True)
 class Occasions:
-    """What stage 1 found: the enrolments of every occasion, and the entering triggers' memberships
-    (scenario, customers entered, customers left, day)."""
+    """What stage 1 found: the enrolments of every occasion (`ENROLMENT_SCHEMA` rows: the scenarios in
+    turn, an occasion's steps together), and the entering triggers' memberships (scenario, customers
+    entered, customers left, day)."""
 
-    planned: list[Enrolment]
+    planned: pa.Table
     memberships: list[tuple[str, list[str], list[str], str]]
 
 
@@ -205,10 +196,10 @@ def evaluate_occasions(context: RunContext, scenarios: dict[str, Scenario], ledg
     again: those who entered meanwhile are not occasions); their memberships are recorded all the same."""
     settings = context.settings
     zone = zoneinfo.ZoneInfo(settings.business.timezone)
-    secret = context.operations.secret()
+    groups = Groups(context.operations.secret(), settings.delivery.global_control_share)
     survey = _survey_answers(context.operations, zone)
     consents: dict[str, dict[str, bool]] | None = None  # read once, if an audience asks about them
-    planned: list[Enrolment] = []
+    planned: list[pa.Table] = []
     memberships: list[tuple[str, list[str], list[str], str]] = []
     for scenario in scenarios.values():
         def members(kind: str, ids: pa.Array, scenario: Scenario = scenario) -> pa.Table:
@@ -226,20 +217,38 @@ def evaluate_occasions(context: RunContext, scenarios: dict[str, Scenario], ledg
             consents = consents or {c: context.operations.consents(c) for c in ("email", "line", "dm")}
             chosen = audience_filter(scenario, audience["table"], tables, consents).select("customer_id").semi_join(
                 wanted, "customer_id")
-            keep = set(chosen.to_pyarrow().column("customer_id").to_pylist())
-            found = found.filter(pa.array([c in keep for c in found.column("customer_id").to_pylist()]))
-        planned.extend(_enrolments(scenario, found, zone, secret, settings))
-    return Occasions(planned, memberships)
+            keep = chosen.to_pyarrow().column("customer_id")
+            found = found.filter(pc.is_in(found.column("customer_id"),
+                                          value_set=keep.combine_chunks().cast(pa.string())))
+        holdout = scenario.holdout if scenario.holdout is not None else settings.delivery.holdout_share
+        planned.append(enrolment_table(scenario, found, zone, groups, holdout))
+    return Occasions(pa.concat_tables(planned) if planned else ENROLMENT_SCHEMA.empty_table(), memberships)
 
 
-def enrol(ledger: Ledger, found: Occasions, *, dry_run: bool = False) -> list[Enrolment]:
-    """Stage 2: the enrolments the ledger does not know yet, recorded with the memberships in one
-    transaction (a dry run records nothing); returns them."""
-    known = ledger.known_keys([e.key for e in found.planned])
-    new = [e for e in found.planned if e.key not in known]
+def enrol(ledger: Ledger, found: Occasions, *, dry_run: bool = False) -> pa.Table:
+    """Stage 2: the enrolments the ledger does not know yet (`ENROLMENT_SCHEMA` rows), recorded with
+    the memberships in one transaction (a dry run records nothing); returns them."""
+    planned = found.planned
+    known = ledger.known_keys(planned.column("key").to_pylist())
+    new = planned.filter(pc.invert(pc.is_in(planned.column("key"), value_set=pa.array(list(known), pa.string())))) \
+        if known else planned
     if not dry_run:
-        ledger.enrol(new, found.memberships)
+        ledger.enrol(enrolments(new), found.memberships)
     return new
+
+
+def _count_enrolled(report: RunReport, new: pa.Table, scenarios: dict[str, Scenario]) -> RunReport:
+    """`report`, with the new enrolments counted (and those of the control groups as holdout), per
+    scenario step in the order the steps first come among them."""
+    held = pc.not_equal(new.column("grp"), "treated").cast(pa.int64())
+    counts = (new.select(["scenario", "step"]).append_column("held", held)
+              .group_by(["scenario", "step"], use_threads=False).aggregate([("held", "count"), ("held", "sum")]))
+    for name, step, n, n_held in zip(*(counts.column(c).to_pylist() for c in
+                                       ("scenario", "step", "held_count", "held_sum")), strict=True):
+        report.count(scenarios[name], step, "enrolled", n)
+        if n_held:
+            report.count(scenarios[name], step, "holdout", n_held)
+    return report
 
 
 def _enrolled(report: RunReport, new: list[Enrolment], scenarios: dict[str, Scenario]) -> RunReport:
@@ -251,18 +260,19 @@ def _enrolled(report: RunReport, new: list[Enrolment], scenarios: dict[str, Scen
     return report
 
 
-def pick_due(context: RunContext, scenarios: dict[str, Scenario], ledger: Ledger, new: list[Enrolment], *,
+def pick_due(context: RunContext, scenarios: dict[str, Scenario], ledger: Ledger, new: pa.Table, *,
              tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date, now: dt.datetime,
              lang: str | None = None, dry_run: bool = False) -> Due:
     """Stage 3: the ledger's rows due at `now` (and those a killed run left in flight; a dry run
     adds its new enrolments due by then), with what the rules and templates need about their customers."""
     now_unix = int(now.timestamp())
     rows = [r for r in ledger.due(now_unix) if r.scenario in scenarios]
-    if dry_run:
-        rows += [_as_due(e) for e in new if e.grp == "treated" and e.due_ts <= now_unix]
+    if dry_run and new.num_rows:
+        rows += due_rows(new.filter(pc.and_(pc.equal(new.column("grp"), "treated"),
+                                            pc.less_equal(new.column("due_ts"), now_unix))))
     rows, merged = merge_occasions(rows)
     zone = zoneinfo.ZoneInfo(context.settings.business.timezone)
-    ids = sorted({r.customer_id for r in rows})
+    ids = pa.array([r.customer_id for r in rows], pa.string()).unique().to_pylist()
     people = _customer_data(tables, context.settings, ids, as_of, audience, lang or "ja") if ids else {}
     fields = _occasion_fields(tables, context.settings, rows, zone)
     reached = _goals_reached(tables, [r for r in rows if r.step > 1], scenarios, zone)
@@ -335,29 +345,6 @@ def _survey_answers(operations: Operations, zone: zoneinfo.ZoneInfo) -> pa.Table
     })
 
 
-def _enrolments(scenario: Scenario, found: pa.Table, zone: zoneinfo.ZoneInfo, secret: str,
-                settings: RunSettings) -> list[Enrolment]:
-    holdout = scenario.holdout if scenario.holdout is not None else settings.delivery.holdout_share
-    rows: list[Enrolment] = []
-    for customer_id, occasion, occasion_at, detail in zip(found.column("customer_id").to_pylist(),
-                                                          found.column("occasion").to_pylist(),
-                                                          found.column("occasion_at").to_pylist(),
-                                                          found.column("detail").to_pylist(), strict=True):
-        grp = group_of(customer_id, scenario.name, secret=secret, holdout=holdout,
-                       global_control=settings.delivery.global_control_share)
-        at = _ts(occasion_at, zone)
-        wait = 0
-        for step in scenario.steps:
-            wait += step.wait_days
-            rows.append(Enrolment(
-                key=f"{scenario.name}/{step.number}/{customer_id}/{occasion}", ref=secrets.token_hex(16),
-                scenario=scenario.name, step=step.number, customer_id=customer_id, occasion=occasion,
-                occasion_ts=at, detail=detail, channel=step.channel, grp=grp, transactional=step.transactional,
-                due_ts=at + wait * 86_400,
-            ))
-    return rows
-
-
 def _as_due(e: Enrolment) -> DueRow:
     common = {f.name: getattr(e, f.name) for f in dataclasses.fields(Delivery)}
     return DueRow(**common)
@@ -381,64 +368,80 @@ def scenario_fields(context: RunContext, customer_ids: list[str], as_of: dt.date
 def _occasion_fields(tables: dict[str, ibis.Table], settings: RunSettings, rows: list[DueRow],
                      zone: zoneinfo.ZoneInfo) -> dict[str, dict]:
     """Row key -> the personal fields as of its occasion: an order's own moment for after_order (so
-    that its thank-you counts the orders up to it), else the end of the occasion's day."""
+    that its thank-you counts the orders up to it), else the end of the occasion's day. Rows of one
+    customer and moment share one dict (read only)."""
     if not rows:
         return {}
-    ordered: dict[str, dt.datetime] = {}
-    order_ids = sorted({r.occasion.removeprefix(_ORDER_OCCASION) for r in rows
-                        if r.occasion.startswith(_ORDER_OCCASION)})
-    if order_ids:
+    occasion = pa.array([r.occasion for r in rows], pa.string())
+    day = unix_to_local_day(pa.array([r.occasion_ts for r in rows], pa.int64()), zone)
+    cut = pc.add(day.cast(pa.timestamp("us")), pa.scalar(day_end(dt.date(1970, 1, 1)) - dt.datetime(1970, 1, 1)))
+    of_order = pc.starts_with(occasion, _ORDER_OCCASION)
+    if pc.any(of_order).as_py():
+        order_id = pc.if_else(of_order, pc.utf8_slice_codeunits(occasion, len(_ORDER_OCCASION)), None)
         orders = tables["orders"]
-        wanted = ibis.memtable(pa.table({"_id": pa.array(order_ids, pa.string())}))
+        wanted = ibis.memtable(pa.table({"_id": pc.unique(order_id.drop_null())}))
         found = orders.select(_id=orders.order_id.cast("string"), at=orders.ordered_at).semi_join(wanted, "_id")
-        ordered = {r["_id"]: r["at"] for r in found.to_pyarrow().to_pylist()}
-    cut: dict[str, dt.datetime] = {}
-    for r in rows:
-        at = ordered.get(r.occasion.removeprefix(_ORDER_OCCASION)) if r.occasion.startswith(_ORDER_OCCASION) else None
-        cut[r.key] = at if at is not None else day_end(dt.datetime.fromtimestamp(r.occasion_ts, zone).date())
-    cuts = pa.table({"customer_id": pa.array([r.customer_id for r in rows], pa.string()),
-                     "seen_until": pa.array([cut[r.key] for r in rows], pa.timestamp("us"))})
+        found = found.to_pyarrow().cast(pa.schema([("_id", pa.string()), ("at", pa.timestamp("us"))]))
+        at = found.column("at").combine_chunks().take(
+            pc.index_in(order_id, value_set=found.column("_id").combine_chunks()))
+        cut = pc.coalesce(at, cut)  # an order no longer in the store: the end of its day
+    customer = pa.array([r.customer_id for r in rows], pa.string())
+    cuts = pa.table({"customer_id": customer, "seen_until": cut})
     table = occasion_fields(tables, cuts, alternative_yen_per_l=settings.delivery.alternative_yen_per_l)
-    found_fields = {(f["customer_id"], f["seen_until"]): f
-                    for f in table.drop("name").to_pyarrow().to_pylist()}
-    result: dict[str, dict] = {}
-    for r in rows:
-        fields = found_fields.get((r.customer_id, cut[r.key]))
-        if fields is not None:
-            result[r.key] = {k: v for k, v in fields.items() if k not in ("customer_id", "seen_until")}
-    return result
+    found_fields = table.drop("name").to_pyarrow()
+    names = [n for n in found_fields.column_names if n not in ("customer_id", "seen_until")]
+    shared = [dict(zip(names, values, strict=True))
+              for values in zip(*(found_fields.column(n).to_pylist() for n in names), strict=True)]
+    wanted_rows = cuts.append_column("_row", pa.array(range(len(rows)), pa.int64()))
+    keys = found_fields.select(["customer_id", "seen_until"]).cast(cuts.schema)
+    matched = wanted_rows.join(keys.append_column("_found", pa.array(range(keys.num_rows), pa.int64())),
+                               ["customer_id", "seen_until"], join_type="inner", use_threads=False)
+    return {rows[n].key: shared[f] for n, f in zip(matched.column("_row").to_pylist(),
+                                                    matched.column("_found").to_pylist(), strict=True)}
+
+
+def _records(table: pa.Table) -> Iterator[tuple]:
+    return zip(*(table.column(n).to_pylist() for n in table.column_names), strict=True)
+
+
+def _merge_rows(people: dict[str, dict], table: pa.Table) -> None:
+    """people[customer].update(row) for each row of `table` whose customer is among `people`."""
+    names = table.column_names
+    at = names.index("customer_id")
+    for values in _records(table):
+        person = people.get(values[at])
+        if person is not None:
+            person.update(zip(names, values, strict=True))
 
 
 def _customer_data(tables: dict[str, ibis.Table], settings: RunSettings, ids: list[str], as_of: dt.date,
                    audience: dict[str, ibis.Table], lang: str) -> dict[str, dict]:
     wanted = ibis.memtable(pa.table({"customer_id": pa.array(ids, pa.string())}))
     customers = tables["customers"]
-    contacts = customers.select(*_CONTACT_COLUMNS).semi_join(wanted, "customer_id").to_pyarrow().to_pylist()
-    people: dict[str, dict] = {row["customer_id"]: dict(row) for row in contacts}
+    contacts = customers.select(*_CONTACT_COLUMNS).semi_join(wanted, "customer_id").to_pyarrow()
+    at = contacts.column_names.index("customer_id")
+    people: dict[str, dict] = {values[at]: dict(zip(contacts.column_names, values, strict=True))
+                               for values in _records(contacts)}
     # suggestions of what to buy next are today's, whatever the occasion
-    related = related_products(tables, as_of).semi_join(wanted, "customer_id").to_pyarrow().to_pylist()
-    for row in sorted(related, key=lambda r: (r["customer_id"], r["rank"])):
-        if row["customer_id"] in people:
-            people[row["customer_id"]].setdefault("related_products", []).append(row["name"])
+    related = related_products(tables, as_of, customers=wanted).to_pyarrow()
+    related = related.sort_by([("customer_id", "ascending"), ("rank", "ascending")])
+    related = related.group_by("customer_id", use_threads=False).aggregate([("name", "list")])
+    for customer, names in _records(related.select(["customer_id", "name_list"])):
+        if customer in people:
+            people[customer]["related_products"] = names
     if "scores" in audience:
         cols = [c for c in _SCORE_FIELDS if c in audience["scores"].columns]
-        scores = audience["scores"].select("customer_id", *cols).semi_join(wanted, "customer_id")
-        for row in scores.to_pyarrow().to_pylist():
-            if row["customer_id"] in people:
-                people[row["customer_id"]].update(row)
+        _merge_rows(people, audience["scores"].select("customer_id", *cols).semi_join(wanted, "customer_id")
+                    .to_pyarrow())
     if "predictions" in audience:
         p = audience["predictions"]
         reasons = "churn_reasons_en" if lang == "en" else "churn_reasons_ja"
-        cols = [c for c in (*_PREDICTION_FIELDS, reasons) if c in p.columns]
-        for row in p.select("customer_id", *cols).semi_join(wanted, "customer_id").to_pyarrow().to_pylist():
-            if row["customer_id"] in people:
-                row["churn_reasons"] = row.pop(reasons, None)
-                people[row["customer_id"]].update(row)
+        cols = [c for c in _PREDICTION_FIELDS if c in p.columns]
+        found = p.select("customer_id", *cols, churn_reasons=p[reasons] if reasons in p.columns
+                         else ibis.null("string")).semi_join(wanted, "customer_id")
+        _merge_rows(people, found.to_pyarrow())
     if "calls" in tables:  # the call lists' cooldown and callbacks (kizuna.prediction.call_blocker)
-        latest = last_calls(tables["calls"], as_of)
-        for row in latest.semi_join(wanted, "customer_id").to_pyarrow().to_pylist():
-            if row["customer_id"] in people:
-                people[row["customer_id"]].update(row)
+        _merge_rows(people, last_calls(tables["calls"], as_of).semi_join(wanted, "customer_id").to_pyarrow())
     for person in people.values():
         person.setdefault("related_products", [])
         person["alternative_name"] = settings.delivery.alternative_name
@@ -447,9 +450,7 @@ def _customer_data(tables: dict[str, ibis.Table], settings: RunSettings, ids: li
     pending = orders.filter(orders.shipped_at.isnull() & (orders.status.isnull() | (orders.status == "completed")))
     pending = pending.semi_join(wanted, "customer_id").group_by("customer_id").aggregate(
         next_order_id=pending.order_id.cast("string").max(), next_order_at=pending.ordered_at.max())
-    for row in pending.to_pyarrow().to_pylist():
-        if row["customer_id"] in people:
-            people[row["customer_id"]].update(next_order_id=row["next_order_id"], next_order_at=row["next_order_at"])
+    _merge_rows(people, pending.to_pyarrow())
     return people
 
 
