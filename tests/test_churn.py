@@ -163,6 +163,16 @@ def test_estimator_contract() -> None:
     assert "validation AUC" in repr(model)
 
 
+def test_a_feature_one_customer_has_is_no_error() -> None:
+    # one NPS answer: every training set that leaves that customer out (the validation split, the folds
+    # the calibration learns from) has the feature all missing, which scikit-learn's binning cannot take
+    X, y = synthetic(600, seed=5)
+    X[:, COL["nps_score"]] = np.nan
+    X[0, COL["nps_score"]] = 9
+    risks = ChurnModel(max_iter=50, random_state=3).fit(X, y, CHURN_FEATURES).predict_risk(X)
+    assert np.isfinite(risks).all()
+
+
 def test_too_few_customers_raise_in_plain_words() -> None:
     X, y = synthetic(40, seed=6)
     with pytest.raises(ChurnDataError, match=r"Only 40 customers .* too short a history .* shorten --horizon") as info:

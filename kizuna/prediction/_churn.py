@@ -176,14 +176,6 @@ class ChurnModel:
                 continue
             reference[j] = float(np.nanmedian(X[:, j]))
 
-        # A feature nobody has (no NPS answers, no events in this workspace) is all missing, which
-        # the boosting's binning cannot take: train on a constant instead, so no tree splits on it
-        # and the model ignores it.
-        empty = np.isnan(X).all(axis=0)
-        if empty.any():
-            X = X.copy()
-            X[:, empty] = 0.0
-
         train, valid = train_test_split(np.arange(n), test_size=self.validation_fraction, stratify=y,
                                         random_state=self.random_state)
         model = HistGradientBoostingClassifier(
@@ -192,7 +184,7 @@ class ChurnModel:
             early_stopping=True, n_iter_no_change=self.n_iter_no_change, random_state=self.random_state,
         )
         with _thread_limit() as threads:
-            model.fit(X[train], y[train], X_val=X[valid], y_val=y[valid])
+            model.fit(constant_where_empty(X[train]), y[train], X_val=X[valid], y_val=y[valid])
 
         self.__dict__.pop("_trees_cache", None)  # of a previous fit
         self.model_ = model
@@ -236,7 +228,7 @@ class ChurnModel:
                 learning_rate=self.learning_rate, max_iter=max(int(rounds), 1), max_leaf_nodes=self.max_leaf_nodes,
                 min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
                 early_stopping=False, random_state=self.random_state,
-            ).fit(Xc[fit_rows], yc[fit_rows])
+            ).fit(constant_where_empty(Xc[fit_rows]), yc[fit_rows])
             out[held] = fold.predict_proba(Xc[held])[:, 1]
         return out, yc
 
@@ -584,3 +576,15 @@ def _as_outcome(y: Any, n: int) -> np.ndarray:
     if np.isnan(values).any() or not np.isin(values, (0.0, 1.0)).all():
         raise ValueError("the outcome y must be 1 (churned) or 0 (stayed) for every customer.")
     return values.astype(np.int64)
+
+
+def constant_where_empty(X: np.ndarray) -> np.ndarray:
+    """`X` with every feature that no row has (all missing: no NPS answers, no events, or none among the
+    rows of one group or fold) set to a constant. scikit-learn's binning cannot take an all-missing
+    column; a constant one no tree splits on, so the model ignores the feature, as it should."""
+    empty = np.isnan(X).all(axis=0)
+    if not empty.any():
+        return X
+    X = X.copy()
+    X[:, empty] = 0.0
+    return X

@@ -45,6 +45,7 @@ from kizuna.analytics import KEEP_STATES, AnalysisSettings, AsOf, lifecycle_stat
 from kizuna.models import ModelFitWarning, ModelNotFittedError
 from kizuna.prediction._call_rules import has_phone, recently_called
 from kizuna.prediction._calls import in_call_holdout
+from kizuna.prediction._churn import constant_where_empty
 from kizuna.prediction._features import CHURN_FEATURES, MODEL_COLUMNS, churn_labels, customer_features
 
 __all__ = ["CALL_EFFECT_COLUMNS", "KEEP_ORDERS", "CallOutcomes", "CallUplift", "UpliftDataError",
@@ -157,8 +158,6 @@ class UpliftModel:
             warnings.warn(f"Only {min(n_called, n_held):,} customers in the smaller group ({n_called:,} called, "
                           f"{n_held:,} held out): the estimated effect of a call is rough.", ModelFitWarning,
                           stacklevel=2)
-        X = X.copy()
-        X[:, np.isnan(X).all(axis=0)] = 0.0  # a feature nobody has: a constant, which no tree splits on
         self.called_model_ = self._group_model(X[t == 1], y[t == 1])
         self.held_out_model_ = self._group_model(X[t == 0], y[t == 0])
         self.feature_names_ = names
@@ -178,7 +177,7 @@ class UpliftModel:
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization, early_stopping=False,
             random_state=self.random_state,
-        ).fit(X, y)
+        ).fit(constant_where_empty(X), y)
 
     def predict_kept(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """P(kept) if called, and if not, for each row of `X` (the features in `feature_names_` order)."""
