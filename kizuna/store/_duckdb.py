@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from kizuna.store._engine import Store, redact
 __all__ = ["DuckDBStore"]
 
 PRIVATE_FILE_MODE = 0o600  # the store holds customers' personal data: its user's alone
+_CURSORS = threading.Lock()
 
 
 class DuckDBStore(Store):
@@ -67,6 +69,28 @@ class DuckDBStore(Store):
         if self._names is None:
             self._names = super().table_names()
         return self._names
+
+    def sibling(self) -> DuckDBStore:
+        # A cursor: one more connection to the database instance this process has open, sharing its
+        # cache and, read-only, the list of its tables. Ibis' own `from_connection` sets its two
+        # session settings through queries that cost more than opening the file; they are set here
+        # in one statement.
+        from ibis.backends.duckdb import Backend
+
+        with _CURSORS:  # a connection is one thread's at a time
+            cursor = self.backend.con.cursor()
+        cursor.execute("SET timezone = 'UTC'; SET python_enable_replacements = false; SET enable_progress_bar = false")
+        backend = Backend()
+        backend.con = cursor
+        backend._can_reconnect = False
+        backend._record_batch_readers_consumed = {}
+        store = type(self)(backend, self.url, memory_limit=self.memory_limit, lock_wait=self.lock_wait)
+        store._read_only = self._read_only
+        if self._read_only:
+            if self._names is None:
+                self._names = store.table_names()  # listed on the cursor: this store's connection may be in use
+            store._names = self._names
+        return store
 
     @classmethod
     def _open_error(cls, url: str, exc: Exception) -> StoreError:

@@ -140,6 +140,11 @@ class Store:
         store.ensure_tables()
         return store
 
+    def sibling(self) -> Store | None:
+        """Another connection to this open store, for one thread, that costs next to nothing to open, or
+        None where the engine has none (then connect anew). Close it as any store; this one stays open."""
+        return None
+
     def close(self) -> None:
         self.backend.disconnect()
 

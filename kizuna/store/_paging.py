@@ -15,6 +15,7 @@ given one). Other engines take the Ibis expression.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Collection, Hashable, Sequence
 
@@ -35,7 +36,8 @@ _COMPILED: dict[Hashable, str] = {}  # a list's SQL by (store, key); few lists, 
 _COMPILED_KEPT = 256
 
 
-def _quoted(name: str) -> str:
+@functools.lru_cache(maxsize=1024)
+def _quoted(name: str) -> str:  # a page quotes the same few names on each request
     return sg.to_identifier(name, quoted=True).sql("duckdb")
 
 

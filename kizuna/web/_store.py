@@ -157,6 +157,10 @@ class StoreGate:
                 self._writing = False
                 self._cond.notify_all()
 
+    def kept(self) -> Any:
+        """The connection kept between requests, or None. Open while any request holds the gate (`held`)."""
+        return self._anchor
+
     def close(self) -> None:
         with self._cond:
             if self._anchor is not None and self._active == 0:
@@ -187,16 +191,34 @@ class Reader:
         self._refreshing: dict[str, threading.Thread] = {}
         self._errors: dict[str, Exception] = {}
         self._lock = threading.Lock()
+        self._loaded_settings: tuple[tuple[int, int] | None, Any] | None = None
         _remove_orphan_snapshots()
 
     # -- sessions -----------------------------------------------------------------------------
+    def _settings(self) -> Any:
+        """kizuna.toml, read again only when the file changed (its size or modification time)."""
+        from kizuna.settings import SETTINGS_FILE
+        from kizuna.workspace import Settings
+
+        path = self.path / SETTINGS_FILE
+        try:
+            stat = path.stat()
+            version = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            version = None  # Settings.load says what is wrong
+        cached = self._loaded_settings
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        settings = Settings.load(path)
+        self._loaded_settings = (version, settings)
+        return settings
+
     def _anchor(self) -> Any:
         """A read-only connection kept between requests (see `StoreGate`); stores in a local file only."""
-        from kizuna.settings import SETTINGS_FILE
         from kizuna.store import Store
-        from kizuna.workspace import STORE_FILE, Settings
+        from kizuna.workspace import STORE_FILE
 
-        settings = Settings.load(self.path / SETTINGS_FILE)
+        settings = self._settings()
         url = settings.store.url or str(self.path / STORE_FILE)
         if not Store.files_at(url):
             raise LookupError("not a store in a local file")
@@ -206,16 +228,19 @@ class Reader:
     @contextlib.contextmanager
     def workspace(self) -> Iterator[Any]:
         """An open, read-only `Workspace` for the length of the block."""
-        from kizuna.settings import SETTINGS_FILE
         from kizuna.store import Store
-        from kizuna.workspace import STORE_FILE, Settings, Workspace
+        from kizuna.workspace import STORE_FILE, Workspace
 
         with self.gate.held():
-            settings = Settings.load(self.path / SETTINGS_FILE)
+            settings = self._settings()
             url = settings.store.url or str(self.path / STORE_FILE)
-            # StoreBusy when a command still holds the file after `lock_wait` seconds: a 503 page
-            store = Store.connect(url, home=self.path, memory_limit=settings.store.memory_limit, create=False,
-                                  read_only=True, lock_wait=self.lock_wait)
+            kept = self.gate.kept()
+            # a page's own connection to the file the app keeps open costs next to nothing (a DuckDB cursor)
+            store = kept.sibling() if kept is not None and kept.url == url else None
+            if store is None:
+                # StoreBusy when a command still holds the file after `lock_wait` seconds: a 503 page
+                store = Store.connect(url, home=self.path, memory_limit=settings.store.memory_limit, create=False,
+                                      read_only=True, lock_wait=self.lock_wait)
             ws = Workspace(self.path, settings, store)
             try:
                 yield ws
