@@ -123,3 +123,26 @@ def test_the_lists_rows_are_stored_in_matrix_cell_order(demo: Path) -> None:
         ordered = con.execute("SELECT matrix_cell, r_score, f_score FROM _kizuna_list_members "
                               "ORDER BY matrix_cell, r_score, f_score").fetchall()
     assert len(stored) > 800 and stored == ordered
+
+
+def test_a_pages_connection_is_a_cursor_of_the_kept_one(demo: Path) -> None:
+    from kizuna.web._store import Reader
+
+    reader = Reader(demo)
+    reader.gate.idle = 3600.0  # kept between the two requests however slow the machine
+    with reader.workspace() as first:
+        kept = reader.gate.kept()
+        assert kept is not None  # opened with the first request, kept between requests
+        customer = first.store.table("customers").to_pyarrow()["customer_id"][0].as_py()
+    with reader.workspace() as ws, Workspace.open(demo, read_only=True) as alone:
+        assert reader.gate.kept() is kept
+        # the same rows as a connection of its own, the tables as listed once on the kept connection
+        assert ws.store.table_names() == alone.store.table_names() == kept.table_names()
+        assert ws.store.tables() == alone.store.tables()
+        assert (customer_rows(ws.store, "orders", customer, newest_by="ordered_at")
+                == customer_rows(alone.store, "orders", customer, newest_by="ordered_at"))
+        assert ws.store.backend.con.execute("SELECT current_setting('timezone')").fetchone()[0] == "UTC"
+        assert ws.settings == alone.settings
+    # a page's connection closes with the page; the kept one stays open for the next
+    assert kept.backend.con.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
+    reader.close()
