@@ -113,8 +113,17 @@ timed(ChurnModel, "predict_risk", "churn scoring")
 # one pass gives the risk and the reasons (after #24); before, two phases
 timed(ChurnModel, "risk_and_reasons", "churn scoring + contributions + top_reasons (one pass)")
 timed(ChurnModel, "top_reasons", lambda outer: None if outer and "one pass" in outer else "contributions + top_reasons")
-timed(P, "reason_texts", "reason texts (ja + en)")
+timed(P, "reason_texts", "reason texts (ja + en)")  # before #24 part 3
+timed(P, "reason_text_array", "reason texts (ja + en)")
 timed(Store, "create", "writing customer_predictions")
+# what Workspace.predict does around predict_customers: the call effect, the table written, clustered and
+# indexed by customer, the lists' views
+import kizuna.store._duckdb as D, kizuna.workspace._workspace as W
+timed(D.DuckDBStore, "create", "writing customer_predictions")
+for name in ("cluster_by_customer", "index_by_customer"):
+    timed(W, name, "writing customer_predictions")
+timed(W.Workspace, "_write_views", "writing customer_predictions")
+timed(kizuna.prediction, "call_uplift", "call effect (call_uplift)")
 
 imported = time.perf_counter() - began
 ws = Workspace.open(sys.argv[1])
@@ -159,6 +168,7 @@ PHASE_ORDER = (
     "churn scoring + contributions + top_reasons (one pass)",
     "reason texts (ja + en)",
     "other (assembling the table)",
+    "call effect (call_uplift)",
     "writing customer_predictions",
 )
 

@@ -73,6 +73,32 @@ def test_features_count_purchase_days_and_read_support_nps_and_events_as_of_the_
     assert (row["life_event"], row["days_since_life_event"]) == ("moved", 12)
 
 
+def test_features_count_the_last_year_from_midnight_and_take_the_first_day_off_the_repeat_revenue(tmp_path):
+    # as of 2026-06-01 the last 365 days start at 2025-06-02 00:00: an order at 00:00 that day is in them,
+    # one a minute before is not. The first day has two orders (one returned, part refunded); the repeat
+    # days' revenue is the rest. K3 ordered on one day only: no repeat revenue.
+    orders = [
+        {"order_id": "a", "customer_id": "K2", "ordered_at": dt.datetime(2025, 6, 1, 23, 59), "amount": 1000},
+        {"order_id": "b", "customer_id": "K2", "ordered_at": dt.datetime(2025, 6, 1, 8), "amount": 500,
+         "status": "returned", "refund_amount": 200},
+        {"order_id": "c", "customer_id": "K2", "ordered_at": dt.datetime(2025, 6, 2, 0, 0), "amount": 2000},
+        {"order_id": "d", "customer_id": "K2", "ordered_at": day("2026-01-01"), "amount": 4000},
+        {"order_id": "e", "customer_id": "K2", "ordered_at": day("2026-01-01", 18), "amount": 100,
+         "status": "returned"},  # no refund figure: the whole amount back
+        *orders_for("K3", ["2026-05-01", "2026-05-01"], [300, 700]),
+    ]
+    with workspace_with(tmp_path / "ws", orders=orders) as ws:
+        features = customer_features(ws.tables(), dt.date(2026, 6, 1)).to_pyarrow()
+    rows = {r["customer_id"]: r for r in features.to_pylist()}
+    k2, k3 = rows["K2"], rows["K3"]
+    assert (k2["orders"], k2["orders_365d"]) == (5, 3)
+    assert (k2["revenue"], k2["revenue_365d"]) == (1000 + 300 + 2000 + 4000, 2000 + 4000)
+    assert (k2["frequency"], k2["recency"]) == (2, 214)  # days 2025-06-01, 2025-06-02, 2026-01-01
+    assert k2["monetary_value"] == (2000 + 4000) / 2
+    assert (k3["frequency"], k3["monetary_value"], k3["orders"], k3["orders_365d"]) == (0, 0.0, 2, 2)
+    assert k3["mean_interval_days"] is None and k3["overdue_ratio"] is None
+
+
 def test_churn_labels_say_who_ordered_or_cancelled_in_the_window(tmp_path):
     orders = (orders_for("A", ["2026-01-10", "2026-02-10", "2026-02-10"], 100)  # ordered twice on one day after
               + orders_for("B", ["2026-01-10"], 100)  # nothing after: churned

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     )
     from kizuna.prediction._call_rules import CallRules, call_blocker, fresh_answer, last_calls, recently_called
     from kizuna.prediction._chart import write_holdout_chart
+    from kizuna.prediction._churn import boosting_threads
     from kizuna.prediction._features import (
         CHURN_FEATURES,
         MODEL_COLUMNS,
@@ -75,7 +76,7 @@ __all__ = [
     "last_calls", "recently_called",
     "CALL_EFFECT_COLUMNS", "KEEP_ORDERS", "CallOutcomes", "CallUplift", "UpliftDataError", "UpliftModel",
     "call_outcomes", "call_uplift", "keep_ranking", "rank_key", "with_call_uplift", "CallBacktest", "call_backtest",
-    "SAMPLE_CUSTOMERS", "customer_sample", "predict_in_engine",
+    "SAMPLE_CUSTOMERS", "customer_sample", "predict_in_engine", "boosting_threads",
 ]
 
 # The models load SciPy and scikit-learn on first use (PEP 562): the workspace composes
@@ -92,7 +93,8 @@ _LAZY = {"Backtest": "_backtest", "backtest": "_backtest", "backtest_report": "_
          "missing_value_at_risk": "_priority", "priority_list": "_priority", "suggested_action": "_priority",
          "CallList": "_priority", "LISTS": "_priority", "WINBACK_ACTIONS": "_priority", "call_lists": "_priority",
          "keep_count": "_predict", "SAMPLE_CUSTOMERS": "_in_engine", "customer_sample": "_in_engine",
-         "predict_in_engine": "_in_engine", "CallRules": "_call_rules", "call_blocker": "_call_rules",
+         "predict_in_engine": "_in_engine", "boosting_threads": "_churn",
+         "CallRules": "_call_rules", "call_blocker": "_call_rules",
          "fresh_answer": "_call_rules", "last_calls": "_call_rules", "recently_called": "_call_rules",
          **dict.fromkeys(("CALL_EFFECT_COLUMNS", "KEEP_ORDERS", "CallOutcomes", "CallUplift", "UpliftDataError",
                           "UpliftModel", "call_outcomes", "call_uplift", "keep_ranking", "rank_key",

@@ -23,7 +23,8 @@ from ibis import _
 
 from kizuna.analytics import AsOf, counted_orders
 
-__all__ = ["CHURN_FEATURES", "LIFE_EVENTS", "MODEL_COLUMNS", "REASON_CONTEXT", "churn_labels", "customer_features"]
+__all__ = ["CHURN_FEATURES", "LIFE_EVENTS", "MODEL_COLUMNS", "REASON_CONTEXT", "churn_labels", "customer_features",
+           "purchase_summary"]
 
 # Features of the churn model, in the order of its matrix. Nulls are "unknown" (no NPS answer,
 # a single order): the model takes missing values as they are.
@@ -62,43 +63,27 @@ LIFE_EVENTS = ("moved", "married", "household_change", "plan_change")
 _YEAR = dt.timedelta(days=365)
 
 
-def customer_features(tables: dict[str, ibis.Table], as_of: dt.date) -> ibis.Table:
+def customer_features(tables: dict[str, ibis.Table], as_of: dt.date, *,
+                      purchases: ibis.Table | None = None) -> ibis.Table:
     """customer_id, MODEL_COLUMNS, CHURN_FEATURES and REASON_CONTEXT for customers who ordered by `as_of`.
 
     Only what happened by the end of `as_of` is seen, so the same call gives the features of
     any past date (the training rows of the churn model, the calibration of a backtest).
+    `purchases`: `purchase_summary(tables, as_of)`, when the caller reads it for something else
+    too (the lifecycle states), so that the engine computes it once.
     """
     cut = AsOf(as_of)
     year_ago = ibis.literal(cut.end - _YEAR, type="timestamp")
-    orders = counted_orders(tables["orders"], cut)
-
-    # purchase days: the customer-base models count a day's orders as one purchase
-    days = orders.group_by(customer_id=orders.customer_id, day=orders.ordered_at.date()).aggregate(
-        day_revenue=orders.revenue.sum()
-    )
-    days = days.mutate(first_day=days.day.min().over(group_by=days.customer_id))
-    by_day = days.group_by("customer_id").aggregate(
-        first_day=days.day.min(),
-        last_day=days.day.max(),
-        purchase_days=days.count(),
-        repeat_revenue=days.day_revenue.sum(where=days.day != days.first_day),
-    )
-    by_order = orders.group_by("customer_id").aggregate(
-        last_order_at=orders.ordered_at.max(),
-        orders=orders.count(),
-        orders_365d=orders.count(where=orders.ordered_at >= year_ago),
-        revenue=orders.revenue.sum(),
-        revenue_365d=orders.revenue.sum(where=orders.ordered_at >= year_ago),
-    )
-    frequency = (by_day.purchase_days - 1).cast("int64")
-    recency = (by_day.last_day - by_day.first_day).cast("int64")
-    base = by_day.select(
-        "customer_id", "first_day",
+    p = purchase_summary(tables, as_of) if purchases is None else purchases
+    frequency = (p.purchase_days - 1).cast("int64")
+    recency = (p.last_day - p.first_day).cast("int64")
+    base = p.select(
+        "customer_id", "first_day", "last_order_at", "orders", "orders_365d", "revenue", "revenue_365d",
         frequency=frequency,
         recency=recency,
-        T=(ibis.literal(as_of) - by_day.first_day).cast("int64"),
+        T=(ibis.literal(as_of) - p.first_day).cast("int64"),
         monetary_value=ibis.cases(
-            (frequency > 0, by_day.repeat_revenue.cast("float64") / frequency.cast("float64")), else_=0.0
+            (frequency > 0, p.repeat_revenue.cast("float64") / frequency.cast("float64")), else_=0.0
         ),
         mean_interval_days=ibis.cases((frequency > 0, recency.cast("float64") / frequency.cast("float64")),
                                       else_=ibis.null("float64")),
@@ -110,8 +95,7 @@ def customer_features(tables: dict[str, ibis.Table], as_of: dt.date) -> ibis.Tab
     customers = tables["customers"].select("customer_id", "signed_up_at")
 
     joined = (
-        base.inner_join(by_order, "customer_id")
-        .left_join(customers, "customer_id")
+        base.left_join(customers, "customer_id")
         .left_join(nps, "customer_id")
         .left_join(support, "customer_id")
         .left_join(events, "customer_id")
@@ -123,7 +107,7 @@ def customer_features(tables: dict[str, ibis.Table], as_of: dt.date) -> ibis.Tab
         "customer_id", *MODEL_COLUMNS,
         days_since_last_order=since_last,
         orders=t.orders.cast("int64"),
-        orders_365d=t.orders_365d.cast("int64"),
+        orders_365d=t.orders_365d.fill_null(0).cast("int64"),
         revenue=t.revenue.cast("int64"),
         revenue_365d=t.revenue_365d.fill_null(0).cast("int64"),
         mean_interval_days=t.mean_interval_days,
@@ -146,6 +130,47 @@ def customer_features(tables: dict[str, ibis.Table], as_of: dt.date) -> ibis.Tab
         open_complaint_since=t.open_since.date(),
         life_event=t.life_event,
     )
+
+
+def purchase_summary(tables: dict[str, ibis.Table], as_of: dt.date) -> ibis.Table:
+    """Per customer who ordered by `as_of` (counted orders, `counted_orders`): first_order_at,
+    last_order_at, orders (as `kizuna.analytics.lifecycle_states` reads a summary), first_day,
+    last_day, purchase_days (days with an order: lifetimes' purchases), repeat_revenue (of the
+    purchase days after the first), orders_365d, revenue, revenue_365d (null: none).
+
+    One grouping of the orders by customer and day, then one by customer: the day's figures add
+    up to the customer's (the last 365 days start at a midnight, so a day is in them or not).
+    The revenue of the first day is taken off the total (integers: exact) instead of summing the
+    other days, which would need each customer's first day beside each of their days.
+    """
+    cut = AsOf(as_of)
+    year_ago = (cut.end - _YEAR).date()
+    orders = counted_orders(tables["orders"], cut)
+    days = orders.group_by(customer_id=orders.customer_id, day=orders.ordered_at.date()).aggregate(
+        day_orders=orders.count(), day_revenue=orders.revenue.sum(),
+        first_at=orders.ordered_at.min(), last_at=orders.ordered_at.max(),
+    )
+    recent = days.day >= ibis.literal(year_ago)
+    per = days.group_by("customer_id").aggregate(
+        first_order_at=days.first_at.min(),
+        last_order_at=days.last_at.max(),
+        orders=days.day_orders.sum(),
+        first_day=days.day.min(),
+        last_day=days.day.max(),
+        purchase_days=days.count(),
+        revenue=days.day_revenue.sum(),
+        # the first day's revenue, and how many days have a revenue (a day of orders without an amount has none)
+        _first_revenue=days.day_revenue.argmin(days.day),
+        _revenues=days.day_revenue.count(),
+        orders_365d=days.day_orders.sum(where=recent),
+        revenue_365d=days.day_revenue.sum(where=recent),
+    )
+    # the revenue of the days after the first: null when none of them has one, as a sum over them would be
+    # a CASE, not a cast of a boolean: PostgreSQL cannot cast boolean to bigint
+    repeats = per._revenues - ibis.cases((per._first_revenue.notnull(), 1), else_=0)
+    repeat_revenue = ibis.cases((repeats > 0, per.revenue - per._first_revenue.fill_null(0)),
+                                else_=ibis.null(per.revenue.type()))
+    return per.mutate(repeat_revenue=repeat_revenue).drop("_first_revenue", "_revenues")
 
 
 def _nps(answers: ibis.Table, cut: AsOf) -> ibis.Table:
@@ -200,15 +225,18 @@ def _events(events: ibis.Table, cut: AsOf, year_ago: ibis.Value) -> ibis.Table:
     )
 
 
-def churn_labels(tables: dict[str, ibis.Table], cutoff: dt.date, horizon_days: int) -> ibis.Table:
+def churn_labels(tables: dict[str, ibis.Table], cutoff: dt.date, horizon_days: int, *,
+                 purchases: ibis.Table | None = None) -> ibis.Table:
     """What happened next, for customers who had ordered by `cutoff`: customer_id, ordered (1 when
     the customer ordered in the `horizon_days` after `cutoff`), orders_after (how many),
     purchase_days_after (on how many days), cancelled (1 when a subscription was cancelled in that
-    window) and churned (no order, or a cancellation).
+    window) and churned (no order, or a cancellation). `purchases`: `purchase_summary(tables,
+    cutoff)` (its customers are those who had ordered), when the caller has it.
     """
     start = AsOf(cutoff)
     end = AsOf(cutoff + dt.timedelta(days=horizon_days))
-    before = counted_orders(tables["orders"], start).select("customer_id").distinct()
+    before = (counted_orders(tables["orders"], start).select("customer_id").distinct() if purchases is None
+              else purchases.select("customer_id"))
     after = counted_orders(tables["orders"], end)
     after = after.filter(after.ordered_at >= start.end_literal)
     counts = after.group_by("customer_id").aggregate(

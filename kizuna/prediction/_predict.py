@@ -27,8 +27,10 @@ and what that means (`FitProblem.line`, in Japanese or English).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -43,8 +45,8 @@ from kizuna.analytics import KEEP_STATES, AnalysisSettings, AsOf, lifecycle_stat
 from kizuna.i18n import label
 from kizuna.models import BetaGeo, ConvergenceWarning, GammaGamma, ModelFitError, ModelFitWarning, ShiftedBetaGeo
 from kizuna.prediction._churn import ChurnModel
-from kizuna.prediction._features import CHURN_FEATURES, churn_labels, customer_features
-from kizuna.prediction._reasons import reason_texts
+from kizuna.prediction._features import CHURN_FEATURES, churn_labels, customer_features, purchase_summary
+from kizuna.prediction._reasons import reason_text_array
 
 __all__ = ["GONE", "PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError", "Predictions", "Scores",
            "churn_scores", "explain", "fit_models", "keep_count", "predict_customers", "prediction_table",
@@ -188,6 +190,8 @@ def scored_rows(features: Features, fits: Fits, as_of: dt.date, *, horizon_days:
     """score → explain → the table to store, for some customers' features (all of them, or a batch in an
     engine's workers): the churn risk and its reasons in one pass over the trees."""
     risk, top = churn_scores(fits.churn, features.matrix)
+    # the matrix is not read again: not held while the reasons are written and the table is stored
+    features.__dict__.pop("matrix", None)
     scores = score(features, fits, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
                    discount_rate=discount_rate, churn_risk=risk)
     reasons = explain(features, fits.churn, top=top)
@@ -260,12 +264,14 @@ def read_features(tables: dict[str, ibis.Table], as_of: dt.date, analysis: Analy
     ordered twice."""
     # kept in the engine (a temporary table) while it is read twice, for the rows and for the BG/NBD
     # counts: the counts would otherwise compute every customer's features again
-    cached = _with_states(customer_features(tables, as_of), tables, as_of, analysis).cache()
-    try:
-        table = cached.to_pyarrow()
-        counts = _beta_geo_counts(cached)
-    finally:
-        cached.release()
+    with _purchases(tables, as_of) as purchases:
+        features = customer_features(tables, as_of, purchases=purchases)
+        cached = _with_states(features, tables, as_of, analysis, purchases=purchases).cache()
+        try:
+            table = cached.to_pyarrow()
+            counts = _beta_geo_counts(cached)
+        finally:
+            cached.release()
     if table.num_rows == 0:
         raise PredictionError.keyed("error.predict_no_orders")
     f, r, t, m = (table[c].to_numpy(zero_copy_only=False).astype(float)
@@ -350,16 +356,18 @@ def score(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days
     return Scores(p_alive, expected_orders, next_order, spend, clv, risk, cancel, problems)
 
 
-def explain(features: Features, churn: ChurnModel, *, top: np.ndarray | None = None) -> dict[str, list[str]]:
+def explain(features: Features, churn: ChurnModel, *, top: np.ndarray | None = None) -> dict[str, pa.StringArray]:
     """Stage 4, explain: lang -> each customer's three features that raise the churn risk most
     (by occlusion on the model itself), in words (ja and en). `top`: those features as
     `churn_scores` gave them, when it ran already."""
     if top is None:
         top = churn.top_reasons(features.matrix, k=3)
-    return {lang: _or_typical(reason_texts(features.table, top, CHURN_FEATURES, lang), lang) for lang in ("ja", "en")}
+    # a customer none of whose features raises the risk above what it is for a typical customer
+    return {lang: reason_text_array(features.table, top, CHURN_FEATURES, lang, none=label("reason.typical", lang))
+            for lang in ("ja", "en")}
 
 
-def prediction_table(features: Features, scores: Scores, reasons: dict[str, list[str]], as_of: dt.date, *,
+def prediction_table(features: Features, scores: Scores, reasons: dict[str, pa.StringArray], as_of: dt.date, *,
                      horizon_days: int, gross_margin_rate: float) -> pa.Table:
     """Stage 5: the rows of customer_predictions (`PREDICTION_COLUMNS`), NULL wherever there is no number."""
     n = features.table.num_rows
@@ -413,12 +421,6 @@ def _fitted(key: str, fit, problems: list[FitProblem], history_days: int):
         problems.append(FitProblem(key, "not_converged", detail, history_days))
         return None
     return model
-
-
-def _or_typical(texts: list[str], lang: str) -> list[str]:
-    """A customer none of whose features raises the risk above what it is for a typical customer."""
-    typical = label("reason.typical", lang)
-    return [text or typical for text in texts]
 
 
 def _beta_geo_counts(features: ibis.Table) -> pa.Table:
@@ -500,9 +502,11 @@ def _in_state(features: pa.Table, state: str) -> np.ndarray:
 
 
 def _with_states(features: ibis.Table, tables: dict[str, ibis.Table], as_of: dt.date,
-                 analysis: AnalysisSettings | None) -> ibis.Table:
-    """`features` with each customer's lifecycle state and the day they count as lost (as of `as_of`)."""
-    states = lifecycle_states(tables, as_of, analysis).select("customer_id", "lifecycle_state", "lost_since")
+                 analysis: AnalysisSettings | None, *, purchases: ibis.Table | None = None) -> ibis.Table:
+    """`features` with each customer's lifecycle state and the day they count as lost (as of `as_of`).
+    `purchases`: the `purchase_summary` the features were computed from, read again for the states."""
+    states = lifecycle_states(tables, as_of, analysis, summary=purchases).select(
+        "customer_id", "lifecycle_state", "lost_since")
     return features.left_join(states, "customer_id")
 
 
@@ -560,13 +564,26 @@ def _training_rows(tables: dict[str, ibis.Table], cutoff: dt.date, window: int, 
                    population: tuple[str, ...] | None) -> pa.Table:
     """The churn model's training rows: features as of `cutoff` of the customers in `population` (None:
     everyone who had ordered), with what happened in the `window` days after it."""
-    joined = _with_states(customer_features(tables, cutoff), tables, cutoff, analysis)
-    if population is not None:
-        joined = joined.filter(joined.lifecycle_state.isin(population))
-    joined = joined.inner_join(churn_labels(tables, cutoff, window), "customer_id")
-    # in customer order: the model's validation split and binning must see the rows in the same order
-    # on every engine
-    return joined.order_by("customer_id").select(*CHURN_FEATURES, "churned").to_pyarrow()
+    with _purchases(tables, cutoff) as purchases:
+        joined = _with_states(customer_features(tables, cutoff, purchases=purchases), tables, cutoff, analysis,
+                              purchases=purchases)
+        if population is not None:
+            joined = joined.filter(joined.lifecycle_state.isin(population))
+        joined = joined.inner_join(churn_labels(tables, cutoff, window, purchases=purchases), "customer_id")
+        # in customer order: the model's validation split and binning must see the rows in the same order
+        # on every engine
+        return joined.order_by("customer_id").select(*CHURN_FEATURES, "churned").to_pyarrow()
+
+
+@contextlib.contextmanager
+def _purchases(tables: dict[str, ibis.Table], as_of: dt.date) -> Iterator[ibis.Table]:
+    """`purchase_summary` kept in the engine (a temporary table) while the features and the lifecycle
+    states read it: the engine would otherwise group the orders by customer and day once for each."""
+    cached = purchase_summary(tables, as_of).cache()
+    try:
+        yield cached
+    finally:
+        cached.release()
 
 
 def subscription_periods(tables: dict[str, ibis.Table], as_of: dt.date) -> pa.Table:

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from kizuna.i18n import LANGS, ordinal, pattern, section, text
 
-__all__ = ["LIFE_EVENT_WORDS", "reason_texts"]
+__all__ = ["LIFE_EVENT_WORDS", "reason_text_array", "reason_texts"]
 
 SEPARATOR = " / "
 
@@ -372,13 +372,20 @@ def reason_texts(features: pa.Table, reason_indices: np.ndarray, feature_names: 
     `reason_indices` is (customers x k), indices into `feature_names` as given by
     ``ChurnModel.top_reasons`` (-1: no reason in that slot); `features` holds the customers'
     features and the context columns (``customer_features`` gives both), in the same row order.
-    A customer without a reason gets "".
+    A customer without a reason gets "". `reason_text_array` gives the same as an Arrow array.
 
     >>> import pyarrow as pa, numpy as np
     >>> t = pa.table({"nps_score": [3.0], "nps_change": [-6.0]})
     >>> reason_texts(t, np.array([[1, 0, -1]]), ["nps_score", "nps_change"], "en")
     ['NPS fell from 9 to 3 / NPS 3']
     """
+    return reason_text_array(features, reason_indices, feature_names, lang).to_pylist()
+
+
+def reason_text_array(features: pa.Table, reason_indices: np.ndarray, feature_names: Sequence[str],
+                      lang: str = "ja", *, none: str = "") -> pa.StringArray:
+    """`reason_texts` as an Arrow string array, with `none` for a customer without a reason: the texts
+    are joined in Arrow, with no Python string per customer."""
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}.")
     indices = np.asarray(reason_indices)
@@ -405,8 +412,9 @@ def reason_texts(features: pa.Table, reason_indices: np.ndarray, feature_names: 
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
             numeric[name] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
-    # each slot as codes into `words` ("" is code 0): a feature's texts are made once per distinct key
-    words: list[str] = [""]
+    # each slot as a code into `words` ("" is code 0), one code per distinct text (two features may give
+    # the same text: equal codes are equal texts); a feature's texts are made once per distinct key
+    words: dict[str, int] = {"": 0}
     codes = np.zeros(indices.shape, dtype=np.int64)
     for j in used.tolist():
         at = indices == j
@@ -420,26 +428,35 @@ def reason_texts(features: pa.Table, reason_indices: np.ndarray, feature_names: 
         picked = rows[first]
         values = {c: numeric[c][picked].tolist() if c in numeric else _text_column(features, c, picked)
                   for c in columns_of}
-        codes_of_rows = len(words) + spread
-        words.extend(template(values, lang))
+        word_codes = np.array([words.setdefault(w, len(words)) for w in template(values, lang)], dtype=np.int64)
+        codes_of_rows = word_codes[spread]
         for s in range(indices.shape[1]):
             in_slot = at[rows, s]
             codes[rows[in_slot], s] = codes_of_rows[in_slot]
-
-    # the reasons joined once per distinct combination of texts
-    first, spread = _distinct([codes[:, s] for s in range(codes.shape[1])])
-    joined = []
-    for row in codes[first].tolist():
-        texts = [words[code] for code in row]
-        joined.append(_join3(*texts) if len(texts) == 3 else SEPARATOR.join(dict.fromkeys(t for t in texts if t)))
-    return np.asarray(joined, dtype=object)[spread].tolist()
+    return _joined(codes, list(words), none)
 
 
-def _join3(a: str, b: str, c: str) -> str:
-    if not b:
-        return a
-    if b == a:
-        b = ""
-    if c in (a, b):
-        c = ""
-    return SEPARATOR.join([t for t in (a, b, c) if t])
+def _joined(codes: np.ndarray, words: list[str], none: str) -> pa.StringArray:
+    """Each row's texts (codes into `words`, 0: "") joined with SEPARATOR: a text already given in the row
+    is not repeated, and with three slots an empty second slot ends the row; `none` for a
+    row without any text."""
+    n, k = codes.shape
+    kept = codes.copy()
+    for s in range(k):  # "" and a text an earlier slot gave are dropped
+        repeated = np.zeros(n, dtype=bool)
+        for earlier in range(s):
+            repeated |= codes[:, s] == codes[:, earlier]
+        kept[repeated, s] = 0
+    if k == 3:
+        kept[codes[:, 1] == 0, 2] = 0
+    # the kept texts moved to the first slots, in their order: a row with m texts joins slots 0..m-1
+    order = np.argsort(kept == 0, axis=1, kind="stable")
+    kept = np.take_along_axis(kept, order, axis=1)
+    count = (kept != 0).sum(axis=1)
+    vocabulary = pa.array(words, pa.string())
+    slots = [vocabulary.take(pa.array(kept[:, s])) for s in range(k)]
+    out = pa.array([none] * n, pa.string())
+    for m in range(1, k + 1):
+        texts = slots[0] if m == 1 else pc.binary_join_element_wise(*slots[:m], SEPARATOR)
+        out = pc.if_else(pa.array(count == m), texts, out)
+    return out

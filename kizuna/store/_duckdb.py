@@ -129,6 +129,18 @@ class DuckDBStore(Store):
                           "memory_limit in kizuna.toml below the free memory so that DuckDB spills to disk sooner.")
             raise StoreError(f"DuckDB ran out of memory: {advice}") from None
 
+    @contextlib.contextmanager
+    def threads(self, count: int) -> Iterator[None]:
+        # DuckDB's threads wait for each other at every step of a query: with more of them than free
+        # cores, a query waits for the thread whose core another process holds
+        con = self.backend.con
+        before = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+        con.execute(f"SET threads = {max(1, int(count))}")
+        try:
+            yield
+        finally:
+            con.execute(f"SET threads = {before}")
+
     def count(self, name: str) -> int:
         # straight from DuckDB: Ibis' result conversion loads pandas (0.2 s)
         table = sg.to_identifier(name, quoted=True).sql("duckdb")
@@ -301,6 +313,10 @@ def _session(backend: ibis.BaseBackend, memory_limit: str) -> None:
     # DuckDB draws its own progress bar on stdout for queries over 2 s, which would
     # corrupt `--format json` output; kizuna's commands show their own progress.
     backend.con.execute("SET enable_progress_bar = false")
+    # what a large query's hash tables freed goes back to the system within seconds: without the
+    # allocator's background thread it stays with the process (beside the Arrow results and models
+    # that come after it, as in `predict`) until DuckDB allocates again
+    backend.con.execute("SET allocator_background_threads = true")
     if memory_limit:
         _set_memory_limit(backend, memory_limit)
 

@@ -162,6 +162,12 @@ class Store:
         """Turn the engine's errors that a user can act on into a one-line `StoreError`."""
         yield
 
+    @contextlib.contextmanager
+    def threads(self, count: int) -> Iterator[None]:
+        """At most `count` threads for this connection's queries inside the block (an engine that runs
+        elsewhere, or has no such setting, as it is)."""
+        yield
+
     def ensure_tables(self) -> None:
         existing = set(self.backend.list_tables())
         for spec in TABLES.values():

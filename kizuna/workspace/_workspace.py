@@ -369,7 +369,7 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         known by then, the effect of a call too (`kizuna.prediction.call_uplift`: uplift and value kept
         by calling, once [calls] min_outcomes of them exist).
         """
-        from kizuna.prediction import call_uplift, predict_customers, with_call_uplift
+        from kizuna.prediction import boosting_threads, call_uplift, predict_customers, with_call_uplift
 
         as_of = self.as_of(as_of)
         if self.store.count("orders") == 0:
@@ -377,7 +377,8 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         settings = self.settings
         if self.store.distributed:  # fitted here on a sample, every customer scored in the engine (docs/spark.md)
             return self._predict_in_engine(as_of, self._horizon(horizon_days))
-        with self.store.engine_errors():
+        # the engine's threads, as the boosting's, the cores other processes leave free
+        with self.store.engine_errors(), self.store.threads(boosting_threads()):
             result = predict_customers(
                 self.tables(), as_of, horizon_days=self._horizon(horizon_days),
                 clv_horizon_days=settings.prediction.clv_horizon_days, discount_rate=settings.prediction.discount_rate,
