@@ -267,3 +267,57 @@ def test_cli_import_prints_the_summary_as_json(tmp_path):
     summary = json.loads(result.stdout)
     assert (summary["added"], summary["rejected"], summary["rows_read"]) == (2, 1, 3)
     assert summary["reasons"] == {"not yes/no": 1}
+
+
+def _orders_file(tmp_path: Path, count: int, extra: str = "") -> Path:
+    lines = "".join(f"O{i:06d},C{1 + i % 2},2024-01-{1 + i % 28:02d} 10:00:00,{100 + i},web\n" for i in range(count))
+    return write(tmp_path / "o.csv", "order_id,customer_id,ordered_at,amount,channel\n" + lines + extra)
+
+
+def _small_batches(ws: Workspace) -> Workspace:
+    path = ws.path
+    ws.close()
+    (path / "kizuna.toml").write_text((path / "kizuna.toml").read_text().replace("batch_rows = 200000",
+                                                                                 "batch_rows = 2"))
+    return Workspace.open(path)
+
+
+def test_a_first_import_into_an_empty_table_stores_the_file_as_it_is(ws_with_customers, tmp_path):
+    # many batches: every row stored, in file order; no scratch table is left
+    with _small_batches(ws_with_customers) as ws:
+        summary = ws.import_file("orders", _orders_file(tmp_path, 60_000))
+        assert (summary.added, summary.rejected, summary.duplicates, summary.rows_read) == (60_000, 0, 0, 60_000)
+        assert summary.row_kinds == {"orders": 60_000, "items": 0, "other_lines": 0, "rejected": 0}
+        stored = ws.store.table("orders").to_pyarrow()
+        assert stored.column("order_id").to_pylist() == [f"O{i:06d}" for i in range(60_000)]
+        assert stored.column("amount").to_pylist()[-1] == 60_099
+        assert stored.column("status").null_count == 60_000  # a column the file lacks stays empty
+        assert not [t for t in ws.store.tables() if t.startswith("_kizuna")]
+        again = ws.import_file("orders", tmp_path / "o.csv")
+        assert (again.added, again.unchanged) == (0, 60_000)
+
+
+def test_a_first_import_with_repeats_or_unknown_customers_says_which_rows(ws_with_customers, tmp_path):
+    # a repeat with other data, an unknown customer and a bad date, each named by its row
+    extra = ("O000001,C2,2024-01-02 10:00:00,999,web\nN1,C9,2024-01-03 10:00:00,5,web\nX1,C1,x,1,web\n"
+             "O000002,C1,2024-01-03 10:00:00,102,web\n")
+    summary = ws_with_customers.import_file("orders", _orders_file(tmp_path, 3, extra))
+    assert (summary.added, summary.duplicates, summary.rejected, summary.rows_read) == (3, 1, 3, 7)
+    assert sorted((r["row"], r["column"]) for r in rejects_of(summary)) == [
+        ("5", "order_id"), ("6", "customer_id"), ("7", "ordered_at")]
+    assert [r["order_id"] for r in rows(ws_with_customers, "orders", "order_id")] == ["O000000", "O000001",
+                                                                                    "O000002"]
+    assert len(list((ws_with_customers.path / "rejects").iterdir())) == 1  # one rejects file, complete
+
+
+def test_an_import_stopped_while_streaming_leaves_the_table_as_it_was(ws_with_customers, tmp_path):
+    # stopped half-way (Ctrl-C while the batches are staged): the error reaches the caller as it is, nothing is stored
+    with _small_batches(ws_with_customers) as ws:
+        def stop(done: int, expected: int | None) -> None:
+            if done > 30_000:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            ws.import_file("orders", _orders_file(tmp_path, 60_000), on_progress=stop)
+        assert ws.store.count("orders") == 0
+        assert ws.import_file("orders", tmp_path / "o.csv").added == 60_000
