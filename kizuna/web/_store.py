@@ -252,12 +252,11 @@ class Reader:
         """An open `Workspace` that may write the store, for the length of the block: the app's own
         requests wait meanwhile (`StoreGate.exclusive`); a command that holds the file makes it
         `StoreBusy` after `lock_wait` seconds, as a reader would be. Keep the block short."""
-        from kizuna.settings import SETTINGS_FILE
         from kizuna.store import Store
-        from kizuna.workspace import STORE_FILE, Settings, Workspace
+        from kizuna.workspace import STORE_FILE, Workspace
 
         with self.gate.exclusive():
-            settings = Settings.load(self.path / SETTINGS_FILE)
+            settings = self._settings()
             url = settings.store.url or str(self.path / STORE_FILE)
             store = Store.connect(url, home=self.path, memory_limit=settings.store.memory_limit, create=False,
                                   lock_wait=self.lock_wait)
@@ -273,11 +272,10 @@ class Reader:
         longer than a command from cron may wait (the KPI report reads every order: ~40 s at 1M
         customers). The store is held only while it is copied (a few seconds); other engines have
         no such lock and are read directly."""
-        from kizuna.settings import SETTINGS_FILE
         from kizuna.store import Store
-        from kizuna.workspace import STORE_FILE, Settings, Workspace
+        from kizuna.workspace import STORE_FILE, Workspace
 
-        settings = Settings.load(self.path / SETTINGS_FILE)
+        settings = self._settings()
         url = settings.store.url or str(self.path / STORE_FILE)
         files = Store.files_at(url)
         if not files:  # a server's store: no file lock to keep short
