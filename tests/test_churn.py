@@ -163,6 +163,31 @@ def test_estimator_contract() -> None:
     assert "validation AUC" in repr(model)
 
 
+def test_a_small_shops_risk_is_the_mean_of_a_bag_of_models(fitted: ChurnModel, monkeypatch) -> None:
+    """Up to five models, each stopped on another split, as many as fit in _BAG_ROWS training rows; the
+    raw risk is their mean probability and a contribution the occlusion of that mean."""
+    import kizuna.prediction._churn as churn
+
+    X, _ = synthetic(300, seed=12)
+    assert len(fitted.members_) == 5 and fitted.members_[0] is fitted.model_  # 4,000 customers: five fit
+    each = np.stack([member.predict_proba(X)[:, 1] for member in fitted.members_])
+    assert len({tuple(row.round(12)) for row in each}) == 5  # each member its own split, its own model
+    np.testing.assert_allclose(fitted.raw_risk(X), each.mean(axis=0), atol=1e-15)
+    c = fitted.contributions(X)
+    moved = X.copy()
+    j = COL["overdue_ratio"]
+    moved[:, j] = fitted.reference_[j]
+    np.testing.assert_allclose(c[:, j], fitted.raw_risk(X) - fitted.raw_risk(moved), atol=1e-12)
+    X2, y2 = synthetic(1000, seed=4)
+    monkeypatch.setattr(churn, "_BAG_ROWS", 2500)  # 2 models fit in 2,500 rows of 1,000 customers
+    assert len(ChurnModel(max_iter=30).fit(X2, y2, CHURN_FEATURES).members_) == 2
+    monkeypatch.setattr(churn, "_BAG_ROWS", 500)  # fewer rows than customers: one model, as a large shop
+    single = ChurnModel(max_iter=30).fit(X2, y2, CHURN_FEATURES)
+    assert single.members_ == [single.model_]
+    np.testing.assert_array_equal(single.raw_risk(X), single.model_.predict_proba(X)[:, 1])  # to the bit
+    assert len(ChurnModel(max_iter=30, members=3).fit(X2, y2, CHURN_FEATURES).members_) == 3
+
+
 def test_a_feature_one_customer_has_is_no_error() -> None:
     # one NPS answer: every training set that leaves that customer out (the validation split, the folds
     # the calibration learns from) has the feature all missing, which scikit-learn's binning cannot take

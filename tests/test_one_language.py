@@ -203,7 +203,8 @@ def write_calls(path: Path, customer_ids: list[str]) -> Path:
         writer = csv.writer(f)
         writer.writerow(["customer_id", "called_at", "agent", "script", "outcome"])
         for n, customer in enumerate(customer_ids):
-            writer.writerow([customer, f"2026-10-{1 + n % 28:02d} 10:00", "佐藤", ["A", "B"][n % 2],
+            # one call a row: no two rows of a customer at the same time, however few customers there are
+            writer.writerow([customer, f"2026-10-{1 + n % 28:02d} {10 + n // 28:02d}:00", "佐藤", ["A", "B"][n % 2],
                              outcomes[n % len(outcomes)]])
     return path
 

@@ -33,29 +33,33 @@ MEDIAN_HOURS = np.array([0.3, 1.0, 18.0, 0.05, 0.02])
 
 
 def nps_table(b: Business, rng: np.random.Generator) -> pa.Table:
-    """Answers of about 40 % of ordering customers, a third of them answering twice.
+    """Answers to a survey that reaches customers at random times over their relationship.
 
-    The latest answer falls within the last ~300 days of the relationship, so answers of
-    current customers are inside the spec's 365-day validity window.
+    Each customer answers at a steady rate from a week after their first order to the end of the
+    relationship, and at least for the three months after the first order, when a one-time
+    buyer gets the post-purchase survey (a Poisson process: half the customers answer within
+    any year, 70 % of the captive ones), so that how many recent answers there are does not
+    depend on the demo's as-of date: a model trained at an earlier date meets the same mix of
+    answers later, as in a real shop. Unhappy customers score lower, and lower again in the 120
+    days before they cancel.
     """
     p = b.people
-    n = len(p.z)
-    lo = np.maximum(b.active_start + 14 * DAY, b.active_end - 300 * DAY)
-    lo = np.where(lo < b.active_end, lo, b.active_start + 3600)  # short stays: any time after the start
-    answers = b.has_order & (rng.random(n) < np.where(p.captive, 0.6, 0.42)) & (lo < b.active_end)
-    latest = within(rng, lo, np.maximum(b.active_end, lo + 1))
-    early_hi = latest - 30 * DAY
-    early_lo = b.active_start + 7 * DAY
-    twice = answers & (rng.random(n) < 0.3) & (early_lo < early_hi)
-    earlier = within(rng, early_lo, np.maximum(early_hi, early_lo + 1))
-
-    customer = np.concatenate([np.flatnonzero(answers), np.flatnonzero(twice)])
-    at = at_hour(rng, np.concatenate([latest[answers], earlier[twice]]))  # people answer by day
-    order = sort_by(at, customer)
-    customer, at = customer[order], at[order]
+    start = b.active_start + 7 * DAY
+    stop = np.minimum(np.maximum(b.active_end, b.active_start + 90 * DAY), b.end)
+    span = np.where(b.has_order, np.maximum(stop - start, 0), 0)
+    rate = -np.log1p(-np.where(p.captive, 0.7, 0.5)) / YEAR  # P(at least one answer in a year)
+    counts = np.minimum(rng.poisson(rate * span), _MOST_ANSWERS)
+    owner, _ = spread(counts)
+    # people answer by day
+    at = at_hour(rng, within(rng, start[owner], np.maximum(start[owner] + span[owner], start[owner] + 1)))
+    keep = at < stop[owner]
+    owner, at = owner[keep], at[keep]
+    order = sort_by(at, owner)
+    customer, at = owner[order], at[order]
     m = len(customer)
     z = p.z[customer]
-    near_churn = b.churned[customer] & (p.churn[customer] - at < 120 * DAY)
+    # whether or not the cancellation falls before the as-of date: the answer does not know the date
+    near_churn = p.is_sub[customer] & (p.churn[customer] - at < 120 * DAY)
     score = np.rint(7.8 + 1.7 * z + rng.normal(0, 1.1, m) - 1.5 * near_churn)
     score = np.clip(score, 0, 10).astype(np.int64)
     klass = np.where(score <= DETRACTOR_MAX, 0, np.where(score <= PASSIVE_MAX, 1, 2))  # the comment fits the class
@@ -70,6 +74,10 @@ def nps_table(b: Business, rng: np.random.Generator) -> pa.Table:
         "comment": pick(comments, comment, rng.random(m) < 0.35),
         "touchpoint": pick(TOUCHPOINTS, rng.choice(len(TOUCHPOINTS), m, p=[.35, .25, .15, .15, .10])),
     })
+
+
+# enough for a long-lived customer; a cap keeps the table small
+_MOST_ANSWERS = 8
 
 
 def support_table(b: Business, rng: np.random.Generator) -> pa.Table:
@@ -138,7 +146,9 @@ def events_table(b: Business, rng: np.random.Generator) -> pa.Table:
     add(b.has_order & (span_lo < span_hi) & (rng.random(n) < 0.03 + 0.12 * (p.z > 0.8)), referral_at,
         "referral", "友人紹介 (紹介コード利用)")
 
-    # Life events: a base rate over the relationship, and more in the 90 days before a cancellation.
+    # Life events: each kind at a steady yearly rate over the relationship, and more in the 90 days before
+    # a subscriber cancels. Neither depends on the as-of date (a cancellation after it has its life event
+    # before it all the same), so the same mix of events meets a model trained at an earlier date.
     places = [place for place, _, _ in PLACES]
     life = (
         ("moved", 0.05, 0.12, join("転居先: ", pick(places, rng.integers(0, len(places), n)))),
@@ -146,16 +156,19 @@ def events_table(b: Business, rng: np.random.Generator) -> pa.Table:
         ("household_change", 0.03, 0.08,
          pick(("出産", "子どもの独立", "親との同居"), rng.integers(0, 3, n))),
     )
-    for kind, base, near, detail in life:
+    span = np.maximum(b.active_end - b.active_start, 0)
+    for kind, per_year, near, detail in life:
         u = rng.random(n)
-        near_churn = b.churned & (u < near)
-        anytime = ~near_churn & (u < near + base) & (b.active_start < b.active_end)
+        near_churn = p.is_sub & (u < near)
+        # at most one event of a kind per customer: a Poisson process's chance of one or more
+        anytime = ~near_churn & (rng.random(n) < -np.expm1(-per_year * span / YEAR)) & (span > 0)
         when = np.where(
             near_churn,
-            within(rng, np.maximum(p.churn - 90 * DAY, b.active_start), p.churn),
+            within(rng, p.churn - 90 * DAY, p.churn),
             within(rng, b.active_start, np.maximum(b.active_end, b.active_start + 1)),
         )
-        add(near_churn | anytime, when, kind, detail)
+        seen = (when >= b.active_start) & (when < b.active_end)
+        add((near_churn | anytime) & seen, when, kind, detail)
 
     who = np.concatenate([w for w, _, _, _ in parts])
     at = np.concatenate([t for _, t, _, _ in parts])

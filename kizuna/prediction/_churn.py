@@ -27,6 +27,13 @@ than 100 customers or 10 of either outcome), so that a risk of 30 % means that a
 such customers leave. Isotonic regression is a step function: within a step, customers keep the
 boosting's order (a millionth of its probability is added), so the calibration does not change
 who ranks first.
+
+On a small shop's few thousand customers one boosted model's order at the top of the list moves
+with the customers it happened to keep aside to stop its boosting; so up to five models, each
+stopped on another fifth of the customers, are averaged (a bag), as many as fit in
+``_BAG_ROWS`` training rows: five up to 20,000 training customers, one above 50,000, where the
+bag's cost would grow with the shop and one model's order no longer moves. The risk is the members' mean
+probability, and a contribution the mean of the members' (the same occlusion of the mean).
 """
 
 from __future__ import annotations
@@ -67,6 +74,9 @@ _CALIBRATION_ROWS = 200_000
 # A validation fold of at least this many customers calibrates the model by itself: enough
 # customers for every step of the isotonic curve, and five more fits saved where they cost most.
 _HELD_OUT_ENOUGH = 20_000
+# Training rows the bagged models may fit in all (see the module docstring), and the most members.
+_BAG_ROWS = 100_000
+_MOST_MEMBERS = 5
 
 
 class ChurnDataError(KizunaError):
@@ -100,12 +110,16 @@ class ChurnModel:
         calibrated on the held-out customers (see the module docstring).
     missing_reference
         Features whose reference (see the module docstring) is "missing" rather than the median.
+    members
+        How many boosted models to average, each stopped on another split (None: as many as fit in
+        100,000 training rows, at most five; see the module docstring).
     random_state
         Seed of the split and of the boosting: the same data give the same model.
 
     Attributes (after ``fit``)
     --------------------------
-    model_ : the fitted ``HistGradientBoostingClassifier``
+    model_ : the first fitted ``HistGradientBoostingClassifier`` (its split gives ``validation_auc_``)
+    members_ : list of every fitted ``HistGradientBoostingClassifier``, ``model_`` first
     feature_names_ : tuple of the feature names, in the columns' order
     reference_ : ndarray (k,) the reference value of each feature (NaN: missing)
     baseline_ : float, the churn rate of the training customers
@@ -130,7 +144,7 @@ class ChurnModel:
                  min_samples_leaf: int = 40, l2_regularization: float = 1.0, n_iter_no_change: int = 20,
                  validation_fraction: float = 0.2, min_customers: int = 200,
                  missing_reference: Sequence[str] = MISSING_REFERENCE, calibration: str = "isotonic",
-                 random_state: int = 0) -> None:
+                 members: int | None = None, random_state: int = 0) -> None:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -141,6 +155,7 @@ class ChurnModel:
         self.min_customers = min_customers
         self.missing_reference = missing_reference
         self.calibration = calibration
+        self.members = members
         self.random_state = random_state
 
     def __repr__(self) -> str:
@@ -176,18 +191,25 @@ class ChurnModel:
                 continue
             reference[j] = float(np.nanmedian(X[:, j]))
 
-        train, valid = train_test_split(np.arange(n), test_size=self.validation_fraction, stratify=y,
-                                        random_state=self.random_state)
-        model = HistGradientBoostingClassifier(
-            learning_rate=self.learning_rate, max_iter=self.max_iter, max_leaf_nodes=self.max_leaf_nodes,
-            min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
-            early_stopping=True, n_iter_no_change=self.n_iter_no_change, random_state=self.random_state,
-        )
+        members = (self.members if self.members is not None
+                   else max(1, min(_MOST_MEMBERS, _BAG_ROWS // max(n, 1))))
+        fitted, splits = [], []
         with _thread_limit() as threads:
-            model.fit(constant_where_empty(X[train]), y[train], X_val=X[valid], y_val=y[valid])
+            for seed in range(self.random_state, self.random_state + max(int(members), 1)):
+                train, valid = train_test_split(np.arange(n), test_size=self.validation_fraction, stratify=y,
+                                                random_state=seed)
+                model = HistGradientBoostingClassifier(
+                    learning_rate=self.learning_rate, max_iter=self.max_iter, max_leaf_nodes=self.max_leaf_nodes,
+                    min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
+                    early_stopping=True, n_iter_no_change=self.n_iter_no_change, random_state=seed,
+                )
+                fitted.append(model.fit(constant_where_empty(X[train]), y[train], X_val=X[valid], y_val=y[valid]))
+                splits.append(valid)
+        model, valid = fitted[0], splits[0]
 
         self.__dict__.pop("_trees_cache", None)  # of a previous fit
         self.model_ = model
+        self.members_ = fitted
         self.feature_names_ = names
         self.reference_ = reference
         self.baseline_ = churned / n
@@ -276,7 +298,7 @@ class ChurnModel:
 
     def _risk(self, X: np.ndarray) -> np.ndarray:
         with _thread_limit():
-            return self.model_.predict_proba(X)[:, 1]
+            return _mean([member.predict_proba(X)[:, 1] for member in self.members_])
 
     def contributions(self, X: Any, rows: Any = None) -> np.ndarray:
         """Per customer and feature, how much the feature raises the risk: (n, k) risk points.
@@ -331,9 +353,9 @@ class ChurnModel:
             out[rows, j] = risk[rows] - self._risk(moved)
         return (risk, out) if with_risk else out
 
-    def _trees(self) -> _Trees | None:
+    def _trees(self) -> _Bag | None:
         if not hasattr(self, "_trees_cache"):
-            self._trees_cache = _Trees.of(self.model_)
+            self._trees_cache = _Bag.of(self.members_)
         return self._trees_cache
 
     def top_reasons(self, X: Any, k: int = 3, *, rows: Any = None,
@@ -515,6 +537,28 @@ class _Trees:
             if len(rows):
                 out[rows, j] = risk[rows] - _sigmoid(raw[rows] + change[j, rows])
         return risk, out
+
+
+class _Bag:
+    """The members' `_Trees`: the bag's probability and contributions are the means of its members'."""
+
+    def __init__(self, members: list[_Trees]) -> None:
+        self.members = members
+
+    @classmethod
+    def of(cls, models: list[Any]) -> _Bag | None:
+        members = [_Trees.of(model) for model in models]
+        return None if any(m is None for m in members) else cls(members)  # type: ignore[arg-type]
+
+    def contributions(self, block: np.ndarray, reference: np.ndarray, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the bag's probability, its contributions (n x k)) of each row of `block`."""
+        each = [member.contributions(block, reference, n_threads) for member in self.members]
+        return _mean([risk for risk, _ in each]), _mean([out for _, out in each])
+
+
+def _mean(arrays: list[np.ndarray]) -> np.ndarray:
+    """The element-wise mean of the members' arrays; one member's array as it is (to the bit)."""
+    return arrays[0] if len(arrays) == 1 else np.mean(np.stack(arrays), axis=0)
 
 
 def boosting_threads() -> int:
