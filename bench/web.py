@@ -4,14 +4,20 @@ The dashboard, cell lists (random pages and sorts, the deepest page of the large
 
     python bench/web.py --customers 1000000                  # builds bench/data/web/1m/ws once (~25 min)
     python bench/web.py --dir /path/to/demo-ws --duration 30 --connections 8
+    python bench/web.py --dir /path/to/demo-ws --workers 2     # kizuna serve --workers 2
 
 The workspace is a demo (`kizuna demo --customers N --dir …`: imported, analysed, predicted). The
 server is the real command, `kizuna serve`, in its own process; a user is added with
 `kizuna user add --password-stdin` and logged in through the login form (CSRF token and all).
 Each page is first requested until its figures are computed (the dashboard's KPI report is
-computed once per store version, in the background); then each URL is loaded for `--duration`
-seconds by `wrk` (Debian's package; a Lua script prints p50 / p95 / p99) with `--connections`
-open connections, or, where wrk is missing, by an httpx async client with as many workers.
+computed once per store version, in the background), then a few times more on new connections, each
+sort both ways (`warm_sorts`: every server process sorts a long list once per sort for its deep pages);
+then each URL is loaded for `--duration` seconds by `wrk` (Debian's package; a Lua script prints p50 /
+p95 / p99) with `--connections` open connections, or, where wrk is missing, by an httpx async client
+with as many workers.
+`--workers N` starts `kizuna serve --workers N` (default: the command's own default, the cores).
+The server's CPU time per request (user + system, its worker processes and DuckDB's threads
+included, from /proc) is printed beside the latencies.
 Prints the commands, one table row per URL, and a JSON line. Target (issue 24): p95 < 150 ms for the customer
 page, every list sort and the deepest page of the largest cell; the dashboard's first request after a new
 analysis under 1 s.
@@ -121,6 +127,22 @@ def load_options(folder: Path, path: str, load: str) -> tuple[str, dict[str, str
     return path, env
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and its children so far, from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -156,6 +178,19 @@ def warm(base: str, cookie: str, path: str) -> float:
             assert answer.status_code in (202, 503), (path, answer.status_code, answer.text[-500:])
             time.sleep(1)
     return time.monotonic() - started
+
+
+def warm_sorts(base: str, cookie: str, path: str, env: dict[str, str], rounds: int = 6) -> None:
+    """Before a URL's load: ask for it a few times, each sort both ways, on new connections (which any
+    server process may take: each sorts a long list once per sort, in the background, for the pages deep
+    inside it), then give the sorts a moment."""
+    sorts = [f"&sort={s}&desc={d}" for s in env["KIZUNA_SORTS"].split(",") if s for d in (0, 1)]
+    for _ in range(rounds):
+        for sort in sorts or [""]:
+            asked = random_path(path, {**env, "KIZUNA_SORTS": ""}) if not sort else \
+                f"{path}{sort}&page={random.randint(1, max(1, int(env['KIZUNA_PAGES'])))}"
+            httpx.get(base + asked, cookies={"kizuna_session": cookie}, timeout=600)
+    time.sleep(10 if sorts else 3)
 
 
 def run_wrk(base: str, cookie: str, path: str, env: dict[str, str], duration: int,
@@ -225,6 +260,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--tool", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx")
     parser.add_argument("--only", nargs="*", help="only the pages whose name holds one of these words")
+    parser.add_argument("--workers", type=int, help="kizuna serve --workers N (default: the command's default)")
     args = parser.parse_args()
     folder = args.dir or ensure_workspace(args.customers)
     user, password = "bench", "bench-password-123"
@@ -232,6 +268,8 @@ def main() -> None:
                    input=password + "\n", text=True, check=True, capture_output=True)
     port = free_port()
     serve = [*KIZUNA, "serve", "--dir", str(folder), "--port", str(port)]
+    if args.workers:
+        serve += ["--workers", str(args.workers)]
     log = tempfile.TemporaryFile()  # noqa: SIM115  (the server's log: a pipe nobody read would fill, stop it)
     server = subprocess.Popen(serve, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
@@ -253,17 +291,21 @@ def main() -> None:
                 continue
             path, env = load_options(folder, path, load)
             first = warm(base, cookie, random_path(path, env))
+            warm_sorts(base, cookie, path, env)
+            cpu = server_cpu(server.pid)
             figures, command = (run_wrk if args.tool == "wrk" else run_httpx)(base, cookie, path, env,
                                                                                args.duration, args.connections)
+            figures["cpu_ms"] = 1000 * (server_cpu(server.pid) - cpu) / max(1, figures["requests"])
             results.append({"page": name, "path": path, "first_request_s": round(first, 2), **figures})
             print(f"  {command}")
         print()
-        print("| page | p50 ms | p95 ms | p99 ms | req/s | non-2xx | first request s |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("| page | p50 ms | p95 ms | p99 ms | req/s | server CPU ms per request | non-2xx | first request s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in results:
             print(f"| {r['page']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | {r['rps']:.1f} | "
-                  f"{r['non_2xx']} | {r['first_request_s']} |")
+                  f"{r['cpu_ms']:.0f} | {r['non_2xx']} | {r['first_request_s']} |")
         print(json.dumps({"workspace": str(folder), "tool": args.tool, "connections": args.connections,
+                          "workers": args.workers,
                           "duration_s": args.duration, "results": results}, ensure_ascii=False))
     finally:
         server.terminate()

@@ -146,3 +146,41 @@ def test_a_pages_connection_is_a_cursor_of_the_kept_one(demo: Path) -> None:
     # a page's connection closes with the page; the kept one stays open for the next
     assert kept.backend.con.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
     reader.close()
+
+
+
+def test_deep_pages_of_a_long_list_read_from_where_they_start(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import kizuna.store
+    from kizuna.web._store import Reader
+
+    monkeypatch.setattr(_lists, "LONG_LIST_ROWS", 1)  # every list is long, every page far from the ends
+    monkeypatch.setattr(_lists, "NEAR_END_ROWS", 0)
+    started = []
+    page_at = kizuna.store.page_at
+    monkeypatch.setattr(kizuna.store, "page_at", lambda *a, **k: started.append(1) or page_at(*a, **k))
+    reader = Reader(demo)
+    try:
+        with reader.workspace() as ws:
+            for segment, sort, descending in [("unanswered_low", "value_at_risk", True),
+                                              ("unanswered_low", "nps_score", False),
+                                              ("churn_candidate", "last_order_at", False),
+                                              ("unanswered_low", "customer_id", True)]:
+                query = MemberQuery(segment=segment, sort=sort, descending=descending, contacts=True)
+                key, total, _rows = _lists.list_page(ws, query, 1, operator=True)
+                order = [(sort, descending)] + ([] if sort == "customer_id" else [("customer_id", False)])
+                # the first request starts sorting the whole list in the background; the pages after it start
+                # from where they begin in that order: the same rows as member_page's
+                deadline = time.monotonic() + 120
+                while _lists._page_starts(reader, query, key, order) is None:
+                    assert time.monotonic() < deadline, "the page starts were never computed"
+                    time.sleep(0.05)
+                last = max(1, math.ceil(total / 50))
+                for page in sorted(p for p in {2, last // 2, last - 1, last} if 1 < p <= last):
+                    started.clear()
+                    assert _lists.list_page(ws, query, page, operator=True, reader=reader) == \
+                        _reference(ws, query, page), (segment, sort, descending, page)
+                    assert started, (segment, sort, page)
+    finally:
+        reader.close()

@@ -36,6 +36,12 @@ def serve(
     lang: Annotated[str | None, typer.Option(
         "--lang", help="The pages' language until a user switches: ja or en (default: lang in the business "
                        "section of kizuna.toml).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1,
+        help="Server processes sharing the port, each with its own app (default 1). One process renders pages "
+             "on one core; sessions and the login limit are shared through the operational records. A command "
+             "that writes the store (import, analyze, run, the call form) waits until every process has let go "
+             "of the file at once, so it waits longer the more processes are busy.")] = None,
 ) -> None:
     """Start the web dashboard on this workspace (log in with a user from `kizuna user add`)."""
     import logging
@@ -47,14 +53,39 @@ def serve(
 
     if lang is not None:
         _check(lang)
+    workers = workers or 1
     os.umask(0o077)  # what the app writes (the operational records) is its user's alone
-    application = create_app(directory, lang=lang, private_files=True)  # refused if others can read them
+    # built here once in any case: a workspace that is missing or readable by others is refused in one line
+    application = create_app(directory, lang=lang, private_files=True, warm=workers == 1)
     if application.state.kizuna.operations.user_count() == 0:
         console.print("no users yet: add one with `kizuna user add NAME --role operator`", markup=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # uvicorn's access log prints paths and query strings (customer ids, search text): ours names the page
-    uvicorn.run(application, host=host, port=port, access_log=False, proxy_headers=True,
-                forwarded_allow_ips=forwarded_allow_ips, log_level="info", server_header=False)
+    options: dict = {"host": host, "port": port, "access_log": False, "proxy_headers": True,
+                     "forwarded_allow_ips": forwarded_allow_ips, "log_level": "info", "server_header": False}
+    if workers == 1:
+        uvicorn.run(application, **options)
+        return
+    application.state.kizuna.operations.close()
+    # each worker is a new Python process (spawned) that builds its own app from these variables
+    os.environ[_SERVE_DIR] = str(directory.resolve())
+    os.environ[_SERVE_LANG] = lang or ""
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+
+
+_SERVE_DIR, _SERVE_LANG = "KIZUNA_SERVE_DIR", "KIZUNA_SERVE_LANG"
+
+
+def worker_app() -> object:
+    """The app of one `kizuna serve --workers N` process (uvicorn's factory), on the workspace the
+    command was given."""
+    import logging
+    import os
+
+    from kizuna.web import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return create_app(Path(os.environ[_SERVE_DIR]), lang=os.environ.get(_SERVE_LANG) or None, private_files=True)
 
 
 @user_app.command("add")

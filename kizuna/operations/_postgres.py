@@ -147,9 +147,14 @@ CREATE TABLE IF NOT EXISTS clicks (
     clicks INTEGER NOT NULL,
     PRIMARY KEY (ref, link, agent)
 );
+CREATE TABLE IF NOT EXISTS login_failures (
+    client TEXT NOT NULL,
+    at_ts DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_client ON login_failures (client, at_ts);
 """
 TABLES = ("meta", "deliveries", "consents", "memberships", "survey_links", "survey_answers", "webhook_events",
-          "users", "web_sessions", "message_links", "clicks")
+          "users", "web_sessions", "message_links", "clicks", "login_failures")
 
 _PLACEHOLDER = re.compile(r"%|\?")
 

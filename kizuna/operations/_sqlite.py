@@ -162,6 +162,14 @@ CREATE TABLE IF NOT EXISTS clicks (
     clicks INTEGER NOT NULL,
     PRIMARY KEY (ref, link, agent)
 );
+-- The web app's failed logins of the last minute, per client address: its limit on password guessing
+-- holds across the processes of `kizuna serve --workers N`. Rows older than a minute are deleted by
+-- the next failed or successful login.
+CREATE TABLE IF NOT EXISTS login_failures (
+    client TEXT NOT NULL,
+    at_ts REAL NOT NULL                  -- unix seconds
+);
+CREATE INDEX IF NOT EXISTS login_failures_client ON login_failures (client, at_ts);
 """
 
 

@@ -35,6 +35,7 @@ __all__ = ["OPERATIONS_FILE", "Operations", "Transaction", "now_ts"]
 OPERATIONS_FILE = "kizuna-ops.sqlite3"
 ERASED = "erased:"  # the prefix of a consent's subject kept after its customer was erased
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+LOGIN_WINDOW_S = 60  # failed logins count against a client address for this long
 
 
 def now_ts() -> int:
@@ -345,6 +346,7 @@ class Operations:
         now = now_ts()
         with self.write() as db:
             db.execute("DELETE FROM web_sessions WHERE expires_ts <= ?", (now,))  # keeps the table small
+            db.execute("DELETE FROM login_failures WHERE at_ts <= ?", (now - LOGIN_WINDOW_S,))
             row = db.execute("SELECT generation FROM users WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise KeyError(name)
@@ -362,6 +364,31 @@ class Operations:
     def end_session(self, session_id: str) -> None:
         with self.write() as db:
             db.execute("DELETE FROM web_sessions WHERE id = ?", (session_id,))
+
+    # -- failed logins: the web app's limit on password guessing, shared by its processes ------
+    def login_wait(self, client: str, per_minute: int, *, at: float | None = None) -> float:
+        """Seconds until `client` may try to log in again: 0.0 while it failed fewer than `per_minute`
+        times in the last `LOGIN_WINDOW_S` seconds, in any process that shares these records.
+
+        >>> ops.record_login_failure("192.0.2.1", at=0.0)               # doctest: +SKIP
+        >>> ops.login_wait("192.0.2.1", 1, at=20.0)                      # doctest: +SKIP
+        40.0
+        """
+        now = time.time() if at is None else at
+        rows = self.query("SELECT at_ts FROM login_failures WHERE client = ? AND at_ts > ? "
+                          "ORDER BY at_ts DESC LIMIT ?", (client, now - LOGIN_WINDOW_S, per_minute))
+        if len(rows) < per_minute:
+            return 0.0
+        # the oldest of the last `per_minute` failures leaves the window: then one attempt is free again
+        return max(0.0, float(rows[-1][0]) + LOGIN_WINDOW_S - now)
+
+    def record_login_failure(self, client: str, *, at: float | None = None) -> None:
+        """Count a failed login of `client` (a wrong name or password); older failures than the window
+        are deleted, so the table holds the last minute's."""
+        now = time.time() if at is None else at
+        with self.write() as db:
+            db.execute("DELETE FROM login_failures WHERE at_ts <= ?", (now - LOGIN_WINDOW_S,))
+            db.execute("INSERT INTO login_failures (client, at_ts) VALUES (?, ?)", (client, now))
 
     # -- erasure ------------------------------------------------------------------------------
     def knows_customer(self, customer_id: str) -> bool:

@@ -11,8 +11,10 @@ from kizuna.store._settings import StoreSettings
 __all__ = [
     "KINDS", "TABLES", "CollectedRows", "Column", "DuckDBStore", "PostgresStore", "SparkStore", "Store", "StoreBusy",
     "StoreSettings",
-    "cluster_by_customer", "collected_rows", "copy_store", "count_rows", "customer_rows", "index_by_customer",
-    "rows_of_customers", "sorted_page", "TableSpec", "local_spark_session", "redact", "table_for_kind",
+    "cluster_by_customer", "collected_rows", "copy_store", "count_rows", "customer_rows", "first_by",
+    "index_by_customer",
+    "page_at", "page_starts", "rows_of_customers", "sorted_page", "TableSpec", "local_spark_session", "redact",
+    "table_for_kind",
 ]
 
 # The engine loads on first use (PEP 562): the table definitions are enough for `kizuna --help`.
@@ -20,8 +22,8 @@ _LAZY = {"Store": "_engine", "redact": "_engine", "DuckDBStore": "_duckdb", "Pos
          "SparkStore": "_spark", "local_spark_session": "_spark", "copy_store": "_copy",
          "StoreBusy": "_busy", "customer_rows": "_paging", "cluster_by_customer": "_paging",
          "sorted_page": "_paging", "count_rows": "_paging", "rows_of_customers": "_paging",
-         "index_by_customer": "_paging",
-         "CollectedRows": "_spark", "collected_rows": "_spark"}
+         "index_by_customer": "_paging", "page_at": "_paging", "page_starts": "_paging",
+         "CollectedRows": "_spark", "collected_rows": "_spark", "first_by": "_engine"}
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

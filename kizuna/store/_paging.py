@@ -25,8 +25,8 @@ import sqlglot as sg
 
 from kizuna.store._engine import Store
 
-__all__ = ["cluster_by_customer", "count_rows", "customer_rows", "index_by_customer", "rows_of_customers",
-           "sorted_page"]
+__all__ = ["cluster_by_customer", "count_rows", "customer_rows", "index_by_customer", "page_at", "page_starts",
+           "rows_of_customers", "sorted_page"]
 
 # Row groups a lookup of one customer may read, on average, before the table is rewritten in
 # customer order (rows appended since the last rewrite add a few row groups that every lookup reads).
@@ -50,9 +50,13 @@ def customer_rows(store: Store, name: str, customer_id: str, *, newest_by: str |
         return pa.table({})
     with store.engine_errors():
         if store.engine == "duckdb":
-            order = f" ORDER BY {_quoted(newest_by)} DESC" if newest_by else ""
-            statement = f"SELECT * FROM {_quoted(name)} WHERE customer_id = ?{order} LIMIT {int(limit)}"
-            return store.backend.con.execute(statement, [customer_id]).to_arrow_table()
+            # no ORDER BY nor LIMIT in the statement: either turns DuckDB from the index on customer_id
+            # to a scan of the table; a customer's few rows are sorted here (nulls last, as DuckDB does)
+            statement = f"SELECT * FROM {_quoted(name)} WHERE customer_id = ?"
+            found = store.backend.con.execute(statement, [customer_id]).to_arrow_table()
+            if newest_by and found.num_rows > 1:
+                found = found.sort_by([(newest_by, "descending")])
+            return found.slice(0, limit)
         rows = store.table(name)
         rows = rows.filter(rows.customer_id == customer_id)
         if newest_by:
@@ -164,6 +168,54 @@ def sorted_page(store: Store, rows: Callable[[], ibis.Table], order: Sequence[tu
         # selected again after the cut: Spark's offset adds a column of row numbers of its own
         found = ordered.limit(limit, offset=offset).select(*table.columns).to_pyarrow()
     return found.take(pa.array(range(found.num_rows - 1, -1, -1), pa.int64())) if backwards else found
+
+
+def page_starts(store: Store, rows: Callable[[], ibis.Table], order: Sequence[tuple[str, bool]], *, every: int,
+                key: Hashable | None = None) -> list[tuple] | None:
+    """Where each page of `rows()` in `order` begins (as `sorted_page` orders them): the `order` columns'
+    values of rows 0, `every`, 2 × `every`, …, for `page_at`. One sort of the whole list, so that a page
+    deep inside a long list is then read without sorting it again. None on engines other than DuckDB
+    (`sorted_page` serves them)."""
+    if store.engine != "duckdb":
+        return None
+    columns = ", ".join(_quoted(c) for c, _ in order)
+    by = ", ".join(f"{_quoted(c)} {'DESC' if d else 'ASC'} NULLS LAST" for c, d in order)
+    statement = (f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (ORDER BY {by}) - 1 AS kizuna_row "
+                 f"FROM ({_compiled(store, rows, key)}) AS listed) AS numbered "
+                 f"WHERE kizuna_row % {int(every)} = 0 ORDER BY kizuna_row")
+    with store.engine_errors():
+        return [tuple(row) for row in store.backend.con.execute(statement).fetchall()]
+
+
+def page_at(store: Store, rows: Callable[[], ibis.Table], order: Sequence[tuple[str, bool]], start: Sequence[object],
+            *, limit: int, key: Hashable | None = None) -> pa.Table:
+    """`limit` rows of `rows()` in `order` from the row whose `order` values are `start` on (one of
+    `page_starts`): the rows before it are left out by a condition on the sort columns, not sorted and
+    skipped, so a page deep inside a long list costs what the first one does. DuckDB only."""
+    condition, params = _at_or_after(order, start)
+    by = ", ".join(f"{_quoted(c)} {'DESC' if d else 'ASC'} NULLS LAST" for c, d in order)
+    statement = (f"SELECT * FROM ({_compiled(store, rows, key)}) AS page WHERE {condition} ORDER BY {by} "
+                 f"LIMIT {int(limit)}")
+    with store.engine_errors():
+        return store.backend.con.execute(statement, params).to_arrow_table()
+
+
+def _at_or_after(order: Sequence[tuple[str, bool]], start: Sequence[object]) -> tuple[str, list[object]]:
+    """The condition (SQL and its parameters) "at or after the row whose `order` values are `start`" in
+    `order` (NULLs last; the last column unique). Built from the last column out: beyond `start` on a
+    column, or equal to it there and at or after it on the columns that follow."""
+    condition, params = "", []
+    for (column, descending), value in reversed(list(zip(order, start, strict=True))):
+        name = _quoted(column)
+        if value is None:  # NULLs come last: only NULLs are at or after it on this column
+            beyond, equal, values = "FALSE", f"{name} IS NULL", []
+        else:
+            beyond, equal, values = f"({name} IS NULL OR {name} {'<' if descending else '>'} ?)", f"{name} = ?", [value]
+        if not condition:  # the last column: at or after
+            condition, params = f"({beyond} OR {equal})", values + values
+        else:
+            condition, params = f"({beyond} OR ({equal} AND {condition}))", values + values + params
+    return condition, params
 
 
 def count_rows(store: Store, rows: Callable[[], ibis.Table], *, key: Hashable | None = None) -> int:

@@ -33,7 +33,7 @@ from kizuna.web._auth import SESSION_SECONDS, Session, check_password, dummy_che
 from kizuna.web._labels import Words
 from kizuna.web._pages import HERE, WebState, page, render
 from kizuna.web._pages import form as read_form
-from kizuna.web._public import FORM_BYTES, WEBHOOK_BYTES, PublicState, RateLimiter, public_routes
+from kizuna.web._public import FORM_BYTES, WEBHOOK_BYTES, PublicState, public_routes
 from kizuna.web._store import Reader
 
 __all__ = ["BodyLimit", "create_app", "exposed_files"]
@@ -69,7 +69,9 @@ def login_form(request: Request, session: Session) -> Response:
 
 async def login_submit(request: Request) -> Response:
     state: WebState = request.app.state.kizuna
-    wait = request.app.state.login_attempts.take("login", request.client.host if request.client else "-")
+    client = request.client.host if request.client else "-"
+    # failed logins are counted in the operational records: the limit holds across the server's processes
+    wait = await run_in_threadpool(state.operations.login_wait, client, request.app.state.logins_per_minute)
     if wait:
         access_log.info("login rate-limited")
         return PlainTextResponse("Too many login attempts; try again in a minute.", 429,
@@ -90,6 +92,7 @@ async def login_submit(request: Request) -> Response:
         ok = await run_in_threadpool(check_password, user["password_hash"], password)
     if not ok:
         access_log.info("login failed")
+        await run_in_threadpool(state.operations.record_login_failure, client)
         response = render(request, session, "login.html",
                           {"error": Words(session.lang)("login_failed"), "next": _safe_next(str(form.get("next", ""))),
                            "name": name}, status=401)
@@ -245,9 +248,11 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
     `lang`: the pages' language until a visitor switches (ja or en; default [business] lang).
     `lock_wait`, `max_hold`, `release`: how the app shares the DuckDB file with cron (see
     `kizuna.web._store`). `warm` computes the dashboard's figures in the background at start.
-    `logins_per_minute`: login attempts a client address may make a minute (then 429), against
-    password guessing. `private_files` (`kizuna serve`): refuse (KizunaError) while other users of
-    the machine can read the store or the operational records (`exposed_files`).
+    `logins_per_minute`: failed logins a client address may make a minute (then 429), against
+    password guessing; counted in the operational records, so that every process serving the
+    workspace (`kizuna serve --workers N`) shares the count. `private_files` (`kizuna serve`):
+    refuse (KizunaError) while other users of the machine can read the store or the operational
+    records (`exposed_files`).
 
     >>> import uvicorn                                                    # doctest: +SKIP
     >>> uvicorn.run(create_app("shop"), host="127.0.0.1", port=8000)      # doctest: +SKIP
@@ -284,7 +289,7 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.kizuna = state
-    app.state.login_attempts = RateLimiter({"login": logins_per_minute})
+    app.state.logins_per_minute = logins_per_minute
     app.add_middleware(BodyLimit)  # inside Hardening: a 413 gets the headers and a log line too
     app.add_middleware(Hardening)
     if warm:

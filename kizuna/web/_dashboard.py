@@ -137,7 +137,7 @@ def customer_list(request: Request, session: Session) -> Response:
     query = _member_query(params, session)
     reader = request.app.state.kizuna.reader
     with reader.workspace() as ws:
-        key, total, rows = _lists.list_page(ws, query, params["page"], operator=session.operator)
+        key, total, rows = _lists.list_page(ws, query, params["page"], operator=session.operator, reader=reader)
     as_of, _stale = reader.cached("scores_as_of", _scores_as_of, stale_ok=False)
     pages = max(1, math.ceil(total / _figures.PAGE_SIZE))
     title = Words(session.lang).segment(key) if params["segment"] else f"R{params['r']} × F{params['f']}"
@@ -232,7 +232,8 @@ def _last_calls(ws: Any, customer_id: str, operator: bool) -> list[dict[str, Any
     """The customer's latest calls, newest first; the note (free text) masked for viewers."""
     from kizuna.store import customer_rows
 
-    rows = customer_rows(ws.store, "calls", customer_id, newest_by="called_at", limit=CALLS_SHOWN).to_pylist()
+    rows = customer_rows(ws.store, "calls", customer_id, newest_by="called_at", limit=CALLS_SHOWN,
+                         tables=ws.store.table_names()).to_pylist()
     return [{**r, "note": r.get("note") if operator or not r.get("note") else MASK} for r in rows]
 
 
