@@ -108,6 +108,8 @@ timed(BetaGeo, "predict_purchases", top("BG/NBD P(alive) + expected orders"))
 timed(P, "_discounted_value", "CLV (monthly expected orders)")
 timed(P, "_next_order_days", "next order date (bisection)")
 timed(P, "_fit_churn", "churn fit")
+# read beside the features since #24 part 4 (one grouping of the orders for both), before inside the churn fit
+timed(P, "_training_rows", "churn training features + labels (engine)")
 timed(P, "_matrix", top("churn scoring"))
 timed(ChurnModel, "predict_risk", "churn scoring")
 # one pass gives the risk and the reasons (after #24); before, two phases
@@ -115,11 +117,13 @@ timed(ChurnModel, "risk_and_reasons", "churn scoring + contributions + top_reaso
 timed(ChurnModel, "top_reasons", lambda outer: None if outer and "one pass" in outer else "contributions + top_reasons")
 timed(P, "reason_texts", "reason texts (ja + en)")  # before #24 part 3
 timed(P, "reason_text_array", "reason texts (ja + en)")
+timed(P, "reason_text_arrays", "reason texts (ja + en)")  # both languages in one call since #24 part 4
 timed(Store, "create", "writing customer_predictions")
 # what Workspace.predict does around predict_customers: the call effect, the table written, clustered and
 # indexed by customer, the lists' views
 import kizuna.store._duckdb as D, kizuna.workspace._workspace as W
 timed(D.DuckDBStore, "create", "writing customer_predictions")
+timed(D.DuckDBStore, "create_in_order", "writing customer_predictions")  # after #24 part 4
 for name in ("cluster_by_customer", "index_by_customer"):
     timed(W, name, "writing customer_predictions")
 timed(W.Workspace, "_write_views", "writing customer_predictions")

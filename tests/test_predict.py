@@ -255,3 +255,66 @@ def test_segment_exports_carry_the_predictions(demo: Path, tmp_path: Path):
     assert count == len(rows) > 0
     assert all(float(r["churn risk %"]) == round(100 * risk[r["customer id"]], 1) for r in rows)
     assert all(r["main reasons for the risk"] for r in rows)
+
+
+def test_predictions_are_written_in_customer_order_and_left_as_they_are(demo: Path):
+    """Stored sorted by customer as they are written (a customer page's read is a range of rows), so that
+    the store has nothing to rewrite in that order afterwards."""
+    from kizuna.store import cluster_by_customer
+
+    with Workspace.open(demo) as ws:
+        # a DuckDB table read without ORDER BY gives its rows in the order they were stored
+        stored = ws.store.backend.con.execute("SELECT customer_id FROM customer_predictions").fetchall()
+        ids = [row[0] for row in stored]
+        assert len(ids) > 1000 and ids == sorted(ids)
+        assert cluster_by_customer(ws.store, ["customer_predictions"]) == []
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_overdue_reasons_read_as_the_catalogue_words_each_customer(lang: str):
+    """The overdue texts, built column-wise, are the catalogue's pattern filled for each customer alone:
+    thousands separators, one day, ratios on and next to a half tenth, no ratio, no last order."""
+    import numpy as np
+    import pyarrow as pa
+
+    from kizuna.i18n import pattern, text
+    from kizuna.prediction import CHURN_FEATURES
+    from kizuna.prediction._reasons import reason_texts
+
+    rng = np.random.default_rng(24)
+    days = [float(d) for d in rng.integers(0, 4000, 3000)] + [1.0, 1.0, 3.0, 7.0, 1.0, 45.0, 30.0, 1234.0, None, None]
+    intervals = [float(m) for m in rng.uniform(0.5, 400, 3000)] + [None, 4.0, 2.0, 20.0, 0.0, 30.0, 20.0, None, 10.0,
+                                                                   None]
+    days += [float(d) for d in rng.integers(1, 200, 2000)]
+    intervals += [d / (k / 20) for d, k in zip(days[-2000:], rng.integers(1, 60, 2000), strict=True)]  # x.x5 ratios
+    table = pa.table({"days_since_last_order": pa.array(days, pa.float64()),
+                      "mean_interval_days": pa.array(intervals, pa.float64())})
+
+    def alone(d: float | None, m: float | None) -> str:
+        if d is None:
+            return text("reason.last_order_unknown", lang)
+        if m is not None and m > 0:
+            return pattern("reason.overdue", lang, count=d).format(days=f"{round(d):,}", ratio=d / m)
+        return pattern("reason.overdue_single_order", lang, count=d).format(days=f"{round(d):,}")
+
+    for feature in ("days_since_last_order", "overdue_ratio"):
+        reasons = np.array([[CHURN_FEATURES.index(feature), -1, -1]] * len(days))
+        texts = reason_texts(table, reasons, CHURN_FEATURES, lang)
+        assert texts == [alone(d, m) for d, m in zip(days, intervals, strict=True)]
+
+
+def test_an_earlier_days_summary_from_the_same_grouping_is_that_days_own(demo: Path):
+    """The churn model's training rows read the summary as of the cut-off from the grouping of the orders
+    made for the as-of date: the same customers and figures as a summary made for the cut-off alone."""
+    from kizuna.prediction._features import earlier_summary, purchase_summary
+
+    cutoff = AS_OF - dt.timedelta(days=90)
+    with Workspace.open(demo) as ws:
+        tables = ws.tables()
+        both = purchase_summary(tables, AS_OF, earlier=cutoff)
+        shared = earlier_summary(both).to_pyarrow().sort_by("customer_id")
+        alone = purchase_summary(tables, cutoff).to_pyarrow().sort_by("customer_id")
+        now = both.select(*purchase_summary(tables, AS_OF).columns).to_pyarrow().sort_by("customer_id")
+        assert now.equals(purchase_summary(tables, AS_OF).to_pyarrow().sort_by("customer_id"))
+    assert 0 < shared.num_rows < now.num_rows
+    assert shared.equals(alone)

@@ -22,9 +22,10 @@ import ibis
 from ibis import _
 
 from kizuna.analytics import AsOf, counted_orders
+from kizuna.store import first_by
 
-__all__ = ["CHURN_FEATURES", "LIFE_EVENTS", "MODEL_COLUMNS", "REASON_CONTEXT", "churn_labels", "customer_features",
-           "purchase_summary"]
+__all__ = ["CHURN_FEATURES", "EARLIER", "LIFE_EVENTS", "MODEL_COLUMNS", "REASON_CONTEXT", "churn_labels",
+           "customer_features", "earlier_summary", "purchase_summary"]
 
 # Features of the churn model, in the order of its matrix. Nulls are "unknown" (no NPS answer,
 # a single order): the model takes missing values as they are.
@@ -132,7 +133,7 @@ def customer_features(tables: dict[str, ibis.Table], as_of: dt.date, *,
     )
 
 
-def purchase_summary(tables: dict[str, ibis.Table], as_of: dt.date) -> ibis.Table:
+def purchase_summary(tables: dict[str, ibis.Table], as_of: dt.date, *, earlier: dt.date | None = None) -> ibis.Table:
     """Per customer who ordered by `as_of` (counted orders, `counted_orders`): first_order_at,
     last_order_at, orders (as `kizuna.analytics.lifecycle_states` reads a summary), first_day,
     last_day, purchase_days (days with an order: lifetimes' purchases), repeat_revenue (of the
@@ -142,35 +143,70 @@ def purchase_summary(tables: dict[str, ibis.Table], as_of: dt.date) -> ibis.Tabl
     up to the customer's (the last 365 days start at a midnight, so a day is in them or not).
     The revenue of the first day is taken off the total (integers: exact) instead of summing the
     other days, which would need each customer's first day beside each of their days.
+
+    `earlier`: a day before `as_of` whose summary is wanted too (the churn model's training cut-off):
+    the same columns as of that day, prefixed ``EARLIER``, from the same grouping (the days up to it:
+    an order counted by `as_of` was counted by `earlier` exactly when it was placed by then);
+    `earlier_summary` reads them as a summary of their own.
     """
     cut = AsOf(as_of)
-    year_ago = (cut.end - _YEAR).date()
     orders = counted_orders(tables["orders"], cut)
     days = orders.group_by(customer_id=orders.customer_id, day=orders.ordered_at.date()).aggregate(
         day_orders=orders.count(), day_revenue=orders.revenue.sum(),
         first_at=orders.ordered_at.min(), last_at=orders.ordered_at.max(),
     )
+    figures = _summary_figures(days, as_of, None)
+    if earlier is not None:
+        figures |= {EARLIER + name: value
+                    for name, value in _summary_figures(days, earlier, days.day <= ibis.literal(earlier)).items()}
+    per = days.group_by("customer_id").aggregate(**figures)
+    per = _with_repeat_revenue(per, "")
+    return per if earlier is None else _with_repeat_revenue(per, EARLIER)
+
+
+EARLIER = "earlier_"  # the columns of `purchase_summary(..., earlier=day)` as of that day
+_SUMMARY_COLUMNS = ("first_order_at", "last_order_at", "orders", "first_day", "last_day", "purchase_days", "revenue",
+                    "orders_365d", "revenue_365d", "repeat_revenue")
+
+
+def earlier_summary(summary: ibis.Table) -> ibis.Table:
+    """`purchase_summary(tables, earlier)` from `purchase_summary(tables, as_of, earlier=earlier)`: the
+    customers who had ordered by then, with the figures as of then."""
+    return summary.filter(summary[EARLIER + "purchase_days"] > 0).select(
+        "customer_id", **{name: summary[EARLIER + name] for name in _SUMMARY_COLUMNS})
+
+
+def _summary_figures(days: ibis.Table, as_of: dt.date, seen: ibis.Value | None) -> dict[str, ibis.Value]:
+    """The per-customer aggregates of `purchase_summary` as of `as_of`, over the days `seen` (None: all)."""
+    year_ago = (AsOf(as_of).end - _YEAR).date()
     recent = days.day >= ibis.literal(year_ago)
-    per = days.group_by("customer_id").aggregate(
-        first_order_at=days.first_at.min(),
-        last_order_at=days.last_at.max(),
-        orders=days.day_orders.sum(),
-        first_day=days.day.min(),
-        last_day=days.day.max(),
-        purchase_days=days.count(),
-        revenue=days.day_revenue.sum(),
+    if seen is not None:
+        recent = recent & seen
+    return {
+        "first_order_at": days.first_at.min(where=seen),
+        "last_order_at": days.last_at.max(where=seen),
+        "orders": days.day_orders.sum(where=seen),
+        "first_day": days.day.min(where=seen),
+        "last_day": days.day.max(where=seen),
+        "purchase_days": days.count(where=seen),
+        "revenue": days.day_revenue.sum(where=seen),
         # the first day's revenue, and how many days have a revenue (a day of orders without an amount has none)
-        _first_revenue=days.day_revenue.argmin(days.day),
-        _revenues=days.day_revenue.count(),
-        orders_365d=days.day_orders.sum(where=recent),
-        revenue_365d=days.day_revenue.sum(where=recent),
-    )
+        "_first_revenue": first_by(days.day_revenue, days.day, where=seen),
+        "_revenues": days.day_revenue.count(where=seen),
+        "orders_365d": days.day_orders.sum(where=recent),
+        "revenue_365d": days.day_revenue.sum(where=recent),
+    }
+
+
+def _with_repeat_revenue(per: ibis.Table, prefix: str) -> ibis.Table:
     # the revenue of the days after the first: null when none of them has one, as a sum over them would be
     # a CASE, not a cast of a boolean: PostgreSQL cannot cast boolean to bigint
-    repeats = per._revenues - ibis.cases((per._first_revenue.notnull(), 1), else_=0)
-    repeat_revenue = ibis.cases((repeats > 0, per.revenue - per._first_revenue.fill_null(0)),
-                                else_=ibis.null(per.revenue.type()))
-    return per.mutate(repeat_revenue=repeat_revenue).drop("_first_revenue", "_revenues")
+    first, count = per[prefix + "_first_revenue"], per[prefix + "_revenues"]
+    repeats = count - ibis.cases((first.notnull(), 1), else_=0)
+    repeat_revenue = ibis.cases((repeats > 0, per[prefix + "revenue"] - first.fill_null(0)),
+                                else_=ibis.null(per[prefix + "revenue"].type()))
+    return per.mutate(**{prefix + "repeat_revenue": repeat_revenue}).drop(prefix + "_first_revenue",
+                                                                         prefix + "_revenues")
 
 
 def _nps(answers: ibis.Table, cut: AsOf) -> ibis.Table:

@@ -45,8 +45,14 @@ from kizuna.analytics import KEEP_STATES, AnalysisSettings, AsOf, lifecycle_stat
 from kizuna.i18n import label
 from kizuna.models import BetaGeo, ConvergenceWarning, GammaGamma, ModelFitError, ModelFitWarning, ShiftedBetaGeo
 from kizuna.prediction._churn import ChurnModel
-from kizuna.prediction._features import CHURN_FEATURES, churn_labels, customer_features, purchase_summary
-from kizuna.prediction._reasons import reason_text_array
+from kizuna.prediction._features import (
+    CHURN_FEATURES,
+    churn_labels,
+    customer_features,
+    earlier_summary,
+    purchase_summary,
+)
+from kizuna.prediction._reasons import reason_text_arrays
 
 __all__ = ["GONE", "PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError", "Predictions", "Scores",
            "churn_scores", "explain", "fit_models", "keep_count", "predict_customers", "prediction_table",
@@ -175,10 +181,19 @@ def predict_customers(
     features → fit → score → explain → the table to store (storing is the caller's). `analysis`
     ([analysis]) defines the lifecycle states (its dormant days, lapse factor, NPS validity).
     """
-    features = read_features(tables, as_of, analysis)
-    fits = fit_models(tables, as_of, features, horizon_days=horizon_days, analysis=analysis)
+    cutoff = as_of - dt.timedelta(days=horizon_days)
+    # one grouping of the orders by customer and day for the features now and the churn model's first
+    # training rows (the features as of the cut-off), kept in the engine while both are read
+    with _purchases(tables, as_of, earlier=cutoff) as purchases:
+        features = read_features(tables, as_of, analysis, purchases=purchases)
+        training = _training_rows(tables, cutoff, horizon_days, analysis, KEEP_STATES,
+                                  purchases=earlier_summary(purchases))
+    fits = fit_models(tables, as_of, features, horizon_days=horizon_days, analysis=analysis, training=training)
     table, scores = scored_rows(features, fits, as_of, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
                                 discount_rate=discount_rate, gross_margin_rate=gross_margin_rate)
+    # what Arrow's allocator kept of the arrays freed on the way (the reasons' texts) goes back to the
+    # system before the caller stores the table, which needs memory of its own
+    pa.default_memory_pool().release_unused()
     return Predictions(as_of, horizon_days, clv_horizon_days, table, fits.beta_geo, fits.gamma_gamma, fits.churn,
                        fits.shifted_beta_geo, fits.training_customers, features.repeat_buyers, features.table,
                        fits.notes, fits.problems + scores.problems)
@@ -258,13 +273,14 @@ class Scores:
     problems: list[FitProblem]  # BG/NBD fitted but gave no figure for some customers ("partial")
 
 
-def read_features(tables: dict[str, ibis.Table], as_of: dt.date, analysis: AnalysisSettings | None = None) -> Features:
+def read_features(tables: dict[str, ibis.Table], as_of: dt.date, analysis: AnalysisSettings | None = None, *,
+                  purchases: ibis.Table | None = None) -> Features:
     """Stage 1, features: `customer_features` as of `as_of` with each customer's lifecycle state, and the
     BG/NBD counts computed from them in the engine; a `PredictionError` when too few customers have
-    ordered twice."""
+    ordered twice. `purchases`: `purchase_summary(tables, as_of)` kept in the engine by the caller."""
     # kept in the engine (a temporary table) while it is read twice, for the rows and for the BG/NBD
     # counts: the counts would otherwise compute every customer's features again
-    with _purchases(tables, as_of) as purchases:
+    with _purchases(tables, as_of) if purchases is None else contextlib.nullcontext(purchases) as purchases:
         features = customer_features(tables, as_of, purchases=purchases)
         cached = _with_states(features, tables, as_of, analysis, purchases=purchases).cache()
         try:
@@ -283,10 +299,11 @@ def read_features(tables: dict[str, ibis.Table], as_of: dt.date, analysis: Analy
 
 
 def fit_models(tables: dict[str, ibis.Table], as_of: dt.date, features: Features, *, horizon_days: int,
-               analysis: AnalysisSettings | None = None) -> Fits:
+               analysis: AnalysisSettings | None = None, training: pa.Table | None = None) -> Fits:
     """Stage 2, fit: BG/NBD, Gamma-Gamma and sBG (each None, with a `FitProblem`, when it does not
     fit the data), then the churn model on the features of `horizon_days` before `as_of` of the
-    customers active or at risk then (`KEEP_STATES`)."""
+    customers active or at risk then (`KEEP_STATES`). `training`: those rows (`_training_rows`), when
+    the caller read them already."""
     notes: list[str] = []
     problems: list[FitProblem] = []
     f, m, spends = features.frequency, features.monetary_value, features.spends
@@ -299,8 +316,8 @@ def fit_models(tables: dict[str, ibis.Table], as_of: dt.date, features: Features
     # a model that stopped early is a FitProblem (one line), not a note as well
     notes += [str(w.message) for w in caught
               if issubclass(w.category, ModelFitWarning) and not issubclass(w.category, ConvergenceWarning)]
-    churn, training = _fit_churn(tables, as_of, horizon_days, notes, analysis)
-    return Fits(beta_geo, gamma_gamma, shifted, churn, training, notes, problems)
+    churn, customers = _fit_churn(tables, as_of, horizon_days, notes, analysis, training)
+    return Fits(beta_geo, gamma_gamma, shifted, churn, customers, notes, problems)
 
 
 def churn_scores(churn: ChurnModel, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -363,8 +380,8 @@ def explain(features: Features, churn: ChurnModel, *, top: np.ndarray | None = N
     if top is None:
         top = churn.top_reasons(features.matrix, k=3)
     # a customer none of whose features raises the risk above what it is for a typical customer
-    return {lang: reason_text_array(features.table, top, CHURN_FEATURES, lang, none=label("reason.typical", lang))
-            for lang in ("ja", "en")}
+    return reason_text_arrays(features.table, top, CHURN_FEATURES,
+                              {lang: label("reason.typical", lang) for lang in ("ja", "en")})
 
 
 def prediction_table(features: Features, scores: Scores, reasons: dict[str, pa.StringArray], as_of: dt.date, *,
@@ -512,7 +529,7 @@ def _with_states(features: ibis.Table, tables: dict[str, ibis.Table], as_of: dt.
 
 def _fit_churn(
     tables: dict[str, ibis.Table], as_of: dt.date, horizon_days: int, notes: list[str],
-    analysis: AnalysisSettings | None = None,
+    analysis: AnalysisSettings | None = None, first: pa.Table | None = None,
 ) -> tuple[ChurnModel, int]:
     """Train on the features of `horizon_days` before `as_of` and what happened since, for the customers
     who could still be kept then: active or at risk on that day (`KEEP_STATES`).
@@ -522,13 +539,17 @@ def _fit_churn(
     model then learns who stops ordering for that long, the nearest question the data can answer.
     When even then fewer than 200 customers were active or at risk (a small shop), the model is
     trained on every customer who had ordered, lost or not, and a note says so
-    (`ChurnModel.population_`).
+    (`ChurnModel.population_`). `first`: the training rows of the first try (`KEEP_STATES`, `horizon_days`),
+    when the caller read them already.
     """
     for population in (KEEP_STATES, None):
         window = horizon_days
         while True:
             cutoff = as_of - dt.timedelta(days=window)
-            training = _training_rows(tables, cutoff, window, analysis, population)
+            if first is not None and population == KEEP_STATES and window == horizon_days:
+                training = first
+            else:
+                training = _training_rows(tables, cutoff, window, analysis, population)
             churned = int(pc.sum(training["churned"]).as_py() or 0)
             enough = training.num_rows >= MIN_TRAINING_CUSTOMERS and 0 < churned < training.num_rows
             if enough or window // 2 < MIN_TRAINING_WINDOW:
@@ -561,10 +582,11 @@ def _fit_churn(
 
 
 def _training_rows(tables: dict[str, ibis.Table], cutoff: dt.date, window: int, analysis: AnalysisSettings | None,
-                   population: tuple[str, ...] | None) -> pa.Table:
+                   population: tuple[str, ...] | None, *, purchases: ibis.Table | None = None) -> pa.Table:
     """The churn model's training rows: features as of `cutoff` of the customers in `population` (None:
-    everyone who had ordered), with what happened in the `window` days after it."""
-    with _purchases(tables, cutoff) as purchases:
+    everyone who had ordered), with what happened in the `window` days after it. `purchases`:
+    `purchase_summary(tables, cutoff)` kept in the engine by the caller."""
+    with _purchases(tables, cutoff) if purchases is None else contextlib.nullcontext(purchases) as purchases:
         joined = _with_states(customer_features(tables, cutoff, purchases=purchases), tables, cutoff, analysis,
                               purchases=purchases)
         if population is not None:
@@ -576,10 +598,11 @@ def _training_rows(tables: dict[str, ibis.Table], cutoff: dt.date, window: int, 
 
 
 @contextlib.contextmanager
-def _purchases(tables: dict[str, ibis.Table], as_of: dt.date) -> Iterator[ibis.Table]:
+def _purchases(tables: dict[str, ibis.Table], as_of: dt.date, *,
+               earlier: dt.date | None = None) -> Iterator[ibis.Table]:
     """`purchase_summary` kept in the engine (a temporary table) while the features and the lifecycle
     states read it: the engine would otherwise group the orders by customer and day once for each."""
-    cached = purchase_summary(tables, as_of).cache()
+    cached = purchase_summary(tables, as_of, earlier=earlier).cache()
     try:
         yield cached
     finally:

@@ -13,14 +13,17 @@ Two features can tell the same story (days since the last order and the overdue 
 contacts and complaints): a text already given for that customer is not repeated.
 
 The texts are built one feature at a time, once per distinct set of the values its template
-reads (customers with the same numbers get the same words), and the reasons are joined once per
-distinct combination of texts: the work grows with the distinct reasons, not with the customers.
+reads (customers with the same numbers get the same words); the overdue text, which nearly every
+customer has of their own, column-wise in Arrow (its numbers formatted once per distinct value). The
+reasons are joined in Arrow, with no Python string per customer, and what the words depend on is
+found once for all the languages asked (`reason_text_arrays`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import string
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +31,7 @@ import pyarrow.compute as pc
 
 from kizuna.i18n import LANGS, ordinal, pattern, section, text
 
-__all__ = ["LIFE_EVENT_WORDS", "reason_text_array", "reason_texts"]
+__all__ = ["LIFE_EVENT_WORDS", "reason_text_array", "reason_text_arrays", "reason_texts"]
 
 SEPARATOR = " / "
 
@@ -94,20 +97,6 @@ def _span(days: float, lang: str) -> str:
 # Each takes the needed columns, restricted to the customers that have the feature as a reason
 # (as Python lists, nulls as None/NaN), and returns their texts; every text is the catalogue's
 # ("reason.*" in kizuna.i18n).
-
-def _overdue(c: _Columns, lang: str) -> list[str]:
-    unknown = text("reason.last_order_unknown", lang)
-    overdue, single = _Say("reason.overdue", lang), _Say("reason.overdue_single_order", lang)
-    out = []
-    for days, interval in zip(c["days_since_last_order"], c["mean_interval_days"], strict=True):
-        if not _known(days):
-            out.append(unknown)
-        elif _known(interval) and interval > 0:
-            out.append(overdue(days, days=_n(days), ratio=days / interval))
-        else:
-            out.append(single(days, days=_n(days)))
-    return out
-
 
 def _orders(c: _Columns, lang: str) -> list[str]:
     unknown, one_order = text("reason.orders_unknown", lang), text("reason.one_order", lang)
@@ -282,13 +271,11 @@ def _life_event(c: _Columns, lang: str) -> list[str]:
 
 # feature -> (the columns its template reads, the template)
 _TEMPLATES: dict[str, tuple[tuple[str, ...], _Template]] = {
-    "days_since_last_order": (("days_since_last_order", "mean_interval_days"), _overdue),
     "orders": (("orders",), _orders),
     "orders_365d": (("orders_365d", "orders", "tenure_days"), _orders_365d),
     "revenue": (("revenue",), _revenue),
     "revenue_365d": (("revenue_365d", "revenue", "tenure_days"), _revenue_365d),
     "mean_interval_days": (("mean_interval_days",), _interval),
-    "overdue_ratio": (("days_since_last_order", "mean_interval_days"), _overdue),
     "tenure_days": (("tenure_days",), _tenure),
     "nps_score": (("nps_score",), _nps_score),
     "nps_change": (("nps_score", "nps_change"), _nps_change),
@@ -329,40 +316,101 @@ def _bits(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), np.nan, values).view(np.int64)
 
 
-def _overdue_key(c: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """What `_overdue`'s text depends on: the days, and the overdue ratio to the tenth it is printed to
-    (the ratio itself where it lies too near the middle between two tenths to tell which it rounds to)."""
-    days, interval = c["days_since_last_order"], c["mean_interval_days"]
+def _fill(text_pattern: str, fields: dict[str, tuple[list, np.ndarray]]) -> pa.StringArray:
+    """`text_pattern` filled row by row in Arrow: a field is (its distinct values, each row's index in them),
+    each distinct value formatted once with the pattern's format spec."""
+    parts: list[pa.Array | pa.Scalar] = [pa.scalar("", pa.string())]
+    formatter = string.Formatter()
+    for literal, name, spec, conversion in formatter.parse(text_pattern):
+        if literal:
+            parts.append(pa.scalar(literal, pa.string()))
+        if name is not None:
+            values, spread = fields[name]
+            words = [format(formatter.convert_field(v, conversion), spec or "") for v in values]
+            parts.append(pa.array(words, pa.string()).take(pa.array(spread)))
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _spread_of(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index of one row per distinct value of `key`, each row's index among them)."""
+    _, first, spread = np.unique(key, return_index=True, return_inverse=True)
+    return first, spread.reshape(-1)
+
+
+def _tenth_key(ratio: np.ndarray, spec: str) -> list[np.ndarray]:
+    """Keys equal where `ratio` prints the same with `spec`: with ".1f" the tenth it rounds to (the ratio
+    itself where it lies too near the middle between two tenths to tell which), else the ratio."""
+    if spec != ".1f":
+        return [_bits(ratio)]
     with np.errstate(all="ignore"):
-        ratio = np.where(interval > 0, days / interval, np.nan)
         tenths = ratio * 10
-        nearest = np.floor(tenths + 0.5)
-        clear = np.abs(np.abs(tenths - np.floor(tenths)) - 0.5) > 1e-6
-    return [_bits(days), _bits(np.where(clear, nearest, ratio)), _bits(np.where(clear, 0.0, np.nan))]
+        clear = (np.abs(np.abs(tenths - np.floor(tenths)) - 0.5) > 1e-6) & (np.abs(tenths) < 1e12)
+    return [_bits(np.where(clear, np.floor(tenths + 0.5), ratio)), clear.astype(np.int64)]
 
 
-# feature -> what its text depends on, when less than the values themselves (fewer distinct keys)
-_KEYS: dict[str, Callable[[dict[str, np.ndarray]], list[np.ndarray]]] = {
-    "days_since_last_order": _overdue_key,
-    "overdue_ratio": _overdue_key,
+def _overdue(c: dict[str, np.ndarray], lang: str) -> pa.StringArray:
+    """Days since the last order and how many times the usual interval that is; built column-wise (the
+    days and the ratio formatted once per distinct printed value, the pattern filled in Arrow): nearly
+    every customer has a text of their own."""
+    days, interval = c["days_since_last_order"], c["mean_interval_days"]
+    known = ~np.isnan(days)
+    with np.errstate(all="ignore"):
+        has_ratio = known & (interval > 0)
+        ratio = np.where(has_ratio, days / np.where(has_ratio, interval, 1.0), 0.0)
+    one = known & (np.round(np.where(known, days, 0.0)) == 1)
+    first, spread = _spread_of(_bits(np.where(known, days, 0.0)))
+    day_words = ([_n(v) for v in np.where(known, days, 0.0)[first].tolist()], spread)
+
+    def filled(key: str, count: np.ndarray) -> pa.StringArray:
+        fields: dict[str, tuple[list, np.ndarray]] = {"days": day_words}
+        many, single = pattern(key, lang), pattern(key, lang, count=1)
+        specs = {spec or "" for text_pattern in (many, single)
+                 for _, name, spec, _ in string.Formatter().parse(text_pattern) if name == "ratio"}
+        if specs:  # one spec in both (else every ratio apart, which prints right with either)
+            at, where = _distinct(_tenth_key(ratio, specs.pop() if len(specs) == 1 else ""))
+            fields["ratio"] = (ratio[at].tolist(), where)
+        texts = _fill(many, fields)
+        return texts if single == many else pc.if_else(pa.array(count), _fill(single, fields), texts)
+
+    texts = pc.if_else(pa.array(has_ratio), filled("reason.overdue", one),
+                       filled("reason.overdue_single_order", one))
+    return pc.if_else(pa.array(known), texts, pa.scalar(text("reason.last_order_unknown", lang), pa.string()))
+
+
+# feature -> (the columns it reads, its texts built column-wise from them as float64 NumPy arrays)
+_COLUMNWISE: dict[str, tuple[tuple[str, ...], Callable[[dict[str, np.ndarray], str], pa.StringArray]]] = {
+    "days_since_last_order": (("days_since_last_order", "mean_interval_days"), _overdue),
+    "overdue_ratio": (("days_since_last_order", "mean_interval_days"), _overdue),
 }
+
+
+def _encoded(key: np.ndarray) -> tuple[np.ndarray, int]:
+    """(each row's code, the number of codes): equal codes where `key` (int64) is equal, numbered in the
+    order the values first appear (a hash of the values, no sort)."""
+    encoded = pa.array(key).dictionary_encode()
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), len(encoded.dictionary)
 
 
 def _distinct(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(one row of each distinct combination of `keys`, each row's combination).
 
-    Each key becomes codes, the codes one int64 (a sort of integers, not of rows), while they fit."""
+    Each key becomes codes, the codes one int64, while they fit (else the rows are sorted)."""
     combined = np.zeros(len(keys[0]), dtype=np.int64)
     space = 1
     for key in keys:
-        values, code = np.unique(key, return_inverse=True)
-        space *= max(len(values), 1)
+        code, count = _encoded(key)
+        space *= max(count, 1)
         if space >= 2**62:
             _, first, spread = np.unique(np.column_stack(keys), axis=0, return_index=True, return_inverse=True)
             return first, spread.reshape(-1)
-        combined = combined * len(values) + code.reshape(-1)
-    _, first, spread = np.unique(combined, return_index=True, return_inverse=True)
-    return first, spread.reshape(-1)
+        combined = combined * count + code
+    spread, _ = _encoded(combined)
+    if not len(spread):
+        return spread, spread
+    # codes are numbered in order of first appearance: a row opens a code where its code exceeds all before it
+    seen = np.maximum.accumulate(spread)
+    first = np.flatnonzero(np.concatenate([[True], spread[1:] > seen[:-1]]))
+    return first, spread
 
 
 def reason_texts(features: pa.Table, reason_indices: np.ndarray, feature_names: Sequence[str],
@@ -386,8 +434,16 @@ def reason_text_array(features: pa.Table, reason_indices: np.ndarray, feature_na
                       lang: str = "ja", *, none: str = "") -> pa.StringArray:
     """`reason_texts` as an Arrow string array, with `none` for a customer without a reason: the texts
     are joined in Arrow, with no Python string per customer."""
-    if lang not in LANGS:
-        raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}.")
+    return reason_text_arrays(features, reason_indices, feature_names, {lang: none})[lang]
+
+
+def reason_text_arrays(features: pa.Table, reason_indices: np.ndarray, feature_names: Sequence[str],
+                       nones: Mapping[str, str]) -> dict[str, pa.StringArray]:
+    """`reason_text_array` in several languages at once (language -> the text of a customer without a
+    reason): what the words depend on is found once for all of them."""
+    for lang in nones:
+        if lang not in LANGS:
+            raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}.")
     indices = np.asarray(reason_indices)
     n = features.num_rows
     if indices.ndim != 2 or len(indices) != n:
@@ -397,7 +453,7 @@ def reason_text_array(features: pa.Table, reason_indices: np.ndarray, feature_na
     if indices.size and (indices.max() >= len(names) or indices.min() < -1):
         raise ValueError(f"reason_indices must be -1 or an index into the {len(names)} feature names.")
 
-    templates = [_TEMPLATES.get(name) or _generic(name) for name in names]
+    templates = [_COLUMNWISE.get(name) or _TEMPLATES.get(name) or _generic(name) for name in names]
     used = np.unique(indices[indices >= 0])
     needed = sorted({column for j in used for column in templates[j][0]})
     missing = [c for c in needed if c not in features.column_names]
@@ -412,51 +468,82 @@ def reason_text_array(features: pa.Table, reason_indices: np.ndarray, feature_na
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
             numeric[name] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
-    # each slot as a code into `words` ("" is code 0), one code per distinct text (two features may give
-    # the same text: equal codes are equal texts); a feature's texts are made once per distinct key
-    words: dict[str, int] = {"": 0}
-    codes = np.zeros(indices.shape, dtype=np.int64)
+    # per feature, what its words are made from: the columns of the customers with that feature among their
+    # reasons (column-wise), or the values of each distinct key and each customer's key; and each slot's
+    # place among the features' texts laid one after the other (-1: no reason in that slot)
+    plans: list[tuple[_Template | Callable[..., pa.StringArray], dict, np.ndarray | None]] = []
+    place = np.full(indices.shape, -1, dtype=np.int64)
+    offset = 0
     for j in used.tolist():
         at = indices == j
         rows = np.flatnonzero(at.any(axis=1))  # a feature is at most one of a customer's reasons
         columns_of, template = templates[j]
         numbers = {c: numeric[c][rows] for c in columns_of if c in numeric}
-        key_of = _KEYS.get(names[j])
-        keys = (key_of(numbers) if key_of is not None and len(numbers) == len(columns_of) else
-                [_bits(numbers[c]) if c in numbers else _codes(features, c, rows) for c in columns_of])
-        first, spread = _distinct(keys)
-        picked = rows[first]
-        values = {c: numeric[c][picked].tolist() if c in numeric else _text_column(features, c, picked)
-                  for c in columns_of}
-        word_codes = np.array([words.setdefault(w, len(words)) for w in template(values, lang)], dtype=np.int64)
-        codes_of_rows = word_codes[spread]
-        for s in range(indices.shape[1]):
-            in_slot = at[rows, s]
-            codes[rows[in_slot], s] = codes_of_rows[in_slot]
-    return _joined(codes, list(words), none)
+        if names[j] in _COLUMNWISE:
+            plans.append((template, numbers, None))
+        else:
+            keys = [_bits(numbers[c]) if c in numbers else _codes(features, c, rows) for c in columns_of]
+            first, spread = _distinct(keys)
+            picked = rows[first]
+            values = {c: numeric[c][picked].tolist() if c in numeric else _text_column(features, c, picked)
+                      for c in columns_of}
+            plans.append((template, values, spread))
+        customer, slot = np.nonzero(at)
+        place[customer, slot] = offset + np.searchsorted(rows, customer)
+        offset += len(rows)
 
-
-def _joined(codes: np.ndarray, words: list[str], none: str) -> pa.StringArray:
-    """Each row's texts (codes into `words`, 0: "") joined with SEPARATOR: a text already given in the row
-    is not repeated, and with three slots an empty second slot ends the row; `none` for a
-    row without any text."""
-    n, k = codes.shape
-    kept = codes.copy()
-    for s in range(k):  # "" and a text an earlier slot gave are dropped
-        repeated = np.zeros(n, dtype=bool)
-        for earlier in range(s):
-            repeated |= codes[:, s] == codes[:, earlier]
-        kept[repeated, s] = 0
-    if k == 3:
-        kept[codes[:, 1] == 0, 2] = 0
-    # the kept texts moved to the first slots, in their order: a row with m texts joins slots 0..m-1
-    order = np.argsort(kept == 0, axis=1, kind="stable")
-    kept = np.take_along_axis(kept, order, axis=1)
-    count = (kept != 0).sum(axis=1)
-    vocabulary = pa.array(words, pa.string())
-    slots = [vocabulary.take(pa.array(kept[:, s])) for s in range(k)]
-    out = pa.array([none] * n, pa.string())
-    for m in range(1, k + 1):
-        texts = slots[0] if m == 1 else pc.binary_join_element_wise(*slots[:m], SEPARATOR)
-        out = pc.if_else(pa.array(count == m), texts, out)
+    out = {}
+    for lang, none in nones.items():
+        pieces = [template(values, lang) if spread is None else
+                  pa.array(template(values, lang), pa.string()).take(pa.array(spread))
+                  for template, values, spread in plans]
+        texts = pa.concat_arrays(pieces) if pieces else pa.array([], pa.string())
+        del pieces  # not held beside their copy while the texts are joined
+        out[lang] = _joined(texts, place, none)
     return out
+
+
+def _joined(texts: pa.StringArray, place: np.ndarray, none: str) -> pa.StringArray:
+    """Each row's texts (`place`: indices into `texts`, -1: none) joined with SEPARATOR: "" and a text
+    already given in the row are not repeated, and with three slots an empty second slot ends the row;
+    `none` for a row without any text."""
+    n, k = place.shape
+    if k == 0 or n == 0:
+        return pa.array([none] * n, pa.string())
+    # each text as a code, equal where the words are (-1: no text in the slot); "" is no text either
+    if len(texts):
+        encoded = texts.dictionary_encode()
+        code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        blank = pc.index(encoded.dictionary, "").as_py()  # -1 when no text is ""
+        del encoded
+    else:
+        code, blank = np.zeros(1, dtype=np.int64), -1
+    words = np.where(place >= 0, code[np.maximum(place, 0)], -1)
+    empty = (words == -1) | (words == blank)
+    kept = place.copy()
+    for s in range(k):
+        dropped = empty[:, s].copy()
+        for earlier in range(s):  # the same words as an earlier slot (before that slot was itself dropped)
+            dropped |= words[:, s] == words[:, earlier]
+        kept[dropped, s] = -1
+    if k == 3:
+        kept[empty[:, 1], 2] = -1
+    # the kept texts moved to the first slots, in their order: a row with m texts joins slots 0..m-1
+    order = np.argsort(kept < 0, axis=1, kind="stable")
+    kept = np.take_along_axis(kept, order, axis=1)
+    count = (kept >= 0).sum(axis=1)
+    # joined per number of texts on those rows alone, then each row's put in place (one take): no whole
+    # column per slot and number of texts held at once
+    parts: list[pa.Array] = [pa.array([none], pa.string())]
+    position = np.zeros(n, dtype=np.int64)  # 0: `none`
+    offset = 1
+    for m in range(1, k + 1):
+        rows = np.flatnonzero(count == m)
+        if not len(rows):
+            continue
+        slots = [texts.take(pa.array(kept[rows, s])) for s in range(m)]
+        parts.append(slots[0] if m == 1 else pc.binary_join_element_wise(*slots, SEPARATOR))
+        del slots
+        position[rows] = offset + np.arange(len(rows))
+        offset += len(rows)
+    return pa.chunked_array(parts).take(pa.array(position)).combine_chunks()

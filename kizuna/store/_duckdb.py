@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -178,6 +179,17 @@ class DuckDBStore(Store):
             name, obj, schema=schema, temp=scratch, replace=overwrite or scratch, categories=categories or {},
         ), temp=scratch)
 
+    @staticmethod
+    def _first_by(value: ibis.Column, key: ibis.Column, where: ibis.Value | None) -> ibis.Scalar:
+        # Ibis compiles argmin for DuckDB as FIRST(value ORDER BY key), an ordered aggregate that sorts each
+        # group; DuckDB's arg_min_null is a plain one (and keeps a NULL value, as FIRST does)
+        return _arg_min_null(value.type(), key.type())(value, key, where=where)
+
+    def create_in_order(self, name: str, rows: pa.Table, by: Sequence[str]) -> ibis.Table:
+        # sorted by DuckDB as it inserts (one statement): sorting the Arrow rows first would copy them
+        rows_in_order = ibis.memtable(rows).order_by(list(by))
+        return self._run(name, rows_in_order, self._create_statements(name, rows_in_order, categories={}), temp=False)
+
     def create_from_intermediate(
         self, name: str, intermediate: tuple[str, ibis.Table], build: Callable[[ibis.Table], ibis.Table], *,
         categories: Mapping[str, Sequence[str]] | None = None,
@@ -292,6 +304,12 @@ class DuckDBStore(Store):
         self.backend.disconnect()
         self.backend = _connect(str(path), read_only=False, wait=max(self.lock_wait, 30.0))
         _session(self.backend, self.memory_limit)
+
+
+@functools.cache
+def _arg_min_null(value: ibis.DataType, key: ibis.DataType) -> Callable[..., ibis.Scalar]:
+    """DuckDB's aggregate arg_min_null for a value and a key of these types, as an Ibis function."""
+    return ibis.udf.agg.builtin(lambda value, key: None, name="arg_min_null", signature=((value, key), value))
 
 
 def _connect(path: str, *, read_only: bool, wait: float) -> ibis.BaseBackend:

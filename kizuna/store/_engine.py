@@ -34,7 +34,7 @@ from ibis.common.exceptions import TableNotFound
 from kizuna._errors import StoreError
 from kizuna.store._schema import TABLES
 
-__all__ = ["Store", "conform", "redact"]
+__all__ = ["Store", "conform", "first_by", "redact"]
 
 # the canonical tables every store has had since its first version; a table added later may be missing from a
 # store opened read-only (see `table`)
@@ -256,6 +256,16 @@ class Store:
             return table
         return self.backend.create_table(name, obj, schema=schema)
 
+    @staticmethod
+    def _first_by(value: ibis.Column, key: ibis.Column, where: ibis.Value | None) -> ibis.Scalar:
+        return value.argmin(key, where=where)
+
+    def create_in_order(self, name: str, rows: pa.Table, by: Sequence[str]) -> ibis.Table:
+        """`create(name, rows)`, the rows stored sorted by the columns `by` where the engine keeps them in
+        the order written (DuckDB: then a read of one key's rows is a range, with no rewrite in that order
+        afterwards, see `cluster_by_customer`); other engines plan their own reads and store them as given."""
+        return self.create(name, rows)
+
     def create_from_intermediate(
         self, name: str, intermediate: tuple[str, ibis.Table], build: Callable[[ibis.Table], ibis.Table], *,
         categories: Mapping[str, Sequence[str]] | None = None,
@@ -415,6 +425,22 @@ def _engines() -> dict[str, type[Store]]:
     for module in _MODULES.values():
         importlib.import_module(module)
     return {cls.engine: cls for cls in Store.__subclasses__() if cls.engine in _MODULES}
+
+
+def first_by(value: ibis.Column, key: ibis.Column, *, where: ibis.Value | None = None) -> ibis.Scalar:
+    """The aggregate ``value.argmin(key, where=where)`` (`value` at the smallest `key`, NULL as it is), in the
+    form the engine the expression runs on computes cheapest (DuckDB: see `DuckDBStore._first_by`)."""
+    import importlib
+
+    try:
+        engine = value._find_backend(use_default=False).name
+    except Exception:  # an expression bound to no backend (in-memory rows): Ibis' own form
+        engine = ""
+    if engine not in _MODULES:
+        return Store._first_by(value, key, where)
+    importlib.import_module(_MODULES[engine])
+    kind = next((cls for cls in Store.__subclasses__() if cls.engine == engine), Store)
+    return kind._first_by(value, key, where)
 
 
 def conform(rows: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Table:

@@ -392,7 +392,9 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
             result.notes.extend([uplift.problem] if uplift.problem else [])
             result.notes.extend(uplift.notes)
             with self.store.transaction():
-                self.store.create(PREDICTIONS, with_call_uplift(result.table, result.features, uplift))
+                # in customer order as written: `cluster_by_customer` then finds nothing to rewrite
+                self.store.create_in_order(PREDICTIONS, with_call_uplift(result.table, result.features, uplift),
+                                           by=["customer_id"])
                 self._write_views()
             cluster_by_customer(self.store, [PREDICTIONS])
             index_by_customer(self.store, [PREDICTIONS])
