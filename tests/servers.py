@@ -88,6 +88,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_answering(url: str, server: subprocess.Popen, log: Path, *, deadline: float) -> None:
+    """Wait until `url` answers HTTP (a server `server` started, writing to `log`); fails with the log when
+    the server ends first or `deadline` (time.monotonic()) passes."""
+    import httpx
+
+    while True:
+        try:
+            httpx.get(url, timeout=5.0)
+            return
+        except httpx.TransportError:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+
+
 def _system_user() -> pwd.struct_passwd | None:
     """The unprivileged user that owns the cluster when we are root; None when we are not."""
     if os.geteuid() != 0:

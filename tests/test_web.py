@@ -26,7 +26,7 @@ from kizuna.demo import build_demo
 from kizuna.operations import OPERATIONS_FILE, Operations
 from kizuna.web import check_password, create_app, hash_password
 
-from servers import free_port
+from servers import free_port, wait_until_answering
 
 KIZUNA = [sys.executable, "-m", "kizuna"]
 AS_OF = dt.date(2026, 11, 1)
@@ -485,14 +485,7 @@ def test_kizuna_serve_logs_pages_never_customers(web_demo: WebDemo, tmp_path: Pa
                                   stdout=sink, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(base + "/login", timeout=TIMEOUT)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+        wait_until_answering(base + "/login", server, log, deadline=time.monotonic() + 60)
         someone = web_demo.churn[2]
         with contextlib.closing(login(base, OPERATOR)) as client:
             page = client.get(f"/customer/{someone['customer_id']}")

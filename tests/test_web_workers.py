@@ -18,7 +18,7 @@ from test_web import TIMEOUT, csrf_of
 
 from kizuna.operations import Operations
 
-from servers import free_port
+from servers import free_port, wait_until_answering
 
 KIZUNA = [sys.executable, "-m", "kizuna"]
 PASSWORD = "long enough secret"
@@ -87,13 +87,7 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, list[int], Path]]:
         while len(started := re.findall(r"Started server process \[(\d+)\]", log.read_text())) < 2:
             assert server.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        while True:
-            try:
-                httpx.get(base + "/login", timeout=TIMEOUT)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+        wait_until_answering(base + "/login", server, log, deadline=deadline)
         workers = [int(p) for p in started]
         assert sorted(workers) == sorted(p for p in children(server.pid) if p in workers)
         yield base, workers, log
