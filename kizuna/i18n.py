@@ -1299,7 +1299,7 @@ _ERRORS: dict[str, tuple[str, str]] = {
     "reject.refund_over": ("返金額が注文金額を超えています", "refund larger than the order amount"),
     "reject.unknown_reference": ("{column} が{table}にありません (先に{table}を取り込んでください)",
                                  "unknown {column} (not in {table}: import {table} first)"),
-    "reject.unknown_customer": ("customer_id が顧客にありません", "unknown customer_id (not in customers)"),
+    "reject.unknown_customer": ("{column} が顧客にありません", "unknown {column} (not in customers)"),
     "reject.not_call_column": ("架電結果の列ではありません", "not a column of calls"),
     "reject.duplicate": ("{key} が重複し、内容が違います ({row}行目を採用)",
                          "duplicate {key} with different data (row {row} kept)"),

@@ -55,7 +55,7 @@ def test_a_call_centres_sheet_with_japanese_headers_and_outcome_words(ws, tmp_pa
     summary = ws.import_file(write(tmp_path / "架電結果.csv", CALLS_JA, "cp932"))  # the kind told from the headers
     assert (summary.kind, summary.rows_read, summary.added, summary.rejected) == ("calls", 8, 5, 3)
     assert sorted((r["row"], r["column"], r["value"]) for r in rejects_of(summary)) == [
-        ("7", "outcome", "宇宙人"), ("8", "customer_id", "C9"), ("9", "called_at", "2026/13/40")]
+        ("7", "結果", "宇宙人"), ("8", "顧客ID", "C9"), ("9", "架電日時", "2026/13/40")]  # the sheet's own headers
     assert all(r["file"].endswith("架電結果.csv") and r["reason"] for r in rejects_of(summary))
     rows = stored(ws, "calls", "called_at")
     assert [(r["customer_id"], r["outcome"]) for r in rows] == [
@@ -66,6 +66,18 @@ def test_a_call_centres_sheet_with_japanese_headers_and_outcome_words(ws, tmp_pa
     assert rows[1]["next_call_at"] == dt.datetime(2026, 11, 5)
     again = ws.import_file("calls", tmp_path / "架電結果.csv")  # the natural key: nothing twice
     assert (again.added, again.unchanged) == (0, 5)
+
+
+def test_rejects_name_the_columns_as_the_sheet_does(ws, tmp_path):
+    # two different calls of C1 at one time: the key is named by the sheet's headers, never by kizuna's columns
+    sheet = ("顧客ID,架電日時,担当者,結果\n"
+             "C1,2026/11/2 10:00,佐藤,つながった\n"
+             "C1,2026/11/2 10:00,田中,不在\n")
+    summary = ws.import_file(write(tmp_path / "架電.csv", sheet))
+    assert summary.rejected == 1
+    [reject] = rejects_of(summary)
+    assert (reject["row"], reject["column"]) == ("3", "顧客ID")
+    assert reject["reason"] == "顧客ID, 架電日時 が重複し、内容が違います (2行目を採用)"
 
 
 def test_calls_import_command_reads_an_xlsx_and_reports_the_rejects(ws, tmp_path):

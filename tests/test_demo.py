@@ -299,8 +299,9 @@ def test_bad_rows_are_optional_and_rejected_with_their_reasons(tmp_path: Path):
     result.workspace.close()
     orders = next(s for s in result.summaries if s.kind == "orders")
     assert result.rejected == orders.rejected == 3
-    # the demo's workspace is Japanese: so are the reasons (kizuna.i18n reject.*)
-    assert set(orders.reasons) == {"日付として読めません", "amount が負の値です", "customer_id が顧客にありません"}
+    # the demo's workspace is Japanese: so are the reasons (kizuna.i18n reject.*), which name the columns as
+    # the file does (金額, 顧客ID), not as kizuna does (amount, customer_id)
+    assert set(orders.reasons) == {"日付として読めません", "金額 が負の値です", "顧客ID が顧客にありません"}
     # Building again over the same workspace changes nothing and rejects the same rows.
     again = build_demo(tmp_path / "ws", customers=50, with_bad_rows=True)
     again.workspace.close()

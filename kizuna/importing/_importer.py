@@ -143,9 +143,10 @@ class _RejectsWriter:
     more rows than a worksheet holds.
     """
 
-    def __init__(self, path: Path, source: Path, lang: str = "ja") -> None:
+    def __init__(self, path: Path, source: Path, lang: str = "ja", headers: dict[str, str] | None = None) -> None:
         self.path = path
         self.lang = lang
+        self.headers = headers or {}  # kizuna's column -> the file's header for it
         self.partial = path.with_name(path.name + ".partial")
         self.source = str(source)
         self.rows: set[int] = set()
@@ -164,7 +165,8 @@ class _RejectsWriter:
             data["row"], data["column"], data["value"], data["reason"], strict=True
         ):
             if self.lang != "en":  # the checks write English; a person reads the import's language
-                reason = say(reason_phrase(reason), self.lang)
+                reason = say(reason_phrase(reason, self.headers), self.lang)
+                column = self.headers.get(column, column) if column else column
             self._sheet.writerow([self.source, row, column, value, reason])
             self.rows.add(row)
             self.reasons[_reason_family(reason)] += 1
@@ -223,7 +225,10 @@ def import_file(
     source, plan = read_file(path, kind, mapping, encoding=encoding, sheet=sheet, header_row=header_row,
                              batch_rows=batch_rows, platform=platform)
     prepare = Preparer(plan, mapping, guest_key)
-    rejects = _RejectsWriter(_rejects_path(rejects_dir, prepare.spec.kind), path, lang)
+    headers: dict[str, str] = {}
+    for header, column in plan.columns.items():  # the first header of a column names it
+        headers.setdefault(column, header)
+    rejects = _RejectsWriter(_rejects_path(rejects_dir, prepare.spec.kind), path, lang, headers)
     expected = source.estimated_rows()
     matched_by: dict[str, int] = {}
     try:

@@ -3,12 +3,15 @@
 The readers and checks write each reason as an English sentence (what the tests, the logs and
 `--format json` know); `reason_phrase` finds the catalogue's phrase for it (``reject.*`` in
 kizuna.i18n), so the rejects file and the summary say it in the language of the import. A reason
-no pattern knows is kept as written.
+no pattern knows is kept as written. The checks name kizuna's own columns (`customer_id`,
+`amount`); a person reads the column as their file names it (顧客ID, 受注金額), so `headers` maps
+the one to the other.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from kizuna._errors import Phrase
 
@@ -37,7 +40,7 @@ _PATTERNS = tuple((re.compile(pattern), key) for pattern, key in (
     (r"NPS score outside 0-10", "reject.score_outside"),
     (r"refund larger than the order amount", "reject.refund_over"),
     (r"unknown (?P<column>\w+) \(not in (?P<table>\w+): import (?P=table) first\)", "reject.unknown_reference"),
-    (r"unknown customer_id \(not in customers\)", "reject.unknown_customer"),
+    (r"unknown (?P<column>customer_id) \(not in customers\)", "reject.unknown_customer"),
     (r"not a column of calls", "reject.not_call_column"),
     (r"duplicate (?P<key>.+) with different data \(row (?P<row>\d+) kept\)", "reject.duplicate"),
     (r"stray quote: a quote \(\"\) opened in column (?P<column>.+) of row (?P<row>\d+) runs over (?P<lines>\d+) "
@@ -58,12 +61,14 @@ _PATTERNS = tuple((re.compile(pattern), key) for pattern, key in (
 ))
 
 
-def reason_phrase(reason: str) -> Phrase | str:
-    """The catalogue's phrase for an English reason (a table's name in it as the table's label), else
-    the reason itself.
+def reason_phrase(reason: str, headers: Mapping[str, str] | None = None) -> Phrase | str:
+    """The catalogue's phrase for an English reason (a table's name in it as the table's label; a column
+    of kizuna's as `headers` names it: the file's own header), else the reason itself.
 
     >>> reason_phrase("missing customer_id").key, reason_phrase("something new")
     ('reject.missing', 'something new')
+    >>> reason_phrase("negative amount", {"amount": "受注金額"}).values["column"]
+    '受注金額'
     """
     for pattern, key in _PATTERNS:
         found = pattern.fullmatch(reason)
@@ -71,5 +76,9 @@ def reason_phrase(reason: str) -> Phrase | str:
             values: dict[str, object] = dict(found.groupdict())
             if values.get("table") in _TABLES:
                 values["table"] = Phrase.of(str(values["table"]))
+            if headers and values.get("column") is not None:
+                values["column"] = headers.get(str(values["column"]), values["column"])
+            if headers and values.get("key") is not None:  # "customer_id, called_at"
+                values["key"] = ", ".join(headers.get(part, part) for part in str(values["key"]).split(", "))
             return Phrase.of(key, **values)
     return reason
