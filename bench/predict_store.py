@@ -36,7 +36,7 @@ BENCH = Path(__file__).resolve().parent
 
 # argv: workspace, as-of day. Prints one JSON line: phases (seconds, peak RSS after), work, digest.
 PHASES = r"""
-import datetime as dt, hashlib, json, sys, time
+import datetime as dt, hashlib, json, sys, threading, time
 
 def hwm_mib():
     with open("/proc/self/status") as f:
@@ -53,21 +53,26 @@ from kizuna.prediction._churn import ChurnModel
 from kizuna.store._engine import Store
 from kizuna.workspace import Workspace
 
-seconds, peak, stack = {}, {}, []
+seconds, cpu, peak, stack = {}, {}, {}, []
+# phases run on another thread, beside the main thread's (since #24's fifth pass: BG/NBD's figures beside the
+# churn scoring): wall and that thread's CPU, not taken off the main thread's phase they overlap
+beside_s, beside_cpu = {}, {}
 
 def enter(name):
-    now = time.perf_counter()
+    now, used = time.perf_counter(), time.process_time()  # process_time: every thread of the process
     if stack:
         seconds[stack[-1][0]] = seconds.get(stack[-1][0], 0.0) + now - stack[-1][1]
-    stack.append([name, now])
+        cpu[stack[-1][0]] = cpu.get(stack[-1][0], 0.0) + used - stack[-1][2]
+    stack.append([name, now, used])
 
 def leave():
-    now = time.perf_counter()
-    name, start = stack.pop()
+    now, used = time.perf_counter(), time.process_time()
+    name, start, start_cpu = stack.pop()
     seconds[name] = seconds.get(name, 0.0) + now - start
+    cpu[name] = cpu.get(name, 0.0) + used - start_cpu
     peak[name] = max(peak.get(name, 0.0), hwm_mib())
     if stack:
-        stack[-1][1] = now
+        stack[-1][1], stack[-1][2] = now, used
 
 def timed(owner, attribute, name):
     # name: a fixed phase, or a function of the enclosing phase's name (None: not a phase there)
@@ -75,6 +80,16 @@ def timed(owner, attribute, name):
     if original is None:  # not in this version of kizuna (--baseline)
         return
     def wrapper(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            phase = name(None) if callable(name) else name
+            if phase is None:
+                return original(*args, **kwargs)
+            now, used = time.perf_counter(), time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                beside_s[phase] = beside_s.get(phase, 0.0) + time.perf_counter() - now
+                beside_cpu[phase] = beside_cpu.get(phase, 0.0) + time.thread_time() - used
         phase = name(stack[-1][0] if stack else None) if callable(name) else name
         if phase is None:
             return original(*args, **kwargs)
@@ -131,9 +146,9 @@ timed(kizuna.prediction, "call_uplift", "call effect (call_uplift)")
 
 imported = time.perf_counter() - began
 ws = Workspace.open(sys.argv[1])
-start = time.perf_counter()
+start, start_cpu = time.perf_counter(), time.process_time()
 result = ws.predict(dt.date.fromisoformat(sys.argv[2]))
-work = time.perf_counter() - start
+work, work_cpu = time.perf_counter() - start, time.process_time() - start_cpu
 peak_all = hwm_mib()
 stored = ws.predictions().to_pyarrow().sort_by("customer_id")
 churn_columns = ("churn_risk", "value_at_risk", "churn_reasons_ja", "churn_reasons_en")
@@ -148,7 +163,8 @@ def digest_of(names):
     return digest.hexdigest()[:16]
 
 ws.close()
-print(json.dumps({"rows": result.table.num_rows, "core_s": work, "import_s": imported, "phases": seconds,
+print(json.dumps({"rows": result.table.num_rows, "core_s": work, "core_cpu_s": work_cpu, "import_s": imported,
+                  "phases": seconds, "phases_cpu": cpu, "beside_s": beside_s, "beside_cpu": beside_cpu,
                   "peak_mib": peak, "peak_all_mib": peak_all, "digest": digest_of(stored.column_names),
                   "models_digest": digest_of([c for c in stored.column_names if c not in churn_columns]),
                   "churn_digest": digest_of(churn_columns),
@@ -281,22 +297,34 @@ def main(argv: list[str] | None = None) -> int:
         names = {step: "after" if step == "phases" else "before" for step in phase_steps} if args.baseline else {}
         head = ["phase (inside Workspace.predict)"]
         for step in phase_steps:
-            head += [f"{names.get(step, '')} s".strip(), f"{names.get(step, '')} peak MiB".strip()]
+            head += [f"{names.get(step, '')} s".strip(), f"{names.get(step, '')} CPU s".strip(),
+                     f"{names.get(step, '')} peak MiB".strip()]
         lines = [tuple(head)]
         for phase in (*PHASE_ORDER, "Workspace.predict outside those", "Workspace.predict (work)"):
             row = [phase]
             for step in phase_steps:
                 runs = by_step[step]
+                # CPU per phase: every thread's (process_time); "–" for a version of this script without it
                 if phase == "Workspace.predict (work)":
                     s_, peak = med([r["core_s"] for r in runs]), max(r["peak_all_mib"] for r in runs)
+                    c_ = [r.get("core_cpu_s") for r in runs]
                 elif phase == "Workspace.predict outside those":
                     s_, peak = med([r["core_s"] - sum(r["phases"].values()) for r in runs]), None
-                else:
-                    s_, peak = med([r["phases"].get(phase, 0.0) for r in runs]), max(r["peak_mib"].get(phase, 0.0)
-                                                                                     for r in runs)
-                row += [f"{s_:.2f}", "–" if peak is None else f"{peak:,.0f}"]
+                    c_ = [r["core_cpu_s"] - sum(r["phases_cpu"].values()) if "core_cpu_s" in r else None
+                          for r in runs]
+                else:  # a phase on a thread beside the main one: its own wall and CPU (marked ‖ below)
+                    s_ = med([r["phases"].get(phase, 0.0) + r.get("beside_s", {}).get(phase, 0.0) for r in runs])
+                    peak = max(r["peak_mib"].get(phase, 0.0) for r in runs)
+                    c_ = [r["phases_cpu"].get(phase, 0.0) + r["beside_cpu"].get(phase, 0.0) if "phases_cpu" in r
+                          else None for r in runs]
+                    if any(r.get("beside_s", {}).get(phase) for r in runs):
+                        row[0] = f"{phase} ‖"
+                cpu_s = "–" if None in c_ else f"{med(c_):.2f}"
+                row += [f"{s_:.2f}", cpu_s, "–" if peak is None else f"{peak:,.0f}"]
             lines.append(tuple(row))
         print(markdown_table(lines))
+        print("‖: on a thread beside the main thread's phases (after: BG/NBD's figures beside the churn scoring); "
+              "its time is also inside the wall and CPU of the phase it overlaps")
         if len(phase_steps) == 2 and len(rounds) > 1:
             paired = sorted(r["phases"]["core_s"] / r["phases-baseline"]["core_s"] for r in rounds)
             print(f"work after / before, round by round: median {med(paired):.2f}, "

@@ -119,6 +119,21 @@ def test_risk_and_reasons_in_one_pass_equal_the_two_calls(fitted: ChurnModel) ->
     assert empty_risk.shape == (0,) and empty_top.shape == (0, 3)
 
 
+def test_blocks_on_threads_give_the_numbers_of_one(fitted: ChurnModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blocks scored on two threads give, to the bit, what they give one after the other."""
+    import kizuna.prediction._churn as churn
+
+    X, _ = synthetic(1100, seed=13)
+    monkeypatch.setattr(churn, "_BLOCK_ROWS", 128)  # nine blocks, the last one short
+    by_thread = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(churn, "boosting_threads", lambda threads=threads: threads)
+        by_thread[threads] = (*fitted.risk_and_reasons(X), fitted.contributions(X, rows=np.arange(0, 1100, 3)))
+    for one, two in zip(by_thread[1], by_thread[2], strict=True):
+        np.testing.assert_array_equal(one, two)
+    np.testing.assert_allclose(by_thread[2][2][::3], fitted._occlude_whole(X[::3]), atol=1e-12)
+
+
 def test_boosting_threads_fit_the_machine() -> None:
     import os
 

@@ -42,7 +42,7 @@ import contextlib
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,9 +63,9 @@ MISSING_REFERENCE = (
     "days_since_life_event",
 )
 
-# Rows per block when computing contributions: bounds the extra memory to one copy of a block
-# (200k x 18 float64 = 29 MB) whatever the number of customers.
-_BLOCK_ROWS = 200_000
+# Rows per block when computing contributions: bounds the extra memory to one copy of a block per
+# thread whatever the number of customers, and makes blocks enough to keep two threads busy.
+_BLOCK_ROWS = 100_000
 # A contribution at or below this (risk points) does not count as raising the risk: the rounding
 # noise of the trees' sums is far below it, a real effect far above.
 _RAISE_TOL = 1e-6
@@ -315,9 +315,12 @@ class ChurnModel:
         X = self._matrix(X)
         out = np.zeros(X.shape, dtype=np.float64)
         wanted = np.arange(len(X)) if rows is None else _row_indices(rows, len(X))
-        for start in range(0, len(wanted), _BLOCK_ROWS):
+
+        def one(start: int, threads: int) -> None:
             chosen = wanted[start:start + _BLOCK_ROWS]
-            out[chosen] = self._block_contributions(X[chosen])[1]
+            out[chosen] = self._block_contributions(X[chosen], threads)[1]
+
+        self._each_block(one, len(wanted))
         return out
 
     def risk_and_reasons(self, X: Any, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -327,21 +330,44 @@ class ChurnModel:
         X = self._matrix(X)
         risk = np.empty(len(X))
         top = np.full((len(X), k), -1, dtype=np.int64)
-        for start in range(0, len(X), _BLOCK_ROWS):
+
+        def one(start: int, threads: int) -> None:
             block = slice(start, start + _BLOCK_ROWS)
-            raw, contributions = self._block_contributions(X[block])
+            raw, contributions = self._block_contributions(X[block], threads)
             risk[block] = raw
             top[block] = self.top_reasons(X[block], k, contributions=contributions)
+
+        self._each_block(one, len(X))
         if len(X) and self.calibrator_ is not None:
             risk = self.calibrator_(risk)
         return risk, top
 
-    def _block_contributions(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(the boosting's probability, the contributions) of the rows of `block`."""
+    def _each_block(self, one: Callable[[int, int], None], n: int) -> None:
+        """`one(start, threads)` for each block of `_BLOCK_ROWS` of `n` rows: on as many threads as
+        `boosting_threads()` gives, each block on one of them (the trees' walks, NumPy's gathers and
+        sorts let go of the GIL; a block's numbers do not depend on the others', so they are the same
+        on any number of threads). With the whole model (`_occlude_whole`: scikit-learn's thread limit
+        is the process's), or one block, or one thread, the blocks in turn."""
+        starts = range(0, n, _BLOCK_ROWS)
+        threads = boosting_threads()
+        workers = min(threads, len(starts))
+        if workers <= 1 or self._trees() is None:
+            for start in starts:
+                one(start, threads)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            for done in [pool.submit(one, start, 1) for start in starts]:
+                done.result()
+
+    def _block_contributions(self, block: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the boosting's probability, the contributions) of the rows of `block`; `threads`: the trees'
+        walks' (OpenMP)."""
         trees = self._trees()
         if trees is None:
             return self._occlude_whole(block, with_risk=True)
-        return trees.contributions(block, self.reference_, boosting_threads())
+        return trees.contributions(block, self.reference_, threads)
 
     def _occlude_whole(self, block: np.ndarray, *, with_risk: bool = False) -> Any:
         """Occlusion with the whole model per feature (the reference implementation)."""
@@ -439,10 +465,12 @@ class _Trees:
     to its reference changes a tree's output for a row only when the row's path in that tree
     passes a split on j that the reference would take the other way. So each tree is run once
     over all rows to find each row's leaf, and each leaf knows (from its path, once per tree)
-    which features' references would move a row out of it; a tree is run again only on the rows
-    of those leaves, with j at its reference. The other rows keep their leaf, and their output
-    would have come out the same to the last bit, so the numbers equal those of running the whole
-    model once per feature (checked against it in the tests), for a fraction of the work. Built on
+    which features' references would move a row out of it, and where: the child the reference
+    takes at the first such split (`_restarts`). Down to that split the moved row walks as the row
+    did; from there only the subtree is walked, with j at its reference, and where that child is a
+    leaf there is nothing to walk. The other rows keep their leaf, and their output would have come
+    out the same to the last bit, so the numbers equal those of running the whole model once per
+    feature (checked against it in the tests), for a fraction of the work. Built on
     scikit-learn internals (``_predictors``, ``_baseline_prediction``, ``_bin_mapper``,
     ``predict_binned``, the predictor's ``nodes``); when they are not there (another scikit-learn
     version) ``ChurnModel`` falls back to the whole model.
@@ -452,6 +480,7 @@ class _Trees:
         self.trees, self.leaf_finders, self.baseline = trees, leaf_finders, baseline
         self.bin_mapper = bin_mapper
         self.missing_bin = bin_mapper.missing_values_bin_idx_
+        self.walkers: dict[tuple[int, int], Any] = {}  # (tree, node): that subtree's predictor (`_walker`)
 
     @classmethod
     def of(cls, model: Any) -> _Trees | None:
@@ -475,33 +504,58 @@ class _Trees:
         except (AttributeError, ImportError, IndexError, KeyError, TypeError, ValueError):
             return None
 
-    def _moves(self, t: int, reference_bins: np.ndarray, k: int) -> np.ndarray:
-        """(nodes x k) bool: a row in that leaf leaves it when feature j is set to its reference, i.e. the
-        leaf's path has a split on j that the reference takes the other way (a categorical split: assumed)."""
+    def _restarts(self, t: int, reference_bins: np.ndarray, k: int) -> np.ndarray:
+        """(nodes x k) int: for a row in that leaf, the node where its walk goes on when feature j is set
+        to its reference: the child the reference takes at the first split on j of the leaf's path that
+        the reference takes the other way (-1: none, the row keeps its leaf). Up to that split the row
+        walks as before. At a categorical split: that split itself (a move assumed, walked again)."""
         nodes = self.trees[t].nodes
-        moves = np.zeros((len(nodes), k), dtype=bool)
-        stack = [(0, np.zeros(k, dtype=bool))]
+        restart = np.full((len(nodes), k), -1, dtype=np.int64)
+        stack = [(0, np.full(k, -1, dtype=np.int64))]
         while stack:
-            index, moved = stack.pop()
+            index, first = stack.pop()
             node = nodes[index]
             if node["is_leaf"]:
-                moves[index] = moved
+                restart[index] = first
                 continue
             j = int(node["feature_idx"])
             ref = reference_bins[j]
+            left, right = int(node["left"]), int(node["right"])
             if ref == self.missing_bin:
-                ref_left = bool(node["missing_go_to_left"])
+                goes = left if node["missing_go_to_left"] else right
             elif node["is_categorical"]:
-                ref_left = None
+                goes = index
             else:
-                ref_left = bool(ref <= node["bin_threshold"])
-            for child, left in ((int(node["left"]), True), (int(node["right"]), False)):
-                below = moved
-                if ref_left is None or ref_left != left:
-                    below = moved.copy()
-                    below[j] = True
+                goes = left if ref <= node["bin_threshold"] else right
+            for child in (left, right):
+                below = first
+                if first[j] < 0 and goes != child:  # an earlier split on j already took the row elsewhere
+                    below = first.copy()
+                    below[j] = goes
                 stack.append((child, below))
-        return moves
+        return restart
+
+    def _walker(self, t: int, start: int) -> Any:
+        """Tree t from node `start` down: a predictor of that subtree (its nodes renumbered, `start` first)."""
+        key = (t, start)
+        walker = self.walkers.get(key)
+        if walker is None:
+            from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+            tree = self.trees[t]
+            nodes = tree.nodes
+            order = [start]
+            for index in order:  # grows while read: the subtree's nodes, breadth first
+                if not nodes[index]["is_leaf"]:
+                    order += [int(nodes[index]["left"]), int(nodes[index]["right"])]
+            sub = nodes[np.array(order)].copy()
+            number = {old: new for new, old in enumerate(order)}
+            inner = sub["is_leaf"] == 0
+            for side in ("left", "right"):
+                sub[side][inner] = [number[int(old)] for old in sub[side][inner]]
+            walker = TreePredictor(sub, tree.binned_left_cat_bitsets, tree.raw_left_cat_bitsets)
+            self.walkers[key] = walker  # the same from any thread: a race builds it twice, no more
+        return walker
 
     def contributions(self, block: np.ndarray, reference: np.ndarray, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
         """(the boosting's probability, the contributions (n x k)) of each row of `block`."""
@@ -512,24 +566,33 @@ class _Trees:
         raw = np.full(n, self.baseline, dtype=np.float64)
         change = np.zeros((k, n), dtype=np.float64)  # per feature, the log-odds change with it at its reference
         for t, tree in enumerate(self.trees):
-            values = tree.nodes["value"]
+            nodes = tree.nodes
+            values = nodes["value"]
             # node numbers as the smallest integers that hold them: argsort then sorts by radix
             leaf = self.leaf_finders[t].predict_binned(binned, self.missing_bin, n_threads).astype(
                 np.uint8 if len(values) <= 256 else np.int32)
             raw += values[leaf]
-            moves = self._moves(t, reference_bins, k)
-            moving = np.flatnonzero(moves.any(axis=1))
+            restart = self._restarts(t, reference_bins, k)
+            moving = np.flatnonzero((restart >= 0).any(axis=1))
             if not len(moving):
                 continue
             order = np.argsort(leaf, kind="stable")
             ends = np.searchsorted(leaf[order], np.arange(len(values) + 1))
-            for j in np.flatnonzero(moves[moving].any(axis=0)).tolist():
-                rows = np.concatenate([order[ends[node]:ends[node + 1]] for node in moving if moves[node, j]])
-                if not len(rows):
-                    continue
-                moved = np.take(binned, rows, axis=0)  # a third of the time of binned[rows]
-                moved[:, j] = reference_bins[j]
-                change[j, rows] += tree.predict_binned(moved, self.missing_bin, n_threads) - values[leaf[rows]]
+            for j in np.flatnonzero((restart[moving] >= 0).any(axis=0)).tolist():
+                # the rows of the leaves that feature j moves, by where their walk goes on: a leaf there
+                # is the new output at once, a split is walked from (the subtree alone)
+                goes = restart[moving, j]
+                for start in np.unique(goes[goes >= 0]).tolist():
+                    rows = np.concatenate([order[ends[node]:ends[node + 1]] for node in moving[goes == start]])
+                    if not len(rows):
+                        continue
+                    if nodes[start]["is_leaf"]:
+                        new = values[start]
+                    else:
+                        moved = np.take(binned, rows, axis=0)  # a third of the time of binned[rows]
+                        moved[:, j] = reference_bins[j]
+                        new = self._walker(t, start).predict_binned(moved, self.missing_bin, n_threads)
+                    change[j, rows] += new - values[leaf[rows]]
         risk = _sigmoid(raw)
         out = np.zeros(block.shape, dtype=np.float64)
         for j in range(k):

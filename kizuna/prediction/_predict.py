@@ -44,7 +44,7 @@ from kizuna._errors import KizunaError
 from kizuna.analytics import KEEP_STATES, AnalysisSettings, AsOf, lifecycle_states
 from kizuna.i18n import label
 from kizuna.models import BetaGeo, ConvergenceWarning, GammaGamma, ModelFitError, ModelFitWarning, ShiftedBetaGeo
-from kizuna.prediction._churn import ChurnModel
+from kizuna.prediction._churn import ChurnModel, boosting_threads
 from kizuna.prediction._features import (
     CHURN_FEATURES,
     churn_labels,
@@ -56,7 +56,7 @@ from kizuna.prediction._reasons import reason_text_arrays
 
 __all__ = ["GONE", "PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError", "Predictions", "Scores",
            "churn_scores", "explain", "fit_models", "keep_count", "predict_customers", "prediction_table",
-           "read_features", "score", "scored_rows"]
+           "purchase_figures", "read_features", "score", "scored_rows"]
 
 # The stored columns of customer_predictions, in order.
 PREDICTION_COLUMNS = (
@@ -160,6 +160,18 @@ class Predictions:
         }
 
 
+def _release_memory() -> None:
+    """Arrow's freed memory, and what C's allocator keeps in each thread's arena (glibc's `malloc_trim`:
+    NumPy's arrays freed on the worker threads), handed back to the system."""
+    pa.default_memory_pool().release_unused()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):  # not glibc
+        pass
+
+
 def _finite(values: dict[str, float] | None) -> dict[str, float | None] | None:
     if values is None:
         return None
@@ -191,9 +203,9 @@ def predict_customers(
     fits = fit_models(tables, as_of, features, horizon_days=horizon_days, analysis=analysis, training=training)
     table, scores = scored_rows(features, fits, as_of, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
                                 discount_rate=discount_rate, gross_margin_rate=gross_margin_rate)
-    # what Arrow's allocator kept of the arrays freed on the way (the reasons' texts) goes back to the
-    # system before the caller stores the table, which needs memory of its own
-    pa.default_memory_pool().release_unused()
+    # what the allocators kept of the arrays freed on the way (the reasons' texts, the scoring threads'
+    # blocks) goes back to the system before the caller stores the table, which needs memory of its own
+    _release_memory()
     return Predictions(as_of, horizon_days, clv_horizon_days, table, fits.beta_geo, fits.gamma_gamma, fits.churn,
                        fits.shifted_beta_geo, fits.training_customers, features.repeat_buyers, features.table,
                        fits.notes, fits.problems + scores.problems)
@@ -204,11 +216,23 @@ def scored_rows(features: Features, fits: Fits, as_of: dt.date, *, horizon_days:
                 discount_rate: float, gross_margin_rate: float) -> tuple[pa.Table, Scores]:
     """score → explain → the table to store, for some customers' features (all of them, or a batch in an
     engine's workers): the churn risk and its reasons in one pass over the trees."""
-    risk, top = churn_scores(fits.churn, features.matrix)
-    # the matrix is not read again: not held while the reasons are written and the table is stored
-    features.__dict__.pop("matrix", None)
-    scores = score(features, fits, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
-                   discount_rate=discount_rate, churn_risk=risk)
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    # BG/NBD's and Gamma-Gamma's figures do not depend on the churn model: on a thread of their own while
+    # the churn model scores on the others (NumPy and SciPy's functions let go of the GIL), when the load
+    # leaves another core free (on a busy machine one after the other: threads would only take turns)
+    beside = boosting_threads() > 1
+    with ThreadPoolExecutor(1) if beside else contextlib.nullcontext() as pool:
+        figures: Future[Scores] | None = None
+        if pool is not None:
+            figures = pool.submit(purchase_figures, features, fits, horizon_days=horizon_days,
+                                  clv_horizon_days=clv_horizon_days, discount_rate=discount_rate)
+        risk, top = churn_scores(fits.churn, features.matrix)
+        # the matrix is not read again: not held while the reasons are written and the table is stored
+        features.__dict__.pop("matrix", None)
+        scores = score(features, fits, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
+                       discount_rate=discount_rate, churn_risk=risk,
+                       figures=None if figures is None else figures.result())
     reasons = explain(features, fits.churn, top=top)
     table = prediction_table(features, scores, reasons, as_of, horizon_days=horizon_days,
                              gross_margin_rate=gross_margin_rate)
@@ -327,10 +351,32 @@ def churn_scores(churn: ChurnModel, matrix: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def score(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days: int, discount_rate: float,
-          churn_risk: np.ndarray | None = None) -> Scores:
+          churn_risk: np.ndarray | None = None, figures: Scores | None = None) -> Scores:
     """Stage 3, score: P(alive), expected orders and the next order (once per distinct (frequency,
     recency, T)), expected order value, CLV, churn risk and cancel probability. `churn_risk`: the
-    risks `churn_scores` gave, when it ran already."""
+    risks `churn_scores` gave, when it ran already; `figures`: what `purchase_figures` gave, likewise."""
+    if figures is None:
+        figures = purchase_figures(features, fits, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
+                                   discount_rate=discount_rate)
+    p_alive, expected_orders, next_order, spend, clv = (figures.p_alive, figures.expected_orders,
+                                                        figures.next_order_days, figures.order_value, figures.clv)
+    risk = fits.churn.predict_risk(features.matrix) if churn_risk is None else churn_risk
+    cancel = _cancel_probability(fits.shifted_beta_geo, features.table, horizon_days)
+    # the hard rule (docs/measures.md#lifecycle-state): a cancelled subscriber who has not ordered since
+    gone = _in_state(features.table, GONE)
+    if gone.any():
+        risk = np.where(gone, 1.0, risk)
+        p_alive, expected_orders, clv = (np.where(gone, 0.0, v) for v in (p_alive, expected_orders, clv))
+        next_order = np.where(gone, np.nan, next_order)
+        cancel = np.where(gone, np.nan, cancel)
+    return Scores(p_alive, expected_orders, next_order, spend, clv, risk, cancel, figures.problems)
+
+
+def purchase_figures(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days: int,
+                     discount_rate: float) -> Scores:
+    """Stage 3's figures of BG/NBD and Gamma-Gamma alone (P(alive), expected orders, the next order,
+    expected order value, CLV), as `score` gives them before the lifecycle states' hard rule; its
+    churn risk and cancel probability are NaN (`score` puts them in)."""
     f, r, t, m, spends = (features.frequency, features.recency, features.age, features.monetary_value,
                           features.spends)
     n = features.table.num_rows
@@ -361,16 +407,8 @@ def score(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days
                                        int(unknown.sum())))
     else:
         p_alive = expected_orders = clv = next_order = np.full(n, np.nan)
-    risk = fits.churn.predict_risk(features.matrix) if churn_risk is None else churn_risk
-    cancel = _cancel_probability(fits.shifted_beta_geo, features.table, horizon_days)
-    # the hard rule (docs/measures.md#lifecycle-state): a cancelled subscriber who has not ordered since
-    gone = _in_state(features.table, GONE)
-    if gone.any():
-        risk = np.where(gone, 1.0, risk)
-        p_alive, expected_orders, clv = (np.where(gone, 0.0, v) for v in (p_alive, expected_orders, clv))
-        next_order = np.where(gone, np.nan, next_order)
-        cancel = np.where(gone, np.nan, cancel)
-    return Scores(p_alive, expected_orders, next_order, spend, clv, risk, cancel, problems)
+    none = np.full(n, np.nan)
+    return Scores(p_alive, expected_orders, next_order, spend, clv, none, none, problems)
 
 
 def explain(features: Features, churn: ChurnModel, *, top: np.ndarray | None = None) -> dict[str, pa.StringArray]:
