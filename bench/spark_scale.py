@@ -24,6 +24,13 @@ scenario), and per step the script prints:
   (`kizuna.store.collected_rows`: every ``collect``, Arrow collect — what Ibis' ``to_pyarrow``
   uses — and ``toLocalIterator`` of the process), as the total, the largest single collect and the
   number of collects. Rows the executors write themselves (customer_predictions) do not cross.
+
+For the dry runs a second table sets the rows collected against the messages due (the rows the
+dispatcher settles: would send, suppressed, deferred, merged, cancelled): what a person acts on may
+grow with the customers, the rows per message due should not. ``--reference DIR`` runs each engine
+again with the `kizuna` package in DIR first on PYTHONPATH (the code before a change), in the same call:
+
+    python bench/spark_scale.py --customers 100_000 --engines spark --steps run --reference /tmp/before
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 AS_OF = dt.date(2025, 12, 31)  # make_data's three years from 2023-01-01, the last full day
 STEPS = ("analyze", "predict", "run")
+# what a dry run's dispatcher settles: the messages due (a row counted once)
+ACTED = ("would_send", "suppressed", "deferred", "merged", "cancelled")
 CANONICAL = ("customers", "products", "orders", "order_items", "nps_answers", "support_contacts", "events")
 SCENARIO = """\
 name: thank-you
@@ -145,7 +154,8 @@ def _step(ws, step: str):
         return {"rows_in_result": result.table.num_rows,
                 "stored": int(ws.store.table("customer_predictions").count().to_pyarrow().as_py())}
     report = ws.run(AS_OF, now=dt.datetime(AS_OF.year, AS_OF.month, AS_OF.day, 10), dry_run=True)
-    return {"due": report.total("would_send"), "waiting": report.total("waiting")}
+    return {"would_send": report.total("would_send"), "acted": sum(report.total(s) for s in ACTED),
+            "enrolled": report.total("enrolled"), "holdout": report.total("holdout")}
 
 
 # -- data and workspaces --------------------------------------------------------------------------
@@ -224,15 +234,22 @@ def spark_environment(folder: Path, driver_memory: str) -> dict[str, str]:
     return {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_CONF_DIR": str(conf)}
 
 
-def run_engine(engine: str, folder: Path, steps: list[str], env: dict[str, str]) -> list[dict]:
+def run_engine(engine: str, folder: Path, steps: list[str], env: dict[str, str], reference: str | None = None
+               ) -> list[dict]:
+    """One engine's steps in a child process; `reference`: a folder with another `kizuna` package (the code
+    before a change), put first on PYTHONPATH, its lines labelled "ENGINE (reference)"."""
     workspace = folder / ("spark-ws" if engine == "spark" else "duckdb-ws")
+    child_env = dict(env) if engine == "spark" else dict(os.environ)
+    if reference:
+        child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [reference, os.environ.get("PYTHONPATH")]))
     process = subprocess.Popen([sys.executable, __file__, "--child", engine, str(workspace), ",".join(steps)],
-                               stdout=subprocess.PIPE, text=True, env=env if engine == "spark" else None)
+                               stdout=subprocess.PIPE, text=True, env=child_env)
     lines = []
     assert process.stdout is not None
     for text in process.stdout:
         if text.startswith("{"):
-            lines.append(json.loads(text))
+            lines.append(json.loads(text) | ({"engine": f"{engine} (reference)"} if reference and "step" in text
+                                             else {}))
             print(f"  {text.strip()}", flush=True)
     if process.wait() != 0:
         raise SystemExit(f"{engine} failed ({process.returncode})")
@@ -254,6 +271,24 @@ def table(lines: list[dict], customers: int) -> str:
     return "\n".join(out)
 
 
+def run_table(lines: list[dict], customers: int) -> str:
+    """The dry runs: rows collected against the messages due (what a person acts on)."""
+    head = ("customers", "engine", "s", "rows collected", "largest collect", "collects", "messages due (settled)",
+            "would send", "enrolled", "held out", "collected ÷ due")
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in lines:
+        if r.get("step") != "run" or "rows_total" not in r:
+            continue
+        res = r["result"]
+        acted = res.get("acted", res.get("due", 0))
+        ratio = f"{r['rows_total'] / acted:.2f}" if acted else "—"
+        out.append("| " + " | ".join((f"{customers:,}", r["engine"], f"{r['seconds']:.1f}", f"{r['rows_total']:,}",
+                                      f"{r['rows_largest']:,}", str(r["collects"]), f"{acted:,}",
+                                      f"{res.get('would_send', 0):,}", f"{res.get('enrolled', 0):,}",
+                                      f"{res.get('holdout', 0):,}", ratio)) + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         return child(sys.argv[2], Path(sys.argv[3]), sys.argv[4].split(","))
@@ -267,6 +302,8 @@ def main() -> None:
     parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--driver-memory", default="6g", help="spark.driver.memory of the local session")
     parser.add_argument("--setup-only", action="store_true", help="make the data and the workspaces, measure nothing")
+    parser.add_argument("--reference", help="a folder with a reference `kizuna` package (the code before a change): "
+                                            "each engine runs it too, after the current code")
     args = parser.parse_args()
     orders = args.orders or 10 * args.customers
     folder = BENCH / "data" / "spark" / size_label(args.customers)
@@ -282,9 +319,14 @@ def main() -> None:
     lines: list[dict] = []
     for engine in args.engines.split(","):
         lines += run_engine(engine, folder, args.steps.split(","), env)
+        if args.reference:
+            lines += run_engine(engine, folder, args.steps.split(","), env, args.reference)
     print(f"\n{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
           f"{args.customers:,} customers, {orders:,} orders, spark.driver.memory {args.driver_memory}\n")
     print(table(lines, args.customers))
+    if any(r.get("step") == "run" and "rows_total" in r for r in lines):
+        print()
+        print(run_table(lines, args.customers))
 
 
 if __name__ == "__main__":

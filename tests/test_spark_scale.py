@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import zoneinfo
 
 import ibis
 import pyarrow as pa
@@ -18,6 +19,7 @@ from kizuna.prediction import customer_features, predict_in_engine
 from kizuna.store import Store, collected_rows, copy_store
 
 AS_OF = dt.date(2026, 11, 1)
+ZONE = zoneinfo.ZoneInfo("Asia/Tokyo")
 CUSTOMERS = 1_500
 
 
@@ -116,3 +118,142 @@ def test_predict_fits_on_a_sample_and_scores_every_customer_in_the_executors(dem
         assert all(_close(value, got[column]) for column, value in row.items()), row["customer_id"]
     # no collect brought more than the sample's rows (and a few of the hash's spread) to the driver
     assert collected.largest <= 1.3 * sample < CUSTOMERS
+
+
+GROUP_IDS = pa.table({"customer_id": [f"C{i:05d}" for i in range(3_000)] + ["顧客-1", "", "a/b"]})
+
+
+def _engine_groups(store: Store) -> dict[str, str]:
+    from kizuna.scenarios._enrolments import group_column
+
+    store.create("ids", GROUP_IDS)
+    ids = store.table("ids")
+    grp = group_column(ids.customer_id, "thanks", secret="s3cret", holdout=0.1, global_control=0.05)
+    return {r["customer_id"]: r["grp"] for r in ids.select("customer_id", grp=grp).to_pyarrow().to_pylist()}
+
+
+def _python_groups() -> dict[str, str]:
+    from kizuna.scenarios import group_of
+
+    return {c: group_of(c, "thanks", secret="s3cret", holdout=0.1, global_control=0.05)
+            for c in GROUP_IDS.column("customer_id").to_pylist()}
+
+
+def test_control_groups_worked_out_by_duckdb_are_group_of(tmp_path):
+    store = Store.connect(str(tmp_path / "k.duckdb"))
+    try:
+        groups = _engine_groups(store)
+    finally:
+        store.close()
+    assert groups == _python_groups()
+    assert {"treated", "holdout", "global_control"} == set(groups.values())
+
+
+def test_control_groups_worked_out_by_postgres_are_group_of(postgres_database):
+    store = Store.connect(postgres_database)
+    try:
+        assert _engine_groups(store) == _python_groups()
+    finally:
+        store.close()
+
+
+@pytest.mark.spark
+def test_control_groups_worked_out_by_spark_are_group_of(spark_store):
+    assert _engine_groups(spark_store) == _python_groups()
+
+
+THANKS = """\
+title: {ja: お礼, en: Thank you}
+trigger: {after_order: {days: 1, catch_up_days: 6}}
+goal: {kind: order, days: 30}
+steps:
+  - channel: email
+    subject: {ja: "{{ name }}様", en: "Dear {{ name }}"}
+    body: {ja: "{{ orders_so_far }}回目のご注文", en: "Order number {{ orders_so_far }}"}
+  - channel: email
+    wait_days: 14
+    subject: {ja: "その後いかがですか", en: "How is it going?"}
+    body: {ja: "{{ name }}様", en: "Dear {{ name }}"}
+"""
+WELCOME_LOYAL = """\
+title: {ja: ロイヤルの方へ, en: To the loyal}
+trigger: {segment: loyal}
+goal: {kind: order, days: 60}
+steps:
+  - channel: email
+    subject: {ja: "{{ name }}様", en: "Dear {{ name }}"}
+    body: {ja: "いつもありがとうございます", en: "Thank you"}
+"""
+
+
+def _twins(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    """`table`'s rows again, the id columns prefixed: as many customers (or orders) once more."""
+    for name in columns:
+        at = table.column_names.index(name)
+        table = table.set_column(at, name, pc.binary_join_element_wise("Z-", table.column(name).cast(pa.string()), ""))
+    return table
+
+
+@pytest.mark.spark
+def test_a_dry_run_on_spark_collects_the_messages_due_not_the_customers(demo, spark_store, tmp_path):
+    """Twice the customers, none with a new message due (the new ones' segment memberships and orders are
+    known to the ledger): the dry run brings as many rows to the driver as before and decides the same."""
+    from kizuna.operations import Enrolment, Ledger
+    from kizuna.scenarios._enrolments import local_to_unix
+    from kizuna.scenarios._evaluate import occasions
+    from kizuna.scenarios._model import load_scenario
+    from kizuna.workspace import Workspace
+
+    copy_store(demo.store, spark_store)
+    home = Workspace.init(tmp_path / "ws")
+    home.close()
+    ws = Workspace(home.path, home.settings, spark_store)
+    ws.analyze(AS_OF)
+    (ws.path / "scenarios").mkdir(exist_ok=True)
+    for old in (ws.path / "scenarios").glob("*.yaml"):
+        old.unlink()
+    (ws.path / "scenarios" / "thanks.yaml").write_text(THANKS)
+    (ws.path / "scenarios" / "loyal.yaml").write_text(WELCOME_LOYAL)
+    now = dt.datetime.combine(AS_OF, dt.time(10), ZONE)
+
+    def dry_run():
+        with collected_rows() as collected:
+            report = ws.run(AS_OF, now=now, dry_run=True, transports={})
+        return collected, {key: dict(t.counts) for key, t in report.tallies.items()}
+
+    first, decided = dry_run()
+    acted = sum(n for counts in decided.values() for status, n in counts.items()
+                if status not in ("enrolled", "holdout"))
+    assert acted > 20 and {key[0] for key in decided} == {"thanks", "loyal"}
+    # what came back: the messages due, with what the rules and templates need about their customers (up to
+    # three related products each), and a few counts
+    assert first.largest <= 3 * acted
+
+    # as many customers again: twins of everyone, with twins of their scores and orders
+    for name, ids in (("customers", ("customer_id",)), ("customer_scores", ("customer_id",)),
+                      ("orders", ("customer_id", "order_id"))):
+        spark_store.append(name, _twins(spark_store.table(name).to_pyarrow(), ids))
+    # ... whose occasions the ledger knows already: the loyal twins were members before, the thanks
+    # for their orders enrolled (held out: nothing due)
+    tables = ws.tables()
+    thanks = load_scenario(ws.path / "scenarios" / "thanks.yaml")
+    found = occasions(thanks, tables, AS_OF).to_pyarrow()
+    found = found.filter(pc.starts_with(found.column("customer_id"), "Z-"))
+    at = local_to_unix(found.column("occasion_at").cast(pa.timestamp("us")), ZONE).to_pylist()
+    known = [Enrolment(key=f"thanks/{step}/{c}/{o}", ref=f"{n:016x}{step:016x}", scenario="thanks", step=step,
+                       customer_id=c, occasion=o, occasion_ts=t, detail=None, channel="email", transactional=False,
+                       due_ts=t, grp="holdout")
+             for n, (c, o, t) in enumerate(zip(found.column("customer_id").to_pylist(),
+                                               found.column("occasion").to_pylist(), at, strict=True))
+             for step in (1, 2)]
+    scores = spark_store.table("customer_scores")
+    loyal = scores.filter(scores.customer_id.startswith("Z-") & (scores.matrix_cell == "loyal"))
+    members = loyal.select("customer_id").to_pyarrow().column("customer_id").to_pylist()
+    assert len(known) > 20 and len(members) > 20
+    Ledger(ws.operations).enrol(known, [("loyal", members, [], AS_OF.isoformat())])
+
+    second, decided_again = dry_run()
+    assert decided_again == decided
+    # the new customers' occasions met the ledger's keys in the engine: none of them came back
+    assert second.total <= first.total + 30  # catalog look-ups may list a few more names
+    assert second.largest == first.largest

@@ -1,10 +1,11 @@
 """Stage 1 and 2 of `kizuna run` in columns: the enrolments of a scenario's occasions as one Arrow table.
 
 A run at a million customers finds a million occasions or more (a segment's members, the orders of
-the catch-up days); built and compared with the ledger as columns, they cost a few vectorised
-passes, and Python objects are made only for the rows a step goes on with: the new enrolments a
-real run records, the rows a dry run finds due. The values are those of the per-row definitions
-they replace (`group_of`, `local_to_unix`): same keys, same groups, same instants.
+the catch-up days). The customers' control groups are worked out by the engine with the occasions
+(`group_column`), and what stage 2 reads of them becomes `ENROLMENT_SCHEMA` rows in a few vectorised
+passes (`enrolment_rows`); Python objects are made only for the rows a step goes on with: the new
+enrolments a real run records, the rows a dry run finds due. The values are those of the per-row
+definitions they replace (`group_of`, `local_to_unix`): same keys, same groups, same instants.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import os
 import zoneinfo
 from collections.abc import Iterator
 
+import ibis
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kizuna.operations import Delivery, DueRow, Enrolment
 from kizuna.scenarios._model import Scenario
+from kizuna.store import salted_digest
 
-__all__ = ["ENROLMENT_SCHEMA", "Groups", "due_rows", "enrolment_table", "enrolments", "group_of", "local_to_unix",
-           "unix_to_local_day"]
+__all__ = ["ENROLMENT_SCHEMA", "Groups", "due_rows", "enrolment_rows", "enrolments", "group_column", "group_of",
+           "local_to_unix", "share_bound", "unix_to_local_day"]
 
 ENROLMENT_SCHEMA = pa.schema([
     ("key", pa.string()), ("scenario", pa.string()), ("step", pa.int64()), ("customer_id", pa.string()),
@@ -86,6 +89,70 @@ class Groups:
         return result
 
 
+def share_bound(share: float) -> str | None:
+    """The 16 hex digits B such that a digest prefix p (16 lowercase hex digits) has
+    ``int(p, 16) / 2**64 < share`` exactly when p < B; None when every p is below (a share past 1).
+
+    >>> share_bound(0.0), share_bound(0.5), share_bound(2.0)
+    ('0000000000000000', '8000000000000000', None)
+    """
+    low, high = 0, 2**64  # the least x with x / 2**64 >= share, as Python divides (monotone in x)
+    while low < high:
+        middle = (low + high) // 2
+        if middle / 2**64 >= share:
+            high = middle
+        else:
+            low = middle + 1
+    return None if low == 2**64 else format(low, "016x")
+
+
+def group_column(customer_id: ibis.Value, scenario: str, *, secret: str, holdout: float,
+                 global_control: float) -> ibis.Value:
+    """`group_of` as an expression the engine works out: the same SHA-256 shares, compared as hex digits."""
+
+    def below(salt: bytes, share: float) -> ibis.Value:
+        if share <= 0:  # no number in [0, 1) is below it: no hash taken
+            return ibis.literal(False)
+        bound = share_bound(share)
+        return ibis.literal(True) if bound is None else salted_digest(customer_id, salt) < bound
+
+    return ibis.cases((below(_salt("global", secret), global_control), "global_control"),
+                      (below(_salt("scenario", scenario), holdout), "holdout"), else_="treated")
+
+
+def enrolment_rows(scenario: Scenario, found: pa.Table, zone: zoneinfo.ZoneInfo) -> pa.Table:
+    """`ENROLMENT_SCHEMA` rows of `found` (customer_id, occasion, occasion_at, detail, step, grp: an
+    occasion's step with the customer's group, as the engine gave them), in `found`'s order."""
+    if not found.num_rows:
+        return ENROLMENT_SCHEMA.empty_table()
+    steps = {s.number: s for s in scenario.steps}
+    waits = dict(zip(steps, (np.cumsum([s.wait_days for s in steps.values()]) * 86_400).tolist(), strict=True))
+    step = found.column("step").combine_chunks().cast(pa.int64())
+    numbers = pa.array(list(steps), pa.int64())
+    at = pc.index_in(step, value_set=numbers)
+
+    def per_step(values: list, kind: pa.DataType) -> pa.Array:
+        return pa.array(values, kind).take(at)
+
+    customer = found.column("customer_id").combine_chunks().cast(pa.string())
+    occasion = found.column("occasion").combine_chunks().cast(pa.string())
+    occasion_ts = local_to_unix(found.column("occasion_at"), zone)
+    prefix = per_step([f"{scenario.name}/{n}/" for n in steps], pa.string())
+    return pa.table({
+        "key": pc.binary_join_element_wise(prefix, customer, "/", occasion, ""),
+        "scenario": pa.array([scenario.name] * found.num_rows, pa.string()),
+        "step": step,
+        "customer_id": customer,
+        "occasion": occasion,
+        "occasion_ts": occasion_ts,
+        "detail": found.column("detail").combine_chunks().cast(pa.string()),
+        "channel": per_step([s.channel for s in steps.values()], pa.string()),
+        "grp": found.column("grp").combine_chunks().cast(pa.string()),
+        "transactional": per_step([s.transactional for s in steps.values()], pa.bool_()),
+        "due_ts": pc.add(occasion_ts, per_step(list(waits.values()), pa.int64())),
+    }, schema=ENROLMENT_SCHEMA)
+
+
 def _day_offsets(days: np.ndarray, offset_at) -> tuple[np.ndarray, np.ndarray]:
     """For each distinct day number: (its UTC offset in microseconds, whether it is the same all day);
     `offset_at(naive datetime)` is the zone's offset at that moment. A day whose first and last
@@ -132,44 +199,6 @@ def unix_to_local_day(seconds: pa.Array | pa.ChunkedArray, zone: zoneinfo.ZoneIn
     for n in np.flatnonzero(~steady[index]).tolist():
         local_days[n] = (dt.datetime.fromtimestamp(int(s[n]), zone).date() - _EPOCH.date()).days
     return pa.array(local_days.astype(np.int32), pa.date32())
-
-
-def enrolment_table(scenario: Scenario, found: pa.Table, zone: zoneinfo.ZoneInfo, groups: Groups,
-                    holdout: float) -> pa.Table:
-    """`found`'s occasions (customer_id, occasion, occasion_at, detail) × `scenario`'s steps, as
-    `ENROLMENT_SCHEMA` rows: an occasion's steps one after the other, the occasions in `found`'s
-    order. The key is scenario / step / customer / occasion; a step is due its own and the
-    earlier steps' wait_days after the occasion."""
-    n, steps = found.num_rows, scenario.steps
-    if not n:
-        return ENROLMENT_SCHEMA.empty_table()
-    k = len(steps)
-    customers = found.column("customer_id").combine_chunks()
-    at = local_to_unix(found.column("occasion_at"), zone)
-    grp = pa.array(groups.of(customers.to_pylist(), scenario.name, holdout), pa.string())
-    rows = pa.array(np.repeat(np.arange(n), k))  # each occasion once per step, in step order
-
-    def each(values: list) -> np.ndarray:
-        return np.tile(np.asarray(values), n)
-
-    waits = np.cumsum([s.wait_days for s in steps]) * 86_400
-    occasion = found.column("occasion").combine_chunks().take(rows)
-    customer = customers.take(rows)
-    occasion_ts = at.take(rows)
-    return pa.table({
-        "key": pc.binary_join_element_wise(pa.array(each([f"{scenario.name}/{s.number}/" for s in steps])),
-                                           customer, "/", occasion, ""),
-        "scenario": pa.array([scenario.name] * (n * k), pa.string()),
-        "step": pa.array(each([s.number for s in steps]), pa.int64()),
-        "customer_id": customer,
-        "occasion": occasion,
-        "occasion_ts": occasion_ts,
-        "detail": found.column("detail").combine_chunks().cast(pa.string()).take(rows),
-        "channel": pa.array(each([s.channel for s in steps]), pa.string()),
-        "grp": grp.take(rows),
-        "transactional": pa.array(each([s.transactional for s in steps]), pa.bool_()),
-        "due_ts": pc.add(occasion_ts, pa.array(each(waits.tolist()), pa.int64())),
-    }, schema=ENROLMENT_SCHEMA)
 
 
 def _refs(n: int) -> Iterator[str]:

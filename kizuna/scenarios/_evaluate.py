@@ -12,7 +12,7 @@ evaluation's, kept in the operational records.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import ibis
 import pyarrow as pa
@@ -41,19 +41,21 @@ def _window(as_of: dt.date, catch_up: int) -> tuple[int, int]:
     return _day_number(as_of) - catch_up, _day_number(as_of)
 
 
-def _result(expr: ibis.Table) -> pa.Table:
-    return expr.select("customer_id", "occasion", "occasion_at", "detail").to_pyarrow().cast(OCCASION_SCHEMA)
+def _result(expr: ibis.Table) -> ibis.Table:
+    return expr.select(customer_id=expr.customer_id.cast("string"), occasion=expr.occasion.cast("string"),
+                       occasion_at=expr.occasion_at.cast("timestamp"), detail=expr.detail.cast("string"))
 
 
 def occasions(scenario: Scenario, tables: dict[str, ibis.Table], as_of: dt.date, *,
-              members: Callable[[str, pa.Array], pa.Table] | None = None,
+              members: Callable[[str, ibis.Table], ibis.Table] | None = None,
               scores: ibis.Table | None = None, predictions: ibis.Table | None = None,
-              survey_answers: pa.Table | None = None) -> pa.Table:
-    """The occasions of `scenario`'s trigger up to `as_of` (see the module docstring).
+              survey_answers: pa.Table | None = None) -> ibis.Table:
+    """The occasions of `scenario`'s trigger up to `as_of` (see the module docstring), as an expression
+    (`OCCASION_SCHEMA`'s columns): it runs where the store is, and only what a caller collects comes back.
 
-    `members(kind, customer_ids)` turns today's members of an "entering" trigger into the ones
-    who entered since the last evaluation (rows customer_id, since); `survey_answers` are the
-    web survey's answers not yet in nps_answers (customer_id, answered_at, score).
+    `members(kind, current)` turns today's members of an "entering" trigger (a table of
+    customer_id) into the ones who entered since the last evaluation (the same columns);
+    `survey_answers` are the web survey's answers not yet in nps_answers (customer_id, answered_at, score).
     """
     params = scenario.trigger.params
     kind = scenario.trigger.kind
@@ -93,19 +95,17 @@ def occasions(scenario: Scenario, tables: dict[str, ibis.Table], as_of: dt.date,
         current = predictions.filter(predictions.churn_risk > params["above"])
     else:  # pragma: no cover - the model admits only the kinds above
         raise AssertionError(kind)
-    ids = current.select("customer_id").to_pyarrow().column("customer_id").combine_chunks()
-    entered = members(kind, ids) if members is not None else pa.table({"customer_id": ids, "since": [as_of] * len(ids)})
-    since = entered.column("since").to_pylist()
-    return pa.table({
-        "customer_id": entered.column("customer_id"),
-        "occasion": [f"enter:{kind}:{day}" for day in since],
-        "occasion_at": pa.array([dt.datetime.combine(day, _DAY_START) for day in since], pa.timestamp("us")),
-        "detail": [params.get("name") or kind] * len(since),
-    }, schema=OCCASION_SCHEMA)
+    current = current.select(customer_id=current.customer_id.cast("string"))
+    entered = members(kind, current) if members is not None else current
+    return _result(entered.mutate(
+        occasion=ibis.literal(f"enter:{kind}:{as_of}"),
+        occasion_at=ibis.literal(dt.datetime.combine(as_of, _DAY_START), type="timestamp"),
+        detail=ibis.literal(params.get("name") or kind),
+    ))
 
 
 def _anniversaries(of: str, tables: dict[str, ibis.Table], completed: ibis.Table, as_of: dt.date,
-                   catch_up: int) -> pa.Table:
+                   catch_up: int) -> ibis.Table:
     if of == "signed_up":
         c = tables["customers"]
         dates = c.filter(c.signed_up_at.notnull()).select("customer_id", first=c.signed_up_at)
@@ -121,17 +121,16 @@ def _anniversaries(of: str, tables: dict[str, ibis.Table], completed: ibis.Table
     for day in days:  # at most a few: one comparison of month and day each
         hit = (first.month() == day.month) & (first.day() == day.day) & (first.year() < day.year)
         on_day = dates.filter(hit)
-        found.append(on_day.mutate(
+        found.append(_result(on_day.mutate(
             occasion=ibis.literal(f"anniversary:{of}:{day}"),
             occasion_at=ibis.literal(dt.datetime.combine(day, _DAY_START), type="timestamp"),
             detail=(day.year - first.year()).cast("string"),  # the years completed
-        ))
-    union = found[0] if len(found) == 1 else ibis.union(*found)
-    return _result(union)
+        )))
+    return found[0] if len(found) == 1 else ibis.union(*found)
 
 
 def _replenishments(tables: dict[str, ibis.Table], completed: ibis.Table, as_of: dt.date, days_before: int,
-                    catch_up: int) -> pa.Table:
+                    catch_up: int) -> ibis.Table:
     items, products = tables["order_items"], tables["products"]
     bought = completed.select("order_id", "customer_id", "ordered_at").join(
         items.select("order_id", "product_id"), "order_id")
@@ -148,23 +147,39 @@ def _replenishments(tables: dict[str, ibis.Table], completed: ibis.Table, as_of:
     ))
 
 
-def _nps(answers: ibis.Table, survey_answers: pa.Table | None, as_of: dt.date, params: dict) -> pa.Table:
+def _two(value: ibis.IntegerValue, width: int = 2) -> ibis.StringValue:
+    return value.cast("string").lpad(width, "0")
+
+
+def _nps(answers: ibis.Table, survey_answers: pa.Table | None, as_of: dt.date, params: dict) -> ibis.Table:
+    """One occasion per customer and second answered ("nps:" + the answer's ISO time to the second); a web
+    survey answer not yet merged into nps_answers wins over a stored one of the same second."""
     low, high = _window(as_of, params["catch_up_days"])
     day = answers.answered_at.date().epoch_days()
     hits = answers.filter((day >= low) & (day <= high) & (answers.score >= params["min"])
                           & (answers.score <= params["max"]))
-    stored = hits.select("customer_id", "answered_at", "score").to_pyarrow()
+    rows = hits.select(customer_id=hits.customer_id.cast("string"), answered_at=hits.answered_at.cast("timestamp"),
+                       score=hits.score.cast("int64"), _web=ibis.literal(0, type="int64"))
     if survey_answers is not None and survey_answers.num_rows:
-        stored = pa.concat_tables([stored.cast(survey_answers.schema), survey_answers.select(stored.column_names)])
-    rows: dict[str, dict] = {}
-    for row in stored.to_pylist():
-        at: dt.datetime = row["answered_at"]
-        if not (low <= _day_number(at.date()) <= high and params["min"] <= row["score"] <= params["max"]):
-            continue
-        occasion = f"nps:{at.isoformat(timespec='seconds')}"
-        rows[row["customer_id"] + "\0" + occasion] = {"customer_id": row["customer_id"], "occasion": occasion,
-                                                     "occasion_at": at, "detail": str(row["score"])}
-    return pa.Table.from_pylist(list(rows.values()), schema=OCCASION_SCHEMA)
+        web = [r for r in survey_answers.to_pylist()
+               if low <= _day_number(r["answered_at"].date()) <= high and params["min"] <= r["score"] <= params["max"]]
+        if web:
+            pushed = ibis.memtable(pa.table({
+                "customer_id": pa.array([r["customer_id"] for r in web], pa.string()),
+                "answered_at": pa.array([r["answered_at"] for r in web], pa.timestamp("us")),
+                "score": pa.array([r["score"] for r in web], pa.int64()),
+                "_web": pa.array([1] * len(web), pa.int64())}))
+            rows = rows.union(pushed.cast(rows.schema()))
+    at = rows.answered_at
+    stamp = (_two(at.year(), 4) + "-" + _two(at.month()) + "-" + _two(at.day()) + "T" + _two(at.hour()) + ":"
+             + _two(at.minute()) + ":" + _two(at.second()))
+    rows = rows.mutate(occasion="nps:" + stamp, _rank=rows._web * 100 + rows.score)
+    # a stored answer and the web's of one second: the web's (then the higher score), the same on every engine
+    best = rows.group_by(["customer_id", "occasion"]).aggregate(_best=rows._rank.max())
+    chosen = rows.inner_join(best, ["customer_id", "occasion"]).filter(lambda t: t._rank == t._best)
+    chosen = chosen.group_by(["customer_id", "occasion"]).aggregate(
+        occasion_at=chosen.answered_at.min(), detail=chosen.score.max().cast("string"))
+    return _result(chosen)
 
 
 def audience_filter(scenario: Scenario, audience: ibis.Table, tables: dict[str, ibis.Table] | None = None,
@@ -191,10 +206,11 @@ def audience_filter(scenario: Scenario, audience: ibis.Table, tables: dict[str, 
     return result
 
 
-def entering_members(previous: set[str], current: pa.Array, as_of: dt.date) -> tuple[pa.Table, list[str]]:
-    """(rows customer_id, since for those not members before; the members who left)."""
-    now = set(current.to_pylist())
-    new = sorted(now - previous)
-    left = sorted(previous - now)
-    entered = pa.table({"customer_id": pa.array(new, pa.string()), "since": pa.array([as_of] * len(new), pa.date32())})
-    return entered, left
+def entering_members(previous: Collection[str], current: ibis.Table) -> tuple[ibis.Table, ibis.Table | None]:
+    """(today's members who were not members before, the members before who are not any more: None when
+    there were none), both as expressions of customer_id: the members before go to the engine, not
+    today's members to this process."""
+    if not previous:
+        return current, None
+    before = ibis.memtable(pa.table({"customer_id": pa.array(sorted(previous), pa.string())}))
+    return current.anti_join(before, "customer_id"), before.anti_join(current, "customer_id")

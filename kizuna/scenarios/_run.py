@@ -14,8 +14,11 @@ A pipeline of four stages, each a function of what it is given, composed in `run
    store may be released, so that the analytics store is held only while reading it.
 4. **Dispatch** (`kizuna.scenarios._dispatch.dispatch`; operational records only).
 
-Stages 1 and 2 keep the enrolments as Arrow columns (`kizuna.scenarios._enrolments`): Python objects
-are made only for what goes on, the enrolments a run records and the rows a dry run finds due.
+Stage 1 leaves the occasions in the engine: trigger, audience, the ledger's known keys and the control
+groups are one Ibis expression per scenario, so that a store on Spark keeps the customers in its
+executors; stage 2 reads what goes on (a real run every new enrolment, which it records; a dry run the
+counts per step and the treated rows due) as Arrow columns (`kizuna.scenarios._enrolments`), and
+Python objects are made only for those.
 """
 
 from __future__ import annotations
@@ -42,11 +45,12 @@ from kizuna.scenarios._context import RunContext, RunSettings
 from kizuna.scenarios._dispatch import RunReport, dispatch
 from kizuna.scenarios._enrolments import (
     ENROLMENT_SCHEMA,
-    Groups,
     due_rows,
-    enrolment_table,
+    enrolment_rows,
     enrolments,
+    group_column,
     group_of,
+    local_to_unix,
     unix_to_local_day,
 )
 from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
@@ -57,8 +61,8 @@ from kizuna.scenarios._switches import running_scenarios
 if TYPE_CHECKING:
     from kizuna.store import Store
 
-__all__ = ["MERGEABLE", "Due", "Occasions", "audience_tables", "enabled_scenarios", "enrol", "evaluate_occasions",
-           "group_of", "merge_occasions", "pick_due", "run_scenarios", "scenario_fields"]
+__all__ = ["MERGEABLE", "NEW_COLUMNS", "Due", "Enrolled", "Occasions", "audience_tables", "enabled_scenarios",
+           "enrol", "evaluate_occasions", "group_of", "merge_occasions", "pick_due", "run_scenarios", "scenario_fields"]
 
 _CONTACT_COLUMNS = ("customer_id", "name", "name_kana", "email", "phone", "line_user_id", "postal_code", "address",
                     "email_opt_in", "line_opt_in", "dm_opt_in")
@@ -105,12 +109,12 @@ def run_scenarios(
         audience = audience_tables(context.store)
         found = evaluate_occasions(context, scenarios, ledger, tables=tables, audience=audience, as_of=as_of,
                                    baseline=baseline)
-        new = enrol(ledger, found, dry_run=dry_run)
+        enrolled = enrol(ledger, found, dry_run=dry_run, due_by=now)
         if baseline and not dry_run:
             take_baselines(context.operations, sorted(baseline))
-        report = _count_enrolled(RunReport(as_of, now, dry_run), new, scenarios)
-        due = pick_due(context, scenarios, ledger, new, tables=tables, audience=audience, as_of=as_of, now=now,
-                       lang=lang, dry_run=dry_run)
+        report = _count_enrolled(RunReport(as_of, now, dry_run), enrolled.counts, scenarios)
+        due = pick_due(context, scenarios, ledger, enrolled.rows, tables=tables, audience=audience, as_of=as_of,
+                       now=now, lang=lang, dry_run=dry_run)
         if campaigns is not None and only is None:  # one-off campaigns due now (`with_campaigns`)
             due, scenarios = campaigns(context, due, scenarios, ledger, report, tables=tables, audience=audience,
                                        as_of=as_of, now=now, dry_run=dry_run, lang=lang)
@@ -129,12 +133,24 @@ def run_scenarios(
 
 @dataclass(frozen=True)
 class Occasions:
-    """What stage 1 found: the enrolments of every occasion (`ENROLMENT_SCHEMA` rows: the scenarios in
-    turn, an occasion's steps together), and the entering triggers' memberships (scenario, customers
-    entered, customers left, day)."""
+    """What stage 1 found, as expressions the engine works out when stage 2 reads them: per scenario, the
+    enrolments the ledger does not know yet (`NEW_COLUMNS`: an occasion's step with the customer's group;
+    None when the trigger found nothing), and the entering triggers' memberships (scenario, customers
+    entered, customers left — None when there were no members before —, day)."""
 
-    planned: pa.Table
-    memberships: list[tuple[str, list[str], list[str], str]]
+    new: list[tuple[Scenario, ibis.Table | None]]
+    memberships: list[tuple[str, ibis.Table, ibis.Table | None, str]]
+    zone: zoneinfo.ZoneInfo  # the business's: the occasions' local times are its wall-clock times
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """What stage 2 read: the new enrolments (`ENROLMENT_SCHEMA`; all of them on a real run, which records
+    them; on a dry run only those it will act on, treated and due) and their counts per scenario step
+    (scenario, step, held_count: enrolled, held_sum: of them in a control group)."""
+
+    rows: pa.Table
+    counts: pa.Table
 
 
 @dataclass(frozen=True)
@@ -190,62 +206,161 @@ def _one_run_at_a_time(path: Path, operations: Operations) -> Iterator[None]:
 def evaluate_occasions(context: RunContext, scenarios: dict[str, Scenario], ledger: Ledger, *,
                        tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date,
                        baseline: Collection[str] = ()) -> Occasions:
-    """Stage 1: each scenario's occasions as of `as_of`, narrowed by its audience, as enrolments.
+    """Stage 1: each scenario's occasions as of `as_of`, narrowed by its audience, less what the ledger
+    knows, each step with the customer's group: expressions over the store, so that the trigger, the
+    audience, the control groups and the comparison with the ledger run where the rows are (the
+    ledger's keys of the occasions' span go there), and only what stage 2 reads comes back.
 
     `baseline`: scenarios whose entering trigger takes today's members as they are (switched on
     again: those who entered meanwhile are not occasions); their memberships are recorded all the same."""
     settings = context.settings
     zone = zoneinfo.ZoneInfo(settings.business.timezone)
-    groups = Groups(context.operations.secret(), settings.delivery.global_control_share)
+    secret = context.operations.secret()
     survey = _survey_answers(context.operations, zone)
     consents: dict[str, dict[str, bool]] | None = None  # read once, if an audience asks about them
-    planned: list[pa.Table] = []
-    memberships: list[tuple[str, list[str], list[str], str]] = []
+    new: list[tuple[Scenario, ibis.Table | None]] = []
+    memberships: list[tuple[str, ibis.Table, ibis.Table | None, str]] = []
     for scenario in scenarios.values():
-        def members(kind: str, ids: pa.Array, scenario: Scenario = scenario) -> pa.Table:
-            entered, left = entering_members(ledger.members(scenario.name), ids, as_of)
-            memberships.append((scenario.name, entered.column("customer_id").to_pylist(), left, as_of.isoformat()))
-            return entered.slice(0, 0) if scenario.name in baseline else entered
+        def members(kind: str, current: ibis.Table, scenario: Scenario = scenario) -> ibis.Table:
+            entered, left = entering_members(ledger.members(scenario.name), current)
+            memberships.append((scenario.name, entered, left, as_of.isoformat()))
+            return entered.filter(ibis.literal(False)) if scenario.name in baseline else entered
 
         found = occasions(scenario, tables, as_of, members=members, scores=audience.get("scores"),
                           predictions=audience.get("predictions"), survey_answers=survey)
-        if (scenario.segments or scenario.conditions or scenario.segment is not None) and found.num_rows:
+        if scenario.segments or scenario.conditions or scenario.segment is not None:
             if audience.get("table") is None:
-                raise KizunaError(f"scenario {scenario.name} has an audience, which needs customer scores; "
-                                  "run `kizuna analyze` first.")
-            wanted = ibis.memtable(pa.table({"customer_id": found.column("customer_id").unique()}))
+                if _scalar(found.count()):
+                    raise KizunaError(f"scenario {scenario.name} has an audience, which needs customer scores; "
+                                      "run `kizuna analyze` first.")
+                new.append((scenario, None))
+                continue
             consents = consents or {c: context.operations.consents(c) for c in ("email", "line", "dm")}
-            chosen = audience_filter(scenario, audience["table"], tables, consents).select("customer_id").semi_join(
-                wanted, "customer_id")
-            keep = chosen.to_pyarrow().column("customer_id")
-            found = found.filter(pc.is_in(found.column("customer_id"),
-                                          value_set=keep.combine_chunks().cast(pa.string())))
+            chosen = audience_filter(scenario, audience["table"], tables, consents)
+            found = found.semi_join(chosen.select(customer_id=chosen.customer_id.cast("string")), "customer_id")
         holdout = scenario.holdout if scenario.holdout is not None else settings.delivery.holdout_share
-        planned.append(enrolment_table(scenario, found, zone, groups, holdout))
-    return Occasions(pa.concat_tables(planned) if planned else ENROLMENT_SCHEMA.empty_table(), memberships)
+        new.append((scenario, _unknown(scenario, found, ledger, zone, secret=secret, holdout=holdout,
+                                       global_control=settings.delivery.global_control_share)))
+    return Occasions(new, memberships, zone)
 
 
-def enrol(ledger: Ledger, found: Occasions, *, dry_run: bool = False) -> pa.Table:
-    """Stage 2: the enrolments the ledger does not know yet (`ENROLMENT_SCHEMA` rows), recorded with
-    the memberships in one transaction (a dry run records nothing); returns them."""
-    planned = found.planned
-    known = ledger.known_keys(planned.column("key").to_pylist())
-    new = planned.filter(pc.invert(pc.is_in(planned.column("key"), value_set=pa.array(list(known), pa.string())))) \
-        if known else planned
+NEW_COLUMNS = ("customer_id", "occasion", "occasion_at", "detail", "step", "grp")
+
+
+def _scalar(expr: ibis.Scalar):
+    return expr.to_pyarrow().as_py()
+
+
+def _unknown(scenario: Scenario, found: ibis.Table, ledger: Ledger, zone: zoneinfo.ZoneInfo, *, secret: str,
+             holdout: float, global_control: float) -> ibis.Table | None:
+    """`found`'s occasions × `scenario`'s steps the ledger does not know (`NEW_COLUMNS`), or None when there
+    is no occasion. The ledger's keys of the scenario from the first occasion's day to the last one's go to
+    the engine (what an occasion evaluated again, or caught up on, meets); the rest stays there."""
+    span = found.aggregate(low=found.occasion_at.min(), high=found.occasion_at.max()).to_pyarrow()
+    low, high = span.column("low")[0].as_py(), span.column("high")[0].as_py()
+    if low is None:
+        return None
+    first, last = local_to_unix(pa.array([low.replace(tzinfo=None), high.replace(tzinfo=None)],
+                                         pa.timestamp("us")), zone).to_pylist()
+    known = ledger.ops.query("SELECT step, customer_id, occasion FROM deliveries WHERE scenario = ? "
+                             "AND occasion_ts BETWEEN ? AND ?", (scenario.name, first - 86_400, last + 86_400))
+    steps = ibis.memtable(pa.table({"step": pa.array([s.number for s in scenario.steps], pa.int64())}))
+    rows = found.cross_join(steps)
+    if known:
+        keys = ibis.memtable(pa.table({"step": pa.array([r[0] for r in known], pa.int64()),
+                                       "customer_id": pa.array([r[1] for r in known], pa.string()),
+                                       "occasion": pa.array([r[2] for r in known], pa.string())}))
+        rows = rows.anti_join(keys, ["step", "customer_id", "occasion"])
+    return rows.mutate(grp=group_column(rows.customer_id, scenario.name, secret=secret, holdout=holdout,
+                                        global_control=global_control)).select(*NEW_COLUMNS)
+
+
+def enrol(ledger: Ledger, found: Occasions, *, dry_run: bool = False, due_by: dt.datetime | None = None) -> Enrolled:
+    """Stage 2: the enrolments the ledger does not know yet, read from the engine and recorded with the
+    memberships in one transaction; returns them with their counts. A dry run records nothing and reads
+    only the counts and the treated enrolments due by `due_by` (a time with its zone)."""
+    zone = found.zone
+    tables: list[pa.Table] = []
+    counts: list[pa.Table] = []
+    for scenario, rows in found.new:
+        if rows is None:
+            continue
+        if dry_run:
+            counts.append(_step_counts(scenario, rows))
+            if due_by is not None:
+                read = enrolment_rows(scenario, _read(_due_by(scenario, rows, due_by.astimezone(zone))), zone)
+                tables.append(read.filter(pc.less_equal(read.column("due_ts"), int(due_by.timestamp()))))
+        else:
+            read = enrolment_rows(scenario, _read(rows), zone)
+            tables.append(read)
+            counts.append(_arrow_counts(read))
+    new = pa.concat_tables(tables) if tables else ENROLMENT_SCHEMA.empty_table()
     if not dry_run:
-        ledger.enrol(enrolments(new), found.memberships)
-    return new
+        members = [(name, _ids(entered), _ids(left) if left is not None else [], day)
+                   for name, entered, left, day in found.memberships]
+        ledger.enrol(enrolments(new), members)
+    return Enrolled(new, pa.concat_tables(counts) if counts else _COUNTS.empty_table())
 
 
-def _count_enrolled(report: RunReport, new: pa.Table, scenarios: dict[str, Scenario]) -> RunReport:
-    """`report`, with the new enrolments counted (and those of the control groups as holdout), per
-    scenario step in the order the steps first come among them."""
+_COUNTS = pa.schema([("scenario", pa.string()), ("step", pa.int64()), ("held_count", pa.int64()),
+                     ("held_sum", pa.int64())])
+
+
+def _read(rows: ibis.Table) -> pa.Table:
+    """The rows of an enrolment expression, an occasion's steps together (timestamps as wall-clock times)."""
+    table = rows.order_by(["customer_id", "occasion", "step"]).to_pyarrow()
+    at = table.column("occasion_at")
+    if at.type != pa.timestamp("us"):
+        table = table.set_column(table.column_names.index("occasion_at"), "occasion_at",
+                                 pc.cast(at, pa.timestamp("us")))
+    return table
+
+
+def _due_by(scenario: Scenario, rows: ibis.Table, due_by: dt.datetime) -> ibis.Table:
+    """The treated rows whose step is due by `due_by`, as the engine can tell from local wall-clock times: a
+    superset where the zone's offset changes (the exact cut is made on the Unix times of what is read)."""
+    zone = due_by.tzinfo
+    local = due_by.replace(tzinfo=None)
+    offsets = [local.replace(tzinfo=zone).utcoffset()]
+    offsets += [(local + dt.timedelta(days=30 * k)).replace(tzinfo=zone).utcoffset() for k in range(-40, 13)]
+    latest = local + (max(o for o in offsets if o is not None) - offsets[0])
+    wait = dt.timedelta()
+    due = None
+    for step in scenario.steps:
+        wait += dt.timedelta(days=step.wait_days)
+        this = (rows.step == step.number) & (rows.occasion_at <= ibis.literal(latest - wait, type="timestamp"))
+        due = this if due is None else (due | this)
+    return rows.filter(rows.grp == "treated", due)
+
+
+def _step_counts(scenario: Scenario, rows: ibis.Table) -> pa.Table:
+    """The new enrolments per step and those of them in a control group, counted by the engine."""
+    held = ibis.cases((rows.grp != "treated", 1), else_=0)
+    counts = rows.group_by("step").aggregate(held_count=rows.count(), held_sum=held.sum()).to_pyarrow()
+    return pa.table({"scenario": pa.array([scenario.name] * counts.num_rows, pa.string()),
+                     "step": counts.column("step").cast(pa.int64()),
+                     "held_count": counts.column("held_count").cast(pa.int64()),
+                     "held_sum": counts.column("held_sum").cast(pa.int64())}, schema=_COUNTS).sort_by("step")
+
+
+def _arrow_counts(new: pa.Table) -> pa.Table:
     held = pc.not_equal(new.column("grp"), "treated").cast(pa.int64())
     counts = (new.select(["scenario", "step"]).append_column("held", held)
               .group_by(["scenario", "step"], use_threads=False).aggregate([("held", "count"), ("held", "sum")]))
+    return counts.select(_COUNTS.names).cast(_COUNTS).sort_by("step")
+
+
+def _ids(rows: ibis.Table) -> list[str]:
+    return rows.select("customer_id").to_pyarrow().column("customer_id").to_pylist()
+
+
+def _count_enrolled(report: RunReport, counts: pa.Table, scenarios: dict[str, Scenario]) -> RunReport:
+    """`report`, with the new enrolments counted (and those of the control groups as holdout), per
+    scenario step in turn."""
     for name, step, n, n_held in zip(*(counts.column(c).to_pylist() for c in
                                        ("scenario", "step", "held_count", "held_sum")), strict=True):
-        report.count(scenarios[name], step, "enrolled", n)
+        if n:
+            report.count(scenarios[name], step, "enrolled", n)
         if n_held:
             report.count(scenarios[name], step, "holdout", n_held)
     return report

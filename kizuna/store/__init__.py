@@ -12,8 +12,8 @@ __all__ = [
     "KINDS", "TABLES", "CollectedRows", "Column", "DuckDBStore", "PostgresStore", "SparkStore", "Store", "StoreBusy",
     "StoreSettings",
     "cluster_by_customer", "collected_rows", "copy_store", "count_rows", "customer_rows", "first_by",
-    "index_by_customer",
-    "page_at", "page_starts", "rows_of_customers", "sorted_page", "TableSpec", "local_spark_session", "redact",
+    "index_by_customer", "list_places", "list_positions", "placed_rows", "position_column", "rows_of_customers",
+    "salted_digest", "sorted_page", "TableSpec", "local_spark_session", "redact",
     "table_for_kind",
 ]
 
@@ -22,8 +22,11 @@ _LAZY = {"Store": "_engine", "redact": "_engine", "DuckDBStore": "_duckdb", "Pos
          "SparkStore": "_spark", "local_spark_session": "_spark", "copy_store": "_copy",
          "StoreBusy": "_busy", "customer_rows": "_paging", "cluster_by_customer": "_paging",
          "sorted_page": "_paging", "count_rows": "_paging", "rows_of_customers": "_paging",
-         "index_by_customer": "_paging", "page_at": "_paging", "page_starts": "_paging",
-         "CollectedRows": "_spark", "collected_rows": "_spark", "first_by": "_engine"}
+         "index_by_customer": "_paging",
+         "list_places": "_paging", "list_positions": "_paging", "placed_rows": "_paging",
+         "position_column": "_paging",
+         "CollectedRows": "_spark", "collected_rows": "_spark", "first_by": "_engine",
+         "salted_digest": "_engine"}
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

@@ -34,7 +34,7 @@ from ibis.common.exceptions import TableNotFound
 from kizuna._errors import StoreError
 from kizuna.store._schema import TABLES
 
-__all__ = ["Store", "conform", "first_by", "redact"]
+__all__ = ["Store", "conform", "first_by", "redact", "salted_digest"]
 
 # the canonical tables every store has had since its first version; a table added later may be missing from a
 # store opened read-only (see `table`)
@@ -90,6 +90,16 @@ class Store:
     @classmethod
     def _files_at(cls, url: str) -> list[Path]:
         return []
+
+    @staticmethod
+    def writer_waiting(url: str) -> bool:
+        """Whether a process waits to write the store at `url` that readers of this process hold
+        (DuckDB: a writer excludes every reader; it says so while it waits). False for a server's store."""
+        return Store.class_for(url)._writer_waiting(url)
+
+    @classmethod
+    def _writer_waiting(cls, url: str) -> bool:
+        return False
 
     @classmethod
     def connect(cls, url: str, *, home: Path | None = None, memory_limit: str = "", create: bool = True,
@@ -259,6 +269,11 @@ class Store:
     @staticmethod
     def _first_by(value: ibis.Column, key: ibis.Column, where: ibis.Value | None) -> ibis.Scalar:
         return value.argmin(key, where=where)
+
+    @staticmethod
+    def _salted_digest(value: ibis.Value, salt: bytes) -> ibis.Value:
+        # the salt goes as hex: a NUL byte in it has no place in a text literal
+        return _sha256(_unhex(ibis.literal(salt.hex()) + _hex(value))).substr(0, 16).lower()
 
     def create_in_order(self, name: str, rows: pa.Table, by: Sequence[str]) -> ibis.Table:
         """`create(name, rows)`, the rows stored sorted by the columns `by` where the engine keeps them in
@@ -441,6 +456,41 @@ def first_by(value: ibis.Column, key: ibis.Column, *, where: ibis.Value | None =
     importlib.import_module(_MODULES[engine])
     kind = next((cls for cls in Store.__subclasses__() if cls.engine == engine), Store)
     return kind._first_by(value, key, where)
+
+
+def salted_digest(value: ibis.Value, salt: bytes) -> ibis.Value:
+    """The first 16 hex digits (lowercase) of SHA-256(`salt` + the UTF-8 bytes of the text `value`), worked out
+    by the engine the expression runs on: what ``hashlib.sha256(salt + value.encode()).hexdigest()[:16]`` gives,
+    so that a share drawn from a key (a customer's control group) is the same in the engine and in Python."""
+    return _store_class(value)._salted_digest(value, salt)
+
+
+def _store_class(value: ibis.Value) -> type[Store]:
+    import importlib
+
+    try:
+        engine = value._find_backend(use_default=False).name
+    except Exception:  # an expression bound to no backend (in-memory rows): DuckDB runs it
+        engine = ""
+    if engine not in _MODULES:
+        return Store
+    importlib.import_module(_MODULES[engine])
+    return next((cls for cls in Store.__subclasses__() if cls.engine == engine), Store)
+
+
+@ibis.udf.scalar.builtin(name="hex")
+def _hex(value: str) -> str:  # DuckDB: the hex digits of a text's UTF-8 bytes
+    ...
+
+
+@ibis.udf.scalar.builtin(name="unhex")
+def _unhex(value: str) -> bytes:
+    ...
+
+
+@ibis.udf.scalar.builtin(name="sha256")
+def _sha256(value: bytes) -> str:
+    ...
 
 
 def conform(rows: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Table:

@@ -34,6 +34,11 @@ class PostgresStore(Store):
         backend = ibis.connect(url.replace("postgresql://", "postgres://", 1))
         return cls(backend, url, memory_limit=memory_limit, lock_wait=lock_wait)
 
+    @staticmethod
+    def _salted_digest(value: ibis.Value, salt: bytes) -> ibis.Value:
+        utf8 = _encode(_convert_to(value, "UTF8"), "hex")
+        return _encode(_sha256(_decode(ibis.literal(salt.hex()) + utf8, "hex")), "hex").substr(0, 16)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with self.backend.con.transaction():
@@ -85,3 +90,23 @@ class PostgresStore(Store):
             with self.backend.con.cursor() as cursor:  # autocommit: VACUUM runs outside a transaction
                 cursor.execute(f"VACUUM FULL {sg.to_identifier(name, quoted=True).sql('postgres')}")
         return "vacuum_full"
+
+
+@ibis.udf.scalar.builtin(name="convert_to")
+def _convert_to(value: str, encoding: str) -> bytes:
+    ...
+
+
+@ibis.udf.scalar.builtin(name="encode")
+def _encode(value: bytes, form: str) -> str:
+    ...
+
+
+@ibis.udf.scalar.builtin(name="decode")
+def _decode(value: str, form: str) -> bytes:
+    ...
+
+
+@ibis.udf.scalar.builtin(name="sha256")
+def _sha256(value: bytes) -> bytes:
+    ...

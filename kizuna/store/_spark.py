@@ -17,7 +17,7 @@ import ibis
 import pyarrow as pa
 
 from kizuna._errors import StoreError
-from kizuna.store._engine import BatchOut, Store, conform
+from kizuna.store._engine import BatchOut, Store, _hex, _unhex, conform
 
 __all__ = ["CollectedRows", "SparkStore", "collected_rows", "local_spark_session"]
 
@@ -89,6 +89,10 @@ class SparkStore(Store):
             session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous)
         return self.table(name)
 
+    @staticmethod
+    def _salted_digest(value: ibis.Value, salt: bytes) -> ibis.Value:
+        return _sha2(_unhex(ibis.literal(salt.hex()) + _hex(value)), 256).substr(0, 16).lower()
+
     def same_database(self, other: Store) -> bool:
         # two Ibis backends may share one session and database
         return self is other or (isinstance(other, SparkStore) and self.backend._session is other.backend._session
@@ -131,6 +135,11 @@ class SparkStore(Store):
         """``"tables_rewritten"``: nothing more; `rename_customers` rewrote the tables whole and
         Spark deleted their old files."""
         return "tables_rewritten"
+
+
+@ibis.udf.scalar.builtin(name="sha2")
+def _sha2(value: bytes, bits: int) -> str:
+    ...
 
 
 def _naive(batch: pa.RecordBatch) -> pa.RecordBatch:
