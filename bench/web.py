@@ -15,7 +15,7 @@ sort both ways (`warm_sorts`: every server process sorts a long list once per so
 then each URL is loaded for `--duration` seconds by `wrk` (Debian's package; a Lua script prints p50 /
 p95 / p99) with `--connections` open connections, or, where wrk is missing, by an httpx async client
 with as many workers.
-`--workers N` starts `kizuna serve --workers N` (default: the command's own default, the cores).
+`--workers N` starts `kizuna serve --workers N` (default: the command's own default, one process).
 The server's CPU time per request (user + system, its worker processes and DuckDB's threads
 included, from /proc) is printed beside the latencies.
 Prints the commands, one table row per URL, and a JSON line. Target (issue 24): p95 < 150 ms for the customer

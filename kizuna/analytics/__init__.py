@@ -2,6 +2,7 @@
 
 from kizuna.analytics._base import DETRACTOR_MAX, PASSIVE_MAX, AsOf, counted_orders, latest_nps, nps_class, nps_class_of
 from kizuna.analytics._dashboard import (
+    LIST_CONTACTS,
     TREND_MONTHS,
     list_members,
     monthly_ltv,
@@ -89,7 +90,7 @@ __all__ = [
     "latest_nps", "ltv_distribution", "nps_by_channel", "nps_class", "nps_summary", "order_summary",
     "quintile", "score_categories", "subscription_churn", "top_share",
     "DETRACTOR_MAX", "PASSIVE_MAX", "nps_class_of", "TREND_MONTHS", "monthly_ltv", "monthly_nps", "rf_grid",
-    "list_members", "overview_figures", "overview_from_rows", "overview_rows",
+    "LIST_CONTACTS", "list_members", "overview_figures", "overview_from_rows", "overview_rows",
     "MEMBER_SORTS", "PAGE_COLUMNS", "MemberPage", "MemberQuery", "member_list", "member_page",
     "COMPARED_KPIS", "LOWER_IS_BETTER", "POINT_KPIS", "KpiComparison", "Period", "kpi_comparison", "lost_by_reason",
     "period_kpis",

@@ -22,10 +22,11 @@ from ibis import _
 
 from kizuna.analytics._base import AsOf, counted_orders, nps_class, ratio
 
-__all__ = ["TREND_MONTHS", "list_members", "ltv_trend", "monthly_ltv", "monthly_nps", "overview_from_rows",
-           "overview_rows", "rf_grid"]
+__all__ = ["LIST_CONTACTS", "TREND_MONTHS", "list_members", "ltv_trend", "monthly_ltv", "monthly_nps",
+           "overview_from_rows", "overview_rows", "rf_grid"]
 
 TREND_MONTHS = 12
+LIST_CONTACTS = ("name", "email", "phone")  # what a list page shows of a customer's contact data
 
 
 def _month_start(day: dt.date, back: int) -> dt.date:
@@ -126,14 +127,21 @@ def _decode(value: dict[str, Any]) -> Any:
 
 
 # -- the lists' rows -------------------------------------------------------------------------------
-def list_members(scores: ibis.Table, predictions: ibis.Table | None) -> ibis.Table:
+def list_members(scores: ibis.Table, predictions: ibis.Table | None,
+                 customers: ibis.Table | None = None) -> ibis.Table:
     """`customer_scores` with the churn risk and value at risk of `predictions` (NULL without a
     prediction, and where the prediction is no finite number): what the customer lists filter and sort
-    by, stored so that a list sorted by a prediction needs no join of every customer."""
+    by, stored so that a list sorted by a prediction needs no join of every customer. With `customers`,
+    also the name, e-mail and phone a list page shows (`LIST_CONTACTS`), so that a page is one read."""
     if predictions is None:
-        return scores.mutate(churn_risk=ibis.null("float64"), value_at_risk=ibis.null("float64"))
-    finite = {c: ibis.cases((predictions[c].isnan() | predictions[c].isinf(), ibis.null("float64")),
-                            else_=predictions[c].cast("float64"))
-              for c in ("churn_risk", "value_at_risk")}
-    joined = scores.left_join(predictions.select("customer_id", **finite), "customer_id")
-    return joined.select(*scores.columns, "churn_risk", "value_at_risk")
+        members = scores.mutate(churn_risk=ibis.null("float64"), value_at_risk=ibis.null("float64"))
+    else:
+        finite = {c: ibis.cases((predictions[c].isnan() | predictions[c].isinf(), ibis.null("float64")),
+                                else_=predictions[c].cast("float64"))
+                  for c in ("churn_risk", "value_at_risk")}
+        joined = scores.left_join(predictions.select("customer_id", **finite), "customer_id")
+        members = joined.select(*scores.columns, "churn_risk", "value_at_risk")
+    if customers is None:
+        return members
+    joined = members.left_join(customers.select("customer_id", *LIST_CONTACTS), "customer_id")
+    return joined.select(*members.columns, *LIST_CONTACTS)

@@ -29,6 +29,8 @@ from kizuna.store._engine import Store, redact
 __all__ = ["DuckDBStore"]
 
 PRIVATE_FILE_MODE = 0o600  # the store holds customers' personal data: its user's alone
+_WAITING = ".waiting"  # beside the file while a writer waits for it (`_connect`)
+_WAITING_FRESH = 2.0  # seconds a waiting mark counts: a waiting writer touches it more often
 _CURSORS = threading.Lock()
 
 
@@ -96,6 +98,11 @@ class DuckDBStore(Store):
     @classmethod
     def _open_error(cls, url: str, exc: Exception) -> StoreError:
         return busy_error(redact(url), exc) or super()._open_error(url, exc)  # busy: another process holds the file
+
+    @classmethod
+    def _writer_waiting(cls, url: str) -> bool:
+        path = duckdb_path(url)
+        return path != ":memory:" and writer_waits(path)
 
     @classmethod
     def _files_at(cls, url: str) -> list[Path]:
@@ -315,16 +322,36 @@ def _arg_min_null(value: ibis.DataType, key: ibis.DataType) -> Callable[..., ibi
 def _connect(path: str, *, read_only: bool, wait: float) -> ibis.BaseBackend:
     # DuckDB locks the whole file per process: a writer excludes everyone, readers exclude a
     # writer. Commands from cron and the web app hold it for seconds, so wait a little for them.
+    # A writer that waits says so (`_WAITING` beside the file, touched at each try): the web app
+    # lets go of the file then, and only then, rather than every few seconds in case one waits.
     deadline = time.monotonic() + wait
     pause = 0.02
-    while True:
-        try:
-            return ibis.duckdb.connect(path, read_only=read_only)
-        except Exception as exc:
-            if "Could not set lock on file" not in str(exc) or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.5)
+    waiting = None if read_only or path == ":memory:" else Path(path + _WAITING)
+    try:
+        while True:
+            try:
+                return ibis.duckdb.connect(path, read_only=read_only)
+            except Exception as exc:
+                if "Could not set lock on file" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+            if waiting is not None:
+                with contextlib.suppress(OSError):
+                    waiting.touch(mode=PRIVATE_FILE_MODE)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+    finally:
+        if waiting is not None:
+            with contextlib.suppress(OSError):
+                waiting.unlink(missing_ok=True)
+
+
+def writer_waits(path: str) -> bool:
+    """Whether a writer touched `path`'s waiting mark within the last `_WAITING_FRESH` seconds (a
+    process that died waiting leaves a mark that soon stops counting)."""
+    try:
+        return time.time() - os.stat(path + _WAITING).st_mtime < _WAITING_FRESH
+    except OSError:
+        return False
 
 
 def _session(backend: ibis.BaseBackend, memory_limit: str) -> None:

@@ -21,12 +21,13 @@ from collections.abc import Callable, Collection, Hashable, Sequence
 
 import ibis
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlglot as sg
 
 from kizuna.store._engine import Store
 
-__all__ = ["cluster_by_customer", "count_rows", "customer_rows", "index_by_customer", "page_at", "page_starts",
-           "rows_of_customers", "sorted_page"]
+__all__ = ["cluster_by_customer", "count_rows", "customer_rows", "index_by_customer", "list_places", "list_positions",
+           "placed_rows", "position_column", "rows_of_customers", "sorted_page"]
 
 # Row groups a lookup of one customer may read, on average, before the table is rewritten in
 # customer order (rows appended since the last rewrite add a few row groups that every lookup reads).
@@ -170,52 +171,103 @@ def sorted_page(store: Store, rows: Callable[[], ibis.Table], order: Sequence[tu
     return found.take(pa.array(range(found.num_rows - 1, -1, -1), pa.int64())) if backwards else found
 
 
-def page_starts(store: Store, rows: Callable[[], ibis.Table], order: Sequence[tuple[str, bool]], *, every: int,
-                key: Hashable | None = None) -> list[tuple] | None:
-    """Where each page of `rows()` in `order` begins (as `sorted_page` orders them): the `order` columns'
-    values of rows 0, `every`, 2 × `every`, …, for `page_at`. One sort of the whole list, so that a page
-    deep inside a long list is then read without sorting it again. None on engines other than DuckDB
-    (`sorted_page` serves them)."""
+def position_column(column: str, descending: bool) -> str:
+    """The column of `list_positions` that holds each row's place in the order of `column`, either way."""
+    return f"_at_{column}_{'desc' if descending else 'asc'}"
+
+
+def list_positions(store: Store, rows: ibis.Table, columns: Sequence[str], *, name: str) -> ibis.Table | None:
+    """Scratch table `name`: `customer_id` and, for each of `columns` and either direction, each row's
+    place (0, 1, …) among all of `rows` in that order as `sorted_page` orders a list (NULLs last, ties by
+    customer id; `customer_id` itself has no ties) — `position_column(column, descending)`. A list, a
+    subset of `rows` in the same order, then reads a page as the rows whose place lies between the
+    places of its first and last row: a range condition on one integer column, no sort. None on
+    engines other than DuckDB (they sort each page: `sorted_page`).
+
+    One read of the columns in customer order and one stable sort per column (the descending order is
+    the ascending one's groups of equal values turned around, each still in customer order)."""
+    import numpy as np
+
     if store.engine != "duckdb":
         return None
-    columns = ", ".join(_quoted(c) for c, _ in order)
-    by = ", ".join(f"{_quoted(c)} {'DESC' if d else 'ASC'} NULLS LAST" for c, d in order)
-    statement = (f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (ORDER BY {by}) - 1 AS kizuna_row "
-                 f"FROM ({_compiled(store, rows, key)}) AS listed) AS numbered "
-                 f"WHERE kizuna_row % {int(every)} = 0 ORDER BY kizuna_row")
     with store.engine_errors():
-        return [tuple(row) for row in store.backend.con.execute(statement).fetchall()]
+        values = store.backend.to_pyarrow(rows.select("customer_id", *(c for c in columns if c != "customer_id"))
+                                          .order_by("customer_id"))
+    count = values.num_rows
+    ids = np.arange(count, dtype=np.int32)
+    placed: dict[str, object] = {"customer_id": values.column("customer_id")}
+    for column in columns:
+        if column == "customer_id":
+            placed[position_column(column, False)] = ids
+            placed[position_column(column, True)] = ids[::-1].copy()
+            continue
+        data = values.column(column)
+        if pa.types.is_timestamp(data.type) or pa.types.is_date(data.type):
+            data = data.cast(pa.int64())
+        missing = data.is_null().to_numpy(zero_copy_only=False)
+        if pa.types.is_integer(data.type):  # small integers (counts, days, scores) sort by radix: 16 bits
+            low, high = pc.min_max(data).values()
+            small = low.as_py() is None or (low.as_py() >= -(2 ** 15) and high.as_py() < 2 ** 15)
+            numbers = data.fill_null(0).to_numpy().astype(np.int16 if small else np.int64)
+        else:
+            numbers = data.cast(pa.float64()).fill_null(0.0).to_numpy()
+        placed[position_column(column, False)], placed[position_column(column, True)] = _places(numbers, missing)
+    return store.create(name, pa.table(placed), scratch=True)
 
 
-def page_at(store: Store, rows: Callable[[], ibis.Table], order: Sequence[tuple[str, bool]], start: Sequence[object],
-            *, limit: int, key: Hashable | None = None) -> pa.Table:
-    """`limit` rows of `rows()` in `order` from the row whose `order` values are `start` on (one of
-    `page_starts`): the rows before it are left out by a condition on the sort columns, not sorted and
-    skipped, so a page deep inside a long list costs what the first one does. DuckDB only."""
-    condition, params = _at_or_after(order, start)
-    by = ", ".join(f"{_quoted(c)} {'DESC' if d else 'ASC'} NULLS LAST" for c, d in order)
-    statement = (f"SELECT * FROM ({_compiled(store, rows, key)}) AS page WHERE {condition} ORDER BY {by} "
-                 f"LIMIT {int(limit)}")
+def _places(values: object, missing: object) -> tuple[object, object]:
+    """Each row's place ascending and descending (rows given in customer order; NULLs last either way,
+    ties in the given order)."""
+    import numpy as np
+
+    count = len(values)
+    present = np.flatnonzero(~missing)
+    ranked = present[np.argsort(values[present], kind="stable")]
+    known = len(ranked)
+    ascending, descending = np.empty(count, np.int32), np.empty(count, np.int32)
+    ascending[ranked] = np.arange(known, dtype=np.int32)
+    if known:
+        ordered = values[ranked]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        ends = np.r_[starts[1:], known]
+        sizes = ends - starts
+        # a row in the group of equal values [start, end) of the ascending order: the groups above it come
+        # first when descending, then its own group in the same order
+        descending[ranked] = known - np.repeat(ends, sizes) + np.arange(known) - np.repeat(starts, sizes)
+    nulls = np.flatnonzero(missing)
+    ascending[nulls] = descending[nulls] = np.arange(known, count, dtype=np.int32)
+    return ascending, descending
+
+
+def list_places(store: Store, rows: Callable[[], ibis.Table], column: str, *,
+                key: Hashable | None = None) -> object:
+    """The values of integer column `column` (one of `list_positions`) over `rows()`, sorted: a list's
+    places in one order, so that its page n holds the rows placed from its ``n × size``-th place to the
+    one before the next page's (`placed_rows`). A NumPy array."""
+    import numpy as np
+
     with store.engine_errors():
-        return store.backend.con.execute(statement, params).to_arrow_table()
+        if store.engine == "duckdb":
+            statement = f"SELECT {_quoted(column)} FROM ({_compiled(store, rows, key)}) AS listed"
+            found = store.backend.con.execute(statement).fetchnumpy()[column]
+        else:  # a store copied from DuckDB with its lists' rows
+            found = rows().select(column).to_pyarrow().column(column).to_numpy()
+    return np.sort(np.asarray(found, dtype=np.int32))
 
 
-def _at_or_after(order: Sequence[tuple[str, bool]], start: Sequence[object]) -> tuple[str, list[object]]:
-    """The condition (SQL and its parameters) "at or after the row whose `order` values are `start`" in
-    `order` (NULLs last; the last column unique). Built from the last column out: beyond `start` on a
-    column, or equal to it there and at or after it on the columns that follow."""
-    condition, params = "", []
-    for (column, descending), value in reversed(list(zip(order, start, strict=True))):
-        name = _quoted(column)
-        if value is None:  # NULLs come last: only NULLs are at or after it on this column
-            beyond, equal, values = "FALSE", f"{name} IS NULL", []
-        else:
-            beyond, equal, values = f"({name} IS NULL OR {name} {'<' if descending else '>'} ?)", f"{name} = ?", [value]
-        if not condition:  # the last column: at or after
-            condition, params = f"({beyond} OR {equal})", values + values
-        else:
-            condition, params = f"({beyond} OR ({equal} AND {condition}))", values + values + params
-    return condition, params
+def placed_rows(store: Store, rows: Callable[[], ibis.Table], column: str, first: int, last: int, *,
+                key: Hashable | None = None) -> pa.Table:
+    """The rows of `rows()` whose `column` (one of `list_positions`) lies between `first` and `last`, in
+    that order: one page of a list whose places `list_places` gave. A range condition on one column,
+    which DuckDB applies while it scans (the other columns are read for the matching rows only)."""
+    with store.engine_errors():
+        if store.engine == "duckdb":
+            name = _quoted(column)
+            statement = (f"SELECT * FROM ({_compiled(store, rows, key)}) AS page WHERE {name} BETWEEN ? AND ? "
+                         f"ORDER BY {name}")
+            return store.backend.con.execute(statement, [int(first), int(last)]).to_arrow_table()
+        table = rows()
+        return table.filter(table[column].between(int(first), int(last))).order_by(column).to_pyarrow()
 
 
 def count_rows(store: Store, rows: Callable[[], ibis.Table], *, key: Hashable | None = None) -> int:

@@ -239,7 +239,7 @@ def exposed_files(workspace_dir: Path | str) -> list[Path]:
 
 # -- the application ----------------------------------------------------------------------------
 def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None, lang: str | None = None,
-               lock_wait: float = 5.0, max_hold: float = 10.0, release: float = 0.6, warm: bool = True,
+               lock_wait: float = 5.0, max_hold: float | None = None, release: float = 0.6, warm: bool = True,
                logins_per_minute: int = 10, private_files: bool = False) -> Starlette:
     """The web app on the workspace in `workspace_dir`.
 

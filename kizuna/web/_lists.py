@@ -4,10 +4,11 @@ the day's call lists.
 The first two are `kizuna.analytics.member_page` / `member_list` over the workspace's tables, run in
 the engine, the same on every engine: the page's fifty rows and its total come back, with contact data
 masked for a viewer. A page without a search reads the lists' rows that `kizuna analyze` and `predict`
-store (the scores with the two prediction columns a list sorts by), in the same order and with the same
-rows as `member_page`; of a long list, the app keeps where each page begins per sort (`_stored_page`),
-nothing else between requests. The call lists are `Workspace.call_lists` (keep
-or win-back, within the day's capacity), each call with its customer's last call.
+store (the scores with the two prediction columns a list sorts by and the contact data a page shows), in
+the same order and with the same rows as `member_page`; the app keeps, per list and sort, where each page
+begins and ends among the rows' stored places (`_stored_page`), nothing else between requests. The call
+lists are `Workspace.call_lists` (keep or win-back, within the day's capacity), each call with its
+customer's last call.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from kizuna._errors import KizunaError
 from kizuna.analytics import PAGE_COLUMNS, SEGMENTS, AsOf, MemberQuery, member_list, member_page, segment_filter
 from kizuna.i18n import segment_key
 from kizuna.web._auth import mask_row
@@ -27,12 +28,7 @@ __all__ = ["CALL_LISTS", "call_list_view", "last_calls", "list_export", "list_pa
 
 CALL_LISTS = ("keep", "winback")
 _PREDICTION_SORTS = ("churn_risk", "value_at_risk")
-_CONTACTS = ("name", "email", "phone")  # a page's contact columns, from customers
-_STORED_COLUMNS = tuple(c for c in PAGE_COLUMNS if c not in _CONTACTS)
-# Lists this long read a page far from both ends from where it starts (`_stored_page`); a page within
-# NEAR_END_ROWS of an end is a short sort from that end.
-LONG_LIST_ROWS = 50_000
-NEAR_END_ROWS = 2_000
+_CONTACTS = ("name", "email", "phone")  # a page's contact columns (in the lists' rows, or from customers)
 
 
 def _tables(ws: Any) -> tuple[Any, Any, Any]:
@@ -59,14 +55,14 @@ def list_page(ws: Any, query: MemberQuery, page: int, *, operator: bool,
 def _stored_page(ws: Any, query: MemberQuery, page: int, tables: frozenset[str], *, operator: bool,
                  reader: Any = None) -> tuple[str, int, list[dict[str, Any]]]:
     """`list_page` from the lists' rows `kizuna analyze` and `predict` store (`analytics.list_members`):
-    no join with the predictions; the page's rows sorted from the nearer end of the list
-    (`store.sorted_page`), their contact data read for those fifty customers alone.
+    no join with the predictions, nor with the customers where the rows hold their contact data.
 
-    A page far from both ends of a long list (`LONG_LIST_ROWS`) would sort a large part of it on every
-    request: there the page starts from where it begins in the list's order (`store.page_at`), once
-    the app has sorted that list that way (`store.page_starts`, in the background, once per store
-    version; meanwhile `sorted_page` serves it)."""
-    from kizuna.store import count_rows, page_at, rows_of_customers, sorted_page
+    Where the rows hold each one's place in every order (`store.list_positions`, DuckDB), a page is the
+    rows placed between the places of its first and last row: the list's places in that order are read
+    once per store version (`_places`, kept by the app's `reader`, a few bytes a page), and a page then
+    reads fifty rows by a range condition, sorting nothing. Elsewhere the page's rows are sorted from
+    the nearer end of the list (`store.sorted_page`)."""
+    from kizuna.store import count_rows, placed_rows, position_column, rows_of_customers, sorted_page
 
     sort = query.sort if query.sort in SORTS else "ltv_revenue"
     if sort in _PREDICTION_SORTS and PREDICTIONS not in tables:
@@ -77,59 +73,73 @@ def _stored_page(ws: Any, query: MemberQuery, page: int, tables: frozenset[str],
         key = f"R{query.r}F{query.f}"
     else:
         raise ValueError("a list needs a segment or an R and F score")
-
-    def narrowed() -> Any:
-        return _members_of(ws, query)
-
     if query.segment and key not in SEGMENTS:
-        narrowed()  # an unknown segment: its error, before anything runs
-    order = [(sort, query.descending)] + ([] if sort == "customer_id" else [("customer_id", False)])
+        _members_of(ws, query, ())  # an unknown segment: its error, before anything runs
+    stored = _cached(reader, ws, "list-columns", _stored_columns)
+    shown = tuple(c for c in PAGE_COLUMNS if c in stored)
+    column = position_column(sort, query.descending)
     offset = (page - 1) * PAGE_SIZE
     with ws.store.engine_errors():
-        total = count_rows(ws.store, narrowed, key=("list", key))
-        starts = None
-        if reader is not None and total >= LONG_LIST_ROWS and min(offset, total - offset) > NEAR_END_ROWS:
-            starts = _page_starts(reader, query, key, order)
-        if starts is not None and page - 1 < len(starts):
-            found = page_at(ws.store, narrowed, order, starts[page - 1], limit=PAGE_SIZE, key=("list", key))
+        if column in stored:  # places stored (`store.list_positions`)
+            total, starts, ends = _places(reader, ws, query, key, column)
+            found = placed_rows(ws.store, lambda: _members_of(ws, query, (*shown, column)), column,
+                                starts[page - 1], ends[page - 1], key=("list", key, column, shown)) \
+                if page - 1 < len(starts) else None
+            rows = found.to_pylist() if found is not None else []
         else:
-            found = sorted_page(ws.store, narrowed, order, offset=offset, limit=PAGE_SIZE, total=total,
-                                key=("list", key))
-        rows = found.to_pylist()
-        contacts = rows_of_customers(ws.store, "customers", [r["customer_id"] for r in rows],
-                                     ("customer_id", *_CONTACTS)).to_pylist() if rows else []
-    known = {c["customer_id"]: c for c in contacts}
-    empty = dict.fromkeys(_CONTACTS)
-    shown = [{c: {**r, **known.get(r["customer_id"], empty)}[c] for c in PAGE_COLUMNS} for r in rows]
-    return key, total, [mask_row(row, operator) for row in shown]
+            def narrowed() -> Any:
+                return _members_of(ws, query, shown)
+
+            order = [(sort, query.descending)] + ([] if sort == "customer_id" else [("customer_id", False)])
+            total = count_rows(ws.store, narrowed, key=("list", key, shown))
+            rows = sorted_page(ws.store, narrowed, order, offset=offset, limit=PAGE_SIZE, total=total,
+                               key=("list", key, shown)).to_pylist()
+        missing = [c for c in _CONTACTS if c not in stored]
+        if rows and missing:  # lists' rows stored by an older kizuna: the page's contact data from customers
+            contacts = rows_of_customers(ws.store, "customers", [r["customer_id"] for r in rows],
+                                         ("customer_id", *missing)).to_pylist()
+            known = {c["customer_id"]: c for c in contacts}
+            empty = dict.fromkeys(missing)
+            rows = [{**r, **known.get(r["customer_id"], empty)} for r in rows]
+    return key, total, [mask_row({c: r[c] for c in PAGE_COLUMNS}, operator) for r in rows]
 
 
-def _members_of(ws: Any, query: MemberQuery) -> Any:
-    """The stored rows of the list `query` names (an Ibis expression)."""
+def _stored_columns(ws: Any) -> frozenset[str]:
+    return frozenset(ws.store.table(MEMBERS).columns)
+
+
+def _cached(reader: Any, ws: Any, name: str, compute: Any) -> Any:
+    """`compute(ws)` for the store's current version, kept by the app's `reader` (computed here without one)."""
+    if reader is None:
+        return compute(ws)
+    value, _stale = reader.cached(name, compute, stale_ok=False)
+    return value
+
+
+def _members_of(ws: Any, query: MemberQuery, columns: tuple[str, ...]) -> Any:
+    """`columns` of the stored rows of the list `query` names (an Ibis expression)."""
     members = ws.store.table(MEMBERS)
     if query.segment:
         _key, condition = segment_filter(members, query.segment)
     else:
         condition = (members.r_score == query.r) & (members.f_score == query.f)
-    return members.filter(condition).select(*_STORED_COLUMNS)
+    return members.filter(condition).select(*columns)
 
 
-def _page_starts(reader: Any, query: MemberQuery, key: str,
-                 order: list[tuple[str, bool]]) -> list[tuple] | None:
-    """Where each page of list `key` in `order` begins, for the store's current version; None while the
-    app computes it (in the background, from this first request) or where the engine has none."""
-    from kizuna.store import page_starts
-    from kizuna.web._store import Pending
+def _places(reader: Any, ws: Any, query: MemberQuery, key: str, column: str) -> tuple[int, Any, Any]:
+    """(customers on list `key`, where each of its pages begins and where it ends in the order whose places
+    `column` holds: the place of every `PAGE_SIZE`-th row and of the row before the next), for the store's
+    current version."""
+    from kizuna.store import list_places
 
-    def compute(ws: Any) -> list[tuple] | None:
-        return page_starts(ws.store, lambda: _members_of(ws, query), order, every=PAGE_SIZE, key=("list", key))
+    def compute(ws: Any) -> tuple[int, Any, Any]:
+        places = list_places(ws.store, lambda: _members_of(ws, query, (column,)), column, key=("places", key, column))
+        ends = places[PAGE_SIZE - 1::PAGE_SIZE]
+        if len(places) % PAGE_SIZE:
+            ends = np.append(ends, places[-1])
+        return len(places), places[::PAGE_SIZE].copy(), ends.copy()
 
-    name = "page-starts " + key + " " + " ".join(f"{c}:{int(d)}" for c, d in order)
-    try:
-        starts, _stale = reader.cached(name, compute, wait=0.0, stale_ok=False)
-    except (Pending, KizunaError):  # not yet, or the sort failed (the store busy): the page sorts as before
-        return None
-    return starts
+    return _cached(reader, ws, f"places {key} {column}", compute)
 
 
 def list_export(ws: Any, query: MemberQuery, *, operator: bool) -> tuple[str, pa.Table]:

@@ -6,10 +6,13 @@ DuckDB lets a file be opened by one writing process, or by readers, never both. 
 * each request opens the store read-only and closes it after; one extra connection (the
   `StoreGate`'s anchor) stays open while requests keep coming, so that DuckDB's cache stays warm,
   and is closed after 2 s without a request;
-* the `StoreGate` lets go of the file regularly even under a steady stream of requests: once the
-  app has held it for `max_hold` seconds (10) without a break, new requests wait until the
-  running ones finish and the file has stayed closed for `release` seconds (0.6) — longer than
-  the 0.5 s between a waiting command's tries — so the command gets it;
+* the `StoreGate` lets go of the file even under a steady stream of requests when a command waits
+  to write it (kizuna's store marks the file while it waits: `Store.writer_waiting`): new requests
+  wait until the running ones finish and the file has stayed closed for `release` seconds (0.6) —
+  longer than the 0.5 s between a waiting command's tries — so the command gets it. It no longer
+  lets go every few seconds in case someone waits: each time cost every request of the moment the
+  wait, and the reopened file a cold cache. `max_hold` seconds, when given, still bounds how long
+  it holds the file without a break (for writers that do not mark their wait);
 * figures that take long on a large store (the KPI report reads every order: ~40 s at 1M
   customers; segment migration) are computed on a private copy of the file (`snapshot`: the
   store is held only while it is copied), once per version of the store (its files' sizes and
@@ -47,7 +50,8 @@ class Pending(KizunaError):
 
 
 class StoreGate:
-    """Counts the requests that hold the store open and closes the gate now and then (see module).
+    """Counts the requests that hold the store open and closes the gate when a writer waits (see module):
+    `waiting()` says whether one does; `max_hold` (seconds, optional) closes it after that long regardless.
 
     `opener` (optional) opens a connection that stays open between requests while they keep
     coming — DuckDB keeps one database instance per file and process while any connection is
@@ -55,10 +59,12 @@ class StoreGate:
     whenever the gate closes. The time the file stays open counts from that connection's opening.
     """
 
-    def __init__(self, max_hold: float = 10.0, release: float = 0.6, *, opener: Callable[[], Any] | None = None,
-                 idle: float = 2.0) -> None:
+    def __init__(self, max_hold: float | None = None, release: float = 0.6, *,
+                 opener: Callable[[], Any] | None = None, idle: float = 2.0,
+                 waiting: Callable[[], bool] | None = None) -> None:
         self.max_hold, self.release, self.idle = max_hold, release, idle
         self._opener = opener
+        self._waiting = waiting  # whether a writer waits for the file (then the gate closes)
         self._anchor: Any = None
         self._cond = threading.Condition()
         self._active = 0
@@ -85,7 +91,7 @@ class StoreGate:
                     waiting = self._draining or self._writing
                     self._cond.wait(timeout=0.05 if waiting else max(0.01, self._closed_until - now))
                     continue
-                if self._since is not None and now - self._since > self.max_hold:
+                if self._since is not None and self._must_release(now):
                     if self._active == 0:
                         self._close_file(now)
                     else:
@@ -98,6 +104,14 @@ class StoreGate:
             need_anchor = self._opener is not None and self._anchor is None
         if need_anchor:
             self._open_anchor()
+
+    def _must_release(self, now: float) -> bool:
+        if self.max_hold is not None and now - self._since > self.max_hold:
+            return True
+        try:
+            return self._waiting is not None and self._waiting()
+        except Exception:  # e.g. kizuna.toml being rewritten: the next request asks again
+            return False
 
     def _open_anchor(self) -> None:
         try:
@@ -182,11 +196,11 @@ class StoreGate:
 class Reader:
     """The web app's access to one workspace: short read-only sessions and per-version caches."""
 
-    def __init__(self, path: Path | str, *, lock_wait: float = 5.0, max_hold: float = 10.0,
+    def __init__(self, path: Path | str, *, lock_wait: float = 5.0, max_hold: float | None = None,
                  release: float = 0.6) -> None:
         self.path = Path(path)
         self.lock_wait = lock_wait
-        self.gate = StoreGate(max_hold, release, opener=self._anchor)
+        self.gate = StoreGate(max_hold, release, opener=self._anchor, waiting=self._writer_waiting)
         self._cache: dict[str, tuple[tuple, Any]] = {}
         self._refreshing: dict[str, threading.Thread] = {}
         self._errors: dict[str, Exception] = {}
@@ -212,6 +226,12 @@ class Reader:
         settings = Settings.load(path)
         self._loaded_settings = (version, settings)
         return settings
+
+    def _writer_waiting(self) -> bool:
+        from kizuna.store import Store
+        from kizuna.workspace import STORE_FILE
+
+        return Store.writer_waiting(self._settings().store.url or str(self.path / STORE_FILE))
 
     def _anchor(self) -> Any:
         """A read-only connection kept between requests (see `StoreGate`); stores in a local file only."""

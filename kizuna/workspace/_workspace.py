@@ -16,7 +16,7 @@ from kizuna._errors import KizunaError, NoDataError, Phrase, WorkspaceError
 from kizuna.exporting import check_output, export_segment
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
 from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, RankRule
-from kizuna.store import TABLES, Store, cluster_by_customer, index_by_customer
+from kizuna.store import TABLES, Store, cluster_by_customer, index_by_customer, list_positions
 from kizuna.workspace._outreach import Outreach
 from kizuna.workspace._settings import Settings
 
@@ -196,9 +196,11 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         if path is None:
             kind, path = None, kind
         with self.store.engine_errors():
-            return import_file(self.store, kind, path, mapping=_mapping(mapping), encoding=encoding, sheet=sheet,
-                               header_row=header_row, platform=platform, on_progress=on_progress, on_phase=on_phase,
-                               **self._import_options(lang))
+            summary = import_file(self.store, kind, path, mapping=_mapping(mapping), encoding=encoding, sheet=sheet,
+                                  header_row=header_row, platform=platform, on_progress=on_progress,
+                                  on_phase=on_phase, **self._import_options(lang))
+            self._refresh_list_contacts([summary])
+        return summary
 
     def _import_options(self, lang: str | None = None) -> dict[str, Any]:
         """What every import into this workspace uses: its time zone, rejects folder, batch size, guest key and
@@ -226,8 +228,19 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         from kizuna.importing import import_folder
 
         with self.store.engine_errors():
-            return import_folder(self.store, folder, mapping=_mapping(mapping), platform=platform, on_file=on_file,
-                                 on_progress=on_progress, on_phase=on_phase, **self._import_options(lang))
+            summaries = import_folder(self.store, folder, mapping=_mapping(mapping), platform=platform,
+                                      on_file=on_file, on_progress=on_progress, on_phase=on_phase,
+                                      **self._import_options(lang))
+            self._refresh_list_contacts(summaries)
+        return summaries
+
+    def _refresh_list_contacts(self, summaries: list[ImportSummary]) -> None:
+        """The lists' rows keep each customer's name, e-mail and phone (`analytics.LIST_CONTACTS`): after an
+        import that changed customers, they are written again, so that a list never shows an old phone."""
+        changed = any((counts := summary.tables.get("customers")) and (counts.added or counts.updated)
+                      for summary in summaries)
+        if changed and self.store.has_table(MEMBERS):
+            self._write_views()
 
     def tables(self) -> dict[str, ibis.Table]:
         """The canonical tables as Ibis expressions, for the analytics."""
@@ -266,9 +279,17 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
             return
         scores = self.store.table(SCORES)
         predictions = self.store.table(PREDICTIONS) if self.store.has_table(PREDICTIONS) else None
+        members = analytics.list_members(scores, predictions, self.store.table("customers"))
+        # each row's place in every order a list sorts by (DuckDB): a page of any list is then a range read
+        positions = list_positions(self.store, analytics.list_members(scores, predictions), analytics.MEMBER_SORTS,
+                                   name=MEMBERS + "_places")
+        if positions is not None:
+            members = members.inner_join(positions, "customer_id")
         # in matrix-cell order (DuckDB stores the rows as the query orders them): a cell's page reads a range
-        members = analytics.list_members(scores, predictions).order_by(["matrix_cell", "r_score", "f_score"])
+        members = members.order_by(["matrix_cell", "r_score", "f_score"])
         self.store.create(MEMBERS, members, categories=analytics.score_categories(self.settings.analysis))
+        if positions is not None:
+            self.store.drop(MEMBERS + "_places")
         if as_of is not None and self.store.count("orders"):
             figures = analytics.overview_figures(self.tables(), scores, self.settings.analysis, as_of)
             self.store.create(OVERVIEW, analytics.overview_rows(figures))
