@@ -80,6 +80,7 @@ def test_rejects_name_the_columns_as_the_sheet_does(ws, tmp_path):
     assert reject["reason"] == "顧客ID, 架電日時 が重複し、内容が違います (2行目を採用)"
 
 
+@pytest.mark.slow
 def test_calls_import_command_reads_an_xlsx_and_reports_the_rejects(ws, tmp_path):
     book = openpyxl.Workbook()
     sheet = book.active

@@ -163,6 +163,7 @@ def test_quiet_hours_defer_and_kizuna_run_sends_at_send_at_once(tmp_path: Path):
         assert morning.total("sent") == len(reachable)
 
 
+@pytest.mark.slow
 def test_the_ab_split_is_a_stable_hash_near_its_shares(tmp_path: Path):
     path = tmp_path / "spring.yaml"
     path.write_text(SPRING.replace("share: 0.5}", "share: 0.7}", 1).replace("share: 0.5,", "share: 0.3,"),
@@ -177,6 +178,7 @@ def test_the_ab_split_is_a_stable_hash_near_its_shares(tmp_path: Path):
     assert abs(held.count("global_control") / len(ids) - 0.05) < 0.01
 
 
+@pytest.mark.slow
 def test_confirm_over_refuses_without_yes_and_a_dry_run_sends_nothing(tmp_path: Path):
     with SmtpServer() as server:
         ws = shop(tmp_path, server, delivery={"confirm_over": 10})

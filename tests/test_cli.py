@@ -28,6 +28,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cwd
 
 
+@pytest.mark.slow
 def test_demo_prints_counts_kpis_and_segments_and_freezes_its_as_of_date(demo_dir: Path):
     with Workspace.open(demo_dir / "kizuna-demo") as ws:
         counts = ws.counts()
@@ -43,6 +44,7 @@ def test_demo_prints_counts_kpis_and_segments_and_freezes_its_as_of_date(demo_di
     assert nps["promoter"] + nps["passive"] + nps["detractor"] == nps["answered"] > 0
 
 
+@pytest.mark.slow
 def test_demo_output_names_what_it_found(demo_dir: Path, tmp_path: Path):
     done = kizuna("demo", "--customers", "300", "--dir", str(tmp_path / "small"), "--lang", "en", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -79,6 +79,7 @@ def analyzed(templates: Path, tmp_path: Path) -> Path:
 
 
 # -- point 4: data is never markup ---------------------------------------------------------------
+@pytest.mark.slow
 def test_markup_in_headers_and_values_is_printed_literally(ws: Path):
     orders = write(ws.parent / "o.csv", "order_id,customer_id,ordered_at,amount,status,channel,[/oops]\n"
                                         "O1,C1,2024-01-05,1200,completed,[/bad],1\n"
@@ -98,6 +99,7 @@ def test_a_file_name_with_brackets_is_printed_literally(ws: Path):
     assert "[red]o[bold].csv" in out
 
 
+@pytest.mark.slow
 def test_the_summary_names_ten_ignored_columns_and_counts_the_rest(ws: Path):
     extra = [f"x{i:02}" for i in range(1, 26)]
     orders = write(ws.parent / "o.csv", "order_id,customer_id,ordered_at,amount," + ",".join(extra) + "\n"
@@ -115,6 +117,7 @@ def test_the_summary_names_ten_ignored_columns_and_counts_the_rest(ws: Path):
     (["kpi", "--as-of"], "1899-12-31"), (["kpi", "--to"], "3000-01-01"), (["kpi", "--from"], "0001-01-01"),
     (["demo", "--dir", "d", "--as-of"], "0001-01-01"),
 ])
+@pytest.mark.slow
 def test_dates_outside_the_computable_range_are_refused(analyzed: Path, command: list[str], day: str):
     fails(kizuna(*command, day, "-d", "ws", cwd=analyzed.parent) if command[0] != "demo"
           else kizuna(*command, day, cwd=analyzed.parent),
@@ -122,6 +125,7 @@ def test_dates_outside_the_computable_range_are_refused(analyzed: Path, command:
           "give a date in that range.")
 
 
+@pytest.mark.slow
 def test_the_edges_of_the_range_work(analyzed: Path):
     for day in ("1900-01-01", "2999-12-31"):
         succeeds(kizuna("kpi", "--from", "1900-01-01", "--as-of", day, "-d", analyzed, "-f", "json",
@@ -187,6 +191,7 @@ def test_init_on_a_file_or_an_existing_workspace(ws: Path):
 # -- point 8: traps --------------------------------------------------------------------------------
 @pytest.mark.parametrize("target", ["kizuna.duckdb", "kizuna.toml", "rejects/list.csv", "kizuna.duckdb.wal",
                                     "spark-warehouse/x.csv"])
+@pytest.mark.slow
 def test_export_never_writes_over_the_workspaces_own_files(analyzed: Path, target: str):
     before = {p: p.read_bytes() for p in analyzed.rglob("*") if p.is_file()}
     name = target.split("/")[0]
@@ -218,6 +223,7 @@ def test_unknown_store_schemes_are_refused_without_showing_the_password(ws: Path
 
 
 @pytest.mark.parametrize("command", [["kpi"], ["segments"], ["analyze"], ["export", "loyal", "-o", "x.csv"]])
+@pytest.mark.slow
 def test_reading_commands_do_not_create_a_missing_store(ws: Path, command: list[str]):
     fails(kizuna(*command, "-d", "ws", "--db", "elsewhere/kizuna.duckdb", cwd=ws.parent),
           "no store at elsewhere/kizuna.duckdb; run `kizuna init` or `kizuna import` to create one there, or "
@@ -225,6 +231,7 @@ def test_reading_commands_do_not_create_a_missing_store(ws: Path, command: list[
     assert not (ws.parent / "elsewhere").exists()
 
 
+@pytest.mark.slow
 def test_a_store_held_by_another_process_names_it(ws: Path):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time\n"

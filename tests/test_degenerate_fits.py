@@ -190,6 +190,7 @@ def test_predict_stores_null_never_nan_and_says_why(loyal: Path):
     json.dumps(fit, allow_nan=False)
 
 
+@pytest.mark.slow
 def test_cli_predict_says_it_in_one_line_and_writes_json_without_nan(loyal: Path, tmp_path: Path):
     done = kizuna("predict", "--as-of", AS_OF.isoformat(), "--dir", str(loyal), "--lang", "en", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -208,6 +209,7 @@ def test_cli_predict_says_it_in_one_line_and_writes_json_without_nan(loyal: Path
     assert LINE_EN in done.stderr.splitlines()
 
 
+@pytest.mark.slow
 def test_cli_priority_lists_by_churn_risk_with_nulls_and_valid_json(loyal: Path, tmp_path: Path):
     done = kizuna("priority", "--dir", str(loyal), "-f", "json", "--capacity", "50", "--lang", "en", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -227,6 +229,7 @@ def test_cli_priority_lists_by_churn_risk_with_nulls_and_valid_json(loyal: Path,
     assert len(listed) == 5 and all(r["value at risk (yen)"] == "" and r["churn risk %"] for r in listed)
 
 
+@pytest.mark.slow
 def test_cli_backtest_scores_the_churn_model_and_leaves_bg_nbd_empty(loyal: Path, tmp_path: Path):
     done = kizuna("backtest", "--dir", str(loyal), "--as-of", BACKTEST_AS_OF, "-o", str(tmp_path), "-f", "json",
                   "--lang", "en", cwd=tmp_path)

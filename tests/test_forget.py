@@ -453,6 +453,7 @@ with Workspace.open(folder) as ws:
 
 
 @pytest.mark.parametrize("where", ["store update", "before rename", "after rename"])
+@pytest.mark.slow
 def test_a_forget_killed_at_any_point_leaves_the_store_before_or_after_and_the_next_command_finishes(
         tmp_path: Path, where: str) -> None:
     folder = tmp_path / "shop"

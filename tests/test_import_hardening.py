@@ -117,6 +117,7 @@ def test_forced_encoding_rejects_the_rows_not_the_file(ws, tmp_path):
     assert rejects_of(summary)[0]["row"] == "3"
 
 
+@pytest.mark.slow
 def test_an_unknown_encoding_name_is_one_clear_error(ws, tmp_path):
     path = write(tmp_path / "o.csv", f"{ORDERS_HEADER}\nA1,K1,2025-01-01,100,web\n")
     with pytest.raises(Exception, match=r"unknown encoding 'bogus' \(--encoding\); use utf-8, cp932"):

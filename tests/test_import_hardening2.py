@@ -205,6 +205,7 @@ def test_a_header_below_a_merged_title_in_a_workbook_is_found(ws, tmp_path):
     assert (summary.header_row, summary.rows_read, summary.added) == (3, 1, 1)
 
 
+@pytest.mark.slow
 def test_header_row_given_on_the_command_line(ws, tmp_path):
     # the header's words are the shop's own: only a mapping names them, and the header row is given
     path = write(tmp_path / "o.csv", "受注一覧\n\n伝票,会員,日,税込\nA1,K1,2024/04/01,1200\n")

@@ -228,6 +228,7 @@ def test_cli_table_shows_the_cross_table_and_the_share(shop: Path):
         (("--from", "2026-01-31", "--by", "segment"), "--by must be one of cell, rank"),
     ],
 )
+@pytest.mark.slow
 def test_cli_mistakes_are_one_line(shop: Path, args: tuple[str, ...], message: str):
     done = kizuna("migration", *args, "--dir", str(shop))
     assert done.returncode == 2
@@ -284,6 +285,7 @@ def test_the_sankey_chart_has_one_band_per_transition_in_proportion(shop: Path):
     assert ys[4] - ys[3] == pytest.approx(unit, abs=0.02) and ys[-1] - ys[0] == pytest.approx(unit, abs=0.02)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_chart(shop: Path, tmp_path: Path):
     chart = tmp_path / "flow.svg"
     done = kizuna("migration", "--from", "2026-01-31", "--to", "2026-06-30", "--dir", str(shop), "--chart", str(chart),

@@ -433,6 +433,7 @@ def test_headers_match_across_widths_brackets_and_order(ws, tmp_path):
 
 
 @pytest.mark.parametrize("batch_rows", [1, 2, 3])
+@pytest.mark.slow
 def test_orders_whose_lines_span_batches_come_out_the_same(tmp_path, batch_rows):
     """An order's lines cut by batch boundaries (Shopify leaves its fields blank after the first line)."""
     from kizuna.importing import import_file

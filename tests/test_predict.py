@@ -143,6 +143,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return result.workspace.path
 
 
+@pytest.mark.slow
 def test_predictions_are_stored_one_row_per_ordering_customer_and_consistent(demo: Path):
     with Workspace.open(demo) as ws:
         table = ws.predictions().to_pyarrow()
@@ -227,6 +228,7 @@ def test_the_call_list_is_ordered_by_value_at_risk_and_marks_opted_out_customers
     assert not any(c.data_type == "f" for row in cells for c in row)
 
 
+@pytest.mark.slow
 def test_cli_predict_priority_and_backtest(demo: Path, tmp_path: Path):
     done = kizuna("predict", "--dir", str(demo), "--format", "json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -204,6 +204,7 @@ def test_export_a_call_list_in_csv_and_xlsx(analysed, tmp_path):
         analysed.export_segment("nobody", tmp_path / "x.csv")
 
 
+@pytest.mark.slow
 def test_cli_segments_json_and_analyze_required(analysed, tmp_path):
     analysed.close()  # a DuckDB file has one writer: the CLI process opens it next
     run = [sys.executable, "-m", "kizuna"]

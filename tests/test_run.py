@@ -286,6 +286,7 @@ def test_a_template_naming_a_missing_field_fails_that_message_with_the_field_nam
         ws.preview("thank-you", "C1")
 
 
+@pytest.mark.slow
 def test_the_cli_runs_previews_and_reports(tmp_path):
     with SmtpServer() as server:
         ws = shop(tmp_path, server, scenarios={"thank-you": THANK_YOU})

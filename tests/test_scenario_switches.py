@@ -217,6 +217,7 @@ def _entering_story(tmp_path: Path, *, pause: bool) -> set[str]:
     return {row["customer_id"] for row in ws.operations.query("SELECT customer_id FROM deliveries")}
 
 
+@pytest.mark.slow
 def test_an_entering_trigger_after_a_pause_takes_its_members_as_they_are(tmp_path):
     assert _entering_story(tmp_path, pause=False) == {"C1", "C2", "C3"}
     # paused: C1 entered while paused, C2 on the day it came back, before its first run: both are taken
@@ -224,6 +225,7 @@ def test_an_entering_trigger_after_a_pause_takes_its_members_as_they_are(tmp_pat
     assert _entering_story(tmp_path, pause=True) == {"C3"}
 
 
+@pytest.mark.slow
 def test_the_state_survives_reopening_and_cron_obeys_it(tmp_path):
     ws = shop(tmp_path, scenarios={"after": TWO_STEPS}, delivery=ANY_HOUR)
     path = ws.path
@@ -308,6 +310,7 @@ def test_a_test_send_reaches_the_operator_only_marked_and_outside_the_ledger(tmp
         ("hanako", "scenario.test", "after/1", 1)]
 
 
+@pytest.mark.slow
 def test_kizuna_scenario_test_from_the_command_line(tmp_path):
     with SmtpServer() as server:
         ws = shop(tmp_path, server, scenarios={"after": TWO_STEPS})

@@ -64,6 +64,7 @@ def test_cancelled_returned_and_future_orders(tmp_path):
         (90, 5, 199_999, "other"),
     ],
 )
+@pytest.mark.slow
 def test_rfm_rank_boundaries(tmp_path, recency, count, total, rank):
     amounts = [total // count] * count
     amounts[0] += total - sum(amounts)

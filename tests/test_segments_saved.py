@@ -137,6 +137,7 @@ def test_a_segment_is_saved_as_a_file_read_back_counted_and_listed(tmp_path: Pat
     ws.close()
 
 
+@pytest.mark.slow
 def test_the_command_line_saves_shows_counts_lists_and_deletes(tmp_path: Path):
     business(tmp_path / "shop").close()
     shop = tmp_path / "shop"
@@ -195,6 +196,7 @@ def test_a_scenarios_audience_by_a_saved_segments_name(tmp_path: Path):
     ws.close()
 
 
+@pytest.mark.slow
 def test_kizuna_export_writes_a_saved_segments_customers(tmp_path: Path):
     ws = business(tmp_path / "shop")
     ws.save_segment("web", ["order_channels in [web]"], title={"ja": "Web購入者", "en": "Web buyers"})

@@ -148,6 +148,7 @@ def test_from_dict_names_the_setting_the_value_and_what_is_allowed(template: Pat
 
 # Through the CLI, a sample of the cases (each is a process of its own, ~1.5 s): the same message.
 @pytest.mark.parametrize(("key", "value", "message"), BAD[::6], ids=IDS[::6])
+@pytest.mark.slow
 def test_the_cli_stops_in_one_line_on_a_bad_setting(template: Path, tmp_path: Path, key, value, message):
     shutil.copytree(template, tmp_path / "ws")
     path = tmp_path / "ws" / SETTINGS_FILE

@@ -89,6 +89,7 @@ def simulated(n: int, seed: int) -> dict[str, np.ndarray]:
     return {"X": x, "effect": effect, "risk": risk, "clv": clv, "called": called, "kept": kept}
 
 
+@pytest.mark.slow
 def test_the_uplift_ranking_finds_the_customers_a_call_keeps():
     train, test = simulated(10_000, seed=1), simulated(10_000, seed=2)
     model = UpliftModel().fit(train["X"], train["called"], train["kept"], ["effect_feature", "risk_feature", "clv"])

@@ -109,6 +109,7 @@ def _modes(folder: Path) -> dict[str, int]:
     return found
 
 
+@pytest.mark.slow
 def test_the_command_line_creates_every_workspace_file_0600_in_0700_folders(tmp_path: Path):
     os.umask(old := os.umask(0o022))  # the usual umask: files 0644, readable by everyone
     try:
@@ -153,6 +154,7 @@ def _serve(path: Path, port: int) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_serve_refuses_to_start_when_other_users_can_read_the_store_or_the_records(tmp_path: Path):
     path = tmp_path / "ws"
     assert kizuna("init", "ws", cwd=tmp_path).returncode == 0

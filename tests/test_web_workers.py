@@ -103,6 +103,7 @@ def failed_login(base: str) -> int:
         return client.post("/login", data={"csrf": token, "name": "aiko", "password": "wrong"}).status_code
 
 
+@pytest.mark.slow
 def test_two_worker_processes_serve_and_share_sessions_and_the_login_limit(two_workers):
     base, workers, _ = two_workers
     assert len(set(workers)) == 2

@@ -250,6 +250,7 @@ def test_the_segment_export_workbook(shop: Path, tmp_path: Path):
     assert widths["F"] == 4 * 2 + 3  # the header 郵便番号 and its filter arrow: wider than 1500005 (7 + 2)
 
 
+@pytest.mark.slow
 def test_csv_lists_go_to_standard_output_without_a_file(shop: Path, tmp_path: Path):
     done = subprocess.run([*KIZUNA, "export", "rank_other", "--dir", str(shop)], capture_output=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr.decode()
