@@ -48,23 +48,22 @@ def _mapped(store: Store) -> list[dict]:
     return _rows(out.to_pyarrow())
 
 
-def test_create_mapped_on_duckdb(tmp_path):
+@pytest.fixture
+def duckdb_store(tmp_path):
     store = Store.connect(str(tmp_path / "k.duckdb"))
-    try:
-        rows = _mapped(store)
-    finally:
-        store.close()
+    yield store
+    store.close()
+
+
+def test_create_mapped_on_duckdb(duckdb_store):
+    rows = _mapped(duckdb_store)
     assert len(rows) == 2_500
     assert rows[3] == {"customer_id": "c0003", "twice": 6, "day": dt.date(2026, 1, 4)}
 
 
 @pytest.mark.spark
-def test_create_mapped_in_the_executors_gives_what_the_driver_gives(spark_store, tmp_path):
-    reference = Store.connect(str(tmp_path / "k.duckdb"))
-    try:
-        expected = _mapped(reference)
-    finally:
-        reference.close()
+def test_create_mapped_in_the_executors_gives_what_the_driver_gives(spark_store, duckdb_store):
+    expected = _mapped(duckdb_store)
     with collected_rows() as collected:
         spark_store.create("source", ROWS)
         spark_store.create_mapped("mapped", spark_store.table("source"), _doubling(), SCHEMA, batch_rows=700)
@@ -139,12 +138,8 @@ def _python_groups() -> dict[str, str]:
             for c in GROUP_IDS.column("customer_id").to_pylist()}
 
 
-def test_control_groups_worked_out_by_duckdb_are_group_of(tmp_path):
-    store = Store.connect(str(tmp_path / "k.duckdb"))
-    try:
-        groups = _engine_groups(store)
-    finally:
-        store.close()
+def test_control_groups_worked_out_by_duckdb_are_group_of(duckdb_store):
+    groups = _engine_groups(duckdb_store)
     assert groups == _python_groups()
     assert {"treated", "holdout", "global_control"} == set(groups.values())
 

@@ -257,9 +257,29 @@ def test_a_customers_import_refreshes_the_contacts_a_list_page_shows(demo: Path,
     with Workspace.open(tmp_path / "ws") as ws:
         _key, _total, rows = _lists.list_page(ws, query, 1, operator=True)
         customer = rows[0]["customer_id"]
-        changed = tmp_path / "customers.csv"
-        changed.write_text(f"customer_id,phone\n{customer},090-0000-1234\n", encoding="utf-8")
-        summary = ws.import_file("customers", changed)
+        summary = ws.import_file("customers", _one_phone(tmp_path, customer, "090-0000-1234"))
         assert summary.tables["customers"].updated == 1
         _key, _total, rows = _lists.list_page(ws, query, 1, operator=True)
     assert rows[0]["customer_id"] == customer and rows[0]["phone"] == "090-0000-1234"
+
+
+def test_the_stored_places_are_the_ones_worked_out_whole_and_a_customers_import_keeps_them(
+        demo: Path, tmp_path: Path) -> None:
+    from kizuna.store import list_positions, position_column
+
+    shutil.copytree(demo, tmp_path / "ws")
+    with Workspace.open(tmp_path / "ws") as ws:
+        columns = ["customer_id", *(position_column(s, d) for s in MEMBER_SORTS for d in (False, True))]
+        stored = ws.store.table("_kizuna_list_members").select(*columns).order_by("customer_id").to_pyarrow()
+        rows = ws.store.table("_kizuna_list_members").drop(*columns[1:], "name", "email", "phone")
+        whole = list_positions(ws.store, rows, MEMBER_SORTS, name="whole").select(*columns)
+        assert whole.order_by("customer_id").to_pyarrow() == stored
+        ws.import_file("customers", _one_phone(tmp_path, stored["customer_id"][0].as_py(), "090-0000-5678"))
+        after = ws.store.table("_kizuna_list_members").select(*columns).order_by("customer_id").to_pyarrow()
+    assert after == stored  # a customers import keeps every place
+
+
+def _one_phone(folder: Path, customer: str, phone: str) -> Path:
+    changed = folder / "customers.csv"
+    changed.write_text(f"customer_id,phone\n{customer},{phone}\n", encoding="utf-8")
+    return changed

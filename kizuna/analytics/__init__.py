@@ -24,7 +24,15 @@ from kizuna.analytics._kpi import (
     top_share,
 )
 from kizuna.analytics._lifecycle import KEEP_STATES, LIFECYCLE_STATES, LOST_STATES, lifecycle_states
-from kizuna.analytics._members import MEMBER_SORTS, PAGE_COLUMNS, MemberPage, MemberQuery, member_list, member_page
+from kizuna.analytics._members import (
+    MEMBER_SORTS,
+    PAGE_COLUMNS,
+    PREDICTION_SORTS,
+    MemberPage,
+    MemberQuery,
+    member_list,
+    member_page,
+)
 from kizuna.analytics._migration import (
     NEW,
     migration_headline,
@@ -91,7 +99,7 @@ __all__ = [
     "quintile", "score_categories", "subscription_churn", "top_share",
     "DETRACTOR_MAX", "PASSIVE_MAX", "nps_class_of", "TREND_MONTHS", "monthly_ltv", "monthly_nps", "rf_grid",
     "LIST_CONTACTS", "list_members", "overview_figures", "overview_from_rows", "overview_rows",
-    "MEMBER_SORTS", "PAGE_COLUMNS", "MemberPage", "MemberQuery", "member_list", "member_page",
+    "MEMBER_SORTS", "PAGE_COLUMNS", "PREDICTION_SORTS", "MemberPage", "MemberQuery", "member_list", "member_page",
     "COMPARED_KPIS", "LOWER_IS_BETTER", "POINT_KPIS", "KpiComparison", "Period", "kpi_comparison", "lost_by_reason",
     "period_kpis",
     "NEW", "migration_headline", "migration_label", "migration_order", "migration_sankey_svg", "segment_migration",

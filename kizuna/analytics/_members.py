@@ -19,17 +19,18 @@ import ibis
 
 from kizuna.analytics._segments import EXPORT_COLUMNS, PREDICTION_EXPORT_COLUMNS, segment_filter
 
-__all__ = ["MEMBER_SORTS", "PAGE_COLUMNS", "MemberPage", "MemberQuery", "member_list", "member_page"]
+__all__ = ["MEMBER_SORTS", "PAGE_COLUMNS", "PREDICTION_SORTS", "MemberPage", "MemberQuery", "member_list",
+           "member_page"]
 
 # Columns a list may be sorted by (anything else sorts by LTV); the last two need predictions.
 MEMBER_SORTS = ("ltv_revenue", "orders", "recency_days", "last_order_at", "nps_score", "customer_id", "churn_risk",
                 "value_at_risk")
-_PREDICTION_SORTS = ("churn_risk", "value_at_risk")
+PREDICTION_SORTS = ("churn_risk", "value_at_risk")  # the sorts that come from the predictions
 _CUSTOMER_COLUMNS = ("name", "name_kana", "email", "phone", "postal_code", "address")
 _SCORE_COLUMNS = tuple(c for c in EXPORT_COLUMNS if c != "customer_id" and c not in _CUSTOMER_COLUMNS)
 _SHOWN_CONTACTS = ("name", "email", "phone")
 # What a page shows: the scores of the export, name and contacts, churn risk and value at risk.
-PAGE_COLUMNS = ("customer_id", *_SCORE_COLUMNS, *_SHOWN_CONTACTS, *_PREDICTION_SORTS)
+PAGE_COLUMNS = ("customer_id", *_SCORE_COLUMNS, *_SHOWN_CONTACTS, *PREDICTION_SORTS)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _condition(scores: ibis.Table, query: MemberQuery) -> tuple[str, ibis.Value]
 
 def _settled(query: MemberQuery, predictions: ibis.Table | None) -> MemberQuery:
     sort = query.sort if query.sort in MEMBER_SORTS else "ltv_revenue"
-    if sort in _PREDICTION_SORTS and predictions is None:
+    if sort in PREDICTION_SORTS and predictions is None:
         sort = "ltv_revenue"
     return replace(query, sort=sort, search=query.search.strip())
 
@@ -108,7 +109,7 @@ def member_list(scores: ibis.Table, customers: ibis.Table, query: MemberQuery,
     members = scores.filter(condition).inner_join(customers, "customer_id")
     columns = list(EXPORT_COLUMNS)
     if predictions is not None:
-        numbers = [c for c in PREDICTION_EXPORT_COLUMNS if c in _PREDICTION_SORTS]
+        numbers = [c for c in PREDICTION_EXPORT_COLUMNS if c in PREDICTION_SORTS]
         cleaned = predictions.select("customer_id", *(c for c in PREDICTION_EXPORT_COLUMNS if c not in numbers),
                                      **{c: _number(predictions[c]) for c in numbers})
         members = members.left_join(cleaned, "customer_id")
@@ -130,7 +131,7 @@ def member_page(scores: ibis.Table, customers: ibis.Table, query: MemberQuery,
     query = _settled(query, predictions)
     key, condition = _condition(scores, query)
     narrowed = scores.filter(condition).select("customer_id", *_SCORE_COLUMNS)
-    if query.sort in _PREDICTION_SORTS:
+    if query.sort in PREDICTION_SORTS:
         narrowed = narrowed.left_join(_predicted(predictions, query.sort), "customer_id")
     if query.search:
         if query.contacts:
@@ -140,10 +141,10 @@ def member_page(scores: ibis.Table, customers: ibis.Table, query: MemberQuery,
     picked = narrowed.order_by(_order(narrowed, query)).limit(limit, offset=offset).select("customer_id",
                                                                                            *_SCORE_COLUMNS)
     if predictions is not None:  # NaN made NULL after the join: before it, every prediction would be read
-        joined = picked.left_join(predictions.select("customer_id", *_PREDICTION_SORTS), "customer_id")
-        picked = joined.select("customer_id", *_SCORE_COLUMNS, **{c: _number(joined[c]) for c in _PREDICTION_SORTS})
+        joined = picked.left_join(predictions.select("customer_id", *PREDICTION_SORTS), "customer_id")
+        picked = joined.select("customer_id", *_SCORE_COLUMNS, **{c: _number(joined[c]) for c in PREDICTION_SORTS})
     else:
-        picked = picked.mutate(**{c: ibis.null("float64") for c in _PREDICTION_SORTS})
+        picked = picked.mutate(**{c: ibis.null("float64") for c in PREDICTION_SORTS})
     # the limit again keeps the page's rows a query of their own: without it an engine may join
     # customers with predictions first (DuckDB does: 1M × 1M to keep fifty)
     picked = picked.limit(limit)

@@ -19,7 +19,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from kizuna.analytics import PAGE_COLUMNS, SEGMENTS, AsOf, MemberQuery, member_list, member_page, segment_filter
+from kizuna.analytics import (
+    PAGE_COLUMNS,
+    PREDICTION_SORTS,
+    SEGMENTS,
+    AsOf,
+    MemberQuery,
+    member_list,
+    member_page,
+    segment_filter,
+)
 from kizuna.i18n import segment_key
 from kizuna.web._auth import mask_row
 from kizuna.web._figures import MEMBERS, PAGE_SIZE, PREDICTIONS, SORTS, mask_table
@@ -27,7 +36,6 @@ from kizuna.web._figures import MEMBERS, PAGE_SIZE, PREDICTIONS, SORTS, mask_tab
 __all__ = ["CALL_LISTS", "call_list_view", "last_calls", "list_export", "list_page"]
 
 CALL_LISTS = ("keep", "winback")
-_PREDICTION_SORTS = ("churn_risk", "value_at_risk")
 _CONTACTS = ("name", "email", "phone")  # a page's contact columns (in the lists' rows, or from customers)
 
 
@@ -65,7 +73,7 @@ def _stored_page(ws: Any, query: MemberQuery, page: int, tables: frozenset[str],
     from kizuna.store import count_rows, placed_rows, position_column, rows_of_customers, sorted_page
 
     sort = query.sort if query.sort in SORTS else "ltv_revenue"
-    if sort in _PREDICTION_SORTS and PREDICTIONS not in tables:
+    if sort in PREDICTION_SORTS and PREDICTIONS not in tables:
         sort = "ltv_revenue"  # as `member_page` without predictions
     if query.segment:
         key = segment_key(query.segment) or query.segment
