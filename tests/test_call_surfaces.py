@@ -86,6 +86,7 @@ def test_segments_by_lifecycle_state(analysed):
     assert {r["lifecycle_state"] for r in members} == {"subscription_cancelled"}
 
 
+@pytest.mark.slow
 def test_kizuna_segments_by_lifecycle(analysed):
     path = analysed.path
     analysed.close()
@@ -216,6 +217,7 @@ def test_winback_is_taken_by_value_and_grouped_by_reason(listed):
     assert (summary["candidates"], summary["calls"], summary["mail"]) == (5, 3, 1)
 
 
+@pytest.mark.slow
 def test_kizuna_priority_winback_shows_reasons_words_and_counts(listed):
     path = listed.path
     listed.close()
@@ -378,6 +380,7 @@ def holdout_business(path: Path) -> Workspace:
     return ws
 
 
+@pytest.mark.slow
 def test_results_calls_scripts_and_the_holdout(tmp_path):
     # the ids were chosen so that the hash of SECRET holds out exactly the h's at 50 %
     assert [c for c in [*KEPT, *LEFT, "x8"] if in_call_holdout(c, SECRET, 0.5)] == ["h1", "h2", "h3", "h4", "h5"]

@@ -139,6 +139,7 @@ def test_each_recipient_gets_one_email_of_their_variant_and_a_second_send_sends_
     ws.close()
 
 
+@pytest.mark.slow
 def test_quiet_hours_defer_and_kizuna_run_sends_at_send_at_once(tmp_path: Path):
     timed = SPRING + "send_at: 2026-12-01 10:00\n"
     with SmtpServer() as server:

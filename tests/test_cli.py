@@ -54,6 +54,7 @@ def test_demo_output_names_what_it_found(demo_dir: Path, tmp_path: Path):
     assert "300" in done.stdout
 
 
+@pytest.mark.slow
 def test_segments_and_export_agree_on_the_churn_candidates(demo_dir: Path):
     matrix = json.loads(kizuna("segments", "--dir", "kizuna-demo", "--format", "json", cwd=demo_dir).stdout)["matrix"]
     expected = next(r["customers"] for r in matrix if r["segment"] == "churn_candidate")
@@ -91,6 +92,7 @@ def test_analyze_as_of_an_earlier_day_sees_fewer_customers_buying(demo_dir: Path
     (("export", "no_such_segment"), "no_such_segment"),
     (("kpi", "--dir", "nowhere"), "kizuna init"),
 ])
+@pytest.mark.slow
 def test_mistakes_get_one_clear_line_and_no_traceback(demo_dir: Path, args: tuple[str, ...], words: str):
     argv = list(args) if "--dir" in args else [*args, "--dir", "kizuna-demo"]
     done = kizuna(*argv, cwd=demo_dir)

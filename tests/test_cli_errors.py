@@ -133,6 +133,7 @@ def test_the_edges_of_the_range_work(analyzed: Path):
     succeeds(kizuna("analyze", "--as-of", "2999-12-31", "-d", analyzed, "-f", "json", cwd=analyzed.parent))
 
 
+@pytest.mark.slow
 def test_usage_mistakes_are_one_line_too(ws: Path):
     fails(kizuna("kpi", "--as-of", "[/x]", "-d", ws, cwd=ws.parent),
           "--as-of '[/x]' is not a date; write YYYY-MM-DD. See `kizuna kpi --help`.", status=2)
@@ -164,6 +165,7 @@ def test_a_memory_limit_too_small_for_analyze_says_which_setting_to_raise(tmp_pa
 
 
 @pytest.mark.parametrize("name", ["folder", "file.csv/list.csv"])
+@pytest.mark.slow
 def test_export_to_a_folder_or_below_a_file_is_refused_before_computing(analyzed: Path, name: str):
     cwd = analyzed.parent
     (cwd / "folder").mkdir()
@@ -176,6 +178,7 @@ def test_export_to_a_folder_or_below_a_file_is_refused_before_computing(analyzed
     fails(kizuna("export", "loyal", "-o", name, "-d", analyzed, cwd=cwd), message)
 
 
+@pytest.mark.slow
 def test_init_on_a_file_or_an_existing_workspace(ws: Path):
     cwd = ws.parent
     write(cwd / "notes.txt", "x")
@@ -203,6 +206,7 @@ def test_export_never_writes_over_the_workspaces_own_files(analyzed: Path, targe
     succeeds(kizuna("segments", "-d", "ws", cwd=analyzed.parent))  # the store is whole
 
 
+@pytest.mark.slow
 def test_export_never_writes_over_a_store_given_with_db(analyzed: Path):
     other = analyzed.parent / "other.duckdb"
     succeeds(kizuna("init", "second", "--db", other, cwd=analyzed.parent))
@@ -211,6 +215,7 @@ def test_export_never_writes_over_a_store_given_with_db(analyzed: Path):
           "over it. Write the list elsewhere with -o FILE.")
 
 
+@pytest.mark.slow
 def test_unknown_store_schemes_are_refused_without_showing_the_password(ws: Path):
     cwd = ws.parent
     message = ("cannot open the store at mysql://user:***@host/x: kizuna does not store in mysql. Give a DuckDB "

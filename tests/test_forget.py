@@ -141,6 +141,7 @@ def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workspace]:
     ws.close()
 
 
+@pytest.mark.slow
 def test_forget_erases_the_customer_everywhere_and_keeps_the_figures(shop: Workspace) -> None:
     ws = shop
     assert ws.merge_survey_answers() == 1  # the web answer, in the figures before and after
@@ -235,6 +236,7 @@ def test_a_customer_named_only_in_rejects_is_erased_there(tmp_path: Path) -> Non
         assert [line[3] for line in rejects_lines(ws)["orders"] if line[0] == "orders.csv"] == ["C778"]
 
 
+@pytest.mark.slow
 def test_cli_forget_asks_first_and_prints_what_it_erased(tmp_path: Path) -> None:
     build(tmp_path / "shop").close()
     folder = str(tmp_path / "shop")

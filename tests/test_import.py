@@ -244,6 +244,7 @@ def test_profile_events_and_support_contacts_with_japanese_values(ws_with_custom
     ]
 
 
+@pytest.mark.slow
 def test_cli_reports_a_users_mistake_in_one_line_without_traceback(tmp_path):
     Workspace.init(tmp_path / "ws").close()
     bad = write(tmp_path / "o.csv", "no,useful,headers\n1,2,3\n")
@@ -256,6 +257,7 @@ def test_cli_reports_a_users_mistake_in_one_line_without_traceback(tmp_path):
     assert "order_id" in result.stderr and "o.csv" in result.stderr and "--mapping" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_import_prints_the_summary_as_json(tmp_path):
     Workspace.init(tmp_path / "ws").close()
     path = write(tmp_path / "c.csv", CUSTOMERS + "C3,,,maybe\n")

@@ -254,6 +254,7 @@ def _random_orders(rng: random.Random, n: int) -> list[dict]:
 
 
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.slow
 def test_random_csv_imports_to_exactly_the_store_of_its_parquet_twin(tmp_path, seed):
     rng = random.Random(seed)
     orders = _random_orders(rng, 400)
@@ -285,6 +286,7 @@ def test_random_csv_imports_to_exactly_the_store_of_its_parquet_twin(tmp_path, s
     assert {k: r["channel"] for k, r in by_id.items()} == expected
 
 
+@pytest.mark.slow
 def test_rejects_neutralise_formulas_and_a_killed_import_leaves_only_a_marked_partial_file(ws, tmp_path):
     summary = ws.import_file("orders", write(tmp_path / "o.csv", f"{ORDERS_HEADER}\nA1,K1,2025-01-01,=1+1,web\n"))
     assert rejects_of(summary)[0]["value"] == "'=1+1"  # text in the file, never a live formula

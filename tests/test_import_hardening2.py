@@ -127,6 +127,7 @@ def test_a_hidden_first_sheet_is_not_read_and_the_active_visible_sheet_is(ws, tm
     assert names == {"K1": "山田", "K2": "客2", "K3": "佐藤"}
 
 
+@pytest.mark.slow
 def test_a_formula_without_a_saved_value_rejects_its_row_and_a_saved_value_is_read(ws, tmp_path):
     # openpyxl (like many exporters) writes formulas without calculating them: <f>…</f><v/>
     rows = [["order_id", "customer_id", "ordered_at", "amount", "memo"],
@@ -169,6 +170,7 @@ def test_merged_cells_give_every_row_of_their_range_the_top_left_value(ws, tmp_p
 
 # -- 13. BOM before Shift_JIS, a header below a title, a huge field, control characters ---
 
+@pytest.mark.slow
 def test_a_shift_jis_file_with_a_utf8_bom_is_read_with_or_without_encoding(ws, tmp_path):
     text = "顧客ID,氏名\nK1,山田 太郎\nK2,鈴木 花子\n"
     path = write(tmp_path / "c.csv", codecs.BOM_UTF8 + text.encode("cp932"))

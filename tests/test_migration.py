@@ -190,6 +190,7 @@ def kizuna(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kizuna", *args], capture_output=True, text=True, check=False)
 
 
+@pytest.mark.slow
 def test_cli_csv_lists_every_transition(shop: Path):
     done = kizuna("migration", "--from", "2026-01-31", "--to", "2026-06-30", "--dir", str(shop), "-f", "csv")
     assert done.returncode == 0, done.stderr
@@ -199,6 +200,7 @@ def test_cli_csv_lists_every_transition(shop: Path):
     assert rows[-1]["from_label"] == "新規 (開始日に未登録)"
 
 
+@pytest.mark.slow
 def test_cli_json_in_english_by_rank(shop: Path):
     done = kizuna("migration", "--from", "2026-01-31", "--to", "2026-06-30", "--by", "rank", "--dir", str(shop),
                   "--format", "json", "--lang", "en")
@@ -210,6 +212,7 @@ def test_cli_json_in_english_by_rank(shop: Path):
     assert report["headline"]["moved_up"] == 1
 
 
+@pytest.mark.slow
 def test_cli_table_shows_the_cross_table_and_the_share(shop: Path):
     done = kizuna("migration", "--from", "2026-01-31", "--to", "2026-06-30", "--dir", str(shop), "--lang", "en")
     assert done.returncode == 0, done.stderr

@@ -13,6 +13,7 @@ import zoneinfo
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from kizuna.delivery._smtp import SmtpTransport
 from kizuna.operations import DueRow
@@ -148,6 +149,7 @@ def test_two_due_orders_of_one_customer_give_one_thank_you_with_the_count_of_the
     assert (step["due"], step["sent"], step["waiting"]) == (3, 3, 0)
 
 
+@pytest.mark.slow
 def test_the_later_steps_of_a_merged_occasion_are_merged_with_it(tmp_path):
     with SmtpServer() as server:
         ws = shop(tmp_path, server, {"thank-you": THANK_YOU_TWICE})

@@ -162,6 +162,7 @@ def test_predictions_are_stored_one_row_per_ordering_customer_and_consistent(dem
     assert all(r["cancel_probability"] is None or 0 <= r["cancel_probability"] <= 1 for r in rows)
 
 
+@pytest.mark.slow
 def test_backtest_ranks_at_least_as_well_as_the_baselines_on_the_demo_and_writes_the_chart(demo: Path, tmp_path: Path):
     with Workspace.open(demo) as ws:
         result, chart = ws.backtest(dt.date(2026, 8, 1), horizon_days=90, report_dir=tmp_path, lang="en")

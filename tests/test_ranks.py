@@ -143,6 +143,7 @@ def kizuna(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
                           cwd=cwd, check=False)
 
 
+@pytest.mark.slow
 def test_the_command_shows_labels_and_writes_only_when_asked(shop: Workspace):
     cwd = shop.path.parent
     shop.close()

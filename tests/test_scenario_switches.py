@@ -400,6 +400,7 @@ def _text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
+@pytest.mark.slow
 def test_the_web_pages_operator_switches_viewer_sees_csrf_required(tmp_path):
     with SmtpServer() as server:
         path = _site(shop(tmp_path, server, scenarios={"after": TWO_STEPS}, delivery=ANY_HOUR))

@@ -65,6 +65,7 @@ def test_text_columns_take_digits_as_text(tmp_path: Path):
     assert [c.value for c in scenario.conditions] == [["a", "1"], [1, 2.5]]
 
 
+@pytest.mark.slow
 def test_kizuna_run_stops_with_one_line_not_a_database_traceback(analyzed: Path):
     folder = analyzed / "scenarios"
     for old in folder.glob("*.yaml"):

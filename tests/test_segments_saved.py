@@ -162,6 +162,7 @@ def test_the_command_line_saves_shows_counts_lists_and_deletes(tmp_path: Path):
     assert deleted.returncode == 0 and not (shop / "segments" / "kettle.yaml").exists()
 
 
+@pytest.mark.slow
 def test_a_scenarios_audience_by_a_saved_segments_name(tmp_path: Path):
     # after_order, catching up 60 days as of 2026-11-15: O1, O2 (C1) and O5 (C3) are occasions; the saved
     # segment (LTV ¥10,000 or more) keeps C1's only
@@ -340,6 +341,7 @@ def test_the_builder_counts_as_you_edit_and_an_operator_saves(tmp_path: Path):
         browser.close()
 
 
+@pytest.mark.slow
 def test_a_viewer_counts_but_may_not_save_and_every_post_needs_the_token(tmp_path: Path):
     path = with_users(business(tmp_path / "shop").path)
     viewer = Browser(path, VIEWER)

@@ -424,6 +424,7 @@ def test_access_log_names_pages_not_customers(operator: httpx.Client, web_demo: 
 
 
 # -- the command line ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_user_add_stores_an_argon2_hash(tmp_path: Path, web_demo: WebDemo):
     shutil.copy(web_demo.path / "kizuna.toml", tmp_path / "kizuna.toml")
     done = subprocess.run([*KIZUNA, "user", "add", "aiko", "--role", "operator", "--password-stdin", "--dir",

@@ -69,6 +69,7 @@ def test_logout_ends_that_session_and_its_copied_cookie_but_not_the_users_other_
         assert logged_in(elsewhere)  # logout ends this browser's session only
 
 
+@pytest.mark.slow
 def test_a_new_password_ends_every_session_of_that_user_at_once(app_url):
     path, url = app_url
     with contextlib.closing(login(url, OPERATOR)) as one, contextlib.closing(login(url, OPERATOR)) as two, \
@@ -262,6 +263,7 @@ def serve_process(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen]]:
         server.communicate(timeout=30)
 
 
+@pytest.mark.slow
 def test_an_oversized_login_is_refused_with_413_before_its_body_is_read(serve_process):
     port, server = serve_process
     before = _settled_rss_kib(server.pid)
