@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from kizuna.analytics import (
+    LIST_CONTACTS,
     PAGE_COLUMNS,
     PREDICTION_SORTS,
     SEGMENTS,
@@ -36,7 +37,6 @@ from kizuna.web._figures import MEMBERS, PAGE_SIZE, PREDICTIONS, SORTS, mask_tab
 __all__ = ["CALL_LISTS", "call_list_view", "last_calls", "list_export", "list_page"]
 
 CALL_LISTS = ("keep", "winback")
-_CONTACTS = ("name", "email", "phone")  # a page's contact columns (in the lists' rows, or from customers)
 
 
 def _tables(ws: Any) -> tuple[Any, Any, Any]:
@@ -102,7 +102,7 @@ def _stored_page(ws: Any, query: MemberQuery, page: int, tables: frozenset[str],
             total = count_rows(ws.store, narrowed, key=("list", key, shown))
             rows = sorted_page(ws.store, narrowed, order, offset=offset, limit=PAGE_SIZE, total=total,
                                key=("list", key, shown)).to_pylist()
-        missing = [c for c in _CONTACTS if c not in stored]
+        missing = [c for c in LIST_CONTACTS if c not in stored]
         if rows and missing:  # lists' rows stored by an older kizuna: the page's contact data from customers
             contacts = rows_of_customers(ws.store, "customers", [r["customer_id"] for r in rows],
                                          ("customer_id", *missing)).to_pylist()

@@ -236,9 +236,9 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
 
     def _refresh_list_contacts(self, summaries: list[ImportSummary]) -> None:
         """The lists' rows keep each customer's name, e-mail and phone (`analytics.LIST_CONTACTS`): after an
-        import that changed customers, they are written again, so that a list never shows an old phone."""
-        changed = any((counts := summary.tables.get("customers")) and (counts.added or counts.updated)
-                      for summary in summaries)
+        import that changed customers already on the lists, they are written again, so that a list never
+        shows an old phone (a customer added has no scores yet, and is on no list until `analyze`)."""
+        changed = any((counts := summary.tables.get("customers")) and counts.updated for summary in summaries)
         if changed and self.store.has_table(MEMBERS):
             self._write_views()
 
