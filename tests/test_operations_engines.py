@@ -142,6 +142,7 @@ def test_two_processes_write_opt_outs_and_ledger_rows_at_once(ops: Operations, l
 # The exactly-once test across SIGKILL runs on both engines in tests/test_run.py.
 
 
+@pytest.mark.slow
 def test_a_workspace_keeps_its_records_where_operations_url_says(tmp_path, location):
     operations_url = location if location.startswith("postgres") else ""
     settings = Settings().replace(operations={"url": operations_url})
@@ -151,3 +152,16 @@ def test_a_workspace_keeps_its_records_where_operations_url_says(tmp_path, locat
     with Workspace.open(tmp_path / "ws") as ws:
         assert ws.operations.consent("email", "C1") is False and ws.operations.secret() == secret
     assert (tmp_path / "ws" / "kizuna-ops.sqlite3").exists() is not bool(operations_url)
+
+
+def test_a_span_of_occasions_is_read_by_index(tmp_path: Path):
+    # `kizuna run` reads the ledger's keys of a scenario's occasions from a span of days (scenarios/_run.py):
+    # on a ledger of years of rows, a scan of the scenario's rows would cost more than the run's own work
+    ops = Operations(str(tmp_path / "kizuna-ops.sqlite3"))
+    try:
+        plan = " ".join(str(row[3]) for row in ops.query(
+            "EXPLAIN QUERY PLAN SELECT step, customer_id, occasion FROM deliveries WHERE scenario = ? "
+            "AND occasion_ts BETWEEN ? AND ?", ("s", 0, 86_400)))
+    finally:
+        ops.close()
+    assert "USING INDEX deliveries_occasion (scenario=? AND occasion_ts>? AND occasion_ts<?)" in plan, plan

@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, due_ts);
 CREATE INDEX IF NOT EXISTS deliveries_customer ON deliveries (customer_id, sent_ts);
 CREATE INDEX IF NOT EXISTS deliveries_scenario ON deliveries (scenario, step);
+-- a run reads the keys of the occasions it found (a span of days): without it, every row of the scenario
+CREATE INDEX IF NOT EXISTS deliveries_occasion ON deliveries (scenario, occasion_ts);
 -- Consent changes after import: an unsubscribe, a LINE follow or unfollow. `subject` is the
 -- customer id, or the LINE user id for channel "line" (the webhook knows only that).
 CREATE TABLE IF NOT EXISTS consents (
