@@ -6,6 +6,7 @@ under the same rules."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 
 import pyarrow as pa
 import pytest
@@ -96,12 +97,23 @@ def _rows(table: pa.Table) -> list[tuple[str, str]]:
     return [(r["customer_id"], r["suggested_action"]) for r in table.to_pylist()]
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    """The business, analysed once for the module: each test opens a copy of its folder."""
+    path = tmp_path_factory.mktemp("call-lists") / "ws"
+    with business(path):
+        pass
+    return path
+
+
 @pytest.fixture
-def ws(tmp_path):
-    with business(tmp_path / "ws") as workspace:
+def ws(built, tmp_path):
+    shutil.copytree(built, tmp_path / "ws")
+    with Workspace.open(tmp_path / "ws") as workspace:
         yield workspace
 
 
+@pytest.mark.slow
 def test_keep_list_capacity_phone_cooldown_callback_and_follow_up(ws):
     listed = lists_of(ws, "keep")
     # k1 (fresh detractor), k2 no phone → mail, k3 cooled down, k4 (old detractor answer → hearing call),
@@ -114,12 +126,14 @@ def test_keep_list_capacity_phone_cooldown_callback_and_follow_up(ws):
     assert summary["ranking"] == "value_at_risk"
 
 
+@pytest.mark.slow
 def test_no_cooldown_and_a_larger_capacity(ws):
     listed = lists_of(ws, "keep", CallRules(capacity=10, cooldown_days=0, follow_up_days=7))
     assert [r for r, _ in _rows(listed.calls)] == ["k1", "k3", "k4", "k5", "k6"]
     assert [r for r, _ in _rows(listed.mail)] == ["k2", "k9"] and listed.cooled_down == 0
 
 
+@pytest.mark.slow
 def test_the_follow_up_window(ws):
     wide = lists_of(ws, "keep", CallRules(capacity=3, cooldown_days=14, follow_up_days=30))
     assert _rows(wide.calls)[:2] == [("k1", "detractor_follow_up"), ("k4", "detractor_follow_up")]
@@ -128,6 +142,7 @@ def test_the_follow_up_window(ws):
     assert fresh_answer(_at(7), D, 7) and not fresh_answer(_at(8), D, 7)
 
 
+@pytest.mark.slow
 def test_winback_list_by_value_with_the_reasons_action(ws):
     listed = lists_of(ws, "winback")
     # taken by value (w4 ¥50,000, w2 ¥40,000, w1 ¥30,000), shown by reason: 疎遠, 状況変化, 課題未解決
@@ -144,6 +159,7 @@ def test_the_rule_kizuna_run_uses():
     assert call_blocker({"phone": "03", "last_called_at": _at(2), "callback_due": True}, D, rules) is None
 
 
+@pytest.mark.slow
 def test_without_a_calls_table_nobody_is_cooled_down(ws):
     tables = ws.tables()
     listed = call_lists(ws.store.table("customer_predictions"), tables["customers"], ws.scores(), as_of=D,

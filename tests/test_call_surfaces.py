@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,10 +57,23 @@ LIFECYCLE_TABLE = [
 ]
 
 
-@pytest.fixture
-def analysed(tmp_path):
-    with lifecycle_business(tmp_path / "ws") as ws:
+def _copied(built: Path, tmp_path: Path):
+    """A copy of a workspace the module built once, opened: a test may change it."""
+    shutil.copytree(built, tmp_path / "ws")
+    return Workspace.open(tmp_path / "ws")
+
+
+@pytest.fixture(scope="module")
+def analysed_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("lifecycle") / "ws"
+    with lifecycle_business(path) as ws:
         ws.analyze(D)
+    return path
+
+
+@pytest.fixture
+def analysed(analysed_once, tmp_path):
+    with _copied(analysed_once, tmp_path) as ws:
         yield ws
 
 
@@ -68,6 +82,7 @@ def _scored_states(ws: Workspace) -> dict[str, tuple]:
     return {r["customer_id"]: (r["lifecycle_state"], r["lost_since"]) for r in rows}
 
 
+@pytest.mark.slow
 def test_customer_scores_hold_the_lifecycle_state_without_predict(analysed):
     assert not analysed.store.has_table("customer_predictions")
     assert _scored_states(analysed) == {k: (state, lost_since) for k, (state, _, lost_since) in EXPECTED.items()}
@@ -76,6 +91,7 @@ def test_customer_scores_hold_the_lifecycle_state_without_predict(analysed):
     assert {r["customer_id"]: (r["lifecycle_state"], r["lost_since"]) for r in direct} == _scored_states(analysed)
 
 
+@pytest.mark.slow
 def test_segments_by_lifecycle_state(analysed):
     table = analysed.segments()["lifecycle"].to_pylist()
     assert [(r["segment"], r["customers"], r["revenue"]) for r in table] == LIFECYCLE_TABLE
@@ -183,12 +199,21 @@ def _predictions(ws: Workspace) -> pa.Table:
                      for c in PREDICTION_COLUMNS})
 
 
+@pytest.fixture(scope="module")
+def listed_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("lists") / "ws"
+    with lists_business(path):
+        pass
+    return path
+
+
 @pytest.fixture
-def listed(tmp_path):
-    with lists_business(tmp_path / "ws") as ws:
+def listed(listed_once, tmp_path):
+    with _copied(listed_once, tmp_path) as ws:
         yield ws
 
 
+@pytest.mark.slow
 def test_the_states_and_reasons_of_the_hand_made_business(listed):
     scores = {r["customer_id"]: r for r in listed.scores().to_pyarrow().to_pylist()}
     assert {k: scores[k]["lifecycle_state"] for k in [*KEEP, *LOST]} == {
@@ -199,6 +224,7 @@ def test_the_states_and_reasons_of_the_hand_made_business(listed):
         "u1": ("unresolved", "高い"), "u2": ("unresolved", "遅れ")}
 
 
+@pytest.mark.slow
 def test_winback_is_taken_by_value_and_grouped_by_reason(listed):
     assert [c for c in [*KEEP, *LOST] if in_call_holdout(c, SECRET, 0.1)] == ["d2"]
     tables = listed.tables()  # here without the holdout
@@ -300,6 +326,7 @@ def site(listed):
     return _site(listed)
 
 
+@pytest.mark.slow
 def test_the_call_list_page_keep_and_winback_in_japanese(site):
     with _client(site, OPERATOR) as client:
         keep = client.get("/priority")
@@ -330,6 +357,7 @@ def test_the_call_list_page_keep_and_winback_in_japanese(site):
         assert "上限を超えたため今日は対象外: 0件" in text and "対象の顧客: 5件" in text
 
 
+@pytest.mark.slow
 def test_the_call_list_in_english_and_masked_for_a_viewer(site):
     with _client(site, VIEWER, lang="en") as client:
         page = client.get("/priority?list=winback")
@@ -339,6 +367,7 @@ def test_the_call_list_in_english_and_masked_for_a_viewer(site):
         assert "03-1000-0003" not in text and "●●●" in text
 
 
+@pytest.mark.slow
 def test_the_customer_page_shows_state_reason_words_and_last_calls(site):
     with _client(site, OPERATOR) as client:
         page = client.get("/customer/s1")

@@ -229,6 +229,7 @@ def _stored_calls(path: Path) -> list[dict]:
         return stored(ws, "calls", "called_at")
 
 
+@pytest.mark.slow
 def test_an_operator_records_a_call_on_the_customer_page(site):
     url, path = site
     with contextlib.closing(_login(url, OPERATOR)) as client:
@@ -253,6 +254,7 @@ def test_an_operator_records_a_call_on_the_customer_page(site):
                                 dt.datetime(2026, 11, 17))]
 
 
+@pytest.mark.slow
 def test_a_viewer_may_not_record_a_call_and_sees_no_note(site):
     url, path = site
     with contextlib.closing(_login(url, OPERATOR)) as client:

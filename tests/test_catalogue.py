@@ -119,6 +119,7 @@ def _japanese_strings(path: Path) -> list[tuple[int, str]]:
             and JAPANESE.search(node.value)]
 
 
+@pytest.mark.slow
 def test_no_japanese_outside_the_catalogue() -> None:
     found = []
     for path in sorted([*ROOT.rglob("*.py"), *ROOT.rglob("*.html")]):
@@ -178,6 +179,7 @@ def _catalogue_names(tree: ast.AST) -> set[str]:
             if isinstance(node, ast.ImportFrom) and node.module == "kizuna.i18n" for alias in node.names}
 
 
+@pytest.mark.slow
 def test_code_keys_exist() -> None:
     """Every literal key the code looks up (``label("customers", lang)``, ``words("busy")``) is in the catalogue."""
     missing, seen = [], 0
@@ -213,6 +215,7 @@ def test_code_keys_exist() -> None:
 _PHRASE_CALLS = {"of", "keyed", "Phrase", "Allowed", "_invalid"}
 
 
+@pytest.mark.slow
 def test_phrase_keys_exist() -> None:
     """Every key an error, a warning or a rejected row names is in the catalogue: ``Phrase.of("key")``,
     ``KizunaError.keyed("key")``, ``Allowed("key")``, the reasons of rejected rows (``reject.*``), and the

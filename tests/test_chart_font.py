@@ -27,6 +27,7 @@ def chart_words() -> str:
     return "離脱" + "".join(section("chart.", "ja")[k] for k in ("title", "x", "y", "actual", "predicted"))
 
 
+@pytest.mark.slow
 def test_the_charts_font_comes_with_kizuna_and_has_every_glyph_of_their_labels():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the packaged font: nothing to warn about

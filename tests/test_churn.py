@@ -119,6 +119,7 @@ def test_risk_and_reasons_in_one_pass_equal_the_two_calls(fitted: ChurnModel) ->
     assert empty_risk.shape == (0,) and empty_top.shape == (0, 3)
 
 
+@pytest.mark.slow
 def test_blocks_on_threads_give_the_numbers_of_one(fitted: ChurnModel, monkeypatch: pytest.MonkeyPatch) -> None:
     """The blocks scored on two threads give, to the bit, what they give one after the other."""
     import kizuna.prediction._churn as churn
@@ -178,6 +179,7 @@ def test_estimator_contract() -> None:
     assert "validation AUC" in repr(model)
 
 
+@pytest.mark.slow
 def test_a_small_shops_risk_is_the_mean_of_a_bag_of_models(fitted: ChurnModel, monkeypatch) -> None:
     """Up to five models, each stopped on another split, as many as fit in _BAG_ROWS training rows; the
     raw risk is their mean probability and a contribution the occlusion of that mean."""
@@ -448,6 +450,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])
+@pytest.mark.slow
 def test_holdout_chart_png(tmp_path, lang: str) -> None:
     rows = holdout_table([0, 0, 1, 2, 3, 8], [0.2, 0.3, 0.9, 1.6, 2.2, 5.0], [0, 1, 1, 2, 2, 6])
     with warnings.catch_warnings():
@@ -470,6 +473,7 @@ def true_risk(X: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-logit))
 
 
+@pytest.mark.slow
 def test_risks_are_calibrated_and_keep_the_models_order(fitted: ChurnModel) -> None:
     """Isotonic calibration on held-out risks: by decile of predicted risk, the mean predicted risk is
     within 5 points of the true probability of those customers; the ranking is the boosting's own."""

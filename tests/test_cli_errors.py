@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kizuna.workspace import Workspace
+from kizuna.settings import SETTINGS_FILE
+from kizuna.workspace import Settings, Workspace
 
 KIZUNA = [sys.executable, "-m", "kizuna"]
 CUSTOMERS = "customer_id,name\nC1,山田 太郎\nC2,[red]鈴木[/red]\n"
@@ -93,6 +94,7 @@ def test_markup_in_headers_and_values_is_printed_literally(ws: Path):
     assert {r["channel"] for r in report["by"]} == {"[/bad]", "[red]x"}
 
 
+@pytest.mark.slow
 def test_a_file_name_with_brackets_is_printed_literally(ws: Path):
     path = write(ws.parent / "[red]o[bold].csv", "order_id,customer_id,ordered_at,amount\nO1,C1,2024-01-05,100\n")
     out = succeeds(kizuna("import", "orders", path, "-d", ws, cwd=ws.parent))
@@ -142,6 +144,7 @@ def test_usage_mistakes_are_one_line_too(ws: Path):
     fails(kizuna("kpi", "--bogus", cwd=ws.parent), "No such option: --bogus. See `kizuna kpi --help`.", status=2)
 
 
+@pytest.mark.slow
 def test_an_unknown_encoding_is_one_line(ws: Path):
     orders = write(ws.parent / "o.csv", "order_id,customer_id,ordered_at,amount\nO1,C1,2024-01-05,100\n")
     done = kizuna("import", "orders", orders, "--encoding", "bogus", "-d", ws, cwd=ws.parent)
@@ -238,6 +241,8 @@ def test_reading_commands_do_not_create_a_missing_store(ws: Path, command: list[
 
 @pytest.mark.slow
 def test_a_store_held_by_another_process_names_it(ws: Path):
+    settings = ws / SETTINGS_FILE  # a second's wait for the file, not the default half-minute
+    settings.write_text(Settings.load(settings).replace(store={"lock_wait": 1}).to_toml(), encoding="utf-8")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time\n"
                                f"con = duckdb.connect({str(ws / 'kizuna.duckdb')!r})\n"

@@ -148,6 +148,7 @@ def test_a_sent_email_carries_tracked_links_for_the_templates_links_only(tmp_pat
     assert ws.operations.query("SELECT COUNT(*) AS n FROM message_links")[0]["n"] == 4 * 3
 
 
+@pytest.mark.slow
 def test_a_click_goes_to_the_templates_url_and_each_clicker_counts_once(tmp_path):
     with SmtpServer() as server:
         ws = shop(tmp_path, server)
@@ -219,6 +220,7 @@ def test_line_messages_carry_tracked_links_with_the_line_medium(tmp_path, monkey
     assert get(ws, pushes[0].text.split("→")[1].split("」")[0], PHONE).headers["location"] == target
 
 
+@pytest.mark.slow
 def test_a_dry_run_shows_tracked_links_and_records_none(tmp_path):
     ws = shop(tmp_path, None)
     report = ws.run(now=at("2026-11-30 10:00"), dry_run=True)
@@ -228,6 +230,7 @@ def test_a_dry_run_shows_tracked_links_and_records_none(tmp_path):
 
 
 # -- results per step, by hand ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_results_per_step_show_clickers_converted_and_revenue_per_recipient(tmp_path):
     with SmtpServer() as server:
         ws = shop(tmp_path, server)

@@ -79,6 +79,7 @@ def listed(report) -> list[str]:
 
 
 # -- what a run costs ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_dry_run_shows_each_channels_cost_before_anything_is_sent(tmp_path):
     letters = CATALOGUE.replace("budget: 300\n", "") + '  - channel: insert\n    body: "チラシ"\n'
     ws = shop(tmp_path, 1535, {"catalogue": letters})
@@ -104,6 +105,7 @@ def test_costs_follow_the_settings_and_a_bad_price_names_the_setting(tmp_path):
 
 
 # -- the monthly budget --------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_budget_defers_exactly_the_messages_beyond_it_and_next_month_sends_them_once(tmp_path):
     # ¥300 a month, ¥120 a DM: two DMs (¥240) fit in November; the third would make ¥360
     ws = shop(tmp_path, 5, {"catalogue": CATALOGUE})
@@ -140,6 +142,7 @@ def test_the_budget_defers_exactly_the_messages_beyond_it_and_next_month_sends_t
     assert budget_left(ledger, "catalogue", dt.date(2027, 1, 1), costs, None) is None
 
 
+@pytest.mark.slow
 def test_a_free_message_is_never_held_and_a_step_waits_for_the_one_over_budget(tmp_path):
     # ¥120 DM first, then a free e-mail: the DMs beyond the budget hold their own e-mails back
     scenario = CATALOGUE.replace("budget: 300", "budget: 120") + (
@@ -167,6 +170,7 @@ def test_a_budget_must_be_whole_yen(tmp_path):
 
 
 # -- incremental profit ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_results_show_the_incremental_profit_with_its_interval(tmp_path):
     thanks = textwrap.dedent("""\
         trigger: {after_order: {days: 1}}

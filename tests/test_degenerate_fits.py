@@ -172,6 +172,7 @@ def loyal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_predict_stores_null_never_nan_and_says_why(loyal: Path):
     with Workspace.open(loyal) as ws:
         result = ws.predict(AS_OF)
@@ -249,6 +250,7 @@ def test_cli_backtest_scores_the_churn_model_and_leaves_bg_nbd_empty(loyal: Path
     assert "BG/NBD did not converge on this data (nobody has dropped out in 10 years)" in done.stdout
 
 
+@pytest.mark.slow
 def test_same_value_orders_fall_back_to_each_customers_average(tmp_path: Path):
     with workspace_with(tmp_path / "ws", orders=regular_orders(amount=5000, seed=1)) as ws:
         result = ws.predict(AS_OF)
@@ -309,6 +311,7 @@ def rf_cell(loyal: Path) -> tuple[str, int, int, int]:
     return customer, r, f, members
 
 
+@pytest.mark.slow
 def test_web_call_list_customer_page_sort_and_export_cope_with_missing_values(rf_cell, web: httpx.Client):
     customer, r, f, members = rf_cell
     calls = web.get("/priority")

@@ -52,6 +52,7 @@ def csv_records(path: Path, encoding: str) -> list[list[str]]:
 
 
 # -- the files ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_same_seed_writes_the_same_bytes_and_another_seed_does_not(demo: DemoResult, tmp_path: Path):
     again = generate_demo_files(tmp_path / "again", customers=CUSTOMERS, as_of=AS_OF)
     other = generate_demo_files(tmp_path / "other", customers=CUSTOMERS, seed=8, as_of=AS_OF)
@@ -294,6 +295,7 @@ def test_support_resolution_depends_on_the_channel_and_some_stay_open(demo: Demo
 
 
 # -- options -----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_bad_rows_are_optional_and_rejected_with_their_reasons(tmp_path: Path):
     result = build_demo(tmp_path / "ws", customers=50, with_bad_rows=True)
     result.workspace.close()

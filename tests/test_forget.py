@@ -197,6 +197,7 @@ def test_forget_erases_the_customer_everywhere_and_keeps_the_figures(shop: Works
     assert report.rejects_lines == 4 and report.rejects_files == 2
 
 
+@pytest.mark.slow
 def test_forgetting_again_or_an_unknown_id_is_a_one_line_error(tmp_path: Path) -> None:
     with build(tmp_path / "shop") as ws:
         forget_customer(ws, CID)
@@ -208,6 +209,7 @@ def test_forgetting_again_or_an_unknown_id_is_a_one_line_error(tmp_path: Path) -
         assert {t: rows_of(ws, t) for t in STORE_TABLES} == snapshot
 
 
+@pytest.mark.slow
 def test_a_failed_store_step_changes_no_table_and_a_rerun_finishes(tmp_path: Path) -> None:
     with build(tmp_path / "shop") as ws:
         # a table the update of which the engine refuses, sorted after all the others
@@ -224,6 +226,7 @@ def test_a_failed_store_step_changes_no_table_and_a_rerun_finishes(tmp_path: Pat
         assert CID not in {r["customer_id"] for r in rows_of(ws, "orders")}
 
 
+@pytest.mark.slow
 def test_a_customer_named_only_in_rejects_is_erased_there(tmp_path: Path) -> None:
     with build(tmp_path / "shop") as ws:
         (ws.path / "rejects" / "orders-20261102-000000-000000.csv").write_text(
@@ -383,6 +386,7 @@ def list_rows(path: Path) -> list[list]:
     return [list(row) for row in sheet.iter_rows(min_row=header, values_only=True)]
 
 
+@pytest.mark.slow
 def test_forget_leaves_no_byte_of_the_customer_in_any_file_of_the_workspace(tmp_path: Path) -> None:
     sources = tmp_path / "sources"
     sources.mkdir()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from kizuna.importing import guest_id, import_file
 from kizuna.workspace import Workspace
 
@@ -35,6 +37,7 @@ def orders(ws: Workspace) -> list[tuple[str, str]]:
     return sorted((r["order_id"], r["customer_id"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_a_guest_id_is_keyed_with_the_workspace_secret(tmp_path: Path) -> None:
     source = write(tmp_path / "orders.csv", ORDERS)
     found = []
@@ -51,6 +54,7 @@ def test_a_guest_id_is_keyed_with_the_workspace_secret(tmp_path: Path) -> None:
     assert found[0][0] != found[1][0] and found[0][1] != found[1][1]  # two workspaces, two secrets
 
 
+@pytest.mark.slow
 def test_an_old_workspace_moves_to_keyed_ids_once_and_a_reimport_adds_no_one(tmp_path: Path) -> None:
     folder = tmp_path / "shop"
     source = write(tmp_path / "orders.csv", ORDERS)

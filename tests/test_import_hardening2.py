@@ -226,6 +226,7 @@ def test_header_row_given_on_the_command_line(ws, tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_value_over_the_field_size_limit_is_rejected_naming_its_size_not_a_quote(ws, tmp_path):
     size = 50 * 1024 * 1024
     path = tmp_path / "c.csv"

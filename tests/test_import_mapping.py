@@ -84,6 +84,7 @@ def test_only_a_column_that_no_kind_has_is_a_mapping_error(ws, tmp_path, text, m
     assert str(caught.value).startswith(f"{mapping}: ") and message in str(caught.value)
 
 
+@pytest.mark.slow
 def test_a_guest_is_found_by_phone_when_the_email_is_unknown_or_missing(ws, tmp_path):
     members = "customer_id,name,email,phone\nK1,山田 太郎,taro@example.jp,090-1111-2222\n"
     ws.import_file(write(tmp_path / "c.csv", members))
@@ -105,6 +106,7 @@ def test_a_guest_is_found_by_phone_when_the_email_is_unknown_or_missing(ws, tmp_
     assert ws.store.count("customers") == 2
 
 
+@pytest.mark.slow
 def test_kizuna_import_folder_and_file_without_kind_on_the_command_line(tmp_path):
     folder = tmp_path / "exports"
     folder.mkdir()

@@ -112,6 +112,7 @@ def check(rows: list[dict]) -> None:
         assert close(r["last_year_change"], CHANGES[r["key"]][1]), r
 
 
+@pytest.mark.slow
 def test_kpi_compare_json_is_last_month_against_the_month_before_and_last_year(shop: Path):
     done = kizuna("kpi", "--compare", "--dir", str(shop), "--as-of", AS_OF, "-f", "json", cwd=shop.parent)
     assert done.returncode == 0, done.stderr
@@ -125,6 +126,7 @@ def test_kpi_compare_json_is_last_month_against_the_month_before_and_last_year(s
     assert units["revenue"] == ("percent", "higher")
 
 
+@pytest.mark.slow
 def test_kpi_compare_table_shows_arrows_points_and_a_dash_without_a_prior_figure(shop: Path):
     done = kizuna("kpi", "--compare", "--dir", str(shop), "--as-of", AS_OF, cwd=shop.parent)
     assert done.returncode == 0, done.stderr
@@ -138,6 +140,7 @@ def test_kpi_compare_table_shows_arrows_points_and_a_dash_without_a_prior_figure
     assert lines["定期解約率 %"] == ["33.3", "0.0", "↑ +33.3pt", "0.0", "↑ +33.3pt"]
 
 
+@pytest.mark.slow
 def test_kpi_compare_csv_and_a_period_of_days(shop: Path):
     done = kizuna("kpi", "--compare", "--dir", str(shop), "--from", "2026-03-01", "--to", "2026-03-15", "-f", "json",
                   cwd=shop.parent)
@@ -153,6 +156,7 @@ def test_kpi_compare_csv_and_a_period_of_days(shop: Path):
     assert csv_out.splitlines()[1] == f"revenue,45000,38000,{7 / 38},26000,{19 / 26},percent,higher"
 
 
+@pytest.mark.slow
 def test_a_period_that_ends_before_it_starts_is_one_line(shop: Path):
     done = kizuna("kpi", "--compare", "--dir", str(shop), "--from", "2026-03-20", "--to", "2026-03-01",
                   cwd=shop.parent)
@@ -167,6 +171,7 @@ def test_a_period_that_ends_before_it_starts_is_one_line(shop: Path):
 LOST_IN_MARCH = [{"lost_reason": "unresolved", "customers": 1, "ltv_revenue": 28_000}]
 
 
+@pytest.mark.slow
 def test_customers_lost_in_the_month_by_reason(shop: Path):
     with Workspace.open(shop, read_only=True) as ws:
         assert lost_by_reason(ws.tables(), ws.settings.analysis, Period.month(2026, 3)).to_pylist() == LOST_IN_MARCH

@@ -60,6 +60,7 @@ def business(tmp_path):
     ws.close()
 
 
+@pytest.mark.slow
 def test_what_the_customer_said_decides_the_reason_and_the_word_is_kept(business):
     rows = scores(business)
     got = {c: (rows[c]["lost_reason"], rows[c]["lost_reason_matched"]) for c in sorted(rows)}
@@ -75,6 +76,7 @@ def test_what_the_customer_said_decides_the_reason_and_the_word_is_kept(business
     }
 
 
+@pytest.mark.slow
 def test_an_edited_word_table_in_kizuna_toml(business, tmp_path):
     business.close()
     toml = tmp_path / "ws" / "kizuna.toml"

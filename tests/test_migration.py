@@ -116,6 +116,7 @@ def _triples(table) -> list[tuple[str, str, int]]:
     return [(r["from_segment"], r["to_segment"], r["customers"]) for r in table.to_pylist()]
 
 
+@pytest.mark.slow
 def test_cell_transitions_and_the_headline(shop: Path):
     with Workspace.open(shop) as ws:
         table = ws.migration(D1, D2)
@@ -128,6 +129,7 @@ def test_cell_transitions_and_the_headline(shop: Path):
     }
 
 
+@pytest.mark.slow
 def test_rank_transitions_and_the_headline(shop: Path):
     with Workspace.open(shop) as ws:
         table = ws.migration(D1, D2, by="rank")
@@ -138,6 +140,7 @@ def test_rank_transitions_and_the_headline(shop: Path):
     }
 
 
+@pytest.mark.slow
 def test_each_side_matches_the_scores_of_that_day(shop: Path):
     # the "to" side is the matrix of customer_scores as of D2, less those not yet customers then
     from kizuna.analytics import customer_scores
@@ -155,6 +158,7 @@ def test_each_side_matches_the_scores_of_that_day(shop: Path):
     assert after == cells
 
 
+@pytest.mark.slow
 def test_a_day_later_the_new_customer_of_d1_plus_one_is_no_longer_new(shop: Path):
     # C13 signed up at 00:00 on 1 February: a customer as of that day
     with Workspace.open(shop) as ws:
@@ -263,6 +267,7 @@ def test_the_same_on_postgres(shop: Path, postgres_database: str):
 SVG = "{http://www.w3.org/2000/svg}"
 
 
+@pytest.mark.slow
 def test_the_sankey_chart_has_one_band_per_transition_in_proportion(shop: Path):
     import xml.etree.ElementTree as ET
 

@@ -118,6 +118,7 @@ def ledger(ws: Workspace) -> dict[str, tuple[str, str | None]]:
     return {r["key"]: (r["status"], r["note"]) for r in ws.operations.query("SELECT key, status, note FROM deliveries")}
 
 
+@pytest.mark.slow
 def test_two_due_orders_of_one_customer_give_one_thank_you_with_the_count_of_the_latest(tmp_path):
     with SmtpServer() as server:
         ws = shop(tmp_path, server, {"thank-you": THANK_YOU})

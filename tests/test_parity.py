@@ -84,6 +84,7 @@ def _compare(reference: Workspace, other: Workspace) -> None:
         _assert_rows_equal(_rows(table, "segment"), _rows(other.segments()[name], "segment"), name)
 
 
+@pytest.mark.slow
 def test_the_demo_has_every_segment_to_compare(duckdb_demo):
     cells = {r["segment"]: r["customers"] for r in duckdb_demo.segments()["matrix"].to_pylist()}
     assert all(cells[c] > 0 for c in ("churn_candidate", "loyal", "advocate", "unanswered_low")), cells

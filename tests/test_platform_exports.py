@@ -143,6 +143,7 @@ def base_line(order, when, who, item, price, quantity, shipping, cod, status, ad
             "商品ID": product_id, "購入元": "BASE", "調整金額": adjustment}
 
 
+@pytest.mark.slow
 def test_base_orders_total_their_lines_shipping_fee_and_adjustment(ws, tmp_path):
     water, coffee = ("11111", "天然水 12L"), ("22222", "コーヒー豆")
     path = write(tmp_path / "base_orders.csv", BASE_ORDERS, [
@@ -179,6 +180,7 @@ MAKESHOP = ["日付", "注文時間", "注文番号", "処理状況", "注文者
                 "決済金額"]
 
 
+@pytest.mark.slow
 def test_makeshop_date_plus_hhmmss_time_and_its_status_words(ws, tmp_path):
     def order(number, day, time, status, who, amount):
         last, first, postal, prefecture, address, phone, email = BUYERS[who]
@@ -218,6 +220,7 @@ FUTURESHOP = ["受注コード", "注文日時", "請求合計金額", "商品�
                            "ポイント利用額"]
 
 
+@pytest.mark.slow
 def test_futureshop_order_lines_are_orders_not_members(ws, tmp_path):
     def line(code, when, who, total, item, price, quantity):
         last, first, postal, prefecture, address, phone, email = BUYERS[who]
@@ -254,6 +257,7 @@ RAKUTEN = ["受注番号", "受注ステータス", "注文日", "注文時間",
                "単価", "個数"]
 
 
+@pytest.mark.slow
 def test_rakuten_relay_emails_join_buyers_by_phone_then_name_and_postal_code(ws, tmp_path):
     def order(number, day, status, amount, who, relay, phone=True):
         last, first, postal, prefecture, address, tel, _ = BUYERS[who]
@@ -329,6 +333,7 @@ def test_an_order_file_is_never_read_as_products_and_platform_can_be_forced(ws, 
         ws.import_file(path, platform="amazon")
 
 
+@pytest.mark.slow
 def test_cli_headline_reconciles_and_platform_option(tmp_path):
     import json
 
@@ -372,6 +377,7 @@ EC4_FROM_DTB_CSV = [
 EC4_STATUS_IDS = {"新規受付": 1, "注文取消し": 3, "対応中": 4, "発送済み": 5, "入金済み": 6, "返品": 9}
 
 
+@pytest.mark.slow
 def test_ec_cube_4_orders_in_the_layout_of_its_dtb_csv(ws, tmp_path):
     def line(number, member, who, totals, status, when, item, shipped=""):
         last, first, postal, prefecture, address, phone, email = BUYERS[who]
@@ -442,6 +448,7 @@ RAKUTEN_PAY = [
 ]
 
 
+@pytest.mark.slow
 def test_rakuten_pay_orders_lines_statuses_and_relay_buyers(ws, tmp_path):
     def line(number, when, status, money, who, relay, item, phone=True, shipped=""):
         goods, shipping, points, billed = money
@@ -507,6 +514,7 @@ NEXT_ENGINE = [
 ]
 
 
+@pytest.mark.slow
 def test_next_engine_lines_cancel_types_and_relay_buyers(ws, tmp_path):
     def line(slip, shop_order, when, cancel, total, who, email, row, item, shipped=""):
         last, first, postal, prefecture, address, tel, _ = BUYERS[who]

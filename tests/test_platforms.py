@@ -131,6 +131,7 @@ def write_ec4(tmp_path: Path) -> tuple[Path, Path]:
     return members, orders
 
 
+@pytest.mark.slow
 def test_ec_cube_4_members_and_line_item_orders_with_guests(ws, tmp_path):
     members, orders = write_ec4(tmp_path)
     first = ws.import_file(members)
@@ -170,6 +171,7 @@ def test_ec_cube_4_members_and_line_item_orders_with_guests(ws, tmp_path):
     assert again.unchanged == 5
 
 
+@pytest.mark.slow
 def test_a_shop_with_only_its_order_export_can_start(ws, tmp_path):
     _, orders = write_ec4(tmp_path)
     summary = ws.import_file(orders)
@@ -177,6 +179,7 @@ def test_a_shop_with_only_its_order_export_can_start(ws, tmp_path):
     assert ws.store.count("customers") == 3  # members 5 and 6, and the guest
 
 
+@pytest.mark.slow
 def test_a_line_that_says_another_order_total_is_rejected_by_row(ws, tmp_path):
     header = ["注文番号", "会員ID", "メールアドレス", "支払合計", "対応状況(名称)", "受注日", "商品コード", "商品名",
               "価格", "個数", "明細区分(名称)"]
@@ -245,6 +248,7 @@ def write_shopify(tmp_path: Path) -> Path:
     ])
 
 
+@pytest.mark.slow
 def test_shopify_orders_export_identifies_customers_by_email(ws, tmp_path):
     summary = ws.import_file(write_shopify(tmp_path))
     assert (summary.preset, summary.rows_read, summary.rejected, summary.added) == (
@@ -268,6 +272,7 @@ def test_shopify_orders_export_identifies_customers_by_email(ws, tmp_path):
     assert (customers[hana]["email_opt_in"], customers[hana]["phone"]) == (False, None)
 
 
+@pytest.mark.slow
 def test_shopify_customers_export_gives_the_id_that_orders_find_by_email(ws, tmp_path):
     header = ["Customer ID", "First Name", "Last Name", "Email", "Accepts Email Marketing", "Default Address Company",
               "Default Address Address1", "Default Address Address2", "Default Address City",
@@ -298,6 +303,7 @@ RAKUTEN_OLD = ["受注番号", "受注ステータス", "カード決済ステ�
                "単価", "個数"]
 
 
+@pytest.mark.slow
 def test_rakuten_rms_old_order_csv(ws, tmp_path):
     def row(number, status, day, billed, mail, item, price, quantity):
         return [number, status, "", "", "", "", day, "1", billed, 0, 0, 0, billed, billed, "１００", "０００１",
@@ -328,6 +334,7 @@ def test_rakuten_rms_old_order_csv(ws, tmp_path):
                                                                           ("water-12", 2)]
 
 
+@pytest.mark.slow
 def test_rakuten_pay_order_csv_with_date_and_time_columns(ws, tmp_path):
     header = ["注文番号", "ステータス", "サブステータスID", "サブステータス", "注文日時", "注文日", "注文時間",
               "キャンセル期限日", "支払方法名", "合計金額", "商品合計金額", "送料合計", "請求金額",
@@ -375,6 +382,7 @@ def write_yahoo(folder: Path) -> None:
     ], "cp932")
 
 
+@pytest.mark.slow
 def test_yahoo_order_and_item_files_import_as_a_folder_in_dependency_order(ws, tmp_path):
     write_yahoo(tmp_path / "yahoo")
     summaries = ws.import_folder(tmp_path / "yahoo")
@@ -391,6 +399,7 @@ def test_yahoo_order_and_item_files_import_as_a_folder_in_dependency_order(ws, t
 
 # -- Next Engine 受注明細 (BASE, MakeShop, futureshop, EC-CUBE 2: test_platform_exports.py) --
 
+@pytest.mark.slow
 def test_next_engine_order_lines_with_cancel_flag(ws, tmp_path):
     header = ["店舗コード", "伝票番号", "受注番号", "受注日", "受注キャンセル区分", "購入者名", "購入者カナ",
               "購入者郵便番号", "購入者住所1", "購入者住所2", "購入者電話番号", "購入者メールアドレス", "総合計",
@@ -421,6 +430,7 @@ def test_an_unknown_export_names_the_required_columns_it_lacks(ws, tmp_path):
     assert "x.csv" in message and "unit_price for order items" in message and "--mapping" in message
 
 
+@pytest.mark.slow
 def test_headers_match_across_widths_brackets_and_order(ws, tmp_path):
     header = ["受注日", "注文番号", "メールアドレス", "支払合計", "お名前（姓）", "お名前（名）", "対応状況【名称】",
               "個数", "価格", "商品コード", "明細区分 (名称)"]

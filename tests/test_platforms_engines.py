@@ -104,6 +104,7 @@ def test_relay_buyers_and_line_sums_on_spark(spark_store, tmp_path):
         check_relay_buyers_and_line_sums(ws, tmp_path)
 
 
+@pytest.mark.slow
 def test_relay_buyers_and_line_sums_on_duckdb(tmp_path):
     with Workspace.init(tmp_path / "ws") as ws:
         check_relay_buyers_and_line_sums(ws, tmp_path)

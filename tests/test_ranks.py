@@ -113,6 +113,7 @@ def test_the_shares_must_fit_the_ranks(shop: Workspace):
         suggest_ranks(shop.tables(), shop.settings.analysis, AS_OF, (0.05, 0.01, 0.15))
 
 
+@pytest.mark.slow
 def test_write_keeps_the_rest_of_kizuna_toml_and_analyze_ranks_as_counted(shop: Workspace):
     path = shop.path / "kizuna.toml"
     text = path.read_text(encoding="utf-8")
@@ -169,6 +170,7 @@ def test_the_command_shows_labels_and_writes_only_when_asked(shop: Workspace):
     assert wrong.returncode == 2 and "--top" in wrong.stderr
 
 
+@pytest.mark.slow
 def test_no_order_in_the_window_is_one_line(tmp_path: Path):
     assert kizuna("init", "empty", cwd=tmp_path).returncode == 0
     done = kizuna("ranks", "suggest", "-d", "empty", "--as-of", "2026-06-30", cwd=tmp_path)
@@ -202,6 +204,7 @@ def test_the_same_suggestion_on_other_engines(shop: Workspace, other_store):
     assert there.table.to_pylist() == here.table.to_pylist()
 
 
+@pytest.mark.slow
 def test_init_on_a_store_with_orders_sets_ranks_that_fit_it(shop: Workspace, tmp_path: Path):
     store = shop.store.files()[0] if shop.store.files() else shop.path / "kizuna.duckdb"
     shop.close()
@@ -222,6 +225,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
     result.workspace.close()
 
 
+@pytest.mark.slow
 def test_the_demo_ranks_fit_its_customers(demo: Workspace):
     rules = demo.settings.analysis.rfm_ranks
     assert rules == demo.suggest_ranks().rules

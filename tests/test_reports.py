@@ -57,6 +57,7 @@ def test_repeat_rate_frequency_aov_and_the_2_8_share(tmp_path):
     assert curve[0]["revenue_share"] == pytest.approx(30_000 / 44_000)
 
 
+@pytest.mark.slow
 def test_breakdown_by_month_and_by_channel(tmp_path):
     orders = (orders_for("A", ["2026-05-01", "2026-05-20"], 1_000, channel="web")
               + orders_for("B", ["2026-05-03"], 3_000, channel="phone")
@@ -69,6 +70,7 @@ def test_breakdown_by_month_and_by_channel(tmp_path):
     assert (by_channel["web"]["orders"], by_channel["web"]["revenue"], by_channel["phone"]["orders"]) == (3, 4_000, 1)
 
 
+@pytest.mark.slow
 def test_cohort_retention_and_f2_conversion(tmp_path):
     # January cohort: A, B, C. A orders again in Feb (k=1) and Apr (k=3); B in Feb; C never.
     orders = (orders_for("A", ["2026-01-05", "2026-02-05", "2026-04-05"], 1_000)
@@ -137,6 +139,7 @@ def test_subscription_spells_restart_ties_and_orphan_cancellations():
     assert spells.filter(spells.customer_id == "D").count().to_pyarrow().as_py() == 1
 
 
+@pytest.mark.slow
 def test_subscription_churn_per_month(tmp_path):
     events = [
         {"customer_id": c, "occurred_at": day("2026-01-10"), "kind": "subscription_start"} for c in "ABCD"
@@ -177,6 +180,7 @@ def analysed(tmp_path):
     ws.close()
 
 
+@pytest.mark.slow
 def test_segment_tables_count_customers_and_revenue_share(analysed):
     tables = analysed.segments()
     matrix = {r["segment"]: r for r in tables["matrix"].to_pylist()}
@@ -189,6 +193,7 @@ def test_segment_tables_count_customers_and_revenue_share(analysed):
     assert ranks == {"rank_loyal": 0, "rank_a": 0, "rank_b": 0, "rank_other": 10}
 
 
+@pytest.mark.slow
 def test_export_a_call_list_in_csv_and_xlsx(analysed, tmp_path):
     assert analysed.export_segment("離脱候補者", tmp_path / "cc.csv") == 1
     with (tmp_path / "cc.csv").open(encoding="utf-8-sig", newline="") as handle:

@@ -90,6 +90,7 @@ def email_only(ws: Workspace) -> dict:
     return {"email": lambda: SmtpTransport.from_settings(ws.settings.email, ws.path)}
 
 
+@pytest.mark.slow
 def test_an_email_arrives_once_with_the_one_click_unsubscribe_and_the_personal_figures(tmp_path):
     with SmtpServer() as server:
         ws = shop(tmp_path, server, scenarios={"thank-you": THANK_YOU})
@@ -137,6 +138,7 @@ def test_dry_run_shows_the_messages_and_records_nothing(tmp_path):
     assert ws.operations.query("SELECT COUNT(*) AS n FROM survey_links")[0]["n"] == 0
 
 
+@pytest.mark.slow
 def test_quiet_hours_across_midnight_and_a_public_holiday_defer_never_drop(tmp_path):
     # New Year's Eve 23:30 is quiet, 元日 is a public holiday all day: the e-mail enrolled on
     # 2026-11-28 and due since then waits for 2 January, 09:00
@@ -173,6 +175,7 @@ def test_quiet_hours_and_holidays_give_the_next_allowed_moment(moment, allowed):
     assert rules.next_allowed(at(moment)) == at(allowed)
 
 
+@pytest.mark.slow
 def test_the_frequency_cap_defers_the_third_message_until_the_window_frees(tmp_path):
     # three e-mail scenarios due at once for C1; the cap is 2 per 7 days across channels
     scenarios = {f"s{n}": THANK_YOU.replace("お礼", f"お礼{n}") for n in (1, 2, 3)}

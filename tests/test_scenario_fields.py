@@ -172,6 +172,7 @@ def test_a_dearer_alternative_saves_more(fields_ws):
     assert saved == {"A": 4_800, "B": 0, "C": 0, "D": 1_100, "E": 0}
 
 
+@pytest.mark.slow
 def test_a_leap_day_start_has_its_anniversary_on_the_first_of_march(tmp_path):
     customers = [{"customer_id": "L", "name": "閏", "signed_up_at": day("2024-02-29")}]
     with workspace_with(tmp_path / "ws", customers=customers) as ws:
@@ -179,6 +180,7 @@ def test_a_leap_day_start_has_its_anniversary_on_the_first_of_march(tmp_path):
     assert years == [0, 1]
 
 
+@pytest.mark.slow
 def test_related_products_by_hand(related_ws):
     got = [(r["customer_id"], r["rank"], r["product_id"]) for r in _related(related_ws.tables())]
     assert got == EXPECTED_RELATED

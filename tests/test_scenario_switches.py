@@ -165,6 +165,7 @@ def _paused_story(tmp_path: Path, server: SmtpServer, *, pause: bool) -> Workspa
     return ws
 
 
+@pytest.mark.slow
 def test_a_paused_scenario_keeps_what_was_enrolled_and_does_not_catch_up(tmp_path):
     with SmtpServer() as server:
         kept = _paused_story(tmp_path, server, pause=False)
@@ -271,6 +272,7 @@ def _kizuna(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 # -- due counts --------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_due_counts_per_step_as_the_dry_run_counts_them(tmp_path):
     ws = shop(tmp_path, scenarios={"after": TWO_STEPS})
     # by hand: the three orders of the 28th are due on the 30th, step 1 (e-mail) and step 2 (LINE, same
@@ -288,6 +290,7 @@ def test_due_counts_per_step_as_the_dry_run_counts_them(tmp_path):
 
 
 # -- test sends --------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_test_send_reaches_the_operator_only_marked_and_outside_the_ledger(tmp_path):
     with SmtpServer() as server:
         ws = shop(tmp_path, server, scenarios={"after": TWO_STEPS}, delivery={"cap_messages": 1})
@@ -331,6 +334,7 @@ def test_kizuna_scenario_test_from_the_command_line(tmp_path):
         assert re.fullmatch(r".+@.+", audit_lines(again.operations)[0]["user"])
 
 
+@pytest.mark.slow
 def test_a_line_test_send_goes_to_the_operators_line_id(tmp_path, monkeypatch):
     with LineServer() as line:
         monkeypatch.setenv("KIZUNA_LINE_TOKEN", line.token)
@@ -470,6 +474,7 @@ def test_the_web_pages_operator_switches_viewer_sees_csrf_required(tmp_path):
         assert _keys(ws) == {}
 
 
+@pytest.mark.slow
 def test_every_label_of_the_pages_is_in_both_languages(tmp_path):
     path = _site(shop(tmp_path, scenarios={"after": TWO_STEPS}))
     app = create_app(path, warm=False, lang="en", logins_per_minute=10_000)

@@ -31,6 +31,7 @@ def test_ltv_is_aov_times_orders_the_specs_example(tmp_path):
     assert (row["recency_days"], row["tenure_days"], row["mean_interval_days"]) == (10, 100, 10.0)
 
 
+@pytest.mark.slow
 def test_cancelled_returned_and_future_orders(tmp_path):
     orders = [
         {"order_id": "A", "customer_id": "C1", "ordered_at": day("2026-06-01"), "amount": 10_000},
@@ -75,6 +76,7 @@ def test_rfm_rank_boundaries(tmp_path, recency, count, total, rank):
     assert row["rfm_rank"] == rank
 
 
+@pytest.mark.slow
 def test_rfm_window_limits_frequency_and_monetary_but_not_ltv(tmp_path):
     dates = days_before(AS_OF, 10, 3 * 365 - 1, 3 * 365 + 1)
     ws = workspace_with(tmp_path / "ws", orders=orders_for("C1", dates, 1_000))
@@ -82,6 +84,7 @@ def test_rfm_window_limits_frequency_and_monetary_but_not_ltv(tmp_path):
     assert (row["frequency"], row["monetary"], row["orders"], row["ltv_revenue"]) == (2, 2_000, 3, 3_000)
 
 
+@pytest.mark.slow
 def test_quintile_scores_over_ten_customers(tmp_path):
     # customer Ck has k orders of ¥1,000 each, the last one k days ago ... so C10 is best on F and M
     orders = []
@@ -97,6 +100,7 @@ def test_quintile_scores_over_ten_customers(tmp_path):
     assert rows["C01"]["rfm_segment"] == "lost"
 
 
+@pytest.mark.slow
 def test_quintile_ties_share_a_score(tmp_path):
     orders = []
     for k in range(1, 6):
@@ -109,6 +113,7 @@ def _nps(customer: str, score: int, when: str = "2026-06-01") -> dict:
     return {"customer_id": customer, "answered_at": day(when), "score": score}
 
 
+@pytest.mark.slow
 def test_matrix_cells_by_ltv_top_20_percent_and_nps(tmp_path):
     # ten customers: C1 has the most revenue, C10 the least; the top 20 % are C1 and C2
     orders = [o for k in range(1, 11) for o in orders_for(f"C{k:02}", days_before(AS_OF, 5), (11 - k) * 10_000)]
@@ -139,6 +144,7 @@ def test_latest_answer_wins_and_nps_class_boundaries(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_behavioural_and_psychological_loyalty(tmp_path):
     orders = [o for k in range(1, 6) for o in orders_for(f"C{k}", days_before(AS_OF, 5), (6 - k) * 10_000)]
     ws = workspace_with(tmp_path / "ws", orders=orders, nps_answers=[_nps("C1", 10), _nps("C3", 10)])
@@ -149,6 +155,7 @@ def test_behavioural_and_psychological_loyalty(tmp_path):
     assert rows["C3"]["loyalty"] is None  # a promoter who does not buy much is an advocate, not loyal
 
 
+@pytest.mark.slow
 def test_one_step_from_loyal_names_the_missing_dimension(tmp_path):
     def customer(cid, recency, count, total):
         amounts = [total // count] * count
@@ -169,6 +176,7 @@ def test_one_step_from_loyal_names_the_missing_dimension(tmp_path):
     # TOP is in the loyal rank; by the matrix it is a loyal candidate (passive), but loyal already
 
 
+@pytest.mark.slow
 def test_dormant_and_lapsing_boundaries(tmp_path):
     orders = (orders_for("D90", days_before(AS_OF, 90), 1_000) + orders_for("D91", days_before(AS_OF, 91), 1_000)
               + orders_for("L20", days_before(AS_OF, 20, 30, 40), 1_000)   # interval 10, late by 20 = 2x
@@ -180,6 +188,7 @@ def test_dormant_and_lapsing_boundaries(tmp_path):
     assert rows["D91"]["lapsing"] is False  # one order: no interval of its own
 
 
+@pytest.mark.slow
 def test_lost_customers_by_reason_in_priority_order(tmp_path):
     old = days_before(AS_OF, 200)
     orders = sum((orders_for(c, old, 5_000) for c in ("UNR", "SIT", "BOTH", "DRIFT", "STALE")), [])
@@ -207,6 +216,7 @@ def test_lost_customers_by_reason_in_priority_order(tmp_path):
     assert rows["CANC"]["lost"] is True and rows["CANC"]["dormant"] is False
 
 
+@pytest.mark.slow
 def test_as_of_reproduces_the_past(tmp_path):
     orders = orders_for("C1", ["2026-01-10", "2026-03-10", "2026-06-10"], 10_000)
     ws = workspace_with(tmp_path / "ws", orders=orders, nps_answers=[_nps("C1", 2, "2026-06-20")])
@@ -214,6 +224,7 @@ def test_as_of_reproduces_the_past(tmp_path):
     assert (past["orders"], past["ltv_revenue"], past["recency_days"], past["nps_class"]) == (2, 20_000, 21, None)
 
 
+@pytest.mark.slow
 def test_cut_value_scores_equal_rank_quintiles_with_many_ties(tmp_path):
     # customer_scores scores R, F, M and high LTV against a few cut values instead of ranking
     # every customer: the result must be the rank-based definition (`quintile`), ties included

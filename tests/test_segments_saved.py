@@ -103,6 +103,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["ltv_revenue >= 5000", "order_channels in [web]"], 3, 42_000),         # C1, C2, C3
     ([], 5, 50_000),                                                         # everyone
 ])
+@pytest.mark.slow
 def test_the_count_and_revenue_share_of_a_set_of_conditions(shop: Path, where: list[str], customers: int,
                                                             revenue: int):
     with Workspace.open(shop, read_only=True) as ws:
@@ -112,6 +113,7 @@ def test_the_count_and_revenue_share_of_a_set_of_conditions(shop: Path, where: l
     assert count.customer_share == customers / 5 and count.revenue_share == revenue / 50_000
 
 
+@pytest.mark.slow
 def test_a_segment_is_saved_as_a_file_read_back_counted_and_listed(tmp_path: Path):
     ws = business(tmp_path / "shop")
     saved = ws.save_segment("big-web", ["ltv_revenue >= 5000", "order_channels in [web, app]",
@@ -234,6 +236,7 @@ def test_a_mistake_in_a_segment_file_names_the_file_line_and_field(tmp_path: Pat
     assert (raised.value.path, raised.value.line) == (path, line)
 
 
+@pytest.mark.slow
 def test_mistakes_found_when_counting_or_running_name_their_file(shop: Path, tmp_path: Path):
     with Workspace.open(shop, read_only=True) as ws:
         with pytest.raises(ScenarioError) as unknown:
@@ -305,6 +308,7 @@ def words(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", "", html, flags=re.S)))
 
 
+@pytest.mark.slow
 def test_the_builder_counts_as_you_edit_and_an_operator_saves(tmp_path: Path):
     path = with_users(business(tmp_path / "shop").path)
     browser = Browser(path, OPERATOR)

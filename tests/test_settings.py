@@ -139,6 +139,7 @@ IDS = [f"{key}-{n}" for n, (key, _, _) in enumerate(BAD)]
 
 
 @pytest.mark.parametrize(("key", "value", "message"), BAD, ids=IDS)
+@pytest.mark.slow
 def test_from_dict_names_the_setting_the_value_and_what_is_allowed(template: Path, key, value, message):
     text = with_setting((template / SETTINGS_FILE).read_text(encoding="utf-8"), key, value)
     with pytest.raises(WorkspaceError) as caught:
@@ -190,6 +191,7 @@ def test_the_cli_says_a_bad_setting_in_the_workspaces_language(template: Path, t
     assert (done.returncode, done.stderr) == (1, f"エラー: {Path('ws', SETTINGS_FILE)}: {message}\n")
 
 
+@pytest.mark.slow
 def test_a_settings_file_that_is_not_utf8_is_named_in_one_line(template: Path, tmp_path: Path):
     shutil.copytree(template, tmp_path / "ws")
     path = tmp_path / "ws" / SETTINGS_FILE
@@ -303,6 +305,7 @@ def test_replace_checks_the_values_as_kizuna_toml_does():
         Settings().replace(analysis={"dormant_days": 0})
 
 
+@pytest.mark.slow
 def test_the_demo_settings_load(tmp_path: Path):
     from kizuna.demo import build_demo
 

@@ -81,6 +81,7 @@ def stored(ws: Workspace) -> dict[str, dict]:
     return {r["customer_id"]: r for r in rows}
 
 
+@pytest.mark.slow
 def test_the_store_keeps_the_names_as_given(shop: Workspace):
     customers = stored(shop)
     assert len(customers) == len(FORMULAS) + len(SAFE)

@@ -87,6 +87,7 @@ def expected_ids(ws: Workspace) -> set[str]:
     return {f"<{r['ref']}@shop.example.jp>" for r in ledger(ws).values()}
 
 
+@pytest.mark.slow
 def test_a_451_after_the_final_dot_is_tried_again_later_and_the_next_run_delivers_all_once(tmp_path):
     with SmtpServer(refuse_data={"*": "451 4.3.0 queue full, try again later"}) as server:
         ws = shop(tmp_path, server)
@@ -115,6 +116,7 @@ def test_a_451_after_the_final_dot_is_tried_again_later_and_the_next_run_deliver
     assert (step["sent"], step["delivered"], step["failed"], step["unconfirmed"]) == (CUSTOMERS, CUSTOMERS, 0, 0)
 
 
+@pytest.mark.slow
 def test_the_back_off_grows_with_the_attempts(tmp_path):
     with SmtpServer(refuse_data={address(0): "452 4.2.2 mailbox full"}) as server:
         ws = shop(tmp_path, server)
@@ -130,6 +132,7 @@ def test_the_back_off_grows_with_the_attempts(tmp_path):
     assert dues[0] > 0 and dues[1] == 2 * dues[0] and dues[2] == 2 * dues[1]
 
 
+@pytest.mark.slow
 def test_a_5xx_after_the_final_dot_fails_the_message_with_the_servers_text_and_it_is_never_resent(tmp_path):
     refused = {address(1): "554 5.6.0 message content rejected", address(4): "550 5.7.1 spam suspected"}
     with SmtpServer(refuse_data=refused) as server:
@@ -149,6 +152,7 @@ def test_a_5xx_after_the_final_dot_fails_the_message_with_the_servers_text_and_i
     assert (step["sent"], step["delivered"], step["failed"]) == (CUSTOMERS, CUSTOMERS - 2, 2)
 
 
+@pytest.mark.slow
 def test_a_server_refusing_every_message_after_the_dot_fails_three_and_the_rest_wait(tmp_path):
     with SmtpServer(refuse_data={"*": "554 5.7.1 DKIM signature invalid"}) as server:
         ws = shop(tmp_path, server)
@@ -162,6 +166,7 @@ def test_a_server_refusing_every_message_after_the_dot_fails_three_and_the_rest_
 
 
 @pytest.mark.parametrize("stored", [False, True], ids=["lost", "stored-before-the-drop"])
+@pytest.mark.slow
 def test_a_connection_dropped_after_the_dot_is_resent_once_with_the_same_message_id(tmp_path, stored):
     with SmtpServer(drop_after_dot={"*"}, store_dropped=stored) as server:
         ws = shop(tmp_path, server)
@@ -189,6 +194,7 @@ def test_a_connection_dropped_after_the_dot_is_resent_once_with_the_same_message
     assert set(taken) == (resent_ids if stored else set())
 
 
+@pytest.mark.slow
 def test_a_message_dropped_after_the_dot_twice_is_left_unconfirmed_and_never_sent_again(tmp_path):
     with SmtpServer(drop_after_dot={address(2)}, store_dropped=True) as server:
         ws = shop(tmp_path, server)
@@ -207,6 +213,7 @@ def test_a_message_dropped_after_the_dot_twice_is_left_unconfirmed_and_never_sen
     assert (step["delivered"], step["unconfirmed"], step["failed"]) == (CUSTOMERS - 1, 1, 0)
 
 
+@pytest.mark.slow
 def test_no_answer_to_the_dot_within_the_timeout_is_the_same_ambiguous_case(tmp_path):
     with SmtpServer(answer_after=1.5) as server:
         ws = shop(tmp_path, server)
@@ -221,6 +228,7 @@ def test_no_answer_to_the_dot_within_the_timeout_is_the_same_ambiguous_case(tmp_
 
 @pytest.mark.parametrize("reply", ["550 5.7.1 <{}>: Relay access denied", "530 5.7.0 Authentication required",
                                    "554 relaying denied"])
+@pytest.mark.slow
 def test_a_channel_wide_refusal_at_rcpt_stops_the_channel_and_keeps_every_message_waiting(tmp_path, reply):
     with SmtpServer(refuse={"*": reply.format("x@example.jp")}) as server:
         ws = shop(tmp_path, server)
@@ -250,6 +258,7 @@ def test_an_unknown_recipient_fails_only_its_message(tmp_path):
     assert ledger(ws)["C2"]["note"] == "RCPT TO: 550 5.1.1 <c2@example.jp>: Recipient address rejected: User unknown"
 
 
+@pytest.mark.slow
 def test_a_resend_interrupted_by_a_killed_run_is_still_the_one_resend(tmp_path):
     from kizuna.operations._ledger import Ledger
 

@@ -115,6 +115,7 @@ def test_the_uplift_ranking_finds_the_customers_a_call_keeps():
     assert abs(uplift_at_capacity(kept, called, value_at_risk, 1_000)["uplift"] - 0.08) < 0.07
 
 
+@pytest.mark.slow
 def test_the_estimator_contract():
     data = simulated(600, seed=3)
     model = UpliftModel(random_state=5)
@@ -135,6 +136,7 @@ def test_the_estimator_contract():
         model.predict_uplift(X[:, :2])
 
 
+@pytest.mark.slow
 def test_a_feature_one_group_lacks_is_ignored_in_that_group():
     # NPS answered only by customers who were held out (CI met this on the demo: scikit-learn's binning
     # cannot take a column that is all missing, even when the whole matrix has values in it)
@@ -146,6 +148,7 @@ def test_a_feature_one_group_lacks_is_ignored_in_that_group():
     assert np.isfinite(uplift).all() and (np.abs(uplift) <= 1).all()
 
 
+@pytest.mark.slow
 def test_a_group_with_one_outcome_gets_its_rate():
     X = np.arange(200, dtype=float).reshape(-1, 1)
     called = np.r_[np.ones(100), np.zeros(100)]
@@ -155,6 +158,7 @@ def test_a_group_with_one_outcome_gets_its_rate():
     assert model.kept_rate_held_out_ == 0.25 and model.average_uplift_ == 0.75
 
 
+@pytest.mark.slow
 def test_too_few_outcomes_and_no_holdout_say_what_to_do():
     data = simulated(300, seed=4)
     with pytest.raises(UpliftDataError, match="None of the 300 call outcomes is of a held-out customer") as caught:
@@ -193,6 +197,7 @@ def _ids() -> tuple[list[str], list[str]]:
     return held, others
 
 
+@pytest.mark.slow
 def test_call_outcomes_of_a_hand_made_business(tmp_path: Path):
     """A list a day (period_days 1), a horizon of 30 days, as of 30 June 2026. On the list of 31 March
     (calls on 1 April): n1, n2, n3 called; n4 could have been called and was not; h1, h2 held out; h3 held out
@@ -279,6 +284,7 @@ def test_no_calls_table_rows_no_outcomes(tmp_path: Path):
     assert found.counts() == {"outcomes": 0, "called": 0, "held_out": 0, "pending": 0}
 
 
+@pytest.mark.slow
 def test_predictions_carry_the_uplift_without_nan():
     predictions = pa.table({"customer_id": ["a", "b"], "clv": pa.array([1000.0, None])})
     features = pa.table({c: pa.array([1.0, 2.0]) for c in CHURN_FEATURES})

@@ -322,6 +322,7 @@ def test_customer_page_has_the_timeline_scores_prediction_and_messages(operator:
     assert operator.get("/customer/no-such-customer").status_code == 404
 
 
+@pytest.mark.slow
 def test_trends_and_pages_are_the_analytics_figures(web_demo: WebDemo):
     """The monthly NPS and LTV as the dashboard had them computed in Python, from the raw rows; the
     pages of a list, one after the other, are the whole list in order, for every sort."""
@@ -374,6 +375,7 @@ def test_trends_and_pages_are_the_analytics_figures(web_demo: WebDemo):
             assert paged == whole, sort
 
 
+@pytest.mark.slow
 def test_call_list_migration_and_results_pages(operator: httpx.Client):
     calls = operator.get("/priority")
     assert calls.status_code == 200 and calls.text.count('class="customer"') == 100

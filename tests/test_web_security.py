@@ -57,6 +57,7 @@ def app_url(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 
 # -- 6: a session ends at logout and at a new password ------------------------------------------------
+@pytest.mark.slow
 def test_logout_ends_that_session_and_its_copied_cookie_but_not_the_users_other_sessions(app_url):
     _, url = app_url
     with contextlib.closing(login(url, OPERATOR)) as here, contextlib.closing(login(url, OPERATOR)) as elsewhere:
@@ -93,6 +94,7 @@ def test_a_new_password_ends_every_session_of_that_user_at_once(app_url):
     assert len(unknown.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_user_add_again_ends_the_users_sessions_too(app_url):
     path, url = app_url
     with contextlib.closing(login(url, VIEWER)) as viewer:
@@ -283,6 +285,7 @@ def test_an_oversized_login_is_refused_with_413_before_its_body_is_read(serve_pr
     assert _rss_kib(server.pid) - before < 16 * 1024  # KiB: the server kept none of it
 
 
+@pytest.mark.slow
 def test_a_form_with_too_many_fields_is_400_and_a_large_one_413(app_url):
     _, url = app_url
     with httpx.Client(base_url=url, timeout=TIMEOUT) as client:
@@ -296,6 +299,7 @@ def test_a_form_with_too_many_fields_is_400_and_a_large_one_413(app_url):
                            ).status_code == 303
 
 
+@pytest.mark.slow
 def test_the_line_webhook_takes_a_larger_body_than_forms_up_to_its_own_limit(tmp_path, monkeypatch):
     monkeypatch.setenv("KIZUNA_LINE_SECRET", "line-channel-secret-for-tests")
     path = users_workspace(tmp_path / "ws")

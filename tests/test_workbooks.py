@@ -148,6 +148,7 @@ def column(sheet, header: str) -> list:
     return [row[at] for row in sheet.iter_rows(min_row=3, values_only=True)]
 
 
+@pytest.mark.slow
 def test_the_dm_list_is_in_postal_code_order_with_sama_and_kana(shop: Path):
     rows = read_csv(outbox(shop, "dm", "csv"))
     assert rows[0] == ["郵便番号", "住所", "宛名", "フリガナ", "顧客ID", "シナリオ", "ステップ", "DMの内容"]
@@ -190,6 +191,7 @@ def test_the_insert_list_is_in_the_order_parcels_are_packed(shop: Path):
     assert sheet["C6"].value == dt.datetime(2026, 12, 5) and sheet["C6"].is_date
 
 
+@pytest.mark.slow
 def test_the_lists_of_a_run_in_english(shop_en: Path):
     rows = read_csv(outbox(shop_en, "dm", "csv"))
     assert rows[0] == ["postal code", "address", "addressee", "name (kana)", "customer id", "scenario", "step",
@@ -202,6 +204,7 @@ def test_the_lists_of_a_run_in_english(shop_en: Path):
     assert values(sheet, 2)[:3] == ["order to pack it with", "order date", "expected next order"]
 
 
+@pytest.mark.slow
 def test_the_call_list_workbook_and_csv(shop: Path, tmp_path: Path):
     with Workspace.open(shop) as ws:
         assert ws.write_priority(tmp_path / "calls.xlsx", fmt="xlsx") == 3
