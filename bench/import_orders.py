@@ -2,6 +2,7 @@
 
     python bench/import_orders.py                        # 1M orders / 100k customers, quick
     python bench/import_orders.py --orders 10_000_000    # the figure in bench/README.md
+    python bench/import_orders.py --no-pandas --before /tmp/kz-before --repeat 3   # with the code of DIR too
 
 Every step runs in its own process, so peak RSS is that process's own (DuckDB runs inside the
 process, so its buffers and hash tables are counted too):
@@ -12,6 +13,10 @@ process, so its buffers and hash tables are counted too):
   fresh DuckDB file, with the same conversions (date format, "¥12,800" amounts): the floor of
   what the engine alone does;
 * ``pandas.read_csv`` of the whole file, to show what not going through pandas saves;
+* ``kizuna import orders`` of the file's header alone (no rows): what every import pays before and
+  after its rows (Python, the libraries, the workspace and the store opened and closed);
+* with ``--before DIR``, the first imports and the header-only one again with the kizuna package of DIR (first on
+  PYTHONPATH: e.g. ``git archive HEAD kizuna`` of an earlier commit), in the same rounds;
 * a line-item platform export (issue #13): the same orders written in EC-CUBE 4's 受注 CSV
   layout, one row per 明細 (1-2 product lines and a 送料 line per order, buyer columns, Japanese
   status words; UTF-8 so that DuckDB reads the same file). ``kizuna import FILE`` (no kind, no
@@ -253,11 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds of every step; the table shows medians (the machine is noisy)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="also import with the kizuna package in DIR (the code before a change), same rounds")
     args = parser.parse_args(argv)
     customers = args.customers if args.customers is not None else max(1, args.orders // 10)
     label = size_label(args.orders)
     data = args.data or BENCH / "data" / label
     method = args.rss if args.rss != "auto" else default_method()
+    if args.before is not None and not (args.before / "kizuna" / "__init__.py").exists():
+        parser.error(f"--before {args.before}: no kizuna package there")
     kizuna = str(Path(sys.executable).with_name("kizuna"))
     if not os.access(kizuna, os.X_OK):
         kizuna = shutil.which("kizuna") or "kizuna"
@@ -272,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.repeat > 1:
             print(f"round {number_of_round} of {args.repeat}", file=sys.stderr)
         rounds.append(one_round(kizuna, orders_csv, customers_csv, args.orders, customers, scratch, method,
-                                ddl, pandas=not args.no_pandas, lines=lines))
+                                ddl, pandas=not args.no_pandas, lines=lines, before=args.before))
     runs = [median_run([r[i] for r in rounds]) for i in range(len(rounds[0]))]
     startup = runs.pop()
     reference = next(r for r in runs if r.tool.startswith("duckdb"))
@@ -289,6 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nline-item export: {lines[1]:,} rows (EC-CUBE 4 受注 CSV layout, UTF-8), {args.orders:,} orders")
         print(table([r for r in runs if r.file == line_file], line_reference))
     print(f"(a process that only imports kizuna peaks at {startup.peak_rss_mib:,.0f} MiB)")
+    for tool in dict.fromkeys(r.tool for r in runs):
+        if tool.startswith("kizuna import") and not any(w in tool for w in ("again", "customers", "header")):
+            reference_tool = line_reference.tool if line_reference and "line items" in tool else reference.tool
+            pairs = [(next(r for r in one if r.tool == tool), next(r for r in one if r.tool == reference_tool))
+                     for one in rounds]
+            ratios = [run.seconds / ref.seconds for run, ref in pairs]
+            cpu = [run.cpu_seconds / ref.cpu_seconds for run, ref in pairs]
+            print(f"{tool}: time × ref round by round {', '.join(f'{x:.2f}' for x in ratios)}; "
+                  f"CPU × ref {', '.join(f'{x:.2f}' for x in cpu)}")
     if args.json:
         args.json.write_text(json.dumps({
             "date": time.strftime("%Y-%m-%d"), "machine": platform.platform(), "cores": os.cpu_count(),
@@ -304,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def one_round(kizuna: str, orders_csv: Path, customers_csv: Path, orders: int, customers: int,
               scratch: Path, method: str, ddl: str, *, pandas: bool,
-              lines: tuple[Path, int] | None = None) -> list[Run]:
+              lines: tuple[Path, int] | None = None, before: Path | None = None) -> list[Run]:
     """Every step once, on a fresh workspace and a fresh reference database."""
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -327,6 +345,24 @@ def one_round(kizuna: str, orders_csv: Path, customers_csv: Path, orders: int, c
     check(runs[-1], added=orders, rejected=0)
     runs.append(step("kizuna import orders (again)", kizuna_import("orders", orders_csv), orders_csv, orders))
     check(runs[-1], unchanged=orders, added=0, updated=0, rejected=0)
+    header_only = scratch / "orders-header.csv"
+    with orders_csv.open(encoding="utf-8") as source:
+        header_only.write_text(source.readline(), encoding="utf-8")
+    runs.append(step("kizuna import orders, header only (start)", kizuna_import("orders", header_only), orders_csv, 0))
+    check(runs[-1], added=0, rejected=0)
+    old = ["env", f"PYTHONPATH={before}", kizuna] if before is not None else []
+    if before is not None:  # the same first import with the code of `before`, into a workspace of its own
+        old_ws = scratch / "ws-before"
+        subprocess.run([*old, "init", str(old_ws)], check=True, capture_output=True)
+        subprocess.run([*old, "import", "customers", str(customers_csv), "--dir", str(old_ws), "--format", "json"],
+                       check=True, capture_output=True)
+        runs.append(step(f"kizuna import orders, code in {before}",
+                         [*old, "import", "orders", str(orders_csv), "--dir", str(old_ws), "--format", "json"],
+                         orders_csv, orders))
+        check(runs[-1], added=orders, rejected=0)
+        runs.append(step(f"kizuna import orders, header only (start), code in {before}",
+                         [*old, "import", "orders", str(header_only), "--dir", str(old_ws), "--format", "json"],
+                         orders_csv, 0))
     runs.append(step(
         "duckdb read_csv (reference)",
         [sys.executable, "-c", DUCKDB_LOAD, str(orders_csv), str(scratch / "reference.duckdb"), ddl],
@@ -346,6 +382,13 @@ def one_round(kizuna: str, orders_csv: Path, customers_csv: Path, orders: int, c
             raise SystemExit(f"the export was not recognised: {kizuna_summary(runs[-1])}")
         runs.append(step("kizuna import FILE (line items, again)", command, export, line_rows))
         check(runs[-1], unchanged=orders, added=0, updated=0, rejected=0)
+        if before is not None:
+            old_lines = scratch / "ws-lines-before"
+            subprocess.run([*old, "init", str(old_lines)], check=True, capture_output=True)
+            runs.append(step(f"kizuna import FILE (line items), code in {before}",
+                             [*old, "import", str(export), "--dir", str(old_lines), "--format", "json"],
+                             export, line_rows))
+            check(runs[-1], added=orders, rejected=0)
         runs.append(step(
             "duckdb read_csv, line items (reference)",
             [sys.executable, "-c", DUCKDB_LINES_LOAD, str(export), str(scratch / "reference-lines.duckdb"),

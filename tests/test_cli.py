@@ -76,6 +76,7 @@ def test_segments_and_export_agree_on_the_churn_candidates(demo_dir: Path):
         assert len(list(csv.DictReader(handle))) == expected
 
 
+@pytest.mark.slow
 def test_analyze_as_of_an_earlier_day_sees_fewer_customers_buying(demo_dir: Path):
     done = kizuna("analyze", "--dir", "kizuna-demo", "--as-of", "2025-06-30", "--format", "json", cwd=demo_dir)
     assert done.returncode == 0, done.stderr
@@ -100,6 +101,7 @@ def test_mistakes_get_one_clear_line_and_no_traceback(demo_dir: Path, args: tupl
     assert words in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_bad_as_of_setting_names_the_file_and_the_fix(tmp_path: Path):
     Workspace.init(tmp_path / "ws").close()
     settings = tmp_path / "ws" / "kizuna.toml"
@@ -110,6 +112,7 @@ def test_a_bad_as_of_setting_names_the_file_and_the_fix(tmp_path: Path):
     assert "kizuna.toml" in done.stderr and "analysis.as_of" in done.stderr and "YYYY-MM-DD" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_memory_limit_setting_caps_duckdb_and_a_bad_one_names_the_fix(tmp_path: Path):
     Workspace.init(tmp_path / "ws").close()
     settings = tmp_path / "ws" / "kizuna.toml"
@@ -135,6 +138,67 @@ def test_the_cli_starts_without_loading_ibis_pandas_or_scikit_learn():
     assert done.stdout.strip() == "[]"
 
 
+_ORDERS = ('"order_id","customer_id","ordered_at","amount","status","refund_amount","channel"\n'
+           '"O1","C1","2025/01/05 10:00:00","¥12,800","completed",,"自社EC"\n'
+           '"O2","C2","2025/01/06 11:30:00","3380","returned",3380,"楽天市場"\n'
+           '"O3","C1","2025/02/01 09:15:00","1580","completed",,"Ｙａｈｏｏ！ショッピング"\n')
+_IMPORT_PROCESS = """
+import json, sys
+from kizuna.cli import main
+sys.argv = ['kizuna', 'import', *sys.argv[1:], '--format', 'json']
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+loaded = sorted(m for m in sys.modules if m.startswith('ibis.backends.sql.compilers.'))
+print(json.dumps(loaded), file=sys.stderr)
+"""
+
+
+def _import_process(*args: str, cwd: Path) -> tuple[dict, list[str]]:
+    """`kizuna import ARGS` in a process of its own: its summary, and which of Ibis' SQL compilers it
+    loaded."""
+    done = subprocess.run([sys.executable, "-c", _IMPORT_PROCESS, *args], capture_output=True, text=True,
+                          cwd=cwd, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_import_loads_no_other_engines_sql_compiler_and_stores_the_same_rows(tmp_path: Path):
+    # an import's start: the compilers of engines the store is not on stay unloaded; the rows are
+    # those an import in this process stores
+    (tmp_path / "customers.csv").write_text('"customer_id","name"\n"C1","渡辺 陽子"\n"C2","松本 翔太"\n',
+                                            encoding="utf-8")
+    (tmp_path / "orders.csv").write_text(_ORDERS, encoding="utf-8")
+    assert kizuna("init", "ws", cwd=tmp_path).returncode == 0
+    _import_process("customers", "customers.csv", "--dir", "ws", cwd=tmp_path)
+    summary, loaded = _import_process("orders", "orders.csv", "--dir", "ws", cwd=tmp_path)
+    assert (summary["added"], summary["rejected"]) == (3, 0)
+    assert loaded == ["ibis.backends.sql.compilers._compat", "ibis.backends.sql.compilers.base",
+                      "ibis.backends.sql.compilers.duckdb"]
+
+    with Workspace.init(tmp_path / "here") as here:
+        here.import_file("customers", tmp_path / "customers.csv")
+        here.import_file("orders", tmp_path / "orders.csv")
+        expected = here.store.table("orders").order_by("order_id").to_pyarrow()
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert ws.store.table("orders").order_by("order_id").to_pyarrow().equals(expected)
+
+
+def test_an_import_process_that_rejects_rows_reports_them_as_before(tmp_path: Path):
+    (tmp_path / "customers.csv").write_text('"customer_id","name"\n"C1","渡辺 陽子"\n', encoding="utf-8")
+    (tmp_path / "orders.csv").write_text(_ORDERS + '"O1","C1","2025/03/01 09:00:00","990","completed",,"自社EC"\n'
+                                         '"O4","C1","not a day","990","completed",,"自社EC"\n', encoding="utf-8")
+    assert kizuna("init", "ws", cwd=tmp_path).returncode == 0
+    _import_process("customers", "customers.csv", "--dir", "ws", cwd=tmp_path)
+    summary, _ = _import_process("orders", "orders.csv", "--dir", "ws", cwd=tmp_path)
+    assert (summary["added"], summary["rejected"]) == (2, 3)  # unknown C2, O1 repeated with other data, the day
+    rejects = list(csv.reader((tmp_path / summary["rejects_path"]).read_text(encoding="utf-8-sig").splitlines()))
+    assert sorted((row[1], row[2]) for row in rejects[1:]) == [("3", "customer_id"), ("5", "order_id"),
+                                                                ("6", "ordered_at")]
+
+
+@pytest.mark.slow
 def test_analyze_loads_neither_the_models_nor_the_channels_nor_the_importer(demo_dir: Path):
     # a command pays for what it uses: analyze needs Ibis and the engine, not SciPy, scikit-learn,
     # Jinja2, YAML, the LINE client or the file readers

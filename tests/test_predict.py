@@ -321,3 +321,46 @@ def test_an_earlier_days_summary_from_the_same_grouping_is_that_days_own(demo: P
         assert now.equals(purchase_summary(tables, AS_OF).to_pyarrow().sort_by("customer_id"))
     assert 0 < shared.num_rows < now.num_rows
     assert shared.equals(alone)
+
+
+def test_the_lists_rows_written_a_row_group_at_a_time_are_the_rows_with_their_places_in_cell_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`create_list_rows` over several row groups: every row once with the places `list_positions` finds,
+    stored in the order asked (an ENUM in its values' order, NULLs last) and then customer order."""
+    import random
+
+    import pyarrow as pa
+
+    import kizuna.store._paging
+    from kizuna.store import Store, create_list_rows, list_positions, position_column
+
+    monkeypatch.setattr(kizuna.store._paging, "_ROW_GROUP", 1000)  # rows written at a time: several batches
+    rng = random.Random(7)
+    count = 5_500
+    ids = [f"C{i:07d}" for i in range(count)]
+    rng.shuffle(ids)
+    cells = ["unanswered", "low", "high"]  # the ENUM's order, not the text's
+    store = Store.connect(str(tmp_path / "s.duckdb"))
+    store.create("rows", pa.table({
+        "customer_id": ids,
+        "cell": [rng.choice(cells) for _ in ids],
+        "r": [rng.choice([1, 2, None]) for _ in ids],
+        "value": [rng.choice([None, 0.5, 1.5, float(rng.randint(0, 9))]) for _ in ids],
+        "note": [rng.choice(["a", None, "ccc"]) for _ in ids],
+    }), categories={"cell": cells})
+    rows = store.table("rows")
+    with store.transaction():
+        create_list_rows(store, "listed", rows, ["value", "customer_id"], order=["cell", "r"],
+                         categories={"cell": cells})
+    columns = [position_column(c, d) for c in ("value", "customer_id") for d in (False, True)]
+    stored = store.backend.con.execute("SELECT * FROM listed").to_arrow_table()  # as stored
+    assert stored.column_names == [*rows.columns, *columns]
+    assert str(store.table("listed").schema()["cell"]) == "string"  # an ENUM, read as text
+    places = list_positions(store, rows, ["value", "customer_id"], name="places").to_pyarrow()
+    expected = rows.to_pyarrow().join(places, "customer_id")
+    assert stored.sort_by("customer_id").to_pylist() == \
+        expected.select(stored.column_names).sort_by("customer_id").to_pylist()
+    order = {cell: i for i, cell in enumerate(cells)}
+    keys = [(order[r["cell"]], r["r"] is None, r["r"] or 0, r["customer_id"]) for r in stored.to_pylist()]
+    assert keys == sorted(keys)
+    store.close()

@@ -17,7 +17,7 @@ import pytest
 from test_web import build_web_demo
 
 from kizuna.analytics import MEMBER_SORTS, MemberQuery, member_page, overview_from_rows, overview_rows
-from kizuna.store import Store, cluster_by_customer, customer_rows, index_by_customer
+from kizuna.store import Store, cluster_by_customer, customer_records, customer_rows, index_by_customer
 from kizuna.store._paging import customer_spread
 from kizuna.web import _figures, _lists
 from kizuna.workspace import Workspace
@@ -28,6 +28,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_web_demo(tmp_path_factory.mktemp("stored") / "ws", customers=900).path
 
 
+@pytest.mark.slow
 def test_the_stored_overview_is_the_one_computed_from_every_order(demo: Path, tmp_path: Path) -> None:
     with Workspace.open(demo, read_only=True) as ws:
         stored = _figures.stored_dashboard(ws)
@@ -65,12 +66,28 @@ def test_list_pages_from_the_stored_rows_are_member_page(demo: Path, segment: st
                         (sort, descending, page)
 
 
+def test_a_page_of_the_columns_the_list_shows_is_the_whole_page_narrowed(demo: Path) -> None:
+    shown = _lists.SHOWN_COLUMNS
+    with Workspace.open(demo, read_only=True) as ws:
+        some = _lists.list_page(ws, MemberQuery(segment="unanswered_low"), 1, operator=True)[2][0]["customer_id"]
+        for query in (MemberQuery(segment="unanswered_low", sort="churn_risk"),  # the lists' rows
+                      # a search: member_page over scores and customers
+                      MemberQuery(segment="unanswered_low", sort="orders", descending=False, search=some[:-1]),
+                      MemberQuery(segment="unanswered_low", sort="nps_score", descending=False)):
+            for operator in (True, False):
+                key, total, rows = _lists.list_page(ws, query, 1, operator=operator)
+                assert rows and set(shown) < set(rows[0])
+                assert _lists.list_page(ws, query, 1, operator=operator, columns=shown) == \
+                    (key, total, [{c: r[c] for c in shown} for r in rows])
+
+
 def test_a_search_still_reads_scores_and_customers(demo: Path) -> None:
     with Workspace.open(demo, read_only=True) as ws:
         query = MemberQuery(segment="unanswered_low", search="C00", contacts=True, sort="value_at_risk")
         assert _lists.list_page(ws, query, 1, operator=True) == _reference(ws, query, 1)
 
 
+@pytest.mark.slow
 def test_cluster_by_customer_keeps_the_rows_and_gathers_a_customers(tmp_path: Path) -> None:
     store = Store.connect(str(tmp_path / "s.duckdb"))
     ids = [f"C{i:07d}" for i in range(100_000)] * 7  # seven row groups, each holding every customer
@@ -92,12 +109,14 @@ def _plan(store: Store, table: str, customer_id: str) -> str:
     return found.fetchall()[0][1]
 
 
+@pytest.mark.slow
 def test_the_one_row_per_customer_tables_are_read_by_their_index(demo: Path, tmp_path: Path) -> None:
     shutil.copytree(demo, tmp_path / "ws")
     with Workspace.open(tmp_path / "ws") as ws:
         store = ws.store
         some = store.table("customers").customer_id.min().to_pyarrow().as_py()
-        for table in ("customers", "nps_answers", "customer_scores", "customer_predictions"):
+        for table in ("customers", "nps_answers", "events", "support_contacts", "customer_scores",
+                      "customer_predictions"):
             present = store.table(table).customer_id.max().to_pyarrow().as_py()
             assert "Index Scan" in _plan(store, table, present), table  # made by analyze and predict
         assert "Index Scan" not in _plan(store, "orders", some)  # a zone map narrows those enough
@@ -114,6 +133,32 @@ def test_the_one_row_per_customer_tables_are_read_by_their_index(demo: Path, tmp
         other = store.table("customers").customer_id.max().to_pyarrow().as_py()
         assert "Index Scan" in _plan(store, "customers", other)
         assert customer_rows(store, "customers", other).num_rows == 1
+
+
+def _same(value: object) -> object:  # NaN equal to NaN, for comparing rows
+    return "NaN" if isinstance(value, float) and math.isnan(value) else value
+
+
+def test_a_customers_records_are_their_rows_as_dicts(demo: Path) -> None:
+    """`customer_records` (what a customer page reads: Python values straight from DuckDB) holds what
+    `customer_rows` gives as an Arrow table: the same values, newest first, cut at the limit."""
+    with Workspace.open(demo, read_only=True) as ws:
+        store, tables = ws.store, ws.store.table_names()
+        busiest = store.backend.con.execute(
+            "SELECT customer_id FROM orders GROUP BY ALL ORDER BY count(*) DESC, customer_id LIMIT 1").fetchone()[0]
+        everyone = store.table("customers").to_pyarrow()["customer_id"].to_pylist()
+        customers = [busiest, *random.Random(5).sample(everyone, 5), "no such customer"]
+        for name, newest in (("customers", None), ("customer_scores", None), ("customer_predictions", None),
+                             ("orders", "ordered_at"), ("nps_answers", "answered_at"),
+                             ("support_contacts", "opened_at"), ("events", "occurred_at"), ("calls", "called_at"),
+                             ("not_a_table", None)):
+            for customer in customers:
+                for limit in (200, 2):
+                    found = customer_records(store, name, customer, newest_by=newest, limit=limit, tables=tables)
+                    expected = customer_rows(store, name, customer, newest_by=newest, limit=limit, tables=tables)
+                    assert [{k: _same(v) for k, v in r.items()} for r in found] == \
+                        [{k: _same(v) for k, v in r.items()} for r in expected.to_pylist()], (name, customer, limit)
+        assert len(customer_records(store, "orders", busiest, newest_by="ordered_at", tables=tables)) > 2
 
 
 def test_the_lists_rows_are_stored_in_matrix_cell_order(demo: Path) -> None:
@@ -150,13 +195,14 @@ def test_a_pages_connection_is_a_cursor_of_the_kept_one(demo: Path) -> None:
 
 
 
+@pytest.mark.slow
 def test_a_page_is_the_rows_placed_between_its_first_and_last(demo: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import kizuna.store
     from kizuna.web._store import Reader
 
     placed, sorted_ = [], []
-    for name, seen in (("placed_rows", placed), ("sorted_page", sorted_)):
+    for name, seen in (("placed_records", placed), ("sorted_page", sorted_)):
         function = getattr(kizuna.store, name)
         monkeypatch.setattr(kizuna.store, name, lambda *a, _f=function, _seen=seen, **k: _seen.append(1) or _f(*a, **k))
     # the lists' rows hold each one's place in every order and the contact data a page shows
@@ -193,6 +239,7 @@ def test_a_page_is_the_rows_placed_between_its_first_and_last(demo: Path, tmp_pa
     assert sorted_
 
 
+@pytest.mark.slow
 def test_the_app_lets_go_of_the_file_when_a_writer_waits(demo: Path, tmp_path: Path) -> None:
     import subprocess
     import sys

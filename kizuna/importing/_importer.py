@@ -353,8 +353,7 @@ def _row_kinds(store: Store, plan: Plan, stage: ibis.Table, later: set[int]) -> 
     rows = stage.select(_kind=kind, **{ROW: stage[ROW]})
     if later:
         rows = rows.anti_join(ibis.memtable({ROW: sorted(later)}, schema={ROW: "int64"}), ROW)
-    counts = {r["_kind"]: int(r["n"]) for r in
-              rows.group_by("_kind").aggregate(n=rows.count()).to_pyarrow().to_pylist()}
+    counts = {r["_kind"]: int(r["n"]) for r in store.fetch(rows.group_by("_kind").aggregate(n=rows.count()))}
     return counts.get("orders", 0), counts.get("items", 0), counts.get("other", 0)
 
 
@@ -494,7 +493,7 @@ def _compare(
     suffix = f"_{spec.name}" if several else ""
     counts = TableCounts(duplicates=checked.duplicates)
     if store.count(spec.name) == 0:  # a first import: every row is new, and is written as the file has it
-        counts.added = int(valid.count().to_pyarrow().as_py())
+        counts.added = int(store.fetch_value(valid.count()))
         return counts, ((spec.name, valid.select(*spec.column_names), None) if counts.added else None)
 
     stored = store.table(spec.name).mutate(_stored=ibis.literal(True))
@@ -507,9 +506,9 @@ def _compare(
         same = same & value[column].identical_to(joined[f"{column}__stored"])
     if target.insert_only:
         same = ibis.literal(True)
-    counts_row = joined.aggregate(
+    counts_row = store.fetch(joined.aggregate(
         added=is_new.sum(), unchanged=(~is_new & same).sum(), total=joined.count()
-    ).to_pyarrow().to_pylist()[0]
+    ))[0]
     counts.added = int(counts_row["added"] or 0)
     counts.unchanged = int(counts_row["unchanged"] or 0)
     counts.updated = int(counts_row["total"]) - counts.added - counts.unchanged
@@ -531,7 +530,7 @@ def _drop_duplicates(
     """`stage` without its repeats of a key (those with different data rejected), and how many
     repeats were identical to the first row of their key."""
     firsts = stage.group_by(key).aggregate(_first=stage[ROW].min())
-    if int(firsts.count().to_pyarrow().as_py()) == int(stage.count().to_pyarrow().as_py()):
+    if int(store.fetch_value(firsts.count())) == int(store.fetch_value(stage.count())):
         return stage, 0
     first_data = stage.select(
         _first_row=stage[ROW], **{f"{c}__first": stage[c] for c in key + data_cols}
@@ -550,7 +549,7 @@ def _drop_duplicates(
                          + conflicts["_first"].cast("string") + " kept)"),
         key[0], None,
     )
-    duplicates = int(repeats.filter(same).count().to_pyarrow().as_py())
+    duplicates = int(store.fetch_value(repeats.filter(same).count()))
     return stage.semi_join(firsts.rename(**{ROW: "_first"}), [*key, ROW]), duplicates
 
 

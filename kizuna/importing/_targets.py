@@ -59,7 +59,7 @@ def targets(store: Store, plan: Plan, stage: ibis.Table, given: set[str],
         return [Target(spec, stage, [c for c in spec.column_names if c in given], main=True)]
     if plan.identity:
         given = given | {"customer_id"}
-        guests = stage.filter(stage.customer_id.isnull()).count().to_pyarrow().as_py()
+        guests = store.fetch_value(stage.filter(stage.customer_id.isnull()).count())
         if guests:  # (a file where every row has its member id needs no lookup)
             stage = _resolve_customers(store, stage)
             if matched is not None:

@@ -11,8 +11,11 @@ from kizuna.store._settings import StoreSettings
 __all__ = [
     "KINDS", "TABLES", "CollectedRows", "Column", "DuckDBStore", "PostgresStore", "SparkStore", "Store", "StoreBusy",
     "StoreSettings",
-    "cluster_by_customer", "collected_rows", "copy_store", "count_rows", "customer_rows", "first_by",
-    "index_by_customer", "list_places", "list_positions", "placed_rows", "position_column", "rows_of_customers",
+    "cluster_by_customer", "collected_rows", "copy_store", "count_rows", "customer_records", "customer_rows",
+    "first_by",
+    "create_list_rows", "index_by_customer", "list_places", "list_positions", "placed_records", "placed_rows",
+    "position_column",
+    "rows_of_customers",
     "salted_digest", "sorted_page", "TableSpec", "local_spark_session", "redact",
     "table_for_kind",
 ]
@@ -20,10 +23,12 @@ __all__ = [
 # The engine loads on first use (PEP 562): the table definitions are enough for `kizuna --help`.
 _LAZY = {"Store": "_engine", "redact": "_engine", "DuckDBStore": "_duckdb", "PostgresStore": "_postgres",
          "SparkStore": "_spark", "local_spark_session": "_spark", "copy_store": "_copy",
-         "StoreBusy": "_busy", "customer_rows": "_paging", "cluster_by_customer": "_paging",
+         "StoreBusy": "_busy", "customer_rows": "_paging", "customer_records": "_paging",
+         "cluster_by_customer": "_paging",
          "sorted_page": "_paging", "count_rows": "_paging", "rows_of_customers": "_paging",
          "index_by_customer": "_paging",
-         "list_places": "_paging", "list_positions": "_paging", "placed_rows": "_paging",
+         "list_places": "_paging", "list_positions": "_paging", "placed_rows": "_paging", "placed_records": "_paging",
+         "create_list_rows": "_paging",
          "position_column": "_paging",
          "CollectedRows": "_spark", "collected_rows": "_spark", "first_by": "_engine",
          "salted_digest": "_engine"}

@@ -14,7 +14,7 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import ibis
@@ -32,6 +32,7 @@ PRIVATE_FILE_MODE = 0o600  # the store holds customers' personal data: its user'
 _WAITING = ".waiting"  # beside the file while a writer waits for it (`_connect`)
 _WAITING_FRESH = 2.0  # seconds a waiting mark counts: a waiting writer touches it more often
 _CURSORS = threading.Lock()
+_ROW_GROUP = 122_880  # DuckDB's rows per row group: a batch of rows written at once
 
 
 class DuckDBStore(Store):
@@ -146,14 +147,51 @@ class DuckDBStore(Store):
         con.execute(f"SET threads = {max(1, int(count))}")
         try:
             yield
-        finally:
-            con.execute(f"SET threads = {before}")
+        except BaseException:
+            # a transaction the error aborted refuses every statement until its rollback: the error to see
+            # is the one that aborted it
+            with contextlib.suppress(Exception):
+                con.execute(f"SET threads = {before}")
+            raise
+        con.execute(f"SET threads = {before}")
+
+    def keep_threads(self, count: int) -> None:
+        # a setting of the database instance, which every cursor of it shares (`sibling`)
+        self.backend.con.execute(f"SET threads = {max(1, int(count))}")
+
+    def drop_cache(self) -> None:
+        # DuckDB keeps the blocks it read of the file until its memory limit needs the room: a limit of what
+        # it cannot let go of, for a moment, makes it let go of the rest. Not in a transaction: a limit
+        # refused there would abort it
+        import duckdb  # loaded already by the backend
+
+        if getattr(self, "_in_transaction", False):
+            return
+        con = self.backend.con
+        limit, kept = con.execute("SELECT current_setting('memory_limit'), coalesce(sum(memory_usage_bytes), 0) "
+                                  "FROM duckdb_memory() WHERE tag <> 'BASE_TABLE'").fetchone()
+        try:
+            con.execute(f"SET memory_limit = '{int(kept) + (16 << 20)}B'")
+        except duckdb.Error:  # more pinned than that at this moment: the cache stays
+            pass
+        finally:  # as it was (RESET would not give the buffer pool its default back)
+            con.execute("SET memory_limit = ?", [self.memory_limit or limit])
 
     def count(self, name: str) -> int:
         # straight from DuckDB: Ibis' result conversion loads pandas (0.2 s)
         table = sg.to_identifier(name, quoted=True).sql("duckdb")
         with self.engine_errors():
             return int(self.backend.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def fetch(self, expr: ibis.Expr) -> list[dict[str, object]]:
+        # straight from DuckDB, as `count`; Ibis registers an expression's memtables when it runs it
+        if expr.op().find(ibis.expr.operations.InMemoryTable):
+            return super().fetch(expr)
+        sql = self.backend.compile(expr.as_table())
+        with self.engine_errors():
+            cursor = self.backend.con.execute(sql)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -193,9 +231,32 @@ class DuckDBStore(Store):
         return _arg_min_null(value.type(), key.type())(value, key, where=where)
 
     def create_in_order(self, name: str, rows: pa.Table, by: Sequence[str]) -> ibis.Table:
-        # sorted by DuckDB as it inserts (one statement): sorting the Arrow rows first would copy them
-        rows_in_order = ibis.memtable(rows).order_by(list(by))
-        return self._run(name, rows_in_order, self._create_statements(name, rows_in_order, categories={}), temp=False)
+        # the order found here (Arrow's sort of the key columns alone) and the rows written a row group at
+        # a time in it: DuckDB's ORDER BY would hold a sorted copy of every row, and so would a copy here
+        import pyarrow.compute as pc
+
+        order = pc.sort_indices(rows.select(list(by)), sort_keys=[(c, "ascending") for c in by])
+        batches = (rows.take(order.slice(start, _ROW_GROUP)).combine_chunks().to_batches()[0]
+                   for start in range(0, rows.num_rows, _ROW_GROUP))
+        return self.create_streamed(name, ibis.memtable(rows.schema.empty_table()).schema(), batches)
+
+    def create_streamed(self, name: str, schema: ibis.Schema, batches: Iterable[pa.RecordBatch], *,
+                        categories: Mapping[str, Sequence[str]] | None = None) -> ibis.Table:
+        """Table `name` (`schema`, the columns of `categories` as ENUMs) of the rows of `batches` (the
+        columns of `schema` in its order), stored in their order: one INSERT per batch, so that only the
+        batch being written is held (DuckDB holds a stream's batches, or a registered table, until the
+        statement or the transaction ends)."""
+        create, _ = self._create_statements(name, ibis.table(schema, name=name), categories=categories or {})
+        table = sg.table(name, quoted=True).sql("duckdb")
+        # on one thread DuckDB keeps a transaction's new row groups in memory; on two it writes each out
+        # as it fills
+        threads = int(self.backend.con.execute("SELECT current_setting('threads')").fetchone()[0])
+        with self.engine_errors(), self.threads(max(2, threads)), self.transaction():
+            self._execute(create)
+            for batch in batches:
+                self.backend.con.from_arrow(batch).insert_into(table)
+                del batch
+        return self.table(name)
 
     def create_from_intermediate(
         self, name: str, intermediate: tuple[str, ibis.Table], build: Callable[[ibis.Table], ibis.Table], *,

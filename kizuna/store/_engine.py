@@ -32,6 +32,7 @@ import sqlglot.expressions as sge
 from ibis.common.exceptions import TableNotFound
 
 from kizuna._errors import StoreError
+from kizuna.store._compilers import load_lazily
 from kizuna.store._schema import TABLES
 
 __all__ = ["Store", "conform", "first_by", "redact", "salted_digest"]
@@ -116,6 +117,7 @@ class Store:
         """
         cls.check_url(url)
         kind = Store.class_for(url)
+        load_lazily()  # before the engine's Ibis backend loads: only its own SQL compiler
         try:
             store = kind._open(url, home=home, memory_limit=memory_limit, create=create, read_only=read_only,
                                lock_wait=lock_wait)
@@ -178,6 +180,15 @@ class Store:
         elsewhere, or has no such setting, as it is)."""
         yield
 
+    def keep_threads(self, count: int) -> None:
+        """At most `count` threads for the queries of every connection to this store's database in this
+        process from now on (a server running several requests at once, each a small read); an engine
+        that runs elsewhere, or has no such setting, as it is."""
+
+    def drop_cache(self) -> None:
+        """Let go of what the engine keeps in this process of the tables it read (outside a transaction;
+        before a large write, so that the write's memory comes on top of less); as it is elsewhere."""
+
     def ensure_tables(self) -> None:
         existing = set(self.backend.list_tables())
         for spec in TABLES.values():
@@ -208,6 +219,15 @@ class Store:
 
     def count(self, name: str) -> int:
         return int(self.backend.table(name).count().to_pyarrow().as_py())
+
+    def fetch(self, expr: ibis.Expr) -> list[dict[str, object]]:
+        """The rows of a small result (a count, a few sums; no memtable in it) as dicts; a scalar's
+        is one row of one column (`fetch_value`)."""
+        return expr.as_table().to_pyarrow().to_pylist()
+
+    def fetch_value(self, expr: ibis.Scalar) -> object:
+        """The value of a scalar expression, e.g. ``rows.count()``."""
+        return next(iter(self.fetch(expr)[0].values()))
 
     # -- transactions -------------------------------------------------------------------
     @contextlib.contextmanager

@@ -17,24 +17,28 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Collection, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 
 import ibis
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlglot as sg
+import sqlglot.expressions as sge
 
 from kizuna.store._engine import Store
 
-__all__ = ["cluster_by_customer", "count_rows", "customer_rows", "index_by_customer", "list_places", "list_positions",
-           "placed_rows", "position_column", "rows_of_customers", "sorted_page"]
+__all__ = ["cluster_by_customer", "count_rows", "create_list_rows", "customer_records", "customer_rows",
+           "index_by_customer", "list_places", "list_positions", "placed_records", "placed_rows", "position_column",
+           "rows_of_customers", "sorted_page"]
 
 # Row groups a lookup of one customer may read, on average, before the table is rewritten in
 # customer order (rows appended since the last rewrite add a few row groups that every lookup reads).
 CLUSTER_SPREAD = 4.0
 _ZONE = re.compile(r"\[Min: (.*?), Max: (.*?), Has ")
-_COMPILED: dict[Hashable, str] = {}  # a list's SQL by (store, key); few lists, so a small cache
+_COMPILED: dict[Hashable, tuple[object, str]] = {}  # a list's SQL by (store, key); few lists, so a small cache
+_ENUMS: dict[str, tuple[tuple, dict]] = {}  # a DuckDB file's ENUM columns (`_enum_columns`) by its URL
 _COMPILED_KEPT = 256
+_ROW_GROUP = 122_880  # DuckDB's rows per row group: the lists' rows are written this many at a time
 
 
 @functools.lru_cache(maxsize=1024)
@@ -63,6 +67,24 @@ def customer_rows(store: Store, name: str, customer_id: str, *, newest_by: str |
         if newest_by:
             rows = rows.order_by(ibis.desc(newest_by))
         return rows.limit(limit).to_pyarrow()
+
+
+def customer_records(store: Store, name: str, customer_id: str, *, newest_by: str | None = None,
+                     limit: int = 200, tables: Collection[str] | None = None) -> list[dict]:
+    """`customer_rows` as a list of dicts, for a page: on DuckDB the few rows come back as Python values
+    at once, without an Arrow table made only to be turned into dicts (a wide table's columns cost more
+    to convert than its one row)."""
+    if store.engine != "duckdb":
+        return customer_rows(store, name, customer_id, newest_by=newest_by, limit=limit, tables=tables).to_pylist()
+    if name not in tables if tables is not None else not store.has_table(name):
+        return []
+    with store.engine_errors():
+        found = store.backend.con.execute(f"SELECT * FROM {_quoted(name)} WHERE customer_id = ?", [customer_id])
+        names = [column[0] for column in found.description]
+        rows = [dict(zip(names, row, strict=True)) for row in found.fetchall()]
+    if newest_by and len(rows) > 1:  # as `customer_rows` sorts them: newest first, NULLs last, ties as read
+        rows.sort(key=lambda row: (row[newest_by] is not None, row[newest_by]), reverse=True)
+    return rows[:limit]
 
 
 def customer_spread(store: Store, name: str) -> float:
@@ -129,17 +151,68 @@ def index_by_customer(store: Store, names: Sequence[str]) -> list[str]:
 
 
 def _compiled(store: Store, rows: Callable[[], ibis.Table], key: Hashable | None) -> str:
-    """The DuckDB SQL of `rows()`, compiled once per `key` (None: each time): compiling a list's Ibis
-    expression takes longer than DuckDB takes to run it. The expression holds no in-memory table."""
+    """The DuckDB SQL of `rows()`, compiled once per `key` (None: each time) and version of the store's
+    ENUM columns: compiling a list's Ibis expression takes longer than DuckDB takes to run it. The
+    expression holds no in-memory table."""
+    enums = _enum_columns(store)
     cache_key = None if key is None else (store.url, key)
-    sql = _COMPILED.get(cache_key) if cache_key is not None else None
-    if sql is None:
-        sql = store.backend.compiler.to_sqlglot(rows()).sql("duckdb")
-        if cache_key is not None:
-            if len(_COMPILED) >= _COMPILED_KEPT:
-                _COMPILED.clear()
-            _COMPILED[cache_key] = sql
+    known = _COMPILED.get(cache_key) if cache_key is not None else None
+    if known is not None and known[0] is enums:
+        return known[1]
+    sql = _typed_enums(store.backend.compiler.to_sqlglot(rows()), enums).sql("duckdb")
+    if cache_key is not None:
+        if len(_COMPILED) >= _COMPILED_KEPT:
+            _COMPILED.clear()
+        _COMPILED[cache_key] = (enums, sql)
     return sql
+
+
+def _enum_columns(store: Store) -> dict[tuple[str, str], sge.DataType]:
+    """(table, column) -> type of the store's ENUM columns, read from DuckDB's catalog once per version of
+    its file (the same object while the file is unchanged; the categories follow the settings)."""
+    files = Store.files_at(store.url)
+    try:
+        stamp = tuple((f.stat().st_mtime_ns, f.stat().st_size) if f.exists() else None for f in files)
+    except OSError:  # the WAL folded into the file meanwhile: read the catalog again
+        stamp = None
+    known = _ENUMS.get(store.url)
+    if files and stamp is not None and known is not None and known[0] == stamp:
+        return known[1]
+    listed = store.backend.con.execute("SELECT table_name, column_name, data_type FROM duckdb_columns() "
+                                       "WHERE database_name = current_database() AND data_type LIKE 'ENUM(%'")
+    found = {(table, column): sge.DataType.build(kind, dialect="duckdb") for table, column, kind in listed.fetchall()}
+    if files and stamp is not None:
+        _ENUMS[store.url] = (stamp, found)
+    return found
+
+
+def _typed_enums(query: sge.Expression, enums: Mapping[tuple[str, str], sge.DataType]) -> sge.Expression:
+    """`query` (a select from one table) with each text its ENUM columns are compared with cast to the
+    column's type: Ibis knows ENUMs as text, and DuckDB compares an ENUM with text as text, which its
+    zone maps cannot answer (a list of one matrix cell read every row group of the lists' rows rather than
+    the cell's). A text that is no value of the ENUM, and a query over several tables, stay as they are."""
+    source = query.args.get("from") or query.args.get("from_")
+    if not isinstance(query, sge.Select) or source is None or not isinstance(source.this, sge.Table) \
+            or query.find(sge.Join) is not None:
+        return query
+    table = source.this.name
+
+    def typed(literal: sge.Expression, kind: sge.DataType) -> sge.Expression:
+        values = {value.this for value in kind.expressions}
+        if isinstance(literal, sge.Literal) and literal.is_string and literal.this in values:
+            return sge.Cast(this=literal.copy(), to=kind.copy())
+        return literal
+
+    def cast(node: sge.Expression) -> sge.Expression:
+        if isinstance(node, (sge.EQ, sge.NEQ, sge.In)) and isinstance(node.this, sge.Column):
+            kind = enums.get((table, node.this.name))
+            if kind is not None and isinstance(node, sge.In):
+                node.set("expressions", [typed(value, kind) for value in node.expressions])
+            elif kind is not None:
+                node.set("expression", typed(node.expression, kind))
+        return node
+
+    return query.transform(cast)
 
 
 def sorted_page(store: Store, rows: Callable[[], ibis.Table], order: Sequence[tuple[str, bool]], *, offset: int,
@@ -201,18 +274,78 @@ def list_positions(store: Store, rows: ibis.Table, columns: Sequence[str], *, na
             placed[position_column(column, False)] = ids
             placed[position_column(column, True)] = ids[::-1].copy()
             continue
-        data = values.column(column)
-        if pa.types.is_timestamp(data.type) or pa.types.is_date(data.type):
-            data = data.cast(pa.int64())
-        missing = data.is_null().to_numpy(zero_copy_only=False)
-        if pa.types.is_integer(data.type):  # small integers (counts, days, scores) sort by radix: 16 bits
-            low, high = pc.min_max(data).values()
-            small = low.as_py() is None or (low.as_py() >= -(2 ** 15) and high.as_py() < 2 ** 15)
-            numbers = data.fill_null(0).to_numpy().astype(np.int16 if small else np.int64)
-        else:
-            numbers = data.cast(pa.float64()).fill_null(0.0).to_numpy()
-        placed[position_column(column, False)], placed[position_column(column, True)] = _places(numbers, missing)
+        placed[position_column(column, False)], placed[position_column(column, True)] = _column_places(
+            values.column(column))
     return store.create(name, pa.table(placed), scratch=True)
+
+
+def create_list_rows(store: Store, name: str, rows: ibis.Table, columns: Sequence[str], *, order: Sequence[str],
+                     categories: Mapping[str, Sequence[str]] | None = None) -> ibis.Table:
+    """Table `name`: `rows` (a `customer_id` each) stored in the order of the columns `order` (ascending,
+    NULLs last), and on DuckDB with each row's place in both orders of each of `columns`, as
+    `list_positions` places them (`position_column`); ties of `order` in customer order there.
+
+    On DuckDB the rows are read once, placed and put in order here, and written a row group at a
+    time (`DuckDBStore.create_streamed`): a join of the rows with their places and DuckDB's sort of
+    those wide rows held every row twice over, and a scratch table of the places once more."""
+    import numpy as np
+
+    if store.engine != "duckdb":
+        return store.create(name, rows.order_by(list(order)), categories=categories)
+    # on one thread: the join's hash tables and the Arrow rows of a second thread would come on top of the rows
+    with store.engine_errors(), store.threads(1):
+        found = store.backend.con.execute(store.backend.compiler.to_sqlglot(rows).sql("duckdb")).to_arrow_table()
+    count = found.num_rows
+    by_customer = pc.sort_indices(found.column("customer_id")).to_numpy()
+    rank = np.empty(count, np.int64)  # each row's place in customer order
+    rank[by_customer] = np.arange(count)
+    # a dictionary column (an ENUM) in the order of its values, as DuckDB orders an ENUM
+    keys = {f"{i}": (pa.chunked_array([c.indices for c in found.column(c).chunks], found.column(c).type.index_type)
+                     if pa.types.is_dictionary(found.schema.field(c).type) else found.column(c))
+            for i, c in enumerate(order)}
+    stored = pc.sort_indices(pa.table({**keys, "rank": rank}),
+                             sort_keys=[(k, "ascending") for k in [*keys, "rank"]]).to_numpy()
+    del keys
+    customer_at = rank[stored]  # each stored row's place in customer order
+    del rank
+    placed: dict[str, object] = {}
+    for column in columns:
+        if column == "customer_id":
+            ascending = customer_at.astype(np.int32)
+            descending = count - 1 - ascending
+        else:
+            ascending, descending = _column_places(found.column(column).take(by_customer))
+            ascending, descending = ascending[customer_at], descending[customer_at]
+        placed[position_column(column, False)], placed[position_column(column, True)] = ascending, descending
+    del by_customer, customer_at
+    # each row group made in the stored order when DuckDB reads it, let go of once written
+    arrow_schema = pa.schema([*found.schema, *(pa.field(c, pa.int32()) for c in placed)])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for start in range(0, count, _ROW_GROUP):
+            taken = found.take(stored[start:start + _ROW_GROUP]).combine_chunks()
+            yield pa.RecordBatch.from_arrays([*(c.chunk(0) for c in taken.columns),
+                                              *(pa.array(p[start:start + _ROW_GROUP]) for p in placed.values())],
+                                             schema=arrow_schema)
+
+    return store.create_streamed(name, ibis.schema({**rows.schema(), **dict.fromkeys(placed, "int32")}), batches(),
+                                 categories=categories)
+
+
+def _column_places(data: pa.Array | pa.ChunkedArray) -> tuple[object, object]:
+    """`_places` of an Arrow column given in customer order."""
+    import numpy as np
+
+    if pa.types.is_timestamp(data.type) or pa.types.is_date(data.type):
+        data = data.cast(pa.int64())
+    missing = data.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(data.type):  # small integers (counts, days, scores) sort by radix: 16 bits
+        low, high = pc.min_max(data).values()
+        small = low.as_py() is None or (low.as_py() >= -(2 ** 15) and high.as_py() < 2 ** 15)
+        numbers = data.fill_null(0).to_numpy().astype(np.int16 if small else np.int64)
+    else:
+        numbers = data.cast(pa.float64()).fill_null(0.0).to_numpy()
+    return _places(numbers, missing)
 
 
 def _places(values: object, missing: object) -> tuple[object, object]:
@@ -268,6 +401,22 @@ def placed_rows(store: Store, rows: Callable[[], ibis.Table], column: str, first
             return store.backend.con.execute(statement, [int(first), int(last)]).to_arrow_table()
         table = rows()
         return table.filter(table[column].between(int(first), int(last))).order_by(column).to_pyarrow()
+
+
+def placed_records(store: Store, rows: Callable[[], ibis.Table], column: str, first: int, last: int, *,
+                   key: Hashable | None = None) -> list[dict]:
+    """`placed_rows` as a list of dicts, for a page: on DuckDB the page's rows come back as Python values
+    and are put in order here (DuckDB's sort of fifty rows, and an Arrow table made only to be turned into
+    dicts, cost more than the read of the rows)."""
+    if store.engine != "duckdb":
+        return placed_rows(store, rows, column, first, last, key=key).to_pylist()
+    with store.engine_errors():
+        statement = f"SELECT * FROM ({_compiled(store, rows, key)}) AS page WHERE {_quoted(column)} BETWEEN ? AND ?"
+        found = store.backend.con.execute(statement, [int(first), int(last)])
+        names = [described[0] for described in found.description]
+        placed = [dict(zip(names, row, strict=True)) for row in found.fetchall()]
+    placed.sort(key=lambda row: row[column])  # a place is one row's
+    return placed
 
 
 def count_rows(store: Store, rows: Callable[[], ibis.Table], *, key: Hashable | None = None) -> int:

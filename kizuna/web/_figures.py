@@ -149,17 +149,18 @@ def mask_table(table: pa.Table, operator: bool) -> pa.Table:
 # -- one customer ------------------------------------------------------------------------------
 def customer_detail(ws: Any, customer_id: str, operator: bool, operations: Any) -> dict[str, Any] | None:
     """Everything about one customer the store and the ledger know, with a merged timeline."""
-    from kizuna.store import customer_rows
+    from kizuna.store import customer_records
 
     tables = ws.store.table_names()
 
     def rows_of(name: str, order: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        return _rows(customer_rows(ws.store, name, customer_id, newest_by=order, limit=limit, tables=tables))
+        return customer_records(ws.store, name, customer_id, newest_by=order, limit=limit, tables=tables)
 
     profile = rows_of("customers", limit=1)
     if not profile:
         return None
-    profile = mask_table(pa.Table.from_pylist(profile), operator).to_pylist()[0]
+    # as `mask_table` masks a column: every value that is not NULL
+    profile = {k: MASK if k in CONTACT_FIELDS and v is not None and not operator else v for k, v in profile[0].items()}
     scores = next(iter(rows_of("customer_scores", limit=1)), None)
     predictions = next(iter(rows_of(PREDICTIONS, limit=1)), None)
     orders = rows_of("orders", "ordered_at")

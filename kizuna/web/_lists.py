@@ -14,6 +14,7 @@ customer's last call.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,12 @@ from kizuna.i18n import segment_key
 from kizuna.web._auth import mask_row
 from kizuna.web._figures import MEMBERS, PAGE_SIZE, PREDICTIONS, SORTS, mask_table
 
-__all__ = ["CALL_LISTS", "call_list_view", "last_calls", "list_export", "list_page"]
+__all__ = ["CALL_LISTS", "SHOWN_COLUMNS", "call_list_view", "last_calls", "list_export", "list_page"]
 
 CALL_LISTS = ("keep", "winback")
+# what the list page shows of a row (list.html)
+SHOWN_COLUMNS = ("customer_id", "name", "phone", "email", "ltv_revenue", "orders", "last_order_at", "recency_days",
+                 "nps_score", "matrix_cell", "rfm_rank", "churn_risk", "value_at_risk")
 
 
 def _tables(ws: Any) -> tuple[Any, Any, Any]:
@@ -44,24 +48,27 @@ def _tables(ws: Any) -> tuple[Any, Any, Any]:
     return ws.scores(), ws.store.table("customers"), predictions
 
 
-def list_page(ws: Any, query: MemberQuery, page: int, *, operator: bool,
-              reader: Any = None) -> tuple[str, int, list[dict[str, Any]]]:
-    """(list key, customers on the list, rows of page `page` (1-based), masked unless `operator`).
+def list_page(ws: Any, query: MemberQuery, page: int, *, operator: bool, reader: Any = None,
+              columns: Sequence[str] = PAGE_COLUMNS) -> tuple[str, int, list[dict[str, Any]]]:
+    """(list key, customers on the list, rows of page `page` (1-based) with `columns` (some of
+    `PAGE_COLUMNS`), masked unless `operator`).
 
-    `reader` (the app's `Reader`): where a long list's page starts are computed and kept (`_stored_page`)."""
+    `reader` (the app's `Reader`): where a long list's page starts are computed and kept (`_stored_page`).
+    The list page asks for the columns it shows (`SHOWN_COLUMNS`): a page's rows lie scattered over the
+    stored rows, and each column read costs a read of the compressed block around each row."""
     tables = ws.store.table_names()
     if not query.search.strip() and MEMBERS in tables:
-        return _stored_page(ws, query, page, tables, operator=operator, reader=reader)
+        return _stored_page(ws, query, page, tables, operator=operator, reader=reader, columns=tuple(columns))
     scores, customers, predictions = _tables(ws)
     with ws.store.engine_errors():
         found = member_page(scores, customers, query, predictions, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
         total = int(found.total.to_pyarrow().as_py())
         rows = found.rows.to_pyarrow().to_pylist() if total > (page - 1) * PAGE_SIZE else []
-    return found.key, total, [mask_row(row, operator) for row in rows]
+    return found.key, total, [mask_row({c: row[c] for c in columns}, operator) for row in rows]
 
 
 def _stored_page(ws: Any, query: MemberQuery, page: int, tables: frozenset[str], *, operator: bool,
-                 reader: Any = None) -> tuple[str, int, list[dict[str, Any]]]:
+                 reader: Any = None, columns: tuple[str, ...] = PAGE_COLUMNS) -> tuple[str, int, list[dict[str, Any]]]:
     """`list_page` from the lists' rows `kizuna analyze` and `predict` store (`analytics.list_members`):
     no join with the predictions, nor with the customers where the rows hold their contact data.
 
@@ -70,7 +77,7 @@ def _stored_page(ws: Any, query: MemberQuery, page: int, tables: frozenset[str],
     once per store version (`_places`, kept by the app's `reader`, a few bytes a page), and a page then
     reads fifty rows by a range condition, sorting nothing. Elsewhere the page's rows are sorted from
     the nearer end of the list (`store.sorted_page`)."""
-    from kizuna.store import count_rows, placed_rows, position_column, rows_of_customers, sorted_page
+    from kizuna.store import count_rows, placed_records, position_column, rows_of_customers, sorted_page
 
     sort = query.sort if query.sort in SORTS else "ltv_revenue"
     if sort in PREDICTION_SORTS and PREDICTIONS not in tables:
@@ -84,16 +91,15 @@ def _stored_page(ws: Any, query: MemberQuery, page: int, tables: frozenset[str],
     if query.segment and key not in SEGMENTS:
         _members_of(ws, query, ())  # an unknown segment: its error, before anything runs
     stored = _cached(reader, ws, "list-columns", _stored_columns)
-    shown = tuple(c for c in PAGE_COLUMNS if c in stored)
+    shown = tuple(c for c in columns if c in stored)
     column = position_column(sort, query.descending)
     offset = (page - 1) * PAGE_SIZE
     with ws.store.engine_errors():
         if column in stored:  # places stored (`store.list_positions`)
             total, starts, ends = _places(reader, ws, query, key, column)
-            found = placed_rows(ws.store, lambda: _members_of(ws, query, (*shown, column)), column,
-                                starts[page - 1], ends[page - 1], key=("list", key, column, shown)) \
-                if page - 1 < len(starts) else None
-            rows = found.to_pylist() if found is not None else []
+            rows = placed_records(ws.store, lambda: _members_of(ws, query, (*shown, column)), column,
+                                  starts[page - 1], ends[page - 1], key=("list", key, column, shown)) \
+                if page - 1 < len(starts) else []
         else:
             def narrowed() -> Any:
                 return _members_of(ws, query, shown)
@@ -102,14 +108,14 @@ def _stored_page(ws: Any, query: MemberQuery, page: int, tables: frozenset[str],
             total = count_rows(ws.store, narrowed, key=("list", key, shown))
             rows = sorted_page(ws.store, narrowed, order, offset=offset, limit=PAGE_SIZE, total=total,
                                key=("list", key, shown)).to_pylist()
-        missing = [c for c in LIST_CONTACTS if c not in stored]
+        missing = [c for c in LIST_CONTACTS if c not in stored and c in columns]
         if rows and missing:  # lists' rows stored by an older kizuna: the page's contact data from customers
             contacts = rows_of_customers(ws.store, "customers", [r["customer_id"] for r in rows],
                                          ("customer_id", *missing)).to_pylist()
             known = {c["customer_id"]: c for c in contacts}
             empty = dict.fromkeys(missing)
             rows = [{**r, **known.get(r["customer_id"], empty)} for r in rows]
-    return key, total, [mask_row({c: r[c] for c in PAGE_COLUMNS}, operator) for r in rows]
+    return key, total, [mask_row({c: r[c] for c in columns}, operator) for r in rows]
 
 
 def _stored_columns(ws: Any) -> frozenset[str]:

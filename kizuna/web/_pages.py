@@ -28,7 +28,7 @@ from kizuna.web._labels import Words
 from kizuna.web._public import FORM_BYTES
 from kizuna.web._store import Pending, Reader, StoreBusy
 
-__all__ = ["FORM_FIELDS", "HERE", "BadDate", "WebState", "form", "page", "render"]
+__all__ = ["FORMATS", "FORM_FIELDS", "HERE", "BadDate", "WebState", "form", "page", "render"]
 
 HERE = Path(__file__).parent
 FORM_FIELDS = 64  # the login form has four; the campaign form with three A/B variants, 33
@@ -63,7 +63,7 @@ class WebState:
         from jinja2 import StrictUndefined
 
         self.templates.env.undefined = StrictUndefined
-        self.templates.env.globals["fmt"] = _formatters()
+        self.templates.env.globals["fmt"] = FORMATS
 
     def session(self, request: Request) -> Session:
         """The request's session; a new anonymous one when the cookie is missing, forged or expired,
@@ -84,22 +84,26 @@ class WebState:
                             samesite="lax", secure=secure, path="/")
 
 
-def _formatters() -> dict[str, Callable[..., str]]:
-    def yen(value: Any) -> str:  # -¥2,045, not ¥-2,045: the sign before the currency, as people write it
-        return "" if value is None else f"{'-' if round(value) < 0 else ''}¥{abs(round(value)):,}"
+def _yen(value: Any) -> str:  # -¥2,045, not ¥-2,045: the sign before the currency, as people write it
+    return "" if value is None else f"{'-' if round(value) < 0 else ''}¥{abs(round(value)):,}"
 
-    def num(value: Any, digits: int = 0) -> str:
-        return "" if value is None else f"{value:,.{digits}f}"
 
-    def pct(value: Any, digits: int = 1) -> str:
-        return "" if value is None else f"{100 * value:.{digits}f}%"
+def _num(value: Any, digits: int = 0) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
 
-    def day(value: Any) -> str:
-        if value is None:
-            return ""
-        return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "hour") else value.isoformat()
 
-    return {"yen": yen, "num": num, "pct": pct, "day": day}
+def _pct(value: Any, digits: int = 1) -> str:
+    return "" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _day(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "hour") else value.isoformat()
+
+
+# the templates' `fmt`: yen, numbers, shares and days as the pages write them
+FORMATS: dict[str, Callable[..., str]] = {"yen": _yen, "num": _num, "pct": _pct, "day": _day}
 
 
 def render(request: Request, session: Session, template: str, context: dict[str, Any] | None = None, *,

@@ -16,7 +16,7 @@ from kizuna._errors import KizunaError, NoDataError, Phrase, WorkspaceError
 from kizuna.exporting import check_output, export_segment
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
 from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, RankRule
-from kizuna.store import TABLES, Store, cluster_by_customer, index_by_customer, list_positions
+from kizuna.store import TABLES, Store, cluster_by_customer, create_list_rows, index_by_customer
 from kizuna.workspace._outreach import Outreach
 from kizuna.workspace._settings import Settings
 
@@ -37,8 +37,9 @@ OVERVIEW = "_kizuna_overview"  # the overview's figures of the last analysis
 # the tables a customer page reads by customer id, kept in customer order (`cluster_by_customer`)
 CUSTOMER_TABLES = ("customers", "orders", "nps_answers", "support_contacts", "events", "calls")
 # of those, the ones with about one row per customer, which a zone map alone does not narrow enough
-# (`index_by_customer`)
-INDEXED_BY_CUSTOMER = ("customers", "nps_answers", SCORES)
+# (`index_by_customer`), and the events and support contacts, whose customer ids a zone map leaves to be
+# compared one by one in a whole row group (compressed text); the orders, by far the largest, keep their zone maps
+INDEXED_BY_CUSTOMER = ("customers", "nps_answers", "events", "support_contacts", SCORES)
 # What kizuna keeps in a workspace folder besides kizuna.toml and the store; an export never
 # writes over them (nor inside the folders).
 WORKSPACE_ENTRIES = ("rejects", "spark-warehouse", "spark-metastore", "derby.log", OPERATIONS_FILE, ".kizuna-run.lock",
@@ -280,16 +281,11 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         scores = self.store.table(SCORES)
         predictions = self.store.table(PREDICTIONS) if self.store.has_table(PREDICTIONS) else None
         members = analytics.list_members(scores, predictions, self.store.table("customers"))
-        # each row's place in every order a list sorts by (DuckDB): a page of any list is then a range read
-        positions = list_positions(self.store, analytics.list_members(scores, predictions), analytics.MEMBER_SORTS,
-                                   name=MEMBERS + "_places")
-        if positions is not None:
-            members = members.inner_join(positions, "customer_id")
-        # in matrix-cell order (DuckDB stores the rows as the query orders them): a cell's page reads a range
-        members = members.order_by(["matrix_cell", "r_score", "f_score"])
-        self.store.create(MEMBERS, members, categories=analytics.score_categories(self.settings.analysis))
-        if positions is not None:
-            self.store.drop(MEMBERS + "_places")
+        # in matrix-cell order (DuckDB stores the rows as written): a cell's page reads a range; with each
+        # row's place in every order a list sorts by (DuckDB), a page of any list is a range read
+        create_list_rows(self.store, MEMBERS, members, analytics.MEMBER_SORTS,
+                         order=["matrix_cell", "r_score", "f_score"],
+                         categories=analytics.score_categories(self.settings.analysis))
         if as_of is not None and self.store.count("orders"):
             figures = analytics.overview_figures(self.tables(), scores, self.settings.analysis, as_of)
             self.store.create(OVERVIEW, analytics.overview_rows(figures))
@@ -412,6 +408,7 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
                                  analysis=settings.analysis)
             result.notes.extend([uplift.problem] if uplift.problem else [])
             result.notes.extend(uplift.notes)
+            self.store.drop_cache()  # the orders read for the features: the writes' memory on top of less
             with self.store.transaction():
                 # in customer order as written: `cluster_by_customer` then finds nothing to rewrite
                 self.store.create_in_order(PREDICTIONS, with_call_uplift(result.table, result.features, uplift),
