@@ -164,6 +164,7 @@ def _import_process(*args: str, cwd: Path) -> tuple[dict, list[str]]:
     return json.loads(done.stdout), json.loads(done.stderr.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_import_loads_no_other_engines_sql_compiler_and_stores_the_same_rows(tmp_path: Path):
     # an import's start: the compilers of engines the store is not on stay unloaded; the rows are
     # those an import in this process stores
@@ -185,6 +186,7 @@ def test_import_loads_no_other_engines_sql_compiler_and_stores_the_same_rows(tmp
         assert ws.store.table("orders").order_by("order_id").to_pyarrow().equals(expected)
 
 
+@pytest.mark.slow
 def test_an_import_process_that_rejects_rows_reports_them_as_before(tmp_path: Path):
     (tmp_path / "customers.csv").write_text('"customer_id","name"\n"C1","渡辺 陽子"\n', encoding="utf-8")
     (tmp_path / "orders.csv").write_text(_ORDERS + '"O1","C1","2025/03/01 09:00:00","990","completed",,"自社EC"\n'
