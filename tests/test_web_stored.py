@@ -7,6 +7,7 @@ tables of one row per customer indexed by customer id (`index_by_customer`).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import random
 import shutil
@@ -159,6 +160,18 @@ def test_a_customers_records_are_their_rows_as_dicts(demo: Path) -> None:
                     assert [{k: _same(v) for k, v in r.items()} for r in found] == \
                         [{k: _same(v) for k, v in r.items()} for r in expected.to_pylist()], (name, customer, limit)
         assert len(customer_records(store, "orders", busiest, newest_by="ordered_at", tables=tables)) > 2
+
+
+def test_a_customers_records_without_a_date_come_last_in_the_order_read(tmp_path: Path) -> None:
+    # rows whose sort column is NULL: newest first, then the undated ones as read, as `customer_rows`
+    # orders them
+    with Workspace.init(tmp_path / "ws") as ws:
+        ws.store.create("notes", pa.table({
+            "customer_id": ["C1"] * 4, "n": [1, 2, 3, 4],
+            "noted_at": pa.array([None, dt.datetime(2026, 1, 2), None, dt.datetime(2026, 3, 4)], pa.timestamp("us"))}))
+        found = customer_records(ws.store, "notes", "C1", newest_by="noted_at")
+        expected = customer_rows(ws.store, "notes", "C1", newest_by="noted_at").to_pylist()
+    assert [r["n"] for r in found] == [r["n"] for r in expected] == [4, 2, 1, 3]
 
 
 def test_the_lists_rows_are_stored_in_matrix_cell_order(demo: Path) -> None:
