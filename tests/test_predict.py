@@ -334,7 +334,7 @@ def test_the_lists_rows_written_a_row_group_at_a_time_are_the_rows_with_their_pl
     import kizuna.store._paging
     from kizuna.store import Store, create_list_rows, list_positions, position_column
 
-    monkeypatch.setattr(kizuna.store._paging, "_ROW_GROUP", 1000)  # rows written at a time: several batches
+    monkeypatch.setattr(kizuna.store._paging, "ROW_GROUP", 1000)  # rows written at a time: several batches
     rng = random.Random(7)
     count = 5_500
     ids = [f"C{i:07d}" for i in range(count)]

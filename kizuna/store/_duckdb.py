@@ -32,7 +32,7 @@ PRIVATE_FILE_MODE = 0o600  # the store holds customers' personal data: its user'
 _WAITING = ".waiting"  # beside the file while a writer waits for it (`_connect`)
 _WAITING_FRESH = 2.0  # seconds a waiting mark counts: a waiting writer touches it more often
 _CURSORS = threading.Lock()
-_ROW_GROUP = 122_880  # DuckDB's rows per row group: a batch of rows written at once
+ROW_GROUP = 122_880  # DuckDB's rows per row group: a batch of rows written at once (`create_streamed`)
 
 
 class DuckDBStore(Store):
@@ -236,8 +236,8 @@ class DuckDBStore(Store):
         import pyarrow.compute as pc
 
         order = pc.sort_indices(rows.select(list(by)), sort_keys=[(c, "ascending") for c in by])
-        batches = (rows.take(order.slice(start, _ROW_GROUP)).combine_chunks().to_batches()[0]
-                   for start in range(0, rows.num_rows, _ROW_GROUP))
+        batches = (rows.take(order.slice(start, ROW_GROUP)).combine_chunks().to_batches()[0]
+                   for start in range(0, rows.num_rows, ROW_GROUP))
         return self.create_streamed(name, ibis.memtable(rows.schema.empty_table()).schema(), batches)
 
     def create_streamed(self, name: str, schema: ibis.Schema, batches: Iterable[pa.RecordBatch], *,

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import sqlglot as sg
 import sqlglot.expressions as sge
 
+from kizuna.store._duckdb import ROW_GROUP
 from kizuna.store._engine import Store
 
 __all__ = ["cluster_by_customer", "count_rows", "create_list_rows", "customer_records", "customer_rows",
@@ -38,7 +39,6 @@ _ZONE = re.compile(r"\[Min: (.*?), Max: (.*?), Has ")
 _COMPILED: dict[Hashable, tuple[object, str]] = {}  # a list's SQL by (store, key); few lists, so a small cache
 _ENUMS: dict[str, tuple[tuple, dict]] = {}  # a DuckDB file's ENUM columns (`_enum_columns`) by its URL
 _COMPILED_KEPT = 256
-_ROW_GROUP = 122_880  # DuckDB's rows per row group: the lists' rows are written this many at a time
 
 
 @functools.lru_cache(maxsize=1024)
@@ -322,10 +322,10 @@ def create_list_rows(store: Store, name: str, rows: ibis.Table, columns: Sequenc
     arrow_schema = pa.schema([*found.schema, *(pa.field(c, pa.int32()) for c in placed)])
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for start in range(0, count, _ROW_GROUP):
-            taken = found.take(stored[start:start + _ROW_GROUP]).combine_chunks()
+        for start in range(0, count, ROW_GROUP):
+            taken = found.take(stored[start:start + ROW_GROUP]).combine_chunks()
             yield pa.RecordBatch.from_arrays([*(c.chunk(0) for c in taken.columns),
-                                              *(pa.array(p[start:start + _ROW_GROUP]) for p in placed.values())],
+                                              *(pa.array(p[start:start + ROW_GROUP]) for p in placed.values())],
                                              schema=arrow_schema)
 
     return store.create_streamed(name, ibis.schema({**rows.schema(), **dict.fromkeys(placed, "int32")}), batches(),
