@@ -60,6 +60,37 @@ def test_encodings_are_detected_and_values_normalised(ws_with_customers, tmp_pat
     ]
 
 
+@pytest.mark.parametrize(("encoding", "delimiter"), [("cp932", ","), ("cp932", "|"), ("euc_jp", "\t")])
+def test_fast_reader_of_japanese_encodings_reads_what_the_exact_reader_reads(tmp_path, encoding, delimiter):
+    # cp932 second bytes include "\\" (ソ 表 能) and "|": the fields must still split and decode the same
+    from kizuna.importing._sources import _python_csv_batches, open_source
+
+    names = ["ソフト", "表参道", "能登", "高橋", "Smith", ""]
+    lines = [delimiter.join(["id", "name", "status", "note"])]
+    lines += [delimiter.join([f"C{i}", f"{names[i % 6]}{i}", names[i % 3], '""' if i % 7 else names[i % 6]])
+              for i in range(200)]
+    path = write(tmp_path / "j.csv", "\r\n".join(lines) + "\r\n", encoding)
+    source = open_source(path, batch_rows=64, encoding=encoding)
+    fast = pa.Table.from_batches(list(source.batches()))
+    exact = pa.Table.from_batches(list(_python_csv_batches(source, 0)))
+    assert fast.num_rows == 200 and not source.problems
+    assert fast.to_pylist() == exact.to_pylist()
+
+
+def test_minute_timestamps_and_marked_amounts_read_as_the_general_forms(ws_with_customers, tmp_path):
+    # a whole column of "2024/01/05 13:45" and "￥1,200" takes the plain paths; the results and the rejects
+    # are those of the general ones
+    lines = ["order_id,customer_id,ordered_at,amount"]
+    lines += [f"P{i},C1,2024/01/{1 + i % 28:02d} 13:{i % 60:02d},\"￥{1000 + i % 5:,}\"" for i in range(40)]
+    lines += ["B1,C1,2024/02/30 10:00,\"￥1,200\"", "B2,C1,2024/01/05 10:00,\"￥12,00\""]
+    summary = ws_with_customers.import_file("orders", write(tmp_path / "o.csv", "\n".join(lines) + "\n"))
+    assert (summary.added, summary.rejected) == (40, 2)
+    first = rows(ws_with_customers, "orders", "order_id")[0]
+    assert (first["ordered_at"], first["amount"]) == (dt.datetime(2024, 1, 1, 13, 0), 1000)
+    reasons = {int(r["row"]): r["reason"] for r in rejects_of(summary)}
+    assert reasons[42].startswith("not a date") and reasons[43].startswith("misplaced comma")
+
+
 def test_shift_jis_after_a_plain_ascii_first_megabyte(ws_with_customers, tmp_path):
     # 60,000 ASCII rows first, then Japanese: the encoding must still be seen.
     lines = ["order_id,customer_id,ordered_at,amount,channel"]

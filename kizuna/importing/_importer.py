@@ -473,7 +473,8 @@ def _checked_rows(
         known = store.table(table).select(column)
         if table in pending:
             known = known.union(pending[table].select(column))
-        known = known.distinct()
+        # no `distinct()`: a semi or anti join reads a repeated key once anyway, and making the
+        # referenced keys distinct cost as much as the join
         unknown = kept.anti_join(known, column)
         if _reject(rejects, unknown, column, f"unknown {column} (not in {table}: import {table} first)"):
             kept = kept.semi_join(known, column)

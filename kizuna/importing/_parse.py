@@ -47,6 +47,16 @@ def _each_distinct(column: pa.Array, clean) -> pa.Array:  # noqa: ANN001 - an Ar
     return pc.take(clean(encoded.dictionary), encoded.indices)
 
 
+def _each_distinct_parsed(column: pa.Array, parse) -> Parsed:  # noqa: ANN001 - values -> Parsed
+    """`parse(column)` worked out once per distinct value when the column repeats its values (an export's
+    "¥1,200" amounts): the patterns cost far more than finding the distinct values."""
+    encoded = pc.dictionary_encode(column)
+    if 2 * len(encoded.dictionary) > len(column):
+        return parse(column)
+    values, reasons = parse(encoded.dictionary)
+    return pc.take(values, encoded.indices), pc.take(reasons, encoded.indices)
+
+
 def clean_prose(column: pa.Array) -> pa.Array:
     """What a customer wrote (a name, an address, a comment), kept as given: only the spaces
     around it are trimmed, empty -> null.
@@ -133,7 +143,7 @@ def parse_int(column: pa.Array, what: str = "a whole number") -> Parsed:
         return column.cast(pa.int64()), pa.nulls(len(column), pa.string())
     marked = pc.invert(plain)
     if not isinstance(column, pa.Array) or 2 * (pc.sum(marked).as_py() or 0) > len(column):
-        return _comma_checked(column, *_parse_marked_int(column, what))
+        return _each_distinct_parsed(column, lambda values: _comma_checked(values, *_parse_marked_int(values, what)))
     # a few "¥1,200" among plain digits: the patterns below only for those
     some = pc.filter(column, marked)
     values, reasons = _comma_checked(some, *_parse_marked_int(some, what))
@@ -278,6 +288,8 @@ def _excel_serials(column: pa.Array) -> pa.Array:
 _PLAIN_FORMS = (
     ("%Y/%m/%d %H:%M:%S", "####/##/## ##:##:##"),
     ("%Y-%m-%d %H:%M:%S", "####-##-## ##:##:##"),
+    ("%Y/%m/%d %H:%M", "####/##/## ##:##"),
+    ("%Y-%m-%d %H:%M", "####-##-## ##:##"),
     ("%Y-%m-%d", "####-##-##"),
     ("%Y/%m/%d", "####/##/##"),
 )

@@ -381,21 +381,25 @@ def _arrow_csv_batches(source: Source) -> Iterator[pa.RecordBatch]:
     encoding = source.encoding or "utf-8"
     # Arrow drops a UTF-8 BOM itself, but decodes one before Shift_JIS text as Shift_JIS
     bom = 0 if encoding in ("utf-8", "utf_8") else _bom_length(source.path)
+    as_bytes = _split_as_bytes(encoding, source.delimiter)
     with pa.OSFile(str(source.path)) as stream:
         stream.seek(bom)
         reader = pa_csv.open_csv(
             stream,
             read_options=pa_csv.ReadOptions(
-                encoding=encoding, block_size=block, column_names=names, skip_rows=source.header_row
+                encoding="utf-8" if as_bytes else encoding, block_size=block, column_names=names,
+                skip_rows=source.header_row,
             ),
             parse_options=pa_csv.ParseOptions(delimiter=source.delimiter),
             convert_options=pa_csv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=True
+                column_types={n: pa.binary() if as_bytes else pa.string() for n in names}, strings_can_be_null=True
             ),
         )
         next_row = source.header_row + 1
         limit = csv.field_size_limit()
         for batch in reader:
+            if as_bytes:
+                batch = _decoded_batch(batch, encoding)
             for column in batch.columns:
                 # A quoted value across lines is legal CSV, but also what a stray quote looks like.
                 if _may_hold_line_breaks(column) and (pc.any(pc.match_substring(column, "\n")).as_py()
@@ -406,6 +410,52 @@ def _arrow_csv_batches(source: Source) -> Iterator[pa.RecordBatch]:
             rows = _row_numbers(next_row, batch.num_rows)
             next_row += batch.num_rows
             yield batch.append_column(ROW, rows)
+
+
+# Double-byte encodings whose second bytes are never a quote, a line break or a delimiter Arrow's reader
+# is given here: a file in one of them splits into the same fields read as bytes as read as text.
+_BYTE_SPLIT_ENCODINGS = ("cp932", "shift_jis", "euc_jp")
+
+
+def _split_as_bytes(encoding: str, delimiter: str) -> bool:
+    """Whether the fast reader splits the file into fields as bytes and decodes the fields after
+    (`_decoded_batch`): Arrow decodes other encodings in one Python thread ahead of its reader, which
+    costs several times the reading itself, while most fields of an export are ASCII or repeat."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return False
+    return name in _BYTE_SPLIT_ENCODINGS and ord(delimiter) < 0x40
+
+
+def _decoded_batch(batch: pa.RecordBatch, encoding: str) -> pa.RecordBatch:
+    """The batch's byte fields as text: ASCII as it is; a column that repeats its values decoded once
+    per distinct value. A byte that does not decode raises UnicodeDecodeError, as Arrow's decoding does."""
+    return pa.RecordBatch.from_arrays([_decoded(column, encoding) for column in batch.columns],
+                                      names=batch.schema.names)
+
+
+def _decoded(column: pa.Array, encoding: str) -> pa.Array:
+    import numpy as np
+
+    data = column.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else None
+    if raw is None or not (raw >= 0x80).any():
+        return column.cast(pa.string())
+    if ((raw == 0x0A) | (raw == 0x0D)).any():  # a value across lines: the exact reader reads the rest
+        raise _NotOneLineARow
+    encoded = pc.dictionary_encode(column)
+    if 2 * len(encoded.dictionary) <= len(column):
+        return pc.take(_decoded_values(encoded.dictionary, encoding), encoded.indices)
+    return _decoded_values(column, encoding)
+
+
+def _decoded_values(column: pa.Array, encoding: str) -> pa.Array:
+    """Every value decoded in one call: joined by line breaks (which no value holds), split again in Arrow."""
+    values = column.to_pylist()
+    text = b"\n".join(b"" if v is None else v for v in values).decode(encoding)
+    split = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten().cast(pa.string())
+    return pc.if_else(column.is_valid(), split, pa.scalar(None, pa.string())) if column.null_count else split
 
 
 def _row_numbers(first: int, count: int) -> pa.Array:
