@@ -8,7 +8,9 @@ bench/data/spark/<size>/, made when missing. They are loaded once into a DuckDB 
 (``duckdb-ws``) with DuckDB's INSERT … SELECT, as customer_table.py loads them; its canonical
 tables are exported to Parquet and loaded into a Spark workspace
 (``spark-ws``, ``[store] url = "pyspark://local"``: a local[2] session, its warehouse in the
-workspace) with one INSERT per table, read by the executors. Loading is setup, timed apart.
+workspace) with one INSERT per table, read by the executors. With ``--engines spark`` at a size never
+loaded into DuckDB, the Spark workspace is loaded from make_data.py's customers and orders directly
+(the other tables are empty either way). Loading is setup, timed apart.
 
 Then each engine runs in a process of its own, the steps one after the other through the Python API
 (`Workspace.analyze`, `Workspace.predict`, `Workspace.run(dry_run=True)` with one after-order
@@ -28,7 +30,8 @@ scenario), and per step the script prints:
 For the dry runs a second table sets the rows collected against the messages due (the rows the
 dispatcher settles: would send, suppressed, deferred, merged, cancelled): what a person acts on may
 grow with the customers, the rows per message due should not. ``--reference DIR`` runs each engine
-again with the `kizuna` package in DIR first on PYTHONPATH (the code before a change), in the same call:
+again with the `kizuna` package in DIR first on PYTHONPATH (the code before a change), in the same call;
+``--only NAME`` dry-runs that scenario alone (``thank-you``: a day's orders, what a daily run sends):
 
     python bench/spark_scale.py --customers 100_000 --engines spark --steps run --reference /tmp/before
 """
@@ -113,7 +116,7 @@ class JvmHeap:
 
 
 # -- one engine, in its own process ------------------------------------------------------------------
-def child(engine: str, workspace: Path, steps: list[str]) -> None:
+def child(engine: str, workspace: Path, steps: list[str], only: str | None = None) -> None:
     from kizuna.workspace import Workspace
 
     ws = Workspace.open(workspace)
@@ -132,11 +135,11 @@ def child(engine: str, workspace: Path, steps: list[str]) -> None:
         start = time.perf_counter()
         if counting is not None:
             with counting() as collected:
-                result = _step(ws, step)
+                result = _step(ws, step, only)
             rows = {"rows_total": collected.total, "rows_largest": collected.largest,
                     "collects": len(collected.collects)}
         else:
-            result, rows = _step(ws, step), {}
+            result, rows = _step(ws, step, only), {}
         seconds = time.perf_counter() - start
         line = {"engine": engine, "step": step, "seconds": round(seconds, 1), "python_peak_mib": _peak_mib(),
                 "result": result, **rows}
@@ -146,14 +149,14 @@ def child(engine: str, workspace: Path, steps: list[str]) -> None:
     ws.close()
 
 
-def _step(ws, step: str):
+def _step(ws, step: str, only: str | None = None):
     if step == "analyze":
         return ws.analyze(AS_OF)
     if step == "predict":
         result = ws.predict(AS_OF)
         return {"rows_in_result": result.table.num_rows,
                 "stored": int(ws.store.table("customer_predictions").count().to_pyarrow().as_py())}
-    report = ws.run(AS_OF, now=dt.datetime(AS_OF.year, AS_OF.month, AS_OF.day, 10), dry_run=True)
+    report = ws.run(AS_OF, now=dt.datetime(AS_OF.year, AS_OF.month, AS_OF.day, 10), dry_run=True, only=only)
     return {"would_send": report.total("would_send"), "acted": sum(report.total(s) for s in ACTED),
             "enrolled": report.total("enrolled"), "holdout": report.total("holdout")}
 
@@ -208,6 +211,9 @@ def duckdb_workspace(folder: Path) -> Path:
 
 
 def load_spark(folder: Path) -> None:
+    """The Spark workspace from the DuckDB workspace's canonical export, or, without one (``--engines spark``
+    on a size never loaded into DuckDB), from make_data.py's customers and orders themselves (the other
+    tables stay empty, as they are in the export; a column make_data.py has no value for is NULL)."""
     from kizuna.workspace import Workspace
 
     path = folder / "spark-ws"
@@ -216,10 +222,12 @@ def load_spark(folder: Path) -> None:
     (path / "scenarios").mkdir(exist_ok=True)
     (path / "scenarios" / "thank-you.yaml").write_text(SCENARIO)
     session = ws.store.backend._session
-    for name in CANONICAL:
-        columns = ", ".join(f"CAST(`{f.name}` AS {f.dataType.simpleString()}) AS `{f.name}`"
-                            for f in session.table(name).schema.fields)
-        source = folder / "canonical" / f"{name}.parquet"
+    exported = (folder / "canonical" / "orders.parquet").exists()
+    for name in CANONICAL if exported else ("customers", "orders"):
+        source = folder / "canonical" / f"{name}.parquet" if exported else folder / f"{name}.parquet"
+        present = set(session.read.parquet(str(source)).columns)
+        columns = ", ".join(f"CAST({f'`{f.name}`' if f.name in present else 'NULL'} AS {f.dataType.simpleString()})"
+                            f" AS `{f.name}`" for f in session.table(name).schema.fields)
         session.sql(f"INSERT OVERWRITE TABLE {name} SELECT {columns} FROM parquet.`{source}`")
     ws.close()
     (path / "done").write_text(f"{time.perf_counter() - start:.1f} s\n")
@@ -234,15 +242,16 @@ def spark_environment(folder: Path, driver_memory: str) -> dict[str, str]:
     return {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_CONF_DIR": str(conf)}
 
 
-def run_engine(engine: str, folder: Path, steps: list[str], env: dict[str, str], reference: str | None = None
-               ) -> list[dict]:
+def run_engine(engine: str, folder: Path, steps: list[str], env: dict[str, str], reference: str | None = None,
+               only: str | None = None) -> list[dict]:
     """One engine's steps in a child process; `reference`: a folder with another `kizuna` package (the code
     before a change), put first on PYTHONPATH, its lines labelled "ENGINE (reference)"."""
     workspace = folder / ("spark-ws" if engine == "spark" else "duckdb-ws")
     child_env = dict(env) if engine == "spark" else dict(os.environ)
     if reference:
         child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [reference, os.environ.get("PYTHONPATH")]))
-    process = subprocess.Popen([sys.executable, __file__, "--child", engine, str(workspace), ",".join(steps)],
+    process = subprocess.Popen([sys.executable, __file__, "--child", engine, str(workspace), ",".join(steps),
+                                *([only] if only else [])],
                                stdout=subprocess.PIPE, text=True, env=child_env)
     lines = []
     assert process.stdout is not None
@@ -291,7 +300,7 @@ def run_table(lines: list[dict], customers: int) -> str:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        return child(sys.argv[2], Path(sys.argv[3]), sys.argv[4].split(","))
+        return child(sys.argv[2], Path(sys.argv[3]), sys.argv[4].split(","), *sys.argv[5:6])
     if len(sys.argv) > 1 and sys.argv[1] == "--load-spark":
         return load_spark(Path(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -302,6 +311,7 @@ def main() -> None:
     parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--driver-memory", default="6g", help="spark.driver.memory of the local session")
     parser.add_argument("--setup-only", action="store_true", help="make the data and the workspaces, measure nothing")
+    parser.add_argument("--only", help="the dry run runs this scenario only (e.g. thank-you: a day's orders)")
     parser.add_argument("--reference", help="a folder with a reference `kizuna` package (the code before a change): "
                                             "each engine runs it too, after the current code")
     args = parser.parse_args()
@@ -309,7 +319,8 @@ def main() -> None:
     folder = BENCH / "data" / "spark" / size_label(args.customers)
     started = time.perf_counter()
     make_data(folder, args.customers, orders)
-    duckdb_workspace(folder)
+    if "duckdb" in args.engines or (folder / "duckdb-ws" / "done").exists():
+        duckdb_workspace(folder)
     env = spark_environment(folder, args.driver_memory)
     if "spark" in args.engines and not (folder / "spark-ws" / "done").exists():
         subprocess.run([sys.executable, __file__, "--load-spark", str(folder)], check=True, env=env)
@@ -318,11 +329,12 @@ def main() -> None:
         return
     lines: list[dict] = []
     for engine in args.engines.split(","):
-        lines += run_engine(engine, folder, args.steps.split(","), env)
+        lines += run_engine(engine, folder, args.steps.split(","), env, only=args.only)
         if args.reference:
-            lines += run_engine(engine, folder, args.steps.split(","), env, args.reference)
+            lines += run_engine(engine, folder, args.steps.split(","), env, args.reference, only=args.only)
     print(f"\n{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
-          f"{args.customers:,} customers, {orders:,} orders, spark.driver.memory {args.driver_memory}\n")
+          f"{args.customers:,} customers, {orders:,} orders, spark.driver.memory {args.driver_memory}"
+          f"{f', dry run of {args.only} only' if args.only else ''}\n")
     print(table(lines, args.customers))
     if any(r.get("step") == "run" and "rows_total" in r for r in lines):
         print()

@@ -442,7 +442,7 @@ def campaigns_due(context: RunContext, campaigns: Sequence[Campaign], ledger: Le
     """Enrol the campaigns named in `start` that were never enrolled (counted in `report`, with an audit
     line naming `by`; a dry run records nothing), and gather the rows of every campaign in `campaigns`
     due at `now`."""
-    from kizuna.scenarios._run import _as_due, _customer_data, _enrolled, _occasion_fields
+    from kizuna.scenarios._run import _as_due, _due_people, _enrolled
 
     scenarios = {c.ledger_name: c.as_scenario() for c in campaigns}
     at = int(now.timestamp())
@@ -462,9 +462,8 @@ def campaigns_due(context: RunContext, campaigns: Sequence[Campaign], ledger: Le
     if not rows:
         return CampaignsDue([], {}, {}, scenarios)
     zone = zoneinfo.ZoneInfo(context.settings.business.timezone)
-    ids = sorted({r.customer_id for r in rows})
-    people = _customer_data(tables, context.settings, ids, as_of, audience, lang or "ja")
-    return CampaignsDue(rows, people, _occasion_fields(tables, context.settings, rows, zone), scenarios)
+    people, fields = _due_people(tables, context.settings, rows, as_of, audience, lang or "ja", zone)
+    return CampaignsDue(rows, people, fields, scenarios)
 
 
 def scheduled(campaigns: Iterable[Campaign], now: dt.datetime, timezone: str) -> list[str]:

@@ -26,7 +26,7 @@ from ibis import _
 
 from kizuna.analytics import AsOf, counted_orders
 
-__all__ = ["FIELD_COLUMNS", "OCCASION_FIELD_COLUMNS", "day_end", "occasion_fields", "personal_fields",
+__all__ = ["FIELD_COLUMNS", "OCCASION_FIELD_COLUMNS", "day_end", "moment_fields", "occasion_fields", "personal_fields",
            "related_products"]
 
 # The columns of `personal_fields`, in order.
@@ -103,8 +103,25 @@ def occasion_fields(tables: dict[str, ibis.Table], cuts: pa.Table, *, alternativ
     return _fields(tables, table, last, alternative_yen_per_l).select(*OCCASION_FIELD_COLUMNS)
 
 
-def _fields(tables: dict[str, ibis.Table], cuts: ibis.Table, last: dt.date, alternative_yen_per_l: int) -> ibis.Table:
-    """The fields per row of `cuts` (customer_id, seen_until); `last` is the latest day of seen_until."""
+def moment_fields(tables: dict[str, ibis.Table], moments: ibis.Table, last: dt.date, *, alternative_yen_per_l: int,
+                  carry: tuple[str, ...] = ()) -> ibis.Table:
+    """`occasion_fields` for the distinct (customer_id, seen_until) of `moments`, an expression (so that the
+    moments can be worked out in the engine, an order's from the order), with the customers' columns
+    `carry` beside them. No moment may be after the end of `last`.
+
+    Returns
+    -------
+    ibis.Table
+        `OCCASION_FIELD_COLUMNS`, then `carry`.
+    """
+    cuts = moments.select("customer_id", "seen_until").distinct()
+    return _fields(tables, cuts, last, alternative_yen_per_l, carry).select(*OCCASION_FIELD_COLUMNS, *carry)
+
+
+def _fields(tables: dict[str, ibis.Table], cuts: ibis.Table, last: dt.date, alternative_yen_per_l: int,
+            carry: tuple[str, ...] = ()) -> ibis.Table:
+    """The fields per row of `cuts` (customer_id, seen_until), with the customers' columns `carry`; `last` is
+    the latest day of seen_until."""
     keys = ["customer_id", "seen_until"]
     orders = counted_orders(tables["orders"], AsOf(last)).inner_join(cuts, "customer_id")
     orders = orders.filter(orders.ordered_at <= orders.seen_until)
@@ -125,7 +142,7 @@ def _fields(tables: dict[str, ibis.Table], cuts: ibis.Table, last: dt.date, alte
     )
     customers = tables["customers"].inner_join(cuts, "customer_id")
     customers = customers.select(
-        "customer_id", "seen_until", "name",
+        "customer_id", "seen_until", "name", *carry,
         _signed_up_at=ibis.cases((customers.signed_up_at <= customers.seen_until, customers.signed_up_at),
                                  else_=ibis.null("timestamp")),
     )
@@ -141,7 +158,7 @@ def _fields(tables: dict[str, ibis.Table], cuts: ibis.Table, last: dt.date, alte
     day = t.seen_until.date()
     saved = (t._litres.fill_null(0.0) * alternative_yen_per_l).floor().cast("int64") - t._paid.fill_null(0)
     return t.select(
-        "customer_id", "seen_until", "name",
+        "customer_id", "seen_until", "name", *carry,
         tenure_days=(day.epoch_days() - since.epoch_days()).cast("int64"),
         tenure_years=_whole_years(since, day),
         orders_so_far=t.orders_so_far.fill_null(0).cast("int64"),

@@ -54,7 +54,7 @@ from kizuna.scenarios._enrolments import (
     unix_to_local_day,
 )
 from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
-from kizuna.scenarios._fields import day_end, occasion_fields, related_products
+from kizuna.scenarios._fields import OCCASION_FIELD_COLUMNS, day_end, moment_fields, related_products
 from kizuna.scenarios._model import Scenario, load_scenarios
 from kizuna.scenarios._switches import running_scenarios
 
@@ -387,9 +387,7 @@ def pick_due(context: RunContext, scenarios: dict[str, Scenario], ledger: Ledger
                                             pc.less_equal(new.column("due_ts"), now_unix))))
     rows, merged = merge_occasions(rows)
     zone = zoneinfo.ZoneInfo(context.settings.business.timezone)
-    ids = pa.array([r.customer_id for r in rows], pa.string()).unique().to_pylist()
-    people = _customer_data(tables, context.settings, ids, as_of, audience, lang or "ja") if ids else {}
-    fields = _occasion_fields(tables, context.settings, rows, zone)
+    people, fields = _due_people(tables, context.settings, rows, as_of, audience, lang or "ja", zone)
     reached = _goals_reached(tables, [r for r in rows if r.step > 1], scenarios, zone)
     return Due(rows, people, reached, fields, merged)
 
@@ -469,104 +467,121 @@ def scenario_fields(context: RunContext, customer_ids: list[str], as_of: dt.date
                     lang: str = "ja") -> dict[str, dict]:
     """customer -> the fields a template may use as of the end of `as_of` (without the per-message
     ones); for preview."""
-    tables = context.tables()
-    people = _customer_data(tables, context.settings, customer_ids, as_of, audience_tables(context.store), lang)
-    cuts = pa.table({"customer_id": pa.array(customer_ids, pa.string()),
-                     "seen_until": pa.array([day_end(as_of)] * len(customer_ids), pa.timestamp("us"))})
-    fields = occasion_fields(tables, cuts, alternative_yen_per_l=context.settings.delivery.alternative_yen_per_l)
-    for row in fields.drop("name", "seen_until").to_pyarrow().to_pylist():
-        if row["customer_id"] in people:
-            people[row["customer_id"]].update(row)
+    ids = pa.array(customer_ids, pa.string())
+    moments = pa.table({"customer_id": ids, "order_id": pa.nulls(len(ids), pa.string()),
+                        "day_end": pa.array([day_end(as_of)] * len(ids), pa.timestamp("us"))})
+    people, at = _due_data(context.tables(), context.settings, moments, as_of, audience_tables(context.store), lang)
+    for customer, fields in zip(customer_ids, at, strict=True):
+        if fields is not None:
+            people[customer].update({"customer_id": customer, **fields})
     return people
 
 
-def _occasion_fields(tables: dict[str, ibis.Table], settings: RunSettings, rows: list[DueRow],
-                     zone: zoneinfo.ZoneInfo) -> dict[str, dict]:
-    """Row key -> the personal fields as of its occasion: an order's own moment for after_order (so
-    that its thank-you counts the orders up to it), else the end of the occasion's day. Rows of one
-    customer and moment share one dict (read only)."""
+def _due_people(tables: dict[str, ibis.Table], settings: RunSettings, rows: list[DueRow], as_of: dt.date,
+                audience: dict[str, ibis.Table], lang: str, zone: zoneinfo.ZoneInfo
+                ) -> tuple[dict[str, dict], dict[str, dict]]:
+    """What the rules and templates need about the customers of `rows`: (customer -> their data, row key ->
+    the personal fields as of its occasion: an order's own moment for after_order, so that its thank-you
+    counts the orders up to it, else the end of the occasion's day). Rows of one customer and moment share
+    one dict (read only)."""
     if not rows:
-        return {}
+        return {}, {}
     occasion = pa.array([r.occasion for r in rows], pa.string())
     day = unix_to_local_day(pa.array([r.occasion_ts for r in rows], pa.int64()), zone)
     cut = pc.add(day.cast(pa.timestamp("us")), pa.scalar(day_end(dt.date(1970, 1, 1)) - dt.datetime(1970, 1, 1)))
     of_order = pc.starts_with(occasion, _ORDER_OCCASION)
-    if pc.any(of_order).as_py():
-        order_id = pc.if_else(of_order, pc.utf8_slice_codeunits(occasion, len(_ORDER_OCCASION)), None)
-        orders = tables["orders"]
-        wanted = ibis.memtable(pa.table({"_id": pc.unique(order_id.drop_null())}))
-        found = orders.select(_id=orders.order_id.cast("string"), at=orders.ordered_at).semi_join(wanted, "_id")
-        found = found.to_pyarrow().cast(pa.schema([("_id", pa.string()), ("at", pa.timestamp("us"))]))
-        at = found.column("at").combine_chunks().take(
-            pc.index_in(order_id, value_set=found.column("_id").combine_chunks()))
-        cut = pc.coalesce(at, cut)  # an order no longer in the store: the end of its day
+    order_id = pc.if_else(of_order, pc.utf8_slice_codeunits(occasion, len(_ORDER_OCCASION)), None)
     customer = pa.array([r.customer_id for r in rows], pa.string())
-    cuts = pa.table({"customer_id": customer, "seen_until": cut})
-    table = occasion_fields(tables, cuts, alternative_yen_per_l=settings.delivery.alternative_yen_per_l)
-    found_fields = table.drop("name").to_pyarrow()
-    names = [n for n in found_fields.column_names if n not in ("customer_id", "seen_until")]
-    shared = [dict(zip(names, values, strict=True))
-              for values in zip(*(found_fields.column(n).to_pylist() for n in names), strict=True)]
-    wanted_rows = cuts.append_column("_row", pa.array(range(len(rows)), pa.int64()))
-    keys = found_fields.select(["customer_id", "seen_until"]).cast(cuts.schema)
-    matched = wanted_rows.join(keys.append_column("_found", pa.array(range(keys.num_rows), pa.int64())),
-                               ["customer_id", "seen_until"], join_type="inner", use_threads=False)
-    return {rows[n].key: shared[f] for n, f in zip(matched.column("_row").to_pylist(),
-                                                    matched.column("_found").to_pylist(), strict=True)}
+    # one moment per customer, order and day (an order's moment is its time in the store, read there)
+    first: dict[tuple, int] = {}
+    moment = [first.setdefault(k, n) for n, k in enumerate(zip(customer.to_pylist(), order_id.to_pylist(),
+                                                                day.cast(pa.int32()).to_pylist(), strict=True))]
+    take = pa.array(list(first.values()), pa.int64())
+    moments = pa.table({"customer_id": customer.take(take), "order_id": order_id.take(take),
+                        "day_end": cut.take(take)})
+    people, at = _due_data(tables, settings, moments, as_of, audience, lang)
+    index = dict(zip(first.values(), range(len(first)), strict=True))  # a moment's first row -> its place
+    return people, {r.key: at[index[m]] for r, m in zip(rows, moment, strict=True) if at[index[m]] is not None}
 
 
-def _records(table: pa.Table) -> Iterator[tuple]:
-    return zip(*(table.column(n).to_pylist() for n in table.column_names), strict=True)
+_FIELD_NAMES = OCCASION_FIELD_COLUMNS[3:]  # a row's personal fields (the customer's name is among their data)
 
 
-def _merge_rows(people: dict[str, dict], table: pa.Table) -> None:
-    """people[customer].update(row) for each row of `table` whose customer is among `people`."""
-    names = table.column_names
-    at = names.index("customer_id")
-    for values in _records(table):
-        person = people.get(values[at])
-        if person is not None:
-            person.update(zip(names, values, strict=True))
-
-
-def _customer_data(tables: dict[str, ibis.Table], settings: RunSettings, ids: list[str], as_of: dt.date,
-                   audience: dict[str, ibis.Table], lang: str) -> dict[str, dict]:
-    wanted = ibis.memtable(pa.table({"customer_id": pa.array(ids, pa.string())}))
-    customers = tables["customers"]
-    contacts = customers.select(*_CONTACT_COLUMNS).semi_join(wanted, "customer_id").to_pyarrow()
-    at = contacts.column_names.index("customer_id")
-    people: dict[str, dict] = {values[at]: dict(zip(contacts.column_names, values, strict=True))
-                               for values in _records(contacts)}
-    # suggestions of what to buy next are today's, whatever the occasion
-    related = related_products(tables, as_of, customers=wanted).to_pyarrow()
-    related = related.sort_by([("customer_id", "ascending"), ("rank", "ascending")])
-    related = related.group_by("customer_id", use_threads=False).aggregate([("name", "list")])
-    for customer, names in _records(related.select(["customer_id", "name_list"])):
-        if customer in people:
-            people[customer]["related_products"] = names
+def _due_data(tables: dict[str, ibis.Table], settings: RunSettings, moments: pa.Table, as_of: dt.date,
+              audience: dict[str, ibis.Table], lang: str) -> tuple[dict[str, dict], list[dict | None]]:
+    """One read of the store for the distinct `moments` (customer_id, order_id or null, day_end): each
+    moment's personal fields (as of its order's time in the store, else of day_end) beside its customer's
+    contacts, scores, predictions, last call and pending order; then a second for their related products.
+    Returns (customer -> their data, each moment's fields or None for a customer not in the store)."""
+    if not moments.num_rows:
+        return {}, []
+    m = ibis.memtable(moments.append_column("_n", pa.array(range(moments.num_rows), pa.int64())))
+    customers = m.select("customer_id").distinct()  # from the moments as given: no read of the orders
+    if moments.column("order_id").null_count < moments.num_rows:
+        orders = tables["orders"]
+        wanted = m.filter(m.order_id.notnull()).select(_id=m.order_id).distinct()
+        placed = orders.select(_id=orders.order_id.cast("string"), _at=orders.ordered_at).semi_join(wanted, "_id")
+        placed = placed.group_by("_id").aggregate(_at=placed._at.max())
+        m = m.left_join(placed, m.order_id == placed._id)
+        m = m.select("_n", "customer_id", seen_until=ibis.coalesce(m._at, m.day_end))
+    else:
+        m = m.select("_n", "customer_id", seen_until=m.day_end)
+    # the orders' cut: an order's moment is on its occasion's day, the others end theirs
+    last = max(pc.max(moments.column("day_end")).as_py().date(), as_of)
+    carry = tuple(c for c in _CONTACT_COLUMNS if c not in ("customer_id", "name"))
+    fields = moment_fields(tables, m, last, alternative_yen_per_l=settings.delivery.alternative_yen_per_l,
+                           carry=carry)
+    t = m.view().inner_join(fields, ["customer_id", "seen_until"])  # a view: `fields` reads `m` too
+    sides = []  # (the columns a customer's row brings, the table) joined by customer, each present or not
     if "scores" in audience:
         cols = [c for c in _SCORE_FIELDS if c in audience["scores"].columns]
-        _merge_rows(people, audience["scores"].select("customer_id", *cols).semi_join(wanted, "customer_id")
-                    .to_pyarrow())
+        sides.append((cols, audience["scores"].select("customer_id", *cols)))
     if "predictions" in audience:
         p = audience["predictions"]
         reasons = "churn_reasons_en" if lang == "en" else "churn_reasons_ja"
         cols = [c for c in _PREDICTION_FIELDS if c in p.columns]
-        found = p.select("customer_id", *cols, churn_reasons=p[reasons] if reasons in p.columns
-                         else ibis.null("string")).semi_join(wanted, "customer_id")
-        _merge_rows(people, found.to_pyarrow())
+        sides.append(([*cols, "churn_reasons"], p.select("customer_id", *cols, churn_reasons=p[reasons]
+                                                          if reasons in p.columns else ibis.null("string"))))
     if "calls" in tables:  # the call lists' cooldown and callbacks (kizuna.prediction.call_blocker)
-        _merge_rows(people, last_calls(tables["calls"], as_of).semi_join(wanted, "customer_id").to_pyarrow())
-    for person in people.values():
-        person.setdefault("related_products", [])
-        person["alternative_name"] = settings.delivery.alternative_name
+        sides.append((["last_called_at", "callback_due"], last_calls(tables["calls"], as_of)))
     # the parcel-insert list names the order whose parcel takes the insert: the latest not yet shipped
     orders = tables["orders"]
     pending = orders.filter(orders.shipped_at.isnull() & (orders.status.isnull() | (orders.status == "completed")))
-    pending = pending.semi_join(wanted, "customer_id").group_by("customer_id").aggregate(
+    pending = pending.semi_join(customers, "customer_id").group_by("customer_id").aggregate(
         next_order_id=pending.order_id.cast("string").max(), next_order_at=pending.ordered_at.max())
-    _merge_rows(people, pending.to_pyarrow())
-    return people
+    sides.append((["next_order_id", "next_order_at"], pending))
+    for n, (cols, side) in enumerate(sides):
+        side = side.semi_join(customers, "customer_id").select(**{f"_k{n}": "customer_id"}, **{c: c for c in cols})
+        t = t.left_join(side, t.customer_id == side[f"_k{n}"])
+    found = t.to_pyarrow()
+    # suggestions of what to buy next are today's, whatever the occasion
+    related = related_products(tables, as_of, customers=customers).to_pyarrow()
+    related = related.sort_by([("customer_id", "ascending"), ("rank", "ascending")])
+    related = related.group_by("customer_id", use_threads=False).aggregate([("name", "list")])
+    suggested = dict(zip(related.column("customer_id").to_pylist(), related.column("name_list").to_pylist(),
+                         strict=True))
+    column = {n: found.column(n).to_pylist() for n in found.column_names}
+    people: dict[str, dict] = {}
+    at: list[dict | None] = [None] * moments.num_rows
+    shared: dict[tuple, dict] = {}
+    for i, (n, customer, until) in enumerate(zip(column["_n"], column["customer_id"], column["seen_until"],
+                                                 strict=True)):
+        if customer not in people:
+            person = {c: column[c][i] for c in _CONTACT_COLUMNS}
+            if customer in suggested:
+                person["related_products"] = suggested[customer]
+            for k, (cols, _side) in enumerate(sides[:-1]):  # the pending order comes last, as it always has
+                if column[f"_k{k}"][i] is not None:
+                    person.update((c, column[c][i]) for c in cols)
+            person.setdefault("related_products", [])
+            person["alternative_name"] = settings.delivery.alternative_name
+            if column[f"_k{len(sides) - 1}"][i] is not None:
+                person.update((c, column[c][i]) for c in sides[-1][0])
+            people[customer] = person
+        if (customer, until) not in shared:
+            shared[customer, until] = {c: column[c][i] for c in _FIELD_NAMES}
+        at[n] = shared[customer, until]
+    return people, at
 
 
 def _goals_reached(tables: dict[str, ibis.Table], rows: list[DueRow], scenarios: dict[str, Scenario],
