@@ -7,7 +7,9 @@
 Every tool runs in its own process, so peak RSS is that process's own (DuckDB runs inside the
 process: its buffers and hash tables are counted):
 
-* ``kizuna analyze --as-of DAY`` (the CLI, as a user runs it: it also prints the segment tables)
+* ``kizuna analyze --as-of DAY`` (the CLI, as a user runs it: it also prints the segment tables;
+  ``kizuna`` with the SQL statements the last analyze of the workspace kept, ``kizuna-cold`` without, so
+  compiling them: `kizuna.store.kept_statements`)
   and ``Workspace.analyze(DAY)`` (the API call alone, timed inside the process too); and a process
   that only loads what ``kizuna analyze`` loads before its work (Python, the CLI, the workspace,
   Ibis' DuckDB backend), the fixed part of the CLI's time; with ``--before DIR``, ``kizuna analyze`` once
@@ -18,17 +20,24 @@ process: its buffers and hash tables are counted):
   window, orders, AOV, LTV revenue and profit, R/F/M quintiles with kizuna's exact rules) into
   a table, with DuckDB's default settings; (a') the same with a row for every customer, as
   customer_scores has;
-* (b) pandas done well: the orders' needed columns from Parquet (ids as Arrow-backed strings,
+* (b) the analysis as `analyze` stores it, hand-written for DuckDB in one Python process and one transaction:
+  (a') into a table, the overview's month summary of the orders (a row per customer and month) and the
+  customer totals from it as temporary tables, a few of the overview's figures from them (headline, the
+  months, deciles, cohorts) into a table, the lists' rows (the scores with the customers' contact columns and
+  each row's place in both orders of six columns, written in R × F order) and an index on ``customer_id`` of
+  both tables; what it leaves out (the NPS, lifecycle and lost-reason columns, the segments' names, the
+  other small figures) reads tables that are empty in this data;
+* (p) pandas done well: the orders' needed columns from Parquet (ids as Arrow-backed strings,
   statuses as categoricals, ``ordered_at`` as datetime64), vectorised filters and one groupby;
-* (c) lifetimes' ``summary_data_from_transaction_data`` (needs pandas<3: it runs in its own venv,
+* (l) lifetimes' ``summary_data_from_transaction_data`` (needs pandas<3: it runs in its own venv,
   bench/.venv-lifetimes, made by this script when missing) on the same orders with revenue
   computed the same way; it gives frequency/recency/T/monetary in its own definitions.
 
 The data is loaded once into a workspace (``kizuna init``, then DuckDB inserts the CSV or
 Parquet from make_data.py straight into the canonical tables, with the same conversions as
 ``kizuna import``; much faster than the importer, which bench/import_orders.py measures), and
-the orders are exported to Parquet for (b) and (c). Results are checked: (a), (a') and (b) must
-give the same per-customer sums as kizuna's customer_scores.
+the orders are exported to Parquet for (p) and (l). Results are checked: (a), (a'), (b) (its lists' rows)
+and (p) must give the same per-customer sums as kizuna's customer_scores.
 """
 
 from __future__ import annotations
@@ -113,6 +122,61 @@ EVERY_CUSTOMER = """SELECT c.customer_id, s.* EXCLUDE (customer_id, frequency, m
        coalesce(s.orders, 0) AS orders, coalesce(s.ltv_revenue, 0) AS ltv_revenue
 FROM customers AS c LEFT JOIN scored AS s ON s.customer_id = c.customer_id"""
 
+# (b) what `analyze` stores, by hand: {scores} is (a') into bench_b_scores; then the overview's month summary,
+# some of its figures, the lists' rows with their places and the indexes. One transaction, as analyze.
+ANALYSIS_SQL = """
+BEGIN TRANSACTION;
+{scores};
+CREATE OR REPLACE TEMP TABLE b_months AS
+SELECT customer_id, date_trunc('month', ordered_at) AS month, count(*) AS orders, sum(revenue) AS revenue,
+       count(*) FILTER (WHERE ordered_at >= TIMESTAMP '{year_start}') AS period_orders,
+       coalesce(sum(revenue) FILTER (WHERE ordered_at >= TIMESTAMP '{year_start}'), 0) AS period_revenue
+FROM (SELECT customer_id, ordered_at,
+             amount - CASE WHEN coalesce(status, 'completed') = 'returned' THEN coalesce(refund_amount, amount)
+                           ELSE coalesce(refund_amount, 0) END AS revenue
+      FROM orders WHERE ordered_at < TIMESTAMP '{end}' AND coalesce(status, 'completed') <> 'cancelled')
+GROUP BY ALL;
+CREATE OR REPLACE TEMP TABLE b_customers AS
+SELECT customer_id, min(month) AS first_month, sum(orders) AS orders, sum(revenue) AS ltv,
+       sum(period_orders) AS period_orders, sum(period_revenue) AS period_revenue
+FROM b_months GROUP BY ALL;
+CREATE OR REPLACE TABLE bench_b_overview AS
+SELECT 'headline' AS figure, to_json(h) AS value FROM (
+    SELECT count(*) FILTER (WHERE period_orders > 0) AS ordering_customers,
+           count(*) FILTER (WHERE period_orders >= 2) AS repeaters, sum(period_orders) AS orders,
+           sum(period_revenue) AS revenue, avg(ltv) AS mean_ltv FROM b_customers) AS h
+UNION ALL
+SELECT 'months', to_json(list(m ORDER BY m.month)) FROM (
+    SELECT month, count(*) AS customers, sum(orders) AS orders, sum(revenue) AS revenue
+    FROM b_months WHERE month >= TIMESTAMP '{year_start}' GROUP BY month) AS m
+UNION ALL
+SELECT 'deciles', to_json(list(d ORDER BY d.decile)) FROM (
+    SELECT decile, sum(ltv) AS revenue FROM (SELECT ntile(10) OVER (ORDER BY ltv DESC) AS decile, ltv FROM b_customers)
+    GROUP BY decile) AS d
+UNION ALL
+SELECT 'cohorts', to_json(list(c ORDER BY c.cohort, c.month)) FROM (
+    SELECT t.first_month AS cohort, m.month, count(*) AS customers
+    FROM b_months AS m JOIN b_customers AS t USING (customer_id)
+    WHERE t.first_month >= TIMESTAMP '{year_start}' GROUP BY ALL) AS c;
+CREATE OR REPLACE TABLE bench_b_list AS
+WITH ascending AS (SELECT customer_id, {places} FROM bench_b_scores AS s),
+places AS (SELECT *, {descending} FROM ascending)
+SELECT s.*, c.name, c.email, c.phone, p.* EXCLUDE (customer_id)
+FROM bench_b_scores AS s JOIN customers AS c USING (customer_id) JOIN places AS p USING (customer_id)
+ORDER BY s.r_score, s.f_score, s.customer_id;
+CREATE INDEX bench_b_scores_customer_id ON bench_b_scores (customer_id);
+CREATE INDEX bench_b_list_customer_id ON bench_b_list (customer_id);
+COMMIT;
+DROP TABLE b_months;
+DROP TABLE b_customers;
+"""
+PLACED = ("ltv_revenue", "orders", "recency_days", "last_order_at", "monetary", "customer_id")
+# a row's place in ascending order (ties in customer order) by one window each; the descending place from it
+PLACES = ",\n       ".join(
+    f"CAST(row_number() OVER (ORDER BY s.{c} NULLS LAST, s.customer_id) - 1 AS INTEGER) AS _at_{c}_asc"
+    for c in PLACED)
+DESCENDING = ", ".join(f"CAST(count(*) OVER () - 1 - _at_{c}_asc AS INTEGER) AS _at_{c}_desc" for c in PLACED)
+
 REFERENCE = """
 import json, sys, time, duckdb
 con = duckdb.connect(sys.argv[1])
@@ -125,7 +189,7 @@ con.close()
 print(json.dumps({"rows": rows, "core_s": core}))
 """
 
-# (b) and (c) read the same Parquet export of the orders table; revenue as in docs/measures.md §1 'order'.
+# (p) and (l) read the same Parquet export of the orders table; revenue as in docs/measures.md §1 'order'.
 PANDAS_READ = """
 import json, sys, time
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
@@ -198,6 +262,7 @@ print(json.dumps({"rows": len(summary), "core_s": core, "read_s": read}))
 
 CHECK_SQL = {
     "kizuna": "SELECT {cols} FROM customer_scores WHERE orders > 0",
+    "duckdb-b": "SELECT {cols} FROM bench_b_list WHERE orders > 0",
     "duckdb": "SELECT {cols} FROM bench_reference_rfm",
     "duckdb-all": "SELECT {cols} FROM bench_reference_rfm_all WHERE orders > 0",
 }
@@ -365,7 +430,7 @@ def table(runs: list[Run], reference: Run | None) -> str:
     return markdown_table(lines)
 
 
-TOOLS = ("kizuna", "api", "start", "duckdb", "duckdb-all", "pandas", "lifetimes")
+TOOLS = ("kizuna-cold", "kizuna", "api", "start", "duckdb", "duckdb-all", "duckdb-b", "pandas", "lifetimes")
 
 # What a `kizuna analyze` process loads before any work: the CLI, the workspace, Ibis' DuckDB backend.
 START = "import kizuna.cli, ibis\nfrom kizuna.workspace import Workspace\nibis.duckdb"
@@ -439,11 +504,17 @@ def main(argv: list[str] | None = None) -> int:
             as_of=as_of, margin=settings.business.gross_margin_rate,
         )
 
+    analysis_sql = ANALYSIS_SQL.format(
+        scores=reference_sql("bench_b_scores", EVERY_CUSTOMER).strip(), end=end, places=PLACES, descending=DESCENDING,
+        year_start=dt.datetime.combine(as_of - dt.timedelta(days=365), dt.time()),
+    )
     py_args = [str(export), str(as_of), str(settings.analysis.rfm_window_days),
                str(settings.business.gross_margin_rate)]
     commands = {
         "kizuna": ("kizuna analyze (CLI)",
                    [kizuna, "analyze", "--as-of", str(as_of), "--dir", str(workspace), "--format", "json"]),
+        "kizuna-cold": ("kizuna analyze (CLI), its statements compiled",
+                        [kizuna, "analyze", "--as-of", str(as_of), "--dir", str(workspace), "--format", "json"]),
         "before": (f"kizuna analyze (CLI), code in {args.before}",
                    ["env", f"PYTHONPATH={args.before}", kizuna, "analyze", "--as-of", str(as_of), "--dir",
                     str(workspace), "--format", "json"]),
@@ -454,8 +525,10 @@ def main(argv: list[str] | None = None) -> int:
         "duckdb-all": ("(a') the same, a row for every customer",
                        [sys.executable, "-c", REFERENCE, str(db), "bench_reference_rfm_all",
                         reference_sql("bench_reference_rfm_all", EVERY_CUSTOMER)]),
-        "pandas": ("(b) pandas groupby", [sys.executable, "-c", PANDAS, *py_args]),
-        "lifetimes": ("(c) lifetimes summary_data_from_transaction_data",
+        "duckdb-b": ("(b) DuckDB SQL, what analyze stores", [sys.executable, "-c", REFERENCE, str(db), "bench_b_list",
+                                                             analysis_sql]),
+        "pandas": ("(p) pandas groupby", [sys.executable, "-c", PANDAS, *py_args]),
+        "lifetimes": ("(l) lifetimes summary_data_from_transaction_data",
                       [str(lifetimes_python), "-c", LIFETIMES, *py_args]),
     }
     rounds: list[dict[str, Run]] = []
@@ -466,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
         one = {}
         for tool in tools:
             name, argv = commands[tool]
+            if tool == "kizuna-cold":  # the SQL the last analyze kept: this run compiles it again
+                (workspace / ".kizuna-statements.json").unlink(missing_ok=True)
             run = measure(name, argv, scratch, method)
             extra = "" if run.core_seconds is None else f" (work {run.core_seconds:.1f} s)"
             print(f"  {name}: {run.seconds:.1f} s{extra}, CPU {run.cpu_seconds:.1f} s, "
@@ -475,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {tool: median_run([r[tool] for r in rounds]) for tool in tools}
 
     # the same answers: customer_scores (ordering customers) = the reference = pandas
-    checked = checksums(db, [t for t in ("kizuna", "duckdb", "duckdb-all") if t in runs])
+    checked = checksums(db, [t for t in ("kizuna", "duckdb", "duckdb-all", "duckdb-b") if t in runs])
     if "kizuna" not in checked and "api" in runs:
         checked = {**checksums(db, ["kizuna"]), **checked}
     if "pandas" in runs:
@@ -501,6 +576,13 @@ def main(argv: list[str] | None = None) -> int:
                             else (r[tool].cpu_seconds / r["duckdb"].cpu_seconds) for r in rounds)
             print(f"{runs[tool].tool}: {what} × (a) round by round: median {statistics.median(paired):.2f}, "
                   f"range {paired[0]:.2f}–{paired[-1]:.2f}")
+    if "duckdb-b" in runs and len(rounds) > 1:
+        for tool in tools:
+            if tool.startswith(("kizuna", "before", "api", "start")):
+                paired = sorted(r[tool].cpu_seconds / r["duckdb-b"].cpu_seconds for r in rounds)
+                wall = sorted(r[tool].seconds / r["duckdb-b"].seconds for r in rounds)
+                print(f"{runs[tool].tool}: CPU × (b) round by round: median {statistics.median(paired):.2f}, "
+                      f"range {paired[0]:.2f}–{paired[-1]:.2f}; wall × (b) median {statistics.median(wall):.2f}")
     print("wall: the whole process (Python start, imports, connect); work: the analysis alone, timed inside "
           "the process (pandas/lifetimes: after reading the Parquet export"
           + "".join(f"; {r.tool.split(' ')[0]} read it in {r.read_seconds:.1f} s" for r in runs.values()

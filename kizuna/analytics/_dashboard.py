@@ -21,6 +21,7 @@ import pyarrow as pa
 from ibis import _
 
 from kizuna.analytics._base import AsOf, counted_orders, nps_class, ratio
+from kizuna.store import to_arrow
 
 __all__ = ["LIST_CONTACTS", "TREND_MONTHS", "list_members", "ltv_trend", "monthly_ltv", "monthly_nps",
            "overview_from_rows", "overview_rows", "rf_grid"]
@@ -45,7 +46,7 @@ def monthly_nps(answers: ibis.Table, as_of: dt.date, months: int = TREND_MONTHS)
     per = recent.group_by("month").aggregate(answered=_.count(), promoters=(_.nps_class == "promoter").sum(),
                                              detractors=(_.nps_class == "detractor").sum())
     per = per.mutate(nps=ratio(100 * (per.promoters - per.detractors), per.answered))
-    return per.order_by("month").to_pyarrow()
+    return to_arrow(per.order_by("month"))
 
 
 def monthly_ltv(orders: ibis.Table, as_of: dt.date, months: int = TREND_MONTHS) -> pa.Table:
@@ -68,14 +69,14 @@ def ltv_trend(revenue: ibis.Table, newcomers: ibis.Table, months: int) -> pa.Tab
                            customers=joined.new.sum().over(running))
     latest = totals.order_by(ibis.desc("month")).limit(months)
     trend = latest.select("month", ltv=ibis.cases((latest.customers > 0, ratio(latest.revenue, latest.customers))))
-    return trend.order_by("month").to_pyarrow()
+    return to_arrow(trend.order_by("month"))
 
 
 def rf_grid(scores: ibis.Table) -> pa.Table:
     """Customers and their lifetime revenue per R × F cell of `customer_scores` (cells with customers)."""
     scored = scores.filter(scores.r_score.notnull() & scores.f_score.notnull())
     grid = scored.group_by(["r_score", "f_score"]).aggregate(customers=_.count(), revenue=_.ltv_revenue.sum())
-    return grid.order_by(["r_score", "f_score"]).to_pyarrow()
+    return to_arrow(grid.order_by(["r_score", "f_score"]))
 
 
 # -- the overview, computed once per analysis (`overview_figures`, in _overview.py) --------------------------

@@ -15,6 +15,7 @@ from ibis import _
 
 from kizuna._errors import KizunaError
 from kizuna.analytics._base import AsOf, counted_orders, latest_nps, subscribed_at, subscription_spells
+from kizuna.store import to_arrow
 
 if TYPE_CHECKING:
     from kizuna.analytics._settings import AnalysisSettings
@@ -25,12 +26,12 @@ __all__ = ["COMPARED_KPIS", "LOWER_IS_BETTER", "POINT_KPIS", "KpiComparison", "P
 
 def nps_summary(latest: ibis.Table) -> dict[str, float | int | None]:
     """NPS = % promoters − % detractors among answering customers (−100…100)."""
-    counts = latest.aggregate(
+    counts = to_arrow(latest.aggregate(
         promoter=(latest.nps_class == "promoter").sum(),
         passive=(latest.nps_class == "passive").sum(),
         detractor=(latest.nps_class == "detractor").sum(),
         n=latest.count(),
-    ).to_pyarrow().to_pylist()[0]
+    )).to_pylist()[0]
     n = int(counts["n"] or 0)
     result: dict[str, float | int | None] = {k: int(counts[k] or 0) for k in ("promoter", "passive", "detractor")}
     result["answered"] = n
@@ -44,10 +45,10 @@ def top_share(values: ibis.Column, share: float) -> float | None:
     """Share of the total held by the top `share` of rows (ties broken by rank order)."""
     table = values.name("v").as_table()
     ranked = table.mutate(_rank=ibis.row_number().over(order_by=ibis.desc(table.v)), _n=table.count().over())
-    row = ranked.aggregate(
+    row = to_arrow(ranked.aggregate(
         top=ranked.v.sum(where=ranked._rank < (ranked._n * share).ceil()),
         total=ranked.v.sum(),
-    ).to_pyarrow().to_pylist()[0]
+    )).to_pylist()[0]
     total = row["total"] or 0
     return (row["top"] or 0) / total if total else None
 
@@ -158,7 +159,7 @@ def period_figures(tables: dict[str, ibis.Table], periods: Sequence[Period], per
     flows = per.group_by("p").aggregate(ordering=_.count(), repeaters=(_.n >= 2).sum(), orders=_.n.sum(),
                                         revenue=_.revenue.sum())
     churn = _period_churn(tables["events"], periods)
-    rows = {name: {r["p"]: r for r in table.to_pyarrow().to_pylist()}
+    rows = {name: {r["p"]: r for r in to_arrow(table).to_pylist()}
             for name, table in (("flows", flows), ("lifetime", lifetime), ("new", new), ("churn", churn))}
     out = []
     for i, period in enumerate(periods):
@@ -266,7 +267,7 @@ def lost_by_reason(tables: dict[str, ibis.Table], settings: AnalysisSettings, pe
     joined = newly.select("customer_id").inner_join(scores.select("customer_id", "lost_reason", "ltv_revenue"),
                                                     "customer_id")
     out = joined.group_by("lost_reason").aggregate(customers=_.count(), ltv_revenue=_.ltv_revenue.sum())
-    rows = sorted(out.to_pyarrow().to_pylist(), key=lambda r: (-r["customers"], str(r["lost_reason"])))
+    rows = sorted(to_arrow(out).to_pylist(), key=lambda r: (-r["customers"], str(r["lost_reason"])))
     return pa.Table.from_pylist(
         [{"lost_reason": r["lost_reason"], "customers": int(r["customers"]), "ltv_revenue": int(r["ltv_revenue"] or 0)}
          for r in rows],

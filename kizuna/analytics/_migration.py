@@ -23,6 +23,7 @@ from ibis import _
 from kizuna._errors import KizunaError
 from kizuna.analytics._scores import MATRIX_CELLS, customer_scores
 from kizuna.i18n import label, segment_label
+from kizuna.store import to_arrow
 
 if TYPE_CHECKING:
     from kizuna.analytics._settings import AnalysisSettings
@@ -91,7 +92,7 @@ def segment_migration(
         from_segment=ibis.cases((joined.present_right, joined.segment_right), else_=NEW),
         to_segment=joined.segment,
     ).group_by(["from_segment", "to_segment"]).aggregate(customers=_.count())
-    rows = pairs.to_pyarrow().to_pylist()
+    rows = to_arrow(pairs).to_pylist()
     order = migration_order(settings, by)
     position = {key: i for i, key in enumerate(order)}
     rows.sort(key=lambda r: (position[r["from_segment"]], position[r["to_segment"]]))

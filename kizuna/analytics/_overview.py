@@ -31,6 +31,7 @@ from kizuna.analytics._reports import (
     newcomers_f2,
     subscription_churn,
 )
+from kizuna.store import scratch_table, to_arrow
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -80,12 +81,13 @@ def overview_figures(tables: dict[str, ibis.Table], scores: ibis.Table, settings
 
     cut, start = AsOf(as_of), as_of - dt.timedelta(days=365)  # `kpi_report`'s year
     period = Period.month_before(as_of)  # the tiles' month: a running month would compare badly
-    with order_months(tables["orders"], cut, start).cache() as months, customer_totals(months).cache() as customers:
+    with (scratch_table(order_months(tables["orders"], cut, start), "_kizuna_order_months") as months,
+          scratch_table(customer_totals(months), "_kizuna_customer_totals") as customers):
         headline, mean_ltv = _headline(customers)
         # the top 20 % share from the sums per decile, which rank the customers once for both
-        deciles = decile_revenue(customers.select("customer_id", "ltv"), top=0.2).to_pyarrow()
+        deciles = to_arrow(decile_revenue(customers.select("customer_id", "ltv"), top=0.2))
         total, top = (sum(v or 0 for v in deciles[c].to_pylist()) for c in ("revenue", "top"))
-        headline["customers"] = int(tables["customers"].count().to_pyarrow().as_py())
+        headline["customers"] = int(to_arrow(tables["customers"].count()).as_py())
         headline["top20_revenue_share"], headline["mean_ltv"] = top / total if total else None, mean_ltv
         by_month = kpi_table(months.filter(months.period_orders > 0).select(
             key=_.month, customer_id=_.customer_id, n=_.period_orders, revenue=_.period_revenue), "month")
@@ -126,11 +128,11 @@ def overview_figures(tables: dict[str, ibis.Table], scores: ibis.Table, settings
 def _headline(customers: ibis.Table) -> tuple[dict[str, Any], float | None]:
     """`kpi_report`'s headline over its period and the mean lifetime revenue, in one query."""
     active = customers.period_orders > 0
-    row = customers.aggregate(
+    row = to_arrow(customers.aggregate(
         ordering_customers=customers.count(where=active), repeaters=(customers.period_orders >= 2).sum(),
         orders=customers.period_orders.sum(), revenue=customers.period_revenue.sum(where=active),
         mean_ltv=customers.ltv.cast("float64").mean(),
-    ).to_pyarrow().to_pylist()[0]
+    )).to_pylist()[0]
     return headline_figures(row), row["mean_ltv"]
 
 

@@ -28,6 +28,7 @@ from kizuna.analytics._base import AsOf
 from kizuna.analytics._scores import _top_values, order_summary
 from kizuna.analytics._settings import AnalysisSettings
 from kizuna.settings import FALLBACK_RANK, RankRule
+from kizuna.store import to_arrow
 
 __all__ = ["KEPT_BY_ORDERS", "RANK_SHARES", "RANK_SUGGESTION_COLUMNS", "RankSuggestion", "nice_yen",
            "nice_yen_below", "rank_expression", "suggest_ranks"]
@@ -136,7 +137,7 @@ def suggest_ranks(tables: dict[str, ibis.Table], settings: AnalysisSettings, as_
     ordering = summary.filter(summary.frequency > 0)
     positions = {str(i): (lambda n, s=s: (n * s).ceil()) for i, s in enumerate(shares)}
     spend = _top_values(ordering, ordering.monetary, "m", positions).cross_join(ordering.aggregate(n=_.count()))
-    found = spend.to_pyarrow().to_pylist()[0]
+    found = to_arrow(spend).to_pylist()[0]
     if not found["n"]:
         raise NoDataError(Phrase.of("error.orders_in_window", days=f"{settings.rfm_window_days:,}", day=str(as_of)),
                           Phrase.of("error.ranks_need_orders"))
@@ -149,7 +150,7 @@ def suggest_ranks(tables: dict[str, ibis.Table], settings: AnalysisSettings, as_
         big = ordering.filter(ordering.monetary >= found[f"m{i}"])
         one = _top_values(big, big.frequency, f"f{i}", {"": lambda n: (n * KEPT_BY_ORDERS).ceil()})
         frequencies = one if frequencies is None else frequencies.cross_join(one)
-    orders_at = frequencies.to_pyarrow().to_pylist()[0] if frequencies is not None else {}
+    orders_at = to_arrow(frequencies).to_pylist()[0] if frequencies is not None else {}
     rules: list[RankRule] = []
     for i, (rule, amount) in enumerate(zip(current, amounts, strict=True)):
         orders = max(1, int(orders_at.get(f"f{i}") or 1))
@@ -172,7 +173,7 @@ def _rank_table(customers: ibis.Table, summary: ibis.Table, as_of: dt.date, rule
         revenue=t.revenue.fill_null(0),
     )
     groups = ranked.group_by(["new", "old"]).aggregate(customers=_.count(), revenue=_.revenue.sum())
-    counts = groups.to_pyarrow().to_pylist()
+    counts = to_arrow(groups).to_pylist()
     everyone = sum(r["customers"] for r in counts) or 1
     total = sum(int(r["revenue"] or 0) for r in counts) or 1
     rows = []

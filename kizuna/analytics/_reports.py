@@ -16,6 +16,7 @@ from ibis import _
 
 from kizuna.analytics._base import AsOf, counted_orders, latest_nps, ratio, subscribed_at, subscription_spells
 from kizuna.analytics._kpi import nps_summary, top_share
+from kizuna.store import to_arrow
 
 __all__ = [
     "LTV_BUCKETS", "KpiReport", "cohort_retention", "cohort_table", "concentration_curve", "decile_revenue",
@@ -55,9 +56,9 @@ def _period_orders(tables: dict[str, ibis.Table], cut: AsOf, start: dt.date) -> 
 def headline(period: ibis.Table) -> dict[str, float | int | None]:
     """Repeat rate and purchase frequency exactly as docs/measures.md §1, with AOV, over one period."""
     per_customer = period.group_by("customer_id").aggregate(n=_.count(), revenue=_.revenue.sum())
-    row = per_customer.aggregate(
+    row = to_arrow(per_customer.aggregate(
         ordering_customers=_.count(), repeaters=(_.n >= 2).sum(), orders=_.n.sum(), revenue=_.revenue.sum()
-    ).to_pyarrow().to_pylist()[0]
+    )).to_pylist()[0]
     return headline_figures(row)
 
 
@@ -91,7 +92,7 @@ def kpi_table(per_customer: ibis.Table, by: str) -> pa.Table:
         repeat_rate=ratio(out.repeaters, out.ordering_customers),
         purchase_frequency=ratio(out.orders, out.ordering_customers),
     ).order_by("key")
-    return out.rename({by: "key"}).to_pyarrow()
+    return to_arrow(out.rename({by: "key"}))
 
 
 def ltv_distribution(lifetime: ibis.Table) -> pa.Table:
@@ -100,12 +101,12 @@ def ltv_distribution(lifetime: ibis.Table) -> pa.Table:
     for bound in LTV_BUCKETS[1:]:
         band = ibis.cases((lifetime.ltv >= bound, bound), else_=band)
     counts = lifetime.mutate(band=band).group_by("band").aggregate(customers=_.count(), revenue=_.ltv.sum())
-    return counts.order_by("band").to_pyarrow()
+    return to_arrow(counts.order_by("band"))
 
 
 def concentration_curve(lifetime: ibis.Table, points: int = 10) -> pa.Table:
     """Lorenz curve: cumulative revenue share of the top 10 %, 20 % … of customers by revenue."""
-    return lorenz_curve(decile_revenue(lifetime, points).to_pyarrow(), points)
+    return lorenz_curve(to_arrow(decile_revenue(lifetime, points)), points)
 
 
 def decile_revenue(lifetime: ibis.Table, points: int = 10, top: float | None = None) -> ibis.Table:
@@ -172,7 +173,7 @@ def cohort_table(sizes: ibis.Table, back: ibis.Table, cut: AsOf, months: int) ->
     grid = sizes.cross_join(ibis.memtable({"k": list(range(1, months + 1))}))
     grid = grid.filter(_month_number(grid.cohort) + grid.k <= complete.year * 12 + complete.month)
     out = grid.left_join(back, ["cohort", "k"]).select("cohort", "k", "cohort_size", customers=_.customers.fill_null(0))
-    return out.mutate(share=ratio(out.customers, out.cohort_size)).order_by(["cohort", "k"]).to_pyarrow()
+    return to_arrow(out.mutate(share=ratio(out.customers, out.cohort_size)).order_by(["cohort", "k"]))
 
 
 def f2_conversion(orders: ibis.Table, start: dt.date, window_days: int) -> dict[str, float | int | None]:
@@ -197,11 +198,11 @@ def newcomers_f2(orders: ibis.Table, newcomers: ibis.Table, window_days: int) ->
     # the median is the lower middle of the converted customers by days, numbered in the same query
     pairs = pairs.mutate(_pos=ibis.row_number().over(group_by=pairs.converted, order_by=pairs.days),
                          _n=pairs.count().over(group_by=pairs.converted))
-    row = pairs.aggregate(
+    row = to_arrow(pairs.aggregate(
         first_time_buyers=_.count(), converted=_.converted.sum(),
         mean_days=_.days.cast("float64").mean(where=_.converted),
         median_days=_.days.max(where=_.converted & (_._pos == (_._n - 1) // 2)),
-    ).to_pyarrow().to_pylist()[0]
+    )).to_pylist()[0]
     buyers, converted = int(row["first_time_buyers"] or 0), int(row["converted"] or 0)
     return {
         "first_time_buyers": buyers, "converted": converted,
@@ -226,7 +227,7 @@ def nps_by_channel(tables: dict[str, ibis.Table], cut: AsOf, validity_days: int)
         detractors=(_.nps_class == "detractor").sum(),
     )
     out = out.mutate(nps=100.0 * ratio(out.promoters - out.detractors, out.answered))
-    return out.order_by("channel").to_pyarrow()
+    return to_arrow(out.order_by("channel"))
 
 
 def subscription_churn(events: ibis.Table, cut: AsOf, months: int = 12) -> pa.Table:
@@ -250,7 +251,7 @@ def subscription_churn(events: ibis.Table, cut: AsOf, months: int = 12) -> pa.Ta
         cancellations=(active & grid.ended.notnull() & (grid.ended < month_end)).sum(),
     )
     out = out.mutate(churn_rate=ibis.cases((out.active_at_start > 0, ratio(out.cancellations, out.active_at_start))))
-    return out.order_by("month").to_pyarrow()
+    return to_arrow(out.order_by("month"))
 
 
 def kpi_report(
@@ -264,9 +265,9 @@ def kpi_report(
     period = _period_orders(tables, cut, start)
     lifetime = orders.group_by("customer_id").aggregate(ltv=_.revenue.sum())
     figures = headline(period)
-    figures["customers"] = int(tables["customers"].count().to_pyarrow().as_py())
+    figures["customers"] = int(to_arrow(tables["customers"].count()).as_py())
     figures["top20_revenue_share"] = top_share(lifetime.ltv, 0.2)
-    figures["mean_ltv"] = lifetime.ltv.cast("float64").mean().to_pyarrow().as_py()
+    figures["mean_ltv"] = to_arrow(lifetime.ltv.cast("float64").mean()).as_py()
     return KpiReport(
         as_of=as_of, start=start,
         headline=figures,

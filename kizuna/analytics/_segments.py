@@ -10,6 +10,7 @@ from kizuna._errors import KizunaError, Phrase
 from kizuna.analytics._lifecycle import LIFECYCLE_STATES
 from kizuna.analytics._scores import MATRIX_CELLS, RFM_SEGMENTS
 from kizuna.i18n import segment_key
+from kizuna.store import to_arrow
 
 __all__ = ["EXPORT_COLUMNS", "LIFECYCLE_SEGMENTS", "PREDICTION_EXPORT_COLUMNS", "lifecycle_table", "matrix_table",
            "rank_table", "rfm_segment_table", "segment_filter", "segment_members", "SEGMENTS"]
@@ -58,7 +59,7 @@ def segment_filter(scores: ibis.Table, name: str) -> tuple[str, ibis.Value]:
 
 
 def _shares(table: ibis.Table, key: str, order: tuple[str, ...]) -> pa.Table:
-    counts = table.group_by(key).aggregate(customers=_.count(), revenue=_.ltv_revenue.sum()).to_pyarrow()
+    counts = to_arrow(table.group_by(key).aggregate(customers=_.count(), revenue=_.ltv_revenue.sum()))
     found = {r[key]: r for r in counts.to_pylist()}
     total = sum(int(r["revenue"] or 0) for r in found.values()) or 1
     rows = [

@@ -17,7 +17,7 @@ __all__ = [
     "position_column",
     "rows_of_customers",
     "salted_digest", "sorted_page", "TableSpec", "local_spark_session", "redact",
-    "table_for_kind",
+    "table_for_kind", "to_arrow", "kept_statements", "scratch_table",
 ]
 
 # The engine loads on first use (PEP 562): the table definitions are enough for `kizuna --help`.
@@ -31,7 +31,8 @@ _LAZY = {"Store": "_engine", "redact": "_engine", "DuckDBStore": "_duckdb", "Pos
          "create_list_rows": "_paging",
          "position_column": "_paging",
          "CollectedRows": "_spark", "collected_rows": "_spark", "first_by": "_engine",
-         "salted_digest": "_engine"}
+         "salted_digest": "_engine", "to_arrow": "_engine",
+         "kept_statements": "_statements", "scratch_table": "_engine"}
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

@@ -25,6 +25,7 @@ import sqlglot.expressions as sge
 from kizuna._errors import StoreError
 from kizuna.store._busy import busy_error
 from kizuna.store._engine import Store, redact
+from kizuna.store._statements import compiled
 
 __all__ = ["DuckDBStore"]
 
@@ -64,6 +65,20 @@ class DuckDBStore(Store):
 
     _read_only = False
     _names: frozenset[str] | None = None
+
+    def table(self, name: str) -> ibis.Table:
+        # Ibis' `table` as it is but for the column types: Ibis parses each type's text anew (sqlglot), which
+        # costs a few milliseconds a table and an `analyze` reads thirty
+        import duckdb  # loaded already by the backend
+
+        describe = f"DESCRIBE {sg.to_identifier(name, quoted=True).sql('duckdb')}"
+        try:
+            found = self.backend.con.execute(describe).fetchall()
+        except duckdb.CatalogException:
+            return super().table(name)  # as Ibis says it, or a canonical table made later (`Store.table`)
+        schema = ibis.Schema({column: _column_type(kind, null == "YES") for column, kind, null, *_ in found})
+        return ibis.expr.operations.DatabaseTable(name, schema=schema, source=self.backend,
+                                                  namespace=ibis.expr.operations.Namespace()).to_expr()
 
     def table_names(self) -> frozenset[str]:
         # Opened read-only, the file cannot change while this connection holds it (DuckDB lets no
@@ -187,7 +202,7 @@ class DuckDBStore(Store):
         # straight from DuckDB, as `count`; Ibis registers an expression's memtables when it runs it
         if expr.op().find(ibis.expr.operations.InMemoryTable):
             return super().fetch(expr)
-        sql = self.backend.compile(expr.as_table())
+        sql = self._sql(expr.as_table())
         with self.engine_errors():
             cursor = self.backend.con.execute(sql)
             names = [column[0] for column in cursor.description]
@@ -251,9 +266,14 @@ class DuckDBStore(Store):
         # on one thread DuckDB keeps a transaction's new row groups in memory; on two it writes each out
         # as it fills
         threads = int(self.backend.con.execute("SELECT current_setting('threads')").fetchone()[0])
-        with self.engine_errors(), self.threads(max(2, threads)), self.transaction():
+        with (self.engine_errors(), self.threads(max(2, threads)), self.transaction(),
+              concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kizuna-batches") as pool):
             self._execute(create)
-            for batch in batches:
+            # the next batch made (Arrow's takes, which let go of the GIL) while DuckDB writes this one
+            ahead, end = iter(batches), object()
+            coming = pool.submit(next, ahead, end)
+            while (batch := coming.result()) is not end:
+                coming = pool.submit(next, ahead, end)
                 self.backend.con.from_arrow(batch).insert_into(table)
                 del batch
         return self.table(name)
@@ -308,9 +328,38 @@ class DuckDBStore(Store):
             kind="TABLE", this=sge.Schema(this=table, expressions=columns), replace=replace,
             properties=sge.Properties(expressions=[sge.TemporaryProperty()]) if temp else None,
         )
-        insert = sge.insert(self.backend.compiler.to_sqlglot(expr), into=table,
-                            columns=[sg.to_identifier(c, quoted=True) for c in expr.columns])
-        return [create.sql("duckdb"), insert.sql("duckdb")]
+        names = ", ".join(sg.to_identifier(c, quoted=True).sql("duckdb") for c in expr.columns)
+        return [create.sql("duckdb"), f"INSERT INTO {table.sql('duckdb')} ({names}) {self._sql(expr)}"]
+
+    def _sql(self, expr: ibis.Expr) -> str:
+        """The SQL of `expr`, compiled once (`_statements`)."""
+        return compiled(self.backend, expr, lambda: self.backend.compile(expr))
+
+    @staticmethod
+    def _to_arrow(expr: ibis.Expr) -> object:
+        # the statement compiled once (`_statements`), and the rows converted without Ibis' DuckDB results
+        # converter, whose module loads pandas; the same conversion otherwise (`_ArrowData`)
+        backend = expr._find_backend(use_default=False)
+        backend._run_pre_execute_hooks(expr)
+        rows = expr.as_table()
+        sql = compiled(backend, rows, lambda: backend.compile(rows))
+        return expr.__pyarrow_result__(backend.con.sql(sql).to_arrow_table(), data_mapper=_arrow_data())
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _scratch_table(expr: ibis.Table, name: str) -> Iterator[ibis.Table]:
+        # a temporary table as `create(..., scratch=True)` makes it, on the connection the expression is bound
+        # to, within its transaction if one is open; read as a table of that schema without asking DuckDB
+        backend = expr._find_backend(use_default=False)
+        backend._run_pre_execute_hooks(expr)
+        for statement in DuckDBStore(backend, backend.name)._create_statements(name, expr, categories={}, temp=True):
+            backend.con.execute(statement)
+        try:
+            yield ibis.expr.operations.DatabaseTable(
+                name, schema=expr.schema(), source=backend,
+                namespace=ibis.expr.operations.Namespace(catalog="temp", database="main")).to_expr()
+        finally:
+            backend.con.execute(f"DROP TABLE IF EXISTS temp.main.{sg.to_identifier(name, quoted=True).sql('duckdb')}")
 
     def _run(self, name: str, expr: ibis.Table, statements: Sequence[str], *, temp: bool) -> ibis.Table:
         # in-memory tables (ibis.memtable) in `expr` are registered with DuckDB as Ibis does before
@@ -372,6 +421,31 @@ class DuckDBStore(Store):
         self.backend.disconnect()
         self.backend = _connect(str(path), read_only=False, wait=max(self.lock_wait, 30.0))
         _session(self.backend, self.memory_limit)
+
+
+@functools.cache
+def _column_type(text: str, nullable: bool) -> ibis.DataType:
+    """Ibis' type of a DuckDB column type's text (as Ibis' DuckDB backend reads it), parsed once."""
+    from ibis.backends.sql.datatypes import DuckDBType
+
+    return DuckDBType.from_string(text, nullable=nullable)
+
+
+@functools.cache
+def _arrow_data() -> type:
+    """Ibis' `DuckDBPyArrowData` (a NULL-typed column as nulls) without the module it lives in."""
+    from ibis.formats.pyarrow import PyArrowData
+
+    class ArrowData(PyArrowData):
+        @classmethod
+        def convert_scalar(cls, scalar: pa.Scalar, dtype: ibis.DataType) -> pa.Scalar:
+            return pa.scalar(None) if dtype.is_null() else super().convert_scalar(scalar, dtype)
+
+        @classmethod
+        def convert_column(cls, column: pa.Array, dtype: ibis.DataType) -> pa.Array:
+            return pa.nulls(len(column)) if dtype.is_null() else super().convert_column(column, dtype)
+
+    return ArrowData
 
 
 @functools.cache

@@ -35,7 +35,7 @@ from kizuna._errors import StoreError
 from kizuna.store._compilers import load_lazily
 from kizuna.store._schema import TABLES
 
-__all__ = ["Store", "conform", "first_by", "redact", "salted_digest"]
+__all__ = ["Store", "conform", "first_by", "redact", "salted_digest", "scratch_table", "to_arrow"]
 
 # the canonical tables every store has had since its first version; a table added later may be missing from a
 # store opened read-only (see `table`)
@@ -291,6 +291,14 @@ class Store:
         return value.argmin(key, where=where)
 
     @staticmethod
+    def _to_arrow(expr: ibis.Expr) -> object:
+        return expr.to_pyarrow()
+
+    @staticmethod
+    def _scratch_table(expr: ibis.Table, name: str) -> contextlib.AbstractContextManager[ibis.Table]:
+        return expr.cache()  # Ibis' cached table: dropped at the block's end
+
+    @staticmethod
     def _salted_digest(value: ibis.Value, salt: bytes) -> ibis.Value:
         # the salt goes as hex: a NUL byte in it has no place in a text literal
         return _sha256(_unhex(ibis.literal(salt.hex()) + _hex(value))).substr(0, 16).lower()
@@ -483,6 +491,19 @@ def salted_digest(value: ibis.Value, salt: bytes) -> ibis.Value:
     by the engine the expression runs on: what ``hashlib.sha256(salt + value.encode()).hexdigest()[:16]`` gives,
     so that a share drawn from a key (a customer's control group) is the same in the engine and in Python."""
     return _store_class(value)._salted_digest(value, salt)
+
+
+def to_arrow(expr: ibis.Expr) -> object:
+    """``expr.to_pyarrow()`` (a table, a column or a scalar), run the cheapest way on the engine the expression
+    is bound to (DuckDB: a statement compiled once, the rows without loading pandas; see `DuckDBStore._to_arrow`)."""
+    return _store_class(expr)._to_arrow(expr)
+
+
+def scratch_table(expr: ibis.Table, name: str) -> contextlib.AbstractContextManager[ibis.Table]:
+    """`expr` computed once, for the block, into a table of this connection that the queries of the block read
+    (Ibis' `cache`). On DuckDB under `name` (unique within the block), not a made-up name, so that the
+    queries reading it compile to the same SQL every time (`DuckDBStore._to_arrow`)."""
+    return _store_class(expr)._scratch_table(expr, name)
 
 
 def _store_class(value: ibis.Value) -> type[Store]:

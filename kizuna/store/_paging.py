@@ -27,6 +27,7 @@ import sqlglot.expressions as sge
 
 from kizuna.store._duckdb import ROW_GROUP
 from kizuna.store._engine import Store
+from kizuna.store._statements import compiled
 
 __all__ = ["cluster_by_customer", "count_rows", "create_list_rows", "customer_records", "customer_rows",
            "index_by_customer", "list_places", "list_positions", "placed_records", "placed_rows", "position_column",
@@ -294,7 +295,8 @@ def create_list_rows(store: Store, name: str, rows: ibis.Table, columns: Sequenc
         return store.create(name, rows.order_by(list(order)), categories=categories)
     # on one thread: the join's hash tables and the Arrow rows of a second thread would come on top of the rows
     with store.engine_errors(), store.threads(1):
-        found = store.backend.con.execute(store.backend.compiler.to_sqlglot(rows).sql("duckdb")).to_arrow_table()
+        sql = compiled(store.backend, rows, lambda: store.backend.compiler.to_sqlglot(rows).sql("duckdb"))
+        found = store.backend.con.execute(sql).to_arrow_table()
     count = found.num_rows
     by_customer = pc.sort_indices(found.column("customer_id")).to_numpy()
     rank = np.empty(count, np.int64)  # each row's place in customer order

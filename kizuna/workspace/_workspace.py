@@ -16,7 +16,7 @@ from kizuna._errors import KizunaError, NoDataError, Phrase, WorkspaceError
 from kizuna.exporting import check_output, export_segment
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
 from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, RankRule
-from kizuna.store import TABLES, Store, cluster_by_customer, create_list_rows, index_by_customer
+from kizuna.store import TABLES, Store, cluster_by_customer, create_list_rows, index_by_customer, kept_statements
 from kizuna.workspace._outreach import Outreach
 from kizuna.workspace._settings import Settings
 
@@ -42,8 +42,12 @@ CUSTOMER_TABLES = ("customers", "orders", "nps_answers", "support_contacts", "ev
 INDEXED_BY_CUSTOMER = ("customers", "nps_answers", "events", "support_contacts", SCORES)
 # What kizuna keeps in a workspace folder besides kizuna.toml and the store; an export never
 # writes over them (nor inside the folders).
+# the SQL the last `analyze` ran, kept so that the next one with the same settings, day and tables need not
+# compile it (`kizuna.store.kept_statements`)
+STATEMENTS_FILE = ".kizuna-statements.json"
 WORKSPACE_ENTRIES = ("rejects", "spark-warehouse", "spark-metastore", "derby.log", OPERATIONS_FILE, ".kizuna-run.lock",
-                     OPERATIONS_FILE + "-wal", OPERATIONS_FILE + "-shm", "scenarios", "outbox", "segments", "campaigns")
+                     OPERATIONS_FILE + "-wal", OPERATIONS_FILE + "-shm", "scenarios", "outbox", "segments", "campaigns",
+                     STATEMENTS_FILE)
 
 
 class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
@@ -259,7 +263,7 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         settings = self.settings.analysis
         summary = analytics.order_summary(tables["orders"], analytics.AsOf(as_of), settings.rfm_window_days)
         margin = self.settings.business.gross_margin_rate
-        with self.store.engine_errors():
+        with self.store.engine_errors(), kept_statements(self.path / STATEMENTS_FILE):
             with self.store.transaction():
                 self.store.create_from_intermediate(
                     SCORES, (SUMMARY, summary),
@@ -282,9 +286,10 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         predictions = self.store.table(PREDICTIONS) if self.store.has_table(PREDICTIONS) else None
         members = analytics.list_members(scores, predictions, self.store.table("customers"))
         # in matrix-cell order (DuckDB stores the rows as written): a cell's page reads a range; with each
-        # row's place in every order a list sorts by (DuckDB), a page of any list is a range read
+        # row's place in every order a list sorts by (DuckDB), a page of any list is a range read; within an
+        # R × F cell by LTV, so that the first pages in the default order lie in few runs of rows
         create_list_rows(self.store, MEMBERS, members, analytics.MEMBER_SORTS,
-                         order=["matrix_cell", "r_score", "f_score"],
+                         order=["matrix_cell", "r_score", "f_score", "ltv_revenue"],
                          categories=analytics.score_categories(self.settings.analysis))
         if as_of is not None and self.store.count("orders"):
             figures = analytics.overview_figures(self.tables(), scores, self.settings.analysis, as_of)
