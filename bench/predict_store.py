@@ -54,8 +54,9 @@ from kizuna.store._engine import Store
 from kizuna.workspace import Workspace
 
 seconds, cpu, peak, stack = {}, {}, {}, []
-# phases run on another thread, beside the main thread's (since #24's fifth pass: BG/NBD's figures beside the
-# churn scoring): wall and that thread's CPU, not taken off the main thread's phase they overlap
+# phases run on another thread, beside the main thread's (since #24's fifth pass: BG/NBD's figures, beside the
+# churn scoring, since the seventh beside the reason texts): wall and that thread's CPU, not taken off the main
+# thread's phase they overlap
 beside_s, beside_cpu = {}, {}
 
 def enter(name):
@@ -339,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                 row += [f"{s_:.2f}", cpu_s, "–" if peak is None else f"{peak:,.0f}"]
             lines.append(tuple(row))
         print(markdown_table(lines))
-        print("‖: on a thread beside the main thread's phases (after: BG/NBD's figures beside the churn scoring); "
-              "its time is also inside the wall and CPU of the phase it overlaps")
+        print("‖: on a thread beside the main thread's phases (BG/NBD's figures, beside the reason texts since #24's "
+              "seventh pass); its time is also inside the wall and CPU of the phase it overlaps")
         if len(phase_steps) == 2 and len(rounds) > 1:
             paired = sorted(r["phases"]["core_s"] / r["phases-baseline"]["core_s"] for r in rounds)
             print(f"work after / before, round by round: median {med(paired):.2f}, "

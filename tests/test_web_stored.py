@@ -13,6 +13,7 @@ import random
 import shutil
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from test_web import build_web_demo
@@ -175,12 +176,13 @@ def test_a_customers_records_without_a_date_come_last_in_the_order_read(tmp_path
 
 
 def test_the_lists_rows_are_stored_in_matrix_cell_order(demo: Path) -> None:
-    # a cell's page then reads a range of row groups (their zone maps on matrix_cell), not all of them
+    # a cell's page then reads a range of row groups (their zone maps on matrix_cell), not all of them; within
+    # an R × F cell by LTV (the default order's first pages in few runs of rows)
     with Workspace.open(demo, read_only=True) as ws:
         con = ws.store.backend.con
-        stored = con.execute("SELECT matrix_cell, r_score, f_score FROM _kizuna_list_members").fetchall()
-        ordered = con.execute("SELECT matrix_cell, r_score, f_score FROM _kizuna_list_members "
-                              "ORDER BY matrix_cell, r_score, f_score").fetchall()
+        stored = con.execute("SELECT matrix_cell, r_score, f_score, ltv_revenue FROM _kizuna_list_members").fetchall()
+        ordered = con.execute("SELECT matrix_cell, r_score, f_score, ltv_revenue FROM _kizuna_list_members "
+                              "ORDER BY matrix_cell, r_score, f_score, ltv_revenue").fetchall()
     assert len(stored) > 800 and stored == ordered
 
 
@@ -195,6 +197,7 @@ def test_a_pages_connection_is_a_cursor_of_the_kept_one(demo: Path) -> None:
         customer = first.store.table("customers").to_pyarrow()["customer_id"][0].as_py()
     with reader.workspace() as ws, Workspace.open(demo, read_only=True) as alone:
         assert reader.gate.kept() is kept
+        assert ws.store is first.store  # the cursor the first request gave back
         # the same rows as a connection of its own, the tables as listed once on the kept connection
         assert ws.store.table_names() == alone.store.table_names() == kept.table_names()
         assert ws.store.tables() == alone.store.tables()
@@ -202,9 +205,12 @@ def test_a_pages_connection_is_a_cursor_of_the_kept_one(demo: Path) -> None:
                 == customer_rows(alone.store, "orders", customer, newest_by="ordered_at"))
         assert ws.store.backend.con.execute("SELECT current_setting('timezone')").fetchone()[0] == "UTC"
         assert ws.settings == alone.settings
-    # a page's connection closes with the page; the kept one stays open for the next
+    # a page's connection is kept for the next page; the kept one stays open for the next
     assert kept.backend.con.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
     reader.close()
+    # and closed with the kept one, so that the file is let go of
+    with pytest.raises(duckdb.Error):
+        ws.store.backend.con.execute("SELECT 1")
 
 
 

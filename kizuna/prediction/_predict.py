@@ -160,6 +160,22 @@ class Predictions:
         }
 
 
+def _import_beside() -> None:
+    """The churn model's scikit-learn modules imported on a thread while the engine computes the features
+    (a query that lets go of the GIL): the fit would otherwise wait for the import after the query."""
+    import threading
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):  # the fit says so itself
+            import sklearn.ensemble  # noqa: F401
+            import sklearn.isotonic  # noqa: F401
+            import sklearn.metrics  # noqa: F401
+            import sklearn.model_selection  # noqa: F401
+            import threadpoolctl  # noqa: F401
+
+    threading.Thread(target=load, name="kizuna-import", daemon=True).start()
+
+
 def _release_memory() -> None:
     """Arrow's freed memory, and what C's allocator keeps in each thread's arena (glibc's `malloc_trim`:
     NumPy's arrays freed on the worker threads), handed back to the system."""
@@ -194,6 +210,7 @@ def predict_customers(
     ([analysis]) defines the lifecycle states (its dormant days, lapse factor, NPS validity).
     """
     cutoff = as_of - dt.timedelta(days=horizon_days)
+    _import_beside()
     # one grouping of the orders by customer and day for the features now and the churn model's first
     # training rows (the features as of the cut-off), kept in the engine while both are read
     with _purchases(tables, as_of, earlier=cutoff) as purchases:

@@ -27,6 +27,7 @@ a "busy, reload in a moment" page (503); pages computed before are still served 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -44,6 +45,7 @@ __all__ = ["Pending", "Reader", "StoreBusy", "StoreGate"]
 
 SNAPSHOT_PREFIX = "kizuna-web-snapshot-"
 READ_THREADS = 1  # DuckDB threads per query of the connection kept between requests (`Reader._anchor`)
+KEPT_CURSORS = 16  # cursors of that connection kept for the next requests (`StoreGate.cursor`)
 
 log = logging.getLogger("kizuna.web")
 
@@ -77,6 +79,7 @@ class StoreGate:
         self._draining = False
         self._janitor: threading.Thread | None = None
         self._writing = False  # the app writes the store (`exclusive`): no request opens it meanwhile
+        self._cursors: list[Any] = []  # the kept connection's cursors between requests (`cursor`)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -147,7 +150,7 @@ class StoreGate:
     def _close_file(self, now: float) -> None:
         """Close the kept connection and keep the file closed for `release` seconds (lock held, no request)."""
         if self._anchor is not None:
-            self._anchor.close()
+            self._close_anchor()
             self._anchor = None
         self._since = None
         self._closed_until = now + self.release
@@ -164,7 +167,7 @@ class StoreGate:
             while self._active:
                 self._cond.wait(timeout=0.05)
             if self._anchor is not None:
-                self._anchor.close()
+                self._close_anchor()
                 self._anchor = None
             self._since = None
         try:
@@ -174,6 +177,37 @@ class StoreGate:
                 self._writing = False
                 self._cond.notify_all()
 
+    def cursor(self) -> Any:
+        """A cursor of the kept connection (`sibling`) for one request that holds the gate, or None when none
+        is kept: one a request gave back, else a new one. Its `close()` gives it back, to the next request
+        (a new cursor with its session settings costs a page about what one of its reads does); a cursor is
+        closed with the kept connection."""
+        with self._cond:
+            if self._anchor is None:
+                return None
+            if self._cursors:
+                return self._cursors.pop()
+            anchor = self._anchor
+        cursor = anchor.sibling()
+        drop = cursor.close
+        cursor.close = functools.partial(self._give_back, cursor, drop)
+        cursor.drop = drop
+        return cursor
+
+    def _give_back(self, cursor: Any, drop: Callable[[], None]) -> None:
+        with self._cond:
+            if self._anchor is not None and len(self._cursors) < KEPT_CURSORS:
+                self._cursors.append(cursor)
+                return
+        drop()
+
+    def _close_anchor(self) -> None:
+        """Close the kept connection and its cursors (lock held, no request)."""
+        for cursor in self._cursors:
+            cursor.drop()
+        self._cursors.clear()
+        self._anchor.close()
+
     def kept(self) -> Any:
         """The connection kept between requests, or None. Open while any request holds the gate (`held`)."""
         return self._anchor
@@ -181,7 +215,7 @@ class StoreGate:
     def close(self) -> None:
         with self._cond:
             if self._anchor is not None and self._active == 0:
-                self._anchor.close()
+                self._close_anchor()
                 self._anchor = None
                 self._since = None
 
@@ -191,7 +225,7 @@ class StoreGate:
             with self._cond:
                 now = time.monotonic()
                 if self._anchor is not None and self._active == 0 and now - self._idle_since >= self.idle:
-                    self._anchor.close()
+                    self._close_anchor()
                     self._anchor = None
                     self._since = None
 
@@ -264,7 +298,7 @@ class Reader:
             url = settings.store.url or str(self.path / STORE_FILE)
             kept = self.gate.kept()
             # a page's own connection to the file the app keeps open costs next to nothing (a DuckDB cursor)
-            store = kept.sibling() if kept is not None and kept.url == url else None
+            store = self.gate.cursor() if kept is not None and kept.url == url else None
             if store is None:
                 # StoreBusy when a command still holds the file after `lock_wait` seconds: a 503 page
                 store = Store.connect(url, home=self.path, memory_limit=settings.store.memory_limit, create=False,
