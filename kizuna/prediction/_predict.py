@@ -727,7 +727,9 @@ def _cancel_probability(model: ShiftedBetaGeo | None, features: pa.Table, horizo
 
 def value_at_risk_by(predictions: pa.Table, scores: pa.Table, column: str) -> list[dict]:
     """Customers, high-risk customers and value at risk per value of a customer_scores column."""
-    joined = predictions.join(scores.select(["customer_id", column]), "customer_id")
+    # the two columns needed, not every prediction column (the reasons' texts): Arrow's join copies what it is given
+    joined = predictions.select(["customer_id", "value_at_risk"]).join(scores.select(["customer_id", column]),
+                                                                      "customer_id")
     grouped = joined.group_by(column).aggregate([("customer_id", "count"), ("value_at_risk", "sum")])
     rows = [{"segment": r[column], "customers": r["customer_id_count"], "value_at_risk": r["value_at_risk_sum"]}
             for r in grouped.to_pylist()]
