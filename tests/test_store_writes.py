@@ -150,3 +150,27 @@ def test_a_new_duckdb_store_is_its_users_alone_whatever_the_umask(tmp_path):
         assert stat.S_IMODE((tmp_path / "new" / "kizuna.duckdb").stat().st_mode) == 0o600
     finally:
         store.close()
+
+
+def test_batches_appended_in_whole_row_groups_keep_their_order_and_copy_without_partial_groups(store):
+    # an import stages its file's batches (any size) and copies them into the canonical table: DuckDB starts a
+    # row group at each append, and partial ones copied along are merged by the next checkpoint (a rewrite)
+    import pyarrow as pa
+
+    from kizuna.store._duckdb import ROW_GROUP
+
+    sizes = [50_001, 70_000, 3, 120_000, 66_666]  # 306,670 rows: two whole row groups and the rest
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    batches = [pa.table({"n": pa.array(range(start, start + size), pa.int64())})
+               for start, size in zip(starts, sizes, strict=True)]
+    store.create("staged", schema=ibis.schema({"n": "int64"}))
+    store.append_batches("staged", iter(batches))
+    store.create("copied", store.table("staged"))
+
+    con = store.backend.con
+    for table in ("staged", "copied"):
+        groups = [count for (count,) in con.execute(
+            "SELECT max(count) FROM pragma_storage_info(?) GROUP BY row_group_id ORDER BY row_group_id", [table]
+        ).fetchall()]
+        assert groups == [ROW_GROUP, ROW_GROUP, sum(sizes) - 2 * ROW_GROUP], table
+        assert con.execute(f"SELECT list(n ORDER BY rowid) = range({sum(sizes)}) FROM {table}").fetchone()[0]

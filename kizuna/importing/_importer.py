@@ -299,14 +299,19 @@ def stage_rows(
     """Stage 3, stage: each converted batch's good rows appended to the staging table as they come
     (one batch at a time in memory), its problems to the rejects file; returns the rows read."""
     rows_read = 0
-    with contextlib.closing(converted):  # stopped early (a failure): the conversion threads end too
+
+    def accepted() -> Iterator[pa.Table]:
+        nonlocal rows_read
         for rows, result in converted:
             rows_read += rows
             if result.accepted.num_rows:
-                store.append(STAGE, result.accepted)
+                yield result.accepted
             rejects.write(result.rejects)
             if on_progress:
                 on_progress(rows_read, expected)
+
+    with contextlib.closing(converted):  # stopped early (a failure): the conversion threads end too
+        store.append_batches(STAGE, accepted())
     return rows_read
 
 

@@ -370,6 +370,23 @@ class DuckDBStore(Store):
                 self._execute(statement)
         return self.backend.table(name, database=("temp", "main")) if temp else self.table(name)
 
+    def append_batches(self, name: str, batches: Iterable[pa.Table]) -> None:
+        # appended in whole row groups, the rest carried to the next batch: DuckDB starts row groups anew at
+        # each append, and a table copied from one with partial row groups keeps them until the checkpoint
+        # merges them (seconds for an import's millions of rows)
+        carried: list[pa.Table] = []
+        waiting = 0
+        for rows in batches:
+            carried.append(rows)
+            waiting += rows.num_rows
+            whole = waiting // ROW_GROUP * ROW_GROUP
+            if whole:
+                joined = pa.concat_tables(carried)
+                self.append(name, joined.slice(0, whole).combine_chunks())
+                carried, waiting = [joined.slice(whole)], waiting - whole
+        if waiting:
+            self.append(name, pa.concat_tables(carried).combine_chunks())
+
     def _append_arrow(self, name: str, rows: pa.Table) -> None:
         self.backend.con.register("_kizuna_batch", rows)
         try:

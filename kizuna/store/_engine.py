@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -353,6 +353,11 @@ class Store:
 
     def _append_arrow(self, name: str, rows: pa.Table) -> None:
         self.backend.insert(name, ibis.memtable(rows))
+
+    def append_batches(self, name: str, batches: Iterable[pa.Table]) -> None:
+        """`append` each of `batches` to table `name` (a scratch table being filled), as they come."""
+        for rows in batches:
+            self.append(name, rows)
 
     def drop(self, name: str) -> None:
         self.backend.drop_table(name, force=True)
