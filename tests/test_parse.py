@@ -199,3 +199,12 @@ def test_amounts_keep_their_forms():
     values, reasons = parse_int(amounts, "an amount in whole yen")
     assert values.to_pylist() == [1200, 1200, 1200, -300, 12, None]
     assert reasons.to_pylist() == [None] * 5 + ["not an amount in whole yen"]
+
+
+def test_marked_amounts_in_several_chunks_parse_as_in_one():
+    # the repeated "¥1,200" of an export are parsed once per distinct value, in one chunk or several
+    chunks = [["¥1,200", "¥1,200", "1,200円"], ["¥300", None, "¥1,2,00"]]
+    whole = parse_int(pa.array([v for chunk in chunks for v in chunk]))
+    split = parse_int(pa.chunked_array(chunks))
+    assert split[0].to_pylist() == whole[0].to_pylist() == [1200, 1200, 1200, 300, None, None]
+    assert split[1].to_pylist() == whole[1].to_pylist()

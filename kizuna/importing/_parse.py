@@ -36,25 +36,19 @@ def _empty_null(text: pa.Array) -> pa.Array:
     return pc.if_else(empty, _NULL_TEXT, text) if pc.any(empty).as_py() else text  # (a copy only when needed)
 
 
-def _each_distinct(column: pa.Array, clean) -> pa.Array:  # noqa: ANN001 - an Arrow function of one array
+def _each_distinct(column: pa.Array, clean):  # noqa: ANN001, ANN202 - an Arrow function of one array
     """`clean(column)`, computed once per distinct value when the column repeats its values (a channel,
-    a status word): Unicode normalisation costs far more than finding the distinct values."""
+    a status word, an export's "¥1,200" amounts): Unicode normalisation, the patterns or a decoding cost far
+    more than finding the distinct values. `clean` gives an array, or a tuple of arrays (`Parsed`)."""
     if not isinstance(column, pa.Array):
         return clean(column)
     encoded = pc.dictionary_encode(column)
     if 2 * len(encoded.dictionary) > len(column):
         return clean(column)
-    return pc.take(clean(encoded.dictionary), encoded.indices)
-
-
-def _each_distinct_parsed(column: pa.Array, parse) -> Parsed:  # noqa: ANN001 - values -> Parsed
-    """`parse(column)` worked out once per distinct value when the column repeats its values (an export's
-    "¥1,200" amounts): the patterns cost far more than finding the distinct values."""
-    encoded = pc.dictionary_encode(column)
-    if 2 * len(encoded.dictionary) > len(column):
-        return parse(column)
-    values, reasons = parse(encoded.dictionary)
-    return pc.take(values, encoded.indices), pc.take(reasons, encoded.indices)
+    found = clean(encoded.dictionary)
+    if isinstance(found, tuple):
+        return tuple(pc.take(part, encoded.indices) for part in found)
+    return pc.take(found, encoded.indices)
 
 
 def clean_prose(column: pa.Array) -> pa.Array:
@@ -143,7 +137,7 @@ def parse_int(column: pa.Array, what: str = "a whole number") -> Parsed:
         return column.cast(pa.int64()), pa.nulls(len(column), pa.string())
     marked = pc.invert(plain)
     if not isinstance(column, pa.Array) or 2 * (pc.sum(marked).as_py() or 0) > len(column):
-        return _each_distinct_parsed(column, lambda values: _comma_checked(values, *_parse_marked_int(values, what)))
+        return _each_distinct(column, lambda values: _comma_checked(values, *_parse_marked_int(values, what)))
     # a few "¥1,200" among plain digits: the patterns below only for those
     some = pc.filter(column, marked)
     values, reasons = _comma_checked(some, *_parse_marked_int(some, what))

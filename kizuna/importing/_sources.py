@@ -39,6 +39,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from kizuna._errors import FileFormatError
+from kizuna.importing._parse import _each_distinct
 
 __all__ = ["Problem", "Source", "detect_encoding", "open_source"]
 
@@ -444,10 +445,7 @@ def _decoded(column: pa.Array, encoding: str) -> pa.Array:
         return column.cast(pa.string())
     if ((raw == 0x0A) | (raw == 0x0D)).any():  # a value across lines: the exact reader reads the rest
         raise _NotOneLineARow
-    encoded = pc.dictionary_encode(column)
-    if 2 * len(encoded.dictionary) <= len(column):
-        return pc.take(_decoded_values(encoded.dictionary, encoding), encoded.indices)
-    return _decoded_values(column, encoding)
+    return _each_distinct(column, lambda values: _decoded_values(values, encoding))
 
 
 def _decoded_values(column: pa.Array, encoding: str) -> pa.Array:

@@ -99,8 +99,7 @@ def occasion_fields(tables: dict[str, ibis.Table], cuts: pa.Table, *, alternativ
     cuts = cuts.select(["customer_id", "seen_until"]).cast(
         pa.schema([("customer_id", pa.string()), ("seen_until", pa.timestamp("us"))]))
     last = max(cuts.column("seen_until").to_pylist()).date() if cuts.num_rows else dt.date(1970, 1, 1)
-    table = ibis.memtable(cuts.group_by(["customer_id", "seen_until"]).aggregate([]))
-    return _fields(tables, table, last, alternative_yen_per_l).select(*OCCASION_FIELD_COLUMNS)
+    return moment_fields(tables, ibis.memtable(cuts), last, alternative_yen_per_l=alternative_yen_per_l)
 
 
 def moment_fields(tables: dict[str, ibis.Table], moments: ibis.Table, last: dt.date, *, alternative_yen_per_l: int,
