@@ -39,7 +39,6 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from kizuna._errors import FileFormatError
-from kizuna.importing._parse import _each_distinct
 
 __all__ = ["Problem", "Source", "detect_encoding", "open_source"]
 
@@ -438,6 +437,8 @@ def _decoded_batch(batch: pa.RecordBatch, encoding: str) -> pa.RecordBatch:
 
 def _decoded(column: pa.Array, encoding: str) -> pa.Array:
     import numpy as np
+
+    from kizuna.importing._parse import _each_distinct  # the parsers' module: loaded when a file is converted
 
     data = column.buffers()[2]
     raw = np.frombuffer(data, dtype=np.uint8) if data is not None else None
