@@ -837,6 +837,7 @@ _REASONS: dict[str, tuple[str, str]] = {
     "reason.life_event": ("{ago}に{event}", "{event} {ago}"),
     "reason.typical": ("目立つ要因なし (似た顧客と同程度のリスク)",
                        "no single factor stands out (a risk typical of similar customers)"),
+    "reason.already_left": ("離脱済みのため算出していません", "not looked for: the customer has already left"),
     "reason.ago_days": ("{n}日前", "{n} days ago"), "reason.ago_days_one": ("{n}日前", "{n} day ago"),
     "reason.ago_months": ("{n}か月前", "{n} months ago"), "reason.ago_months_one": ("{n}か月前", "{n} month ago"),
     "reason.ago_years": ("{n}年前", "{n} years ago"), "reason.ago_years_one": ("{n}年前", "{n} year ago"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import struct
 import warnings
 
@@ -119,6 +120,23 @@ def test_risk_and_reasons_in_one_pass_equal_the_two_calls(fitted: ChurnModel) ->
     assert empty_risk.shape == (0,) and empty_top.shape == (0, 3)
 
 
+def test_risk_and_reasons_of_some_rows(fitted: ChurnModel) -> None:
+    """`rows` limits the reasons to those customers: every customer keeps the whole pass's risk, to the
+    bit; the chosen ones their reasons, the others none (-1)."""
+    X, _ = synthetic(700, seed=12)
+    whole_risk, whole_top = fitted.risk_and_reasons(X)
+    chosen = np.zeros(len(X), dtype=bool)
+    chosen[::3] = True
+    chosen[600:] = True
+    risk, top = fitted.risk_and_reasons(X, rows=chosen)
+    np.testing.assert_array_equal(risk, whole_risk)
+    np.testing.assert_array_equal(top[chosen], whole_top[chosen])
+    assert (top[~chosen] == -1).all() and (whole_top[~chosen] >= 0).any()
+    none_risk, none_top = fitted.risk_and_reasons(X, rows=np.zeros(len(X), dtype=bool))
+    np.testing.assert_array_equal(none_risk, whole_risk)
+    assert (none_top == -1).all()
+
+
 @pytest.mark.slow
 def test_blocks_on_threads_give_the_numbers_of_one(fitted: ChurnModel, monkeypatch: pytest.MonkeyPatch) -> None:
     """The blocks scored on two threads give, to the bit, what they give one after the other."""
@@ -141,6 +159,47 @@ def test_boosting_threads_fit_the_machine() -> None:
     from kizuna.prediction._churn import boosting_threads
 
     assert 1 <= boosting_threads() <= len(os.sched_getaffinity(0))
+
+
+def test_free_cores_round_what_others_use() -> None:
+    from kizuna.prediction._churn import _free_cores
+
+    assert [_free_cores(2, used) for used in (0.0, 0.4, 0.6, 1.4, 1.6, 3.0)] == [2, 2, 1, 1, 1, 1]
+    assert [_free_cores(4, used) for used in (0.0, 1.2, 2.6)] == [4, 3, 1]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="the machine's CPU time is read from Linux's /proc/stat")
+def test_another_process_spinning_counts_as_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process keeping a core busy is measured as at least the CPU time it got in the window (the
+    load average would count this process's own work of the last minute as well)."""
+    import subprocess
+    import sys
+    import time
+
+    import kizuna.prediction._churn as churn
+
+    monkeypatch.setattr(churn, "_cpu_mark", None)
+    monkeypatch.setattr(churn, "_cpu_measured", None)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def spinner_cpu() -> float:
+            with open(f"/proc/{spinner.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+        churn._cores_used_by_others()  # the window starts here
+        started, spun = time.monotonic(), spinner_cpu()
+        time.sleep(1.5)
+        used = churn._cores_used_by_others()
+        share = (spinner_cpu() - spun) / (time.monotonic() - started)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert share > 0.2  # the spinner ran
+    assert used is not None and used >= share - 0.15
 
 
 def test_top_reasons_pad_with_minus_one(fitted: ChurnModel) -> None:

@@ -163,6 +163,24 @@ def test_predictions_are_stored_one_row_per_ordering_customer_and_consistent(dem
 
 
 @pytest.mark.slow
+def test_churn_reasons_are_looked_for_where_the_customer_has_not_left(demo: Path):
+    """Lost customers and cancelled subscribers read that their reasons were not looked for (their lost
+    reason says why they left); every other customer has the model's reasons or the typical text."""
+    from kizuna.i18n import label
+
+    with Workspace.open(demo) as ws:
+        rows = ws.predictions().to_pyarrow().to_pylist()
+    left = [r for r in rows if r["lifecycle_state"] in ("lost", "subscription_cancelled")]
+    staying = [r for r in rows if r["lifecycle_state"] not in ("lost", "subscription_cancelled")]
+    assert left and staying
+    assert {(r["churn_reasons_ja"], r["churn_reasons_en"]) for r in left} == {
+        (label("reason.already_left", "ja"), label("reason.already_left", "en"))}
+    assert not any(r["churn_reasons_ja"] == label("reason.already_left", "ja") for r in staying)
+    typical = label("reason.typical", "ja")
+    assert sum(r["churn_reasons_ja"] != typical for r in staying) > len(staying) // 2
+
+
+@pytest.mark.slow
 def test_backtest_ranks_at_least_as_well_as_the_baselines_on_the_demo_and_writes_the_chart(demo: Path, tmp_path: Path):
     with Workspace.open(demo) as ws:
         result, chart = ws.backtest(dt.date(2026, 8, 1), horizon_days=90, report_dir=tmp_path, lang="en")

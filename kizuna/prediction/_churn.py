@@ -41,6 +41,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -323,21 +325,27 @@ class ChurnModel:
         self._each_block(one, len(wanted))
         return out
 
-    def risk_and_reasons(self, X: Any, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    def risk_and_reasons(self, X: Any, k: int = 3, *, rows: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """(`predict_risk(X)`, `top_reasons(X, k)`) in one pass over the trees, block by block: the
         contributions give the boosting's probability on the way, and only a block's are held at once.
-        The scoring of a batch of customers' features, whole."""
+        The scoring of a batch of customers' features, whole. `rows` (indices or a boolean mask) limits
+        the reasons to those customers, as in `top_reasons`; the others get their risk alone."""
         X = self._matrix(X)
         risk = np.empty(len(X))
         top = np.full((len(X), k), -1, dtype=np.int64)
+        wanted = None if rows is None else _row_indices(rows, len(X))
 
         def one(start: int, threads: int) -> None:
-            block = slice(start, start + _BLOCK_ROWS)
+            block = slice(start, start + _BLOCK_ROWS) if wanted is None else wanted[start:start + _BLOCK_ROWS]
             raw, contributions = self._block_contributions(X[block], threads)
             risk[block] = raw
             top[block] = self.top_reasons(X[block], k, contributions=contributions)
 
-        self._each_block(one, len(X))
+        self._each_block(one, len(X) if wanted is None else len(wanted))
+        if wanted is not None and len(wanted) < len(X):
+            rest = np.ones(len(X), dtype=bool)
+            rest[wanted] = False
+            risk[rest] = self._risk(X[rest])  # the same probability as the trees' pass gives, to the bit
         if len(X) and self.calibrator_ is not None:
             risk = self.calibrator_(risk)
         return risk, top
@@ -626,7 +634,9 @@ def _mean(arrays: list[np.ndarray]) -> np.ndarray:
 
 def boosting_threads() -> int:
     """Threads for the boosting: the cores this process may use less those that other processes keep
-    busy (the one-minute load average beyond this process's own thread), at least one.
+    busy, at least one. What the others use is measured on the CPU time of the last seconds
+    (`_cores_used_by_others`), or where that cannot be read, the one-minute load average beyond this
+    process's own thread.
 
     The boosting's OpenMP threads wait for each other many times per tree, spinning while they wait:
     with more threads than free cores, a thread whose core another process holds keeps the others
@@ -636,11 +646,66 @@ def boosting_threads() -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    try:
-        others = max(0.0, os.getloadavg()[0] - 1.0)
-    except OSError:
-        others = 0.0
+    others = _cores_used_by_others()
+    if others is None:
+        try:
+            others = max(0.0, os.getloadavg()[0] - 1.0)
+        except OSError:
+            others = 0.0
+    return _free_cores(cores, others)
+
+
+def _free_cores(cores: int, others: float) -> int:
+    """The cores left when other processes keep `others` cores busy (rounded), at least one."""
     return max(1, min(cores, math.floor(cores - others + 0.5)))
+
+
+# The one-minute load average counts this process's own threads of the minute before (the engine's
+# query, an analysis just run): after a busy minute it would leave the boosting one thread on an idle
+# machine. CPU time apart tells this process's use from the others'.
+_cpu_lock = threading.Lock()
+_cpu_mark: tuple[float, float, float] | None = None
+_cpu_measured: tuple[float, float] | None = None  # (when, cores the others used)
+_CPU_WINDOW = (1.0, 30.0)  # a window shorter is noise; longer, no longer about now
+_CPU_SHORT_WINDOW = 0.1  # the window waited for when there is no mark in the last `_CPU_WINDOW[1]` s
+
+
+def _cpu_times() -> tuple[float, float, float] | None:
+    """(monotonic seconds, the machine's busy CPU seconds, this process's CPU seconds), or None where
+    the machine's are not readable (Linux's /proc/stat). Busy: all but idle and waiting for I/O."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:9]]
+        per_second = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if len(ticks) < 5:
+        return None
+    return time.monotonic(), (sum(ticks) - ticks[3] - ticks[4]) / per_second, time.process_time()
+
+
+def _cores_used_by_others() -> float | None:
+    """How many cores other processes kept busy since the last call (between one and 30 seconds
+    ago; a tenth of a second waited for when there is none), or None where it cannot be measured.
+    A measure less than a second old is given again rather than measured on a shorter window."""
+    global _cpu_mark, _cpu_measured
+    with _cpu_lock:
+        now = _cpu_times()
+        if now is None:
+            return None
+        if _cpu_measured is not None and now[0] - _cpu_measured[0] < _CPU_WINDOW[0]:
+            return _cpu_measured[1]
+        if _cpu_mark is None or not _CPU_WINDOW[0] <= now[0] - _cpu_mark[0] <= _CPU_WINDOW[1]:
+            _cpu_mark = now
+            time.sleep(_CPU_SHORT_WINDOW)
+            now = _cpu_times()
+            if now is None:
+                return None
+        start, _cpu_mark = _cpu_mark, now
+        wall = now[0] - start[0]
+        others = max(0.0, ((now[1] - start[1]) - (now[2] - start[2])) / wall) if wall > 0 else 0.0
+        _cpu_measured = (now[0], others)
+        return others
 
 
 @contextlib.contextmanager

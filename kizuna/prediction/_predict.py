@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -54,9 +54,9 @@ from kizuna.prediction._features import (
 )
 from kizuna.prediction._reasons import reason_text_arrays
 
-__all__ = ["GONE", "PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError", "Predictions", "Scores",
-           "churn_scores", "explain", "fit_models", "keep_count", "predict_customers", "prediction_table",
-           "purchase_figures", "read_features", "score", "scored_rows"]
+__all__ = ["ALREADY_LEFT", "GONE", "PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError",
+           "Predictions", "Scores", "churn_scores", "explain", "fit_models", "keep_count", "predict_customers",
+           "prediction_table", "purchase_figures", "read_features", "score", "scored_rows"]
 
 # The stored columns of customer_predictions, in order.
 PREDICTION_COLUMNS = (
@@ -68,6 +68,10 @@ PREDICTION_COLUMNS = (
 # The hard rule of docs/measures.md#lifecycle-state: a subscriber who cancelled and has not ordered
 # since is gone, whatever their purchase history says: churn risk 1, P(alive) 0, nothing expected.
 GONE = "subscription_cancelled"
+# Customers whose churn reasons are not looked for: they have left already (lifecycle state lost, or the
+# hard rule's), no keep list or call list shows them, and what a person reads of them is why they left
+# (the lost reason) rather than what raises a risk; the reasons' occlusion is most of the scoring's work.
+ALREADY_LEFT = ("lost", GONE)
 MIN_REPEAT_BUYERS = 30  # fewer cannot pin the BG/NBD and Gamma-Gamma parameters down
 MIN_TRAINING_CUSTOMERS = 200
 MIN_TRAINING_WINDOW = 30  # days: the shortest window the churn model is trained on
@@ -244,13 +248,14 @@ def scored_rows(features: Features, fits: Fits, as_of: dt.date, *, horizon_days:
         if pool is not None:
             figures = pool.submit(purchase_figures, features, fits, horizon_days=horizon_days,
                                   clv_horizon_days=clv_horizon_days, discount_rate=discount_rate)
-        risk, top = churn_scores(fits.churn, features.matrix)
+        explained = ~_in_states(features.table, ALREADY_LEFT)
+        risk, top = churn_scores(fits.churn, features.matrix, rows=explained)
         # the matrix is not read again: not held while the reasons are written and the table is stored
         features.__dict__.pop("matrix", None)
         scores = score(features, fits, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
                        discount_rate=discount_rate, churn_risk=risk,
                        figures=None if figures is None else figures.result())
-    reasons = explain(features, fits.churn, top=top)
+    reasons = explain(features, fits.churn, top=top, unexplained=~explained)
     table = prediction_table(features, scores, reasons, as_of, horizon_days=horizon_days,
                              gross_margin_rate=gross_margin_rate)
     return table, scores
@@ -361,10 +366,12 @@ def fit_models(tables: dict[str, ibis.Table], as_of: dt.date, features: Features
     return Fits(beta_geo, gamma_gamma, shifted, churn, customers, notes, problems)
 
 
-def churn_scores(churn: ChurnModel, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def churn_scores(churn: ChurnModel, matrix: np.ndarray, *, rows: np.ndarray | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """The churn model on a batch of customers' features (`Features.matrix`): (each one's churn risk,
-    their three features that raise it most, as `ChurnModel.top_reasons`), in one pass over the trees."""
-    return churn.risk_and_reasons(matrix, k=3)
+    their three features that raise it most, as `ChurnModel.top_reasons`), in one pass over the trees.
+    `rows`: a mask of the customers whose reasons are wanted (the others: -1)."""
+    return churn.risk_and_reasons(matrix, k=3, rows=rows)
 
 
 def score(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days: int, discount_rate: float,
@@ -428,15 +435,22 @@ def purchase_figures(features: Features, fits: Fits, *, horizon_days: int, clv_h
     return Scores(p_alive, expected_orders, next_order, spend, clv, none, none, problems)
 
 
-def explain(features: Features, churn: ChurnModel, *, top: np.ndarray | None = None) -> dict[str, pa.StringArray]:
+def explain(features: Features, churn: ChurnModel, *, top: np.ndarray | None = None,
+            unexplained: np.ndarray | None = None) -> dict[str, pa.StringArray]:
     """Stage 4, explain: lang -> each customer's three features that raise the churn risk most
     (by occlusion on the model itself), in words (ja and en). `top`: those features as
-    `churn_scores` gave them, when it ran already."""
+    `churn_scores` gave them, when it ran already. `unexplained`: a mask of the customers who have
+    left already (`ALREADY_LEFT`), whose reasons were not looked for (`churn_scores(rows=)`), and who
+    read so; by default every customer in those states."""
+    if unexplained is None:
+        unexplained = _in_states(features.table, ALREADY_LEFT)
     if top is None:
-        top = churn.top_reasons(features.matrix, k=3)
+        top = churn.top_reasons(features.matrix, k=3, rows=~unexplained)
+    langs = ("ja", "en")
     # a customer none of whose features raises the risk above what it is for a typical customer
     return reason_text_arrays(features.table, top, CHURN_FEATURES,
-                              {lang: label("reason.typical", lang) for lang in ("ja", "en")})
+                              {lang: label("reason.typical", lang) for lang in langs}, unexplained=unexplained,
+                              unexplained_texts={lang: label("reason.already_left", lang) for lang in langs})
 
 
 def prediction_table(features: Features, scores: Scores, reasons: dict[str, pa.StringArray], as_of: dt.date, *,
@@ -571,6 +585,12 @@ def _matrix(features: pa.Table) -> np.ndarray:
 def _in_state(features: pa.Table, state: str) -> np.ndarray:
     """bool per customer: in lifecycle `state` (no state: False), without a Python string per customer."""
     return pc.fill_null(pc.equal(features["lifecycle_state"], state), False).to_numpy(zero_copy_only=False)
+
+
+def _in_states(features: pa.Table, states: Sequence[str]) -> np.ndarray:
+    """bool per customer: in one of the lifecycle `states` (no state: False)."""
+    return pc.fill_null(pc.is_in(features["lifecycle_state"], pa.array(list(states), pa.string())),
+                        False).to_numpy(zero_copy_only=False)
 
 
 def _with_states(features: ibis.Table, tables: dict[str, ibis.Table], as_of: dt.date,

@@ -438,9 +438,12 @@ def reason_text_array(features: pa.Table, reason_indices: np.ndarray, feature_na
 
 
 def reason_text_arrays(features: pa.Table, reason_indices: np.ndarray, feature_names: Sequence[str],
-                       nones: Mapping[str, str]) -> dict[str, pa.StringArray]:
+                       nones: Mapping[str, str], *, unexplained: np.ndarray | None = None,
+                       unexplained_texts: Mapping[str, str] | None = None) -> dict[str, pa.StringArray]:
     """`reason_text_array` in several languages at once (language -> the text of a customer without a
-    reason): what the words depend on is found once for all of them."""
+    reason): what the words depend on is found once for all of them. `unexplained`: a mask of the
+    customers whose reasons were not looked for (their `reason_indices` all -1), who get
+    `unexplained_texts` (language -> text) instead."""
     for lang in nones:
         if lang not in LANGS:
             raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}.")
@@ -449,6 +452,13 @@ def reason_text_arrays(features: pa.Table, reason_indices: np.ndarray, feature_n
     if indices.ndim != 2 or len(indices) != n:
         raise ValueError(f"reason_indices must be (customers x reasons) with one row per row of features ({n:,}), "
                          f"got shape {indices.shape}.")
+    if unexplained is not None:
+        unexplained = np.asarray(unexplained, dtype=bool)
+        if unexplained.shape != (n,) or unexplained_texts is None or set(unexplained_texts) != set(nones):
+            raise ValueError("unexplained must be a mask with one value per row of features, with a text in each "
+                             "language of nones.")
+        if (indices[unexplained] >= 0).any():
+            raise ValueError("a customer whose reasons were not looked for has reasons.")
     names = list(feature_names)
     if indices.size and (indices.max() >= len(names) or indices.min() < -1):
         raise ValueError(f"reason_indices must be -1 or an index into the {len(names)} feature names.")
@@ -499,17 +509,22 @@ def reason_text_arrays(features: pa.Table, reason_indices: np.ndarray, feature_n
                   for template, values, spread in plans]
         texts = pa.concat_arrays(pieces) if pieces else pa.array([], pa.string())
         del pieces  # not held beside their copy while the texts are joined
-        out[lang] = _joined(texts, place, none)
+        other = None if unexplained is None else (unexplained, unexplained_texts[lang])
+        out[lang] = _joined(texts, place, none, other)
     return out
 
 
-def _joined(texts: pa.StringArray, place: np.ndarray, none: str) -> pa.StringArray:
+def _joined(texts: pa.StringArray, place: np.ndarray, none: str,
+            other: tuple[np.ndarray, str] | None = None) -> pa.StringArray:
     """Each row's texts (`place`: indices into `texts`, -1: none) joined with SEPARATOR: "" and a text
     already given in the row are not repeated, and with three slots an empty second slot ends the row;
-    `none` for a row without any text."""
+    `none` for a row without any text; `other`: (a mask of rows, their text instead)."""
     n, k = place.shape
     if k == 0 or n == 0:
-        return pa.array([none] * n, pa.string())
+        column = np.full(n, none, dtype=object)
+        if other is not None:
+            column[other[0]] = other[1]
+        return pa.array(column, pa.string())
     # each text as a code, equal where the words are (-1: no text in the slot); "" is no text either
     if len(texts):
         encoded = texts.dictionary_encode()
@@ -534,9 +549,11 @@ def _joined(texts: pa.StringArray, place: np.ndarray, none: str) -> pa.StringArr
     count = (kept >= 0).sum(axis=1)
     # joined per number of texts on those rows alone, then each row's put in place (one take): no whole
     # column per slot and number of texts held at once
-    parts: list[pa.Array] = [pa.array([none], pa.string())]
+    parts: list[pa.Array] = [pa.array([none] if other is None else [none, other[1]], pa.string())]
     position = np.zeros(n, dtype=np.int64)  # 0: `none`
-    offset = 1
+    if other is not None:
+        position[other[0]] = 1
+    offset = len(parts[0])
     for m in range(1, k + 1):
         rows = np.flatnonzero(count == m)
         if not len(rows):
