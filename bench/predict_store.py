@@ -147,6 +147,9 @@ timed(D.DuckDBStore, "create_in_order", "writing customer_predictions")  # after
 for name in ("cluster_by_customer", "index_by_customer"):
     timed(W, name, "writing customer_predictions")
 timed(W.Workspace, "_write_views", LISTS)
+# since #24's eighth pass the predictions' columns of the lists' rows alone (the whole table where it cannot)
+if hasattr(W.Workspace, "_write_list_predictions"):
+    timed(W.Workspace, "_write_list_predictions", LISTS)
 timed(kizuna.prediction, "call_uplift", "call effect (call_uplift)")
 
 imported = time.perf_counter() - began

@@ -382,3 +382,58 @@ def test_the_lists_rows_written_a_row_group_at_a_time_are_the_rows_with_their_pl
     keys = [(order[r["cell"]], r["r"] is None, r["r"] or 0, r["customer_id"]) for r in stored.to_pylist()]
     assert keys == sorted(keys)
     store.close()
+
+
+def test_a_lists_columns_replaced_are_what_writing_the_list_again_gives(tmp_path: Path):
+    """`replace_list_columns`: the new values and their places (ties in customer order, NULLs last), the
+    other columns and the rows' order as they were: the table a new `create_list_rows` writes."""
+    import random
+
+    import pyarrow as pa
+
+    from kizuna.store import Store, create_list_rows, replace_list_columns
+
+    rng = random.Random(11)
+    ids = [f"C{i:05d}" for i in range(3_000)]
+    rng.shuffle(ids)
+    store = Store.connect(str(tmp_path / "s.duckdb"))
+    store.create("rows", pa.table({
+        "customer_id": ids,
+        "cell": [rng.choice(["a", "b"]) for _ in ids],
+        "value": [rng.choice([None, 0.5, 1.5, float(rng.randint(0, 9))]) for _ in ids],
+        "note": [rng.choice(["x", None]) for _ in ids],
+    }))
+    # new values for most customers (ties, NULLs, customers without one: NULL), the rest of the rows as they were
+    renewed = ids[:2_500]
+    store.create("values", pa.table({"customer_id": renewed,
+                                     "value": [rng.choice([None, 2.0, float(rng.randint(0, 99))]) for _ in renewed]}))
+    store.create("renewed", store.table("rows").drop("value").left_join(store.table("values"), "customer_id")
+                 .select("customer_id", "cell", "value", "note"))
+    con = store.backend.con
+    with store.transaction():
+        create_list_rows(store, "listed", store.table("rows"), ["value", "customer_id"], order=["cell"])
+        create_list_rows(store, "expected", store.table("renewed"), ["value", "customer_id"], order=["cell"])
+    before = con.execute("SELECT * FROM listed ORDER BY rowid").to_arrow_table()
+    with store.transaction():
+        assert replace_list_columns(store, "listed", store.table("values"), ["value"])
+    after = con.execute("SELECT * FROM listed ORDER BY rowid").to_arrow_table()
+    expected = con.execute("SELECT * FROM expected ORDER BY rowid").to_arrow_table()
+    assert after.column("customer_id").equals(before.column("customer_id"))  # the rows stay where they were
+    assert after.to_pylist() == expected.to_pylist()
+    assert after.column("value") != before.column("value")
+    assert not replace_list_columns(store, "rows", store.table("values"), ["value"])  # no places: written whole
+    store.close()
+
+
+@pytest.mark.slow
+def test_the_lists_rows_after_predict_are_those_a_whole_rewrite_gives(demo: Path):
+    """`predict` replaces the lists' prediction columns in place: the table is the one `_write_views`
+    writes from the scores, the predictions and the customers."""
+    with Workspace.open(demo) as ws:
+        con = ws.store.backend.con
+        after_predict = con.execute("SELECT * FROM _kizuna_list_members ORDER BY rowid").to_arrow_table()
+        assert after_predict.column("churn_risk").null_count < after_predict.num_rows // 2  # the predictions are in
+        with ws.store.transaction():
+            ws._write_views()
+        rewritten = con.execute("SELECT * FROM _kizuna_list_members ORDER BY rowid").to_arrow_table()
+    assert after_predict.to_pylist() == rewritten.to_pylist()

@@ -56,7 +56,8 @@ def build_web_demo(path: Path, customers: int = 2_000) -> WebDemo:
             "ORDER BY ltv_revenue DESC, customer_id").fetchall()]
         target = churn_ids[0]
         con.execute("UPDATE customers SET name = ? WHERE customer_id = ?", [FORMULA_NAME, target])
-        ws.predict(AS_OF)  # the lists' rows hold contact data as of the last analyze or predict
+        ws.analyze(AS_OF)  # the lists' rows hold contact data as of the last analyze or import (not this UPDATE)
+        ws.predict(AS_OF)
         matrix = dict(con.execute("SELECT matrix_cell::VARCHAR, count(*) FROM customer_scores GROUP BY 1").fetchall())
         churn = ws.segment("churn_candidate").to_pyarrow().to_pylist()
         orders = con.execute("SELECT count(*) FROM orders WHERE customer_id = ?", [target]).fetchone()[0]

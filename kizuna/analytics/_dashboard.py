@@ -21,10 +21,11 @@ import pyarrow as pa
 from ibis import _
 
 from kizuna.analytics._base import AsOf, counted_orders, nps_class, ratio
+from kizuna.analytics._members import PREDICTION_SORTS
 from kizuna.store import to_arrow
 
-__all__ = ["LIST_CONTACTS", "TREND_MONTHS", "list_members", "ltv_trend", "monthly_ltv", "monthly_nps",
-           "overview_from_rows", "overview_rows", "rf_grid"]
+__all__ = ["LIST_CONTACTS", "TREND_MONTHS", "list_members", "list_predictions", "ltv_trend", "monthly_ltv",
+           "monthly_nps", "overview_from_rows", "overview_rows", "rf_grid"]
 
 TREND_MONTHS = 12
 LIST_CONTACTS = ("name", "email", "phone")  # what a list page shows of a customer's contact data
@@ -128,6 +129,15 @@ def _decode(value: dict[str, Any]) -> Any:
 
 
 # -- the lists' rows -------------------------------------------------------------------------------
+def list_predictions(predictions: ibis.Table) -> ibis.Table:
+    """customer_id and the predictions the lists sort by (`PREDICTION_SORTS`) as `list_members` joins
+    them: NULL where a prediction is no finite number."""
+    return predictions.select("customer_id", **{
+        c: ibis.cases((predictions[c].isnan() | predictions[c].isinf(), ibis.null("float64")),
+                      else_=predictions[c].cast("float64"))
+        for c in PREDICTION_SORTS})
+
+
 def list_members(scores: ibis.Table, predictions: ibis.Table | None,
                  customers: ibis.Table | None = None) -> ibis.Table:
     """`customer_scores` with the churn risk and value at risk of `predictions` (NULL without a
@@ -137,11 +147,8 @@ def list_members(scores: ibis.Table, predictions: ibis.Table | None,
     if predictions is None:
         members = scores.mutate(churn_risk=ibis.null("float64"), value_at_risk=ibis.null("float64"))
     else:
-        finite = {c: ibis.cases((predictions[c].isnan() | predictions[c].isinf(), ibis.null("float64")),
-                                else_=predictions[c].cast("float64"))
-                  for c in ("churn_risk", "value_at_risk")}
-        joined = scores.left_join(predictions.select("customer_id", **finite), "customer_id")
-        members = joined.select(*scores.columns, "churn_risk", "value_at_risk")
+        joined = scores.left_join(list_predictions(predictions), "customer_id")
+        members = joined.select(*scores.columns, *PREDICTION_SORTS)
     if customers is None:
         return members
     joined = members.left_join(customers.select("customer_id", *LIST_CONTACTS), "customer_id")

@@ -31,7 +31,7 @@ from kizuna.store._statements import compiled
 
 __all__ = ["cluster_by_customer", "count_rows", "create_list_rows", "customer_records", "customer_rows",
            "index_by_customer", "list_places", "list_positions", "placed_records", "placed_rows", "position_column",
-           "rows_of_customers", "sorted_page"]
+           "replace_list_columns", "rows_of_customers", "sorted_page"]
 
 # Row groups a lookup of one customer may read, on average, before the table is rewritten in
 # customer order (rows appended since the last rewrite add a few row groups that every lookup reads).
@@ -332,6 +332,48 @@ def create_list_rows(store: Store, name: str, rows: ibis.Table, columns: Sequenc
 
     return store.create_streamed(name, ibis.schema({**rows.schema(), **dict.fromkeys(placed, "int32")}), batches(),
                                  categories=categories)
+
+
+def replace_list_columns(store: Store, name: str, values: ibis.Table, columns: Sequence[str]) -> bool:
+    """The columns `columns` of the list rows `name` (made by `create_list_rows` with them among its
+    sorted columns) replaced by those of `values` (one row per `customer_id`; NULL for a row whose
+    customer it lacks), with their places as `create_list_rows` gives them; the rows, their order and
+    every other column left as they are. False, with nothing changed, where that cannot be done (not
+    DuckDB, no table `name`, or one without those columns and places): the caller writes it whole.
+
+    On DuckDB an UPDATE of a few columns, by row id: writing every column of every row again (the
+    list's scores and contacts, which `values` leaves as they were) is most of the cost of a new table."""
+    import numpy as np
+
+    if store.engine != "duckdb" or not store.has_table(name):
+        return False
+    placed = [position_column(c, descending) for c in columns for descending in (False, True)]
+    if not {*columns, *placed} <= set(store.table(name).columns):
+        return False
+    con = store.backend.con
+    with store.engine_errors():
+        source = compiled(store.backend, values, lambda: store.backend.compiler.to_sqlglot(values).sql("duckdb"))
+        wanted = ", ".join(f"v.{_quoted(c)}" for c in columns)
+        found = con.execute(f"SELECT m.rowid AS row_id, m.customer_id, {wanted} FROM {_quoted(name)} AS m "
+                            f"LEFT JOIN ({source}) AS v ON m.customer_id = v.customer_id").to_arrow_table()
+        by_customer = pc.sort_indices(found.column("customer_id")).to_numpy()
+        rank = np.empty(found.num_rows, np.int64)  # each row's place in customer order
+        rank[by_customer] = np.arange(found.num_rows)
+        new = {"row_id": found.column("row_id")}
+        for column in columns:
+            new[column] = found.column(column)
+            ascending, descending = _column_places(found.column(column).take(by_customer))
+            new[position_column(column, False)] = pa.array(ascending[rank])
+            new[position_column(column, True)] = pa.array(descending[rank])
+        replaced = f"_kizuna_replaced_{name}"
+        con.register(replaced, pa.table(new))
+        try:
+            assigned = ", ".join(f"{_quoted(c)} = r.{_quoted(c)}" for c in [*columns, *placed])
+            con.execute(f"UPDATE {_quoted(name)} AS m SET {assigned} FROM {_quoted(replaced)} AS r "
+                        "WHERE m.rowid = r.row_id")
+        finally:
+            con.unregister(replaced)
+    return True
 
 
 def _column_places(data: pa.Array | pa.ChunkedArray) -> tuple[object, object]:

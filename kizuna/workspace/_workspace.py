@@ -16,7 +16,15 @@ from kizuna._errors import KizunaError, NoDataError, Phrase, WorkspaceError
 from kizuna.exporting import check_output, export_segment
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
 from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, RankRule
-from kizuna.store import TABLES, Store, cluster_by_customer, create_list_rows, index_by_customer, kept_statements
+from kizuna.store import (
+    TABLES,
+    Store,
+    cluster_by_customer,
+    create_list_rows,
+    index_by_customer,
+    kept_statements,
+    replace_list_columns,
+)
 from kizuna.workspace._outreach import Outreach
 from kizuna.workspace._settings import Settings
 
@@ -295,6 +303,14 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
             figures = analytics.overview_figures(self.tables(), scores, self.settings.analysis, as_of)
             self.store.create(OVERVIEW, analytics.overview_rows(figures))
 
+    def _write_list_predictions(self) -> None:
+        """The lists' rows with the new predictions: their prediction columns alone where the store can
+        replace them (the rest is as `analyze` and the last import of customers wrote it), else whole."""
+        if not (self.store.has_table(MEMBERS) and replace_list_columns(
+                self.store, MEMBERS, analytics.list_predictions(self.store.table(PREDICTIONS)),
+                analytics.PREDICTION_SORTS)):
+            self._write_views()
+
     def scores(self) -> ibis.Table:
         """The `customer_scores` table written by the last `analyze`."""
         if not self.store.has_table(SCORES):
@@ -418,7 +434,7 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
                 # in customer order as written: `cluster_by_customer` then finds nothing to rewrite
                 self.store.create_in_order(PREDICTIONS, with_call_uplift(result.table, result.features, uplift),
                                            by=["customer_id"])
-                self._write_views()
+                self._write_list_predictions()
             cluster_by_customer(self.store, [PREDICTIONS])
             index_by_customer(self.store, [PREDICTIONS])
         return result
