@@ -153,6 +153,23 @@ def test_blocks_on_threads_give_the_numbers_of_one(fitted: ChurnModel, monkeypat
     np.testing.assert_allclose(by_thread[2][2][::3], fitted._occlude_whole(X[::3]), atol=1e-12)
 
 
+def test_blocks_are_even_and_a_multiple_of_the_threads(fitted: ChurnModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """250 rows in blocks of 100 at most on two threads: four blocks of 62-63 rows (not 100, 100 and 50,
+    where one thread would walk the last block alone); on one thread three, in turn."""
+    import kizuna.prediction._churn as churn
+
+    monkeypatch.setattr(churn, "_BLOCK_ROWS", 100)
+    def spans(n: int) -> list[tuple[int, int]]:
+        seen: list[tuple[int, int]] = []
+        fitted._each_block(lambda start, stop, _threads: seen.append((start, stop)), n)
+        return sorted(seen)
+
+    for threads, expected in ((2, [(0, 62), (62, 125), (125, 187), (187, 250)]), (1, [(0, 83), (83, 166), (166, 250)])):
+        monkeypatch.setattr(churn, "boosting_threads", lambda threads=threads: threads)
+        assert spans(250) == expected
+    assert spans(0) == []
+
+
 def test_boosting_threads_fit_the_machine() -> None:
     import os
 

@@ -39,6 +39,7 @@ probability, and a contribution the mean of the members' (the same occlusion of 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import threading
@@ -318,8 +319,8 @@ class ChurnModel:
         out = np.zeros(X.shape, dtype=np.float64)
         wanted = np.arange(len(X)) if rows is None else _row_indices(rows, len(X))
 
-        def one(start: int, threads: int) -> None:
-            chosen = wanted[start:start + _BLOCK_ROWS]
+        def one(start: int, stop: int, threads: int) -> None:
+            chosen = wanted[start:stop]
             out[chosen] = self._block_contributions(X[chosen], threads)[1]
 
         self._each_block(one, len(wanted))
@@ -335,8 +336,8 @@ class ChurnModel:
         top = np.full((len(X), k), -1, dtype=np.int64)
         wanted = None if rows is None else _row_indices(rows, len(X))
 
-        def one(start: int, threads: int) -> None:
-            block = slice(start, start + _BLOCK_ROWS) if wanted is None else wanted[start:start + _BLOCK_ROWS]
+        def one(start: int, stop: int, threads: int) -> None:
+            block = slice(start, stop) if wanted is None else wanted[start:stop]
             raw, contributions = self._block_contributions(X[block], threads)
             risk[block] = raw
             top[block] = self.top_reasons(X[block], k, contributions=contributions)
@@ -350,23 +351,28 @@ class ChurnModel:
             risk = self.calibrator_(risk)
         return risk, top
 
-    def _each_block(self, one: Callable[[int, int], None], n: int) -> None:
-        """`one(start, threads)` for each block of `_BLOCK_ROWS` of `n` rows: on as many threads as
-        `boosting_threads()` gives, each block on one of them (the trees' walks, NumPy's gathers and
+    def _each_block(self, one: Callable[[int, int, int], None], n: int) -> None:
+        """`one(start, stop, threads)` for each block of `n` rows, `_BLOCK_ROWS` at most: on as many threads
+        as `boosting_threads()` gives, each block on one of them (the trees' walks, NumPy's gathers and
         sorts let go of the GIL; a block's numbers do not depend on the others', so they are the same
-        on any number of threads). With the whole model (`_occlude_whole`: scikit-learn's thread limit
-        is the process's), or one block, or one thread, the blocks in turn."""
-        starts = range(0, n, _BLOCK_ROWS)
+        on any number of threads), as many blocks of even size as make a multiple of the threads, so that
+        no thread is left with a last block alone. With the whole model (`_occlude_whole`: scikit-learn's
+        thread limit is the process's), or one block, or one thread, the blocks in turn."""
         threads = boosting_threads()
-        workers = min(threads, len(starts))
-        if workers <= 1 or self._trees() is None:
-            for start in starts:
-                one(start, threads)
+        blocks = -(-n // _BLOCK_ROWS)
+        parallel = threads > 1 and blocks > 1 and self._trees() is not None
+        if parallel:
+            blocks = -(-blocks // threads) * threads
+        bounds = [n * b // blocks for b in range(blocks + 1)] if blocks else [0]
+        spans = list(itertools.pairwise(bounds))
+        if not parallel:
+            for start, stop in spans:
+                one(start, stop, threads)
             return
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(workers) as pool:
-            for done in [pool.submit(one, start, 1) for start in starts]:
+        with ThreadPoolExecutor(min(threads, len(spans))) as pool:
+            for done in [pool.submit(one, start, stop, 1) for start, stop in spans]:
                 done.result()
 
     def _block_contributions(self, block: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray]:
