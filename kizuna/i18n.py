@@ -1052,6 +1052,22 @@ _ERRORS: dict[str, tuple[str, str]] = {
         "列に対応付けてください ([columns] \"あなたの見出し\" = \"{first}\")。",
         "required column(s) {columns} for {table} not found; the file has {found}. Map your headers onto kizuna's "
         "columns with --mapping FILE.toml ([columns] \"your header\" = \"{first}\")."),
+    "error.platform_ambiguous": (
+        "見出しが {first} ({first_hits}列が一致) と {second} ({second_hits}列) のどちらにも合います。--platform で"
+        "プラットフォームを指定してください ({platforms})。",
+        "the headers fit both {first} ({first_hits} of its columns) and {second} ({second_hits}); name the platform "
+        "with --platform ({platforms})."),
+    "error.platform_unknown": ("プラットフォーム「{platform}」はありません。--platform には次のどれかを"
+                               "指定してください: {platforms}。",
+                               "unknown platform '{platform}'; --platform takes one of {platforms}."),
+    "error.platform_none_fits": ("どのプラットフォームの形式にも合わない注文ファイルです",
+                                 "an order export that fits no platform's layout"),
+    "error.platform_not_this": ("{platform} のエクスポートではありません", "not a {platform} export"),
+    "error.platform_mismatch": (
+        "{what}。最も近いのは {closest} ({hits}列が一致) ですが、{lacking} がありません。--platform で"
+        "プラットフォームを指定するか ({platforms})、--mapping FILE.toml で列を対応付けてください。",
+        "{what}: the closest is {closest} ({hits} of its columns), which lacks {lacking}. Name the platform with "
+        "--platform ({platforms}), or map the columns with --mapping FILE.toml."),
     "error.file_not_found": ("ファイルがありません。パスを確かめてください。", "file not found. Check the path."),
     "error.no_such_sheet": ("{sheet} というシートはありません。ブックのシート: {sheets}。",
                             "no sheet named {sheet}; the workbook has {sheets}."),

@@ -315,6 +315,9 @@ def test_an_unknown_order_shaped_file_is_refused_in_one_line(ws, tmp_path):
         ws.import_file(path)
     message = str(caught.value)
     assert "\n" not in message and "closest is" in message and "--platform" in message
+    japanese = caught.value.text("ja")  # in the workspace's language, from the catalogue
+    assert "最も近いのは" in japanese and "どのプラットフォームの形式にも合わない" in japanese
+    assert "closest" not in japanese
     assert ws.store.count("orders") == ws.store.count("customers") == ws.store.count("products") == 0
 
 
@@ -329,8 +332,10 @@ def test_an_order_file_is_never_read_as_products_and_platform_can_be_forced(ws, 
     with pytest.raises(MissingColumnsError) as caught:
         ws.import_file(path, platform="makeshop")
     assert "not a MakeShop export" in str(caught.value) and "lacks" in str(caught.value)
-    with pytest.raises(MissingColumnsError, match="unknown platform"):
+    assert "MakeShop のエクスポートではありません" in caught.value.text("ja")
+    with pytest.raises(MissingColumnsError, match="unknown platform") as caught:
         ws.import_file(path, platform="amazon")
+    assert "プラットフォーム「amazon」はありません" in caught.value.text("ja")
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kizuna._errors import MissingColumnsError, SourceImportError
+from kizuna._errors import MissingColumnsError, Phrase, SourceImportError
 from kizuna.importing._mapping import ColumnMapping, looks_like_data, normalise_header
 from kizuna.importing._platforms import (
     AMOUNT_PARTS,
@@ -148,7 +148,7 @@ CLEAR_MARGIN = 3
 class PlatformMismatchError(MissingColumnsError):
     """An export that no platform's layout fits, or that two fit alike: one line, naming the closest."""
 
-    def __init__(self, path: Path | str, message: str, kind: str, missing: list[str]) -> None:
+    def __init__(self, path: Path | str, message: Phrase, kind: str, missing: list[str]) -> None:
         self.kind, self.missing, self.found, self.sheets = kind, missing, None, ()
         SourceImportError.__init__(self, message, path=path)
 
@@ -178,15 +178,15 @@ def plan_import(
             if best.plan.preset else []
         if rivals and best.platform_hits - rivals[0].platform_hits < CLEAR_MARGIN:
             other = rivals[0]
-            raise PlatformMismatchError(path, (
-                f"the headers fit both {best.plan.preset} ({best.platform_hits} of its columns) and "
-                f"{other.plan.preset} ({other.platform_hits}); name the platform with --platform "
-                f"({', '.join(platform_names())})."), best.plan.kind, [])
+            raise PlatformMismatchError(path, Phrase.of(
+                "error.platform_ambiguous", first=best.plan.preset, first_hits=best.platform_hits,
+                second=other.plan.preset, second_hits=other.platform_hits, platforms=", ".join(platform_names())),
+                best.plan.kind, [])
         return best.plan
     if shaped:
         platforms = [c for c in candidates if c.plan.preset]
         closest = max(platforms, key=lambda c: (c.platform_hits - len(c.missing), c.platform_hits))
-        raise _mismatch(path, closest, "an order export that fits no platform's layout")
+        raise _mismatch(path, closest, Phrase.of("error.platform_none_fits"))
     shown = [h for h in headers if h.strip()]
     # the message is about kizuna's own columns: of that kind, or of the kind the file is closest to
     own = [c for c in candidates if c.plan.preset is None]
@@ -200,24 +200,23 @@ def _forced(headers: list[str], names: list[str], kind: str | None, mapping: Col
             unreadable: list[str], platform: str) -> Plan:
     presets = [p for p in platform_named(platform) if kind is None or p.kind == kind]
     if not presets:
-        raise PlatformMismatchError(path, f"unknown platform {platform!r}; --platform takes one of "
-                                          f"{', '.join(platform_names())}.", kind or "orders", [])
+        raise PlatformMismatchError(path, Phrase.of("error.platform_unknown", platform=platform,
+                                                    platforms=", ".join(platform_names())), kind or "orders", [])
     candidates = [_resolve(headers, names, p.kind, p, mapping, unreadable, forced=True) for p in presets]
     fitting = [c for c in candidates if not c.missing]
     if fitting:
         return max(fitting, key=lambda c: (c.platform_hits, c.hits)).plan
     closest = max(candidates, key=lambda c: (c.platform_hits - len(c.missing), c.platform_hits))
-    raise _mismatch(path, closest, f"not a {presets[0].platform} export")
+    raise _mismatch(path, closest, Phrase.of("error.platform_not_this", platform=presets[0].platform))
 
 
-def _mismatch(path: Path, closest: _Candidate, what: str) -> PlatformMismatchError:
+def _mismatch(path: Path, closest: _Candidate, what: Phrase) -> PlatformMismatchError:
     """One line: the closest platform and, in its own words, the columns it lacks."""
     preset = closest.preset
     lacking = [_header_for(preset, group) for group in closest.missing]
-    return PlatformMismatchError(path, (
-        f"{what}: the closest is {preset.name} ({closest.platform_hits} of its columns), which lacks "
-        f"{', '.join(lacking)}. Name the platform with --platform ({', '.join(platform_names())}), or map the "
-        f"columns with --mapping FILE.toml."), closest.plan.kind, closest.missing)
+    return PlatformMismatchError(path, Phrase.of(
+        "error.platform_mismatch", what=what, closest=preset.name, hits=closest.platform_hits,
+        lacking=", ".join(lacking), platforms=", ".join(platform_names())), closest.plan.kind, closest.missing)
 
 
 def _header_for(preset: Preset, field_name: str) -> str:
