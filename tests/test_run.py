@@ -434,3 +434,22 @@ def test_a_template_mistake_keeps_the_messages_waiting_until_the_file_is_fixed(t
         fixed = ws.run(now=at("2026-11-30 11:00"), transports=email_only(ws))
         server.wait_for(1)
     assert fixed.total("sent") == 1
+
+
+@pytest.mark.slow
+def test_churn_reasons_in_a_message_are_empty_for_a_customer_who_has_left(tmp_path):
+    """`{{ churn_reasons }}` reads the predictions' reasons in the message's language; for a customer who has
+    already left (lost, or a cancelled subscriber) it is empty: their reasons were not looked for, and the
+    words saying so are for the staff, not for the customer's message."""
+    import pyarrow as pa
+
+    scenario = THANK_YOU.replace('en: "Dear {{ name }}, order number {{ orders_so_far }}."',
+                                 'en: "Dear {{ name }}, [{{ churn_reasons }}]"')
+    ws = shop(tmp_path, scenarios={"thank-you": scenario})
+    for state, expected in (("active", "[NPS 3 / no repeat order yet]"), ("lost", "[]"),
+                            ("subscription_cancelled", "[]")):
+        ws.store.create("customer_predictions", pa.table({
+            "customer_id": ["C1"], "churn_risk": [0.7], "lifecycle_state": [state],
+            "churn_reasons_ja": ["NPS 3 / リピート購入なし"], "churn_reasons_en": ["NPS 3 / no repeat order yet"]}))
+        message = ws.preview("thank-you", "C1", lang="en")
+        assert message["text"].endswith(expected), (state, message)

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from scipy import special
 
 from kizuna._errors import KizunaError
-from kizuna.analytics import KEEP_STATES, AnalysisSettings, AsOf, lifecycle_states
+from kizuna.analytics import KEEP_STATES, LOST_STATES, AnalysisSettings, AsOf, lifecycle_states
 from kizuna.i18n import label
 from kizuna.models import BetaGeo, ConvergenceWarning, GammaGamma, ModelFitError, ModelFitWarning, ShiftedBetaGeo
 from kizuna.prediction._churn import ChurnModel, boosting_threads
@@ -54,7 +54,7 @@ from kizuna.prediction._features import (
 )
 from kizuna.prediction._reasons import reason_text_arrays
 
-__all__ = ["ALREADY_LEFT", "GONE", "PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError",
+__all__ = ["GONE", "PREDICTION_COLUMNS", "Features", "FitProblem", "Fits", "PredictionError",
            "Predictions", "Scores", "churn_scores", "explain", "fit_models", "keep_count", "predict_customers",
            "prediction_table", "purchase_figures", "read_features", "score", "scored_rows"]
 
@@ -68,10 +68,6 @@ PREDICTION_COLUMNS = (
 # The hard rule of docs/measures.md#lifecycle-state: a subscriber who cancelled and has not ordered
 # since is gone, whatever their purchase history says: churn risk 1, P(alive) 0, nothing expected.
 GONE = "subscription_cancelled"
-# Customers whose churn reasons are not looked for: they have left already (lifecycle state lost, or the
-# hard rule's), no keep list or call list shows them, and what a person reads of them is why they left
-# (the lost reason) rather than what raises a risk; the reasons' occlusion is most of the scoring's work.
-ALREADY_LEFT = ("lost", GONE)
 MIN_REPEAT_BUYERS = 30  # fewer cannot pin the BG/NBD and Gamma-Gamma parameters down
 MIN_TRAINING_CUSTOMERS = 200
 MIN_TRAINING_WINDOW = 30  # days: the shortest window the churn model is trained on
@@ -248,7 +244,9 @@ def scored_rows(features: Features, fits: Fits, as_of: dt.date, *, horizon_days:
         if pool is not None:
             figures = pool.submit(purchase_figures, features, fits, horizon_days=horizon_days,
                                   clv_horizon_days=clv_horizon_days, discount_rate=discount_rate)
-        explained = ~_in_states(features.table, ALREADY_LEFT)
+        # reasons only where someone can act on them: a customer who has left (`LOST_STATES`) is on no keep
+        # list or call list, and their lost reason says why they left; the occlusion is most of the scoring
+        explained = ~_in_states(features.table, LOST_STATES)
         risk, top = churn_scores(fits.churn, features.matrix, rows=explained)
         # the matrix is not read again: not held while the reasons are written and the table is stored
         features.__dict__.pop("matrix", None)
@@ -440,10 +438,10 @@ def explain(features: Features, churn: ChurnModel, *, top: np.ndarray | None = N
     """Stage 4, explain: lang -> each customer's three features that raise the churn risk most
     (by occlusion on the model itself), in words (ja and en). `top`: those features as
     `churn_scores` gave them, when it ran already. `unexplained`: a mask of the customers who have
-    left already (`ALREADY_LEFT`), whose reasons were not looked for (`churn_scores(rows=)`), and who
+    left already (`LOST_STATES`), whose reasons were not looked for (`churn_scores(rows=)`), and who
     read so; by default every customer in those states."""
     if unexplained is None:
-        unexplained = _in_states(features.table, ALREADY_LEFT)
+        unexplained = _in_states(features.table, LOST_STATES)
     if top is None:
         top = churn.top_reasons(features.matrix, k=3, rows=~unexplained)
     langs = ("ja", "en")

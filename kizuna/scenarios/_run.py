@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kizuna._errors import KizunaError
+from kizuna.analytics import LOST_STATES
 from kizuna.delivery import Transport
 from kizuna.operations import Delivery, DueRow, Enrolment, Ledger, Operations, take_baselines
 from kizuna.prediction import last_calls
@@ -540,8 +541,11 @@ def _due_data(tables: dict[str, ibis.Table], settings: RunSettings, moments: pa.
         p = audience["predictions"]
         reasons = "churn_reasons_en" if lang == "en" else "churn_reasons_ja"
         cols = [c for c in _PREDICTION_FIELDS if c in p.columns]
-        sides.append(([*cols, "churn_reasons"], p.select("customer_id", *cols, churn_reasons=p[reasons]
-                                                          if reasons in p.columns else ibis.null("string"))))
+        # empty for a customer who has left: their reasons were not looked for (the lost reason says why)
+        said = p[reasons] if reasons in p.columns else ibis.null("string")
+        if "lifecycle_state" in p.columns:
+            said = ibis.cases((p.lifecycle_state.isin(LOST_STATES), ibis.null("string")), else_=said)
+        sides.append(([*cols, "churn_reasons"], p.select("customer_id", *cols, churn_reasons=said)))
     if "calls" in tables:  # the call lists' cooldown and callbacks (kizuna.prediction.call_blocker)
         sides.append((["last_called_at", "callback_due"], last_calls(tables["calls"], as_of)))
     # the parcel-insert list names the order whose parcel takes the insert: the latest not yet shipped
