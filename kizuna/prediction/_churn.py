@@ -670,10 +670,10 @@ def _free_cores(cores: int, others: float) -> int:
 # query, an analysis just run): after a busy minute it would leave the boosting one thread on an idle
 # machine. CPU time apart tells this process's use from the others'.
 _cpu_lock = threading.Lock()
-_cpu_mark: tuple[float, float, float] | None = None
+_cpu_mark: tuple[float, float, float] | None = None  # where the next window starts (first: this module's import)
 _cpu_measured: tuple[float, float] | None = None  # (when, cores the others used)
-_CPU_WINDOW = (1.0, 30.0)  # a window shorter is noise; longer, no longer about now
-_CPU_SHORT_WINDOW = 0.1  # the window waited for when there is no mark in the last `_CPU_WINDOW[1]` s
+_CPU_WINDOW = (0.1, 30.0)  # a window shorter is noise; longer, no longer about now
+_CPU_KEPT = 1.0  # seconds a measure is given again rather than measured on a shorter window
 
 
 def _cpu_times() -> tuple[float, float, float] | None:
@@ -691,19 +691,20 @@ def _cpu_times() -> tuple[float, float, float] | None:
 
 
 def _cores_used_by_others() -> float | None:
-    """How many cores other processes kept busy since the last call (between one and 30 seconds
-    ago; a tenth of a second waited for when there is none), or None where it cannot be measured.
-    A measure less than a second old is given again rather than measured on a shorter window."""
+    """How many cores other processes kept busy since the last call, or since this module was imported
+    (a window of a tenth of a second to 30 seconds; a tenth of a second waited for when there is none),
+    or None where it cannot be measured. A measure less than a second old is given again."""
     global _cpu_mark, _cpu_measured
     with _cpu_lock:
         now = _cpu_times()
         if now is None:
             return None
-        if _cpu_measured is not None and now[0] - _cpu_measured[0] < _CPU_WINDOW[0]:
+        if _cpu_measured is not None and now[0] - _cpu_measured[0] < _CPU_KEPT:
             return _cpu_measured[1]
-        if _cpu_mark is None or not _CPU_WINDOW[0] <= now[0] - _cpu_mark[0] <= _CPU_WINDOW[1]:
+        if _cpu_mark is None or now[0] - _cpu_mark[0] > _CPU_WINDOW[1]:
             _cpu_mark = now
-            time.sleep(_CPU_SHORT_WINDOW)
+        if now[0] - _cpu_mark[0] < _CPU_WINDOW[0]:
+            time.sleep(_CPU_WINDOW[0] - (now[0] - _cpu_mark[0]))
             now = _cpu_times()
             if now is None:
                 return None
@@ -712,6 +713,9 @@ def _cores_used_by_others() -> float | None:
         others = max(0.0, ((now[1] - start[1]) - (now[2] - start[2])) / wall) if wall > 0 else 0.0
         _cpu_measured = (now[0], others)
         return others
+
+
+_cpu_mark = _cpu_times()
 
 
 @contextlib.contextmanager
