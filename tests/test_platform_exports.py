@@ -321,6 +321,21 @@ def test_an_unknown_order_shaped_file_is_refused_in_one_line(ws, tmp_path):
     assert ws.store.count("orders") == ws.store.count("customers") == ws.store.count("products") == 0
 
 
+def test_headers_two_platforms_share_ask_for_the_platform_in_the_workspaces_language(ws, tmp_path):
+    """A file of only the headers EC-CUBE 4's and EC-CUBE 2's layouts share fits both alike: refused, naming
+    both, in one line (no guess between two platforms' meanings of the same columns)."""
+    from kizuna.importing._platforms import PLATFORMS
+
+    layouts = {p.name: p.headers for p in PLATFORMS}
+    shared = [h for h in layouts["EC-CUBE 4 受注CSV"] if h in layouts["EC-CUBE 2 受注CSV"]]
+    path = write(tmp_path / "shared.csv", shared, [dict.fromkeys(shared, "1")], "utf-8")
+    with pytest.raises(MissingColumnsError) as caught:
+        ws.import_file(path)
+    assert "fit both EC-CUBE 4" in str(caught.value) and "EC-CUBE 2" in str(caught.value)
+    assert "どちらにも合います" in caught.value.text("ja") and "\n" not in caught.value.text("ja")
+    assert ws.store.count("customers") == ws.store.count("orders") == 0
+
+
 def test_an_order_file_is_never_read_as_products_and_platform_can_be_forced(ws, tmp_path):
     header = ["注文番号", "注文日時", "合計金額", "商品名", "価格"]
     path = write(tmp_path / "o.csv", header, [

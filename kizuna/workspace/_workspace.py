@@ -401,8 +401,8 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         """Fit the models of docs/measures.md §3 on the data up to `as_of` and store `customer_predictions`.
 
         One row per customer who has ordered: P(alive), expected orders and next order date,
-        expected order value, CLV, churn risk with its three main reasons (ja and en), value at
-        risk; see `kizuna.prediction.predict_customers`. Horizons and rates are [prediction]
+        expected order value, CLV, churn risk with its three main reasons (ja and en; for customers who
+        have not left), value at risk; see `kizuna.prediction.predict_customers`. Horizons and rates are [prediction]
         settings; `horizon_days` overrides the churn horizon for this call. With the call outcomes
         known by then, the effect of a call too (`kizuna.prediction.call_uplift`: uplift and value kept
         by calling, once [calls] min_outcomes of them exist).
