@@ -255,6 +255,19 @@ def test_cli_predict_priority_and_backtest(demo: Path, tmp_path: Path):
     assert summary["customers"] > 0 and summary["model_fit"]["bg_nbd"]["params"]["r"] > 0
     assert summary["problems"] == [] and summary["value_at_risk"] > 0  # every model fitted the demo
     assert {r["segment"] for r in summary["value_at_risk_by_segment"]} >= {"churn_candidate", "loyal"}
+    # each segment's customers and value at risk, summed here from the stored tables
+    with Workspace.open(demo, read_only=True) as ws:
+        cells = dict(zip(*ws.scores().select("customer_id", "matrix_cell").to_pyarrow().to_pydict().values(),
+                         strict=True))
+        expected: dict[str, list] = {}
+        for row in ws.predictions().select("customer_id", "value_at_risk").to_pyarrow().to_pylist():
+            each = expected.setdefault(cells[row["customer_id"]], [0, 0.0])
+            each[0] += 1
+            each[1] += row["value_at_risk"] or 0.0
+    by_segment = summary["value_at_risk_by_segment"]
+    assert {r["segment"]: r["customers"] for r in by_segment} == {k: v[0] for k, v in expected.items()}
+    assert all(math.isclose(r["value_at_risk"], expected[r["segment"]][1], rel_tol=1e-9) for r in by_segment)
+    assert [r["value_at_risk"] for r in by_segment] == sorted((r["value_at_risk"] for r in by_segment), reverse=True)
     done = kizuna("priority", "--dir", str(demo), "-f", "csv", "-o", "calls.csv", "--capacity", "5", "--lang", "en",
                   cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -57,10 +57,9 @@ def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
     from kizuna.prediction import high_risk_count, keep_count, value_at_risk_by
 
     threshold = ws.settings.prediction.high_risk
-    scores = (ws.scores().select("customer_id", "matrix_cell").to_pyarrow()
-              if ws.store.has_table("customer_scores") else None)
     table = result.table
-    by_segment = value_at_risk_by(table, scores, "matrix_cell") if scores is not None else []
+    by_segment = (value_at_risk_by(ws.predictions(), ws.scores(), "matrix_cell")
+                  if ws.store.has_table("customer_scores") else [])
     high = high_risk_count(table, threshold)
     keep = keep_count(table)
     total_at_risk = pc.sum(table["value_at_risk"]).as_py()  # None when nobody has one

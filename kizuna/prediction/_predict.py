@@ -743,14 +743,14 @@ def _cancel_probability(model: ShiftedBetaGeo | None, features: pa.Table, horizo
     return np.where(subscriber, 1 - stay, np.nan)
 
 
-def value_at_risk_by(predictions: pa.Table, scores: pa.Table, column: str) -> list[dict]:
-    """Customers, high-risk customers and value at risk per value of a customer_scores column."""
-    # the two columns needed, not every prediction column (the reasons' texts): Arrow's join copies what it is given
-    joined = predictions.select(["customer_id", "value_at_risk"]).join(scores.select(["customer_id", column]),
-                                                                      "customer_id")
-    grouped = joined.group_by(column).aggregate([("customer_id", "count"), ("value_at_risk", "sum")])
-    rows = [{"segment": r[column], "customers": r["customer_id_count"], "value_at_risk": r["value_at_risk_sum"]}
-            for r in grouped.to_pylist()]
+def value_at_risk_by(predictions: ibis.Table, scores: ibis.Table, column: str) -> list[dict]:
+    """Predicted customers and their value at risk per value of a customer_scores column, most value first:
+    joined and summed in the engine, where both tables are (a few rows come back)."""
+    joined = predictions.select("customer_id", "value_at_risk").join(scores.select("customer_id", column),
+                                                                     "customer_id")
+    grouped = joined.group_by(column).aggregate(customers=joined.count(), value_at_risk=joined.value_at_risk.sum())
+    rows = [{"segment": r[column], "customers": r["customers"], "value_at_risk": r["value_at_risk"]}
+            for r in grouped.to_pyarrow().to_pylist()]
     return sorted(rows, key=lambda r: -(r["value_at_risk"] or 0))
 
 
