@@ -669,9 +669,6 @@ def _free_cores(cores: int, others: float) -> int:
 # The one-minute load average counts this process's own threads of the minute before (the engine's
 # query, an analysis just run): after a busy minute it would leave the boosting one thread on an idle
 # machine. CPU time apart tells this process's use from the others'.
-_cpu_lock = threading.Lock()
-_cpu_mark: tuple[float, float, float] | None = None  # where the next window starts (first: this module's import)
-_cpu_measured: tuple[float, float] | None = None  # (when, cores the others used)
 _CPU_WINDOW = (0.1, 30.0)  # a window shorter is noise; longer, no longer about now
 _CPU_KEPT = 1.0  # seconds a measure is given again rather than measured on a shorter window
 
@@ -688,6 +685,11 @@ def _cpu_times() -> tuple[float, float, float] | None:
     if len(ticks) < 5:
         return None
     return time.monotonic(), (sum(ticks) - ticks[3] - ticks[4]) / per_second, time.process_time()
+
+
+_cpu_lock = threading.Lock()
+_cpu_mark = _cpu_times()  # where the next window starts: first, this module's import
+_cpu_measured: tuple[float, float] | None = None  # (when, cores the others used)
 
 
 def _cores_used_by_others() -> float | None:
@@ -713,9 +715,6 @@ def _cores_used_by_others() -> float | None:
         others = max(0.0, ((now[1] - start[1]) - (now[2] - start[2])) / wall) if wall > 0 else 0.0
         _cpu_measured = (now[0], others)
         return others
-
-
-_cpu_mark = _cpu_times()
 
 
 @contextlib.contextmanager

@@ -385,7 +385,7 @@ def score(features: Features, fits: Fits, *, horizon_days: int, clv_horizon_days
     risk = fits.churn.predict_risk(features.matrix) if churn_risk is None else churn_risk
     cancel = _cancel_probability(fits.shifted_beta_geo, features.table, horizon_days)
     # the hard rule (docs/measures.md#lifecycle-state): a cancelled subscriber who has not ordered since
-    gone = _in_state(features.table, GONE)
+    gone = _in_states(features.table, (GONE,))
     if gone.any():
         risk = np.where(gone, 1.0, risk)
         p_alive, expected_orders, clv = (np.where(gone, 0.0, v) for v in (p_alive, expected_orders, clv))
@@ -580,13 +580,9 @@ def _matrix(features: pa.Table) -> np.ndarray:
     ])
 
 
-def _in_state(features: pa.Table, state: str) -> np.ndarray:
-    """bool per customer: in lifecycle `state` (no state: False), without a Python string per customer."""
-    return pc.fill_null(pc.equal(features["lifecycle_state"], state), False).to_numpy(zero_copy_only=False)
-
-
 def _in_states(features: pa.Table, states: Sequence[str]) -> np.ndarray:
-    """bool per customer: in one of the lifecycle `states` (no state: False)."""
+    """bool per customer: in one of the lifecycle `states` (no state: False), without a Python string per
+    customer."""
     return pc.fill_null(pc.is_in(features["lifecycle_state"], pa.array(list(states), pa.string())),
                         False).to_numpy(zero_copy_only=False)
 
