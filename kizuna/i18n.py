@@ -1031,6 +1031,29 @@ _ERRORS: dict[str, tuple[str, str]] = {
     "list.separator": ("、", ", "),
     "error.in_file": ("{path}: {problem}", "{path}: {problem}"),
     "error.column_problem": ("{column}: {problem}", "{column}: {problem}"),
+    # the workspace folder and the days and horizons a command is given
+    "error.not_a_workspace": (
+        "{path} は kizuna のワークスペースではありません ({file} がありません)。`kizuna init DIR` で作成するか、"
+        "--dir で既存のワークスペースを指定してください。",
+        "{path} is not a kizuna workspace (no {file}). Create one with `kizuna init DIR`, or pass --dir to an "
+        "existing one."),
+    "error.workspace_is_file": (
+        "{path} はフォルダーではなくファイルです。ワークスペースには新しいフォルダーか空のフォルダーを"
+        "指定してください。",
+        "{path} is a file, not a folder. Give a new or empty folder for the workspace."),
+    "error.workspace_exists": (
+        "{path} はすでに kizuna のワークスペースです ({file} があります)。--dir で使うか、別のフォルダーを"
+        "指定してください。",
+        "{path} is already a kizuna workspace ({file} exists). Use it with --dir, or choose another folder."),
+    "error.folder_not_created": (
+        "フォルダー {path} を作成できません ({problem})。書き込めるフォルダーを指定してください。",
+        "cannot create the folder {path} ({problem}). Choose a folder you can write in."),
+    "error.day_out_of_range": (
+        "日付 {day} は kizuna が計算できる期間 ({first} … {last}) の外です。この期間の日付を指定してください。",
+        "the date {day} is outside {first} … {last}, the days kizuna computes on; give a date in that range."),
+    "error.horizon_out_of_range": (
+        "--horizon {days} は {low} … {high} 日の範囲の外です。この範囲の日数を指定してください。",
+        "--horizon {days} is outside {low} … {high} days; give a number of days within them."),
     "error.no_data": ("このワークスペースには{table}がありません。{hint}", "No {table} in this workspace. {hint}"),
     "error.unknown_segment": ("セグメント {name} はありません。次のどれかを指定してください: {known}。",
                               "unknown segment {name}. Choose one of: {known} (ids such as churn_candidate and "

@@ -246,6 +246,15 @@ class Sections(Section):
         return "\n".join(lines) + "\n"
 
 
+def require_workspace(folder: Path) -> Path:
+    """The kizuna.toml of the workspace in `folder`; a `WorkspaceError` saying how to make or find one
+    when the folder holds none (the one message every command and the web app give)."""
+    path = folder / SETTINGS_FILE
+    if not path.exists():
+        raise WorkspaceError.keyed("error.not_a_workspace", path=str(folder.resolve()), file=SETTINGS_FILE)
+    return path
+
+
 def configured_lang(folder: Path) -> str | None:
     """[business] lang of the kizuna.toml in `folder`, read without checking the rest of the file (so
     that the error about the rest is said in it); None when there is none or it is not a language."""

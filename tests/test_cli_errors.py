@@ -26,11 +26,12 @@ def kizuna(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*KIZUNA, *map(str, args)], capture_output=True, text=True, cwd=cwd, check=False)
 
 
-def fails(done: subprocess.CompletedProcess[str], message: str, status: int = 1) -> None:
-    """The command stopped with `status` and said exactly `message`, in one line, after the Japanese
-    workspace's "エラー:" (these messages are not in the catalogue yet: English in either language)."""
+def fails(done: subprocess.CompletedProcess[str], message: str, status: int = 1, *, lang: str = "ja") -> None:
+    """The command stopped with `status` and said exactly `message`, in one line, after "エラー:" (a
+    Japanese workspace's, or no workspace's) or "error:" (`lang` "en"). Messages the catalogue has are
+    in that language; the others are still English in either."""
     assert "Traceback" not in done.stderr, done.stderr
-    assert done.stderr == f"エラー: {message}\n"
+    assert done.stderr == f"{'エラー' if lang == 'ja' else 'error'}: {message}\n"
     assert done.returncode == status
 
 
@@ -123,8 +124,12 @@ def test_the_summary_names_ten_ignored_columns_and_counts_the_rest(ws: Path):
 def test_dates_outside_the_computable_range_are_refused(analyzed: Path, command: list[str], day: str):
     fails(kizuna(*command, day, "-d", "ws", cwd=analyzed.parent) if command[0] != "demo"
           else kizuna(*command, day, cwd=analyzed.parent),
-          f"the date {day} is outside 1900-01-01 … 2999-12-31, the days kizuna computes on; "
-          "give a date in that range.")
+          f"日付 {day} は kizuna が計算できる期間 (1900-01-01 … 2999-12-31) の外です。"
+          "この期間の日付を指定してください。")
+    if command[0] != "demo":
+        fails(kizuna(*command, day, "-d", "ws", "--lang", "en", cwd=analyzed.parent),
+              f"the date {day} is outside 1900-01-01 … 2999-12-31, the days kizuna computes on; "
+              "give a date in that range.", lang="en")
 
 
 @pytest.mark.slow
@@ -185,13 +190,37 @@ def test_export_to_a_folder_or_below_a_file_is_refused_before_computing(analyzed
 def test_init_on_a_file_or_an_existing_workspace(ws: Path):
     cwd = ws.parent
     write(cwd / "notes.txt", "x")
-    fails(kizuna("init", "notes.txt", cwd=cwd), "notes.txt is a file, not a folder. Give a new or empty folder for "
-                                                "the workspace.")
-    fails(kizuna("init", "notes.txt/shop", cwd=cwd), "cannot create the folder notes.txt/shop (Not a directory). "
-                                                     "Choose a folder you can write in.")
-    fails(kizuna("init", "ws", cwd=cwd), "ws is already a kizuna workspace (kizuna.toml exists). Use it with --dir, "
-                                         "or choose another folder.")
+    fails(kizuna("init", "notes.txt", cwd=cwd), "notes.txt はフォルダーではなくファイルです。ワークスペースには"
+                                                "新しいフォルダーか空のフォルダーを指定してください。")
+    fails(kizuna("init", "notes.txt/shop", cwd=cwd), "フォルダー notes.txt/shop を作成できません (Not a directory)。"
+                                                     "書き込めるフォルダーを指定してください。")
+    fails(kizuna("init", "ws", cwd=cwd), "ws はすでに kizuna のワークスペースです (kizuna.toml があります)。"
+                                         "--dir で使うか、別のフォルダーを指定してください。")
+    fails(kizuna("init", "notes.txt", "--lang", "en", cwd=cwd),
+          "notes.txt is a file, not a folder. Give a new or empty folder for the workspace.", lang="en")
+    fails(kizuna("init", "notes.txt/shop", "--lang", "en", cwd=cwd),
+          "cannot create the folder notes.txt/shop (Not a directory). Choose a folder you can write in.", lang="en")
+    fails(kizuna("init", "ws", "--lang", "en", cwd=cwd),
+          "ws is already a kizuna workspace (kizuna.toml exists). Use it with --dir, or choose another folder.",
+          lang="en")
     assert (cwd / "notes.txt").read_text() == "x"
+
+
+@pytest.mark.parametrize("command", [["analyze"], ["predict"], ["serve", "--port", "0"], ["user", "passwd", "anna"],
+                                     ["run", "--dry-run"]])
+@pytest.mark.slow
+def test_a_folder_that_is_no_workspace_is_named_with_what_to_do(tmp_path: Path, command: list[str]):
+    """Every command, the web server's included, says it in the same words, in the language asked for
+    (Japanese when the folder has no settings to say which)."""
+    (tmp_path / "shop").mkdir()
+    where = tmp_path / "shop"
+    fails(kizuna(*command, "-d", "shop", cwd=tmp_path),
+          f"{where} は kizuna のワークスペースではありません (kizuna.toml がありません)。"
+          "`kizuna init DIR` で作成するか、--dir で既存のワークスペースを指定してください。")
+    fails(kizuna(*command, "-d", "shop", "--lang", "en", cwd=tmp_path),
+          f"{where} is not a kizuna workspace (no kizuna.toml). Create one with `kizuna init DIR`, or pass --dir to "
+          "an existing one.", lang="en")
+    assert list(where.iterdir()) == []  # nothing written into the folder
 
 
 # -- point 8: traps --------------------------------------------------------------------------------

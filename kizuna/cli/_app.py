@@ -44,6 +44,12 @@ def _lang(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
     return value
 
 
+def speak(lang: str | None, folder: Path) -> None:
+    """The language of the command's error line, for a command whose --lang means something else (the
+    web pages' first language): `lang` when given, else the workspace's [business] lang, else Japanese."""
+    _language[:] = [lang or configured_lang(folder) or "ja"]
+
+
 def current_lang() -> str:
     """The language of the command running: its --lang, the workspace's [business] lang, else ja."""
     return _language[0] if _language and _language[0] in LANGS else "ja"

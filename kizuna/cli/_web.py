@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kizuna.cli._app import DirOption, LangOption, _check, app
+from kizuna.cli._app import DirOption, LangOption, _check, app, speak
 from kizuna.cli._render import console
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ def serve(
 
     if lang is not None:
         _check(lang)
+    speak(lang, directory)
     workers = workers or 1
     os.umask(0o077)  # what the app writes (the operational records) is its user's alone
     # built here once in any case: a workspace that is missing or readable by others is refused in one line
@@ -161,9 +162,6 @@ def _operations(directory: Path) -> Operations:
 
 
 def _workspace(directory: Path) -> None:
-    from kizuna._errors import WorkspaceError
-    from kizuna.settings import SETTINGS_FILE
+    from kizuna.settings import require_workspace
 
-    if not (directory / SETTINGS_FILE).exists():
-        raise WorkspaceError(f"{directory.resolve()} is not a kizuna workspace (no {SETTINGS_FILE}). "
-                             "Pass --dir to an existing one.")
+    require_workspace(directory)

@@ -257,13 +257,11 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
     >>> import uvicorn                                                    # doctest: +SKIP
     >>> uvicorn.run(create_app("shop"), host="127.0.0.1", port=8000)      # doctest: +SKIP
     """
-    from kizuna.settings import SETTINGS_FILE
+    from kizuna.settings import require_workspace
     from kizuna.web import _campaigns, _dashboard, _scenarios_page
 
     path = Path(workspace_dir)
-    if not (path / SETTINGS_FILE).exists():
-        raise KizunaError(f"{path.resolve()} is not a kizuna workspace (no {SETTINGS_FILE}). "
-                          "Pass --dir to an existing one, or create one with `kizuna init DIR`.")
+    require_workspace(path)
     if private_files and (exposed := exposed_files(path)):
         # they hold the secret that signs the session cookies, password hashes, customers' data
         files = " ".join(str(f) for f in exposed)

@@ -15,7 +15,7 @@ from kizuna import analytics
 from kizuna._errors import KizunaError, NoDataError, Phrase, WorkspaceError
 from kizuna.exporting import check_output, export_segment
 from kizuna.operations import OPERATIONS_FILE, Links, Operations
-from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, RankRule
+from kizuna.settings import FIRST_DAY, HORIZON_DAYS, LAST_DAY, SETTINGS_FILE, RankRule, require_workspace
 from kizuna.store import (
     TABLES,
     Store,
@@ -171,10 +171,7 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
     def check_day(day: dt.date | None) -> dt.date | None:
         """`day`, if kizuna can compute on it (1900-01-01 … 2999-12-31); a one-line error otherwise."""
         if day is not None and not FIRST_DAY <= day <= LAST_DAY:
-            raise KizunaError(
-                f"the date {day} is outside {FIRST_DAY} … {LAST_DAY}, the days kizuna computes on; "
-                "give a date in that range."
-            )
+            raise KizunaError.keyed("error.day_out_of_range", day=str(day), first=str(FIRST_DAY), last=str(LAST_DAY))
         return day
 
     def __enter__(self) -> Workspace:
@@ -467,7 +464,7 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
             return self.settings.prediction.horizon_days
         low, high = HORIZON_DAYS
         if not low <= days <= high:
-            raise KizunaError(f"--horizon {days} is outside {low} … {high:,} days; give a number of days within them.")
+            raise KizunaError.keyed("error.horizon_out_of_range", days=days, low=low, high=f"{high:,}")
         return days
 
     def predictions(self) -> ibis.Table:
@@ -697,21 +694,14 @@ def _create_folder(path: Path, *, store_url: str, exist_ok: bool, settings: Sett
     url) and the example scenarios; a one-line `WorkspaceError` when it cannot be made."""
     settings_path = path / SETTINGS_FILE
     if path.exists() and not path.is_dir():
-        raise WorkspaceError(
-            f"{path} is a file, not a folder. Give a new or empty folder for the workspace."
-        )
+        raise WorkspaceError.keyed("error.workspace_is_file", path=str(path))
     if settings_path.exists() and not exist_ok:
-        raise WorkspaceError(
-            f"{path} is already a kizuna workspace ({SETTINGS_FILE} exists). "
-            "Use it with --dir, or choose another folder."
-        )
+        raise WorkspaceError.keyed("error.workspace_exists", path=str(path), file=SETTINGS_FILE)
     Store.check_url(store_url or (settings.store.url if settings else ""))  # before writing the file
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise WorkspaceError(
-            f"cannot create the folder {path} ({exc.strerror}). Choose a folder you can write in."
-        ) from None
+        raise WorkspaceError.keyed("error.folder_not_created", path=str(path), problem=exc.strerror) from None
     if not settings_path.exists():
         settings = settings or Settings()
         if store_url:
@@ -737,13 +727,7 @@ def _write_setting(path: Path, section: str, key: str, value: Any) -> Settings:
 
 
 def _load_settings(path: Path) -> Settings:
-    settings_path = path / SETTINGS_FILE
-    if not settings_path.exists():
-        raise WorkspaceError(
-            f"{path.resolve()} is not a kizuna workspace (no {SETTINGS_FILE}). "
-            "Create one with `kizuna init DIR`, or pass --dir to an existing one."
-        )
-    return Settings.load(settings_path)
+    return Settings.load(require_workspace(path))
 
 
 def _connect(path: Path, settings: Settings, store_url: str | None, *, create: bool, read_only: bool) -> Store:
