@@ -139,34 +139,60 @@ def purchase_summary(tables: dict[str, ibis.Table], as_of: dt.date, *, earlier: 
     last_day, purchase_days (days with an order: lifetimes' purchases), repeat_revenue (of the
     purchase days after the first), orders_365d, revenue, revenue_365d (null: none).
 
-    One grouping of the orders by customer and day, then one by customer: the day's figures add
-    up to the customer's (the last 365 days start at a midnight, so a day is in them or not).
-    The revenue of the first day is taken off the total (integers: exact) instead of summing the
-    other days, which would need each customer's first day beside each of their days.
+    Two groupings of the orders joined by customer: by customer alone for the figures that add up
+    over orders (the last 365 days start at a midnight, so an order's day is in them or not), and by
+    customer and day for the two that need a customer's days — how many there are and the first
+    day's revenue. The day grouping has nearly a group per order, so it carries only those: the
+    first grouping's many aggregates over a group per customer cost far less than the same over
+    the days. The revenue of the first day is taken off the total (integers: exact) instead of
+    summing the other days, which would need each customer's first day beside each of their days.
 
     `earlier`: a day before `as_of` whose summary is wanted too (the churn model's training cut-off):
-    the same columns as of that day, prefixed ``EARLIER``, from the same grouping (the days up to it:
-    an order counted by `as_of` was counted by `earlier` exactly when it was placed by then);
+    the same columns as of that day, prefixed ``EARLIER``, from the same groupings (the days up to it:
+    an order counted by `as_of` was counted by `earlier` exactly when it was placed by then; a
+    customer's first day is the same as of either day once they had ordered by `earlier`);
     `earlier_summary` reads them as a summary of their own.
     """
     cut = AsOf(as_of)
     orders = counted_orders(tables["orders"], cut)
-    days = orders.group_by(customer_id=orders.customer_id, day=orders.ordered_at.date()).aggregate(
-        day_orders=orders.count(), day_revenue=orders.revenue.sum(),
-        first_at=orders.ordered_at.min(), last_at=orders.ordered_at.max(),
-    )
-    figures = _summary_figures(days, as_of, None)
+    orders = orders.mutate(day=orders.ordered_at.date(), one=ibis.literal(1, type="int64"))
+    figures = _order_figures(orders, as_of, None)
+    # the orders read apart for the days (the columns they need, a relation of its own): read once for
+    # both groupings, the engine would hold every counted order between them (a shared subquery is a
+    # common table expression, which DuckDB materialises)
+    of_days = counted_orders(tables["orders"].select("customer_id", "ordered_at", "amount", "status", "refund_amount"),
+                             cut)
+    of_days = of_days.select("customer_id", "revenue", day=of_days.ordered_at.date())
+    days = of_days.group_by("customer_id", "day").aggregate(day_revenue=of_days.revenue.sum())
+    counts = {"purchase_days": days.count(),
+              # the first day's revenue, and how many days have a revenue (a day of orders without an amount has none)
+              "_first_revenue": first_by(days.day_revenue, days.day),
+              "_revenues": days.day_revenue.count()}
     if earlier is not None:
-        figures |= {EARLIER + name: value
-                    for name, value in _summary_figures(days, earlier, days.day <= ibis.literal(earlier)).items()}
-    per = days.group_by("customer_id").aggregate(**figures)
-    per = _with_repeat_revenue(per, "")
-    return per if earlier is None else _with_repeat_revenue(per, EARLIER)
+        seen = orders.day <= ibis.literal(earlier)
+        figures |= {EARLIER + name: value for name, value in _order_figures(orders, earlier, seen).items()}
+        seen_day = days.day <= ibis.literal(earlier)
+        counts |= {EARLIER + "purchase_days": days.count(where=seen_day),
+                   EARLIER + "_revenues": days.day_revenue.count(where=seen_day)}
+    per = orders.group_by("customer_id").aggregate(**figures).inner_join(
+        days.group_by("customer_id").aggregate(**counts), "customer_id")
+    days_of = {prefix + "first_day": per[prefix + "first_order_at"].date() for prefix in _prefixes(earlier)}
+    days_of |= {prefix + "last_day": per[prefix + "last_order_at"].date() for prefix in _prefixes(earlier)}
+    if earlier is not None:
+        days_of[EARLIER + "_first_revenue"] = per._first_revenue
+    per = per.mutate(**days_of)
+    for prefix in _prefixes(earlier):
+        per = _with_repeat_revenue(per, prefix)
+    return per.select("customer_id", *(prefix + name for prefix in _prefixes(earlier) for name in _SUMMARY_COLUMNS))
 
 
 EARLIER = "earlier_"  # the columns of `purchase_summary(..., earlier=day)` as of that day
 _SUMMARY_COLUMNS = ("first_order_at", "last_order_at", "orders", "first_day", "last_day", "purchase_days", "revenue",
                     "orders_365d", "revenue_365d", "repeat_revenue")
+
+
+def _prefixes(earlier: dt.date | None) -> tuple[str, ...]:
+    return ("",) if earlier is None else ("", EARLIER)
 
 
 def earlier_summary(summary: ibis.Table) -> ibis.Table:
@@ -176,25 +202,20 @@ def earlier_summary(summary: ibis.Table) -> ibis.Table:
         "customer_id", **{name: summary[EARLIER + name] for name in _SUMMARY_COLUMNS})
 
 
-def _summary_figures(days: ibis.Table, as_of: dt.date, seen: ibis.Value | None) -> dict[str, ibis.Value]:
-    """The per-customer aggregates of `purchase_summary` as of `as_of`, over the days `seen` (None: all)."""
+def _order_figures(orders: ibis.Table, as_of: dt.date, seen: ibis.Value | None) -> dict[str, ibis.Value]:
+    """The per-customer aggregates of `purchase_summary` that add up over orders, as of `as_of`, over the
+    orders `seen` (None: all). Sums, not counts, of the orders of the year: null when there is none."""
     year_ago = (AsOf(as_of).end - _YEAR).date()
-    recent = days.day >= ibis.literal(year_ago)
+    recent = orders.day >= ibis.literal(year_ago)
     if seen is not None:
         recent = recent & seen
     return {
-        "first_order_at": days.first_at.min(where=seen),
-        "last_order_at": days.last_at.max(where=seen),
-        "orders": days.day_orders.sum(where=seen),
-        "first_day": days.day.min(where=seen),
-        "last_day": days.day.max(where=seen),
-        "purchase_days": days.count(where=seen),
-        "revenue": days.day_revenue.sum(where=seen),
-        # the first day's revenue, and how many days have a revenue (a day of orders without an amount has none)
-        "_first_revenue": first_by(days.day_revenue, days.day, where=seen),
-        "_revenues": days.day_revenue.count(where=seen),
-        "orders_365d": days.day_orders.sum(where=recent),
-        "revenue_365d": days.day_revenue.sum(where=recent),
+        "first_order_at": orders.ordered_at.min(where=seen),
+        "last_order_at": orders.ordered_at.max(where=seen),
+        "orders": orders.one.sum(where=seen),
+        "revenue": orders.revenue.sum(where=seen),
+        "orders_365d": orders.one.sum(where=recent),
+        "revenue_365d": orders.revenue.sum(where=recent),
     }
 
 
