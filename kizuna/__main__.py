@@ -1,3 +1,3 @@
-from kizuna.cli import main
+from kizuna.cli import run
 
-main()
+run()
