@@ -174,3 +174,25 @@ def test_batches_appended_in_whole_row_groups_keep_their_order_and_copy_without_
         ).fetchall()]
         assert groups == [ROW_GROUP, ROW_GROUP, sum(sizes) - 2 * ROW_GROUP], table
         assert con.execute(f"SELECT list(n ORDER BY rowid) = range({sum(sizes)}) FROM {table}").fetchone()[0]
+
+
+@pytest.mark.parametrize("given", ["shuffled", "sorted"])
+def test_create_in_order_stores_the_rows_by_their_key_whether_given_sorted_or_not(store, given):
+    # predictions are written in customer order (a customer's row is a range read): rows given out of order are
+    # put in order a row group at a time; rows given in order are written as they are, in one statement
+    import numpy as np
+    import pyarrow as pa
+
+    from kizuna.store._duckdb import ROW_GROUP
+
+    n = 2 * ROW_GROUP + 1_234  # more than one row group: the order holds across them
+    ids = np.array([f"C{i:07d}" for i in range(n)])
+    rows = np.random.default_rng(7).permutation(n) if given == "shuffled" else np.arange(n)
+    table = pa.table({"customer_id": ids[rows], "value": pa.array(rows * 3, pa.int64()),
+                      "note": pa.array([None if i % 5 == 0 else f"n{i}" for i in rows], pa.string())})
+    store.create_in_order("ordered", table, by=["customer_id"])
+
+    stored = store.backend.con.execute("SELECT customer_id, value, note FROM ordered ORDER BY rowid").fetchall()
+    assert [row[0] for row in stored] == list(ids)  # in key order, as stored
+    assert [row[1] for row in stored] == [3 * i for i in range(n)]  # each key with its own row's values
+    assert [row[2] for row in stored] == [None if i % 5 == 0 else f"n{i}" for i in range(n)]

@@ -328,7 +328,8 @@ def read_features(tables: dict[str, ibis.Table], as_of: dt.date, analysis: Analy
         features = customer_features(tables, as_of, purchases=purchases)
         cached = _with_states(features, tables, as_of, analysis, purchases=purchases).cache()
         try:
-            table = cached.to_pyarrow()
+            # in customer order, as the predictions are stored (`Store.create_in_order` then writes them as read)
+            table = cached.order_by("customer_id").to_pyarrow()
             counts = _beta_geo_counts(cached)
         finally:
             cached.release()

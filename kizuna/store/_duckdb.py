@@ -248,19 +248,25 @@ class DuckDBStore(Store):
     def create_in_order(self, name: str, rows: pa.Table, by: Sequence[str]) -> ibis.Table:
         # the order found here (Arrow's sort of the key columns alone) and the rows written a row group at
         # a time in it: DuckDB's ORDER BY would hold a sorted copy of every row, and so would a copy here
+        import numpy as np
         import pyarrow.compute as pc
 
         order = pc.sort_indices(rows.select(list(by)), sort_keys=[(c, "ascending") for c in by])
+        schema = ibis.memtable(rows.schema.empty_table()).schema()
+        if np.array_equal(order.to_numpy(), np.arange(rows.num_rows)):
+            # already in order (the caller read them sorted): no copy to make, so DuckDB reads the rows where
+            # they are, in one statement, a row group per thread (chunks of that size, without a copy)
+            return self.create_streamed(name, schema, [pa.Table.from_batches(rows.to_batches(ROW_GROUP), rows.schema)])
         batches = (rows.take(order.slice(start, ROW_GROUP)).combine_chunks().to_batches()[0]
                    for start in range(0, rows.num_rows, ROW_GROUP))
-        return self.create_streamed(name, ibis.memtable(rows.schema.empty_table()).schema(), batches)
+        return self.create_streamed(name, schema, batches)
 
-    def create_streamed(self, name: str, schema: ibis.Schema, batches: Iterable[pa.RecordBatch], *,
+    def create_streamed(self, name: str, schema: ibis.Schema, batches: Iterable[pa.RecordBatch | pa.Table], *,
                         categories: Mapping[str, Sequence[str]] | None = None) -> ibis.Table:
-        """Table `name` (`schema`, the columns of `categories` as ENUMs) of the rows of `batches` (the
-        columns of `schema` in its order), stored in their order: one INSERT per batch, so that only the
-        batch being written is held (DuckDB holds a stream's batches, or a registered table, until the
-        statement or the transaction ends)."""
+        """Table `name` (`schema`, the columns of `categories` as ENUMs) of the rows of `batches` (record
+        batches or tables, the columns of `schema` in its order), stored in their order: one INSERT per
+        batch, so that only the batch being written is held (DuckDB holds a stream's batches, or a
+        registered table, until the statement or the transaction ends)."""
         create, _ = self._create_statements(name, ibis.table(schema, name=name), categories=categories or {})
         table = sg.table(name, quoted=True).sql("duckdb")
         # on one thread DuckDB keeps a transaction's new row groups in memory; on two it writes each out
