@@ -1091,6 +1091,49 @@ _ERRORS: dict[str, tuple[str, str]] = {
         "プラットフォームを指定するか ({platforms})、--mapping FILE.toml で列を対応付けてください。",
         "{what}: the closest is {closest} ({hits} of its columns), which lacks {lacking}. Name the platform with "
         "--platform ({platforms}), or map the columns with --mapping FILE.toml."),
+    "error.header_row_counted_from_1": ("--header-row {row}: 行は 1 から数えます。",
+                                  "--header-row {row}: rows are counted from 1."),
+    "error.header_row_parquet": (
+        "--header-row は CSV と Excel のファイルに使います。Parquet ファイルは列名を自身で持っています。",
+        "--header-row is for CSV and Excel files; a Parquet file names its columns itself."),
+    "error.parquet_unreadable": ("読める Parquet ファイルではありません ({problem})。",
+                                 "not a readable Parquet file ({problem})."),
+    "error.excel_unreadable": ("読める Excel ブックではありません ({problem})。",
+                               "not a readable Excel workbook ({problem})."),
+    "error.unknown_encoding": (
+        "文字コード {encoding} (--encoding) はわかりません。utf-8、cp932 (Shift_JIS)、euc_jp のどれかを指定するか、"
+        "指定せずに自動で判定させてください。",
+        "unknown encoding {encoding} (--encoding); use utf-8, cp932 (Shift_JIS) or euc_jp, or leave it out to "
+        "detect it."),
+    "error.encoding_undetected": (
+        "ファイルの文字コードを判定できません。UTF-8 (または Shift_JIS) で保存して取り込み直すか、--encoding を"
+        "指定してください。",
+        "cannot tell the file's character encoding. Save it as UTF-8 (or Shift_JIS) and import it again, or pass "
+        "--encoding."),
+    "error.header_unreadable": ("見出し行を読めません ({problem})。", "cannot read the header row ({problem})."),
+    "error.header_row_missing": (
+        "ファイルに {row} 行目 (--header-row {row}) はありません。{rows} 行しかありません。"
+        "列名のある行を指定してください。",
+        "the file has no row {row} (--header-row {row}); it has {rows} row(s). Give the row that holds the column "
+        "names."),
+    "error.header_row_missing_in_sheet": (
+        "シート {sheet} に {row} 行目 (--header-row {row}) はありません。{rows} 行しかありません。"
+        "列名のある行を指定してください。",
+        "the sheet {sheet} has no row {row} (--header-row {row}); it has {rows} row(s). Give the row that holds "
+        "the column names."),
+    "error.header_row_blank": (
+        "ファイルの {row} 行目 (--header-row {row}) は空です。列名のある行を指定してください。",
+        "row {row} of the file (--header-row {row}) is blank. Give the row that holds the column names."),
+    "error.header_row_blank_in_sheet": (
+        "シート {sheet} の {row} 行目 (--header-row {row}) は空です。列名のある行を指定してください。",
+        "row {row} of the sheet {sheet} (--header-row {row}) is blank. Give the row that holds the column names."),
+    "error.sheet_no_header": ("シート {sheet} に見出し行がありません。", "the sheet {sheet} has no header row."),
+    "error.workbook_no_header": ("ブックのどのシートにも見出し行がありません。",
+                                 "no sheet of the workbook has a header row."),
+    "error.not_a_folder": ("フォルダーではありません。", "not a folder."),
+    "error.folder_nothing_to_import": (
+        "取り込めるファイルがありません。kizuna が取り込めるのは {kinds} のファイルです。",
+        "no file to import here; kizuna imports {kinds} files."),
     "error.file_not_found": ("ファイルがありません。パスを確かめてください。", "file not found. Check the path."),
     "error.no_such_sheet": ("{sheet} というシートはありません。ブックのシート: {sheets}。",
                             "no sheet named {sheet}; the workbook has {sheets}."),

@@ -125,7 +125,11 @@ def test_an_unknown_encoding_name_is_one_clear_error(ws, tmp_path):
     assert kizuna("init", "cli-ws", cwd=tmp_path).returncode == 0
     done = kizuna("import", "orders", str(path), "--encoding", "bogus", "--dir", "cli-ws", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "unknown encoding 'bogus'" in done.stderr
+    # the workspace's language (Japanese, as `kizuna init` makes it), naming the file
+    assert done.stderr.startswith(f"エラー: {path}: 文字コード 'bogus' (--encoding) はわかりません。"), done.stderr
+    done = kizuna("import", "orders", str(path), "--encoding", "bogus", "--dir", "cli-ws", "--lang", "en",
+                  cwd=tmp_path)
+    assert done.stderr.startswith(f"error: {path}: unknown encoding 'bogus' (--encoding); use utf-8"), done.stderr
 
 
 # -- 3. the store keeps what the customer wrote --------------------------------------

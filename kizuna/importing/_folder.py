@@ -27,7 +27,7 @@ def files_in_order(folder: Path | str, mapping: ColumnMapping | None = None,
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileFormatError("not a folder.", path=folder)
+        raise FileFormatError.keyed("error.not_a_folder", path=folder)
     mapping = mapping or ColumnMapping()
     found: list[tuple[str, Path]] = []
     for path in sorted(folder.iterdir()):
@@ -37,9 +37,7 @@ def files_in_order(folder: Path | str, mapping: ColumnMapping | None = None,
         _, plan = _choose_plan(source, None, mapping, path, sheet_given=False, platform=platform)
         found.append((plan.kind, path))
     if not found:
-        raise FileFormatError(
-            f"no file to import here; kizuna imports {', '.join(READABLE)} files.", path=folder
-        )
+        raise FileFormatError.keyed("error.folder_nothing_to_import", path=folder, kinds=", ".join(READABLE))
     order = list(KINDS)
     return sorted(found, key=lambda item: (order.index(item[0]), item[1].name))
 

@@ -404,7 +404,7 @@ def _choose_plan(
                 except MissingColumnsError:
                     continue
     if first_error is None:  # every sheet is empty
-        raise FileFormatError("no sheet of the workbook has a header row.", path=path)
+        raise FileFormatError.keyed("error.workbook_no_header", path=path)
     if len(sheets) > 1:
         raise MissingColumnsError(path, first_error.kind, first_error.missing, None, sheets=source.sheets)
     raise first_error

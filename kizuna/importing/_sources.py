@@ -152,7 +152,7 @@ def open_source(
     if not path.is_file():
         raise FileFormatError.keyed("error.file_not_found", path=path)
     if header_row is not None and header_row < 1:
-        raise FileFormatError(f"--header-row {header_row}: rows are counted from 1.", path=path)
+        raise FileFormatError.keyed("error.header_row_counted_from_1", path=path, row=header_row)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".tsv"):
         encoding = _known_encoding(encoding, path) if encoding else detect_encoding(path)
@@ -176,13 +176,12 @@ def open_source(
                 first_error = first_error or exc
         raise first_error
     if header_row not in (None, 1):
-        raise FileFormatError("--header-row is for CSV and Excel files; a Parquet file names its columns "
-                              "itself.", path=path)
+        raise FileFormatError.keyed("error.header_row_parquet", path=path)
     if suffix in (".parquet", ".pq"):
         try:
             schema = pq.ParquetFile(path).schema_arrow
         except Exception as exc:
-            raise FileFormatError(f"not a readable Parquet file ({exc}).", path=path) from None
+            raise FileFormatError.keyed("error.parquet_unreadable", path=path, problem=str(exc)) from None
         readable = [f.name for f in schema if _readable_type(f.type)]
         unreadable = [f"{f.name} ({f.type})" for f in schema if not _readable_type(f.type)]
         return Source(path, "parquet", None, readable, batch_rows, unreadable=unreadable)
@@ -196,11 +195,7 @@ def _known_encoding(encoding: str, path: Path) -> str:
     try:
         return codecs.lookup(encoding).name
     except LookupError:
-        raise FileFormatError(
-            f"unknown encoding {encoding!r} (--encoding); use utf-8, cp932 (Shift_JIS) or euc_jp, "
-            "or leave it out to detect it.",
-            path=path,
-        ) from None
+        raise FileFormatError.keyed("error.unknown_encoding", path=path, encoding=repr(encoding)) from None
 
 
 def _unique_names(headers: list[str]) -> list[str]:
@@ -225,20 +220,20 @@ def _first_filled(head: list[list[str]]) -> int:
 def _header_of(path: Path, format: str, head: list[list[str]], row: int, encoding: str | None, *,
                given: bool, sheet: str | None = None) -> list[str]:
     """The headers on `row`, checked: a blank row or one of undecodable bytes stops the import."""
-    where = f"the sheet {sheet!r}" if sheet is not None else "the file"
+    in_sheet = {} if sheet is None else {"sheet": repr(sheet)}
     if given and row > len(head):
-        raise FileFormatError(f"{where} has no row {row} (--header-row {row}); it has {len(head)} row(s). "
-                              "Give the row that holds the column names.", path=path)
+        raise FileFormatError.keyed("error.header_row_missing" + ("_in_sheet" if in_sheet else ""), path=path,
+                                    row=row, rows=len(head), **in_sheet)
     headers = list(head[row - 1]) if row <= len(head) else []
     if format == "xlsx":
         while headers and headers[-1] == "":
             headers.pop()
     if not any(h.strip() for h in headers):
         if given:
-            raise FileFormatError(f"row {row} of {where} (--header-row {row}) is blank. Give the row that "
-                                  "holds the column names.", path=path)
+            raise FileFormatError.keyed("error.header_row_blank" + ("_in_sheet" if in_sheet else ""), path=path,
+                                        row=row, **in_sheet)
         if format == "xlsx":
-            raise FileFormatError(f"the sheet {sheet!r} has no header row.", path=path)
+            raise FileFormatError.keyed("error.sheet_no_header", path=path, sheet=repr(sheet))
         raise FileFormatError.keyed("error.empty_file", path=path)
     if any(_UNDECODED.search(h) for h in headers):
         raise FileFormatError.keyed(
@@ -290,11 +285,7 @@ def detect_encoding(path: Path) -> str:
 
     guess = from_bytes(texts[0][0]).best()
     if guess is None:
-        raise FileFormatError(
-            "cannot tell the file's character encoding. Save it as UTF-8 (or Shift_JIS) "
-            "and import it again, or pass --encoding.",
-            path=path,
-        )
+        raise FileFormatError.keyed("error.encoding_undetected", path=path)
     return guess.encoding
 
 
@@ -351,7 +342,7 @@ def _csv_head(path: Path, encoding: str, delimiter: str | None, rows: int) -> tu
             head.extend(itertools.islice(reader, rows))
         except csv.Error as exc:
             if not head:
-                raise FileFormatError(f"cannot read the header row ({exc}).", path=path) from None
+                raise FileFormatError.keyed("error.header_unreadable", path=path, problem=str(exc)) from None
             # a row the exact reader will reject: the header is looked for above it
     return head, delimiter
 
@@ -640,7 +631,7 @@ def _open_workbook(path: Path):
     try:
         return openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
-        raise FileFormatError(f"not a readable Excel workbook ({exc}).", path=path) from None
+        raise FileFormatError.keyed("error.excel_unreadable", path=path, problem=str(exc)) from None
 
 
 def _xlsx_sheet_names(path: Path) -> tuple[list[str], list[str]]:
