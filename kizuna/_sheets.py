@@ -404,8 +404,7 @@ class XlsxSheet(SheetWriter):
 
     def writerow(self, row: Sequence[object]) -> None:
         if self.rows >= self._room:
-            raise KizunaError(f"{self._shown_as}: more than {self._room:,} rows, the most one worksheet holds; "
-                              "write the list as csv instead (-f csv).")
+            raise KizunaError.keyed("error.sheet_too_many_rows", path=str(self._shown_as), room=f"{self._room:,}")
         values = [self._value(v, at) for at, v in enumerate(row)]
         self.rows += 1
         if self._held is None:
@@ -445,9 +444,9 @@ def open_sheet(path: Path | str | None, fmt: str = "csv", *, headers: Sequence[C
         return CsvSheet(path, headers, shown_as=shown_as)
     if fmt == "xlsx":
         if path is None:
-            raise KizunaError("an Excel workbook is not written to standard output; give a file name with -o.")
+            raise KizunaError.keyed("error.workbook_to_stdout")
         return XlsxSheet(path, headers, sheet=sheet, title=title, shown_as=shown_as)
-    raise KizunaError(f"unknown file format {fmt!r}; choose {' or '.join(SHEET_FORMATS)}.")
+    raise KizunaError.keyed("error.sheet_format_unknown", fmt=repr(fmt), formats=" or ".join(SHEET_FORMATS))
 
 
 def open_csv(path: Path | str | None, headers: Sequence[Column | str] | None = None, *,
@@ -519,4 +518,5 @@ def _open(path: Path, shown_as: Path, action: Callable[[Path], Any]) -> Any:
     try:
         return action(path)
     except OSError as exc:
-        raise KizunaError(f"cannot write {shown_as}: {exc.strerror or exc}. Choose another file name.") from None
+        raise KizunaError.keyed("error.file_not_written", path=str(shown_as),
+                                problem=str(exc.strerror or exc)) from None

@@ -1134,6 +1134,41 @@ _ERRORS: dict[str, tuple[str, str]] = {
     "error.folder_nothing_to_import": (
         "取り込めるファイルがありません。kizuna が取り込めるのは {kinds} のファイルです。",
         "no file to import here; kizuna imports {kinds} files."),
+    # the files kizuna writes for people (exports, call lists, sheets)
+    "error.export_format_unknown": ("書き出し形式 {fmt} はありません。{formats} のどちらかを指定してください。",
+                                    "unknown export format {fmt}; choose {formats}."),
+    "error.file_format_unknown": ("ファイル形式 {fmt} はありません。{formats} のどちらかを指定してください。",
+                                  "unknown format {fmt} for a file; choose {formats}."),
+    "error.sheet_format_unknown": ("ファイル形式 {fmt} はありません。{formats} のどちらかを指定してください。",
+                                   "unknown file format {fmt}; choose {formats}."),
+    "error.stdout_csv_only": ("{fmt} のファイルは標準出力には書き出せません。-o でファイル名を指定してください。",
+                              "a {fmt} file is not written to standard output; give a file name with -o."),
+    "error.workbook_to_stdout": ("Excel ブックは標準出力には書き出せません。-o でファイル名を指定してください。",
+                                 "an Excel workbook is not written to standard output; give a file name with -o."),
+    "error.export_over_own_file": (
+        "{path} はこのワークスペースの {name} で、kizuna が使うファイルです。書き出しで上書きはできません。"
+        "-o FILE で別の場所に書き出してください。",
+        "{path} is this workspace's {name}, which kizuna keeps for itself; an export must not write over it. "
+        "Write the list elsewhere with -o FILE."),
+    "error.export_into_own_folder": (
+        "{path} はこのワークスペースの {name} フォルダーの中で、kizuna が使う場所です。書き出しで上書きはできません。"
+        "-o FILE で別の場所に書き出してください。",
+        "{path} is in this workspace's {name} folder, which kizuna keeps for itself; an export must not write over "
+        "it. Write the list elsewhere with -o FILE."),
+    "error.export_to_folder": ("{path} はフォルダーです。-o でファイル名を指定してください (例: -o {example})。",
+                               "{path} is a folder; give a file name with -o, e.g. -o {example}."),
+    "error.export_below_file": (
+        "{path} に書き込めません: {folder} はフォルダーではなくファイルです。-o で別のパスを指定してください。",
+        "cannot write {path}: {folder} is a file, not a folder. Choose another path with -o."),
+    "error.export_not_permitted": ("{path} に書き込めません: 権限がありません。-o で別のパスを指定してください。",
+                                   "cannot write {path}: permission denied. Choose another path with -o."),
+    "error.export_failed": ("{path} に書き込めません ({problem})。-o で別のファイルを指定してください。",
+                            "cannot write {path} ({problem}). Choose another file with -o."),
+    "error.file_not_written": ("{path} に書き込めません: {problem}。別のファイル名を指定してください。",
+                               "cannot write {path}: {problem}. Choose another file name."),
+    "error.sheet_too_many_rows": (
+        "{path}: 1 枚のワークシートに入る {room} 行を超えています。csv で書き出してください (-f csv)。",
+        "{path}: more than {room} rows, the most one worksheet holds; write the list as csv instead (-f csv)."),
     "error.file_not_found": ("ファイルがありません。パスを確かめてください。", "file not found. Check the path."),
     "error.no_such_sheet": ("{sheet} というシートはありません。ブックのシート: {sheets}。",
                             "no sheet named {sheet}; the workbook has {sheets}."),

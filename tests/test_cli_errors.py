@@ -178,12 +178,16 @@ def test_export_to_a_folder_or_below_a_file_is_refused_before_computing(analyzed
     cwd = analyzed.parent
     (cwd / "folder").mkdir()
     write(cwd / "file.csv", "")
-    message = {
-        "folder": "folder is a folder; give a file name with -o, e.g. -o folder/list.csv.",
-        "file.csv/list.csv": f"cannot write file.csv/list.csv: {cwd / 'file.csv'} is a file, not a folder. "
-                             "Choose another path with -o.",
+    message, english = {
+        "folder": ("folder はフォルダーです。-o でファイル名を指定してください (例: -o folder/list.csv)。",
+                   "folder is a folder; give a file name with -o, e.g. -o folder/list.csv."),
+        "file.csv/list.csv": (f"file.csv/list.csv に書き込めません: {cwd / 'file.csv'} はフォルダーではなくファイル"
+                              "です。-o で別のパスを指定してください。",
+                              f"cannot write file.csv/list.csv: {cwd / 'file.csv'} is a file, not a folder. "
+                              "Choose another path with -o."),
     }[name]
     fails(kizuna("export", "loyal", "-o", name, "-d", analyzed, cwd=cwd), message)
+    fails(kizuna("export", "loyal", "-o", name, "-d", analyzed, "--lang", "en", cwd=cwd), english, lang="en")
 
 
 @pytest.mark.slow
@@ -230,10 +234,14 @@ def test_a_folder_that_is_no_workspace_is_named_with_what_to_do(tmp_path: Path, 
 def test_export_never_writes_over_the_workspaces_own_files(analyzed: Path, target: str):
     before = {p: p.read_bytes() for p in analyzed.rglob("*") if p.is_file()}
     name = target.split("/")[0]
-    what = f"this workspace's {name}" if "/" not in target else f"in this workspace's {name} folder"
+    what = f"{name} で、kizuna が使うファイル" if "/" not in target else f"{name} フォルダーの中で、kizuna が使う場所"
     fails(kizuna("export", "loyal", "-o", f"ws/../ws/{target}", "-d", "ws", cwd=analyzed.parent),
+          f"ws/../ws/{target} はこのワークスペースの {what}です。書き出しで上書きはできません。"
+          "-o FILE で別の場所に書き出してください。")
+    what = f"this workspace's {name}" if "/" not in target else f"in this workspace's {name} folder"
+    fails(kizuna("export", "loyal", "-o", f"ws/../ws/{target}", "-d", "ws", "--lang", "en", cwd=analyzed.parent),
           f"ws/../ws/{target} is {what}, which kizuna keeps for itself; an export must not write over it. "
-          "Write the list elsewhere with -o FILE.")
+          "Write the list elsewhere with -o FILE.", lang="en")
     assert {p: p.read_bytes() for p in analyzed.rglob("*") if p.is_file()} == before
     succeeds(kizuna("segments", "-d", "ws", cwd=analyzed.parent))  # the store is whole
 
@@ -243,8 +251,8 @@ def test_export_never_writes_over_a_store_given_with_db(analyzed: Path):
     other = analyzed.parent / "other.duckdb"
     succeeds(kizuna("init", "second", "--db", other, cwd=analyzed.parent))
     fails(kizuna("export", "loyal", "-o", other, "-d", "second", cwd=analyzed.parent),
-          f"{other} is this workspace's other.duckdb, which kizuna keeps for itself; an export must not write "
-          "over it. Write the list elsewhere with -o FILE.")
+          f"{other} はこのワークスペースの other.duckdb で、kizuna が使うファイルです。書き出しで上書きはできません。"
+          "-o FILE で別の場所に書き出してください。")
 
 
 @pytest.mark.slow

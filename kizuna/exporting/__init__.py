@@ -97,7 +97,7 @@ def write_customer_list(table: pa.Table, segment: str, path: Path | None, fmt: s
     row with the business's name, the segment and the as-of date above the header.
     """
     if fmt not in EXPORT_FORMATS:
-        raise KizunaError(f"unknown export format {fmt!r}; choose csv or xlsx.")
+        raise KizunaError.keyed("error.export_format_unknown", fmt=repr(fmt), formats=" or ".join(EXPORT_FORMATS))
     columns = [Column(text(f"header.{key}", lang), kind) for key, kind in _shown(table).items()]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,36 +108,32 @@ def write_customer_list(table: pa.Table, segment: str, path: Path | None, fmt: s
 
 
 def check_output(path: Path | str | None, fmt: str, reserved: Iterable[Path] = (), *,
-                 unknown: str = "unknown export format {fmt!r}") -> Path | None:
+                 unknown: str = "error.export_format_unknown") -> Path | None:
     """`path`, once it is known that a `fmt` file may be written there, before anything is computed:
     `fmt` is csv or xlsx, `path` is not a folder, is somewhere one can write, and is none of the
     `reserved` files and not inside the `reserved` folders (a workspace's store, kizuna.toml, rejects).
-    `path` None is standard output, which takes a CSV only. `unknown`: the start of the message for
-    an unknown format."""
+    `path` None is standard output, which takes a CSV only. `unknown`: the catalogue's key of the message
+    for an unknown format (its fields `fmt` and `formats`)."""
     if fmt not in EXPORT_FORMATS:
-        raise KizunaError(f"{unknown.format(fmt=fmt)}; choose {' or '.join(EXPORT_FORMATS)}.")
+        raise KizunaError.keyed(unknown, fmt=repr(fmt), formats=" or ".join(EXPORT_FORMATS))
     if path is None:
         if fmt != "csv":
-            raise KizunaError(f"a {fmt} file is not written to standard output; give a file name with -o.")
+            raise KizunaError.keyed("error.stdout_csv_only", fmt=fmt)
         return None
     path = Path(path)
     target = path.resolve()
     for entry in (p.resolve() for p in reserved):  # resolved: ws/../ws/kizuna.duckdb is the store too
         if target == entry or entry in target.parents:
-            what = (f"this workspace's {entry.name}" if target == entry
-                    else f"in this workspace's {entry.name} folder")
-            raise KizunaError(
-                f"{path} is {what}, which kizuna keeps for itself; an export must not write over it. "
-                "Write the list elsewhere with -o FILE."
-            )
+            key = "error.export_over_own_file" if target == entry else "error.export_into_own_folder"
+            raise KizunaError.keyed(key, path=str(path), name=entry.name)
     if target.is_dir():
-        raise KizunaError(f"{path} is a folder; give a file name with -o, e.g. -o {path / 'list.csv'}.")
+        raise KizunaError.keyed("error.export_to_folder", path=str(path), example=str(path / "list.csv"))
     folder = next((p for p in target.parents if p.exists()), None)
     if folder is None or not folder.is_dir():
-        raise KizunaError(f"cannot write {path}: {folder} is a file, not a folder. Choose another path with -o.")
+        raise KizunaError.keyed("error.export_below_file", path=str(path), folder=str(folder))
     writable = os.access(target, os.W_OK) if target.exists() else os.access(folder, os.W_OK | os.X_OK)
     if not writable:
-        raise KizunaError(f"cannot write {path}: permission denied. Choose another path with -o.")
+        raise KizunaError.keyed("error.export_not_permitted", path=str(path))
     return path
 
 
@@ -154,4 +150,4 @@ def export_segment(scores: ibis.Table, customers: ibis.Table, segment: str, path
     try:
         return write_customer_list(rows, key, path, fmt, lang, as_of=as_of, business=business)
     except OSError as exc:  # disk full, or the folder changed since the check
-        raise KizunaError(f"cannot write {path} ({exc.strerror}). Choose another file with -o.") from None
+        raise KizunaError.keyed("error.export_failed", path=str(path), problem=exc.strerror) from None

@@ -540,7 +540,7 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         output); returns its rows. `lists`: the day's list when already computed (`call_lists`)."""
         from kizuna.prediction import write_call_list
 
-        out = check_output(path, fmt, self._own_files(), unknown="unknown format {fmt!r} for a file")
+        out = check_output(path, fmt, self._own_files(), unknown="error.file_format_unknown")
         lists = lists or self.call_lists(capacity, kind=kind)
         return write_call_list(lists.calls, out, fmt, lang, as_of=lists.as_of, business=self.settings.business.name,
                                kind=lists.kind)
