@@ -1169,6 +1169,86 @@ _ERRORS: dict[str, tuple[str, str]] = {
     "error.sheet_too_many_rows": (
         "{path}: 1 枚のワークシートに入る {room} 行を超えています。csv で書き出してください (-f csv)。",
         "{path}: more than {room} rows, the most one worksheet holds; write the list as csv instead (-f csv)."),
+    # scenarios, lists, reports and users at the command line
+    "error.no_scenario": ("{folder} に {name} というシナリオはありません (あるのは: {known})。",
+                          "no scenario named {name} in {folder} (there are: {known})."),
+    "error.no_such_step": ("シナリオ {name} のステップは 1 から {steps} までです。ステップ {step} はありません。",
+                           "scenario {name} has steps 1 to {steps}; there is no step {step}."),
+    "error.no_customer": ("このワークスペースに顧客 {customer} はいません。",
+                          "no customer {customer} in this workspace."),
+    "error.no_enabled_scenario": ("{folder} に有効なシナリオ {name} はありません。",
+                                  "no enabled scenario named {name} in {folder}."),
+    "error.run_running": (
+        "別の `kizuna run` (PID {pid}) がこのワークスペースの配信中です。この実行は止めます。終わるのを待つか、"
+        "後でもう一度実行してください。",
+        "another `kizuna run` (PID {pid}) is delivering for this workspace; this one stops. Let it finish, or run "
+        "again later."),
+    "error.run_running_elsewhere": (
+        "別のホストの `kizuna run` がこのワークスペースの配信中です (運用記録を共有しています)。この実行は止めます。"
+        "後でもう一度実行してください。",
+        "another `kizuna run` is delivering for this workspace from another host (the operational records are "
+        "shared); this one stops. Run again later."),
+    "error.audience_needs_scores": (
+        "シナリオ {name} には対象者の条件があり、顧客スコアが必要です。先に `kizuna analyze` を実行してください。",
+        "scenario {name} has an audience, which needs customer scores; run `kizuna analyze` first."),
+    "error.period_reversed": ("期間の開始 {start} が終了 {end} より後です。もっと前の開始日を指定してください。",
+                              "the period starts on {start}, after its end {end}; give an earlier start."),
+    "error.rank_shares_count": (
+        "ランクごとに 1 つの割合を指定してください。[analysis] rfm_ranks には {n} 個 ({ranks}) あり、{given} 個では"
+        "ありません。",
+        "give one share per rank: [analysis] rfm_ranks has {n} ({ranks}), not {given}."),
+    "error.rank_shares_order": (
+        "割合は最上位のランクから順に大きくなり、それぞれ 0 % より大きく 100 % 未満でなければなりません。"
+        "指定された値: {given}。",
+        "the shares must grow from the best rank to the last, each above 0 % and below 100 %; got {given}."),
+    "error.migration_days_reversed": (
+        "開始日 {start} が終了日 {end} より前ではありません。--from には --to より前の日付を指定してください。",
+        "the start date {start} is not before the end date {end}; give --from an earlier date than --to."),
+    "error.migration_by_unknown": ("移動の内訳 {by} はありません。{choices} のどちらかを指定してください。",
+                                   "unknown migration breakdown {by}; choose {choices}."),
+    "error.call_list_unknown": ("リスト {kind} はありません。{choices} のどれかを指定してください。",
+                                "unknown list {kind}; choose one of {choices}."),
+    "error.predictions_without_states": (
+        "customer_predictions は古い kizuna が書いたもので、ライフサイクルの状態がありません。"
+        "`kizuna predict` をもう一度実行してください。",
+        "customer_predictions was written by an older kizuna, without lifecycle states: run `kizuna predict` "
+        "again."),
+    "error.scores_without_states": (
+        "customer_scores にまだライフサイクルの状態がありません。`kizuna analyze` をもう一度実行してください。",
+        "customer_scores has no lifecycle states yet: run `kizuna analyze` again."),
+    "error.backtest_not_written": ("{folder} にバックテストのレポートを書き込めません ({problem})。",
+                                   "cannot write the backtest report into {folder} ({problem})."),
+    "error.chart_not_written": ("図 {path} を書き込めません ({problem})。別のファイルを指定してください。",
+                                "cannot write the chart {path} ({problem}). Choose another file."),
+    "error.forget_unknown_customer": (
+        "このワークスペースに顧客 {customer} はいません (消去済みかもしれません)。`kizuna export` のリストに"
+        "出ている ID を確かめてください。",
+        "no customer {customer} in this workspace (or forgotten already); check the id as it appears in "
+        "`kizuna export` lists."),
+    "error.no_user": ("{folder} にユーザー {name} はいません。`kizuna user add {plain} --role viewer` で"
+                      "追加してください。",
+                      "no user {name} in {folder}; add one with `kizuna user add {plain} --role viewer`."),
+    "error.user_removed": ("ユーザー {name} はその間に削除されました。", "the user {name} was removed meanwhile."),
+    "error.password_short": ("パスワードが {n} 文字です。{least} 文字以上にしてください。",
+                             "the password is {n} characters; give at least {least}."),
+    "error.files_exposed": (
+        "このマシンの他のユーザーが {files} を読み書きできます。ワークスペースの秘密鍵や顧客データを含むファイルです。"
+        "`chmod 600 {files}` を実行してから起動し直してください。",
+        "other users of this machine can read or change {files}, which hold the workspace secret or customers' "
+        "data; run `chmod 600 {files}` and start again."),
+    "error.pdf_needs_playwright": (
+        "PDF の作成には Playwright が必要です。pip install 'kizuna[report]' を実行するか、--no-pdf で PDF を"
+        "省いてください (HTML のレポートだけで完結しています)。",
+        "writing the PDF needs Playwright: pip install 'kizuna[report]', or leave the PDF out with --no-pdf (the "
+        "HTML report is complete on its own)."),
+    "error.pdf_no_chromium": (
+        "PDF を印刷する Chromium が {chromium} にありません。Debian の chromium を入れる (apt install chromium)、"
+        "kizuna.toml の [report] chromium に場所を書く、または --no-pdf で PDF を省いてください。",
+        "no Chromium at {chromium} to print the PDF with: install Debian's (apt install chromium), set [report] "
+        "chromium in kizuna.toml to yours, or leave the PDF out with --no-pdf."),
+    "error.pdf_chromium_failed": (
+        "{chromium} の Chromium が起動しませんでした ({problem})。動くか確かめるか、--no-pdf で PDF を省いてください。",
+        "Chromium at {chromium} did not start ({problem}); check that it runs, or leave the PDF out with --no-pdf."),
     "error.file_not_found": ("ファイルがありません。パスを確かめてください。", "file not found. Check the path."),
     "error.no_such_sheet": ("{sheet} というシートはありません。ブックのシート: {sheets}。",
                             "no sheet named {sheet}; the workbook has {sheets}."),

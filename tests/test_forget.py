@@ -265,7 +265,7 @@ def test_cli_forget_asks_first_and_prints_what_it_erased(tmp_path: Path) -> None
     assert sorted((name.split("-")[0], n) for name, n in files.items()) == [
         ("rejects/customers", 1), ("rejects/orders", 3)]
     again = subprocess.run([*KIZUNA, "forget", CID, "--dir", folder, "--yes"], capture_output=True, text=True)
-    assert again.returncode == 1 and again.stderr.startswith("エラー: no customer 'C001'")
+    assert again.returncode == 1 and again.stderr.startswith("エラー: このワークスペースに顧客 'C001' はいません")
     assert "Traceback" not in again.stderr
 
 

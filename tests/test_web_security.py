@@ -88,10 +88,13 @@ def test_a_new_password_ends_every_session_of_that_user_at_once(app_url):
         assert client.post("/login", data={"csrf": token, "name": OPERATOR[0], "password": OPERATOR[1]}
                            ).status_code == 401
     login(url, (OPERATOR[0], "a brand new password")).close()
-    unknown = kizuna("user", "passwd", "nobody", "--password-stdin", "--dir", str(path), cwd=path.parent,
-                     stdin="whatever password\n")
-    assert unknown.returncode == 1 and "no user 'nobody'" in unknown.stderr
-    assert len(unknown.stderr.strip().splitlines()) == 1
+    for lang, said in (("en", f"error: no user 'nobody' in {path.resolve()}; add one with "
+                               "`kizuna user add nobody --role viewer`.\n"),
+                       ("ja", f"エラー: {path.resolve()} にユーザー 'nobody' はいません。"
+                              "`kizuna user add nobody --role viewer` で追加してください。\n")):
+        unknown = kizuna("user", "passwd", "nobody", "--password-stdin", "--dir", str(path), "--lang", lang,
+                         cwd=path.parent, stdin="whatever password\n")
+        assert (unknown.returncode, unknown.stderr) == (1, said)
 
 
 @pytest.mark.slow

@@ -69,7 +69,7 @@ class Period:
 
     def __post_init__(self) -> None:
         if self.start > self.end:
-            raise KizunaError(f"the period starts on {self.start}, after its end {self.end}; give an earlier start.")
+            raise KizunaError.keyed("error.period_reversed", start=str(self.start), end=str(self.end))
 
     @classmethod
     def month(cls, year: int, month: int) -> Period:

@@ -81,9 +81,7 @@ def segment_migration(
     """
     _check_by(by)
     if from_day >= to_day:
-        raise KizunaError(
-            f"the start date {from_day} is not before the end date {to_day}; give --from an earlier date than --to."
-        )
+        raise KizunaError.keyed("error.migration_days_reversed", start=str(from_day), end=str(to_day))
     before = _snapshot(tables, settings, from_day, by)
     after = _snapshot(tables, settings, to_day, by)
     after = after.filter(after.present)
@@ -169,7 +167,7 @@ def migration_headline(table: pa.Table) -> dict[str, int | float | None]:
 
 def _check_by(by: str) -> None:
     if by not in MIGRATION_BY:
-        raise KizunaError(f"unknown migration breakdown {by!r}; choose {' or '.join(MIGRATION_BY)}.")
+        raise KizunaError.keyed("error.migration_by_unknown", by=repr(by), choices=" or ".join(MIGRATION_BY))
 
 
 # -- the flow (Sankey) chart ------------------------------------------------------------------

@@ -128,11 +128,10 @@ def suggest_ranks(tables: dict[str, ibis.Table], settings: AnalysisSettings, as_
     current = settings.rfm_ranks
     shares = tuple(float(s) for s in shares)
     if len(shares) != len(current):
-        raise KizunaError(f"give one share per rank: [analysis] rfm_ranks has {len(current)} "
-                          f"({', '.join(r.label for r in current)}), not {len(shares)}.")
+        raise KizunaError.keyed("error.rank_shares_count", n=len(current), ranks=", ".join(r.label for r in current),
+                                given=len(shares))
     if not all(0 < s < 1 for s in shares) or list(shares) != sorted(set(shares)):
-        raise KizunaError(f"the shares must grow from the best rank to the last, each above 0 % and below 100 %; "
-                          f"got {', '.join(f'{100 * s:g} %' for s in shares)}.")
+        raise KizunaError.keyed("error.rank_shares_order", given=", ".join(f"{100 * s:g} %" for s in shares))
     summary = order_summary(tables["orders"], AsOf(as_of), settings.rfm_window_days)
     ordering = summary.filter(summary.frequency > 0)
     positions = {str(i): (lambda n, s=s: (n * s).ceil()) for i, s in enumerate(shares)}

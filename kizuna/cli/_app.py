@@ -366,7 +366,7 @@ def _show_segments(ws: Workspace, lang: str, fmt: str, only: str | None = None) 
     # a person reads the two tables shown; a script's JSON has every table unless one is named
     tables = ws.segments(None if fmt == "json" and only is None else names)
     if only is not None and only not in tables:  # analysed by an older kizuna, without lifecycle states
-        raise KizunaError("customer_scores has no lifecycle states yet: run `kizuna analyze` again.")
+        raise KizunaError.keyed("error.scores_without_states")
     if fmt == "json":
         print_json({name: _segment_rows(t, lang) for name, t in tables.items() if only is None or name == only})
         return

@@ -55,7 +55,7 @@ def migration(
         try:
             chart.write_text(migration_sankey_svg(table, lang), encoding="utf-8")
         except OSError as exc:
-            raise KizunaError(f"cannot write the chart {chart} ({exc.strerror}). Choose another file.") from None
+            raise KizunaError.keyed("error.chart_not_written", path=str(chart), problem=exc.strerror) from None
     show_migration(table, migration_headline(table), lang, fmt)
     if chart is not None and fmt == "table":
         console.print(f"{label('chart', lang)}: {chart}", markup=False)

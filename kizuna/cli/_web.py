@@ -139,14 +139,14 @@ def user_passwd(
     operations = _operations(directory)
     try:
         if operations.user(name.strip()) is None:
-            raise KizunaError(f"no user {name.strip()!r} in {directory.resolve()}; add one with "
-                              f"`kizuna user add {name.strip()} --role viewer`.")
+            raise KizunaError.keyed("error.no_user", name=repr(name.strip()), folder=str(directory.resolve()),
+                                    plain=name.strip())
         if password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
         else:
             password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
         if not operations.set_password(name.strip(), hash_password(password)):
-            raise KizunaError(f"the user {name.strip()!r} was removed meanwhile.")
+            raise KizunaError.keyed("error.user_removed", name=repr(name.strip()))
     finally:
         operations.close()
     console.print(f"{name.strip()}: password changed, sessions ended ✓", markup=False)

@@ -156,7 +156,7 @@ def write_backtest_report(result: Backtest, folder: Path | str, lang: str = "ja"
         )
         return write_holdout_chart(result.holdout, folder / f"{stem}.png", lang)
     except OSError as exc:
-        raise KizunaError(f"cannot write the backtest report into {folder} ({exc.strerror}).") from None
+        raise KizunaError.keyed("error.backtest_not_written", folder=str(folder), problem=exc.strerror) from None
 
 
 def _last_order_day(tables: dict[str, ibis.Table]) -> dt.date | None:

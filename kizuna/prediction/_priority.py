@@ -167,11 +167,10 @@ def call_lists(
     customer is in the call holdout (None: nobody is); from `min_outcomes` call outcomes (as stored with
     the predictions) the keep list ranks by the expected value kept by calling (None: never)."""
     if kind not in LISTS:
-        raise KizunaError(f"unknown list {kind!r}; choose one of {', '.join(LISTS)}.")
+        raise KizunaError.keyed("error.call_list_unknown", kind=repr(kind), choices=", ".join(LISTS))
     rules = rules or CallRules()
     if "lifecycle_state" not in predictions.columns:
-        raise KizunaError("customer_predictions was written by an older kizuna, without lifecycle states: "
-                          "run `kizuna predict` again.")
+        raise KizunaError.keyed("error.predictions_without_states")
     listed = _listed(predictions, customers, scores)
     outcomes = 0
     if kind == "keep":

@@ -22,11 +22,9 @@ def _browser(chromium: str):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        raise KizunaError("writing the PDF needs Playwright: pip install 'kizuna[report]', or leave the PDF out "
-                          "with --no-pdf (the HTML report is complete on its own).") from None
+        raise KizunaError.keyed("error.pdf_needs_playwright") from None
     if not Path(chromium).is_file():
-        raise KizunaError(f"no Chromium at {chromium} to print the PDF with: install Debian's (apt install chromium), "
-                          "set [report] chromium in kizuna.toml to yours, or leave the PDF out with --no-pdf.")
+        raise KizunaError.keyed("error.pdf_no_chromium", chromium=chromium)
     return sync_playwright
 
 
@@ -36,8 +34,8 @@ def _open(playwright, chromium: str, html: Path, width: int):
     try:
         browser = playwright.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS), headless=True)
     except Error as exc:
-        raise KizunaError(f"Chromium at {chromium} did not start ({str(exc).splitlines()[0]}); check that it runs, "
-                          "or leave the PDF out with --no-pdf.") from None
+        raise KizunaError.keyed("error.pdf_chromium_failed", chromium=chromium,
+                                problem=str(exc).splitlines()[0]) from None
     page = browser.new_page(viewport={"width": width, "height": 1200})
     own = html.resolve().as_uri()
     page.route("**/*", lambda route: route.continue_() if route.request.url == own else route.abort())

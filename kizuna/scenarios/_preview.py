@@ -23,12 +23,12 @@ def preview_message(context: RunContext, scenarios: Sequence[Scenario], name: st
     scenario = next((s for s in scenarios if s.name == name), None)
     if scenario is None:
         known = ", ".join(s.name for s in scenarios) or "none"
-        raise KizunaError(f"no scenario named {name!r} in {context.scenarios_dir} (there are: {known}).")
+        raise KizunaError.keyed("error.no_scenario", name=repr(name), folder=str(context.scenarios_dir), known=known)
     if not 1 <= step <= len(scenario.steps):
-        raise KizunaError(f"scenario {name} has steps 1 to {len(scenario.steps)}; there is no step {step}.")
+        raise KizunaError.keyed("error.no_such_step", name=name, steps=len(scenario.steps), step=step)
     fields = scenario_fields(context, [customer_id], as_of, lang or scenario.lang).get(customer_id)
     if fields is None:
-        raise KizunaError(f"no customer {customer_id!r} in this workspace.")
+        raise KizunaError.keyed("error.no_customer", customer=repr(customer_id))
     chosen = scenario.steps[step - 1]
     language = lang or scenario.lang
     values = {k: ("" if v is None else v) for k, v in fields.items()}

@@ -172,7 +172,7 @@ def enabled_scenarios(folder: Path, only: str | None = None) -> dict[str, Scenar
     """name -> scenario: the enabled scenarios in `folder` (`only`: just that one, which must exist)."""
     scenarios = [s for s in load_scenarios(folder) if s.enabled and (only in (None, s.name))]
     if only is not None and not scenarios:
-        raise KizunaError(f"no enabled scenario named {only!r} in {folder}.")
+        raise KizunaError.keyed("error.no_enabled_scenario", name=repr(only), folder=str(folder))
     return {s.name: s for s in scenarios}
 
 
@@ -188,8 +188,7 @@ def _one_run_at_a_time(path: Path, operations: Operations) -> Iterator[None]:
         except BlockingIOError:
             lock.seek(0)
             pid = lock.read().strip() or "?"
-            raise KizunaError(f"another `kizuna run` (PID {pid}) is delivering for this workspace; "
-                              "this one stops. Let it finish, or run again later.") from None
+            raise KizunaError.keyed("error.run_running", pid=pid) from None
         lock.seek(0)
         lock.truncate()
         lock.write(str(os.getpid()))
@@ -197,8 +196,7 @@ def _one_run_at_a_time(path: Path, operations: Operations) -> Iterator[None]:
         try:
             with operations.run_lock() as held:  # records shared by several hosts: one run on any of them
                 if not held:
-                    raise KizunaError("another `kizuna run` is delivering for this workspace from another host "
-                                      "(the operational records are shared); this one stops. Run again later.")
+                    raise KizunaError.keyed("error.run_running_elsewhere")
                 yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -232,8 +230,7 @@ def evaluate_occasions(context: RunContext, scenarios: dict[str, Scenario], ledg
         if scenario.segments or scenario.conditions or scenario.segment is not None:
             if audience.get("table") is None:
                 if _scalar(found.count()):
-                    raise KizunaError(f"scenario {scenario.name} has an audience, which needs customer scores; "
-                                      "run `kizuna analyze` first.")
+                    raise KizunaError.keyed("error.audience_needs_scores", name=scenario.name)
                 new.append((scenario, None))
                 continue
             consents = consents or {c: context.operations.consents(c) for c in ("email", "line", "dm")}

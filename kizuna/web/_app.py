@@ -265,8 +265,7 @@ def create_app(workspace_dir: Path | str, *, secure_cookies: bool | None = None,
     if private_files and (exposed := exposed_files(path)):
         # they hold the secret that signs the session cookies, password hashes, customers' data
         files = " ".join(str(f) for f in exposed)
-        raise KizunaError(f"other users of this machine can read or change {files}, which hold the workspace secret or "
-                          f"customers' data; run `chmod 600 {files}` and start again.")
+        raise KizunaError.keyed("error.files_exposed", files=files)
     reader = Reader(path, lock_wait=lock_wait, max_hold=max_hold, release=release)
     state = WebState(path, secure_cookies=secure_cookies, reader=reader, default_lang=lang)
     routes: list[Any] = [

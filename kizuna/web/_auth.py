@@ -46,7 +46,7 @@ def hash_password(password: str) -> str:
     from argon2 import PasswordHasher
 
     if len(password) < MIN_PASSWORD:
-        raise KizunaError(f"the password is {len(password)} characters; give at least {MIN_PASSWORD}.")
+        raise KizunaError.keyed("error.password_short", n=len(password), least=MIN_PASSWORD)
     return PasswordHasher().hash(password)
 
 

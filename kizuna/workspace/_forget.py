@@ -123,10 +123,7 @@ def forget_customer(ws: Workspace, customer_id: str) -> ForgetReport:
             _forget_in_files(ws.path, customer_id, {}, report)
         if report.files:
             return report
-        raise KizunaError(
-            f"no customer {customer_id!r} in this workspace (or forgotten already); check the id "
-            "as it appears in `kizuna export` lists."
-        )
+        raise KizunaError.keyed("error.forget_unknown_customer", customer=repr(customer_id))
     # Web answers not yet in nps_answers go in first, so that they are pseudonymised with the rest
     # and the NPS figures keep them.
     if ops.has_unmerged_answer(customer_id):
