@@ -1249,6 +1249,51 @@ _ERRORS: dict[str, tuple[str, str]] = {
     "error.pdf_chromium_failed": (
         "{chromium} の Chromium が起動しませんでした ({problem})。動くか確かめるか、--no-pdf で PDF を省いてください。",
         "Chromium at {chromium} did not start ({problem}); check that it runs, or leave the PDF out with --no-pdf."),
+    # the store and the operational records
+    "error.store_scheme_unknown": (
+        "{url} のストアを開けません: kizuna は {scheme} には保存しません。DuckDB のファイル (パス、または "
+        "duckdb:///パス)、postgres://user:password@host/db、pyspark://local のどれかを --db か kizuna.toml の "
+        "[store] url で指定してください。",
+        "cannot open the store at {url}: kizuna does not store in {scheme}. Give a DuckDB file (a path, or "
+        "duckdb:///path), postgres://user:password@host/db or pyspark://local, with --db or [store] url in "
+        "kizuna.toml."),
+    "error.no_store": (
+        "{path} にストアがありません。`kizuna init` か `kizuna import` でそこに作るか、--db と kizuna.toml の "
+        "[store] url を確かめてください。",
+        "no store at {path}; run `kizuna init` or `kizuna import` to create one there, or check --db and [store] "
+        "url in kizuna.toml."),
+    "error.out_of_memory_limit": (
+        "DuckDB のメモリが足りなくなりました: メモリ上限 {limit} が小さすぎました。kizuna.toml の [store] "
+        "memory_limit を上げるか、空にして DuckDB の既定 (このコンピューターのメモリの 80%) にしてください。",
+        "DuckDB ran out of memory: the memory limit of {limit} was too small. Raise [store] memory_limit in "
+        "kizuna.toml, or empty it for DuckDB's default (80% of this computer's memory)."),
+    "error.out_of_memory": (
+        "DuckDB のメモリが足りなくなりました: このコンピューターのメモリが足りませんでした。他のプログラムを閉じるか、"
+        "kizuna.toml の [store] memory_limit を空きメモリより小さくして、DuckDB が早めにディスクを使うように"
+        "してください。",
+        "DuckDB ran out of memory: this computer's memory was too small. Close other programs, or set [store] "
+        "memory_limit in kizuna.toml below the free memory so that DuckDB spills to disk sooner."),
+    "error.memory_limit_invalid": (
+        "kizuna.toml の [store] memory_limit = {limit} は DuckDB が受け付けるメモリ量ではありません ({problem})。"
+        "\"2GB\" や \"512MB\" のように書くか、空にしてください。",
+        "[store] memory_limit = {limit} in kizuna.toml is not a memory size DuckDB accepts ({problem}). Write it "
+        "like \"2GB\" or \"512MB\", or leave it empty."),
+    "error.operations_url": (
+        "kizuna.toml の [operations] url = {url}: 運用記録は PostgreSQL (postgres://user:password@host/db) か、"
+        "url が空ならワークスペースの {file} に保存します。",
+        "[operations] url = {url} in kizuna.toml: the operational records are kept in PostgreSQL "
+        "(postgres://user:password@host/db) or, with an empty url, in {file} in the workspace."),
+    "error.operations_needs_psycopg": (
+        "[operations] url が PostgreSQL を指しています: そのために kizuna[postgres] (psycopg) を"
+        "インストールしてください。",
+        "[operations] url names PostgreSQL: install kizuna[postgres] (psycopg) for it."),
+    "error.operations_unopened": ("{name}: 運用記録を開けません ({problem})。",
+                                  "{name}: cannot open the operational records ({problem})."),
+    "error.operations_locked": (
+        "{name}: 運用記録が別の kizuna のプロセスに {seconds} 秒間ロックされたままでした{detail}。"
+        "もう一度試してください。",
+        "{name}: the operational records stayed locked for {seconds} s by another kizuna process{detail}; try "
+        "again."),
     "error.file_not_found": ("ファイルがありません。パスを確かめてください。", "file not found. Check the path."),
     "error.no_such_sheet": ("{sheet} というシートはありません。ブックのシート: {sheets}。",
                             "no sheet named {sheet}; the workbook has {sheets}."),

@@ -165,8 +165,11 @@ def test_a_memory_limit_too_small_for_analyze_says_which_setting_to_raise(tmp_pa
     assert 'memory_limit = ""' in text
     settings.write_text(text.replace('memory_limit = ""', 'memory_limit = "50MB"'), encoding="utf-8")
     fails(kizuna("analyze", "-d", "demo", cwd=tmp_path),
+          "DuckDB のメモリが足りなくなりました: メモリ上限 50MB が小さすぎました。kizuna.toml の [store] "
+          "memory_limit を上げるか、空にして DuckDB の既定 (このコンピューターのメモリの 80%) にしてください。")
+    fails(kizuna("analyze", "-d", "demo", "--lang", "en", cwd=tmp_path),
           "DuckDB ran out of memory: the memory limit of 50MB was too small. Raise [store] memory_limit in "
-          "kizuna.toml, or empty it for DuckDB's default (80% of this computer's memory).")
+          "kizuna.toml, or empty it for DuckDB's default (80% of this computer's memory).", lang="en")
     # the failed analysis left the scores of the demo's as they were
     matrix = json.loads(succeeds(kizuna("segments", "-d", "demo", "-f", "json", cwd=tmp_path)))["matrix"]
     assert sum(r["customers"] for r in matrix) == 20_000
@@ -258,11 +261,15 @@ def test_export_never_writes_over_a_store_given_with_db(analyzed: Path):
 @pytest.mark.slow
 def test_unknown_store_schemes_are_refused_without_showing_the_password(ws: Path):
     cwd = ws.parent
-    message = ("cannot open the store at mysql://user:***@host/x: kizuna does not store in mysql. Give a DuckDB "
-               "file (a path, or duckdb:///path), postgres://user:password@host/db or pyspark://local, with --db "
-               "or [store] url in kizuna.toml.")
+    message = ("mysql://user:***@host/x のストアを開けません: kizuna は mysql には保存しません。DuckDB のファイル "
+               "(パス、または duckdb:///パス)、postgres://user:password@host/db、pyspark://local のどれかを --db か "
+               "kizuna.toml の [store] url で指定してください。")
     for args in (["kpi", "-d", "ws"], ["import", "customers", "c.csv", "-d", "ws"], ["init", "shop"]):
         fails(kizuna(*args, "--db", "mysql://user:s3cret@host/x", cwd=cwd), message)
+    fails(kizuna("kpi", "-d", "ws", "--db", "mysql://user:s3cret@host/x", "--lang", "en", cwd=cwd),
+          "cannot open the store at mysql://user:***@host/x: kizuna does not store in mysql. Give a DuckDB file (a "
+          "path, or duckdb:///path), postgres://user:password@host/db or pyspark://local, with --db or [store] url "
+          "in kizuna.toml.", lang="en")
     assert not any("s3cret" in str(p) for p in cwd.rglob("*"))
     assert not (cwd / "shop").exists()  # init checked the URL before making anything
 
@@ -271,8 +278,8 @@ def test_unknown_store_schemes_are_refused_without_showing_the_password(ws: Path
 @pytest.mark.slow
 def test_reading_commands_do_not_create_a_missing_store(ws: Path, command: list[str]):
     fails(kizuna(*command, "-d", "ws", "--db", "elsewhere/kizuna.duckdb", cwd=ws.parent),
-          "no store at elsewhere/kizuna.duckdb; run `kizuna init` or `kizuna import` to create one there, or "
-          "check --db and [store] url in kizuna.toml.")
+          "elsewhere/kizuna.duckdb にストアがありません。`kizuna init` か `kizuna import` でそこに作るか、--db と "
+          "kizuna.toml の [store] url を確かめてください。")
     assert not (ws.parent / "elsewhere").exists()
 
 

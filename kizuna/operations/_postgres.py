@@ -224,7 +224,7 @@ class PostgresOperations(Operations):
         try:
             import psycopg  # noqa: F401  (the postgres extra)
         except ImportError:
-            raise StoreError("[operations] url names PostgreSQL: install kizuna[postgres] (psycopg) for it.") from None
+            raise StoreError.keyed("error.operations_needs_psycopg") from None
         self.url = url.replace("postgresql://", "postgres://", 1)
         self._local = threading.local()
         with self.write() as db:  # serialised: two processes creating the tables at once would collide
@@ -245,8 +245,8 @@ class PostgresOperations(Operations):
             try:
                 connection = psycopg.connect(self.url, autocommit=True)
             except psycopg.Error as exc:
-                raise StoreError(f"{self.name}: cannot open the operational records "
-                                 f"({str(exc).strip().splitlines()[0]}).") from None
+                raise StoreError.keyed("error.operations_unopened", name=self.name,
+                                       problem=str(exc).strip().splitlines()[0]) from None
             self._local.connection = connection
         return connection
 
@@ -270,10 +270,8 @@ class PostgresOperations(Operations):
                 connection.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'")
                 connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             except psycopg.errors.LockNotAvailable:
-                raise StoreError(
-                    f"{self.name}: the operational records stayed locked for {LOCK_TIMEOUT_S} s by another "
-                    "kizuna process; try again."
-                ) from None
+                raise StoreError.keyed("error.operations_locked", name=self.name, seconds=LOCK_TIMEOUT_S,
+                                       detail="") from None
             yield _Writer(connection)
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:

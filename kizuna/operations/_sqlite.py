@@ -264,7 +264,7 @@ class SQLiteOperations(Operations):
                 db.execute("PRAGMA synchronous = NORMAL")
                 db.execute("PRAGMA foreign_keys = ON")
             except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: cannot open the operational records ({exc}).") from None
+                raise StoreError.keyed("error.operations_unopened", name=str(self.path), problem=str(exc)) from None
             self._local.db = db
             with self._opened_lock:
                 for thread, old in [(t, c) for t, c in self._opened if not t.is_alive()]:
@@ -293,10 +293,8 @@ class SQLiteOperations(Operations):
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:  # another writer held the lock beyond the timeout
-            raise StoreError(
-                f"{self.path}: the operational records stayed locked for {BUSY_TIMEOUT_MS // 1000} s "
-                f"by another kizuna process ({exc}); try again."
-            ) from None
+            raise StoreError.keyed("error.operations_locked", name=str(self.path), seconds=BUSY_TIMEOUT_MS // 1000,
+                                   detail=f" ({exc})") from None
         try:
             yield _Writer(db)
         except BaseException:

@@ -116,11 +116,7 @@ class Operations:
         from kizuna._errors import StoreError
 
         if url and not url.startswith(POSTGRES_SCHEMES):
-            raise StoreError(
-                f"[operations] url = {_redact(url)!r} in kizuna.toml: the operational records are kept in "
-                "PostgreSQL (postgres://user:password@host/db) or, with an empty url, in "
-                f"{OPERATIONS_FILE} in the workspace."
-            )
+            raise StoreError.keyed("error.operations_url", url=repr(_redact(url)), file=OPERATIONS_FILE)
 
     # -- what each implementation provides -------------------------------------------------
     @property

@@ -49,10 +49,7 @@ class DuckDBStore(Store):
         in_memory = path == ":memory:"
         new = not in_memory and not Path(path).exists()
         if new and not create:
-            raise StoreError(
-                f"no store at {path}; run `kizuna init` or `kizuna import` to create one there, "
-                "or check --db and [store] url in kizuna.toml."
-            )
+            raise StoreError.keyed("error.no_store", path=str(path))
         if new:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         backend = _connect(path, read_only=read_only and not in_memory, wait=lock_wait)
@@ -146,12 +143,8 @@ class DuckDBStore(Store):
             yield
         except duckdb.OutOfMemoryException:
             if self.memory_limit:
-                advice = (f"the memory limit of {self.memory_limit} was too small. Raise [store] memory_limit "
-                          "in kizuna.toml, or empty it for DuckDB's default (80% of this computer's memory).")
-            else:
-                advice = ("this computer's memory was too small. Close other programs, or set [store] "
-                          "memory_limit in kizuna.toml below the free memory so that DuckDB spills to disk sooner.")
-            raise StoreError(f"DuckDB ran out of memory: {advice}") from None
+                raise StoreError.keyed("error.out_of_memory_limit", limit=self.memory_limit) from None
+            raise StoreError.keyed("error.out_of_memory") from None
 
     @contextlib.contextmanager
     def threads(self, count: int) -> Iterator[None]:
@@ -538,10 +531,8 @@ def _set_memory_limit(backend: ibis.BaseBackend, limit: str) -> None:
         backend.con.execute("SET memory_limit = ?", [limit])
     except Exception as exc:  # DuckDB's message says which units it takes
         backend.disconnect()
-        raise StoreError(
-            f"[store] memory_limit = {limit!r} in kizuna.toml is not a memory size DuckDB accepts "
-            f"({str(exc).splitlines()[0]}). Write it like \"2GB\" or \"512MB\", or leave it empty."
-        ) from None
+        raise StoreError.keyed("error.memory_limit_invalid", limit=repr(limit),
+                               problem=str(exc).splitlines()[0]) from None
 
 
 def duckdb_path(url: str) -> str:

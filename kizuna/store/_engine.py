@@ -67,11 +67,7 @@ class Store:
         """Refuse a URL whose scheme kizuna has no engine for (before anything is created)."""
         match = _SCHEME.match(url)
         if match and not url.startswith(SCHEMES):
-            raise StoreError(
-                f"cannot open the store at {redact(url)}: kizuna does not store in {match.group(1)}. "
-                "Give a DuckDB file (a path, or duckdb:///path), postgres://user:password@host/db or "
-                "pyspark://local, with --db or [store] url in kizuna.toml."
-            )
+            raise StoreError.keyed("error.store_scheme_unknown", url=redact(url), scheme=match.group(1))
 
     @staticmethod
     def class_for(url: str) -> type[Store]:
