@@ -1294,6 +1294,98 @@ _ERRORS: dict[str, tuple[str, str]] = {
         "もう一度試してください。",
         "{name}: the operational records stayed locked for {seconds} s by another kizuna process{detail}; try "
         "again."),
+    # the channels' settings (kizuna.toml's [email], the environment's LINE token and secret)
+    "error.email_sender_invalid": (
+        "[email] sender = {sender} は kizuna が送信に使えるメールボックスではありません。kizuna.toml に店名と ASCII の"
+        "アドレスを書いてください。例: sender = \"Shop <info@example.jp>\"。",
+        "[email] sender = {sender} is not a mailbox kizuna can send from. Set it in kizuna.toml to the shop's name "
+        "and ASCII address, e.g. sender = \"Shop <info@example.jp>\"."),
+    "error.email_no_sender": (
+        "メールの送信者がありません: kizuna.toml に [email] sender = \"Shop <info@example.jp>\" を設定してください。",
+        "No sender for e-mails: set [email] sender = \"Shop <info@example.jp>\" in kizuna.toml."),
+    "error.email_legal_footer": (
+        "広告宣伝メールには送信者の名前、住所、連絡先の表示が必要です (特定電子メール法)。kizuna.toml の [email] "
+        "{missing} を書いてください。",
+        "Marketing e-mails must show the sender's name, postal address and contact (特定電子メール法). Fill in "
+        "[email] {missing} in kizuna.toml."),
+    "error.email_missing_name": ("sender (店名を含めて: \"Shop <info@example.jp>\")",
+                                 "sender (with the shop's name: \"Shop <info@example.jp>\")"),
+    "error.email_missing_address": ("sender_address (住所)", "sender_address (the postal address)"),
+    "error.email_missing_contact": ("sender_contact (問い合わせ先の電話番号かメールアドレス)",
+                                    "sender_contact (a telephone number or e-mail address for questions)"),
+    "error.dkim_key_invalid": (
+        "[email] dkim_key_file が PEM 形式の RSA 秘密鍵ではありません ({problem})。"
+        "`openssl genrsa -out dkim.pem 2048` で作成してください。",
+        "[email] dkim_key_file does not hold an RSA private key in PEM form ({problem}). Create one with "
+        "`openssl genrsa -out dkim.pem 2048`."),
+    "error.dkim_incomplete": (
+        "DKIM には dkim_domain、dkim_selector、dkim_key_file が必要です。kizuna.toml の [email] {missing} を書くか、"
+        "3 つとも空にして署名なしで送ってください。",
+        "DKIM needs dkim_domain, dkim_selector and dkim_key_file; fill in [email] {missing} in kizuna.toml, or "
+        "empty all three to send unsigned."),
+    "error.dkim_key_unreadable": (
+        "[email] dkim_key_file {path} を読めません ({problem})。kizuna.toml のパスを直してください。",
+        "[email] dkim_key_file {path} cannot be read ({problem}). Fix the path in kizuna.toml."),
+    "error.smtp_url_invalid": (
+        "[email] smtp_url = {url} は SMTP サーバーではありません: kizuna.toml に smtp://host:port か "
+        "smtps://user@host:465 と書いてください。",
+        "[email] smtp_url = {url} is not an SMTP server: write smtp://host:port or smtps://user@host:465 in "
+        "kizuna.toml."),
+    "error.smtp_url_password": (
+        "[email] smtp_url にパスワードが含まれています: kizuna.toml から消して、環境変数 {variable} に"
+        "設定してください。",
+        "[email] smtp_url holds a password: remove it from kizuna.toml and set the environment variable "
+        "{variable} instead."),
+    "error.smtps_starttls": (
+        "smtps:// は最初から暗号化されています: [email] starttls = false にするか、smtp://host:587 と "
+        "starttls = true を使ってください。",
+        "smtps:// is encrypted from the start: set [email] starttls = false, or use smtp://host:587 with "
+        "starttls = true."),
+    "error.smtp_login_in_clear": (
+        "TLS なしで {host} にログインするとパスワードが平文で送られます: smtps://…:465 を使うか、"
+        "[email] starttls = true にしてください。",
+        "logging in to {host} without TLS would send the password in the clear: use smtps://…:465, or set "
+        "[email] starttls = true."),
+    "error.smtp_no_password": (
+        "[email] smtp_url は {user} としてログインしますが、{variable} が設定されていません: kizuna の環境に SMTP の"
+        "パスワードを設定してください。",
+        "[email] smtp_url logs in as {user}, but {variable} is not set: set it to the SMTP password in the "
+        "environment of kizuna."),
+    "error.smtp_no_url": (
+        "メールを送る SMTP サーバーがありません: kizuna.toml に [email] smtp_url = \"smtp://host:port\" を"
+        "設定してください。",
+        "No SMTP server to send e-mails through: set [email] smtp_url = \"smtp://host:port\" in kizuna.toml."),
+    "error.smtp_login_refused": (
+        "{server} が {user} のログインを拒否しました ({reply}): [email] smtp_url のユーザーと {variable} を"
+        "確かめてください。",
+        "{server} refused the login of {user} ({reply}): check the user in [email] smtp_url and {variable}."),
+    "error.smtp_not_offered": (
+        "{server} は {what} を提供していません ({problem}): [email] smtp_url と starttls を確かめてください。",
+        "{server} does not offer {what} ({problem}): check [email] smtp_url and starttls."),
+    "error.smtp_certificate": (
+        "{server} の TLS 証明書を信頼できません ({problem}): [email] smtp_url のホスト名を確かめてください。",
+        "the TLS certificate of {server} cannot be trusted ({problem}): check the host name in [email] smtp_url."),
+    "error.smtp_sender_refused": (
+        "{server} が送信者 {sender} を拒否しました ({reply}): [email] sender と smtp_url のログインを"
+        "確かめてください。",
+        "{server} refused the sender {sender} ({reply}): check [email] sender and the login in smtp_url."),
+    "error.line_no_token": (
+        "{variable} が設定されていません: LINE のメッセージにはチャネルアクセストークンが必要です。LINE Developers "
+        "コンソール (チャネルの Messaging API タブ) で発行し、kizuna の環境に設定してください (例: "
+        "`export {variable}=...`)。kizuna.toml には書きません。",
+        "{variable} is not set: LINE messages need the channel access token. Issue one in the LINE Developers "
+        "console (your channel's Messaging API tab) and set it in the environment of kizuna, e.g. "
+        "`export {variable}=...`; it never goes into kizuna.toml."),
+    "error.line_no_secret": (
+        "{variable} が設定されていません: Webhook のリクエストが LINE から来たことを確かめるには、LINE のチャネル"
+        "シークレットが必要です。LINE Developers コンソール (チャネルの基本設定タブ) からコピーし、`kizuna serve` "
+        "の環境に設定してください (例: `export {variable}=...`)。",
+        "{variable} is not set: kizuna needs the LINE channel secret to check that webhook requests come from "
+        "LINE. Copy it from the LINE Developers console (your channel's Basic settings tab) into the environment "
+        "of `kizuna serve`, e.g. `export {variable}=...`."),
+    "error.line_secret_empty": ("LINE のチャネルシークレットが空です: {variable} にチャネルのシークレットを"
+                                "設定してください。",
+                                "the LINE channel secret is empty: set {variable} to your channel's secret."),
     "error.file_not_found": ("ファイルがありません。パスを確かめてください。", "file not found. Check the path."),
     "error.no_such_sheet": ("{sheet} というシートはありません。ブックのシート: {sheets}。",
                             "no sheet named {sheet}; the workbook has {sheets}."),

@@ -453,3 +453,44 @@ def test_churn_reasons_in_a_message_are_empty_for_a_customer_who_has_left(tmp_pa
             "churn_reasons_ja": ["NPS 3 / リピート購入なし"], "churn_reasons_en": ["NPS 3 / no repeat order yet"]}))
         message = ws.preview("thank-you", "C1", lang="en")
         assert message["text"].endswith(expected), (state, message)
+
+
+@pytest.mark.slow
+def test_a_login_refused_in_the_sending_processes_stops_the_run_in_the_readers_language(tmp_path, monkeypatch):
+    # a hundred and twenty e-mails go over several forked connections; each is refused the login, and the run
+    # stops with the server's answer in the workspace's words (it crossed the pipe from the sending process
+    # as a phrase), every message left to go in the next run
+    from kizuna.delivery._email import PASSWORD_ENV
+
+    n = 120
+    ws = workspace_with(
+        tmp_path / "many",
+        customers=[{"customer_id": f"K{i:03d}", "name": f"顧客 {i}", "email": f"k{i}@example.jp",
+                    "email_opt_in": True} for i in range(n)],
+        orders=[{"order_id": f"P{i}", "customer_id": f"K{i:03d}", "ordered_at": day("2026-11-28", 15),
+                 "amount": 1000} for i in range(n)],
+    )
+    folder = ws.path / "scenarios"
+    for old in folder.glob("*.yaml"):
+        old.unlink()
+    (folder / "thank-you.yaml").write_text(THANK_YOU, encoding="utf-8")
+    with SmtpServer(user="shop", password="right") as server:
+        ws.save_settings(Settings().replace(
+            delivery={"holdout_share": 0.0, "global_control_share": 0.0},
+            web={"public_url": "https://shop.example.jp/k"},
+            email={"sender": "水の森 <info@mizunomori.example.jp>", "sender_address": "東京都港区1-2-3",
+                   "sender_contact": "0120-000-000", "smtp_url": server.url},
+            analysis={"as_of": "2026-11-30"}))
+        monkeypatch.setenv(PASSWORD_ENV, "wrong")
+        with pytest.raises(KizunaError) as stopped:
+            ws.run(now=at("2026-11-30 10:00"), transports=email_only(ws))
+        time.sleep(0.2)
+        assert server.messages == []
+        where = f"{server.host}:{server.port}"
+    said = stopped.value.text("ja")
+    assert said.startswith(f"{where} が 'shop' のログインを拒否しました (535"), said
+    assert said.endswith(f"[email] smtp_url のユーザーと {PASSWORD_ENV} を確かめてください。"), said
+    assert stopped.value.text("en").startswith(f"{where} refused the login of 'shop' (535")
+    waiting = ws.operations.query("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")
+    statuses = {r["status"]: r["n"] for r in waiting}
+    assert sum(statuses.values()) == n and set(statuses) <= {"scheduled", "sending"}, statuses  # none sent

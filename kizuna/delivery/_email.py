@@ -31,7 +31,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kizuna._errors import WorkspaceError
+from kizuna._errors import Phrase, WorkspaceError
 from kizuna.delivery._base import DeliveryError, Message
 from kizuna.i18n import section
 
@@ -55,7 +55,7 @@ _HEADER_CHUNK = 39  # UTF-8 bytes per encoded word: 64 characters, so a header l
 class EmailSettingsError(WorkspaceError):
     """The [email] settings in kizuna.toml do not allow sending this e-mail."""
 
-    def __init__(self, message: str, *, settings: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str | Phrase, *, settings: tuple[str, ...] = ()) -> None:
         self.settings = settings  # the [email] keys to fill in or fix
         super().__init__(message)
 
@@ -99,11 +99,8 @@ class SenderIdentity:
         if len(name) >= 2 and name[0] == name[-1] == '"':
             name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
         if not _MAILBOX.fullmatch(address) or not address.isascii():
-            raise EmailSettingsError(
-                f"[email] sender = {self.sender!r} is not a mailbox kizuna can send from. Set it in kizuna.toml "
-                'to the shop\'s name and ASCII address, e.g. sender = "Shop <info@example.jp>".',
-                settings=("sender",),
-            )
+            raise EmailSettingsError(Phrase.of("error.email_sender_invalid", sender=repr(self.sender)),
+                                     settings=("sender",))
         object.__setattr__(self, "name", " ".join(name.split()))
         object.__setattr__(self, "address", address)
 
@@ -116,28 +113,21 @@ class SenderIdentity:
     def from_settings(cls, settings: EmailSettings, *, lang: str = "ja") -> SenderIdentity:
         """The identity of the [email] settings; EmailSettingsError when `sender` is not set."""
         if not settings.sender:
-            raise EmailSettingsError(
-                'No sender for e-mails: set [email] sender = "Shop <info@example.jp>" in kizuna.toml.',
-                settings=("sender",),
-            )
+            raise EmailSettingsError(Phrase.of("error.email_no_sender"), settings=("sender",))
         return cls(settings.sender, settings.sender_address, settings.sender_contact, lang)
 
     def check(self, *, marketing: bool) -> None:
         """Raise EmailSettingsError when a marketing e-mail could not show what the law asks for."""
         if not marketing:
             return
-        missing = []
-        if not self.name:
-            missing.append('sender (with the shop\'s name: "Shop <info@example.jp>")')
-        if not self.postal_address.strip():
-            missing.append("sender_address (the postal address)")
-        if not self.contact.strip():
-            missing.append("sender_contact (a telephone number or e-mail address for questions)")
+        missing = {setting: key for setting, key, given in (
+            ("sender", "error.email_missing_name", self.name),
+            ("sender_address", "error.email_missing_address", self.postal_address.strip()),
+            ("sender_contact", "error.email_missing_contact", self.contact.strip())) if not given}
         if missing:
             raise EmailSettingsError(
-                "Marketing e-mails must show the sender's name, postal address and contact "
-                f"(特定電子メール法). Fill in [email] {'; '.join(missing)} in kizuna.toml.",
-                settings=tuple(m.split(" ", 1)[0] for m in missing),
+                Phrase.of("error.email_legal_footer", missing=[Phrase.of(key) for key in missing.values()]),
+                settings=tuple(missing),
             )
 
 
@@ -314,11 +304,8 @@ class DkimSigner:
         try:
             dkim.crypto.parse_pem_private_key(self.private_key)
         except (dkim.crypto.UnparsableKeyError, ValueError) as exc:
-            raise EmailSettingsError(
-                f"[email] dkim_key_file does not hold an RSA private key in PEM form ({exc}). "
-                "Create one with `openssl genrsa -out dkim.pem 2048`.",
-                settings=("dkim_key_file",),
-            ) from None
+            raise EmailSettingsError(Phrase.of("error.dkim_key_invalid", problem=str(exc)),
+                                     settings=("dkim_key_file",)) from None
 
     @classmethod
     def from_settings(cls, settings: EmailSettings, workspace: Path) -> DkimSigner | None:
@@ -329,20 +316,14 @@ class DkimSigner:
             return None
         missing = tuple(key for key, value in given.items() if not value)
         if missing:
-            raise EmailSettingsError(
-                f"DKIM needs dkim_domain, dkim_selector and dkim_key_file; fill in [email] {', '.join(missing)} "
-                "in kizuna.toml, or empty all three to send unsigned.",
-                settings=missing,
-            )
+            raise EmailSettingsError(Phrase.of("error.dkim_incomplete", missing=list(missing)), settings=missing)
         path = Path(settings.dkim_key_file)
         path = path if path.is_absolute() else Path(workspace) / path
         try:
             key = path.read_bytes()
         except OSError as exc:
-            raise EmailSettingsError(
-                f"[email] dkim_key_file {path} cannot be read ({exc.strerror}). Fix the path in kizuna.toml.",
-                settings=("dkim_key_file",),
-            ) from None
+            raise EmailSettingsError(Phrase.of("error.dkim_key_unreadable", path=str(path), problem=exc.strerror),
+                                     settings=("dkim_key_file",)) from None
         return cls(settings.dkim_domain, settings.dkim_selector, key)
 
     def sign(self, data: bytes) -> bytes:

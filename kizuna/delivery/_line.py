@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from kizuna._errors import WorkspaceError
+from kizuna._errors import Phrase, WorkspaceError
 from kizuna.delivery._base import DeliveryError, Message, Receipt
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ LINE_TEXT_LIMIT = 5000
 class LineSettingsError(WorkspaceError):
     """The LINE channel is not set up: its token or secret is missing from the environment."""
 
-    def __init__(self, message: str, *, variable: str) -> None:
+    def __init__(self, message: str | Phrase, *, variable: str) -> None:
         self.variable = variable  # the environment variable to set
         super().__init__(message)
 
@@ -106,12 +106,7 @@ class LineTransport:
             token = os.environ.get(TOKEN_ENV, "")
         token = token.strip()
         if not token:
-            raise LineSettingsError(
-                f"{TOKEN_ENV} is not set: LINE messages need the channel access token. Issue one in the "
-                "LINE Developers console (your channel's Messaging API tab) and set it in the environment "
-                f"of kizuna, e.g. `export {TOKEN_ENV}=...`; it never goes into kizuna.toml.",
-                variable=TOKEN_ENV,
-            )
+            raise LineSettingsError(Phrase.of("error.line_no_token", variable=TOKEN_ENV), variable=TOKEN_ENV)
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         if max_wait < 0 or base_delay < 0 or max_delay < 0:

@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from kizuna._errors import KizunaError
+from kizuna._errors import KizunaError, Phrase
 from kizuna.delivery._line import LineSettingsError
 
 __all__ = ["SECRET_ENV", "WebhookEvent", "WebhookPayloadError", "channel_secret", "parse_events",
@@ -43,12 +43,7 @@ def channel_secret() -> str:
     """The channel secret from KIZUNA_LINE_SECRET; a KizunaError that says how to set it if missing."""
     secret = os.environ.get(SECRET_ENV, "").strip()
     if not secret:
-        raise LineSettingsError(
-            f"{SECRET_ENV} is not set: kizuna needs the LINE channel secret to check that webhook requests "
-            "come from LINE. Copy it from the LINE Developers console (your channel's Basic settings tab) "
-            f"into the environment of `kizuna serve`, e.g. `export {SECRET_ENV}=...`.",
-            variable=SECRET_ENV,
-        )
+        raise LineSettingsError(Phrase.of("error.line_no_secret", variable=SECRET_ENV), variable=SECRET_ENV)
     return secret
 
 
@@ -76,8 +71,7 @@ def verify_signature(body: bytes, signature: str | None, channel_secret: str) ->
     False
     """
     if not channel_secret:
-        raise LineSettingsError(f"the LINE channel secret is empty: set {SECRET_ENV} to your channel's secret.",
-                                variable=SECRET_ENV)
+        raise LineSettingsError(Phrase.of("error.line_secret_empty", variable=SECRET_ENV), variable=SECRET_ENV)
     if not signature or not isinstance(signature, str):
         return False
     try:

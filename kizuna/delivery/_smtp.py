@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from kizuna._errors import Phrase
 from kizuna.delivery._base import DeliveryError, Message, Receipt
 from kizuna.delivery._email import (
     PASSWORD_ENV,
@@ -137,31 +138,24 @@ class SmtpTransport:
         except ValueError:
             port = -1
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname or port == -1:
-            raise EmailSettingsError(
-                f"[email] smtp_url = {url!r} is not an SMTP server: write smtp://host:port or "
-                "smtps://user@host:465 in kizuna.toml.", settings=("smtp_url",))
+            raise EmailSettingsError(Phrase.of("error.smtp_url_invalid", url=repr(url)), settings=("smtp_url",))
         if parts.password is not None:
-            raise EmailSettingsError(
-                f"[email] smtp_url holds a password: remove it from kizuna.toml and set the environment "
-                f"variable {PASSWORD_ENV} instead.", settings=("smtp_url",))
+            raise EmailSettingsError(Phrase.of("error.smtp_url_password", variable=PASSWORD_ENV),
+                                     settings=("smtp_url",))
         self.host = parts.hostname
         self.implicit_tls = parts.scheme == "smtps"
         self.port = port or (465 if self.implicit_tls else 25)
         self.starttls = starttls
         if self.implicit_tls and starttls:
-            raise EmailSettingsError(
-                "smtps:// is encrypted from the start: set [email] starttls = false, or use smtp://host:587 "
-                "with starttls = true.", settings=("starttls",))
+            raise EmailSettingsError(Phrase.of("error.smtps_starttls"), settings=("starttls",))
         self.user = unquote(parts.username) if parts.username else None
         if self.user and not (self.implicit_tls or starttls or _is_loopback(self.host)):
-            raise EmailSettingsError(
-                f"logging in to {self.host} without TLS would send the password in the clear: use "
-                "smtps://…:465, or set [email] starttls = true.", settings=("smtp_url", "starttls"))
+            raise EmailSettingsError(Phrase.of("error.smtp_login_in_clear", host=self.host),
+                                     settings=("smtp_url", "starttls"))
         self._password = password if password is not None else os.environ.get(PASSWORD_ENV)
         if self.user and not self._password:
-            raise EmailSettingsError(
-                f"[email] smtp_url logs in as {self.user!r}, but {PASSWORD_ENV} is not set: set it to the "
-                "SMTP password in the environment of kizuna.", settings=("smtp_url",))
+            raise EmailSettingsError(Phrase.of("error.smtp_no_password", user=repr(self.user), variable=PASSWORD_ENV),
+                                     settings=("smtp_url",))
         self.identity = identity
         self.dkim = dkim
         self.timeout = timeout
@@ -173,9 +167,7 @@ class SmtpTransport:
                       timeout: float = 30.0) -> SmtpTransport:
         """The transport of a workspace's [email] settings (key files relative to `workspace`)."""
         if not settings.smtp_url:
-            raise EmailSettingsError(
-                'No SMTP server to send e-mails through: set [email] smtp_url = "smtp://host:port" in kizuna.toml.',
-                settings=("smtp_url",))
+            raise EmailSettingsError(Phrase.of("error.smtp_no_url"), settings=("smtp_url",))
         return cls(settings.smtp_url, SenderIdentity.from_settings(settings, lang=lang),
                    starttls=settings.starttls, dkim=DkimSigner.from_settings(settings, workspace),
                    timeout=timeout)
@@ -299,20 +291,18 @@ class SmtpTransport:
                 conn.login(self.user, self._password or "")
         except smtplib.SMTPAuthenticationError as exc:
             _close(conn)
-            raise EmailSettingsError(
-                f"{self.where} refused the login of {self.user!r} ({_reply(exc.smtp_code, exc.smtp_error)}): check "
-                f"the user in [email] smtp_url and {PASSWORD_ENV}.", settings=("smtp_url",)) from None
+            raise EmailSettingsError(Phrase.of("error.smtp_login_refused", server=self.where, user=repr(self.user),
+                                               reply=_reply(exc.smtp_code, exc.smtp_error), variable=PASSWORD_ENV),
+                                     settings=("smtp_url",)) from None
         except smtplib.SMTPNotSupportedError as exc:
             _close(conn)
             what = "STARTTLS" if self.starttls and "STARTTLS" in str(exc) else "AUTH"
-            raise EmailSettingsError(
-                f"{self.where} does not offer {what} ({exc}): check [email] smtp_url and starttls.",
-                settings=("smtp_url", "starttls")) from None
+            raise EmailSettingsError(Phrase.of("error.smtp_not_offered", server=self.where, what=what,
+                                               problem=str(exc)), settings=("smtp_url", "starttls")) from None
         except ssl.SSLCertVerificationError as exc:
             _close(conn)
-            raise EmailSettingsError(
-                f"the TLS certificate of {self.where} cannot be trusted ({exc.verify_message}): check the host "
-                "name in [email] smtp_url.", settings=("smtp_url",)) from None
+            raise EmailSettingsError(Phrase.of("error.smtp_certificate", server=self.where,
+                                               problem=str(exc.verify_message)), settings=("smtp_url",)) from None
         except smtplib.SMTPResponseException as exc:  # refused at the greeting, EHLO or STARTTLS
             _close(conn)
             raise DeliveryError(f"{self.where} refused the connection: {_reply(exc.smtp_code, exc.smtp_error)}",
@@ -341,9 +331,8 @@ class SmtpTransport:
             self._reset(conn, code, pending=2 if pipelined else 0)
             if code >= 500:
                 # about the sender or the session, not this message: stop the run, lose nothing
-                raise EmailSettingsError(
-                    f"{self.where} refused the sender {sender} ({_reply(code, reply)}): check "
-                    "[email] sender and the login in smtp_url.", settings=("sender", "smtp_url"))
+                raise EmailSettingsError(Phrase.of("error.smtp_sender_refused", server=self.where, sender=sender,
+                                                   reply=_reply(code, reply)), settings=("sender", "smtp_url"))
             raise DeliveryError(f"MAIL FROM: {_reply(code, reply)}", permanent=False, status=code)
         code, reply = conn.getreply() if pipelined else conn.rcpt(recipient)
         if code not in (250, 251):

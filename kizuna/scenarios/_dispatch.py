@@ -478,7 +478,7 @@ class Dispatcher:
         try:
             self._push_part(channel, factory, part, total)
         except KizunaError as exc:
-            error = str(exc)
+            error = exc.phrase or str(exc)  # a phrase: said in the reader's language where the run stops
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which stops the run
             error = f"{channel}: {type(exc).__name__}: {exc}"
         tallies = {key: dict(t.counts) for key, t in self.report.tallies.items()}
