@@ -60,10 +60,11 @@ def main() -> None:
 
 def run() -> NoReturn:
     """The `kizuna` command (`python -m kizuna`, the installed script): `main`, then the process ends
-    without Python's teardown of every module and object, which after a large `predict` takes a
-    third of a second to free what the end of the process frees anyway — once the exit handlers have
-    run and the output is written, and only when no other thread is still at work (else the usual
-    exit, which waits for it). In-process callers (tests) call `main`, which returns."""
+    without Python's teardown of every module and object, which after a large `predict` is a visible
+    part of the command's time spent freeing what the end of the process frees anyway (bench/README.md)
+    — once the exit handlers have run and the output is written, and only when no other thread is
+    still at work (else the usual exit, which waits for it). In-process callers (tests) call `main`,
+    which returns."""
     try:
         main()
         code: object = 0
