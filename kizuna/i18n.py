@@ -1386,6 +1386,64 @@ _ERRORS: dict[str, tuple[str, str]] = {
     "error.line_secret_empty": ("LINE のチャネルシークレットが空です: {variable} にチャネルのシークレットを"
                                 "設定してください。",
                                 "the LINE channel secret is empty: set {variable} to your channel's secret."),
+    # the caveats of a fit (`kizuna predict`'s and the backtests' notes)
+    "note.few_customers": (
+        "{model}: 顧客が {n} 人しかいません。4 つのパラメータをある程度の精度で推定するには {least} 人以上が必要です。",
+        "{model}: only {n} customers; at least {least} are needed to estimate four parameters with any precision."),
+    "note.few_repeat_buyers": (
+        "{model}: リピーターが {n} 人しかいません。3 つのパラメータをある程度の精度で推定するには {least} 人以上が"
+        "必要です。",
+        "{model}: only {n} repeat buyers; at least {least} are needed to estimate three parameters with any "
+        "precision."),
+    "note.spend_correlated": (
+        "{model}: 購入回数と購入単価に相関があります (r = {r})。モデルは両者が独立だと仮定しているため、購入単価の"
+        "予測が偏るおそれがあります。",
+        "{model}: frequency and monetary value are correlated (r = {r}); the model assumes they are independent, "
+        "so its spend predictions may be biased."),
+    "note.spend_mean_infinite": (
+        "{model}: q = {q} ≤ 1 のため、全体の平均購入単価 p·v/(q-1) が無限大になります。注文の少ない顧客の予測は"
+        "信頼できません。",
+        "{model}: q = {q} <= 1, so the population mean order value p·v/(q-1) is infinite; predictions for "
+        "customers with few orders are unreliable."),
+    "note.churn_near_chance": (
+        "チャーンモデルは、検証用に取り分けた {n} 人の顧客で偶然とほとんど変わりません (AUC {auc}。0.5 は"
+        "コイン投げ): 特徴量からは誰が離脱するかがわかりません。リスクと理由は慎重に扱ってください。",
+        "The churn model does little better than chance on the {n} customers held out to check it (AUC {auc}; "
+        "0.5 is a coin toss): the features do not tell who leaves. Treat its risks and reasons with care."),
+    "note.churn_few_left": (
+        "期間内に離脱したのは {n} 人中 {rare} 人だけで、誰が離脱するかを確かに学ぶには少なすぎます。チャーンリスクは"
+        "粗い値です。より長い履歴か別の --horizon のほうが良いモデルになります。",
+        "Only {rare} of {n} customers left in the window: too few to learn reliably who leaves; the churn risks "
+        "are rough. A longer history or a different --horizon gives a better model."),
+    "note.churn_few_returned": (
+        "期間内に再び注文したのは {n} 人中 {rare} 人だけで、誰が離脱するかを確かに学ぶには少なすぎます。"
+        "チャーンリスクは粗い値です。より長い履歴か別の --horizon のほうが良いモデルになります。",
+        "Only {rare} of {n} customers ordered again in the window: too few to learn reliably who leaves; the "
+        "churn risks are rough. A longer history or a different --horizon gives a better model."),
+    "note.uplift_small_group": (
+        "小さいほうのグループの顧客が {n} 人しかいません (電話した {called} 人、電話しなかった {held} 人): "
+        "電話の効果の推定は粗い値です。",
+        "Only {n} customers in the smaller group ({called} called, {held} held out): the estimated effect of a "
+        "call is rough."),
+    "note.churn_all_customers": (
+        "{cutoff} に稼働中または離脱リスクだった顧客は {n} 人だけで、その人たちだけでチャーンモデルを学習するには"
+        "少なすぎるため、離脱したかどうかを問わず注文したことのある全顧客で学習しました。稼働中の顧客のリスクは"
+        "粗くなります。",
+        "Only {n} customers were active or at risk on {cutoff}: too few to train the churn model on them alone, "
+        "so it was trained on every customer who had ordered, lost or not; the risks of the active customers are "
+        "rougher."),
+    "note.churn_short_window": (
+        "{start} より前の履歴は {horizon} 日の期間でチャーンモデルを学習するには短すぎるため、{window} 日 "
+        "({cutoff} の後 {window} 日注文しなかった人) で学習しました。そのためリスクは約 {window} 日以内に注文が"
+        "ない確率です。",
+        "The history before {start} is too short to train the churn model on a {horizon}-day window; it was "
+        "trained on {window} days (who stopped ordering for {window} days after {cutoff}), so its risk is of no "
+        "order within about {window} days."),
+    "note.fitted_on_sample": (
+        "モデルは {customers} 人中 {sample} 人の標本 ({every} 人に 1 人) で学習しました。全顧客はエンジン内で"
+        "採点しています。上の数字は標本のものです。",
+        "The models were fitted on a sample of {sample} of {customers} customers (one in {every}); every customer "
+        "was scored in the engine, the figures above are the sample's."),
     "error.file_not_found": ("ファイルがありません。パスを確かめてください。", "file not found. Check the path."),
     "error.no_such_sheet": ("{sheet} というシートはありません。ブックのシート: {sheets}。",
                             "no sheet named {sheet}; the workbook has {sheets}."),

@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from kizuna.i18n import say
 from kizuna.models import BetaGeo
 from kizuna.prediction import churn_labels, customer_features
 from kizuna.workspace import Workspace
@@ -237,7 +238,10 @@ def test_predict_and_backtest_with_the_classic_39_week_holdout(cdnow):
     ws = cdnow["ws"]
     predictions = ws.predict(CALIBRATION_END, horizon_days=CLASSIC_HOLDOUT_DAYS)
     assert predictions.table.num_rows == 23_570
-    assert any("trained on 136 days" in note for note in predictions.notes), predictions.notes
+    # a caveat in the reader's language: English and Japanese from the one catalogue
+    assert any("trained on 136 days" in say(note, "en") for note in predictions.notes), predictions.notes
+    assert any("136 日 (1997-05-17 の後 136 日注文しなかった人) で学習しました" in say(note, "ja")
+               for note in predictions.notes), [say(note, "ja") for note in predictions.notes]
     result, chart = ws.backtest(CALIBRATION_END, horizon_days=CLASSIC_HOLDOUT_DAYS,
                                 report_dir=cdnow["reports"])
     assert result.purchases["actual"] == 19_684

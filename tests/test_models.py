@@ -3,6 +3,7 @@ parameters, extreme customers, and the estimator contract common to every model.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -52,7 +53,24 @@ def bg_cdnow(cdnow) -> BetaGeo:
 def test_public_names():
     assert kizuna.models.__all__ == ["BetaGeo", "ConvergenceWarning", "GammaGamma", "ModelFitError",
                                      "ModelFitWarning", "ModelNotFittedError", "ModifiedBetaGeo", "ShiftedBetaGeo",
-                                     "newcombe_interval", "wilson_interval"]
+                                     "fit_note", "newcombe_interval", "wilson_interval"]
+
+
+def test_a_weak_fit_warns_in_words_the_commands_say_in_their_readers_language():
+    # the warning's text is the English; its phrase is what `kizuna predict` prints, in the workspace's language
+    import warnings
+
+    from kizuna.i18n import say
+    from kizuna.models import GammaGamma, ModelFitWarning, fit_note
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ModelFitWarning)
+        with contextlib.suppress(ModelFitError):  # three customers: the warning comes before the fit
+            GammaGamma().fit(np.array([1.0, 2.0, 3.0]), np.array([1200.0, 1500.0, 1000.0]))
+    few = next(w for w in caught if str(w.message).startswith("GammaGamma: only 3 repeat buyers; at least "))
+    assert issubclass(few.category, ModelFitWarning)
+    assert say(fit_note(few), "ja").startswith("GammaGamma: リピーターが 3 人しかいません。")
+    assert say(fit_note(few), "en") == str(few.message)
     assert issubclass(ModelNotFittedError, KizunaError)
     assert issubclass(ModelFitError, KizunaError) and issubclass(ModelFitError, ValueError)
     assert issubclass(ConvergenceWarning, ModelFitWarning) and issubclass(ModelFitWarning, UserWarning)

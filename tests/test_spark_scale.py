@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pytest
 
 from kizuna.demo import build_demo
+from kizuna.i18n import say
 from kizuna.prediction import customer_features, predict_in_engine
 from kizuna.store import Store, collected_rows, copy_store
 
@@ -110,7 +111,7 @@ def test_predict_fits_on_a_sample_and_scores_every_customer_in_the_executors(dem
     stored = {r["customer_id"]: r for r in spark_store.table("predicted").to_pyarrow().to_pylist()}
     ordered = int(customer_features(demo.tables(), AS_OF).count().to_pyarrow().as_py())
     assert len(stored) == ordered > 2 * result.table.num_rows  # everyone scored; the models saw a sample
-    assert any("sample" in note for note in result.notes)
+    assert any("fitted on a sample" in say(note, "en") for note in result.notes)
     # what the executors computed is what the driver computes from the same models and rows
     for row in result.table.to_pylist():
         got = stored[row["customer_id"]]

@@ -18,7 +18,7 @@ import typer
 
 from kizuna.cli._app import AsOfOption, DbOption, DirOption, LangOption, _as_of, _check, _progress, app
 from kizuna.cli._render import Percent, console, error_console, print_json, show_rows
-from kizuna.i18n import label, segment_label
+from kizuna.i18n import label, say, segment_label
 
 if TYPE_CHECKING:  # loaded inside the commands: `kizuna --help` does not pay for Ibis
     from kizuna.workspace import Workspace
@@ -69,7 +69,7 @@ def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
             "customers": table.num_rows, "active_or_at_risk": keep, "high_risk": high,
             "high_risk_threshold": threshold, "lifecycle": _state_counts(table),
             "value_at_risk": total_at_risk, "model_fit": result.model_fit(),
-            "value_at_risk_by_segment": by_segment, "notes": result.notes,
+            "value_at_risk_by_segment": by_segment, "notes": [say(note, lang) for note in result.notes],
             "problems": [problem.to_dict(lang) for problem in result.problems],
         })
         say_problems(result.problems, lang, error_console)
@@ -101,7 +101,7 @@ def show_prediction(ws: Workspace, result, lang: str, fmt: str) -> None:
                    ("value_at_risk", label("value_at_risk", lang))], title=label("title_value_at_risk", lang))
     say_problems(result.problems, lang)
     for note in result.notes:
-        console.print(f"{label('note', lang)}: {note}", markup=False)
+        console.print(f"{label('note', lang)}: {say(note, lang)}", markup=False)
 
 
 def _state_counts(table) -> dict[str, int]:
@@ -314,7 +314,7 @@ def show_call_backtest(result, lang: str, fmt: str) -> None:
     """`kizuna backtest --calls`: per ranking, the Qini coefficient and the uplift at capacity; the
     outcomes learned from and judged on."""
     if fmt == "json":
-        print_json(result.to_dict())
+        print_json(result.to_dict(lang))
         return
     for key, part in (("call_backtest_training", result.training), ("call_backtest_evaluation", result.evaluation)):
         console.print(label(key, lang).format(n=f"{part['outcomes']:,}", called=f"{part['called']:,}",
@@ -334,7 +334,7 @@ def show_call_backtest(result, lang: str, fmt: str) -> None:
                      ("counts", f"{label('call_group_called', lang)} / {label('call_group_held_out', lang)}")],
               title=f"{label('title_call_backtest', lang)} — {label('call_capacity', lang)} {result.capacity:,}")
     for note in result.notes:
-        console.print(f"{label('note', lang)}: {note}", markup=False)
+        console.print(f"{label('note', lang)}: {say(note, lang)}", markup=False)
 
 
 def _pct(value: float | None) -> Percent | None:

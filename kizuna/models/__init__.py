@@ -16,7 +16,7 @@ parameters that make every prediction NaN; one that merely stopped early warns
 (:class:`ConvergenceWarning`, ``converged_`` False).
 """
 
-from kizuna.models._base import ConvergenceWarning, ModelFitError, ModelFitWarning, ModelNotFittedError
+from kizuna.models._base import ConvergenceWarning, ModelFitError, ModelFitWarning, ModelNotFittedError, fit_note
 from kizuna.models._beta_geo import BetaGeo, ModifiedBetaGeo
 from kizuna.models._gamma_gamma import GammaGamma
 from kizuna.models._proportions import newcombe_interval, wilson_interval
@@ -31,6 +31,7 @@ __all__ = [
     "ModelNotFittedError",
     "ModifiedBetaGeo",
     "ShiftedBetaGeo",
+    "fit_note",
     "newcombe_interval",
     "wilson_interval",
 ]

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
-from kizuna._errors import KizunaError
+from kizuna._errors import KizunaError, Phrase
 
 __all__ = [
     "BaseModel",
@@ -53,6 +53,7 @@ __all__ = [
     "compress",
     "dot",
     "factorize",
+    "fit_note",
     "same_length",
     "single_threaded_blas",
     "softplus_sigmoid",
@@ -107,22 +108,35 @@ class ModelFitError(KizunaError, ValueError):
 
 
 class ModelFitWarning(UserWarning):
-    """The fit ran, but the data are weak (few customers, a broken assumption): use the result with care."""
+    """The fit ran, but the data are weak (few customers, a broken assumption): use the result with care.
+
+    `phrase`: the catalogue's words for it when it has them, which a command says in its reader's language
+    (the warning's text is the English)."""
+
+    def __init__(self, message: str | Phrase = "") -> None:
+        self.phrase = message if isinstance(message, Phrase) else None
+        super().__init__(message.text("en") if isinstance(message, Phrase) else message)
 
 
 class ConvergenceWarning(ModelFitWarning):
     """The optimiser stopped before the log-likelihood reached its maximum."""
 
 
+def fit_note(caught: warnings.WarningMessage) -> str | Phrase:
+    """What a caught `ModelFitWarning` says, for a list of caveats a command prints: its phrase (said in the
+    reader's language), else its text."""
+    return getattr(caught.message, "phrase", None) or str(caught.message)
+
+
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def warn(message: str, category: type[Warning] = ModelFitWarning) -> None:
+def warn(message: str | Phrase, category: type[ModelFitWarning] = ModelFitWarning) -> None:
     """warnings.warn, pointing at the first caller outside kizuna.models (the user's fit call)."""
     frame, level = sys._getframe(1), 2
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level)
+    warnings.warn(category(message), stacklevel=level)
 
 
 def dot(a: np.ndarray, b: np.ndarray) -> float:

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.special import betaln, expit, gammaln, hyp2f1, psi
 
+from kizuna._errors import Phrase
 from kizuna.models._base import (
     BaseModel,
     as_counts,
@@ -148,8 +149,7 @@ class BetaGeo(BaseModel):
                              "drop-out parameters a and b cannot be estimated. Use a longer observation period.",
                              parameters=("a", "b"))
         if total < MIN_CUSTOMERS:
-            warn(f"{name}: only {total:g} customers; at least {MIN_CUSTOMERS} are needed to estimate "
-                 "four parameters with any precision.")
+            warn(Phrase.of("note.few_customers", model=name, n=f"{total:g}", least=MIN_CUSTOMERS))
 
     def _degenerate_reason(self, params: dict[str, float]) -> tuple[str, tuple[str, ...], str] | None:
         """"no_dropout" when the failed fit's mean drop-out probability a / (a + b) runs to 0."""

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.special import gammaln, psi
 
+from kizuna._errors import Phrase
 from kizuna.models._base import (
     BaseModel,
     as_counts,
@@ -126,18 +127,15 @@ class GammaGamma(BaseModel):
         if total == 0:
             raise ValueError("every weight is 0: there are no customers to fit.")
         if total < MIN_CUSTOMERS:
-            warn(f"{name}: only {total:g} repeat buyers; at least {MIN_CUSTOMERS} are needed to estimate "
-                 "three parameters with any precision.")
+            warn(Phrase.of("note.few_repeat_buyers", model=name, n=f"{total:g}", least=MIN_CUSTOMERS))
         correlation = _weighted_correlation(x, m, w)
         if abs(correlation) > MAX_CORRELATION:
-            warn(f"{name}: frequency and monetary value are correlated (r = {correlation:.2f}); the model "
-                 "assumes they are independent, so its spend predictions may be biased.")
+            warn(Phrase.of("note.spend_correlated", model=name, r=f"{correlation:.2f}"))
         mean = dot(w, m) / total
         start = np.log([1.0, 2.0, mean])  # p / ν ≈ mean order value with ν ≈ q / v
         self._fit_rows((x, m), w, start)
         if self.params_["q"] <= 1:
-            warn(f"{name}: q = {self.params_['q']:.3g} <= 1, so the population mean order value "
-                 "p·v/(q-1) is infinite; predictions for customers with few orders are unreliable.")
+            warn(Phrase.of("note.spend_mean_infinite", model=name, q=f"{self.params_['q']:.3g}"))
         return self
 
     def _prepare(self, x: np.ndarray, m: np.ndarray, w: np.ndarray) -> _Data:

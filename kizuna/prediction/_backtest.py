@@ -42,7 +42,8 @@ import pyarrow as pa
 from kizuna._errors import KizunaError, Phrase
 from kizuna._numbers import finite_or_none
 from kizuna.analytics import KEEP_STATES, AnalysisSettings
-from kizuna.models import ModelFitWarning
+from kizuna.i18n import say
+from kizuna.models import ModelFitWarning, fit_note
 from kizuna.prediction._chart import write_holdout_chart
 from kizuna.prediction._evaluation import (
     at_capacity,
@@ -97,7 +98,7 @@ class Backtest:
     # per baseline: the model's precision at capacity against the baseline's, with the interval of
     # the difference and its verdict (`compare_at_capacity`)
     comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str | Phrase] = field(default_factory=list)
     problems: list[FitProblem] = field(default_factory=list)  # models that did not fit the calibration data
 
     def to_dict(self, lang: str = "ja") -> dict[str, Any]:
@@ -107,7 +108,7 @@ class Backtest:
             "customers": self.customers, "churn_rate": self.churn_rate, "base_rate": self.churn_rate,
             "capacity": self.capacity, "purchases": self.purchases, "holdout": self.holdout,
             "churn": self.churn, "comparison": self.comparison, "calibration": self.calibration,
-            "model_fit": self.model_fit, "notes": self.notes,
+            "model_fit": self.model_fit, "notes": [say(note, lang) for note in self.notes],
             "problems": [p.to_dict(lang) for p in self.problems],
         })
 
@@ -239,13 +240,13 @@ class CallBacktest:
     evaluation: dict[str, Any]  # the outcomes the rankings are judged on
     rankings: dict[str, dict[str, Any]]  # uplift / value_at_risk / random: qini, uplift at capacity, curve
     model: dict[str, Any] = field(default_factory=dict)  # the uplift model's kept rates
-    notes: list[str] = field(default_factory=list)
+    notes: list[str | Phrase] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, lang: str = "ja") -> dict[str, Any]:
         return finite_or_none({
             "as_of": self.as_of.isoformat(), "horizon_days": self.horizon_days, "capacity": self.capacity,
             "training": self.training, "evaluation": self.evaluation, "rankings": self.rankings,
-            "model": self.model, "notes": self.notes,
+            "model": self.model, "notes": [say(note, lang) for note in self.notes],
         })
 
 
@@ -303,7 +304,7 @@ def call_backtest(
         training=_period(outcomes, train), evaluation=_period(outcomes, test), rankings=rankings,
         model={"kept_rate_called": model.kept_rate_called_, "kept_rate_held_out": model.kept_rate_held_out_,
                "average_uplift": model.average_uplift_},
-        notes=[*(str(w.message) for w in caught if issubclass(w.category, ModelFitWarning)), *predicted.notes],
+        notes=[*(fit_note(w) for w in caught if issubclass(w.category, ModelFitWarning)), *predicted.notes],
     )
 
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from kizuna._errors import KizunaError
+from kizuna._errors import KizunaError, Phrase
 from kizuna.models import ModelFitWarning, ModelNotFittedError
 
 __all__ = ["MISSING_REFERENCE", "ChurnDataError", "ChurnModel", "boosting_threads"]
@@ -228,9 +228,8 @@ class ChurnModel:
                                 if 0 < y_valid.sum() < len(y_valid) else None)
         self.calibrator_, self.calibration_ = _calibrator(self.calibration, held_out, outcome)
         if self.validation_auc_ is not None and self.validation_auc_ < 0.55:
-            warnings.warn(f"The churn model does little better than chance on the {len(valid):,} customers held out "
-                          f"to check it (AUC {self.validation_auc_:.2f}; 0.5 is a coin toss): the features do not tell "
-                          "who leaves. Treat its risks and reasons with care.", ModelFitWarning, stacklevel=2)
+            warnings.warn(ModelFitWarning(Phrase.of("note.churn_near_chance", n=f"{len(valid):,}",
+                                                    auc=f"{self.validation_auc_:.2f}")), stacklevel=2)
         return self
 
     def _held_out_risks(self, X: np.ndarray, y: np.ndarray, rounds: int) -> tuple[np.ndarray, np.ndarray]:
@@ -272,10 +271,8 @@ class ChurnModel:
                 n_customers=n, n_churned=churned)
         rare = min(churned, stayed)
         if rare < 20 or rare / n < 0.01:
-            which = "left" if churned == rare else "ordered again"
-            warnings.warn(f"Only {rare:,} of {n:,} customers {which} in the window: too few to learn reliably who "
-                          "leaves; the churn risks are rough. A longer history or a different --horizon gives a better "
-                          "model.", ModelFitWarning, stacklevel=3)
+            key = "note.churn_few_left" if churned == rare else "note.churn_few_returned"
+            warnings.warn(ModelFitWarning(Phrase.of(key, rare=f"{rare:,}", n=f"{n:,}")), stacklevel=3)
 
     # -- predicting ---------------------------------------------------------------------------------
     def _check_fitted(self) -> None:

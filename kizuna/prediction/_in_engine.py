@@ -24,6 +24,7 @@ from collections.abc import Callable
 import ibis
 import pyarrow as pa
 
+from kizuna._errors import Phrase
 from kizuna.analytics import AnalysisSettings
 from kizuna.prediction._features import MODEL_COLUMNS, customer_features
 from kizuna.prediction._predict import (
@@ -87,9 +88,8 @@ def predict_in_engine(
            ibis.Schema.from_pyarrow(stored.schema))
     notes = list(fits.notes)
     if every > 1:
-        notes.append(f"The models were fitted on a sample of {features.table.num_rows:,} of {customers:,} "
-                     f"customers (one in {every:,}); every customer was scored in the engine, the figures above are "
-                     "the sample's.")
+        notes.append(Phrase.of("note.fitted_on_sample", sample=f"{features.table.num_rows:,}",
+                               customers=f"{customers:,}", every=f"{every:,}"))
     return Predictions(as_of, horizon_days, clv_horizon_days, rows, fits.beta_geo, fits.gamma_gamma, fits.churn,
                        fits.shifted_beta_geo, fits.training_customers, features.repeat_buyers, features.table, notes,
                        fits.problems)

@@ -40,10 +40,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import special
 
-from kizuna._errors import KizunaError
+from kizuna._errors import KizunaError, Phrase
 from kizuna.analytics import KEEP_STATES, LOST_STATES, AnalysisSettings, AsOf, lifecycle_states
 from kizuna.i18n import label
-from kizuna.models import BetaGeo, ConvergenceWarning, GammaGamma, ModelFitError, ModelFitWarning, ShiftedBetaGeo
+from kizuna.models import (
+    BetaGeo,
+    ConvergenceWarning,
+    GammaGamma,
+    ModelFitError,
+    ModelFitWarning,
+    ShiftedBetaGeo,
+    fit_note,
+)
 from kizuna.prediction._churn import ChurnModel, boosting_threads
 from kizuna.prediction._features import (
     CHURN_FEATURES,
@@ -127,7 +135,7 @@ class Predictions:
     training_customers: int
     repeat_buyers: int
     features: pa.Table  # the inputs (customer_features), row for row with `table`
-    notes: list[str] = field(default_factory=list)  # plain-language caveats about the fit
+    notes: list[str | Phrase] = field(default_factory=list)  # plain-language caveats about the fit
     problems: list[FitProblem] = field(default_factory=list)  # models that did not fit, one line each
 
     def problem(self, model: str) -> FitProblem | None:
@@ -299,7 +307,7 @@ class Fits:
     shifted_beta_geo: ShiftedBetaGeo | None
     churn: ChurnModel
     training_customers: int
-    notes: list[str]
+    notes: list[str | Phrase]
     problems: list[FitProblem]
 
 
@@ -349,7 +357,7 @@ def fit_models(tables: dict[str, ibis.Table], as_of: dt.date, features: Features
     fit the data), then the churn model on the features of `horizon_days` before `as_of` of the
     customers active or at risk then (`KEEP_STATES`). `training`: those rows (`_training_rows`), when
     the caller read them already."""
-    notes: list[str] = []
+    notes: list[str | Phrase] = []
     problems: list[FitProblem] = []
     f, m, spends = features.frequency, features.monetary_value, features.spends
     history = features.history_days
@@ -359,7 +367,7 @@ def fit_models(tables: dict[str, ibis.Table], as_of: dt.date, features: Features
         gamma_gamma = _fitted("gamma_gamma", lambda: GammaGamma().fit(f[spends], m[spends]), problems, history)
         shifted = _fitted("shifted_beta_geo", lambda: _fit_shifted_beta_geo(tables, as_of), problems, history)
     # a model that stopped early is a FitProblem (one line), not a note as well
-    notes += [str(w.message) for w in caught
+    notes += [fit_note(w) for w in caught
               if issubclass(w.category, ModelFitWarning) and not issubclass(w.category, ConvergenceWarning)]
     churn, customers = _fit_churn(tables, as_of, horizon_days, notes, analysis, training)
     return Fits(beta_geo, gamma_gamma, shifted, churn, customers, notes, problems)
@@ -598,7 +606,7 @@ def _with_states(features: ibis.Table, tables: dict[str, ibis.Table], as_of: dt.
 
 
 def _fit_churn(
-    tables: dict[str, ibis.Table], as_of: dt.date, horizon_days: int, notes: list[str],
+    tables: dict[str, ibis.Table], as_of: dt.date, horizon_days: int, notes: list[str | Phrase],
     analysis: AnalysisSettings | None = None, first: pa.Table | None = None,
 ) -> tuple[ChurnModel, int]:
     """Train on the features of `horizon_days` before `as_of` and what happened since, for the customers
@@ -632,22 +640,15 @@ def _fit_churn(
         raise PredictionError.keyed("error.predict_short_history", n=f"{training.num_rows:,}", cutoff=cutoff,
                                     window=window, as_of=as_of)
     if population is None:
-        notes.append(
-            f"Only {kept} customers were active or at risk on {cutoff}: too few to train the churn model on them "
-            "alone, so it was trained on every customer who had ordered, lost or not; the risks of the active "
-            "customers are rougher."
-        )
+        notes.append(Phrase.of("note.churn_all_customers", n=kept, cutoff=str(cutoff)))
     if window != horizon_days:
-        notes.append(
-            f"The history before {as_of - dt.timedelta(days=horizon_days)} is too short to train the churn model "
-            f"on a {horizon_days}-day window; it was trained on {window} days (who stopped ordering for {window} "
-            f"days after {cutoff}), so its risk is of no order within about {window} days."
-        )
+        notes.append(Phrase.of("note.churn_short_window", start=str(as_of - dt.timedelta(days=horizon_days)),
+                               horizon=horizon_days, window=window, cutoff=str(cutoff)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelFitWarning)
         model = ChurnModel().fit(_matrix(training), training["churned"].to_numpy(), CHURN_FEATURES)
     model.population_ = list(population) if population is not None else ["all"]
-    notes += [str(w.message) for w in caught if issubclass(w.category, ModelFitWarning)]
+    notes += [fit_note(w) for w in caught if issubclass(w.category, ModelFitWarning)]
     return model, training.num_rows
 
 

@@ -42,7 +42,8 @@ import pyarrow as pa
 
 from kizuna._errors import KizunaError, Phrase
 from kizuna.analytics import KEEP_STATES, AnalysisSettings, AsOf, lifecycle_states
-from kizuna.models import ModelFitWarning, ModelNotFittedError
+from kizuna.i18n import say
+from kizuna.models import ModelFitWarning, ModelNotFittedError, fit_note
 from kizuna.prediction._call_rules import has_phone, recently_called
 from kizuna.prediction._calls import in_call_holdout
 from kizuna.prediction._churn import constant_where_empty
@@ -155,9 +156,8 @@ class UpliftModel:
                 f"at least {self.min_group:,} of each are needed to estimate the effect of a call. Wait for more "
                 "outcomes (their horizon after the list day must have passed).", called=n_called, held_out=n_held)
         if min(n_called, n_held) < 100:
-            warnings.warn(f"Only {min(n_called, n_held):,} customers in the smaller group ({n_called:,} called, "
-                          f"{n_held:,} held out): the estimated effect of a call is rough.", ModelFitWarning,
-                          stacklevel=2)
+            warnings.warn(ModelFitWarning(Phrase.of("note.uplift_small_group", n=f"{min(n_called, n_held):,}",
+                                                    called=f"{n_called:,}", held=f"{n_held:,}")), stacklevel=2)
         self.called_model_ = self._group_model(X[t == 1], y[t == 1])
         self.held_out_model_ = self._group_model(X[t == 0], y[t == 0])
         self.feature_names_ = names
@@ -391,18 +391,19 @@ class CallUplift:
     pending: int = 0
     model: UpliftModel | None = None
     problem: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str | Phrase] = field(default_factory=list)
 
     @property
     def ranking(self) -> str:
         """The keep list's ranking these outcomes allow: "uplift" with a model, else "value_at_risk"."""
         return "uplift" if self.model is not None else "value_at_risk"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, lang: str = "ja") -> dict[str, Any]:
         model = self.model
         return {"as_of": self.as_of.isoformat(), "ranking": self.ranking, "outcomes": self.outcomes,
                 "min_outcomes": self.min_outcomes, "called": self.called, "held_out": self.held_out,
-                "pending": self.pending, "problem": self.problem, "notes": self.notes,
+                "pending": self.pending, "problem": self.problem,
+                "notes": [say(note, lang) for note in self.notes],
                 "kept_rate_called": model.kept_rate_called_ if model else None,
                 "kept_rate_held_out": model.kept_rate_held_out_ if model else None,
                 "average_uplift": model.average_uplift_ if model else None}
@@ -429,7 +430,7 @@ def call_uplift(
             result.model = UpliftModel().fit(outcomes.matrix, outcomes.called, outcomes.kept, CHURN_FEATURES)
         except UpliftDataError as exc:
             result.problem = str(exc)
-    result.notes += [str(w.message) for w in caught if issubclass(w.category, ModelFitWarning)]
+    result.notes += [fit_note(w) for w in caught if issubclass(w.category, ModelFitWarning)]
     return result
 
 
