@@ -115,6 +115,8 @@ class ModelFitWarning(UserWarning):
 
     def __init__(self, message: str | Phrase = "") -> None:
         self.phrase = message if isinstance(message, Phrase) else None
+        if self.phrase is not None:
+            import kizuna.i18n  # noqa: F401  (the catalogue, for the English text, when the models are used alone)
         super().__init__(message.text("en") if isinstance(message, Phrase) else message)
 
 
