@@ -446,7 +446,8 @@ def open_sheet(path: Path | str | None, fmt: str = "csv", *, headers: Sequence[C
         if path is None:
             raise KizunaError.keyed("error.workbook_to_stdout")
         return XlsxSheet(path, headers, sheet=sheet, title=title, shown_as=shown_as)
-    raise KizunaError.keyed("error.sheet_format_unknown", fmt=repr(fmt), formats=" or ".join(SHEET_FORMATS))
+    raise KizunaError.keyed("error.sheet_format_unknown", fmt=repr(fmt), first=SHEET_FORMATS[0],
+                            second=SHEET_FORMATS[1])
 
 
 def open_csv(path: Path | str | None, headers: Sequence[Column | str] | None = None, *,

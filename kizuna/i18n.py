@@ -1092,7 +1092,7 @@ _ERRORS: dict[str, tuple[str, str]] = {
         "{what}: the closest is {closest} ({hits} of its columns), which lacks {lacking}. Name the platform with "
         "--platform ({platforms}), or map the columns with --mapping FILE.toml."),
     "error.header_row_counted_from_1": ("--header-row {row}: 行は 1 から数えます。",
-                                  "--header-row {row}: rows are counted from 1."),
+                                        "--header-row {row}: rows are counted from 1."),
     "error.header_row_parquet": (
         "--header-row は CSV と Excel のファイルに使います。Parquet ファイルは列名を自身で持っています。",
         "--header-row is for CSV and Excel files; a Parquet file names its columns itself."),
@@ -1135,12 +1135,12 @@ _ERRORS: dict[str, tuple[str, str]] = {
         "取り込めるファイルがありません。kizuna が取り込めるのは {kinds} のファイルです。",
         "no file to import here; kizuna imports {kinds} files."),
     # the files kizuna writes for people (exports, call lists, sheets)
-    "error.export_format_unknown": ("書き出し形式 {fmt} はありません。{formats} のどちらかを指定してください。",
-                                    "unknown export format {fmt}; choose {formats}."),
-    "error.file_format_unknown": ("ファイル形式 {fmt} はありません。{formats} のどちらかを指定してください。",
-                                  "unknown format {fmt} for a file; choose {formats}."),
-    "error.sheet_format_unknown": ("ファイル形式 {fmt} はありません。{formats} のどちらかを指定してください。",
-                                   "unknown file format {fmt}; choose {formats}."),
+    "error.export_format_unknown": ("書き出し形式 {fmt} はありません。{first} か {second} を指定してください。",
+                                    "unknown export format {fmt}; choose {first} or {second}."),
+    "error.file_format_unknown": ("ファイル形式 {fmt} はありません。{first} か {second} を指定してください。",
+                                  "unknown format {fmt} for a file; choose {first} or {second}."),
+    "error.sheet_format_unknown": ("ファイル形式 {fmt} はありません。{first} か {second} を指定してください。",
+                                   "unknown file format {fmt}; choose {first} or {second}."),
     "error.stdout_csv_only": ("{fmt} のファイルは標準出力には書き出せません。-o でファイル名を指定してください。",
                               "a {fmt} file is not written to standard output; give a file name with -o."),
     "error.workbook_to_stdout": ("Excel ブックは標準出力には書き出せません。-o でファイル名を指定してください。",
@@ -1204,8 +1204,8 @@ _ERRORS: dict[str, tuple[str, str]] = {
     "error.migration_days_reversed": (
         "開始日 {start} が終了日 {end} より前ではありません。--from には --to より前の日付を指定してください。",
         "the start date {start} is not before the end date {end}; give --from an earlier date than --to."),
-    "error.migration_by_unknown": ("移動の内訳 {by} はありません。{choices} のどちらかを指定してください。",
-                                   "unknown migration breakdown {by}; choose {choices}."),
+    "error.migration_by_unknown": ("移動の内訳 {by} はありません。{first} か {second} を指定してください。",
+                                   "unknown migration breakdown {by}; choose {first} or {second}."),
     "error.call_list_unknown": ("リスト {kind} はありません。{choices} のどれかを指定してください。",
                                 "unknown list {kind}; choose one of {choices}."),
     "error.predictions_without_states": (

@@ -167,7 +167,8 @@ def migration_headline(table: pa.Table) -> dict[str, int | float | None]:
 
 def _check_by(by: str) -> None:
     if by not in MIGRATION_BY:
-        raise KizunaError.keyed("error.migration_by_unknown", by=repr(by), choices=" or ".join(MIGRATION_BY))
+        raise KizunaError.keyed("error.migration_by_unknown", by=repr(by), first=MIGRATION_BY[0],
+                                second=MIGRATION_BY[1])
 
 
 # -- the flow (Sankey) chart ------------------------------------------------------------------

@@ -97,7 +97,8 @@ def write_customer_list(table: pa.Table, segment: str, path: Path | None, fmt: s
     row with the business's name, the segment and the as-of date above the header.
     """
     if fmt not in EXPORT_FORMATS:
-        raise KizunaError.keyed("error.export_format_unknown", fmt=repr(fmt), formats=" or ".join(EXPORT_FORMATS))
+        raise KizunaError.keyed("error.export_format_unknown", fmt=repr(fmt), first=EXPORT_FORMATS[0],
+                                second=EXPORT_FORMATS[1])
     columns = [Column(text(f"header.{key}", lang), kind) for key, kind in _shown(table).items()]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +116,7 @@ def check_output(path: Path | str | None, fmt: str, reserved: Iterable[Path] = (
     `path` None is standard output, which takes a CSV only. `unknown`: the catalogue's key of the message
     for an unknown format (its fields `fmt` and `formats`)."""
     if fmt not in EXPORT_FORMATS:
-        raise KizunaError.keyed(unknown, fmt=repr(fmt), formats=" or ".join(EXPORT_FORMATS))
+        raise KizunaError.keyed(unknown, fmt=repr(fmt), first=EXPORT_FORMATS[0], second=EXPORT_FORMATS[1])
     if path is None:
         if fmt != "csv":
             raise KizunaError.keyed("error.stdout_csv_only", fmt=fmt)
