@@ -13,6 +13,7 @@ import typer
 
 from kizuna.cli._app import DirOption, LangOption, _check, app, speak
 from kizuna.cli._render import console
+from kizuna.settings import require_workspace
 
 if TYPE_CHECKING:
     from kizuna.operations import Operations
@@ -107,7 +108,7 @@ def user_add(
         raise typer.BadParameter(f"--role must be one of {', '.join(ROLES)}")
     if not name.strip() or len(name) > 64:
         raise typer.BadParameter("the user name must be 1 to 64 characters")
-    _workspace(directory)
+    require_workspace(directory)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -135,7 +136,7 @@ def user_passwd(
     from kizuna.web import hash_password
 
     _check(lang)
-    _workspace(directory)
+    require_workspace(directory)
     operations = _operations(directory)
     try:
         if operations.user(name.strip()) is None:
@@ -159,9 +160,3 @@ def _operations(directory: Path) -> Operations:
     from kizuna.workspace import Settings
 
     return Operations.open(Settings.load(directory / SETTINGS_FILE).operations.url, directory)
-
-
-def _workspace(directory: Path) -> None:
-    from kizuna.settings import require_workspace
-
-    require_workspace(directory)

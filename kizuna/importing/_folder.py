@@ -37,7 +37,7 @@ def files_in_order(folder: Path | str, mapping: ColumnMapping | None = None,
         _, plan = _choose_plan(source, None, mapping, path, sheet_given=False, platform=platform)
         found.append((plan.kind, path))
     if not found:
-        raise FileFormatError.keyed("error.folder_nothing_to_import", path=folder, kinds=", ".join(READABLE))
+        raise FileFormatError.keyed("error.folder_nothing_to_import", path=folder, kinds=list(READABLE))
     order = list(KINDS)
     return sorted(found, key=lambda item: (order.index(item[0]), item[1].name))
 
