@@ -137,13 +137,18 @@ class Ledger:
                                [(scenario, c) for c in left])
             return added
 
-    def due(self, now: int, *, limit: int | None = None) -> list[DueRow]:
-        """Rows to act on now: waiting and due, and those a killed run left in flight."""
-        sql = (f"SELECT * FROM deliveries WHERE (status IN {WAITING} AND due_ts <= ?) "
-               f"OR status IN {RECOVERABLE} ORDER BY due_ts, key")
+    def due(self, now: int, *, limit: int | None = None, after: tuple[int, str] | None = None) -> list[DueRow]:
+        """Rows to act on now: waiting and due, and those a killed run left in flight, by due time and key;
+        `after` (due_ts, key): those that come after that row (a page of `limit` rows at a time)."""
+        sql = f"SELECT * FROM deliveries WHERE ((status IN {WAITING} AND due_ts <= ?) OR status IN {RECOVERABLE})"
+        params: tuple = (now,)
+        if after is not None:
+            sql += " AND (due_ts > ? OR (due_ts = ? AND key > ?))"
+            params += (after[0], after[0], after[1])
+        sql += " ORDER BY due_ts, key"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [DueRow.from_row(r) for r in self.ops.query(sql, (now,))]
+        return [DueRow.from_row(r) for r in self.ops.query(sql, params)]
 
     def states(self, keys: Sequence[str]) -> dict[str, tuple[str, int, int | None]]:
         """key -> (status, due_ts, sent_ts) for the rows that exist."""

@@ -471,13 +471,14 @@ def scheduled(campaigns: Iterable[Campaign], now: dt.datetime, timezone: str) ->
     return [c.name for c in campaigns if c.send_at is not None and c.send_at_utc(timezone) <= now.astimezone(dt.UTC)]
 
 
-def with_campaigns(context: RunContext, due: Any, scenarios: dict[str, Scenario], ledger: Ledger, report: RunReport,
+def with_campaigns(context: RunContext, scenarios: dict[str, Scenario], ledger: Ledger, report: RunReport,
                    *, tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date, now: dt.datetime,
                    dry_run: bool = False, lang: str | None = None) -> tuple[Any, dict[str, Scenario]]:
     """`kizuna run`'s part of the campaigns: those whose `send_at` has come are enrolled (once), and the
-    rows of every campaign due now join the scenarios' `due` (a `Due`) for one dispatch, under one
-    frequency cap. A campaign that cannot be read or evaluated is a line in the report's problems;
-    the scenarios and the other campaigns go on."""
+    rows of every campaign due now are returned (a `Due`, None when there are none) with `scenarios` and
+    the campaigns' own, for the run to dispatch after the scenarios' rows, under one frequency cap. A
+    campaign that cannot be read or evaluated is a line in the report's problems; the scenarios and the
+    other campaigns go on."""
     from kizuna.scenarios._run import Due
 
     campaigns = []
@@ -499,9 +500,9 @@ def with_campaigns(context: RunContext, due: Any, scenarios: dict[str, Scenario]
         found = CampaignsDue(found.rows + part.rows, {**found.people, **part.people},
                              {**found.fields, **part.fields}, {**found.scenarios, **part.scenarios})
     if not found.rows:
-        return due, {**scenarios, **found.scenarios}
-    return Due(rows=[*due.rows, *found.rows], people={**found.people, **due.people}, reached=due.reached,
-               fields={**due.fields, **found.fields}, merged=due.merged), {**scenarios, **found.scenarios}
+        return None, {**scenarios, **found.scenarios}
+    return (Due(rows=found.rows, people=found.people, reached=set(), fields=found.fields),
+            {**scenarios, **found.scenarios})
 
 
 def send_campaign(context: RunContext, campaign: Campaign, *, as_of: dt.date, now: dt.datetime | None = None,

@@ -13,7 +13,7 @@ after a back-off; "no" (5xx) → failed with the reply; no answer after the mess
 run; the rows it did not reach wait for the next.
 E-mail goes over a few forked processes, LINE over a few threads, a customer's messages in order
 on one; the offline channels (parcel inserts, direct mail, calls) become one list file per channel
-and run, written whole before their rows are marked.
+and slice of the run (`Dispatcher.take`), written whole before their rows are marked.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import os
 import secrets
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,16 +119,23 @@ class Dispatcher:
 
     `people`: customer -> contacts, consents and fields; `reached`: keys of rows whose customer
     reached the goal; `transports`: channel -> factory (default: from the settings).
+
+    A large run goes in slices of its rows, in the order they go (`take`, one slice at a time, each
+    with its own customers' data): what crosses from one slice to the next is the budgets, the call
+    capacity worked out for the whole run beforehand (`calls_taken`), the states of the steps later
+    rows wait for (`carry_keys`), the frequency cap's sends of the customers met again (`carry_customers`)
+    and the channels stopped by their troubles. One slice or many, every row meets the same rules.
     """
 
     def __init__(self, context: RunContext, *, ledger: Ledger, scenarios: dict[str, Scenario],
-                 people: dict[str, dict], reached: set[str], report: RunReport, now: dt.datetime,
-                 dry_run: bool = False, transports: Mapping[str, Callable[[], Transport]] | None = None,
+                 report: RunReport, now: dt.datetime, people: dict[str, dict] | None = None,
+                 reached: set[str] | None = None, dry_run: bool = False,
+                 transports: Mapping[str, Callable[[], Transport]] | None = None,
                  lang: str | None = None, progress: Callable[[str, int, int], None] | None = None,
                  fields: Mapping[str, dict] | None = None) -> None:
         self.context, self.report, self.ledger, self.scenarios = context, report, ledger, scenarios
         self.fields = fields or {}
-        self.people, self.reached, self.now, self.dry_run = people, reached, now, dry_run
+        self.people, self.reached, self.now, self.dry_run = people or {}, reached or set(), now, dry_run
         self.now_unix = int(now.timestamp())
         settings = context.settings
         self.rules = SendingRules.from_settings(settings.delivery, settings.business.timezone)
@@ -140,16 +147,22 @@ class Dispatcher:
         self.operations = context.operations
         self.consents = {channel: self.operations.consents(channel) for channel in ("email", "line", "dm", "call",
                                                                                       "insert")}
-        self.recent = ledger.recent_sends(people, self.now_unix - settings.delivery.cap_days * 86_400)
+        self.cap_since = self.now_unix - settings.delivery.cap_days * 86_400
+        self.recent: dict[str, list[int]] = {}  # customer -> marketing messages sent within the cap's days
+        self.recent_read: set[str] = set()  # customers met in an earlier slice whose sends are in `recent`
         self.samples: Counter = Counter()
         self.previous: dict[str, tuple[str, int, int | None]] = {}
+        # between slices: the step keys later rows ask for, the customers they are for (None: one slice)
+        self.carry_keys: set[str] | None = None
+        self.carry_customers: set[str] | None = None
+        self.stopped: set[str] = set()  # channels that met MAX_TROUBLES: their rows wait for the next run
         self.parent: int | None = None  # in a forked sending process: the run's PID
         self.lock = threading.Lock()
         self.sent_so_far = 0
         # the call lists' rules (kizuna.prediction.call_blocker) and the day's capacity, as `kizuna priority`
         self.call_rules = CallRules.of(getattr(settings, "prediction", None) or PredictionSettings(),
                                        getattr(settings, "calls", None))
-        self.calls_taken: set[str] = set()
+        self.calls_taken: set[str] | None = None  # the whole run's, when it goes in slices
         self.budgets = Budgets(ledger, settings.costs, now)  # each scenario's monthly budget
         self.tracked: list[tuple[str, int, str]] = []  # (ref, link, url): recorded before the messages go
 
@@ -295,12 +308,12 @@ class Dispatcher:
             return sent_ts + wait
         return None
 
-    def calls_within_capacity(self, due: list[DueRow]) -> set[str]:
-        """The customers this run may call: those of the call rows that pass the call lists' rules, in the
-        keep list's ranking (by value at risk, or by the value kept by calling once [calls] min_outcomes
-        call outcomes are known: `keep_ranking`), up to the day's capacity (as `kizuna priority`)."""
-        people = {row.customer_id: self.people.get(row.customer_id) for row in due if row.channel == "call"}
-        callable_ = [p for p in people.values() if p is not None
+    def calls_within_capacity(self, people: Iterable[dict | None]) -> set[str]:
+        """The customers this run may call of `people` (those of its call rows): those who pass the call
+        lists' rules, in the keep list's ranking (by value at risk, or by the value kept by calling once
+        [calls] min_outcomes call outcomes are known: `keep_ranking`), up to the day's capacity (as
+        `kizuna priority`)."""
+        callable_ = [p for p in people if p is not None
                      and call_blocker(p, self.report.as_of, self.call_rules) is None]
         ranking = keep_ranking(max((p.get("call_outcomes") or 0 for p in callable_), default=0),
                                getattr(getattr(self.context.settings, "calls", None), "min_outcomes", 200),
@@ -309,10 +322,32 @@ class Dispatcher:
         return {p["customer_id"] for p in callable_[:self.call_rules.capacity]}
 
     def run(self, due: list[DueRow]) -> None:
+        """Dispatch `due`, the customers' data given to the constructor."""
+        self.take(due, self.people, self.reached, self.fields)
+
+    def take(self, due: list[DueRow], people: dict[str, dict], reached: set[str], fields: Mapping[str, dict]) -> None:
+        """Dispatch one slice of the run's rows, with what the rules and templates need about its customers."""
+        self.people, self.reached, self.fields = people, reached, fields
+        unread = [c for c in people if c not in self.recent_read]
+        self.recent.update(self.ledger.recent_sends(unread, self.cap_since))
+        calls_taken = self.calls_taken
+        if calls_taken is None:
+            calls_taken = self.calls_within_capacity(
+                {r.customer_id: people.get(r.customer_id) for r in due if r.channel == "call"}.values())
+        # the steps' states as the ledger has them, unless this run has settled them already
+        self.previous.update(self.ledger.states(
+            list({k: None for r in due if r.step > 1 and (k := _step_key(r, r.step - 1)) not in self.previous})))
+        self._take(due, calls_taken)
+        if self.carry_customers is not None:
+            self.recent_read.update(c for c in unread if c in self.carry_customers)
+            self.recent = {c: sent for c, sent in self.recent.items() if c in self.carry_customers}
+        if self.carry_keys is not None:
+            self.previous = {k: state for k, state in self.previous.items() if k in self.carry_keys}
+        self.people, self.reached, self.fields = {}, set(), {}
+
+    def _take(self, due: list[DueRow], calls_taken: set[str]) -> None:
         offline: dict[str, list[tuple[DueRow, Message]]] = defaultdict(list)
         online: dict[str, list[tuple[DueRow, Message]]] = defaultdict(list)
-        self.calls_taken = self.calls_within_capacity(due)
-        self.previous = self.ledger.states([_step_key(r, r.step - 1) for r in due if r.step > 1])
         for row in due:
             scenario = self.scenarios[row.scenario]
             if row.status == "committing":  # killed after the point of no return: never twice
@@ -344,7 +379,7 @@ class Dispatcher:
                 if blocked is not None:  # called within the cooldown: not again from a scenario either
                     self.settle(scenario, row, "suppressed", blocked)
                     continue
-                if row.customer_id not in self.calls_taken:  # over the day's capacity: tomorrow
+                if row.customer_id not in calls_taken:  # over the day's capacity: tomorrow
                     later = self.now_unix + 86_400
                     self.settle(scenario, row, "deferred", "over the day's call capacity", due_ts=later)
                     self.previous[row.key] = ("deferred", later, None)
@@ -416,23 +451,31 @@ class Dispatcher:
             for row, _ in items:
                 self.report.count(self.scenarios[row.scenario], row.step, "waiting")
             return
+        if channel in self.stopped:  # its troubles stopped it in an earlier slice of this run
+            for row, _ in items:
+                self.report.count(self.scenarios[row.scenario], row.step, "waiting")
+            return
         workers = max(1, min(PUSH_CONNECTIONS, len(items) // 50))
         parts: list[list[tuple[DueRow, Message]]] = [[] for _ in range(workers)]
         for item in items:  # one customer's messages stay on one connection, in step order
             parts[int(hashlib.md5(item[0].customer_id.encode()).hexdigest(), 16) % workers].append(item)
         self.sent_so_far = 0
         if workers == 1:
-            self._push_part(channel, factory, parts[0], len(items))
+            stopped = self._push_part(channel, factory, parts[0], len(items))
         elif channel == "email":
-            self._push_in_processes(channel, factory, parts, len(items))
+            stopped = self._push_in_processes(channel, factory, parts, len(items))
         else:  # LINE: a resend after a crash is safe (the retry key), so threads will do
             with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=f"kizuna-{channel}") as pool:
-                for done in [pool.submit(self._push_part, channel, factory, part, len(items)) for part in parts]:
-                    done.result()  # a transport's settings error stops the run here, rows left to resend
+                # a transport's settings error stops the run here, rows left to resend
+                stopped = any([done.result() for done in [pool.submit(self._push_part, channel, factory, part,
+                                                                      len(items)) for part in parts]])
+        if stopped:
+            self.stopped.add(channel)
 
     def _push_in_processes(self, channel: str, factory: Callable[[], Transport],
-                           parts: list[list[tuple[DueRow, Message]]], total: int) -> None:
-        """E-mail over several connections, one process each (forked: nothing is pickled).
+                           parts: list[list[tuple[DueRow, Message]]], total: int) -> bool:
+        """E-mail over several connections, one process each (forked: nothing is pickled); whether one of
+        them stopped for the channel's troubles.
 
         Why not threads: between marking a row `committing` and writing SMTP's final "." another
         thread may hold the GIL for milliseconds, and a kill then loses the message (it counts as
@@ -455,9 +498,9 @@ class Dispatcher:
                 outcomes.append(receiver.recv())  # EOF if the child died without answering
             except EOFError:
                 outcomes.append(({}, [], f"{channel}: a delivery process stopped (exit code {child.exitcode}); "
-                                         "its messages wait for the next run"))
+                                         "its messages wait for the next run", False))
             child.join()
-        for tallies, problems, error in outcomes:
+        for tallies, problems, error, _ in outcomes:
             for (name, step), counts in tallies.items():
                 for what, n in counts.items():
                     self.report.count(self.scenarios[name], step, what, n)
@@ -466,6 +509,7 @@ class Dispatcher:
                 raise KizunaError(error)
         if self.progress:
             self.progress(channel, total, total)
+        return any(stopped for *_, stopped in outcomes)
 
     def _push_child(self, channel: str, factory: Callable[[], Transport], part: list[tuple[DueRow, Message]],
                     total: int, results) -> None:
@@ -474,20 +518,21 @@ class Dispatcher:
         self.operations.forget_connections()
         self.report = RunReport(self.report.as_of, self.report.now, self.report.dry_run)
         self.progress = None
-        error = None
+        error, stopped = None, False
         try:
-            self._push_part(channel, factory, part, total)
+            stopped = self._push_part(channel, factory, part, total)
         except KizunaError as exc:
             error = exc.phrase or str(exc)  # a phrase: said in the reader's language where the run stops
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which stops the run
             error = f"{channel}: {type(exc).__name__}: {exc}"
         tallies = {key: dict(t.counts) for key, t in self.report.tallies.items()}
-        results.send((tallies, self.report.problems, error))
+        results.send((tallies, self.report.problems, error, stopped))
         results.close()
         os._exit(0)  # no cleanup of what the parent owns (its store connection, its threads)
 
     def _push_part(self, channel: str, factory: Callable[[], Transport], items: list[tuple[DueRow, Message]],
-                   total: int) -> None:
+                   total: int) -> bool:
+        """Send `items` over one connection, in order; whether the channel's troubles stopped it."""
         troubles = 0  # channel errors in a row: the server is away, or the credentials are wrong
         try:
             with factory() as transport:
@@ -502,6 +547,7 @@ class Dispatcher:
         finally:
             if threading.current_thread() is not threading.main_thread():
                 self.operations.close()  # this thread's SQLite connection
+        return troubles >= MAX_TROUBLES
 
     def _push_one(self, channel: str, transport: Transport, scenario: Scenario, row: DueRow, message: Message,
                   troubles: int, total: int) -> int:

@@ -26,13 +26,20 @@ from kizuna.operations import Delivery, DueRow, Enrolment
 from kizuna.scenarios._model import Scenario
 from kizuna.store import salted_digest
 
-__all__ = ["ENROLMENT_SCHEMA", "Groups", "due_rows", "enrolment_rows", "enrolments", "group_column", "group_of",
-           "local_to_unix", "share_bound", "unix_to_local_day"]
+__all__ = ["DUE_SCHEMA", "ENROLMENT_SCHEMA", "Groups", "due_rows", "due_table", "enrolment_rows", "enrolments",
+           "group_column", "group_of", "local_to_unix", "new_due", "share_bound", "unix_to_local_day"]
 
 ENROLMENT_SCHEMA = pa.schema([
     ("key", pa.string()), ("scenario", pa.string()), ("step", pa.int64()), ("customer_id", pa.string()),
     ("occasion", pa.string()), ("occasion_ts", pa.int64()), ("detail", pa.string()), ("channel", pa.string()),
     ("grp", pa.string()), ("transactional", pa.bool_()), ("due_ts", pa.int64()),
+])
+# The rows to act on, as the ledger gives them (`DueRow`): what a run holds of every message due at once.
+DUE_SCHEMA = pa.schema([
+    ("key", pa.string()), ("ref", pa.string()), ("scenario", pa.string()), ("step", pa.int64()),
+    ("customer_id", pa.string()), ("occasion", pa.string()), ("occasion_ts", pa.int64()), ("detail", pa.string()),
+    ("channel", pa.string()), ("transactional", pa.bool_()), ("due_ts", pa.int64()), ("status", pa.string()),
+    ("batch", pa.string()), ("attempts", pa.int64()),
 ])
 _DAY_US = 86_400_000_000
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -220,8 +227,22 @@ def enrolments(table: pa.Table) -> list[Enrolment]:
                                                                 strict=True)]
 
 
+def new_due(table: pa.Table) -> pa.Table:
+    """`ENROLMENT_SCHEMA` rows as `DUE_SCHEMA` rows as the ledger would give them once enrolled (a dry run's):
+    a new random ref each, scheduled, never tried."""
+    n = table.num_rows
+    columns = {name: table.column(name) for name in DUE_SCHEMA.names if name in ENROLMENT_SCHEMA.names}
+    return pa.table({**columns, "ref": pa.array(list(_refs(n)), pa.string()),
+                     "status": pa.array(["scheduled"] * n, pa.string()), "batch": pa.nulls(n, pa.string()),
+                     "attempts": pa.array([0] * n, pa.int64())}).select(DUE_SCHEMA.names).cast(DUE_SCHEMA)
+
+
+def due_table(rows: list[DueRow]) -> pa.Table:
+    """`DueRow`s as `DUE_SCHEMA` rows, in their order."""
+    return pa.table({name: pa.array([getattr(r, name) for r in rows], DUE_SCHEMA.field(name).type)
+                     for name in DUE_SCHEMA.names}, schema=DUE_SCHEMA)
+
+
 def due_rows(table: pa.Table) -> list[DueRow]:
-    """`ENROLMENT_SCHEMA` rows as `DueRow`s as the ledger would give them once enrolled (a dry run's)."""
-    names = tuple(n for n in _DUE_FIELDS if n != "ref")
-    return [DueRow(ref=ref, **record) for ref, record in zip(_refs(table.num_rows), _records(table, names),
-                                                             strict=True)]
+    """`DUE_SCHEMA` rows as `DueRow`s, in their order."""
+    return [DueRow(**record) for record in _records(table, tuple(DUE_SCHEMA.names))]

@@ -8,11 +8,14 @@ A pipeline of four stages, each a function of what it is given, composed in `run
 2. **Enrol in the ledger** (`enrol`): the enrolments not known yet, in one transaction.
 3. **Pick what is due** (`pick_due`): the rows due now, one per customer and scenario step —
    several occasions of one step due at once (orders placed while cron was off) give one
-   message, for the latest, and the others are `merged` (`merge_occasions`) — and what the
-   rules and templates need about their customers (contacts, consents, goals reached, and the
-   personalisation fields as of each row's occasion, not of the run's day). After it the
-   store may be released, so that the analytics store is held only while reading it.
-4. **Dispatch** (`kizuna.scenarios._dispatch.dispatch`; operational records only).
+   message, for the latest, and the others are `merged` (`merge_occasions`) — as Arrow columns.
+4. **Dispatch** (`kizuna.scenarios._dispatch.Dispatcher`; operational records only), in slices of
+   `SLICE_ROWS` rows in the order they go: for each slice, what the rules and templates need about
+   its customers (`due_slice`: contacts, consents, goals reached, and the personalisation fields
+   as of each row's occasion, not of the run's day) is read from the store, then its rows go. A
+   first run that enrols a whole customer base (millions of messages due at once) so holds one
+   slice's customers at a time. After the last slice's read the store may be released, so that the
+   analytics store is held only while reading it.
 
 Stage 1 leaves the occasions in the engine: trigger, audience, the ledger's known keys and the control
 groups are one Ibis expression per scenario, so that a store on Spark keeps the customers in its
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ibis
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -43,15 +47,18 @@ from kizuna.delivery import Transport
 from kizuna.operations import Delivery, DueRow, Enrolment, Ledger, Operations, take_baselines
 from kizuna.prediction import last_calls
 from kizuna.scenarios._context import RunContext, RunSettings
-from kizuna.scenarios._dispatch import RunReport, dispatch
+from kizuna.scenarios._dispatch import Dispatcher, RunReport
 from kizuna.scenarios._enrolments import (
+    DUE_SCHEMA,
     ENROLMENT_SCHEMA,
     due_rows,
+    due_table,
     enrolment_rows,
     enrolments,
     group_column,
     group_of,
     local_to_unix,
+    new_due,
     unix_to_local_day,
 )
 from kizuna.scenarios._evaluate import audience_filter, entering_members, occasions
@@ -62,8 +69,9 @@ from kizuna.scenarios._switches import running_scenarios
 if TYPE_CHECKING:
     from kizuna.store import Store
 
-__all__ = ["MERGEABLE", "NEW_COLUMNS", "Due", "Enrolled", "Occasions", "audience_tables", "enabled_scenarios",
-           "enrol", "evaluate_occasions", "group_of", "merge_occasions", "pick_due", "run_scenarios", "scenario_fields"]
+__all__ = ["MERGEABLE", "NEW_COLUMNS", "SLICE_ROWS", "Due", "Enrolled", "Occasions", "Picked", "audience_tables",
+           "due_slice", "enabled_scenarios", "enrol", "evaluate_occasions", "group_of", "merge_occasions", "pick_due",
+           "run_scenarios", "scenario_fields"]
 
 _CONTACT_COLUMNS = ("customer_id", "name", "name_kana", "email", "phone", "line_user_id", "postal_code", "address",
                     "email_opt_in", "line_opt_in", "dm_opt_in")
@@ -73,6 +81,9 @@ _PREDICTION_FIELDS = ("churn_risk", "value_at_risk", "p_alive", "clv", "expected
 # A row that never went may give way to a later occasion of its step; one in flight may have gone.
 MERGEABLE = ("scheduled", "deferred")
 _ORDER_OCCASION = "order:"  # after_order's occasions: "order:" + order_id (kizuna.scenarios._evaluate)
+# Rows dispatched at a time, with their customers' data: what a run holds beyond the Arrow columns of
+# every row due (bench/README.md, "the dispatcher in slices", for the memory it takes)
+SLICE_ROWS = 200_000
 
 
 def run_scenarios(
@@ -98,7 +109,8 @@ def run_scenarios(
     keeps its rows waiting, with a line in the report's problems. `release_store` closes the
     store after picking what is due, so that other processes may write it while messages go.
     A run that delivers holds the workspace's run lock; a dry run records nothing and needs none.
-    `campaigns` (`kizuna.scenarios.with_campaigns`) adds the one-off campaigns due to the same dispatch.
+    `campaigns` (`kizuna.scenarios.with_campaigns`) adds the one-off campaigns due to the same dispatch,
+    after the scenarios' rows.
     """
     with contextlib.nullcontext() if dry_run else _one_run_at_a_time(context.run_lock, context.operations):
         now = (now or dt.datetime.now(dt.UTC)).astimezone(zoneinfo.ZoneInfo(context.settings.business.timezone))
@@ -114,22 +126,35 @@ def run_scenarios(
         if baseline and not dry_run:
             take_baselines(context.operations, sorted(baseline))
         report = _count_enrolled(RunReport(as_of, now, dry_run), enrolled.counts, scenarios)
-        due = pick_due(context, scenarios, ledger, enrolled.rows, tables=tables, audience=audience, as_of=as_of,
-                       now=now, lang=lang, dry_run=dry_run)
+        picked = pick_due(scenarios, ledger, enrolled.rows, now=now, dry_run=dry_run)
+        extra = None
         if campaigns is not None and only is None:  # one-off campaigns due now (`with_campaigns`)
-            due, scenarios = campaigns(context, due, scenarios, ledger, report, tables=tables, audience=audience,
-                                       as_of=as_of, now=now, dry_run=dry_run, lang=lang)
-        if release_store:
-            context.store.close()
-        if due.merged:
+            extra, scenarios = campaigns(context, scenarios, ledger, report, tables=tables, audience=audience,
+                                         as_of=as_of, now=now, dry_run=dry_run, lang=lang)
+        if picked.merged:
             if not dry_run:
-                ledger.merge(list(due.merged.values()), at=int(now.timestamp()))
-            for key in due.merged:
-                row = due.merged[key][0]
+                ledger.merge(list(picked.merged.values()), at=int(now.timestamp()))
+            for key in picked.merged:
+                row = picked.merged[key][0]
                 report.count(scenarios[row.scenario], row.step, "merged")
-        return dispatch(context, due.rows, ledger=ledger, scenarios=scenarios, people=due.people, reached=due.reached,
-                        report=report, now=now, dry_run=dry_run, transports=transports, lang=lang, progress=progress,
-                        fields=due.fields)
+        dispatcher = Dispatcher(context, ledger=ledger, scenarios=scenarios, report=report, now=now, dry_run=dry_run,
+                                transports=transports, lang=lang, progress=progress)
+        size = SLICE_ROWS
+        parts = -(-picked.rows.num_rows // size)
+        if parts + (extra is not None) > 1:
+            _between_slices(context, dispatcher, picked.rows, extra, size, tables=tables, audience=audience,
+                            as_of=as_of, lang=lang)
+        for start in range(0, picked.rows.num_rows, size):
+            due = due_slice(context, due_rows(picked.rows.slice(start, size)), scenarios, tables=tables,
+                            audience=audience, as_of=as_of, lang=lang)
+            if release_store and start + size >= picked.rows.num_rows:
+                context.store.close()  # the last read of the store: other processes may write it now
+            dispatcher.take(due.rows, due.people, due.reached, due.fields)
+        if release_store and not picked.rows.num_rows:
+            context.store.close()
+        if extra is not None:
+            dispatcher.take(extra.rows, extra.people, extra.reached, extra.fields)
+        return report
 
 
 @dataclass(frozen=True)
@@ -155,17 +180,25 @@ class Enrolled:
 
 
 @dataclass(frozen=True)
+class Picked:
+    """What stage 3 picked: the rows to act on (`DUE_SCHEMA`, in the order they go: the ledger's by due
+    time and key, then a dry run's new ones) and the rows merged into a later occasion (key -> (row, the
+    ledger's note))."""
+
+    rows: pa.Table
+    merged: dict[str, tuple[DueRow, str]] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Due:
-    """What stage 3 picked: the rows to act on, what the rules and templates need about their
-    customers, the keys of the rows whose customer has reached the scenario's goal, each row's
-    personal fields as of its occasion (by key), and the rows merged into a later occasion
-    (key -> (row, the ledger's note))."""
+    """Rows to dispatch with what the rules and templates need about their customers: the customers'
+    data, the keys of the rows whose customer has reached the scenario's goal, and each row's personal
+    fields as of its occasion (by key)."""
 
     rows: list[DueRow]
     people: dict[str, dict]
     reached: set[str]
     fields: dict[str, dict] = dataclasses.field(default_factory=dict)
-    merged: dict[str, tuple[DueRow, str]] = dataclasses.field(default_factory=dict)
 
 
 def enabled_scenarios(folder: Path, only: str | None = None) -> dict[str, Scenario]:
@@ -373,21 +406,87 @@ def _enrolled(report: RunReport, new: list[Enrolment], scenarios: dict[str, Scen
     return report
 
 
-def pick_due(context: RunContext, scenarios: dict[str, Scenario], ledger: Ledger, new: pa.Table, *,
-             tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date, now: dt.datetime,
-             lang: str | None = None, dry_run: bool = False) -> Due:
-    """Stage 3: the ledger's rows due at `now` (and those a killed run left in flight; a dry run
-    adds its new enrolments due by then), with what the rules and templates need about their customers."""
+def pick_due(scenarios: dict[str, Scenario], ledger: Ledger, new: pa.Table, *, now: dt.datetime,
+             dry_run: bool = False) -> Picked:
+    """Stage 3: the ledger's rows due at `now` (and those a killed run left in flight; a dry run adds its
+    new enrolments due by then), one per customer and scenario step (`merge_occasions`)."""
     now_unix = int(now.timestamp())
-    rows = [r for r in ledger.due(now_unix) if r.scenario in scenarios]
+    tables: list[pa.Table] = []
+    after = None
+    while True:  # the ledger's rows a page at a time: as columns, not one object each
+        page = ledger.due(now_unix, limit=SLICE_ROWS, after=after)
+        if not page:
+            break
+        tables.append(due_table([r for r in page if r.scenario in scenarios]))
+        after = (page[-1].due_ts, page[-1].key)
     if dry_run and new.num_rows:
-        rows += due_rows(new.filter(pc.and_(pc.equal(new.column("grp"), "treated"),
-                                            pc.less_equal(new.column("due_ts"), now_unix))))
-    rows, merged = merge_occasions(rows)
+        tables.append(new_due(new.filter(pc.and_(pc.equal(new.column("grp"), "treated"),
+                                                 pc.less_equal(new.column("due_ts"), now_unix)))))
+    rows = pa.concat_tables(tables) if tables else DUE_SCHEMA.empty_table()
+    return Picked(*_merged_away(rows))
+
+
+def _merged_away(rows: pa.Table) -> tuple[pa.Table, dict[str, tuple[DueRow, str]]]:
+    """`merge_occasions` of `rows` (`DUE_SCHEMA`), on the rows of the customers with several occasions
+    of one scenario step only: (the rows to act on, in their order; the rows merged away)."""
+    if not rows.num_rows:
+        return rows, {}
+    steps = rows.group_by(["scenario", "step", "customer_id"], use_threads=False).aggregate([("key", "count")])
+    several = steps.filter(pc.greater(steps.column("key_count"), 1))
+    if not several.num_rows:
+        return rows, {}
+    pairs = several.group_by(["scenario", "customer_id"], use_threads=False).aggregate([])
+    _, merged = merge_occasions(due_rows(rows.join(pairs, ["scenario", "customer_id"], join_type="left semi")))
+    if not merged:
+        return rows, {}
+    gone = pc.is_in(rows.column("key"), value_set=pa.array(list(merged), pa.string()))
+    return rows.filter(pc.invert(gone)), merged
+
+
+def due_slice(context: RunContext, rows: list[DueRow], scenarios: dict[str, Scenario], *,
+              tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date,
+              lang: str | None = None) -> Due:
+    """`rows` with what the rules and templates need about their customers, read from the store."""
     zone = zoneinfo.ZoneInfo(context.settings.business.timezone)
     people, fields = _due_people(tables, context.settings, rows, as_of, audience, lang or "ja", zone)
     reached = _goals_reached(tables, [r for r in rows if r.step > 1], scenarios, zone)
-    return Due(rows, people, reached, fields, merged)
+    return Due(rows, people, reached, fields)
+
+
+def _between_slices(context: RunContext, dispatcher: Dispatcher, rows: pa.Table, extra: Due | None, size: int, *,
+                    tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date,
+                    lang: str | None) -> None:
+    """What `dispatcher` carries from one slice of `rows` (then `extra`, a slice of its own) to the next:
+    the states of the steps that later rows wait for, the customers with rows in more than one slice, and
+    the calls the whole run may make (its call rows' customers read a slice at a time beforehand)."""
+    later = rows.filter(pc.greater(rows.column("step"), 1))
+    keys = pc.binary_join_element_wise(later.column("scenario"), pc.cast(pc.subtract(later.column("step"), 1),
+                                                                         pa.string()),
+                                       later.column("customer_id"), later.column("occasion"), "/")
+    carry_keys = set(keys.to_pylist())
+    extra_rows = extra.rows if extra is not None else []
+    carry_keys.update(f"{r.scenario}/{r.step - 1}/{r.customer_id}/{r.occasion}" for r in extra_rows if r.step > 1)
+    part = pa.array(np.arange(rows.num_rows, dtype=np.int64) // size)
+    spans = (pa.table({"customer_id": rows.column("customer_id"), "part": part})
+             .group_by("customer_id", use_threads=False).aggregate([("part", "min"), ("part", "max")]))
+    again = spans.filter(pc.not_equal(spans.column("part_min"), spans.column("part_max")))
+    carry_customers = set(again.column("customer_id").to_pylist())
+    if extra_rows:  # the campaigns' customers met in the scenarios' slices before
+        theirs = pa.array(list({r.customer_id for r in extra_rows}), pa.string())
+        carry_customers.update(theirs.filter(pc.is_in(theirs, value_set=spans.column("customer_id"))).to_pylist())
+    dispatcher.carry_keys, dispatcher.carry_customers = carry_keys, carry_customers
+    calls = pc.unique(rows.filter(pc.equal(rows.column("channel"), "call")).column("customer_id"))
+    people: dict[str, dict | None] = {}
+    for start in range(0, len(calls), size):
+        ids = calls.slice(start, size)
+        moments = pa.table({"customer_id": ids, "order_id": pa.nulls(len(ids), pa.string()),
+                            "day_end": pa.array([day_end(as_of)] * len(ids), pa.timestamp("us"))})
+        found, _ = _due_data(tables, context.settings, moments, as_of, audience, lang or "ja")
+        people.update((c, found.get(c)) for c in ids.to_pylist())
+    for r in extra_rows:
+        if r.channel == "call" and r.customer_id not in people:
+            people[r.customer_id] = extra.people.get(r.customer_id)
+    dispatcher.calls_taken = dispatcher.calls_within_capacity(people.values())
 
 
 def merge_occasions(rows: list[DueRow]) -> tuple[list[DueRow], dict[str, tuple[DueRow, str]]]:
