@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import os
 import zoneinfo
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -65,6 +66,7 @@ from kizuna.scenarios._evaluate import audience_filter, entering_members, occasi
 from kizuna.scenarios._fields import OCCASION_FIELD_COLUMNS, day_end, moment_fields, related_products
 from kizuna.scenarios._model import Scenario, load_scenarios
 from kizuna.scenarios._switches import running_scenarios
+from kizuna.store import scratch_table
 
 if TYPE_CHECKING:
     from kizuna.store import Store
@@ -139,21 +141,32 @@ def run_scenarios(
                 report.count(scenarios[row.scenario], row.step, "merged")
         dispatcher = Dispatcher(context, ledger=ledger, scenarios=scenarios, report=report, now=now, dry_run=dry_run,
                                 transports=transports, lang=lang, progress=progress)
-        size = SLICE_ROWS
-        parts = -(-picked.rows.num_rows // size)
-        if parts + (extra is not None) > 1:
-            _between_slices(context, dispatcher, picked.rows, extra, size, tables=tables, audience=audience,
-                            as_of=as_of, lang=lang)
-        for start in range(0, picked.rows.num_rows, size):
-            due = due_slice(context, due_rows(picked.rows.slice(start, size)), scenarios, tables=tables,
-                            audience=audience, as_of=as_of, lang=lang)
-            if release_store and start + size >= picked.rows.num_rows:
+        rows, size = picked.rows, SLICE_ROWS
+        slices: Iterator[Due] = iter(())
+        if rows.num_rows > size:  # the store's rows for every slice worked out once, read a slice at a time
+            reader = _DueReader(context, rows, scenarios, size, tables=tables, audience=audience, as_of=as_of,
+                                lang=lang)
+            calls = reader.call_people()
+            slices = reader.slices(release=release_store)
+        else:
+            due = due_slice(context, due_rows(rows), scenarios, tables=tables, audience=audience, as_of=as_of,
+                            lang=lang) if rows.num_rows else None
+            if release_store:
                 context.store.close()  # the last read of the store: other processes may write it now
-            dispatcher.take(due.rows, due.people, due.reached, due.fields)
-        if release_store and not picked.rows.num_rows:
-            context.store.close()
+            calls = {r.customer_id: due.people.get(r.customer_id) for r in due.rows if r.channel == "call"} \
+                if due is not None else {}
+            slices = iter([due] if due is not None else [])
         if extra is not None:
-            dispatcher.take(extra.rows, extra.people, extra.reached, extra.fields)
+            slices = itertools.chain(slices, [extra])
+            for r in extra.rows:
+                if r.channel == "call" and r.customer_id not in calls:
+                    calls[r.customer_id] = extra.people.get(r.customer_id)
+        if rows.num_rows > size or (rows.num_rows and extra is not None):
+            _carried(dispatcher, rows, extra, size)
+            # the day's call capacity goes to the best-ranked of the whole run, whichever slice they are in
+            dispatcher.calls_taken = dispatcher.calls_within_capacity(calls.values())
+        for due in slices:
+            dispatcher.take(due.rows, due.people, due.reached, due.fields)
         return report
 
 
@@ -453,12 +466,9 @@ def due_slice(context: RunContext, rows: list[DueRow], scenarios: dict[str, Scen
     return Due(rows, people, reached, fields)
 
 
-def _between_slices(context: RunContext, dispatcher: Dispatcher, rows: pa.Table, extra: Due | None, size: int, *,
-                    tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date,
-                    lang: str | None) -> None:
-    """What `dispatcher` carries from one slice of `rows` (then `extra`, a slice of its own) to the next:
-    the states of the steps that later rows wait for, the customers with rows in more than one slice, and
-    the calls the whole run may make (its call rows' customers read a slice at a time beforehand)."""
+def _carried(dispatcher: Dispatcher, rows: pa.Table, extra: Due | None, size: int) -> None:
+    """What `dispatcher` carries from one slice of `rows` (then `extra`, a slice of its own) to the next: the
+    states of the steps that later rows wait for, and the customers with rows in more than one slice."""
     later = rows.filter(pc.greater(rows.column("step"), 1))
     keys = pc.binary_join_element_wise(later.column("scenario"), pc.cast(pc.subtract(later.column("step"), 1),
                                                                          pa.string()),
@@ -475,18 +485,87 @@ def _between_slices(context: RunContext, dispatcher: Dispatcher, rows: pa.Table,
         theirs = pa.array(list({r.customer_id for r in extra_rows}), pa.string())
         carry_customers.update(theirs.filter(pc.is_in(theirs, value_set=spans.column("customer_id"))).to_pylist())
     dispatcher.carry_keys, dispatcher.carry_customers = carry_keys, carry_customers
-    calls = pc.unique(rows.filter(pc.equal(rows.column("channel"), "call")).column("customer_id"))
-    people: dict[str, dict | None] = {}
-    for start in range(0, len(calls), size):
-        ids = calls.slice(start, size)
-        moments = pa.table({"customer_id": ids, "order_id": pa.nulls(len(ids), pa.string()),
-                            "day_end": pa.array([day_end(as_of)] * len(ids), pa.timestamp("us"))})
-        found, _ = _due_data(tables, context.settings, moments, as_of, audience, lang or "ja")
-        people.update((c, found.get(c)) for c in ids.to_pylist())
-    for r in extra_rows:
-        if r.channel == "call" and r.customer_id not in people:
-            people[r.customer_id] = extra.people.get(r.customer_id)
-    dispatcher.calls_taken = dispatcher.calls_within_capacity(people.values())
+
+
+class _DueReader:
+    """What the rules and templates need about the customers of a run's rows (`DUE_SCHEMA`) in slices of
+    `size`: worked out by the engine once for all of them, into scratch tables (`kizuna.store.scratch_table`),
+    then read a slice at a time — so that each slice does not scan the orders again. The same values as
+    `due_slice` reads for one slice."""
+
+    def __init__(self, context: RunContext, rows: pa.Table, scenarios: dict[str, Scenario], size: int, *,
+                 tables: dict[str, ibis.Table], audience: dict[str, ibis.Table], as_of: dt.date,
+                 lang: str | None) -> None:
+        self.context, self.rows, self.scenarios, self.size = context, rows, scenarios, size
+        self.tables, self.as_of, self.settings = tables, as_of, context.settings
+        self.zone = zoneinfo.ZoneInfo(context.settings.business.timezone)
+        # one moment per slice, customer, order and day (an order's moment is its time in the store, read there),
+        # numbered in the order of their first rows: a slice's moments are numbered from bounds[k] to bounds[k + 1]
+        occasion = rows.column("occasion")
+        day = unix_to_local_day(rows.column("occasion_ts"), self.zone)
+        of_order = pc.starts_with(occasion, _ORDER_OCCASION)
+        order_id = pc.if_else(of_order, pc.utf8_slice_codeunits(occasion, len(_ORDER_OCCASION)), None)
+        n = rows.num_rows
+        keys = pa.table({"part": pa.array(np.arange(n, dtype=np.int64) // size),
+                         "customer_id": rows.column("customer_id"), "order_key": pc.fill_null(order_id, "\0"),
+                         "day": day.cast(pa.int32()),
+                         "row": pa.array(np.arange(n, dtype=np.int64)),
+                         "call": pc.equal(rows.column("channel"), "call")})
+        names = ["part", "customer_id", "order_key", "day"]
+        moments = keys.group_by(names, use_threads=False).aggregate([("row", "min"), ("call", "any")])
+        moments = moments.sort_by("row_min")
+        first = moments.column("row_min").to_numpy()
+        self.bounds = np.searchsorted(first, np.arange(0, n + size, size, dtype=np.int64))
+        numbered = moments.append_column("_n", pa.array(np.arange(moments.num_rows, dtype=np.int64)))
+        joined = keys.select([*names, "row"]).join(numbered.select([*names, "_n"]), names).sort_by("row")
+        self.moment_of_row = joined.column("_n").to_numpy()
+        order = pc.if_else(pc.equal(moments.column("order_key"), "\0"), pa.nulls(moments.num_rows, pa.string()),
+                           moments.column("order_key"))
+        cut = pc.add(moments.column("day").cast(pa.date32()).cast(pa.timestamp("us")),
+                     pa.scalar(day_end(dt.date(1970, 1, 1)) - dt.datetime(1970, 1, 1)))
+        self.moments = ibis.memtable(pa.table({
+            "customer_id": moments.column("customer_id"), "order_id": order, "day_end": cut,
+            "_n": numbered.column("_n"), "_part": moments.column("part"), "_call": moments.column("call_any")}))
+        last = max(pc.max(cut).as_py().date(), as_of)
+        query, self.sides = _due_query(tables, self.settings, self.moments.drop("_part", "_call"), as_of, last,
+                                       audience, lang or "ja", of_orders=order.null_count < len(order))
+        customers = self.moments.select("customer_id").distinct()
+        self.stack = contextlib.ExitStack()
+        self.found = self.stack.enter_context(scratch_table(query, "_kizuna_due_people"))
+        self.related = self.stack.enter_context(scratch_table(
+            related_products(tables, as_of, customers=customers), "_kizuna_due_related"))
+
+    def call_people(self) -> dict[str, dict | None]:
+        """customer -> their data (None: not in the store), for the customers of the call rows."""
+        m = self.moments
+        calls = m.filter(m._call).select("_n")
+        found = self.found.semi_join(calls, "_n").to_pyarrow()
+        no_related = pa.table({"customer_id": pa.array([], pa.string()), "rank": pa.array([], pa.int64()),
+                               "name": pa.array([], pa.string())})  # not what ranks the calls
+        people, _ = _assemble(found, no_related, self.sides, self.settings, len(self.moment_of_row))
+        ids = m.filter(m._call).select("customer_id").distinct().to_pyarrow().column("customer_id").to_pylist()
+        return {c: people.get(c) for c in ids}
+
+    def slices(self, *, release: bool = False) -> Iterator[Due]:
+        """Each slice's rows with their customers' data; the scratch tables dropped (and the store closed, with
+        `release`) after the last one's read."""
+        count = -(-self.rows.num_rows // self.size)
+        with self.stack:
+            for k in range(count):
+                first, end = int(self.bounds[k]), int(self.bounds[k + 1])
+                found = self.found.filter((self.found._n >= first) & (self.found._n < end)).to_pyarrow()
+                m = self.moments
+                related = self.related.semi_join(m.filter(m._part == k).select("customer_id"), "customer_id")
+                people, at = _assemble(found, related.to_pyarrow(), self.sides, self.settings, end - first, first)
+                rows = due_rows(self.rows.slice(k * self.size, self.size))
+                moment = self.moment_of_row[k * self.size:k * self.size + len(rows)].tolist()
+                fields = {r.key: at[n - first] for r, n in zip(rows, moment, strict=True) if at[n - first] is not None}
+                reached = _goals_reached(self.tables, [r for r in rows if r.step > 1], self.scenarios, self.zone)
+                if k == count - 1:
+                    self.stack.close()
+                    if release:
+                        self.context.store.close()  # the last read of the store: other processes may write it now
+                yield Due(rows, people, reached, fields)
 
 
 def merge_occasions(rows: list[DueRow]) -> tuple[list[DueRow], dict[str, tuple[DueRow, str]]]:
@@ -613,9 +692,23 @@ def _due_data(tables: dict[str, ibis.Table], settings: RunSettings, moments: pa.
     if not moments.num_rows:
         return {}, []
     m = ibis.memtable(moments.append_column("_n", pa.array(range(moments.num_rows), pa.int64())))
+    last = max(pc.max(moments.column("day_end")).as_py().date(), as_of)
+    found, sides = _due_query(tables, settings, m, as_of, last, audience, lang,
+                              of_orders=moments.column("order_id").null_count < moments.num_rows)
+    customers = m.select("customer_id").distinct()
+    related = related_products(tables, as_of, customers=customers).to_pyarrow()
+    return _assemble(found.to_pyarrow(), related, sides, settings, moments.num_rows)
+
+
+def _due_query(tables: dict[str, ibis.Table], settings: RunSettings, m: ibis.Table, as_of: dt.date, last: dt.date,
+               audience: dict[str, ibis.Table], lang: str, *, of_orders: bool = True
+               ) -> tuple[ibis.Table, list[tuple[list[str], str]]]:
+    """The store's rows for the moments `m` (customer_id, order_id or null, day_end, _n: the moment's number;
+    none after the end of `last`; `of_orders`: some name an order), and the columns each side joined by
+    customer brings with its key's name."""
     customers = m.select("customer_id").distinct()  # from the moments as given: no read of the orders
-    if moments.column("order_id").null_count < moments.num_rows:
-        orders = tables["orders"]
+    orders = tables["orders"]
+    if of_orders:
         wanted = m.filter(m.order_id.notnull()).select(_id=m.order_id).distinct()
         placed = orders.select(_id=orders.order_id.cast("string"), _at=orders.ordered_at).semi_join(wanted, "_id")
         placed = placed.group_by("_id").aggregate(_at=placed._at.max())
@@ -624,7 +717,6 @@ def _due_data(tables: dict[str, ibis.Table], settings: RunSettings, moments: pa.
     else:
         m = m.select("_n", "customer_id", seen_until=m.day_end)
     # the orders' cut: an order's moment is on its occasion's day, the others end theirs
-    last = max(pc.max(moments.column("day_end")).as_py().date(), as_of)
     carry = tuple(c for c in _CONTACT_COLUMNS if c not in ("customer_id", "name"))
     fields = moment_fields(tables, m, last, alternative_yen_per_l=settings.delivery.alternative_yen_per_l,
                            carry=carry)
@@ -645,7 +737,6 @@ def _due_data(tables: dict[str, ibis.Table], settings: RunSettings, moments: pa.
     if "calls" in tables:  # the call lists' cooldown and callbacks (kizuna.prediction.call_blocker)
         sides.append((["last_called_at", "callback_due"], last_calls(tables["calls"], as_of)))
     # the parcel-insert list names the order whose parcel takes the insert: the latest not yet shipped
-    orders = tables["orders"]
     pending = orders.filter(orders.shipped_at.isnull() & (orders.status.isnull() | (orders.status == "completed")))
     pending = pending.semi_join(customers, "customer_id").group_by("customer_id").aggregate(
         next_order_id=pending.order_id.cast("string").max(), next_order_at=pending.ordered_at.max())
@@ -653,16 +744,21 @@ def _due_data(tables: dict[str, ibis.Table], settings: RunSettings, moments: pa.
     for n, (cols, side) in enumerate(sides):
         side = side.semi_join(customers, "customer_id").select(**{f"_k{n}": "customer_id"}, **{c: c for c in cols})
         t = t.left_join(side, t.customer_id == side[f"_k{n}"])
-    found = t.to_pyarrow()
+    return t, [(cols, f"_k{n}") for n, (cols, _) in enumerate(sides)]
+
+
+def _assemble(found: pa.Table, related: pa.Table, sides: list[tuple[list[str], str]], settings: RunSettings,
+              count: int, first: int = 0) -> tuple[dict[str, dict], list[dict | None]]:
+    """(customer -> their data, each moment's fields or None) of the `count` moments numbered from `first`
+    on, from the store's rows `found` (`_due_query`) and the customers' `related` products."""
     # suggestions of what to buy next are today's, whatever the occasion
-    related = related_products(tables, as_of, customers=customers).to_pyarrow()
     related = related.sort_by([("customer_id", "ascending"), ("rank", "ascending")])
     related = related.group_by("customer_id", use_threads=False).aggregate([("name", "list")])
     suggested = dict(zip(related.column("customer_id").to_pylist(), related.column("name_list").to_pylist(),
                          strict=True))
     column = {n: found.column(n).to_pylist() for n in found.column_names}
     people: dict[str, dict] = {}
-    at: list[dict | None] = [None] * moments.num_rows
+    at: list[dict | None] = [None] * count
     shared: dict[tuple, dict] = {}
     for i, (n, customer, until) in enumerate(zip(column["_n"], column["customer_id"], column["seen_until"],
                                                  strict=True)):
@@ -670,17 +766,17 @@ def _due_data(tables: dict[str, ibis.Table], settings: RunSettings, moments: pa.
             person = {c: column[c][i] for c in _CONTACT_COLUMNS}
             if customer in suggested:
                 person["related_products"] = suggested[customer]
-            for k, (cols, _side) in enumerate(sides[:-1]):  # the pending order comes last, as it always has
-                if column[f"_k{k}"][i] is not None:
+            for cols, key in sides[:-1]:  # the pending order comes last, as it always has
+                if column[key][i] is not None:
                     person.update((c, column[c][i]) for c in cols)
             person.setdefault("related_products", [])
             person["alternative_name"] = settings.delivery.alternative_name
-            if column[f"_k{len(sides) - 1}"][i] is not None:
+            if column[sides[-1][1]][i] is not None:
                 person.update((c, column[c][i]) for c in sides[-1][0])
             people[customer] = person
         if (customer, until) not in shared:
             shared[customer, until] = {c: column[c][i] for c in _FIELD_NAMES}
-        at[n] = shared[customer, until]
+        at[n - first] = shared[customer, until]
     return people, at
 
 
