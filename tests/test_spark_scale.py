@@ -191,7 +191,7 @@ def _twins(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
 
 
 @pytest.mark.spark
-def test_a_dry_run_on_spark_collects_the_messages_due_not_the_customers(demo, spark_store, tmp_path):
+def test_a_dry_run_on_spark_collects_the_messages_due_not_the_customers(demo, spark_store, tmp_path, monkeypatch):
     """Twice the customers, none with a new message due (the new ones' segment memberships and orders are
     known to the ledger): the dry run brings as many rows to the driver as before and decides the same."""
     from kizuna.operations import Enrolment, Ledger
@@ -224,6 +224,13 @@ def test_a_dry_run_on_spark_collects_the_messages_due_not_the_customers(demo, sp
     # what came back: the messages due, with what the rules and templates need about their customers (up to
     # three related products each), and a few counts
     assert first.largest <= 3 * acted
+    # in slices of a third of the rows: what the executors worked out once for all of them, read a slice at a
+    # time (no slice brings the whole run's rows), and the same decisions
+    with monkeypatch.context() as patch:
+        patch.setattr("kizuna.scenarios._run.SLICE_ROWS", acted // 3 + 1)
+        sliced, decided_in_slices = dry_run()
+    assert decided_in_slices == decided
+    assert sliced.largest < first.largest
 
     # as many customers again: twins of everyone, with twins of their scores and orders
     for name, ids in (("customers", ("customer_id",)), ("customer_scores", ("customer_id",)),

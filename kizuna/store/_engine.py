@@ -292,7 +292,10 @@ class Store:
 
     @staticmethod
     def _scratch_table(expr: ibis.Table, name: str) -> contextlib.AbstractContextManager[ibis.Table]:
-        return expr.cache()  # Ibis' cached table: dropped at the block's end
+        # Ibis' cached table, dropped at the block's end; the in-memory tables it reads registered first, as
+        # before any query (Ibis' cache does not)
+        expr._find_backend(use_default=False)._run_pre_execute_hooks(expr)
+        return expr.cache()
 
     @staticmethod
     def _salted_digest(value: ibis.Value, salt: bytes) -> ibis.Value:
