@@ -120,10 +120,11 @@ class Ledger:
         transaction, so that a customer is never counted as entered without being enrolled.
         """
         now = now_ts()
-        values = [(e.key, e.ref, e.scenario, e.step, e.customer_id, e.occasion, e.occasion_ts, e.detail, e.channel,
+        # a generator: a first run's millions of enrolments go to the database as they are made
+        values = ((e.key, e.ref, e.scenario, e.step, e.customer_id, e.occasion, e.occasion_ts, e.detail, e.channel,
                    e.grp,
                    int(e.transactional), "holdout" if e.grp != "treated" else "scheduled", e.due_ts, now, now)
-                  for e in rows]
+                  for e in rows)
         with self.ops.write() as db:
             # the key is unique: an occasion evaluated again (or by a second run) adds nothing
             added = db.executemany(

@@ -220,11 +220,14 @@ def _records(table: pa.Table, names: tuple[str, ...]) -> Iterator[dict]:
         yield dict(zip(names, values, strict=True))
 
 
-def enrolments(table: pa.Table) -> list[Enrolment]:
-    """`ENROLMENT_SCHEMA` rows as `Enrolment`s, each with a new random ref (what the ledger records)."""
+def enrolments(table: pa.Table, batch_rows: int = 100_000) -> Iterator[Enrolment]:
+    """`ENROLMENT_SCHEMA` rows as `Enrolment`s, each with a new random ref (what the ledger records), made a
+    batch of rows at a time as they are taken."""
     names = (*(n for n in _DUE_FIELDS if n != "ref"), "grp")
-    return [Enrolment(ref=ref, **record) for ref, record in zip(_refs(table.num_rows), _records(table, names),
-                                                                strict=True)]
+    for start in range(0, table.num_rows, batch_rows):
+        part = table.slice(start, batch_rows)
+        yield from (Enrolment(ref=ref, **record) for ref, record in zip(_refs(part.num_rows), _records(part, names),
+                                                                         strict=True))
 
 
 def new_due(table: pa.Table) -> pa.Table:
