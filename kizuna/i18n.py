@@ -1028,6 +1028,46 @@ _CODES: dict[str, tuple[str, str]] = {
 # -- errors a person meets: settings, scenarios, imports, the run (kizuna._errors.Phrase) ----------
 _ERRORS: dict[str, tuple[str, str]] = {
     "error.prefix": ("エラー", "error"),
+    # mistakes on the command line (kizuna.cli._app.mistake), and the pointer to the command's help after them
+    "usage.with_help": ("{message}。`{command} --help` を参照してください。", "{message}. See `{command} --help`."),
+    "usage.one_of": ("{option} は {choices} のいずれかにしてください", "{option} must be one of {choices}"),
+    "usage.not_a_date": ("{option} '{value}' は日付ではありません。YYYY-MM-DD の形で書いてください",
+                         "{option} '{value}' is not a date; write YYYY-MM-DD"),
+    "usage.not_a_month": ("--period '{value}' は年月ではありません。YYYY-MM の形で書いてください（例: 2026-10）",
+                          "--period '{value}' is not a month; write YYYY-MM, e.g. 2026-10"),
+    "usage.from_before_to": ("--from {first} は --to {last} より前の日にしてください。--from を早めてください",
+                             "--from {first} must be before --to {last}; give an earlier --from"),
+    "usage.import_arguments": ("[種類] ファイル、またはフォルダーを1つ指定してください",
+                               "give [KIND] FILE, or a folder"),
+    "usage.unknown_kind": ("種類 '{kind}' はありません。{kinds} のいずれかにするか、省略してください",
+                           "unknown kind '{kind}'; choose one of {kinds}, or leave it out"),
+    "usage.kind_with_folder": (
+        "{path} はフォルダーです。種類を付けずに取り込むか（各ファイルの種類は見出しから判断します）、"
+        "ファイルを1つ指定してください",
+        "{path} is a folder: import it without KIND (each file's kind is told from its headers), or name one file"),
+    "usage.header_row_with_folder": (
+        "{path} はフォルダーです。--header-row は1つのファイル用です"
+        "（フォルダーでは各ファイルの見出し行を自動で見つけます）",
+        "{path} is a folder: --header-row is for one file (in a folder, each file's header row is found by itself)"),
+    "usage.segment_or_saved": ("セグメント名か --segment NAME（保存したセグメント）のどちらか一方を指定してください",
+                               "give a SEGMENT or --segment NAME (a saved segment), one of them"),
+    "usage.calls_folder": ("{path} はフォルダーです。通話結果のファイルを1つ指定してください",
+                           "{path} is a folder: name one file of calls"),
+    "usage.chart_file": ("--chart {path}: 既存のフォルダー内のファイル名を指定してください（例: migration.svg）",
+                         "--chart {path}: give a file name in an existing folder, e.g. migration.svg"),
+    "usage.top_shares": ("--top '{value}': パーセントをカンマ区切りで指定してください（例: 1,5,15）",
+                         "--top '{value}': give percentages separated by commas, e.g. 1,5,15"),
+    "usage.output_is_file": ("--output {path} はファイルです。レポートを書き出すフォルダーを指定してください",
+                             "--output {path} is a file: give a folder for the report's files"),
+    "usage.calls_without_name": ("--calls にはシナリオ名を付けません", "--calls takes no scenario name"),
+    "usage.since_with_calls": ("--since は --calls と一緒に使います", "--since goes with --calls"),
+    "usage.no_where": ("--where の条件を1つ以上指定してください", "give at least one --where condition"),
+    "usage.test_address": ("--to ADDRESS（メールのステップ）か --line USER_ID（LINE のステップ）の"
+                           "どちらかを指定してください",
+                           "give --to ADDRESS (an e-mail step) or --line USER_ID (a LINE step)"),
+    "usage.user_name_length": ("ユーザー名は1〜64文字にしてください", "the user name must be 1 to 64 characters"),
+    "usage.no_variants": ("このキャンペーンにはバリアントがありません。--variant を外してください",
+                          "this campaign has no variants; leave out --variant"),
     "list.separator": ("、", ", "),
     "error.in_file": ("{path}: {problem}", "{path}: {problem}"),
     "error.column_problem": ("{column}: {problem}", "{column}: {problem}"),

@@ -116,7 +116,7 @@ def test_kizuna_segments_by_lifecycle(analysed):
     assert [(r["segment"], r["label"], r["customers"]) for r in rows][:2] == [
         ("lifecycle_active", "active", 6), ("lifecycle_at_risk", "at risk", 4)]
     wrong = kizuna("segments", "--by", "colour", "--dir", str(path))
-    assert wrong.returncode == 2 and "--by must be one of" in wrong.stderr
+    assert wrong.returncode == 2 and "--by は" in wrong.stderr and "のいずれかにしてください" in wrong.stderr
 
 
 @pytest.mark.parametrize("engine", [pytest.param("postgres", marks=pytest.mark.postgres),
@@ -448,4 +448,4 @@ def test_results_calls_scripts_and_the_holdout(tmp_path):
     same = kizuna("calls", "results", "--as-of", AS_OF, "--dir", str(path), "--format", "json")
     assert same.returncode == 0 and json.loads(same.stdout) == found["scripts"]
     wrong = kizuna("results", "thanks", "--calls", "--dir", str(path))
-    assert wrong.returncode == 2 and "--calls takes no scenario name" in wrong.stderr
+    assert wrong.returncode == 2 and "--calls にはシナリオ名を付けません" in wrong.stderr

@@ -89,7 +89,7 @@ def test_analyze_as_of_an_earlier_day_sees_fewer_customers_buying(demo_dir: Path
 
 @pytest.mark.parametrize(("args", "words"), [
     (("kpi", "--as-of", "30/06/2026"), "YYYY-MM-DD"),
-    (("kpi", "--by", "weekday"), "month or channel"),
+    (("kpi", "--by", "weekday"), "month、channel"),
     (("export", "no_such_segment"), "no_such_segment"),
     (("kpi", "--dir", "nowhere"), "kizuna init"),
 ])

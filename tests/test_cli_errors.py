@@ -143,10 +143,18 @@ def test_the_edges_of_the_range_work(analyzed: Path):
 @pytest.mark.slow
 def test_usage_mistakes_are_one_line_too(ws: Path):
     fails(kizuna("kpi", "--as-of", "[/x]", "-d", ws, cwd=ws.parent),
-          "--as-of '[/x]' is not a date; write YYYY-MM-DD. See `kizuna kpi --help`.", status=2)
+          "--as-of '[/x]' は日付ではありません。YYYY-MM-DD の形で書いてください。"
+          "`kizuna kpi --help` を参照してください。", status=2)
     fails(kizuna("kpi", "--by", "week", "-d", ws, cwd=ws.parent),
-          "--by must be month or channel. See `kizuna kpi --help`.", status=2)
-    fails(kizuna("kpi", "--bogus", cwd=ws.parent), "No such option: --bogus. See `kizuna kpi --help`.", status=2)
+          "--by は month、channel のいずれかにしてください。`kizuna kpi --help` を参照してください。", status=2)
+    fails(kizuna("kpi", "--by", "week", "-d", ws, "--lang", "en", cwd=ws.parent),
+          "--by must be one of month, channel. See `kizuna kpi --help`.", status=2, lang="en")
+    fails(kizuna("migration", "--from", "2026-06-30", "--to", "2026-01-31", "-d", ws, "--lang", "en", cwd=ws.parent),
+          "--from 2026-06-30 must be before --to 2026-01-31; give an earlier --from. "
+          "See `kizuna migration --help`.", status=2, lang="en")
+    # Click's own words (a missing or unknown option) stay as the library wrote them, with the pointer to the help
+    fails(kizuna("kpi", "--bogus", cwd=ws.parent), "No such option: --bogus。`kizuna kpi --help` を参照してください。",
+          status=2)
 
 
 @pytest.mark.slow

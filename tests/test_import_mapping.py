@@ -124,7 +124,7 @@ def test_kizuna_import_folder_and_file_without_kind_on_the_command_line(tmp_path
     assert again.returncode == 0 and "unchanged" in again.stdout and "orders" in again.stdout
     wrong = subprocess.run([*KIZUNA, "import", "ordres", str(folder / "a_orders.csv"), "-d", str(tmp_path / "ws")],
                            capture_output=True, text=True, encoding="utf-8")
-    assert wrong.returncode != 0 and "unknown kind 'ordres'" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert wrong.returncode != 0 and "種類 'ordres' はありません" in wrong.stderr and "Traceback" not in wrong.stderr
 
 
 def test_a_folder_with_a_file_kizuna_cannot_read_changes_nothing(ws, tmp_path):

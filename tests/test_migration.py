@@ -230,9 +230,10 @@ def test_cli_table_shows_the_cross_table_and_the_share(shop: Path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--from", "2026-06-30", "--to", "2026-01-31"), "--from 2026-06-30 must be before --to 2026-01-31"),
-        (("--from", "2026-13-01", "--to", "2026-06-30"), "--from '2026-13-01' is not a date"),
-        (("--from", "2026-01-31", "--by", "segment"), "--by must be one of cell, rank"),
+        (("--from", "2026-06-30", "--to", "2026-01-31"),
+         "--from 2026-06-30 は --to 2026-01-31 より前の日にしてください"),
+        (("--from", "2026-13-01", "--to", "2026-06-30"), "--from '2026-13-01' は日付ではありません"),
+        (("--from", "2026-01-31", "--by", "segment"), "--by は cell、rank のいずれかにしてください"),
     ],
 )
 @pytest.mark.slow

@@ -238,7 +238,7 @@ def test_report_settings_are_checked(tmp_path: Path):
 @pytest.mark.slow
 def test_a_period_that_is_no_month_is_one_line(tmp_path: Path):
     done = kizuna("report", "--dir", str(tmp_path), "--period", "2026-13", cwd=tmp_path)
-    assert done.returncode == 2 and "--period '2026-13' is not a month; write YYYY-MM" in done.stderr
+    assert done.returncode == 2 and "--period '2026-13' は年月ではありません。YYYY-MM" in done.stderr
 
 
 @pytest.mark.browser

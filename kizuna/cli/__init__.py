@@ -28,7 +28,7 @@ from kizuna.cli import (
 )
 from kizuna.cli._app import app, current_lang
 from kizuna.cli._render import error_console
-from kizuna.i18n import label, say
+from kizuna.i18n import label, say, text
 
 __all__ = ["app", "main", "run"]
 
@@ -94,7 +94,7 @@ def _usage_error(exc: typer.TyperException) -> None:
     message = exc.message if own else exc.format_message()
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
-        message = f"{message.rstrip('.')}. See `{ctx.command_path} --help`."
+        message = text("usage.with_help", current_lang(), message=message.rstrip(".。"), command=ctx.command_path)
     _error(message)
     sys.exit(getattr(exc, "exit_code", 2))
 

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kizuna._errors import Phrase
 from kizuna.cli._render import FORMATS, Percent, console, print_json, show_rows
-from kizuna.i18n import LANGS, label, segment_label, value_label
+from kizuna.i18n import LANGS, label, say, segment_label, value_label
 from kizuna.settings import DEFAULT_RANKS, configured_lang
 from kizuna.store import KINDS
 
@@ -55,6 +56,12 @@ def current_lang() -> str:
     return _language[0] if _language and _language[0] in LANGS else "ja"
 
 
+def mistake(key: str, **values: object) -> typer.BadParameter:
+    """A mistake on the command line (the catalogue's "usage.<key>", a list among `values` said as the
+    reader's list), in the command's language; the error line adds where its help is."""
+    return typer.BadParameter(say(Phrase.of(f"usage.{key}", **values), current_lang()))
+
+
 LangOption = Annotated[str, typer.Option(
     "--lang", help="Label language: ja or en (default: lang in the business section of kizuna.toml, else ja).",
     callback=_lang)]
@@ -77,9 +84,9 @@ DbOption = Annotated[
 
 def _check(lang: str, fmt: str = "table") -> None:
     if lang not in LANGS:
-        raise typer.BadParameter(f"--lang must be one of {', '.join(LANGS)}")
+        raise mistake("one_of", option="--lang", choices=list(LANGS))
     if fmt not in FORMATS:
-        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+        raise mistake("one_of", option="--format", choices=list(FORMATS))
 
 
 def _as_of(value: str | None, option: str = "--as-of") -> dt.date | None:
@@ -88,7 +95,7 @@ def _as_of(value: str | None, option: str = "--as-of") -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{option} {value!r} is not a date; write YYYY-MM-DD.") from None
+        raise mistake("not_a_date", option=option, value=value) from None
 
 
 @app.command()
@@ -145,17 +152,14 @@ def import_(
 
     _check(lang, fmt)
     if len(what) > 2:
-        raise typer.BadParameter("give [KIND] FILE, or a folder.", param_hint="[KIND] FILE|FOLDER")
+        raise mistake("import_arguments")
     kind, file = (what[0], Path(what[1])) if len(what) == 2 else (None, Path(what[0]))
     if kind is not None and kind not in KINDS:
-        raise typer.BadParameter(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}, or leave it out.",
-                                 param_hint="KIND")
+        raise mistake("unknown_kind", kind=kind, kinds=list(KINDS))
     if kind is not None and file.is_dir():
-        raise typer.BadParameter(f"{file} is a folder: import it without KIND (each file's kind is told from "
-                                 "its headers), or name one file.", param_hint="[KIND] FILE|FOLDER")
+        raise mistake("kind_with_folder", path=file)
     if header_row is not None and file.is_dir():
-        raise typer.BadParameter(f"{file} is a folder: --header-row is for one file (in a folder, each file's "
-                                 "header row is found by itself).", param_hint="--header-row")
+        raise mistake("header_row_with_folder", path=file)
     with Workspace.open(directory, store_url=db, create=True) as ws, _progress(fmt) as progress:
         task = progress.add_task(f"{label('importing', lang)} {file.name}", total=None)
         current = [file]
@@ -275,7 +279,7 @@ def kpi(
 
     _check(lang, fmt)
     if by not in ("month", "channel"):
-        raise typer.BadParameter("--by must be month or channel")
+        raise mistake("one_of", option="--by", choices=["month", "channel"])
     day, first = _as_of(to or as_of, "--to" if to else "--as-of"), _as_of(start, "--from")
     with Workspace.open(directory, store_url=db, create=False) as ws:
         if compare:
@@ -309,7 +313,7 @@ def segments(
 
     _check(lang, fmt)
     if by is not None and by not in SEGMENT_TABLES:
-        raise typer.BadParameter(f"--by must be one of {', '.join(SEGMENT_TABLES)}")
+        raise mistake("one_of", option="--by", choices=list(SEGMENT_TABLES))
     with Workspace.open(directory, store_url=db, create=False) as ws:
         _show_segments(ws, lang, fmt, only=None if by is None else SEGMENT_TABLES[by])
 
@@ -334,7 +338,7 @@ def export(
 
     _check(lang)
     if (segment is None) == (saved is None):
-        raise typer.BadParameter("give a SEGMENT or --segment NAME (a saved segment), one of them")
+        raise mistake("segment_or_saved")
     # a CSV without -o goes to standard output, as every command's
     path = output if output is not None or export_format == "csv" else Path(f"{segment or saved}.{export_format}")
     if path == Path("-"):

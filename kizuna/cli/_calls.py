@@ -24,6 +24,7 @@ from kizuna.cli._app import (
     _as_of,
     _check,
     app,
+    mistake,
     show_import_summary,
 )
 from kizuna.cli._render import Percent, console, print_json, show_rows
@@ -52,7 +53,7 @@ def import_calls(
 
     _check(lang, fmt)
     if file.is_dir():
-        raise typer.BadParameter(f"{file} is a folder: name one file of calls.", param_hint="FILE")
+        raise mistake("calls_folder", path=file)
     with Workspace.open(directory, store_url=db, create=True) as ws:
         summary = ws.import_file("calls", file, mapping=mapping, encoding=encoding, sheet=sheet, lang=lang)
     show_import_summary(summary, lang, fmt)

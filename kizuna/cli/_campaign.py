@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kizuna.cli._app import DbOption, DirOption, FormatOption, LangOption, _check, app
+from kizuna.cli._app import DbOption, DirOption, FormatOption, LangOption, _check, app, mistake
 from kizuna.cli._render import console, print_json, show_rows
 from kizuna.i18n import label, say
 
@@ -203,12 +203,13 @@ def campaign_preview(
     if lang is not None:
         _check(lang)
     if fmt not in ("text", "html", "json"):
-        raise typer.BadParameter("--format must be one of text, html, json")
+        raise mistake("one_of", option="--format", choices=["text", "html", "json"])
     with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
         campaign = ws.campaign(name)
         names = [v.name for v in campaign.variants]
         if variant is not None and variant not in names:
-            raise typer.BadParameter(f"--variant must be one of {', '.join(n for n in names if n) or '(none)'}")
+            named = [n for n in names if n]
+            raise mistake("one_of", option="--variant", choices=named) if named else mistake("no_variants")
         number = names.index(variant) + 1 if variant is not None else 1
         message = ws.preview_campaign(name, customer, variant=number, lang=lang)
     if fmt == "json":

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from kizuna._errors import KizunaError
-from kizuna.cli._app import DbOption, DirOption, FormatOption, LangOption, _as_of, _check, _progress, app
+from kizuna.cli._app import DbOption, DirOption, FormatOption, LangOption, _as_of, _check, _progress, app, mistake
 from kizuna.cli._render import Percent, console, print_json, show_rows
 from kizuna.i18n import label
 
@@ -40,14 +40,14 @@ def migration(
 
     _check(lang, fmt)
     if by not in BY:
-        raise typer.BadParameter(f"--by must be one of {', '.join(BY)}")
+        raise mistake("one_of", option="--by", choices=list(BY))
     first, last = _as_of(start, "--from"), _as_of(end, "--to")
     if chart is not None and (chart.is_dir() or not chart.resolve().parent.is_dir()):
-        raise typer.BadParameter(f"--chart {chart}: give a file name in an existing folder, e.g. migration.svg.")
+        raise mistake("chart_file", path=chart)
     with Workspace.open(directory, store_url=db, create=False) as ws:
         last = ws.as_of(last)
         if first is not None and first >= last:  # the option names, before any work
-            raise typer.BadParameter(f"--from {first} must be before --to {last}; give an earlier --from.")
+            raise mistake("from_before_to", first=first, last=last)
         with _progress(fmt) as progress:
             progress.add_task(label("analyzing", lang), total=None)
             table = ws.migration(first, last, by=by)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kizuna.cli._app import AsOfOption, DbOption, DirOption, LangOption, _as_of, _check, _progress, app
+from kizuna.cli._app import AsOfOption, DbOption, DirOption, LangOption, _as_of, _check, _progress, app, mistake
 from kizuna.cli._render import Percent, console, error_console, print_json, show_rows
 from kizuna.i18n import label, say, segment_label
 
@@ -153,11 +153,11 @@ def priority(
 
     _check(lang)
     if fmt not in PRIORITY_FORMATS:
-        raise typer.BadParameter(f"--format must be one of {', '.join(PRIORITY_FORMATS)}")
+        raise mistake("one_of", option="--format", choices=list(PRIORITY_FORMATS))
     from kizuna.prediction import LISTS
 
     if kind not in LISTS:
-        raise typer.BadParameter(f"--list must be one of {', '.join(LISTS)}")
+        raise mistake("one_of", option="--list", choices=list(LISTS))
     rows = min(n for n in (top, capacity) if n is not None) if (top or capacity) else None
     with Workspace.open(directory, store_url=db, create=False) as ws:
         lists = ws.call_lists(rows, kind=kind)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kizuna.cli._app import AsOfOption, DbOption, DirOption, FormatOption, LangOption, _as_of, _check, app
+from kizuna.cli._app import AsOfOption, DbOption, DirOption, FormatOption, LangOption, _as_of, _check, app, mistake
 from kizuna.cli._render import Percent, console, print_json, show_rows
 from kizuna.i18n import SEGMENT_LABELS, label, segment_label
 
@@ -64,7 +64,7 @@ def _shares(text: str) -> tuple[float, ...]:
     try:
         shares = tuple(float(part) / 100 for part in text.split(","))
     except ValueError:
-        raise typer.BadParameter(f"--top {text!r}: give percentages separated by commas, e.g. 1,5,15.") from None
+        raise mistake("top_shares", value=text) from None
     return shares
 
 

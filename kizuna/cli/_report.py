@@ -13,7 +13,18 @@ from typing import Annotated
 
 import typer
 
-from kizuna.cli._app import AsOfOption, DbOption, DirOption, FormatOption, LangOption, _as_of, _check, _progress, app
+from kizuna.cli._app import (
+    AsOfOption,
+    DbOption,
+    DirOption,
+    FormatOption,
+    LangOption,
+    _as_of,
+    _check,
+    _progress,
+    app,
+    mistake,
+)
 from kizuna.cli._render import console, print_json, show_rows
 from kizuna.i18n import label
 
@@ -23,7 +34,7 @@ def _month(value: str | None) -> tuple[int, int] | None:
         return None
     found = re.fullmatch(r"(\d{4})-(\d{2})", value.strip())
     if not found or not 1 <= int(found.group(2)) <= 12:
-        raise typer.BadParameter(f"--period {value!r} is not a month; write YYYY-MM, e.g. 2026-10.")
+        raise mistake("not_a_month", value=value)
     return int(found.group(1)), int(found.group(2))
 
 
@@ -52,7 +63,7 @@ def report(
     _check(lang, fmt)
     month, day = _month(period), _as_of(as_of)
     if output is not None and output.exists() and not output.is_dir():
-        raise typer.BadParameter(f"--output {output} is a file: give a folder for the report's files.")
+        raise mistake("output_is_file", path=output)
     with Workspace.open(directory, store_url=db, create=False) as ws:
         if mail:
             ws.check_report_mail()  # before the work: a missing setting costs nothing

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kizuna.cli._app import AsOfOption, DbOption, DirOption, FormatOption, LangOption, _as_of, _check, app
+from kizuna.cli._app import AsOfOption, DbOption, DirOption, FormatOption, LangOption, _as_of, _check, app, mistake
 from kizuna.cli._render import Percent, console, print_json, show_rows
 from kizuna.i18n import label, money, say
 
@@ -101,7 +101,7 @@ def preview(
     if lang is not None:
         _check(lang)
     if fmt not in ("text", "html", "json"):
-        raise typer.BadParameter("--format must be one of text, html, json")
+        raise mistake("one_of", option="--format", choices=["text", "html", "json"])
     with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
         message = ws.preview(name, customer, step=step, as_of=_as_of(as_of), lang=lang)
     if fmt == "json":
@@ -134,7 +134,7 @@ def results(
     _check(lang, fmt)
     if calls:
         if name is not None:
-            raise typer.BadParameter("--calls takes no scenario name")
+            raise mistake("calls_without_name")
         from kizuna.cli._calls import show_call_results
 
         with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
@@ -142,7 +142,7 @@ def results(
         show_call_results(found, lang, fmt)
         return
     if since is not None:
-        raise typer.BadParameter("--since goes with --calls")
+        raise mistake("since_with_calls")
     with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
         rows = ws.results(name, as_of=_as_of(as_of), lang=lang)
     if fmt == "json":

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kizuna.cli._app import DbOption, DirOption, FormatOption, LangOption, _check, app
+from kizuna.cli._app import DbOption, DirOption, FormatOption, LangOption, _check, app, mistake
 from kizuna.cli._render import Percent, console, print_json, show_rows
 from kizuna.i18n import label
 
@@ -138,7 +138,7 @@ def segment_save(
 
     _check(lang)
     if not where:
-        raise typer.BadParameter("give at least one --where condition", param_hint="--where")
+        raise mistake("no_where")
     with Workspace.open(directory, create=False, read_only=True) as ws:
         segment = ws.save_segment(name, where, title={"ja": title or "", "en": title_en or title or ""})
     console.print(f"{segment.path} ✓", markup=False, highlight=False)

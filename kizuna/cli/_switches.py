@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kizuna.cli._app import AsOfOption, DbOption, DirOption, FormatOption, LangOption, _as_of, _check
+from kizuna.cli._app import AsOfOption, DbOption, DirOption, FormatOption, LangOption, _as_of, _check, mistake
 from kizuna.cli._render import console, print_json, show_rows
 from kizuna.cli._scenarios import scenario_app
 from kizuna.i18n import label, text
@@ -134,7 +134,7 @@ def scenario_test(
 
     _check(lang)
     if (to is None) == (line is None):
-        raise typer.BadParameter("give --to ADDRESS (an e-mail step) or --line USER_ID (a LINE step)")
+        raise mistake("test_address")
     with Workspace.open(directory, store_url=db, create=False, read_only=True) as ws:
         done = ws.send_test(name, user=_who(), step=step, customer_id=customer, email=to, line_user_id=line,
                             as_of=_as_of(as_of))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kizuna.cli._app import DirOption, LangOption, _check, app, speak
+from kizuna.cli._app import DirOption, LangOption, _check, app, mistake, speak
 from kizuna.cli._render import console
 from kizuna.settings import require_workspace
 
@@ -105,9 +105,9 @@ def user_add(
 
     _check(lang)
     if role not in ROLES:
-        raise typer.BadParameter(f"--role must be one of {', '.join(ROLES)}")
+        raise mistake("one_of", option="--role", choices=list(ROLES))
     if not name.strip() or len(name) > 64:
-        raise typer.BadParameter("the user name must be 1 to 64 characters")
+        raise mistake("user_name_length")
     require_workspace(directory)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
