@@ -121,3 +121,28 @@ def test_a_run_in_slices_sends_and_records_what_one_piece_does(demo: Path, one_p
     assert tallies[("win-back-situation-changed", 1)]["over_budget"] > 0
     assert sliced[0] == tallies and sliced[1] == ledger and sliced[2] == mails
     assert sliced[3] == lists
+
+
+def test_a_channel_stopped_by_its_troubles_stays_stopped_in_the_slices_after(demo: Path, one_piece, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    """The mail server answers every recipient "try again later": the first connection stops after
+    MAX_TROUBLES of them, and no later slice connects again; the other e-mails wait, untried."""
+    from kizuna.scenarios._dispatch import MAX_TROUBLES
+
+    shutil.copytree(demo, tmp_path / "ws")
+    monkeypatch.setattr("kizuna.scenarios._run.SLICE_ROWS", one_piece[2])
+    with SmtpServer(refuse={"*": "451 4.3.0 try again later"}) as server:
+        with Workspace.open(tmp_path / "ws") as ws:
+            ws.save_settings(ws.settings.replace(email={"smtp_url": server.url}))
+            report = ws.run(AS_OF, now=NOW, transports={
+                "email": lambda: SmtpTransport.from_settings(ws.settings.email, ws.path)})
+            tried = ws.operations.query("SELECT COUNT(*) AS n FROM deliveries WHERE channel = 'email' "
+                                        "AND attempts > 0")[0]["n"]
+            waiting = ws.operations.query("SELECT COUNT(*) AS n FROM deliveries WHERE channel = 'email' "
+                                          "AND status = 'scheduled' AND attempts = 0 AND due_ts <= ?",
+                                          (int(NOW.timestamp()),))[0]["n"]
+        connections = server.connections
+    assert server.count == 0 and connections == 1
+    assert tried == MAX_TROUBLES and waiting > 20 * one_piece[2]
+    emailed = sum(t.counts["waiting"] for t in report.tallies.values() if t.channel == "email")
+    assert emailed == tried + waiting
