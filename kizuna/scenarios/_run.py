@@ -11,10 +11,11 @@ A pipeline of four stages, each a function of what it is given, composed in `run
    message, for the latest, and the others are `merged` (`merge_occasions`) — as Arrow columns.
 4. **Dispatch** (`kizuna.scenarios._dispatch.Dispatcher`; operational records only), in slices of
    `SLICE_ROWS` rows in the order they go: for each slice, what the rules and templates need about
-   its customers (`due_slice`: contacts, consents, goals reached, and the personalisation fields
-   as of each row's occasion, not of the run's day) is read from the store, then its rows go. A
-   first run that enrols a whole customer base (millions of messages due at once) so holds one
-   slice's customers at a time. After the last slice's read the store may be released, so that the
+   its customers (contacts, consents, goals reached, and the personalisation fields as of each row's
+   occasion, not of the run's day) is read from the store, then its rows go. One slice reads it in
+   one query (`due_slice`); several have the engine work it out once for all of them and read their
+   part each (`_DueReader`). A first run that enrols a whole customer base (millions of messages due
+   at once) so holds one slice's customers at a time. After the last slice's read the store may be released, so that the
    analytics store is held only while reading it.
 
 Stage 1 leaves the occasions in the engine: trigger, audience, the ledger's known keys and the control
