@@ -445,7 +445,7 @@ def test_user_add_stores_an_argon2_hash(tmp_path: Path, web_demo: WebDemo):
     assert (short.returncode, short.stderr) == (1, "error: the password is 5 characters; give at least 8.\n")
     bad_role = subprocess.run([*KIZUNA, "user", "add", "bo", "--role", "admin", "--password-stdin", "--dir",
                                str(tmp_path)], input="long enough secret\n", capture_output=True, text=True)
-    assert bad_role.returncode == 2 and "viewer, operator" in bad_role.stderr
+    assert bad_role.returncode == 2 and "--role は viewer、operator のいずれかにしてください" in bad_role.stderr
 
 
 @pytest.mark.slow

@@ -94,7 +94,7 @@ def _usage_error(exc: typer.TyperException) -> None:
     message = exc.message if own else exc.format_message()
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
-        message = text("usage.with_help", current_lang(), message=message.rstrip(".。"), command=ctx.command_path)
+        message = text("usage.with_help", current_lang(), message=message.rstrip("."), command=ctx.command_path)
     _error(message)
     sys.exit(getattr(exc, "exit_code", 2))
 
