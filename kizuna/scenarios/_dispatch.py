@@ -44,7 +44,7 @@ from kizuna.scenarios._render import RenderError, render, template_fields, text_
 from kizuna.scenarios._tracking import template_links, track_links, utm_parameters
 
 __all__ = ["LIST_COLUMNS", "LIST_SHEETS", "PUSH_CONNECTIONS", "Dispatcher", "RunReport", "StepTally",
-           "default_transports", "dispatch"]
+           "default_transports", "dispatch", "step_key"]
 
 SAMPLES_PER_STEP = 3
 MAX_TROUBLES = 3  # channel troubles in a row after which a run leaves that channel's rows for the next
@@ -297,7 +297,7 @@ class Dispatcher:
         """
         if row.step == 1:
             return None
-        before = self.previous.get(_step_key(row, row.step - 1))
+        before = self.previous.get(step_key(row, row.step - 1))
         if before is None:
             return None
         status, due_ts, sent_ts = before
@@ -336,7 +336,7 @@ class Dispatcher:
                 {r.customer_id: people.get(r.customer_id) for r in due if r.channel == "call"}.values())
         # the steps' states as the ledger has them, unless this run has settled them already
         self.previous.update(self.ledger.states(
-            list({k: None for r in due if r.step > 1 and (k := _step_key(r, r.step - 1)) not in self.previous})))
+            list({k: None for r in due if r.step > 1 and (k := step_key(r, r.step - 1)) not in self.previous})))
         self._take(due, calls_taken)
         if self.carry_customers is not None:
             self.recent_read.update(c for c in unread if c in self.carry_customers)
@@ -700,7 +700,8 @@ _MAYBE_HELD = ("an earlier try may have reached the server; to be sent once more
 _NO_TRANSPORT = {"email": "run.no_smtp", "line": "run.no_line_token"}  # catalogue keys
 
 
-def _step_key(row: DueRow, step: int) -> str:
+def step_key(row: DueRow, step: int) -> str:
+    """The ledger key of `row`'s scenario step `step`, for its customer and occasion."""
     return f"{row.scenario}/{step}/{row.customer_id}/{row.occasion}"
 
 

@@ -49,7 +49,7 @@ from kizuna.delivery import Transport
 from kizuna.operations import Delivery, DueRow, Enrolment, Ledger, Operations, take_baselines
 from kizuna.prediction import last_calls
 from kizuna.scenarios._context import RunContext, RunSettings
-from kizuna.scenarios._dispatch import Dispatcher, RunReport
+from kizuna.scenarios._dispatch import Dispatcher, RunReport, step_key
 from kizuna.scenarios._enrolments import (
     DUE_SCHEMA,
     ENROLMENT_SCHEMA,
@@ -476,7 +476,7 @@ def _carried(dispatcher: Dispatcher, rows: pa.Table, extra: Due | None, size: in
                                        later.column("customer_id"), later.column("occasion"), "/")
     carry_keys = set(keys.to_pylist())
     extra_rows = extra.rows if extra is not None else []
-    carry_keys.update(f"{r.scenario}/{r.step - 1}/{r.customer_id}/{r.occasion}" for r in extra_rows if r.step > 1)
+    carry_keys.update(step_key(r, r.step - 1) for r in extra_rows if r.step > 1)
     part = pa.array(np.arange(rows.num_rows, dtype=np.int64) // size)
     spans = (pa.table({"customer_id": rows.column("customer_id"), "part": part})
              .group_by("customer_id", use_threads=False).aggregate([("part", "min"), ("part", "max")]))
@@ -500,33 +500,10 @@ class _DueReader:
         self.context, self.rows, self.scenarios, self.size = context, rows, scenarios, size
         self.tables, self.as_of, self.settings = tables, as_of, context.settings
         self.zone = zoneinfo.ZoneInfo(context.settings.business.timezone)
-        # one moment per slice, customer, order and day (an order's moment is its time in the store, read there),
-        # numbered in the order of their first rows: a slice's moments are numbered from bounds[k] to bounds[k + 1]
-        occasion = rows.column("occasion")
-        day = unix_to_local_day(rows.column("occasion_ts"), self.zone)
-        of_order = pc.starts_with(occasion, _ORDER_OCCASION)
-        order_id = pc.if_else(of_order, pc.utf8_slice_codeunits(occasion, len(_ORDER_OCCASION)), None)
-        n = rows.num_rows
-        keys = pa.table({"part": pa.array(np.arange(n, dtype=np.int64) // size),
-                         "customer_id": rows.column("customer_id"), "order_key": pc.fill_null(order_id, "\0"),
-                         "day": day.cast(pa.int32()),
-                         "row": pa.array(np.arange(n, dtype=np.int64)),
-                         "call": pc.equal(rows.column("channel"), "call")})
-        names = ["part", "customer_id", "order_key", "day"]
-        moments = keys.group_by(names, use_threads=False).aggregate([("row", "min"), ("call", "any")])
-        moments = moments.sort_by("row_min")
-        first = moments.column("row_min").to_numpy()
-        self.bounds = np.searchsorted(first, np.arange(0, n + size, size, dtype=np.int64))
-        numbered = moments.append_column("_n", pa.array(np.arange(moments.num_rows, dtype=np.int64)))
-        joined = keys.select([*names, "row"]).join(numbered.select([*names, "_n"]), names).sort_by("row")
-        self.moment_of_row = joined.column("_n").to_numpy()
-        order = pc.if_else(pc.equal(moments.column("order_key"), "\0"), pa.nulls(moments.num_rows, pa.string()),
-                           moments.column("order_key"))
-        cut = pc.add(moments.column("day").cast(pa.date32()).cast(pa.timestamp("us")),
-                     pa.scalar(day_end(dt.date(1970, 1, 1)) - dt.datetime(1970, 1, 1)))
-        self.moments = ibis.memtable(pa.table({
-            "customer_id": moments.column("customer_id"), "order_id": order, "day_end": cut,
-            "_n": numbered.column("_n"), "_part": moments.column("part"), "_call": moments.column("call_any")}))
+        moments, self.moment_of_row, self.bounds = _moments(rows, self.zone, size)
+        self.moments = ibis.memtable(moments)
+        order, cut = moments.column("order_id"), moments.column("day_end")
+        self.calling = pc.unique(moments.filter(moments.column("_call")).column("customer_id")).to_pylist()
         last = max(pc.max(cut).as_py().date(), as_of)
         query, self.sides = _due_query(tables, self.settings, self.moments.drop("_part", "_call"), as_of, last,
                                        audience, lang or "ja", of_orders=order.null_count < len(order))
@@ -543,9 +520,8 @@ class _DueReader:
         found = self.found.semi_join(calls, "_n").to_pyarrow()
         no_related = pa.table({"customer_id": pa.array([], pa.string()), "rank": pa.array([], pa.int64()),
                                "name": pa.array([], pa.string())})  # not what ranks the calls
-        people, _ = _assemble(found, no_related, self.sides, self.settings, len(self.moment_of_row))
-        ids = m.filter(m._call).select("customer_id").distinct().to_pyarrow().column("customer_id").to_pylist()
-        return {c: people.get(c) for c in ids}
+        people, _ = _assemble(found, no_related, self.sides, self.settings, int(self.bounds[-1]))
+        return {c: people.get(c) for c in self.calling}
 
     def slices(self, *, release: bool = False) -> Iterator[Due]:
         """Each slice's rows with their customers' data; the scratch tables dropped (and the store closed, with
@@ -663,22 +639,39 @@ def _due_people(tables: dict[str, ibis.Table], settings: RunSettings, rows: list
     one dict (read only)."""
     if not rows:
         return {}, {}
-    occasion = pa.array([r.occasion for r in rows], pa.string())
-    day = unix_to_local_day(pa.array([r.occasion_ts for r in rows], pa.int64()), zone)
-    cut = pc.add(day.cast(pa.timestamp("us")), pa.scalar(day_end(dt.date(1970, 1, 1)) - dt.datetime(1970, 1, 1)))
-    of_order = pc.starts_with(occasion, _ORDER_OCCASION)
-    order_id = pc.if_else(of_order, pc.utf8_slice_codeunits(occasion, len(_ORDER_OCCASION)), None)
-    customer = pa.array([r.customer_id for r in rows], pa.string())
-    # one moment per customer, order and day (an order's moment is its time in the store, read there)
-    first: dict[tuple, int] = {}
-    moment = [first.setdefault(k, n) for n, k in enumerate(zip(customer.to_pylist(), order_id.to_pylist(),
-                                                                day.cast(pa.int32()).to_pylist(), strict=True))]
-    take = pa.array(list(first.values()), pa.int64())
-    moments = pa.table({"customer_id": customer.take(take), "order_id": order_id.take(take),
-                        "day_end": cut.take(take)})
-    people, at = _due_data(tables, settings, moments, as_of, audience, lang)
-    index = dict(zip(first.values(), range(len(first)), strict=True))  # a moment's first row -> its place
-    return people, {r.key: at[index[m]] for r, m in zip(rows, moment, strict=True) if at[index[m]] is not None}
+    moments, moment_of_row, _ = _moments(due_table(rows), zone, len(rows))
+    people, at = _due_data(tables, settings, moments.select(["customer_id", "order_id", "day_end"]), as_of, audience,
+                           lang)
+    return people, {r.key: at[n] for r, n in zip(rows, moment_of_row.tolist(), strict=True) if at[n] is not None}
+
+
+def _moments(rows: pa.Table, zone: zoneinfo.ZoneInfo, size: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """The moments the personal fields of `rows` (`DUE_SCHEMA`, in slices of `size`) are as of: one per slice,
+    customer, order and day — an after_order occasion's order (its time is read in the store), else the end of
+    the occasion's local day. Returns (customer_id, order_id or null, day_end, _n: their number in the order of
+    their first rows, _part: the slice, _call: a call row's), each row's moment number, and where each slice's
+    moments start (slice k's are numbered from bounds[k] to bounds[k + 1])."""
+    occasion = rows.column("occasion")
+    order_id = pc.if_else(pc.starts_with(occasion, _ORDER_OCCASION),
+                          pc.utf8_slice_codeunits(occasion, len(_ORDER_OCCASION)), None)
+    n = rows.num_rows
+    keys = pa.table({"part": pa.array(np.arange(n, dtype=np.int64) // size),
+                     "customer_id": rows.column("customer_id"), "order_key": pc.fill_null(order_id, "\0"),
+                     "day": unix_to_local_day(rows.column("occasion_ts"), zone).cast(pa.int32()),
+                     "row": pa.array(np.arange(n, dtype=np.int64)),
+                     "call": pc.equal(rows.column("channel"), "call")})
+    names = ["part", "customer_id", "order_key", "day"]
+    found = keys.group_by(names, use_threads=False).aggregate([("row", "min"), ("call", "any")]).sort_by("row_min")
+    bounds = np.searchsorted(found.column("row_min").to_numpy(), np.arange(0, n + size, size, dtype=np.int64))
+    number = pa.array(np.arange(found.num_rows, dtype=np.int64))
+    joined = keys.select([*names, "row"]).join(found.select(names).append_column("_n", number), names)
+    of_row = joined.sort_by("row").column("_n").to_numpy()
+    order = pc.if_else(pc.equal(found.column("order_key"), "\0"), pa.nulls(found.num_rows, pa.string()),
+                       found.column("order_key"))
+    cut = pc.add(found.column("day").cast(pa.date32()).cast(pa.timestamp("us")),
+                 pa.scalar(day_end(dt.date(1970, 1, 1)) - dt.datetime(1970, 1, 1)))
+    return (pa.table({"customer_id": found.column("customer_id"), "order_id": order, "day_end": cut, "_n": number,
+                      "_part": found.column("part"), "_call": found.column("call_any")}), of_row, bounds)
 
 
 _FIELD_NAMES = OCCASION_FIELD_COLUMNS[3:]  # a row's personal fields (the customer's name is among their data)
