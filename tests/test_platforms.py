@@ -199,6 +199,27 @@ def test_a_line_that_says_another_order_total_is_rejected_by_row(ws, tmp_path):
     assert table(ws, "order_items", "order_id", "product_id", order_by="product_id") == [("1", "P1"), ("1", "P2")]
 
 
+
+@pytest.mark.slow
+def test_a_buyer_is_named_by_the_last_line_of_their_latest_order(ws, tmp_path):
+    # the latest order by time; of two at the same time, the one further down the file; a field that order leaves
+    # blank comes from another of the customer's orders. A product is named by its first line.
+    header = ["注文番号", "会員ID", "お名前(姓)", "お名前(名)", "メールアドレス", "TEL", "支払合計", "対応状況(名称)",
+              "受注日", "商品コード", "商品名", "価格", "個数", "明細区分(名称)"]
+    path = export(tmp_path / "o.csv", header, [
+        ["3", "7", "山田", "三郎", "c@example.jp", "", 1000, "新規受付", "2024-01-05 10:00:00", "P1", "水", 1000, 1,
+         "商品"],
+        ["1", "7", "山田", "一郎", "a@example.jp", "090-1111-1111", 1000, "新規受付", "2024-01-04 10:00:00", "P1",
+         "天然水", 1000, 1, "商品"],
+        ["2", "7", "山田", "次郎", "b@example.jp", "", 1000, "新規受付", "2024-01-05 10:00:00", "P1", "水 12L", 1000, 1,
+         "商品"],
+    ], "cp932")
+    summary = ws.import_file(path)
+    assert (summary.rejected, summary.tables["customers"].added) == (0, 1)
+    assert table(ws, "customers", "customer_id", "name", "email", "phone") == [
+        ("7", "山田 次郎", "b@example.jp", "090-1111-1111")]
+    assert table(ws, "products", "product_id", "name") == [("P1", "水")]
+
 # -- Shopify: orders_export (line items, order fields only on the first line) -------------
 
 SHOPIFY_ORDERS = ["Name", "Email", "Financial Status", "Paid at", "Fulfillment Status", "Fulfilled at",

@@ -70,19 +70,25 @@ def targets(store: Store, plan: Plan, stage: ibis.Table, given: set[str],
         found.append(_target(customers, stage, given, main=True))
     elif plan.buyers:
         buyer = sorted(given & set(BUYER_FIELDS))
-        ranked = stage.mutate(_rank=ibis.row_number().over(
-            group_by=stage.customer_id, order_by=[ibis.desc(stage.ordered_at), ibis.desc(stage[ROW])]))
-        latest = ranked.filter((ranked._rank == 0) & ranked.customer_id.notnull())
-        # where the latest order leaves a field blank, another order of the customer may give it
-        some = stage.group_by(stage.customer_id.name("_some_id")).aggregate(
-            **{f"_some_{c}": stage[c].max() for c in buyer})
-        latest = latest.left_join(some, latest.customer_id == some._some_id)
-        latest = latest.mutate(**{c: latest[c].coalesce(latest[f"_some_{c}"]) for c in buyer})
+        some = [f"_some_{c}" for c in buyer]
+        # a customer's row: the last in the file of their latest order (of all their rows when no order
+        # has a time), found by two groupings rather than a window that sorts every row; where that order
+        # leaves a field blank, another order of the customer may give it. (The joins drop the rows without
+        # a customer id; a filter of them, read three times, would be a common table expression that the
+        # engine writes out.)
+        known = stage.group_by("customer_id").aggregate(
+            _last_at=stage.ordered_at.max(), **{name: stage[c].max() for name, c in zip(some, buyer, strict=True)})
+        at_last = stage.inner_join(known, "customer_id")
+        at_last = at_last.filter((at_last.ordered_at == at_last._last_at) | at_last._last_at.isnull())
+        last = at_last.group_by("customer_id").aggregate(
+            **{ROW: at_last[ROW].max()}, **{name: at_last[name].max() for name in some})
+        latest = stage.inner_join(last, ["customer_id", ROW])
+        latest = latest.mutate(**{c: latest[c].coalesce(latest[name]) for name, c in zip(some, buyer, strict=True)})
         found.append(_target(customers, latest, given & ({"customer_id"} | set(BUYER_FIELDS)), merge=True))
     lines = stage.filter(stage.product_id.notnull()) if plan.lines else None
     if lines is not None:
-        ranked = lines.mutate(_rank=ibis.row_number().over(group_by=lines.product_id, order_by=lines[ROW]))
-        first = ranked.filter(ranked._rank == 0)
+        # a product's first line in the file (a grouping rather than a window that sorts every line)
+        first = lines.semi_join(lines.group_by("product_id").aggregate(**{ROW: lines[ROW].min()}), ["product_id", ROW])
         name = first.product_name.coalesce(first.product_id) if "product_name" in first.columns else first.product_id
         found.append(_target(TABLES["products"], first.mutate(name=name), {"product_id", "name"}, insert_only=True))
     if plan.kind == "orders":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 import os
 import threading
 import time
@@ -257,24 +258,29 @@ class DuckDBStore(Store):
     def create_streamed(self, name: str, schema: ibis.Schema, batches: Iterable[pa.RecordBatch | pa.Table], *,
                         categories: Mapping[str, Sequence[str]] | None = None) -> ibis.Table:
         """Table `name` (`schema`, the columns of `categories` as ENUMs) of the rows of `batches` (record
-        batches or tables, the columns of `schema` in its order), stored in their order: one INSERT per
-        batch, so that only the batch being written is held (DuckDB holds a stream's batches, or a
-        registered table, until the statement or the transaction ends)."""
+        batches, or tables, the columns of `schema` in its order), stored in their order.
+
+        Record batches go in as streams of as many batches as DuckDB has threads, one INSERT each: DuckDB
+        pulls a stream's batches as it writes, one on each thread (its ordered insert keeps their order),
+        and holds those it has read until the statement ends, so a stream of every batch would hold every
+        row. Tables go in one INSERT each (DuckDB holds a registered table until the statement ends)."""
         create, _ = self._create_statements(name, ibis.table(schema, name=name), categories=categories or {})
         table = sg.table(name, quoted=True).sql("duckdb")
         # on one thread DuckDB keeps a transaction's new row groups in memory; on two it writes each out
         # as it fills
-        threads = int(self.backend.con.execute("SELECT current_setting('threads')").fetchone()[0])
-        with (self.engine_errors(), self.threads(max(2, threads)), self.transaction(),
-              concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kizuna-batches") as pool):
+        threads = max(2, int(self.backend.con.execute("SELECT current_setting('threads')").fetchone()[0]))
+        with self.engine_errors(), self.threads(threads), self.transaction():
             self._execute(create)
-            # the next batch made (Arrow's takes, which let go of the GIL) while DuckDB writes this one
-            ahead, end = iter(batches), object()
-            coming = pool.submit(next, ahead, end)
-            while (batch := coming.result()) is not end:
-                coming = pool.submit(next, ahead, end)
-                self.backend.con.from_arrow(batch).insert_into(table)
-                del batch
+            ahead = iter(batches)
+            while (first := next(ahead, None)) is not None:
+                if isinstance(first, pa.RecordBatch):
+                    rows = pa.RecordBatchReader.from_batches(
+                        first.schema, itertools.chain([first], itertools.islice(ahead, threads - 1)))
+                else:
+                    rows = first
+                del first
+                self.backend.con.from_arrow(rows).insert_into(table)
+                del rows
         return self.table(name)
 
     def create_from_intermediate(

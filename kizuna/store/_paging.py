@@ -15,8 +15,12 @@ given one). Other engines take the Ibis expression.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import importlib
+import itertools
 import re
+import threading
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 
 import ibis
@@ -293,6 +297,9 @@ def create_list_rows(store: Store, name: str, rows: ibis.Table, columns: Sequenc
 
     if store.engine != "duckdb":
         return store.create(name, rows.order_by(list(order)), categories=categories)
+    # PyArrow loads pandas at its first conversion to NumPy (below); loaded on the other core while the
+    # engine reads the rows
+    threading.Thread(target=importlib.import_module, args=("pandas",), name="kizuna-pandas", daemon=True).start()
     # on one thread: the join's hash tables and the Arrow rows of a second thread would come on top of the rows
     with store.engine_errors(), store.threads(1):
         sql = compiled(store.backend, rows, lambda: store.backend.compiler.to_sqlglot(rows).sql("duckdb"))
@@ -311,14 +318,12 @@ def create_list_rows(store: Store, name: str, rows: ibis.Table, columns: Sequenc
     customer_at = rank[stored]  # each stored row's place in customer order
     del rank
     placed: dict[str, object] = {}
-    for column in columns:
-        if column == "customer_id":
-            ascending = customer_at.astype(np.int32)
-            descending = count - 1 - ascending
-        else:
-            ascending, descending = _column_places(found.column(column).take(by_customer))
-            ascending, descending = ascending[customer_at], descending[customer_at]
-        placed[position_column(column, False)], placed[position_column(column, True)] = ascending, descending
+    # a column's places on each core (NumPy's and Arrow's sorts let go of the GIL)
+    with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="kizuna-places") as pool:
+        for column, (ascending, descending) in zip(columns, pool.map(
+                _stored_places, [None if c == "customer_id" else found.column(c) for c in columns],
+                itertools.repeat(by_customer), itertools.repeat(customer_at)), strict=True):
+            placed[position_column(column, False)], placed[position_column(column, True)] = ascending, descending
     del by_customer, customer_at
     # each row group made in the stored order when DuckDB reads it, let go of once written
     arrow_schema = pa.schema([*found.schema, *(pa.field(c, pa.int32()) for c in placed)])
@@ -374,6 +379,19 @@ def replace_list_columns(store: Store, name: str, values: ibis.Table, columns: S
         finally:
             con.unregister(replaced)
     return True
+
+
+def _stored_places(data: pa.ChunkedArray | None, by_customer: object, customer_at: object) -> tuple[object, object]:
+    """`create_list_rows`' places of a column, ascending and descending, of its rows in their stored order
+    (`customer_at`: each stored row's place in customer order; `by_customer`: the rows read in customer
+    order); `data` None: of the customer id."""
+    import numpy as np
+
+    if data is None:
+        ascending = customer_at.astype(np.int32)
+        return ascending, len(ascending) - 1 - ascending
+    ascending, descending = _column_places(data.take(by_customer))
+    return ascending[customer_at], descending[customer_at]
 
 
 def _column_places(data: pa.Array | pa.ChunkedArray) -> tuple[object, object]:
