@@ -1545,6 +1545,49 @@ _ERRORS: dict[str, tuple[str, str]] = {
     "error.predict_no_orders": (
         "基準日までの注文がないため、予測するものがありません。`kizuna import orders FILE` を実行してください。",
         "No orders up to the as-of date: nothing to predict. Run `kizuna import orders FILE`."),
+    "error.churn_short_history": (
+        "学習日 (基準日から予測期間を引いた日) までに注文した顧客が {n} 人しかいません。誰が離脱するかを学ぶには"
+        "履歴が短すぎます (少なくとも {least} 人必要です)。注文履歴をもっと取り込むか、--horizon を短くしてください。",
+        "Only {n} customers had ordered before the training date (the as-of date minus the horizon): too short a "
+        "history to learn who leaves (at least {least} are needed). Import more history or shorten --horizon."),
+    "error.churn_all_left": (
+        "{n} 人の顧客全員が離脱しました (期間内に注文なし)。結果が一方だけでは、離脱する顧客と残る顧客を見分ける"
+        "手がかりがありません。両方が起きる基準日か --horizon を選ぶか、注文履歴をもっと取り込んでください。",
+        "All {n} customers left (no order in the window): with one outcome only, nothing tells those who leave "
+        "from those who stay. Choose an as-of date or --horizon where both happen, or import more history."),
+    "error.churn_all_returned": (
+        "{n} 人の顧客全員が期間内に再び注文しました。結果が一方だけでは、離脱する顧客と残る顧客を見分ける"
+        "手がかりがありません。両方が起きる基準日か --horizon を選ぶか、注文履歴をもっと取り込んでください。",
+        "All {n} customers ordered again in the window: with one outcome only, nothing tells those who leave "
+        "from those who stay. Choose an as-of date or --horizon where both happen, or import more history."),
+    "error.uplift_no_outcomes": (
+        "架電の結果はまだひとつも分かっていません。引き止めリストの顧客は、架電した人も架電せずに残した人も、"
+        "リストの日から予測期間が過ぎて初めて数えられます。架電結果を取り込み (`kizuna calls import FILE`)、"
+        "お待ちください。",
+        "No call outcome is known yet: a customer on a keep list, called or held out, counts once the horizon "
+        "after the list day has passed. Import the calls (`kizuna calls import FILE`) and wait."),
+    "error.uplift_no_held_out": (
+        "{n} 件の架電結果に、架電せずに残した顧客 (対照群) のものがひとつもありません。架電しなかった顧客が"
+        "いなければ、架電の効果は測れません。[calls] holdout_share を 0 より大きく (既定 0.1) して引き止め"
+        "リストに架電しない顧客を残し、その結果を待ってください。",
+        "None of the {n} call outcomes is of a held-out customer: without customers left uncalled, the effect of "
+        "a call cannot be measured. Keep [calls] holdout_share above 0 (default 0.1) so that the keep list "
+        "leaves some customers uncalled, and wait for their outcomes."),
+    "error.uplift_few_held_out": (
+        "結果の分かっている対照群の顧客が {n} 人しかいません (架電 {called} 人、対照群 {held} 人)。架電の効果を"
+        "推定するには、それぞれ少なくとも {least} 人必要です。結果が増えるのを待ってください (リストの日から"
+        "予測期間が過ぎた顧客の結果が数えられます)。",
+        "Only {n} held-out customers have an outcome ({called} called, {held} held out): at least {least} of each "
+        "are needed to estimate the effect of a call. Wait for more outcomes (their horizon after the list day "
+        "must have passed)."),
+    "error.uplift_few_called": (
+        "結果の分かっている架電済みの顧客が {n} 人しかいません (架電 {called} 人、対照群 {held} 人)。架電の効果を"
+        "推定するには、それぞれ少なくとも {least} 人必要です。結果が増えるのを待ってください (リストの日から"
+        "予測期間が過ぎた顧客の結果が数えられます)。",
+        "Only {n} customers called have an outcome ({called} called, {held} held out): at least {least} of each "
+        "are needed to estimate the effect of a call. Wait for more outcomes (their horizon after the list day "
+        "must have passed)."),
+    "error.before_day": ("{day} より前の期間: {problem}", "Before {day}: {problem}"),
     "error.predict_few_repeat_buyers": (
         "2日以上に分けて注文した顧客が {n} 人しかいません。購入頻度を学ぶにはリピート購入者が少なすぎます。"
         "注文履歴をもっと取り込んでください。",

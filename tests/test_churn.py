@@ -296,6 +296,8 @@ def test_too_few_customers_raise_in_plain_words() -> None:
     with pytest.raises(ChurnDataError, match=r"Only 40 customers .* too short a history .* shorten --horizon") as info:
         ChurnModel().fit(X, y, CHURN_FEATURES)
     assert isinstance(info.value, KizunaError) and info.value.n_customers == 40
+    # in the reader's language: the message comes from the catalogue
+    assert info.value.text("ja").startswith("学習日 (基準日から予測期間を引いた日) までに注文した顧客が 40 人")
 
 
 def test_one_outcome_raises() -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from kizuna.i18n import say
 from kizuna.models import ModelFitWarning, ModelNotFittedError
 from kizuna.prediction import (
     CHURN_FEATURES,
@@ -238,7 +239,9 @@ def test_call_outcomes_of_a_hand_made_business(tmp_path: Path):
         # enough outcomes by the setting, too few of each group for the model: the reason is kept
         fit = call_uplift(ws.tables(), dt.date(2026, 6, 30), secret=SECRET, holdout_share=SHARE, min_outcomes=5,
                           horizon_days=30, outcomes=found)
-        assert fit.ranking == "value_at_risk" and fit.problem.startswith("Only 2 held-out customers have an outcome")
+        assert fit.ranking == "value_at_risk" and say(fit.problem, "en").startswith(
+            "Only 2 held-out customers have an outcome")
+        assert say(fit.problem, "ja").startswith("結果の分かっている対照群の顧客が 2 人しかいません")
         # nobody held out: no held-out outcome at all
         nobody = call_outcomes(ws.tables(), dt.date(2026, 6, 30), secret=SECRET, holdout_share=0.0, horizon_days=30,
                                period_days=1)

@@ -284,7 +284,8 @@ def call_backtest(
         try:
             model = UpliftModel().fit(matrix[train], called[train], kept[train], CHURN_FEATURES)
         except UpliftDataError as exc:
-            raise UpliftDataError(f"Before {as_of}: {exc}", called=exc.called, held_out=exc.held_out) from None
+            raise UpliftDataError(Phrase.of("error.before_day", day=as_of, problem=exc.phrase or str(exc)),
+                                  called=exc.called, held_out=exc.held_out) from None
     predicted = predict_customers(tables, as_of, horizon_days=horizon_days, clv_horizon_days=clv_horizon_days,
                                   discount_rate=discount_rate, analysis=analysis)
     rows = outcomes.rows.filter(pa.array(test))

@@ -89,7 +89,7 @@ class ChurnDataError(KizunaError):
     (the as-of date, the horizon).
     """
 
-    def __init__(self, message: str, *, n_customers: int, n_churned: int) -> None:
+    def __init__(self, message: str | Phrase, *, n_customers: int, n_churned: int) -> None:
         self.n_customers = n_customers
         self.n_churned = n_churned
         super().__init__(message)
@@ -259,16 +259,11 @@ class ChurnModel:
     def _check_data(self, n: int, churned: int) -> None:
         stayed = n - churned
         if n < self.min_customers:
-            raise ChurnDataError(
-                f"Only {n:,} customers had ordered before the training date (the as-of date minus the horizon): "
-                f"too short a history to learn who leaves (at least {self.min_customers:,} are needed). Import more "
-                "history or shorten --horizon.", n_customers=n, n_churned=churned)
+            raise ChurnDataError(Phrase.of("error.churn_short_history", n=f"{n:,}", least=f"{self.min_customers:,}"),
+                                 n_customers=n, n_churned=churned)
         if churned == 0 or stayed == 0:
-            what = "left (no order in the window)" if stayed == 0 else "ordered again in the window"
-            raise ChurnDataError(
-                f"All {n:,} customers {what}: with one outcome only, nothing tells those who leave from those who "
-                "stay. Choose an as-of date or --horizon where both happen, or import more history.",
-                n_customers=n, n_churned=churned)
+            key = "error.churn_all_left" if stayed == 0 else "error.churn_all_returned"
+            raise ChurnDataError(Phrase.of(key, n=f"{n:,}"), n_customers=n, n_churned=churned)
         rare = min(churned, stayed)
         if rare < 20 or rare / n < 0.01:
             key = "note.churn_few_left" if churned == rare else "note.churn_few_returned"

@@ -139,22 +139,14 @@ class UpliftModel:
         t, y = _binary(called, "called", len(X)), _binary(kept, "kept", len(X))
         n_called, n_held = int(t.sum()), int(len(t) - t.sum())
         if not len(t):
-            raise UpliftDataError(
-                "No call outcome is known yet: a customer on a keep list, called or held out, counts once the "
-                "horizon after the list day has passed. Import the calls (`kizuna calls import FILE`) and wait.",
-                called=0, held_out=0)
+            raise UpliftDataError(Phrase.of("error.uplift_no_outcomes"), called=0, held_out=0)
         if n_held == 0:
-            raise UpliftDataError(
-                f"None of the {len(t):,} call outcomes is of a held-out customer: without customers left uncalled, "
-                "the effect of a call cannot be measured. Keep [calls] holdout_share above 0 (default 0.1) so that "
-                "the keep list leaves some customers uncalled, and wait for their outcomes.",
-                called=n_called, held_out=0)
+            raise UpliftDataError(Phrase.of("error.uplift_no_held_out", n=f"{len(t):,}"), called=n_called, held_out=0)
         if min(n_called, n_held) < self.min_group:
-            which = "held-out customers" if n_held < n_called else "customers called"
-            raise UpliftDataError(
-                f"Only {min(n_called, n_held):,} {which} have an outcome ({n_called:,} called, {n_held:,} held out): "
-                f"at least {self.min_group:,} of each are needed to estimate the effect of a call. Wait for more "
-                "outcomes (their horizon after the list day must have passed).", called=n_called, held_out=n_held)
+            key = "error.uplift_few_held_out" if n_held < n_called else "error.uplift_few_called"
+            raise UpliftDataError(Phrase.of(key, n=f"{min(n_called, n_held):,}", called=f"{n_called:,}",
+                                            held=f"{n_held:,}", least=f"{self.min_group:,}"),
+                                  called=n_called, held_out=n_held)
         if min(n_called, n_held) < 100:
             warnings.warn(ModelFitWarning(Phrase.of("note.uplift_small_group", n=f"{min(n_called, n_held):,}",
                                                     called=f"{n_called:,}", held=f"{n_held:,}")), stacklevel=2)
@@ -390,7 +382,7 @@ class CallUplift:
     held_out: int = 0
     pending: int = 0
     model: UpliftModel | None = None
-    problem: str | None = None
+    problem: Phrase | str | None = None
     notes: list[str | Phrase] = field(default_factory=list)
 
     @property
@@ -402,7 +394,7 @@ class CallUplift:
         model = self.model
         return {"as_of": self.as_of.isoformat(), "ranking": self.ranking, "outcomes": self.outcomes,
                 "min_outcomes": self.min_outcomes, "called": self.called, "held_out": self.held_out,
-                "pending": self.pending, "problem": self.problem,
+                "pending": self.pending, "problem": say(self.problem, lang) if self.problem else None,
                 "notes": [say(note, lang) for note in self.notes],
                 "kept_rate_called": model.kept_rate_called_ if model else None,
                 "kept_rate_held_out": model.kept_rate_held_out_ if model else None,
@@ -429,7 +421,7 @@ def call_uplift(
         try:
             result.model = UpliftModel().fit(outcomes.matrix, outcomes.called, outcomes.kept, CHURN_FEATURES)
         except UpliftDataError as exc:
-            result.problem = str(exc)
+            result.problem = exc.phrase or str(exc)
     result.notes += [fit_note(w) for w in caught if issubclass(w.category, ModelFitWarning)]
     return result
 
