@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import openpyxl
 import pytest
 
@@ -118,6 +119,12 @@ def test_a_memory_limit_setting_caps_duckdb_and_a_bad_one_names_the_fix(tmp_path
     settings = tmp_path / "ws" / "kizuna.toml"
     text = settings.read_text(encoding="utf-8")
     assert 'memory_limit = ""' in text  # written, commented, by `kizuna init`
+    # empty: half of the machine's memory, where DuckDB alone would take 80 % (the process holds Arrow data too)
+    with Workspace.open(tmp_path / "ws") as ws:
+        limit = ws.store.backend.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    own = duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit.endswith(" GiB") and own.endswith(" GiB")
+    assert float(limit.split()[0]) == pytest.approx(float(own.split()[0]) * 5 / 8, abs=0.1)
     settings.write_text(text.replace('memory_limit = ""', 'memory_limit = "1GB"'), encoding="utf-8")
     with Workspace.open(tmp_path / "ws") as ws:
         assert ws.settings.store.memory_limit == "1GB"

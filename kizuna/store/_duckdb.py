@@ -34,6 +34,11 @@ PRIVATE_FILE_MODE = 0o600  # the store holds customers' personal data: its user'
 _WAITING = ".waiting"  # beside the file while a writer waits for it (`_connect`)
 _WAITING_FRESH = 2.0  # seconds a waiting mark counts: a waiting writer touches it more often
 _CURSORS = threading.Lock()
+# DuckDB's memory limit when [store] memory_limit is empty: this share of the machine's memory, in percent,
+# instead of DuckDB's own (`_session`)
+DEFAULT_MEMORY_SHARE, DUCKDB_MEMORY_SHARE = 50, 80
+_SIZE_UNITS = {"bytes": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 ROW_GROUP = 122_880  # DuckDB's rows per row group: a batch of rows written at once (`create_streamed`)
 
 
@@ -521,6 +526,22 @@ def _session(backend: ibis.BaseBackend, memory_limit: str) -> None:
     backend.con.execute("SET allocator_background_threads = true")
     if memory_limit:
         _set_memory_limit(backend, memory_limit)
+        return
+    # DuckDB's default is 80 % of the machine's (or the container's) memory, as if it had the process to
+    # itself; here the process also holds what kizuna works on in Arrow and Python (a run's messages due,
+    # the lists' rows), and a first run at ten million customers filled the rest: half is DuckDB's
+    default = _size_bytes(backend.con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    if default is not None:
+        backend.con.execute(f"SET memory_limit = '{default * DEFAULT_MEMORY_SHARE // DUCKDB_MEMORY_SHARE}B'")
+
+
+def _size_bytes(text: str) -> int | None:
+    """The bytes of a size as DuckDB writes it ("18.8 GiB"); None for another form."""
+    number, _, unit = text.strip().partition(" ")
+    try:
+        return int(float(number) * _SIZE_UNITS[unit])
+    except (KeyError, ValueError):
+        return None
 
 
 def _fsync(path: Path) -> None:
