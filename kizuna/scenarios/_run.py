@@ -130,6 +130,9 @@ def run_scenarios(
             take_baselines(context.operations, sorted(baseline))
         report = _count_enrolled(RunReport(as_of, now, dry_run), enrolled.counts, scenarios)
         picked = pick_due(scenarios, ledger, enrolled.rows, now=now, dry_run=dry_run)
+        # a first run's enrolments are millions of rows at ten million customers: the ledger has them (a dry run's
+        # due are among the picked rows), and what the engine works out next needs the memory
+        del enrolled, found
         extra = None
         if campaigns is not None and only is None:  # one-off campaigns due now (`with_campaigns`)
             extra, scenarios = campaigns(context, scenarios, ledger, report, tables=tables, audience=audience,
