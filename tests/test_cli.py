@@ -125,6 +125,9 @@ def test_a_memory_limit_setting_caps_duckdb_and_a_bad_one_names_the_fix(tmp_path
     own = duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
     assert limit.endswith(" GiB") and own.endswith(" GiB")
     assert float(limit.split()[0]) == pytest.approx(float(own.split()[0]) * 5 / 8, abs=0.1)
+    with Workspace.open(tmp_path / "ws") as ws, Workspace.open(tmp_path / "ws") as again:
+        # a second connection to the file shares DuckDB's database, and the limit is not halved again
+        assert again.store.backend.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == limit
     settings.write_text(text.replace('memory_limit = ""', 'memory_limit = "1GB"'), encoding="utf-8")
     with Workspace.open(tmp_path / "ws") as ws:
         assert ws.settings.store.memory_limit == "1GB"

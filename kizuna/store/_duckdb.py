@@ -530,16 +530,22 @@ def _session(backend: ibis.BaseBackend, memory_limit: str) -> None:
     # DuckDB's default is 80 % of the machine's (or the container's) memory, as if it had the process to
     # itself; here the process also holds what kizuna works on in Arrow and Python (a run's messages due,
     # the lists' rows), and a first run at ten million customers filled the rest: half is DuckDB's
-    default = _size_bytes(backend.con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
-    if default is not None:
-        backend.con.execute(f"SET memory_limit = '{default * DEFAULT_MEMORY_SHARE // DUCKDB_MEMORY_SHARE}B'")
+    limit = _default_memory_limit()
+    if limit is not None:
+        backend.con.execute(f"SET memory_limit = '{limit}B'")
 
 
-def _size_bytes(text: str) -> int | None:
-    """The bytes of a size as DuckDB writes it ("18.8 GiB"); None for another form."""
-    number, _, unit = text.strip().partition(" ")
+@functools.cache
+def _default_memory_limit() -> int | None:
+    """`DEFAULT_MEMORY_SHARE` of the memory in bytes, from a fresh DuckDB's default: not from the store's
+    connection, whose database a second connection to the same file in this process shares, limit included.
+    None where DuckDB writes its default in a form not known here."""
+    import duckdb  # loaded already by the backend
+
+    with duckdb.connect(":memory:") as fresh:
+        number, _, unit = fresh.execute("SELECT current_setting('memory_limit')").fetchone()[0].strip().partition(" ")
     try:
-        return int(float(number) * _SIZE_UNITS[unit])
+        return int(float(number) * _SIZE_UNITS[unit]) * DEFAULT_MEMORY_SHARE // DUCKDB_MEMORY_SHARE
     except (KeyError, ValueError):
         return None
 
