@@ -3,6 +3,8 @@ two-step create that `kizuna analyze` uses (an intermediate table, then the resu
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import duckdb
@@ -118,6 +120,49 @@ def test_duckdb_draws_no_progress_bar(store):
     # output (and setting `progress_bar_time` would switch it back on, so the setting is checked)
     enabled = store.backend.con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]
     assert enabled is False
+
+
+def test_work_beside_a_transaction_runs_meanwhile_and_reads_what_was_committed(store):
+    # `analyze` works out the overview's figures from the orders this way while it writes the lists' rows
+    store.create("cells", cells("loyal", "advocate"))
+    written = threading.Event()
+
+    def work(side: Store) -> tuple[int, bool, bool]:
+        # waits for the block's writes: run in line, when its result is asked for, it would see them
+        assert written.wait(timeout=30), "the block did not go on while the work waited"
+        no_bar = side.backend.con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False
+        return side.count("cells"), side.has_table("fresh"), no_bar
+
+    with store.beside(work) as result, store.transaction():
+        store.create("fresh", cells("loyal"))
+        store.append("cells", cells("indifferent").mutate(id=3).to_pyarrow())
+        written.set()
+        assert result() == (2, False, True)  # the block's writes are not yet committed, and its bar is off too
+    assert store.count("cells") == 3 and store.has_table("fresh")
+
+
+def test_an_error_beside_comes_out_where_the_result_is_asked_for(store):
+    def work(side: Store) -> int:
+        return side.count("no_such_table")
+
+    with pytest.raises(duckdb.CatalogException, match="no_such_table"), store.beside(work) as result:
+        result()
+
+
+def test_a_block_that_fails_stops_the_work_beside_and_its_own_error_comes_out(store):
+    started = threading.Event()
+
+    def work(side: Store) -> int:
+        started.set()  # a query of minutes unless interrupted (of minutes, not hours: should that fail)
+        return side.backend.con.execute("SELECT sum(hash(range)) FROM range(20_000_000_000)").fetchone()[0]
+
+    begun = time.monotonic()
+    with pytest.raises(RuntimeError, match="the block's"), store.beside(work), store.transaction():
+        store.create("fresh", cells("loyal"))
+        assert started.wait(timeout=30)
+        raise RuntimeError("the block's error")
+    assert time.monotonic() - begun < 30
+    assert not store.has_table("fresh")
 
 
 def test_create_from_intermediate_whose_build_fails_stops_and_cleans_up(store):

@@ -42,7 +42,7 @@ from kizuna.analytics._migration import (
     migration_sankey_svg,
     segment_migration,
 )
-from kizuna.analytics._overview import overview_figures
+from kizuna.analytics._overview import overview_from_orders, overview_from_scores
 from kizuna.analytics._ranks import (
     RANK_SHARES,
     RANK_SUGGESTION_COLUMNS,
@@ -99,7 +99,8 @@ __all__ = [
     "latest_nps", "ltv_distribution", "nps_by_channel", "nps_class", "nps_summary", "order_summary",
     "quintile", "score_categories", "subscription_churn", "top_share",
     "DETRACTOR_MAX", "PASSIVE_MAX", "nps_class_of", "TREND_MONTHS", "monthly_ltv", "monthly_nps", "rf_grid",
-    "LIST_CONTACTS", "list_members", "list_predictions", "overview_figures", "overview_from_rows", "overview_rows",
+    "LIST_CONTACTS", "list_members", "list_predictions", "overview_from_orders", "overview_from_rows",
+    "overview_from_scores", "overview_rows",
     "MEMBER_SORTS", "PAGE_COLUMNS", "PREDICTION_SORTS", "MemberPage", "MemberQuery", "member_list", "member_page",
     "COMPARED_KPIS", "LOWER_IS_BETTER", "POINT_KPIS", "KpiComparison", "Period", "kpi_comparison", "lost_by_reason",
     "period_kpis",

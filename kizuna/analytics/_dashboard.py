@@ -2,10 +2,10 @@
 engine, the same on every engine: NPS and mean LTV month by month, and customers per R × F cell.
 (Cohorts, the concentration curve and the headline KPIs are in the KPI report, `kpi_report`.)
 
-`overview_figures` (_overview.py) gathers everything the overview shows; `kizuna analyze` stores it
-(`overview_rows`) beside the scores it was computed from, so that the web app's first overview after
-an analysis reads a small table instead of every order. `list_members` is the table the customer
-lists page through: the scores with the two prediction columns they sort by.
+`overview_from_orders` and `overview_from_scores` (_overview.py) give everything the overview shows;
+`kizuna analyze` stores it (`overview_rows`) beside the scores it was computed from, so that the web app's
+first overview after an analysis reads a small table instead of every order. `list_members` is the table
+the customer lists page through: the scores with the two prediction columns they sort by.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def rf_grid(scores: ibis.Table) -> pa.Table:
     return to_arrow(grid.order_by(["r_score", "f_score"]))
 
 
-# -- the overview, computed once per analysis (`overview_figures`, in _overview.py) --------------------------
+# -- the overview, computed once per analysis (`overview_from_orders`, `overview_from_scores`) ----------------
 def overview_rows(figures: dict[str, Any]) -> pa.Table:
     """`figures` as a small table to store beside the scores: one row per figure (`part`, and `body`, its
     value as JSON text, dates and periods marked), the same on every engine."""
@@ -90,7 +90,7 @@ def overview_rows(figures: dict[str, Any]) -> pa.Table:
 
 
 def overview_from_rows(rows: pa.Table) -> dict[str, Any]:
-    """The figures `overview_rows` stored, as `overview_figures` gave them."""
+    """The figures `overview_rows` stored, as `overview_from_orders` and `overview_from_scores` gave them."""
     return {part: json.loads(body, object_hook=_decode)
             for part, body in zip(rows["part"].to_pylist(), rows["body"].to_pylist(), strict=True)}
 

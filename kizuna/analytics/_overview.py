@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from kizuna.analytics._settings import AnalysisSettings
 
-__all__ = ["customer_totals", "order_months", "overview_figures"]
+__all__ = ["customer_totals", "order_months", "overview_from_orders", "overview_from_scores"]
 
 COHORT_MONTHS = 12  # as `kpi_report`'s
 
@@ -71,14 +71,12 @@ def customer_totals(months: ibis.Table) -> ibis.Table:
     )
 
 
-def overview_figures(tables: dict[str, ibis.Table], scores: ibis.Table, settings: AnalysisSettings,
-                     as_of: dt.date) -> dict[str, Any]:
-    """The overview's figures as of `as_of` (the day of `scores`): the KPIs of the last full month with
-    their changes against the month before and the same month last year, their monthly trends up to
-    that month, the matrix, ranks, R × F grid, concentration curve and cohorts; plain Python values and
-    lists of rows (what `overview_rows` stores)."""
-    from kizuna.analytics._segments import matrix_table, rank_table, rfm_segment_table
-
+def overview_from_orders(tables: dict[str, ibis.Table], settings: AnalysisSettings, as_of: dt.date) -> dict[str, Any]:
+    """The overview's figures as of `as_of` that the orders and the other imported tables give: the KPIs of
+    the last full month with their changes against the month before and the same month last year, their
+    monthly trends up to that month, the concentration curve and the cohorts; plain Python values and lists
+    of rows (what `overview_rows` stores, with `overview_from_scores`). They read no score, so that `analyze`
+    can compute them while it writes the scores (`Store.beside`)."""
     cut, start = AsOf(as_of), as_of - dt.timedelta(days=365)  # `kpi_report`'s year
     period = Period.month_before(as_of)  # the tiles' month: a running month would compare badly
     with (scratch_table(order_months(tables["orders"], cut, start), "_kizuna_order_months") as months,
@@ -115,13 +113,22 @@ def overview_figures(tables: dict[str, ibis.Table], scores: ibis.Table, settings
         "nps_by_month": monthly_nps(tables["nps_answers"], period.end, TREND_MONTHS).to_pylist(),
         "ltv_by_month": ltv.to_pylist(),
         "churn_by_month": [r for r in churn.to_pylist() if r["month"] <= period.start][-TREND_MONTHS:],
+        "concentration": concentration.to_pylist(),
+        "cohorts": cohorts.to_pylist(),
+        "f2": f2,
+    }
+
+
+def overview_from_scores(scores: ibis.Table, settings: AnalysisSettings) -> dict[str, Any]:
+    """The overview's figures of the customers' scores (`customer_scores`): the matrix, ranks, named segments
+    and R × F grid."""
+    from kizuna.analytics._segments import matrix_table, rank_table, rfm_segment_table
+
+    return {
         "matrix": matrix_table(scores).to_pylist(),
         "ranks": rank_table(scores, tuple(r.label for r in settings.rfm_ranks)).to_pylist(),
         "rfm_segments": rfm_segment_table(scores).to_pylist(),
         "rf": rf_grid(scores).to_pylist(),
-        "concentration": concentration.to_pylist(),
-        "cohorts": cohorts.to_pylist(),
-        "f2": f2,
     }
 
 

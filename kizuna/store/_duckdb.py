@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ibis
 import pyarrow as pa
@@ -25,8 +26,11 @@ import sqlglot.expressions as sge
 
 from kizuna._errors import StoreError
 from kizuna.store._busy import busy_error
-from kizuna.store._engine import Store, redact
+from kizuna.store._engine import Result, Store, redact
 from kizuna.store._statements import compiled
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["DuckDBStore"]
 
@@ -222,6 +226,25 @@ class DuckDBStore(Store):
             raise
         self._in_transaction = False
         self.backend.con.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def beside(self, work: Callable[[Store], Result]) -> Iterator[Callable[[], Result]]:
+        # a cursor is a connection of its own to the same database (a connection runs one query at a time),
+        # outside this one's transaction; its queries share the database's threads and memory limit
+        cursor = self.backend.con.cursor()
+        try:
+            _connection_settings(cursor)
+            side = DuckDBStore(ibis.duckdb.from_connection(cursor), self.url, memory_limit=self.memory_limit,
+                               lock_wait=self.lock_wait)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kizuna-beside") as pool:
+                future = pool.submit(work, side)
+                try:
+                    yield future.result
+                except BaseException:
+                    cursor.interrupt()  # the block failed: what `work` gives is not wanted
+                    raise
+        finally:
+            cursor.close()
 
     def _execute(self, sql: str) -> None:
         self.backend.con.execute(sql)
@@ -517,9 +540,7 @@ def writer_waits(path: str) -> bool:
 
 
 def _session(backend: ibis.BaseBackend, memory_limit: str) -> None:
-    # DuckDB draws its own progress bar on stdout for queries over 2 s, which would
-    # corrupt `--format json` output; kizuna's commands show their own progress.
-    backend.con.execute("SET enable_progress_bar = false")
+    _connection_settings(backend.con)
     # what a large query's hash tables freed goes back to the system within seconds: without the
     # allocator's background thread it stays with the process (beside the Arrow results and models
     # that come after it, as in `predict`) until DuckDB allocates again
@@ -533,6 +554,13 @@ def _session(backend: ibis.BaseBackend, memory_limit: str) -> None:
     limit = _default_memory_limit()
     if limit is not None:
         backend.con.execute(f"SET memory_limit = '{limit}B'")
+
+
+def _connection_settings(connection: duckdb.DuckDBPyConnection) -> None:
+    """What each connection sets for itself (the rest of `_session` holds for the whole database)."""
+    # DuckDB draws its own progress bar on stdout for queries over 2 s, which would
+    # corrupt `--format json` output; kizuna's commands show their own progress.
+    connection.execute("SET enable_progress_bar = false")
 
 
 @functools.cache

@@ -23,7 +23,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import ibis
 import pyarrow as pa
@@ -43,6 +43,7 @@ _OLDER_TABLES = ("customers", "products", "orders", "order_items", "nps_answers"
 SCHEMES = ("duckdb://", "postgres://", "postgresql://", "pyspark://")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 BatchOut = pa.RecordBatch | pa.Table  # what a function mapped over batches gives (`Store.create_mapped`)
+Result = TypeVar("Result")
 
 
 class Store:
@@ -231,6 +232,15 @@ class Store:
         """The statements of the block as one transaction where the engine has them (DuckDB,
         PostgreSQL): all or nothing. Spark has none: the block runs as it goes."""
         yield
+
+    @contextlib.contextmanager
+    def beside(self, work: Callable[[Store], Result]) -> Iterator[Callable[[], Result]]:
+        """`work(store)` started beside the block, reading what the store held before it; the block gets a
+        function that waits for `work`'s result (raising what it raised). Where the engine has a second
+        connection to the database (DuckDB), `work` runs on it in a thread while the block goes on, and sees
+        nothing the block writes; elsewhere it runs on this store when its result is asked for. So `work`
+        reads only tables the block leaves as they are."""
+        yield lambda: work(self)
 
     def _execute(self, sql: str) -> None:
         """Run one statement of kizuna's own (compiled for this engine's dialect)."""

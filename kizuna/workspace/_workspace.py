@@ -284,21 +284,33 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
     def _write_views(self, as_of: dt.date | None = None) -> None:
         """What the web app reads per request, written in the transaction of the scores or predictions it
         comes from: the lists' rows (`analytics.list_members`) and, after `analyze` (`as_of` given), the
-        overview's figures (`analytics.overview_figures`)."""
+        overview's figures (`analytics.overview_from_orders`, `overview_from_scores`)."""
         if not self.store.has_table(SCORES):
             return
         scores = self.store.table(SCORES)
         predictions = self.store.table(PREDICTIONS) if self.store.has_table(PREDICTIONS) else None
         members = analytics.list_members(scores, predictions, self.store.table("customers"))
-        # in matrix-cell order (DuckDB stores the rows as written): a cell's page reads a range; with each
-        # row's place in every order a list sorts by (DuckDB), a page of any list is a range read; within an
-        # R × F cell by LTV, so that the first pages in the default order lie in few runs of rows
-        create_list_rows(self.store, MEMBERS, members, analytics.MEMBER_SORTS,
-                         order=["matrix_cell", "r_score", "f_score", "ltv_revenue"],
-                         categories=analytics.score_categories(self.settings.analysis))
-        if as_of is not None and self.store.count("orders"):
-            figures = analytics.overview_figures(self.tables(), scores, self.settings.analysis, as_of)
+        settings = self.settings.analysis
+        # the orders' figures read nothing this transaction writes: on DuckDB they are worked out on a
+        # connection of their own while the lists' rows are written, each leaving the other's core free at times
+        with self.store.beside(lambda store: self._overview_from_orders(store, as_of)) as from_orders:
+            # in matrix-cell order (DuckDB stores the rows as written): a cell's page reads a range; with each
+            # row's place in every order a list sorts by (DuckDB), a page of any list is a range read; within
+            # an R × F cell by LTV, so that the first pages in the default order lie in few runs of rows
+            create_list_rows(self.store, MEMBERS, members, analytics.MEMBER_SORTS,
+                             order=["matrix_cell", "r_score", "f_score", "ltv_revenue"],
+                             categories=analytics.score_categories(settings))
+            figures = from_orders()
+        if figures is not None:
+            figures |= analytics.overview_from_scores(scores, settings)
             self.store.create(OVERVIEW, analytics.overview_rows(figures))
+
+    def _overview_from_orders(self, store: Store, as_of: dt.date | None) -> dict[str, Any] | None:
+        """The overview's figures from the orders as of `as_of`; None for no overview (no day, no orders)."""
+        if as_of is None or not store.count("orders"):
+            return None
+        tables = {name: store.table(name) for name in TABLES}
+        return analytics.overview_from_orders(tables, self.settings.analysis, as_of)
 
     def _write_list_predictions(self) -> None:
         """The lists' rows with the new predictions: their prediction columns alone where the store can
