@@ -551,7 +551,7 @@ def _session(backend: ibis.BaseBackend, memory_limit: str) -> None:
     # DuckDB's default is 80 % of the machine's (or the container's) memory, as if it had the process to
     # itself; here the process also holds what kizuna works on in Arrow and Python (a run's messages due,
     # the lists' rows), and a first run at ten million customers filled the rest: half is DuckDB's
-    limit = _default_memory_limit()
+    limit = _default_memory_limit(backend.con)
     if limit is not None:
         backend.con.execute(f"SET memory_limit = '{limit}B'")
 
@@ -563,15 +563,13 @@ def _connection_settings(connection: duckdb.DuckDBPyConnection) -> None:
     connection.execute("SET enable_progress_bar = false")
 
 
-@functools.cache
-def _default_memory_limit() -> int | None:
-    """`DEFAULT_MEMORY_SHARE` of the memory in bytes, from a fresh DuckDB's default: not from the store's
-    connection, whose database a second connection to the same file in this process shares, limit included.
-    None where DuckDB writes its default in a form not known here."""
-    import duckdb  # loaded already by the backend
-
-    with duckdb.connect(":memory:") as fresh:
-        number, _, unit = fresh.execute("SELECT current_setting('memory_limit')").fetchone()[0].strip().partition(" ")
+def _default_memory_limit(connection: duckdb.DuckDBPyConnection) -> int | None:
+    """`DEFAULT_MEMORY_SHARE` of the memory in bytes, from DuckDB's default (None where DuckDB writes it in a
+    form not known here). Read after a reset: a second connection to the same file in this process shares
+    the first one's database, limit included (and a fresh in-memory database to read it from would cost the
+    process the memory of a second DuckDB)."""
+    connection.execute("RESET memory_limit")
+    number, _, unit = connection.execute("SELECT current_setting('memory_limit')").fetchone()[0].strip().partition(" ")
     try:
         return int(float(number) * _SIZE_UNITS[unit]) * DEFAULT_MEMORY_SHARE // DUCKDB_MEMORY_SHARE
     except (KeyError, ValueError):
