@@ -172,7 +172,9 @@ def test_a_block_that_fails_stops_the_work_beside_and_its_own_error_comes_out(st
     started = threading.Event()
 
     def work(side: Store) -> int:
-        started.set()  # a query of minutes unless interrupted (of minutes, not hours: should that fail)
+        started.set()
+        time.sleep(0.2)  # the block fails meanwhile: an interrupt before a query, which DuckDB forgets
+        # a query of minutes unless interrupted (of minutes, not hours: should that fail)
         return side.backend.con.execute("SELECT sum(hash(range)) FROM range(20_000_000_000)").fetchone()[0]
 
     begun = time.monotonic()

@@ -241,7 +241,11 @@ class DuckDBStore(Store):
                 try:
                     yield future.result
                 except BaseException:
-                    cursor.interrupt()  # the block failed: what `work` gives is not wanted
+                    # the block failed: what `work` gives is not wanted. Interrupted until it ends, as DuckDB
+                    # forgets an interrupt that comes between two of its queries
+                    while not future.done():
+                        cursor.interrupt()
+                        concurrent.futures.wait([future], timeout=0.05)
                     raise
         finally:
             cursor.close()
