@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Collection
@@ -252,9 +253,9 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         if changed and self.store.has_table(MEMBERS):
             self._write_views()
 
-    def tables(self) -> dict[str, ibis.Table]:
-        """The canonical tables as Ibis expressions, for the analytics."""
-        return {name: self.store.table(name) for name in TABLES}
+    def tables(self, store: Store | None = None) -> dict[str, ibis.Table]:
+        """The canonical tables as Ibis expressions, for the analytics (of `store`, else of the workspace's)."""
+        return {name: (store or self.store).table(name) for name in TABLES}
 
     # -- analytics --------------------------------------------------------------------
     def analyze(self, as_of: dt.date | None = None) -> int:
@@ -293,7 +294,9 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
         settings = self.settings.analysis
         # the orders' figures read nothing this transaction writes: on DuckDB they are worked out on a
         # connection of their own while the lists' rows are written, each leaving the other's core free at times
-        with self.store.beside(lambda store: self._overview_from_orders(store, as_of)) as from_orders:
+        overview = (self.store.beside(lambda store: self._overview_from_orders(store, as_of)) if as_of is not None
+                    else contextlib.nullcontext(lambda: None))
+        with overview as from_orders:
             # in matrix-cell order (DuckDB stores the rows as written): a cell's page reads a range; with each
             # row's place in every order a list sorts by (DuckDB), a page of any list is a range read; within
             # an R × F cell by LTV, so that the first pages in the default order lie in few runs of rows
@@ -305,12 +308,11 @@ class Workspace(Outreach):  # saved segments and campaigns: _outreach.py
             figures |= analytics.overview_from_scores(scores, settings)
             self.store.create(OVERVIEW, analytics.overview_rows(figures))
 
-    def _overview_from_orders(self, store: Store, as_of: dt.date | None) -> dict[str, Any] | None:
-        """The overview's figures from the orders as of `as_of`; None for no overview (no day, no orders)."""
-        if as_of is None or not store.count("orders"):
+    def _overview_from_orders(self, store: Store, as_of: dt.date) -> dict[str, Any] | None:
+        """The overview's figures from the orders of `store` as of `as_of`; None without orders."""
+        if not store.count("orders"):
             return None
-        tables = {name: store.table(name) for name in TABLES}
-        return analytics.overview_from_orders(tables, self.settings.analysis, as_of)
+        return analytics.overview_from_orders(self.tables(store), self.settings.analysis, as_of)
 
     def _write_list_predictions(self) -> None:
         """The lists' rows with the new predictions: their prediction columns alone where the store can
